@@ -1,0 +1,721 @@
+//! The spanned syntax tree of an `.itsm` file.
+//!
+//! Every node carries the [`Span`] it was parsed from, so the checker can point at it. Spans
+//! never take part in equality (see [`Span`]'s `PartialEq`), so two trees compare equal when
+//! they say the same thing, wherever it was written: that is what `parse(fmt(x)) == parse(x)`
+//! relies on. The tree holds what was written, unresolved and unchecked; names are plain
+//! strings until `itsmflow_engine` resolves them.
+
+use std::fmt;
+
+/// Index of a source file in a [`crate::Sources`] set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId(pub u32);
+
+/// A byte range in one source file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Span {
+    pub file: FileId,
+    pub start: u32,
+    pub end: u32,
+}
+
+/// Spans are location, not meaning: they compare equal always, so syntax trees compare by
+/// content. Compare `start`/`end` explicitly where a location matters.
+impl PartialEq for Span {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for Span {}
+
+impl Span {
+    pub fn new(file: FileId, start: usize, end: usize) -> Self {
+        Span {
+            file,
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+    pub fn len(&self) -> usize {
+        (self.end - self.start) as usize
+    }
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+    /// The smallest span covering both (same file assumed).
+    pub fn to(&self, other: Span) -> Span {
+        Span {
+            file: self.file,
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
+    }
+}
+
+/// A value and where it was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spanned<T> {
+    pub node: T,
+    pub span: Span,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(node: T, span: Span) -> Self {
+        Spanned { node, span }
+    }
+}
+
+/// A name as written: an identifier, an enum value or a calendar reference such as `24x7`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+impl Ident {
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Display for Ident {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct File {
+    pub items: Vec<Item>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    Calendar(Calendar),
+    Queue(Queue),
+    Role(Role),
+    Process(Process),
+}
+
+impl Item {
+    pub fn span(&self) -> Span {
+        match self {
+            Item::Calendar(c) => c.span,
+            Item::Queue(q) => q.span,
+            Item::Role(r) => r.span,
+            Item::Process(p) => p.span,
+        }
+    }
+    pub fn name(&self) -> &Ident {
+        match self {
+            Item::Calendar(c) => &c.name,
+            Item::Queue(q) => &q.name,
+            Item::Role(r) => &r.name,
+            Item::Process(p) => &p.name,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calendars
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Calendar {
+    pub name: Ident,
+    pub label: Option<Spanned<String>>,
+    pub entries: Vec<CalendarEntry>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CalendarEntry {
+    Timezone(Spanned<String>),
+    Hours(Hours),
+    Holidays(Vec<Holiday>, Span),
+}
+
+impl CalendarEntry {
+    pub fn span(&self) -> Span {
+        match self {
+            CalendarEntry::Timezone(t) => t.span,
+            CalendarEntry::Hours(h) => h.span,
+            CalendarEntry::Holidays(_, s) => *s,
+        }
+    }
+}
+
+/// `hours mon-fri 08:00-12:00, 13:00-17:00` or `hours sat, sun closed`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hours {
+    pub days: Vec<DayRange>,
+    /// `None` for `closed`.
+    pub times: Option<Vec<TimeRange>>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DayRange {
+    pub from: Ident,
+    pub to: Option<Ident>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockTime {
+    pub hour: u32,
+    pub minute: u32,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from: ClockTime,
+    pub to: ClockTime,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holiday {
+    /// `YYYY-MM-DD` as written; the checker validates it.
+    pub date: Spanned<String>,
+    pub label: Option<Spanned<String>>,
+    pub span: Span,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queues and roles
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Queue {
+    pub name: Ident,
+    pub label: Option<Spanned<String>>,
+    pub attrs: Vec<QueueAttr>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueueAttrKind {
+    Tier(i64),
+    EscalatesTo(Ident),
+    Members(Vec<Ident>),
+    /// Push assignment strategy, e.g. `round_robin`.
+    Assign(Ident),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueAttr {
+    pub kind: QueueAttrKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Role {
+    pub name: Ident,
+    pub label: Option<Spanned<String>>,
+    pub span: Span,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Process {
+    pub name: Ident,
+    pub label: Option<Spanned<String>>,
+    pub tailoring: Option<Tailoring>,
+    pub members: Vec<Member>,
+    pub span: Span,
+}
+
+/// `for client acme extends incident`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tailoring {
+    pub client: Ident,
+    pub base: Ident,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Member {
+    Fields(Fields),
+    Priorities(Priorities),
+    PriorityTable(PriorityTable),
+    Targets(Targets),
+    Stage(Stage),
+    Transition(Transition),
+    Routing(Routing),
+    Escalation(Escalation),
+    Approval(Approval),
+    Rule(Rule),
+}
+
+impl Member {
+    pub fn span(&self) -> Span {
+        match self {
+            Member::Fields(m) => m.span,
+            Member::Priorities(m) => m.span,
+            Member::PriorityTable(m) => m.span,
+            Member::Targets(m) => m.span,
+            Member::Stage(m) => m.span,
+            Member::Transition(m) => m.span,
+            Member::Routing(m) => m.span,
+            Member::Escalation(m) => m.span,
+            Member::Approval(m) => m.span,
+            Member::Rule(m) => m.span,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fields {
+    pub fields: Vec<Field>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub name: Ident,
+    pub ty: FieldType,
+    pub required: Option<Span>,
+    pub default: Option<Literal>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    /// `text`, `int`, `bool`, `duration`, `datetime`; the checker rejects other names.
+    Named(Ident),
+    Enum(Vec<Ident>, Span),
+}
+
+impl FieldType {
+    pub fn span(&self) -> Span {
+        match self {
+            FieldType::Named(i) => i.span,
+            FieldType::Enum(_, s) => *s,
+        }
+    }
+}
+
+/// A duration as written, e.g. `1h30m`. Weeks and days are calendar days of the calendar that
+/// applies; hours, minutes and seconds are business time on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Duration {
+    pub weeks: u64,
+    pub days: u64,
+    pub hours: u64,
+    pub minutes: u64,
+    pub seconds: u64,
+}
+
+impl Duration {
+    pub fn is_zero(&self) -> bool {
+        *self == Duration::default()
+    }
+    /// Days (weeks count seven) and the rest in seconds. `None` on overflow.
+    pub fn days_and_seconds(&self) -> Option<(u64, u64)> {
+        let days = self.weeks.checked_mul(7)?.checked_add(self.days)?;
+        let secs = self
+            .hours
+            .checked_mul(3600)?
+            .checked_add(self.minutes.checked_mul(60)?)?
+            .checked_add(self.seconds)?;
+        Some((days, secs))
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_zero() {
+            return f.write_str("0m");
+        }
+        for (n, unit) in [
+            (self.weeks, "w"),
+            (self.days, "d"),
+            (self.hours, "h"),
+            (self.minutes, "m"),
+            (self.seconds, "s"),
+        ] {
+            if n > 0 {
+                write!(f, "{n}{unit}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LiteralKind {
+    /// `2026-12-25T08:00` with optional seconds and offset, as written.
+    DateTime(String),
+    /// `2026-12-25`, as written.
+    Date(String),
+    Duration(Duration),
+    Integer(i64),
+    String(String),
+    /// A bare word: an enum value, a priority, `true` or `false`.
+    Symbol(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Literal {
+    pub kind: LiteralKind,
+    pub span: Span,
+}
+
+/// `priorities P1, P2, P3`: the priority levels, most urgent first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Priorities {
+    pub levels: Vec<Ident>,
+    pub span: Span,
+}
+
+/// `priority from impact, urgency { high => P1, P2, P3 ... }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PriorityTable {
+    pub fields: Vec<Ident>,
+    pub rows: Vec<PriorityRow>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PriorityRow {
+    pub keys: Vec<Ident>,
+    pub cells: Vec<Ident>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ClockKind {
+    Respond,
+    Resolve,
+}
+
+impl ClockKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockKind::Respond => "respond",
+            ClockKind::Resolve => "resolve",
+        }
+    }
+}
+
+impl fmt::Display for ClockKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Targets {
+    pub calendar: Option<Ident>,
+    pub rows: Vec<TargetRow>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetRow {
+    pub priority: Ident,
+    pub clocks: Vec<ClockTarget>,
+    pub calendar: Option<Ident>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClockTarget {
+    pub clock: Spanned<ClockKind>,
+    pub duration: Spanned<Duration>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StageKind {
+    Initial,
+    Final,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stage {
+    pub name: Ident,
+    pub label: Option<Spanned<String>>,
+    pub kinds: Vec<Spanned<StageKind>>,
+    pub attrs: Vec<StageAttr>,
+    pub span: Span,
+}
+
+impl Stage {
+    pub fn is(&self, kind: StageKind) -> bool {
+        self.kinds.iter().any(|k| k.node == kind)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueueTarget {
+    Named(Ident),
+    ByRouting,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StageAttrKind {
+    Queue(QueueTarget),
+    Pauses(Vec<Spanned<ClockKind>>),
+    Stops(Vec<Spanned<ClockKind>>),
+    Starts(Vec<Spanned<ClockKind>>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageAttr {
+    pub kind: StageAttrKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub name: Ident,
+    pub label: Option<Spanned<String>>,
+    pub from: Vec<Ident>,
+    pub to: Ident,
+    pub clauses: Vec<TransitionClause>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransitionClauseKind {
+    ByRoles(Vec<Ident>),
+    After(Duration),
+    Requires(Vec<Ident>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransitionClause {
+    pub kind: TransitionClauseKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+    pub fn is_ordering(self) -> bool {
+        !matches!(self, CmpOp::Eq | CmpOp::Ne)
+    }
+}
+
+/// A condition in `routing` and `approval`: a field (or `priority`) compared with a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Condition {
+    Or(Vec<Condition>, Span),
+    And(Vec<Condition>, Span),
+    Not(Box<Condition>, Span),
+    Compare {
+        subject: Ident,
+        op: Spanned<CmpOp>,
+        value: Literal,
+        span: Span,
+    },
+    In {
+        subject: Ident,
+        values: Vec<Literal>,
+        span: Span,
+    },
+}
+
+impl Condition {
+    pub fn span(&self) -> Span {
+        match self {
+            Condition::Or(_, s) | Condition::And(_, s) | Condition::Not(_, s) => *s,
+            Condition::Compare { span, .. } | Condition::In { span, .. } => *span,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Routing {
+    pub rules: Vec<RouteRule>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteRule {
+    /// `None` for `otherwise`.
+    pub condition: Option<Condition>,
+    pub queue: Ident,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Escalation {
+    pub clock: Spanned<ClockKind>,
+    pub steps: Vec<EscalationStep>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threshold {
+    /// Share of the clock's target, `at 75%`.
+    Percent(u32),
+    /// Business time since the clock started, `at 2h`.
+    After(Duration),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EscalationStep {
+    pub threshold: Spanned<Threshold>,
+    pub actions: Vec<EscalationAction>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EscalationActionKind {
+    NotifyRole(Ident),
+    MoveToNextTier,
+    MoveToQueue(Ident),
+    RaisePriority,
+    Perform(Ident),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EscalationAction {
+    pub kind: EscalationActionKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approval {
+    /// The stage in which approval is asked.
+    pub stage: Ident,
+    pub entries: Vec<ApprovalEntry>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApprovalEntry {
+    /// `when cond => plan`, or `otherwise => plan` when `condition` is `None`.
+    Rule {
+        condition: Option<Condition>,
+        plan: ApprovalPlan,
+        span: Span,
+    },
+    Outcome(ApprovalOutcome),
+}
+
+/// Sequential approval levels; empty means `none` (no approval needed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalPlan {
+    pub levels: Vec<ApprovalLevel>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quorum {
+    All,
+    /// `any 2` or `2`: at least this many members of the role must approve.
+    Count(i64),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalLevel {
+    pub quorum: Spanned<Quorum>,
+    pub role: Ident,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutcomeKind {
+    Approve,
+    Reject,
+    Expire,
+}
+
+impl OutcomeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Approve => "approve",
+            OutcomeKind::Reject => "reject",
+            OutcomeKind::Expire => "expire",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalOutcome {
+    pub kind: Spanned<OutcomeKind>,
+    pub after: Option<Spanned<Duration>>,
+    pub stage: Ident,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleTarget {
+    /// `when transition close, cancel`: the rule guards these transitions.
+    Guard(Vec<Ident>),
+    /// `computes risk`: the rule's value is stored in this field.
+    Computes(Ident),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub name: Ident,
+    pub target: RuleTarget,
+    pub code: RhaiCode,
+    pub span: Span,
+}
+
+/// A rule body in rhai, exactly as written between the braces.
+#[derive(Clone, Debug, Eq)]
+pub struct RhaiCode {
+    pub text: String,
+    /// Span of `text` (inside the braces).
+    pub span: Span,
+}
+
+impl RhaiCode {
+    /// The code with its common indentation removed and blank lines around it dropped: what
+    /// the formatter prints, and what makes two bodies the same.
+    pub fn normalized(&self) -> Vec<&str> {
+        let lines: Vec<&str> = self.text.lines().map(str::trim_end).collect();
+        let first = lines.iter().position(|l| !l.is_empty());
+        let last = lines.iter().rposition(|l| !l.is_empty());
+        let (Some(first), Some(last)) = (first, last) else {
+            return Vec::new();
+        };
+        let lines = &lines[first..=last];
+        let indent = lines
+            .iter()
+            .filter(|l| !l.is_empty())
+            .map(|l| l.len() - l.trim_start_matches([' ', '\t']).len())
+            .min()
+            .unwrap_or(0);
+        lines
+            .iter()
+            .map(|l| l.get(indent..).unwrap_or(""))
+            .collect()
+    }
+}
+
+impl PartialEq for RhaiCode {
+    fn eq(&self, other: &Self) -> bool {
+        self.normalized() == other.normalized()
+    }
+}

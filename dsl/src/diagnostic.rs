@@ -1,0 +1,299 @@
+//! Diagnostics: every problem found in a project, with a stable code, a location, labels and
+//! help, rendered as text for people (through miette, without colour so snapshots are stable)
+//! or as JSON for editors and CI.
+//!
+//! Message style: lowercase, no trailing period, names from the user's file in backticks,
+//! domain words rather than Rust type names.
+
+use std::fmt;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use serde::Serialize;
+
+use crate::ast::Span;
+use crate::source::Sources;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem found in a project.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Stable, documented code, e.g. `unknown-name`; tools match on it.
+    pub code: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    /// Where the problem is.
+    pub span: Span,
+    /// What the primary span shows; may be empty.
+    pub label: String,
+    /// Related places ("first defined here").
+    pub secondary: Vec<(Span, String)>,
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn error(code: &'static str, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            code,
+            severity: Severity::Error,
+            message: message.into(),
+            span,
+            label: String::new(),
+            secondary: Vec::new(),
+            help: None,
+        }
+    }
+
+    pub fn warning(code: &'static str, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, span, message)
+        }
+    }
+
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    pub fn with_secondary(mut self, span: Span, label: impl Into<String>) -> Self {
+        self.secondary.push((span, label.into()));
+        self
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn maybe_help(mut self, help: Option<String>) -> Self {
+        if help.is_some() {
+            self.help = help;
+        }
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// Sort diagnostics by file and position, so reports read top to bottom.
+pub fn sort(diagnostics: &mut [Diagnostic]) {
+    diagnostics.sort_by(|a, b| {
+        (a.span.file, a.span.start, a.span.end, a.code, &a.message).cmp(&(
+            b.span.file,
+            b.span.start,
+            b.span.end,
+            b.code,
+            &b.message,
+        ))
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text
+
+/// Render diagnostics for a terminal, with source snippets, followed by a one-line summary.
+pub fn render_text(sources: &Sources, diagnostics: &[Diagnostic]) -> String {
+    let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
+        .with_width(100)
+        .with_links(false);
+    let mut out = String::new();
+    for d in diagnostics {
+        let report = MietteReport::new(sources, d);
+        if handler.render_report(&mut out, &report).is_err() {
+            out.push_str(&format!("{}: {}\n", sources.location(d.span), d.message));
+        }
+    }
+    out.push_str(&summary(diagnostics));
+    out.push('\n');
+    out
+}
+
+/// `2 errors, 1 warning` or `no problems found`.
+pub fn summary(diagnostics: &[Diagnostic]) -> String {
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    match (errors, warnings) {
+        (0, 0) => "no problems found".to_string(),
+        (e, 0) => plural(e, "error"),
+        (0, w) => plural(w, "warning"),
+        (e, w) => format!("{}, {}", plural(e, "error"), plural(w, "warning")),
+    }
+}
+
+/// Adapter from our diagnostic to miette's, for rendering only.
+#[derive(Debug)]
+struct MietteReport<'a> {
+    diagnostic: &'a Diagnostic,
+    source: Option<NamedSource<String>>,
+    labels: Vec<LabeledSpan>,
+    help: Option<String>,
+}
+
+impl<'a> MietteReport<'a> {
+    fn new(sources: &Sources, d: &'a Diagnostic) -> Self {
+        let file = sources.get(d.span.file);
+        let source = file.map(|f| NamedSource::new(&f.name, f.text.clone()));
+        let clamp = |span: Span| {
+            let len = file.map(|f| f.text.len()).unwrap_or(0);
+            let start = (span.start as usize).min(len);
+            let end = (span.end as usize).clamp(start, len);
+            (start, end - start)
+        };
+        let label = (!d.label.is_empty()).then(|| d.label.clone());
+        let mut labels = vec![LabeledSpan::new_primary_with_span(label, clamp(d.span))];
+        let mut notes = Vec::new();
+        for (span, text) in &d.secondary {
+            if span.file == d.span.file {
+                labels.push(LabeledSpan::new_with_span(Some(text.clone()), clamp(*span)));
+            } else {
+                notes.push(format!("{text}: {}", sources.location(*span)));
+            }
+        }
+        let help = match (&d.help, notes.is_empty()) {
+            (Some(h), true) => Some(h.clone()),
+            (None, true) => None,
+            (h, false) => {
+                let mut all: Vec<String> = h.iter().cloned().collect();
+                all.extend(notes);
+                Some(all.join("\n"))
+            }
+        };
+        MietteReport {
+            diagnostic: d,
+            source,
+            labels,
+            help,
+        }
+    }
+}
+
+impl fmt::Display for MietteReport<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diagnostic.message)
+    }
+}
+
+impl std::error::Error for MietteReport<'_> {}
+
+impl miette::Diagnostic for MietteReport<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        Some(Box::new(self.diagnostic.code))
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.diagnostic.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        Some(Box::new(self.labels.iter().cloned()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+
+#[derive(Serialize)]
+struct JsonPosition {
+    file: String,
+    line: usize,
+    column: usize,
+    end_line: usize,
+    end_column: usize,
+}
+
+#[derive(Serialize)]
+struct JsonLabel {
+    #[serde(flatten)]
+    position: JsonPosition,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct JsonDiagnostic {
+    code: &'static str,
+    severity: Severity,
+    message: String,
+    #[serde(flatten)]
+    position: JsonPosition,
+    label: String,
+    related: Vec<JsonLabel>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    help: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JsonReport {
+    errors: usize,
+    warnings: usize,
+    diagnostics: Vec<JsonDiagnostic>,
+}
+
+fn position(sources: &Sources, span: Span) -> JsonPosition {
+    match sources.get(span.file) {
+        Some(f) => {
+            let (line, column) = f.line_col(span.start as usize);
+            let (end_line, end_column) = f.line_col(span.end as usize);
+            JsonPosition {
+                file: f.name.clone(),
+                line,
+                column,
+                end_line,
+                end_column,
+            }
+        }
+        None => JsonPosition {
+            file: String::new(),
+            line: 0,
+            column: 0,
+            end_line: 0,
+            end_column: 0,
+        },
+    }
+}
+
+/// The diagnostics as one JSON document: `{"errors", "warnings", "diagnostics": [...]}`.
+pub fn to_json(sources: &Sources, diagnostics: &[Diagnostic]) -> serde_json::Value {
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let report = JsonReport {
+        errors,
+        warnings: diagnostics.len() - errors,
+        diagnostics: diagnostics
+            .iter()
+            .map(|d| JsonDiagnostic {
+                code: d.code,
+                severity: d.severity,
+                message: d.message.clone(),
+                position: position(sources, d.span),
+                label: d.label.clone(),
+                related: d
+                    .secondary
+                    .iter()
+                    .map(|(s, m)| JsonLabel {
+                        position: position(sources, *s),
+                        message: m.clone(),
+                    })
+                    .collect(),
+                help: d.help.clone(),
+            })
+            .collect(),
+    };
+    serde_json::to_value(report).unwrap_or(serde_json::Value::Null)
+}

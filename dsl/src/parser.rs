@@ -1,0 +1,1304 @@
+//! Text to [`ast::File`]. Parsing never fails: it returns a tree of everything that parsed
+//! and a diagnostic for everything that did not.
+//!
+//! A file is first parsed whole. When that fails, it is cut into top-level items (at each
+//! `calendar`, `queue`, `role` or `process` that starts a line outside braces) and each item
+//! is parsed alone, so one syntax error costs one item, not the rest of the file. pest's
+//! types stay in this module.
+
+use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::Pair;
+use pest::Parser as _;
+use pest_derive::Parser;
+
+use crate::ast::*;
+use crate::diagnostic::Diagnostic;
+
+#[derive(Parser)]
+#[grammar = "grammar.pest"]
+struct Grammar;
+
+/// The result of parsing one file.
+#[derive(Debug)]
+pub struct Parsed {
+    pub file: File,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Names of top-level items that failed to parse (as far as they could be read), so that
+    /// references to them are not reported as unknown on top of the syntax error.
+    pub broken_items: Vec<String>,
+}
+
+impl Parsed {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Parse one file's text.
+pub fn parse(file: FileId, text: &str) -> Parsed {
+    let mut ctx = Ctx {
+        file,
+        base: 0,
+        diagnostics: Vec::new(),
+    };
+    match Grammar::parse(Rule::file, text) {
+        Ok(mut pairs) => {
+            let items = pairs
+                .next()
+                .map(|p| ctx.items(p))
+                .unwrap_or_default();
+            Parsed {
+                file: File { items },
+                diagnostics: ctx.diagnostics,
+                broken_items: Vec::new(),
+            }
+        }
+        Err(_) => parse_items_one_by_one(file, text),
+    }
+}
+
+fn parse_items_one_by_one(file: FileId, text: &str) -> Parsed {
+    let mut items = Vec::new();
+    let mut diagnostics = Vec::new();
+    let mut broken_items = Vec::new();
+    for (start, end) in item_chunks(text) {
+        let chunk = &text[start..end];
+        let mut ctx = Ctx {
+            file,
+            base: start,
+            diagnostics: Vec::new(),
+        };
+        match Grammar::parse(Rule::file, chunk) {
+            Ok(mut pairs) => {
+                if let Some(p) = pairs.next() {
+                    items.extend(ctx.items(p));
+                }
+                diagnostics.append(&mut ctx.diagnostics);
+            }
+            Err(e) => {
+                diagnostics.push(syntax_error(file, start, chunk, e));
+                if let Some(name) = item_name(chunk) {
+                    broken_items.push(name);
+                }
+            }
+        }
+    }
+    Parsed {
+        file: File { items },
+        diagnostics,
+        broken_items,
+    }
+}
+
+const ITEM_KEYWORDS: [&str; 4] = ["calendar", "queue", "role", "process"];
+
+fn starts_with_keyword(rest: &str) -> bool {
+    ITEM_KEYWORDS.iter().any(|kw| {
+        rest.starts_with(kw)
+            && !rest[kw.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
+/// Byte ranges of the top-level items of a file: a new item starts where a line begins with an
+/// item keyword, either outside braces or in the first column (where an unclosed brace above
+/// is more likely the mistake than a nested keyword).
+fn item_chunks(text: &str) -> Vec<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut starts = vec![0];
+    let mut depth: i64 = 0;
+    let mut i = 0;
+    let mut line_start = true;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if line_start && (b == b' ' || b == b'\t') {
+            i += 1;
+            continue;
+        }
+        if line_start {
+            let at_column_0 = i == 0 || bytes[i - 1] == b'\n';
+            if (depth <= 0 || at_column_0) && starts_with_keyword(&text[i..]) {
+                if i != 0 {
+                    starts.push(i);
+                }
+                depth = 0;
+            }
+        }
+        line_start = false;
+        match b {
+            b'\n' => line_start = true,
+            b'{' => depth += 1,
+            b'}' => depth -= 1,
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                if bytes.get(i) == Some(&b'\n') {
+                    continue;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut chunks = Vec::with_capacity(starts.len());
+    for (n, &s) in starts.iter().enumerate() {
+        let e = starts.get(n + 1).copied().unwrap_or(text.len());
+        chunks.push((s, e));
+    }
+    chunks
+}
+
+/// `process incident ...` -> `incident`, for a chunk that failed to parse.
+fn item_name(chunk: &str) -> Option<String> {
+    let mut words = chunk
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty());
+    let kw = words.next()?;
+    if !ITEM_KEYWORDS.contains(&kw) {
+        return None;
+    }
+    words.next().map(str::to_string)
+}
+
+fn syntax_error(file: FileId, base: usize, text: &str, error: pest::error::Error<Rule>) -> Diagnostic {
+    let pos = match error.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let found = describe_found(text, pos);
+    let message = match &error.variant {
+        ErrorVariant::ParsingError { positives, .. } if !positives.is_empty() => {
+            let mut names: Vec<&str> = positives.iter().map(|r| describe_rule(*r)).collect();
+            names.sort_unstable();
+            names.dedup();
+            format!("expected {}, found {found}", one_of(&names))
+        }
+        ErrorVariant::ParsingError { .. } => format!("unexpected {found}"),
+        ErrorVariant::CustomError { message } => message.clone(),
+    };
+    let len = found_len(text, pos);
+    Diagnostic::error("syntax", Span::new(file, base + pos, base + pos + len), message)
+        .with_label("here")
+}
+
+fn one_of(names: &[&str]) -> String {
+    match names {
+        [] => "something else".to_string(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+fn found_len(text: &str, pos: usize) -> usize {
+    let rest = text.get(pos..).unwrap_or("");
+    match rest.chars().next() {
+        None => 0,
+        Some(c) if c.is_ascii_alphanumeric() || c == '_' => rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len()),
+        Some(c) => c.len_utf8(),
+    }
+}
+
+fn describe_found(text: &str, pos: usize) -> String {
+    let rest = text.get(pos..).unwrap_or("");
+    match rest.chars().next() {
+        None => "end of file".to_string(),
+        Some('\n') | Some('\r') => "end of line".to_string(),
+        Some(_) => {
+            let token = &rest[..found_len(text, pos)];
+            format!("`{token}`")
+        }
+    }
+}
+
+/// The name of a grammar rule as a user should read it in "expected ...".
+fn describe_rule(r: Rule) -> &'static str {
+    match r {
+        Rule::EOI => "end of file",
+        Rule::ident | Rule::ident_list => "a name",
+        Rule::symbol | Rule::symbol_list => "a value",
+        Rule::string | Rule::string_raw => "a string",
+        Rule::integer => "a number",
+        Rule::duration => "a duration such as `4h`",
+        Rule::percent => "a percentage such as `75%`",
+        Rule::date | Rule::holiday => "a date such as `2026-12-25`",
+        Rule::datetime => "a date and time",
+        Rule::clock_time | Rule::time_range | Rule::time_ranges => "a time such as `08:00`",
+        Rule::calendar_ref => "a calendar name or `24x7`",
+        Rule::literal | Rule::literal_list => "a value",
+        Rule::calendar | Rule::kw_calendar => "`calendar`",
+        Rule::kw_timezone | Rule::cal_timezone => "`timezone`",
+        Rule::kw_hours | Rule::cal_hours => "`hours`",
+        Rule::kw_closed => "`closed`",
+        Rule::kw_holidays | Rule::cal_holidays => "`holidays`",
+        Rule::day_spec | Rule::day_range => "a day such as `mon`",
+        Rule::queue | Rule::kw_queue | Rule::stage_queue => "`queue`",
+        Rule::kw_tier | Rule::queue_tier => "`tier`",
+        Rule::kw_escalates_to | Rule::queue_escalates => "`escalates_to`",
+        Rule::kw_members | Rule::queue_members => "`members`",
+        Rule::kw_assign | Rule::queue_assign => "`assign`",
+        Rule::role | Rule::kw_role => "`role`",
+        Rule::process | Rule::kw_process => "`process`",
+        Rule::tailoring | Rule::kw_for => "`for`",
+        Rule::kw_client => "`client`",
+        Rule::kw_extends => "`extends`",
+        Rule::fields | Rule::kw_fields => "`fields`",
+        Rule::field => "a field",
+        Rule::field_type => "a field type",
+        Rule::enum_type | Rule::kw_enum => "`enum`",
+        Rule::kw_required => "`required`",
+        Rule::kw_default | Rule::field_default => "`default`",
+        Rule::priorities | Rule::kw_priorities => "`priorities`",
+        Rule::priority_table | Rule::kw_priority | Rule::raise_action => "`priority`",
+        Rule::priority_row => "a table row",
+        Rule::kw_from => "`from`",
+        Rule::targets | Rule::kw_targets => "`targets`",
+        Rule::target_row => "a priority and its targets",
+        Rule::kw_on | Rule::approval_outcome => "`on`",
+        Rule::clock_kind | Rule::clock_list | Rule::clock_target => "`respond` or `resolve`",
+        Rule::kw_respond => "`respond`",
+        Rule::kw_resolve => "`resolve`",
+        Rule::stage | Rule::kw_stage => "`stage`",
+        Rule::stage_kind => "`initial` or `final`",
+        Rule::kw_initial => "`initial`",
+        Rule::kw_final => "`final`",
+        Rule::kw_by | Rule::by_roles | Rule::by_routing => "`by`",
+        Rule::kw_routing | Rule::routing => "`routing`",
+        Rule::kw_pauses | Rule::stage_pauses => "`pauses`",
+        Rule::kw_stops | Rule::stage_stops => "`stops`",
+        Rule::kw_starts | Rule::stage_starts => "`starts`",
+        Rule::transition | Rule::kw_transition => "`transition`",
+        Rule::kw_or => "`or`",
+        Rule::kw_and => "`and`",
+        Rule::kw_not => "`not`",
+        Rule::kw_in => "`in`",
+        Rule::kw_after | Rule::after_clause => "`after`",
+        Rule::kw_requires | Rule::requires_clause => "`requires`",
+        Rule::condition | Rule::conjunction | Rule::negation | Rule::comparison => "a condition",
+        Rule::membership => "`in`",
+        Rule::cmp_op => "a comparison such as `==`",
+        Rule::kw_when | Rule::route_when | Rule::approval_when => "`when`",
+        Rule::kw_otherwise | Rule::route_otherwise | Rule::approval_otherwise => "`otherwise`",
+        Rule::escalation | Rule::kw_escalation => "`escalation`",
+        Rule::escalation_step | Rule::kw_at => "`at`",
+        Rule::threshold => "a percentage or a duration",
+        Rule::notify_action | Rule::kw_notify => "`notify`",
+        Rule::move_action | Rule::kw_move => "`move`",
+        Rule::kw_to => "`to`",
+        Rule::next_tier | Rule::kw_next => "`next tier`",
+        Rule::kw_raise => "`raise`",
+        Rule::perform_action | Rule::kw_perform => "`perform`",
+        Rule::approval | Rule::kw_approval => "`approval`",
+        Rule::approval_plan => "`none` or an approval level",
+        Rule::approval_level | Rule::quorum => "`any`, `all` or a number",
+        Rule::kw_none => "`none`",
+        Rule::kw_any => "`any`",
+        Rule::kw_all => "`all`",
+        Rule::kw_of => "`of`",
+        Rule::kw_then => "`then`",
+        Rule::outcome_kind => "`approve`, `reject` or `expire`",
+        Rule::kw_approve => "`approve`",
+        Rule::kw_reject => "`reject`",
+        Rule::kw_expire => "`expire`",
+        Rule::rule | Rule::kw_rule => "`rule`",
+        Rule::rule_guard => "`when transition`",
+        Rule::rule_compute | Rule::kw_computes => "`computes`",
+        Rule::rhai_block => "`{`",
+        _ => "something else",
+    }
+}
+
+/// Conversion from pest pairs to the AST. Every function tolerates missing children (filling in
+/// an empty name) rather than panicking: the grammar guarantees the shape, and a mismatch must
+/// cost a wrong tree, never a crash.
+struct Ctx {
+    file: FileId,
+    /// Offset of `text` in the file.
+    base: usize,
+    diagnostics: Vec<Diagnostic>,
+}
+
+type P<'i> = Pair<'i, Rule>;
+
+impl Ctx {
+    fn span(&self, pair: &P) -> Span {
+        let s = pair.as_span();
+        Span::new(self.file, self.base + s.start(), self.base + s.end())
+    }
+
+    fn ident(&self, pair: P) -> Ident {
+        Ident {
+            name: pair.as_str().to_string(),
+            span: self.span(&pair),
+        }
+    }
+
+    fn missing(&self, span: Span) -> Ident {
+        Ident {
+            name: String::new(),
+            span,
+        }
+    }
+
+    fn idents(&self, pair: P) -> Vec<Ident> {
+        pair.into_inner().map(|p| self.ident(p)).collect()
+    }
+
+    fn string(&self, pair: P) -> Spanned<String> {
+        let span = self.span(&pair);
+        let raw = pair.into_inner().next().map(|p| p.as_str()).unwrap_or("");
+        Spanned::new(unescape(raw), span)
+    }
+
+    fn integer(&mut self, pair: P) -> i64 {
+        let span = self.span(&pair);
+        match pair.as_str().parse::<i64>() {
+            Ok(n) => n,
+            Err(_) => {
+                self.diagnostics.push(
+                    Diagnostic::error("number-too-large", span, "this number is too large")
+                        .with_label("does not fit in 64 bits"),
+                );
+                0
+            }
+        }
+    }
+
+    fn duration(&mut self, pair: P) -> Spanned<Duration> {
+        let span = self.span(&pair);
+        match parse_duration(pair.as_str()) {
+            Some(d) => Spanned::new(d, span),
+            None => {
+                self.diagnostics.push(
+                    Diagnostic::error("number-too-large", span, "this duration is too large")
+                        .with_label("too large"),
+                );
+                Spanned::new(Duration::default(), span)
+            }
+        }
+    }
+
+    fn items(&mut self, file: P) -> Vec<Item> {
+        let mut items = Vec::new();
+        for p in file.into_inner() {
+            match p.as_rule() {
+                Rule::calendar => items.push(Item::Calendar(self.calendar(p))),
+                Rule::queue => items.push(Item::Queue(self.queue(p))),
+                Rule::role => items.push(Item::Role(self.role(p))),
+                Rule::process => items.push(Item::Process(self.process(p))),
+                _ => {}
+            }
+        }
+        items
+    }
+
+    // -- calendars ------------------------------------------------------------------------------
+
+    fn calendar(&mut self, pair: P) -> Calendar {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut label = None;
+        let mut entries = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident => name = Some(self.ident(p)),
+                Rule::string => label = Some(self.string(p)),
+                Rule::cal_timezone => {
+                    let s = self.span(&p);
+                    let tz = p
+                        .into_inner()
+                        .find(|q| q.as_rule() == Rule::string)
+                        .map(|q| self.string(q))
+                        .unwrap_or_else(|| Spanned::new(String::new(), s));
+                    entries.push(CalendarEntry::Timezone(tz));
+                }
+                Rule::cal_hours => entries.push(CalendarEntry::Hours(self.hours(p))),
+                Rule::cal_holidays => {
+                    let s = self.span(&p);
+                    let days = p
+                        .into_inner()
+                        .filter(|q| q.as_rule() == Rule::holiday)
+                        .map(|q| self.holiday(q))
+                        .collect();
+                    entries.push(CalendarEntry::Holidays(days, s));
+                }
+                _ => {}
+            }
+        }
+        Calendar {
+            name: name.unwrap_or_else(|| self.missing(span)),
+            label,
+            entries,
+            span,
+        }
+    }
+
+    fn hours(&mut self, pair: P) -> Hours {
+        let span = self.span(&pair);
+        let mut days = Vec::new();
+        let mut times = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::day_spec => {
+                    for r in p.into_inner() {
+                        let rspan = self.span(&r);
+                        let mut parts = r.into_inner().map(|q| self.ident(q));
+                        let from = parts.next().unwrap_or_else(|| self.missing(rspan));
+                        let to = parts.next();
+                        days.push(DayRange {
+                            from,
+                            to,
+                            span: rspan,
+                        });
+                    }
+                }
+                Rule::time_ranges => {
+                    let ranges = p
+                        .into_inner()
+                        .map(|r| {
+                            let rspan = self.span(&r);
+                            let mut ts = r.into_inner().map(|t| self.clock_time(t));
+                            let from = ts.next().unwrap_or(ClockTime {
+                                hour: 0,
+                                minute: 0,
+                                span: rspan,
+                            });
+                            let to = ts.next().unwrap_or(from);
+                            TimeRange {
+                                from,
+                                to,
+                                span: rspan,
+                            }
+                        })
+                        .collect();
+                    times = Some(ranges);
+                }
+                _ => {}
+            }
+        }
+        Hours { days, times, span }
+    }
+
+    fn clock_time(&self, pair: P) -> ClockTime {
+        let span = self.span(&pair);
+        let (h, m) = pair.as_str().split_once(':').unwrap_or(("0", "0"));
+        ClockTime {
+            hour: h.parse().unwrap_or(0),
+            minute: m.parse().unwrap_or(0),
+            span,
+        }
+    }
+
+    fn holiday(&self, pair: P) -> Holiday {
+        let span = self.span(&pair);
+        let mut date = Spanned::new(String::new(), span);
+        let mut label = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::date => date = Spanned::new(p.as_str().to_string(), self.span(&p)),
+                Rule::string => label = Some(self.string(p)),
+                _ => {}
+            }
+        }
+        Holiday { date, label, span }
+    }
+
+    // -- queues and roles -----------------------------------------------------------------------
+
+    fn queue(&mut self, pair: P) -> Queue {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut label = None;
+        let mut attrs = Vec::new();
+        for p in pair.into_inner() {
+            let aspan = self.span(&p);
+            let kind = match p.as_rule() {
+                Rule::ident => {
+                    name = Some(self.ident(p));
+                    continue;
+                }
+                Rule::string => {
+                    label = Some(self.string(p));
+                    continue;
+                }
+                Rule::queue_tier => {
+                    let n = p
+                        .into_inner()
+                        .find(|q| q.as_rule() == Rule::integer)
+                        .map(|q| self.integer(q))
+                        .unwrap_or(0);
+                    QueueAttrKind::Tier(n)
+                }
+                Rule::queue_escalates => QueueAttrKind::EscalatesTo(self.last_ident(p, aspan)),
+                Rule::queue_members => QueueAttrKind::Members(self.ident_list_child(p)),
+                Rule::queue_assign => QueueAttrKind::Assign(self.last_ident(p, aspan)),
+                _ => continue,
+            };
+            attrs.push(QueueAttr { kind, span: aspan });
+        }
+        Queue {
+            name: name.unwrap_or_else(|| self.missing(span)),
+            label,
+            attrs,
+            span,
+        }
+    }
+
+    fn last_ident(&self, pair: P, span: Span) -> Ident {
+        pair.into_inner()
+            .filter(|q| q.as_rule() == Rule::ident)
+            .last()
+            .map(|q| self.ident(q))
+            .unwrap_or_else(|| self.missing(span))
+    }
+
+    fn ident_list_child(&self, pair: P) -> Vec<Ident> {
+        pair.into_inner()
+            .find(|q| q.as_rule() == Rule::ident_list)
+            .map(|q| self.idents(q))
+            .unwrap_or_default()
+    }
+
+    fn role(&mut self, pair: P) -> Role {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut label = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident => name = Some(self.ident(p)),
+                Rule::string => label = Some(self.string(p)),
+                _ => {}
+            }
+        }
+        Role {
+            name: name.unwrap_or_else(|| self.missing(span)),
+            label,
+            span,
+        }
+    }
+
+    // -- processes ------------------------------------------------------------------------------
+
+    fn process(&mut self, pair: P) -> Process {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut label = None;
+        let mut tailoring = None;
+        let mut members = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident => name = Some(self.ident(p)),
+                Rule::string => label = Some(self.string(p)),
+                Rule::tailoring => {
+                    let tspan = self.span(&p);
+                    let mut ids = p
+                        .into_inner()
+                        .filter(|q| q.as_rule() == Rule::ident)
+                        .map(|q| self.ident(q));
+                    let client = ids.next().unwrap_or_else(|| self.missing(tspan));
+                    let base = ids.next().unwrap_or_else(|| self.missing(tspan));
+                    tailoring = Some(Tailoring {
+                        client,
+                        base,
+                        span: tspan,
+                    });
+                }
+                Rule::fields => members.push(Member::Fields(self.fields(p))),
+                Rule::priorities => {
+                    let s = self.span(&p);
+                    members.push(Member::Priorities(Priorities {
+                        levels: self.ident_list_child(p),
+                        span: s,
+                    }));
+                }
+                Rule::priority_table => members.push(Member::PriorityTable(self.priority_table(p))),
+                Rule::targets => members.push(Member::Targets(self.targets(p))),
+                Rule::stage => members.push(Member::Stage(self.stage(p))),
+                Rule::transition => members.push(Member::Transition(self.transition(p))),
+                Rule::routing => members.push(Member::Routing(self.routing(p))),
+                Rule::escalation => members.push(Member::Escalation(self.escalation(p))),
+                Rule::approval => members.push(Member::Approval(self.approval(p))),
+                Rule::rule => members.push(Member::Rule(self.rule(p))),
+                _ => {}
+            }
+        }
+        Process {
+            name: name.unwrap_or_else(|| self.missing(span)),
+            label,
+            tailoring,
+            members,
+            span,
+        }
+    }
+
+    fn fields(&mut self, pair: P) -> Fields {
+        let span = self.span(&pair);
+        let fields = pair
+            .into_inner()
+            .filter(|p| p.as_rule() == Rule::field)
+            .map(|p| self.field(p))
+            .collect();
+        Fields { fields, span }
+    }
+
+    fn field(&mut self, pair: P) -> Field {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut ty = None;
+        let mut required = None;
+        let mut default = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident => name = Some(self.ident(p)),
+                Rule::field_type => {
+                    let tspan = self.span(&p);
+                    ty = p.into_inner().next().map(|t| match t.as_rule() {
+                        Rule::enum_type => FieldType::Enum(
+                            t.into_inner()
+                                .filter(|v| v.as_rule() == Rule::symbol)
+                                .map(|v| self.ident(v))
+                                .collect(),
+                            tspan,
+                        ),
+                        _ => FieldType::Named(self.ident(t)),
+                    });
+                }
+                Rule::kw_required => required = Some(self.span(&p)),
+                Rule::field_default => {
+                    default = p
+                        .into_inner()
+                        .find(|q| q.as_rule() == Rule::literal)
+                        .map(|q| self.literal(q));
+                }
+                _ => {}
+            }
+        }
+        Field {
+            name: name.unwrap_or_else(|| self.missing(span)),
+            ty: ty.unwrap_or_else(|| FieldType::Named(self.missing(span))),
+            required,
+            default,
+            span,
+        }
+    }
+
+    fn literal(&mut self, pair: P) -> Literal {
+        let span = self.span(&pair);
+        let Some(inner) = pair.into_inner().next() else {
+            return Literal {
+                kind: LiteralKind::Symbol(String::new()),
+                span,
+            };
+        };
+        let kind = match inner.as_rule() {
+            Rule::datetime => LiteralKind::DateTime(inner.as_str().to_string()),
+            Rule::date => LiteralKind::Date(inner.as_str().to_string()),
+            Rule::duration => LiteralKind::Duration(self.duration(inner).node),
+            Rule::integer => LiteralKind::Integer(self.integer(inner)),
+            Rule::string => LiteralKind::String(self.string(inner).node),
+            _ => LiteralKind::Symbol(inner.as_str().to_string()),
+        };
+        Literal { kind, span }
+    }
+
+    fn priority_table(&mut self, pair: P) -> PriorityTable {
+        let span = self.span(&pair);
+        let mut fields = Vec::new();
+        let mut rows = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident_list => fields = self.idents(p),
+                Rule::priority_row => {
+                    let rspan = self.span(&p);
+                    let mut keys = Vec::new();
+                    let mut cells = Vec::new();
+                    for q in p.into_inner() {
+                        match q.as_rule() {
+                            Rule::symbol_list => keys = self.idents(q),
+                            Rule::ident_list => cells = self.idents(q),
+                            _ => {}
+                        }
+                    }
+                    rows.push(PriorityRow {
+                        keys,
+                        cells,
+                        span: rspan,
+                    });
+                }
+                _ => {}
+            }
+        }
+        PriorityTable { fields, rows, span }
+    }
+
+    fn clock_kind(&self, pair: P) -> Spanned<ClockKind> {
+        let span = self.span(&pair);
+        let kind = if pair.as_str().starts_with("respond") {
+            ClockKind::Respond
+        } else {
+            ClockKind::Resolve
+        };
+        Spanned::new(kind, span)
+    }
+
+    fn clock_list(&self, pair: P) -> Vec<Spanned<ClockKind>> {
+        pair.into_inner()
+            .filter(|q| q.as_rule() == Rule::clock_list)
+            .flat_map(|q| q.into_inner())
+            .map(|k| self.clock_kind(k))
+            .collect()
+    }
+
+    fn targets(&mut self, pair: P) -> Targets {
+        let span = self.span(&pair);
+        let mut calendar = None;
+        let mut rows = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::calendar_ref => calendar = Some(self.ident(p)),
+                Rule::target_row => rows.push(self.target_row(p)),
+                _ => {}
+            }
+        }
+        Targets {
+            calendar,
+            rows,
+            span,
+        }
+    }
+
+    fn target_row(&mut self, pair: P) -> TargetRow {
+        let span = self.span(&pair);
+        let mut priority = None;
+        let mut clocks = Vec::new();
+        let mut calendar = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident => priority = Some(self.ident(p)),
+                Rule::calendar_ref => calendar = Some(self.ident(p)),
+                Rule::clock_target => {
+                    let cspan = self.span(&p);
+                    let mut clock = Spanned::new(ClockKind::Respond, cspan);
+                    let mut duration = Spanned::new(Duration::default(), cspan);
+                    for q in p.into_inner() {
+                        match q.as_rule() {
+                            Rule::clock_kind => clock = self.clock_kind(q),
+                            Rule::duration => duration = self.duration(q),
+                            _ => {}
+                        }
+                    }
+                    clocks.push(ClockTarget {
+                        clock,
+                        duration,
+                        span: cspan,
+                    });
+                }
+                _ => {}
+            }
+        }
+        TargetRow {
+            priority: priority.unwrap_or_else(|| self.missing(span)),
+            clocks,
+            calendar,
+            span,
+        }
+    }
+
+    fn stage(&mut self, pair: P) -> Stage {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut label = None;
+        let mut kinds = Vec::new();
+        let mut attrs = Vec::new();
+        for p in pair.into_inner() {
+            let aspan = self.span(&p);
+            match p.as_rule() {
+                Rule::ident => name = Some(self.ident(p)),
+                Rule::string => label = Some(self.string(p)),
+                Rule::stage_kind => {
+                    let kind = if p.as_str().starts_with("initial") {
+                        StageKind::Initial
+                    } else {
+                        StageKind::Final
+                    };
+                    kinds.push(Spanned::new(kind, aspan));
+                }
+                Rule::stage_queue => {
+                    let target = match p.into_inner().find(|q| {
+                        matches!(q.as_rule(), Rule::by_routing | Rule::ident)
+                    }) {
+                        Some(q) if q.as_rule() == Rule::ident => QueueTarget::Named(self.ident(q)),
+                        _ => QueueTarget::ByRouting,
+                    };
+                    attrs.push(StageAttr {
+                        kind: StageAttrKind::Queue(target),
+                        span: aspan,
+                    });
+                }
+                Rule::stage_pauses => attrs.push(StageAttr {
+                    kind: StageAttrKind::Pauses(self.clock_list(p)),
+                    span: aspan,
+                }),
+                Rule::stage_stops => attrs.push(StageAttr {
+                    kind: StageAttrKind::Stops(self.clock_list(p)),
+                    span: aspan,
+                }),
+                Rule::stage_starts => attrs.push(StageAttr {
+                    kind: StageAttrKind::Starts(self.clock_list(p)),
+                    span: aspan,
+                }),
+                _ => {}
+            }
+        }
+        Stage {
+            name: name.unwrap_or_else(|| self.missing(span)),
+            label,
+            kinds,
+            attrs,
+            span,
+        }
+    }
+
+    fn transition(&mut self, pair: P) -> Transition {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut label = None;
+        let mut from = Vec::new();
+        let mut to = None;
+        let mut clauses = Vec::new();
+        for p in pair.into_inner() {
+            let cspan = self.span(&p);
+            match p.as_rule() {
+                Rule::ident if name.is_none() => name = Some(self.ident(p)),
+                Rule::ident => to = Some(self.ident(p)),
+                Rule::string => label = Some(self.string(p)),
+                Rule::ident_list => from = self.idents(p),
+                Rule::by_roles => clauses.push(TransitionClause {
+                    kind: TransitionClauseKind::ByRoles(self.ident_list_child(p)),
+                    span: cspan,
+                }),
+                Rule::after_clause => {
+                    let d = p
+                        .into_inner()
+                        .find(|q| q.as_rule() == Rule::duration)
+                        .map(|q| self.duration(q).node)
+                        .unwrap_or_default();
+                    clauses.push(TransitionClause {
+                        kind: TransitionClauseKind::After(d),
+                        span: cspan,
+                    });
+                }
+                Rule::requires_clause => clauses.push(TransitionClause {
+                    kind: TransitionClauseKind::Requires(self.ident_list_child(p)),
+                    span: cspan,
+                }),
+                _ => {}
+            }
+        }
+        Transition {
+            name: name.unwrap_or_else(|| self.missing(span)),
+            label,
+            from,
+            to: to.unwrap_or_else(|| self.missing(span)),
+            clauses,
+            span,
+        }
+    }
+
+    fn condition(&mut self, pair: P) -> Condition {
+        let span = self.span(&pair);
+        match pair.as_rule() {
+            Rule::condition | Rule::conjunction => {
+                let is_or = pair.as_rule() == Rule::condition;
+                let mut parts: Vec<Condition> = pair
+                    .into_inner()
+                    .filter(|q| !matches!(q.as_rule(), Rule::kw_or | Rule::kw_and))
+                    .map(|q| self.condition(q))
+                    .collect();
+                if parts.len() == 1 {
+                    parts.pop().unwrap_or(Condition::And(Vec::new(), span))
+                } else if is_or {
+                    Condition::Or(parts, span)
+                } else {
+                    Condition::And(parts, span)
+                }
+            }
+            Rule::negation => {
+                let mut negate = false;
+                let mut inner = None;
+                for q in pair.into_inner() {
+                    match q.as_rule() {
+                        Rule::kw_not => negate = true,
+                        _ => inner = Some(self.condition(q)),
+                    }
+                }
+                let inner = inner.unwrap_or(Condition::And(Vec::new(), span));
+                if negate {
+                    Condition::Not(Box::new(inner), span)
+                } else {
+                    inner
+                }
+            }
+            Rule::comparison => {
+                let mut subject = None;
+                let mut op = Spanned::new(CmpOp::Eq, span);
+                let mut value = None;
+                for q in pair.into_inner() {
+                    match q.as_rule() {
+                        Rule::ident => subject = Some(self.ident(q)),
+                        Rule::cmp_op => {
+                            let o = match q.as_str() {
+                                "!=" => CmpOp::Ne,
+                                "<" => CmpOp::Lt,
+                                "<=" => CmpOp::Le,
+                                ">" => CmpOp::Gt,
+                                ">=" => CmpOp::Ge,
+                                _ => CmpOp::Eq,
+                            };
+                            op = Spanned::new(o, self.span(&q));
+                        }
+                        Rule::literal => value = Some(self.literal(q)),
+                        _ => {}
+                    }
+                }
+                Condition::Compare {
+                    subject: subject.unwrap_or_else(|| self.missing(span)),
+                    op,
+                    value: value.unwrap_or(Literal {
+                        kind: LiteralKind::Symbol(String::new()),
+                        span,
+                    }),
+                    span,
+                }
+            }
+            Rule::membership => {
+                let mut subject = None;
+                let mut values = Vec::new();
+                for q in pair.into_inner() {
+                    match q.as_rule() {
+                        Rule::ident => subject = Some(self.ident(q)),
+                        Rule::literal_list => {
+                            values = q.into_inner().map(|l| self.literal(l)).collect()
+                        }
+                        _ => {}
+                    }
+                }
+                Condition::In {
+                    subject: subject.unwrap_or_else(|| self.missing(span)),
+                    values,
+                    span,
+                }
+            }
+            _ => Condition::And(Vec::new(), span),
+        }
+    }
+
+    fn routing(&mut self, pair: P) -> Routing {
+        let span = self.span(&pair);
+        let mut rules = Vec::new();
+        for p in pair.into_inner() {
+            let rspan = self.span(&p);
+            if !matches!(p.as_rule(), Rule::route_when | Rule::route_otherwise) {
+                continue;
+            }
+            let mut condition = None;
+            let mut queue = None;
+            for q in p.into_inner() {
+                match q.as_rule() {
+                    Rule::condition => condition = Some(self.condition(q)),
+                    Rule::ident => queue = Some(self.ident(q)),
+                    _ => {}
+                }
+            }
+            rules.push(RouteRule {
+                condition,
+                queue: queue.unwrap_or_else(|| self.missing(rspan)),
+                span: rspan,
+            });
+        }
+        Routing { rules, span }
+    }
+
+    fn escalation(&mut self, pair: P) -> Escalation {
+        let span = self.span(&pair);
+        let mut clock = Spanned::new(ClockKind::Resolve, span);
+        let mut steps = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::clock_kind => clock = self.clock_kind(p),
+                Rule::escalation_step => steps.push(self.escalation_step(p)),
+                _ => {}
+            }
+        }
+        Escalation { clock, steps, span }
+    }
+
+    fn escalation_step(&mut self, pair: P) -> EscalationStep {
+        let span = self.span(&pair);
+        let mut threshold = Spanned::new(Threshold::Percent(0), span);
+        let mut actions = Vec::new();
+        for p in pair.into_inner() {
+            let aspan = self.span(&p);
+            let kind = match p.as_rule() {
+                Rule::threshold => {
+                    if let Some(t) = p.into_inner().next() {
+                        let tspan = self.span(&t);
+                        let value = match t.as_rule() {
+                            Rule::percent => {
+                                let digits = t.as_str().trim_end_matches('%');
+                                match digits.parse::<u32>() {
+                                    Ok(n) => Threshold::Percent(n),
+                                    Err(_) => {
+                                        self.diagnostics.push(
+                                            Diagnostic::error(
+                                                "number-too-large",
+                                                tspan,
+                                                "this percentage is too large",
+                                            )
+                                            .with_label("too large"),
+                                        );
+                                        Threshold::Percent(0)
+                                    }
+                                }
+                            }
+                            _ => Threshold::After(self.duration(t).node),
+                        };
+                        threshold = Spanned::new(value, tspan);
+                    }
+                    continue;
+                }
+                Rule::notify_action => EscalationActionKind::NotifyRole(self.last_ident(p, aspan)),
+                Rule::move_action => {
+                    match p.into_inner().find(|q| matches!(q.as_rule(), Rule::next_tier | Rule::ident)) {
+                        Some(q) if q.as_rule() == Rule::ident => {
+                            EscalationActionKind::MoveToQueue(self.ident(q))
+                        }
+                        _ => EscalationActionKind::MoveToNextTier,
+                    }
+                }
+                Rule::raise_action => EscalationActionKind::RaisePriority,
+                Rule::perform_action => EscalationActionKind::Perform(self.last_ident(p, aspan)),
+                _ => continue,
+            };
+            actions.push(EscalationAction { kind, span: aspan });
+        }
+        EscalationStep {
+            threshold,
+            actions,
+            span,
+        }
+    }
+
+    fn approval(&mut self, pair: P) -> Approval {
+        let span = self.span(&pair);
+        let mut stage = None;
+        let mut entries = Vec::new();
+        for p in pair.into_inner() {
+            let espan = self.span(&p);
+            match p.as_rule() {
+                Rule::ident => stage = Some(self.ident(p)),
+                Rule::approval_when | Rule::approval_otherwise => {
+                    let mut condition = None;
+                    let mut plan = ApprovalPlan {
+                        levels: Vec::new(),
+                        span: espan,
+                    };
+                    for q in p.into_inner() {
+                        match q.as_rule() {
+                            Rule::condition => condition = Some(self.condition(q)),
+                            Rule::approval_plan => plan = self.approval_plan(q),
+                            _ => {}
+                        }
+                    }
+                    entries.push(ApprovalEntry::Rule {
+                        condition,
+                        plan,
+                        span: espan,
+                    });
+                }
+                Rule::approval_outcome => {
+                    let mut kind = Spanned::new(OutcomeKind::Reject, espan);
+                    let mut after = None;
+                    let mut target = None;
+                    for q in p.into_inner() {
+                        let qspan = self.span(&q);
+                        match q.as_rule() {
+                            Rule::outcome_kind => {
+                                let k = match q.as_str() {
+                                    s if s.starts_with("approve") => OutcomeKind::Approve,
+                                    s if s.starts_with("expire") => OutcomeKind::Expire,
+                                    _ => OutcomeKind::Reject,
+                                };
+                                kind = Spanned::new(k, qspan);
+                            }
+                            Rule::duration => after = Some(self.duration(q)),
+                            Rule::ident => target = Some(self.ident(q)),
+                            _ => {}
+                        }
+                    }
+                    entries.push(ApprovalEntry::Outcome(ApprovalOutcome {
+                        kind,
+                        after,
+                        stage: target.unwrap_or_else(|| self.missing(espan)),
+                        span: espan,
+                    }));
+                }
+                _ => {}
+            }
+        }
+        Approval {
+            stage: stage.unwrap_or_else(|| self.missing(span)),
+            entries,
+            span,
+        }
+    }
+
+    fn approval_plan(&mut self, pair: P) -> ApprovalPlan {
+        let span = self.span(&pair);
+        let mut levels = Vec::new();
+        for p in pair.into_inner() {
+            if p.as_rule() != Rule::approval_level {
+                continue;
+            }
+            let lspan = self.span(&p);
+            let mut quorum = Spanned::new(Quorum::Count(1), lspan);
+            let mut role = None;
+            for q in p.into_inner() {
+                let qspan = self.span(&q);
+                match q.as_rule() {
+                    Rule::quorum => {
+                        let n = q.clone().into_inner().find(|r| r.as_rule() == Rule::integer);
+                        quorum = match n {
+                            Some(n) => Spanned::new(Quorum::Count(self.integer(n)), qspan),
+                            None => Spanned::new(Quorum::All, qspan),
+                        };
+                    }
+                    Rule::ident => role = Some(self.ident(q)),
+                    _ => {}
+                }
+            }
+            levels.push(ApprovalLevel {
+                quorum,
+                role: role.unwrap_or_else(|| self.missing(lspan)),
+                span: lspan,
+            });
+        }
+        ApprovalPlan { levels, span }
+    }
+
+    fn rule(&mut self, pair: P) -> Rule_ {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut target = RuleTarget::Guard(Vec::new());
+        let mut code = RhaiCode {
+            text: String::new(),
+            span,
+        };
+        for p in pair.into_inner() {
+            let pspan = self.span(&p);
+            match p.as_rule() {
+                Rule::ident => name = Some(self.ident(p)),
+                Rule::rule_guard => target = RuleTarget::Guard(self.ident_list_child(p)),
+                Rule::rule_compute => target = RuleTarget::Computes(self.last_ident(p, pspan)),
+                Rule::rhai_block => {
+                    if let Some(c) = p.into_inner().find(|q| q.as_rule() == Rule::rhai_code) {
+                        code = RhaiCode {
+                            text: c.as_str().to_string(),
+                            span: self.span(&c),
+                        };
+                    } else {
+                        // An empty body: `{}`.
+                        code.span = Span::new(self.file, pspan.start as usize + 1, pspan.start as usize + 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Rule_ {
+            name: name.unwrap_or_else(|| self.missing(span)),
+            target,
+            code,
+            span,
+        }
+    }
+}
+
+/// The AST's `Rule` (a rhai rule), named apart from pest's generated `Rule` enum.
+type Rule_ = crate::ast::Rule;
+
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `1h30m` -> its parts; `None` on overflow. The grammar guarantees the shape.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut d = Duration::default();
+    let mut n: u64 = 0;
+    for c in text.chars() {
+        if let Some(digit) = c.to_digit(10) {
+            n = n.checked_mul(10)?.checked_add(u64::from(digit))?;
+            continue;
+        }
+        let slot = match c {
+            'w' => &mut d.weeks,
+            'd' => &mut d.days,
+            'h' => &mut d.hours,
+            'm' => &mut d.minutes,
+            's' => &mut d.seconds,
+            _ => return None,
+        };
+        *slot = slot.checked_add(n)?;
+        n = 0;
+    }
+    d.days_and_seconds()?;
+    Some(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_split_at_top_level_keywords() {
+        let text = "role a\nqueue q {\n  tier 1\n}\nprocess p {\n stage x initial\n}\n";
+        let chunks = item_chunks(text);
+        assert_eq!(chunks.len(), 3);
+        assert!(text[chunks[1].0..].starts_with("queue"));
+        assert!(text[chunks[2].0..].starts_with("process"));
+    }
+
+    #[test]
+    fn durations_parse_by_unit() {
+        let d = parse_duration("1h30m").expect("valid");
+        assert_eq!((d.hours, d.minutes), (1, 30));
+        assert_eq!(parse_duration("99999999999999999999999d"), None);
+    }
+}
