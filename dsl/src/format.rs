@@ -1,1 +1,884 @@
+//! The canonical formatter: one layout for every file, whatever the input's layout.
+//!
+//! The formatter prints the syntax tree, not the text: 2-space indentation, one member per
+//! line, `{` on the header line and `}` on its own line, single spaces between tokens, and a
+//! few aligned columns (field types, priority tables). Because it prints the tree's tokens in
+//! order (adding only what the grammar ignores: an `or` between transition alternatives,
+//! parentheses the tree's nesting needs), `parse(format(x)) == parse(x)`; because the layout
+//! is a function of the tree plus the comments and blank lines, formatting is idempotent.
+//!
+//! An empty block prints as `{}`, except for stages and queues, whose braces are optional and
+//! are dropped: `stage new "New" initial`. A block holding only comments keeps its braces.
+//!
+//! # Comments
+//!
+//! The grammar drops `//` comments, so the tree does not know about them. The formatter finds
+//! them itself, by scanning the source for `//` outside string literals and outside rhai rule
+//! bodies (a body is printed verbatim, comments included). Each comment is then attached by
+//! position to the line-level node (top-level item, process member, field, table row, stage
+//! attribute, routing rule, escalation step, ...) it is nearest to, while the tree is printed
+//! in source order with a cursor into the sorted comments:
+//!
+//! * before a node, every pending comment that starts before the node's *end* is printed on
+//!   its own line. That covers comments above the node and comments inside a node that prints
+//!   as one line (a transition written over several lines, say), which have no better place.
+//!   For a braced node, comments inside the header (before `{`) move above it the same way.
+//! * after a node, a comment that follows it on the same source line with nothing but spaces
+//!   in between stays at the end of the printed line (` // ...`). After a `{`, the same holds
+//!   for a comment right after the brace.
+//! * before a closing `}`, every pending comment that starts before the brace is printed
+//!   inside the block; the comments left at the end of the file are printed at its end.
+//!
+//! Attaching by position rather than by grammar keeps the grammar simple and means a comment
+//! is never lost: every comment is printed exactly once, in source order.
+//!
+//! Node spans cannot be used as they are: pest lets a rule that ends in an optional or a
+//! repetition swallow the whitespace and comments after its last token, so a span's end is
+//! first moved back over trailing whitespace and comments ([`Printer::real_end`]).
+//!
+//! # Blank lines
+//!
+//! Where the source has one or more blank lines between two line-level things (nodes or
+//! comment lines) in a block, the output has exactly one; never at the start or the end of a
+//! block. Everything else about the input's layout is ignored.
 
+use crate::ast::*;
+
+/// Format a parsed file canonically. `text` is the source the `file` was parsed from (used to
+/// find comments and blank lines). The caller guarantees that the file parsed without syntax
+/// errors; otherwise the output is still well-formed but may lose or misplace comments.
+///
+/// The output ends with exactly one line break, except that an input with neither items nor
+/// comments formats as the empty string.
+pub fn format(text: &str, file: &File) -> String {
+    let mut printer = Printer::new(text, file);
+    for item in &file.items {
+        printer.item(item);
+    }
+    printer.finish()
+}
+
+/// One indentation level.
+const INDENT: &str = "  ";
+
+/// A `//` comment of the source, without its line break or trailing whitespace.
+#[derive(Clone, Copy, Debug)]
+struct Comment<'a> {
+    /// Byte offset of the `//`.
+    start: usize,
+    /// Byte offset of the end of the comment's line (the `\n`, or the end of the text).
+    end: usize,
+    text: &'a str,
+}
+
+/// Whether an empty braced node keeps its braces (`routing {}`) or drops them (`stage x`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Braces {
+    Always,
+    Optional,
+}
+
+/// The output being built, and where printing stands in the source's comments.
+struct Printer<'a> {
+    text: &'a str,
+    out: String,
+    /// Indentation level of the lines being printed.
+    indent: usize,
+    /// Every comment of the source, by position.
+    comments: Vec<Comment<'a>>,
+    /// Index of the first comment not printed yet.
+    next: usize,
+    /// Source offset where the last line-level thing printed in the current block ends;
+    /// `None` at the start of a block, where no blank line may go.
+    prev_end: Option<usize>,
+}
+
+impl<'a> Printer<'a> {
+    fn new(text: &'a str, file: &File) -> Self {
+        Printer {
+            text,
+            out: String::with_capacity(text.len() + text.len() / 4),
+            indent: 0,
+            comments: scan_comments(text, &rhai_bodies(file)),
+            next: 0,
+            prev_end: None,
+        }
+    }
+
+    /// Prints the comments left at the end of the file. The output ends with exactly one
+    /// line break, unless it is empty (a file of nothing but whitespace formats as nothing).
+    fn finish(mut self) -> String {
+        self.flush_comments(usize::MAX);
+        let len = self.out.trim_end_matches('\n').len();
+        self.out.truncate(len);
+        if !self.out.is_empty() {
+            self.out.push('\n');
+        }
+        self.out
+    }
+
+    // -- source positions -----------------------------------------------------------------------
+
+    /// The end of a node's last token: `span.end` moved back over the whitespace and comments
+    /// pest may have included in the span.
+    fn real_end(&self, span: Span) -> usize {
+        let start = span.start as usize;
+        let mut end = (span.end as usize).min(self.text.len());
+        loop {
+            while end > start
+                && self
+                    .text
+                    .as_bytes()
+                    .get(end - 1)
+                    .is_some_and(u8::is_ascii_whitespace)
+            {
+                end -= 1;
+            }
+            match end.checked_sub(1).and_then(|last| self.comment_at(last)) {
+                Some(c) if c.start >= start && c.start < end => end = c.start,
+                _ => return end.max(start),
+            }
+        }
+    }
+
+    /// The comment covering byte `pos`, if any.
+    fn comment_at(&self, pos: usize) -> Option<Comment<'a>> {
+        let i = self.comments.partition_point(|c| c.start <= pos);
+        let c = *self.comments.get(i.checked_sub(1)?)?;
+        (pos < c.end).then_some(c)
+    }
+
+    /// Whether a comment starts strictly between `from` and `to`.
+    fn has_comment_between(&self, from: usize, to: usize) -> bool {
+        let i = self.comments.partition_point(|c| c.start <= from);
+        self.comments.get(i).is_some_and(|c| c.start < to)
+    }
+
+    /// The first `{` in `start..end` outside strings and comments: the opening brace of a
+    /// braced node whose span this is.
+    fn open_brace(&self, start: usize, end: usize) -> Option<usize> {
+        let bytes = self.text.as_bytes();
+        let end = end.min(bytes.len());
+        let mut i = start;
+        while i < end {
+            match bytes.get(i) {
+                Some(b'{') => return Some(i),
+                Some(b'"') => i = string_end(bytes, i),
+                Some(b'/') if bytes.get(i + 1) == Some(&b'/') => i = line_end(bytes, i),
+                _ => i += 1,
+            }
+        }
+        None
+    }
+
+    /// Whether the source has a blank line between offsets `from` and `to`.
+    fn blank_between(&self, from: usize, to: usize) -> bool {
+        let Some(gap) = self.text.get(from..to) else {
+            return false;
+        };
+        let lines: Vec<&str> = gap.split('\n').collect();
+        // The first piece ends the earlier line, the last one starts the later line.
+        lines
+            .get(1..lines.len().saturating_sub(1))
+            .is_some_and(|middle| middle.iter().any(|l| l.trim().is_empty()))
+    }
+
+    // -- layout primitives ----------------------------------------------------------------------
+
+    fn push_indent(&mut self) {
+        for _ in 0..self.indent {
+            self.out.push_str(INDENT);
+        }
+    }
+
+    /// Starts the line of a thing that starts at source offset `start`, after a blank line if
+    /// the source has one between it and the previous thing of the block.
+    fn begin_line(&mut self, start: usize) {
+        if self
+            .prev_end
+            .is_some_and(|prev| self.blank_between(prev, start))
+        {
+            self.out.push('\n');
+        }
+        self.push_indent();
+    }
+
+    /// Ends the line of a thing whose source ends at `end`, keeping a comment that follows it
+    /// on the same source line.
+    fn end_line(&mut self, end: usize) {
+        let mut last = end;
+        if let Some(&c) = self.comments.get(self.next) {
+            let same_line = c.start >= end
+                && self
+                    .text
+                    .get(end..c.start)
+                    .is_some_and(|gap| gap.bytes().all(|b| b == b' ' || b == b'\t'));
+            if same_line {
+                self.out.push(' ');
+                self.out.push_str(c.text);
+                self.next += 1;
+                last = c.end;
+            }
+        }
+        self.out.push('\n');
+        self.prev_end = Some(last);
+    }
+
+    /// Prints, each on its own line, the pending comments that start before `limit`.
+    fn flush_comments(&mut self, limit: usize) {
+        while let Some(&c) = self.comments.get(self.next).filter(|c| c.start < limit) {
+            self.begin_line(c.start);
+            self.out.push_str(c.text);
+            self.out.push('\n');
+            self.prev_end = Some(c.end);
+            self.next += 1;
+        }
+    }
+
+    /// Prints a node that fits on one line.
+    fn leaf(&mut self, span: Span, line: &str) {
+        let end = self.real_end(span);
+        self.leaf_at(span.start as usize, end, line);
+    }
+
+    fn leaf_at(&mut self, start: usize, end: usize, line: &str) {
+        self.flush_comments(end);
+        self.begin_line(start);
+        self.out.push_str(line);
+        self.end_line(end);
+    }
+
+    /// Prints a braced node: `header {`, its children one level deeper, `}`. An empty block
+    /// without comments prints as `header {}`, or as `header` alone where the braces are
+    /// optional.
+    fn block<T>(
+        &mut self,
+        span: Span,
+        header: &str,
+        braces: Braces,
+        children: &[T],
+        mut child: impl FnMut(&mut Self, &T),
+    ) {
+        let start = span.start as usize;
+        let end = self.real_end(span);
+        let brace = self.open_brace(start, end);
+        let has_comments = brace.is_some_and(|b| self.has_comment_between(b, end));
+        if children.is_empty() && !has_comments {
+            let line = match braces {
+                Braces::Always => format!("{header} {{}}"),
+                Braces::Optional => header.to_string(),
+            };
+            self.leaf_at(start, end, &line);
+            return;
+        }
+        let brace = brace.unwrap_or(start);
+        self.flush_comments(brace);
+        self.begin_line(start);
+        self.out.push_str(header);
+        self.out.push_str(" {");
+        self.end_line(brace + 1);
+        self.prev_end = None;
+        self.indent += 1;
+        for c in children {
+            child(self, c);
+        }
+        self.flush_comments(end);
+        self.indent -= 1;
+        self.push_indent();
+        self.out.push('}');
+        self.end_line(end);
+    }
+
+    // -- top-level items ------------------------------------------------------------------------
+
+    fn item(&mut self, item: &Item) {
+        match item {
+            Item::Calendar(c) => self.calendar(c),
+            Item::Queue(q) => self.queue(q),
+            Item::Role(r) => self.role(r),
+            Item::Process(p) => self.process(p),
+        }
+    }
+
+    fn calendar(&mut self, c: &Calendar) {
+        let header = format!("calendar {}{}", c.name, label(&c.label));
+        self.block(
+            c.span,
+            &header,
+            Braces::Always,
+            &c.entries,
+            Self::calendar_entry,
+        );
+    }
+
+    fn calendar_entry(&mut self, entry: &CalendarEntry) {
+        let line = match entry {
+            CalendarEntry::Timezone(tz) => format!("timezone {}", quoted(&tz.node)),
+            CalendarEntry::Hours(h) => hours(h),
+            CalendarEntry::Holidays(days, _) => format!("holidays {}", list(days, holiday)),
+        };
+        self.leaf(entry.span(), &line);
+    }
+
+    fn queue(&mut self, q: &Queue) {
+        let header = format!("queue {}{}", q.name, label(&q.label));
+        self.block(
+            q.span,
+            &header,
+            Braces::Optional,
+            &q.attrs,
+            Self::queue_attr,
+        );
+    }
+
+    fn queue_attr(&mut self, attr: &QueueAttr) {
+        let line = match &attr.kind {
+            QueueAttrKind::Tier(n) => format!("tier {n}"),
+            QueueAttrKind::EscalatesTo(q) => format!("escalates_to {q}"),
+            QueueAttrKind::Members(roles) => format!("members {}", names(roles)),
+            QueueAttrKind::Assign(strategy) => format!("assign {strategy}"),
+        };
+        self.leaf(attr.span, &line);
+    }
+
+    fn role(&mut self, r: &Role) {
+        let line = format!("role {}{}", r.name, label(&r.label));
+        self.leaf(r.span, &line);
+    }
+
+    fn process(&mut self, p: &Process) {
+        let mut header = format!("process {}{}", p.name, label(&p.label));
+        if let Some(t) = &p.tailoring {
+            header.push_str(&format!(" for client {} extends {}", t.client, t.base));
+        }
+        self.block(p.span, &header, Braces::Always, &p.members, Self::member);
+    }
+
+    // -- process members ------------------------------------------------------------------------
+
+    fn member(&mut self, member: &Member) {
+        match member {
+            Member::Fields(f) => self.fields(f),
+            Member::Priorities(p) => {
+                self.leaf(p.span, &format!("priorities {}", names(&p.levels)));
+            }
+            Member::PriorityTable(t) => self.priority_table(t),
+            Member::Targets(t) => self.targets(t),
+            Member::Stage(s) => self.stage(s),
+            Member::Transition(t) => self.leaf(t.span, &transition(t)),
+            Member::Routing(r) => self.routing(r),
+            Member::Escalation(e) => self.escalation(e),
+            Member::Approval(a) => self.approval(a),
+            Member::Rule(r) => self.rule(r),
+        }
+    }
+
+    /// `fields { ... }`, with the types in one column.
+    fn fields(&mut self, f: &Fields) {
+        let width = f
+            .fields
+            .iter()
+            .map(|field| field.name.name.chars().count() + 1)
+            .max()
+            .unwrap_or(0);
+        self.block(f.span, "fields", Braces::Always, &f.fields, |p, field| {
+            p.field(field, width)
+        });
+    }
+
+    fn field(&mut self, f: &Field, width: usize) {
+        let mut line = format!("{:<width$} {}", format!("{}:", f.name), field_type(&f.ty));
+        if f.required.is_some() {
+            line.push_str(" required");
+        }
+        if let Some(value) = &f.default {
+            line.push_str(" default ");
+            line.push_str(&literal(value));
+        }
+        self.leaf(f.span, &line);
+    }
+
+    /// `priority from a, b { ... }`, with `=>` and the cells in columns.
+    fn priority_table(&mut self, t: &PriorityTable) {
+        let keys: Vec<String> = t.rows.iter().map(|r| names(&r.keys)).collect();
+        let key_width = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
+        let mut cell_widths: Vec<usize> = Vec::new();
+        for row in &t.rows {
+            for (i, cell) in row.cells.iter().enumerate() {
+                let w = cell.name.chars().count();
+                match cell_widths.get_mut(i) {
+                    Some(max) => *max = (*max).max(w),
+                    None => cell_widths.push(w),
+                }
+            }
+        }
+        let lines: Vec<String> = t
+            .rows
+            .iter()
+            .zip(&keys)
+            .map(|(row, keys)| {
+                format!(
+                    "{keys:<key_width$} => {}",
+                    columns(&row.cells, &cell_widths)
+                )
+            })
+            .collect();
+        let header = format!("priority from {}", names(&t.fields));
+        let rows: Vec<(&PriorityRow, &String)> = t.rows.iter().zip(&lines).collect();
+        self.block(t.span, &header, Braces::Always, &rows, |p, (row, line)| {
+            p.leaf(row.span, line)
+        });
+    }
+
+    fn targets(&mut self, t: &Targets) {
+        let header = match &t.calendar {
+            Some(cal) => format!("targets on {cal}"),
+            None => "targets".to_string(),
+        };
+        self.block(t.span, &header, Braces::Always, &t.rows, |p, row| {
+            p.leaf(row.span, &target_row(row))
+        });
+    }
+
+    fn stage(&mut self, s: &Stage) {
+        let mut header = format!("stage {}{}", s.name, label(&s.label));
+        for kind in &s.kinds {
+            header.push_str(match kind.node {
+                StageKind::Initial => " initial",
+                StageKind::Final => " final",
+            });
+        }
+        self.block(s.span, &header, Braces::Optional, &s.attrs, |p, attr| {
+            p.leaf(attr.span, &stage_attr(attr))
+        });
+    }
+
+    fn routing(&mut self, r: &Routing) {
+        self.block(r.span, "routing", Braces::Always, &r.rules, |p, rule| {
+            let line = format!("{} => {}", when(&rule.condition), rule.queue);
+            p.leaf(rule.span, &line)
+        });
+    }
+
+    fn escalation(&mut self, e: &Escalation) {
+        let header = format!("escalation on {}", e.clock.node);
+        self.block(e.span, &header, Braces::Always, &e.steps, |p, step| {
+            p.leaf(step.span, &escalation_step(step))
+        });
+    }
+
+    fn approval(&mut self, a: &Approval) {
+        let header = format!("approval in {}", a.stage);
+        self.block(a.span, &header, Braces::Always, &a.entries, |p, entry| {
+            let (span, line) = approval_entry(entry);
+            p.leaf(span, &line)
+        });
+    }
+
+    /// `rule name ... {`, the rhai body normalized and indented one level deeper, `}`; an
+    /// empty body prints as `{}`.
+    fn rule(&mut self, r: &Rule) {
+        let start = r.span.start as usize;
+        let end = self.real_end(r.span);
+        self.flush_comments((r.code.span.start as usize).max(start));
+        self.begin_line(start);
+        self.out.push_str(&format!("rule {} ", r.name));
+        self.out.push_str(&match &r.target {
+            RuleTarget::Guard(transitions) => format!("when transition {}", names(transitions)),
+            RuleTarget::Computes(field) => format!("computes {field}"),
+        });
+        let body = r.code.normalized();
+        if body.is_empty() {
+            self.out.push_str(" {}");
+        } else {
+            self.out.push_str(" {\n");
+            for line in body {
+                if !line.is_empty() {
+                    self.push_indent();
+                    self.out.push_str(INDENT);
+                    self.out.push_str(line);
+                }
+                self.out.push('\n');
+            }
+            self.push_indent();
+            self.out.push('}');
+        }
+        self.end_line(end);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finding comments
+
+/// The byte ranges of the rhai rule bodies of a file, by position.
+fn rhai_bodies(file: &File) -> Vec<std::ops::Range<usize>> {
+    let mut ranges: Vec<_> = file
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Process(p) => Some(&p.members),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|member| match member {
+            Member::Rule(r) => Some(r.code.span.range()),
+            _ => None,
+        })
+        .collect();
+    ranges.sort_by_key(|r| r.start);
+    ranges
+}
+
+/// The `//` comments of `text` outside string literals and outside the `skip` ranges (sorted
+/// by start), in order.
+fn scan_comments<'a>(text: &'a str, skip: &[std::ops::Range<usize>]) -> Vec<Comment<'a>> {
+    let bytes = text.as_bytes();
+    let mut skip = skip.iter().peekable();
+    let mut comments = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        while skip.next_if(|r| r.end <= i).is_some() {}
+        if let Some(r) = skip.peek().filter(|r| r.start <= i) {
+            i = r.end;
+            continue;
+        }
+        match bytes.get(i) {
+            Some(b'"') => i = string_end(bytes, i),
+            Some(b'/') if bytes.get(i + 1) == Some(&b'/') => {
+                let end = line_end(bytes, i);
+                let text = text.get(i..end).unwrap_or("//").trim_end();
+                comments.push(Comment {
+                    start: i,
+                    end,
+                    text,
+                });
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    comments
+}
+
+/// The offset just past the string literal whose opening quote is at `start` (or the end of
+/// its line, for an unterminated one).
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            b'\n' => return i,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// The offset of the line break ending the line that `start` is on (or the end of the text).
+fn line_end(bytes: &[u8], start: usize) -> usize {
+    bytes
+        .get(start..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+        .map_or(bytes.len(), |n| start + n)
+}
+
+// ---------------------------------------------------------------------------------------------
+// One-line text of nodes
+
+/// `a, b, c`.
+fn names(ids: &[Ident]) -> String {
+    list(ids, |id| id.name.clone())
+}
+
+fn list<T>(items: &[T], show: impl Fn(&T) -> String) -> String {
+    join(items, show, ", ")
+}
+
+fn join<T>(items: &[T], show: impl Fn(&T) -> String, separator: &str) -> String {
+    items.iter().map(show).collect::<Vec<_>>().join(separator)
+}
+
+/// `a,   b, c`: a list whose `i`-th items all take `widths[i]` columns (the last item of each
+/// list is not padded, so lines carry no trailing spaces).
+fn columns(ids: &[Ident], widths: &[usize]) -> String {
+    let mut out = String::new();
+    for (i, id) in ids.iter().enumerate() {
+        if i + 1 < ids.len() {
+            let width = widths.get(i).copied().unwrap_or(0) + 1;
+            out.push_str(&format!("{:<width$} ", format!("{id},")));
+        } else {
+            out.push_str(&id.name);
+        }
+    }
+    out
+}
+
+/// A string literal, quoted and escaped.
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// ` "label"`, or nothing.
+fn label(label: &Option<Spanned<String>>) -> String {
+    label
+        .as_ref()
+        .map(|l| format!(" {}", quoted(&l.node)))
+        .unwrap_or_default()
+}
+
+fn literal(l: &Literal) -> String {
+    match &l.kind {
+        LiteralKind::DateTime(s) | LiteralKind::Date(s) | LiteralKind::Symbol(s) => s.clone(),
+        LiteralKind::Duration(d) => d.to_string(),
+        LiteralKind::Integer(n) => n.to_string(),
+        LiteralKind::String(s) => quoted(s),
+    }
+}
+
+fn clocks(kinds: &[Spanned<ClockKind>]) -> String {
+    list(kinds, |k| k.node.to_string())
+}
+
+/// `hours mon-fri 08:00-12:00, 13:00-17:00` or `hours sat, sun closed`.
+fn hours(h: &Hours) -> String {
+    let days = list(&h.days, |d| match &d.to {
+        Some(to) => format!("{}-{to}", d.from),
+        None => d.from.to_string(),
+    });
+    let times = match &h.times {
+        Some(ranges) => list(ranges, |r| {
+            format!("{}-{}", clock_time(&r.from), clock_time(&r.to))
+        }),
+        None => "closed".to_string(),
+    };
+    format!("hours {days} {times}")
+}
+
+fn clock_time(t: &ClockTime) -> String {
+    format!("{:02}:{:02}", t.hour, t.minute)
+}
+
+fn holiday(h: &Holiday) -> String {
+    format!("{}{}", h.date.node, label(&h.label))
+}
+
+fn field_type(ty: &FieldType) -> String {
+    match ty {
+        FieldType::Named(name) => name.to_string(),
+        FieldType::Enum(values, _) => format!("enum({})", names(values)),
+    }
+}
+
+/// `P1: respond 15m, resolve 4h on 24x7`.
+fn target_row(row: &TargetRow) -> String {
+    let clocks = list(&row.clocks, |c| {
+        format!("{} {}", c.clock.node, c.duration.node)
+    });
+    match &row.calendar {
+        Some(cal) => format!("{}: {clocks} on {cal}", row.priority),
+        None => format!("{}: {clocks}", row.priority),
+    }
+}
+
+fn stage_attr(attr: &StageAttr) -> String {
+    match &attr.kind {
+        StageAttrKind::Queue(QueueTarget::ByRouting) => "queue by routing".to_string(),
+        StageAttrKind::Queue(QueueTarget::Named(q)) => format!("queue {q}"),
+        StageAttrKind::Pauses(kinds) => format!("pauses {}", clocks(kinds)),
+        StageAttrKind::Stops(kinds) => format!("stops {}", clocks(kinds)),
+        StageAttrKind::Starts(kinds) => format!("starts {}", clocks(kinds)),
+    }
+}
+
+/// `transition name "label": a, b -> c by role r or after 3d requires f`: clauses in source
+/// order, `or` between the `by role` and `after` alternatives.
+fn transition(t: &Transition) -> String {
+    let mut line = format!(
+        "transition {}{}: {} -> {}",
+        t.name,
+        label(&t.label),
+        names(&t.from),
+        t.to
+    );
+    let mut first_alternative = true;
+    for clause in &t.clauses {
+        let or = if first_alternative { "" } else { " or" };
+        match &clause.kind {
+            TransitionClauseKind::ByRoles(roles) => {
+                line.push_str(&format!("{or} by role {}", names(roles)));
+                first_alternative = false;
+            }
+            TransitionClauseKind::After(d) => {
+                line.push_str(&format!("{or} after {d}"));
+                first_alternative = false;
+            }
+            TransitionClauseKind::Requires(fields) => {
+                line.push_str(&format!(" requires {}", names(fields)));
+            }
+        }
+    }
+    line
+}
+
+/// `when <condition>`, or `otherwise`.
+fn when(condition: &Option<Condition>) -> String {
+    match condition {
+        Some(c) => format!("when {}", self::condition(c)),
+        None => "otherwise".to_string(),
+    }
+}
+
+/// Binding strength of a condition: `or` < `and` < `not` and the comparisons.
+fn precedence(c: &Condition) -> u8 {
+    match c {
+        Condition::Or(..) => 1,
+        Condition::And(..) => 2,
+        Condition::Not(..) | Condition::Compare { .. } | Condition::In { .. } => 3,
+    }
+}
+
+/// A condition with the fewest parentheses that parse back to the same tree. An operand is
+/// parenthesized when it binds no tighter than its operator: `a or (b or c)` keeps its
+/// parentheses, because without them it would parse as one three-way `or`.
+fn condition(c: &Condition) -> String {
+    let operand = |inner: &Condition, min: u8| {
+        if precedence(inner) > min {
+            condition(inner)
+        } else {
+            format!("({})", condition(inner))
+        }
+    };
+    match c {
+        Condition::Or(parts, _) => join(parts, |p| operand(p, 1), " or "),
+        Condition::And(parts, _) => join(parts, |p| operand(p, 2), " and "),
+        Condition::Not(inner, _) => format!("not {}", operand(inner, 2)),
+        Condition::Compare {
+            subject, op, value, ..
+        } => format!("{subject} {} {}", op.node.as_str(), literal(value)),
+        Condition::In {
+            subject, values, ..
+        } => format!("{subject} in ({})", list(values, literal)),
+    }
+}
+
+fn escalation_step(step: &EscalationStep) -> String {
+    let threshold = match step.threshold.node {
+        Threshold::Percent(n) => format!("{n}%"),
+        Threshold::After(d) => d.to_string(),
+    };
+    let actions = list(&step.actions, |a| match &a.kind {
+        EscalationActionKind::NotifyRole(role) => format!("notify role {role}"),
+        EscalationActionKind::MoveToNextTier => "move to next tier".to_string(),
+        EscalationActionKind::MoveToQueue(q) => format!("move to {q}"),
+        EscalationActionKind::RaisePriority => "raise priority".to_string(),
+        EscalationActionKind::Perform(task) => format!("perform {task}"),
+    });
+    format!("at {threshold} => {actions}")
+}
+
+/// The span and the line of an approval entry.
+fn approval_entry(entry: &ApprovalEntry) -> (Span, String) {
+    match entry {
+        ApprovalEntry::Rule {
+            condition,
+            plan,
+            span,
+        } => (
+            *span,
+            format!("{} => {}", when(condition), approval_plan(plan)),
+        ),
+        ApprovalEntry::Outcome(o) => {
+            let after = o
+                .after
+                .as_ref()
+                .map(|d| format!(" after {}", d.node))
+                .unwrap_or_default();
+            let line = format!("on {}{after} => {}", o.kind.node.as_str(), o.stage);
+            (o.span, line)
+        }
+    }
+}
+
+/// `none`, or `all of role a, then any 2 of role b`.
+fn approval_plan(plan: &ApprovalPlan) -> String {
+    if plan.levels.is_empty() {
+        return "none".to_string();
+    }
+    let levels: Vec<String> = plan
+        .levels
+        .iter()
+        .map(|level| match level.quorum.node {
+            Quorum::All => format!("all of role {}", level.role),
+            Quorum::Count(n) => format!("any {n} of role {}", level.role),
+        })
+        .collect();
+    levels.join(", then ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_are_found_outside_strings_and_rhai_bodies() {
+        let text = "role a \"x // y\" // one\n// two\r\nrule { // rhai }\n//three";
+        let body = text.find("// rhai").unwrap_or(0);
+        let found: Vec<&str> = scan_comments(text, std::slice::from_ref(&(body..body + 8)))
+            .iter()
+            .map(|c| c.text)
+            .collect();
+        assert_eq!(found, ["// one", "// two", "//three"]);
+    }
+
+    #[test]
+    fn real_end_skips_trailing_whitespace_and_comments() {
+        let text = "stage a initial // c\n  // d\n\n  stage b";
+        let printer = Printer {
+            text,
+            out: String::new(),
+            indent: 0,
+            comments: scan_comments(text, &[]),
+            next: 0,
+            prev_end: None,
+        };
+        let span = Span::new(FileId(0), 0, text.len() - "stage b".len());
+        assert_eq!(printer.real_end(span), "stage a initial".len());
+        assert_eq!(printer.real_end(Span::new(FileId(0), 500, 600)), 500);
+    }
+
+    #[test]
+    fn conditions_keep_the_parentheses_the_tree_needs() {
+        let cmp = |name: &str| Condition::Compare {
+            subject: Ident {
+                name: name.to_string(),
+                span: Span::default(),
+            },
+            op: Spanned::new(CmpOp::Eq, Span::default()),
+            value: Literal {
+                kind: LiteralKind::Integer(1),
+                span: Span::default(),
+            },
+            span: Span::default(),
+        };
+        let or = Condition::Or(vec![cmp("a"), cmp("b")], Span::default());
+        let and = Condition::And(vec![or.clone(), cmp("c")], Span::default());
+        let not = Condition::Not(Box::new(and.clone()), Span::default());
+        let nested_or = Condition::Or(vec![cmp("d"), or.clone()], Span::default());
+        assert_eq!(condition(&and), "(a == 1 or b == 1) and c == 1");
+        assert_eq!(condition(&not), "not ((a == 1 or b == 1) and c == 1)");
+        assert_eq!(condition(&nested_or), "d == 1 or (a == 1 or b == 1)");
+    }
+}

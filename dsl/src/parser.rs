@@ -39,14 +39,12 @@ pub fn parse(file: FileId, text: &str) -> Parsed {
     let mut ctx = Ctx {
         file,
         base: 0,
+        text,
         diagnostics: Vec::new(),
     };
     match Grammar::parse(Rule::file, text) {
         Ok(mut pairs) => {
-            let items = pairs
-                .next()
-                .map(|p| ctx.items(p))
-                .unwrap_or_default();
+            let items = pairs.next().map(|p| ctx.items(p)).unwrap_or_default();
             Parsed {
                 file: File { items },
                 diagnostics: ctx.diagnostics,
@@ -66,6 +64,7 @@ fn parse_items_one_by_one(file: FileId, text: &str) -> Parsed {
         let mut ctx = Ctx {
             file,
             base: start,
+            text: chunk,
             diagnostics: Vec::new(),
         };
         match Grammar::parse(Rule::file, chunk) {
@@ -173,7 +172,12 @@ fn item_name(chunk: &str) -> Option<String> {
     words.next().map(str::to_string)
 }
 
-fn syntax_error(file: FileId, base: usize, text: &str, error: pest::error::Error<Rule>) -> Diagnostic {
+fn syntax_error(
+    file: FileId,
+    base: usize,
+    text: &str,
+    error: pest::error::Error<Rule>,
+) -> Diagnostic {
     let pos = match error.location {
         InputLocation::Pos(p) => p,
         InputLocation::Span((s, _)) => s,
@@ -190,8 +194,12 @@ fn syntax_error(file: FileId, base: usize, text: &str, error: pest::error::Error
         ErrorVariant::CustomError { message } => message.clone(),
     };
     let len = found_len(text, pos);
-    Diagnostic::error("syntax", Span::new(file, base + pos, base + pos + len), message)
-        .with_label("here")
+    Diagnostic::error(
+        "syntax",
+        Span::new(file, base + pos, base + pos + len),
+        message,
+    )
+    .with_label("here")
 }
 
 fn one_of(names: &[&str]) -> String {
@@ -325,17 +333,28 @@ fn describe_rule(r: Rule) -> &'static str {
 /// Conversion from pest pairs to the AST. Every function tolerates missing children (filling in
 /// an empty name) rather than panicking: the grammar guarantees the shape, and a mismatch must
 /// cost a wrong tree, never a crash.
-struct Ctx {
+struct Ctx<'t> {
     file: FileId,
     /// Offset of `text` in the file.
     base: usize,
+    /// The text being parsed (the whole file, or one item of it).
+    text: &'t str,
     diagnostics: Vec<Diagnostic>,
 }
 
 type P<'i> = Pair<'i, Rule>;
 
-impl Ctx {
+impl Ctx<'_> {
+    /// The span of a node: from its first token to its last, without the whitespace and
+    /// comments that pest's implicit whitespace lets a rule ending in `?` or `*` swallow.
     fn span(&self, pair: &P) -> Span {
+        let s = pair.as_span();
+        let end = trim_trivia_end(self.text, s.start(), s.end());
+        Span::new(self.file, self.base + s.start(), self.base + end)
+    }
+
+    /// The exact span pest matched, trivia included (for verbatim rhai bodies).
+    fn raw_span(&self, pair: &P) -> Span {
         let s = pair.as_span();
         Span::new(self.file, self.base + s.start(), self.base + s.end())
     }
@@ -838,9 +857,10 @@ impl Ctx {
                     kinds.push(Spanned::new(kind, aspan));
                 }
                 Rule::stage_queue => {
-                    let target = match p.into_inner().find(|q| {
-                        matches!(q.as_rule(), Rule::by_routing | Rule::ident)
-                    }) {
+                    let target = match p
+                        .into_inner()
+                        .find(|q| matches!(q.as_rule(), Rule::by_routing | Rule::ident))
+                    {
                         Some(q) if q.as_rule() == Rule::ident => QueueTarget::Named(self.ident(q)),
                         _ => QueueTarget::ByRouting,
                     };
@@ -1083,7 +1103,10 @@ impl Ctx {
                 }
                 Rule::notify_action => EscalationActionKind::NotifyRole(self.last_ident(p, aspan)),
                 Rule::move_action => {
-                    match p.into_inner().find(|q| matches!(q.as_rule(), Rule::next_tier | Rule::ident)) {
+                    match p
+                        .into_inner()
+                        .find(|q| matches!(q.as_rule(), Rule::next_tier | Rule::ident))
+                    {
                         Some(q) if q.as_rule() == Rule::ident => {
                             EscalationActionKind::MoveToQueue(self.ident(q))
                         }
@@ -1181,7 +1204,10 @@ impl Ctx {
                 let qspan = self.span(&q);
                 match q.as_rule() {
                     Rule::quorum => {
-                        let n = q.clone().into_inner().find(|r| r.as_rule() == Rule::integer);
+                        let n = q
+                            .clone()
+                            .into_inner()
+                            .find(|r| r.as_rule() == Rule::integer);
                         quorum = match n {
                             Some(n) => Spanned::new(Quorum::Count(self.integer(n)), qspan),
                             None => Spanned::new(Quorum::All, qspan),
@@ -1218,11 +1244,15 @@ impl Ctx {
                     if let Some(c) = p.into_inner().find(|q| q.as_rule() == Rule::rhai_code) {
                         code = RhaiCode {
                             text: c.as_str().to_string(),
-                            span: self.span(&c),
+                            span: self.raw_span(&c),
                         };
                     } else {
                         // An empty body: `{}`.
-                        code.span = Span::new(self.file, pspan.start as usize + 1, pspan.start as usize + 1);
+                        code.span = Span::new(
+                            self.file,
+                            pspan.start as usize + 1,
+                            pspan.start as usize + 1,
+                        );
                     }
                 }
                 _ => {}
@@ -1235,6 +1265,39 @@ impl Ctx {
             span,
         }
     }
+}
+
+/// Step `end` back over trailing whitespace and `//` comments (outside strings), not past
+/// `start`.
+fn trim_trivia_end(text: &str, start: usize, end: usize) -> usize {
+    let Some(slice) = text.get(start..end) else {
+        return end;
+    };
+    let mut e = slice.trim_end().len();
+    loop {
+        let line_start = slice[..e].rfind('\n').map(|i| i + 1).unwrap_or(0);
+        match comment_start(&slice[line_start..e]) {
+            Some(c) => e = slice[..line_start + c].trim_end().len(),
+            None => return start + e,
+        }
+    }
+}
+
+/// Where a `//` comment starts in one line, ignoring `//` inside double-quoted strings.
+fn comment_start(line: &str) -> Option<usize> {
+    let bytes = line.as_bytes();
+    let mut in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if in_string => i += 1,
+            b'"' => in_string = !in_string,
+            b'/' if !in_string && bytes.get(i + 1) == Some(&b'/') => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// The AST's `Rule` (a rhai rule), named apart from pest's generated `Rule` enum.
@@ -1293,6 +1356,18 @@ mod tests {
         assert_eq!(chunks.len(), 3);
         assert!(text[chunks[1].0..].starts_with("queue"));
         assert!(text[chunks[2].0..].starts_with("process"));
+    }
+
+    #[test]
+    fn spans_end_at_the_last_token() {
+        let text = "process p {\n  stage a initial // c\n  // d\n\n  stage b final\n}\n";
+        let parsed = parse(FileId(0), text);
+        let Some(Item::Process(p)) = parsed.file.items.first() else {
+            panic!("no process: {:?}", parsed.diagnostics);
+        };
+        let span = p.members[0].span();
+        assert_eq!(&text[span.range()], "stage a initial");
+        assert_eq!(trim_trivia_end("a \"//\" // x", 0, 11), 6);
     }
 
     #[test]

@@ -6,7 +6,11 @@ fn standard_processes_parse() {
         let path = format!("{}/../processes/{name}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).expect("read");
         let parsed = parse(FileId(0), &text);
-        assert!(parsed.diagnostics.is_empty(), "{name}: {:#?}", parsed.diagnostics);
+        assert!(
+            parsed.diagnostics.is_empty(),
+            "{name}: {:#?}",
+            parsed.diagnostics
+        );
         assert!(!parsed.file.items.is_empty());
     }
 }

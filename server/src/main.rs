@@ -1,1 +1,239 @@
-fn main() {}
+//! The `itsmflow` command: check, format and draw process definitions (and, later, serve them).
+
+mod files;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use itsmflow_dsl::ast::FileId;
+use itsmflow_dsl::{diagnostic, format, parse, Diagnostic, Sources};
+
+/// Exit codes: 0 clean, 1 problems found, 2 unusable input.
+const EXIT_PROBLEMS: u8 = 1;
+const EXIT_UNUSABLE: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "itsmflow",
+    version,
+    about = "Service management processes as code"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check definitions and report every problem. A file is checked within the project of its
+    /// directory; a directory is checked whole.
+    Check {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+        /// Treat warnings as problems (exit 1).
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Rewrite files in the canonical layout (comments are kept).
+    Fmt {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Change nothing; list the files that are not formatted and exit 1 if any.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Draw a process as a graph of stages and transitions.
+    Graph {
+        /// A file or directory of the project.
+        path: PathBuf,
+        /// The process to draw; defaults to the only process of the named file.
+        #[arg(long)]
+        process: Option<String>,
+        #[arg(long, value_enum, default_value = "dot")]
+        format: GraphFormat,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check {
+            paths,
+            format,
+            deny_warnings,
+        } => check(&paths, format, deny_warnings),
+        Command::Fmt { paths, check } => fmt(&paths, check),
+        Command::Graph {
+            path,
+            process,
+            format,
+        } => graph(&path, process.as_deref(), format),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_UNUSABLE)
+        }
+    }
+}
+
+fn print_report(sources: &Sources, diagnostics: &[Diagnostic], format: ReportFormat) {
+    let out = match format {
+        ReportFormat::Text => diagnostic::render_text(sources, diagnostics),
+        ReportFormat::Json => {
+            let mut s = diagnostic::to_json(sources, diagnostics).to_string();
+            s.push('\n');
+            s
+        }
+    };
+    let _ = std::io::stdout().write_all(out.as_bytes());
+}
+
+fn check(
+    paths: &[PathBuf],
+    format: ReportFormat,
+    deny_warnings: bool,
+) -> Result<u8, files::LoadError> {
+    let loaded = files::load(paths)?;
+    let checked = itsmflow_engine::check(&loaded.sources);
+    let shown: Vec<Diagnostic> = checked
+        .diagnostics
+        .into_iter()
+        .filter(|d| loaded.requested.contains(&d.span.file))
+        .collect();
+    print_report(&loaded.sources, &shown, format);
+    let failed = shown.iter().any(|d| d.is_error() || deny_warnings);
+    Ok(if failed { EXIT_PROBLEMS } else { 0 })
+}
+
+fn fmt(paths: &[PathBuf], check_only: bool) -> Result<u8, files::LoadError> {
+    let mut targets = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            targets.extend(files::itsm_files(p)?);
+        } else if p.exists() {
+            targets.push(p.clone());
+        } else {
+            return Err(files::LoadError::NotFound(p.clone()));
+        }
+    }
+    let mut code = 0;
+    for path in targets {
+        let text = files::read_text(&path)?;
+        let mut sources = Sources::new();
+        let id = sources.add(path.display().to_string(), text.clone());
+        let parsed = parse(id, &text);
+        if parsed.has_errors() {
+            print_report(&sources, &parsed.diagnostics, ReportFormat::Text);
+            code = EXIT_PROBLEMS;
+            continue;
+        }
+        let formatted = format::format(&text, &parsed.file);
+        if formatted == text {
+            continue;
+        }
+        if check_only {
+            println!("{}: not formatted", path.display());
+            code = EXIT_PROBLEMS;
+        } else {
+            write_atomically(&path, &formatted).map_err(|source| files::LoadError::Unreadable {
+                path: path.clone(),
+                source,
+            })?;
+            println!("{}: formatted", path.display());
+        }
+    }
+    Ok(code)
+}
+
+/// Write to a temporary file beside `path` and rename it over: a crash leaves the old file or
+/// the new one, never half of each.
+fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".itsmflow-fmt.tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn graph(
+    path: &std::path::Path,
+    process: Option<&str>,
+    format: GraphFormat,
+) -> Result<u8, files::LoadError> {
+    let loaded = files::load(&[path.to_path_buf()])?;
+    let checked = itsmflow_engine::check(&loaded.sources);
+    let Some(project) = checked.project else {
+        let errors: Vec<Diagnostic> = checked
+            .diagnostics
+            .into_iter()
+            .filter(Diagnostic::is_error)
+            .collect();
+        print_report(&loaded.sources, &errors, ReportFormat::Text);
+        return Ok(EXIT_PROBLEMS);
+    };
+    let name = match process {
+        Some(n) => n.to_string(),
+        None => match processes_in(&loaded.sources, &loaded.requested) {
+            names if names.len() == 1 => names[0].clone(),
+            names => {
+                eprintln!(
+                    "error: name the process to draw with --process (found: {})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                );
+                return Ok(EXIT_UNUSABLE);
+            }
+        },
+    };
+    let Some(p) = project.process(&name) else {
+        let names: Vec<&str> = project.processes.iter().map(|p| p.name.as_str()).collect();
+        eprintln!(
+            "error: no process `{name}` (processes: {})",
+            names.join(", ")
+        );
+        return Ok(EXIT_UNUSABLE);
+    };
+    let out = match format {
+        GraphFormat::Dot => itsmflow_engine::graph::to_dot(&project, p),
+        GraphFormat::Mermaid => itsmflow_engine::graph::to_mermaid(&project, p),
+    };
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    Ok(0)
+}
+
+/// Names of the processes declared in the requested files.
+fn processes_in(sources: &Sources, requested: &std::collections::BTreeSet<FileId>) -> Vec<String> {
+    let mut names = Vec::new();
+    for id in requested {
+        if let Some(f) = sources.get(*id) {
+            for item in parse(*id, &f.text).file.items {
+                if let itsmflow_dsl::ast::Item::Process(p) = item {
+                    names.push(p.name.name);
+                }
+            }
+        }
+    }
+    names
+}

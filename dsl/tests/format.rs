@@ -1,0 +1,594 @@
+//! The canonical formatter: it keeps the meaning (`parse(format(x)) == parse(x)`), is
+//! idempotent (`format(format(x)) == format(x)`) and keeps every comment.
+
+use itsmflow_dsl::ast::{FileId, Item, Member};
+use itsmflow_dsl::format::format;
+use itsmflow_dsl::parse;
+
+/// Parses `text`, which must be free of errors.
+fn parse_ok(name: &str, text: &str) -> itsmflow_dsl::ast::File {
+    let parsed = parse(FileId(0), text);
+    assert!(
+        parsed.diagnostics.is_empty(),
+        "{name}: does not parse: {:#?}\n--- text ---\n{text}",
+        parsed.diagnostics
+    );
+    parsed.file
+}
+
+/// The texts of the `//` comments of `text` (outside `"` strings), trimmed. Comments inside rhai
+/// bodies count too: the body is printed with them.
+fn comments(text: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let mut in_string = false;
+        let mut escaped = false;
+        for (i, c) in line.char_indices() {
+            if in_string {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '"' => in_string = false,
+                    _ => {}
+                }
+            } else if c == '"' {
+                in_string = true;
+            } else if line[i..].starts_with("//") {
+                found.push(line[i..].trim_end());
+                break;
+            }
+        }
+    }
+    found
+}
+
+/// `text` with the rhai rule bodies cut out, to check the layout of the rest.
+fn without_rhai(text: &str, file: &itsmflow_dsl::ast::File) -> String {
+    let mut bodies: Vec<_> = file
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Process(p) => Some(&p.members),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|m| match m {
+            Member::Rule(r) => Some(r.code.span.range()),
+            _ => None,
+        })
+        .collect();
+    bodies.sort_by_key(|r| std::cmp::Reverse(r.start));
+    let mut out = text.to_string();
+    for body in bodies {
+        out.replace_range(body, "");
+    }
+    out
+}
+
+/// Asserts every property the formatter promises, for one input; returns the output.
+fn check(name: &str, text: &str) -> String {
+    let file = parse_ok(name, text);
+    let formatted = format(text, &file);
+    let reparsed = parse_ok(&format!("{name} (formatted)"), &formatted);
+    assert_eq!(
+        reparsed, file,
+        "{name}: formatting changed the meaning\n--- formatted ---\n{formatted}"
+    );
+    let again = format(&formatted, &reparsed);
+    assert_eq!(
+        again, formatted,
+        "{name}: formatting is not idempotent\n--- input ---\n{text}"
+    );
+    for comment in comments(text) {
+        assert!(
+            formatted.contains(comment),
+            "{name}: lost comment {comment:?}\n--- formatted ---\n{formatted}"
+        );
+    }
+    check_layout(name, &formatted, &reparsed);
+    formatted
+}
+
+fn check_layout(name: &str, formatted: &str, file: &itsmflow_dsl::ast::File) {
+    if file.items.is_empty() && !formatted.contains("//") {
+        assert_eq!(formatted, "", "{name}: an empty file formats as nothing");
+        return;
+    }
+    assert!(
+        formatted.ends_with('\n') && !formatted.ends_with("\n\n"),
+        "{name}: output must end with exactly one newline: {formatted:?}"
+    );
+    for line in formatted.lines() {
+        assert_eq!(line, line.trim_end(), "{name}: trailing whitespace");
+    }
+    let layout = without_rhai(formatted, file);
+    assert!(!layout.starts_with('\n'), "{name}: blank line at the start");
+    assert!(
+        !layout.contains("\n\n\n"),
+        "{name}: two blank lines in a row"
+    );
+    let lines: Vec<&str> = layout.lines().collect();
+    for line in &lines {
+        let indent = line.len() - line.trim_start().len();
+        assert!(
+            indent % 2 == 0 && line.get(..indent).is_some_and(|i| !i.contains('\t')),
+            "{name}: indentation is not in steps of two spaces: {line:?}"
+        );
+    }
+    for pair in lines.windows(2) {
+        assert!(
+            !(pair[0].ends_with('{') && pair[1].is_empty()),
+            "{name}: blank line at the start of a block\n{formatted}"
+        );
+        assert!(
+            !(pair[0].is_empty() && pair[1].trim() == "}"),
+            "{name}: blank line at the end of a block\n{formatted}"
+        );
+    }
+}
+
+fn process_files() -> Vec<(String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../processes");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+        .expect("processes/ is readable")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "itsm"))
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).expect("readable .itsm file");
+            (path.display().to_string(), text)
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .itsm files in {dir}");
+    files
+}
+
+#[test]
+fn process_files_round_trip() {
+    for (name, text) in process_files() {
+        check(&name, &text);
+    }
+}
+
+#[test]
+fn process_files_round_trip_with_crlf_line_ends() {
+    for (name, text) in process_files() {
+        let crlf = text.replace('\n', "\r\n");
+        let formatted = check(&name, &crlf);
+        assert!(!formatted.contains('\r'), "{name}: carriage return kept");
+    }
+}
+
+/// Tiny deterministic xorshift generator, so the mutation test needs no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// Offsets of the whitespace of `text` where a comment or line break may go: outside strings,
+/// comments and rhai bodies.
+fn trivia_positions(text: &str, file: &itsmflow_dsl::ast::File) -> Vec<usize> {
+    let rhai: Vec<_> = file
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Process(p) => Some(&p.members),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|m| match m {
+            Member::Rule(r) => Some(r.code.span.range()),
+            _ => None,
+        })
+        .collect();
+    let bytes = text.as_bytes();
+    let mut positions = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(body) = rhai.iter().find(|r| r.contains(&i)) {
+            i = body.end;
+            continue;
+        }
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b' ' | b'\n' => positions.push(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    positions
+}
+
+/// Drops comments and blank lines at `count` random places of `text`, one variant per seed,
+/// and checks every variant.
+fn check_mutations(name: &str, text: &str, seeds: u64, count: usize) {
+    let file = parse_ok(name, text);
+    let positions = trivia_positions(text, &file);
+    if positions.is_empty() {
+        return;
+    }
+    for seed in 1..=seeds {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut chosen: Vec<usize> = (0..count)
+            .map(|_| positions[rng.below(positions.len())])
+            .collect();
+        chosen.sort_unstable_by(|a, b| b.cmp(a));
+        chosen.dedup();
+        let mut mutated = text.to_string();
+        for (k, at) in chosen.into_iter().enumerate() {
+            let insert = match rng.below(4) {
+                0 => format!("\n// fuzz {seed}.{k}\n"),
+                1 => format!(" // fuzz {seed}.{k}\n"),
+                2 => "\n\n".to_string(),
+                _ => format!("\n\n  // fuzz {seed}.{k}\n\n"),
+            };
+            mutated.insert_str(at, &insert);
+        }
+        check(&format!("{name} (seed {seed})"), &mutated);
+    }
+}
+
+/// Comments and blank lines dropped at random places of the sample files: wherever they go,
+/// formatting keeps the meaning and the comments, and is idempotent.
+#[test]
+fn comments_and_blank_lines_anywhere_in_process_files() {
+    for (name, text) in process_files() {
+        check_mutations(&name, &text, 40, 12);
+    }
+}
+
+#[test]
+fn comments_and_blank_lines_anywhere_in_tricky_inputs() {
+    for (name, text) in TRICKY {
+        check_mutations(name, text, 10, 8);
+    }
+}
+
+/// Inputs that exercise the corners of the layout and the comment attachment.
+const TRICKY: &[(&str, &str)] = &[
+    ("empty file", ""),
+    ("only blank lines", "\n\n  \n"),
+    ("only comments", "// one\n\n\n// two\n   // three   \n"),
+    (
+        "comments everywhere",
+        r#"// top
+role a // after role
+// before queue
+queue q // after queue name
+{ // after brace
+  // before tier
+  tier 1 // after tier
+  // before close
+} // after queue
+process p // in header
+  "P" // after label
+{
+  // first
+  stage s // after stage
+  initial
+  // between
+
+  // after blank
+  fields { // fields brace
+    f: text // field
+    // last in fields
+  } // after fields
+  transition t // in transition
+    : s // after from
+    -> s // after to
+    by role a // after roles
+    or after 3d // last
+} // end
+// eof"#,
+    ),
+    (
+        "nested conditions",
+        r#"process p {
+  routing {
+    when a == 1 or (b == 2 or c == 3) => q
+    when (a == 1 or b == 2) or c == 3 => q
+    when a == 1 and (b == 2 and c == 3) => q
+    when (a == 1 and b == 2) and c == 3 => q
+    when a == 1 and (b == 2 or c == 3) => q
+    when (a == 1 or b == 2) and c == 3 => q
+    when not (a == 1 or b == 2) => q
+    when not (a == 1 and b == 2) => q
+    when not not a == 1 => q
+    when not (not (a == 1)) => q
+    when ((((a == 1)))) => q
+    when (a == 1 and not (b in (x, y, "z, w") or c != -3)) or d >= 2026-01-01T08:00:00+01:00 => q
+    when a < 1h30m and b <= 2026-12-25 and c > P1 and d in (1) => q
+    otherwise => q
+  }
+  approval in s {
+    when (a == 1 or b == 2) and c == 3 => all of role x, then any 2 of role y, then 3 of role z
+    when not a == 1 => none
+    otherwise => any 1 of role x
+    on approve => s
+    on reject => s
+    on expire after 2d => s
+  }
+}
+"#,
+    ),
+    (
+        "empty blocks",
+        r#"calendar c {}
+calendar d "D" {
+
+}
+queue q {}
+queue r "R" {   }
+process p {}
+process p2 "P2" for client acme extends p {
+  fields {}
+  priority from a {}
+  targets {}
+  targets on 24x7 {}
+  stage s {}
+  routing {}
+  escalation on respond {}
+  approval in s {}
+  rule r computes f {}
+  rule r2 when transition t {
+
+  }
+}
+process p3 {
+  // only a comment
+}
+queue q3 {
+  // only a comment
+}
+"#,
+    ),
+    (
+        "strings with escapes",
+        r#"role a "quote \" backslash \\ newline \n tab \t done"
+role b ""
+role c "slashes // not a comment"
+calendar cal "It's \"ours\"" {
+  timezone "Europe/Amsterdam" // tz
+  holidays 2026-12-25 "Xmas // not a comment", 2026-12-26
+}
+process p "a \\\" b" {
+  fields {
+    f: text default "x // y \" z"
+  }
+}
+"#,
+    ),
+    (
+        "rhai bodies",
+        r#"process p {
+  rule braces when transition a, b {
+    let s = "}{ // not a DSL comment";
+    let t = `template { with } braces`;
+    let c = '}';
+    /* a block comment with } and { */
+    if s != "" {
+      // a rhai comment with a } brace
+      true
+    } else { false }
+  } // after rule
+  rule tabs computes f {
+		let x = 1;
+
+			x + 1
+  }
+  rule one_line computes g { 40 + 2 }
+  rule ws computes h {   }
+  // after rules
+}
+"#,
+    ),
+    (
+        "multi-line transitions",
+        r#"process p {
+  transition t1 "One"
+    : a,
+      b
+    -> c
+    by role x,
+            y
+    or after 1h30m
+    requires f,
+      g
+  transition t2: a -> b or by role x by role y after 3d requires f or after 2w
+  transition t3: a -> b
+  transition t4: a -> b after 0d
+}
+"#,
+    ),
+    (
+        "keywords as names",
+        r#"role or
+role by
+process process {
+  fields {
+    required: text required default required
+    default: enum(default, required)
+  }
+  stage initial initial
+  stage final final
+  stage stage "s" initial final {
+    queue queue
+    queue by routing
+    pauses respond, resolve
+    stops resolve
+    starts respond
+  }
+  transition or: initial -> or or by role by or after 3d
+  transition transition: final -> stage requires requires
+}
+"#,
+    ),
+    (
+        "tables and targets",
+        r#"process p {
+  priorities P1, P2, P3, P10
+  priority from impact, urgency {
+    high => P1, P10, P2
+    medium => P10, P2, P3
+    low,   low => P3
+    very_very_low => P3, P3, P3
+  }
+  targets on office {
+    P1: respond 15m, resolve 4h on 24x7 // fast
+    P10 : resolve 0s
+  }
+  escalation on resolve {
+    at 50% => notify role lead
+    at 100% => move to next tier, move to vendor, raise priority, perform page_someone
+    at 1w2d => notify role boss
+  }
+}
+"#,
+    ),
+    (
+        "calendars",
+        r#"calendar office "Office" {
+  timezone "UTC"
+  hours mon - fri 8:00 - 12:30 , 13:00-17:00
+  hours sat, sun closed
+  hours wed 0:00-23:59
+  holidays 2026-12-25 "Christmas", 2026-12-26, 2027-01-01 "New year"
+}
+"#,
+    ),
+    (
+        "blank lines",
+        "\n\n// c1\n\n\n\nrole a\n\n\n\nrole b\nrole c\n\n// c2\nprocess p {\n\n\n  stage a\n\n\n  stage b\n\n  // c3\n\n}\n\n\n",
+    ),
+];
+
+#[test]
+fn tricky_inputs_round_trip() {
+    for (name, text) in TRICKY {
+        check(name, text);
+    }
+}
+
+#[test]
+fn tricky_inputs_round_trip_with_crlf_line_ends() {
+    for (name, text) in TRICKY {
+        check(name, &text.replace('\n', "\r\n"));
+    }
+}
+
+#[test]
+fn messy_input_formats_exactly() {
+    let input = r#"// Roles.
+role   agent    "Agent"   // the desk
+role lead
+
+
+queue desk "Desk" { tier 1 members agent, lead   assign round_robin }
+process incident "Incident" {
+  fields { impact : enum( high , low ) required
+  note: text default "a \"b\"" }
+  priority from impact { high => P1 low => P2 }
+  stage new initial stage done final { stops resolve }
+  transition close: new -> done // closes
+     by role agent after 3d
+  routing { when not (impact == high or note == "x") and impact != low => desk otherwise => desk }
+  rule check when transition close {
+            note != ""
+  }
+}
+"#;
+    let expected = r#"// Roles.
+role agent "Agent" // the desk
+role lead
+
+queue desk "Desk" {
+  tier 1
+  members agent, lead
+  assign round_robin
+}
+process incident "Incident" {
+  fields {
+    impact: enum(high, low) required
+    note:   text default "a \"b\""
+  }
+  priority from impact {
+    high => P1
+    low  => P2
+  }
+  stage new initial
+  stage done final {
+    stops resolve
+  }
+  // closes
+  transition close: new -> done by role agent or after 3d
+  routing {
+    when not (impact == high or note == "x") and impact != low => desk
+    otherwise => desk
+  }
+  rule check when transition close {
+    note != ""
+  }
+}
+"#;
+    assert_eq!(check("messy", input), expected);
+}
+
+#[test]
+fn comment_attachment() {
+    let input = "process p { // header\n  stage a   // trailing a\n  // above b\n  stage b\n  // before close\n} // after p\n// end\n";
+    let expected = "process p { // header\n  stage a // trailing a\n  // above b\n  stage b\n  // before close\n} // after p\n// end\n";
+    assert_eq!(check("attachment", input), expected);
+}
+
+#[test]
+fn empty_and_comment_only_files() {
+    assert_eq!(check("empty", ""), "");
+    assert_eq!(check("blank", " \n\n\t\n"), "");
+    assert_eq!(
+        check("comments", "\n\n// a\n\n\n// b\n\n"),
+        "// a\n\n// b\n"
+    );
+}
+
+#[test]
+fn empty_rule_body_prints_as_empty_braces() {
+    let input = "process p {\n  rule r computes f {\n\n  }\n}\n";
+    assert_eq!(
+        check("empty rule", input),
+        "process p {\n  rule r computes f {}\n}\n"
+    );
+}
+
+/// Spans that do not fit the text (here: a tree formatted with another file's text) must not
+/// make the formatter panic.
+#[test]
+fn mismatched_text_does_not_panic() {
+    let mut texts: Vec<String> = TRICKY.iter().map(|(_, t)| t.to_string()).collect();
+    texts.extend(process_files().into_iter().map(|(_, t)| t));
+    texts.push("é // ü\n\"ß".to_string());
+    texts.push("{{{ // \"".to_string());
+    for source in &texts {
+        let file = parse(FileId(0), source).file;
+        for other in &texts {
+            let _ = format(other, &file);
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Escalation: thresholds in order, actions that name real roles, queues and transitions, and
+//! functional escalation that never moves a task past the last tier.
+
+use itsmflow_dsl::ast::{self, EscalationActionKind, Span};
+use itsmflow_dsl::Diagnostic;
+
+use super::process::{head, ProcessScope};
+use super::Ctx;
+use crate::model::{
+    ClockKind, Duration, Escalation, EscalationAction, EscalationStep, QueueId, Target, Threshold,
+    TransitionId,
+};
+
+/// `a` comes no later than `b` whatever the calendar: fewer or equal days and seconds.
+fn not_after(a: &Duration, b: &Duration) -> bool {
+    match (a.days_and_seconds(), b.days_and_seconds()) {
+        (Some((ad, asec)), Some((bd, bsec))) => ad <= bd && asec <= bsec,
+        _ => false,
+    }
+}
+
+pub(super) fn check_escalations(
+    escalations: &[&ast::Escalation],
+    scope: &ProcessScope,
+    targets: &[Option<Target>],
+    entry_queues: &[QueueId],
+    ctx: &mut Ctx,
+) -> Vec<Escalation> {
+    let mut out = Vec::new();
+    let mut seen: [Option<Span>; 2] = [None; 2];
+    for esc in escalations {
+        let clock = esc.clock.node;
+        let slot = match clock {
+            ClockKind::Respond => 0,
+            ClockKind::Resolve => 1,
+        };
+        if let Some(first) = seen[slot] {
+            ctx.diags.push(
+                Diagnostic::error(
+                    "duplicate-section",
+                    head(esc.span, "escalation".len()),
+                    format!("escalation on {clock} is given twice"),
+                )
+                .with_label("second one here")
+                .with_secondary(first, "first one here")
+                .with_help("merge their steps into one escalation"),
+            );
+            continue;
+        }
+        seen[slot] = Some(head(esc.span, "escalation".len()));
+        if !targets.iter().flatten().any(|t| t.of(clock).is_some()) {
+            ctx.diags.push(
+                Diagnostic::error(
+                    "no-target-for-clock",
+                    esc.clock.span,
+                    format!("escalation on {clock}, but no priority has a {clock} target"),
+                )
+                .with_label("this clock never runs")
+                .with_help(format!(
+                    "add {clock} targets in `targets`, or escalate on the other clock"
+                )),
+            );
+        }
+        out.push(Escalation {
+            clock,
+            steps: check_steps(esc, scope, entry_queues, ctx),
+        });
+    }
+    out
+}
+
+fn check_steps(
+    esc: &ast::Escalation,
+    scope: &ProcessScope,
+    entry_queues: &[QueueId],
+    ctx: &mut Ctx,
+) -> Vec<EscalationStep> {
+    let mut steps = Vec::with_capacity(esc.steps.len());
+    let mut last_percent: Option<(u32, Span)> = None;
+    let mut last_after: Option<(Duration, Span)> = None;
+    // Where the task may be after the moves so far.
+    let mut queues: Vec<QueueId> = entry_queues.to_vec();
+    for step in &esc.steps {
+        let threshold = match step.threshold.node {
+            ast::Threshold::Percent(p) => {
+                if p == 0 {
+                    ctx.diags.push(
+                        Diagnostic::error(
+                            "invalid-threshold",
+                            step.threshold.span,
+                            "a threshold must be above 0%",
+                        )
+                        .with_label("fires as the clock starts")
+                        .with_help(
+                            "act when the ticket is created with a stage or a routing rule instead",
+                        ),
+                    );
+                }
+                if let Some((prev, prev_span)) = last_percent {
+                    if p <= prev {
+                        ctx.diags.push(out_of_order(step.threshold.span, prev_span));
+                    }
+                }
+                last_percent = Some((p, step.threshold.span));
+                Threshold::Percent(p)
+            }
+            ast::Threshold::After(d) => {
+                if d.is_zero() {
+                    ctx.diags.push(
+                        Diagnostic::error(
+                            "invalid-threshold",
+                            step.threshold.span,
+                            "a threshold must be later than zero",
+                        )
+                        .with_label("fires as the clock starts"),
+                    );
+                }
+                if let Some((prev, prev_span)) = last_after {
+                    if not_after(&d, &prev) {
+                        ctx.diags.push(out_of_order(step.threshold.span, prev_span));
+                    }
+                }
+                last_after = Some((d, step.threshold.span));
+                Threshold::After(d)
+            }
+        };
+        let mut actions = Vec::with_capacity(step.actions.len());
+        for action in &step.actions {
+            let model = match &action.kind {
+                EscalationActionKind::NotifyRole(r) => ctx.role(r).map(EscalationAction::Notify),
+                EscalationActionKind::MoveToQueue(q) => ctx.queue(q).map(|q| {
+                    queues = vec![q];
+                    EscalationAction::MoveToQueue(q)
+                }),
+                EscalationActionKind::MoveToNextTier => {
+                    next_tier(action.span, &mut queues, ctx);
+                    Some(EscalationAction::MoveToNextTier)
+                }
+                EscalationActionKind::RaisePriority => {
+                    if scope.priorities.len() < 2 {
+                        ctx.diags.push(
+                            Diagnostic::error(
+                                "no-priorities",
+                                action.span,
+                                "there is no higher priority to raise to",
+                            )
+                            .with_label("this process has fewer than two priorities")
+                            .with_help(
+                                "declare priorities, most urgent first: `priorities P1, P2, P3`",
+                            ),
+                        );
+                    }
+                    Some(EscalationAction::RaisePriority)
+                }
+                EscalationActionKind::Perform(t) => scope
+                    .transitions
+                    .resolve(t, &mut ctx.diags)
+                    .map(|t| EscalationAction::Perform(TransitionId(t))),
+            };
+            actions.extend(model);
+        }
+        steps.push(EscalationStep { threshold, actions });
+    }
+    steps
+}
+
+fn out_of_order(span: Span, previous: Span) -> Diagnostic {
+    Diagnostic::error(
+        "escalation-order",
+        span,
+        "escalation thresholds are out of order",
+    )
+    .with_label("not later than the threshold before it")
+    .with_secondary(previous, "previous threshold")
+    .with_help("list thresholds from the earliest to the latest; each fires once per clock")
+}
+
+/// Move every possible current queue one tier up, reporting queues that have no next tier.
+fn next_tier(span: Span, queues: &mut Vec<QueueId>, ctx: &mut Ctx) {
+    if queues.is_empty() {
+        ctx.diags.push(
+            Diagnostic::error(
+                "escalation-past-last-tier",
+                span,
+                "there is no queue to escalate from",
+            )
+            .with_label("no stage of this process puts tasks in a queue")
+            .with_help("give a stage a queue, or notify a role instead"),
+        );
+        return;
+    }
+    let mut next = Vec::with_capacity(queues.len());
+    let mut stuck = Vec::new();
+    for q in queues.iter() {
+        match ctx.queue_models.get(q.index()) {
+            Some(model) => match model.escalates_to {
+                Some(n) => next.push(n),
+                None => stuck.push(model.name.clone()),
+            },
+            None => {}
+        }
+    }
+    if !stuck.is_empty() {
+        let list = stuck
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        ctx.diags.push(
+            Diagnostic::error(
+                "escalation-past-last-tier",
+                span,
+                format!("this moves tasks past the last tier of {list}"),
+            )
+            .with_label("no next tier to move to")
+            .with_help(format!(
+                "give {list} an `escalates_to` queue, or notify a role at this point instead"
+            )),
+        );
+    }
+    next.sort();
+    next.dedup();
+    *queues = next;
+}

@@ -1,0 +1,962 @@
+//! One process: its fields, priorities, tables, stages, transitions and routing, resolved and
+//! checked; escalation, approval, rules and the flow of stages have modules of their own.
+
+use itsmflow_dsl::ast::{
+    self, Ident, Member, QueueTarget, Span, StageAttrKind, StageKind, TransitionClauseKind,
+};
+use itsmflow_dsl::Diagnostic;
+
+use super::condition::CondScope;
+use super::coverage::Domain;
+use super::names::{did_you_mean, Names};
+use super::values::typed_value;
+use super::{approval, escalation, flow, rules, Ctx};
+use crate::model::*;
+
+/// The names declared inside one process, and their checked definitions so far.
+pub(super) struct ProcessScope {
+    pub fields: Names,
+    pub field_models: Vec<Field>,
+    pub field_types: Vec<FieldType>,
+    pub priorities: Names,
+    pub stages: Names,
+    pub transitions: Names,
+}
+
+impl ProcessScope {
+    pub fn cond_scope(&self) -> CondScope<'_> {
+        CondScope {
+            fields: &self.fields,
+            field_types: &self.field_types,
+            priorities: &self.priorities,
+        }
+    }
+    pub fn domain(&self) -> Domain<'_> {
+        Domain {
+            fields: &self.fields,
+            field_types: &self.field_types,
+            priorities: &self.priorities,
+        }
+    }
+}
+
+/// The members of a process, grouped by kind, in source order.
+#[derive(Default)]
+struct Sections<'a> {
+    fields: Vec<&'a ast::Fields>,
+    priorities: Vec<&'a ast::Priorities>,
+    tables: Vec<&'a ast::PriorityTable>,
+    targets: Vec<&'a ast::Targets>,
+    stages: Vec<&'a ast::Stage>,
+    transitions: Vec<&'a ast::Transition>,
+    routing: Vec<&'a ast::Routing>,
+    escalations: Vec<&'a ast::Escalation>,
+    approvals: Vec<&'a ast::Approval>,
+    rules: Vec<&'a ast::Rule>,
+}
+
+/// A span covering the first `len` bytes of `span`: the keyword that opens a section.
+pub(super) fn head(span: Span, len: usize) -> Span {
+    Span {
+        end: span.start.saturating_add(len as u32).min(span.end),
+        ..span
+    }
+}
+
+/// Sections that may appear once: report the second and later ones.
+fn only_once(spans: &[Span], keyword: &str, diags: &mut Vec<Diagnostic>) {
+    for s in spans.iter().skip(1) {
+        diags.push(
+            Diagnostic::error(
+                "duplicate-section",
+                head(*s, keyword.len()),
+                format!("`{keyword}` is given twice in this process"),
+            )
+            .with_label("second one here")
+            .with_secondary(head(spans[0], keyword.len()), "first one here")
+            .with_help(format!("merge the two `{keyword}` sections")),
+        );
+    }
+}
+
+fn error_count(diags: &[Diagnostic]) -> usize {
+    diags.iter().filter(|d| d.is_error()).count()
+}
+
+pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> {
+    let errors_before = error_count(&ctx.diags);
+    let mut s = Sections::default();
+    for m in &p.members {
+        match m {
+            Member::Fields(x) => s.fields.push(x),
+            Member::Priorities(x) => s.priorities.push(x),
+            Member::PriorityTable(x) => s.tables.push(x),
+            Member::Targets(x) => s.targets.push(x),
+            Member::Stage(x) => s.stages.push(x),
+            Member::Transition(x) => s.transitions.push(x),
+            Member::Routing(x) => s.routing.push(x),
+            Member::Escalation(x) => s.escalations.push(x),
+            Member::Approval(x) => s.approvals.push(x),
+            Member::Rule(x) => s.rules.push(x),
+        }
+    }
+    only_once(
+        &s.fields.iter().map(|x| x.span).collect::<Vec<_>>(),
+        "fields",
+        &mut ctx.diags,
+    );
+    only_once(
+        &s.priorities.iter().map(|x| x.span).collect::<Vec<_>>(),
+        "priorities",
+        &mut ctx.diags,
+    );
+    only_once(
+        &s.tables.iter().map(|x| x.span).collect::<Vec<_>>(),
+        "priority",
+        &mut ctx.diags,
+    );
+    only_once(
+        &s.targets.iter().map(|x| x.span).collect::<Vec<_>>(),
+        "targets",
+        &mut ctx.diags,
+    );
+    only_once(
+        &s.routing.iter().map(|x| x.span).collect::<Vec<_>>(),
+        "routing",
+        &mut ctx.diags,
+    );
+
+    let mut scope = ProcessScope {
+        fields: Names::new("field"),
+        field_models: Vec::new(),
+        field_types: Vec::new(),
+        priorities: Names::new("priority"),
+        stages: Names::new("stage"),
+        transitions: Names::new("transition"),
+    };
+    for block in s.fields.iter().take(1) {
+        check_fields(block, &mut scope, &mut ctx.diags);
+    }
+    for block in s.priorities.iter().take(1) {
+        for level in &block.levels {
+            scope.priorities.declare(level, &mut ctx.diags);
+        }
+    }
+    for stage in &s.stages {
+        scope.stages.declare(&stage.name, &mut ctx.diags);
+    }
+    for t in &s.transitions {
+        scope.transitions.declare(&t.name, &mut ctx.diags);
+    }
+
+    let priority_table = s
+        .tables
+        .first()
+        .and_then(|t| check_table(t, &scope, &mut ctx.diags));
+    let targets = check_targets(p, s.targets.first().copied(), &scope, ctx);
+    let has_routing = !s.routing.is_empty();
+    let stages = check_stages(p, &s.stages, &scope, has_routing, ctx);
+    let mut transitions: Vec<Transition> = s
+        .transitions
+        .iter()
+        .map(|t| check_transition(t, &scope, ctx))
+        .collect();
+    let routing = s
+        .routing
+        .first()
+        .map(|r| check_routing(r, &scope, &stages, ctx))
+        .unwrap_or_default();
+
+    // Queues that tasks of this process can be in, for escalation tier checks.
+    let mut entry_queues: Vec<QueueId> = stages
+        .iter()
+        .filter_map(|st| match st.queue {
+            Some(StageQueue::Named(q)) => Some(q),
+            _ => None,
+        })
+        .collect();
+    if stages
+        .iter()
+        .any(|st| st.queue == Some(StageQueue::ByRouting))
+    {
+        entry_queues.extend(routing.iter().map(|r| r.queue));
+    }
+    entry_queues.sort();
+    entry_queues.dedup();
+
+    let escalations =
+        escalation::check_escalations(&s.escalations, &scope, &targets, &entry_queues, ctx);
+    let approvals = approval::check_approvals(&s.approvals, &scope, ctx);
+    let rules = rules::check_rules(&s.rules, &scope, &mut ctx.diags);
+    for (i, rule) in rules.iter().enumerate() {
+        if let RuleKind::Guard(ts) = &rule.kind {
+            for t in ts {
+                if let Some(tr) = transitions.get_mut(t.index()) {
+                    tr.guards.push(RuleId(i as u32));
+                }
+            }
+        }
+    }
+
+    let initial = stages
+        .iter()
+        .position(|s| s.initial)
+        .map(|i| StageId(i as u32));
+    let graph = flow::check_flow(
+        p,
+        &scope.stages,
+        &stages,
+        &transitions,
+        &approvals,
+        &mut ctx.diags,
+    );
+
+    if error_count(&ctx.diags) > errors_before {
+        return None;
+    }
+    Some(Process {
+        name: p.name.name.clone(),
+        label: p.label.as_ref().map(|l| l.node.clone()),
+        fields: scope.field_models,
+        priorities: scope.priorities.iter().map(str::to_string).collect(),
+        priority_table,
+        targets,
+        stages,
+        initial: initial?,
+        transitions,
+        routing,
+        escalations,
+        approvals,
+        rules,
+        graph,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fields
+
+const RESERVED_FIELDS: [&str; 2] = ["priority", "stage"];
+
+fn check_fields(block: &ast::Fields, scope: &mut ProcessScope, diags: &mut Vec<Diagnostic>) {
+    for f in &block.fields {
+        if RESERVED_FIELDS.contains(&f.name.name.as_str()) {
+            diags.push(
+                Diagnostic::error(
+                    "reserved-name",
+                    f.name.span,
+                    format!("`{}` cannot be a field name", f.name),
+                )
+                .with_label("reserved")
+                .with_help(format!(
+                    "`{}` is maintained by the engine; choose another name",
+                    f.name
+                )),
+            );
+            continue;
+        }
+        let ty = match &f.ty {
+            ast::FieldType::Named(name) => match FieldType::from_name(&name.name) {
+                Some(t) => t,
+                None => {
+                    let d = Diagnostic::error(
+                        "unknown-type",
+                        name.span,
+                        format!("unknown field type `{}`", name),
+                    )
+                    .with_label("not a type");
+                    diags.push(match did_you_mean(&name.name, FieldType::NAMES.into_iter()) {
+                        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                        None => d.with_help("field types are text, int, bool, duration, datetime and enum(a, b, c)"),
+                    });
+                    continue;
+                }
+            },
+            ast::FieldType::Enum(values, _) => {
+                let mut names = Names::new("enum value");
+                for v in values {
+                    if names.get(&v.name).is_some() {
+                        diags.push(
+                            Diagnostic::error(
+                                "duplicate-definition",
+                                v.span,
+                                format!("enum value `{}` is listed twice", v),
+                            )
+                            .with_label("listed again here")
+                            .with_secondary(
+                                names.span(names.get(&v.name).unwrap_or(0)),
+                                "first listed here",
+                            ),
+                        );
+                        continue;
+                    }
+                    names.declare(v, diags);
+                }
+                FieldType::Enum(names.iter().map(str::to_string).collect())
+            }
+        };
+        let default =
+            f.default
+                .as_ref()
+                .and_then(|lit| match typed_value(&f.name.name, &ty, lit) {
+                    Ok(v) => Some(v),
+                    Err(d) => {
+                        diags.push(d);
+                        None
+                    }
+                });
+        if scope.fields.declare(&f.name, diags).is_some() {
+            scope.field_types.push(ty.clone());
+            scope.field_models.push(Field {
+                name: f.name.name.clone(),
+                ty,
+                required: f.required.is_some(),
+                default,
+            });
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Priority table
+
+fn check_table(
+    t: &ast::PriorityTable,
+    scope: &ProcessScope,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<PriorityTable> {
+    let before = error_count(diags);
+    if scope.priorities.len() == 0 {
+        diags.push(
+            Diagnostic::error(
+                "no-priorities",
+                head(t.span, "priority".len()),
+                "a priority table needs declared priorities",
+            )
+            .with_label("the table's cells name priorities")
+            .with_help("declare them first, e.g. `priorities P1, P2, P3, P4, P5`"),
+        );
+    }
+    // The table's fields: each an enum or bool field, each once.
+    let mut fields = Vec::new();
+    let mut values: Vec<Vec<String>> = Vec::new();
+    for (i, ident) in t.fields.iter().enumerate() {
+        if t.fields[..i].iter().any(|f| f.name == ident.name) {
+            diags.push(
+                Diagnostic::error(
+                    "duplicate-definition",
+                    ident.span,
+                    format!("field `{ident}` is listed twice"),
+                )
+                .with_label("listed again here"),
+            );
+            continue;
+        }
+        let Some(id) = scope.fields.resolve(ident, diags) else {
+            continue;
+        };
+        match &scope.field_types[id as usize] {
+            FieldType::Enum(vs) => values.push(vs.clone()),
+            FieldType::Bool => values.push(vec!["false".into(), "true".into()]),
+            other => {
+                diags.push(
+                    Diagnostic::error("type-mismatch", ident.span, format!("`{ident}` is {other}; a priority table needs enum or bool fields"))
+                        .with_label("not an enum")
+                        .with_help("priority is looked up by value, so every field of the table must have a fixed set of values"),
+                );
+                continue;
+            }
+        }
+        fields.push(FieldId(id));
+    }
+    if error_count(diags) > before || fields.is_empty() {
+        return None;
+    }
+
+    let n = fields.len();
+    let radix: Vec<u32> = values.iter().map(|v| v.len() as u32).collect();
+    let total: usize = radix.iter().map(|&r| r as usize).product();
+    let mut cells: Vec<Option<(PriorityId, Span)>> = vec![None; total];
+    let value_of = |field: usize, key: &Ident, diags: &mut Vec<Diagnostic>| -> Option<u32> {
+        match values[field].iter().position(|v| *v == key.name) {
+            Some(i) => Some(i as u32),
+            None => {
+                let fname = &t.fields[field].name;
+                let d = Diagnostic::error(
+                    "unknown-value",
+                    key.span,
+                    format!("`{fname}` has no value `{}`", key.name),
+                )
+                .with_label("not one of its values");
+                diags.push(
+                    match did_you_mean(&key.name, values[field].iter().map(String::as_str)) {
+                        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                        None => d.with_help(format!(
+                            "`{fname}` is one of: {}",
+                            values[field].join(", ")
+                        )),
+                    },
+                );
+                None
+            }
+        }
+    };
+    let last = n - 1;
+    // Whether every row could be read; if not, missing cells are likely that row's.
+    let mut rows_ok = true;
+    for row in &t.rows {
+        let matrix_row = n > 1 && row.keys.len() == last && row.cells.len() == values[last].len();
+        let single = row.keys.len() == n && row.cells.len() == 1;
+        if !matrix_row && !single {
+            let names: Vec<&str> = t.fields.iter().map(|f| f.name.as_str()).collect();
+            let help = if n == 1 {
+                format!(
+                    "each row names a value of `{}` and one priority: `high => P1`",
+                    names[0]
+                )
+            } else {
+                format!(
+                    "a row names a value of {} and lists one priority per value of `{}` ({}); or it names a value of every field and one priority",
+                    names[..last].iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+                    names[last],
+                    values[last].join(", ")
+                )
+            };
+            diags.push(
+                Diagnostic::error(
+                    "priority-table-shape",
+                    row.span,
+                    format!(
+                        "this row has {} values and {} priorities",
+                        row.keys.len(),
+                        row.cells.len()
+                    ),
+                )
+                .with_label("does not fit the table")
+                .with_help(help),
+            );
+            rows_ok = false;
+            continue;
+        }
+        let Some(keys) = row
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| value_of(i, k, diags))
+            .collect::<Option<Vec<u32>>>()
+        else {
+            rows_ok = false;
+            continue;
+        };
+        let combos: Vec<(Vec<u32>, &Ident)> = if single {
+            vec![(keys, &row.cells[0])]
+        } else {
+            row.cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let mut k = keys.clone();
+                    k.push(i as u32);
+                    (k, c)
+                })
+                .collect()
+        };
+        for (key, cell) in combos {
+            let Some(p) = scope.priorities.get(&cell.name) else {
+                if scope.priorities.len() > 0 {
+                    let d = super::names::unknown("priority", cell, scope.priorities.iter());
+                    diags.push(match d.help {
+                        Some(_) => d,
+                        None => d.with_help("declare it in `priorities`"),
+                    });
+                }
+                continue;
+            };
+            let index = key
+                .iter()
+                .zip(&radix)
+                .fold(0usize, |acc, (v, r)| acc * (*r as usize) + *v as usize);
+            if let Some((_, first)) = cells[index] {
+                diags.push(
+                    Diagnostic::error(
+                        "priority-table-duplicate",
+                        cell.span,
+                        format!(
+                            "the priority for {} is given twice",
+                            describe_key(t, &values, &key)
+                        ),
+                    )
+                    .with_label("given again here")
+                    .with_secondary(first, "first given here"),
+                );
+                continue;
+            }
+            cells[index] = Some((PriorityId(p), cell.span));
+        }
+    }
+
+    let missing: Vec<usize> = (0..total).filter(|&i| cells[i].is_none()).collect();
+    if !missing.is_empty() && rows_ok {
+        let shown: Vec<String> = missing
+            .iter()
+            .take(4)
+            .map(|&i| describe_key(t, &values, &unflatten(i, &radix)))
+            .collect();
+        let more = if missing.len() > 4 {
+            format!(" and {} more", missing.len() - 4)
+        } else {
+            String::new()
+        };
+        diags.push(
+            Diagnostic::error(
+                "priority-table-incomplete",
+                head(t.span, "priority".len()),
+                format!(
+                    "the priority table has no priority for {}{more}",
+                    shown.join("; ")
+                ),
+            )
+            .with_label("not every combination of values has a priority")
+            .with_help("every combination of the fields' values needs a priority"),
+        );
+    }
+    if error_count(diags) > before {
+        return None;
+    }
+    let cells: Vec<PriorityId> = cells
+        .into_iter()
+        .map(|c| c.map(|(p, _)| p).unwrap_or(PriorityId(0)))
+        .collect();
+    for p in 0..scope.priorities.len() as u32 {
+        if !cells.contains(&PriorityId(p)) {
+            diags.push(
+                Diagnostic::warning(
+                    "unused-priority",
+                    scope.priorities.span(p),
+                    format!(
+                        "priority `{}` is never given by the priority table",
+                        scope.priorities.name(p)
+                    ),
+                )
+                .with_label("no cell yields it")
+                .with_help("tickets get it only when an escalation raises priority"),
+            );
+        }
+    }
+    Some(PriorityTable {
+        fields,
+        radix,
+        cells,
+    })
+}
+
+fn unflatten(mut index: usize, radix: &[u32]) -> Vec<u32> {
+    let mut key = vec![0; radix.len()];
+    for (slot, r) in key.iter_mut().zip(radix).rev() {
+        *slot = (index % *r as usize) as u32;
+        index /= *r as usize;
+    }
+    key
+}
+
+fn describe_key(t: &ast::PriorityTable, values: &[Vec<String>], key: &[u32]) -> String {
+    t.fields
+        .iter()
+        .zip(key)
+        .zip(values)
+        .map(|((f, k), vs)| {
+            format!(
+                "{} = {}",
+                f.name,
+                vs.get(*k as usize).map(String::as_str).unwrap_or("?")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets
+
+fn check_targets(
+    p: &ast::Process,
+    block: Option<&ast::Targets>,
+    scope: &ProcessScope,
+    ctx: &mut Ctx,
+) -> Vec<Option<Target>> {
+    let mut targets: Vec<Option<Target>> = vec![None; scope.priorities.len()];
+    let Some(block) = block else {
+        if scope.priorities.len() > 0 {
+            ctx.diags.push(
+                Diagnostic::warning(
+                    "no-targets",
+                    p.name.span,
+                    format!("process `{}` has priorities but no targets", p.name),
+                )
+                .with_label("no respond or resolve clocks will run")
+                .with_help("add `targets on <calendar> { P1: respond 15m, resolve 4h ... }`"),
+            );
+        }
+        return targets;
+    };
+    if scope.priorities.len() == 0 {
+        ctx.diags.push(
+            Diagnostic::error(
+                "no-priorities",
+                head(block.span, "targets".len()),
+                "targets need declared priorities",
+            )
+            .with_label("targets are given per priority")
+            .with_help("declare them first, e.g. `priorities P1, P2, P3`"),
+        );
+        return targets;
+    }
+    let default_calendar = block.calendar.as_ref().and_then(|c| ctx.calendar(c));
+    let mut row_spans: Vec<Option<Span>> = vec![None; scope.priorities.len()];
+    for row in &block.rows {
+        let Some(pid) = scope.priorities.resolve(&row.priority, &mut ctx.diags) else {
+            continue;
+        };
+        if let Some(first) = row_spans[pid as usize] {
+            ctx.diags.push(
+                Diagnostic::error(
+                    "duplicate-definition",
+                    row.priority.span,
+                    format!("targets for `{}` are given twice", row.priority),
+                )
+                .with_label("given again here")
+                .with_secondary(first, "first given here"),
+            );
+            continue;
+        }
+        row_spans[pid as usize] = Some(row.priority.span);
+        let calendar = match &row.calendar {
+            Some(c) => ctx.calendar(c),
+            None if block.calendar.is_some() => default_calendar,
+            None => {
+                ctx.diags.push(
+                    Diagnostic::error("missing-calendar", row.span, format!("targets for `{}` have no calendar", row.priority))
+                        .with_label("which hours does this clock run in?")
+                        .with_help("name a calendar for all rows (`targets on office { ... }`) or for this row (`... on 24x7`)"),
+                );
+                None
+            }
+        };
+        let mut target = Target {
+            calendar: calendar.unwrap_or(CalendarRef::AlwaysOpen),
+            respond: None,
+            resolve: None,
+        };
+        for clock in &row.clocks {
+            let slot = match clock.clock.node {
+                ClockKind::Respond => &mut target.respond,
+                ClockKind::Resolve => &mut target.resolve,
+            };
+            if slot.is_some() {
+                ctx.diags.push(
+                    Diagnostic::error(
+                        "duplicate-attribute",
+                        clock.span,
+                        format!("the {} target is given twice", clock.clock.node),
+                    )
+                    .with_label("given again here"),
+                );
+                continue;
+            }
+            if clock.duration.node.is_zero() {
+                ctx.diags.push(
+                    Diagnostic::error(
+                        "zero-target",
+                        clock.duration.span,
+                        "a target must be longer than zero",
+                    )
+                    .with_label("zero")
+                    .with_help("leave the clock out if this priority has no such target"),
+                );
+                continue;
+            }
+            *slot = Some(clock.duration.node);
+        }
+        targets[pid as usize] = Some(target);
+    }
+    for (pid, span) in row_spans.iter().enumerate() {
+        if span.is_none() {
+            let pid = pid as u32;
+            ctx.diags.push(
+                Diagnostic::error(
+                    "priority-without-target",
+                    scope.priorities.span(pid),
+                    format!("priority `{}` has no targets", scope.priorities.name(pid)),
+                )
+                .with_label("declared here")
+                .with_secondary(head(block.span, "targets".len()), "targets are given here")
+                .with_help(format!(
+                    "add a row such as `{}: respond 1d, resolve 5d`",
+                    scope.priorities.name(pid)
+                )),
+            );
+        }
+    }
+    targets
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stages and transitions
+
+fn clocks_of(list: &[ast::Spanned<ClockKind>]) -> Clocks {
+    let mut c = Clocks::default();
+    for k in list {
+        c.set(k.node);
+    }
+    c
+}
+
+fn check_stages(
+    p: &ast::Process,
+    stages: &[&ast::Stage],
+    scope: &ProcessScope,
+    has_routing: bool,
+    ctx: &mut Ctx,
+) -> Vec<Stage> {
+    let mut out = Vec::with_capacity(stages.len());
+    let mut first_initial: Option<Span> = None;
+    for st in stages {
+        if scope
+            .stages
+            .get(&st.name.name)
+            .is_some_and(|id| scope.stages.span(id).start != st.name.span.start)
+        {
+            continue; // a duplicate, already reported
+        }
+        let initial = st.is(StageKind::Initial);
+        let is_final = st.is(StageKind::Final);
+        if initial && is_final {
+            ctx.diags.push(
+                Diagnostic::error(
+                    "initial-and-final",
+                    st.name.span,
+                    format!("stage `{}` is both initial and final", st.name),
+                )
+                .with_label("an instance would end as it starts")
+                .with_help("a process needs at least one stage between its start and its end"),
+            );
+        }
+        if initial {
+            if let Some(first) = first_initial {
+                ctx.diags.push(
+                    Diagnostic::error(
+                        "several-initial-stages",
+                        st.name.span,
+                        format!("stage `{}` is a second initial stage", st.name),
+                    )
+                    .with_label("also initial")
+                    .with_secondary(first, "the first initial stage")
+                    .with_help(
+                        "a process starts in exactly one stage; remove `initial` from all but one",
+                    ),
+                );
+            } else {
+                first_initial = Some(st.name.span);
+            }
+        }
+        let mut model = Stage {
+            name: st.name.name.clone(),
+            label: st.label.as_ref().map(|l| l.node.clone()),
+            initial,
+            is_final,
+            queue: None,
+            pauses: Clocks::default(),
+            stops: Clocks::default(),
+            starts: Clocks::default(),
+        };
+        let mut queue_at: Option<Span> = None;
+        for attr in &st.attrs {
+            match &attr.kind {
+                StageAttrKind::Queue(target) => {
+                    if let Some(first) = queue_at {
+                        ctx.diags.push(
+                            Diagnostic::error(
+                                "duplicate-attribute",
+                                attr.span,
+                                "a stage has one queue",
+                            )
+                            .with_label("second queue")
+                            .with_secondary(first, "first queue"),
+                        );
+                        continue;
+                    }
+                    queue_at = Some(attr.span);
+                    model.queue = match target {
+                        QueueTarget::Named(q) => ctx.queue(q).map(StageQueue::Named),
+                        QueueTarget::ByRouting if !has_routing => {
+                            ctx.diags.push(
+                                Diagnostic::error("no-routing", attr.span, "this stage queues by routing, but the process has no routing")
+                                    .with_label("no routing to follow")
+                                    .with_help("add a `routing { ... }` section, or name a queue: `queue service_desk`"),
+                            );
+                            None
+                        }
+                        QueueTarget::ByRouting => Some(StageQueue::ByRouting),
+                    };
+                }
+                StageAttrKind::Pauses(c) => model.pauses = clocks_of(c),
+                StageAttrKind::Stops(c) => model.stops = clocks_of(c),
+                StageAttrKind::Starts(c) => model.starts = clocks_of(c),
+            }
+        }
+        out.push(model);
+    }
+    if first_initial.is_none() {
+        ctx.diags.push(
+            Diagnostic::error(
+                "no-initial-stage",
+                p.name.span,
+                format!("process `{}` has no initial stage", p.name),
+            )
+            .with_label("where do new instances start?")
+            .with_help("mark one stage `initial`, e.g. `stage new initial`"),
+        );
+    }
+    out
+}
+
+fn check_transition(t: &ast::Transition, scope: &ProcessScope, ctx: &mut Ctx) -> Transition {
+    let from = t
+        .from
+        .iter()
+        .filter_map(|s| scope.stages.resolve(s, &mut ctx.diags).map(StageId))
+        .collect();
+    let to = scope
+        .stages
+        .resolve(&t.to, &mut ctx.diags)
+        .map(StageId)
+        .unwrap_or(StageId(0));
+    let mut model = Transition {
+        name: t.name.name.clone(),
+        label: t.label.as_ref().map(|l| l.node.clone()),
+        from,
+        to,
+        roles: Vec::new(),
+        after: None,
+        requires: Vec::new(),
+        guards: Vec::new(),
+    };
+    let mut seen: [Option<Span>; 3] = [None; 3];
+    for clause in &t.clauses {
+        let slot = match clause.kind {
+            TransitionClauseKind::ByRoles(_) => 0,
+            TransitionClauseKind::After(_) => 1,
+            TransitionClauseKind::Requires(_) => 2,
+        };
+        if let Some(first) = seen[slot] {
+            ctx.diags.push(
+                Diagnostic::error(
+                    "duplicate-attribute",
+                    clause.span,
+                    "this clause is given twice",
+                )
+                .with_label("given again here")
+                .with_secondary(first, "first given here")
+                .with_help(
+                    "list several roles or fields in one clause: `by role agent, team_lead`",
+                ),
+            );
+            continue;
+        }
+        seen[slot] = Some(clause.span);
+        match &clause.kind {
+            TransitionClauseKind::ByRoles(roles) => {
+                model.roles = roles.iter().filter_map(|r| ctx.role(r)).collect()
+            }
+            TransitionClauseKind::After(d) => {
+                if d.is_zero() {
+                    ctx.diags.push(
+                        Diagnostic::error("zero-duration", clause.span, "an automatic transition needs a delay above zero")
+                            .with_label("zero")
+                            .with_help("an instance would leave the stage as soon as it arrived; merge the stages instead"),
+                    );
+                }
+                model.after = Some(*d);
+            }
+            TransitionClauseKind::Requires(fields) => {
+                model.requires = fields
+                    .iter()
+                    .filter_map(|f| scope.fields.resolve(f, &mut ctx.diags).map(FieldId))
+                    .collect()
+            }
+        }
+    }
+    model
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing
+
+fn check_routing(
+    r: &ast::Routing,
+    scope: &ProcessScope,
+    stages: &[Stage],
+    ctx: &mut Ctx,
+) -> Vec<Route> {
+    let before = error_count(&ctx.diags);
+    let cond_scope = scope.cond_scope();
+    let mut routes = Vec::with_capacity(r.rules.len());
+    for rule in &r.rules {
+        let condition = rule
+            .condition
+            .as_ref()
+            .and_then(|c| cond_scope.resolve(c, &mut ctx.diags));
+        let queue = ctx.queue(&rule.queue);
+        if let (Some(queue), true) = (queue, rule.condition.is_none() || condition.is_some()) {
+            routes.push(Route { condition, queue });
+        }
+    }
+    if !stages
+        .iter()
+        .any(|s| s.queue == Some(StageQueue::ByRouting))
+    {
+        ctx.diags.push(
+            Diagnostic::warning(
+                "unused-routing",
+                head(r.span, "routing".len()),
+                "no stage queues by routing",
+            )
+            .with_label("this routing is never used")
+            .with_help("give a stage `queue by routing`, or remove the routing"),
+        );
+    }
+    if error_count(&ctx.diags) > before {
+        return routes;
+    }
+    let conds: Vec<Option<&Condition>> = routes.iter().map(|r| r.condition.as_ref()).collect();
+    let findings = scope.domain().analyse(&conds);
+    for i in findings.shadowed {
+        let rule = &r.rules[i];
+        ctx.diags.push(
+            Diagnostic::error(
+                "routing-shadowed",
+                rule.span,
+                "this routing rule never applies",
+            )
+            .with_label("earlier rules already match every ticket it would match")
+            .with_help("move it above the rules that cover it, or remove it"),
+        );
+    }
+    if let Some(case) = findings.uncovered {
+        let fallback = ctx
+            .queue_models
+            .iter()
+            .find(|q| q.tier == Some(1))
+            .map(|q| q.name.clone())
+            .unwrap_or_else(|| "service_desk".into());
+        ctx.diags.push(
+            Diagnostic::error(
+                "routing-not-total",
+                head(r.span, "routing".len()),
+                "routing does not give every ticket a queue",
+            )
+            .with_label(format!("no rule matches {case}"))
+            .with_help(format!("add a last rule `otherwise => {fallback}`")),
+        );
+    }
+    routes
+}

@@ -1,0 +1,145 @@
+//! Queues (resolver groups): tiers, escalation chains without cycles, members, assignment.
+
+use itsmflow_dsl::ast::{self, QueueAttrKind, Span};
+use itsmflow_dsl::Diagnostic;
+
+use super::names::did_you_mean;
+use super::Ctx;
+use crate::model::{Assignment, Queue};
+
+/// Check the project's queues, in declaration order (their index is their `QueueId`).
+pub fn check_queues(items: &[&ast::Queue], ctx: &mut Ctx) -> Vec<Queue> {
+    let mut queues = Vec::with_capacity(items.len());
+    let mut spans = Vec::with_capacity(items.len());
+    for q in items {
+        let mut model = Queue {
+            name: q.name.name.clone(),
+            label: q.label.as_ref().map(|l| l.node.clone()),
+            tier: None,
+            escalates_to: None,
+            members: Vec::new(),
+            assignment: Assignment::Pull,
+        };
+        let mut seen: [Option<Span>; 4] = [None; 4];
+        for attr in &q.attrs {
+            let slot = match &attr.kind {
+                QueueAttrKind::Tier(_) => 0,
+                QueueAttrKind::EscalatesTo(_) => 1,
+                QueueAttrKind::Members(_) => 2,
+                QueueAttrKind::Assign(_) => 3,
+            };
+            if let Some(first) = seen[slot] {
+                ctx.diags.push(
+                    Diagnostic::error(
+                        "duplicate-attribute",
+                        attr.span,
+                        "this queue setting is given twice",
+                    )
+                    .with_label("given again here")
+                    .with_secondary(first, "first given here"),
+                );
+                continue;
+            }
+            seen[slot] = Some(attr.span);
+            match &attr.kind {
+                QueueAttrKind::Tier(n) => match u32::try_from(*n) {
+                    Ok(t) if t >= 1 => model.tier = Some(t),
+                    _ => ctx.diags.push(
+                        Diagnostic::error("invalid-tier", attr.span, format!("tier {n} is not a line of support"))
+                            .with_label("tiers start at 1")
+                            .with_help("tier 1 is the service desk, 2 specialist teams, 3 vendors and developers"),
+                    ),
+                },
+                QueueAttrKind::EscalatesTo(target) => model.escalates_to = ctx.queue(target),
+                QueueAttrKind::Members(roles) => {
+                    model.members = roles.iter().filter_map(|r| ctx.role(r)).collect()
+                }
+                QueueAttrKind::Assign(how) => match Assignment::from_name(&how.name) {
+                    Some(a) => model.assignment = a,
+                    None => {
+                        let d = Diagnostic::error(
+                            "unknown-assignment",
+                            how.span,
+                            format!("unknown assignment `{}`", how.name),
+                        )
+                        .with_label("not an assignment strategy");
+                        ctx.diags.push(match did_you_mean(&how.name, Assignment::NAMES.into_iter()) {
+                            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                            None => d.with_help("use `round_robin` or `least_loaded`, or leave it out to let agents claim tasks"),
+                        });
+                    }
+                },
+            }
+        }
+        queues.push(model);
+        spans.push(q.name.span);
+    }
+    check_chains(&queues, &spans, &mut ctx.diags);
+    queues
+}
+
+/// Escalation chains must end (no cycles) and should climb in tier.
+fn check_chains(queues: &[Queue], spans: &[Span], diags: &mut Vec<Diagnostic>) {
+    // 0 = unvisited, 1 = on the current path, 2 = done.
+    let mut state = vec![0u8; queues.len()];
+    for start in 0..queues.len() {
+        let mut path: Vec<usize> = Vec::new();
+        let mut at = Some(start);
+        while let Some(q) = at {
+            if q >= queues.len() || state[q] == 2 {
+                break;
+            }
+            if state[q] == 1 {
+                let cycle: Vec<&str> = path
+                    .iter()
+                    .skip_while(|&&p| p != q)
+                    .map(|&p| queues[p].name.as_str())
+                    .collect();
+                diags.push(
+                    Diagnostic::error(
+                        "escalation-cycle",
+                        spans[q],
+                        format!(
+                            "queues escalate in a circle: {} -> {}",
+                            cycle.join(" -> "),
+                            queues[q].name
+                        ),
+                    )
+                    .with_label("escalation comes back here")
+                    .with_help("the last tier of an escalation chain must not escalate further"),
+                );
+                break;
+            }
+            state[q] = 1;
+            path.push(q);
+            at = queues[q].escalates_to.map(|n| n.index());
+        }
+        for p in path {
+            state[p] = 2;
+        }
+    }
+    for (i, q) in queues.iter().enumerate() {
+        let (Some(next), Some(tier)) = (q.escalates_to, q.tier) else {
+            continue;
+        };
+        if let Some(next_tier) = queues.get(next.index()).and_then(|n| n.tier) {
+            if next_tier <= tier {
+                diags.push(
+                    Diagnostic::warning(
+                        "tier-order",
+                        spans[i],
+                        format!(
+                            "queue `{}` (tier {tier}) escalates to `{}` (tier {next_tier})",
+                            q.name,
+                            queues[next.index()].name
+                        ),
+                    )
+                    .with_label("escalation should move to a higher tier")
+                    .with_help(
+                        "functional escalation moves work from the 1st line to the 2nd and 3rd",
+                    ),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Rules: rhai compiled once, in the sandbox they run in, with rhai's errors mapped to the
+//! place in the `.itsm` file where they are.
+
+use itsmflow_dsl::ast::{self, RuleTarget, Span};
+use itsmflow_dsl::Diagnostic;
+
+use super::names::Names;
+use super::process::ProcessScope;
+use crate::model::{FieldId, Rule, RuleKind, TransitionId};
+use crate::script;
+
+/// The byte offset in `code` of rhai's 1-based line and column (columns count characters).
+fn offset_of(code: &str, line: usize, column: usize) -> usize {
+    let mut offset = 0;
+    for (i, l) in code.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            let col = l
+                .char_indices()
+                .nth(column.saturating_sub(1))
+                .map(|(o, _)| o)
+                .unwrap_or(l.trim_end_matches('\n').len());
+            return offset + col;
+        }
+        offset += l.len();
+    }
+    code.len()
+}
+
+pub(super) fn check_rules(
+    rules: &[&ast::Rule],
+    scope: &ProcessScope,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Rule> {
+    if rules.is_empty() {
+        return Vec::new();
+    }
+    let engine = script::sandboxed_engine();
+    let rhai_scope = script::compile_scope(scope.fields.iter(), scope.priorities.iter());
+    let mut names = Names::new("rule");
+    let mut out = Vec::with_capacity(rules.len());
+    for r in rules {
+        if names.declare(&r.name, diags).is_none() {
+            continue;
+        }
+        let kind = match &r.target {
+            RuleTarget::Guard(ts) => RuleKind::Guard(
+                ts.iter()
+                    .filter_map(|t| scope.transitions.resolve(t, diags).map(TransitionId))
+                    .collect(),
+            ),
+            RuleTarget::Computes(f) => {
+                RuleKind::Computes(FieldId(scope.fields.resolve(f, diags).unwrap_or(0)))
+            }
+        };
+        if r.code.text.trim().is_empty() {
+            diags.push(
+                Diagnostic::error(
+                    "empty-rule",
+                    r.name.span,
+                    format!("rule `{}` has no body", r.name),
+                )
+                .with_label("nothing to evaluate")
+                .with_help("write a rhai expression between the braces, e.g. `resolution != \"\"`"),
+            );
+            continue;
+        }
+        match engine.compile_with_scope(&rhai_scope, &r.code.text) {
+            Ok(ast) => out.push(Rule {
+                name: r.name.name.clone(),
+                kind,
+                source: r.code.text.clone(),
+                ast,
+            }),
+            Err(e) => {
+                let pos = e.position();
+                let start = match (pos.line(), pos.position()) {
+                    (Some(line), col) => {
+                        r.code.span.start as usize + offset_of(&r.code.text, line, col.unwrap_or(1))
+                    }
+                    _ => r.code.span.start as usize,
+                };
+                let end = (start + 1).min(r.code.span.end as usize).max(start);
+                let message = e.err_type().to_string();
+                let help = if matches!(e.err_type(), rhai::ParseErrorType::VariableUndefined(_)) {
+                    let mut known: Vec<&str> = scope.fields.iter().collect();
+                    known.extend([script::STAGE_VARIABLE, script::PRIORITY_VARIABLE]);
+                    format!(
+                        "rules can read the fields ({}) and the priority levels",
+                        known.join(", ")
+                    )
+                } else {
+                    "rules are rhai expressions; see docs/language.md".to_string()
+                };
+                diags.push(
+                    Diagnostic::error(
+                        "rhai-syntax",
+                        Span::new(r.code.span.file, start, end),
+                        format!("rule `{}` does not compile: {message}", r.name),
+                    )
+                    .with_label("here")
+                    .with_help(help),
+                );
+            }
+        }
+    }
+    out
+}

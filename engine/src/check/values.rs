@@ -1,0 +1,137 @@
+//! Typing literals against field types: defaults and the values in conditions.
+
+use chrono::{DateTime, NaiveDate};
+use itsmflow_dsl::ast::{Literal, LiteralKind};
+use itsmflow_dsl::Diagnostic;
+
+use super::names::did_you_mean;
+use crate::model::{FieldType, Value};
+
+/// What a literal looks like, for "expected X, found Y" messages.
+pub fn describe(lit: &LiteralKind) -> &'static str {
+    match lit {
+        LiteralKind::DateTime(_) => "a date and time",
+        LiteralKind::Date(_) => "a date",
+        LiteralKind::Duration(_) => "a duration",
+        LiteralKind::Integer(_) => "a number",
+        LiteralKind::String(_) => "a string",
+        LiteralKind::Symbol(_) => "a bare word",
+    }
+}
+
+/// Parse `2026-12-25T08:00[:ss][Z|+hh:mm]` (UTC when no offset is given) or `2026-12-25`
+/// (midnight UTC) to seconds since the epoch.
+pub fn parse_datetime(text: &str) -> Option<i64> {
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp());
+    }
+    let (date_time, offset) = match text.find(['Z', '+']).or_else(|| {
+        // A '-' after the 'T' starts an offset; the ones before are the date's.
+        let t = text.find('T')?;
+        text[t..].find('-').map(|i| t + i)
+    }) {
+        Some(i) => (&text[..i], &text[i..]),
+        None => (text, "Z"),
+    };
+    let with_seconds = if date_time.len() == "2026-12-25T08:00".len() {
+        format!("{date_time}:00")
+    } else {
+        date_time.to_string()
+    };
+    DateTime::parse_from_rfc3339(&format!("{with_seconds}{offset}"))
+        .ok()
+        .map(|d| d.timestamp())
+}
+
+/// The value of `lit` for a field named `field` of type `ty`, or a diagnostic saying why not.
+pub fn typed_value(field: &str, ty: &FieldType, lit: &Literal) -> Result<Value, Diagnostic> {
+    let mismatch = |expected: &str, help: String| {
+        Diagnostic::error(
+            "type-mismatch",
+            lit.span,
+            format!("`{field}` is {ty}, but this is {}", describe(&lit.kind)),
+        )
+        .with_label(format!("expected {expected}"))
+        .with_help(help)
+    };
+    match (ty, &lit.kind) {
+        (FieldType::Text, LiteralKind::String(s)) => Ok(Value::Text(s.clone())),
+        (FieldType::Text, LiteralKind::Symbol(s)) => Err(mismatch(
+            "a string",
+            format!("text is written in quotes: \"{s}\""),
+        )),
+        (FieldType::Text, _) => Err(mismatch("a string", "write text in quotes".into())),
+        (FieldType::Int, LiteralKind::Integer(n)) => Ok(Value::Int(*n)),
+        (FieldType::Int, _) => Err(mismatch("a number", "write a whole number such as `3`".into())),
+        (FieldType::Bool, LiteralKind::Symbol(s)) if s == "true" => Ok(Value::Bool(true)),
+        (FieldType::Bool, LiteralKind::Symbol(s)) if s == "false" => Ok(Value::Bool(false)),
+        (FieldType::Bool, _) => Err(mismatch("`true` or `false`", "write `true` or `false`".into())),
+        (FieldType::Duration, LiteralKind::Duration(d)) => match d.days_and_seconds() {
+            Some((days, secs)) => Ok(Value::Duration(days, secs)),
+            None => Err(mismatch("a duration", "this duration is too large".into())),
+        },
+        (FieldType::Duration, _) => Err(mismatch("a duration", "write a duration such as `4h` or `2d`".into())),
+        (FieldType::DateTime, LiteralKind::DateTime(s) | LiteralKind::Date(s)) => {
+            match parse_datetime(s) {
+                Some(t) => Ok(Value::DateTime(t)),
+                None => Err(Diagnostic::error(
+                    "invalid-date",
+                    lit.span,
+                    format!("`{s}` is not a valid date and time"),
+                )
+                .with_label("no such date or time")
+                .with_help("write `YYYY-MM-DDThh:mm`, optionally with seconds and an offset such as `+01:00`")),
+            }
+        }
+        (FieldType::DateTime, _) => Err(mismatch(
+            "a date and time",
+            "write a date and time such as `2026-12-25T08:00`".into(),
+        )),
+        (FieldType::Enum(values), LiteralKind::Symbol(s)) => enum_value(field, values, s, lit),
+        (FieldType::Enum(values), LiteralKind::Integer(n)) => enum_value(field, values, &n.to_string(), lit),
+        (FieldType::Enum(values), LiteralKind::String(s)) => {
+            enum_value(field, values, s, lit).map_err(|d| d.with_help(format!("enum values are written without quotes: `{s}`")))
+        }
+        (FieldType::Enum(values), _) => Err(mismatch(
+            "one of its values",
+            format!("`{field}` is one of: {}", values.join(", ")),
+        )),
+    }
+}
+
+fn enum_value(
+    field: &str,
+    values: &[String],
+    name: &str,
+    lit: &Literal,
+) -> Result<Value, Diagnostic> {
+    if let Some(i) = values.iter().position(|v| v == name) {
+        return Ok(Value::Enum(i as u32));
+    }
+    let d = Diagnostic::error(
+        "unknown-value",
+        lit.span,
+        format!("`{field}` has no value `{name}`"),
+    )
+    .with_label("not one of its values");
+    Err(
+        match did_you_mean(name, values.iter().map(String::as_str)) {
+            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+            None => d.with_help(format!("`{field}` is one of: {}", values.join(", "))),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_datetime;
+
+    #[test]
+    fn datetimes_parse_with_and_without_offsets() {
+        assert_eq!(parse_datetime("1970-01-01"), Some(0));
+        assert_eq!(parse_datetime("1970-01-01T01:00"), Some(3600));
+        assert_eq!(parse_datetime("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_datetime("1970-01-01T00:00-01:00"), Some(3600));
+        assert_eq!(parse_datetime("2026-02-30"), None);
+    }
+}

@@ -1,0 +1,447 @@
+//! The checked model of a project: every name resolved to an index, every value typed, every
+//! table compiled to a lookup, every rule compiled to a rhai AST. A [`Project`] exists only for
+//! input that checked without errors, so the runtime never re-validates a definition.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+
+pub use itsmflow_dsl::ast::{ClockKind, CmpOp, Duration, OutcomeKind};
+
+use crate::graph::ProcessGraph;
+
+macro_rules! id_type {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u32);
+        impl $name {
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+    )*};
+}
+
+id_type!(
+    /// A calendar of the project.
+    CalendarId,
+    /// A role of the project.
+    RoleId,
+    /// A queue of the project.
+    QueueId,
+    /// A process of the project.
+    ProcessId,
+    /// A field of one process.
+    FieldId,
+    /// A stage of one process.
+    StageId,
+    /// A transition (action) of one process.
+    TransitionId,
+    /// A priority level of one process; lower is more urgent (the first declared is 0).
+    PriorityId,
+    /// A rhai rule of one process.
+    RuleId,
+);
+
+/// Everything a set of `.itsm` files defines, checked.
+#[derive(Debug)]
+pub struct Project {
+    pub calendars: Vec<Calendar>,
+    pub roles: Vec<Role>,
+    pub queues: Vec<Queue>,
+    pub processes: Vec<Process>,
+}
+
+impl Project {
+    pub fn process(&self, name: &str) -> Option<&Process> {
+        self.processes.iter().find(|p| p.name == name)
+    }
+    pub fn queue(&self, id: QueueId) -> &Queue {
+        &self.queues[id.index()]
+    }
+    pub fn role(&self, id: RoleId) -> &Role {
+        &self.roles[id.index()]
+    }
+}
+
+/// Which calendar a clock runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CalendarRef {
+    /// The built-in `24x7`.
+    AlwaysOpen,
+    Named(CalendarId),
+}
+
+/// Business hours in a time zone, minus holidays.
+#[derive(Clone, Debug)]
+pub struct Calendar {
+    pub name: String,
+    pub label: Option<String>,
+    pub timezone: Tz,
+    /// Per weekday (Monday first): open ranges in minutes since local midnight, sorted and
+    /// disjoint; `(480, 1020)` is 08:00-17:00.
+    pub week: [Vec<(u32, u32)>; 7],
+    pub holidays: BTreeSet<NaiveDate>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Role {
+    pub name: String,
+    pub label: Option<String>,
+}
+
+/// How tasks in a queue reach agents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Assignment {
+    /// Agents pull (claim) tasks.
+    #[default]
+    Pull,
+    RoundRobin,
+    LeastLoaded,
+}
+
+impl Assignment {
+    pub const NAMES: [&'static str; 2] = ["round_robin", "least_loaded"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "round_robin" => Some(Assignment::RoundRobin),
+            "least_loaded" => Some(Assignment::LeastLoaded),
+            _ => None,
+        }
+    }
+}
+
+/// A resolver group.
+#[derive(Clone, Debug)]
+pub struct Queue {
+    pub name: String,
+    pub label: Option<String>,
+    pub tier: Option<u32>,
+    pub escalates_to: Option<QueueId>,
+    pub members: Vec<RoleId>,
+    pub assignment: Assignment,
+}
+
+/// The type of a process field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    Text,
+    Int,
+    Bool,
+    Duration,
+    DateTime,
+    Enum(Vec<String>),
+}
+
+impl FieldType {
+    pub const NAMES: [&'static str; 5] = ["text", "int", "bool", "duration", "datetime"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "text" => FieldType::Text,
+            "int" => FieldType::Int,
+            "bool" => FieldType::Bool,
+            "duration" => FieldType::Duration,
+            "datetime" => FieldType::DateTime,
+            _ => return None,
+        })
+    }
+
+    /// Values an enum or bool field can take, in order; `None` for unbounded types.
+    pub fn finite_values(&self) -> Option<usize> {
+        match self {
+            FieldType::Enum(v) => Some(v.len()),
+            FieldType::Bool => Some(2),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for FieldType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldType::Text => f.write_str("text"),
+            FieldType::Int => f.write_str("int"),
+            FieldType::Bool => f.write_str("bool"),
+            FieldType::Duration => f.write_str("duration"),
+            FieldType::DateTime => f.write_str("datetime"),
+            FieldType::Enum(values) => write!(f, "enum({})", values.join(", ")),
+        }
+    }
+}
+
+/// A typed value of a field.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Value {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+    /// Index into the field's enum values.
+    Enum(u32),
+    /// Business duration, normalised to (days, seconds).
+    Duration(u64, u64),
+    /// Seconds since the Unix epoch, UTC.
+    DateTime(i64),
+}
+
+#[derive(Clone, Debug)]
+pub struct Field {
+    pub name: String,
+    pub ty: FieldType,
+    pub required: bool,
+    pub default: Option<Value>,
+}
+
+/// Priority from a table over enum (or bool) fields, as a dense lookup: the cell of a
+/// combination of value indices `(v0, v1, ..)` is at `v0 * n1 * n2.. + v1 * n2.. + ..`.
+#[derive(Clone, Debug)]
+pub struct PriorityTable {
+    pub fields: Vec<FieldId>,
+    /// Number of values of each field in `fields`.
+    pub radix: Vec<u32>,
+    pub cells: Vec<PriorityId>,
+}
+
+impl PriorityTable {
+    /// The priority for the given value indices of `fields`, in order.
+    pub fn lookup(&self, values: &[u32]) -> Option<PriorityId> {
+        if values.len() != self.radix.len() {
+            return None;
+        }
+        let mut index = 0usize;
+        for (v, n) in values.iter().zip(&self.radix) {
+            if v >= n {
+                return None;
+            }
+            index = index * (*n as usize) + *v as usize;
+        }
+        self.cells.get(index).copied()
+    }
+}
+
+/// Respond and resolve targets of one priority.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub calendar: CalendarRef,
+    pub respond: Option<Duration>,
+    pub resolve: Option<Duration>,
+}
+
+impl Target {
+    pub fn of(&self, clock: ClockKind) -> Option<Duration> {
+        match clock {
+            ClockKind::Respond => self.respond,
+            ClockKind::Resolve => self.resolve,
+        }
+    }
+}
+
+/// Which clocks a stage affects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Clocks {
+    pub respond: bool,
+    pub resolve: bool,
+}
+
+impl Clocks {
+    pub fn set(&mut self, clock: ClockKind) {
+        match clock {
+            ClockKind::Respond => self.respond = true,
+            ClockKind::Resolve => self.resolve = true,
+        }
+    }
+    pub fn has(&self, clock: ClockKind) -> bool {
+        match clock {
+            ClockKind::Respond => self.respond,
+            ClockKind::Resolve => self.resolve,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StageQueue {
+    Named(QueueId),
+    ByRouting,
+}
+
+#[derive(Clone, Debug)]
+pub struct Stage {
+    pub name: String,
+    pub label: Option<String>,
+    pub initial: bool,
+    pub is_final: bool,
+    pub queue: Option<StageQueue>,
+    /// Clocks that pause while an instance is in this stage.
+    pub pauses: Clocks,
+    /// Clocks that stop (their target met) when an instance enters this stage.
+    pub stops: Clocks,
+    /// Clocks that start when an instance enters this stage (otherwise at creation).
+    pub starts: Clocks,
+}
+
+#[derive(Clone, Debug)]
+pub struct Transition {
+    pub name: String,
+    pub label: Option<String>,
+    pub from: Vec<StageId>,
+    pub to: StageId,
+    /// Roles allowed to perform it; empty means anyone may.
+    pub roles: Vec<RoleId>,
+    /// Performed automatically this long after entering a `from` stage.
+    pub after: Option<Duration>,
+    pub requires: Vec<FieldId>,
+    /// Rules that must all hold for it to be performed.
+    pub guards: Vec<RuleId>,
+}
+
+/// What a condition compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Subject {
+    Field(FieldId),
+    Priority,
+}
+
+/// A checked condition: subjects resolved and values typed like their subject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Condition {
+    Or(Vec<Condition>),
+    And(Vec<Condition>),
+    Not(Box<Condition>),
+    Compare {
+        subject: Subject,
+        op: CmpOp,
+        value: Operand,
+    },
+    In {
+        subject: Subject,
+        values: Vec<Operand>,
+    },
+}
+
+/// A value in a condition: a field value, or a priority level.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Operand {
+    Value(Value),
+    Priority(PriorityId),
+}
+
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// `None` for `otherwise`.
+    pub condition: Option<Condition>,
+    pub queue: QueueId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threshold {
+    Percent(u32),
+    After(Duration),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EscalationAction {
+    Notify(RoleId),
+    MoveToNextTier,
+    MoveToQueue(QueueId),
+    RaisePriority,
+    Perform(TransitionId),
+}
+
+#[derive(Clone, Debug)]
+pub struct EscalationStep {
+    pub threshold: Threshold,
+    pub actions: Vec<EscalationAction>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Escalation {
+    pub clock: ClockKind,
+    pub steps: Vec<EscalationStep>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quorum {
+    All,
+    AtLeast(u32),
+}
+
+#[derive(Clone, Debug)]
+pub struct ApprovalLevel {
+    pub quorum: Quorum,
+    pub role: RoleId,
+}
+
+#[derive(Clone, Debug)]
+pub struct ApprovalRule {
+    /// `None` for `otherwise`.
+    pub condition: Option<Condition>,
+    /// Sequential levels; empty means no approval is needed.
+    pub levels: Vec<ApprovalLevel>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Approval {
+    pub stage: StageId,
+    pub rules: Vec<ApprovalRule>,
+    pub on_approve: StageId,
+    pub on_reject: StageId,
+    pub on_expire: Option<(Duration, StageId)>,
+}
+
+#[derive(Clone, Debug)]
+pub enum RuleKind {
+    Guard(Vec<TransitionId>),
+    Computes(FieldId),
+}
+
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub name: String,
+    pub kind: RuleKind,
+    pub source: String,
+    pub ast: rhai::AST,
+}
+
+#[derive(Debug)]
+pub struct Process {
+    pub name: String,
+    pub label: Option<String>,
+    pub fields: Vec<Field>,
+    pub priorities: Vec<String>,
+    pub priority_table: Option<PriorityTable>,
+    /// Per priority, indexed by [`PriorityId`].
+    pub targets: Vec<Option<Target>>,
+    pub stages: Vec<Stage>,
+    pub initial: StageId,
+    pub transitions: Vec<Transition>,
+    pub routing: Vec<Route>,
+    pub escalations: Vec<Escalation>,
+    pub approvals: Vec<Approval>,
+    pub rules: Vec<Rule>,
+    pub graph: ProcessGraph,
+}
+
+impl Process {
+    pub fn field(&self, name: &str) -> Option<FieldId> {
+        self.fields
+            .iter()
+            .position(|f| f.name == name)
+            .map(|i| FieldId(i as u32))
+    }
+    pub fn stage(&self, name: &str) -> Option<StageId> {
+        self.stages
+            .iter()
+            .position(|s| s.name == name)
+            .map(|i| StageId(i as u32))
+    }
+    pub fn transition(&self, name: &str) -> Option<TransitionId> {
+        self.transitions
+            .iter()
+            .position(|t| t.name == name)
+            .map(|i| TransitionId(i as u32))
+    }
+}

@@ -1,0 +1,123 @@
+//! Finding and reading a project's `.itsm` files.
+//!
+//! A directory is a project: every `.itsm` file below it, in a stable (sorted) order. A file
+//! belongs to the project of its directory, so checking one file still sees the calendars,
+//! queues and roles its siblings declare; only the named files' problems are reported.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use itsmflow_dsl::ast::FileId;
+use itsmflow_dsl::Sources;
+
+/// Files larger than this are refused: a definition this size is a mistake, not a process.
+const MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}: no such file or directory")]
+    NotFound(PathBuf),
+    #[error("{path}: cannot read: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}: not UTF-8 text")]
+    NotText(PathBuf),
+    #[error("{0}: larger than 16 MiB")]
+    TooLarge(PathBuf),
+    #[error("{0}: no .itsm files found")]
+    NoFiles(PathBuf),
+}
+
+/// The loaded project and which of its files the user asked about.
+pub struct Loaded {
+    pub sources: Sources,
+    pub requested: BTreeSet<FileId>,
+}
+
+fn is_itsm(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "itsm")
+}
+
+/// Every `.itsm` file below `dir`, sorted.
+pub fn itsm_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|source| LoadError::Unreadable {
+            path: d.clone(),
+            source,
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| LoadError::Unreadable {
+                path: d.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(|source| LoadError::Unreadable {
+                path: path.clone(),
+                source,
+            })?;
+            if kind.is_dir() {
+                stack.push(path);
+            } else if is_itsm(&path) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub fn read_text(path: &Path) -> Result<String, LoadError> {
+    let meta = std::fs::metadata(path).map_err(|source| LoadError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.len() > MAX_FILE_SIZE {
+        return Err(LoadError::TooLarge(path.to_path_buf()));
+    }
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|_| LoadError::NotText(path.to_path_buf()))
+}
+
+/// Load the projects of `paths` (directories, or files standing for their directory).
+pub fn load(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
+    let mut all = BTreeSet::new();
+    let mut requested_paths = BTreeSet::new();
+    for p in paths {
+        if !p.exists() {
+            return Err(LoadError::NotFound(p.clone()));
+        }
+        if p.is_dir() {
+            let files = itsm_files(p)?;
+            if files.is_empty() {
+                return Err(LoadError::NoFiles(p.clone()));
+            }
+            requested_paths.extend(files.iter().cloned());
+            all.extend(files);
+        } else {
+            requested_paths.insert(p.clone());
+            all.insert(p.clone());
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            all.extend(itsm_files(dir)?);
+        }
+    }
+    let mut sources = Sources::new();
+    let mut requested = BTreeSet::new();
+    for path in all {
+        let text = read_text(&path)?;
+        let id = sources.add(path.display().to_string(), text);
+        if requested_paths.contains(&path) {
+            requested.insert(id);
+        }
+    }
+    Ok(Loaded { sources, requested })
+}
