@@ -488,6 +488,8 @@ pub enum TransitionClauseKind {
     ByRoles(Vec<Ident>),
     After(Duration),
     Requires(Vec<Ident>),
+    /// `spawns problem as caused_by`: the process to start and the kind of link to it.
+    Spawns { process: Ident, link: Option<Ident> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -728,6 +728,12 @@ fn transition(t: &Transition) -> String {
             TransitionClauseKind::Requires(fields) => {
                 line.push_str(&format!(" requires {}", names(fields)));
             }
+            TransitionClauseKind::Spawns { process, link } => {
+                line.push_str(&format!(" spawns {process}"));
+                if let Some(link) = link {
+                    line.push_str(&format!(" as {link}"));
+                }
+            }
         }
     }
     line

@@ -296,6 +296,8 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::kw_in => "`in`",
         Rule::kw_after | Rule::after_clause => "`after`",
         Rule::kw_requires | Rule::requires_clause => "`requires`",
+        Rule::kw_spawns | Rule::spawns_clause => "`spawns`",
+        Rule::kw_as => "`as`",
         Rule::condition | Rule::conjunction | Rule::negation | Rule::comparison => "a condition",
         Rule::membership => "`in`",
         Rule::cmp_op => "a comparison such as `==`",
@@ -926,6 +928,18 @@ impl Ctx<'_> {
                     kind: TransitionClauseKind::Requires(self.ident_list_child(p)),
                     span: cspan,
                 }),
+                Rule::spawns_clause => {
+                    let mut ids = p
+                        .into_inner()
+                        .filter(|q| q.as_rule() == Rule::ident)
+                        .map(|q| self.ident(q));
+                    let process = ids.next().unwrap_or_else(|| self.missing(cspan));
+                    let link = ids.next();
+                    clauses.push(TransitionClause {
+                        kind: TransitionClauseKind::Spawns { process, link },
+                        span: cspan,
+                    });
+                }
                 _ => {}
             }
         }

@@ -10,3 +10,5 @@ pub mod model;
 pub mod script;
 
 pub use check::{check, Checked};
+pub mod runtime;
+pub mod store;

@@ -296,6 +296,20 @@ pub struct Transition {
     pub requires: Vec<FieldId>,
     /// Rules that must all hold for it to be performed.
     pub guards: Vec<RuleId>,
+    /// An instance of another process started (and linked) by this transition.
+    pub spawns: Option<Spawn>,
+}
+
+/// `spawns problem as caused_by`: the child copies the parent's fields of the same name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spawn {
+    pub process: String,
+    /// The link's kind, seen from the parent (`spawned` unless named).
+    pub link: String,
+}
+
+impl Spawn {
+    pub const DEFAULT_LINK: &'static str = "spawned";
 }
 
 /// What a condition compares.

@@ -129,6 +129,7 @@ pub fn check_files(
         }
     }
 
+    check_spawns(&ctx.pending_spawns, &processes, &mut ctx.diags);
     ctx.report_unused();
     let mut diagnostics = std::mem::take(&mut ctx.diags);
     diagnostic::sort(&mut diagnostics);
@@ -160,6 +161,59 @@ pub(crate) struct Ctx {
     broken: HashSet<String>,
     /// The checked queues, for tier checks in escalations.
     pub queue_models: Vec<crate::model::Queue>,
+    /// `spawns` clauses, checked once every process is.
+    pub pending_spawns: Vec<PendingSpawn>,
+}
+
+/// A `spawns` clause waiting for its child process to be checked.
+pub(crate) struct PendingSpawn {
+    pub clause: ast::Span,
+    /// The spawning transition's name.
+    pub parent: String,
+    pub child: String,
+    pub parent_fields: Vec<(String, crate::model::FieldType)>,
+}
+
+/// A spawned instance copies its parent's fields by name: every field the child requires
+/// without a default must exist in the parent, with the same type.
+fn check_spawns(pending: &[PendingSpawn], processes: &[crate::model::Process], diags: &mut Vec<Diagnostic>) {
+    for spawn in pending {
+        let Some(child) = processes.iter().find(|p| p.name == spawn.child) else {
+            continue; // the child has errors of its own
+        };
+        for field in &child.fields {
+            match spawn.parent_fields.iter().find(|(n, _)| *n == field.name) {
+                Some((_, ty)) if *ty != field.ty => diags.push(
+                    Diagnostic::error(
+                        "spawn-field-type",
+                        spawn.clause,
+                        format!(
+                            "`{}` is {ty} here but {} in `{}`",
+                            field.name, field.ty, child.name
+                        ),
+                    )
+                    .with_label(format!("`{}` copies fields by name", spawn.parent))
+                    .with_help("give the two fields the same type, or rename one"),
+                ),
+                None if field.required && field.default.is_none() => diags.push(
+                    Diagnostic::error(
+                        "spawn-missing-field",
+                        spawn.clause,
+                        format!(
+                            "`{}` requires `{}`, which this process does not have",
+                            child.name, field.name
+                        ),
+                    )
+                    .with_label("the spawned instance could not be created")
+                    .with_help(format!(
+                        "add a field `{}` here, or give it a default in `{}`",
+                        field.name, child.name
+                    )),
+                ),
+                _ => {}
+            }
+        }
+    }
 }
 
 impl Ctx {
@@ -175,6 +229,7 @@ impl Ctx {
             used_queues: Vec::new(),
             broken,
             queue_models: Vec::new(),
+            pending_spawns: Vec::new(),
         }
     }
 

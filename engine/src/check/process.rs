@@ -839,13 +839,15 @@ fn check_transition(t: &ast::Transition, scope: &ProcessScope, ctx: &mut Ctx) ->
         after: None,
         requires: Vec::new(),
         guards: Vec::new(),
+        spawns: None,
     };
-    let mut seen: [Option<Span>; 3] = [None; 3];
+    let mut seen: [Option<Span>; 4] = [None; 4];
     for clause in &t.clauses {
         let slot = match clause.kind {
             TransitionClauseKind::ByRoles(_) => 0,
             TransitionClauseKind::After(_) => 1,
             TransitionClauseKind::Requires(_) => 2,
+            TransitionClauseKind::Spawns { .. } => 3,
         };
         if let Some(first) = seen[slot] {
             ctx.diags.push(
@@ -882,6 +884,27 @@ fn check_transition(t: &ast::Transition, scope: &ProcessScope, ctx: &mut Ctx) ->
                     .iter()
                     .filter_map(|f| scope.fields.resolve(f, &mut ctx.diags).map(FieldId))
                     .collect()
+            }
+            TransitionClauseKind::Spawns { process, link } => {
+                if ctx.processes.resolve(process, &mut ctx.diags).is_some() {
+                    ctx.pending_spawns.push(super::PendingSpawn {
+                        clause: clause.span,
+                        parent: t.name.name.clone(),
+                        child: process.name.clone(),
+                        parent_fields: scope
+                            .field_models
+                            .iter()
+                            .map(|f| (f.name.clone(), f.ty.clone()))
+                            .collect(),
+                    });
+                }
+                model.spawns = Some(Spawn {
+                    process: process.name.clone(),
+                    link: link
+                        .as_ref()
+                        .map(|l| l.name.clone())
+                        .unwrap_or_else(|| Spawn::DEFAULT_LINK.to_string()),
+                });
             }
         }
     }

@@ -1,0 +1,150 @@
+//! Published definitions. Each publish of a project that checks clean stores its source and,
+//! for every process whose content changed, a new immutable version. Instances are pinned to
+//! the version they started on, so the catalog keeps every version ever published.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::model::{Process, Project};
+
+/// Identifies one published version of one process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct DefinitionId(pub i64);
+
+/// The source files of one publish, as they were checked.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProjectSource {
+    /// `(file name, text)`, in the order they were checked.
+    pub files: Vec<(String, String)>,
+}
+
+impl ProjectSource {
+    pub fn to_sources(&self) -> itsmflow_dsl::Sources {
+        let mut sources = itsmflow_dsl::Sources::new();
+        for (name, text) in &self.files {
+            sources.add(name.clone(), text.clone());
+        }
+        sources
+    }
+
+    /// A content hash of the whole project.
+    pub fn hash(&self) -> String {
+        let mut h = Sha256::new();
+        for (name, text) in &self.files {
+            h.update((name.len() as u64).to_le_bytes());
+            h.update(name.as_bytes());
+            h.update((text.len() as u64).to_le_bytes());
+            h.update(text.as_bytes());
+        }
+        hex(&h.finalize())
+    }
+}
+
+/// The content hash of one process within a project: a process gets a new version when
+/// anything it could depend on changes (the project is the unit of meaning).
+pub fn process_hash(project_hash: &str, process: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(project_hash.as_bytes());
+    h.update(b"\0");
+    h.update(process.as_bytes());
+    hex(&h.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One version of one process, compiled.
+#[derive(Debug)]
+pub struct Definition {
+    pub id: DefinitionId,
+    pub process: String,
+    pub version: u32,
+    pub hash: String,
+    pub published_at: DateTime<Utc>,
+    pub project: Arc<Project>,
+    index: usize,
+}
+
+impl Definition {
+    pub fn new(
+        id: DefinitionId,
+        version: u32,
+        hash: String,
+        published_at: DateTime<Utc>,
+        project: Arc<Project>,
+        process: &str,
+    ) -> Option<Self> {
+        let index = project.processes.iter().position(|p| p.name == process)?;
+        Some(Definition {
+            id,
+            process: process.to_string(),
+            version,
+            hash,
+            published_at,
+            project,
+            index,
+        })
+    }
+
+    pub fn model(&self) -> &Process {
+        &self.project.processes[self.index]
+    }
+}
+
+/// Every published version, by id, and the latest version of each process.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    inner: RwLock<CatalogInner>,
+}
+
+#[derive(Debug, Default)]
+struct CatalogInner {
+    by_id: HashMap<DefinitionId, Arc<Definition>>,
+    latest: HashMap<String, Arc<Definition>>,
+}
+
+impl Catalog {
+    pub fn insert(&self, def: Definition) -> Arc<Definition> {
+        let def = Arc::new(def);
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        inner.by_id.insert(def.id, def.clone());
+        let newer = inner
+            .latest
+            .get(&def.process)
+            .is_none_or(|cur| cur.version < def.version);
+        if newer {
+            inner.latest.insert(def.process.clone(), def.clone());
+        }
+        def
+    }
+
+    pub fn get(&self, id: DefinitionId) -> Option<Arc<Definition>> {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_id
+            .get(&id)
+            .cloned()
+    }
+
+    pub fn latest(&self, process: &str) -> Option<Arc<Definition>> {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .latest
+            .get(process)
+            .cloned()
+    }
+
+    /// Every version, ordered by process then version.
+    pub fn all(&self) -> Vec<Arc<Definition>> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<_> = inner.by_id.values().cloned().collect();
+        all.sort_by(|a, b| (&a.process, a.version).cmp(&(&b.process, b.version)));
+        all
+    }
+}

@@ -1,0 +1,212 @@
+//! Instances and events in their external form: names instead of indices, JSON field values.
+//! This is the form the databases store (so the history can be queried for reports without
+//! the engine) and the form the API shows.
+
+use serde_json::{json, Map, Value as Json};
+
+use super::catalog::Definition;
+use super::types::*;
+use super::values;
+use crate::model::{FieldId, PriorityId, Process, QueueId, StageId, Value};
+
+fn corrupt(what: impl Into<String>) -> String {
+    what.into()
+}
+
+pub fn stage_name(def: &Definition, s: StageId) -> &str {
+    def.model().stages.get(s.index()).map(|s| s.name.as_str()).unwrap_or("")
+}
+
+pub fn priority_name(def: &Definition, p: Option<PriorityId>) -> Option<&str> {
+    p.and_then(|p| def.model().priorities.get(p.index()).map(String::as_str))
+}
+
+pub fn queue_name(def: &Definition, q: Option<QueueId>) -> Option<&str> {
+    q.and_then(|q| def.project.queues.get(q.index()).map(|q| q.name.as_str()))
+}
+
+pub fn stage_id(def: &Definition, name: &str) -> Result<StageId, String> {
+    def.model().stage(name).ok_or_else(|| corrupt(format!("unknown stage `{name}`")))
+}
+
+pub fn priority_id(def: &Definition, name: Option<&str>) -> Result<Option<PriorityId>, String> {
+    match name {
+        None => Ok(None),
+        Some(n) => def
+            .model()
+            .priorities
+            .iter()
+            .position(|p| p == n)
+            .map(|i| Some(PriorityId(i as u32)))
+            .ok_or_else(|| corrupt(format!("unknown priority `{n}`"))),
+    }
+}
+
+pub fn queue_id(def: &Definition, name: Option<&str>) -> Result<Option<QueueId>, String> {
+    match name {
+        None => Ok(None),
+        Some(n) => def
+            .project
+            .queues
+            .iter()
+            .position(|q| q.name == n)
+            .map(|i| Some(QueueId(i as u32)))
+            .ok_or_else(|| corrupt(format!("unknown queue `{n}`"))),
+    }
+}
+
+/// Set fields as a JSON object by name (unset fields are left out).
+pub fn fields_to_json(p: &Process, fields: &[Option<Value>]) -> Map<String, Json> {
+    let mut map = Map::new();
+    for (f, v) in p.fields.iter().zip(fields) {
+        if let Some(v) = v {
+            map.insert(f.name.clone(), values::to_json(f, v));
+        }
+    }
+    map
+}
+
+pub fn fields_from_json(p: &Process, json: &Json) -> Result<Vec<Option<Value>>, String> {
+    let mut fields = vec![None; p.fields.len()];
+    let Some(map) = json.as_object() else {
+        return Err(corrupt("fields are not an object"));
+    };
+    for (name, v) in map {
+        let id = p.field(name).ok_or_else(|| corrupt(format!("unknown field `{name}`")))?;
+        fields[id.index()] = values::from_json(&p.fields[id.index()], v).map_err(|e| e.message)?;
+    }
+    Ok(fields)
+}
+
+fn field_value(p: &Process, f: FieldId, v: &Option<Value>) -> Json {
+    match (p.fields.get(f.index()), v) {
+        (Some(field), Some(v)) => values::to_json(field, v),
+        _ => Json::Null,
+    }
+}
+
+/// An event's kind name and data.
+pub fn event_to_json(def: &Definition, kind: &EventKind) -> (&'static str, Json) {
+    let p = def.model();
+    match kind {
+        EventKind::Created { stage, fields, priority, queue, spawned_by } => (
+            "created",
+            json!({
+                "stage": stage_name(def, *stage),
+                "fields": fields_to_json(p, fields),
+                "priority": priority_name(def, *priority),
+                "queue": queue_name(def, *queue),
+                "spawned_by": spawned_by.as_ref().map(|(i, l)| json!({"instance": i.0, "link": l})),
+            }),
+        ),
+        EventKind::Transitioned { action, from, to } => (
+            "transitioned",
+            json!({
+                "action": p.transitions.get(action.index()).map(|t| t.name.as_str()),
+                "from": stage_name(def, *from),
+                "to": stage_name(def, *to),
+            }),
+        ),
+        EventKind::FieldsChanged { changes } => (
+            "fields_changed",
+            json!({
+                "changes": changes.iter().map(|c| json!({
+                    "field": p.fields.get(c.field.index()).map(|f| f.name.as_str()),
+                    "old": field_value(p, c.field, &c.old),
+                    "new": field_value(p, c.field, &c.new),
+                })).collect::<Vec<_>>(),
+            }),
+        ),
+        EventKind::PriorityChanged { from, to, cause } => (
+            "priority_changed",
+            json!({"from": priority_name(def, *from), "to": priority_name(def, *to), "cause": cause}),
+        ),
+        EventKind::Routed { from, to, cause } => (
+            "routed",
+            json!({"from": queue_name(def, *from), "to": queue_name(def, *to), "cause": cause}),
+        ),
+        EventKind::Commented { text } => ("commented", json!({ "text": text })),
+        EventKind::Linked { kind, other } => ("linked", json!({"kind": kind, "other": other.0})),
+        EventKind::Spawned { process, link } => ("spawned", json!({"process": process, "link": link})),
+    }
+}
+
+fn str_of<'a>(data: &'a Json, key: &str) -> Result<&'a str, String> {
+    data.get(key)
+        .and_then(Json::as_str)
+        .ok_or_else(|| corrupt(format!("event data has no `{key}`")))
+}
+
+fn opt_str<'a>(data: &'a Json, key: &str) -> Option<&'a str> {
+    data.get(key).and_then(Json::as_str)
+}
+
+fn cause_of(data: &Json) -> Result<Cause, String> {
+    serde_json::from_value(data.get("cause").cloned().unwrap_or(Json::Null)).map_err(|e| e.to_string())
+}
+
+pub fn event_from_json(def: &Definition, kind: &str, data: &Json) -> Result<EventKind, String> {
+    let p = def.model();
+    Ok(match kind {
+        "created" => EventKind::Created {
+            stage: stage_id(def, str_of(data, "stage")?)?,
+            fields: fields_from_json(p, data.get("fields").unwrap_or(&Json::Null))?,
+            priority: priority_id(def, opt_str(data, "priority"))?,
+            queue: queue_id(def, opt_str(data, "queue"))?,
+            spawned_by: match data.get("spawned_by") {
+                Some(s) if !s.is_null() => Some((
+                    InstanceId(s.get("instance").and_then(Json::as_i64).ok_or("bad spawned_by")?),
+                    str_of(s, "link")?.to_string(),
+                )),
+                _ => None,
+            },
+        },
+        "transitioned" => {
+            let action = str_of(data, "action")?;
+            EventKind::Transitioned {
+                action: p.transition(action).ok_or_else(|| corrupt(format!("unknown action `{action}`")))?,
+                from: stage_id(def, str_of(data, "from")?)?,
+                to: stage_id(def, str_of(data, "to")?)?,
+            }
+        }
+        "fields_changed" => {
+            let mut changes = Vec::new();
+            for c in data.get("changes").and_then(Json::as_array).ok_or("no changes")? {
+                let name = str_of(c, "field")?;
+                let id = p.field(name).ok_or_else(|| corrupt(format!("unknown field `{name}`")))?;
+                let field = &p.fields[id.index()];
+                let decode = |key: &str| -> Result<Option<Value>, String> {
+                    values::from_json(field, c.get(key).unwrap_or(&Json::Null)).map_err(|e| e.message)
+                };
+                changes.push(FieldChange {
+                    field: id,
+                    old: decode("old")?,
+                    new: decode("new")?,
+                });
+            }
+            EventKind::FieldsChanged { changes }
+        }
+        "priority_changed" => EventKind::PriorityChanged {
+            from: priority_id(def, opt_str(data, "from"))?,
+            to: priority_id(def, opt_str(data, "to"))?,
+            cause: cause_of(data)?,
+        },
+        "routed" => EventKind::Routed {
+            from: queue_id(def, opt_str(data, "from"))?,
+            to: queue_id(def, opt_str(data, "to"))?,
+            cause: cause_of(data)?,
+        },
+        "commented" => EventKind::Commented {
+            text: str_of(data, "text")?.to_string(),
+        },
+        "linked" => EventKind::Linked {
+            kind: str_of(data, "kind")?.to_string(),
+            other: InstanceId(data.get("other").and_then(Json::as_i64).ok_or("bad link")?),
+        },
+        "spawned" => EventKind::Spawned {
+            process: str_of(data, "process")?.to_string(),
+            link: str_of(data, "link")?.to_string(),
+        },
+        other => return Err(corrupt(format!("unknown event kind `{other}`"))),
+    })
+}

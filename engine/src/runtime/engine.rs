@@ -1,0 +1,395 @@
+//! The runtime: publish definitions, create instances, perform actions, work queues. Every
+//! method decides its change with [`Logic`] (pure) and writes it with one [`Store`] call, so a
+//! refused request changes nothing and an accepted one is all-or-nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use itsmflow_dsl::Sources;
+use serde_json::{Map, Value as Json};
+
+use super::catalog::{process_hash, Catalog, Definition, DefinitionId, ProjectSource};
+use super::clock::Clock;
+use super::error::EngineError;
+use super::logic::{self, Logic, Request};
+use super::types::*;
+use super::view::{self, EventView, InstanceView, LinkView};
+use crate::check::check;
+use crate::store::{NewDefinition, Store, StoreError};
+
+/// What a publish did, per process.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Published {
+    pub process: String,
+    pub version: u32,
+    /// False when the process was unchanged and kept its current version.
+    pub new: bool,
+}
+
+pub struct Engine<S> {
+    store: S,
+    catalog: Arc<Catalog>,
+    clock: Arc<dyn Clock>,
+    logic: Logic,
+}
+
+impl<S: Store> Engine<S> {
+    /// Start on a store, loading (and re-checking) every published definition.
+    pub async fn open(store: S, catalog: Arc<Catalog>, clock: Arc<dyn Clock>) -> Result<Self, EngineError> {
+        let (definitions, projects) = store.load_definitions().await?;
+        let projects: HashMap<String, ProjectSource> = projects.into_iter().collect();
+        let mut compiled = HashMap::new();
+        for d in definitions {
+            let source = projects
+                .get(&d.project_hash)
+                .ok_or_else(|| StoreError::Corrupt(format!("definition {} has no project source", d.id.0)))?;
+            if !compiled.contains_key(&d.project_hash) {
+                let checked = check(&source.to_sources());
+                let project = checked.project.ok_or(EngineError::InvalidDefinitions(checked.diagnostics))?;
+                compiled.insert(d.project_hash.clone(), Arc::new(project));
+            }
+            let project = compiled[&d.project_hash].clone();
+            let def = Definition::new(d.id, d.version, d.hash, d.published_at, project, &d.process)
+                .ok_or_else(|| StoreError::Corrupt(format!("definition {} names a missing process", d.id.0)))?;
+            catalog.insert(def);
+        }
+        Ok(Engine {
+            store,
+            catalog,
+            clock,
+            logic: Logic::default(),
+        })
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    fn request<'a>(&self, actor: &'a Actor, reason: Option<String>) -> Request<'a> {
+        Request {
+            actor,
+            now: self.clock.now(),
+            reason,
+        }
+    }
+
+    /// Check a project and publish a new version of every process that changed. A project
+    /// with errors replaces nothing.
+    pub async fn publish(&self, sources: &Sources) -> Result<Vec<Published>, EngineError> {
+        let checked = check(sources);
+        let Some(project) = checked.project else {
+            return Err(EngineError::InvalidDefinitions(checked.diagnostics));
+        };
+        let source = ProjectSource {
+            files: sources.iter().map(|(_, f)| (f.name.clone(), f.text.clone())).collect(),
+        };
+        let project_hash = source.hash();
+        let mut report = Vec::new();
+        let mut new = Vec::new();
+        for p in &project.processes {
+            let hash = process_hash(&project_hash, &p.name);
+            match self.catalog.latest(&p.name) {
+                Some(cur) if cur.hash == hash => report.push(Published {
+                    process: p.name.clone(),
+                    version: cur.version,
+                    new: false,
+                }),
+                cur => {
+                    let version = cur.map(|c| c.version + 1).unwrap_or(1);
+                    new.push(NewDefinition {
+                        process: p.name.clone(),
+                        version,
+                        hash,
+                    });
+                    report.push(Published {
+                        process: p.name.clone(),
+                        version,
+                        new: true,
+                    });
+                }
+            }
+        }
+        if new.is_empty() {
+            return Ok(report);
+        }
+        let now = self.clock.now();
+        let ids = self.store.save_definitions(&project_hash, &source, &new, now).await?;
+        let project = Arc::new(project);
+        for (d, id) in new.iter().zip(ids) {
+            if let Some(def) = Definition::new(id, d.version, d.hash.clone(), now, project.clone(), &d.process) {
+                self.catalog.insert(def);
+            }
+        }
+        Ok(report)
+    }
+
+    fn latest(&self, process: &str) -> Result<Arc<Definition>, EngineError> {
+        self.catalog
+            .latest(process)
+            .ok_or_else(|| EngineError::UnknownProcess(process.to_string()))
+    }
+
+    fn definition(&self, id: DefinitionId) -> Result<Arc<Definition>, EngineError> {
+        self.catalog
+            .get(id)
+            .ok_or_else(|| EngineError::Store(StoreError::Corrupt(format!("no definition {}", id.0))))
+    }
+
+    async fn load(&self, id: InstanceId) -> Result<(Instance, Arc<Definition>), EngineError> {
+        let inst = self.store.instance(id).await?.ok_or(EngineError::InstanceNotFound(id))?;
+        let def = self.definition(inst.definition)?;
+        Ok((inst, def))
+    }
+
+    async fn view(&self, inst: &Instance, def: &Definition) -> Result<InstanceView, EngineError> {
+        let task = self.store.open_task(inst.id).await?;
+        Ok(view::instance(def, inst, task.as_ref()))
+    }
+
+    /// Create an instance of the latest version of a process.
+    pub async fn create(&self, process: &str, fields: &Map<String, Json>, actor: &Actor) -> Result<InstanceView, EngineError> {
+        let def = self.latest(process)?;
+        let new = self.logic.create(&def, fields, &self.request(actor, None), None)?;
+        let mut inst = new.instance.clone();
+        inst.id = self.store.create(new).await?;
+        self.view(&inst, &def).await
+    }
+
+    pub async fn instance(&self, id: InstanceId) -> Result<InstanceView, EngineError> {
+        let (inst, def) = self.load(id).await?;
+        self.view(&inst, &def).await
+    }
+
+    /// The raw state, as the runtime sees it.
+    pub async fn state(&self, id: InstanceId) -> Result<Instance, EngineError> {
+        Ok(self.load(id).await?.0)
+    }
+
+    /// Perform an action. `expected_version`, when given, must be the instance's version.
+    pub async fn perform(
+        &self,
+        id: InstanceId,
+        action: &str,
+        fields: &Map<String, Json>,
+        expected_version: Option<i64>,
+        actor: &Actor,
+        reason: Option<String>,
+    ) -> Result<InstanceView, EngineError> {
+        self.act(id, action, fields, expected_version, actor, reason, None).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn act(
+        &self,
+        id: InstanceId,
+        action: &str,
+        fields: &Map<String, Json>,
+        expected_version: Option<i64>,
+        actor: &Actor,
+        reason: Option<String>,
+        fence: Option<(TaskId, Fence)>,
+    ) -> Result<InstanceView, EngineError> {
+        let (inst, def) = self.load(id).await?;
+        check_version(&inst, expected_version)?;
+        let task = self.store.open_task(id).await?;
+        if let Some((task_id, _)) = &fence {
+            if task.as_ref().map(|t| t.id) != Some(*task_id) {
+                return Err(StoreError::LeaseLost(*task_id).into());
+            }
+        }
+        let change = self.logic.perform(
+            &self.catalog,
+            &def,
+            &inst,
+            task.as_ref(),
+            fence.map(|(_, f)| f),
+            action,
+            fields,
+            &self.request(actor, reason),
+        )?;
+        let state = change.instance.clone();
+        self.store.commit(change).await?;
+        self.view(&state, &def).await
+    }
+
+    /// Update fields outside a transition.
+    pub async fn update(
+        &self,
+        id: InstanceId,
+        fields: &Map<String, Json>,
+        expected_version: Option<i64>,
+        actor: &Actor,
+        reason: Option<String>,
+    ) -> Result<InstanceView, EngineError> {
+        let (inst, def) = self.load(id).await?;
+        check_version(&inst, expected_version)?;
+        let task = self.store.open_task(id).await?;
+        let change = self.logic.update(&def, &inst, task.as_ref(), fields, &self.request(actor, reason))?;
+        let state = change.instance.clone();
+        if !change.events.is_empty() {
+            self.store.commit(change).await?;
+        }
+        self.view(&state, &def).await
+    }
+
+    pub async fn comment(&self, id: InstanceId, text: &str, actor: &Actor) -> Result<InstanceView, EngineError> {
+        let (inst, def) = self.load(id).await?;
+        let change = self.logic.note(
+            &inst,
+            EventKind::Commented { text: text.to_string() },
+            &self.request(actor, None),
+        );
+        let state = change.instance.clone();
+        self.store.commit(change).await?;
+        self.view(&state, &def).await
+    }
+
+    /// Link two instances (`from` `kind` `to`, e.g. incident `caused_by` problem).
+    pub async fn link(&self, from: InstanceId, to: InstanceId, kind: &str, actor: &Actor) -> Result<InstanceView, EngineError> {
+        if self.store.instance(to).await?.is_none() {
+            return Err(EngineError::InstanceNotFound(to));
+        }
+        let (inst, def) = self.load(from).await?;
+        let req = self.request(actor, None);
+        let mut change = self.logic.note(
+            &inst,
+            EventKind::Linked {
+                kind: kind.to_string(),
+                other: to,
+            },
+            &req,
+        );
+        change.links.push(Link {
+            from,
+            to,
+            kind: kind.to_string(),
+            created_at: req.now,
+        });
+        let state = change.instance.clone();
+        self.store.commit(change).await?;
+        self.view(&state, &def).await
+    }
+
+    pub async fn history(&self, id: InstanceId) -> Result<Vec<EventView>, EngineError> {
+        let (inst, def) = self.load(id).await?;
+        let events = self.store.history(inst.id).await?;
+        Ok(events.iter().map(|e| view::event(&def, e)).collect())
+    }
+
+    /// The raw history, as the runtime sees it.
+    pub async fn events(&self, id: InstanceId) -> Result<Vec<Event>, EngineError> {
+        Ok(self.store.history(id).await?)
+    }
+
+    pub async fn links(&self, id: InstanceId) -> Result<Vec<LinkView>, EngineError> {
+        Ok(self.store.links(id).await?.iter().map(view::link).collect())
+    }
+
+    /// Replay the history and compare it with the stored state.
+    pub async fn verify(&self, id: InstanceId) -> Result<bool, EngineError> {
+        let (inst, _) = self.load(id).await?;
+        let events = self.store.history(id).await?;
+        Ok(logic::replay(id, inst.definition, &events).as_ref() == Some(&inst))
+    }
+
+    // -- queues and tasks -----------------------------------------------------------------------
+
+    fn queue_roles(&self, queue: &str) -> Result<Vec<String>, EngineError> {
+        let q = self
+            .catalog
+            .all()
+            .iter()
+            .rev()
+            .find_map(|d| d.project.queues.iter().find(|q| q.name == queue).map(|q| (d.clone(), q.members.clone())));
+        match q {
+            Some((def, members)) => Ok(members.iter().map(|r| def.project.role(*r).name.clone()).collect()),
+            None => Err(EngineError::UnknownQueue(queue.to_string())),
+        }
+    }
+
+    /// Only members of a queue's roles may claim its tasks (anyone, if it names none).
+    fn check_member(&self, queue: &str, actor: &Actor) -> Result<(), EngineError> {
+        let roles = self.queue_roles(queue)?;
+        if roles.is_empty() || roles.iter().any(|r| actor.has_role(r)) {
+            Ok(())
+        } else {
+            Err(EngineError::NotQueueMember {
+                queue: queue.to_string(),
+                roles,
+            })
+        }
+    }
+
+    pub async fn queue_tasks(&self, queue: &str, limit: u32) -> Result<Vec<Task>, EngineError> {
+        self.queue_roles(queue)?;
+        Ok(self.store.queue_tasks(queue, limit).await?)
+    }
+
+    pub async fn queue_counts(&self) -> Result<Vec<(String, u64)>, EngineError> {
+        Ok(self.store.queue_counts().await?)
+    }
+
+    pub async fn task(&self, id: TaskId) -> Result<Task, EngineError> {
+        self.store.task(id).await?.ok_or(EngineError::TaskNotFound(id))
+    }
+
+    /// Claim the next task of a queue for `lease`.
+    pub async fn claim_next(&self, queue: &str, actor: &Actor, lease: TimeDelta) -> Result<Option<Task>, EngineError> {
+        self.check_member(queue, actor)?;
+        let now = self.clock.now();
+        Ok(self.store.claim_next(queue, &actor.name, now, now + lease).await?)
+    }
+
+    pub async fn claim(&self, task: TaskId, actor: &Actor, lease: TimeDelta) -> Result<Task, EngineError> {
+        let t = self.task(task).await?;
+        self.check_member(&t.queue, actor)?;
+        let now = self.clock.now();
+        Ok(self.store.claim(task, &actor.name, now, now + lease).await?)
+    }
+
+    pub async fn renew(&self, task: TaskId, token: i64, actor: &Actor, lease: TimeDelta) -> Result<Task, EngineError> {
+        let now = self.clock.now();
+        Ok(self.store.renew(task, token, &actor.name, now, now + lease).await?)
+    }
+
+    pub async fn release(&self, task: TaskId, token: i64, actor: &Actor) -> Result<(), EngineError> {
+        Ok(self.store.release(task, token, &actor.name).await?)
+    }
+
+    /// Complete a claimed task by performing an action on its instance. Refused if the claim
+    /// (checked by its fencing token) is no longer this agent's.
+    pub async fn complete(
+        &self,
+        task: TaskId,
+        token: i64,
+        action: &str,
+        fields: &Map<String, Json>,
+        actor: &Actor,
+    ) -> Result<InstanceView, EngineError> {
+        let t = self.task(task).await?;
+        if t.state != TaskState::Claimed || t.token != token || t.claimed_by.as_deref() != Some(actor.name.as_str()) {
+            return Err(StoreError::LeaseLost(task).into());
+        }
+        let fence = Fence::Token {
+            token,
+            agent: actor.name.clone(),
+        };
+        self.act(t.instance, action, fields, None, actor, None, Some((task, fence))).await
+    }
+}
+
+fn check_version(inst: &Instance, expected: Option<i64>) -> Result<(), EngineError> {
+    match expected {
+        Some(v) if v != inst.version => Err(StoreError::Conflict {
+            id: inst.id,
+            expected: v,
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}

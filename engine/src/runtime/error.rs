@@ -1,0 +1,50 @@
+//! What can go wrong when acting on instances and tasks. Every refusal leaves everything as it
+//! was: errors are decided before anything is written, or the write is rolled back.
+
+use itsmflow_dsl::Diagnostic;
+
+use super::types::{InstanceId, TaskId};
+use super::values::FieldError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the definitions do not check ({} problems)", .0.iter().filter(|d| d.is_error()).count())]
+    InvalidDefinitions(Vec<Diagnostic>),
+    #[error("no process `{0}` is published")]
+    UnknownProcess(String),
+    #[error("no instance {0}")]
+    InstanceNotFound(InstanceId),
+    #[error("no task {0}")]
+    TaskNotFound(TaskId),
+    #[error("invalid fields: {}", .0.iter().map(|e| format!("`{}` {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    InvalidFields(Vec<FieldError>),
+    #[error("`{action}` is not an action of process `{process}`")]
+    UnknownAction { process: String, action: String },
+    #[error("`{action}` cannot be performed in stage `{stage}`")]
+    ActionNotAllowed {
+        action: String,
+        stage: String,
+        /// Actions that are possible in this stage.
+        allowed: Vec<String>,
+    },
+    #[error("`{action}` may be performed only by role {}", .roles.join(", "))]
+    Forbidden { action: String, roles: Vec<String> },
+    #[error("queue `{queue}` is worked by role {}", .roles.join(", "))]
+    NotQueueMember { queue: String, roles: Vec<String> },
+    #[error("`{action}` requires {}", .fields.join(", "))]
+    MissingFields { action: String, fields: Vec<String> },
+    #[error("rule `{rule}` does not allow `{action}`")]
+    GuardFailed { rule: String, action: String },
+    #[error("rule `{rule}` failed: {message}")]
+    RuleFailed { rule: String, message: String },
+    #[error("spawning `{process}` failed: {source}")]
+    SpawnFailed {
+        process: String,
+        source: Box<EngineError>,
+    },
+    #[error("no queue `{0}`")]
+    UnknownQueue(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,565 @@
+//! The rules of the game, as pure functions: given a definition, an instance and a request,
+//! decide the complete [`Change`] (new state, history events, task operations) or refuse.
+//! Nothing here does I/O, so the in-memory runtime and the durable one behave identically,
+//! and every refusal is decided before anything is written.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rhai::{Dynamic, Scope};
+use serde_json::{Map, Value as Json};
+
+use super::catalog::{Catalog, Definition};
+use super::error::EngineError;
+use super::types::*;
+use super::values::{self, FieldError};
+use crate::model::{
+    CmpOp, Condition, FieldId, Operand, PriorityId, Process, Project, QueueId, RuleKind, StageId, StageQueue, Subject,
+    Value,
+};
+use crate::script;
+
+/// Decides changes. Holds the rhai sandbox rules run in (built once; it is `Send + Sync`).
+pub struct Logic {
+    rhai: rhai::Engine,
+}
+
+impl Default for Logic {
+    fn default() -> Self {
+        Logic {
+            rhai: script::sandboxed_engine(),
+        }
+    }
+}
+
+/// A request's common context.
+pub struct Request<'a> {
+    pub actor: &'a Actor,
+    pub now: DateTime<Utc>,
+    pub reason: Option<String>,
+}
+
+type Fields = Vec<Option<Value>>;
+
+impl Logic {
+    /// A new instance of the definition's process.
+    pub fn create(
+        &self,
+        def: &Definition,
+        input: &Map<String, Json>,
+        req: &Request,
+        spawned_by: Option<(InstanceId, String)>,
+    ) -> Result<NewInstance, EngineError> {
+        let p = def.model();
+        let mut fields: Fields = p.fields.iter().map(|f| f.default.clone()).collect();
+        let mut errors = Vec::new();
+        for (name, json) in input {
+            match p.field(name) {
+                Some(id) => match values::from_json(&p.fields[id.index()], json) {
+                    Ok(v) => fields[id.index()] = v,
+                    Err(e) => errors.push(e),
+                },
+                None => errors.push(unknown_field(p, name)),
+            }
+        }
+        for (i, f) in p.fields.iter().enumerate() {
+            if f.required && !is_set(fields[i].as_ref()) && !errors.iter().any(|e| e.field == f.name) {
+                errors.push(FieldError::new(&f.name, "is required"));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(EngineError::InvalidFields(errors));
+        }
+        self.compute(p, &mut fields, p.initial)?;
+        let priority = priority_of(p, &fields);
+        let stage = p.initial;
+        let queue = queue_for(p, stage, &fields, priority);
+        let instance = Instance {
+            id: InstanceId(0),
+            definition: def.id,
+            stage,
+            fields: fields.clone(),
+            priority,
+            queue,
+            version: 1,
+            created_at: req.now,
+            updated_at: req.now,
+        };
+        let parent = spawned_by.clone();
+        let event = Event {
+            seq: 1,
+            at: req.now,
+            actor: req.actor.name.clone(),
+            kind: EventKind::Created {
+                stage,
+                fields,
+                priority,
+                queue,
+                spawned_by,
+            },
+            reason: req.reason.clone(),
+        };
+        let task = queue.map(|q| new_task(def, &instance, q));
+        Ok(NewInstance {
+            instance,
+            events: vec![event],
+            task,
+            parent,
+        })
+    }
+
+    /// Perform an action (a transition), with optional field updates made as part of it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn perform(
+        &self,
+        catalog: &Catalog,
+        def: &Definition,
+        inst: &Instance,
+        task: Option<&Task>,
+        fence: Option<Fence>,
+        action: &str,
+        input: &Map<String, Json>,
+        req: &Request,
+    ) -> Result<Change, EngineError> {
+        let p = def.model();
+        let Some(tid) = p.transition(action) else {
+            return Err(EngineError::UnknownAction {
+                process: p.name.clone(),
+                action: action.to_string(),
+            });
+        };
+        let t = &p.transitions[tid.index()];
+        if !t.from.contains(&inst.stage) {
+            return Err(EngineError::ActionNotAllowed {
+                action: action.to_string(),
+                stage: p.stages[inst.stage.index()].name.clone(),
+                allowed: actions_in(p, inst.stage),
+            });
+        }
+        if !t.roles.is_empty() && !t.roles.iter().any(|r| req.actor.has_role(&def.project.role(*r).name)) {
+            return Err(EngineError::Forbidden {
+                action: action.to_string(),
+                roles: t.roles.iter().map(|r| def.project.role(*r).name.clone()).collect(),
+            });
+        }
+        let mut fields = inst.fields.clone();
+        apply_input(p, &mut fields, input)?;
+        self.compute(p, &mut fields, t.to)?;
+        let missing: Vec<String> = t
+            .requires
+            .iter()
+            .filter(|f| !is_set(fields[f.index()].as_ref()))
+            .map(|f| p.fields[f.index()].name.clone())
+            .collect();
+        if !missing.is_empty() {
+            return Err(EngineError::MissingFields {
+                action: action.to_string(),
+                fields: missing,
+            });
+        }
+        for rule in &t.guards {
+            let r = &p.rules[rule.index()];
+            let result = self.eval(p, r, &fields, inst.stage, inst.priority)?;
+            match result.as_bool() {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(EngineError::GuardFailed {
+                        rule: r.name.clone(),
+                        action: action.to_string(),
+                    })
+                }
+                Err(ty) => {
+                    return Err(EngineError::RuleFailed {
+                        rule: r.name.clone(),
+                        message: format!("a guard must give true or false, not {ty}"),
+                    })
+                }
+            }
+        }
+
+        let mut b = ChangeBuilder::new(inst, req);
+        b.fields(p, &inst.fields, &fields);
+        let priority = priority_of(p, &fields).or(inst.priority);
+        b.priority(inst.priority, priority, Cause::Fields);
+        b.push(EventKind::Transitioned {
+            action: tid,
+            from: inst.stage,
+            to: t.to,
+        });
+        let queue = queue_for(p, t.to, &fields, priority);
+        b.route(inst.queue, queue, Cause::Stage);
+
+        let mut change = b.finish(fields, t.to, priority, queue);
+        let stays = t.to == inst.stage && queue == inst.queue;
+        match task.filter(|t| t.state != TaskState::Done) {
+            Some(open) if stays => {
+                if open.priority != priority.map(|p| p.0) {
+                    change.update_task = Some(UpdateTask {
+                        task: open.id,
+                        queue: open.queue.clone(),
+                        priority: priority.map(|p| p.0),
+                    });
+                }
+            }
+            Some(open) => {
+                change.close_task = Some(CloseTask {
+                    task: open.id,
+                    fence: fence.unwrap_or(Fence::NotClaimedByOther {
+                        actor: req.actor.name.clone(),
+                        now: req.now,
+                    }),
+                });
+                change.new_task = queue.map(|q| new_task(def, &change.instance, q));
+            }
+            None => change.new_task = queue.map(|q| new_task(def, &change.instance, q)),
+        }
+
+        if let Some(spawn) = &t.spawns {
+            let child_def = catalog
+                .latest(&spawn.process)
+                .ok_or_else(|| EngineError::UnknownProcess(spawn.process.clone()))?;
+            let mut input = Map::new();
+            for (i, f) in p.fields.iter().enumerate() {
+                if let (Some(v), Some(_)) = (&change.instance.fields[i], child_def.model().field(&f.name)) {
+                    input.insert(f.name.clone(), values::to_json(f, v));
+                }
+            }
+            let child = self
+                .create(&child_def, &input, req, Some((inst.id, spawn.link.clone())))
+                .map_err(|e| EngineError::SpawnFailed {
+                    process: spawn.process.clone(),
+                    source: Box::new(e),
+                })?;
+            let seq = change.instance.version + 1;
+            change.events.push(Event {
+                seq,
+                at: req.now,
+                actor: req.actor.name.clone(),
+                kind: EventKind::Spawned {
+                    process: spawn.process.clone(),
+                    link: spawn.link.clone(),
+                },
+                reason: None,
+            });
+            change.instance.version = seq;
+            change.spawns.push(child);
+        }
+        Ok(change)
+    }
+
+    /// Update fields outside a transition; priority and routing follow.
+    pub fn update(&self, def: &Definition, inst: &Instance, task: Option<&Task>, input: &Map<String, Json>, req: &Request) -> Result<Change, EngineError> {
+        let p = def.model();
+        let mut fields = inst.fields.clone();
+        apply_input(p, &mut fields, input)?;
+        self.compute(p, &mut fields, inst.stage)?;
+        let missing: Vec<FieldError> = p
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| f.required && !is_set(fields[*i].as_ref()))
+            .map(|(_, f)| FieldError::new(&f.name, "is required and cannot be cleared"))
+            .collect();
+        if !missing.is_empty() {
+            return Err(EngineError::InvalidFields(missing));
+        }
+        let mut b = ChangeBuilder::new(inst, req);
+        b.fields(p, &inst.fields, &fields);
+        let priority = priority_of(p, &fields).or(inst.priority);
+        b.priority(inst.priority, priority, Cause::Fields);
+        let queue = queue_for(p, inst.stage, &fields, priority);
+        b.route(inst.queue, queue, Cause::Fields);
+        let mut change = b.finish(fields, inst.stage, priority, queue);
+        if let Some(open) = task.filter(|t| t.state != TaskState::Done) {
+            let queue_name = queue.map(|q| def.project.queue(q).name.clone());
+            if queue_name.as_deref() != Some(open.queue.as_str()) || open.priority != priority.map(|p| p.0) {
+                change.update_task = Some(UpdateTask {
+                    task: open.id,
+                    queue: queue_name.unwrap_or_else(|| open.queue.clone()),
+                    priority: priority.map(|p| p.0),
+                });
+            }
+        }
+        Ok(change)
+    }
+
+    /// A history-only change: a comment or a link.
+    pub fn note(&self, inst: &Instance, kind: EventKind, req: &Request) -> Change {
+        let mut b = ChangeBuilder::new(inst, req);
+        b.push(kind);
+        b.finish(inst.fields.clone(), inst.stage, inst.priority, inst.queue)
+    }
+
+    /// Run the `computes` rules, in order, storing each result in its field.
+    fn compute(&self, p: &Process, fields: &mut Fields, stage: StageId) -> Result<(), EngineError> {
+        for r in &p.rules {
+            let RuleKind::Computes(f) = r.kind else { continue };
+            let value = self.eval(p, r, fields, stage, priority_of(p, fields))?;
+            let field = &p.fields[f.index()];
+            match values::from_dynamic(field, &value) {
+                Some(v) => fields[f.index()] = v,
+                None => {
+                    return Err(EngineError::RuleFailed {
+                        rule: r.name.clone(),
+                        message: format!("gave {} for `{}`, which is {}", value.type_name(), field.name, field.ty),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn eval(&self, p: &Process, r: &crate::model::Rule, fields: &Fields, stage: StageId, priority: Option<PriorityId>) -> Result<Dynamic, EngineError> {
+        let mut scope = Scope::new();
+        for (i, f) in p.fields.iter().enumerate() {
+            scope.push_dynamic(f.name.clone(), values::to_dynamic(f, fields[i].as_ref()));
+        }
+        scope.push(script::STAGE_VARIABLE, p.stages[stage.index()].name.clone());
+        scope.push_dynamic(
+            script::PRIORITY_VARIABLE,
+            priority.map(|p| Dynamic::from(i64::from(p.0) + 1)).unwrap_or(Dynamic::UNIT),
+        );
+        for (i, name) in p.priorities.iter().enumerate() {
+            scope.push_constant(name.clone(), (i as i64) + 1);
+        }
+        self.rhai
+            .eval_ast_with_scope::<Dynamic>(&mut scope, &r.ast)
+            .map_err(|e| EngineError::RuleFailed {
+                rule: r.name.clone(),
+                message: e.to_string(),
+            })
+    }
+}
+
+/// Collects the events of one change, numbering them after the instance's version.
+struct ChangeBuilder<'a> {
+    inst: &'a Instance,
+    req: &'a Request<'a>,
+    events: Vec<Event>,
+}
+
+impl<'a> ChangeBuilder<'a> {
+    fn new(inst: &'a Instance, req: &'a Request<'a>) -> Self {
+        ChangeBuilder {
+            inst,
+            req,
+            events: Vec::with_capacity(4),
+        }
+    }
+
+    fn push(&mut self, kind: EventKind) {
+        let seq = self.inst.version + self.events.len() as i64 + 1;
+        self.events.push(Event {
+            seq,
+            at: self.req.now,
+            actor: self.req.actor.name.clone(),
+            kind,
+            reason: self.req.reason.clone(),
+        });
+    }
+
+    fn fields(&mut self, p: &Process, old: &Fields, new: &Fields) {
+        let changes: Vec<FieldChange> = (0..p.fields.len())
+            .filter(|&i| old[i] != new[i])
+            .map(|i| FieldChange {
+                field: FieldId(i as u32),
+                old: old[i].clone(),
+                new: new[i].clone(),
+            })
+            .collect();
+        if !changes.is_empty() {
+            self.push(EventKind::FieldsChanged { changes });
+        }
+    }
+
+    fn priority(&mut self, from: Option<PriorityId>, to: Option<PriorityId>, cause: Cause) {
+        if from != to {
+            self.push(EventKind::PriorityChanged { from, to, cause });
+        }
+    }
+
+    fn route(&mut self, from: Option<QueueId>, to: Option<QueueId>, cause: Cause) {
+        if from != to {
+            self.push(EventKind::Routed { from, to, cause });
+        }
+    }
+
+    fn finish(self, fields: Fields, stage: StageId, priority: Option<PriorityId>, queue: Option<QueueId>) -> Change {
+        let version = self.inst.version + self.events.len() as i64;
+        Change {
+            instance: Instance {
+                id: self.inst.id,
+                definition: self.inst.definition,
+                stage,
+                fields,
+                priority,
+                queue,
+                version,
+                created_at: self.inst.created_at,
+                updated_at: self.req.now,
+            },
+            expected_version: self.inst.version,
+            events: self.events,
+            close_task: None,
+            update_task: None,
+            new_task: None,
+            links: Vec::new(),
+            spawns: Vec::new(),
+        }
+    }
+}
+
+/// Apply requested field values (validated; unknown names refused) to `fields`.
+fn apply_input(p: &Process, fields: &mut Fields, input: &Map<String, Json>) -> Result<(), EngineError> {
+    let mut errors = Vec::new();
+    for (name, json) in input {
+        match p.field(name) {
+            Some(id) => match values::from_json(&p.fields[id.index()], json) {
+                Ok(v) => fields[id.index()] = v,
+                Err(e) => errors.push(e),
+            },
+            None => errors.push(unknown_field(p, name)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidFields(errors))
+    }
+}
+
+fn unknown_field(p: &Process, name: &str) -> FieldError {
+    let names: Vec<&str> = p.fields.iter().map(|f| f.name.as_str()).collect();
+    FieldError::new(name, format!("is not a field of `{}` (fields: {})", p.name, names.join(", ")))
+}
+
+/// Set, and for text not empty.
+fn is_set(v: Option<&Value>) -> bool {
+    match v {
+        None => false,
+        Some(Value::Text(s)) => !s.trim().is_empty(),
+        Some(_) => true,
+    }
+}
+
+/// The actions possible in a stage, in declaration order.
+pub fn actions_in(p: &Process, stage: StageId) -> Vec<String> {
+    p.transitions
+        .iter()
+        .filter(|t| t.from.contains(&stage))
+        .map(|t| t.name.clone())
+        .collect()
+}
+
+/// The priority the table gives these fields, if the table's fields are all set.
+pub fn priority_of(p: &Process, fields: &Fields) -> Option<PriorityId> {
+    let table = p.priority_table.as_ref()?;
+    let mut key = Vec::with_capacity(table.fields.len());
+    for f in &table.fields {
+        key.push(match fields[f.index()].as_ref()? {
+            Value::Enum(i) => *i,
+            Value::Bool(b) => u32::from(*b),
+            _ => return None,
+        });
+    }
+    table.lookup(&key)
+}
+
+/// The queue an instance in `stage` belongs to: the stage's, or routing's answer.
+pub fn queue_for(p: &Process, stage: StageId, fields: &Fields, priority: Option<PriorityId>) -> Option<QueueId> {
+    match p.stages[stage.index()].queue? {
+        StageQueue::Named(q) => Some(q),
+        StageQueue::ByRouting => p
+            .routing
+            .iter()
+            .find(|r| r.condition.as_ref().is_none_or(|c| holds(c, fields, priority)))
+            .map(|r| r.queue),
+    }
+}
+
+/// Evaluate a condition. An unset field equals nothing: `==`, ordering and `in` are false,
+/// `!=` is true.
+pub fn holds(c: &Condition, fields: &Fields, priority: Option<PriorityId>) -> bool {
+    let subject = |s: &Subject| -> Option<Operand> {
+        match s {
+            Subject::Priority => priority.map(Operand::Priority),
+            Subject::Field(f) => fields.get(f.index())?.clone().map(Operand::Value),
+        }
+    };
+    match c {
+        Condition::Or(parts) => parts.iter().any(|p| holds(p, fields, priority)),
+        Condition::And(parts) => parts.iter().all(|p| holds(p, fields, priority)),
+        Condition::Not(inner) => !holds(inner, fields, priority),
+        Condition::Compare { subject: s, op, value } => match subject(s) {
+            None => *op == CmpOp::Ne,
+            Some(v) => match op {
+                CmpOp::Eq => v == *value,
+                CmpOp::Ne => v != *value,
+                CmpOp::Lt => v < *value,
+                CmpOp::Le => v <= *value,
+                CmpOp::Gt => v > *value,
+                CmpOp::Ge => v >= *value,
+            },
+        },
+        Condition::In { subject: s, values } => subject(s).is_some_and(|v| values.contains(&v)),
+    }
+}
+
+fn new_task(def: &Definition, inst: &Instance, queue: QueueId) -> NewTask {
+    let p = def.model();
+    NewTask {
+        process: p.name.clone(),
+        stage: p.stages[inst.stage.index()].name.clone(),
+        queue: def.project.queue(queue).name.clone(),
+        priority: inst.priority.map(|p| p.0),
+        due_at: None,
+        assigned_to: None,
+    }
+}
+
+/// Replay a history into the state it describes. The stored state must always equal this.
+pub fn replay(id: InstanceId, definition: super::catalog::DefinitionId, events: &[Event]) -> Option<Instance> {
+    let mut inst: Option<Instance> = None;
+    for e in events {
+        match (&mut inst, &e.kind) {
+            (None, EventKind::Created { stage, fields, priority, queue, .. }) => {
+                inst = Some(Instance {
+                    id,
+                    definition,
+                    stage: *stage,
+                    fields: fields.clone(),
+                    priority: *priority,
+                    queue: *queue,
+                    version: e.seq,
+                    created_at: e.at,
+                    updated_at: e.at,
+                })
+            }
+            (None, _) => return None,
+            (Some(i), kind) => {
+                match kind {
+                    EventKind::Created { .. } => return None,
+                    EventKind::Transitioned { to, .. } => i.stage = *to,
+                    EventKind::FieldsChanged { changes } => {
+                        for c in changes {
+                            if let Some(slot) = i.fields.get_mut(c.field.index()) {
+                                *slot = c.new.clone();
+                            }
+                        }
+                    }
+                    EventKind::PriorityChanged { to, .. } => i.priority = *to,
+                    EventKind::Routed { to, .. } => i.queue = *to,
+                    EventKind::Commented { .. } | EventKind::Linked { .. } | EventKind::Spawned { .. } => {}
+                }
+                i.version = e.seq;
+                i.updated_at = e.at;
+            }
+        }
+    }
+    inst
+}
+
+/// The project a definition belongs to (for names of queues and roles).
+pub fn project_of(def: &Definition) -> &Arc<Project> {
+    &def.project
+}

@@ -1,0 +1,18 @@
+//! The runtime: instances pinned to published definitions, their history, tasks and queues.
+
+pub mod catalog;
+pub mod clock;
+pub mod codec;
+pub mod engine;
+pub mod error;
+pub mod logic;
+pub mod types;
+pub mod values;
+pub mod view;
+
+pub use catalog::{Catalog, DefinitionId};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::{Engine, Published};
+pub use error::EngineError;
+pub use types::{Actor, InstanceId, Task, TaskId, TaskState};
+pub use view::{EventView, InstanceView, LinkView};

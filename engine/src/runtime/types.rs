@@ -1,0 +1,262 @@
+//! The runtime's data: instances, their history, tasks, links, and the changes that move
+//! them. Ids inside an instance (stage, field, priority, transition) are those of the
+//! definition version the instance is pinned to.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::catalog::DefinitionId;
+use crate::model::{FieldId, PriorityId, QueueId, StageId, TransitionId, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InstanceId(pub i64);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(pub i64);
+
+impl std::fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Who does something: a user name and the roles they hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub roles: Vec<String>,
+}
+
+impl Actor {
+    pub fn new(name: impl Into<String>, roles: &[&str]) -> Self {
+        Actor {
+            name: name.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+    /// The engine itself (automatic transitions, escalations).
+    pub fn system() -> Self {
+        Actor::new("system", &[])
+    }
+}
+
+/// The current state of an instance. It always equals the replay of its history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    pub id: InstanceId,
+    pub definition: DefinitionId,
+    pub stage: StageId,
+    /// Indexed by [`FieldId`]; `None` where unset.
+    pub fields: Vec<Option<Value>>,
+    pub priority: Option<PriorityId>,
+    pub queue: Option<QueueId>,
+    /// The `seq` of the last event; the optimistic concurrency token.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One entry of an instance's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// 1 for the creation, then one more per event.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub kind: EventKind,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldChange {
+    pub field: FieldId,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+}
+
+/// Why priority or routing changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// Fields the priority table or routing reads changed.
+    Fields,
+    /// A stage was entered.
+    Stage,
+    Escalation,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Created {
+        stage: StageId,
+        fields: Vec<Option<Value>>,
+        priority: Option<PriorityId>,
+        queue: Option<QueueId>,
+        spawned_by: Option<(InstanceId, String)>,
+    },
+    Transitioned {
+        action: TransitionId,
+        from: StageId,
+        to: StageId,
+    },
+    FieldsChanged {
+        changes: Vec<FieldChange>,
+    },
+    PriorityChanged {
+        from: Option<PriorityId>,
+        to: Option<PriorityId>,
+        cause: Cause,
+    },
+    Routed {
+        from: Option<QueueId>,
+        to: Option<QueueId>,
+        cause: Cause,
+    },
+    Commented {
+        text: String,
+    },
+    Linked {
+        kind: String,
+        other: InstanceId,
+    },
+    /// A transition started an instance of another process (its id is in the links).
+    Spawned {
+        process: String,
+        link: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Open,
+    Claimed,
+    Done,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Open => "open",
+            TaskState::Claimed => "claimed",
+            TaskState::Done => "done",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(TaskState::Open),
+            "claimed" => Some(TaskState::Claimed),
+            "done" => Some(TaskState::Done),
+            _ => None,
+        }
+    }
+}
+
+/// Work waiting in a queue: an instance in a stage that names a queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Task {
+    pub id: TaskId,
+    pub instance: InstanceId,
+    pub process: String,
+    pub stage: String,
+    pub queue: String,
+    /// Position of the instance's priority (0 most urgent); `None` sorts last.
+    pub priority: Option<u32>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub state: TaskState,
+    /// Pushed to this agent (round-robin or least-loaded queues).
+    pub assigned_to: Option<String>,
+    pub claimed_by: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    /// Fencing token: incremented by every claim; renew, release and complete must present it.
+    pub token: i64,
+}
+
+impl Task {
+    /// Whether someone other than `agent` holds a live lease on it at `now`.
+    pub fn claimed_by_other(&self, agent: &str, now: DateTime<Utc>) -> bool {
+        self.state == TaskState::Claimed
+            && self.lease_until.is_some_and(|l| l > now)
+            && self.claimed_by.as_deref() != Some(agent)
+    }
+}
+
+/// A task to create with a change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTask {
+    pub process: String,
+    pub stage: String,
+    pub queue: String,
+    pub priority: Option<u32>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub assigned_to: Option<String>,
+}
+
+/// How the task an instance leaves is closed, and what must hold for that.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fence {
+    /// Completing a claimed task: the claim must still be this agent's, with this token.
+    Token { token: i64, agent: String },
+    /// Acting on the instance directly: nobody else may hold a live lease on the task.
+    NotClaimedByOther { actor: String, now: DateTime<Utc> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseTask {
+    pub task: TaskId,
+    pub fence: Fence,
+}
+
+/// Changes to an open task when the instance stays in its stage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateTask {
+    pub task: TaskId,
+    pub queue: String,
+    pub priority: Option<u32>,
+}
+
+/// A new instance with its first event and task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewInstance {
+    /// `id` is assigned by the store.
+    pub instance: Instance,
+    pub events: Vec<Event>,
+    pub task: Option<NewTask>,
+    /// For spawned instances: the parent and the link's kind (seen from the parent).
+    pub parent: Option<(InstanceId, String)>,
+}
+
+/// Everything one action does, applied in one transaction or not at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The new state; its `version` is the `seq` of the last of `events`.
+    pub instance: Instance,
+    pub expected_version: i64,
+    pub events: Vec<Event>,
+    pub close_task: Option<CloseTask>,
+    pub update_task: Option<UpdateTask>,
+    pub new_task: Option<NewTask>,
+    pub links: Vec<Link>,
+    pub spawns: Vec<NewInstance>,
+}
+
+/// A directed link between two instances, e.g. incident `caused_by` problem.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Link {
+    pub from: InstanceId,
+    pub to: InstanceId,
+    pub kind: String,
+    pub created_at: DateTime<Utc>,
+}

@@ -1,0 +1,331 @@
+//! The store in memory: the same semantics as the databases, for simulations, tests and the
+//! in-memory runtime. One mutex makes every method atomic.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+
+use super::{NewDefinition, Result, Store, StoreError, StoredDefinition};
+use crate::runtime::catalog::{DefinitionId, ProjectSource};
+use crate::runtime::types::*;
+
+/// Queue order: priority (unset last), due time (unset last), creation, id.
+type OrderKey = (u32, i64, i64, i64);
+
+fn order_key(t: &Task) -> OrderKey {
+    (
+        t.priority.unwrap_or(u32::MAX),
+        t.due_at.map(|d| d.timestamp_micros()).unwrap_or(i64::MAX),
+        t.created_at.timestamp_micros(),
+        t.id.0,
+    )
+}
+
+#[derive(Default)]
+struct Inner {
+    definitions: Vec<StoredDefinition>,
+    projects: HashMap<String, ProjectSource>,
+    instances: HashMap<InstanceId, Instance>,
+    events: HashMap<InstanceId, Vec<Event>>,
+    links: Vec<Link>,
+    tasks: HashMap<TaskId, Task>,
+    /// Tasks not done, per queue, in queue order.
+    queues: HashMap<String, BTreeSet<OrderKey>>,
+    open_task_of: HashMap<InstanceId, TaskId>,
+    next_instance: i64,
+    next_task: i64,
+    next_definition: i64,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Inner {
+    fn insert_task(&mut self, instance: InstanceId, new: NewTask, at: DateTime<Utc>) {
+        self.next_task += 1;
+        let task = Task {
+            id: TaskId(self.next_task),
+            instance,
+            process: new.process,
+            stage: new.stage,
+            queue: new.queue,
+            priority: new.priority,
+            due_at: new.due_at,
+            created_at: at,
+            state: TaskState::Open,
+            assigned_to: new.assigned_to,
+            claimed_by: None,
+            lease_until: None,
+            token: 0,
+        };
+        self.queues.entry(task.queue.clone()).or_default().insert(order_key(&task));
+        self.open_task_of.insert(instance, task.id);
+        self.tasks.insert(task.id, task);
+    }
+
+    fn insert_instance(&mut self, new: NewInstance) -> InstanceId {
+        self.next_instance += 1;
+        let id = InstanceId(self.next_instance);
+        let mut inst = new.instance;
+        inst.id = id;
+        let at = inst.created_at;
+        if let Some((parent, kind)) = new.parent {
+            self.links.push(Link {
+                from: parent,
+                to: id,
+                kind,
+                created_at: at,
+            });
+        }
+        self.instances.insert(id, inst);
+        self.events.insert(id, new.events);
+        if let Some(task) = new.task {
+            self.insert_task(id, task, at);
+        }
+        id
+    }
+
+    /// Remove from its queue's order, apply `f`, and put back if not done.
+    fn with_task(&mut self, id: TaskId, f: impl FnOnce(&mut Task)) {
+        let Some(task) = self.tasks.get_mut(&id) else { return };
+        if let Some(q) = self.queues.get_mut(&task.queue) {
+            q.remove(&order_key(task));
+        }
+        f(task);
+        if task.state != TaskState::Done {
+            self.queues.entry(task.queue.clone()).or_default().insert(order_key(task));
+        } else if self.open_task_of.get(&task.instance) == Some(&id) {
+            self.open_task_of.remove(&task.instance);
+        }
+    }
+
+    fn claimable(task: &Task, agent: &str, now: DateTime<Utc>) -> bool {
+        let free = match task.state {
+            TaskState::Open => true,
+            TaskState::Claimed => task.lease_until.is_none_or(|l| l <= now),
+            TaskState::Done => false,
+        };
+        free && task.assigned_to.as_deref().is_none_or(|a| a == agent)
+    }
+
+    fn claim_task(&mut self, id: TaskId, agent: &str, lease_until: DateTime<Utc>) -> Option<Task> {
+        self.with_task(id, |t| {
+            t.state = TaskState::Claimed;
+            t.claimed_by = Some(agent.to_string());
+            t.lease_until = Some(lease_until);
+            t.token += 1;
+        });
+        self.tasks.get(&id).cloned()
+    }
+}
+
+impl Store for MemoryStore {
+    async fn load_definitions(&self) -> Result<(Vec<StoredDefinition>, Vec<(String, ProjectSource)>)> {
+        let inner = self.lock();
+        let projects = inner.projects.iter().map(|(h, s)| (h.clone(), s.clone())).collect();
+        Ok((inner.definitions.clone(), projects))
+    }
+
+    async fn save_definitions(
+        &self,
+        project_hash: &str,
+        source: &ProjectSource,
+        definitions: &[NewDefinition],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<DefinitionId>> {
+        let mut inner = self.lock();
+        inner.projects.entry(project_hash.to_string()).or_insert_with(|| source.clone());
+        let mut ids = Vec::with_capacity(definitions.len());
+        for d in definitions {
+            inner.next_definition += 1;
+            let id = DefinitionId(inner.next_definition);
+            inner.definitions.push(StoredDefinition {
+                id,
+                process: d.process.clone(),
+                version: d.version,
+                hash: d.hash.clone(),
+                project_hash: project_hash.to_string(),
+                published_at: at,
+            });
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    async fn create(&self, new: NewInstance) -> Result<InstanceId> {
+        Ok(self.lock().insert_instance(new))
+    }
+
+    async fn instance(&self, id: InstanceId) -> Result<Option<Instance>> {
+        Ok(self.lock().instances.get(&id).cloned())
+    }
+
+    async fn commit(&self, change: Change) -> Result<Vec<InstanceId>> {
+        let mut inner = self.lock();
+        let id = change.instance.id;
+        let current = inner.instances.get(&id).ok_or(StoreError::NoInstance(id))?;
+        if current.version != change.expected_version {
+            return Err(StoreError::Conflict {
+                id,
+                expected: change.expected_version,
+            });
+        }
+        // Check the task fence before changing anything.
+        if let Some(close) = &change.close_task {
+            let task = inner.tasks.get(&close.task).ok_or(StoreError::NoTask(close.task))?;
+            match &close.fence {
+                Fence::Token { token, agent } => {
+                    if task.state != TaskState::Claimed || task.token != *token || task.claimed_by.as_deref() != Some(agent) {
+                        return Err(StoreError::LeaseLost(close.task));
+                    }
+                }
+                Fence::NotClaimedByOther { actor, now } => {
+                    if task.claimed_by_other(actor, *now) {
+                        return Err(StoreError::Claimed {
+                            task: close.task,
+                            by: task.claimed_by.clone().unwrap_or_default(),
+                        });
+                    }
+                }
+            }
+        }
+        let at = change.instance.updated_at;
+        if let Some(close) = &change.close_task {
+            inner.with_task(close.task, |t| {
+                t.state = TaskState::Done;
+                t.lease_until = None;
+            });
+        }
+        if let Some(update) = change.update_task {
+            inner.with_task(update.task, |t| {
+                t.queue = update.queue;
+                t.priority = update.priority;
+            });
+        }
+        if let Some(task) = change.new_task {
+            inner.insert_task(id, task, at);
+        }
+        inner.links.extend(change.links);
+        let mut spawned = Vec::with_capacity(change.spawns.len());
+        for s in change.spawns {
+            spawned.push(inner.insert_instance(s));
+        }
+        inner.events.entry(id).or_default().extend(change.events);
+        inner.instances.insert(id, change.instance);
+        Ok(spawned)
+    }
+
+    async fn history(&self, id: InstanceId) -> Result<Vec<Event>> {
+        Ok(self.lock().events.get(&id).cloned().unwrap_or_default())
+    }
+
+    async fn links(&self, id: InstanceId) -> Result<Vec<Link>> {
+        Ok(self
+            .lock()
+            .links
+            .iter()
+            .filter(|l| l.from == id || l.to == id)
+            .cloned()
+            .collect())
+    }
+
+    async fn task(&self, id: TaskId) -> Result<Option<Task>> {
+        Ok(self.lock().tasks.get(&id).cloned())
+    }
+
+    async fn open_task(&self, instance: InstanceId) -> Result<Option<Task>> {
+        let inner = self.lock();
+        Ok(inner
+            .open_task_of
+            .get(&instance)
+            .and_then(|t| inner.tasks.get(t))
+            .cloned())
+    }
+
+    async fn queue_tasks(&self, queue: &str, limit: u32) -> Result<Vec<Task>> {
+        let inner = self.lock();
+        Ok(inner
+            .queues
+            .get(queue)
+            .into_iter()
+            .flatten()
+            .take(limit as usize)
+            .filter_map(|k| inner.tasks.get(&TaskId(k.3)).cloned())
+            .collect())
+    }
+
+    async fn queue_counts(&self) -> Result<Vec<(String, u64)>> {
+        let inner = self.lock();
+        let mut counts: Vec<(String, u64)> = inner
+            .queues
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(name, q)| (name.clone(), q.len() as u64))
+            .collect();
+        counts.sort();
+        Ok(counts)
+    }
+
+    async fn claim_next(&self, queue: &str, agent: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<Task>> {
+        let mut inner = self.lock();
+        let found = inner.queues.get(queue).and_then(|q| {
+            q.iter()
+                .map(|k| TaskId(k.3))
+                .find(|id| inner.tasks.get(id).is_some_and(|t| Inner::claimable(t, agent, now)))
+        });
+        Ok(found.and_then(|id| inner.claim_task(id, agent, lease_until)))
+    }
+
+    async fn claim(&self, id: TaskId, agent: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Task> {
+        let mut inner = self.lock();
+        let task = inner.tasks.get(&id).ok_or(StoreError::NoTask(id))?;
+        if task.state == TaskState::Done {
+            return Err(StoreError::TaskDone(id));
+        }
+        let own = task.claimed_by.as_deref() == Some(agent);
+        if !own && !Inner::claimable(task, agent, now) {
+            return Err(StoreError::Claimed {
+                task: id,
+                by: task.claimed_by.clone().or(task.assigned_to.clone()).unwrap_or_default(),
+            });
+        }
+        inner.claim_task(id, agent, lease_until).ok_or(StoreError::NoTask(id))
+    }
+
+    async fn renew(&self, id: TaskId, token: i64, agent: &str, _now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Task> {
+        let mut inner = self.lock();
+        let task = inner.tasks.get_mut(&id).ok_or(StoreError::NoTask(id))?;
+        if task.state != TaskState::Claimed || task.token != token || task.claimed_by.as_deref() != Some(agent) {
+            return Err(StoreError::LeaseLost(id));
+        }
+        task.lease_until = Some(lease_until);
+        Ok(task.clone())
+    }
+
+    async fn release(&self, id: TaskId, token: i64, agent: &str) -> Result<()> {
+        let mut inner = self.lock();
+        let task = inner.tasks.get(&id).ok_or(StoreError::NoTask(id))?;
+        if task.state != TaskState::Claimed || task.token != token || task.claimed_by.as_deref() != Some(agent) {
+            return Err(StoreError::LeaseLost(id));
+        }
+        inner.with_task(id, |t| {
+            t.state = TaskState::Open;
+            t.claimed_by = None;
+            t.lease_until = None;
+        });
+        Ok(())
+    }
+}

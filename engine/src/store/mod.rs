@@ -1,0 +1,138 @@
+//! Durable state behind one trait, with an in-memory, an SQLite and a PostgreSQL
+//! implementation that pass the same test suite.
+//!
+//! Every method is one transaction. [`Store::commit`] applies a whole [`Change`] (the
+//! instance's new state under an optimistic version check, its history events, its task
+//! operations, links and spawned instances) or nothing. Claims are single statements that
+//! pick the first open (or lease-expired) task in queue order and bump its fencing token; renew,
+//! release and complete present the token and fail if it is stale.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::runtime::catalog::{DefinitionId, ProjectSource};
+use crate::runtime::types::*;
+
+pub mod memory;
+pub mod postgres;
+mod sql;
+pub mod sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("instance {id} was changed by someone else (it is no longer at version {expected})")]
+    Conflict { id: InstanceId, expected: i64 },
+    #[error("the lease on task {0} was lost (expired and claimed again, released, or completed)")]
+    LeaseLost(TaskId),
+    #[error("task {task} is claimed by {by}")]
+    Claimed { task: TaskId, by: String },
+    #[error("task {0} is already done")]
+    TaskDone(TaskId),
+    #[error("no task {0}")]
+    NoTask(TaskId),
+    #[error("no instance {0}")]
+    NoInstance(InstanceId),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data cannot be read: {0}")]
+    Corrupt(String),
+    /// A batch of writes failed to commit; none of it was applied.
+    #[error("the database did not accept the write: {0}")]
+    Unavailable(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A published version as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredDefinition {
+    pub id: DefinitionId,
+    pub process: String,
+    pub version: u32,
+    pub hash: String,
+    pub project_hash: String,
+    pub published_at: DateTime<Utc>,
+}
+
+/// A version to publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDefinition {
+    pub process: String,
+    pub version: u32,
+    pub hash: String,
+}
+
+/// Persistence for the runtime. Implementations must make each method atomic and must keep
+/// `instances` equal to the replay of `events` (they only ever write both together).
+pub trait Store: Send + Sync + 'static {
+    /// Every stored definition and the sources of the projects they came from.
+    fn load_definitions(&self) -> impl Future<Output = Result<(Vec<StoredDefinition>, Vec<(String, ProjectSource)>)>> + Send;
+
+    /// Store a project's source and new versions of its processes, atomically.
+    fn save_definitions(
+        &self,
+        project_hash: &str,
+        source: &ProjectSource,
+        definitions: &[NewDefinition],
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<DefinitionId>>> + Send;
+
+    /// Insert a new instance with its history and task; returns its id.
+    fn create(&self, new: NewInstance) -> impl Future<Output = Result<InstanceId>> + Send;
+
+    fn instance(&self, id: InstanceId) -> impl Future<Output = Result<Option<Instance>>> + Send;
+
+    /// Apply a change atomically; returns the ids of spawned instances.
+    fn commit(&self, change: Change) -> impl Future<Output = Result<Vec<InstanceId>>> + Send;
+
+    fn history(&self, id: InstanceId) -> impl Future<Output = Result<Vec<Event>>> + Send;
+
+    fn links(&self, id: InstanceId) -> impl Future<Output = Result<Vec<Link>>> + Send;
+
+    fn task(&self, id: TaskId) -> impl Future<Output = Result<Option<Task>>> + Send;
+
+    /// The instance's task that is not done, if any.
+    fn open_task(&self, instance: InstanceId) -> impl Future<Output = Result<Option<Task>>> + Send;
+
+    /// Tasks not done in a queue, in queue order: priority, then due time, then age.
+    fn queue_tasks(&self, queue: &str, limit: u32) -> impl Future<Output = Result<Vec<Task>>> + Send;
+
+    /// Count of tasks not done per queue.
+    fn queue_counts(&self) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;
+
+    /// Claim the first claimable task of a queue for `agent`: open, or claimed with an expired
+    /// lease, and not assigned to someone else. Exactly one of several concurrent claimers of
+    /// the same task wins.
+    fn claim_next(
+        &self,
+        queue: &str,
+        agent: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Task>>> + Send;
+
+    /// Claim a given task (or re-claim one's own, which renews it with a new token).
+    fn claim(
+        &self,
+        task: TaskId,
+        agent: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Task>> + Send;
+
+    /// Extend a lease; fails with `LeaseLost` if `token` is no longer the task's.
+    fn renew(
+        &self,
+        task: TaskId,
+        token: i64,
+        agent: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Task>> + Send;
+
+    /// Give a claimed task back to its queue.
+    fn release(&self, task: TaskId, token: i64, agent: &str) -> impl Future<Output = Result<()>> + Send;
+}

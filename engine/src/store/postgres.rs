@@ -1,0 +1,488 @@
+//! The scale-out store: PostgreSQL, shared by any number of stateless server nodes.
+//!
+//! Each method is one transaction on a pooled connection. Instances are updated under an
+//! optimistic version check (a stale version changes nothing and reports a conflict). Claims
+//! pick the next task with `FOR UPDATE SKIP LOCKED` in the same statement that leases it, so
+//! concurrent claimers on any node never wait on each other and never get the same task.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value as Json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, PgPool, Row};
+
+use super::sql::{self, ChangeRows, NewInstanceRows};
+use super::{NewDefinition, Result, Store, StoreError, StoredDefinition};
+use crate::runtime::catalog::{Catalog, DefinitionId, ProjectSource};
+use crate::runtime::types::*;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct PostgresStore {
+    pool: PgPool,
+    catalog: Arc<Catalog>,
+}
+
+impl PostgresStore {
+    /// Connect and bring the schema up to date (migrations take an advisory lock, so nodes
+    /// starting together do not race).
+    pub async fn connect(url: &str, catalog: Arc<Catalog>) -> Result<Self> {
+        Self::connect_with(url, catalog, 16).await
+    }
+
+    pub async fn connect_with(url: &str, catalog: Arc<Catalog>, max_connections: u32) -> Result<Self> {
+        let options: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(PostgresStore { pool, catalog })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+async fn insert_events(conn: &mut PgConnection, instance: i64, events: &[sql::EventRow]) -> Result<()> {
+    for e in events {
+        sqlx::query("INSERT INTO events (instance_id, seq, at, actor, kind, data, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(instance)
+            .bind(e.seq)
+            .bind(e.at)
+            .bind(&e.actor)
+            .bind(e.kind)
+            .bind(&e.data)
+            .bind(&e.reason)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn insert_task(conn: &mut PgConnection, instance: i64, t: &NewTask, at: DateTime<Utc>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tasks (instance_id, process, stage, queue, priority, due_at, created_at, state, assigned_to) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8)",
+    )
+    .bind(instance)
+    .bind(&t.process)
+    .bind(&t.stage)
+    .bind(&t.queue)
+    .bind(sql::priority_column(t.priority))
+    .bind(sql::due_column(t.due_at))
+    .bind(sql::micros(at))
+    .bind(&t.assigned_to)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_link(conn: &mut PgConnection, from: i64, to: i64, kind: &str, at: DateTime<Utc>) -> Result<()> {
+    sqlx::query("INSERT INTO links (from_id, to_id, kind, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+        .bind(from)
+        .bind(to)
+        .bind(kind)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn create(conn: &mut PgConnection, rows: NewInstanceRows) -> Result<InstanceId> {
+    let i = &rows.instance;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO instances (definition_id, process, stage, fields, priority, queue, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    )
+    .bind(i.definition_id)
+    .bind(&i.process)
+    .bind(&i.stage)
+    .bind(&i.fields)
+    .bind(&i.priority)
+    .bind(&i.queue)
+    .bind(i.version)
+    .bind(i.created_at)
+    .bind(i.updated_at)
+    .fetch_one(&mut *conn)
+    .await?;
+    insert_events(conn, id, &rows.events).await?;
+    if let Some(t) = &rows.task {
+        insert_task(conn, id, t, i.created_at).await?;
+    }
+    if let Some((parent, kind)) = &rows.parent {
+        insert_link(conn, parent.0, id, kind, i.created_at).await?;
+    }
+    Ok(InstanceId(id))
+}
+
+async fn task_by_id(conn: &mut PgConnection, id: TaskId) -> Result<Option<Task>> {
+    let row = sqlx::query("SELECT * FROM tasks WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| sql::task_from_row(&r)).transpose()
+}
+
+async fn close_task(conn: &mut PgConnection, close: &CloseTask) -> Result<()> {
+    let closed = match &close.fence {
+        Fence::Token { token, agent } => sqlx::query(
+            "UPDATE tasks SET state = 'done', lease_until = NULL \
+             WHERE id = $1 AND state = 'claimed' AND token = $2 AND claimed_by = $3",
+        )
+        .bind(close.task.0)
+        .bind(token)
+        .bind(agent)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected(),
+        Fence::NotClaimedByOther { actor, now } => sqlx::query(
+            "UPDATE tasks SET state = 'done', lease_until = NULL \
+             WHERE id = $1 AND state <> 'done' \
+               AND NOT (state = 'claimed' AND lease_until > $2 AND claimed_by <> $3)",
+        )
+        .bind(close.task.0)
+        .bind(sql::micros(*now))
+        .bind(actor)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected(),
+    };
+    if closed == 1 {
+        return Ok(());
+    }
+    let Some(task) = task_by_id(conn, close.task).await? else {
+        return Err(StoreError::NoTask(close.task));
+    };
+    Err(match close.fence {
+        Fence::Token { .. } => StoreError::LeaseLost(close.task),
+        Fence::NotClaimedByOther { .. } if task.state == TaskState::Done => StoreError::TaskDone(close.task),
+        Fence::NotClaimedByOther { .. } => StoreError::Claimed {
+            task: close.task,
+            by: task.claimed_by.unwrap_or_default(),
+        },
+    })
+}
+
+async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Vec<InstanceId>> {
+    let i = &rows.instance;
+    let updated = sqlx::query(
+        "UPDATE instances SET stage = $1, fields = $2, priority = $3, queue = $4, version = $5, updated_at = $6 \
+         WHERE id = $7 AND version = $8",
+    )
+    .bind(&i.stage)
+    .bind(&i.fields)
+    .bind(&i.priority)
+    .bind(&i.queue)
+    .bind(i.version)
+    .bind(i.updated_at)
+    .bind(i.id)
+    .bind(rows.expected_version)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM instances WHERE id = $1")
+            .bind(i.id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        return Err(match exists {
+            Some(_) => StoreError::Conflict {
+                id: InstanceId(i.id),
+                expected: rows.expected_version,
+            },
+            None => StoreError::NoInstance(InstanceId(i.id)),
+        });
+    }
+    if let Some(close) = &rows.close_task {
+        close_task(conn, close).await?;
+    }
+    if let Some(u) = &rows.update_task {
+        sqlx::query("UPDATE tasks SET queue = $1, priority = $2 WHERE id = $3 AND state <> 'done'")
+            .bind(&u.queue)
+            .bind(sql::priority_column(u.priority))
+            .bind(u.task.0)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if let Some(t) = &rows.new_task {
+        insert_task(conn, i.id, t, i.updated_at).await?;
+    }
+    insert_events(conn, i.id, &rows.events).await?;
+    for l in &rows.links {
+        insert_link(conn, l.from.0, l.to.0, &l.kind, l.created_at).await?;
+    }
+    let mut spawned = Vec::with_capacity(rows.spawns.len());
+    for s in rows.spawns {
+        spawned.push(create(conn, s).await?);
+    }
+    Ok(spawned)
+}
+
+fn instance_row(r: &PgRow) -> Result<sql::InstanceRow> {
+    Ok(sql::InstanceRow {
+        id: r.try_get("id")?,
+        definition_id: r.try_get("definition_id")?,
+        process: r.try_get("process")?,
+        stage: r.try_get("stage")?,
+        fields: r.try_get("fields")?,
+        priority: r.try_get("priority")?,
+        queue: r.try_get("queue")?,
+        version: r.try_get("version")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// Rows a claim may take: open, or claimed with an expired lease ($now is the parameter).
+const CLAIMABLE: &str = "(state = 'open' OR (state = 'claimed' AND lease_until <= $3))";
+
+impl Store for PostgresStore {
+    async fn load_definitions(&self) -> Result<(Vec<StoredDefinition>, Vec<(String, ProjectSource)>)> {
+        let rows = sqlx::query("SELECT * FROM definitions ORDER BY id").fetch_all(&self.pool).await?;
+        let mut defs = Vec::with_capacity(rows.len());
+        for r in rows {
+            let version: i32 = r.try_get("version")?;
+            defs.push(StoredDefinition {
+                id: DefinitionId(r.try_get("id")?),
+                process: r.try_get("process")?,
+                version: version as u32,
+                hash: r.try_get("hash")?,
+                project_hash: r.try_get("project_hash")?,
+                published_at: r.try_get("published_at")?,
+            });
+        }
+        let rows = sqlx::query("SELECT hash, source FROM projects").fetch_all(&self.pool).await?;
+        let mut projects = Vec::with_capacity(rows.len());
+        for r in rows {
+            let source: Json = r.try_get("source")?;
+            let source: ProjectSource =
+                serde_json::from_value(source).map_err(|e| StoreError::Corrupt(format!("project source: {e}")))?;
+            projects.push((r.try_get("hash")?, source));
+        }
+        Ok((defs, projects))
+    }
+
+    async fn save_definitions(
+        &self,
+        project_hash: &str,
+        source: &ProjectSource,
+        definitions: &[NewDefinition],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<DefinitionId>> {
+        let source = serde_json::to_value(source).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO projects (hash, source, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(project_hash)
+            .bind(&source)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        let mut ids = Vec::with_capacity(definitions.len());
+        for d in definitions {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO definitions (process, version, hash, project_hash, published_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(&d.process)
+            .bind(d.version as i32)
+            .bind(&d.hash)
+            .bind(project_hash)
+            .bind(at)
+            .fetch_one(&mut *tx)
+            .await?;
+            ids.push(DefinitionId(id));
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn create(&self, new: NewInstance) -> Result<InstanceId> {
+        let rows = sql::new_instance_rows(&self.catalog, new)?;
+        let mut tx = self.pool.begin().await?;
+        let id = create(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn instance(&self, id: InstanceId) -> Result<Option<Instance>> {
+        let row = sqlx::query("SELECT * FROM instances WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(sql::decode_instance(&self.catalog, instance_row(&r)?)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn commit(&self, change: Change) -> Result<Vec<InstanceId>> {
+        let rows = sql::change_rows(&self.catalog, change)?;
+        let mut tx = self.pool.begin().await?;
+        let spawned = commit(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(spawned)
+    }
+
+    async fn history(&self, id: InstanceId) -> Result<Vec<Event>> {
+        let def_id: Option<i64> = sqlx::query_scalar("SELECT definition_id FROM instances WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(def_id) = def_id else { return Ok(Vec::new()) };
+        let def = sql::definition(&self.catalog, DefinitionId(def_id))?;
+        let rows = sqlx::query("SELECT * FROM events WHERE instance_id = $1 ORDER BY seq")
+            .bind(id.0)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        for r in rows {
+            let kind: String = r.try_get("kind")?;
+            let data: Json = r.try_get("data")?;
+            events.push(sql::decode_event(
+                &def,
+                id.0,
+                r.try_get("seq")?,
+                r.try_get("at")?,
+                r.try_get("actor")?,
+                &kind,
+                &data,
+                r.try_get("reason")?,
+            )?);
+        }
+        Ok(events)
+    }
+
+    async fn links(&self, id: InstanceId) -> Result<Vec<Link>> {
+        let rows = sqlx::query("SELECT * FROM links WHERE from_id = $1 OR to_id = $1 ORDER BY created_at, from_id, to_id")
+            .bind(id.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Link {
+                    from: InstanceId(r.try_get("from_id")?),
+                    to: InstanceId(r.try_get("to_id")?),
+                    kind: r.try_get("kind")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn task(&self, id: TaskId) -> Result<Option<Task>> {
+        let mut conn = self.pool.acquire().await?;
+        task_by_id(&mut conn, id).await
+    }
+
+    async fn open_task(&self, instance: InstanceId) -> Result<Option<Task>> {
+        let row = sqlx::query("SELECT * FROM tasks WHERE instance_id = $1 AND state <> 'done'")
+            .bind(instance.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| sql::task_from_row(&r)).transpose()
+    }
+
+    async fn queue_tasks(&self, queue: &str, limit: u32) -> Result<Vec<Task>> {
+        let rows = sqlx::query(
+            "SELECT * FROM tasks WHERE queue = $1 AND state <> 'done' ORDER BY priority, due_at, created_at, id LIMIT $2",
+        )
+        .bind(queue)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(sql::task_from_row).collect()
+    }
+
+    async fn queue_counts(&self) -> Result<Vec<(String, u64)>> {
+        let rows = sqlx::query("SELECT queue, COUNT(*) AS n FROM tasks WHERE state <> 'done' GROUP BY queue ORDER BY queue")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("queue")?, r.try_get::<i64, _>("n")? as u64)))
+            .collect()
+    }
+
+    async fn claim_next(&self, queue: &str, agent: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<Task>> {
+        let sql = format!(
+            "WITH next AS ( \
+                 SELECT id FROM tasks \
+                 WHERE queue = $4 AND state <> 'done' AND {CLAIMABLE} AND (assigned_to IS NULL OR assigned_to = $1) \
+                 ORDER BY priority, due_at, created_at, id \
+                 LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             UPDATE tasks t SET state = 'claimed', claimed_by = $1, lease_until = $2, token = t.token + 1 \
+             FROM next WHERE t.id = next.id RETURNING t.*"
+        );
+        let row: Option<PgRow> = sqlx::query(&sql)
+            .bind(agent)
+            .bind(sql::micros(lease_until))
+            .bind(sql::micros(now))
+            .bind(queue)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| sql::task_from_row(&r)).transpose()
+    }
+
+    async fn claim(&self, task: TaskId, agent: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Task> {
+        let sql = format!(
+            "UPDATE tasks SET state = 'claimed', claimed_by = $1, lease_until = $2, token = token + 1 \
+             WHERE id = $4 AND state <> 'done' \
+               AND ((({CLAIMABLE}) AND (assigned_to IS NULL OR assigned_to = $1)) OR claimed_by = $1) \
+             RETURNING *"
+        );
+        let mut conn = self.pool.acquire().await?;
+        let row: Option<PgRow> = sqlx::query(&sql)
+            .bind(agent)
+            .bind(sql::micros(lease_until))
+            .bind(sql::micros(now))
+            .bind(task.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(r) = row {
+            return sql::task_from_row(&r);
+        }
+        Err(match task_by_id(&mut conn, task).await? {
+            None => StoreError::NoTask(task),
+            Some(t) if t.state == TaskState::Done => StoreError::TaskDone(task),
+            Some(t) => StoreError::Claimed {
+                task,
+                by: t.claimed_by.or(t.assigned_to).unwrap_or_default(),
+            },
+        })
+    }
+
+    async fn renew(&self, task: TaskId, token: i64, agent: &str, _now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Task> {
+        let row: Option<PgRow> = sqlx::query(
+            "UPDATE tasks SET lease_until = $1 WHERE id = $2 AND state = 'claimed' AND token = $3 AND claimed_by = $4 RETURNING *",
+        )
+        .bind(sql::micros(lease_until))
+        .bind(task.0)
+        .bind(token)
+        .bind(agent)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => sql::task_from_row(&r),
+            None => Err(StoreError::LeaseLost(task)),
+        }
+    }
+
+    async fn release(&self, task: TaskId, token: i64, agent: &str) -> Result<()> {
+        let n = sqlx::query(
+            "UPDATE tasks SET state = 'open', claimed_by = NULL, lease_until = NULL \
+             WHERE id = $1 AND state = 'claimed' AND token = $2 AND claimed_by = $3",
+        )
+        .bind(task.0)
+        .bind(token)
+        .bind(agent)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost(task))
+        }
+    }
+}

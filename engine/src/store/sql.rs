@@ -1,0 +1,212 @@
+//! What the SQL stores share: rows in their stored form (names and JSON, from
+//! [`crate::runtime::codec`]), and the task row mapping.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value as Json;
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use super::{Result, StoreError};
+use crate::runtime::catalog::{Catalog, Definition, DefinitionId};
+use crate::runtime::codec;
+use crate::runtime::types::*;
+
+/// Stored in place of "no priority" / "no due time", so that they sort last.
+pub const NO_PRIORITY: i32 = i32::MAX;
+pub const NO_DUE: i64 = i64::MAX;
+
+pub fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub fn from_micros(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+pub fn definition(catalog: &Catalog, id: DefinitionId) -> Result<Arc<Definition>> {
+    catalog
+        .get(id)
+        .ok_or_else(|| StoreError::Corrupt(format!("no published definition {}", id.0)))
+}
+
+/// An instance row.
+pub struct InstanceRow {
+    pub id: i64,
+    pub definition_id: i64,
+    pub process: String,
+    pub stage: String,
+    pub fields: Json,
+    pub priority: Option<String>,
+    pub queue: Option<String>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An event row (without its instance id).
+pub struct EventRow {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub kind: &'static str,
+    pub data: Json,
+    pub reason: Option<String>,
+}
+
+pub struct NewInstanceRows {
+    pub instance: InstanceRow,
+    pub events: Vec<EventRow>,
+    pub task: Option<NewTask>,
+    pub parent: Option<(InstanceId, String)>,
+}
+
+pub struct ChangeRows {
+    pub instance: InstanceRow,
+    pub expected_version: i64,
+    pub events: Vec<EventRow>,
+    pub close_task: Option<CloseTask>,
+    pub update_task: Option<UpdateTask>,
+    pub new_task: Option<NewTask>,
+    pub links: Vec<Link>,
+    pub spawns: Vec<NewInstanceRows>,
+}
+
+pub fn instance_row(def: &Definition, i: &Instance) -> InstanceRow {
+    InstanceRow {
+        id: i.id.0,
+        definition_id: def.id.0,
+        process: def.process.clone(),
+        stage: codec::stage_name(def, i.stage).to_string(),
+        fields: Json::Object(codec::fields_to_json(def.model(), &i.fields)),
+        priority: codec::priority_name(def, i.priority).map(str::to_string),
+        queue: codec::queue_name(def, i.queue).map(str::to_string),
+        version: i.version,
+        created_at: i.created_at,
+        updated_at: i.updated_at,
+    }
+}
+
+pub fn event_rows(def: &Definition, events: &[Event]) -> Vec<EventRow> {
+    events
+        .iter()
+        .map(|e| {
+            let (kind, data) = codec::event_to_json(def, &e.kind);
+            EventRow {
+                seq: e.seq,
+                at: e.at,
+                actor: e.actor.clone(),
+                kind,
+                data,
+                reason: e.reason.clone(),
+            }
+        })
+        .collect()
+}
+
+pub fn new_instance_rows(catalog: &Catalog, n: NewInstance) -> Result<NewInstanceRows> {
+    let def = definition(catalog, n.instance.definition)?;
+    Ok(NewInstanceRows {
+        instance: instance_row(&def, &n.instance),
+        events: event_rows(&def, &n.events),
+        task: n.task,
+        parent: n.parent,
+    })
+}
+
+pub fn change_rows(catalog: &Catalog, c: Change) -> Result<ChangeRows> {
+    let def = definition(catalog, c.instance.definition)?;
+    Ok(ChangeRows {
+        instance: instance_row(&def, &c.instance),
+        expected_version: c.expected_version,
+        events: event_rows(&def, &c.events),
+        close_task: c.close_task,
+        update_task: c.update_task,
+        new_task: c.new_task,
+        links: c.links,
+        spawns: c
+            .spawns
+            .into_iter()
+            .map(|s| new_instance_rows(catalog, s))
+            .collect::<Result<_>>()?,
+    })
+}
+
+/// Decode an instance row with the definition it is pinned to.
+pub fn decode_instance(catalog: &Catalog, row: InstanceRow) -> Result<Instance> {
+    let def = definition(catalog, DefinitionId(row.definition_id))?;
+    let corrupt = |e: String| StoreError::Corrupt(format!("instance {}: {e}", row.id));
+    Ok(Instance {
+        id: InstanceId(row.id),
+        definition: def.id,
+        stage: codec::stage_id(&def, &row.stage).map_err(corrupt)?,
+        fields: codec::fields_from_json(def.model(), &row.fields).map_err(corrupt)?,
+        priority: codec::priority_id(&def, row.priority.as_deref()).map_err(corrupt)?,
+        queue: codec::queue_id(&def, row.queue.as_deref()).map_err(corrupt)?,
+        version: row.version,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn decode_event(
+    def: &Definition,
+    instance: i64,
+    seq: i64,
+    at: DateTime<Utc>,
+    actor: String,
+    kind: &str,
+    data: &Json,
+    reason: Option<String>,
+) -> Result<Event> {
+    let kind = codec::event_from_json(def, kind, data)
+        .map_err(|e| StoreError::Corrupt(format!("instance {instance} event {seq}: {e}")))?;
+    Ok(Event {
+        seq,
+        at,
+        actor,
+        kind,
+        reason,
+    })
+}
+
+/// A task from a `SELECT * FROM tasks` (or `RETURNING *`) row of either database.
+pub fn task_from_row<'r, R>(row: &'r R) -> Result<Task>
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    i32: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: Decode<'r, R::Database>,
+    Option<String>: Decode<'r, R::Database>,
+{
+    let state: String = row.try_get("state")?;
+    let priority: i32 = row.try_get("priority")?;
+    let due: i64 = row.try_get("due_at")?;
+    let lease: Option<i64> = row.try_get("lease_until")?;
+    Ok(Task {
+        id: TaskId(row.try_get("id")?),
+        instance: InstanceId(row.try_get("instance_id")?),
+        process: row.try_get("process")?,
+        stage: row.try_get("stage")?,
+        queue: row.try_get("queue")?,
+        priority: (priority != NO_PRIORITY).then_some(priority as u32),
+        due_at: (due != NO_DUE).then(|| from_micros(due)),
+        created_at: from_micros(row.try_get("created_at")?),
+        state: TaskState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("task state `{state}`")))?,
+        assigned_to: row.try_get("assigned_to")?,
+        claimed_by: row.try_get("claimed_by")?,
+        lease_until: lease.map(from_micros),
+        token: row.try_get("token")?,
+    })
+}
+
+pub fn priority_column(p: Option<u32>) -> i32 {
+    p.map(|p| p.min(i32::MAX as u32 - 1) as i32).unwrap_or(NO_PRIORITY)
+}
+
+pub fn due_column(d: Option<DateTime<Utc>>) -> i64 {
+    d.map(micros).unwrap_or(NO_DUE)
+}
