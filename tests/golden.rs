@@ -262,7 +262,6 @@ fn rhai_errors_point_into_the_itsm_file() {
 /// `diagnostics.dedup()`, and `Span`'s `PartialEq` is always true, so diagnostics that differ
 /// only in where they are collapse into one (here: two zero targets report one error).
 #[test]
-#[ignore = "checker bug: dedup() in engine/src/check/mod.rs ignores spans"]
 fn the_same_problem_in_two_places_is_reported_twice() {
     let case = cases("invalid")
         .into_iter()

@@ -365,7 +365,6 @@ fn checking_one_file_does_not_report_warnings_of_its_siblings() {
 /// found in its directory (`./incident.itsm`), so a file named by a bare relative path is
 /// loaded twice and every declaration in it is reported as defined more than once.
 #[test]
-#[ignore = "CLI bug: a bare relative file path is loaded twice (server/src/files.rs)"]
 fn checking_a_file_by_relative_path_loads_it_once() {
     let dir = clean_project("check-relative");
     let out = Command::new(env!("CARGO_BIN_EXE_itsmflow"))
