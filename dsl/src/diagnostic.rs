@@ -4,10 +4,17 @@
 //!
 //! Message style: lowercase, no trailing period, names from the user's file in backticks,
 //! domain words rather than Rust type names.
+//!
+//! Positions are 1-based lines and columns, and columns count characters (Unicode scalar
+//! values), not bytes, in both formats: `é` or `—` is one column. (miette counts bytes; the
+//! text report gives it the file through `CharColumns`, which converts.)
 
 use std::fmt;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
+    SourceSpan, SpanContents,
+};
 use serde::Serialize;
 
 use crate::ast::Span;
@@ -133,7 +140,7 @@ pub fn summary(diagnostics: &[Diagnostic]) -> String {
 #[derive(Debug)]
 struct MietteReport<'a> {
     diagnostic: &'a Diagnostic,
-    source: Option<NamedSource<String>>,
+    source: Option<CharColumns>,
     labels: Vec<LabeledSpan>,
     help: Option<String>,
 }
@@ -141,7 +148,10 @@ struct MietteReport<'a> {
 impl<'a> MietteReport<'a> {
     fn new(sources: &Sources, d: &'a Diagnostic) -> Self {
         let file = sources.get(d.span.file);
-        let source = file.map(|f| NamedSource::new(&f.name, f.text.clone()));
+        let source = file.map(|f| CharColumns {
+            name: f.name.clone(),
+            text: f.text.clone(),
+        });
         let clamp = |span: Span| {
             let len = file.map(|f| f.text.len()).unwrap_or(0);
             let start = (span.start as usize).min(len);
@@ -173,6 +183,44 @@ impl<'a> MietteReport<'a> {
             labels,
             help,
         }
+    }
+}
+
+/// A file for miette, named, and with columns in characters like everywhere else (miette's own
+/// `SourceCode` for strings counts the column in bytes).
+#[derive(Debug)]
+struct CharColumns {
+    name: String,
+    text: String,
+}
+
+impl miette::SourceCode for CharColumns {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let inner = self
+            .text
+            .read_span(span, context_lines_before, context_lines_after)?;
+        // miette's column is the number of bytes between the line's start and the span's.
+        let mut column = inner.column();
+        let offset = span.offset().min(self.text.len());
+        if let Some(before) = offset
+            .checked_sub(column)
+            .and_then(|line_start| self.text.get(line_start..offset))
+        {
+            column = before.chars().count();
+        }
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            inner.line(),
+            column,
+            inner.line_count(),
+        )))
     }
 }
 
@@ -210,6 +258,7 @@ impl miette::Diagnostic for MietteReport<'_> {
 // ---------------------------------------------------------------------------------------------
 // JSON
 
+/// Where a span is: 1-based lines and columns, columns in characters.
 #[derive(Serialize)]
 struct JsonPosition {
     file: String,

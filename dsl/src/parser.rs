@@ -75,7 +75,7 @@ fn parse_items_one_by_one(file: FileId, text: &str) -> Parsed {
                 diagnostics.append(&mut ctx.diagnostics);
             }
             Err(e) => {
-                diagnostics.push(syntax_error(file, start, chunk, e));
+                diagnostics.push(syntax_error(file, text, (start, end), e));
                 if let Some(name) = item_name(chunk) {
                     broken_items.push(name);
                 }
@@ -172,34 +172,250 @@ fn item_name(chunk: &str) -> Option<String> {
     words.next().map(str::to_string)
 }
 
+/// The diagnostic for a chunk `text[range]` of a file that does not parse.
+///
+/// pest names the grammar rules it tried where parsing stopped, but not the literal tokens
+/// (punctuation), so those are found by trying them: a token is expected where inserting it
+/// lets the parse get past that point. Common mistakes get a message of their own: a string
+/// without its closing quote, a block without its closing brace (at the end of the file, or
+/// before the next item when the file was cut into items), a misspelled keyword.
 fn syntax_error(
     file: FileId,
-    base: usize,
     text: &str,
+    (start, end): (usize, usize),
     error: pest::error::Error<Rule>,
 ) -> Diagnostic {
-    let pos = match error.location {
+    let chunk = &text[start..end];
+    let pos = error_pos(&error).min(chunk.len());
+    let at = start + pos;
+    let span_at = |from: usize, len: usize| Span::new(file, from, from + len);
+    let positives = match &error.variant {
+        ErrorVariant::ParsingError { positives, .. } => positives.as_slice(),
+        ErrorVariant::CustomError { message } => {
+            let len = found_len(text, at);
+            return Diagnostic::error("syntax", span_at(at, len), message.clone())
+                .with_label("here");
+        }
+    };
+
+    if let Some(len) = unterminated_string(text, at) {
+        return Diagnostic::error("syntax", span_at(at, len), "unterminated string")
+            .with_label("this string has no closing `\"`")
+            .with_help("a string ends with `\"` on the line where it starts");
+    }
+
+    let only_trivia_left = text[at..].trim().is_empty() || skip_trivia(chunk, pos) == chunk.len();
+    let unclosed = only_trivia_left
+        .then(|| last_unclosed_brace(chunk))
+        .flatten()
+        .map(|b| span_at(start + b, 1));
+    if let Some(brace) = unclosed {
+        if accepts(chunk, pos, "}") {
+            if end == text.len() {
+                let content_end = start + trim_trivia_end(chunk, 0, chunk.len());
+                return Diagnostic::error(
+                    "syntax",
+                    span_at(content_end, 0),
+                    "this file ends inside a block: `}` missing",
+                )
+                .with_label("the file ends here")
+                .with_secondary(brace, "this `{` is never closed")
+                .with_help("add `}` where the block ends");
+            }
+            // The file was cut into items at a keyword that starts a line: the `}` is missing
+            // before it.
+            return Diagnostic::error("syntax", brace, "this block is not closed: `}` missing")
+                .with_label("this `{` is never closed")
+                .with_secondary(
+                    span_at(at, found_len(text, at)),
+                    "the next item starts here",
+                )
+                .with_help("add `}` where the block ends");
+        }
+    }
+
+    let mut names: Vec<String> = PUNCTUATION
+        .iter()
+        .filter(|t| accepts(chunk, pos, t))
+        .map(|t| format!("`{t}`"))
+        .collect();
+    for r in positives {
+        for part in describe_rule(*r).split(", ").flat_map(|p| p.split(" or ")) {
+            names.push(part.to_string());
+        }
+    }
+    names.sort_unstable();
+    names.dedup();
+    let found = describe_found(text, at);
+    let message = if names.is_empty() {
+        format!("unexpected {found}")
+    } else {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        format!("expected {}, found {found}", one_of(&names))
+    };
+    let mut d =
+        Diagnostic::error("syntax", span_at(at, found_len(text, at)), message).with_label("here");
+    if let Some(brace) = unclosed.filter(|_| end == text.len()) {
+        d = d.with_secondary(brace, "this `{` is not closed either");
+    }
+    if let Some(keyword) = misspelled_keyword(text, at, &names) {
+        d = d.with_help(format!("did you mean `{keyword}`?"));
+    }
+    d
+}
+
+/// Tokens the grammar has as literals, not rules, so pest never names them as expected.
+const PUNCTUATION: [&str; 8] = [":", "{", "}", "(", ")", ",", "=>", "->"];
+
+fn error_pos(error: &pest::error::Error<Rule>) -> usize {
+    match error.location {
         InputLocation::Pos(p) => p,
         InputLocation::Span((s, _)) => s,
-    };
-    let found = describe_found(text, pos);
-    let message = match &error.variant {
-        ErrorVariant::ParsingError { positives, .. } if !positives.is_empty() => {
-            let mut names: Vec<&str> = positives.iter().map(|r| describe_rule(*r)).collect();
-            names.sort_unstable();
-            names.dedup();
-            format!("expected {}, found {found}", one_of(&names))
+    }
+}
+
+/// Whether `token` may come at `pos` of `chunk`: with it inserted there, parsing gets past it.
+fn accepts(chunk: &str, pos: usize, token: &str) -> bool {
+    let mut trial = String::with_capacity(chunk.len() + token.len() + 1);
+    trial.push_str(&chunk[..pos]);
+    trial.push_str(token);
+    trial.push(' ');
+    trial.push_str(&chunk[pos..]);
+    match Grammar::parse(Rule::file, &trial) {
+        Ok(_) => true,
+        Err(e) => error_pos(&e) > pos + token.len(),
+    }
+}
+
+/// At a `"` with no closing quote on its line: the length of the rest of the line.
+fn unterminated_string(text: &str, at: usize) -> Option<usize> {
+    let rest = text.get(at..)?.strip_prefix('"')?;
+    let line = &rest[..rest.find('\n').unwrap_or(rest.len())];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return None,
+            '\\' => {
+                chars.next();
+            }
+            _ => {}
         }
-        ErrorVariant::ParsingError { .. } => format!("unexpected {found}"),
-        ErrorVariant::CustomError { message } => message.clone(),
-    };
-    let len = found_len(text, pos);
-    Diagnostic::error(
-        "syntax",
-        Span::new(file, base + pos, base + pos + len),
-        message,
-    )
-    .with_label("here")
+    }
+    Some(1 + line.trim_end().len())
+}
+
+/// The offset after whitespace and `//` comments from `pos`.
+fn skip_trivia(text: &str, mut pos: usize) -> usize {
+    loop {
+        let rest = &text[pos..];
+        let trimmed = rest.trim_start();
+        pos += rest.len() - trimmed.len();
+        if trimmed.starts_with("//") {
+            pos += trimmed.find('\n').unwrap_or(trimmed.len());
+        } else {
+            return pos;
+        }
+    }
+}
+
+/// The offset of the last `{` that no `}` closes, braces in strings and comments aside.
+fn last_unclosed_brace(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut open = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' => open.push(i),
+            b'}' => {
+                open.pop();
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    open.pop()
+}
+
+/// The expected keyword that the word at `at` is a likely misspelling of.
+fn misspelled_keyword<'a>(text: &str, at: usize, expected: &'a [String]) -> Option<&'a str> {
+    let rest = text.get(at..)?;
+    if !rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        return None;
+    }
+    let word = &rest[..found_len(text, at)];
+    let lower = word.to_ascii_lowercase();
+    let short = word.len() <= 3;
+    let limit = (word.len() / 3).max(1);
+    expected
+        .iter()
+        .filter_map(|n| n.strip_prefix('`')?.strip_suffix('`'))
+        .filter(|k| k.chars().all(|c| c.is_ascii_alphabetic() || c == '_') && *k != word)
+        .map(|k| (edit_distance(&lower, k), k))
+        .filter(|&(d, k)| {
+            if short {
+                d == 0 || (d == 1 && k.len() == word.len() && is_swap(&lower, k))
+            } else {
+                d <= limit
+            }
+        })
+        .min_by_key(|&(d, k)| (d, k))
+        .map(|(_, k)| k)
+}
+
+/// Whether `a` and `b` hold the same characters, in any order.
+fn is_swap(a: &str, b: &str) -> bool {
+    let mut a: Vec<char> = a.chars().collect();
+    let mut b: Vec<char> = b.chars().collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
+/// Edit distance with adjacent transpositions (optimal string alignment).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 fn one_of(names: &[&str]) -> String {
@@ -1382,6 +1598,34 @@ mod tests {
         let span = p.members[0].span();
         assert_eq!(&text[span.range()], "stage a initial");
         assert_eq!(trim_trivia_end("a \"//\" // x", 0, 11), 6);
+    }
+
+    #[test]
+    fn syntax_helpers_skip_strings_and_comments() {
+        let text = "process p { // {\n  stage a \"{\" {\n  }\n  stage b {\n";
+        assert_eq!(last_unclosed_brace(text), text.rfind('{'));
+        assert_eq!(last_unclosed_brace("a { b } c"), None);
+        assert_eq!(unterminated_string("x \"ab\\\"c", 2), Some(6));
+        assert_eq!(unterminated_string("x \"ab\" c", 2), None);
+        assert_eq!(edit_distance("trasition", "transition"), 1);
+        assert_eq!(edit_distance("ot", "to"), 1);
+    }
+
+    #[test]
+    fn syntax_errors_name_missing_punctuation() {
+        let text = "process p {\n  stage a initial\n  stage b final\n  transition t a -> b\n}\n";
+        let parsed = parse(FileId(0), text);
+        assert_eq!(parsed.diagnostics.len(), 1);
+        assert_eq!(
+            parsed.diagnostics[0].message,
+            "expected `:` or a string, found `a`"
+        );
+        // At the end of the file, with something else than `}` missing: the open block is
+        // pointed out as well.
+        let text = "process p {\n  stage a initial\n  transition t: a ->\n";
+        let d = &parse(FileId(0), text).diagnostics[0];
+        assert_eq!(d.message, "expected a name, found end of file");
+        assert_eq!(d.secondary.len(), 1);
     }
 
     #[test]

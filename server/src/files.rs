@@ -4,8 +4,8 @@
 //! belongs to the project of its directory, so checking one file still sees the calendars,
 //! queues and roles its siblings declare; only the named files' problems are reported.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
 
 use itsmflow_dsl::ast::FileId;
 use itsmflow_dsl::Sources;
@@ -85,10 +85,41 @@ pub fn read_text(path: &Path) -> Result<String, LoadError> {
     String::from_utf8(bytes).map_err(|_| LoadError::NotText(path.to_path_buf()))
 }
 
-/// Load the projects of `paths` (directories, or files standing for their directory).
+/// `./a/./b.itsm` -> `a/b.itsm`: a path as the user would write it, without `.` steps (an
+/// empty result is `.`). `..` steps stay: they may cross symbolic links.
+fn tidy(path: &Path) -> PathBuf {
+    let tidy: PathBuf = path
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect();
+    if tidy.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        tidy
+    }
+}
+
+/// What two paths of the same file have in common: its canonical path (or the tidy path, if
+/// it cannot be resolved).
+fn identity(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| tidy(path))
+}
+
+/// Load the projects of `paths` (directories, or files standing for their directory). A file
+/// named more than once, or both alone and through its directory (`incident.itsm` and the
+/// `./incident.itsm` of `.`), is loaded once, under the first path it was named by.
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
-    let mut all = BTreeSet::new();
-    let mut requested_paths = BTreeSet::new();
+    // identity -> the path the file is reported under
+    let mut all: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
+    let mut requested_ids = BTreeSet::new();
+    let mut add = |path: PathBuf, requested: bool| {
+        let path = tidy(&path);
+        let id = identity(&path);
+        if requested {
+            requested_ids.insert(id.clone());
+        }
+        all.entry(id).or_insert(path);
+    };
     for p in paths {
         if !p.exists() {
             return Err(LoadError::NotFound(p.clone()));
@@ -98,26 +129,48 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
             if files.is_empty() {
                 return Err(LoadError::NoFiles(p.clone()));
             }
-            requested_paths.extend(files.iter().cloned());
-            all.extend(files);
+            for f in files {
+                add(f, true);
+            }
         } else {
-            requested_paths.insert(p.clone());
-            all.insert(p.clone());
-            let dir = p
+            add(p.clone(), true);
+            let file = tidy(p);
+            let dir = file
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            all.extend(itsm_files(dir)?);
+            for f in itsm_files(dir)? {
+                add(f, false);
+            }
         }
     }
+    let mut files: Vec<(PathBuf, PathBuf)> = all.into_iter().collect();
+    files.sort_by(|a, b| a.1.cmp(&b.1));
     let mut sources = Sources::new();
     let mut requested = BTreeSet::new();
-    for path in all {
+    for (id, path) in files {
         let text = read_text(&path)?;
-        let id = sources.add(path.display().to_string(), text);
-        if requested_paths.contains(&path) {
-            requested.insert(id);
+        let file = sources.add(path.display().to_string(), text);
+        if requested_ids.contains(&id) {
+            requested.insert(file);
         }
     }
     Ok(Loaded { sources, requested })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tidy_paths_drop_dot_steps_only() {
+        assert_eq!(
+            tidy(Path::new("./incident.itsm")),
+            Path::new("incident.itsm")
+        );
+        assert_eq!(tidy(Path::new("a/./b.itsm")), Path::new("a/b.itsm"));
+        assert_eq!(tidy(Path::new("../a/b.itsm")), Path::new("../a/b.itsm"));
+        assert_eq!(tidy(Path::new(".")), Path::new("."));
+        assert_eq!(tidy(Path::new("./")), Path::new("."));
+    }
 }

@@ -4,16 +4,26 @@
 use itsmflow_dsl::ast::{self, ApprovalEntry, OutcomeKind, Span};
 use itsmflow_dsl::Diagnostic;
 
+use super::flow::{guess, UNRESOLVED};
 use super::process::{head, ProcessScope};
+use super::values::too_large_within;
 use super::Ctx;
+use crate::graph::Edge;
 use crate::model::{Approval, ApprovalLevel, ApprovalRule, Condition, Quorum, StageId};
 
+/// An approval outcome as an edge of the process graph; either end may be [`UNRESOLVED`] or a
+/// guess (see `flow`).
+pub(super) type OutcomeEdge = (StageId, StageId, Edge);
+
+/// The approvals that could be built, and the outcome edges of those that could not (a
+/// missing outcome, an unknown stage), so the flow checks still see the ways they do give.
 pub(super) fn check_approvals(
     approvals: &[&ast::Approval],
     scope: &ProcessScope,
     ctx: &mut Ctx,
-) -> Vec<Approval> {
+) -> (Vec<Approval>, Vec<OutcomeEdge>) {
     let mut out = Vec::new();
+    let mut partial = Vec::new();
     let mut stages_seen: Vec<(u32, Span)> = Vec::new();
     for a in approvals {
         let header = head(a.span, "approval".len());
@@ -33,11 +43,11 @@ pub(super) fn check_approvals(
             }
             stages_seen.push((s, a.stage.span));
         }
-        if let Some(a) = check_approval(a, header, stage.map(StageId), scope, ctx) {
-            out.push(a);
-        }
+        let (approval, edges) = check_approval(a, header, stage.map(StageId), scope, ctx);
+        out.extend(approval);
+        partial.extend(edges);
     }
-    out
+    (out, partial)
 }
 
 fn check_approval(
@@ -46,12 +56,14 @@ fn check_approval(
     stage: Option<StageId>,
     scope: &ProcessScope,
     ctx: &mut Ctx,
-) -> Option<Approval> {
+) -> (Option<Approval>, Vec<OutcomeEdge>) {
     let cond_scope = scope.cond_scope();
     let mut rules = Vec::new();
     let mut rule_spans = Vec::new();
     let mut all_resolved = true;
     let mut outcomes: [Option<(Span, Option<StageId>)>; 3] = [None; 3];
+    // The outcomes' stages for the flow checks, unknown ones guessed.
+    let mut flow_targets = [UNRESOLVED; 3];
     let mut expire_after = None;
     for entry in &a.entries {
         match entry {
@@ -72,6 +84,9 @@ fn check_approval(
                         ast::Quorum::All => Quorum::All,
                         ast::Quorum::Count(k) => match u32::try_from(k) {
                             Ok(k) if k >= 1 => Quorum::AtLeast(k),
+                            _ if too_large_within(&ctx.diags, level.quorum.span) => {
+                                Quorum::AtLeast(1)
+                            }
                             _ => {
                                 ctx.diags.push(
                                     Diagnostic::error("approval-quorum", level.quorum.span, format!("a quorum of {k} approves nothing"))
@@ -133,6 +148,7 @@ fn check_approval(
                 }
                 let target = scope.stages.resolve(&o.stage, &mut ctx.diags).map(StageId);
                 outcomes[slot] = Some((o.span, target));
+                flow_targets[slot] = target.unwrap_or_else(|| guess(&scope.stages, &o.stage));
             }
         }
     }
@@ -200,14 +216,35 @@ fn check_approval(
         }
     }
 
-    Some(Approval {
-        stage: stage?,
-        rules,
-        on_approve: outcomes[0].and_then(|o| o.1)?,
-        on_reject: outcomes[1].and_then(|o| o.1)?,
-        on_expire: match (expire_after, outcomes[2].and_then(|o| o.1)) {
-            (Some(d), Some(s)) => Some((d, s)),
-            _ => None,
-        },
-    })
+    let on_expire = match (expire_after, outcomes[2].and_then(|o| o.1)) {
+        (Some(d), Some(s)) => Some((d, s)),
+        _ => None,
+    };
+    let (on_approve, on_reject) = (outcomes[0].and_then(|o| o.1), outcomes[1].and_then(|o| o.1));
+    if let (Some(stage), Some(on_approve), Some(on_reject)) = (stage, on_approve, on_reject) {
+        let mut edges = Vec::new();
+        if on_expire.is_none() && outcomes[2].is_some() {
+            // Given, but without its delay or with an unknown stage.
+            edges.push((stage, flow_targets[2], Edge::Approval(OutcomeKind::Expire)));
+        }
+        let approval = Approval {
+            stage,
+            rules,
+            on_approve,
+            on_reject,
+            on_expire,
+        };
+        return (Some(approval), edges);
+    }
+    let stage = stage.unwrap_or_else(|| guess(&scope.stages, &a.stage));
+    let kinds = [
+        OutcomeKind::Approve,
+        OutcomeKind::Reject,
+        OutcomeKind::Expire,
+    ];
+    let edges = (0..3)
+        .filter(|&slot| outcomes[slot].is_some())
+        .map(|slot| (stage, flow_targets[slot], Edge::Approval(kinds[slot])))
+        .collect();
+    (None, edges)
 }

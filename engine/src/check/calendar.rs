@@ -61,6 +61,8 @@ pub fn check_calendar(cal: &ast::Calendar, diags: &mut Vec<Diagnostic>) -> Calen
     let mut week: [Vec<(u32, u32)>; 7] = Default::default();
     let mut day_set_at: [Option<ast::Span>; 7] = [None; 7];
     let mut holidays = BTreeSet::new();
+    // Whether an hours line had errors: then "never open" may only mean its hours were lost.
+    let mut hours_broken = false;
 
     for entry in &cal.entries {
         match entry {
@@ -95,7 +97,11 @@ pub fn check_calendar(cal: &ast::Calendar, diags: &mut Vec<Diagnostic>) -> Calen
                     }
                 }
             }
-            CalendarEntry::Hours(h) => check_hours(h, &mut week, &mut day_set_at, diags),
+            CalendarEntry::Hours(h) => {
+                let before = diags.len();
+                check_hours(h, &mut week, &mut day_set_at, diags);
+                hours_broken |= diags[before..].iter().any(Diagnostic::is_error);
+            }
             CalendarEntry::Holidays(days, _) => {
                 for day in days {
                     match NaiveDate::parse_from_str(&day.date.node, "%Y-%m-%d") {
@@ -137,7 +143,7 @@ pub fn check_calendar(cal: &ast::Calendar, diags: &mut Vec<Diagnostic>) -> Calen
             .with_help("add a line such as `timezone \"Europe/Amsterdam\"`"),
         );
     }
-    if week.iter().all(Vec::is_empty) {
+    if week.iter().all(Vec::is_empty) && !hours_broken {
         diags.push(
             Diagnostic::error(
                 "calendar-never-open",

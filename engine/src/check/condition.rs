@@ -5,7 +5,7 @@ use itsmflow_dsl::ast::{self, Ident, Literal, LiteralKind};
 use itsmflow_dsl::Diagnostic;
 
 use super::names::{self, Names};
-use super::values::typed_value;
+use super::values::{push_value_error, typed_value};
 use crate::model::{Condition, FieldId, FieldType, Operand, PriorityId, Subject};
 
 /// What a condition in a process can refer to.
@@ -83,7 +83,7 @@ impl CondScope<'_> {
                 match typed_value(&name.name, ty, lit) {
                     Ok(v) => Some(Operand::Value(v)),
                     Err(d) => {
-                        diags.push(d);
+                        push_value_error(diags, lit, *d);
                         None
                     }
                 }

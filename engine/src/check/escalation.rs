@@ -5,6 +5,7 @@ use itsmflow_dsl::ast::{self, EscalationActionKind, Span};
 use itsmflow_dsl::Diagnostic;
 
 use super::process::{head, ProcessScope};
+use super::values::too_large_within;
 use super::Ctx;
 use crate::model::{
     ClockKind, Duration, Escalation, EscalationAction, EscalationStep, QueueId, Target, Threshold,
@@ -81,7 +82,16 @@ fn check_steps(
     // Where the task may be after the moves so far.
     let mut queues: Vec<QueueId> = entry_queues.to_vec();
     for step in &esc.steps {
+        // A threshold too large to read is already reported; it is 0 here, so neither its
+        // value nor its order can be checked.
+        let zero = match step.threshold.node {
+            ast::Threshold::Percent(p) => p == 0,
+            ast::Threshold::After(d) => d.is_zero(),
+        };
+        let unread = zero && too_large_within(&ctx.diags, step.threshold.span);
         let threshold = match step.threshold.node {
+            ast::Threshold::Percent(_) if unread => Threshold::Percent(0),
+            ast::Threshold::After(d) if unread => Threshold::After(d),
             ast::Threshold::Percent(p) => {
                 if p == 0 {
                     ctx.diags.push(
@@ -192,12 +202,11 @@ fn next_tier(span: Span, queues: &mut Vec<QueueId>, ctx: &mut Ctx) {
     let mut next = Vec::with_capacity(queues.len());
     let mut stuck = Vec::new();
     for q in queues.iter() {
-        match ctx.queue_models.get(q.index()) {
-            Some(model) => match model.escalates_to {
+        if let Some(model) = ctx.queue_models.get(q.index()) {
+            match model.escalates_to {
                 Some(n) => next.push(n),
                 None => stuck.push(model.name.clone()),
-            },
-            None => {}
+            }
         }
     }
     if !stuck.is_empty() {

@@ -133,7 +133,11 @@ pub fn check_files(
     ctx.report_unused();
     let mut diagnostics = std::mem::take(&mut ctx.diags);
     diagnostic::sort(&mut diagnostics);
-    diagnostics.dedup();
+    // `Span` equality ignores positions, so compare where each diagnostic is explicitly.
+    diagnostics.dedup_by(|a, b| {
+        (a.code, &a.message, a.span.file, a.span.start, a.span.end)
+            == (b.code, &b.message, b.span.file, b.span.start, b.span.end)
+    });
     let has_errors = diagnostics.iter().any(Diagnostic::is_error);
     let project = (!has_errors).then_some(Project {
         calendars,

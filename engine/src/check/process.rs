@@ -9,7 +9,7 @@ use itsmflow_dsl::Diagnostic;
 use super::condition::CondScope;
 use super::coverage::Domain;
 use super::names::{did_you_mean, Names};
-use super::values::typed_value;
+use super::values::{push_value_error, too_large_within, typed_value};
 use super::{approval, escalation, flow, rules, Ctx};
 use crate::model::*;
 
@@ -186,7 +186,7 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
 
     let escalations =
         escalation::check_escalations(&s.escalations, &scope, &targets, &entry_queues, ctx);
-    let approvals = approval::check_approvals(&s.approvals, &scope, ctx);
+    let (approvals, partial_edges) = approval::check_approvals(&s.approvals, &scope, ctx);
     let rules = rules::check_rules(&s.rules, &scope, &mut ctx.diags);
     for (i, rule) in rules.iter().enumerate() {
         if let RuleKind::Guard(ts) = &rule.kind {
@@ -208,6 +208,7 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         &stages,
         &transitions,
         &approvals,
+        &partial_edges,
         &mut ctx.diags,
     );
 
@@ -300,7 +301,7 @@ fn check_fields(block: &ast::Fields, scope: &mut ProcessScope, diags: &mut Vec<D
                 .and_then(|lit| match typed_value(&f.name.name, &ty, lit) {
                     Ok(v) => Some(v),
                     Err(d) => {
-                        diags.push(d);
+                        push_value_error(diags, lit, *d);
                         None
                     }
                 });
@@ -426,9 +427,9 @@ fn check_table(
                     "priority-table-shape",
                     row.span,
                     format!(
-                        "this row has {} values and {} priorities",
-                        row.keys.len(),
-                        row.cells.len()
+                        "this row has {} and {}",
+                        super::names::count(row.keys.len(), "value", "values"),
+                        super::names::count(row.cells.len(), "priority", "priorities")
                     ),
                 )
                 .with_label("does not fit the table")
@@ -462,6 +463,7 @@ fn check_table(
         };
         for (key, cell) in combos {
             let Some(p) = scope.priorities.get(&cell.name) else {
+                rows_ok = false;
                 if scope.priorities.len() > 0 {
                     let d = super::names::unknown("priority", cell, scope.priorities.iter());
                     diags.push(match d.help {
@@ -662,6 +664,9 @@ fn check_targets(
                 );
                 continue;
             }
+            if clock.duration.node.is_zero() && too_large_within(&ctx.diags, clock.duration.span) {
+                continue; // already reported by the parser
+            }
             if clock.duration.node.is_zero() {
                 ctx.diags.push(
                     Diagnostic::error(
@@ -823,13 +828,9 @@ fn check_transition(t: &ast::Transition, scope: &ProcessScope, ctx: &mut Ctx) ->
     let from = t
         .from
         .iter()
-        .filter_map(|s| scope.stages.resolve(s, &mut ctx.diags).map(StageId))
+        .map(|s| flow::resolve_stage(&scope.stages, s, &mut ctx.diags))
         .collect();
-    let to = scope
-        .stages
-        .resolve(&t.to, &mut ctx.diags)
-        .map(StageId)
-        .unwrap_or(StageId(0));
+    let to = flow::resolve_stage(&scope.stages, &t.to, &mut ctx.diags);
     let mut model = Transition {
         name: t.name.name.clone(),
         label: t.label.as_ref().map(|l| l.node.clone()),
@@ -870,7 +871,7 @@ fn check_transition(t: &ast::Transition, scope: &ProcessScope, ctx: &mut Ctx) ->
                 model.roles = roles.iter().filter_map(|r| ctx.role(r)).collect()
             }
             TransitionClauseKind::After(d) => {
-                if d.is_zero() {
+                if d.is_zero() && !too_large_within(&ctx.diags, clause.span) {
                     ctx.diags.push(
                         Diagnostic::error("zero-duration", clause.span, "an automatic transition needs a delay above zero")
                             .with_label("zero")

@@ -4,6 +4,7 @@ use itsmflow_dsl::ast::{self, QueueAttrKind, Span};
 use itsmflow_dsl::Diagnostic;
 
 use super::names::did_you_mean;
+use super::values::too_large_within;
 use super::Ctx;
 use crate::model::{Assignment, Queue};
 
@@ -44,6 +45,8 @@ pub fn check_queues(items: &[&ast::Queue], ctx: &mut Ctx) -> Vec<Queue> {
             match &attr.kind {
                 QueueAttrKind::Tier(n) => match u32::try_from(*n) {
                     Ok(t) if t >= 1 => model.tier = Some(t),
+                    // A number too large to read is reported as such, not as tier 0.
+                    _ if too_large_within(&ctx.diags, attr.span) => {}
                     _ => ctx.diags.push(
                         Diagnostic::error("invalid-tier", attr.span, format!("tier {n} is not a line of support"))
                             .with_label("tiers start at 1")

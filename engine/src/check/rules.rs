@@ -79,15 +79,19 @@ pub(super) fn check_rules(
                     }
                     _ => r.code.span.start as usize,
                 };
-                let end = (start + 1).min(r.code.span.end as usize).max(start);
+                let mut end = (start + 1).min(r.code.span.end as usize).max(start);
                 let message = e.err_type().to_string();
-                let help = if matches!(e.err_type(), rhai::ParseErrorType::VariableUndefined(_)) {
-                    let mut known: Vec<&str> = scope.fields.iter().collect();
-                    known.extend([script::STAGE_VARIABLE, script::PRIORITY_VARIABLE]);
-                    format!(
-                        "rules can read the fields ({}) and the priority levels",
-                        known.join(", ")
-                    )
+                let help = if let rhai::ParseErrorType::VariableUndefined(name) = e.err_type() {
+                    // rhai points at the start of the name: underline all of it.
+                    let at = start - r.code.span.start as usize;
+                    if r.code
+                        .text
+                        .get(at..)
+                        .is_some_and(|rest| rest.starts_with(name.as_str()))
+                    {
+                        end = start + name.len();
+                    }
+                    undefined_variable_help(name, scope)
                 } else {
                     "rules are rhai expressions; see docs/language.md".to_string()
                 };
@@ -104,4 +108,30 @@ pub(super) fn check_rules(
         }
     }
     out
+}
+
+/// What a rule could have meant by a variable that is not in its scope, and what it can read.
+fn undefined_variable_help(name: &str, scope: &ProcessScope) -> String {
+    let fields: Vec<&str> = scope.fields.iter().collect();
+    let priorities: Vec<&str> = scope.priorities.iter().collect();
+    let known = fields
+        .iter()
+        .chain(&[script::STAGE_VARIABLE, script::PRIORITY_VARIABLE])
+        .chain(&priorities)
+        .copied();
+    let mut parts = Vec::new();
+    if !fields.is_empty() {
+        parts.push(format!("the fields ({})", fields.join(", ")));
+    }
+    parts.push(format!("`{}`", script::STAGE_VARIABLE));
+    parts.push(format!("`{}`", script::PRIORITY_VARIABLE));
+    if !priorities.is_empty() {
+        parts.push(format!("the priority levels ({})", priorities.join(", ")));
+    }
+    let last = parts.pop().unwrap_or_default();
+    let readable = format!("rules can read {} and {last}", parts.join(", "));
+    match super::names::did_you_mean(name, known) {
+        Some(s) => format!("did you mean `{s}`? {readable}"),
+        None => readable,
+    }
 }

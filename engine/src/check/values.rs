@@ -1,7 +1,7 @@
 //! Typing literals against field types: defaults and the values in conditions.
 
 use chrono::{DateTime, NaiveDate};
-use itsmflow_dsl::ast::{Literal, LiteralKind};
+use itsmflow_dsl::ast::{Literal, LiteralKind, Span};
 use itsmflow_dsl::Diagnostic;
 
 use super::names::did_you_mean;
@@ -43,16 +43,39 @@ pub fn parse_datetime(text: &str) -> Option<i64> {
         .map(|d| d.timestamp())
 }
 
-/// The value of `lit` for a field named `field` of type `ty`, or a diagnostic saying why not.
-pub fn typed_value(field: &str, ty: &FieldType, lit: &Literal) -> Result<Value, Diagnostic> {
+/// Whether the parser reported a number within `span` as too large. It leaves 0 in its place,
+/// so checks of that value (a zero delay, tier 0) would only repeat the error, wrongly.
+pub(super) fn too_large_within(diags: &[Diagnostic], span: Span) -> bool {
+    diags.iter().any(|d| {
+        d.code == "number-too-large"
+            && d.span.file == span.file
+            && d.span.start >= span.start
+            && d.span.end <= span.end
+    })
+}
+
+/// Report an error of [`typed_value`], unless it is about the value of a number that was
+/// already reported as too large.
+pub(super) fn push_value_error(diags: &mut Vec<Diagnostic>, lit: &Literal, d: Diagnostic) {
+    if d.code == "unknown-value" && too_large_within(diags, lit.span) {
+        return;
+    }
+    diags.push(d);
+}
+
+/// The value of `lit` for a field named `field` of type `ty`, or a diagnostic saying why not
+/// (boxed: the error is the rare case, and large).
+pub fn typed_value(field: &str, ty: &FieldType, lit: &Literal) -> Result<Value, Box<Diagnostic>> {
     let mismatch = |expected: &str, help: String| {
-        Diagnostic::error(
-            "type-mismatch",
-            lit.span,
-            format!("`{field}` is {ty}, but this is {}", describe(&lit.kind)),
+        Box::new(
+            Diagnostic::error(
+                "type-mismatch",
+                lit.span,
+                format!("`{field}` is {ty}, but this is {}", describe(&lit.kind)),
+            )
+            .with_label(format!("expected {expected}"))
+            .with_help(help),
         )
-        .with_label(format!("expected {expected}"))
-        .with_help(help)
     };
     match (ty, &lit.kind) {
         (FieldType::Text, LiteralKind::String(s)) => Ok(Value::Text(s.clone())),
@@ -74,13 +97,13 @@ pub fn typed_value(field: &str, ty: &FieldType, lit: &Literal) -> Result<Value, 
         (FieldType::DateTime, LiteralKind::DateTime(s) | LiteralKind::Date(s)) => {
             match parse_datetime(s) {
                 Some(t) => Ok(Value::DateTime(t)),
-                None => Err(Diagnostic::error(
+                None => Err(Box::new(Diagnostic::error(
                     "invalid-date",
                     lit.span,
                     format!("`{s}` is not a valid date and time"),
                 )
                 .with_label("no such date or time")
-                .with_help("write `YYYY-MM-DDThh:mm`, optionally with seconds and an offset such as `+01:00`")),
+                .with_help("write `YYYY-MM-DDThh:mm`, optionally with seconds and an offset such as `+01:00`"))),
             }
         }
         (FieldType::DateTime, _) => Err(mismatch(
@@ -90,7 +113,7 @@ pub fn typed_value(field: &str, ty: &FieldType, lit: &Literal) -> Result<Value, 
         (FieldType::Enum(values), LiteralKind::Symbol(s)) => enum_value(field, values, s, lit),
         (FieldType::Enum(values), LiteralKind::Integer(n)) => enum_value(field, values, &n.to_string(), lit),
         (FieldType::Enum(values), LiteralKind::String(s)) => {
-            enum_value(field, values, s, lit).map_err(|d| d.with_help(format!("enum values are written without quotes: `{s}`")))
+            enum_value(field, values, s, lit).map_err(|d| Box::new(d.with_help(format!("enum values are written without quotes: `{s}`"))))
         }
         (FieldType::Enum(values), _) => Err(mismatch(
             "one of its values",
@@ -104,7 +127,7 @@ fn enum_value(
     values: &[String],
     name: &str,
     lit: &Literal,
-) -> Result<Value, Diagnostic> {
+) -> Result<Value, Box<Diagnostic>> {
     if let Some(i) = values.iter().position(|v| v == name) {
         return Ok(Value::Enum(i as u32));
     }
@@ -114,12 +137,12 @@ fn enum_value(
         format!("`{field}` has no value `{name}`"),
     )
     .with_label("not one of its values");
-    Err(
+    Err(Box::new(
         match did_you_mean(name, values.iter().map(String::as_str)) {
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
             None => d.with_help(format!("`{field}` is one of: {}", values.join(", "))),
         },
-    )
+    ))
 }
 
 #[cfg(test)]
