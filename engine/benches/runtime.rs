@@ -74,11 +74,11 @@ fn remove_db(p: &std::path::Path) {
 async fn lifecycle<S: Store>(e: &Engine<S>, agent: &Actor, caller: &Actor, fields: &Map<String, Value>, resolution: &Map<String, Value>) {
     let none = Map::new();
     let inc = e.create("incident", fields, caller).await.expect("create");
-    e.perform(inc.id, "log", &none, None, agent, None).await.expect("log");
+    e.perform(inc.id(), "log", &none, None, agent, None).await.expect("log");
     let task = e.claim_next("network", agent, TimeDelta::minutes(10)).await.expect("claim").expect("task");
     e.complete(task.id, task.token, "accept", &none, agent).await.expect("accept");
-    e.perform(inc.id, "resolve", resolution, None, agent, None).await.expect("resolve");
-    e.perform(inc.id, "close", &none, None, caller, None).await.expect("close");
+    e.perform(inc.id(), "resolve", resolution, None, agent, None).await.expect("resolve");
+    e.perform(inc.id(), "close", &none, None, caller, None).await.expect("close");
 }
 
 async fn bench_memory() {
@@ -139,9 +139,9 @@ async fn bench_sqlite(clients: usize, secs: f64) {
     let mut ids = Vec::new();
     for _ in 0..clients {
         let inc = e.create("incident", &incident(), &agent).await.expect("create");
-        e.perform(inc.id, "log", &Map::new(), None, &agent, None).await.expect("log");
-        e.perform(inc.id, "accept", &Map::new(), None, &agent, None).await.expect("accept");
-        ids.push(inc.id);
+        e.perform(inc.id(), "log", &Map::new(), None, &agent, None).await.expect("log");
+        e.perform(inc.id(), "accept", &Map::new(), None, &agent, None).await.expect("accept");
+        ids.push(inc.id());
     }
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let start = Instant::now();
@@ -241,7 +241,7 @@ async fn bench_postgres(url: &str, workers: usize, tasks: usize) {
     let agent = Actor::new("alice", &["agent", "network_engineer"]);
     for _ in 0..tasks {
         let inc = e.create("incident", &incident(), &agent).await.expect("create");
-        e.perform(inc.id, "log", &Map::new(), None, &agent, None).await.expect("log");
+        e.perform(inc.id(), "log", &Map::new(), None, &agent, None).await.expect("log");
     }
     let start = Instant::now();
     let mut handles = Vec::new();

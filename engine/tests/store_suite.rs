@@ -158,15 +158,15 @@ impl<S: Store> Harness<S> {
 async fn lifecycle<S: Store>(h: &Harness<S>) {
     let e = &h.engine;
     let inc = e.create("incident", &network_incident(), &caller()).await.expect("create");
-    assert_eq!(inc.stage, "new");
-    assert_eq!(inc.priority.as_deref(), Some("P3"));
-    assert_eq!(inc.definition_version, 1);
-    assert!(inc.task.is_none(), "`new` has no queue");
+    assert_eq!(inc.stage(), "new");
+    assert_eq!(inc.priority(), Some("P3"));
+    assert_eq!(inc.definition_version(), 1);
+    assert!(inc.task().is_none(), "`new` has no queue");
 
-    let inc = e.perform(inc.id, "log", &Map::new(), Some(inc.version), &agent(), None).await.expect("log");
-    assert_eq!(inc.stage, "triage");
-    assert_eq!(inc.queue.as_deref(), Some("network"), "routing sends network incidents to the network team");
-    let task = inc.task.clone().expect("a task in the network queue");
+    let inc = e.perform(inc.id(), "log", &Map::new(), Some(inc.version()), &agent(), None).await.expect("log");
+    assert_eq!(inc.stage(), "triage");
+    assert_eq!(inc.queue(), Some("network"), "routing sends network incidents to the network team");
+    let task = inc.task().cloned().expect("a task in the network queue");
     assert_eq!(task.queue, "network");
 
     let listed = e.queue_tasks("network", 10).await.expect("queue");
@@ -178,32 +178,32 @@ async fn lifecycle<S: Store>(h: &Harness<S>) {
     assert_eq!(claimed.state, TaskState::Claimed);
 
     let inc = e.complete(claimed.id, claimed.token, "accept", &Map::new(), &bob).await.expect("accept");
-    assert_eq!(inc.stage, "working");
-    let working = inc.task.clone().expect("working is queued too");
+    assert_eq!(inc.stage(), "working");
+    let working = inc.task().cloned().expect("working is queued too");
     assert_ne!(working.id, claimed.id);
     assert_eq!(e.task(claimed.id).await.expect("task").state, TaskState::Done);
 
-    let err = e.perform(inc.id, "resolve", &Map::new(), None, &bob, None).await.expect_err("needs a resolution");
+    let err = e.perform(inc.id(), "resolve", &Map::new(), None, &bob, None).await.expect_err("needs a resolution");
     assert!(matches!(err, EngineError::MissingFields { ref fields, .. } if fields == &["resolution".to_string()]), "{err}");
 
     let inc = e
-        .perform(inc.id, "resolve", &fields(json!({"resolution": "restarted the concentrator"})), None, &bob, None)
+        .perform(inc.id(), "resolve", &fields(json!({"resolution": "restarted the concentrator"})), None, &bob, None)
         .await
         .expect("resolve");
-    assert_eq!(inc.stage, "resolved");
-    assert!(inc.task.is_none());
+    assert_eq!(inc.stage(), "resolved");
+    assert!(inc.task().is_none());
     assert_eq!(e.task(working.id).await.expect("task").state, TaskState::Done);
 
-    let inc = e.perform(inc.id, "close", &Map::new(), None, &caller(), None).await.expect("close");
-    assert_eq!(inc.stage, "closed");
-    assert!(inc.actions.is_empty());
+    let inc = e.perform(inc.id(), "close", &Map::new(), None, &caller(), None).await.expect("close");
+    assert_eq!(inc.stage(), "closed");
+    assert!(inc.actions().is_empty());
 
-    let kinds: Vec<&str> = e.history(inc.id).await.expect("history").iter().map(|h| h.kind).collect();
+    let kinds: Vec<&str> = e.history(inc.id()).await.expect("history").iter().map(|h| h.kind).collect();
     assert_eq!(
         kinds,
         ["created", "transitioned", "routed", "transitioned", "fields_changed", "transitioned", "routed", "transitioned"]
     );
-    assert!(e.verify(inc.id).await.expect("verify"), "state equals the replay of its history");
+    assert!(e.verify(inc.id()).await.expect("verify"), "state equals the replay of its history");
 }
 
 /// Each refusal must leave the instance exactly as it was.
@@ -221,25 +221,25 @@ async fn refusals<S: Store>(h: &Harness<S>) {
     assert!(e.queue_counts().await.expect("counts").is_empty(), "nothing was created");
 
     let inc = e.create("incident", &network_incident(), &caller()).await.expect("create");
-    let inc = e.perform(inc.id, "log", &Map::new(), None, &agent(), None).await.expect("log");
-    let before = e.state(inc.id).await.expect("state");
-    let history = e.events(inc.id).await.expect("events");
-    let task = inc.task.clone().expect("task");
+    let inc = e.perform(inc.id(), "log", &Map::new(), None, &agent(), None).await.expect("log");
+    let before = e.state(inc.id()).await.expect("state");
+    let history = e.events(inc.id()).await.expect("events");
+    let task = inc.task().cloned().expect("task");
 
     let cases: Vec<(&str, EngineError)> = vec![
-        ("wrong role", e.perform(inc.id, "accept", &Map::new(), None, &caller(), None).await.expect_err("role")),
-        ("not in this stage", e.perform(inc.id, "close", &Map::new(), None, &caller(), None).await.expect_err("stage")),
-        ("unknown action", e.perform(inc.id, "teleport", &Map::new(), None, &agent(), None).await.expect_err("action")),
-        ("stale version", e.perform(inc.id, "accept", &Map::new(), Some(1), &agent(), None).await.expect_err("stale")),
+        ("wrong role", e.perform(inc.id(), "accept", &Map::new(), None, &caller(), None).await.expect_err("role")),
+        ("not in this stage", e.perform(inc.id(), "close", &Map::new(), None, &caller(), None).await.expect_err("stage")),
+        ("unknown action", e.perform(inc.id(), "teleport", &Map::new(), None, &agent(), None).await.expect_err("action")),
+        ("stale version", e.perform(inc.id(), "accept", &Map::new(), Some(1), &agent(), None).await.expect_err("stale")),
         (
             "bad field with action",
-            e.perform(inc.id, "accept", &fields(json!({"urgency": "whenever"})), None, &agent(), None)
+            e.perform(inc.id(), "accept", &fields(json!({"urgency": "whenever"})), None, &agent(), None)
                 .await
                 .expect_err("field"),
         ),
         ("stale token", e.complete(task.id, 99, "accept", &Map::new(), &agent()).await.expect_err("token")),
-        ("update to a bad value", e.update(inc.id, &fields(json!({"impact": 3})), None, &agent(), None).await.expect_err("upd")),
-        ("clear a required field", e.update(inc.id, &fields(json!({"caller": null})), None, &agent(), None).await.expect_err("req")),
+        ("update to a bad value", e.update(inc.id(), &fields(json!({"impact": 3})), None, &agent(), None).await.expect_err("upd")),
+        ("clear a required field", e.update(inc.id(), &fields(json!({"caller": null})), None, &agent(), None).await.expect_err("req")),
     ];
     assert!(matches!(cases[0].1, EngineError::Forbidden { .. }), "{}", cases[0].1);
     assert!(matches!(cases[1].1, EngineError::ActionNotAllowed { ref allowed, .. } if allowed.contains(&"accept".to_string())));
@@ -248,21 +248,21 @@ async fn refusals<S: Store>(h: &Harness<S>) {
     assert!(matches!(cases[4].1, EngineError::InvalidFields(_)));
     assert!(matches!(cases[5].1, EngineError::Store(StoreError::LeaseLost(_))));
     for (what, _) in &cases {
-        assert_eq!(e.state(inc.id).await.expect("state"), before, "{what} changed the instance");
-        assert_eq!(e.events(inc.id).await.expect("events"), history, "{what} changed the history");
+        assert_eq!(e.state(inc.id()).await.expect("state"), before, "{what} changed the instance");
+        assert_eq!(e.events(inc.id()).await.expect("events"), history, "{what} changed the history");
     }
 
     // A guard that says no: `close` needs a resolution (the rule), which `requires` does not cover.
-    let inc = e.perform(inc.id, "accept", &Map::new(), None, &agent(), None).await.expect("accept");
+    let inc = e.perform(inc.id(), "accept", &Map::new(), None, &agent(), None).await.expect("accept");
     let inc = e
-        .perform(inc.id, "resolve", &fields(json!({"resolution": "fixed"})), None, &agent(), None)
+        .perform(inc.id(), "resolve", &fields(json!({"resolution": "fixed"})), None, &agent(), None)
         .await
         .expect("resolve");
-    let inc = e.update(inc.id, &fields(json!({"resolution": ""})), None, &agent(), None).await.expect("clear resolution");
-    let before = e.state(inc.id).await.expect("state");
-    let err = e.perform(inc.id, "close", &Map::new(), None, &caller(), None).await.expect_err("guard");
+    let inc = e.update(inc.id(), &fields(json!({"resolution": ""})), None, &agent(), None).await.expect("clear resolution");
+    let before = e.state(inc.id()).await.expect("state");
+    let err = e.perform(inc.id(), "close", &Map::new(), None, &caller(), None).await.expect_err("guard");
     assert!(matches!(err, EngineError::GuardFailed { ref rule, .. } if rule == "close_needs_resolution"), "{err}");
-    assert_eq!(e.state(inc.id).await.expect("state"), before);
+    assert_eq!(e.state(inc.id()).await.expect("state"), before);
 }
 
 /// Many tasks, many concurrent claimers: every task completed exactly once.
@@ -274,7 +274,7 @@ where
     const TASKS: usize = 40;
     for _ in 0..TASKS {
         let inc = e.create("incident", &network_incident(), &caller()).await.expect("create");
-        e.perform(inc.id, "log", &Map::new(), None, &agent(), None).await.expect("log");
+        e.perform(inc.id(), "log", &Map::new(), None, &agent(), None).await.expect("log");
     }
     let completed = std::sync::Mutex::new(Vec::new());
     let claimers = (0..8).map(|n| {
@@ -285,8 +285,8 @@ where
             loop {
                 let Some(task) = e.claim_next("network", &me, TimeDelta::minutes(5)).await.expect("claim") else { break };
                 let inc = e.complete(task.id, task.token, "cancel", &Map::new(), &me).await.expect("complete");
-                assert_eq!(inc.stage, "cancelled");
-                completed.lock().expect("lock").push((task.id, inc.id));
+                assert_eq!(inc.stage(), "cancelled");
+                completed.lock().expect("lock").push((task.id, inc.id()));
             }
         }
     });
@@ -326,7 +326,7 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl Int
 async fn lease_expiry<S: Store>(h: &Harness<S>) {
     let e = &h.engine;
     let inc = e.create("incident", &network_incident(), &caller()).await.expect("create");
-    e.perform(inc.id, "log", &Map::new(), None, &agent(), None).await.expect("log");
+    e.perform(inc.id(), "log", &Map::new(), None, &agent(), None).await.expect("log");
     let (bob, dan) = (engineer("bob"), engineer("dan"));
     let first = e.claim_next("network", &bob, TimeDelta::minutes(5)).await.expect("claim").expect("task");
     assert!(e.claim_next("network", &dan, TimeDelta::minutes(5)).await.expect("claim").is_none(), "leased");
@@ -338,21 +338,21 @@ async fn lease_expiry<S: Store>(h: &Harness<S>) {
     assert_eq!(second.id, first.id);
     assert!(second.token > first.token, "a new claim gets a new fencing token");
 
-    let before = e.state(inc.id).await.expect("state");
+    let before = e.state(inc.id()).await.expect("state");
     let err = e.complete(first.id, first.token, "accept", &Map::new(), &bob).await.expect_err("stale token");
     assert!(matches!(err, EngineError::Store(StoreError::LeaseLost(_))), "{err}");
     assert!(matches!(e.renew(first.id, first.token, &bob, TimeDelta::minutes(5)).await, Err(EngineError::Store(StoreError::LeaseLost(_)))));
     assert!(matches!(e.release(first.id, first.token, &bob).await, Err(EngineError::Store(StoreError::LeaseLost(_)))));
-    assert_eq!(e.state(inc.id).await.expect("state"), before);
+    assert_eq!(e.state(inc.id()).await.expect("state"), before);
 
     // Acting directly on an instance whose task someone else holds is refused too.
-    let err = e.perform(inc.id, "accept", &Map::new(), None, &agent(), None).await.expect_err("claimed by dan");
+    let err = e.perform(inc.id(), "accept", &Map::new(), None, &agent(), None).await.expect_err("claimed by dan");
     assert!(matches!(err, EngineError::Store(StoreError::Claimed { ref by, .. }) if by == "dan"), "{err}");
 
     e.release(second.id, second.token, &dan).await.expect("release");
     let again = e.claim(first.id, &bob, TimeDelta::minutes(5)).await.expect("claim a given task");
     let inc = e.complete(again.id, again.token, "accept", &Map::new(), &bob).await.expect("complete");
-    assert_eq!(inc.stage, "working");
+    assert_eq!(inc.stage(), "working");
 
     // Only the queue's members may claim.
     let err = e.claim_next("network", &caller(), TimeDelta::minutes(5)).await.expect_err("not a member");
@@ -364,28 +364,28 @@ async fn reprioritise_and_reroute<S: Store>(h: &Harness<S>) {
     let mut f = network_incident();
     f.insert("category".into(), json!("access"));
     let inc = e.create("incident", &f, &caller()).await.expect("create");
-    let inc = e.perform(inc.id, "log", &Map::new(), None, &agent(), None).await.expect("log");
-    assert_eq!(inc.queue.as_deref(), Some("service_desk"));
-    assert_eq!(inc.priority.as_deref(), Some("P3"));
-    let task = inc.task.clone().expect("task");
+    let inc = e.perform(inc.id(), "log", &Map::new(), None, &agent(), None).await.expect("log");
+    assert_eq!(inc.queue(), Some("service_desk"));
+    assert_eq!(inc.priority(), Some("P3"));
+    let task = inc.task().cloned().expect("task");
 
     let inc = e
-        .update(inc.id, &fields(json!({"impact": "high", "urgency": "high"})), Some(inc.version), &agent(), Some("CEO affected".into()))
+        .update(inc.id(), &fields(json!({"impact": "high", "urgency": "high"})), Some(inc.version()), &agent(), Some("CEO affected".into()))
         .await
         .expect("update");
-    assert_eq!(inc.priority.as_deref(), Some("P1"));
-    assert_eq!(inc.queue.as_deref(), Some("major_incident"), "routing follows priority");
-    let moved = inc.task.clone().expect("task");
+    assert_eq!(inc.priority(), Some("P1"));
+    assert_eq!(inc.queue(), Some("major_incident"), "routing follows priority");
+    let moved = inc.task().cloned().expect("task");
     assert_eq!(moved.id, task.id, "the same task moves");
     assert_eq!(moved.queue, "major_incident");
     assert_eq!(moved.priority, Some(0));
     assert!(e.queue_tasks("service_desk", 10).await.expect("queue").is_empty());
 
-    let history = e.history(inc.id).await.expect("history");
+    let history = e.history(inc.id()).await.expect("history");
     let tail: Vec<&str> = history.iter().rev().take(3).map(|h| h.kind).collect();
     assert_eq!(tail, ["routed", "priority_changed", "fields_changed"]);
     assert_eq!(history.last().and_then(|h| h.reason.clone()).as_deref(), Some("CEO affected"));
-    assert!(e.verify(inc.id).await.expect("verify"));
+    assert!(e.verify(inc.id()).await.expect("verify"));
 }
 
 async fn queue_order<S: Store>(h: &Harness<S>) {
@@ -396,8 +396,8 @@ async fn queue_order<S: Store>(h: &Harness<S>) {
         f.insert("impact".into(), json!(impact));
         f.insert("urgency".into(), json!(urgency));
         let inc = e.create("incident", &f, &caller()).await.expect("create");
-        e.perform(inc.id, "log", &Map::new(), None, &agent(), None).await.expect("log");
-        ids.push(inc.id);
+        e.perform(inc.id(), "log", &Map::new(), None, &agent(), None).await.expect("log");
+        ids.push(inc.id());
         h.clock.advance(TimeDelta::seconds(1));
     }
     let order: Vec<InstanceId> = e.queue_tasks("network", 10).await.expect("queue").iter().map(|t| t.instance).collect();
@@ -407,32 +407,32 @@ async fn queue_order<S: Store>(h: &Harness<S>) {
 async fn comments_links_and_spawns<S: Store>(h: &Harness<S>) {
     let e = &h.engine;
     let inc = e.create("incident", &network_incident(), &caller()).await.expect("create");
-    let inc = e.perform(inc.id, "log", &Map::new(), None, &agent(), None).await.expect("log");
-    let inc = e.perform(inc.id, "accept", &Map::new(), None, &agent(), None).await.expect("accept");
-    let task = inc.task.clone().expect("task");
-    let inc = e.comment(inc.id, "called the vendor", &agent()).await.expect("comment");
-    let inc = e.perform(inc.id, "raise_problem", &Map::new(), None, &agent(), None).await.expect("spawn");
-    assert_eq!(inc.stage, "working");
-    assert_eq!(inc.task.as_ref().map(|t| t.id), Some(task.id), "a self-loop keeps the task");
+    let inc = e.perform(inc.id(), "log", &Map::new(), None, &agent(), None).await.expect("log");
+    let inc = e.perform(inc.id(), "accept", &Map::new(), None, &agent(), None).await.expect("accept");
+    let task = inc.task().cloned().expect("task");
+    let inc = e.comment(inc.id(), "called the vendor", &agent()).await.expect("comment");
+    let inc = e.perform(inc.id(), "raise_problem", &Map::new(), None, &agent(), None).await.expect("spawn");
+    assert_eq!(inc.stage(), "working");
+    assert_eq!(inc.task().map(|t| t.id), Some(task.id), "a self-loop keeps the task");
 
-    let links = e.links(inc.id).await.expect("links");
+    let links = e.links(inc.id()).await.expect("links");
     assert_eq!(links.len(), 1);
     assert_eq!(links[0].kind, "caused_by");
     let problem = e.instance(links[0].to).await.expect("problem");
-    assert_eq!(problem.process, "problem");
-    assert_eq!(problem.fields.get("title"), Some(&json!("VPN down")), "fields are copied by name");
-    assert_eq!(problem.fields.get("urgency"), Some(&json!("medium")));
+    assert_eq!(problem.process(), "problem");
+    assert_eq!(problem.field("title").as_ref(), Some(&json!("VPN down")), "fields are copied by name");
+    assert_eq!(problem.field("urgency").as_ref(), Some(&json!("medium")));
 
     let other = e.create("incident", &network_incident(), &caller()).await.expect("create");
-    e.link(other.id, inc.id, "duplicate_of", &agent()).await.expect("link");
-    let err = e.link(other.id, InstanceId(999_999), "duplicate_of", &agent()).await.expect_err("no such instance");
+    e.link(other.id(), inc.id(), "duplicate_of", &agent()).await.expect("link");
+    let err = e.link(other.id(), InstanceId(999_999), "duplicate_of", &agent()).await.expect_err("no such instance");
     assert!(matches!(err, EngineError::InstanceNotFound(_)));
 
-    let kinds: Vec<&str> = e.history(inc.id).await.expect("history").iter().map(|h| h.kind).collect();
+    let kinds: Vec<&str> = e.history(inc.id()).await.expect("history").iter().map(|h| h.kind).collect();
     assert!(kinds.contains(&"commented") && kinds.contains(&"spawned"), "{kinds:?}");
-    let problem_history = e.history(problem.id).await.expect("history");
-    assert_eq!(problem_history[0].data["spawned_by"]["instance"], json!(inc.id.0));
-    for id in [inc.id, problem.id, other.id] {
+    let problem_history = e.history(problem.id()).await.expect("history");
+    assert_eq!(problem_history[0].data["spawned_by"]["instance"], json!(inc.id().0));
+    for id in [inc.id(), problem.id(), other.id()] {
         assert!(e.verify(id).await.expect("verify"));
     }
 }
@@ -457,21 +457,21 @@ async fn versions<S: Store>(h: &Harness<S>) {
     assert!(matches!(err, EngineError::InvalidDefinitions(_)));
 
     let new = e.create("incident", &network_incident(), &caller()).await.expect("create");
-    assert_eq!(new.definition_version, 2, "new instances start on the latest version");
-    let old = e.perform(old.id, "log", &Map::new(), None, &agent(), None).await.expect("old still runs");
-    assert_eq!(old.definition_version, 1, "running instances stay on their version");
+    assert_eq!(new.definition_version(), 2, "new instances start on the latest version");
+    let old = e.perform(old.id(), "log", &Map::new(), None, &agent(), None).await.expect("old still runs");
+    assert_eq!(old.definition_version(), 1, "running instances stay on their version");
 }
 
 async fn restart<S: Store>(h: Harness<S>, reopen: impl AsyncFnOnce(Arc<Catalog>) -> S) {
     let e = &h.engine;
     let inc = e.create("incident", &network_incident(), &caller()).await.expect("create");
-    let inc = e.perform(inc.id, "log", &Map::new(), None, &agent(), None).await.expect("log");
+    let inc = e.perform(inc.id(), "log", &Map::new(), None, &agent(), None).await.expect("log");
     let catalog = Arc::new(Catalog::default());
     let store = reopen(catalog.clone()).await;
     let again = Engine::open(store, catalog, h.clock.clone()).await.expect("reopen");
-    let seen = again.instance(inc.id).await.expect("instance survives");
+    let seen = again.instance(inc.id()).await.expect("instance survives");
     assert_eq!(seen, inc);
-    assert!(again.verify(inc.id).await.expect("verify"));
+    assert!(again.verify(inc.id()).await.expect("verify"));
     let report = again.publish(&processes()).await.expect("publish");
     assert!(report.iter().all(|p| !p.new), "definitions were reloaded");
     h.finish().await;

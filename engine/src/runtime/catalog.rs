@@ -105,6 +105,10 @@ pub struct Catalog {
 struct CatalogInner {
     by_id: HashMap<DefinitionId, Arc<Definition>>,
     latest: HashMap<String, Arc<Definition>>,
+    /// Member roles of every queue, as the most recently published project declares them.
+    queue_members: HashMap<String, Arc<[String]>>,
+    /// The `published_at` of the project `queue_members` came from.
+    queues_from: Option<DateTime<Utc>>,
 }
 
 impl Catalog {
@@ -119,7 +123,29 @@ impl Catalog {
         if newer {
             inner.latest.insert(def.process.clone(), def.clone());
         }
+        if inner.queues_from.is_none_or(|at| at <= def.published_at) {
+            inner.queues_from = Some(def.published_at);
+            inner.queue_members = def
+                .project
+                .queues
+                .iter()
+                .map(|q| {
+                    let roles: Vec<String> = q.members.iter().map(|r| def.project.role(*r).name.clone()).collect();
+                    (q.name.clone(), roles.into())
+                })
+                .collect();
+        }
         def
+    }
+
+    /// The roles that work a queue; `None` if no published project declares it.
+    pub fn queue_members(&self, queue: &str) -> Option<Arc<[String]>> {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .queue_members
+            .get(queue)
+            .cloned()
     }
 
     pub fn get(&self, id: DefinitionId) -> Option<Arc<Definition>> {

@@ -15,6 +15,7 @@ use super::error::EngineError;
 use super::logic::{self, Logic, Request};
 use super::types::*;
 use super::view::{self, EventView, InstanceView, LinkView};
+use super::types::Change;
 use crate::check::check;
 use crate::store::{NewDefinition, Store, StoreError};
 
@@ -140,15 +141,31 @@ impl<S: Store> Engine<S> {
             .ok_or_else(|| EngineError::Store(StoreError::Corrupt(format!("no definition {}", id.0))))
     }
 
-    async fn load(&self, id: InstanceId) -> Result<(Instance, Arc<Definition>), EngineError> {
-        let inst = self.store.instance(id).await?.ok_or(EngineError::InstanceNotFound(id))?;
+    /// An instance, its definition and its open task.
+    async fn load(&self, id: InstanceId) -> Result<(Instance, Arc<Definition>, Option<Task>), EngineError> {
+        let (inst, task) = self
+            .store
+            .instance_with_task(id)
+            .await?
+            .ok_or(EngineError::InstanceNotFound(id))?;
         let def = self.definition(inst.definition)?;
-        Ok((inst, def))
+        Ok((inst, def, task))
     }
 
-    async fn view(&self, inst: &Instance, def: &Definition) -> Result<InstanceView, EngineError> {
-        let task = self.store.open_task(inst.id).await?;
-        Ok(view::instance(def, inst, task.as_ref()))
+    /// Write a change and show the instance as it now is.
+    async fn commit(&self, change: Change, def: Arc<Definition>, task_before: Option<Task>) -> Result<InstanceView, EngineError> {
+        let touched_task = change.new_task.is_some() || change.update_task.is_some();
+        let closed_task = change.close_task.is_some();
+        let state = change.instance.clone();
+        let committed = self.store.commit(change).await?;
+        let task = if touched_task {
+            committed.task
+        } else if closed_task {
+            None
+        } else {
+            task_before
+        };
+        Ok(InstanceView::new(def, state, task))
     }
 
     /// Create an instance of the latest version of a process.
@@ -156,13 +173,15 @@ impl<S: Store> Engine<S> {
         let def = self.latest(process)?;
         let new = self.logic.create(&def, fields, &self.request(actor, None), None)?;
         let mut inst = new.instance.clone();
+        let has_task = new.task.is_some();
         inst.id = self.store.create(new).await?;
-        self.view(&inst, &def).await
+        let task = if has_task { self.store.open_task(inst.id).await? } else { None };
+        Ok(InstanceView::new(def, inst, task))
     }
 
     pub async fn instance(&self, id: InstanceId) -> Result<InstanceView, EngineError> {
-        let (inst, def) = self.load(id).await?;
-        self.view(&inst, &def).await
+        let (inst, def, task) = self.load(id).await?;
+        Ok(InstanceView::new(def, inst, task))
     }
 
     /// The raw state, as the runtime sees it.
@@ -194,9 +213,8 @@ impl<S: Store> Engine<S> {
         reason: Option<String>,
         fence: Option<(TaskId, Fence)>,
     ) -> Result<InstanceView, EngineError> {
-        let (inst, def) = self.load(id).await?;
+        let (inst, def, task) = self.load(id).await?;
         check_version(&inst, expected_version)?;
-        let task = self.store.open_task(id).await?;
         if let Some((task_id, _)) = &fence {
             if task.as_ref().map(|t| t.id) != Some(*task_id) {
                 return Err(StoreError::LeaseLost(*task_id).into());
@@ -212,9 +230,7 @@ impl<S: Store> Engine<S> {
             fields,
             &self.request(actor, reason),
         )?;
-        let state = change.instance.clone();
-        self.store.commit(change).await?;
-        self.view(&state, &def).await
+        self.commit(change, def, task).await
     }
 
     /// Update fields outside a transition.
@@ -226,27 +242,23 @@ impl<S: Store> Engine<S> {
         actor: &Actor,
         reason: Option<String>,
     ) -> Result<InstanceView, EngineError> {
-        let (inst, def) = self.load(id).await?;
+        let (inst, def, task) = self.load(id).await?;
         check_version(&inst, expected_version)?;
-        let task = self.store.open_task(id).await?;
         let change = self.logic.update(&def, &inst, task.as_ref(), fields, &self.request(actor, reason))?;
-        let state = change.instance.clone();
-        if !change.events.is_empty() {
-            self.store.commit(change).await?;
+        if change.events.is_empty() {
+            return Ok(InstanceView::new(def, inst, task));
         }
-        self.view(&state, &def).await
+        self.commit(change, def, task).await
     }
 
     pub async fn comment(&self, id: InstanceId, text: &str, actor: &Actor) -> Result<InstanceView, EngineError> {
-        let (inst, def) = self.load(id).await?;
+        let (inst, def, task) = self.load(id).await?;
         let change = self.logic.note(
             &inst,
             EventKind::Commented { text: text.to_string() },
             &self.request(actor, None),
         );
-        let state = change.instance.clone();
-        self.store.commit(change).await?;
-        self.view(&state, &def).await
+        self.commit(change, def, task).await
     }
 
     /// Link two instances (`from` `kind` `to`, e.g. incident `caused_by` problem).
@@ -254,7 +266,7 @@ impl<S: Store> Engine<S> {
         if self.store.instance(to).await?.is_none() {
             return Err(EngineError::InstanceNotFound(to));
         }
-        let (inst, def) = self.load(from).await?;
+        let (inst, def, task) = self.load(from).await?;
         let req = self.request(actor, None);
         let mut change = self.logic.note(
             &inst,
@@ -270,13 +282,11 @@ impl<S: Store> Engine<S> {
             kind: kind.to_string(),
             created_at: req.now,
         });
-        let state = change.instance.clone();
-        self.store.commit(change).await?;
-        self.view(&state, &def).await
+        self.commit(change, def, task).await
     }
 
     pub async fn history(&self, id: InstanceId) -> Result<Vec<EventView>, EngineError> {
-        let (inst, def) = self.load(id).await?;
+        let (inst, def, _) = self.load(id).await?;
         let events = self.store.history(inst.id).await?;
         Ok(events.iter().map(|e| view::event(&def, e)).collect())
     }
@@ -292,24 +302,17 @@ impl<S: Store> Engine<S> {
 
     /// Replay the history and compare it with the stored state.
     pub async fn verify(&self, id: InstanceId) -> Result<bool, EngineError> {
-        let (inst, _) = self.load(id).await?;
+        let (inst, _, _) = self.load(id).await?;
         let events = self.store.history(id).await?;
         Ok(logic::replay(id, inst.definition, &events).as_ref() == Some(&inst))
     }
 
     // -- queues and tasks -----------------------------------------------------------------------
 
-    fn queue_roles(&self, queue: &str) -> Result<Vec<String>, EngineError> {
-        let q = self
-            .catalog
-            .all()
-            .iter()
-            .rev()
-            .find_map(|d| d.project.queues.iter().find(|q| q.name == queue).map(|q| (d.clone(), q.members.clone())));
-        match q {
-            Some((def, members)) => Ok(members.iter().map(|r| def.project.role(*r).name.clone()).collect()),
-            None => Err(EngineError::UnknownQueue(queue.to_string())),
-        }
+    fn queue_roles(&self, queue: &str) -> Result<Arc<[String]>, EngineError> {
+        self.catalog
+            .queue_members(queue)
+            .ok_or_else(|| EngineError::UnknownQueue(queue.to_string()))
     }
 
     /// Only members of a queue's roles may claim its tasks (anyone, if it names none).
@@ -320,7 +323,7 @@ impl<S: Store> Engine<S> {
         } else {
             Err(EngineError::NotQueueMember {
                 queue: queue.to_string(),
-                roles,
+                roles: roles.to_vec(),
             })
         }
     }

@@ -1,30 +1,109 @@
 //! Instances and events as users see them: names, JSON field values, the actions possible now.
+//!
+//! An [`InstanceView`] holds the state and its definition and renders names and JSON only when
+//! asked (or serialized), so engine calls that nobody inspects cost no formatting.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value as Json};
 
 use super::catalog::Definition;
 use super::codec;
-use super::logic::actions_in;
 use super::types::*;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug)]
 pub struct InstanceView {
-    pub id: InstanceId,
-    pub process: String,
+    def: Arc<Definition>,
+    state: Instance,
+    task: Option<Task>,
+}
+
+impl PartialEq for InstanceView {
+    fn eq(&self, other: &Self) -> bool {
+        self.def.id == other.def.id && self.state == other.state && self.task == other.task
+    }
+}
+
+impl InstanceView {
+    pub fn new(def: Arc<Definition>, state: Instance, task: Option<Task>) -> Self {
+        InstanceView { def, state, task }
+    }
+    pub fn id(&self) -> InstanceId {
+        self.state.id
+    }
+    pub fn process(&self) -> &str {
+        &self.def.process
+    }
     /// The definition version the instance is pinned to.
-    pub definition_version: u32,
-    pub stage: String,
-    pub fields: Map<String, Json>,
-    pub priority: Option<String>,
-    pub queue: Option<String>,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub fn definition_version(&self) -> u32 {
+        self.def.version
+    }
+    pub fn stage(&self) -> &str {
+        codec::stage_name(&self.def, self.state.stage)
+    }
+    pub fn priority(&self) -> Option<&str> {
+        codec::priority_name(&self.def, self.state.priority)
+    }
+    pub fn queue(&self) -> Option<&str> {
+        codec::queue_name(&self.def, self.state.queue)
+    }
+    pub fn fields(&self) -> Map<String, Json> {
+        codec::fields_to_json(self.def.model(), &self.state.fields)
+    }
+    pub fn field(&self, name: &str) -> Option<Json> {
+        let p = self.def.model();
+        let id = p.field(name)?;
+        let v = self.state.fields.get(id.index())?.as_ref()?;
+        Some(super::values::to_json(&p.fields[id.index()], v))
+    }
+    /// The optimistic concurrency token: the `seq` of the last history event.
+    pub fn version(&self) -> i64 {
+        self.state.version
+    }
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.state.created_at
+    }
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.state.updated_at
+    }
     /// Actions possible in the current stage.
-    pub actions: Vec<String>,
-    pub task: Option<Task>,
+    pub fn actions(&self) -> Vec<&str> {
+        let p = self.def.model();
+        p.transitions
+            .iter()
+            .filter(|t| t.from.contains(&self.state.stage))
+            .map(|t| t.name.as_str())
+            .collect()
+    }
+    /// The instance's task that is not done, if any.
+    pub fn task(&self) -> Option<&Task> {
+        self.task.as_ref()
+    }
+    pub fn state(&self) -> &Instance {
+        &self.state
+    }
+}
+
+impl Serialize for InstanceView {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Instance", 12)?;
+        s.serialize_field("id", &self.id())?;
+        s.serialize_field("process", self.process())?;
+        s.serialize_field("definition_version", &self.definition_version())?;
+        s.serialize_field("stage", self.stage())?;
+        s.serialize_field("fields", &self.fields())?;
+        s.serialize_field("priority", &self.priority())?;
+        s.serialize_field("queue", &self.queue())?;
+        s.serialize_field("version", &self.version())?;
+        s.serialize_field("created_at", &self.created_at())?;
+        s.serialize_field("updated_at", &self.updated_at())?;
+        s.serialize_field("actions", &self.actions())?;
+        s.serialize_field("task", &self.task)?;
+        s.end()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -43,23 +122,6 @@ pub struct LinkView {
     pub to: InstanceId,
     pub kind: String,
     pub created_at: DateTime<Utc>,
-}
-
-pub fn instance(def: &Definition, i: &Instance, task: Option<&Task>) -> InstanceView {
-    InstanceView {
-        id: i.id,
-        process: def.process.clone(),
-        definition_version: def.version,
-        stage: codec::stage_name(def, i.stage).to_string(),
-        fields: codec::fields_to_json(def.model(), &i.fields),
-        priority: codec::priority_name(def, i.priority).map(str::to_string),
-        queue: codec::queue_name(def, i.queue).map(str::to_string),
-        version: i.version,
-        created_at: i.created_at,
-        updated_at: i.updated_at,
-        actions: actions_in(def.model(), i.stage),
-        task: task.cloned(),
-    }
 }
 
 pub fn event(def: &Definition, e: &Event) -> EventView {

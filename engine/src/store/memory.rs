@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-use super::{NewDefinition, Result, Store, StoreError, StoredDefinition};
+use super::{Committed, NewDefinition, Result, Store, StoreError, StoredDefinition};
 use crate::runtime::catalog::{DefinitionId, ProjectSource};
 use crate::runtime::types::*;
 
@@ -54,7 +54,7 @@ impl MemoryStore {
 }
 
 impl Inner {
-    fn insert_task(&mut self, instance: InstanceId, new: NewTask, at: DateTime<Utc>) {
+    fn insert_task(&mut self, instance: InstanceId, new: NewTask, at: DateTime<Utc>) -> TaskId {
         self.next_task += 1;
         let task = Task {
             id: TaskId(self.next_task),
@@ -73,7 +73,9 @@ impl Inner {
         };
         self.queues.entry(task.queue.clone()).or_default().insert(order_key(&task));
         self.open_task_of.insert(instance, task.id);
-        self.tasks.insert(task.id, task);
+        let id = task.id;
+        self.tasks.insert(id, task);
+        id
     }
 
     fn insert_instance(&mut self, new: NewInstance) -> InstanceId {
@@ -173,7 +175,14 @@ impl Store for MemoryStore {
         Ok(self.lock().instances.get(&id).cloned())
     }
 
-    async fn commit(&self, change: Change) -> Result<Vec<InstanceId>> {
+    async fn instance_with_task(&self, id: InstanceId) -> Result<Option<(Instance, Option<Task>)>> {
+        let inner = self.lock();
+        let Some(inst) = inner.instances.get(&id) else { return Ok(None) };
+        let task = inner.open_task_of.get(&id).and_then(|t| inner.tasks.get(t)).cloned();
+        Ok(Some((inst.clone(), task)))
+    }
+
+    async fn commit(&self, change: Change) -> Result<Committed> {
         let mut inner = self.lock();
         let id = change.instance.id;
         let current = inner.instances.get(&id).ok_or(StoreError::NoInstance(id))?;
@@ -209,14 +218,16 @@ impl Store for MemoryStore {
                 t.lease_until = None;
             });
         }
+        let mut touched = None;
         if let Some(update) = change.update_task {
             inner.with_task(update.task, |t| {
                 t.queue = update.queue;
                 t.priority = update.priority;
             });
+            touched = Some(update.task);
         }
         if let Some(task) = change.new_task {
-            inner.insert_task(id, task, at);
+            touched = Some(inner.insert_task(id, task, at));
         }
         inner.links.extend(change.links);
         let mut spawned = Vec::with_capacity(change.spawns.len());
@@ -225,7 +236,8 @@ impl Store for MemoryStore {
         }
         inner.events.entry(id).or_default().extend(change.events);
         inner.instances.insert(id, change.instance);
-        Ok(spawned)
+        let task = touched.and_then(|t| inner.tasks.get(&t)).cloned();
+        Ok(Committed { spawned, task })
     }
 
     async fn history(&self, id: InstanceId) -> Result<Vec<Event>> {

@@ -46,6 +46,15 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// What a commit did that its caller cannot know in advance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// Ids of the instances the change spawned, in order.
+    pub spawned: Vec<InstanceId>,
+    /// The instance's open task after the change, when the change created or updated one.
+    pub task: Option<Task>,
+}
+
 /// A published version as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredDefinition {
@@ -85,8 +94,11 @@ pub trait Store: Send + Sync + 'static {
 
     fn instance(&self, id: InstanceId) -> impl Future<Output = Result<Option<Instance>>> + Send;
 
-    /// Apply a change atomically; returns the ids of spawned instances.
-    fn commit(&self, change: Change) -> impl Future<Output = Result<Vec<InstanceId>>> + Send;
+    /// An instance and its task that is not done, read together.
+    fn instance_with_task(&self, id: InstanceId) -> impl Future<Output = Result<Option<(Instance, Option<Task>)>>> + Send;
+
+    /// Apply a change atomically.
+    fn commit(&self, change: Change) -> impl Future<Output = Result<Committed>> + Send;
 
     fn history(&self, id: InstanceId) -> impl Future<Output = Result<Vec<Event>>> + Send;
 

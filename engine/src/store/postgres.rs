@@ -13,7 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::sql::{self, ChangeRows, NewInstanceRows};
-use super::{NewDefinition, Result, Store, StoreError, StoredDefinition};
+use super::{Committed, NewDefinition, Result, Store, StoreError, StoredDefinition};
 use crate::runtime::catalog::{Catalog, DefinitionId, ProjectSource};
 use crate::runtime::types::*;
 
@@ -47,25 +47,28 @@ impl PostgresStore {
 }
 
 async fn insert_events(conn: &mut PgConnection, instance: i64, events: &[sql::EventRow]) -> Result<()> {
-    for e in events {
-        sqlx::query("INSERT INTO events (instance_id, seq, at, actor, kind, data, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(instance)
-            .bind(e.seq)
-            .bind(e.at)
-            .bind(&e.actor)
-            .bind(e.kind)
-            .bind(&e.data)
-            .bind(&e.reason)
-            .execute(&mut *conn)
-            .await?;
+    if events.is_empty() {
+        return Ok(());
     }
+    // One statement for all of a change's events.
+    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new("INSERT INTO events (instance_id, seq, at, actor, kind, data, reason) ");
+    q.push_values(events, |mut b, e| {
+        b.push_bind(instance)
+            .push_bind(e.seq)
+            .push_bind(e.at)
+            .push_bind(&e.actor)
+            .push_bind(e.kind)
+            .push_bind(&e.data)
+            .push_bind(&e.reason);
+    });
+    q.build().execute(&mut *conn).await?;
     Ok(())
 }
 
-async fn insert_task(conn: &mut PgConnection, instance: i64, t: &NewTask, at: DateTime<Utc>) -> Result<()> {
-    sqlx::query(
+async fn insert_task(conn: &mut PgConnection, instance: i64, t: &NewTask, at: DateTime<Utc>) -> Result<Task> {
+    let row = sqlx::query(
         "INSERT INTO tasks (instance_id, process, stage, queue, priority, due_at, created_at, state, assigned_to) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8) RETURNING *",
     )
     .bind(instance)
     .bind(&t.process)
@@ -75,9 +78,9 @@ async fn insert_task(conn: &mut PgConnection, instance: i64, t: &NewTask, at: Da
     .bind(sql::due_column(t.due_at))
     .bind(sql::micros(at))
     .bind(&t.assigned_to)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    Ok(())
+    sql::task_from_row(&row)
 }
 
 async fn insert_link(conn: &mut PgConnection, from: i64, to: i64, kind: &str, at: DateTime<Utc>) -> Result<()> {
@@ -166,7 +169,7 @@ async fn close_task(conn: &mut PgConnection, close: &CloseTask) -> Result<()> {
     })
 }
 
-async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Vec<InstanceId>> {
+async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> {
     let i = &rows.instance;
     let updated = sqlx::query(
         "UPDATE instances SET stage = $1, fields = $2, priority = $3, queue = $4, version = $5, updated_at = $6 \
@@ -199,16 +202,18 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Vec<Instanc
     if let Some(close) = &rows.close_task {
         close_task(conn, close).await?;
     }
+    let mut task = None;
     if let Some(u) = &rows.update_task {
-        sqlx::query("UPDATE tasks SET queue = $1, priority = $2 WHERE id = $3 AND state <> 'done'")
+        let row = sqlx::query("UPDATE tasks SET queue = $1, priority = $2 WHERE id = $3 AND state <> 'done' RETURNING *")
             .bind(&u.queue)
             .bind(sql::priority_column(u.priority))
             .bind(u.task.0)
-            .execute(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await?;
+        task = row.map(|r| sql::task_from_row(&r)).transpose()?;
     }
     if let Some(t) = &rows.new_task {
-        insert_task(conn, i.id, t, i.updated_at).await?;
+        task = Some(insert_task(conn, i.id, t, i.updated_at).await?);
     }
     insert_events(conn, i.id, &rows.events).await?;
     for l in &rows.links {
@@ -218,7 +223,7 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Vec<Instanc
     for s in rows.spawns {
         spawned.push(create(conn, s).await?);
     }
-    Ok(spawned)
+    Ok(Committed { spawned, task })
 }
 
 fn instance_row(r: &PgRow) -> Result<sql::InstanceRow> {
@@ -233,6 +238,30 @@ fn instance_row(r: &PgRow) -> Result<sql::InstanceRow> {
         version: r.try_get("version")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// A task from `row_to_json(tasks)`.
+fn task_from_json(t: &Json) -> Result<Task> {
+    let bad = || StoreError::Corrupt(format!("task row {t}"));
+    let int = |k: &str| t.get(k).and_then(Json::as_i64);
+    let text = |k: &str| t.get(k).and_then(Json::as_str).map(str::to_string);
+    let priority = int("priority").ok_or_else(bad)?;
+    let due = int("due_at").ok_or_else(bad)?;
+    Ok(Task {
+        id: TaskId(int("id").ok_or_else(bad)?),
+        instance: InstanceId(int("instance_id").ok_or_else(bad)?),
+        process: text("process").ok_or_else(bad)?,
+        stage: text("stage").ok_or_else(bad)?,
+        queue: text("queue").ok_or_else(bad)?,
+        priority: (priority != i64::from(sql::NO_PRIORITY)).then_some(priority as u32),
+        due_at: (due != sql::NO_DUE).then(|| sql::from_micros(due)),
+        created_at: sql::from_micros(int("created_at").ok_or_else(bad)?),
+        state: text("state").as_deref().and_then(TaskState::parse).ok_or_else(bad)?,
+        assigned_to: text("assigned_to"),
+        claimed_by: text("claimed_by"),
+        lease_until: int("lease_until").map(sql::from_micros),
+        token: int("token").ok_or_else(bad)?,
     })
 }
 
@@ -317,7 +346,23 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn commit(&self, change: Change) -> Result<Vec<InstanceId>> {
+    async fn instance_with_task(&self, id: InstanceId) -> Result<Option<(Instance, Option<Task>)>> {
+        // One round trip: the instance and its open task (if any) as JSON beside it.
+        let row = sqlx::query(
+            "SELECT i.*, (SELECT row_to_json(t) FROM tasks t WHERE t.instance_id = i.id AND t.state <> 'done') AS task \
+             FROM instances i WHERE i.id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let inst = sql::decode_instance(&self.catalog, instance_row(&row)?)?;
+        let task: Option<Json> = row.try_get("task")?;
+        let task = task.map(|t| task_from_json(&t)).transpose()?;
+        Ok(Some((inst, task)))
+    }
+
+    async fn commit(&self, change: Change) -> Result<Committed> {
         let rows = sql::change_rows(&self.catalog, change)?;
         let mut tx = self.pool.begin().await?;
         let spawned = commit(&mut tx, rows).await?;

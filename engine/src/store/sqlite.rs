@@ -20,7 +20,7 @@ use sqlx::{Connection, Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::sql::{self, ChangeRows, NewInstanceRows};
-use super::{NewDefinition, Result, Store, StoreError, StoredDefinition};
+use super::{Committed, NewDefinition, Result, Store, StoreError, StoredDefinition};
 use crate::runtime::catalog::{Catalog, DefinitionId, ProjectSource};
 use crate::runtime::types::*;
 
@@ -56,7 +56,7 @@ enum Job {
         reply: Reply<Vec<DefinitionId>>,
     },
     Create(NewInstanceRows, Reply<InstanceId>),
-    Commit(ChangeRows, Reply<Vec<InstanceId>>),
+    Commit(ChangeRows, Reply<Committed>),
     ClaimNext {
         queue: String,
         agent: String,
@@ -90,7 +90,7 @@ enum Job {
 enum Done {
     Ids(Reply<Vec<DefinitionId>>, Result<Vec<DefinitionId>>),
     Instance(Reply<InstanceId>, Result<InstanceId>),
-    Spawned(Reply<Vec<InstanceId>>, Result<Vec<InstanceId>>),
+    Committed(Reply<Committed>, Result<Committed>),
     MaybeTask(Reply<Option<Task>>, Result<Option<Task>>),
     Task(Reply<Task>, Result<Task>),
     Unit(Reply<()>, Result<()>),
@@ -101,7 +101,7 @@ impl Done {
         match self {
             Done::Ids(_, r) => r.is_err(),
             Done::Instance(_, r) => r.is_err(),
-            Done::Spawned(_, r) => r.is_err(),
+            Done::Committed(_, r) => r.is_err(),
             Done::MaybeTask(_, r) => r.is_err(),
             Done::Task(_, r) => r.is_err(),
             Done::Unit(_, r) => r.is_err(),
@@ -120,7 +120,7 @@ impl Done {
         match self {
             Done::Ids(tx, r) => drop(tx.send(pick(r, failed))),
             Done::Instance(tx, r) => drop(tx.send(pick(r, failed))),
-            Done::Spawned(tx, r) => drop(tx.send(pick(r, failed))),
+            Done::Committed(tx, r) => drop(tx.send(pick(r, failed))),
             Done::MaybeTask(tx, r) => drop(tx.send(pick(r, failed))),
             Done::Task(tx, r) => drop(tx.send(pick(r, failed))),
             Done::Unit(tx, r) => drop(tx.send(pick(r, failed))),
@@ -252,7 +252,7 @@ async fn run(conn: &mut SqliteConnection, job: Job) -> Done {
             reply,
         } => Done::Ids(reply, save_definitions(conn, &project_hash, &source, &definitions, at).await),
         Job::Create(rows, reply) => Done::Instance(reply, create(conn, rows).await),
-        Job::Commit(rows, reply) => Done::Spawned(reply, commit(conn, rows).await),
+        Job::Commit(rows, reply) => Done::Committed(reply, commit(conn, rows).await),
         Job::ClaimNext {
             queue,
             agent,
@@ -314,25 +314,28 @@ async fn save_definitions(
 }
 
 async fn insert_events(conn: &mut SqliteConnection, instance: i64, events: &[sql::EventRow]) -> Result<()> {
-    for e in events {
-        sqlx::query("INSERT INTO events (instance_id, seq, at, actor, kind, data, reason) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(instance)
-            .bind(e.seq)
-            .bind(e.at)
-            .bind(&e.actor)
-            .bind(e.kind)
-            .bind(e.data.to_string())
-            .bind(&e.reason)
-            .execute(&mut *conn)
-            .await?;
+    if events.is_empty() {
+        return Ok(());
     }
+    // One statement for all of a change's events.
+    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO events (instance_id, seq, at, actor, kind, data, reason) ");
+    q.push_values(events, |mut b, e| {
+        b.push_bind(instance)
+            .push_bind(e.seq)
+            .push_bind(e.at)
+            .push_bind(&e.actor)
+            .push_bind(e.kind)
+            .push_bind(e.data.to_string())
+            .push_bind(&e.reason);
+    });
+    q.build().execute(&mut *conn).await?;
     Ok(())
 }
 
-async fn insert_task(conn: &mut SqliteConnection, instance: i64, t: &NewTask, at: DateTime<Utc>) -> Result<()> {
-    sqlx::query(
+async fn insert_task(conn: &mut SqliteConnection, instance: i64, t: &NewTask, at: DateTime<Utc>) -> Result<Task> {
+    let row = sqlx::query(
         "INSERT INTO tasks (instance_id, process, stage, queue, priority, due_at, created_at, state, assigned_to) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?) RETURNING *",
     )
     .bind(instance)
     .bind(&t.process)
@@ -342,9 +345,9 @@ async fn insert_task(conn: &mut SqliteConnection, instance: i64, t: &NewTask, at
     .bind(sql::due_column(t.due_at))
     .bind(sql::micros(at))
     .bind(&t.assigned_to)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    Ok(())
+    sql::task_from_row(&row)
 }
 
 async fn create(conn: &mut SqliteConnection, rows: NewInstanceRows) -> Result<InstanceId> {
@@ -380,7 +383,7 @@ async fn create(conn: &mut SqliteConnection, rows: NewInstanceRows) -> Result<In
     Ok(InstanceId(id))
 }
 
-async fn commit(conn: &mut SqliteConnection, rows: ChangeRows) -> Result<Vec<InstanceId>> {
+async fn commit(conn: &mut SqliteConnection, rows: ChangeRows) -> Result<Committed> {
     let i = &rows.instance;
     let updated = sqlx::query(
         "UPDATE instances SET stage = ?, fields = ?, priority = ?, queue = ?, version = ?, updated_at = ? \
@@ -413,16 +416,18 @@ async fn commit(conn: &mut SqliteConnection, rows: ChangeRows) -> Result<Vec<Ins
     if let Some(close) = &rows.close_task {
         close_task(conn, close).await?;
     }
+    let mut task = None;
     if let Some(u) = &rows.update_task {
-        sqlx::query("UPDATE tasks SET queue = ?, priority = ? WHERE id = ? AND state <> 'done'")
+        let row = sqlx::query("UPDATE tasks SET queue = ?, priority = ? WHERE id = ? AND state <> 'done' RETURNING *")
             .bind(&u.queue)
             .bind(sql::priority_column(u.priority))
             .bind(u.task.0)
-            .execute(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await?;
+        task = row.map(|r| sql::task_from_row(&r)).transpose()?;
     }
     if let Some(t) = &rows.new_task {
-        insert_task(conn, i.id, t, i.updated_at).await?;
+        task = Some(insert_task(conn, i.id, t, i.updated_at).await?);
     }
     insert_events(conn, i.id, &rows.events).await?;
     for l in &rows.links {
@@ -438,7 +443,7 @@ async fn commit(conn: &mut SqliteConnection, rows: ChangeRows) -> Result<Vec<Ins
     for s in rows.spawns {
         spawned.push(Box::pin(create(conn, s)).await?);
     }
-    Ok(spawned)
+    Ok(Committed { spawned, task })
 }
 
 async fn close_task(conn: &mut SqliteConnection, close: &CloseTask) -> Result<()> {
@@ -662,7 +667,25 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn commit(&self, change: Change) -> Result<Vec<InstanceId>> {
+    async fn instance_with_task(&self, id: InstanceId) -> Result<Option<(Instance, Option<Task>)>> {
+        // Two reads in one read transaction, so the pair is consistent.
+        let mut tx = self.reader.begin().await?;
+        let row = sqlx::query("SELECT * FROM instances WHERE id = ?")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let inst = sql::decode_instance(&self.catalog, instance_row(&row)?)?;
+        let task = sqlx::query("SELECT * FROM tasks WHERE instance_id = ? AND state <> 'done'")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let task = task.map(|r| sql::task_from_row(&r)).transpose()?;
+        tx.commit().await?;
+        Ok(Some((inst, task)))
+    }
+
+    async fn commit(&self, change: Change) -> Result<Committed> {
         let rows = sql::change_rows(&self.catalog, change)?;
         self.write(|reply| Job::Commit(rows, reply)).await
     }
