@@ -29,6 +29,10 @@ use serde_json::{json, Map, Value};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
+// The allocator the `itsmflow` binary uses, so figures match production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn processes() -> Sources {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../processes");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -278,12 +282,20 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // ITSMFLOW_BENCH_ONLY=memory|sqlite|postgres runs one part (for profiling).
+    let only = std::env::var("ITSMFLOW_BENCH_ONLY").ok();
+    let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
     rt.block_on(async {
         let single = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         // The in-memory lifecycle runs on one thread, as a simulation would.
-        std::thread::spawn(move || single.block_on(bench_memory())).join().expect("memory bench");
-        bench_sqlite(64, 3.0).await;
-        if let Ok(url) = std::env::var("ITSMFLOW_BENCH_POSTGRES") {
+        if run("memory") {
+            std::thread::spawn(move || single.block_on(bench_memory())).join().expect("memory bench");
+        }
+        if run("sqlite") {
+            bench_sqlite(64, 3.0).await;
+        }
+        if !run("postgres") {
+        } else if let Ok(url) = std::env::var("ITSMFLOW_BENCH_POSTGRES") {
             bench_postgres(&url, 16, 5_000).await;
         } else {
             println!("postgres: skipped (set ITSMFLOW_BENCH_POSTGRES to a server URL to run it)");

@@ -437,6 +437,54 @@ async fn comments_links_and_spawns<S: Store>(h: &Harness<S>) {
     }
 }
 
+/// `network` pushes round robin; `second_line` pushes to the least loaded member.
+async fn push_assignment<S: Store>(h: &Harness<S>) {
+    let e = &h.engine;
+    let (ann, ben, cat) = (engineer("ann"), engineer("ben"), engineer("cat"));
+    for a in [&ann, &ben, &cat] {
+        e.set_agent(a, true).await.expect("register");
+    }
+    e.set_agent(&Actor::new("dora", &["agent"]), true).await.expect("not a network member");
+
+    let mut assigned = Vec::new();
+    for _ in 0..4 {
+        let inc = e.create("incident", &network_incident(), &caller()).await.expect("create");
+        let inc = e.perform(inc.id(), "log", &Map::new(), None, &agent(), None).await.expect("log");
+        assigned.push(inc.task().and_then(|t| t.assigned_to.clone()).expect("pushed"));
+    }
+    assert_eq!(assigned, ["ann", "ben", "cat", "ann"], "round robin over active members by name");
+
+    // Pushed tasks are claimed by their assignee only.
+    let got = e.claim_next("network", &ben, TimeDelta::minutes(5)).await.expect("claim").expect("ben's task");
+    assert_eq!(got.assigned_to.as_deref(), Some("ben"));
+    assert!(e.claim_next("network", &ben, TimeDelta::minutes(5)).await.expect("claim").is_none());
+
+    // Taking ann off returns her unclaimed tasks to the queue for anyone.
+    e.set_agent(&ann, false).await.expect("off shift");
+    let open: Vec<Option<String>> = e
+        .queue_tasks("network", 10)
+        .await
+        .expect("queue")
+        .into_iter()
+        .filter(|t| t.state == TaskState::Open)
+        .map(|t| t.assigned_to)
+        .collect();
+    assert_eq!(open.iter().filter(|a| a.is_none()).count(), 2, "{open:?}");
+    let next = e.create("incident", &network_incident(), &caller()).await.expect("create");
+    let next = e.perform(next.id(), "log", &Map::new(), None, &agent(), None).await.expect("log");
+    assert_eq!(next.task().and_then(|t| t.assigned_to.clone()).as_deref(), Some("ben"), "ann is skipped");
+
+    // Least loaded: ben holds a claimed task and an assigned one, cat one assigned one.
+    let mut hw = network_incident();
+    hw.insert("category".into(), json!("hardware"));
+    hw.insert("impact".into(), json!("high"));
+    hw.insert("urgency".into(), json!("low"));
+    let inc = e.create("incident", &hw, &caller()).await.expect("create");
+    let inc = e.perform(inc.id(), "log", &Map::new(), None, &agent(), None).await.expect("log");
+    assert_eq!(inc.queue(), Some("second_line"));
+    assert_eq!(inc.task().and_then(|t| t.assigned_to.clone()).as_deref(), Some("cat"));
+}
+
 async fn versions<S: Store>(h: &Harness<S>) {
     let e = &h.engine;
     let again = e.publish(&processes()).await.expect("publish");
@@ -528,6 +576,13 @@ macro_rules! suite {
             async fn comments_links_and_spawned_instances() {
                 let h = super::$backend().await;
                 comments_links_and_spawns(&h).await;
+                h.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn push_assignment_round_robin_and_least_loaded() {
+                let h = super::$backend().await;
+                push_assignment(&h).await;
                 h.finish().await;
             }
 

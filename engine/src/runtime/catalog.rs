@@ -95,6 +95,14 @@ impl Definition {
     }
 }
 
+/// A queue as the runtime needs it, independent of definition versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueInfo {
+    /// Roles whose holders may claim its tasks; empty means anyone.
+    pub roles: Vec<String>,
+    pub assignment: crate::model::Assignment,
+}
+
 /// Every published version, by id, and the latest version of each process.
 #[derive(Debug, Default)]
 pub struct Catalog {
@@ -106,7 +114,7 @@ struct CatalogInner {
     by_id: HashMap<DefinitionId, Arc<Definition>>,
     latest: HashMap<String, Arc<Definition>>,
     /// Member roles of every queue, as the most recently published project declares them.
-    queue_members: HashMap<String, Arc<[String]>>,
+    queue_members: HashMap<String, Arc<QueueInfo>>,
     /// The `published_at` of the project `queue_members` came from.
     queues_from: Option<DateTime<Utc>>,
 }
@@ -130,16 +138,19 @@ impl Catalog {
                 .queues
                 .iter()
                 .map(|q| {
-                    let roles: Vec<String> = q.members.iter().map(|r| def.project.role(*r).name.clone()).collect();
-                    (q.name.clone(), roles.into())
+                    let info = QueueInfo {
+                        roles: q.members.iter().map(|r| def.project.role(*r).name.clone()).collect(),
+                        assignment: q.assignment,
+                    };
+                    (q.name.clone(), Arc::new(info))
                 })
                 .collect();
         }
         def
     }
 
-    /// The roles that work a queue; `None` if no published project declares it.
-    pub fn queue_members(&self, queue: &str) -> Option<Arc<[String]>> {
+    /// Who works a queue and how work reaches them; `None` if no published project declares it.
+    pub fn queue(&self, queue: &str) -> Option<Arc<QueueInfo>> {
         self.inner
             .read()
             .unwrap_or_else(|e| e.into_inner())

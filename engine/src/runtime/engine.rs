@@ -9,13 +9,14 @@ use chrono::TimeDelta;
 use itsmflow_dsl::Sources;
 use serde_json::{Map, Value as Json};
 
-use super::catalog::{process_hash, Catalog, Definition, DefinitionId, ProjectSource};
+use super::catalog::{process_hash, Catalog, Definition, DefinitionId, ProjectSource, QueueInfo};
+use crate::model::Assignment;
 use super::clock::Clock;
 use super::error::EngineError;
 use super::logic::{self, Logic, Request};
 use super::types::*;
 use super::view::{self, EventView, InstanceView, LinkView};
-use super::types::Change;
+use super::types::{Change, NewTask};
 use crate::check::check;
 use crate::store::{NewDefinition, Store, StoreError};
 
@@ -171,7 +172,10 @@ impl<S: Store> Engine<S> {
     /// Create an instance of the latest version of a process.
     pub async fn create(&self, process: &str, fields: &Map<String, Json>, actor: &Actor) -> Result<InstanceView, EngineError> {
         let def = self.latest(process)?;
-        let new = self.logic.create(&def, fields, &self.request(actor, None), None)?;
+        let mut new = self.logic.create(&def, fields, &self.request(actor, None), None)?;
+        if let Some(t) = new.task.as_mut() {
+            self.assign(t).await?;
+        }
         let mut inst = new.instance.clone();
         let has_task = new.task.is_some();
         inst.id = self.store.create(new).await?;
@@ -220,7 +224,7 @@ impl<S: Store> Engine<S> {
                 return Err(StoreError::LeaseLost(*task_id).into());
             }
         }
-        let change = self.logic.perform(
+        let mut change = self.logic.perform(
             &self.catalog,
             &def,
             &inst,
@@ -230,6 +234,7 @@ impl<S: Store> Engine<S> {
             fields,
             &self.request(actor, reason),
         )?;
+        self.assign_all(&mut change).await?;
         self.commit(change, def, task).await
     }
 
@@ -309,27 +314,86 @@ impl<S: Store> Engine<S> {
 
     // -- queues and tasks -----------------------------------------------------------------------
 
-    fn queue_roles(&self, queue: &str) -> Result<Arc<[String]>, EngineError> {
+    fn queue_info(&self, queue: &str) -> Result<Arc<QueueInfo>, EngineError> {
         self.catalog
-            .queue_members(queue)
+            .queue(queue)
             .ok_or_else(|| EngineError::UnknownQueue(queue.to_string()))
     }
 
     /// Only members of a queue's roles may claim its tasks (anyone, if it names none).
     fn check_member(&self, queue: &str, actor: &Actor) -> Result<(), EngineError> {
-        let roles = self.queue_roles(queue)?;
-        if roles.is_empty() || roles.iter().any(|r| actor.has_role(r)) {
+        let info = self.queue_info(queue)?;
+        if info.roles.is_empty() || info.roles.iter().any(|r| actor.has_role(r)) {
             Ok(())
         } else {
             Err(EngineError::NotQueueMember {
                 queue: queue.to_string(),
-                roles: roles.to_vec(),
+                roles: info.roles.clone(),
             })
         }
     }
 
+    /// Register an agent for push assignment, or take them off (their unclaimed assigned
+    /// tasks go back to their queues).
+    pub async fn set_agent(&self, agent: &Actor, active: bool) -> Result<(), EngineError> {
+        Ok(self.store.set_agent(&agent.name, &agent.roles, active, self.clock.now()).await?)
+    }
+
+    /// For a queue with push assignment, pick the agent a new task goes to: the next active
+    /// member by name after the queue's last assignee (round robin), or the active member
+    /// holding the fewest tasks (least loaded). With no active member the task stays in the
+    /// queue for anyone to claim.
+    async fn assign(&self, task: &mut NewTask) -> Result<(), EngineError> {
+        let Some(info) = self.catalog.queue(&task.queue) else { return Ok(()) };
+        if info.assignment == Assignment::Pull {
+            return Ok(());
+        }
+        let agents = self.store.active_agents().await?;
+        let members: Vec<&String> = agents
+            .iter()
+            .filter(|(_, roles)| info.roles.is_empty() || roles.iter().any(|r| info.roles.contains(r)))
+            .map(|(name, _)| name)
+            .collect();
+        if members.is_empty() {
+            return Ok(());
+        }
+        let chosen = match info.assignment {
+            Assignment::RoundRobin => {
+                let last = self.store.last_assignee(&task.queue).await?;
+                members
+                    .iter()
+                    .find(|n| Some(n.as_str()) > last.as_deref())
+                    .or(members.first())
+                    .map(|n| n.to_string())
+            }
+            Assignment::LeastLoaded => {
+                let loads: HashMap<String, u64> = self.store.agent_loads().await?.into_iter().collect();
+                members
+                    .iter()
+                    .min_by_key(|n| (loads.get(n.as_str()).copied().unwrap_or(0), n.as_str()))
+                    .map(|n| n.to_string())
+            }
+            Assignment::Pull => None,
+        };
+        task.assigned_to = chosen;
+        Ok(())
+    }
+
+    /// Push-assign every task a change creates.
+    async fn assign_all(&self, change: &mut Change) -> Result<(), EngineError> {
+        if let Some(t) = change.new_task.as_mut() {
+            self.assign(t).await?;
+        }
+        for s in change.spawns.iter_mut() {
+            if let Some(t) = s.task.as_mut() {
+                self.assign(t).await?;
+            }
+        }
+        Ok(())
+    }
+
     pub async fn queue_tasks(&self, queue: &str, limit: u32) -> Result<Vec<Task>, EngineError> {
-        self.queue_roles(queue)?;
+        self.queue_info(queue)?;
         Ok(self.store.queue_tasks(queue, limit).await?)
     }
 

@@ -33,6 +33,9 @@ struct Inner {
     /// Tasks not done, per queue, in queue order.
     queues: HashMap<String, BTreeSet<OrderKey>>,
     open_task_of: HashMap<InstanceId, TaskId>,
+    /// Name -> (roles, active).
+    agents: std::collections::BTreeMap<String, (Vec<String>, bool)>,
+    last_assignee: HashMap<String, String>,
     next_instance: i64,
     next_task: i64,
     next_definition: i64,
@@ -73,6 +76,9 @@ impl Inner {
         };
         self.queues.entry(task.queue.clone()).or_default().insert(order_key(&task));
         self.open_task_of.insert(instance, task.id);
+        if let Some(a) = &task.assigned_to {
+            self.last_assignee.insert(task.queue.clone(), a.clone());
+        }
         let id = task.id;
         self.tasks.insert(id, task);
         id
@@ -221,6 +227,10 @@ impl Store for MemoryStore {
         let mut touched = None;
         if let Some(update) = change.update_task {
             inner.with_task(update.task, |t| {
+                // A task moved to another queue is no longer pushed to anyone.
+                if t.queue != update.queue {
+                    t.assigned_to = None;
+                }
                 t.queue = update.queue;
                 t.priority = update.priority;
             });
@@ -339,5 +349,49 @@ impl Store for MemoryStore {
             t.lease_until = None;
         });
         Ok(())
+    }
+
+    async fn set_agent(&self, name: &str, roles: &[String], active: bool, _at: DateTime<Utc>) -> Result<()> {
+        let mut inner = self.lock();
+        inner.agents.insert(name.to_string(), (roles.to_vec(), active));
+        if !active {
+            let ids: Vec<TaskId> = inner
+                .tasks
+                .values()
+                .filter(|t| t.state == TaskState::Open && t.assigned_to.as_deref() == Some(name))
+                .map(|t| t.id)
+                .collect();
+            for id in ids {
+                inner.with_task(id, |t| t.assigned_to = None);
+            }
+        }
+        Ok(())
+    }
+
+    async fn active_agents(&self) -> Result<Vec<(String, Vec<String>)>> {
+        Ok(self
+            .lock()
+            .agents
+            .iter()
+            .filter(|(_, (_, active))| *active)
+            .map(|(n, (roles, _))| (n.clone(), roles.clone()))
+            .collect())
+    }
+
+    async fn agent_loads(&self) -> Result<Vec<(String, u64)>> {
+        let inner = self.lock();
+        let mut loads: HashMap<&str, u64> = HashMap::new();
+        for t in inner.tasks.values().filter(|t| t.state != TaskState::Done) {
+            if let Some(a) = t.claimed_by.as_deref().or(t.assigned_to.as_deref()) {
+                *loads.entry(a).or_default() += 1;
+            }
+        }
+        let mut out: Vec<(String, u64)> = loads.into_iter().map(|(a, n)| (a.to_string(), n)).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn last_assignee(&self, queue: &str) -> Result<Option<String>> {
+        Ok(self.lock().last_assignee.get(queue).cloned())
     }
 }

@@ -147,4 +147,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Give a claimed task back to its queue.
     fn release(&self, task: TaskId, token: i64, agent: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Register an agent (or update their roles), and say whether they take pushed work now.
+    /// An agent who stops gets their assigned, unclaimed tasks returned to their queues.
+    fn set_agent(&self, name: &str, roles: &[String], active: bool, at: DateTime<Utc>) -> impl Future<Output = Result<()>> + Send;
+
+    /// Active agents and their roles, by name.
+    fn active_agents(&self) -> impl Future<Output = Result<Vec<(String, Vec<String>)>>> + Send;
+
+    /// Per agent, the tasks not done that are assigned to or claimed by them.
+    fn agent_loads(&self) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;
+
+    /// Who the most recent pushed task of a queue went to.
+    fn last_assignee(&self, queue: &str) -> impl Future<Output = Result<Option<String>>> + Send;
 }

@@ -204,7 +204,8 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
     }
     let mut task = None;
     if let Some(u) = &rows.update_task {
-        let row = sqlx::query("UPDATE tasks SET queue = $1, priority = $2 WHERE id = $3 AND state <> 'done' RETURNING *")
+        let row = sqlx::query("UPDATE tasks SET assigned_to = CASE WHEN queue = $1 THEN assigned_to END, queue = $1, priority = $2 \
+             WHERE id = $3 AND state <> 'done' RETURNING *")
             .bind(&u.queue)
             .bind(sql::priority_column(u.priority))
             .bind(u.task.0)
@@ -529,5 +530,63 @@ impl Store for PostgresStore {
         } else {
             Err(StoreError::LeaseLost(task))
         }
+    }
+
+    async fn set_agent(&self, name: &str, roles: &[String], active: bool, at: DateTime<Utc>) -> Result<()> {
+        let roles = serde_json::to_value(roles).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO agents (name, roles, active, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET roles = excluded.roles, active = excluded.active, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(&roles)
+        .bind(active)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if !active {
+            sqlx::query("UPDATE tasks SET assigned_to = NULL WHERE assigned_to = $1 AND state = 'open'")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn active_agents(&self) -> Result<Vec<(String, Vec<String>)>> {
+        let rows = sqlx::query("SELECT name, roles FROM agents WHERE active ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let roles: Json = r.try_get("roles")?;
+                let roles = serde_json::from_value(roles).map_err(|e| StoreError::Corrupt(format!("agent roles: {e}")))?;
+                Ok((r.try_get("name")?, roles))
+            })
+            .collect()
+    }
+
+    async fn agent_loads(&self) -> Result<Vec<(String, u64)>> {
+        let rows = sqlx::query(
+            "SELECT COALESCE(claimed_by, assigned_to) AS agent, COUNT(*) AS n FROM tasks \
+             WHERE state <> 'done' AND COALESCE(claimed_by, assigned_to) IS NOT NULL \
+             GROUP BY COALESCE(claimed_by, assigned_to) ORDER BY agent",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("agent")?, r.try_get::<i64, _>("n")? as u64)))
+            .collect()
+    }
+
+    async fn last_assignee(&self, queue: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT assigned_to FROM tasks WHERE queue = $1 AND assigned_to IS NOT NULL ORDER BY id DESC LIMIT 1",
+        )
+        .bind(queue)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 }

@@ -84,6 +84,13 @@ enum Job {
         agent: String,
         reply: Reply<()>,
     },
+    SetAgent {
+        name: String,
+        roles: String,
+        active: bool,
+        at: DateTime<Utc>,
+        reply: Reply<()>,
+    },
 }
 
 /// A job's outcome, held until its batch commits.
@@ -239,6 +246,7 @@ fn fail(job: Job, msg: &str) {
         Job::Claim { reply, .. } => drop(reply.send(Err(err()))),
         Job::Renew { reply, .. } => drop(reply.send(Err(err()))),
         Job::Release { reply, .. } => drop(reply.send(Err(err()))),
+        Job::SetAgent { reply, .. } => drop(reply.send(Err(err()))),
     }
 }
 
@@ -280,6 +288,13 @@ async fn run(conn: &mut SqliteConnection, job: Job) -> Done {
             agent,
             reply,
         } => Done::Unit(reply, release(conn, task, token, &agent).await),
+        Job::SetAgent {
+            name,
+            roles,
+            active,
+            at,
+            reply,
+        } => Done::Unit(reply, set_agent(conn, &name, &roles, active, at).await),
     }
 }
 
@@ -418,7 +433,8 @@ async fn commit(conn: &mut SqliteConnection, rows: ChangeRows) -> Result<Committ
     }
     let mut task = None;
     if let Some(u) = &rows.update_task {
-        let row = sqlx::query("UPDATE tasks SET queue = ?, priority = ? WHERE id = ? AND state <> 'done' RETURNING *")
+        let row = sqlx::query("UPDATE tasks SET assigned_to = CASE WHEN queue = ?1 THEN assigned_to END, queue = ?1, priority = ?2 \
+             WHERE id = ?3 AND state <> 'done' RETURNING *")
             .bind(&u.queue)
             .bind(sql::priority_column(u.priority))
             .bind(u.task.0)
@@ -583,6 +599,31 @@ async fn release(conn: &mut SqliteConnection, task: TaskId, token: i64, agent: &
     } else {
         Err(StoreError::LeaseLost(task))
     }
+}
+
+/// Per agent, tasks not done that they hold or are assigned.
+const LOADS: &str = "SELECT COALESCE(claimed_by, assigned_to) AS agent, COUNT(*) AS n FROM tasks \
+                     WHERE state <> 'done' AND COALESCE(claimed_by, assigned_to) IS NOT NULL \
+                     GROUP BY COALESCE(claimed_by, assigned_to) ORDER BY agent";
+
+async fn set_agent(conn: &mut SqliteConnection, name: &str, roles: &str, active: bool, at: DateTime<Utc>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO agents (name, roles, active, updated_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (name) DO UPDATE SET roles = excluded.roles, active = excluded.active, updated_at = excluded.updated_at",
+    )
+    .bind(name)
+    .bind(roles)
+    .bind(active)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    if !active {
+        sqlx::query("UPDATE tasks SET assigned_to = NULL WHERE assigned_to = ? AND state = 'open'")
+            .bind(name)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 fn parse_json(text: &str, what: &str) -> Result<Json> {
@@ -818,5 +859,47 @@ impl Store for SqliteStore {
             reply,
         })
         .await
+    }
+
+    async fn set_agent(&self, name: &str, roles: &[String], active: bool, at: DateTime<Utc>) -> Result<()> {
+        let roles = serde_json::to_string(roles).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let name = name.to_string();
+        self.write(|reply| Job::SetAgent {
+            name,
+            roles,
+            active,
+            at,
+            reply,
+        })
+        .await
+    }
+
+    async fn active_agents(&self) -> Result<Vec<(String, Vec<String>)>> {
+        let rows = sqlx::query("SELECT name, roles FROM agents WHERE active ORDER BY name")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let roles: String = r.try_get("roles")?;
+                let roles = serde_json::from_str(&roles).map_err(|e| StoreError::Corrupt(format!("agent roles: {e}")))?;
+                Ok((r.try_get("name")?, roles))
+            })
+            .collect()
+    }
+
+    async fn agent_loads(&self) -> Result<Vec<(String, u64)>> {
+        let rows = sqlx::query(LOADS).fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("agent")?, r.try_get::<i64, _>("n")? as u64)))
+            .collect()
+    }
+
+    async fn last_assignee(&self, queue: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT assigned_to FROM tasks WHERE queue = ? AND assigned_to IS NOT NULL ORDER BY id DESC LIMIT 1",
+        )
+        .bind(queue)
+        .fetch_optional(&self.reader)
+        .await?)
     }
 }
