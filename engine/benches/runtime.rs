@@ -285,12 +285,12 @@ fn main() {
     // ITSMFLOW_BENCH_ONLY=memory|sqlite|postgres runs one part (for profiling).
     let only = std::env::var("ITSMFLOW_BENCH_ONLY").ok();
     let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
-    rt.block_on(async {
-        let single = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    if run("memory") {
         // The in-memory lifecycle runs on one thread, as a simulation would.
-        if run("memory") {
-            std::thread::spawn(move || single.block_on(bench_memory())).join().expect("memory bench");
-        }
+        let single = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        single.block_on(bench_memory());
+    }
+    rt.block_on(async {
         if run("sqlite") {
             bench_sqlite(64, 3.0).await;
         }

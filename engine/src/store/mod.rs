@@ -35,6 +35,8 @@ pub enum StoreError {
     NoInstance(InstanceId),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored data cannot be read: {0}")]

@@ -242,30 +242,6 @@ fn instance_row(r: &PgRow) -> Result<sql::InstanceRow> {
     })
 }
 
-/// A task from `row_to_json(tasks)`.
-fn task_from_json(t: &Json) -> Result<Task> {
-    let bad = || StoreError::Corrupt(format!("task row {t}"));
-    let int = |k: &str| t.get(k).and_then(Json::as_i64);
-    let text = |k: &str| t.get(k).and_then(Json::as_str).map(str::to_string);
-    let priority = int("priority").ok_or_else(bad)?;
-    let due = int("due_at").ok_or_else(bad)?;
-    Ok(Task {
-        id: TaskId(int("id").ok_or_else(bad)?),
-        instance: InstanceId(int("instance_id").ok_or_else(bad)?),
-        process: text("process").ok_or_else(bad)?,
-        stage: text("stage").ok_or_else(bad)?,
-        queue: text("queue").ok_or_else(bad)?,
-        priority: (priority != i64::from(sql::NO_PRIORITY)).then_some(priority as u32),
-        due_at: (due != sql::NO_DUE).then(|| sql::from_micros(due)),
-        created_at: sql::from_micros(int("created_at").ok_or_else(bad)?),
-        state: text("state").as_deref().and_then(TaskState::parse).ok_or_else(bad)?,
-        assigned_to: text("assigned_to"),
-        claimed_by: text("claimed_by"),
-        lease_until: int("lease_until").map(sql::from_micros),
-        token: int("token").ok_or_else(bad)?,
-    })
-}
-
 /// Rows a claim may take: open, or claimed with an expired lease ($now is the parameter).
 const CLAIMABLE: &str = "(state = 'open' OR (state = 'claimed' AND lease_until <= $3))";
 
@@ -359,7 +335,7 @@ impl Store for PostgresStore {
         let Some(row) = row else { return Ok(None) };
         let inst = sql::decode_instance(&self.catalog, instance_row(&row)?)?;
         let task: Option<Json> = row.try_get("task")?;
-        let task = task.map(|t| task_from_json(&t)).transpose()?;
+        let task = task.map(|t| sql::task_from_json(&t)).transpose()?;
         Ok(Some((inst, task)))
     }
 

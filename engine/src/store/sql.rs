@@ -203,6 +203,30 @@ where
     })
 }
 
+/// A task from a JSON object of its row (`row_to_json` in PostgreSQL, `json_object` in SQLite).
+pub fn task_from_json(t: &Json) -> Result<Task> {
+    let bad = || StoreError::Corrupt(format!("task row {t}"));
+    let int = |k: &str| t.get(k).and_then(Json::as_i64);
+    let text = |k: &str| t.get(k).and_then(Json::as_str).map(str::to_string);
+    let priority = int("priority").ok_or_else(bad)?;
+    let due = int("due_at").ok_or_else(bad)?;
+    Ok(Task {
+        id: TaskId(int("id").ok_or_else(bad)?),
+        instance: InstanceId(int("instance_id").ok_or_else(bad)?),
+        process: text("process").ok_or_else(bad)?,
+        stage: text("stage").ok_or_else(bad)?,
+        queue: text("queue").ok_or_else(bad)?,
+        priority: (priority != i64::from(NO_PRIORITY)).then_some(priority as u32),
+        due_at: (due != NO_DUE).then(|| from_micros(due)),
+        created_at: from_micros(int("created_at").ok_or_else(bad)?),
+        state: text("state").as_deref().and_then(TaskState::parse).ok_or_else(bad)?,
+        assigned_to: text("assigned_to"),
+        claimed_by: text("claimed_by"),
+        lease_until: int("lease_until").map(from_micros),
+        token: int("token").ok_or_else(bad)?,
+    })
+}
+
 pub fn priority_column(p: Option<u32>) -> i32 {
     p.map(|p| p.min(i32::MAX as u32 - 1) as i32).unwrap_or(NO_PRIORITY)
 }

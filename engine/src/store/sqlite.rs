@@ -1,22 +1,28 @@
 //! The embedded store: SQLite in WAL mode with `synchronous = FULL`, so every acknowledged
 //! change is on disk.
 //!
-//! Writes go through one writer task that owns the only writing connection and commits in
+//! Writes go through one writer thread that owns the only writing connection and commits in
 //! groups: it takes every write request waiting (up to a batch size), runs each inside its own
-//! savepoint (a refused request rolls back to its savepoint and fails alone), commits the
-//! batch with one fsync, and only then answers each request. A change is acknowledged only
-//! after the commit that made it durable; if that commit fails, every request in the batch
-//! gets the error and none of them was applied. Reads use a separate pool of connections,
-//! which WAL lets run beside the writer.
+//! savepoint (a refused request rolls back to its savepoint and fails alone; a lone request
+//! needs none), commits the batch with one fsync, and only then answers each request. A change
+//! is acknowledged only after the commit that made it durable; if that commit fails, every
+//! request in the batch gets the error and none of them was applied.
+//!
+//! Reads use a small pool of read-only connections on blocking threads, which WAL lets run
+//! beside the writer. The schema is created by sqlx's migrator (the same mechanism as for
+//! PostgreSQL); the data path talks to SQLite directly through rusqlite, statement by statement
+//! in the calling thread, which is several times cheaper than a hop to a driver thread per
+//! statement.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use serde_json::Value as Json;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Connection, Row, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{ConnectOptions, Connection as _};
 use tokio::sync::{mpsc, oneshot};
 
 use super::sql::{self, ChangeRows, NewInstanceRows};
@@ -28,6 +34,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 /// Most requests committed together.
 const MAX_BATCH: usize = 256;
+/// Read connections kept open.
+const READERS: usize = 4;
 
 /// How durable a commit is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -40,9 +48,40 @@ pub enum Durability {
 }
 
 pub struct SqliteStore {
-    reader: SqlitePool,
+    readers: Arc<ReaderPool>,
     writer: mpsc::Sender<Job>,
     catalog: Arc<Catalog>,
+}
+
+/// Read-only connections, handed out to blocking tasks. At most `READERS` reads run at once
+/// (the semaphore), so connections are reused rather than opened per read: opening one
+/// re-parses the schema.
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: tokio::sync::Semaphore,
+}
+
+impl ReaderPool {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open_reader(&self.path)?,
+        };
+        let out = f(&conn);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < READERS {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
 }
 
 type Reply<T> = oneshot::Sender<Result<T>>;
@@ -142,26 +181,39 @@ impl SqliteStore {
     }
 
     pub async fn open_with(path: impl AsRef<Path>, catalog: Arc<Catalog>, durability: Durability) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path.as_ref())
+        let path = path.as_ref().to_path_buf();
+        let mut migrate = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(&path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match durability {
-                Durability::Full => SqliteSynchronous::Full,
-                Durability::Normal => SqliteSynchronous::Normal,
-            })
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(10));
-        let mut conn = SqliteConnection::connect_with(&options).await?;
-        MIGRATOR.run(&mut conn).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options.clone().read_only(true))
+            .connect()
             .await?;
+        MIGRATOR.run(&mut migrate).await?;
+        migrate.close().await?;
+
+        let writer = Connection::open(&path)?;
+        writer.busy_timeout(std::time::Duration::from_secs(10))?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        writer.pragma_update(
+            None,
+            "synchronous",
+            match durability {
+                Durability::Full => "FULL",
+                Durability::Normal => "NORMAL",
+            },
+        )?;
+        writer.pragma_update(None, "foreign_keys", "ON")?;
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(write_loop(conn, rx));
+        std::thread::Builder::new()
+            .name("itsmflow-sqlite-writer".into())
+            .spawn(move || write_loop(writer, rx))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
         Ok(SqliteStore {
-            reader,
+            readers: Arc::new(ReaderPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+                permits: tokio::sync::Semaphore::new(READERS),
+            }),
             writer: tx,
             catalog,
         })
@@ -176,15 +228,95 @@ impl SqliteStore {
         rx.await
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
     }
+
+    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let _permit = self
+            .readers
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || readers.with(f))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("a read failed: {e}")))?
+    }
 }
 
-async fn exec(conn: &mut SqliteConnection, sql: &str) -> sqlx::Result<()> {
-    sqlx::query(sql).execute(&mut *conn).await.map(drop)
+// ---------------------------------------------------------------------------------------------
+// Value encoding
+
+/// Timestamps as fixed-width RFC 3339 text in UTC, which sorts correctly as text.
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-async fn write_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
+fn parse_ts(text: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn parse_json(text: &str, what: &str) -> Result<Json> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn task_from_row(row: &Row) -> rusqlite::Result<Task> {
+    let state: String = row.get("state")?;
+    let priority: i32 = row.get("priority")?;
+    let due: i64 = row.get("due_at")?;
+    let lease: Option<i64> = row.get("lease_until")?;
+    Ok(Task {
+        id: TaskId(row.get("id")?),
+        instance: InstanceId(row.get("instance_id")?),
+        process: row.get("process")?,
+        stage: row.get("stage")?,
+        queue: row.get("queue")?,
+        priority: (priority != sql::NO_PRIORITY).then_some(priority as u32),
+        due_at: (due != sql::NO_DUE).then(|| sql::from_micros(due)),
+        created_at: sql::from_micros(row.get("created_at")?),
+        state: TaskState::parse(&state).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("task state `{state}`").into())
+        })?,
+        assigned_to: row.get("assigned_to")?,
+        claimed_by: row.get("claimed_by")?,
+        lease_until: lease.map(sql::from_micros),
+        token: row.get("token")?,
+    })
+}
+
+fn instance_row(r: &Row) -> rusqlite::Result<(sql::InstanceRow, String)> {
+    let created: String = r.get("created_at")?;
+    let updated: String = r.get("updated_at")?;
+    let fields: String = r.get("fields")?;
+    Ok((
+        sql::InstanceRow {
+            id: r.get("id")?,
+            definition_id: r.get("definition_id")?,
+            process: r.get("process")?,
+            stage: r.get("stage")?,
+            fields: Json::Null,
+            priority: r.get("priority")?,
+            queue: r.get("queue")?,
+            version: r.get("version")?,
+            created_at: parse_ts(&created)?,
+            updated_at: parse_ts(&updated)?,
+        },
+        fields,
+    ))
+}
+
+fn decode_instance_row(catalog: &Catalog, (mut row, fields): (sql::InstanceRow, String)) -> Result<Instance> {
+    row.fields = parse_json(&fields, "instance fields")?;
+    sql::decode_instance(catalog, row)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer
+
+fn write_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
+    while let Some(first) = rx.blocking_recv() {
         jobs.push(first);
         while jobs.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -192,46 +324,55 @@ async fn write_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let mut done = Vec::with_capacity(jobs.len());
-        let begun = exec(&mut conn, "BEGIN IMMEDIATE").await;
-        if let Err(e) = begun {
-            let msg = e.to_string();
-            for job in jobs.drain(..) {
-                fail(job, &msg);
-            }
-            continue;
-        }
-        for job in jobs.drain(..) {
-            let savepoint = exec(&mut conn, "SAVEPOINT job").await;
-            let outcome = run(&mut conn, job).await;
-            let rolled_back = if outcome.is_err() || savepoint.is_err() {
-                exec(&mut conn, "ROLLBACK TO job").await
-            } else {
-                Ok(())
-            };
-            let released = exec(&mut conn, "RELEASE job").await;
-            if let Err(e) = savepoint.and(rolled_back).and(released) {
-                // The transaction's state is unknown: abandon the whole batch.
-                let _ = exec(&mut conn, "ROLLBACK").await;
-                let msg = e.to_string();
-                outcome.send(Some(&msg));
-                for d in done.drain(..) {
-                    Done::send(d, Some(&msg));
-                }
-                break;
+        run_batch(&mut conn, &mut jobs);
+    }
+}
+
+fn run_batch(conn: &mut Connection, jobs: &mut Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let msg = e.to_string();
+        jobs.drain(..).for_each(|j| fail(j, &msg));
+        return;
+    }
+    let mut done = Vec::with_capacity(jobs.len());
+    if jobs.len() == 1 {
+        // A lone job needs no savepoint: if it fails, the whole transaction is rolled back.
+        if let Some(job) = jobs.pop() {
+            let outcome = run(conn, job);
+            if outcome.is_err() {
+                let _ = conn.execute_batch("ROLLBACK");
+                outcome.send(None);
+                return;
             }
             done.push(outcome);
         }
-        if done.is_empty() {
-            continue;
-        }
-        match exec(&mut conn, "COMMIT").await {
-            Ok(()) => done.into_iter().for_each(|d| d.send(None)),
-            Err(e) => {
-                let _ = exec(&mut conn, "ROLLBACK").await;
+    } else {
+        for job in jobs.drain(..) {
+            let savepoint = conn.execute_batch("SAVEPOINT job");
+            let outcome = run(conn, job);
+            let rolled_back = if outcome.is_err() || savepoint.is_err() {
+                conn.execute_batch("ROLLBACK TO job")
+            } else {
+                Ok(())
+            };
+            let released = conn.execute_batch("RELEASE job");
+            if let Err(e) = savepoint.and(rolled_back).and(released) {
+                // The transaction's state is unknown: abandon the whole batch.
+                let _ = conn.execute_batch("ROLLBACK");
                 let msg = e.to_string();
-                done.into_iter().for_each(|d| d.send(Some(&msg)));
+                outcome.send(Some(&msg));
+                done.drain(..).for_each(|d: Done| d.send(Some(&msg)));
+                return;
             }
+            done.push(outcome);
+        }
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => done.into_iter().for_each(|d| d.send(None)),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            let msg = e.to_string();
+            done.into_iter().for_each(|d| d.send(Some(&msg)));
         }
     }
 }
@@ -250,7 +391,7 @@ fn fail(job: Job, msg: &str) {
     }
 }
 
-async fn run(conn: &mut SqliteConnection, job: Job) -> Done {
+fn run(conn: &Connection, job: Job) -> Done {
     match job {
         Job::SaveDefinitions {
             project_hash,
@@ -258,168 +399,163 @@ async fn run(conn: &mut SqliteConnection, job: Job) -> Done {
             definitions,
             at,
             reply,
-        } => Done::Ids(reply, save_definitions(conn, &project_hash, &source, &definitions, at).await),
-        Job::Create(rows, reply) => Done::Instance(reply, create(conn, rows).await),
-        Job::Commit(rows, reply) => Done::Committed(reply, commit(conn, rows).await),
+        } => Done::Ids(reply, save_definitions(conn, &project_hash, &source, &definitions, at)),
+        Job::Create(rows, reply) => Done::Instance(reply, create(conn, rows)),
+        Job::Commit(rows, reply) => Done::Committed(reply, commit(conn, rows)),
         Job::ClaimNext {
             queue,
             agent,
             now,
             lease_until,
             reply,
-        } => Done::MaybeTask(reply, claim_next(conn, &queue, &agent, now, lease_until).await),
+        } => Done::MaybeTask(reply, claim_next(conn, &queue, &agent, now, lease_until)),
         Job::Claim {
             task,
             agent,
             now,
             lease_until,
             reply,
-        } => Done::Task(reply, claim(conn, task, &agent, now, lease_until).await),
+        } => Done::Task(reply, claim(conn, task, &agent, now, lease_until)),
         Job::Renew {
             task,
             token,
             agent,
             lease_until,
             reply,
-        } => Done::Task(reply, renew(conn, task, token, &agent, lease_until).await),
+        } => Done::Task(reply, renew(conn, task, token, &agent, lease_until)),
         Job::Release {
             task,
             token,
             agent,
             reply,
-        } => Done::Unit(reply, release(conn, task, token, &agent).await),
+        } => Done::Unit(reply, release(conn, task, token, &agent)),
         Job::SetAgent {
             name,
             roles,
             active,
             at,
             reply,
-        } => Done::Unit(reply, set_agent(conn, &name, &roles, active, at).await),
+        } => Done::Unit(reply, set_agent(conn, &name, &roles, active, at)),
     }
 }
 
-async fn save_definitions(
-    conn: &mut SqliteConnection,
+fn save_definitions(
+    conn: &Connection,
     project_hash: &str,
     source: &str,
     definitions: &[NewDefinition],
     at: DateTime<Utc>,
 ) -> Result<Vec<DefinitionId>> {
-    sqlx::query("INSERT INTO projects (hash, source, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-        .bind(project_hash)
-        .bind(source)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
+    conn.prepare_cached("INSERT INTO projects (hash, source, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?
+        .execute(params![project_hash, source, ts(at)])?;
     let mut ids = Vec::with_capacity(definitions.len());
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO definitions (process, version, hash, project_hash, published_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+    )?;
     for d in definitions {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO definitions (process, version, hash, project_hash, published_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(&d.process)
-        .bind(d.version as i64)
-        .bind(&d.hash)
-        .bind(project_hash)
-        .bind(at)
-        .fetch_one(&mut *conn)
-        .await?;
+        let id: i64 = insert.query_row(params![d.process, d.version, d.hash, project_hash, ts(at)], |r| r.get(0))?;
         ids.push(DefinitionId(id));
     }
     Ok(ids)
 }
 
-async fn insert_events(conn: &mut SqliteConnection, instance: i64, events: &[sql::EventRow]) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
+fn insert_events(conn: &Connection, instance: i64, events: &[sql::EventRow]) -> Result<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO events (instance_id, seq, at, actor, kind, data, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for e in events {
+        insert.execute(params![instance, e.seq, ts(e.at), e.actor, e.kind, e.data.to_string(), e.reason])?;
     }
-    // One statement for all of a change's events.
-    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO events (instance_id, seq, at, actor, kind, data, reason) ");
-    q.push_values(events, |mut b, e| {
-        b.push_bind(instance)
-            .push_bind(e.seq)
-            .push_bind(e.at)
-            .push_bind(&e.actor)
-            .push_bind(e.kind)
-            .push_bind(e.data.to_string())
-            .push_bind(&e.reason);
-    });
-    q.build().execute(&mut *conn).await?;
     Ok(())
 }
 
-async fn insert_task(conn: &mut SqliteConnection, instance: i64, t: &NewTask, at: DateTime<Utc>) -> Result<Task> {
-    let row = sqlx::query(
-        "INSERT INTO tasks (instance_id, process, stage, queue, priority, due_at, created_at, state, assigned_to) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?) RETURNING *",
-    )
-    .bind(instance)
-    .bind(&t.process)
-    .bind(&t.stage)
-    .bind(&t.queue)
-    .bind(sql::priority_column(t.priority))
-    .bind(sql::due_column(t.due_at))
-    .bind(sql::micros(at))
-    .bind(&t.assigned_to)
-    .fetch_one(&mut *conn)
-    .await?;
-    sql::task_from_row(&row)
+fn insert_task(conn: &Connection, instance: i64, t: &NewTask, at: DateTime<Utc>) -> Result<Task> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO tasks (instance_id, process, stage, queue, priority, due_at, created_at, state, assigned_to) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open', ?8) RETURNING *",
+        )?
+        .query_row(
+            params![
+                instance,
+                t.process,
+                t.stage,
+                t.queue,
+                sql::priority_column(t.priority),
+                sql::due_column(t.due_at),
+                sql::micros(at),
+                t.assigned_to
+            ],
+            task_from_row,
+        )?)
 }
 
-async fn create(conn: &mut SqliteConnection, rows: NewInstanceRows) -> Result<InstanceId> {
+fn insert_link(conn: &Connection, from: i64, to: i64, kind: &str, at: DateTime<Utc>) -> Result<()> {
+    conn.prepare_cached("INSERT INTO links (from_id, to_id, kind, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING")?
+        .execute(params![from, to, kind, ts(at)])?;
+    Ok(())
+}
+
+fn create(conn: &Connection, rows: NewInstanceRows) -> Result<InstanceId> {
     let i = &rows.instance;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO instances (definition_id, process, stage, fields, priority, queue, version, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(i.definition_id)
-    .bind(&i.process)
-    .bind(&i.stage)
-    .bind(i.fields.to_string())
-    .bind(&i.priority)
-    .bind(&i.queue)
-    .bind(i.version)
-    .bind(i.created_at)
-    .bind(i.updated_at)
-    .fetch_one(&mut *conn)
-    .await?;
-    insert_events(conn, id, &rows.events).await?;
+    let id: i64 = conn
+        .prepare_cached(
+            "INSERT INTO instances (definition_id, process, stage, fields, priority, queue, version, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+        )?
+        .query_row(
+            params![
+                i.definition_id,
+                i.process,
+                i.stage,
+                i.fields.to_string(),
+                i.priority,
+                i.queue,
+                i.version,
+                ts(i.created_at),
+                ts(i.updated_at)
+            ],
+            |r| r.get(0),
+        )?;
+    insert_events(conn, id, &rows.events)?;
     if let Some(t) = &rows.task {
-        insert_task(conn, id, t, i.created_at).await?;
+        insert_task(conn, id, t, i.created_at)?;
     }
     if let Some((parent, kind)) = &rows.parent {
-        sqlx::query("INSERT INTO links (from_id, to_id, kind, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(parent.0)
-            .bind(id)
-            .bind(kind)
-            .bind(i.created_at)
-            .execute(&mut *conn)
-            .await?;
+        insert_link(conn, parent.0, id, kind, i.created_at)?;
     }
     Ok(InstanceId(id))
 }
 
-async fn commit(conn: &mut SqliteConnection, rows: ChangeRows) -> Result<Committed> {
+fn task_by_id(conn: &Connection, id: TaskId) -> Result<Option<Task>> {
+    Ok(conn
+        .prepare_cached("SELECT * FROM tasks WHERE id = ?1")?
+        .query_row(params![id.0], task_from_row)
+        .optional()?)
+}
+
+fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
     let i = &rows.instance;
-    let updated = sqlx::query(
-        "UPDATE instances SET stage = ?, fields = ?, priority = ?, queue = ?, version = ?, updated_at = ? \
-         WHERE id = ? AND version = ?",
-    )
-    .bind(&i.stage)
-    .bind(i.fields.to_string())
-    .bind(&i.priority)
-    .bind(&i.queue)
-    .bind(i.version)
-    .bind(i.updated_at)
-    .bind(i.id)
-    .bind(rows.expected_version)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    let updated = conn
+        .prepare_cached(
+            "UPDATE instances SET stage = ?1, fields = ?2, priority = ?3, queue = ?4, version = ?5, updated_at = ?6 \
+             WHERE id = ?7 AND version = ?8",
+        )?
+        .execute(params![
+            i.stage,
+            i.fields.to_string(),
+            i.priority,
+            i.queue,
+            i.version,
+            ts(i.updated_at),
+            i.id,
+            rows.expected_version
+        ])?;
     if updated == 0 {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM instances WHERE id = ?")
-            .bind(i.id)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let exists: Option<i64> = conn
+            .prepare_cached("SELECT id FROM instances WHERE id = ?1")?
+            .query_row(params![i.id], |r| r.get(0))
+            .optional()?;
         return Err(match exists {
             Some(_) => StoreError::Conflict {
                 id: InstanceId(i.id),
@@ -429,73 +565,53 @@ async fn commit(conn: &mut SqliteConnection, rows: ChangeRows) -> Result<Committ
         });
     }
     if let Some(close) = &rows.close_task {
-        close_task(conn, close).await?;
+        close_task(conn, close)?;
     }
     let mut task = None;
     if let Some(u) = &rows.update_task {
-        let row = sqlx::query("UPDATE tasks SET assigned_to = CASE WHEN queue = ?1 THEN assigned_to END, queue = ?1, priority = ?2 \
-             WHERE id = ?3 AND state <> 'done' RETURNING *")
-            .bind(&u.queue)
-            .bind(sql::priority_column(u.priority))
-            .bind(u.task.0)
-            .fetch_optional(&mut *conn)
-            .await?;
-        task = row.map(|r| sql::task_from_row(&r)).transpose()?;
+        task = conn
+            .prepare_cached(
+                "UPDATE tasks SET assigned_to = CASE WHEN queue = ?1 THEN assigned_to END, queue = ?1, priority = ?2 \
+                 WHERE id = ?3 AND state <> 'done' RETURNING *",
+            )?
+            .query_row(params![u.queue, sql::priority_column(u.priority), u.task.0], task_from_row)
+            .optional()?;
     }
     if let Some(t) = &rows.new_task {
-        task = Some(insert_task(conn, i.id, t, i.updated_at).await?);
+        task = Some(insert_task(conn, i.id, t, i.updated_at)?);
     }
-    insert_events(conn, i.id, &rows.events).await?;
+    insert_events(conn, i.id, &rows.events)?;
     for l in &rows.links {
-        sqlx::query("INSERT INTO links (from_id, to_id, kind, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(l.from.0)
-            .bind(l.to.0)
-            .bind(&l.kind)
-            .bind(l.created_at)
-            .execute(&mut *conn)
-            .await?;
+        insert_link(conn, l.from.0, l.to.0, &l.kind, l.created_at)?;
     }
     let mut spawned = Vec::with_capacity(rows.spawns.len());
     for s in rows.spawns {
-        spawned.push(Box::pin(create(conn, s)).await?);
+        spawned.push(create(conn, s)?);
     }
     Ok(Committed { spawned, task })
 }
 
-async fn close_task(conn: &mut SqliteConnection, close: &CloseTask) -> Result<()> {
+fn close_task(conn: &Connection, close: &CloseTask) -> Result<()> {
     let closed = match &close.fence {
-        Fence::Token { token, agent } => sqlx::query(
-            "UPDATE tasks SET state = 'done', lease_until = NULL \
-             WHERE id = ? AND state = 'claimed' AND token = ? AND claimed_by = ?",
-        )
-        .bind(close.task.0)
-        .bind(token)
-        .bind(agent)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected(),
-        Fence::NotClaimedByOther { actor, now } => sqlx::query(
-            "UPDATE tasks SET state = 'done', lease_until = NULL \
-             WHERE id = ? AND state <> 'done' \
-               AND NOT (state = 'claimed' AND lease_until > ? AND claimed_by <> ?)",
-        )
-        .bind(close.task.0)
-        .bind(sql::micros(*now))
-        .bind(actor)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected(),
+        Fence::Token { token, agent } => conn
+            .prepare_cached(
+                "UPDATE tasks SET state = 'done', lease_until = NULL \
+                 WHERE id = ?1 AND state = 'claimed' AND token = ?2 AND claimed_by = ?3",
+            )?
+            .execute(params![close.task.0, token, agent])?,
+        Fence::NotClaimedByOther { actor, now } => conn
+            .prepare_cached(
+                "UPDATE tasks SET state = 'done', lease_until = NULL \
+                 WHERE id = ?1 AND state <> 'done' \
+                   AND NOT (state = 'claimed' AND lease_until > ?2 AND claimed_by <> ?3)",
+            )?
+            .execute(params![close.task.0, sql::micros(*now), actor])?,
     };
     if closed == 1 {
         return Ok(());
     }
-    let row = sqlx::query("SELECT * FROM tasks WHERE id = ?")
-        .bind(close.task.0)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let task = match row {
-        Some(r) => sql::task_from_row(&r)?,
-        None => return Err(StoreError::NoTask(close.task)),
+    let Some(task) = task_by_id(conn, close.task)? else {
+        return Err(StoreError::NoTask(close.task));
     };
     Err(match close.fence {
         Fence::Token { .. } => StoreError::LeaseLost(close.task),
@@ -507,93 +623,62 @@ async fn close_task(conn: &mut SqliteConnection, close: &CloseTask) -> Result<()
     })
 }
 
-const CLAIMABLE: &str = "(state = 'open' OR (state = 'claimed' AND lease_until <= ?))";
-
-async fn claim_next(conn: &mut SqliteConnection, queue: &str, agent: &str, now: i64, lease_until: i64) -> Result<Option<Task>> {
-    let sql = format!(
-        "UPDATE tasks SET state = 'claimed', claimed_by = ?, lease_until = ?, token = token + 1 \
-         WHERE id = (SELECT id FROM tasks WHERE queue = ? AND state <> 'done' AND {CLAIMABLE} \
-                       AND (assigned_to IS NULL OR assigned_to = ?) \
-                     ORDER BY priority, due_at, created_at, id LIMIT 1) \
-         RETURNING *"
-    );
-    let row: Option<SqliteRow> = sqlx::query(&sql)
-        .bind(agent)
-        .bind(lease_until)
-        .bind(queue)
-        .bind(now)
-        .bind(agent)
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.map(|r| sql::task_from_row(&r)).transpose()
+fn claim_next(conn: &Connection, queue: &str, agent: &str, now: i64, lease_until: i64) -> Result<Option<Task>> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE tasks SET state = 'claimed', claimed_by = ?1, lease_until = ?2, token = token + 1 \
+             WHERE id = (SELECT id FROM tasks \
+                         WHERE queue = ?3 AND state <> 'done' \
+                           AND (state = 'open' OR (state = 'claimed' AND lease_until <= ?4)) \
+                           AND (assigned_to IS NULL OR assigned_to = ?1) \
+                         ORDER BY priority, due_at, created_at, id LIMIT 1) \
+             RETURNING *",
+        )?
+        .query_row(params![agent, lease_until, queue, now], task_from_row)
+        .optional()?)
 }
 
-async fn claim(conn: &mut SqliteConnection, task: TaskId, agent: &str, now: i64, lease_until: i64) -> Result<Task> {
-    let sql = format!(
-        "UPDATE tasks SET state = 'claimed', claimed_by = ?, lease_until = ?, token = token + 1 \
-         WHERE id = ? AND state <> 'done' \
-           AND ((({CLAIMABLE}) AND (assigned_to IS NULL OR assigned_to = ?)) OR claimed_by = ?) \
-         RETURNING *"
-    );
-    let row: Option<SqliteRow> = sqlx::query(&sql)
-        .bind(agent)
-        .bind(lease_until)
-        .bind(task.0)
-        .bind(now)
-        .bind(agent)
-        .bind(agent)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if let Some(r) = row {
-        return sql::task_from_row(&r);
+fn claim(conn: &Connection, task: TaskId, agent: &str, now: i64, lease_until: i64) -> Result<Task> {
+    let row = conn
+        .prepare_cached(
+            "UPDATE tasks SET state = 'claimed', claimed_by = ?1, lease_until = ?2, token = token + 1 \
+             WHERE id = ?3 AND state <> 'done' \
+               AND (((state = 'open' OR (state = 'claimed' AND lease_until <= ?4)) \
+                     AND (assigned_to IS NULL OR assigned_to = ?1)) \
+                    OR claimed_by = ?1) \
+             RETURNING *",
+        )?
+        .query_row(params![agent, lease_until, task.0, now], task_from_row)
+        .optional()?;
+    if let Some(t) = row {
+        return Ok(t);
     }
-    let current = sqlx::query("SELECT * FROM tasks WHERE id = ?")
-        .bind(task.0)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Err(match current {
+    Err(match task_by_id(conn, task)? {
         None => StoreError::NoTask(task),
-        Some(r) => {
-            let t = sql::task_from_row(&r)?;
-            if t.state == TaskState::Done {
-                StoreError::TaskDone(task)
-            } else {
-                StoreError::Claimed {
-                    task,
-                    by: t.claimed_by.or(t.assigned_to).unwrap_or_default(),
-                }
-            }
-        }
+        Some(t) if t.state == TaskState::Done => StoreError::TaskDone(task),
+        Some(t) => StoreError::Claimed {
+            task,
+            by: t.claimed_by.or(t.assigned_to).unwrap_or_default(),
+        },
     })
 }
 
-async fn renew(conn: &mut SqliteConnection, task: TaskId, token: i64, agent: &str, lease_until: i64) -> Result<Task> {
-    let row: Option<SqliteRow> = sqlx::query(
-        "UPDATE tasks SET lease_until = ? WHERE id = ? AND state = 'claimed' AND token = ? AND claimed_by = ? RETURNING *",
-    )
-    .bind(lease_until)
-    .bind(task.0)
-    .bind(token)
-    .bind(agent)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some(r) => sql::task_from_row(&r),
-        None => Err(StoreError::LeaseLost(task)),
-    }
+fn renew(conn: &Connection, task: TaskId, token: i64, agent: &str, lease_until: i64) -> Result<Task> {
+    conn.prepare_cached(
+        "UPDATE tasks SET lease_until = ?1 WHERE id = ?2 AND state = 'claimed' AND token = ?3 AND claimed_by = ?4 RETURNING *",
+    )?
+    .query_row(params![lease_until, task.0, token, agent], task_from_row)
+    .optional()?
+    .ok_or(StoreError::LeaseLost(task))
 }
 
-async fn release(conn: &mut SqliteConnection, task: TaskId, token: i64, agent: &str) -> Result<()> {
-    let n = sqlx::query(
-        "UPDATE tasks SET state = 'open', claimed_by = NULL, lease_until = NULL \
-         WHERE id = ? AND state = 'claimed' AND token = ? AND claimed_by = ?",
-    )
-    .bind(task.0)
-    .bind(token)
-    .bind(agent)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+fn release(conn: &Connection, task: TaskId, token: i64, agent: &str) -> Result<()> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE tasks SET state = 'open', claimed_by = NULL, lease_until = NULL \
+             WHERE id = ?1 AND state = 'claimed' AND token = ?2 AND claimed_by = ?3",
+        )?
+        .execute(params![task.0, token, agent])?;
     if n == 1 {
         Ok(())
     } else {
@@ -601,75 +686,52 @@ async fn release(conn: &mut SqliteConnection, task: TaskId, token: i64, agent: &
     }
 }
 
-/// Per agent, tasks not done that they hold or are assigned.
-const LOADS: &str = "SELECT COALESCE(claimed_by, assigned_to) AS agent, COUNT(*) AS n FROM tasks \
-                     WHERE state <> 'done' AND COALESCE(claimed_by, assigned_to) IS NOT NULL \
-                     GROUP BY COALESCE(claimed_by, assigned_to) ORDER BY agent";
-
-async fn set_agent(conn: &mut SqliteConnection, name: &str, roles: &str, active: bool, at: DateTime<Utc>) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO agents (name, roles, active, updated_at) VALUES (?, ?, ?, ?) \
+fn set_agent(conn: &Connection, name: &str, roles: &str, active: bool, at: DateTime<Utc>) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO agents (name, roles, active, updated_at) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (name) DO UPDATE SET roles = excluded.roles, active = excluded.active, updated_at = excluded.updated_at",
-    )
-    .bind(name)
-    .bind(roles)
-    .bind(active)
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![name, roles, active, ts(at)])?;
     if !active {
-        sqlx::query("UPDATE tasks SET assigned_to = NULL WHERE assigned_to = ? AND state = 'open'")
-            .bind(name)
-            .execute(&mut *conn)
-            .await?;
+        conn.prepare_cached("UPDATE tasks SET assigned_to = NULL WHERE assigned_to = ?1 AND state = 'open'")?
+            .execute(params![name])?;
     }
     Ok(())
 }
 
-fn parse_json(text: &str, what: &str) -> Result<Json> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
-
-fn instance_row(r: &SqliteRow) -> Result<sql::InstanceRow> {
-    let fields: String = r.try_get("fields")?;
-    Ok(sql::InstanceRow {
-        id: r.try_get("id")?,
-        definition_id: r.try_get("definition_id")?,
-        process: r.try_get("process")?,
-        stage: r.try_get("stage")?,
-        fields: parse_json(&fields, "instance fields")?,
-        priority: r.try_get("priority")?,
-        queue: r.try_get("queue")?,
-        version: r.try_get("version")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
-}
+// ---------------------------------------------------------------------------------------------
+// The trait
 
 impl Store for SqliteStore {
     async fn load_definitions(&self) -> Result<(Vec<StoredDefinition>, Vec<(String, ProjectSource)>)> {
-        let rows = sqlx::query("SELECT * FROM definitions ORDER BY id").fetch_all(&self.reader).await?;
-        let mut defs = Vec::with_capacity(rows.len());
-        for r in rows {
-            let version: i64 = r.try_get("version")?;
-            defs.push(StoredDefinition {
-                id: DefinitionId(r.try_get("id")?),
-                process: r.try_get("process")?,
-                version: version as u32,
-                hash: r.try_get("hash")?,
-                project_hash: r.try_get("project_hash")?,
-                published_at: r.try_get("published_at")?,
-            });
-        }
-        let rows = sqlx::query("SELECT hash, source FROM projects").fetch_all(&self.reader).await?;
-        let mut projects = Vec::with_capacity(rows.len());
-        for r in rows {
-            let source: String = r.try_get("source")?;
-            let source: ProjectSource =
-                serde_json::from_str(&source).map_err(|e| StoreError::Corrupt(format!("project source: {e}")))?;
-            projects.push((r.try_get("hash")?, source));
-        }
-        Ok((defs, projects))
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT * FROM definitions ORDER BY id")?;
+            let defs = stmt
+                .query_map([], |r| {
+                    let published: String = r.get("published_at")?;
+                    Ok(StoredDefinition {
+                        id: DefinitionId(r.get("id")?),
+                        process: r.get("process")?,
+                        version: r.get("version")?,
+                        hash: r.get("hash")?,
+                        project_hash: r.get("project_hash")?,
+                        published_at: parse_ts(&published)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut stmt = conn.prepare_cached("SELECT hash, source FROM projects")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut projects = Vec::with_capacity(rows.len());
+            for (hash, source) in rows {
+                let source: ProjectSource =
+                    serde_json::from_str(&source).map_err(|e| StoreError::Corrupt(format!("project source: {e}")))?;
+                projects.push((hash, source));
+            }
+            Ok((defs, projects))
+        })
+        .await
     }
 
     async fn save_definitions(
@@ -698,32 +760,38 @@ impl Store for SqliteStore {
     }
 
     async fn instance(&self, id: InstanceId) -> Result<Option<Instance>> {
-        let row = sqlx::query("SELECT * FROM instances WHERE id = ?")
-            .bind(id.0)
-            .fetch_optional(&self.reader)
-            .await?;
-        match row {
-            Some(r) => Ok(Some(sql::decode_instance(&self.catalog, instance_row(&r)?)?)),
-            None => Ok(None),
-        }
+        let catalog = self.catalog.clone();
+        self.read(move |conn| {
+            let row = conn
+                .prepare_cached("SELECT * FROM instances WHERE id = ?1")?
+                .query_row(params![id.0], instance_row)
+                .optional()?;
+            row.map(|r| decode_instance_row(&catalog, r)).transpose()
+        })
+        .await
     }
 
     async fn instance_with_task(&self, id: InstanceId) -> Result<Option<(Instance, Option<Task>)>> {
-        // Two reads in one read transaction, so the pair is consistent.
-        let mut tx = self.reader.begin().await?;
-        let row = sqlx::query("SELECT * FROM instances WHERE id = ?")
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let inst = sql::decode_instance(&self.catalog, instance_row(&row)?)?;
-        let task = sqlx::query("SELECT * FROM tasks WHERE instance_id = ? AND state <> 'done'")
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let task = task.map(|r| sql::task_from_row(&r)).transpose()?;
-        tx.commit().await?;
-        Ok(Some((inst, task)))
+        let catalog = self.catalog.clone();
+        // One read transaction, so the pair is one snapshot.
+        self.read(move |conn| {
+            conn.execute_batch("BEGIN")?;
+            let out = (|| {
+                let row = conn
+                    .prepare_cached("SELECT * FROM instances WHERE id = ?1")?
+                    .query_row(params![id.0], instance_row)
+                    .optional()?;
+                let Some(row) = row else { return Ok(None) };
+                let task = conn
+                    .prepare_cached("SELECT * FROM tasks WHERE instance_id = ?1 AND state <> 'done'")?
+                    .query_row(params![id.0], task_from_row)
+                    .optional()?;
+                Ok(Some((decode_instance_row(&catalog, row)?, task)))
+            })();
+            conn.execute_batch("COMMIT")?;
+            out
+        })
+        .await
     }
 
     async fn commit(&self, change: Change) -> Result<Committed> {
@@ -732,86 +800,94 @@ impl Store for SqliteStore {
     }
 
     async fn history(&self, id: InstanceId) -> Result<Vec<Event>> {
-        let def_id: Option<i64> = sqlx::query_scalar("SELECT definition_id FROM instances WHERE id = ?")
-            .bind(id.0)
-            .fetch_optional(&self.reader)
-            .await?;
-        let Some(def_id) = def_id else { return Ok(Vec::new()) };
-        let def = sql::definition(&self.catalog, DefinitionId(def_id))?;
-        let rows = sqlx::query("SELECT * FROM events WHERE instance_id = ? ORDER BY seq")
-            .bind(id.0)
-            .fetch_all(&self.reader)
-            .await?;
-        let mut events = Vec::with_capacity(rows.len());
-        for r in rows {
-            let kind: String = r.try_get("kind")?;
-            let data: String = r.try_get("data")?;
-            events.push(sql::decode_event(
-                &def,
-                id.0,
-                r.try_get("seq")?,
-                r.try_get("at")?,
-                r.try_get("actor")?,
-                &kind,
-                &parse_json(&data, "event data")?,
-                r.try_get("reason")?,
-            )?);
-        }
-        Ok(events)
+        let catalog = self.catalog.clone();
+        self.read(move |conn| {
+            let def_id: Option<i64> = conn
+                .prepare_cached("SELECT definition_id FROM instances WHERE id = ?1")?
+                .query_row(params![id.0], |r| r.get(0))
+                .optional()?;
+            let Some(def_id) = def_id else { return Ok(Vec::new()) };
+            let def = sql::definition(&catalog, DefinitionId(def_id))?;
+            let mut stmt = conn.prepare_cached("SELECT seq, at, actor, kind, data, reason FROM events WHERE instance_id = ?1 ORDER BY seq")?;
+            let rows = stmt
+                .query_map(params![id.0], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(seq, at, actor, kind, data, reason)| {
+                    sql::decode_event(&def, id.0, seq, parse_ts(&at)?, actor, &kind, &parse_json(&data, "event data")?, reason)
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn links(&self, id: InstanceId) -> Result<Vec<Link>> {
-        let rows = sqlx::query("SELECT * FROM links WHERE from_id = ? OR to_id = ? ORDER BY created_at, from_id, to_id")
-            .bind(id.0)
-            .bind(id.0)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Link {
-                    from: InstanceId(r.try_get("from_id")?),
-                    to: InstanceId(r.try_get("to_id")?),
-                    kind: r.try_get("kind")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT * FROM links WHERE from_id = ?1 OR to_id = ?1 ORDER BY created_at, from_id, to_id")?;
+            let links = stmt
+                .query_map(params![id.0], |r| {
+                    let at: String = r.get("created_at")?;
+                    Ok(Link {
+                        from: InstanceId(r.get("from_id")?),
+                        to: InstanceId(r.get("to_id")?),
+                        kind: r.get("kind")?,
+                        created_at: parse_ts(&at)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(links)
+        })
+        .await
     }
 
     async fn task(&self, id: TaskId) -> Result<Option<Task>> {
-        let row = sqlx::query("SELECT * FROM tasks WHERE id = ?")
-            .bind(id.0)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.map(|r| sql::task_from_row(&r)).transpose()
+        self.read(move |conn| task_by_id(conn, id)).await
     }
 
     async fn open_task(&self, instance: InstanceId) -> Result<Option<Task>> {
-        let row = sqlx::query("SELECT * FROM tasks WHERE instance_id = ? AND state <> 'done'")
-            .bind(instance.0)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.map(|r| sql::task_from_row(&r)).transpose()
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT * FROM tasks WHERE instance_id = ?1 AND state <> 'done'")?
+                .query_row(params![instance.0], task_from_row)
+                .optional()?)
+        })
+        .await
     }
 
     async fn queue_tasks(&self, queue: &str, limit: u32) -> Result<Vec<Task>> {
-        let rows = sqlx::query(
-            "SELECT * FROM tasks WHERE queue = ? AND state <> 'done' ORDER BY priority, due_at, created_at, id LIMIT ?",
-        )
-        .bind(queue)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(sql::task_from_row).collect()
+        let queue = queue.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT * FROM tasks WHERE queue = ?1 AND state <> 'done' ORDER BY priority, due_at, created_at, id LIMIT ?2",
+            )?;
+            let tasks = stmt
+                .query_map(params![queue, limit], task_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(tasks)
+        })
+        .await
     }
 
     async fn queue_counts(&self) -> Result<Vec<(String, u64)>> {
-        let rows = sqlx::query("SELECT queue, COUNT(*) AS n FROM tasks WHERE state <> 'done' GROUP BY queue ORDER BY queue")
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("queue")?, r.try_get::<i64, _>("n")? as u64)))
-            .collect()
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT queue, COUNT(*) FROM tasks WHERE state <> 'done' GROUP BY queue ORDER BY queue")?;
+            let counts = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(counts)
+        })
+        .await
     }
 
     async fn claim_next(&self, queue: &str, agent: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<Task>> {
@@ -875,31 +951,44 @@ impl Store for SqliteStore {
     }
 
     async fn active_agents(&self) -> Result<Vec<(String, Vec<String>)>> {
-        let rows = sqlx::query("SELECT name, roles FROM agents WHERE active ORDER BY name")
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let roles: String = r.try_get("roles")?;
-                let roles = serde_json::from_str(&roles).map_err(|e| StoreError::Corrupt(format!("agent roles: {e}")))?;
-                Ok((r.try_get("name")?, roles))
-            })
-            .collect()
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT name, roles FROM agents WHERE active ORDER BY name")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(name, roles)| {
+                    let roles = serde_json::from_str(&roles).map_err(|e| StoreError::Corrupt(format!("agent roles: {e}")))?;
+                    Ok((name, roles))
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn agent_loads(&self) -> Result<Vec<(String, u64)>> {
-        let rows = sqlx::query(LOADS).fetch_all(&self.reader).await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("agent")?, r.try_get::<i64, _>("n")? as u64)))
-            .collect()
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT COALESCE(claimed_by, assigned_to) AS agent, COUNT(*) FROM tasks \
+                 WHERE state <> 'done' AND COALESCE(claimed_by, assigned_to) IS NOT NULL \
+                 GROUP BY COALESCE(claimed_by, assigned_to) ORDER BY agent",
+            )?;
+            let loads = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(loads)
+        })
+        .await
     }
 
     async fn last_assignee(&self, queue: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT assigned_to FROM tasks WHERE queue = ? AND assigned_to IS NOT NULL ORDER BY id DESC LIMIT 1",
-        )
-        .bind(queue)
-        .fetch_optional(&self.reader)
-        .await?)
+        let queue = queue.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT assigned_to FROM tasks WHERE queue = ?1 AND assigned_to IS NOT NULL ORDER BY id DESC LIMIT 1")?
+                .query_row(params![queue], |r| r.get(0))
+                .optional()?)
+        })
+        .await
     }
 }
