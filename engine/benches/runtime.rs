@@ -188,7 +188,7 @@ async fn bench_postgres(url: &str, workers: usize, tasks: usize) {
     for sql in [
         "DROP TABLE IF EXISTS bench_tasks",
         "CREATE TABLE bench_tasks (id BIGSERIAL PRIMARY KEY, queue TEXT NOT NULL, priority INT NOT NULL, state TEXT NOT NULL, claimed_by TEXT, token BIGINT NOT NULL DEFAULT 0)",
-        "CREATE INDEX ON bench_tasks (queue, priority, id) WHERE state <> 'done'",
+        "CREATE INDEX ON bench_tasks (queue, priority, id) WHERE state = 'open'",
     ] {
         sqlx::query(sql).execute(&pool).await.expect("setup");
     }

@@ -217,7 +217,21 @@ impl<S: Store> Engine<S> {
         reason: Option<String>,
         fence: Option<(TaskId, Fence)>,
     ) -> Result<InstanceView, EngineError> {
-        let (inst, def, task) = self.load(id).await?;
+        let loaded = self.load(id).await?;
+        self.act_on(loaded, action, fields, expected_version, actor, reason, fence).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn act_on(
+        &self,
+        (inst, def, task): (Instance, Arc<Definition>, Option<Task>),
+        action: &str,
+        fields: &Map<String, Json>,
+        expected_version: Option<i64>,
+        actor: &Actor,
+        reason: Option<String>,
+        fence: Option<(TaskId, Fence)>,
+    ) -> Result<InstanceView, EngineError> {
         check_version(&inst, expected_version)?;
         if let Some((task_id, _)) = &fence {
             if task.as_ref().map(|t| t.id) != Some(*task_id) {
@@ -438,15 +452,21 @@ impl<S: Store> Engine<S> {
         fields: &Map<String, Json>,
         actor: &Actor,
     ) -> Result<InstanceView, EngineError> {
-        let t = self.task(task).await?;
+        let (t, inst, open) = self
+            .store
+            .task_with_instance(task)
+            .await?
+            .ok_or(EngineError::TaskNotFound(task))?;
         if t.state != TaskState::Claimed || t.token != token || t.claimed_by.as_deref() != Some(actor.name.as_str()) {
             return Err(StoreError::LeaseLost(task).into());
         }
+        let def = self.definition(inst.definition)?;
         let fence = Fence::Token {
             token,
             agent: actor.name.clone(),
         };
-        self.act(t.instance, action, fields, None, actor, None, Some((task, fence))).await
+        self.act_on((inst, def, open), action, fields, None, actor, None, Some((task, fence)))
+            .await
     }
 }
 

@@ -99,6 +99,15 @@ pub trait Store: Send + Sync + 'static {
     /// An instance and its task that is not done, read together.
     fn instance_with_task(&self, id: InstanceId) -> impl Future<Output = Result<Option<(Instance, Option<Task>)>>> + Send;
 
+    /// A task, its instance, and the instance's task that is not done (the same task, unless
+    /// the instance has moved on), read together.
+    fn task_with_instance(&self, task: TaskId) -> impl Future<Output = Result<Option<(Task, Instance, Option<Task>)>>> + Send {
+        async move {
+            let Some(t) = self.task(task).await? else { return Ok(None) };
+            Ok(self.instance_with_task(t.instance).await?.map(|(i, open)| (t, i, open)))
+        }
+    }
+
     /// Apply a change atomically.
     fn commit(&self, change: Change) -> impl Future<Output = Result<Committed>> + Send;
 

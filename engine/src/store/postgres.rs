@@ -227,6 +227,149 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
     Ok(Committed { spawned, task })
 }
 
+/// The common change (no spawns, no links) as one statement: one round trip, atomic by
+/// itself. Every write is conditional on the version check (`i`), and the version check on the
+/// task fence (`f`), so either all of it happens or none; the counts say which check failed.
+async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Committed> {
+    let i = &rows.instance;
+    let mut sql = String::from("WITH ");
+    // $1..$8: the instance; $9..$14: the events; $15..: task parts.
+    let mut next = 15;
+    let mut param = || {
+        let p = next;
+        next += 1;
+        p
+    };
+    let fence = rows.close_task.as_ref().map(|close| {
+        let (id, a, b) = (param(), param(), param());
+        let cond = match close.fence {
+            Fence::Token { .. } => format!("state = 'claimed' AND token = ${a} AND claimed_by = ${b}"),
+            Fence::NotClaimedByOther { .. } => {
+                format!("state <> 'done' AND NOT (state = 'claimed' AND lease_until > ${a} AND claimed_by <> ${b})")
+            }
+        };
+        sql.push_str(&format!("f AS (SELECT id FROM tasks WHERE id = ${id} AND {cond} FOR UPDATE), "));
+        (id, a, b)
+    });
+    let fenced = if fence.is_some() { " AND EXISTS (SELECT 1 FROM f)" } else { "" };
+    sql.push_str(&format!(
+        "i AS (UPDATE instances SET stage = $1, fields = $2, priority = $3, queue = $4, version = $5, updated_at = $6 \
+         WHERE id = $7 AND version = $8{fenced} RETURNING id), "
+    ));
+    if fence.is_some() {
+        sql.push_str(
+            "c AS (UPDATE tasks SET state = 'done', lease_until = NULL \
+             WHERE id IN (SELECT id FROM f) AND EXISTS (SELECT 1 FROM i) RETURNING id), ",
+        );
+    }
+    let update = rows.update_task.as_ref().map(|_| {
+        let (q, p, id) = (param(), param(), param());
+        sql.push_str(&format!(
+            "u AS (UPDATE tasks SET assigned_to = CASE WHEN queue = ${q} THEN assigned_to END, queue = ${q}, priority = ${p} \
+             WHERE id = ${id} AND state <> 'done' AND EXISTS (SELECT 1 FROM i) RETURNING *), "
+        ));
+    });
+    let insert = rows.new_task.as_ref().map(|_| {
+        let ps: Vec<String> = (0..8).map(|_| format!("${}", param())).collect();
+        // Reading `c` makes the old task close before the new one opens (one open task per
+        // instance is a unique index).
+        let after_close = if fence.is_some() { " AND EXISTS (SELECT 1 FROM c)" } else { "" };
+        sql.push_str(&format!(
+            "n AS (INSERT INTO tasks (instance_id, process, stage, queue, priority, due_at, created_at, state, assigned_to) \
+             SELECT {}, {}, {}, {}, {}, {}, {}, 'open', {} WHERE EXISTS (SELECT 1 FROM i){after_close} RETURNING *), ",
+            ps[0], ps[1], ps[2], ps[3], ps[4], ps[5], ps[6], ps[7]
+        ));
+    });
+    sql.push_str(
+        "e AS (INSERT INTO events (instance_id, seq, at, actor, kind, data, reason) \
+         SELECT $7, * FROM UNNEST($9::bigint[], $10::timestamptz[], $11::text[], $12::text[], $13::jsonb[], $14::text[]) \
+         WHERE EXISTS (SELECT 1 FROM i) RETURNING 1) \
+         SELECT (SELECT count(*) FROM i) AS updated, (SELECT count(*) FROM e) AS events",
+    );
+    if fence.is_some() {
+        sql.push_str(", (SELECT count(*) FROM f) AS fenced");
+    }
+    if update.is_some() {
+        sql.push_str(", (SELECT row_to_json(u) FROM u) AS task");
+    } else if insert.is_some() {
+        sql.push_str(", (SELECT row_to_json(n) FROM n) AS task");
+    }
+
+    let mut q = sqlx::query(&sql)
+        .bind(&i.stage)
+        .bind(&i.fields)
+        .bind(&i.priority)
+        .bind(&i.queue)
+        .bind(i.version)
+        .bind(i.updated_at)
+        .bind(i.id)
+        .bind(rows.expected_version)
+        .bind(rows.events.iter().map(|e| e.seq).collect::<Vec<_>>())
+        .bind(rows.events.iter().map(|e| e.at).collect::<Vec<_>>())
+        .bind(rows.events.iter().map(|e| e.actor.clone()).collect::<Vec<_>>())
+        .bind(rows.events.iter().map(|e| e.kind.to_string()).collect::<Vec<_>>())
+        .bind(rows.events.iter().map(|e| e.data.clone()).collect::<Vec<_>>())
+        .bind(rows.events.iter().map(|e| e.reason.clone()).collect::<Vec<_>>());
+    if let Some(close) = &rows.close_task {
+        q = q.bind(close.task.0);
+        q = match &close.fence {
+            Fence::Token { token, agent } => q.bind(*token).bind(agent.clone()),
+            Fence::NotClaimedByOther { actor, now } => q.bind(sql::micros(*now)).bind(actor.clone()),
+        };
+    }
+    if let Some(u) = &rows.update_task {
+        q = q.bind(u.queue.clone()).bind(sql::priority_column(u.priority)).bind(u.task.0);
+    }
+    if let Some(t) = &rows.new_task {
+        q = q
+            .bind(i.id)
+            .bind(t.process.clone())
+            .bind(t.stage.clone())
+            .bind(t.queue.clone())
+            .bind(sql::priority_column(t.priority))
+            .bind(sql::due_column(t.due_at))
+            .bind(sql::micros(i.updated_at))
+            .bind(t.assigned_to.clone());
+    }
+    let row = q.fetch_one(pool).await?;
+    let updated: i64 = row.try_get("updated")?;
+    if updated == 1 {
+        let task: Option<Json> = if update.is_some() || insert.is_some() { row.try_get("task")? } else { None };
+        return Ok(Committed {
+            spawned: Vec::new(),
+            task: task.map(|t| sql::task_from_json(&t)).transpose()?,
+        });
+    }
+    // Nothing was written; say why.
+    if let Some(close) = &rows.close_task {
+        let fenced: i64 = row.try_get("fenced")?;
+        if fenced == 0 {
+            let mut conn = pool.acquire().await?;
+            let task = task_by_id(&mut conn, close.task).await?;
+            return Err(match (task, &close.fence) {
+                (None, _) => StoreError::NoTask(close.task),
+                (Some(_), Fence::Token { .. }) => StoreError::LeaseLost(close.task),
+                (Some(t), _) if t.state == TaskState::Done => StoreError::TaskDone(close.task),
+                (Some(t), _) => StoreError::Claimed {
+                    task: close.task,
+                    by: t.claimed_by.unwrap_or_default(),
+                },
+            });
+        }
+    }
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM instances WHERE id = $1")
+        .bind(i.id)
+        .fetch_optional(pool)
+        .await?;
+    Err(match exists {
+        Some(_) => StoreError::Conflict {
+            id: InstanceId(i.id),
+            expected: rows.expected_version,
+        },
+        None => StoreError::NoInstance(InstanceId(i.id)),
+    })
+}
+
 fn instance_row(r: &PgRow) -> Result<sql::InstanceRow> {
     Ok(sql::InstanceRow {
         id: r.try_get("id")?,
@@ -339,8 +482,31 @@ impl Store for PostgresStore {
         Ok(Some((inst, task)))
     }
 
+    async fn task_with_instance(&self, task: TaskId) -> Result<Option<(Task, Instance, Option<Task>)>> {
+        let row = sqlx::query(
+            "SELECT i.*, row_to_json(t) AS the_task, \
+                    (SELECT row_to_json(o) FROM tasks o WHERE o.instance_id = i.id AND o.state <> 'done') AS task \
+             FROM tasks t JOIN instances i ON i.id = t.instance_id WHERE t.id = $1",
+        )
+        .bind(task.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let inst = sql::decode_instance(&self.catalog, instance_row(&row)?)?;
+        let the_task: Json = row.try_get("the_task")?;
+        let open: Option<Json> = row.try_get("task")?;
+        Ok(Some((
+            sql::task_from_json(&the_task)?,
+            inst,
+            open.map(|t| sql::task_from_json(&t)).transpose()?,
+        )))
+    }
+
     async fn commit(&self, change: Change) -> Result<Committed> {
         let rows = sql::change_rows(&self.catalog, change)?;
+        if rows.spawns.is_empty() && rows.links.is_empty() {
+            return commit_in_one_statement(&self.pool, &rows).await;
+        }
         let mut tx = self.pool.begin().await?;
         let spawned = commit(&mut tx, rows).await?;
         tx.commit().await?;
