@@ -6,6 +6,5 @@ CREATE TABLE agents (
     active     INTEGER NOT NULL,
     updated_at TEXT NOT NULL
 );
-CREATE INDEX tasks_assigned ON tasks (assigned_to) WHERE state <> 'done';
-CREATE INDEX tasks_claimed ON tasks (claimed_by) WHERE state <> 'done';
+-- Only pushed tasks are indexed by assignee, so pull queues pay nothing for this.
 CREATE INDEX tasks_queue_assigned ON tasks (queue, id) WHERE assigned_to IS NOT NULL;
