@@ -489,7 +489,10 @@ pub enum TransitionClauseKind {
     After(Duration),
     Requires(Vec<Ident>),
     /// `spawns problem as caused_by`: the process to start and the kind of link to it.
-    Spawns { process: Ident, link: Option<Ident> },
+    Spawns {
+        process: Ident,
+        link: Option<Ident>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -524,6 +527,11 @@ impl CmpOp {
     }
 }
 
+/// How deeply parentheses and `not` may nest in a condition: `not (a == b)` nests one level,
+/// `((a == b))` two. Deeper conditions are reported as `condition-too-deep` and kept only as
+/// [`Condition::TooDeep`], so nothing ever walks a tree deep enough to overflow the stack.
+pub const MAX_CONDITION_DEPTH: usize = 32;
+
 /// A condition in `routing` and `approval`: a field (or `priority`) compared with a value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Condition {
@@ -541,12 +549,20 @@ pub enum Condition {
         values: Vec<Literal>,
         span: Span,
     },
+    /// A whole condition that nests deeper than [`MAX_CONDITION_DEPTH`], which the parser
+    /// reports (`condition-too-deep`) instead of converting it. It is kept as its tokens joined
+    /// by single spaces (comments dropped), so that the formatter prints it back unchanged and
+    /// two of them compare by what they say; the checker skips it.
+    TooDeep(String, Span),
 }
 
 impl Condition {
     pub fn span(&self) -> Span {
         match self {
-            Condition::Or(_, s) | Condition::And(_, s) | Condition::Not(_, s) => *s,
+            Condition::Or(_, s)
+            | Condition::And(_, s)
+            | Condition::Not(_, s)
+            | Condition::TooDeep(_, s) => *s,
             Condition::Compare { span, .. } | Condition::In { span, .. } => *span,
         }
     }

@@ -45,8 +45,13 @@
 use crate::ast::*;
 
 /// Format a parsed file canonically. `text` is the source the `file` was parsed from (used to
-/// find comments and blank lines). The caller guarantees that the file parsed without syntax
-/// errors; otherwise the output is still well-formed but may lose or misplace comments.
+/// find comments and blank lines).
+///
+/// Call it only on a file that parsed without errors ([`crate::Parsed::has_errors`] is false,
+/// as the CLI's `fmt` checks). The tree of a file with errors has stand-ins for what could not
+/// be read (an item with a syntax error is left out, a number too large to store is 0), so
+/// formatting it would change what the file says: `tier 99999999999999999999` would print as
+/// `tier 0`. The output is still well-formed, but that is all.
 ///
 /// The output ends with exactly one line break, except that an input with neither items nor
 /// comments formats as the empty string.
@@ -747,9 +752,11 @@ fn when(condition: &Option<Condition>) -> String {
     }
 }
 
-/// Binding strength of a condition: `or` < `and` < `not` and the comparisons.
+/// Binding strength of a condition: `or` < `and` < `not` and the comparisons. A condition too
+/// deep to convert is only ever a whole condition, but would be parenthesized as an operand.
 fn precedence(c: &Condition) -> u8 {
     match c {
+        Condition::TooDeep(..) => 0,
         Condition::Or(..) => 1,
         Condition::And(..) => 2,
         Condition::Not(..) | Condition::Compare { .. } | Condition::In { .. } => 3,
@@ -777,6 +784,8 @@ fn condition(c: &Condition) -> String {
         Condition::In {
             subject, values, ..
         } => format!("{subject} in ({})", list(values, literal)),
+        // Already its tokens, one space apart: printed as it is.
+        Condition::TooDeep(tokens, _) => tokens.clone(),
     }
 }
 

@@ -191,6 +191,20 @@ fn syntax_error(
     let span_at = |from: usize, len: usize| Span::new(file, from, from + len);
     let positives = match &error.variant {
         ErrorVariant::ParsingError { positives, .. } => positives.as_slice(),
+        // pest gives up on nesting deeper than the stack allows ("stack limit reached"), and
+        // on a parse that takes too many steps ("call limit reached", when a limit is set).
+        ErrorVariant::CustomError { message } if message.ends_with("limit reached") => {
+            let len = found_len(text, at);
+            return Diagnostic::error(
+                "syntax",
+                span_at(at, len),
+                "this is nested too deeply to be read",
+            )
+            .with_label("reading stopped here")
+            .with_help(format!(
+                "nest fewer braces, or fewer parentheses and `not`s (a condition may nest {MAX_CONDITION_DEPTH} deep)"
+            ));
+        }
         ErrorVariant::CustomError { message } => {
             let len = found_len(text, at);
             return Diagnostic::error("syntax", span_at(at, len), message.clone())
@@ -1169,6 +1183,37 @@ impl Ctx<'_> {
         }
     }
 
+    /// A whole condition (after `when`). Its nesting is measured first, walking pest's flat
+    /// token list rather than recursing: one nested too deeply is reported and kept as
+    /// [`Condition::TooDeep`] instead of being converted, since the conversion, the checker and
+    /// the formatter all recurse on the nesting.
+    fn top_condition(&mut self, pair: P) -> Condition {
+        let Some(local) = too_deep_at(&pair) else {
+            return self.condition(pair);
+        };
+        let span = self.span(&pair);
+        let at = self.base + local;
+        let len = if self.text.get(local..).is_some_and(|t| t.starts_with('(')) {
+            1
+        } else {
+            found_len(self.text, local)
+        };
+        self.diagnostics.push(
+            Diagnostic::error(
+                "condition-too-deep",
+                Span::new(self.file, at, at + len),
+                format!(
+                    "this condition nests parentheses and `not` more than {MAX_CONDITION_DEPTH} deep"
+                ),
+            )
+            .with_label(format!("level {} starts here", MAX_CONDITION_DEPTH + 1))
+            .with_help(
+                "drop redundant parentheses and double `not`s, or split the condition over several rules",
+            ),
+        );
+        Condition::TooDeep(condition_tokens(pair.as_str()), span)
+    }
+
     fn condition(&mut self, pair: P) -> Condition {
         let span = self.span(&pair);
         match pair.as_rule() {
@@ -1269,7 +1314,7 @@ impl Ctx<'_> {
             let mut queue = None;
             for q in p.into_inner() {
                 match q.as_rule() {
-                    Rule::condition => condition = Some(self.condition(q)),
+                    Rule::condition => condition = Some(self.top_condition(q)),
                     Rule::ident => queue = Some(self.ident(q)),
                     _ => {}
                 }
@@ -1372,7 +1417,7 @@ impl Ctx<'_> {
                     };
                     for q in p.into_inner() {
                         match q.as_rule() {
-                            Rule::condition => condition = Some(self.condition(q)),
+                            Rule::condition => condition = Some(self.top_condition(q)),
                             Rule::approval_plan => plan = self.approval_plan(q),
                             _ => {}
                         }
@@ -1530,6 +1575,93 @@ fn comment_start(line: &str) -> Option<usize> {
     None
 }
 
+/// Where a condition first nests deeper than [`MAX_CONDITION_DEPTH`]: the offset in the
+/// parsed text of the `(` or `not` opening the first level too many; `None` if it does not.
+///
+/// Each `(` and each `not` opens a `negation` inside a `negation`, and every comparison is a
+/// `negation` too, so a condition nests `n` levels where `negation`s nest `n + 1` deep.
+/// pest's token list is flat, so this does not recurse.
+fn too_deep_at(pair: &P) -> Option<usize> {
+    let mut depth = 0usize;
+    // The start of the innermost `negation` open at depth `MAX_CONDITION_DEPTH + 1`.
+    let mut last_level = 0;
+    for token in pair.clone().tokens() {
+        match token {
+            pest::Token::Start {
+                rule: Rule::negation,
+                pos,
+            } => {
+                depth += 1;
+                if depth == MAX_CONDITION_DEPTH + 1 {
+                    last_level = pos.pos();
+                } else if depth > MAX_CONDITION_DEPTH + 1 {
+                    return Some(last_level);
+                }
+            }
+            pest::Token::End {
+                rule: Rule::negation,
+                ..
+            } => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The tokens of a condition's text joined by single spaces, without comments, and with no
+/// space after `(` or before `)` and `,`: `not ((a==b)) // x` -> `not ((a == b))`. Parsing
+/// the result gives the same tokens, so this is stable under formatting. The text is one that
+/// parsed as a condition, so its tokens are strings, `(`, `)`, `,`, comparison operators and
+/// words (names, values, keywords).
+fn condition_tokens(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let is_delimiter = |i: usize| {
+        matches!(
+            bytes[i],
+            b'(' | b')' | b',' | b'"' | b'=' | b'!' | b'<' | b'>'
+        ) || bytes[i].is_ascii_whitespace()
+            || (bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'/'))
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'/') {
+            i = text[i..].find('\n').map_or(bytes.len(), |n| i + n);
+            continue;
+        }
+        let end = match bytes[i] {
+            b'"' => {
+                let mut j = i + 1;
+                while j < bytes.len() && bytes[j] != b'"' && bytes[j] != b'\n' {
+                    j += if bytes[j] == b'\\' { 2 } else { 1 };
+                }
+                (j + 1).min(bytes.len())
+            }
+            b'(' | b')' | b',' => i + 1,
+            b'=' | b'!' | b'<' | b'>' => i + 1 + usize::from(bytes.get(i + 1) == Some(&b'=')),
+            _ => {
+                let mut j = i + 1;
+                while j < bytes.len() && !is_delimiter(j) {
+                    j += 1;
+                }
+                j
+            }
+        };
+        let token = text.get(i..end).unwrap_or("");
+        let glued = out.is_empty() || out.ends_with('(') || token == ")" || token == ",";
+        if !glued {
+            out.push(' ');
+        }
+        out.push_str(token);
+        i = end;
+    }
+    out
+}
+
 /// The AST's `Rule` (a rhai rule), named apart from pest's generated `Rule` enum.
 type Rule_ = crate::ast::Rule;
 
@@ -1626,6 +1758,99 @@ mod tests {
         let d = &parse(FileId(0), text).diagnostics[0];
         assert_eq!(d.message, "expected a name, found end of file");
         assert_eq!(d.secondary.len(), 1);
+    }
+
+    fn routing_when(condition: &str) -> String {
+        format!("process p {{\n  routing {{\n    when {condition} => q\n  }}\n}}\n")
+    }
+
+    fn first_condition(parsed: &Parsed) -> Option<&Condition> {
+        match parsed.file.items.first()? {
+            Item::Process(p) => match p.members.first()? {
+                Member::Routing(r) => r.rules.first()?.condition.as_ref(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn conditions_nest_up_to_the_limit() {
+        let n = MAX_CONDITION_DEPTH;
+        let text = routing_when(&format!(
+            "not {}a == b{}",
+            "(".repeat(n - 1),
+            ")".repeat(n - 1)
+        ));
+        let parsed = parse(FileId(0), &text);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        assert!(matches!(first_condition(&parsed), Some(Condition::Not(..))));
+
+        // One level more: reported at the `(` that opens it, and not converted.
+        let text = routing_when(&format!(
+            "not {}a == b{} // c\n    ",
+            "(".repeat(n),
+            ")".repeat(n)
+        ));
+        let parsed = parse(FileId(0), &text);
+        let codes: Vec<&str> = parsed.diagnostics.iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["condition-too-deep"]);
+        let span = parsed.diagnostics[0].span;
+        let level = text.find("not").unwrap_or(0) + 4 + (n - 1);
+        assert_eq!((span.start as usize, span.end as usize), (level, level + 1));
+        let tokens = format!("not {}a == b{}", "(".repeat(n), ")".repeat(n));
+        assert!(
+            matches!(first_condition(&parsed), Some(Condition::TooDeep(t, _)) if *t == tokens),
+            "{:?}",
+            first_condition(&parsed)
+        );
+
+        // `not`s count too; and in a file cut into items (for the syntax error in `role`), the
+        // span is still where it is in the file.
+        let text = format!(
+            "role\n{}",
+            routing_when(&format!("{}a == b", "not ".repeat(n + 1)))
+        );
+        let parsed = parse(FileId(0), &text);
+        let codes: Vec<&str> = parsed.diagnostics.iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["syntax", "condition-too-deep"]);
+        let span = parsed.diagnostics[1].span;
+        let level = text.find("not").unwrap_or(0) + 4 * n;
+        assert_eq!((span.start as usize, span.end as usize), (level, level + 3));
+    }
+
+    #[test]
+    fn nesting_too_deep_for_pest_is_a_syntax_error() {
+        // In a thread with Rust's default 2 MiB stack, pest runs out of stack before the end.
+        let text = routing_when(&format!(
+            "{}a == b{}",
+            "(".repeat(100_000),
+            ")".repeat(100_000)
+        ));
+        let parsed = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || parse(FileId(0), &text))
+            .expect("spawn")
+            .join()
+            .expect("no panic");
+        let messages: Vec<&str> = parsed
+            .diagnostics
+            .iter()
+            .map(|d| d.message.as_str())
+            .collect();
+        assert_eq!(messages, ["this is nested too deeply to be read"]);
+    }
+
+    #[test]
+    fn deep_conditions_are_kept_as_their_tokens() {
+        assert_eq!(
+            condition_tokens("not((a==b)or c in(x,\"y)\\\" // z\")) // comment\n and d>=-1 "),
+            "not ((a == b) or c in (x, \"y)\\\" // z\")) and d >= -1"
+        );
+        assert_eq!(
+            condition_tokens("t < 2026-12-25T08:00:00+01:00 and\n\td != 1h30m"),
+            "t < 2026-12-25T08:00:00+01:00 and d != 1h30m"
+        );
     }
 
     #[test]

@@ -101,7 +101,8 @@ impl CondScope<'_> {
         }
     }
 
-    /// Resolve a condition; `None` if any part of it is wrong (each problem is reported).
+    /// Resolve a condition; `None` if any part of it is wrong (each problem is reported, here or,
+    /// for a condition nested too deeply, by the parser).
     pub fn resolve(&self, cond: &ast::Condition, diags: &mut Vec<Diagnostic>) -> Option<Condition> {
         match cond {
             ast::Condition::Or(parts, _) => self.all(parts, diags).map(Condition::Or),
@@ -139,6 +140,8 @@ impl CondScope<'_> {
                     value,
                 })
             }
+            // Reported by the parser (`condition-too-deep`) and not converted.
+            ast::Condition::TooDeep(..) => None,
             ast::Condition::In {
                 subject, values, ..
             } => {

@@ -320,6 +320,10 @@ fn check_fields(block: &ast::Fields, scope: &mut ProcessScope, diags: &mut Vec<D
 // ---------------------------------------------------------------------------------------------
 // Priority table
 
+/// The most cells (combinations of the fields' values) a priority table may have. Every cell
+/// must be written out, so a real table is far smaller; this bounds the checker's memory.
+const MAX_TABLE_CELLS: u64 = 1 << 16;
+
 fn check_table(
     t: &ast::PriorityTable,
     scope: &ProcessScope,
@@ -375,7 +379,39 @@ fn check_table(
 
     let n = fields.len();
     let radix: Vec<u32> = values.iter().map(|v| v.len() as u32).collect();
-    let total: usize = radix.iter().map(|&r| r as usize).product();
+    let total = radix
+        .iter()
+        .try_fold(1u64, |acc, &r| acc.checked_mul(u64::from(r)));
+    let total = match total {
+        Some(total) if total <= MAX_TABLE_CELLS => total as usize,
+        _ => {
+            let count = match total {
+                Some(total) => format!("{total} combinations of values"),
+                None => "at least 2^64 combinations of values".to_string(),
+            };
+            let header = Span {
+                end: t.fields.last().map_or(t.span.end, |f| f.span.end),
+                ..t.span
+            };
+            diags.push(
+                Diagnostic::error(
+                    "priority-table-too-large",
+                    header,
+                    format!(
+                        "this priority table has {count}; a table may have at most {MAX_TABLE_CELLS}"
+                    ),
+                )
+                .with_label(format!(
+                    "one priority per combination of the values of these {}",
+                    super::names::count(n, "field", "fields")
+                ))
+                .with_help(
+                    "key the table on fewer fields: a `computes` rule can combine several fields into one enum field for the table to use",
+                ),
+            );
+            return None;
+        }
+    };
     let mut cells: Vec<Option<(PriorityId, Span)>> = vec![None; total];
     let value_of = |field: usize, key: &Ident, diags: &mut Vec<Diagnostic>| -> Option<u32> {
         match values[field].iter().position(|v| *v == key.name) {
@@ -948,7 +984,9 @@ fn check_routing(
             .with_help("give a stage `queue by routing`, or remove the routing"),
         );
     }
-    if error_count(&ctx.diags) > before {
+    // Coverage findings are by position, so every rule must have been resolved. (A rule that
+    // was not is reported, but possibly by the parser, before `before` was counted.)
+    if error_count(&ctx.diags) > before || routes.len() != r.rules.len() {
         return routes;
     }
     let conds: Vec<Option<&Condition>> = routes.iter().map(|r| r.condition.as_ref()).collect();
