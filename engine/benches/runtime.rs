@@ -43,7 +43,10 @@ fn processes() -> Sources {
     files.sort();
     let mut sources = Sources::new();
     for f in files {
-        sources.add(f.display().to_string(), std::fs::read_to_string(&f).expect("read"));
+        sources.add(
+            f.display().to_string(),
+            std::fs::read_to_string(&f).expect("read"),
+        );
     }
     sources
 }
@@ -57,7 +60,9 @@ fn incident() -> Map<String, Value> {
 }
 
 async fn engine<S: Store>(store: S, catalog: Arc<Catalog>) -> Engine<S> {
-    let e = Engine::open(store, catalog, Arc::new(SystemClock)).await.expect("open");
+    let e = Engine::open(store, catalog, Arc::new(SystemClock))
+        .await
+        .expect("open");
     e.publish(&processes()).await.expect("publish");
     e
 }
@@ -75,14 +80,32 @@ fn remove_db(p: &std::path::Path) {
 }
 
 /// One incident from creation to closure; three user tasks (accept, resolve, close).
-async fn lifecycle<S: Store>(e: &Engine<S>, agent: &Actor, caller: &Actor, fields: &Map<String, Value>, resolution: &Map<String, Value>) {
+async fn lifecycle<S: Store>(
+    e: &Engine<S>,
+    agent: &Actor,
+    caller: &Actor,
+    fields: &Map<String, Value>,
+    resolution: &Map<String, Value>,
+) {
     let none = Map::new();
     let inc = e.create("incident", fields, caller).await.expect("create");
-    e.perform(inc.id(), "log", &none, None, agent, None).await.expect("log");
-    let task = e.claim_next("network", agent, TimeDelta::minutes(10)).await.expect("claim").expect("task");
-    e.complete(task.id, task.token, "accept", &none, agent).await.expect("accept");
-    e.perform(inc.id(), "resolve", resolution, None, agent, None).await.expect("resolve");
-    e.perform(inc.id(), "close", &none, None, caller, None).await.expect("close");
+    e.perform(inc.id(), "log", &none, None, agent, None)
+        .await
+        .expect("log");
+    let task = e
+        .claim_next("network", agent, TimeDelta::minutes(10))
+        .await
+        .expect("claim")
+        .expect("task");
+    e.complete(task.id, task.token, "accept", &none, agent)
+        .await
+        .expect("accept");
+    e.perform(inc.id(), "resolve", resolution, None, agent, None)
+        .await
+        .expect("resolve");
+    e.perform(inc.id(), "close", &none, None, caller, None)
+        .await
+        .expect("close");
 }
 
 async fn bench_memory() {
@@ -90,7 +113,10 @@ async fn bench_memory() {
     let agent = Actor::new("alice", &["agent", "network_engineer"]);
     let caller = Actor::new("carol", &["caller"]);
     let fields = incident();
-    let resolution = json!({"resolution": "fixed"}).as_object().cloned().expect("object");
+    let resolution = json!({"resolution": "fixed"})
+        .as_object()
+        .cloned()
+        .expect("object");
     for _ in 0..2_000 {
         lifecycle(&e, &agent, &caller, &fields, &resolution).await;
     }
@@ -101,7 +127,11 @@ async fn bench_memory() {
     }
     let rate = n as f64 / t.elapsed().as_secs_f64();
     println!("memory: {rate:>10.0} incident lifecycles/s (3 user tasks each, one thread)");
-    println!("        {:>10.2}x the 100,000/s goal; {:.0}x SpiffWorkflow's ~580/s reference", rate / 100_000.0, rate / 580.0);
+    println!(
+        "        {:>10.2}x the 100,000/s goal; {:.0}x SpiffWorkflow's ~580/s reference",
+        rate / 100_000.0,
+        rate / 580.0
+    );
 }
 
 /// Raw single-row autocommit inserts: the ceiling for one durable commit at a time.
@@ -115,11 +145,18 @@ async fn raw_sqlite_commits(sync: SqliteSynchronous, secs: f64) -> f64 {
         .connect()
         .await
         .expect("sqlite");
-    sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)").execute(&mut conn).await.expect("table");
+    sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+        .execute(&mut conn)
+        .await
+        .expect("table");
     let t = Instant::now();
     let mut n = 0u64;
     while t.elapsed().as_secs_f64() < secs {
-        sqlx::query("INSERT INTO t (v) VALUES (?)").bind("x").execute(&mut conn).await.expect("insert");
+        sqlx::query("INSERT INTO t (v) VALUES (?)")
+            .bind("x")
+            .execute(&mut conn)
+            .await
+            .expect("insert");
         n += 1;
     }
     let rate = n as f64 / t.elapsed().as_secs_f64();
@@ -135,16 +172,25 @@ async fn bench_sqlite(clients: usize, secs: f64) {
 
     let path = temp_db("engine");
     let catalog = Arc::new(Catalog::default());
-    let store = SqliteStore::open_with(&path, catalog.clone(), Durability::Full).await.expect("sqlite");
+    let store = SqliteStore::open_with(&path, catalog.clone(), Durability::Full)
+        .await
+        .expect("sqlite");
     let e = Arc::new(engine(store, catalog).await);
     let agent = Actor::new("alice", &["agent", "network_engineer"]);
     // Each client owns one incident in `working` and moves it back and forth (ask / answer):
     // every transition rewrites the instance, appends history and closes or opens a task.
     let mut ids = Vec::new();
     for _ in 0..clients {
-        let inc = e.create("incident", &incident(), &agent).await.expect("create");
-        e.perform(inc.id(), "log", &Map::new(), None, &agent, None).await.expect("log");
-        e.perform(inc.id(), "accept", &Map::new(), None, &agent, None).await.expect("accept");
+        let inc = e
+            .create("incident", &incident(), &agent)
+            .await
+            .expect("create");
+        e.perform(inc.id(), "log", &Map::new(), None, &agent, None)
+            .await
+            .expect("log");
+        e.perform(inc.id(), "accept", &Map::new(), None, &agent, None)
+            .await
+            .expect("accept");
         ids.push(inc.id());
     }
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
@@ -157,8 +203,12 @@ async fn bench_sqlite(clients: usize, secs: f64) {
             let none = Map::new();
             let mut n = 0u64;
             while Instant::now() < deadline {
-                e.perform(id, "ask", &none, None, &agent, None).await.expect("ask");
-                e.perform(id, "answer", &none, None, &agent, None).await.expect("answer");
+                e.perform(id, "ask", &none, None, &agent, None)
+                    .await
+                    .expect("ask");
+                e.perform(id, "answer", &none, None, &agent, None)
+                    .await
+                    .expect("answer");
                 n += 2;
             }
             n
@@ -229,23 +279,45 @@ async fn bench_postgres(url: &str, workers: usize, tasks: usize) {
         total += h.await.expect("worker");
     }
     let bare = total as f64 / start.elapsed().as_secs_f64();
-    sqlx::query("DROP TABLE bench_tasks").execute(&pool).await.expect("drop");
+    sqlx::query("DROP TABLE bench_tasks")
+        .execute(&pool)
+        .await
+        .expect("drop");
 
     // The engine: the same number of triage tasks, claimed and completed (`cancel`).
     let db = format!("itsmflow_bench_{}", std::process::id());
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {db}")).execute(&pool).await.expect("drop db");
-    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&pool).await.expect("create db");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
+        .execute(&pool)
+        .await
+        .expect("drop db");
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&pool)
+        .await
+        .expect("create db");
     let db_url = match url.split_once('?') {
-        Some((base, q)) => format!("{}/{db}?{q}", base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base)),
-        None => format!("{}/{db}", url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url)),
+        Some((base, q)) => format!(
+            "{}/{db}?{q}",
+            base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base)
+        ),
+        None => format!(
+            "{}/{db}",
+            url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url)
+        ),
     };
     let catalog = Arc::new(Catalog::default());
-    let store = PostgresStore::connect_with(&db_url, catalog.clone(), workers as u32).await.expect("store");
+    let store = PostgresStore::connect_with(&db_url, catalog.clone(), workers as u32)
+        .await
+        .expect("store");
     let e = Arc::new(engine(store, catalog).await);
     let agent = Actor::new("alice", &["agent", "network_engineer"]);
     for _ in 0..tasks {
-        let inc = e.create("incident", &incident(), &agent).await.expect("create");
-        e.perform(inc.id(), "log", &Map::new(), None, &agent, None).await.expect("log");
+        let inc = e
+            .create("incident", &incident(), &agent)
+            .await
+            .expect("create");
+        e.perform(inc.id(), "log", &Map::new(), None, &agent, None)
+            .await
+            .expect("log");
     }
     let start = Instant::now();
     let mut handles = Vec::new();
@@ -255,8 +327,14 @@ async fn bench_postgres(url: &str, workers: usize, tasks: usize) {
             let me = Actor::new(format!("w{w}"), &["agent", "network_engineer"]);
             let none = Map::new();
             let mut n = 0u64;
-            while let Some(t) = e.claim_next("network", &me, TimeDelta::minutes(5)).await.expect("claim") {
-                e.complete(t.id, t.token, "cancel", &none, &me).await.expect("complete");
+            while let Some(t) = e
+                .claim_next("network", &me, TimeDelta::minutes(5))
+                .await
+                .expect("claim")
+            {
+                e.complete(t.id, t.token, "cancel", &none, &me)
+                    .await
+                    .expect("complete");
                 n += 1;
             }
             n
@@ -273,7 +351,9 @@ async fn bench_postgres(url: &str, workers: usize, tasks: usize) {
         rate / bare
     );
     drop(e);
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&pool).await;
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .execute(&pool)
+        .await;
 }
 
 fn main() {
@@ -287,7 +367,10 @@ fn main() {
     let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
     if run("memory") {
         // The in-memory lifecycle runs on one thread, as a simulation would.
-        let single = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let single = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         single.block_on(bench_memory());
     }
     rt.block_on(async {

@@ -180,7 +180,11 @@ pub(crate) struct PendingSpawn {
 
 /// A spawned instance copies its parent's fields by name: every field the child requires
 /// without a default must exist in the parent, with the same type.
-fn check_spawns(pending: &[PendingSpawn], processes: &[crate::model::Process], diags: &mut Vec<Diagnostic>) {
+fn check_spawns(
+    pending: &[PendingSpawn],
+    processes: &[crate::model::Process],
+    diags: &mut Vec<Diagnostic>,
+) {
     for spawn in pending {
         let Some(child) = processes.iter().find(|p| p.name == spawn.child) else {
             continue; // the child has errors of its own

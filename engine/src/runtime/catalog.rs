@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 use crate::model::{Process, Project};
 
 /// Identifies one published version of one process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct DefinitionId(pub i64);
 
 /// The source files of one publish, as they were checked.
@@ -139,7 +141,11 @@ impl Catalog {
                 .iter()
                 .map(|q| {
                     let info = QueueInfo {
-                        roles: q.members.iter().map(|r| def.project.role(*r).name.clone()).collect(),
+                        roles: q
+                            .members
+                            .iter()
+                            .map(|r| def.project.role(*r).name.clone())
+                            .collect(),
                         assignment: q.assignment,
                     };
                     (q.name.clone(), Arc::new(info))

@@ -14,7 +14,11 @@ fn corrupt(what: impl Into<String>) -> String {
 }
 
 pub fn stage_name(def: &Definition, s: StageId) -> &str {
-    def.model().stages.get(s.index()).map(|s| s.name.as_str()).unwrap_or("")
+    def.model()
+        .stages
+        .get(s.index())
+        .map(|s| s.name.as_str())
+        .unwrap_or("")
 }
 
 pub fn priority_name(def: &Definition, p: Option<PriorityId>) -> Option<&str> {
@@ -26,7 +30,9 @@ pub fn queue_name(def: &Definition, q: Option<QueueId>) -> Option<&str> {
 }
 
 pub fn stage_id(def: &Definition, name: &str) -> Result<StageId, String> {
-    def.model().stage(name).ok_or_else(|| corrupt(format!("unknown stage `{name}`")))
+    def.model()
+        .stage(name)
+        .ok_or_else(|| corrupt(format!("unknown stage `{name}`")))
 }
 
 pub fn priority_id(def: &Definition, name: Option<&str>) -> Result<Option<PriorityId>, String> {
@@ -72,7 +78,9 @@ pub fn fields_from_json(p: &Process, json: &Json) -> Result<Vec<Option<Value>>, 
         return Err(corrupt("fields are not an object"));
     };
     for (name, v) in map {
-        let id = p.field(name).ok_or_else(|| corrupt(format!("unknown field `{name}`")))?;
+        let id = p
+            .field(name)
+            .ok_or_else(|| corrupt(format!("unknown field `{name}`")))?;
         fields[id.index()] = values::from_json(&p.fields[id.index()], v).map_err(|e| e.message)?;
     }
     Ok(fields)
@@ -89,7 +97,13 @@ fn field_value(p: &Process, f: FieldId, v: &Option<Value>) -> Json {
 pub fn event_to_json(def: &Definition, kind: &EventKind) -> (&'static str, Json) {
     let p = def.model();
     match kind {
-        EventKind::Created { stage, fields, priority, queue, spawned_by } => (
+        EventKind::Created {
+            stage,
+            fields,
+            priority,
+            queue,
+            spawned_by,
+        } => (
             "created",
             json!({
                 "stage": stage_name(def, *stage),
@@ -127,7 +141,9 @@ pub fn event_to_json(def: &Definition, kind: &EventKind) -> (&'static str, Json)
         ),
         EventKind::Commented { text } => ("commented", json!({ "text": text })),
         EventKind::Linked { kind, other } => ("linked", json!({"kind": kind, "other": other.0})),
-        EventKind::Spawned { process, link } => ("spawned", json!({"process": process, "link": link})),
+        EventKind::Spawned { process, link } => {
+            ("spawned", json!({"process": process, "link": link}))
+        }
     }
 }
 
@@ -142,7 +158,8 @@ fn opt_str<'a>(data: &'a Json, key: &str) -> Option<&'a str> {
 }
 
 fn cause_of(data: &Json) -> Result<Cause, String> {
-    serde_json::from_value(data.get("cause").cloned().unwrap_or(Json::Null)).map_err(|e| e.to_string())
+    serde_json::from_value(data.get("cause").cloned().unwrap_or(Json::Null))
+        .map_err(|e| e.to_string())
 }
 
 pub fn event_from_json(def: &Definition, kind: &str, data: &Json) -> Result<EventKind, String> {
@@ -155,7 +172,11 @@ pub fn event_from_json(def: &Definition, kind: &str, data: &Json) -> Result<Even
             queue: queue_id(def, opt_str(data, "queue"))?,
             spawned_by: match data.get("spawned_by") {
                 Some(s) if !s.is_null() => Some((
-                    InstanceId(s.get("instance").and_then(Json::as_i64).ok_or("bad spawned_by")?),
+                    InstanceId(
+                        s.get("instance")
+                            .and_then(Json::as_i64)
+                            .ok_or("bad spawned_by")?,
+                    ),
                     str_of(s, "link")?.to_string(),
                 )),
                 _ => None,
@@ -164,19 +185,28 @@ pub fn event_from_json(def: &Definition, kind: &str, data: &Json) -> Result<Even
         "transitioned" => {
             let action = str_of(data, "action")?;
             EventKind::Transitioned {
-                action: p.transition(action).ok_or_else(|| corrupt(format!("unknown action `{action}`")))?,
+                action: p
+                    .transition(action)
+                    .ok_or_else(|| corrupt(format!("unknown action `{action}`")))?,
                 from: stage_id(def, str_of(data, "from")?)?,
                 to: stage_id(def, str_of(data, "to")?)?,
             }
         }
         "fields_changed" => {
             let mut changes = Vec::new();
-            for c in data.get("changes").and_then(Json::as_array).ok_or("no changes")? {
+            for c in data
+                .get("changes")
+                .and_then(Json::as_array)
+                .ok_or("no changes")?
+            {
                 let name = str_of(c, "field")?;
-                let id = p.field(name).ok_or_else(|| corrupt(format!("unknown field `{name}`")))?;
+                let id = p
+                    .field(name)
+                    .ok_or_else(|| corrupt(format!("unknown field `{name}`")))?;
                 let field = &p.fields[id.index()];
                 let decode = |key: &str| -> Result<Option<Value>, String> {
-                    values::from_json(field, c.get(key).unwrap_or(&Json::Null)).map_err(|e| e.message)
+                    values::from_json(field, c.get(key).unwrap_or(&Json::Null))
+                        .map_err(|e| e.message)
                 };
                 changes.push(FieldChange {
                     field: id,

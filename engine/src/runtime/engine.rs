@@ -10,14 +10,14 @@ use itsmflow_dsl::Sources;
 use serde_json::{Map, Value as Json};
 
 use super::catalog::{process_hash, Catalog, Definition, DefinitionId, ProjectSource, QueueInfo};
-use crate::model::Assignment;
 use super::clock::Clock;
 use super::error::EngineError;
 use super::logic::{self, Logic, Request};
 use super::types::*;
-use super::view::{self, EventView, InstanceView, LinkView};
 use super::types::{Change, NewTask};
+use super::view::{self, EventView, InstanceView, LinkView};
 use crate::check::check;
+use crate::model::Assignment;
 use crate::store::{NewDefinition, Store, StoreError};
 
 /// What a publish did, per process.
@@ -38,22 +38,30 @@ pub struct Engine<S> {
 
 impl<S: Store> Engine<S> {
     /// Start on a store, loading (and re-checking) every published definition.
-    pub async fn open(store: S, catalog: Arc<Catalog>, clock: Arc<dyn Clock>) -> Result<Self, EngineError> {
+    pub async fn open(
+        store: S,
+        catalog: Arc<Catalog>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, EngineError> {
         let (definitions, projects) = store.load_definitions().await?;
         let projects: HashMap<String, ProjectSource> = projects.into_iter().collect();
         let mut compiled = HashMap::new();
         for d in definitions {
-            let source = projects
-                .get(&d.project_hash)
-                .ok_or_else(|| StoreError::Corrupt(format!("definition {} has no project source", d.id.0)))?;
+            let source = projects.get(&d.project_hash).ok_or_else(|| {
+                StoreError::Corrupt(format!("definition {} has no project source", d.id.0))
+            })?;
             if !compiled.contains_key(&d.project_hash) {
                 let checked = check(&source.to_sources());
-                let project = checked.project.ok_or(EngineError::InvalidDefinitions(checked.diagnostics))?;
+                let project = checked
+                    .project
+                    .ok_or(EngineError::InvalidDefinitions(checked.diagnostics))?;
                 compiled.insert(d.project_hash.clone(), Arc::new(project));
             }
             let project = compiled[&d.project_hash].clone();
             let def = Definition::new(d.id, d.version, d.hash, d.published_at, project, &d.process)
-                .ok_or_else(|| StoreError::Corrupt(format!("definition {} names a missing process", d.id.0)))?;
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("definition {} names a missing process", d.id.0))
+                })?;
             catalog.insert(def);
         }
         Ok(Engine {
@@ -88,7 +96,10 @@ impl<S: Store> Engine<S> {
             return Err(EngineError::InvalidDefinitions(checked.diagnostics));
         };
         let source = ProjectSource {
-            files: sources.iter().map(|(_, f)| (f.name.clone(), f.text.clone())).collect(),
+            files: sources
+                .iter()
+                .map(|(_, f)| (f.name.clone(), f.text.clone()))
+                .collect(),
         };
         let project_hash = source.hash();
         let mut report = Vec::new();
@@ -120,10 +131,20 @@ impl<S: Store> Engine<S> {
             return Ok(report);
         }
         let now = self.clock.now();
-        let ids = self.store.save_definitions(&project_hash, &source, &new, now).await?;
+        let ids = self
+            .store
+            .save_definitions(&project_hash, &source, &new, now)
+            .await?;
         let project = Arc::new(project);
         for (d, id) in new.iter().zip(ids) {
-            if let Some(def) = Definition::new(id, d.version, d.hash.clone(), now, project.clone(), &d.process) {
+            if let Some(def) = Definition::new(
+                id,
+                d.version,
+                d.hash.clone(),
+                now,
+                project.clone(),
+                &d.process,
+            ) {
                 self.catalog.insert(def);
             }
         }
@@ -137,13 +158,16 @@ impl<S: Store> Engine<S> {
     }
 
     fn definition(&self, id: DefinitionId) -> Result<Arc<Definition>, EngineError> {
-        self.catalog
-            .get(id)
-            .ok_or_else(|| EngineError::Store(StoreError::Corrupt(format!("no definition {}", id.0))))
+        self.catalog.get(id).ok_or_else(|| {
+            EngineError::Store(StoreError::Corrupt(format!("no definition {}", id.0)))
+        })
     }
 
     /// An instance, its definition and its open task.
-    async fn load(&self, id: InstanceId) -> Result<(Instance, Arc<Definition>, Option<Task>), EngineError> {
+    async fn load(
+        &self,
+        id: InstanceId,
+    ) -> Result<(Instance, Arc<Definition>, Option<Task>), EngineError> {
         let (inst, task) = self
             .store
             .instance_with_task(id)
@@ -154,7 +178,12 @@ impl<S: Store> Engine<S> {
     }
 
     /// Write a change and show the instance as it now is.
-    async fn commit(&self, change: Change, def: Arc<Definition>, task_before: Option<Task>) -> Result<InstanceView, EngineError> {
+    async fn commit(
+        &self,
+        change: Change,
+        def: Arc<Definition>,
+        task_before: Option<Task>,
+    ) -> Result<InstanceView, EngineError> {
         let touched_task = change.new_task.is_some() || change.update_task.is_some();
         let closed_task = change.close_task.is_some();
         let state = change.instance.clone();
@@ -170,16 +199,27 @@ impl<S: Store> Engine<S> {
     }
 
     /// Create an instance of the latest version of a process.
-    pub async fn create(&self, process: &str, fields: &Map<String, Json>, actor: &Actor) -> Result<InstanceView, EngineError> {
+    pub async fn create(
+        &self,
+        process: &str,
+        fields: &Map<String, Json>,
+        actor: &Actor,
+    ) -> Result<InstanceView, EngineError> {
         let def = self.latest(process)?;
-        let mut new = self.logic.create(&def, fields, &self.request(actor, None), None)?;
+        let mut new = self
+            .logic
+            .create(&def, fields, &self.request(actor, None), None)?;
         if let Some(t) = new.task.as_mut() {
             self.assign(t).await?;
         }
         let mut inst = new.instance.clone();
         let has_task = new.task.is_some();
         inst.id = self.store.create(new).await?;
-        let task = if has_task { self.store.open_task(inst.id).await? } else { None };
+        let task = if has_task {
+            self.store.open_task(inst.id).await?
+        } else {
+            None
+        };
         Ok(InstanceView::new(def, inst, task))
     }
 
@@ -203,7 +243,8 @@ impl<S: Store> Engine<S> {
         actor: &Actor,
         reason: Option<String>,
     ) -> Result<InstanceView, EngineError> {
-        self.act(id, action, fields, expected_version, actor, reason, None).await
+        self.act(id, action, fields, expected_version, actor, reason, None)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -218,7 +259,16 @@ impl<S: Store> Engine<S> {
         fence: Option<(TaskId, Fence)>,
     ) -> Result<InstanceView, EngineError> {
         let loaded = self.load(id).await?;
-        self.act_on(loaded, action, fields, expected_version, actor, reason, fence).await
+        self.act_on(
+            loaded,
+            action,
+            fields,
+            expected_version,
+            actor,
+            reason,
+            fence,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -263,25 +313,44 @@ impl<S: Store> Engine<S> {
     ) -> Result<InstanceView, EngineError> {
         let (inst, def, task) = self.load(id).await?;
         check_version(&inst, expected_version)?;
-        let change = self.logic.update(&def, &inst, task.as_ref(), fields, &self.request(actor, reason))?;
+        let change = self.logic.update(
+            &def,
+            &inst,
+            task.as_ref(),
+            fields,
+            &self.request(actor, reason),
+        )?;
         if change.events.is_empty() {
             return Ok(InstanceView::new(def, inst, task));
         }
         self.commit(change, def, task).await
     }
 
-    pub async fn comment(&self, id: InstanceId, text: &str, actor: &Actor) -> Result<InstanceView, EngineError> {
+    pub async fn comment(
+        &self,
+        id: InstanceId,
+        text: &str,
+        actor: &Actor,
+    ) -> Result<InstanceView, EngineError> {
         let (inst, def, task) = self.load(id).await?;
         let change = self.logic.note(
             &inst,
-            EventKind::Commented { text: text.to_string() },
+            EventKind::Commented {
+                text: text.to_string(),
+            },
             &self.request(actor, None),
         );
         self.commit(change, def, task).await
     }
 
     /// Link two instances (`from` `kind` `to`, e.g. incident `caused_by` problem).
-    pub async fn link(&self, from: InstanceId, to: InstanceId, kind: &str, actor: &Actor) -> Result<InstanceView, EngineError> {
+    pub async fn link(
+        &self,
+        from: InstanceId,
+        to: InstanceId,
+        kind: &str,
+        actor: &Actor,
+    ) -> Result<InstanceView, EngineError> {
         if self.store.instance(to).await?.is_none() {
             return Err(EngineError::InstanceNotFound(to));
         }
@@ -350,7 +419,10 @@ impl<S: Store> Engine<S> {
     /// Register an agent for push assignment, or take them off (their unclaimed assigned
     /// tasks go back to their queues).
     pub async fn set_agent(&self, agent: &Actor, active: bool) -> Result<(), EngineError> {
-        Ok(self.store.set_agent(&agent.name, &agent.roles, active, self.clock.now()).await?)
+        Ok(self
+            .store
+            .set_agent(&agent.name, &agent.roles, active, self.clock.now())
+            .await?)
     }
 
     /// For a queue with push assignment, pick the agent a new task goes to: the next active
@@ -358,14 +430,18 @@ impl<S: Store> Engine<S> {
     /// holding the fewest tasks (least loaded). With no active member the task stays in the
     /// queue for anyone to claim.
     async fn assign(&self, task: &mut NewTask) -> Result<(), EngineError> {
-        let Some(info) = self.catalog.queue(&task.queue) else { return Ok(()) };
+        let Some(info) = self.catalog.queue(&task.queue) else {
+            return Ok(());
+        };
         if info.assignment == Assignment::Pull {
             return Ok(());
         }
         let agents = self.store.active_agents().await?;
         let members: Vec<&String> = agents
             .iter()
-            .filter(|(_, roles)| info.roles.is_empty() || roles.iter().any(|r| info.roles.contains(r)))
+            .filter(|(_, roles)| {
+                info.roles.is_empty() || roles.iter().any(|r| info.roles.contains(r))
+            })
             .map(|(name, _)| name)
             .collect();
         if members.is_empty() {
@@ -381,7 +457,8 @@ impl<S: Store> Engine<S> {
                     .map(|n| n.to_string())
             }
             Assignment::LeastLoaded => {
-                let loads: HashMap<String, u64> = self.store.agent_loads().await?.into_iter().collect();
+                let loads: HashMap<String, u64> =
+                    self.store.agent_loads().await?.into_iter().collect();
                 members
                     .iter()
                     .min_by_key(|n| (loads.get(n.as_str()).copied().unwrap_or(0), n.as_str()))
@@ -416,29 +493,62 @@ impl<S: Store> Engine<S> {
     }
 
     pub async fn task(&self, id: TaskId) -> Result<Task, EngineError> {
-        self.store.task(id).await?.ok_or(EngineError::TaskNotFound(id))
+        self.store
+            .task(id)
+            .await?
+            .ok_or(EngineError::TaskNotFound(id))
     }
 
     /// Claim the next task of a queue for `lease`.
-    pub async fn claim_next(&self, queue: &str, actor: &Actor, lease: TimeDelta) -> Result<Option<Task>, EngineError> {
+    pub async fn claim_next(
+        &self,
+        queue: &str,
+        actor: &Actor,
+        lease: TimeDelta,
+    ) -> Result<Option<Task>, EngineError> {
         self.check_member(queue, actor)?;
         let now = self.clock.now();
-        Ok(self.store.claim_next(queue, &actor.name, now, now + lease).await?)
+        Ok(self
+            .store
+            .claim_next(queue, &actor.name, now, now + lease)
+            .await?)
     }
 
-    pub async fn claim(&self, task: TaskId, actor: &Actor, lease: TimeDelta) -> Result<Task, EngineError> {
+    pub async fn claim(
+        &self,
+        task: TaskId,
+        actor: &Actor,
+        lease: TimeDelta,
+    ) -> Result<Task, EngineError> {
         let t = self.task(task).await?;
         self.check_member(&t.queue, actor)?;
         let now = self.clock.now();
-        Ok(self.store.claim(task, &actor.name, now, now + lease).await?)
+        Ok(self
+            .store
+            .claim(task, &actor.name, now, now + lease)
+            .await?)
     }
 
-    pub async fn renew(&self, task: TaskId, token: i64, actor: &Actor, lease: TimeDelta) -> Result<Task, EngineError> {
+    pub async fn renew(
+        &self,
+        task: TaskId,
+        token: i64,
+        actor: &Actor,
+        lease: TimeDelta,
+    ) -> Result<Task, EngineError> {
         let now = self.clock.now();
-        Ok(self.store.renew(task, token, &actor.name, now, now + lease).await?)
+        Ok(self
+            .store
+            .renew(task, token, &actor.name, now, now + lease)
+            .await?)
     }
 
-    pub async fn release(&self, task: TaskId, token: i64, actor: &Actor) -> Result<(), EngineError> {
+    pub async fn release(
+        &self,
+        task: TaskId,
+        token: i64,
+        actor: &Actor,
+    ) -> Result<(), EngineError> {
         Ok(self.store.release(task, token, &actor.name).await?)
     }
 
@@ -457,7 +567,10 @@ impl<S: Store> Engine<S> {
             .task_with_instance(task)
             .await?
             .ok_or(EngineError::TaskNotFound(task))?;
-        if t.state != TaskState::Claimed || t.token != token || t.claimed_by.as_deref() != Some(actor.name.as_str()) {
+        if t.state != TaskState::Claimed
+            || t.token != token
+            || t.claimed_by.as_deref() != Some(actor.name.as_str())
+        {
             return Err(StoreError::LeaseLost(task).into());
         }
         let def = self.definition(inst.definition)?;
@@ -465,8 +578,16 @@ impl<S: Store> Engine<S> {
             token,
             agent: actor.name.clone(),
         };
-        self.act_on((inst, def, open), action, fields, None, actor, None, Some((task, fence)))
-            .await
+        self.act_on(
+            (inst, def, open),
+            action,
+            fields,
+            None,
+            actor,
+            None,
+            Some((task, fence)),
+        )
+        .await
     }
 }
 

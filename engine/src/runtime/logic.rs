@@ -14,8 +14,8 @@ use super::error::EngineError;
 use super::types::*;
 use super::values::{self, FieldError};
 use crate::model::{
-    CmpOp, Condition, FieldId, Operand, PriorityId, Process, Project, QueueId, RuleKind, StageId, StageQueue, Subject,
-    Value,
+    CmpOp, Condition, FieldId, Operand, PriorityId, Process, Project, QueueId, RuleKind, StageId,
+    StageQueue, Subject, Value,
 };
 use crate::script;
 
@@ -63,7 +63,10 @@ impl Logic {
             }
         }
         for (i, f) in p.fields.iter().enumerate() {
-            if f.required && !is_set(fields[i].as_ref()) && !errors.iter().any(|e| e.field == f.name) {
+            if f.required
+                && !is_set(fields[i].as_ref())
+                && !errors.iter().any(|e| e.field == f.name)
+            {
                 errors.push(FieldError::new(&f.name, "is required"));
             }
         }
@@ -136,10 +139,19 @@ impl Logic {
                 allowed: actions_in(p, inst.stage),
             });
         }
-        if !t.roles.is_empty() && !t.roles.iter().any(|r| req.actor.has_role(&def.project.role(*r).name)) {
+        if !t.roles.is_empty()
+            && !t
+                .roles
+                .iter()
+                .any(|r| req.actor.has_role(&def.project.role(*r).name))
+        {
             return Err(EngineError::Forbidden {
                 action: action.to_string(),
-                roles: t.roles.iter().map(|r| def.project.role(*r).name.clone()).collect(),
+                roles: t
+                    .roles
+                    .iter()
+                    .map(|r| def.project.role(*r).name.clone())
+                    .collect(),
             });
         }
         let mut fields = inst.fields.clone();
@@ -220,7 +232,9 @@ impl Logic {
                 .ok_or_else(|| EngineError::UnknownProcess(spawn.process.clone()))?;
             let mut input = Map::new();
             for (i, f) in p.fields.iter().enumerate() {
-                if let (Some(v), Some(_)) = (&change.instance.fields[i], child_def.model().field(&f.name)) {
+                if let (Some(v), Some(_)) =
+                    (&change.instance.fields[i], child_def.model().field(&f.name))
+                {
                     input.insert(f.name.clone(), values::to_json(f, v));
                 }
             }
@@ -248,7 +262,14 @@ impl Logic {
     }
 
     /// Update fields outside a transition; priority and routing follow.
-    pub fn update(&self, def: &Definition, inst: &Instance, task: Option<&Task>, input: &Map<String, Json>, req: &Request) -> Result<Change, EngineError> {
+    pub fn update(
+        &self,
+        def: &Definition,
+        inst: &Instance,
+        task: Option<&Task>,
+        input: &Map<String, Json>,
+        req: &Request,
+    ) -> Result<Change, EngineError> {
         let p = def.model();
         let mut fields = inst.fields.clone();
         apply_input(p, &mut fields, input)?;
@@ -272,7 +293,9 @@ impl Logic {
         let mut change = b.finish(fields, inst.stage, priority, queue);
         if let Some(open) = task.filter(|t| t.state != TaskState::Done) {
             let queue_name = queue.map(|q| def.project.queue(q).name.clone());
-            if queue_name.as_deref() != Some(open.queue.as_str()) || open.priority != priority.map(|p| p.0) {
+            if queue_name.as_deref() != Some(open.queue.as_str())
+                || open.priority != priority.map(|p| p.0)
+            {
                 change.update_task = Some(UpdateTask {
                     task: open.id,
                     queue: queue_name.unwrap_or_else(|| open.queue.clone()),
@@ -293,7 +316,9 @@ impl Logic {
     /// Run the `computes` rules, in order, storing each result in its field.
     fn compute(&self, p: &Process, fields: &mut Fields, stage: StageId) -> Result<(), EngineError> {
         for r in &p.rules {
-            let RuleKind::Computes(f) = r.kind else { continue };
+            let RuleKind::Computes(f) = r.kind else {
+                continue;
+            };
             let value = self.eval(p, r, fields, stage, priority_of(p, fields))?;
             let field = &p.fields[f.index()];
             match values::from_dynamic(field, &value) {
@@ -301,7 +326,12 @@ impl Logic {
                 None => {
                     return Err(EngineError::RuleFailed {
                         rule: r.name.clone(),
-                        message: format!("gave {} for `{}`, which is {}", value.type_name(), field.name, field.ty),
+                        message: format!(
+                            "gave {} for `{}`, which is {}",
+                            value.type_name(),
+                            field.name,
+                            field.ty
+                        ),
                     })
                 }
             }
@@ -309,7 +339,14 @@ impl Logic {
         Ok(())
     }
 
-    fn eval(&self, p: &Process, r: &crate::model::Rule, fields: &Fields, stage: StageId, priority: Option<PriorityId>) -> Result<Dynamic, EngineError> {
+    fn eval(
+        &self,
+        p: &Process,
+        r: &crate::model::Rule,
+        fields: &Fields,
+        stage: StageId,
+        priority: Option<PriorityId>,
+    ) -> Result<Dynamic, EngineError> {
         let mut scope = Scope::new();
         for (i, f) in p.fields.iter().enumerate() {
             scope.push_dynamic(f.name.clone(), values::to_dynamic(f, fields[i].as_ref()));
@@ -317,7 +354,9 @@ impl Logic {
         scope.push(script::STAGE_VARIABLE, p.stages[stage.index()].name.clone());
         scope.push_dynamic(
             script::PRIORITY_VARIABLE,
-            priority.map(|p| Dynamic::from(i64::from(p.0) + 1)).unwrap_or(Dynamic::UNIT),
+            priority
+                .map(|p| Dynamic::from(i64::from(p.0) + 1))
+                .unwrap_or(Dynamic::UNIT),
         );
         for (i, name) in p.priorities.iter().enumerate() {
             scope.push_constant(name.clone(), (i as i64) + 1);
@@ -384,7 +423,13 @@ impl<'a> ChangeBuilder<'a> {
         }
     }
 
-    fn finish(self, fields: Fields, stage: StageId, priority: Option<PriorityId>, queue: Option<QueueId>) -> Change {
+    fn finish(
+        self,
+        fields: Fields,
+        stage: StageId,
+        priority: Option<PriorityId>,
+        queue: Option<QueueId>,
+    ) -> Change {
         let version = self.inst.version + self.events.len() as i64;
         Change {
             instance: Instance {
@@ -410,7 +455,11 @@ impl<'a> ChangeBuilder<'a> {
 }
 
 /// Apply requested field values (validated; unknown names refused) to `fields`.
-fn apply_input(p: &Process, fields: &mut Fields, input: &Map<String, Json>) -> Result<(), EngineError> {
+fn apply_input(
+    p: &Process,
+    fields: &mut Fields,
+    input: &Map<String, Json>,
+) -> Result<(), EngineError> {
     let mut errors = Vec::new();
     for (name, json) in input {
         match p.field(name) {
@@ -430,7 +479,14 @@ fn apply_input(p: &Process, fields: &mut Fields, input: &Map<String, Json>) -> R
 
 fn unknown_field(p: &Process, name: &str) -> FieldError {
     let names: Vec<&str> = p.fields.iter().map(|f| f.name.as_str()).collect();
-    FieldError::new(name, format!("is not a field of `{}` (fields: {})", p.name, names.join(", ")))
+    FieldError::new(
+        name,
+        format!(
+            "is not a field of `{}` (fields: {})",
+            p.name,
+            names.join(", ")
+        ),
+    )
 }
 
 /// Set, and for text not empty.
@@ -466,13 +522,22 @@ pub fn priority_of(p: &Process, fields: &Fields) -> Option<PriorityId> {
 }
 
 /// The queue an instance in `stage` belongs to: the stage's, or routing's answer.
-pub fn queue_for(p: &Process, stage: StageId, fields: &Fields, priority: Option<PriorityId>) -> Option<QueueId> {
+pub fn queue_for(
+    p: &Process,
+    stage: StageId,
+    fields: &Fields,
+    priority: Option<PriorityId>,
+) -> Option<QueueId> {
     match p.stages[stage.index()].queue? {
         StageQueue::Named(q) => Some(q),
         StageQueue::ByRouting => p
             .routing
             .iter()
-            .find(|r| r.condition.as_ref().is_none_or(|c| holds(c, fields, priority)))
+            .find(|r| {
+                r.condition
+                    .as_ref()
+                    .is_none_or(|c| holds(c, fields, priority))
+            })
             .map(|r| r.queue),
     }
 }
@@ -490,7 +555,11 @@ pub fn holds(c: &Condition, fields: &Fields, priority: Option<PriorityId>) -> bo
         Condition::Or(parts) => parts.iter().any(|p| holds(p, fields, priority)),
         Condition::And(parts) => parts.iter().all(|p| holds(p, fields, priority)),
         Condition::Not(inner) => !holds(inner, fields, priority),
-        Condition::Compare { subject: s, op, value } => match subject(s) {
+        Condition::Compare {
+            subject: s,
+            op,
+            value,
+        } => match subject(s) {
             None => *op == CmpOp::Ne,
             Some(v) => match op {
                 CmpOp::Eq => v == *value,
@@ -518,11 +587,24 @@ fn new_task(def: &Definition, inst: &Instance, queue: QueueId) -> NewTask {
 }
 
 /// Replay a history into the state it describes. The stored state must always equal this.
-pub fn replay(id: InstanceId, definition: super::catalog::DefinitionId, events: &[Event]) -> Option<Instance> {
+pub fn replay(
+    id: InstanceId,
+    definition: super::catalog::DefinitionId,
+    events: &[Event],
+) -> Option<Instance> {
     let mut inst: Option<Instance> = None;
     for e in events {
         match (&mut inst, &e.kind) {
-            (None, EventKind::Created { stage, fields, priority, queue, .. }) => {
+            (
+                None,
+                EventKind::Created {
+                    stage,
+                    fields,
+                    priority,
+                    queue,
+                    ..
+                },
+            ) => {
                 inst = Some(Instance {
                     id,
                     definition,
@@ -549,7 +631,9 @@ pub fn replay(id: InstanceId, definition: super::catalog::DefinitionId, events: 
                     }
                     EventKind::PriorityChanged { to, .. } => i.priority = *to,
                     EventKind::Routed { to, .. } => i.queue = *to,
-                    EventKind::Commented { .. } | EventKind::Linked { .. } | EventKind::Spawned { .. } => {}
+                    EventKind::Commented { .. }
+                    | EventKind::Linked { .. }
+                    | EventKind::Spawned { .. } => {}
                 }
                 i.version = e.seq;
                 i.updated_at = e.at;

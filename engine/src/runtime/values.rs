@@ -97,11 +97,18 @@ pub fn from_json(field: &Field, json: &Json) -> Result<Option<Value>, FieldError
                 .and_then(|d| d.days_and_seconds());
             match parsed {
                 Some((d, s)) => Value::Duration(d, s),
-                None => return Err(FieldError::new(name, "expected a duration such as \"4h\" or \"2d\"")),
+                None => {
+                    return Err(FieldError::new(
+                        name,
+                        "expected a duration such as \"4h\" or \"2d\"",
+                    ))
+                }
             }
         }
         FieldType::DateTime => {
-            let parsed = json.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok());
+            let parsed = json
+                .as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
             match parsed {
                 Some(t) => Value::DateTime(t.timestamp()),
                 None => {
@@ -136,7 +143,9 @@ pub fn to_dynamic(field: &Field, value: Option<&Value>) -> Dynamic {
             .map(|v| Dynamic::from(v.clone()))
             .unwrap_or(Dynamic::UNIT),
         (Some(Value::Enum(i)), _) => Dynamic::from(i64::from(*i)),
-        (Some(Value::Duration(d, s)), _) => Dynamic::from((*d as i64).saturating_mul(86_400).saturating_add(*s as i64)),
+        (Some(Value::Duration(d, s)), _) => {
+            Dynamic::from((*d as i64).saturating_mul(86_400).saturating_add(*s as i64))
+        }
         (Some(Value::DateTime(t)), _) => Dynamic::from(*t),
     }
 }
@@ -183,7 +192,10 @@ mod tests {
             (FieldType::Text, json!("hello")),
             (FieldType::Int, json!(42)),
             (FieldType::Bool, json!(true)),
-            (FieldType::Enum(vec!["high".into(), "low".into()]), json!("low")),
+            (
+                FieldType::Enum(vec!["high".into(), "low".into()]),
+                json!("low"),
+            ),
             (FieldType::Duration, json!("1d4h")),
             (FieldType::DateTime, json!("2026-12-01T09:00:00Z")),
         ];

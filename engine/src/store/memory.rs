@@ -6,7 +6,9 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-use super::{Committed, NewDefinition, Result, Store, StoreError, StoredDefinition};
+use super::{
+    Committed, NewDefinition, Result, Store, StoreError, StoredDefinition, StoredDefinitions,
+};
 use crate::runtime::catalog::{DefinitionId, ProjectSource};
 use crate::runtime::types::*;
 
@@ -74,7 +76,10 @@ impl Inner {
             lease_until: None,
             token: 0,
         };
-        self.queues.entry(task.queue.clone()).or_default().insert(order_key(&task));
+        self.queues
+            .entry(task.queue.clone())
+            .or_default()
+            .insert(order_key(&task));
         self.open_task_of.insert(instance, task.id);
         if let Some(a) = &task.assigned_to {
             self.last_assignee.insert(task.queue.clone(), a.clone());
@@ -108,13 +113,18 @@ impl Inner {
 
     /// Remove from its queue's order, apply `f`, and put back if not done.
     fn with_task(&mut self, id: TaskId, f: impl FnOnce(&mut Task)) {
-        let Some(task) = self.tasks.get_mut(&id) else { return };
+        let Some(task) = self.tasks.get_mut(&id) else {
+            return;
+        };
         if let Some(q) = self.queues.get_mut(&task.queue) {
             q.remove(&order_key(task));
         }
         f(task);
         if task.state != TaskState::Done {
-            self.queues.entry(task.queue.clone()).or_default().insert(order_key(task));
+            self.queues
+                .entry(task.queue.clone())
+                .or_default()
+                .insert(order_key(task));
         } else if self.open_task_of.get(&task.instance) == Some(&id) {
             self.open_task_of.remove(&task.instance);
         }
@@ -141,9 +151,13 @@ impl Inner {
 }
 
 impl Store for MemoryStore {
-    async fn load_definitions(&self) -> Result<(Vec<StoredDefinition>, Vec<(String, ProjectSource)>)> {
+    async fn load_definitions(&self) -> Result<StoredDefinitions> {
         let inner = self.lock();
-        let projects = inner.projects.iter().map(|(h, s)| (h.clone(), s.clone())).collect();
+        let projects = inner
+            .projects
+            .iter()
+            .map(|(h, s)| (h.clone(), s.clone()))
+            .collect();
         Ok((inner.definitions.clone(), projects))
     }
 
@@ -155,7 +169,10 @@ impl Store for MemoryStore {
         at: DateTime<Utc>,
     ) -> Result<Vec<DefinitionId>> {
         let mut inner = self.lock();
-        inner.projects.entry(project_hash.to_string()).or_insert_with(|| source.clone());
+        inner
+            .projects
+            .entry(project_hash.to_string())
+            .or_insert_with(|| source.clone());
         let mut ids = Vec::with_capacity(definitions.len());
         for d in definitions {
             inner.next_definition += 1;
@@ -183,8 +200,14 @@ impl Store for MemoryStore {
 
     async fn instance_with_task(&self, id: InstanceId) -> Result<Option<(Instance, Option<Task>)>> {
         let inner = self.lock();
-        let Some(inst) = inner.instances.get(&id) else { return Ok(None) };
-        let task = inner.open_task_of.get(&id).and_then(|t| inner.tasks.get(t)).cloned();
+        let Some(inst) = inner.instances.get(&id) else {
+            return Ok(None);
+        };
+        let task = inner
+            .open_task_of
+            .get(&id)
+            .and_then(|t| inner.tasks.get(t))
+            .cloned();
         Ok(Some((inst.clone(), task)))
     }
 
@@ -200,10 +223,16 @@ impl Store for MemoryStore {
         }
         // Check the task fence before changing anything.
         if let Some(close) = &change.close_task {
-            let task = inner.tasks.get(&close.task).ok_or(StoreError::NoTask(close.task))?;
+            let task = inner
+                .tasks
+                .get(&close.task)
+                .ok_or(StoreError::NoTask(close.task))?;
             match &close.fence {
                 Fence::Token { token, agent } => {
-                    if task.state != TaskState::Claimed || task.token != *token || task.claimed_by.as_deref() != Some(agent) {
+                    if task.state != TaskState::Claimed
+                        || task.token != *token
+                        || task.claimed_by.as_deref() != Some(agent)
+                    {
                         return Err(StoreError::LeaseLost(close.task));
                     }
                 }
@@ -301,17 +330,32 @@ impl Store for MemoryStore {
         Ok(counts)
     }
 
-    async fn claim_next(&self, queue: &str, agent: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<Task>> {
+    async fn claim_next(
+        &self,
+        queue: &str,
+        agent: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Task>> {
         let mut inner = self.lock();
         let found = inner.queues.get(queue).and_then(|q| {
-            q.iter()
-                .map(|k| TaskId(k.3))
-                .find(|id| inner.tasks.get(id).is_some_and(|t| Inner::claimable(t, agent, now)))
+            q.iter().map(|k| TaskId(k.3)).find(|id| {
+                inner
+                    .tasks
+                    .get(id)
+                    .is_some_and(|t| Inner::claimable(t, agent, now))
+            })
         });
         Ok(found.and_then(|id| inner.claim_task(id, agent, lease_until)))
     }
 
-    async fn claim(&self, id: TaskId, agent: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Task> {
+    async fn claim(
+        &self,
+        id: TaskId,
+        agent: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Task> {
         let mut inner = self.lock();
         let task = inner.tasks.get(&id).ok_or(StoreError::NoTask(id))?;
         if task.state == TaskState::Done {
@@ -321,16 +365,32 @@ impl Store for MemoryStore {
         if !own && !Inner::claimable(task, agent, now) {
             return Err(StoreError::Claimed {
                 task: id,
-                by: task.claimed_by.clone().or(task.assigned_to.clone()).unwrap_or_default(),
+                by: task
+                    .claimed_by
+                    .clone()
+                    .or(task.assigned_to.clone())
+                    .unwrap_or_default(),
             });
         }
-        inner.claim_task(id, agent, lease_until).ok_or(StoreError::NoTask(id))
+        inner
+            .claim_task(id, agent, lease_until)
+            .ok_or(StoreError::NoTask(id))
     }
 
-    async fn renew(&self, id: TaskId, token: i64, agent: &str, _now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Task> {
+    async fn renew(
+        &self,
+        id: TaskId,
+        token: i64,
+        agent: &str,
+        _now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Task> {
         let mut inner = self.lock();
         let task = inner.tasks.get_mut(&id).ok_or(StoreError::NoTask(id))?;
-        if task.state != TaskState::Claimed || task.token != token || task.claimed_by.as_deref() != Some(agent) {
+        if task.state != TaskState::Claimed
+            || task.token != token
+            || task.claimed_by.as_deref() != Some(agent)
+        {
             return Err(StoreError::LeaseLost(id));
         }
         task.lease_until = Some(lease_until);
@@ -340,7 +400,10 @@ impl Store for MemoryStore {
     async fn release(&self, id: TaskId, token: i64, agent: &str) -> Result<()> {
         let mut inner = self.lock();
         let task = inner.tasks.get(&id).ok_or(StoreError::NoTask(id))?;
-        if task.state != TaskState::Claimed || task.token != token || task.claimed_by.as_deref() != Some(agent) {
+        if task.state != TaskState::Claimed
+            || task.token != token
+            || task.claimed_by.as_deref() != Some(agent)
+        {
             return Err(StoreError::LeaseLost(id));
         }
         inner.with_task(id, |t| {
@@ -351,9 +414,17 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn set_agent(&self, name: &str, roles: &[String], active: bool, _at: DateTime<Utc>) -> Result<()> {
+    async fn set_agent(
+        &self,
+        name: &str,
+        roles: &[String],
+        active: bool,
+        _at: DateTime<Utc>,
+    ) -> Result<()> {
         let mut inner = self.lock();
-        inner.agents.insert(name.to_string(), (roles.to_vec(), active));
+        inner
+            .agents
+            .insert(name.to_string(), (roles.to_vec(), active));
         if !active {
             let ids: Vec<TaskId> = inner
                 .tasks
@@ -386,7 +457,8 @@ impl Store for MemoryStore {
                 *loads.entry(a).or_default() += 1;
             }
         }
-        let mut out: Vec<(String, u64)> = loads.into_iter().map(|(a, n)| (a.to_string(), n)).collect();
+        let mut out: Vec<(String, u64)> =
+            loads.into_iter().map(|(a, n)| (a.to_string(), n)).collect();
         out.sort();
         Ok(out)
     }

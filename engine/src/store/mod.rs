@@ -68,6 +68,12 @@ pub struct StoredDefinition {
     pub published_at: DateTime<Utc>,
 }
 
+/// Every stored definition, and the sources of the projects they came from (by project hash).
+pub type StoredDefinitions = (Vec<StoredDefinition>, Vec<(String, ProjectSource)>);
+
+/// A task, its instance, and the instance's open task.
+pub type TaskAndInstance = (Task, Instance, Option<Task>);
+
 /// A version to publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewDefinition {
@@ -80,7 +86,7 @@ pub struct NewDefinition {
 /// `instances` equal to the replay of `events` (they only ever write both together).
 pub trait Store: Send + Sync + 'static {
     /// Every stored definition and the sources of the projects they came from.
-    fn load_definitions(&self) -> impl Future<Output = Result<(Vec<StoredDefinition>, Vec<(String, ProjectSource)>)>> + Send;
+    fn load_definitions(&self) -> impl Future<Output = Result<StoredDefinitions>> + Send;
 
     /// Store a project's source and new versions of its processes, atomically.
     fn save_definitions(
@@ -97,14 +103,25 @@ pub trait Store: Send + Sync + 'static {
     fn instance(&self, id: InstanceId) -> impl Future<Output = Result<Option<Instance>>> + Send;
 
     /// An instance and its task that is not done, read together.
-    fn instance_with_task(&self, id: InstanceId) -> impl Future<Output = Result<Option<(Instance, Option<Task>)>>> + Send;
+    fn instance_with_task(
+        &self,
+        id: InstanceId,
+    ) -> impl Future<Output = Result<Option<(Instance, Option<Task>)>>> + Send;
 
     /// A task, its instance, and the instance's task that is not done (the same task, unless
     /// the instance has moved on), read together.
-    fn task_with_instance(&self, task: TaskId) -> impl Future<Output = Result<Option<(Task, Instance, Option<Task>)>>> + Send {
+    fn task_with_instance(
+        &self,
+        task: TaskId,
+    ) -> impl Future<Output = Result<Option<TaskAndInstance>>> + Send {
         async move {
-            let Some(t) = self.task(task).await? else { return Ok(None) };
-            Ok(self.instance_with_task(t.instance).await?.map(|(i, open)| (t, i, open)))
+            let Some(t) = self.task(task).await? else {
+                return Ok(None);
+            };
+            Ok(self
+                .instance_with_task(t.instance)
+                .await?
+                .map(|(i, open)| (t, i, open)))
         }
     }
 
@@ -121,7 +138,11 @@ pub trait Store: Send + Sync + 'static {
     fn open_task(&self, instance: InstanceId) -> impl Future<Output = Result<Option<Task>>> + Send;
 
     /// Tasks not done in a queue, in queue order: priority, then due time, then age.
-    fn queue_tasks(&self, queue: &str, limit: u32) -> impl Future<Output = Result<Vec<Task>>> + Send;
+    fn queue_tasks(
+        &self,
+        queue: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Task>>> + Send;
 
     /// Count of tasks not done per queue.
     fn queue_counts(&self) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;
@@ -157,11 +178,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Task>> + Send;
 
     /// Give a claimed task back to its queue.
-    fn release(&self, task: TaskId, token: i64, agent: &str) -> impl Future<Output = Result<()>> + Send;
+    fn release(
+        &self,
+        task: TaskId,
+        token: i64,
+        agent: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Register an agent (or update their roles), and say whether they take pushed work now.
     /// An agent who stops gets their assigned, unclaimed tasks returned to their queues.
-    fn set_agent(&self, name: &str, roles: &[String], active: bool, at: DateTime<Utc>) -> impl Future<Output = Result<()>> + Send;
+    fn set_agent(
+        &self,
+        name: &str,
+        roles: &[String],
+        active: bool,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Active agents and their roles, by name.
     fn active_agents(&self) -> impl Future<Output = Result<Vec<(String, Vec<String>)>>> + Send;

@@ -13,7 +13,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::sql::{self, ChangeRows, NewInstanceRows};
-use super::{Committed, NewDefinition, Result, Store, StoreError, StoredDefinition};
+use super::{
+    Committed, NewDefinition, Result, Store, StoreError, StoredDefinition, StoredDefinitions,
+    TaskAndInstance,
+};
 use crate::runtime::catalog::{Catalog, DefinitionId, ProjectSource};
 use crate::runtime::types::*;
 
@@ -31,7 +34,11 @@ impl PostgresStore {
         Self::connect_with(url, catalog, 16).await
     }
 
-    pub async fn connect_with(url: &str, catalog: Arc<Catalog>, max_connections: u32) -> Result<Self> {
+    pub async fn connect_with(
+        url: &str,
+        catalog: Arc<Catalog>,
+        max_connections: u32,
+    ) -> Result<Self> {
         let options: PgConnectOptions = url.parse()?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
@@ -46,12 +53,18 @@ impl PostgresStore {
     }
 }
 
-async fn insert_events(conn: &mut PgConnection, instance: i64, events: &[sql::EventRow]) -> Result<()> {
+async fn insert_events(
+    conn: &mut PgConnection,
+    instance: i64,
+    events: &[sql::EventRow],
+) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
     // One statement for all of a change's events.
-    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new("INSERT INTO events (instance_id, seq, at, actor, kind, data, reason) ");
+    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        "INSERT INTO events (instance_id, seq, at, actor, kind, data, reason) ",
+    );
     q.push_values(events, |mut b, e| {
         b.push_bind(instance)
             .push_bind(e.seq)
@@ -65,7 +78,12 @@ async fn insert_events(conn: &mut PgConnection, instance: i64, events: &[sql::Ev
     Ok(())
 }
 
-async fn insert_task(conn: &mut PgConnection, instance: i64, t: &NewTask, at: DateTime<Utc>) -> Result<Task> {
+async fn insert_task(
+    conn: &mut PgConnection,
+    instance: i64,
+    t: &NewTask,
+    at: DateTime<Utc>,
+) -> Result<Task> {
     let row = sqlx::query(
         "INSERT INTO tasks (instance_id, process, stage, queue, priority, due_at, created_at, state, assigned_to) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8) RETURNING *",
@@ -83,7 +101,13 @@ async fn insert_task(conn: &mut PgConnection, instance: i64, t: &NewTask, at: Da
     sql::task_from_row(&row)
 }
 
-async fn insert_link(conn: &mut PgConnection, from: i64, to: i64, kind: &str, at: DateTime<Utc>) -> Result<()> {
+async fn insert_link(
+    conn: &mut PgConnection,
+    from: i64,
+    to: i64,
+    kind: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
     sqlx::query("INSERT INTO links (from_id, to_id, kind, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
         .bind(from)
         .bind(to)
@@ -161,7 +185,9 @@ async fn close_task(conn: &mut PgConnection, close: &CloseTask) -> Result<()> {
     };
     Err(match close.fence {
         Fence::Token { .. } => StoreError::LeaseLost(close.task),
-        Fence::NotClaimedByOther { .. } if task.state == TaskState::Done => StoreError::TaskDone(close.task),
+        Fence::NotClaimedByOther { .. } if task.state == TaskState::Done => {
+            StoreError::TaskDone(close.task)
+        }
         Fence::NotClaimedByOther { .. } => StoreError::Claimed {
             task: close.task,
             by: task.claimed_by.unwrap_or_default(),
@@ -251,7 +277,11 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
         sql.push_str(&format!("f AS (SELECT id FROM tasks WHERE id = ${id} AND {cond} FOR UPDATE), "));
         (id, a, b)
     });
-    let fenced = if fence.is_some() { " AND EXISTS (SELECT 1 FROM f)" } else { "" };
+    let fenced = if fence.is_some() {
+        " AND EXISTS (SELECT 1 FROM f)"
+    } else {
+        ""
+    };
     sql.push_str(&format!(
         "i AS (UPDATE instances SET stage = $1, fields = $2, priority = $3, queue = $4, version = $5, updated_at = $6 \
          WHERE id = $7 AND version = $8{fenced} RETURNING id), "
@@ -306,19 +336,44 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
         .bind(rows.expected_version)
         .bind(rows.events.iter().map(|e| e.seq).collect::<Vec<_>>())
         .bind(rows.events.iter().map(|e| e.at).collect::<Vec<_>>())
-        .bind(rows.events.iter().map(|e| e.actor.clone()).collect::<Vec<_>>())
-        .bind(rows.events.iter().map(|e| e.kind.to_string()).collect::<Vec<_>>())
-        .bind(rows.events.iter().map(|e| e.data.clone()).collect::<Vec<_>>())
-        .bind(rows.events.iter().map(|e| e.reason.clone()).collect::<Vec<_>>());
+        .bind(
+            rows.events
+                .iter()
+                .map(|e| e.actor.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.events
+                .iter()
+                .map(|e| e.kind.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.events
+                .iter()
+                .map(|e| e.data.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.events
+                .iter()
+                .map(|e| e.reason.clone())
+                .collect::<Vec<_>>(),
+        );
     if let Some(close) = &rows.close_task {
         q = q.bind(close.task.0);
         q = match &close.fence {
             Fence::Token { token, agent } => q.bind(*token).bind(agent.clone()),
-            Fence::NotClaimedByOther { actor, now } => q.bind(sql::micros(*now)).bind(actor.clone()),
+            Fence::NotClaimedByOther { actor, now } => {
+                q.bind(sql::micros(*now)).bind(actor.clone())
+            }
         };
     }
     if let Some(u) = &rows.update_task {
-        q = q.bind(u.queue.clone()).bind(sql::priority_column(u.priority)).bind(u.task.0);
+        q = q
+            .bind(u.queue.clone())
+            .bind(sql::priority_column(u.priority))
+            .bind(u.task.0);
     }
     if let Some(t) = &rows.new_task {
         q = q
@@ -334,7 +389,11 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
     let row = q.fetch_one(pool).await?;
     let updated: i64 = row.try_get("updated")?;
     if updated == 1 {
-        let task: Option<Json> = if update.is_some() || insert.is_some() { row.try_get("task")? } else { None };
+        let task: Option<Json> = if update.is_some() || insert.is_some() {
+            row.try_get("task")?
+        } else {
+            None
+        };
         return Ok(Committed {
             spawned: Vec::new(),
             task: task.map(|t| sql::task_from_json(&t)).transpose()?,
@@ -389,8 +448,10 @@ fn instance_row(r: &PgRow) -> Result<sql::InstanceRow> {
 const CLAIMABLE: &str = "(state = 'open' OR (state = 'claimed' AND lease_until <= $3))";
 
 impl Store for PostgresStore {
-    async fn load_definitions(&self) -> Result<(Vec<StoredDefinition>, Vec<(String, ProjectSource)>)> {
-        let rows = sqlx::query("SELECT * FROM definitions ORDER BY id").fetch_all(&self.pool).await?;
+    async fn load_definitions(&self) -> Result<StoredDefinitions> {
+        let rows = sqlx::query("SELECT * FROM definitions ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
         let mut defs = Vec::with_capacity(rows.len());
         for r in rows {
             let version: i32 = r.try_get("version")?;
@@ -403,12 +464,14 @@ impl Store for PostgresStore {
                 published_at: r.try_get("published_at")?,
             });
         }
-        let rows = sqlx::query("SELECT hash, source FROM projects").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT hash, source FROM projects")
+            .fetch_all(&self.pool)
+            .await?;
         let mut projects = Vec::with_capacity(rows.len());
         for r in rows {
             let source: Json = r.try_get("source")?;
-            let source: ProjectSource =
-                serde_json::from_value(source).map_err(|e| StoreError::Corrupt(format!("project source: {e}")))?;
+            let source: ProjectSource = serde_json::from_value(source)
+                .map_err(|e| StoreError::Corrupt(format!("project source: {e}")))?;
             projects.push((r.try_get("hash")?, source));
         }
         Ok((defs, projects))
@@ -421,7 +484,8 @@ impl Store for PostgresStore {
         definitions: &[NewDefinition],
         at: DateTime<Utc>,
     ) -> Result<Vec<DefinitionId>> {
-        let source = serde_json::to_value(source).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let source =
+            serde_json::to_value(source).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO projects (hash, source, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(project_hash)
@@ -461,7 +525,10 @@ impl Store for PostgresStore {
             .fetch_optional(&self.pool)
             .await?;
         match row {
-            Some(r) => Ok(Some(sql::decode_instance(&self.catalog, instance_row(&r)?)?)),
+            Some(r) => Ok(Some(sql::decode_instance(
+                &self.catalog,
+                instance_row(&r)?,
+            )?)),
             None => Ok(None),
         }
     }
@@ -482,7 +549,7 @@ impl Store for PostgresStore {
         Ok(Some((inst, task)))
     }
 
-    async fn task_with_instance(&self, task: TaskId) -> Result<Option<(Task, Instance, Option<Task>)>> {
+    async fn task_with_instance(&self, task: TaskId) -> Result<Option<TaskAndInstance>> {
         let row = sqlx::query(
             "SELECT i.*, row_to_json(t) AS the_task, \
                     (SELECT row_to_json(o) FROM tasks o WHERE o.instance_id = i.id AND o.state <> 'done') AS task \
@@ -514,11 +581,14 @@ impl Store for PostgresStore {
     }
 
     async fn history(&self, id: InstanceId) -> Result<Vec<Event>> {
-        let def_id: Option<i64> = sqlx::query_scalar("SELECT definition_id FROM instances WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(def_id) = def_id else { return Ok(Vec::new()) };
+        let def_id: Option<i64> =
+            sqlx::query_scalar("SELECT definition_id FROM instances WHERE id = $1")
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(def_id) = def_id else {
+            return Ok(Vec::new());
+        };
         let def = sql::definition(&self.catalog, DefinitionId(def_id))?;
         let rows = sqlx::query("SELECT * FROM events WHERE instance_id = $1 ORDER BY seq")
             .bind(id.0)
@@ -592,7 +662,13 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn claim_next(&self, queue: &str, agent: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<Task>> {
+    async fn claim_next(
+        &self,
+        queue: &str,
+        agent: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Task>> {
         let sql = format!(
             "WITH next AS ( \
                  SELECT id FROM tasks \
@@ -612,7 +688,13 @@ impl Store for PostgresStore {
         row.map(|r| sql::task_from_row(&r)).transpose()
     }
 
-    async fn claim(&self, task: TaskId, agent: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Task> {
+    async fn claim(
+        &self,
+        task: TaskId,
+        agent: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Task> {
         let sql = format!(
             "UPDATE tasks SET state = 'claimed', claimed_by = $1, lease_until = $2, token = token + 1 \
              WHERE id = $4 AND state <> 'done' \
@@ -640,7 +722,14 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn renew(&self, task: TaskId, token: i64, agent: &str, _now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Task> {
+    async fn renew(
+        &self,
+        task: TaskId,
+        token: i64,
+        agent: &str,
+        _now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Task> {
         let row: Option<PgRow> = sqlx::query(
             "UPDATE tasks SET lease_until = $1 WHERE id = $2 AND state = 'claimed' AND token = $3 AND claimed_by = $4 RETURNING *",
         )
@@ -674,7 +763,13 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn set_agent(&self, name: &str, roles: &[String], active: bool, at: DateTime<Utc>) -> Result<()> {
+    async fn set_agent(
+        &self,
+        name: &str,
+        roles: &[String],
+        active: bool,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         let roles = serde_json::to_value(roles).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -688,10 +783,12 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await?;
         if !active {
-            sqlx::query("UPDATE tasks SET assigned_to = NULL WHERE assigned_to = $1 AND state = 'open'")
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE tasks SET assigned_to = NULL WHERE assigned_to = $1 AND state = 'open'",
+            )
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -704,7 +801,8 @@ impl Store for PostgresStore {
         rows.iter()
             .map(|r| {
                 let roles: Json = r.try_get("roles")?;
-                let roles = serde_json::from_value(roles).map_err(|e| StoreError::Corrupt(format!("agent roles: {e}")))?;
+                let roles = serde_json::from_value(roles)
+                    .map_err(|e| StoreError::Corrupt(format!("agent roles: {e}")))?;
                 Ok((r.try_get("name")?, roles))
             })
             .collect()

@@ -195,7 +195,8 @@ where
         priority: (priority != NO_PRIORITY).then_some(priority as u32),
         due_at: (due != NO_DUE).then(|| from_micros(due)),
         created_at: from_micros(row.try_get("created_at")?),
-        state: TaskState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("task state `{state}`")))?,
+        state: TaskState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("task state `{state}`")))?,
         assigned_to: row.try_get("assigned_to")?,
         claimed_by: row.try_get("claimed_by")?,
         lease_until: lease.map(from_micros),
@@ -219,7 +220,10 @@ pub fn task_from_json(t: &Json) -> Result<Task> {
         priority: (priority != i64::from(NO_PRIORITY)).then_some(priority as u32),
         due_at: (due != NO_DUE).then(|| from_micros(due)),
         created_at: from_micros(int("created_at").ok_or_else(bad)?),
-        state: text("state").as_deref().and_then(TaskState::parse).ok_or_else(bad)?,
+        state: text("state")
+            .as_deref()
+            .and_then(TaskState::parse)
+            .ok_or_else(bad)?,
         assigned_to: text("assigned_to"),
         claimed_by: text("claimed_by"),
         lease_until: int("lease_until").map(from_micros),
@@ -228,7 +232,8 @@ pub fn task_from_json(t: &Json) -> Result<Task> {
 }
 
 pub fn priority_column(p: Option<u32>) -> i32 {
-    p.map(|p| p.min(i32::MAX as u32 - 1) as i32).unwrap_or(NO_PRIORITY)
+    p.map(|p| p.min(i32::MAX as u32 - 1) as i32)
+        .unwrap_or(NO_PRIORITY)
 }
 
 pub fn due_column(d: Option<DateTime<Utc>>) -> i64 {

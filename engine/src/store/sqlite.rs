@@ -26,7 +26,9 @@ use sqlx::{ConnectOptions, Connection as _};
 use tokio::sync::{mpsc, oneshot};
 
 use super::sql::{self, ChangeRows, NewInstanceRows};
-use super::{Committed, NewDefinition, Result, Store, StoreError, StoredDefinition};
+use super::{
+    Committed, NewDefinition, Result, Store, StoreError, StoredDefinition, StoredDefinitions,
+};
 use crate::runtime::catalog::{Catalog, DefinitionId, ProjectSource};
 use crate::runtime::types::*;
 
@@ -79,7 +81,10 @@ impl ReaderPool {
 }
 
 fn open_reader(path: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(conn)
 }
@@ -180,7 +185,11 @@ impl SqliteStore {
         Self::open_with(path, catalog, Durability::Full).await
     }
 
-    pub async fn open_with(path: impl AsRef<Path>, catalog: Arc<Catalog>, durability: Durability) -> Result<Self> {
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        catalog: Arc<Catalog>,
+        durability: Durability,
+    ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let mut migrate = SqliteConnectOptions::from_str("sqlite://")?
             .filename(&path)
@@ -229,7 +238,10 @@ impl SqliteStore {
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
     }
 
-    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let _permit = self
             .readers
             .permits
@@ -254,7 +266,9 @@ fn ts(t: DateTime<Utc>) -> String {
 fn parse_ts(text: &str) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
 }
 
 fn parse_json(text: &str, what: &str) -> Result<Json> {
@@ -276,7 +290,11 @@ fn task_from_row(row: &Row) -> rusqlite::Result<Task> {
         due_at: (due != sql::NO_DUE).then(|| sql::from_micros(due)),
         created_at: sql::from_micros(row.get("created_at")?),
         state: TaskState::parse(&state).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("task state `{state}`").into())
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                format!("task state `{state}`").into(),
+            )
         })?,
         assigned_to: row.get("assigned_to")?,
         claimed_by: row.get("claimed_by")?,
@@ -306,7 +324,10 @@ fn instance_row(r: &Row) -> rusqlite::Result<(sql::InstanceRow, String)> {
     ))
 }
 
-fn decode_instance_row(catalog: &Catalog, (mut row, fields): (sql::InstanceRow, String)) -> Result<Instance> {
+fn decode_instance_row(
+    catalog: &Catalog,
+    (mut row, fields): (sql::InstanceRow, String),
+) -> Result<Instance> {
     row.fields = parse_json(&fields, "instance fields")?;
     sql::decode_instance(catalog, row)
 }
@@ -399,7 +420,10 @@ fn run(conn: &Connection, job: Job) -> Done {
             definitions,
             at,
             reply,
-        } => Done::Ids(reply, save_definitions(conn, &project_hash, &source, &definitions, at)),
+        } => Done::Ids(
+            reply,
+            save_definitions(conn, &project_hash, &source, &definitions, at),
+        ),
         Job::Create(rows, reply) => Done::Instance(reply, create(conn, rows)),
         Job::Commit(rows, reply) => Done::Committed(reply, commit(conn, rows)),
         Job::ClaimNext {
@@ -453,7 +477,10 @@ fn save_definitions(
         "INSERT INTO definitions (process, version, hash, project_hash, published_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
     )?;
     for d in definitions {
-        let id: i64 = insert.query_row(params![d.process, d.version, d.hash, project_hash, ts(at)], |r| r.get(0))?;
+        let id: i64 = insert.query_row(
+            params![d.process, d.version, d.hash, project_hash, ts(at)],
+            |r| r.get(0),
+        )?;
         ids.push(DefinitionId(id));
     }
     Ok(ids)
@@ -464,7 +491,15 @@ fn insert_events(conn: &Connection, instance: i64, events: &[sql::EventRow]) -> 
         "INSERT INTO events (instance_id, seq, at, actor, kind, data, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for e in events {
-        insert.execute(params![instance, e.seq, ts(e.at), e.actor, e.kind, e.data.to_string(), e.reason])?;
+        insert.execute(params![
+            instance,
+            e.seq,
+            ts(e.at),
+            e.actor,
+            e.kind,
+            e.data.to_string(),
+            e.reason
+        ])?;
     }
     Ok(())
 }
@@ -615,7 +650,9 @@ fn close_task(conn: &Connection, close: &CloseTask) -> Result<()> {
     };
     Err(match close.fence {
         Fence::Token { .. } => StoreError::LeaseLost(close.task),
-        Fence::NotClaimedByOther { .. } if task.state == TaskState::Done => StoreError::TaskDone(close.task),
+        Fence::NotClaimedByOther { .. } if task.state == TaskState::Done => {
+            StoreError::TaskDone(close.task)
+        }
         Fence::NotClaimedByOther { .. } => StoreError::Claimed {
             task: close.task,
             by: task.claimed_by.unwrap_or_default(),
@@ -623,7 +660,13 @@ fn close_task(conn: &Connection, close: &CloseTask) -> Result<()> {
     })
 }
 
-fn claim_next(conn: &Connection, queue: &str, agent: &str, now: i64, lease_until: i64) -> Result<Option<Task>> {
+fn claim_next(
+    conn: &Connection,
+    queue: &str,
+    agent: &str,
+    now: i64,
+    lease_until: i64,
+) -> Result<Option<Task>> {
     Ok(conn
         .prepare_cached(
             "UPDATE tasks SET state = 'claimed', claimed_by = ?1, lease_until = ?2, token = token + 1 \
@@ -663,7 +706,13 @@ fn claim(conn: &Connection, task: TaskId, agent: &str, now: i64, lease_until: i6
     })
 }
 
-fn renew(conn: &Connection, task: TaskId, token: i64, agent: &str, lease_until: i64) -> Result<Task> {
+fn renew(
+    conn: &Connection,
+    task: TaskId,
+    token: i64,
+    agent: &str,
+    lease_until: i64,
+) -> Result<Task> {
     conn.prepare_cached(
         "UPDATE tasks SET lease_until = ?1 WHERE id = ?2 AND state = 'claimed' AND token = ?3 AND claimed_by = ?4 RETURNING *",
     )?
@@ -686,15 +735,23 @@ fn release(conn: &Connection, task: TaskId, token: i64, agent: &str) -> Result<(
     }
 }
 
-fn set_agent(conn: &Connection, name: &str, roles: &str, active: bool, at: DateTime<Utc>) -> Result<()> {
+fn set_agent(
+    conn: &Connection,
+    name: &str,
+    roles: &str,
+    active: bool,
+    at: DateTime<Utc>,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO agents (name, roles, active, updated_at) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (name) DO UPDATE SET roles = excluded.roles, active = excluded.active, updated_at = excluded.updated_at",
     )?
     .execute(params![name, roles, active, ts(at)])?;
     if !active {
-        conn.prepare_cached("UPDATE tasks SET assigned_to = NULL WHERE assigned_to = ?1 AND state = 'open'")?
-            .execute(params![name])?;
+        conn.prepare_cached(
+            "UPDATE tasks SET assigned_to = NULL WHERE assigned_to = ?1 AND state = 'open'",
+        )?
+        .execute(params![name])?;
     }
     Ok(())
 }
@@ -703,7 +760,7 @@ fn set_agent(conn: &Connection, name: &str, roles: &str, active: bool, at: DateT
 // The trait
 
 impl Store for SqliteStore {
-    async fn load_definitions(&self) -> Result<(Vec<StoredDefinition>, Vec<(String, ProjectSource)>)> {
+    async fn load_definitions(&self) -> Result<StoredDefinitions> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached("SELECT * FROM definitions ORDER BY id")?;
             let defs = stmt
@@ -725,8 +782,8 @@ impl Store for SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut projects = Vec::with_capacity(rows.len());
             for (hash, source) in rows {
-                let source: ProjectSource =
-                    serde_json::from_str(&source).map_err(|e| StoreError::Corrupt(format!("project source: {e}")))?;
+                let source: ProjectSource = serde_json::from_str(&source)
+                    .map_err(|e| StoreError::Corrupt(format!("project source: {e}")))?;
                 projects.push((hash, source));
             }
             Ok((defs, projects))
@@ -741,7 +798,8 @@ impl Store for SqliteStore {
         definitions: &[NewDefinition],
         at: DateTime<Utc>,
     ) -> Result<Vec<DefinitionId>> {
-        let source = serde_json::to_string(source).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let source =
+            serde_json::to_string(source).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let project_hash = project_hash.to_string();
         let definitions = definitions.to_vec();
         self.write(|reply| Job::SaveDefinitions {
@@ -783,7 +841,9 @@ impl Store for SqliteStore {
                     .optional()?;
                 let Some(row) = row else { return Ok(None) };
                 let task = conn
-                    .prepare_cached("SELECT * FROM tasks WHERE instance_id = ?1 AND state <> 'done'")?
+                    .prepare_cached(
+                        "SELECT * FROM tasks WHERE instance_id = ?1 AND state <> 'done'",
+                    )?
                     .query_row(params![id.0], task_from_row)
                     .optional()?;
                 Ok(Some((decode_instance_row(&catalog, row)?, task)))
@@ -890,7 +950,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_next(&self, queue: &str, agent: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<Task>> {
+    async fn claim_next(
+        &self,
+        queue: &str,
+        agent: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Task>> {
         let (queue, agent) = (queue.to_string(), agent.to_string());
         self.write(|reply| Job::ClaimNext {
             queue,
@@ -902,7 +968,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim(&self, task: TaskId, agent: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Task> {
+    async fn claim(
+        &self,
+        task: TaskId,
+        agent: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Task> {
         let agent = agent.to_string();
         self.write(|reply| Job::Claim {
             task,
@@ -914,7 +986,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn renew(&self, task: TaskId, token: i64, agent: &str, _now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Task> {
+    async fn renew(
+        &self,
+        task: TaskId,
+        token: i64,
+        agent: &str,
+        _now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Task> {
         let agent = agent.to_string();
         self.write(|reply| Job::Renew {
             task,
@@ -937,7 +1016,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_agent(&self, name: &str, roles: &[String], active: bool, at: DateTime<Utc>) -> Result<()> {
+    async fn set_agent(
+        &self,
+        name: &str,
+        roles: &[String],
+        active: bool,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         let roles = serde_json::to_string(roles).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let name = name.to_string();
         self.write(|reply| Job::SetAgent {
@@ -952,13 +1037,15 @@ impl Store for SqliteStore {
 
     async fn active_agents(&self) -> Result<Vec<(String, Vec<String>)>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT name, roles FROM agents WHERE active ORDER BY name")?;
+            let mut stmt =
+                conn.prepare_cached("SELECT name, roles FROM agents WHERE active ORDER BY name")?;
             let rows = stmt
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.into_iter()
                 .map(|(name, roles)| {
-                    let roles = serde_json::from_str(&roles).map_err(|e| StoreError::Corrupt(format!("agent roles: {e}")))?;
+                    let roles = serde_json::from_str(&roles)
+                        .map_err(|e| StoreError::Corrupt(format!("agent roles: {e}")))?;
                     Ok((name, roles))
                 })
                 .collect()
@@ -974,7 +1061,9 @@ impl Store for SqliteStore {
                  GROUP BY COALESCE(claimed_by, assigned_to) ORDER BY agent",
             )?;
             let loads = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(loads)
         })
