@@ -379,6 +379,13 @@ impl<S: Store> Engine<S> {
         Ok(events.iter().map(|e| view::event(&def, e)).collect())
     }
 
+    /// The instance's respond and resolve clocks now (see [`super::clocks`]).
+    pub async fn clocks(&self, id: InstanceId) -> Result<Vec<super::clocks::Clock>, EngineError> {
+        let (inst, def, _) = self.load(id).await?;
+        let events = self.store.history(inst.id).await?;
+        Ok(super::clocks::clocks(&def, &events, self.clock.now()))
+    }
+
     /// The raw history, as the runtime sees it.
     pub async fn events(&self, id: InstanceId) -> Result<Vec<Event>, EngineError> {
         Ok(self.store.history(id).await?)

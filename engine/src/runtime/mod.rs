@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod clock;
+pub mod clocks;
 pub mod codec;
 pub mod engine;
 pub mod error;
