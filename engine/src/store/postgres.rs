@@ -669,16 +669,23 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Task>> {
-        let sql = format!(
-            "WITH next AS ( \
-                 SELECT id FROM tasks \
-                 WHERE queue = $4 AND state <> 'done' AND {CLAIMABLE} AND (assigned_to IS NULL OR assigned_to = $1) \
-                 ORDER BY priority, due_at, created_at, id \
-                 LIMIT 1 FOR UPDATE SKIP LOCKED) \
+        // The best open task and the best task whose lease ran out, each found through its own
+        // small index and locked without waiting; the better of the two is taken.
+        let sql = "WITH open_task AS ( \
+                 SELECT id, priority, due_at, created_at FROM tasks \
+                 WHERE queue = $4 AND state = 'open' AND (assigned_to IS NULL OR assigned_to = $1) \
+                 ORDER BY priority, due_at, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED), \
+             expired_task AS ( \
+                 SELECT id, priority, due_at, created_at FROM tasks \
+                 WHERE queue = $4 AND state = 'claimed' AND lease_until <= $3 \
+                   AND (assigned_to IS NULL OR assigned_to = $1) \
+                 ORDER BY priority, due_at, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED), \
+             next AS ( \
+                 SELECT id FROM (SELECT * FROM open_task UNION ALL SELECT * FROM expired_task) c \
+                 ORDER BY priority, due_at, created_at, id LIMIT 1) \
              UPDATE tasks t SET state = 'claimed', claimed_by = $1, lease_until = $2, token = t.token + 1 \
-             FROM next WHERE t.id = next.id RETURNING t.*"
-        );
-        let row: Option<PgRow> = sqlx::query(&sql)
+             FROM next WHERE t.id = next.id RETURNING t.*";
+        let row: Option<PgRow> = sqlx::query(sql)
             .bind(agent)
             .bind(sql::micros(lease_until))
             .bind(sql::micros(now))
