@@ -2,6 +2,8 @@
 //!
 //! ```sh
 //! cargo bench -p itsmflow-engine --bench runtime            # memory and SQLite
+//! ITSMFLOW_BENCH_ONLY=memory|sqlite|postgres ...            # one part only
+//! ITSMFLOW_BENCH_TASKS=20000 ...                            # PostgreSQL task count (5,000)
 //! ITSMFLOW_BENCH_POSTGRES=postgres:///postgres?host=/var/run/postgresql \
 //!     cargo bench -p itsmflow-engine --bench runtime        # and PostgreSQL
 //! ```
@@ -394,7 +396,10 @@ fn main() {
         }
         if !run("postgres") {
         } else if let Ok(url) = std::env::var("ITSMFLOW_BENCH_POSTGRES") {
-            let tasks = std::env::var("ITSMFLOW_BENCH_TASKS").ok().and_then(|n| n.parse().ok()).unwrap_or(5_000);
+            let tasks = std::env::var("ITSMFLOW_BENCH_TASKS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(5_000);
             bench_postgres(&url, 16, tasks).await;
         } else {
             println!("postgres: skipped (set ITSMFLOW_BENCH_POSTGRES to a server URL to run it)");

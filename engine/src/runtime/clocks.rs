@@ -83,7 +83,7 @@ fn timeline(
     };
     let mut priority = None;
     // Enter `stage` at `at`: start, pause, resume or stop the clock.
-    let mut enter = |t: &mut Timeline, stage: StageId, at: DateTime<Utc>, first: bool| {
+    let enter = |t: &mut Timeline, stage: StageId, at: DateTime<Utc>, first: bool| {
         if t.stopped_at.is_some() {
             return;
         }
