@@ -17,11 +17,14 @@
 //!   `FOR UPDATE SKIP LOCKED` claim-and-finish loop on a plain table, same concurrency.
 
 use std::path::PathBuf;
+
+#[path = "../tests/support/mod.rs"]
+mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::processes;
 
 use chrono::TimeDelta;
-use itsmflow_dsl::Sources;
 use itsmflow_engine::runtime::{Actor, Catalog, Engine, SystemClock};
 use itsmflow_engine::store::memory::MemoryStore;
 use itsmflow_engine::store::postgres::PostgresStore;
@@ -34,24 +37,6 @@ use sqlx::{ConnectOptions, Connection};
 // The allocator the `itsmflow` binary uses, so figures match production.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn processes() -> Sources {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../processes");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("processes/")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "itsm"))
-        .collect();
-    files.sort();
-    let mut sources = Sources::new();
-    for f in files {
-        sources.add(
-            f.display().to_string(),
-            std::fs::read_to_string(&f).expect("read"),
-        );
-    }
-    sources
-}
 
 fn incident() -> Map<String, Value> {
     json!({"title": "VPN down", "caller": "carol", "service": "VPN", "category": "network",

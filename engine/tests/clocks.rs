@@ -1,38 +1,17 @@
 //! Service clocks on virtual time: targets, pauses, stops, a priority raised mid-way, breach.
 //! Clocks are derived from the history, so the in-memory store shows the same as any other.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use itsmflow_dsl::Sources;
 use itsmflow_engine::model::ClockKind;
 use itsmflow_engine::runtime::clocks::{Clock, ClockState};
 use itsmflow_engine::runtime::{Actor, Catalog, Engine, InstanceId, ManualClock};
 use itsmflow_engine::store::memory::MemoryStore;
 use serde_json::{json, Map, Value};
+use support::{fields, processes};
 
-fn processes() -> Sources {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../processes");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("processes/")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "itsm"))
-        .collect();
-    files.sort();
-    let mut sources = Sources::new();
-    for f in files {
-        sources.add(
-            f.display().to_string(),
-            std::fs::read_to_string(&f).expect("read"),
-        );
-    }
-    sources
-}
-
-fn fields(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().expect("object")
-}
+mod support;
 
 fn incident(impact: &str, urgency: &str) -> Map<String, Value> {
     fields(

@@ -16,29 +16,9 @@ use itsmflow_engine::store::postgres::PostgresStore;
 use itsmflow_engine::store::sqlite::SqliteStore;
 use itsmflow_engine::store::{Store, StoreError};
 use serde_json::{json, Map, Value};
+use support::{fields, processes};
 
-fn processes() -> Sources {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../processes");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("processes/")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "itsm"))
-        .collect();
-    files.sort();
-    let mut sources = Sources::new();
-    for f in files {
-        let name = f
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        sources.add(name, std::fs::read_to_string(&f).expect("read"));
-    }
-    sources
-}
-
-fn fields(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().expect("object")
-}
+mod support;
 
 fn agent() -> Actor {
     Actor::new("alice", &["agent"])
