@@ -12,10 +12,14 @@ use crate::model::{
     TransitionId,
 };
 
-/// `a` comes no later than `b` whatever the calendar: fewer or equal days and seconds.
+/// `a` comes no later than `b` whatever the calendar.
 fn not_after(a: &Duration, b: &Duration) -> bool {
-    match (a.days_and_seconds(), b.days_and_seconds()) {
-        (Some((ad, asec)), Some((bd, bsec))) => ad <= bd && asec <= bsec,
+    // Weeks, days and business time grow independently of each other (a week is as many
+    // business days as the calendar opens in a week), so `a` is surely no later than `b` only
+    // when it is no larger in each of them.
+    let secs = |d: &Duration| d.days_and_seconds().map(|(_, s)| s);
+    match (secs(a), secs(b)) {
+        (Some(asec), Some(bsec)) => a.weeks <= b.weeks && a.days <= b.days && asec <= bsec,
         _ => false,
     }
 }
