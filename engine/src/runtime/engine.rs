@@ -34,6 +34,35 @@ pub struct Engine<S> {
     catalog: Arc<Catalog>,
     clock: Arc<dyn Clock>,
     logic: Logic,
+    roster: Roster,
+}
+
+/// Active agents and their roles, as last read from the store. Push assignment reads it for
+/// every new task, so it is kept for a moment: a change made through this engine takes effect
+/// at once, one made through another node within `ROSTER_TTL`.
+#[derive(Default)]
+struct Roster {
+    cached: std::sync::Mutex<Option<(std::time::Instant, Arc<Vec<(String, Vec<String>)>>)>>,
+}
+
+const ROSTER_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Roster {
+    fn get(&self) -> Option<Arc<Vec<(String, Vec<String>)>>> {
+        let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        cached
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < ROSTER_TTL)
+            .map(|(_, agents)| agents.clone())
+    }
+    fn set(&self, agents: Vec<(String, Vec<String>)>) -> Arc<Vec<(String, Vec<String>)>> {
+        let agents = Arc::new(agents);
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), agents.clone()));
+        agents
+    }
+    fn forget(&self) {
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 impl<S: Store> Engine<S> {
@@ -69,6 +98,7 @@ impl<S: Store> Engine<S> {
             catalog,
             clock,
             logic: Logic::default(),
+            roster: Roster::default(),
         })
     }
 
@@ -426,10 +456,12 @@ impl<S: Store> Engine<S> {
     /// Register an agent for push assignment, or take them off (their unclaimed assigned
     /// tasks go back to their queues).
     pub async fn set_agent(&self, agent: &Actor, active: bool) -> Result<(), EngineError> {
-        Ok(self
+        let result = self
             .store
             .set_agent(&agent.name, &agent.roles, active, self.clock.now())
-            .await?)
+            .await;
+        self.roster.forget();
+        Ok(result?)
     }
 
     /// For a queue with push assignment, pick the agent a new task goes to: the next active
@@ -443,7 +475,10 @@ impl<S: Store> Engine<S> {
         if info.assignment == Assignment::Pull {
             return Ok(());
         }
-        let agents = self.store.active_agents().await?;
+        let agents = match self.roster.get() {
+            Some(agents) => agents,
+            None => self.roster.set(self.store.active_agents().await?),
+        };
         let members: Vec<&String> = agents
             .iter()
             .filter(|(_, roles)| {
