@@ -42,22 +42,26 @@ pub struct Engine<S> {
 /// at once, one made through another node within `ROSTER_TTL`.
 #[derive(Default)]
 struct Roster {
-    cached: std::sync::Mutex<Option<(std::time::Instant, Arc<Vec<(String, Vec<String>)>>)>>,
+    cached: std::sync::Mutex<Option<(std::time::Instant, Agents)>>,
 }
+
+/// Active agents by name, with their roles.
+type Agents = Arc<Vec<(String, Vec<String>)>>;
 
 const ROSTER_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Roster {
-    fn get(&self) -> Option<Arc<Vec<(String, Vec<String>)>>> {
+    fn get(&self) -> Option<Agents> {
         let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
         cached
             .as_ref()
             .filter(|(at, _)| at.elapsed() < ROSTER_TTL)
             .map(|(_, agents)| agents.clone())
     }
-    fn set(&self, agents: Vec<(String, Vec<String>)>) -> Arc<Vec<(String, Vec<String>)>> {
+    fn set(&self, agents: Vec<(String, Vec<String>)>) -> Agents {
         let agents = Arc::new(agents);
-        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), agents.clone()));
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((std::time::Instant::now(), agents.clone()));
         agents
     }
     fn forget(&self) {
@@ -197,7 +201,7 @@ impl<S: Store> Engine<S> {
     async fn load(
         &self,
         id: InstanceId,
-    ) -> Result<(Instance, Arc<Definition>, Option<Task>), EngineError> {
+    ) -> Result<(Arc<Instance>, Arc<Definition>, Option<Task>), EngineError> {
         let (inst, task) = self
             .store
             .instance_with_task(id)
@@ -250,7 +254,7 @@ impl<S: Store> Engine<S> {
         } else {
             None
         };
-        Ok(InstanceView::new(def, inst, task))
+        Ok(InstanceView::new(def, Arc::new(inst), task))
     }
 
     pub async fn instance(&self, id: InstanceId) -> Result<InstanceView, EngineError> {
@@ -260,7 +264,7 @@ impl<S: Store> Engine<S> {
 
     /// The raw state, as the runtime sees it.
     pub async fn state(&self, id: InstanceId) -> Result<Instance, EngineError> {
-        Ok(self.load(id).await?.0)
+        Ok(Instance::clone(&self.load(id).await?.0))
     }
 
     /// Perform an action. `expected_version`, when given, must be the instance's version.
@@ -304,7 +308,7 @@ impl<S: Store> Engine<S> {
     #[allow(clippy::too_many_arguments)]
     async fn act_on(
         &self,
-        (inst, def, task): (Instance, Arc<Definition>, Option<Task>),
+        (inst, def, task): (Arc<Instance>, Arc<Definition>, Option<Task>),
         action: &str,
         fields: &Map<String, Json>,
         expected_version: Option<i64>,

@@ -255,7 +255,7 @@ impl Logic {
                 },
                 reason: None,
             });
-            change.instance.version = seq;
+            Arc::make_mut(&mut change.instance).version = seq;
             change.spawns.push(child);
         }
         Ok(change)
@@ -432,7 +432,7 @@ impl<'a> ChangeBuilder<'a> {
     ) -> Change {
         let version = self.inst.version + self.events.len() as i64;
         Change {
-            instance: Instance {
+            instance: Arc::new(Instance {
                 id: self.inst.id,
                 definition: self.inst.definition,
                 stage,
@@ -442,7 +442,7 @@ impl<'a> ChangeBuilder<'a> {
                 version,
                 created_at: self.inst.created_at,
                 updated_at: self.req.now,
-            },
+            }),
             expected_version: self.inst.version,
             events: self.events,
             close_task: None,

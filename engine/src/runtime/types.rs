@@ -242,7 +242,7 @@ pub struct NewInstance {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     /// The new state; its `version` is the `seq` of the last of `events`.
-    pub instance: Instance,
+    pub instance: std::sync::Arc<Instance>,
     pub expected_version: i64,
     pub events: Vec<Event>,
     pub close_task: Option<CloseTask>,

@@ -17,7 +17,7 @@ use super::types::*;
 #[derive(Clone, Debug)]
 pub struct InstanceView {
     def: Arc<Definition>,
-    state: Instance,
+    state: Arc<Instance>,
     task: Option<Task>,
 }
 
@@ -28,7 +28,7 @@ impl PartialEq for InstanceView {
 }
 
 impl InstanceView {
-    pub fn new(def: Arc<Definition>, state: Instance, task: Option<Task>) -> Self {
+    pub fn new(def: Arc<Definition>, state: Arc<Instance>, task: Option<Task>) -> Self {
         InstanceView { def, state, task }
     }
     pub fn id(&self) -> InstanceId {

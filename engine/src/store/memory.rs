@@ -28,7 +28,7 @@ fn order_key(t: &Task) -> OrderKey {
 struct Inner {
     definitions: Vec<StoredDefinition>,
     projects: HashMap<String, ProjectSource>,
-    instances: HashMap<InstanceId, Instance>,
+    instances: HashMap<InstanceId, std::sync::Arc<Instance>>,
     events: HashMap<InstanceId, Vec<Event>>,
     links: Vec<Link>,
     tasks: HashMap<TaskId, Task>,
@@ -103,7 +103,7 @@ impl Inner {
                 created_at: at,
             });
         }
-        self.instances.insert(id, inst);
+        self.instances.insert(id, std::sync::Arc::new(inst));
         self.events.insert(id, new.events);
         if let Some(task) = new.task {
             self.insert_task(id, task, at);
@@ -195,10 +195,13 @@ impl Store for MemoryStore {
     }
 
     async fn instance(&self, id: InstanceId) -> Result<Option<Instance>> {
-        Ok(self.lock().instances.get(&id).cloned())
+        Ok(self.lock().instances.get(&id).map(|i| Instance::clone(i)))
     }
 
-    async fn instance_with_task(&self, id: InstanceId) -> Result<Option<(Instance, Option<Task>)>> {
+    async fn instance_with_task(
+        &self,
+        id: InstanceId,
+    ) -> Result<Option<(std::sync::Arc<Instance>, Option<Task>)>> {
         let inner = self.lock();
         let Some(inst) = inner.instances.get(&id) else {
             return Ok(None);

@@ -72,7 +72,7 @@ pub struct StoredDefinition {
 pub type StoredDefinitions = (Vec<StoredDefinition>, Vec<(String, ProjectSource)>);
 
 /// A task, its instance, and the instance's open task.
-pub type TaskAndInstance = (Task, Instance, Option<Task>);
+pub type TaskAndInstance = (Task, std::sync::Arc<Instance>, Option<Task>);
 
 /// A version to publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,7 +106,7 @@ pub trait Store: Send + Sync + 'static {
     fn instance_with_task(
         &self,
         id: InstanceId,
-    ) -> impl Future<Output = Result<Option<(Instance, Option<Task>)>>> + Send;
+    ) -> impl Future<Output = Result<Option<(std::sync::Arc<Instance>, Option<Task>)>>> + Send;
 
     /// A task, its instance, and the instance's task that is not done (the same task, unless
     /// the instance has moved on), read together.

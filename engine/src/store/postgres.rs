@@ -533,7 +533,10 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn instance_with_task(&self, id: InstanceId) -> Result<Option<(Instance, Option<Task>)>> {
+    async fn instance_with_task(
+        &self,
+        id: InstanceId,
+    ) -> Result<Option<(std::sync::Arc<Instance>, Option<Task>)>> {
         // One round trip: the instance and its open task (if any) as JSON beside it.
         let row = sqlx::query(
             "SELECT i.*, (SELECT row_to_json(t) FROM tasks t WHERE t.instance_id = i.id AND t.state <> 'done') AS task \
@@ -546,7 +549,7 @@ impl Store for PostgresStore {
         let inst = sql::decode_instance(&self.catalog, instance_row(&row)?)?;
         let task: Option<Json> = row.try_get("task")?;
         let task = task.map(|t| sql::task_from_json(&t)).transpose()?;
-        Ok(Some((inst, task)))
+        Ok(Some((Arc::new(inst), task)))
     }
 
     async fn task_with_instance(&self, task: TaskId) -> Result<Option<TaskAndInstance>> {
@@ -564,7 +567,7 @@ impl Store for PostgresStore {
         let open: Option<Json> = row.try_get("task")?;
         Ok(Some((
             sql::task_from_json(&the_task)?,
-            inst,
+            Arc::new(inst),
             open.map(|t| sql::task_from_json(&t)).transpose()?,
         )))
     }

@@ -829,7 +829,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn instance_with_task(&self, id: InstanceId) -> Result<Option<(Instance, Option<Task>)>> {
+    async fn instance_with_task(
+        &self,
+        id: InstanceId,
+    ) -> Result<Option<(std::sync::Arc<Instance>, Option<Task>)>> {
         let catalog = self.catalog.clone();
         // One read transaction, so the pair is one snapshot.
         self.read(move |conn| {
@@ -846,7 +849,7 @@ impl Store for SqliteStore {
                     )?
                     .query_row(params![id.0], task_from_row)
                     .optional()?;
-                Ok(Some((decode_instance_row(&catalog, row)?, task)))
+                Ok(Some((Arc::new(decode_instance_row(&catalog, row)?), task)))
             })();
             conn.execute_batch("COMMIT")?;
             out
