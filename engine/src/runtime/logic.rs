@@ -14,7 +14,7 @@ use super::error::EngineError;
 use super::types::*;
 use super::values::{self, FieldError};
 use crate::model::{
-    CmpOp, Condition, FieldId, Operand, PriorityId, Process, Project, QueueId, RuleKind, StageId,
+    CmpOp, Condition, FieldId, Operand, PriorityId, Process, QueueId, RuleKind, StageId,
     StageQueue, Subject, Value,
 };
 use crate::script;
@@ -641,9 +641,4 @@ pub fn replay(
         }
     }
     inst
-}
-
-/// The project a definition belongs to (for names of queues and roles).
-pub fn project_of(def: &Definition) -> &Arc<Project> {
-    &def.project
 }
