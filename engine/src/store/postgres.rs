@@ -2,8 +2,12 @@
 //!
 //! Each method is one transaction on a pooled connection. Instances are updated under an
 //! optimistic version check (a stale version changes nothing and reports a conflict). Claims
-//! pick the next task with `FOR UPDATE SKIP LOCKED` in the same statement that leases it, so
-//! concurrent claimers on any node never wait on each other and never get the same task.
+//! pick the next open task with `FOR UPDATE SKIP LOCKED` in the same statement that leases it,
+//! so concurrent claimers on any node never wait on each other and never get the same task.
+//! Tasks whose lease ran out are put back among the open ones by each node at most once a
+//! second (in the time the callers pass in), before it claims: a crashed agent's task is back in
+//! its queue, in its place by priority, within a second of its lease ending, and renewing or
+//! completing with the old lease is then refused.
 
 use std::sync::Arc;
 
@@ -25,7 +29,15 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub struct PostgresStore {
     pool: PgPool,
     catalog: Arc<Catalog>,
+    /// When (in the callers' time, microseconds) expired leases were last returned to their
+    /// queues by this node.
+    last_sweep: std::sync::atomic::AtomicI64,
 }
+
+/// Expired leases are returned to their queues at most this often per node (in the time the
+/// callers pass in), so a crashed agent's task is back in its queue, in its place by priority,
+/// within this long of its lease running out.
+const SWEEP_INTERVAL_MICROS: i64 = 1_000_000;
 
 impl PostgresStore {
     /// Connect and bring the schema up to date (migrations take an advisory lock, so nodes
@@ -45,7 +57,11 @@ impl PostgresStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(PostgresStore { pool, catalog })
+        Ok(PostgresStore {
+            pool,
+            catalog,
+            last_sweep: std::sync::atomic::AtomicI64::new(i64::MIN),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -672,26 +688,40 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Task>> {
-        // The best open task and the best task whose lease ran out, each found through its own
-        // small index and locked without waiting; the better of the two is taken.
-        let sql = "WITH open_task AS ( \
-                 SELECT id, priority, due_at, created_at FROM tasks \
-                 WHERE queue = $4 AND state = 'open' AND (assigned_to IS NULL OR assigned_to = $1) \
-                 ORDER BY priority, due_at, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED), \
-             expired_task AS ( \
-                 SELECT id, priority, due_at, created_at FROM tasks \
-                 WHERE queue = $4 AND state = 'claimed' AND lease_until <= $3 \
-                   AND (assigned_to IS NULL OR assigned_to = $1) \
-                 ORDER BY priority, due_at, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED), \
-             next AS ( \
-                 SELECT id FROM (SELECT * FROM open_task UNION ALL SELECT * FROM expired_task) c \
-                 ORDER BY priority, due_at, created_at, id LIMIT 1) \
+        // Claims read only open tasks, through an index that a claim moves the row out of, so
+        // it stays small. Tasks whose lease ran out are first put back among them (at most once
+        // a second per node): scanning for them at every claim would walk, each time, over every
+        // claimed row version not yet vacuumed.
+        let now_us = sql::micros(now);
+        let last = self.last_sweep.load(std::sync::atomic::Ordering::Relaxed);
+        if now_us.saturating_sub(last) >= SWEEP_INTERVAL_MICROS
+            && self
+                .last_sweep
+                .compare_exchange(
+                    last,
+                    now_us,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            sqlx::query(
+                "UPDATE tasks SET state = 'open', claimed_by = NULL, lease_until = NULL \
+                 WHERE state = 'claimed' AND lease_until <= $1",
+            )
+            .bind(now_us)
+            .execute(&self.pool)
+            .await?;
+        }
+        let sql = "WITH next AS ( \
+                 SELECT id FROM tasks \
+                 WHERE queue = $3 AND state = 'open' AND (assigned_to IS NULL OR assigned_to = $1) \
+                 ORDER BY priority, due_at, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
              UPDATE tasks t SET state = 'claimed', claimed_by = $1, lease_until = $2, token = t.token + 1 \
              FROM next WHERE t.id = next.id RETURNING t.*";
         let row: Option<PgRow> = sqlx::query(sql)
             .bind(agent)
             .bind(sql::micros(lease_until))
-            .bind(sql::micros(now))
             .bind(queue)
             .fetch_optional(&self.pool)
             .await?;
