@@ -682,6 +682,72 @@ async fn reprioritise_and_reroute<S: Store>(h: &Harness<S>) {
     assert!(e.verify(inc.id()).await.expect("verify"));
 }
 
+/// A change decided on a state that has moved on (another node acted in between) is refused by
+/// the store as a whole: the task it would close stays open, nothing is appended.
+async fn stale_commit_changes_nothing<S: Store>(h: &Harness<S>) {
+    use itsmflow_engine::runtime::logic::{Logic, Request};
+    use itsmflow_engine::runtime::types::Fence;
+
+    let e = &h.engine;
+    let inc = e
+        .create("incident", &network_incident(), &caller())
+        .await
+        .expect("create");
+    let inc = e
+        .perform(inc.id(), "log", &Map::new(), None, &agent(), None)
+        .await
+        .expect("log");
+    let me = engineer("bob");
+    let task = e
+        .claim_next("network", &me, TimeDelta::minutes(5))
+        .await
+        .expect("claim")
+        .expect("task");
+    let stale = e.state(inc.id()).await.expect("state");
+
+    // Someone else changes the instance (a comment bumps its version, the task stays claimed).
+    e.comment(inc.id(), "on it", &agent())
+        .await
+        .expect("comment");
+    let before = e.state(inc.id()).await.expect("state");
+    let history = e.events(inc.id()).await.expect("events");
+
+    let def = e.catalog().get(stale.definition).expect("definition");
+    let change = Logic::default()
+        .perform(
+            e.catalog(),
+            &def,
+            &stale,
+            Some(&task),
+            Some(Fence::Token {
+                token: task.token,
+                agent: me.name.clone(),
+            }),
+            "accept",
+            &Map::new(),
+            &Request {
+                actor: &me,
+                now: Utc::now(),
+                reason: None,
+            },
+        )
+        .expect("decided on the stale state");
+    let err = e.store().commit(change).await.expect_err("stale version");
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert_eq!(e.state(inc.id()).await.expect("state"), before);
+    assert_eq!(e.events(inc.id()).await.expect("events"), history);
+    let t = e.task(task.id).await.expect("task");
+    assert_eq!(t.state, TaskState::Claimed, "the task was not closed");
+    assert_eq!(t.token, task.token);
+
+    // The claim still holds: completing through the engine works.
+    let inc = e
+        .complete(task.id, task.token, "accept", &Map::new(), &me)
+        .await
+        .expect("complete");
+    assert_eq!(inc.stage(), "working");
+}
+
 async fn queue_order<S: Store>(h: &Harness<S>) {
     let e = &h.engine;
     let mut ids = Vec::new();
@@ -989,6 +1055,13 @@ macro_rules! suite {
             async fn field_updates_recompute_priority_and_routing() {
                 let h = super::$backend().await;
                 reprioritise_and_reroute(&h).await;
+                h.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_stale_commit_changes_nothing() {
+                let h = super::$backend().await;
+                stale_commit_changes_nothing(&h).await;
                 h.finish().await;
             }
 
