@@ -87,6 +87,10 @@ async fn pauses_stop_the_resolve_clock_and_stops_meet_the_respond_clock() {
     assert_eq!(paused.state, ClockState::Paused);
     assert_eq!(paused.elapsed_seconds, 3600);
     assert_eq!(paused.due_at, None, "no due instant while paused");
+    assert!(
+        paused.escalations.iter().all(|p| p.due_at.is_none()),
+        "no escalation is due while the clock is paused"
+    );
 
     e.perform(id, "answer", &none, None, &agent(), None)
         .await
@@ -101,6 +105,21 @@ async fn pauses_stop_the_resolve_clock_and_stops_meet_the_respond_clock() {
         resolve.due_at,
         Some(t0 + TimeDelta::hours(7)),
         "now plus the remaining time"
+    );
+
+    // The incident's escalation on resolve: 50%, 75% and 100% of 4h.
+    let points: Vec<(&str, i64, bool, Option<DateTime<Utc>>)> = resolve
+        .escalations
+        .iter()
+        .map(|p| (p.threshold.as_str(), p.at_seconds, p.reached, p.due_at))
+        .collect();
+    assert_eq!(
+        points,
+        [
+            ("50%", 7200, true, None),
+            ("75%", 10800, false, Some(t0 + TimeDelta::hours(6))),
+            ("100%", 14400, false, Some(t0 + TimeDelta::hours(7))),
+        ]
     );
 
     time.advance(TimeDelta::hours(3)); // t0 + 8h: 5h of 4h

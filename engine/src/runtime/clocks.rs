@@ -17,6 +17,10 @@
 //!   reset, pauses are kept.
 //! - A target in days or weeks is converted to business time once, from the clock's start
 //!   (`3d` from a Monday 10:00 on office hours is the business time until Thursday 10:00).
+//! - Each escalation step on the clock falls at a point of business time: its percentage of the
+//!   target (rounded up to the second), or its duration from the clock's start. A clock shows
+//!   which points it has reached and when it will reach the others; firing them is the
+//!   scheduler's work.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -24,7 +28,7 @@ use serde::Serialize;
 use super::catalog::Definition;
 use super::types::{Event, EventKind};
 use crate::calendar::BusinessCalendar;
-use crate::model::{ClockKind, PriorityId, StageId};
+use crate::model::{ClockKind, PriorityId, StageId, Threshold};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,6 +60,21 @@ pub struct Clock {
     pub started_at: Option<DateTime<Utc>>,
     pub stopped_at: Option<DateTime<Utc>>,
     /// When it reaches its target, if it is running.
+    pub due_at: Option<DateTime<Utc>>,
+    /// The escalation steps the process defines on this clock, in order.
+    pub escalations: Vec<EscalationPoint>,
+}
+
+/// Where one escalation step falls on a clock.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EscalationPoint {
+    /// The threshold as written: `75%` or `2h`.
+    pub threshold: String,
+    /// The business time on the clock at which the step is due.
+    pub at_seconds: i64,
+    /// Whether the clock has reached it.
+    pub reached: bool,
+    /// When the clock will reach it, if it is running and has not yet.
     pub due_at: Option<DateTime<Utc>>,
 }
 
@@ -162,6 +181,7 @@ pub fn clocks(def: &Definition, events: &[Event], now: DateTime<Utc>) -> Vec<Clo
                 started_at: None,
                 stopped_at: None,
                 due_at: None,
+                escalations: Vec::new(),
             });
             continue;
         };
@@ -193,6 +213,47 @@ pub fn clocks(def: &Definition, events: &[Event], now: DateTime<Utc>) -> Vec<Clo
         } else {
             None
         };
+        let escalations = p
+            .escalations
+            .iter()
+            .filter(|e| e.clock == clock)
+            .flat_map(|e| &e.steps)
+            .map(|step| {
+                let (threshold, at_seconds) = match step.threshold {
+                    // Rounded up: a step is not due before its share of the target has passed.
+                    Threshold::Percent(pc) => (
+                        format!("{pc}%"),
+                        (i128::from(target_seconds) * i128::from(pc)).div_euclid(100)
+                            + i128::from(
+                                (i128::from(target_seconds) * i128::from(pc)).rem_euclid(100) != 0,
+                            ),
+                    ),
+                    Threshold::After(d) => (
+                        d.to_string(),
+                        i128::from(
+                            cal.add(started, &d)
+                                .map(|end| cal.elapsed(started, end))
+                                .unwrap_or(i64::MAX),
+                        ),
+                    ),
+                };
+                let at_seconds = i64::try_from(at_seconds).unwrap_or(i64::MAX);
+                let reached = elapsed >= at_seconds;
+                let due_at = if running && !reached {
+                    u64::try_from(at_seconds - elapsed)
+                        .ok()
+                        .and_then(|r| cal.add_seconds(now, r))
+                } else {
+                    None
+                };
+                EscalationPoint {
+                    threshold,
+                    at_seconds,
+                    reached,
+                    due_at,
+                }
+            })
+            .collect();
         out.push(Clock {
             clock,
             target: duration.to_string(),
@@ -208,6 +269,7 @@ pub fn clocks(def: &Definition, events: &[Event], now: DateTime<Utc>) -> Vec<Clo
             started_at: Some(started),
             stopped_at: t.stopped_at,
             due_at,
+            escalations,
         });
     }
     out
