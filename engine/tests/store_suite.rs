@@ -748,6 +748,47 @@ async fn stale_commit_changes_nothing<S: Store>(h: &Harness<S>) {
     assert_eq!(inc.stage(), "working");
 }
 
+/// Within a priority, the task due first comes first, whatever its age; tasks without a due
+/// time come after those with one.
+async fn queue_order_by_due_time<S: Store>(h: &Harness<S>) {
+    use itsmflow_engine::runtime::logic::{Logic, Request};
+
+    let e = &h.engine;
+    let def = e.catalog().latest("incident").expect("incident");
+    let logic = Logic::default();
+    let req = Request {
+        actor: &caller(),
+        now: start(),
+        reason: None,
+    };
+    // Created in this order, due in another: none, +3h, +1h, +2h.
+    let dues = [None, Some(3), Some(1), Some(2)];
+    let mut ids = Vec::new();
+    for due in dues {
+        let mut fields = network_incident();
+        fields.insert("category".into(), json!("access"));
+        let mut new = logic.create(&def, &fields, &req, None).expect("create");
+        // The task is given straight to the store, with the due time under test.
+        new.task = Some(itsmflow_engine::runtime::types::NewTask {
+            process: "incident".into(),
+            stage: "triage".into(),
+            queue: "service_desk".into(),
+            priority: new.instance.priority.map(|p| p.0),
+            due_at: due.map(|h| start() + TimeDelta::hours(h)),
+            assigned_to: None,
+        });
+        ids.push(e.store().create(new).await.expect("store"));
+    }
+    let order: Vec<InstanceId> = e
+        .queue_tasks("service_desk", 10)
+        .await
+        .expect("queue")
+        .iter()
+        .map(|t| t.instance)
+        .collect();
+    assert_eq!(order, vec![ids[2], ids[3], ids[1], ids[0]]);
+}
+
 async fn queue_order<S: Store>(h: &Harness<S>) {
     let e = &h.engine;
     let mut ids = Vec::new();
@@ -1062,6 +1103,13 @@ macro_rules! suite {
             async fn a_stale_commit_changes_nothing() {
                 let h = super::$backend().await;
                 stale_commit_changes_nothing(&h).await;
+                h.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn queues_order_by_due_time_within_a_priority() {
+                let h = super::$backend().await;
+                queue_order_by_due_time(&h).await;
                 h.finish().await;
             }
 
