@@ -119,10 +119,15 @@ fn check(
 ) -> Result<u8, files::LoadError> {
     let loaded = files::load(paths)?;
     let checked = itsmflow_engine::check(&loaded.sources);
+    // A problem concerns the named files if it is in one of them or points into one (a name
+    // declared again in a sibling file is the named file's problem too).
     let shown: Vec<Diagnostic> = checked
         .diagnostics
         .into_iter()
-        .filter(|d| loaded.requested.contains(&d.span.file))
+        .filter(|d| {
+            loaded.requested.contains(&d.span.file)
+                || d.secondary.iter().any(|(s, _)| loaded.requested.contains(&s.file))
+        })
         .collect();
     print_report(&loaded.sources, &shown, format);
     let failed = shown.iter().any(|d| d.is_error() || deny_warnings);

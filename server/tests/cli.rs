@@ -361,9 +361,26 @@ fn checking_one_file_does_not_report_warnings_of_its_siblings() {
     assert_exit(&out, 0);
 }
 
-/// Known CLI bug: `files::load` adds the named file as given (`incident.itsm`) and again as
-/// found in its directory (`./incident.itsm`), so a file named by a bare relative path is
-/// loaded twice and every declaration in it is reported as defined more than once.
+/// A file named by a bare relative path (`incident.itsm`) is the same file as the one found in
+/// its directory (`./incident.itsm`): it is loaded once, so nothing in it is "defined twice".
+#[test]
+fn checking_one_file_reports_a_sibling_that_declares_its_names_again() {
+    let dir = clean_project("check-one-file-duplicate");
+    // `zz.itsm` sorts after `shared.itsm`, so the duplicate is reported there, pointing back at
+    // the first declaration in `shared.itsm`: checking `shared.itsm` alone must show it.
+    dir.write("zz.itsm", "role agent\n");
+    let shared = dir.path().join("shared.itsm");
+    let out = itsmflow([
+        OsStr::new("check"),
+        shared.as_os_str(),
+        OsStr::new("--format"),
+        OsStr::new("json"),
+    ]);
+    assert_exit(&out, 1);
+    let report = json_report(&out);
+    assert_eq!(codes(&report), ["duplicate-definition"], "{report:#}");
+}
+
 #[test]
 fn checking_a_file_by_relative_path_loads_it_once() {
     let dir = clean_project("check-relative");
