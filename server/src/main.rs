@@ -126,7 +126,9 @@ fn check(
         .into_iter()
         .filter(|d| {
             loaded.requested.contains(&d.span.file)
-                || d.secondary.iter().any(|(s, _)| loaded.requested.contains(&s.file))
+                || d.secondary
+                    .iter()
+                    .any(|(s, _)| loaded.requested.contains(&s.file))
         })
         .collect();
     print_report(&loaded.sources, &shown, format);
