@@ -6,6 +6,8 @@
 //! operations, links and spawned instances) or nothing. Claims are single statements that
 //! pick the first open (or lease-expired) task in queue order and bump its fencing token; renew,
 //! release and complete present the token and fail if it is stale.
+//!
+//! The three agree on every behaviour the store suite (`engine/tests/store_suite.rs`) checks.
 
 use std::future::Future;
 
@@ -147,9 +149,11 @@ pub trait Store: Send + Sync + 'static {
     /// Count of tasks not done per queue.
     fn queue_counts(&self) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;
 
-    /// Claim the first claimable task of a queue for `agent`: open, or claimed with an expired
-    /// lease, and not assigned to someone else. Exactly one of several concurrent claimers of
-    /// the same task wins.
+    /// Claim the first claimable task of a queue for `agent`, in queue order: open, or claimed
+    /// with a lease that ended before `now`, and not assigned to someone else. (PostgreSQL puts
+    /// expired leases back among the open tasks at most once a second per node, so there a task
+    /// may wait up to a second longer after its lease ends.) Exactly one of several concurrent
+    /// claimers of the same task wins.
     fn claim_next(
         &self,
         queue: &str,
