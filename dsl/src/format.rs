@@ -435,13 +435,20 @@ impl<'a> Printer<'a> {
         });
     }
 
+    /// `targets on office { ... }`, with the clocks in one column.
     fn targets(&mut self, t: &Targets) {
         let header = match &t.calendar {
             Some(cal) => format!("targets on {cal}"),
             None => "targets".to_string(),
         };
+        let width = t
+            .rows
+            .iter()
+            .map(|row| row.priority.name.chars().count() + 1)
+            .max()
+            .unwrap_or(0);
         self.block(t.span, &header, Braces::Always, &t.rows, |p, row| {
-            p.leaf(row.span, &target_row(row))
+            p.leaf(row.span, &target_row(row, width))
         });
     }
 
@@ -687,14 +694,15 @@ fn field_type(ty: &FieldType) -> String {
     }
 }
 
-/// `P1: respond 15m, resolve 4h on 24x7`.
-fn target_row(row: &TargetRow) -> String {
+/// `P1: respond 15m, resolve 4h on 24x7`, the `P1:` padded to `width`.
+fn target_row(row: &TargetRow, width: usize) -> String {
     let clocks = list(&row.clocks, |c| {
         format!("{} {}", c.clock.node, c.duration.node)
     });
+    let priority = format!("{:<width$}", format!("{}:", row.priority));
     match &row.calendar {
-        Some(cal) => format!("{}: {clocks} on {cal}", row.priority),
-        None => format!("{}: {clocks}", row.priority),
+        Some(cal) => format!("{priority} {clocks} on {cal}"),
+        None => format!("{priority} {clocks}"),
     }
 }
 
