@@ -46,14 +46,6 @@ impl Span {
     pub fn is_empty(&self) -> bool {
         self.start == self.end
     }
-    /// The smallest span covering both (same file assumed).
-    pub fn to(&self, other: Span) -> Span {
-        Span {
-            file: self.file,
-            start: self.start.min(other.start),
-            end: self.end.max(other.end),
-        }
-    }
 }
 
 /// A value and where it was written.

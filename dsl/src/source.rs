@@ -75,13 +75,6 @@ impl Sources {
         self.files.is_empty()
     }
 
-    /// The text a span covers, or `""` if it does not fit its file.
-    pub fn snippet(&self, span: Span) -> &str {
-        self.get(span.file)
-            .and_then(|f| f.text.get(span.range()))
-            .unwrap_or("")
-    }
-
     /// `file:line:column` of a span's start.
     pub fn location(&self, span: Span) -> String {
         match self.get(span.file) {

@@ -69,11 +69,6 @@ impl ProcessGraph {
         self.exits(stage).next().is_some()
     }
 
-    /// Whether any edge leaves `stage` for another stage.
-    pub fn has_exit_elsewhere(&self, stage: StageId) -> bool {
-        self.exits(stage).any(|(to, _)| to != stage)
-    }
-
     /// Stages reachable from `start` (including itself).
     pub fn reachable_from(&self, start: StageId) -> Vec<bool> {
         let mut seen = vec![false; self.stage_count()];

@@ -182,12 +182,4 @@ impl Catalog {
             .get(process)
             .cloned()
     }
-
-    /// Every version, ordered by process then version.
-    pub fn all(&self) -> Vec<Arc<Definition>> {
-        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        let mut all: Vec<_> = inner.by_id.values().cloned().collect();
-        all.sort_by(|a, b| (&a.process, a.version).cmp(&(&b.process, b.version)));
-        all
-    }
 }
