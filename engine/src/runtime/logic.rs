@@ -52,16 +52,7 @@ impl Logic {
     ) -> Result<NewInstance, EngineError> {
         let p = def.model();
         let mut fields: Fields = p.fields.iter().map(|f| f.default.clone()).collect();
-        let mut errors = Vec::new();
-        for (name, json) in input {
-            match p.field(name) {
-                Some(id) => match values::from_json(&p.fields[id.index()], json) {
-                    Ok(v) => fields[id.index()] = v,
-                    Err(e) => errors.push(e),
-                },
-                None => errors.push(unknown_field(p, name)),
-            }
-        }
+        let mut errors = read_input(p, &mut fields, input);
         for (i, f) in p.fields.iter().enumerate() {
             if f.required
                 && !is_set(fields[i].as_ref())
@@ -155,7 +146,10 @@ impl Logic {
             });
         }
         let mut fields = inst.fields.clone();
-        apply_input(p, &mut fields, input)?;
+        let errors = read_input(p, &mut fields, input);
+        if !errors.is_empty() {
+            return Err(EngineError::InvalidFields(errors));
+        }
         self.compute(p, &mut fields, t.to)?;
         let missing: Vec<String> = t
             .requires
@@ -272,7 +266,10 @@ impl Logic {
     ) -> Result<Change, EngineError> {
         let p = def.model();
         let mut fields = inst.fields.clone();
-        apply_input(p, &mut fields, input)?;
+        let errors = read_input(p, &mut fields, input);
+        if !errors.is_empty() {
+            return Err(EngineError::InvalidFields(errors));
+        }
         self.compute(p, &mut fields, inst.stage)?;
         let missing: Vec<FieldError> = p
             .fields
@@ -454,12 +451,9 @@ impl<'a> ChangeBuilder<'a> {
     }
 }
 
-/// Apply requested field values (validated; unknown names refused) to `fields`.
-fn apply_input(
-    p: &Process,
-    fields: &mut Fields,
-    input: &Map<String, Json>,
-) -> Result<(), EngineError> {
+/// Read requested field values (validated; unknown names refused) into `fields`; every value
+/// that could not be read is reported.
+fn read_input(p: &Process, fields: &mut Fields, input: &Map<String, Json>) -> Vec<FieldError> {
     let mut errors = Vec::new();
     for (name, json) in input {
         match p.field(name) {
@@ -470,11 +464,7 @@ fn apply_input(
             None => errors.push(unknown_field(p, name)),
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(EngineError::InvalidFields(errors))
-    }
+    errors
 }
 
 fn unknown_field(p: &Process, name: &str) -> FieldError {
