@@ -777,7 +777,7 @@ async fn queue_order_by_due_time<S: Store>(h: &Harness<S>) {
             due_at: due.map(|h| start() + TimeDelta::hours(h)),
             assigned_to: None,
         });
-        ids.push(e.store().create(new).await.expect("store"));
+        ids.push(e.store().create(new).await.expect("store").0);
     }
     let order: Vec<InstanceId> = e
         .queue_tasks("service_desk", 10)

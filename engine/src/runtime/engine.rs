@@ -247,13 +247,8 @@ impl<S: Store> Engine<S> {
             self.assign(t).await?;
         }
         let mut inst = new.instance.clone();
-        let has_task = new.task.is_some();
-        inst.id = self.store.create(new).await?;
-        let task = if has_task {
-            self.store.open_task(inst.id).await?
-        } else {
-            None
-        };
+        let (id, task) = self.store.create(new).await?;
+        inst.id = id;
         Ok(InstanceView::new(def, Arc::new(inst), task))
     }
 

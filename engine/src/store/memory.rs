@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Committed, NewDefinition, Result, Store, StoreError, StoredDefinition, StoredDefinitions,
+    Committed, Created, NewDefinition, Result, Store, StoreError, StoredDefinition,
+    StoredDefinitions,
 };
 use crate::runtime::catalog::{DefinitionId, ProjectSource};
 use crate::runtime::types::*;
@@ -190,8 +191,15 @@ impl Store for MemoryStore {
         Ok(ids)
     }
 
-    async fn create(&self, new: NewInstance) -> Result<InstanceId> {
-        Ok(self.lock().insert_instance(new))
+    async fn create(&self, new: NewInstance) -> Result<Created> {
+        let mut inner = self.lock();
+        let id = inner.insert_instance(new);
+        let task = inner
+            .open_task_of
+            .get(&id)
+            .and_then(|t| inner.tasks.get(t))
+            .cloned();
+        Ok((id, task))
     }
 
     async fn instance(&self, id: InstanceId) -> Result<Option<Instance>> {
@@ -298,15 +306,6 @@ impl Store for MemoryStore {
 
     async fn task(&self, id: TaskId) -> Result<Option<Task>> {
         Ok(self.lock().tasks.get(&id).cloned())
-    }
-
-    async fn open_task(&self, instance: InstanceId) -> Result<Option<Task>> {
-        let inner = self.lock();
-        Ok(inner
-            .open_task_of
-            .get(&instance)
-            .and_then(|t| inner.tasks.get(t))
-            .cloned())
     }
 
     async fn queue_tasks(&self, queue: &str, limit: u32) -> Result<Vec<Task>> {

@@ -50,6 +50,9 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// A new instance's id, and its first task if it has one.
+pub type Created = (InstanceId, Option<Task>);
+
 /// What a commit did that its caller cannot know in advance.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Committed {
@@ -100,7 +103,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<DefinitionId>>> + Send;
 
     /// Insert a new instance with its history and task; returns its id.
-    fn create(&self, new: NewInstance) -> impl Future<Output = Result<InstanceId>> + Send;
+    fn create(&self, new: NewInstance) -> impl Future<Output = Result<Created>> + Send;
 
     fn instance(&self, id: InstanceId) -> impl Future<Output = Result<Option<Instance>>> + Send;
 
@@ -135,9 +138,6 @@ pub trait Store: Send + Sync + 'static {
     fn links(&self, id: InstanceId) -> impl Future<Output = Result<Vec<Link>>> + Send;
 
     fn task(&self, id: TaskId) -> impl Future<Output = Result<Option<Task>>> + Send;
-
-    /// The instance's task that is not done, if any.
-    fn open_task(&self, instance: InstanceId) -> impl Future<Output = Result<Option<Task>>> + Send;
 
     /// Tasks not done in a queue, in queue order: priority, then due time, then age.
     fn queue_tasks(

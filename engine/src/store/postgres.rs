@@ -18,8 +18,8 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use super::sql::{self, ChangeRows, NewInstanceRows};
 use super::{
-    Committed, NewDefinition, Result, Store, StoreError, StoredDefinition, StoredDefinitions,
-    TaskAndInstance,
+    Committed, Created, NewDefinition, Result, Store, StoreError, StoredDefinition,
+    StoredDefinitions, TaskAndInstance,
 };
 use crate::runtime::catalog::{Catalog, DefinitionId, ProjectSource};
 use crate::runtime::types::*;
@@ -134,7 +134,7 @@ async fn insert_link(
     Ok(())
 }
 
-async fn create(conn: &mut PgConnection, rows: NewInstanceRows) -> Result<InstanceId> {
+async fn create(conn: &mut PgConnection, rows: NewInstanceRows) -> Result<Created> {
     let i = &rows.instance;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO instances (definition_id, process, stage, fields, priority, queue, version, created_at, updated_at) \
@@ -152,13 +152,14 @@ async fn create(conn: &mut PgConnection, rows: NewInstanceRows) -> Result<Instan
     .fetch_one(&mut *conn)
     .await?;
     insert_events(conn, id, &rows.events).await?;
-    if let Some(t) = &rows.task {
-        insert_task(conn, id, t, i.created_at).await?;
-    }
+    let task = match &rows.task {
+        Some(t) => Some(insert_task(conn, id, t, i.created_at).await?),
+        None => None,
+    };
     if let Some((parent, kind)) = &rows.parent {
         insert_link(conn, parent.0, id, kind, i.created_at).await?;
     }
-    Ok(InstanceId(id))
+    Ok((InstanceId(id), task))
 }
 
 async fn task_by_id(conn: &mut PgConnection, id: TaskId) -> Result<Option<Task>> {
@@ -264,7 +265,7 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
     }
     let mut spawned = Vec::with_capacity(rows.spawns.len());
     for s in rows.spawns {
-        spawned.push(create(conn, s).await?);
+        spawned.push(create(conn, s).await?.0);
     }
     Ok(Committed { spawned, task })
 }
@@ -527,12 +528,12 @@ impl Store for PostgresStore {
         Ok(ids)
     }
 
-    async fn create(&self, new: NewInstance) -> Result<InstanceId> {
+    async fn create(&self, new: NewInstance) -> Result<Created> {
         let rows = sql::new_instance_rows(&self.catalog, new)?;
         let mut tx = self.pool.begin().await?;
-        let id = create(&mut tx, rows).await?;
+        let created = create(&mut tx, rows).await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(created)
     }
 
     async fn instance(&self, id: InstanceId) -> Result<Option<Instance>> {
@@ -651,14 +652,6 @@ impl Store for PostgresStore {
     async fn task(&self, id: TaskId) -> Result<Option<Task>> {
         let mut conn = self.pool.acquire().await?;
         task_by_id(&mut conn, id).await
-    }
-
-    async fn open_task(&self, instance: InstanceId) -> Result<Option<Task>> {
-        let row = sqlx::query("SELECT * FROM tasks WHERE instance_id = $1 AND state <> 'done'")
-            .bind(instance.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| sql::task_from_row(&r)).transpose()
     }
 
     async fn queue_tasks(&self, queue: &str, limit: u32) -> Result<Vec<Task>> {

@@ -27,7 +27,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::sql::{self, ChangeRows, NewInstanceRows};
 use super::{
-    Committed, NewDefinition, Result, Store, StoreError, StoredDefinition, StoredDefinitions,
+    Committed, Created, NewDefinition, Result, Store, StoreError, StoredDefinition,
+    StoredDefinitions,
 };
 use crate::runtime::catalog::{Catalog, DefinitionId, ProjectSource};
 use crate::runtime::types::*;
@@ -99,7 +100,7 @@ enum Job {
         at: DateTime<Utc>,
         reply: Reply<Vec<DefinitionId>>,
     },
-    Create(NewInstanceRows, Reply<InstanceId>),
+    Create(NewInstanceRows, Reply<Created>),
     Commit(ChangeRows, Reply<Committed>),
     ClaimNext {
         queue: String,
@@ -140,7 +141,7 @@ enum Job {
 /// A job's outcome, held until its batch commits.
 enum Done {
     Ids(Reply<Vec<DefinitionId>>, Result<Vec<DefinitionId>>),
-    Instance(Reply<InstanceId>, Result<InstanceId>),
+    Instance(Reply<Created>, Result<Created>),
     Committed(Reply<Committed>, Result<Committed>),
     MaybeTask(Reply<Option<Task>>, Result<Option<Task>>),
     Task(Reply<Task>, Result<Task>),
@@ -531,7 +532,7 @@ fn insert_link(conn: &Connection, from: i64, to: i64, kind: &str, at: DateTime<U
     Ok(())
 }
 
-fn create(conn: &Connection, rows: NewInstanceRows) -> Result<InstanceId> {
+fn create(conn: &Connection, rows: NewInstanceRows) -> Result<Created> {
     let i = &rows.instance;
     let id: i64 = conn
         .prepare_cached(
@@ -553,13 +554,14 @@ fn create(conn: &Connection, rows: NewInstanceRows) -> Result<InstanceId> {
             |r| r.get(0),
         )?;
     insert_events(conn, id, &rows.events)?;
-    if let Some(t) = &rows.task {
-        insert_task(conn, id, t, i.created_at)?;
-    }
+    let task = match &rows.task {
+        Some(t) => Some(insert_task(conn, id, t, i.created_at)?),
+        None => None,
+    };
     if let Some((parent, kind)) = &rows.parent {
         insert_link(conn, parent.0, id, kind, i.created_at)?;
     }
-    Ok(InstanceId(id))
+    Ok((InstanceId(id), task))
 }
 
 fn task_by_id(conn: &Connection, id: TaskId) -> Result<Option<Task>> {
@@ -621,7 +623,7 @@ fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
     }
     let mut spawned = Vec::with_capacity(rows.spawns.len());
     for s in rows.spawns {
-        spawned.push(create(conn, s)?);
+        spawned.push(create(conn, s)?.0);
     }
     Ok(Committed { spawned, task })
 }
@@ -812,7 +814,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create(&self, new: NewInstance) -> Result<InstanceId> {
+    async fn create(&self, new: NewInstance) -> Result<Created> {
         let rows = sql::new_instance_rows(&self.catalog, new)?;
         self.write(|reply| Job::Create(rows, reply)).await
     }
@@ -915,16 +917,6 @@ impl Store for SqliteStore {
 
     async fn task(&self, id: TaskId) -> Result<Option<Task>> {
         self.read(move |conn| task_by_id(conn, id)).await
-    }
-
-    async fn open_task(&self, instance: InstanceId) -> Result<Option<Task>> {
-        self.read(move |conn| {
-            Ok(conn
-                .prepare_cached("SELECT * FROM tasks WHERE instance_id = ?1 AND state <> 'done'")?
-                .query_row(params![instance.0], task_from_row)
-                .optional()?)
-        })
-        .await
     }
 
     async fn queue_tasks(&self, queue: &str, limit: u32) -> Result<Vec<Task>> {
