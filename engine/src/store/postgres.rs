@@ -114,7 +114,7 @@ async fn insert_task(
     .bind(&t.assigned_to)
     .fetch_one(&mut *conn)
     .await?;
-    sql::task_from_row(&row)
+    task_from_row(&row)
 }
 
 async fn insert_link(
@@ -167,7 +167,7 @@ async fn task_by_id(conn: &mut PgConnection, id: TaskId) -> Result<Option<Task>>
         .bind(id.0)
         .fetch_optional(&mut *conn)
         .await?;
-    row.map(|r| sql::task_from_row(&r)).transpose()
+    row.map(|r| task_from_row(&r)).transpose()
 }
 
 async fn close_task(conn: &mut PgConnection, close: &CloseTask) -> Result<()> {
@@ -254,7 +254,7 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
             .bind(u.task.0)
             .fetch_optional(&mut *conn)
             .await?;
-        task = row.map(|r| sql::task_from_row(&r)).transpose()?;
+        task = row.map(|r| task_from_row(&r)).transpose()?;
     }
     if let Some(t) = &rows.new_task {
         task = Some(insert_task(conn, i.id, t, i.updated_at).await?);
@@ -444,6 +444,27 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
         },
         None => StoreError::NoInstance(InstanceId(i.id)),
     })
+}
+
+/// A task from a `SELECT * FROM tasks` (or `RETURNING *`) row.
+fn task_from_row(row: &PgRow) -> Result<Task> {
+    let priority: i32 = row.try_get("priority")?;
+    let columns = sql::TaskColumns {
+        id: row.try_get("id")?,
+        instance_id: row.try_get("instance_id")?,
+        process: row.try_get("process")?,
+        stage: row.try_get("stage")?,
+        queue: row.try_get("queue")?,
+        priority: i64::from(priority),
+        due_at: row.try_get("due_at")?,
+        created_at: row.try_get("created_at")?,
+        state: row.try_get("state")?,
+        assigned_to: row.try_get("assigned_to")?,
+        claimed_by: row.try_get("claimed_by")?,
+        lease_until: row.try_get("lease_until")?,
+        token: row.try_get("token")?,
+    };
+    columns.into_task().map_err(StoreError::Corrupt)
 }
 
 fn instance_row(r: &PgRow) -> Result<sql::InstanceRow> {
@@ -662,7 +683,7 @@ impl Store for PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(sql::task_from_row).collect()
+        rows.iter().map(task_from_row).collect()
     }
 
     async fn queue_counts(&self) -> Result<Vec<(String, u64)>> {
@@ -718,7 +739,7 @@ impl Store for PostgresStore {
             .bind(queue)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| sql::task_from_row(&r)).transpose()
+        row.map(|r| task_from_row(&r)).transpose()
     }
 
     async fn claim(
@@ -743,7 +764,7 @@ impl Store for PostgresStore {
             .fetch_optional(&mut *conn)
             .await?;
         if let Some(r) = row {
-            return sql::task_from_row(&r);
+            return task_from_row(&r);
         }
         Err(match task_by_id(&mut conn, task).await? {
             None => StoreError::NoTask(task),
@@ -773,7 +794,7 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await?;
         match row {
-            Some(r) => sql::task_from_row(&r),
+            Some(r) => task_from_row(&r),
             None => Err(StoreError::LeaseLost(task)),
         }
     }

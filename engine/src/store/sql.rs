@@ -1,11 +1,10 @@
 //! What the SQL stores share: rows in their stored form (names and JSON, from
-//! [`crate::runtime::codec`]), and the task row mapping.
+//! [`crate::runtime::codec`]), and what a task row's columns mean.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
-use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{Result, StoreError};
 use crate::runtime::catalog::{Catalog, Definition, DefinitionId};
@@ -171,64 +170,69 @@ pub fn decode_event(
     })
 }
 
-/// A task from a `SELECT * FROM tasks` (or `RETURNING *`) row of either database.
-pub fn task_from_row<'r, R>(row: &'r R) -> Result<Task>
-where
-    R: Row,
-    &'r str: ColumnIndex<R>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-    i32: Decode<'r, R::Database> + Type<R::Database>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    Option<i64>: Decode<'r, R::Database>,
-    Option<String>: Decode<'r, R::Database>,
-{
-    let state: String = row.try_get("state")?;
-    let priority: i32 = row.try_get("priority")?;
-    let due: i64 = row.try_get("due_at")?;
-    let lease: Option<i64> = row.try_get("lease_until")?;
-    Ok(Task {
-        id: TaskId(row.try_get("id")?),
-        instance: InstanceId(row.try_get("instance_id")?),
-        process: row.try_get("process")?,
-        stage: row.try_get("stage")?,
-        queue: row.try_get("queue")?,
-        priority: (priority != NO_PRIORITY).then_some(priority as u32),
-        due_at: (due != NO_DUE).then(|| from_micros(due)),
-        created_at: from_micros(row.try_get("created_at")?),
-        state: TaskState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("task state `{state}`")))?,
-        assigned_to: row.try_get("assigned_to")?,
-        claimed_by: row.try_get("claimed_by")?,
-        lease_until: lease.map(from_micros),
-        token: row.try_get("token")?,
-    })
+/// A task row's columns as stored: "no priority" and "no due time" as their sentinels, times in
+/// microseconds. Each database reads its rows into this; [`TaskColumns::into_task`] is the one
+/// place that knows what the stored values mean.
+pub struct TaskColumns {
+    pub id: i64,
+    pub instance_id: i64,
+    pub process: String,
+    pub stage: String,
+    pub queue: String,
+    pub priority: i64,
+    pub due_at: i64,
+    pub created_at: i64,
+    pub state: String,
+    pub assigned_to: Option<String>,
+    pub claimed_by: Option<String>,
+    pub lease_until: Option<i64>,
+    pub token: i64,
 }
 
-/// A task from a JSON object of its row (`row_to_json` in PostgreSQL, `json_object` in SQLite).
+impl TaskColumns {
+    /// The task; an error names a state that is not one.
+    pub fn into_task(self) -> std::result::Result<Task, String> {
+        let state =
+            TaskState::parse(&self.state).ok_or_else(|| format!("task state `{}`", self.state))?;
+        Ok(Task {
+            id: TaskId(self.id),
+            instance: InstanceId(self.instance_id),
+            process: self.process,
+            stage: self.stage,
+            queue: self.queue,
+            priority: (self.priority != i64::from(NO_PRIORITY)).then_some(self.priority as u32),
+            due_at: (self.due_at != NO_DUE).then(|| from_micros(self.due_at)),
+            created_at: from_micros(self.created_at),
+            state,
+            assigned_to: self.assigned_to,
+            claimed_by: self.claimed_by,
+            lease_until: self.lease_until.map(from_micros),
+            token: self.token,
+        })
+    }
+}
+
+/// A task from a JSON object of its row (`row_to_json` in PostgreSQL).
 pub fn task_from_json(t: &Json) -> Result<Task> {
     let bad = || StoreError::Corrupt(format!("task row {t}"));
-    let int = |k: &str| t.get(k).and_then(Json::as_i64);
+    let int = |k: &str| t.get(k).and_then(Json::as_i64).ok_or_else(bad);
     let text = |k: &str| t.get(k).and_then(Json::as_str).map(str::to_string);
-    let priority = int("priority").ok_or_else(bad)?;
-    let due = int("due_at").ok_or_else(bad)?;
-    Ok(Task {
-        id: TaskId(int("id").ok_or_else(bad)?),
-        instance: InstanceId(int("instance_id").ok_or_else(bad)?),
+    let columns = TaskColumns {
+        id: int("id")?,
+        instance_id: int("instance_id")?,
         process: text("process").ok_or_else(bad)?,
         stage: text("stage").ok_or_else(bad)?,
         queue: text("queue").ok_or_else(bad)?,
-        priority: (priority != i64::from(NO_PRIORITY)).then_some(priority as u32),
-        due_at: (due != NO_DUE).then(|| from_micros(due)),
-        created_at: from_micros(int("created_at").ok_or_else(bad)?),
-        state: text("state")
-            .as_deref()
-            .and_then(TaskState::parse)
-            .ok_or_else(bad)?,
+        priority: int("priority")?,
+        due_at: int("due_at")?,
+        created_at: int("created_at")?,
+        state: text("state").ok_or_else(bad)?,
         assigned_to: text("assigned_to"),
         claimed_by: text("claimed_by"),
-        lease_until: int("lease_until").map(from_micros),
-        token: int("token").ok_or_else(bad)?,
-    })
+        lease_until: t.get("lease_until").and_then(Json::as_i64),
+        token: int("token")?,
+    };
+    columns.into_task().map_err(StoreError::Corrupt)
 }
 
 pub fn priority_column(p: Option<u32>) -> i32 {

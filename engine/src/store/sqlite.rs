@@ -277,30 +277,23 @@ fn parse_json(text: &str, what: &str) -> Result<Json> {
 }
 
 fn task_from_row(row: &Row) -> rusqlite::Result<Task> {
-    let state: String = row.get("state")?;
-    let priority: i32 = row.get("priority")?;
-    let due: i64 = row.get("due_at")?;
-    let lease: Option<i64> = row.get("lease_until")?;
-    Ok(Task {
-        id: TaskId(row.get("id")?),
-        instance: InstanceId(row.get("instance_id")?),
+    let columns = sql::TaskColumns {
+        id: row.get("id")?,
+        instance_id: row.get("instance_id")?,
         process: row.get("process")?,
         stage: row.get("stage")?,
         queue: row.get("queue")?,
-        priority: (priority != sql::NO_PRIORITY).then_some(priority as u32),
-        due_at: (due != sql::NO_DUE).then(|| sql::from_micros(due)),
-        created_at: sql::from_micros(row.get("created_at")?),
-        state: TaskState::parse(&state).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                0,
-                rusqlite::types::Type::Text,
-                format!("task state `{state}`").into(),
-            )
-        })?,
+        priority: row.get("priority")?,
+        due_at: row.get("due_at")?,
+        created_at: row.get("created_at")?,
+        state: row.get("state")?,
         assigned_to: row.get("assigned_to")?,
         claimed_by: row.get("claimed_by")?,
-        lease_until: lease.map(sql::from_micros),
+        lease_until: row.get("lease_until")?,
         token: row.get("token")?,
+    };
+    columns.into_task().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
     })
 }
 
