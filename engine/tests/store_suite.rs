@@ -41,6 +41,20 @@ fn network_incident() -> Map<String, Value> {
     }))
 }
 
+/// An incident with these fields, created by the caller and logged into its queue.
+async fn logged<S: Store>(
+    e: &Engine<S>,
+    fields: &Map<String, Value>,
+) -> itsmflow_engine::runtime::InstanceView {
+    let inc = e
+        .create("incident", fields, &caller())
+        .await
+        .expect("create");
+    e.perform(inc.id(), "log", &Map::new(), None, &agent(), None)
+        .await
+        .expect("log")
+}
+
 fn start() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
         .single()
@@ -314,14 +328,7 @@ async fn refusals<S: Store>(h: &Harness<S>) {
         "nothing was created"
     );
 
-    let inc = e
-        .create("incident", &network_incident(), &caller())
-        .await
-        .expect("create");
-    let inc = e
-        .perform(inc.id(), "log", &Map::new(), None, &agent(), None)
-        .await
-        .expect("log");
+    let inc = logged(e, &network_incident()).await;
     let before = e.state(inc.id()).await.expect("state");
     let history = e.events(inc.id()).await.expect("events");
     let task = inc.task().cloned().expect("task");
@@ -472,13 +479,7 @@ where
     let e = &h.engine;
     const TASKS: usize = 40;
     for _ in 0..TASKS {
-        let inc = e
-            .create("incident", &network_incident(), &caller())
-            .await
-            .expect("create");
-        e.perform(inc.id(), "log", &Map::new(), None, &agent(), None)
-            .await
-            .expect("log");
+        logged(e, &network_incident()).await;
     }
     let completed = std::sync::Mutex::new(Vec::new());
     let claimers = (0..8).map(|n| {
@@ -544,13 +545,7 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(
 
 async fn lease_expiry<S: Store>(h: &Harness<S>) {
     let e = &h.engine;
-    let inc = e
-        .create("incident", &network_incident(), &caller())
-        .await
-        .expect("create");
-    e.perform(inc.id(), "log", &Map::new(), None, &agent(), None)
-        .await
-        .expect("log");
+    let inc = logged(e, &network_incident()).await;
     let (bob, dan) = (engineer("bob"), engineer("dan"));
     let first = e
         .claim_next("network", &bob, TimeDelta::minutes(5))
@@ -637,11 +632,7 @@ async fn reprioritise_and_reroute<S: Store>(h: &Harness<S>) {
     let e = &h.engine;
     let mut f = network_incident();
     f.insert("category".into(), json!("access"));
-    let inc = e.create("incident", &f, &caller()).await.expect("create");
-    let inc = e
-        .perform(inc.id(), "log", &Map::new(), None, &agent(), None)
-        .await
-        .expect("log");
+    let inc = logged(e, &f).await;
     assert_eq!(inc.queue(), Some("service_desk"));
     assert_eq!(inc.priority(), Some("P3"));
     let task = inc.task().cloned().expect("task");
@@ -689,14 +680,7 @@ async fn stale_commit_changes_nothing<S: Store>(h: &Harness<S>) {
     use itsmflow_engine::runtime::types::Fence;
 
     let e = &h.engine;
-    let inc = e
-        .create("incident", &network_incident(), &caller())
-        .await
-        .expect("create");
-    let inc = e
-        .perform(inc.id(), "log", &Map::new(), None, &agent(), None)
-        .await
-        .expect("log");
+    let inc = logged(e, &network_incident()).await;
     let me = engineer("bob");
     let task = e
         .claim_next("network", &me, TimeDelta::minutes(5))
@@ -801,10 +785,7 @@ async fn queue_order<S: Store>(h: &Harness<S>) {
         let mut f = network_incident();
         f.insert("impact".into(), json!(impact));
         f.insert("urgency".into(), json!(urgency));
-        let inc = e.create("incident", &f, &caller()).await.expect("create");
-        e.perform(inc.id(), "log", &Map::new(), None, &agent(), None)
-            .await
-            .expect("log");
+        let inc = logged(e, &f).await;
         ids.push(inc.id());
         h.clock.advance(TimeDelta::seconds(1));
     }
@@ -824,14 +805,7 @@ async fn queue_order<S: Store>(h: &Harness<S>) {
 
 async fn comments_links_and_spawns<S: Store>(h: &Harness<S>) {
     let e = &h.engine;
-    let inc = e
-        .create("incident", &network_incident(), &caller())
-        .await
-        .expect("create");
-    let inc = e
-        .perform(inc.id(), "log", &Map::new(), None, &agent(), None)
-        .await
-        .expect("log");
+    let inc = logged(e, &network_incident()).await;
     let inc = e
         .perform(inc.id(), "accept", &Map::new(), None, &agent(), None)
         .await
@@ -911,14 +885,7 @@ async fn push_assignment<S: Store>(h: &Harness<S>) {
 
     let mut assigned = Vec::new();
     for _ in 0..4 {
-        let inc = e
-            .create("incident", &network_incident(), &caller())
-            .await
-            .expect("create");
-        let inc = e
-            .perform(inc.id(), "log", &Map::new(), None, &agent(), None)
-            .await
-            .expect("log");
+        let inc = logged(e, &network_incident()).await;
         assigned.push(
             inc.task()
                 .and_then(|t| t.assigned_to.clone())
@@ -955,14 +922,7 @@ async fn push_assignment<S: Store>(h: &Harness<S>) {
         .map(|t| t.assigned_to)
         .collect();
     assert_eq!(open.iter().filter(|a| a.is_none()).count(), 2, "{open:?}");
-    let next = e
-        .create("incident", &network_incident(), &caller())
-        .await
-        .expect("create");
-    let next = e
-        .perform(next.id(), "log", &Map::new(), None, &agent(), None)
-        .await
-        .expect("log");
+    let next = logged(e, &network_incident()).await;
     assert_eq!(
         next.task().and_then(|t| t.assigned_to.clone()).as_deref(),
         Some("ben"),
@@ -974,11 +934,7 @@ async fn push_assignment<S: Store>(h: &Harness<S>) {
     hw.insert("category".into(), json!("hardware"));
     hw.insert("impact".into(), json!("high"));
     hw.insert("urgency".into(), json!("low"));
-    let inc = e.create("incident", &hw, &caller()).await.expect("create");
-    let inc = e
-        .perform(inc.id(), "log", &Map::new(), None, &agent(), None)
-        .await
-        .expect("log");
+    let inc = logged(e, &hw).await;
     assert_eq!(inc.queue(), Some("second_line"));
     assert_eq!(
         inc.task().and_then(|t| t.assigned_to.clone()).as_deref(),
@@ -1038,14 +994,7 @@ async fn versions<S: Store>(h: &Harness<S>) {
 
 async fn restart<S: Store>(h: Harness<S>, reopen: impl AsyncFnOnce(Arc<Catalog>) -> S) {
     let e = &h.engine;
-    let inc = e
-        .create("incident", &network_incident(), &caller())
-        .await
-        .expect("create");
-    let inc = e
-        .perform(inc.id(), "log", &Map::new(), None, &agent(), None)
-        .await
-        .expect("log");
+    let inc = logged(e, &network_incident()).await;
     let catalog = Arc::new(Catalog::default());
     let store = reopen(catalog.clone()).await;
     let again = Engine::open(store, catalog, h.clock.clone())
