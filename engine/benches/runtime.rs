@@ -66,6 +66,15 @@ fn remove_db(p: &std::path::Path) {
     }
 }
 
+/// The sum of what the spawned clients or workers counted.
+async fn joined(handles: Vec<tokio::task::JoinHandle<u64>>) -> u64 {
+    let mut total = 0;
+    for h in handles {
+        total += h.await.expect("a client panicked");
+    }
+    total
+}
+
 /// One incident from creation to closure; three user tasks (accept, resolve, close).
 async fn lifecycle<S: Store>(
     e: &Engine<S>,
@@ -216,10 +225,7 @@ async fn bench_sqlite(clients: usize, secs: f64) {
             n
         }));
     }
-    let mut total = 0;
-    for h in handles {
-        total += h.await.expect("client");
-    }
+    let total = joined(handles).await;
     let rate = total as f64 / start.elapsed().as_secs_f64();
     println!(
         "sqlite engine, durable (FULL), {clients} clients: {rate:>8.0} transitions/s = {:.2}x the FULL ceiling, {:.2}x the NORMAL ceiling",
@@ -276,10 +282,7 @@ async fn bench_postgres(url: &str, workers: usize, tasks: usize) {
             }
         }));
     }
-    let mut total = 0;
-    for h in handles {
-        total += h.await.expect("worker");
-    }
+    let total = joined(handles).await;
     let bare = total as f64 / start.elapsed().as_secs_f64();
     sqlx::query("DROP TABLE bench_tasks")
         .execute(&pool)
@@ -296,16 +299,7 @@ async fn bench_postgres(url: &str, workers: usize, tasks: usize) {
         .execute(&pool)
         .await
         .expect("create db");
-    let db_url = match url.split_once('?') {
-        Some((base, q)) => format!(
-            "{}/{db}?{q}",
-            base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base)
-        ),
-        None => format!(
-            "{}/{db}",
-            url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url)
-        ),
-    };
+    let db_url = support::with_database(url, &db);
     let catalog = Arc::new(Catalog::default());
     let store = PostgresStore::connect_with(&db_url, catalog.clone(), workers as u32)
         .await
@@ -342,10 +336,7 @@ async fn bench_postgres(url: &str, workers: usize, tasks: usize) {
             n
         }));
     }
-    let mut total = 0;
-    for h in handles {
-        total += h.await.expect("worker");
-    }
+    let total = joined(handles).await;
     let rate = total as f64 / start.elapsed().as_secs_f64();
     println!("postgres bare SKIP LOCKED claim + finish, {workers} workers: {bare:>8.0}/s");
     println!(

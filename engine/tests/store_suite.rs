@@ -16,7 +16,7 @@ use itsmflow_engine::store::postgres::PostgresStore;
 use itsmflow_engine::store::sqlite::SqliteStore;
 use itsmflow_engine::store::{Store, StoreError};
 use serde_json::{json, Map, Value};
-use support::{fields, processes};
+use support::{fields, processes, with_database};
 
 mod support;
 
@@ -131,16 +131,7 @@ async fn pg_database() -> String {
         .await
         .expect("create database");
     pool.close().await;
-    match admin.split_once('?') {
-        Some((base, query)) => format!(
-            "{}/{name}?{query}",
-            base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base)
-        ),
-        None => format!(
-            "{}/{name}",
-            admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin)
-        ),
-    }
+    with_database(&admin, &name)
 }
 
 async fn postgres() -> Harness<PostgresStore> {

@@ -31,3 +31,16 @@ pub fn processes() -> Sources {
 pub fn fields(v: Value) -> Map<String, Value> {
     v.as_object().cloned().expect("object")
 }
+
+/// A PostgreSQL URL with its database replaced by `name` (query parameters kept).
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let server = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
+    match query {
+        Some(q) => format!("{server}/{name}?{q}"),
+        None => format!("{server}/{name}"),
+    }
+}
