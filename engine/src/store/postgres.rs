@@ -342,6 +342,7 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
         sql.push_str(", (SELECT row_to_json(n) FROM n) AS task");
     }
 
+    let events = EventColumns::of(&rows.events);
     let mut q = sqlx::query(&sql)
         .bind(&i.stage)
         .bind(&i.fields)
@@ -351,32 +352,12 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
         .bind(i.updated_at)
         .bind(i.id)
         .bind(rows.expected_version)
-        .bind(rows.events.iter().map(|e| e.seq).collect::<Vec<_>>())
-        .bind(rows.events.iter().map(|e| e.at).collect::<Vec<_>>())
-        .bind(
-            rows.events
-                .iter()
-                .map(|e| e.actor.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.events
-                .iter()
-                .map(|e| e.kind.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.events
-                .iter()
-                .map(|e| e.data.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.events
-                .iter()
-                .map(|e| e.reason.clone())
-                .collect::<Vec<_>>(),
-        );
+        .bind(events.seq)
+        .bind(events.at)
+        .bind(events.actor)
+        .bind(events.kind)
+        .bind(events.data)
+        .bind(events.reason);
     if let Some(close) = &rows.close_task {
         q = q.bind(close.task.0);
         q = match &close.fence {
@@ -444,6 +425,32 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
         },
         None => StoreError::NoInstance(InstanceId(i.id)),
     })
+}
+
+/// A change's events as one array per column, for `UNNEST`.
+#[derive(Default)]
+struct EventColumns {
+    seq: Vec<i64>,
+    at: Vec<DateTime<Utc>>,
+    actor: Vec<String>,
+    kind: Vec<String>,
+    data: Vec<Json>,
+    reason: Vec<Option<String>>,
+}
+
+impl EventColumns {
+    fn of(events: &[sql::EventRow]) -> Self {
+        let mut c = EventColumns::default();
+        for e in events {
+            c.seq.push(e.seq);
+            c.at.push(e.at);
+            c.actor.push(e.actor.clone());
+            c.kind.push(e.kind.to_string());
+            c.data.push(e.data.clone());
+            c.reason.push(e.reason.clone());
+        }
+        c
+    }
 }
 
 /// A task from a `SELECT * FROM tasks` (or `RETURNING *`) row.
