@@ -105,8 +105,14 @@ async fn lifecycle<S: Store>(
         .expect("close");
 }
 
+/// An engine on a fresh in-memory store.
+async fn in_memory() -> Engine<MemoryStore> {
+    let catalog = Arc::new(Catalog::default());
+    engine(MemoryStore::new(catalog.clone()), catalog).await
+}
+
 async fn bench_memory() {
-    let e = engine(MemoryStore::new(), Arc::new(Catalog::default())).await;
+    let e = in_memory().await;
     let agent = Actor::new("alice", &["agent", "network_engineer"]);
     let caller = Actor::new("carol", &["caller"]);
     let fields = incident();
@@ -136,7 +142,7 @@ async fn bench_memory() {
     let (rounds, per_round) = (10, 5_000);
     let t = Instant::now();
     for _ in 0..rounds {
-        let e = engine(MemoryStore::new(), Arc::new(Catalog::default())).await;
+        let e = in_memory().await;
         for _ in 0..per_round {
             lifecycle(&e, &agent, &caller, &fields, &resolution).await;
         }

@@ -22,13 +22,10 @@ fn incident(impact: &str, urgency: &str) -> Map<String, Value> {
 
 async fn engine(start: DateTime<Utc>) -> (Engine<MemoryStore>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(start));
-    let e = Engine::open(
-        MemoryStore::new(),
-        Arc::new(Catalog::default()),
-        clock.clone(),
-    )
-    .await
-    .expect("open");
+    let catalog = Arc::new(Catalog::default());
+    let e = Engine::open(MemoryStore::new(catalog.clone()), catalog, clock.clone())
+        .await
+        .expect("open");
     e.publish(&processes()).await.expect("publish");
     (e, clock)
 }

@@ -14,7 +14,7 @@ use itsmflow_engine::runtime::{
 use itsmflow_engine::store::memory::MemoryStore;
 use itsmflow_engine::store::postgres::PostgresStore;
 use itsmflow_engine::store::sqlite::SqliteStore;
-use itsmflow_engine::store::{Store, StoreError};
+use itsmflow_engine::store::{InstanceFilter, Store, StoreError};
 use serde_json::{json, Map, Value};
 use support::{fields, processes, with_database};
 
@@ -88,7 +88,8 @@ async fn published<S: Store>(store: S, catalog: Arc<Catalog>) -> (Engine<S>, Arc
 }
 
 async fn memory() -> Harness<MemoryStore> {
-    let (engine, clock) = published(MemoryStore::new(), Arc::new(Catalog::default())).await;
+    let catalog = Arc::new(Catalog::default());
+    let (engine, clock) = published(MemoryStore::new(catalog.clone()), catalog).await;
     Harness {
         engine,
         clock,
@@ -148,23 +149,26 @@ async fn postgres() -> Harness<PostgresStore> {
     }
 }
 
+/// Drop a database made by [`pg_database`], given its URL.
+async fn drop_pg_database(url: &str) {
+    let name = url
+        .rsplit('/')
+        .next()
+        .and_then(|s| s.split('?').next())
+        .unwrap_or_default()
+        .to_string();
+    if let Ok(pool) = sqlx::PgPool::connect(&pg_admin_url()).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&pool)
+            .await;
+    }
+}
+
 impl<S: Store> Harness<S> {
     async fn finish(self) {
         drop(self.engine);
         match self.cleanup {
-            Some(url) if url.starts_with("postgres") => {
-                let name = url
-                    .rsplit('/')
-                    .next()
-                    .and_then(|s| s.split('?').next())
-                    .unwrap_or_default()
-                    .to_string();
-                if let Ok(pool) = sqlx::PgPool::connect(&pg_admin_url()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&pool)
-                        .await;
-                }
-            }
+            Some(url) if url.starts_with("postgres") => drop_pg_database(&url).await,
             Some(path) => {
                 for suffix in ["", "-wal", "-shm"] {
                     let _ = std::fs::remove_file(format!("{path}{suffix}"));
@@ -863,6 +867,259 @@ async fn comments_links_and_spawns<S: Store>(h: &Harness<S>) {
     }
 }
 
+/// A listing filter; `None` for each criterion not given.
+fn filter(
+    process: Option<&str>,
+    stage: Option<&str>,
+    queue: Option<&str>,
+    created_by: Option<&str>,
+) -> InstanceFilter {
+    InstanceFilter {
+        process: process.map(str::to_string),
+        stage: stage.map(str::to_string),
+        queue: queue.map(str::to_string),
+        created_by: created_by.map(str::to_string),
+        before: None,
+    }
+}
+
+/// Ids of the instances a listing shows, in its order.
+async fn listed<S: Store>(e: &Engine<S>, f: &InstanceFilter, limit: u32) -> Vec<InstanceId> {
+    e.list_instances(f, limit)
+        .await
+        .expect("list")
+        .iter()
+        .map(|i| i.id())
+        .collect()
+}
+
+/// Every page of a listing, following the cursor; `between` runs after the first page.
+async fn paged<S: Store>(
+    e: &Engine<S>,
+    f: &InstanceFilter,
+    per_page: u32,
+    between: impl AsyncFnOnce(),
+) -> Vec<Vec<InstanceId>> {
+    let mut pages = Vec::new();
+    let mut f = f.clone();
+    let mut between = Some(between);
+    loop {
+        let page = listed(e, &f, per_page).await;
+        let Some(last) = page.last().copied() else {
+            break;
+        };
+        assert!(page.len() <= per_page as usize);
+        pages.push(page);
+        f.before = Some(last);
+        if let Some(run) = between.take() {
+            run().await;
+        }
+    }
+    pages
+}
+
+async fn listing<S: Store>(h: &Harness<S>) {
+    let e = &h.engine;
+    let dave = Actor::new("dave", &["caller"]);
+    let mut hardware = network_incident();
+    hardware.insert("category".into(), json!("hardware"));
+    hardware.insert("impact".into(), json!("high"));
+    // In creation order: carol's new incident, carol's logged one (network), dave's new one,
+    // carol's logged hardware one (second line), dave's worked one, the problem alice raises
+    // from it, dave's second new one.
+    let a = e
+        .create("incident", &network_incident(), &caller())
+        .await
+        .expect("create");
+    let b = logged(e, &network_incident()).await;
+    let c = e
+        .create("incident", &network_incident(), &dave)
+        .await
+        .expect("create");
+    let d = logged(e, &hardware).await;
+    let w = e
+        .create("incident", &network_incident(), &dave)
+        .await
+        .expect("create");
+    e.perform(w.id(), "log", &Map::new(), None, &agent(), None)
+        .await
+        .expect("log");
+    e.perform(w.id(), "accept", &Map::new(), None, &agent(), None)
+        .await
+        .expect("accept");
+    let w = e
+        .perform(w.id(), "raise_problem", &Map::new(), None, &agent(), None)
+        .await
+        .expect("spawn");
+    let p = e.links(w.id()).await.expect("links")[0].to;
+    let f = e
+        .create("incident", &network_incident(), &dave)
+        .await
+        .expect("create");
+    let (a, b, c, d, w, f) = (a.id(), b.id(), c.id(), d.id(), w.id(), f.id());
+    let newest_first = vec![f, p, w, d, c, b, a];
+
+    // Everything, newest first; each listed instance exactly as when read alone (task included).
+    let all = e
+        .list_instances(&InstanceFilter::default(), 100)
+        .await
+        .expect("list");
+    assert_eq!(all.iter().map(|i| i.id()).collect::<Vec<_>>(), newest_first);
+    for view in &all {
+        assert_eq!(view, &e.instance(view.id()).await.expect("instance"));
+    }
+    assert!(
+        all.iter().any(|i| i.task().is_some()),
+        "open tasks are listed with their instances"
+    );
+    assert_eq!(
+        listed(e, &InstanceFilter::default(), 3).await,
+        vec![f, p, w],
+        "limit"
+    );
+    assert!(listed(e, &InstanceFilter::default(), 0).await.is_empty());
+
+    // Each filter alone.
+    assert_eq!(
+        listed(e, &filter(Some("problem"), None, None, None), 100).await,
+        vec![p]
+    );
+    assert_eq!(
+        listed(e, &filter(Some("incident"), None, None, None), 100).await,
+        vec![f, w, d, c, b, a]
+    );
+    assert_eq!(
+        listed(e, &filter(None, Some("new"), None, None), 100).await,
+        vec![f, c, a]
+    );
+    assert_eq!(
+        listed(e, &filter(None, Some("triage"), None, None), 100).await,
+        vec![d, b]
+    );
+    assert_eq!(
+        listed(e, &filter(None, Some("logged"), None, None), 100).await,
+        vec![p]
+    );
+    assert_eq!(
+        listed(e, &filter(None, None, Some("network"), None), 100).await,
+        vec![w, b]
+    );
+    assert_eq!(
+        listed(e, &filter(None, None, Some("second_line"), None), 100).await,
+        vec![d]
+    );
+    assert_eq!(
+        listed(e, &filter(None, None, None, Some("dave")), 100).await,
+        vec![f, w, c]
+    );
+    assert_eq!(
+        listed(e, &filter(None, None, None, Some("carol")), 100).await,
+        vec![d, b, a]
+    );
+    assert_eq!(
+        listed(e, &filter(None, None, None, Some("alice")), 100).await,
+        vec![p],
+        "a spawned instance is created by whoever performed the transition"
+    );
+    for nothing in [
+        filter(Some("change"), None, None, None),
+        filter(None, Some("closed"), None, None),
+        filter(None, None, Some("vendor"), None),
+        filter(None, None, None, Some("nobody")),
+    ] {
+        assert!(listed(e, &nothing, 100).await.is_empty(), "{nothing:?}");
+    }
+
+    // Combined: every criterion must hold.
+    assert_eq!(
+        listed(
+            e,
+            &filter(Some("incident"), Some("triage"), None, Some("carol")),
+            100
+        )
+        .await,
+        vec![d, b]
+    );
+    assert_eq!(
+        listed(
+            e,
+            &filter(
+                Some("incident"),
+                Some("triage"),
+                Some("network"),
+                Some("carol")
+            ),
+            100
+        )
+        .await,
+        vec![b]
+    );
+    assert_eq!(
+        listed(
+            e,
+            &filter(Some("incident"), None, Some("network"), Some("dave")),
+            100
+        )
+        .await,
+        vec![w]
+    );
+    assert!(
+        listed(e, &filter(Some("incident"), None, None, Some("alice")), 100)
+            .await
+            .is_empty()
+    );
+    assert!(
+        listed(e, &filter(Some("problem"), Some("new"), None, None), 100)
+            .await
+            .is_empty()
+    );
+
+    // The cursor: ids strictly below it.
+    let mut below_d = InstanceFilter {
+        before: Some(d),
+        ..InstanceFilter::default()
+    };
+    assert_eq!(listed(e, &below_d, 100).await, vec![c, b, a]);
+    below_d.created_by = Some("dave".into());
+    assert_eq!(listed(e, &below_d, 100).await, vec![c]);
+
+    // Paging walks every instance exactly once, even with instances created meanwhile (they
+    // are newer than the cursor, so they appear on a first page, not a later one).
+    for per_page in [1, 2, 3, 7, 50] {
+        let pages = paged(e, &InstanceFilter::default(), per_page, async || {
+            e.create("incident", &network_incident(), &caller())
+                .await
+                .expect("create");
+        })
+        .await;
+        let walked: Vec<InstanceId> = pages.concat();
+        let mut seen = walked.clone();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), walked.len(), "no instance twice: {pages:?}");
+        assert!(
+            walked.windows(2).all(|w| w[0] > w[1]),
+            "newest first: {pages:?}"
+        );
+        assert!(
+            newest_first.iter().all(|id| walked.contains(id)),
+            "every instance: {pages:?}"
+        );
+    }
+    let daves = paged(e, &filter(None, None, None, Some("dave")), 2, async || {}).await;
+    assert_eq!(daves, vec![vec![f, w], vec![c]]);
+
+    // The creator is part of the state, shown, and equal to the replay of the history.
+    let problem = e.instance(p).await.expect("problem");
+    assert_eq!(problem.created_by(), "alice");
+    assert_eq!(e.instance(w).await.expect("incident").created_by(), "dave");
+    let shown = serde_json::to_value(&problem).expect("json");
+    assert_eq!(shown["created_by"], json!("alice"));
+    for id in listed(e, &InstanceFilter::default(), 1000).await {
+        assert!(e.verify(id).await.expect("verify"), "instance {id}");
+    }
+}
+
 /// `network` pushes round robin; `second_line` pushes to the least loaded member.
 async fn push_assignment<S: Store>(h: &Harness<S>) {
     let e = &h.engine;
@@ -1068,6 +1325,13 @@ macro_rules! suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn listing_filters_and_pages_newest_first() {
+                let h = super::$backend().await;
+                listing(&h).await;
+                h.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn push_assignment_round_robin_and_least_loaded() {
                 let h = super::$backend().await;
                 push_assignment(&h).await;
@@ -1108,4 +1372,119 @@ async fn postgres_survives_a_restart() {
             .expect("reconnect")
     })
     .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migration 0004 on data written before it.
+
+/// The migrations of one database before 0004, from the same files the stores embed.
+async fn migrations_before_0004(database: &str) -> sqlx::migrate::Migrator {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(database);
+    let mut migrator = sqlx::migrate::Migrator::new(dir.as_path())
+        .await
+        .expect("migrations");
+    let before: Vec<_> = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version < 4)
+        .cloned()
+        .collect();
+    migrator.migrations = before.into();
+    migrator
+}
+
+/// Rows as the stores wrote them before 0004: instance 1 created by carol (and commented on
+/// by alice), instance 2 created by dave. Valid SQL for both databases.
+const ROWS_BEFORE_0004: &str = r#"
+INSERT INTO projects (hash, source, created_at) VALUES ('p', '{"files": []}', '2026-11-02T09:00:00.000000Z');
+INSERT INTO definitions (process, version, hash, project_hash, published_at)
+    VALUES ('incident', 1, 'h', 'p', '2026-11-02T09:00:00.000000Z');
+INSERT INTO instances (definition_id, process, stage, fields, priority, queue, version, created_at, updated_at) VALUES
+    (1, 'incident', 'new', '{}', NULL, NULL, 2, '2026-11-02T09:00:00.000000Z', '2026-11-02T09:01:00.000000Z'),
+    (1, 'incident', 'new', '{}', NULL, NULL, 1, '2026-11-02T09:02:00.000000Z', '2026-11-02T09:02:00.000000Z');
+INSERT INTO events (instance_id, seq, at, actor, kind, data, reason) VALUES
+    (1, 1, '2026-11-02T09:00:00.000000Z', 'carol', 'created', '{}', NULL),
+    (1, 2, '2026-11-02T09:01:00.000000Z', 'alice', 'commented', '{}', NULL),
+    (2, 1, '2026-11-02T09:02:00.000000Z', 'dave', 'created', '{}', NULL);
+"#;
+
+const CREATORS: &str = "SELECT id, created_by FROM instances ORDER BY id";
+
+fn backfilled() -> Vec<(i64, Option<String>)> {
+    vec![(1, Some("carol".into())), (2, Some("dave".into()))]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_migration_fills_in_creators() {
+    let path = sqlite_path();
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let mut conn = sqlx::ConnectOptions::connect(&options)
+        .await
+        .expect("sqlite");
+    migrations_before_0004("sqlite")
+        .await
+        .run(&mut conn)
+        .await
+        .expect("migrate to 0002");
+    sqlx::raw_sql(ROWS_BEFORE_0004)
+        .execute(&mut conn)
+        .await
+        .expect("old rows");
+    let store = SqliteStore::open(&path, Arc::new(Catalog::default()))
+        .await
+        .expect("migrate to 0004");
+    let creators: Vec<(i64, Option<String>)> = sqlx::query_as(CREATORS)
+        .fetch_all(&mut conn)
+        .await
+        .expect("creators");
+    assert_eq!(creators, backfilled());
+
+    // A listing by creator reads the new index backwards: no table scan, no sort.
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "EXPLAIN QUERY PLAN SELECT * FROM instances WHERE created_by = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("plan");
+    let plan: Vec<&str> = plan.iter().map(|p| p.3.as_str()).collect();
+    assert!(
+        plan.iter().any(|p| p.contains("instances_created_by"))
+            && !plan.iter().any(|p| p.contains("TEMP B-TREE")),
+        "{plan:?}"
+    );
+    drop(store);
+    drop(conn);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migration_fills_in_creators() {
+    let url = pg_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("postgres");
+    migrations_before_0004("postgres")
+        .await
+        .run(&pool)
+        .await
+        .expect("migrate to 0002");
+    sqlx::raw_sql(ROWS_BEFORE_0004)
+        .execute(&pool)
+        .await
+        .expect("old rows");
+    let store = PostgresStore::connect(&url, Arc::new(Catalog::default()))
+        .await
+        .expect("migrate to 0004");
+    let creators: Vec<(i64, Option<String>)> = sqlx::query_as(CREATORS)
+        .fetch_all(&pool)
+        .await
+        .expect("creators");
+    assert_eq!(creators, backfilled());
+    drop(store);
+    pool.close().await;
+    drop_pg_database(&url).await;
 }

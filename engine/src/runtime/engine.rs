@@ -18,7 +18,7 @@ use super::types::{Change, NewTask};
 use super::view::{self, EventView, InstanceView, LinkView};
 use crate::check::check;
 use crate::model::Assignment;
-use crate::store::{NewDefinition, Store, StoreError};
+use crate::store::{InstanceFilter, NewDefinition, Store, StoreError};
 
 /// What a publish did, per process.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -255,6 +255,28 @@ impl<S: Store> Engine<S> {
     pub async fn instance(&self, id: InstanceId) -> Result<InstanceView, EngineError> {
         let (inst, def, task) = self.load(id).await?;
         Ok(InstanceView::new(def, inst, task))
+    }
+
+    /// Instances that match `filter`, newest first, at most `limit`, each with its open task
+    /// (read with it, at little cost: one indexed lookup per instance in the same snapshot), so
+    /// a listed instance looks exactly as when read alone. For the next page, set
+    /// `filter.before` to the id of the last instance of this one.
+    pub async fn list_instances(
+        &self,
+        filter: &InstanceFilter,
+        limit: u32,
+    ) -> Result<Vec<InstanceView>, EngineError> {
+        let found = self.store.list_instances(filter, limit).await?;
+        found
+            .into_iter()
+            .map(|(inst, task)| {
+                Ok(InstanceView::new(
+                    self.definition(inst.definition)?,
+                    inst,
+                    task,
+                ))
+            })
+            .collect()
     }
 
     /// The raw state, as the runtime sees it.

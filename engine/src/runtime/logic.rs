@@ -78,6 +78,7 @@ impl Logic {
             version: 1,
             created_at: req.now,
             updated_at: req.now,
+            created_by: req.actor.name.clone(),
         };
         let parent = spawned_by.clone();
         let event = Event {
@@ -439,6 +440,7 @@ impl<'a> ChangeBuilder<'a> {
                 version,
                 created_at: self.inst.created_at,
                 updated_at: self.req.now,
+                created_by: self.inst.created_by.clone(),
             }),
             expected_version: self.inst.version,
             events: self.events,
@@ -605,6 +607,7 @@ pub fn replay(
                     version: e.seq,
                     created_at: e.at,
                     updated_at: e.at,
+                    created_by: e.actor.clone(),
                 })
             }
             (None, _) => return None,

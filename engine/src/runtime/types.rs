@@ -65,6 +65,9 @@ pub struct Instance {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Who created it: the actor of its first event (for a spawned instance, whoever performed
+    /// the transition that spawned it). Never changes.
+    pub created_by: String,
 }
 
 /// One entry of an instance's history.

@@ -69,6 +69,10 @@ impl InstanceView {
     pub fn updated_at(&self) -> DateTime<Utc> {
         self.state.updated_at
     }
+    /// Who created the instance (for a spawned one, who performed the transition that did).
+    pub fn created_by(&self) -> &str {
+        &self.state.created_by
+    }
     /// Actions possible in the current stage.
     pub fn actions(&self) -> Vec<&str> {
         let p = self.def.model();
@@ -89,7 +93,7 @@ impl InstanceView {
 
 impl Serialize for InstanceView {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Instance", 12)?;
+        let mut s = serializer.serialize_struct("Instance", 13)?;
         s.serialize_field("id", &self.id())?;
         s.serialize_field("process", self.process())?;
         s.serialize_field("definition_version", &self.definition_version())?;
@@ -100,6 +104,7 @@ impl Serialize for InstanceView {
         s.serialize_field("version", &self.version())?;
         s.serialize_field("created_at", &self.created_at())?;
         s.serialize_field("updated_at", &self.updated_at())?;
+        s.serialize_field("created_by", self.created_by())?;
         s.serialize_field("actions", &self.actions())?;
         s.serialize_field("task", &self.task)?;
         s.end()

@@ -2,15 +2,16 @@
 //! in-memory runtime. One mutex makes every method atomic.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
 use super::{
-    Committed, Created, NewDefinition, Result, Store, StoreError, StoredDefinition,
-    StoredDefinitions,
+    sql, Committed, Created, InstanceAndTask, InstanceFilter, NewDefinition, Result, Store,
+    StoreError, StoredDefinition, StoredDefinitions,
 };
-use crate::runtime::catalog::{DefinitionId, ProjectSource};
+use crate::runtime::catalog::{Catalog, Definition, DefinitionId, ProjectSource};
+use crate::runtime::codec;
 use crate::runtime::types::*;
 
 /// Queue order: priority (unset last), due time (unset last), creation, id.
@@ -44,14 +45,21 @@ struct Inner {
     next_definition: i64,
 }
 
-#[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// The engine's catalog: instances hold stage and queue ids, and listing filters on their
+    /// names.
+    catalog: Arc<Catalog>,
 }
 
 impl MemoryStore {
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty store; `catalog` must be the one the engine is opened with, as for the
+    /// databases.
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        MemoryStore {
+            inner: Mutex::default(),
+            catalog,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -131,6 +139,13 @@ impl Inner {
         }
     }
 
+    fn open_task(&self, id: InstanceId) -> Option<Task> {
+        self.open_task_of
+            .get(&id)
+            .and_then(|t| self.tasks.get(t))
+            .cloned()
+    }
+
     fn claimable(task: &Task, agent: &str, now: DateTime<Utc>) -> bool {
         let free = match task.state {
             TaskState::Open => true,
@@ -148,6 +163,42 @@ impl Inner {
             t.token += 1;
         });
         self.tasks.get(&id).cloned()
+    }
+}
+
+impl MemoryStore {
+    /// Whether an instance meets the filter; `definitions` keeps the ones looked up so far.
+    fn matches(
+        &self,
+        filter: &InstanceFilter,
+        inst: &Instance,
+        definitions: &mut HashMap<DefinitionId, Arc<Definition>>,
+    ) -> Result<bool> {
+        if filter
+            .created_by
+            .as_ref()
+            .is_some_and(|c| *c != inst.created_by)
+        {
+            return Ok(false);
+        }
+        if filter.process.is_none() && filter.stage.is_none() && filter.queue.is_none() {
+            return Ok(true);
+        }
+        let def = match definitions.entry(inst.definition) {
+            std::collections::hash_map::Entry::Occupied(d) => d.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(sql::definition(&self.catalog, inst.definition)?)
+            }
+        };
+        Ok(filter.process.as_deref().is_none_or(|p| p == def.process)
+            && filter
+                .stage
+                .as_deref()
+                .is_none_or(|s| s == codec::stage_name(def, inst.stage))
+            && filter
+                .queue
+                .as_deref()
+                .is_none_or(|q| Some(q) == codec::queue_name(def, inst.queue)))
     }
 }
 
@@ -194,12 +245,7 @@ impl Store for MemoryStore {
     async fn create(&self, new: NewInstance) -> Result<Created> {
         let mut inner = self.lock();
         let id = inner.insert_instance(new);
-        let task = inner
-            .open_task_of
-            .get(&id)
-            .and_then(|t| inner.tasks.get(t))
-            .cloned();
-        Ok((id, task))
+        Ok((id, inner.open_task(id)))
     }
 
     async fn instance(&self, id: InstanceId) -> Result<Option<Instance>> {
@@ -214,12 +260,34 @@ impl Store for MemoryStore {
         let Some(inst) = inner.instances.get(&id) else {
             return Ok(None);
         };
-        let task = inner
-            .open_task_of
-            .get(&id)
-            .and_then(|t| inner.tasks.get(t))
-            .cloned();
-        Ok(Some((inst.clone(), task)))
+        Ok(Some((inst.clone(), inner.open_task(id))))
+    }
+
+    async fn list_instances(
+        &self,
+        filter: &InstanceFilter,
+        limit: u32,
+    ) -> Result<Vec<InstanceAndTask>> {
+        let inner = self.lock();
+        // Ids are handed out in order and instances are never removed, so counting down from
+        // the cursor walks them newest first.
+        let below = filter.before.map_or(inner.next_instance + 1, |b| {
+            b.0.min(inner.next_instance + 1)
+        });
+        let mut definitions = HashMap::new();
+        let mut found = Vec::new();
+        for id in (1..below).rev().map(InstanceId) {
+            if found.len() >= limit as usize {
+                break;
+            }
+            let Some(inst) = inner.instances.get(&id) else {
+                continue;
+            };
+            if self.matches(filter, inst, &mut definitions)? {
+                found.push((inst.clone(), inner.open_task(id)));
+            }
+        }
+        Ok(found)
     }
 
     async fn commit(&self, change: Change) -> Result<Committed> {

@@ -79,6 +79,26 @@ pub type StoredDefinitions = (Vec<StoredDefinition>, Vec<(String, ProjectSource)
 /// A task, its instance, and the instance's open task.
 pub type TaskAndInstance = (Task, std::sync::Arc<Instance>, Option<Task>);
 
+/// An instance and its task that is not done, if any.
+pub type InstanceAndTask = (std::sync::Arc<Instance>, Option<Task>);
+
+/// Which instances to list: those that meet every criterion given (all, if none is).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InstanceFilter {
+    /// The process, by name.
+    pub process: Option<String>,
+    /// The current stage, by name (in any process that has one so named, unless `process` is
+    /// given).
+    pub stage: Option<String>,
+    /// The current queue, by name.
+    pub queue: Option<String>,
+    /// Who created the instance.
+    pub created_by: Option<String>,
+    /// The cursor: only instances with a smaller id. Lists are newest (highest id) first, so
+    /// the last id of one page, given here, yields the next page.
+    pub before: Option<InstanceId>,
+}
+
 /// A version to publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewDefinition {
@@ -132,6 +152,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Apply a change atomically.
     fn commit(&self, change: Change) -> impl Future<Output = Result<Committed>> + Send;
+
+    /// Instances that match `filter`, newest first (by id, descending), at most `limit`, each
+    /// with its task that is not done, read together.
+    fn list_instances(
+        &self,
+        filter: &InstanceFilter,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<InstanceAndTask>>> + Send;
 
     fn history(&self, id: InstanceId) -> impl Future<Output = Result<Vec<Event>>> + Send;
 

@@ -18,8 +18,8 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use super::sql::{self, ChangeRows, NewInstanceRows};
 use super::{
-    Committed, Created, NewDefinition, Result, Store, StoreError, StoredDefinition,
-    StoredDefinitions, TaskAndInstance,
+    Committed, Created, InstanceAndTask, InstanceFilter, NewDefinition, Result, Store, StoreError,
+    StoredDefinition, StoredDefinitions, TaskAndInstance,
 };
 use crate::runtime::catalog::{Catalog, DefinitionId, ProjectSource};
 use crate::runtime::types::*;
@@ -137,8 +137,8 @@ async fn insert_link(
 async fn create(conn: &mut PgConnection, rows: NewInstanceRows) -> Result<Created> {
     let i = &rows.instance;
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO instances (definition_id, process, stage, fields, priority, queue, version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        "INSERT INTO instances (definition_id, process, stage, fields, priority, queue, version, created_at, updated_at, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(i.definition_id)
     .bind(&i.process)
@@ -149,6 +149,7 @@ async fn create(conn: &mut PgConnection, rows: NewInstanceRows) -> Result<Create
     .bind(i.version)
     .bind(i.created_at)
     .bind(i.updated_at)
+    .bind(&i.created_by)
     .fetch_one(&mut *conn)
     .await?;
     insert_events(conn, id, &rows.events).await?;
@@ -486,8 +487,22 @@ fn instance_row(r: &PgRow) -> Result<sql::InstanceRow> {
         version: r.try_get("version")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        created_by: r.try_get("created_by")?,
     })
 }
+
+/// An instance and its open task, from a row of `i.*` and the task as JSON in `task`.
+fn instance_and_task(catalog: &Catalog, row: &PgRow) -> Result<InstanceAndTask> {
+    let inst = sql::decode_instance(catalog, instance_row(row)?)?;
+    let task: Option<Json> = row.try_get("task")?;
+    let task = task.map(|t| sql::task_from_json(&t)).transpose()?;
+    Ok((Arc::new(inst), task))
+}
+
+/// Instances (`i`) with their task that is not done beside them, as JSON in `task`.
+const INSTANCES_WITH_TASK: &str =
+    "SELECT i.*, (SELECT row_to_json(t) FROM tasks t WHERE t.instance_id = i.id AND t.state <> 'done') AS task \
+     FROM instances i";
 
 /// Rows a claim may take: open, or claimed with an expired lease ($now is the parameter).
 const CLAIMABLE: &str = "(state = 'open' OR (state = 'claimed' AND lease_until <= $3))";
@@ -583,18 +598,34 @@ impl Store for PostgresStore {
         id: InstanceId,
     ) -> Result<Option<(std::sync::Arc<Instance>, Option<Task>)>> {
         // One round trip: the instance and its open task (if any) as JSON beside it.
-        let row = sqlx::query(
-            "SELECT i.*, (SELECT row_to_json(t) FROM tasks t WHERE t.instance_id = i.id AND t.state <> 'done') AS task \
-             FROM instances i WHERE i.id = $1",
-        )
-        .bind(id.0)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let inst = sql::decode_instance(&self.catalog, instance_row(&row)?)?;
-        let task: Option<Json> = row.try_get("task")?;
-        let task = task.map(|t| sql::task_from_json(&t)).transpose()?;
-        Ok(Some((Arc::new(inst), task)))
+        let row = sqlx::query(&format!("{INSTANCES_WITH_TASK} WHERE i.id = $1"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| instance_and_task(&self.catalog, &r))
+            .transpose()
+    }
+
+    async fn list_instances(
+        &self,
+        filter: &InstanceFilter,
+        limit: u32,
+    ) -> Result<Vec<InstanceAndTask>> {
+        // One statement, so one snapshot; each open task is one lookup in
+        // `tasks_one_open_per_instance`.
+        let (query, params) =
+            sql::list_query(INSTANCES_WITH_TASK, filter, limit, |n| format!("${n}"));
+        let mut q = sqlx::query(&query);
+        for p in params {
+            q = match p {
+                sql::ListParam::Text(s) => q.bind(s),
+                sql::ListParam::Int(i) => q.bind(i),
+            };
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| instance_and_task(&self.catalog, r))
+            .collect()
     }
 
     async fn task_with_instance(&self, task: TaskId) -> Result<Option<TaskAndInstance>> {

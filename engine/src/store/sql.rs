@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 
-use super::{Result, StoreError};
+use super::{InstanceFilter, Result, StoreError};
 use crate::runtime::catalog::{Catalog, Definition, DefinitionId};
 use crate::runtime::codec;
 use crate::runtime::types::*;
@@ -41,6 +41,9 @@ pub struct InstanceRow {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Never missing from a row the store wrote; a row from before migration 0004 got it from
+    /// its first event.
+    pub created_by: Option<String>,
 }
 
 /// An event row (without its instance id).
@@ -83,6 +86,7 @@ pub fn instance_row(def: &Definition, i: &Instance) -> InstanceRow {
         version: i.version,
         created_at: i.created_at,
         updated_at: i.updated_at,
+        created_by: Some(i.created_by.clone()),
     }
 }
 
@@ -145,7 +149,59 @@ pub fn decode_instance(catalog: &Catalog, row: InstanceRow) -> Result<Instance> 
         version: row.version,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        created_by: row
+            .created_by
+            .ok_or_else(|| corrupt("no creator".to_string()))?,
     })
+}
+
+/// A parameter of an instance listing query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListParam {
+    Text(String),
+    Int(i64),
+}
+
+/// An instance listing query, newest first: `select` (which reads `FROM instances`), then a
+/// condition for each criterion given, and its parameters in order. `placeholder(n)` spells the
+/// n-th parameter (from 1) as the database does. Criteria not given are left out of the text,
+/// rather than written as `(? IS NULL OR ...)`, so that the planner can use an index for the
+/// ones that are.
+pub fn list_query(
+    select: &str,
+    filter: &InstanceFilter,
+    limit: u32,
+    placeholder: impl Fn(usize) -> String,
+) -> (String, Vec<ListParam>) {
+    let mut conditions = Vec::new();
+    let mut params = Vec::new();
+    let by_name = [
+        ("process", &filter.process),
+        ("stage", &filter.stage),
+        ("queue", &filter.queue),
+        ("created_by", &filter.created_by),
+    ];
+    for (column, value) in by_name {
+        if let Some(v) = value {
+            params.push(ListParam::Text(v.clone()));
+            conditions.push(format!("{column} = {}", placeholder(params.len())));
+        }
+    }
+    if let Some(before) = filter.before {
+        params.push(ListParam::Int(before.0));
+        conditions.push(format!("id < {}", placeholder(params.len())));
+    }
+    let mut sql = select.to_string();
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    params.push(ListParam::Int(i64::from(limit)));
+    sql.push_str(&format!(
+        " ORDER BY id DESC LIMIT {}",
+        placeholder(params.len())
+    ));
+    (sql, params)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -27,8 +27,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::sql::{self, ChangeRows, NewInstanceRows};
 use super::{
-    Committed, Created, NewDefinition, Result, Store, StoreError, StoredDefinition,
-    StoredDefinitions,
+    Committed, Created, InstanceAndTask, InstanceFilter, NewDefinition, Result, Store, StoreError,
+    StoredDefinition, StoredDefinitions,
 };
 use crate::runtime::catalog::{Catalog, DefinitionId, ProjectSource};
 use crate::runtime::types::*;
@@ -313,9 +313,25 @@ fn instance_row(r: &Row) -> rusqlite::Result<(sql::InstanceRow, String)> {
             version: r.get("version")?,
             created_at: parse_ts(&created)?,
             updated_at: parse_ts(&updated)?,
+            created_by: r.get("created_by")?,
         },
         fields,
     ))
+}
+
+/// Run `f` in one read transaction, so that what it reads is one snapshot.
+fn in_snapshot<T>(conn: &Connection, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    conn.execute_batch("BEGIN")?;
+    let out = f();
+    conn.execute_batch("COMMIT")?;
+    out
+}
+
+fn open_task_of(conn: &Connection, instance: i64) -> Result<Option<Task>> {
+    Ok(conn
+        .prepare_cached("SELECT * FROM tasks WHERE instance_id = ?1 AND state <> 'done'")?
+        .query_row(params![instance], task_from_row)
+        .optional()?)
 }
 
 fn decode_instance_row(
@@ -529,8 +545,8 @@ fn create(conn: &Connection, rows: NewInstanceRows) -> Result<Created> {
     let i = &rows.instance;
     let id: i64 = conn
         .prepare_cached(
-            "INSERT INTO instances (definition_id, process, stage, fields, priority, queue, version, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+            "INSERT INTO instances (definition_id, process, stage, fields, priority, queue, version, created_at, updated_at, created_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
         )?
         .query_row(
             params![
@@ -542,7 +558,8 @@ fn create(conn: &Connection, rows: NewInstanceRows) -> Result<Created> {
                 i.queue,
                 i.version,
                 ts(i.created_at),
-                ts(i.updated_at)
+                ts(i.updated_at),
+                i.created_by
             ],
             |r| r.get(0),
         )?;
@@ -829,25 +846,50 @@ impl Store for SqliteStore {
         id: InstanceId,
     ) -> Result<Option<(std::sync::Arc<Instance>, Option<Task>)>> {
         let catalog = self.catalog.clone();
-        // One read transaction, so the pair is one snapshot.
         self.read(move |conn| {
-            conn.execute_batch("BEGIN")?;
-            let out = (|| {
+            in_snapshot(conn, || {
                 let row = conn
                     .prepare_cached("SELECT * FROM instances WHERE id = ?1")?
                     .query_row(params![id.0], instance_row)
                     .optional()?;
                 let Some(row) = row else { return Ok(None) };
-                let task = conn
-                    .prepare_cached(
-                        "SELECT * FROM tasks WHERE instance_id = ?1 AND state <> 'done'",
-                    )?
-                    .query_row(params![id.0], task_from_row)
-                    .optional()?;
+                let task = open_task_of(conn, id.0)?;
                 Ok(Some((Arc::new(decode_instance_row(&catalog, row)?), task)))
-            })();
-            conn.execute_batch("COMMIT")?;
-            out
+            })
+        })
+        .await
+    }
+
+    async fn list_instances(
+        &self,
+        filter: &InstanceFilter,
+        limit: u32,
+    ) -> Result<Vec<InstanceAndTask>> {
+        let (query, params) = sql::list_query("SELECT * FROM instances", filter, limit, |n| {
+            format!("?{n}")
+        });
+        let params: Vec<rusqlite::types::Value> = params
+            .into_iter()
+            .map(|p| match p {
+                sql::ListParam::Text(s) => rusqlite::types::Value::Text(s),
+                sql::ListParam::Int(i) => rusqlite::types::Value::Integer(i),
+            })
+            .collect();
+        let catalog = self.catalog.clone();
+        self.read(move |conn| {
+            in_snapshot(conn, || {
+                let rows = conn
+                    .prepare_cached(&query)?
+                    .query_map(rusqlite::params_from_iter(params), instance_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                // One indexed lookup per instance (`tasks_one_open_per_instance`), in process.
+                rows.into_iter()
+                    .map(|row| {
+                        let task = open_task_of(conn, row.0.id)?;
+                        Ok((Arc::new(decode_instance_row(&catalog, row)?), task))
+                    })
+                    .collect()
+            })
         })
         .await
     }
