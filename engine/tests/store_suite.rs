@@ -151,12 +151,9 @@ async fn postgres() -> Harness<PostgresStore> {
 
 /// Drop a database made by [`pg_database`], given its URL.
 async fn drop_pg_database(url: &str) {
-    let name = url
-        .rsplit('/')
-        .next()
-        .and_then(|s| s.split('?').next())
-        .unwrap_or_default()
-        .to_string();
+    // The query (`?host=/var/run/postgresql`) may hold slashes too: strip it first.
+    let path = url.split('?').next().unwrap_or_default();
+    let name = path.rsplit('/').next().unwrap_or_default().to_string();
     if let Ok(pool) = sqlx::PgPool::connect(&pg_admin_url()).await {
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .execute(&pool)

@@ -158,6 +158,28 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
     Ok(Loaded { sources, requested })
 }
 
+/// Every `.itsm` file below `dir` as a project, each named by its path relative to `dir` (so
+/// a project has the same names, and the same hash, wherever it is checked out).
+pub fn load_project(dir: &Path) -> Result<Sources, LoadError> {
+    if !dir.is_dir() {
+        return Err(LoadError::NotFound(dir.to_path_buf()));
+    }
+    let mut sources = Sources::new();
+    for path in itsm_files(dir)? {
+        let text = read_text(&path)?;
+        let name = path
+            .strip_prefix(dir)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .replace('\\', "/");
+        sources.add(name, text);
+    }
+    if sources.iter().next().is_none() {
+        return Err(LoadError::NoFiles(dir.to_path_buf()));
+    }
+    Ok(sources)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,11 @@
-//! The `itsmflow` command: check, format and draw process definitions (and, later, serve them).
+//! The `itsmflow` command: check, format and draw process definitions, serve them over HTTP,
+//! and manage access tokens.
 
+mod database;
 mod files;
+mod identity;
+mod serve;
+mod tokens;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -74,6 +79,10 @@ enum Command {
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
     },
+    /// Serve the HTTP API (an embedded SQLite file by default).
+    Serve(serve::ServeArgs),
+    /// Create, list and revoke API tokens (directly in the database).
+    Token(tokens::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,9 +99,34 @@ fn main() -> ExitCode {
             process,
             format,
         } => graph(&path, process.as_deref(), format),
+        Command::Serve(args) => return run_async(serve::serve(args)),
+        Command::Token(args) => return run_async(tokens::run(args)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_UNUSABLE)
+        }
+    }
+}
+
+/// Run an async command to completion; its error is printed and exits 2.
+fn run_async<E: std::fmt::Display>(
+    command: impl std::future::Future<Output = Result<(), E>>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_UNUSABLE);
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_UNUSABLE)

@@ -182,4 +182,43 @@ impl Catalog {
             .get(process)
             .cloned()
     }
+
+    /// Every published version of every process, by process name then version.
+    pub fn definitions(&self) -> Vec<Arc<Definition>> {
+        let mut all: Vec<Arc<Definition>> = self
+            .inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_id
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| (&a.process, a.version).cmp(&(&b.process, b.version)));
+        all
+    }
+
+    /// One version of a process.
+    pub fn version(&self, process: &str, version: u32) -> Option<Arc<Definition>> {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_id
+            .values()
+            .find(|d| d.process == process && d.version == version)
+            .cloned()
+    }
+
+    /// Every queue the latest published project declares, by name.
+    pub fn queues(&self) -> Vec<(String, Arc<QueueInfo>)> {
+        let mut all: Vec<(String, Arc<QueueInfo>)> = self
+            .inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .queue_members
+            .iter()
+            .map(|(name, info)| (name.clone(), info.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
 }

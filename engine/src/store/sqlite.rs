@@ -22,7 +22,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use serde_json::Value as Json;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
-use sqlx::{ConnectOptions, Connection as _};
+
 use tokio::sync::{mpsc, oneshot};
 
 use super::sql::{self, ChangeRows, NewInstanceRows};
@@ -192,14 +192,18 @@ impl SqliteStore {
         durability: Durability,
     ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let mut migrate = SqliteConnectOptions::from_str("sqlite://")?
+        // A one-connection pool rather than a bare connection: its migration future is `Send`
+        // for any lifetime, so callers can open stores from spawned tasks.
+        let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(&path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .connect()
+            .journal_mode(SqliteJournalMode::Wal);
+        let migrate = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
             .await?;
-        MIGRATOR.run(&mut migrate).await?;
-        migrate.close().await?;
+        MIGRATOR.run(&migrate).await?;
+        migrate.close().await;
 
         let writer = Connection::open(&path)?;
         writer.busy_timeout(std::time::Duration::from_secs(10))?;

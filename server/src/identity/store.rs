@@ -1,0 +1,532 @@
+//! Tenants, users and tokens, in the main database (the SQLite file or PostgreSQL's `public`
+//! schema) beside the default tenant's data, in tables of their own (`auth_*`).
+//!
+//! The schema is small and versioned here rather than by the engine's migrator (which owns
+//! `_sqlx_migrations` in the same database): `auth_migrations` records the steps applied.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Serialize;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{PgPool, Row, SqlitePool};
+
+use super::{new_token, token_hash, Principal};
+use crate::database::Database;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored roles cannot be read: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    #[error("no source of randomness: {0}")]
+    Random(getrandom::Error),
+    #[error("{0} already exists")]
+    Exists(String),
+    #[error("{0} does not exist")]
+    Missing(String),
+}
+
+pub type Result<T> = std::result::Result<T, IdentityError>;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub tenant: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A token as listed: never its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub tenant: String,
+    pub user: String,
+    pub label: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The outcome of presenting a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Valid {
+        principal: Principal,
+        expires_at: Option<DateTime<Utc>>,
+    },
+    Unknown,
+    Revoked,
+    Expired,
+}
+
+#[derive(Clone, Debug)]
+pub enum IdentityStore {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Run the same statement on whichever database this is. Placeholders are `$1`, `$2`, … in
+/// order of first appearance (SQLite binds by position).
+macro_rules! on_db {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store {
+            IdentityStore::Sqlite($pool) => $body,
+            IdentityStore::Postgres($pool) => $body,
+        }
+    };
+}
+
+const SQLITE_SCHEMA: &[&str] = &[
+    "CREATE TABLE auth_tenants (name TEXT PRIMARY KEY, created_at BIGINT NOT NULL)",
+    "CREATE TABLE auth_users (tenant TEXT NOT NULL REFERENCES auth_tenants (name), \
+     name TEXT NOT NULL, roles TEXT NOT NULL, created_at BIGINT NOT NULL, PRIMARY KEY (tenant, name))",
+    "CREATE TABLE auth_tokens (id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, \
+     user_name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, label TEXT, created_at BIGINT NOT NULL, \
+     expires_at BIGINT, revoked_at BIGINT, \
+     FOREIGN KEY (tenant, user_name) REFERENCES auth_users (tenant, name))",
+];
+
+const POSTGRES_SCHEMA: &[&str] = &[
+    "CREATE TABLE auth_tenants (name TEXT PRIMARY KEY, created_at BIGINT NOT NULL)",
+    "CREATE TABLE auth_users (tenant TEXT NOT NULL REFERENCES auth_tenants (name), \
+     name TEXT NOT NULL, roles TEXT NOT NULL, created_at BIGINT NOT NULL, PRIMARY KEY (tenant, name))",
+    "CREATE TABLE auth_tokens (id BIGSERIAL PRIMARY KEY, tenant TEXT NOT NULL, \
+     user_name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, label TEXT, created_at BIGINT NOT NULL, \
+     expires_at BIGINT, revoked_at BIGINT, \
+     FOREIGN KEY (tenant, user_name) REFERENCES auth_users (tenant, name))",
+];
+
+/// Schema version 1 is the statements above, applied together.
+const SCHEMA_VERSION: i64 = 1;
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn time(us: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(us).single().unwrap_or_default()
+}
+
+fn user_from_row<R: Row>(row: &R) -> Result<User>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let roles: String = row.try_get("roles")?;
+    Ok(User {
+        tenant: row.try_get("tenant")?,
+        name: row.try_get("name")?,
+        roles: serde_json::from_str(&roles)?,
+        created_at: time(row.try_get("created_at")?),
+    })
+}
+
+fn token_from_row<R: Row>(row: &R) -> Result<TokenInfo>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<i64>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(TokenInfo {
+        id: row.try_get("id")?,
+        tenant: row.try_get("tenant")?,
+        user: row.try_get("user_name")?,
+        label: row.try_get("label")?,
+        created_at: time(row.try_get("created_at")?),
+        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(time),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(time),
+    })
+}
+
+const TOKEN_COLUMNS: &str = "id, tenant, user_name, label, created_at, expires_at, revoked_at";
+
+impl IdentityStore {
+    /// Open the main database and bring the identity tables up to date.
+    pub async fn open(db: &Database) -> Result<Self> {
+        let store = match db {
+            Database::Sqlite(path) => {
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .foreign_keys(true)
+                    .busy_timeout(std::time::Duration::from_secs(10));
+                IdentityStore::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(4)
+                        .connect_with(options)
+                        .await?,
+                )
+            }
+            Database::Postgres(url) => {
+                IdentityStore::Postgres(PgPoolOptions::new().max_connections(4).connect(url).await?)
+            }
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match self {
+            IdentityStore::Sqlite(pool) => {
+                // BEGIN IMMEDIATE: two processes starting on one file take turns.
+                let mut conn = pool.acquire().await?;
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                let result = async {
+                    sqlx::query("CREATE TABLE IF NOT EXISTS auth_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+                        .execute(&mut *conn)
+                        .await?;
+                    let applied: Option<i64> =
+                        sqlx::query_scalar("SELECT MAX(version) FROM auth_migrations")
+                            .fetch_one(&mut *conn)
+                            .await?;
+                    if applied.unwrap_or(0) < SCHEMA_VERSION {
+                        for statement in SQLITE_SCHEMA {
+                            sqlx::query(statement).execute(&mut *conn).await?;
+                        }
+                        sqlx::query("INSERT INTO auth_migrations (version, applied_at) VALUES ($1, $2)")
+                            .bind(SCHEMA_VERSION)
+                            .bind(micros(Utc::now()))
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok::<_, sqlx::Error>(())
+                }
+                .await;
+                let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+                sqlx::query(end).execute(&mut *conn).await?;
+                result?;
+            }
+            IdentityStore::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                // Nodes starting together take turns (the lock ends with the transaction).
+                sqlx::query("SELECT pg_advisory_xact_lock(7375606301)")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("CREATE TABLE IF NOT EXISTS auth_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+                    .execute(&mut *tx)
+                    .await?;
+                let applied: Option<i64> =
+                    sqlx::query_scalar("SELECT MAX(version) FROM auth_migrations")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if applied.unwrap_or(0) < SCHEMA_VERSION {
+                    for statement in POSTGRES_SCHEMA {
+                        sqlx::query(statement).execute(&mut *tx).await?;
+                    }
+                    sqlx::query(
+                        "INSERT INTO auth_migrations (version, applied_at) VALUES ($1, $2)",
+                    )
+                    .bind(SCHEMA_VERSION)
+                    .bind(micros(Utc::now()))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Create a tenant; false if it existed.
+    pub async fn create_tenant(&self, name: &str, at: DateTime<Utc>) -> Result<bool> {
+        let done =
+            on_db!(self, |pool| {
+                sqlx::query(
+            "INSERT INTO auth_tenants (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        )
+        .bind(name)
+        .bind(micros(at))
+        .execute(pool)
+        .await?
+        .rows_affected()
+            });
+        Ok(done == 1)
+    }
+
+    /// Create a tenant, its first administrator and their token, all or nothing. Returns
+    /// `None` if the tenant exists.
+    pub async fn create_tenant_with_admin(
+        &self,
+        tenant: &str,
+        admin: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(TokenInfo, String)>> {
+        let secret = new_token().map_err(IdentityError::Random)?;
+        let hash = token_hash(&secret);
+        let roles = serde_json::to_string(&[super::ROLE_ADMIN])?;
+        let label = "first administrator";
+        let id: Option<i64> = on_db!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let created = sqlx::query(
+                "INSERT INTO auth_tenants (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant)
+            .bind(micros(at))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if created == 0 {
+                None
+            } else {
+                sqlx::query(
+                    "INSERT INTO auth_users (tenant, name, roles, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(tenant)
+                .bind(admin)
+                .bind(&roles)
+                .bind(micros(at))
+                .execute(&mut *tx)
+                .await?;
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO auth_tokens (tenant, user_name, hash, label, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(tenant)
+                .bind(admin)
+                .bind(&hash)
+                .bind(label)
+                .bind(micros(at))
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Some(id)
+            }
+        });
+        Ok(id.map(|id| {
+            let info = TokenInfo {
+                id,
+                tenant: tenant.into(),
+                user: admin.into(),
+                label: Some(label.into()),
+                created_at: time(micros(at)),
+                expires_at: None,
+                revoked_at: None,
+            };
+            (info, secret)
+        }))
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<String>> {
+        Ok(on_db!(self, |pool| sqlx::query_scalar(
+            "SELECT name FROM auth_tenants ORDER BY name"
+        )
+        .fetch_all(pool)
+        .await?))
+    }
+
+    pub async fn tenant_exists(&self, name: &str) -> Result<bool> {
+        let n: i64 = on_db!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM auth_tenants WHERE name = $1"
+        )
+        .bind(name)
+        .fetch_one(pool)
+        .await?);
+        Ok(n > 0)
+    }
+
+    pub async fn create_user(
+        &self,
+        tenant: &str,
+        name: &str,
+        roles: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<User> {
+        if !self.tenant_exists(tenant).await? {
+            return Err(IdentityError::Missing(format!("tenant `{tenant}`")));
+        }
+        let roles_json = serde_json::to_string(roles)?;
+        let done = on_db!(self, |pool| sqlx::query(
+            "INSERT INTO auth_users (tenant, name, roles, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING"
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(&roles_json)
+        .bind(micros(at))
+        .execute(pool)
+        .await?
+        .rows_affected());
+        if done == 0 {
+            return Err(IdentityError::Exists(format!("user `{name}`")));
+        }
+        Ok(User {
+            tenant: tenant.into(),
+            name: name.into(),
+            roles: roles.to_vec(),
+            created_at: time(micros(at)),
+        })
+    }
+
+    /// Replace a user's roles; `None` if there is no such user.
+    pub async fn set_roles(&self, tenant: &str, name: &str, roles: &[String]) -> Result<bool> {
+        let roles_json = serde_json::to_string(roles)?;
+        let done = on_db!(self, |pool| sqlx::query(
+            "UPDATE auth_users SET roles = $1 WHERE tenant = $2 AND name = $3"
+        )
+        .bind(&roles_json)
+        .bind(tenant)
+        .bind(name)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
+    }
+
+    pub async fn users(&self, tenant: &str) -> Result<Vec<User>> {
+        on_db!(self, |pool| {
+            sqlx::query(
+            "SELECT tenant, name, roles, created_at FROM auth_users WHERE tenant = $1 ORDER BY name"
+        )
+        .bind(tenant)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(user_from_row)
+        .collect()
+        })
+    }
+
+    pub async fn user(&self, tenant: &str, name: &str) -> Result<Option<User>> {
+        on_db!(self, |pool| {
+            sqlx::query(
+            "SELECT tenant, name, roles, created_at FROM auth_users WHERE tenant = $1 AND name = $2"
+        )
+        .bind(tenant)
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
+        })
+    }
+
+    /// Issue a token for a user; returns it with its secret, which is not stored.
+    pub async fn create_token(
+        &self,
+        tenant: &str,
+        user: &str,
+        label: Option<&str>,
+        expires_at: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    ) -> Result<(TokenInfo, String)> {
+        if self.user(tenant, user).await?.is_none() {
+            return Err(IdentityError::Missing(format!("user `{user}`")));
+        }
+        let secret = new_token().map_err(IdentityError::Random)?;
+        let hash = token_hash(&secret);
+        let id: i64 = on_db!(self, |pool| sqlx::query_scalar(
+            "INSERT INTO auth_tokens (tenant, user_name, hash, label, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"
+        )
+        .bind(tenant)
+        .bind(user)
+        .bind(&hash)
+        .bind(label)
+        .bind(micros(at))
+        .bind(expires_at.map(micros))
+        .fetch_one(pool)
+        .await?);
+        let info = TokenInfo {
+            id,
+            tenant: tenant.into(),
+            user: user.into(),
+            label: label.map(str::to_string),
+            created_at: time(micros(at)),
+            expires_at: expires_at.map(|t| time(micros(t))),
+            revoked_at: None,
+        };
+        Ok((info, secret))
+    }
+
+    pub async fn tokens(&self, tenant: &str) -> Result<Vec<TokenInfo>> {
+        on_db!(self, |pool| sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM auth_tokens WHERE tenant = $1 ORDER BY id"
+        ))
+        .bind(tenant)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(token_from_row)
+        .collect())
+    }
+
+    /// Revoke a token of a tenant (any tenant if `tenant` is `None`, for the CLI); false if
+    /// there is no such token or it was already revoked.
+    pub async fn revoke_token(
+        &self,
+        tenant: Option<&str>,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done = on_db!(self, |pool| sqlx::query(
+            "UPDATE auth_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
+             AND ($3 IS NULL OR tenant = $3)"
+        )
+        .bind(micros(at))
+        .bind(id)
+        .bind(tenant)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
+    }
+
+    /// Who a presented token belongs to, if it is valid at `now`.
+    pub async fn lookup(&self, token: &str, now: DateTime<Utc>) -> Result<Lookup> {
+        let hash = token_hash(token);
+        let row = on_db!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT t.id, t.tenant, t.user_name, t.expires_at, t.revoked_at, u.roles \
+                 FROM auth_tokens t JOIN auth_users u ON u.tenant = t.tenant AND u.name = t.user_name \
+                 WHERE t.hash = $1",
+            )
+            .bind(&hash)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                None => None,
+                Some(r) => Some((
+                    r.try_get::<i64, _>("id")?,
+                    r.try_get::<String, _>("tenant")?,
+                    r.try_get::<String, _>("user_name")?,
+                    r.try_get::<Option<i64>, _>("expires_at")?,
+                    r.try_get::<Option<i64>, _>("revoked_at")?,
+                    r.try_get::<String, _>("roles")?,
+                )),
+            }
+        });
+        let Some((id, tenant, user, expires_at, revoked_at, roles)) = row else {
+            return Ok(Lookup::Unknown);
+        };
+        if revoked_at.is_some() {
+            return Ok(Lookup::Revoked);
+        }
+        let expires_at = expires_at.map(time);
+        if expires_at.is_some_and(|e| e <= now) {
+            return Ok(Lookup::Expired);
+        }
+        Ok(Lookup::Valid {
+            principal: Principal {
+                tenant,
+                user,
+                roles: serde_json::from_str(&roles)?,
+                token_id: id,
+            },
+            expires_at,
+        })
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        on_db!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+}

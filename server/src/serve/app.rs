@@ -1,0 +1,270 @@
+//! The HTTP application: shared state, the route table and the layers every request passes
+//! through (request id, tracing, metrics, time limit, body limit).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use itsmflow_engine::runtime::Clock;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use super::auth::AuthCache;
+use super::error::ApiError;
+use super::metrics::Metrics;
+use super::routes::{admin, definitions, health, instances, queues, tasks};
+use super::tenants::{Backend, Tenants};
+use crate::identity::store::IdentityStore;
+
+pub struct App<B: Backend> {
+    pub identities: IdentityStore,
+    pub tenants: Tenants<B>,
+    pub auth_cache: AuthCache,
+    pub metrics: Metrics,
+    pub clock: Arc<dyn Clock>,
+    pub limits: Limits,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes.
+    pub max_body: usize,
+    /// Largest page a list returns (and the default when none is asked for is smaller).
+    pub max_page: u32,
+    /// Requests taking longer are answered 503 (server-sent event streams excepted).
+    pub request_timeout: Duration,
+}
+
+pub const DEFAULT_PAGE: u32 = 50;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 4 * 1024 * 1024,
+            max_page: 500,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Limits {
+    /// The page size for a request's `limit`, refusing what is out of range.
+    pub fn page(&self, asked: Option<u32>) -> Result<u32, ApiError> {
+        match asked {
+            None => Ok(DEFAULT_PAGE.min(self.max_page)),
+            Some(0) => Err(ApiError::invalid("`limit` must be at least 1")),
+            Some(n) if n > self.max_page => Err(ApiError::invalid(format!(
+                "`limit` may be at most {}",
+                self.max_page
+            ))),
+            Some(n) => Ok(n),
+        }
+    }
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole API.
+pub fn router<B: Backend>(app: Arc<App<B>>) -> Router {
+    let limits = app.limits;
+    // Event streams stay open as long as the client wants, so they skip the time limit.
+    let streams = Router::new().route("/v1/queues/{queue}/events", get(queues::events::<B>));
+    let api = Router::new()
+        .route(
+            "/v1/definitions",
+            get(definitions::list::<B>).post(definitions::publish::<B>),
+        )
+        .route("/v1/definitions/{process}", get(definitions::versions::<B>))
+        .route(
+            "/v1/definitions/{process}/versions/{version}",
+            get(definitions::version::<B>),
+        )
+        .route(
+            "/v1/definitions/{process}/graph",
+            get(definitions::graph::<B>),
+        )
+        .route(
+            "/v1/instances",
+            get(instances::list::<B>).post(instances::create::<B>),
+        )
+        .route(
+            "/v1/instances/{id}",
+            get(instances::get::<B>).patch(instances::update::<B>),
+        )
+        .route(
+            "/v1/instances/{id}/actions/{action}",
+            post(instances::perform::<B>),
+        )
+        .route("/v1/instances/{id}/comments", post(instances::comment::<B>))
+        .route(
+            "/v1/instances/{id}/links",
+            get(instances::links::<B>).post(instances::link::<B>),
+        )
+        .route("/v1/instances/{id}/history", get(instances::history::<B>))
+        .route("/v1/instances/{id}/clocks", get(instances::clocks::<B>))
+        .route("/v1/queues", get(queues::list::<B>))
+        .route("/v1/queues/{queue}/tasks", get(queues::tasks::<B>))
+        .route("/v1/queues/{queue}/claim", post(queues::claim_next::<B>))
+        .route("/v1/tasks/{id}", get(tasks::get::<B>))
+        .route("/v1/tasks/{id}/claim", post(tasks::claim::<B>))
+        .route("/v1/tasks/{id}/renew", post(tasks::renew::<B>))
+        .route("/v1/tasks/{id}/release", post(tasks::release::<B>))
+        .route("/v1/tasks/{id}/complete", post(tasks::complete::<B>))
+        .route("/v1/me", get(admin::me::<B>))
+        .route("/v1/me/availability", put(admin::availability::<B>))
+        .route(
+            "/v1/users",
+            get(admin::users::<B>).post(admin::create_user::<B>),
+        )
+        .route("/v1/users/{name}/roles", put(admin::set_roles::<B>))
+        .route("/v1/users/{name}/tokens", post(admin::create_token::<B>))
+        .route("/v1/tokens", get(admin::tokens::<B>))
+        .route("/v1/tokens/{id}", delete(admin::revoke_token::<B>))
+        .route("/v1/tenants", post(admin::create_tenant::<B>))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz::<B>))
+        .route("/metrics", get(health::metrics::<B>))
+        .route("/openapi.json", get(health::openapi))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(timed_out))
+                .layer(tower::timeout::TimeoutLayer::new(limits.request_timeout)),
+        );
+    api.merge(streams)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.max_body))
+        .layer(middleware::from_fn_with_state(app.clone(), record::<B>))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get(&REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!(
+                "request",
+                id,
+                method = %req.method(),
+                path = %req.uri().path(),
+                user = tracing::field::Empty,
+                tenant = tracing::field::Empty,
+            )
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .with_state(app)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; see /openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this route does not take this method; see /openapi.json",
+    )
+}
+
+/// A request that ran out of time. Whatever it was doing was either committed whole or not
+/// at all (every engine call is one transaction), so the client can read and retry.
+async fn timed_out(_: tower::BoxError) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "timeout",
+        "Request timed out",
+        "the request took longer than the server allows; read the resource again before retrying",
+    )
+}
+
+/// Count the request and its latency under its route template.
+async fn record<B: Backend>(State(app): State<Arc<App<B>>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(req).await;
+    app.metrics.record(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// JSON bodies that fail to parse are answered in the API's problem format.
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(JsonBody(v)),
+            Err(rejection) => {
+                use axum::extract::rejection::JsonRejection::*;
+                Err(match rejection {
+                    JsonDataError(e) => ApiError::invalid(e.body_text()),
+                    JsonSyntaxError(e) => ApiError::bad_request(e.body_text()),
+                    MissingJsonContentType(_) => ApiError::new(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "unsupported-media-type",
+                        "JSON expected",
+                        "send the body as JSON with `Content-Type: application/json`",
+                    ),
+                    other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too-large",
+                        "Request body too large",
+                        "the request body is larger than the server accepts",
+                    ),
+                    other => ApiError::bad_request(other.body_text()),
+                })
+            }
+        }
+    }
+}
+
+/// An optional JSON body: absent when the request has none (no body and no content type).
+impl<T, S> axum::extract::OptionalFromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let headers = req.headers();
+        let has_body = headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+            || headers
+                .get(axum::http::header::CONTENT_LENGTH)
+                .is_some_and(|l| l != "0");
+        // No body is no body, whatever the content type says.
+        if !has_body {
+            return Ok(None);
+        }
+        <Self as axum::extract::FromRequest<S>>::from_request(req, state)
+            .await
+            .map(Some)
+    }
+}
+
+/// A JSON response with a status.
+pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    (status, axum::Json(value)).into_response()
+}

@@ -1,0 +1,240 @@
+//! Every error the API returns, as `application/problem+json` (RFC 9457).
+//!
+//! Each kind has a stable `type` (`/problems/<slug>`, listed in docs/api.md) that clients can
+//! match on. 4xx details say what to fix; 5xx details are generic and the cause goes to the
+//! log with the request id, never to the client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use itsmflow_engine::runtime::EngineError;
+use itsmflow_engine::store::StoreError;
+use serde_json::{json, Map, Value as Json};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// The slug of the problem type.
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    /// Extension members (e.g. `diagnostics`, `errors`, `allowed`).
+    pub extra: Map<String, Json>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            kind,
+            title,
+            detail: detail.into(),
+            extra: Map::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: Json) -> Self {
+        self.extra.insert(key.to_string(), value);
+        self
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication required",
+            detail,
+        )
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Malformed request",
+            detail,
+        )
+    }
+
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-request",
+            "Invalid request",
+            detail,
+        )
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+    }
+
+    /// A failure that is ours, not the client's: logged in full, reported without details.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error",
+            "the server failed to handle the request; it has been logged with this request's id",
+        )
+    }
+
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "storage unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            "the database did not accept the request; nothing was changed, retry later",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = Map::new();
+        body.insert("type".into(), json!(format!("/problems/{}", self.kind)));
+        body.insert("title".into(), json!(self.title));
+        body.insert("status".into(), json!(self.status.as_u16()));
+        body.insert("detail".into(), json!(self.detail));
+        body.extend(self.extra);
+        let mut response = (self.status, Json::Object(body).to_string()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"itsmflow\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict { id, expected } => ApiError::conflict(format!(
+                "instance {id} was changed by someone else since version {expected}; \
+                 read it again and retry with its current version"
+            ))
+            .with("instance_id", json!(id)),
+            StoreError::LeaseLost(task) => Self::new(
+                StatusCode::CONFLICT,
+                "lease-lost",
+                "Lease lost",
+                format!(
+                    "your claim on task {task} is no longer valid (it expired and was claimed \
+                     again, was released, or the task was completed); claim it again"
+                ),
+            ),
+            StoreError::Claimed { task, by } => Self::new(
+                StatusCode::CONFLICT,
+                "task-claimed",
+                "Task claimed by someone else",
+                format!("task {task} is claimed by {by}"),
+            ),
+            StoreError::TaskDone(task) => Self::new(
+                StatusCode::CONFLICT,
+                "task-done",
+                "Task already done",
+                format!("task {task} is already done"),
+            ),
+            StoreError::NoTask(task) => ApiError::not_found(format!("no task {task}")),
+            StoreError::NoInstance(id) => ApiError::not_found(format!("no instance {id}")),
+            StoreError::Unavailable(e) => ApiError::unavailable(e),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        let detail = e.to_string();
+        match e {
+            // Definitions are uploaded through the definitions route, which reports these in
+            // full; anywhere else they mean stored definitions no longer check.
+            EngineError::InvalidDefinitions(_) => ApiError::internal(detail),
+            EngineError::UnknownProcess(p) => ApiError::not_found(detail).with("process", json!(p)),
+            EngineError::InstanceNotFound(_) | EngineError::TaskNotFound(_) => {
+                ApiError::not_found(detail)
+            }
+            EngineError::UnknownQueue(_) => ApiError::not_found(detail),
+            EngineError::InvalidFields(errors) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-fields",
+                "Invalid fields",
+                detail,
+            )
+            .with(
+                "errors",
+                Json::Array(
+                    errors
+                        .iter()
+                        .map(|e| json!({"field": e.field, "message": e.message}))
+                        .collect(),
+                ),
+            ),
+            EngineError::UnknownAction { .. } => Self::new(
+                StatusCode::NOT_FOUND,
+                "unknown-action",
+                "Unknown action",
+                detail,
+            ),
+            EngineError::ActionNotAllowed { allowed, .. } => Self::new(
+                StatusCode::CONFLICT,
+                "action-not-allowed",
+                "Action not possible in this stage",
+                detail,
+            )
+            .with("allowed", json!(allowed)),
+            EngineError::Forbidden { roles, .. } | EngineError::NotQueueMember { roles, .. } => {
+                ApiError::forbidden(detail).with("roles", json!(roles))
+            }
+            EngineError::MissingFields { fields, .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "missing-fields",
+                "Required fields missing",
+                detail,
+            )
+            .with("fields", json!(fields)),
+            EngineError::GuardFailed { rule, .. } => Self::new(
+                StatusCode::CONFLICT,
+                "rule-refused",
+                "A rule does not allow this",
+                detail,
+            )
+            .with("rule", json!(rule)),
+            EngineError::RuleFailed { rule, .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "rule-failed",
+                "A rule could not be evaluated",
+                detail,
+            )
+            .with("rule", json!(rule)),
+            EngineError::SpawnFailed { source, .. } => {
+                let mut inner = ApiError::from(*source);
+                inner.detail = detail;
+                inner
+            }
+            EngineError::Store(e) => e.into(),
+        }
+    }
+}

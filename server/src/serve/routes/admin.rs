@@ -1,0 +1,277 @@
+//! The caller, users, tokens and tenants.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::TimeDelta;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::PathArgs;
+use crate::database::{valid_tenant_name, DEFAULT_TENANT};
+use crate::identity::store::IdentityError;
+use crate::identity::{valid_role_name, valid_user_name, ROLE_ADMIN};
+use crate::serve::app::{json, App, JsonBody};
+use crate::serve::auth::Ctx;
+use crate::serve::error::{ApiError, ApiResult};
+use crate::serve::tenants::Backend;
+use axum::extract::State;
+use std::sync::Arc;
+
+type C<B> = Ctx<<B as Backend>::Store>;
+type S<B> = State<Arc<App<B>>>;
+
+fn identity_error(e: IdentityError) -> ApiError {
+    match e {
+        IdentityError::Exists(what) => ApiError::conflict(format!("{what} already exists")),
+        IdentityError::Missing(what) => ApiError::not_found(format!("{what} does not exist")),
+        IdentityError::Database(e) => ApiError::unavailable(e),
+        other => ApiError::internal(other),
+    }
+}
+
+fn check_roles(roles: &[String]) -> ApiResult<()> {
+    if let Some(bad) = roles.iter().find(|r| !valid_role_name(r)) {
+        return Err(ApiError::invalid(format!(
+            "role `{bad}` is not a valid role name (letters, digits and `_`, starting with a letter)"
+        )));
+    }
+    Ok(())
+}
+
+pub async fn me<B: Backend>(ctx: C<B>) -> ApiResult<Response> {
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "user": ctx.who.user,
+            "tenant": ctx.who.tenant,
+            "roles": ctx.who.roles,
+            "token": ctx.who.token_id,
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Availability {
+    /// Whether the caller takes pushed work (round-robin and least-loaded queues) now.
+    active: bool,
+}
+
+pub async fn availability<B: Backend>(
+    ctx: C<B>,
+    JsonBody(body): JsonBody<Availability>,
+) -> ApiResult<Response> {
+    ctx.require_agent()?;
+    ctx.tenant
+        .engine
+        .set_agent(&ctx.actor(), body.active)
+        .await?;
+    Ok(json(StatusCode::OK, &json!({ "active": body.active })))
+}
+
+pub async fn users<B: Backend>(State(app): S<B>, ctx: C<B>) -> ApiResult<Response> {
+    ctx.require_admin()?;
+    let users = app
+        .identities
+        .users(&ctx.who.tenant)
+        .await
+        .map_err(identity_error)?;
+    Ok(json(StatusCode::OK, &json!({ "items": users })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    name: String,
+    roles: Vec<String>,
+}
+
+pub async fn create_user<B: Backend>(
+    State(app): S<B>,
+    ctx: C<B>,
+    JsonBody(body): JsonBody<NewUser>,
+) -> ApiResult<Response> {
+    ctx.require_admin()?;
+    if !valid_user_name(&body.name) {
+        return Err(ApiError::invalid(
+            "`name` must be 1 to 100 letters, digits or `.`, `_`, `-`, `@`",
+        ));
+    }
+    check_roles(&body.roles)?;
+    let user = app
+        .identities
+        .create_user(&ctx.who.tenant, &body.name, &body.roles, app.clock.now())
+        .await
+        .map_err(identity_error)?;
+    tracing::info!(created = %user.name, "user created");
+    Ok(json(StatusCode::CREATED, &user))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Roles {
+    roles: Vec<String>,
+}
+
+pub async fn set_roles<B: Backend>(
+    State(app): S<B>,
+    ctx: C<B>,
+    PathArgs(name): PathArgs<String>,
+    JsonBody(body): JsonBody<Roles>,
+) -> ApiResult<Response> {
+    ctx.require_admin()?;
+    check_roles(&body.roles)?;
+    if name == ctx.who.user && !body.roles.iter().any(|r| r == ROLE_ADMIN) {
+        return Err(ApiError::invalid(
+            "you cannot take the `admin` role from yourself; ask another administrator",
+        ));
+    }
+    let found = app
+        .identities
+        .set_roles(&ctx.who.tenant, &name, &body.roles)
+        .await
+        .map_err(identity_error)?;
+    if !found {
+        return Err(ApiError::not_found(format!("no user `{name}`")));
+    }
+    app.auth_cache.forget(&ctx.who.tenant, Some(&name), None);
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "name": name, "roles": body.roles }),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    label: Option<String>,
+    /// Days until the token expires; no expiry if absent.
+    expires_in_days: Option<i64>,
+}
+
+pub async fn create_token<B: Backend>(
+    State(app): S<B>,
+    ctx: C<B>,
+    PathArgs(name): PathArgs<String>,
+    body: Option<JsonBody<NewToken>>,
+) -> ApiResult<Response> {
+    ctx.require_admin()?;
+    let body = body.map(|b| b.0).unwrap_or_default();
+    let now = app.clock.now();
+    let expires_at = match body.expires_in_days {
+        None => None,
+        Some(d) if (1..=3650).contains(&d) => Some(now + TimeDelta::days(d)),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "`expires_in_days` must be between 1 and 3650",
+            ))
+        }
+    };
+    let (info, secret) = app
+        .identities
+        .create_token(
+            &ctx.who.tenant,
+            &name,
+            body.label.as_deref(),
+            expires_at,
+            now,
+        )
+        .await
+        .map_err(identity_error)?;
+    let mut out = serde_json::to_value(&info).map_err(ApiError::internal)?;
+    out["secret"] = json!(secret);
+    Ok(json(StatusCode::CREATED, &out))
+}
+
+pub async fn tokens<B: Backend>(State(app): S<B>, ctx: C<B>) -> ApiResult<Response> {
+    ctx.require_admin()?;
+    let tokens = app
+        .identities
+        .tokens(&ctx.who.tenant)
+        .await
+        .map_err(identity_error)?;
+    Ok(json(StatusCode::OK, &json!({ "items": tokens })))
+}
+
+pub async fn revoke_token<B: Backend>(
+    State(app): S<B>,
+    ctx: C<B>,
+    PathArgs(id): PathArgs<i64>,
+) -> ApiResult<Response> {
+    ctx.require_admin()?;
+    let revoked = app
+        .identities
+        .revoke_token(Some(&ctx.who.tenant), id, app.clock.now())
+        .await
+        .map_err(identity_error)?;
+    if !revoked {
+        return Err(ApiError::not_found(format!(
+            "no token {id} that is not already revoked"
+        )));
+    }
+    app.auth_cache.forget(&ctx.who.tenant, None, Some(id));
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    name: String,
+    /// The new tenant's first administrator.
+    admin: String,
+}
+
+/// Create a tenant with its first administrator, and publish the standard processes to it.
+/// Only administrators of the default tenant (the operators) may.
+pub async fn create_tenant<B: Backend>(
+    State(app): S<B>,
+    ctx: C<B>,
+    JsonBody(body): JsonBody<NewTenant>,
+) -> ApiResult<Response> {
+    ctx.require_admin()?;
+    if ctx.who.tenant != DEFAULT_TENANT {
+        return Err(ApiError::forbidden(
+            "tenants are created by administrators of the default tenant",
+        ));
+    }
+    if !valid_tenant_name(&body.name) {
+        return Err(ApiError::invalid(
+            "`name` must be 1 to 40 lowercase letters, digits or `_`, starting with a letter",
+        ));
+    }
+    if !valid_user_name(&body.admin) {
+        return Err(ApiError::invalid("`admin` is not a valid user name"));
+    }
+    let now = app.clock.now();
+    let Some((info, secret)) = app
+        .identities
+        .create_tenant_with_admin(&body.name, &body.admin, now)
+        .await
+        .map_err(identity_error)?
+    else {
+        return Err(ApiError::conflict(format!(
+            "tenant `{}` already exists",
+            body.name
+        )));
+    };
+    // The tenant and its administrator exist now, and the secret must reach the caller even
+    // if publishing fails: the administrator can publish definitions later.
+    let published = match app.tenants.publish_standard(&body.name).await {
+        Ok(p) => json!(p),
+        Err(e) => {
+            tracing::error!(tenant = %body.name, error = %e, "standard definitions not published");
+            json!([])
+        }
+    };
+    tracing::info!(tenant = %body.name, "tenant created");
+    Ok(json(
+        StatusCode::CREATED,
+        &json!({
+            "tenant": body.name,
+            "admin": body.admin,
+            "token": info.id,
+            "secret": secret,
+            "published": published,
+        }),
+    ))
+}

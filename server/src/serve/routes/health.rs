@@ -1,0 +1,85 @@
+//! Liveness, readiness, metrics and the API description.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::database::DEFAULT_TENANT;
+use crate::serve::app::{json, App};
+use crate::serve::auth::Ctx;
+use crate::serve::error::{ApiError, ApiResult};
+use crate::serve::metrics::Gauge;
+use crate::serve::tenants::Backend;
+
+/// The process is up.
+pub async fn healthz() -> Response {
+    json(StatusCode::OK, &json!({ "status": "ok" }))
+}
+
+/// The server can serve: its databases answer.
+pub async fn readyz<B: Backend>(State(app): State<Arc<App<B>>>) -> Response {
+    let identities = app.identities.ping().await;
+    let store = match app.tenants.get(DEFAULT_TENANT).await {
+        Ok(t) => t
+            .engine
+            .queue_counts()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match (identities, store) {
+        (Ok(()), Ok(())) => json(StatusCode::OK, &json!({ "status": "ready" })),
+        (i, s) => {
+            tracing::warn!(identities = ?i.err(), store = ?s.err(), "not ready");
+            json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({ "status": "unavailable" }),
+            )
+        }
+    }
+}
+
+/// Prometheus metrics. They span every tenant, so only administrators of the default tenant
+/// (the operators) may read them.
+pub async fn metrics<B: Backend>(
+    State(app): State<Arc<App<B>>>,
+    ctx: Ctx<B::Store>,
+) -> ApiResult<Response> {
+    if ctx.who.tenant != DEFAULT_TENANT || !ctx.who.is_admin() {
+        return Err(ApiError::forbidden(
+            "metrics are for administrators of the default tenant",
+        ));
+    }
+    let mut depth = Vec::new();
+    for t in app.tenants.opened().await {
+        for (queue, n) in t.engine.queue_counts().await? {
+            depth.push((vec![("tenant", t.name.clone()), ("queue", queue)], n as f64));
+        }
+    }
+    let text = app.metrics.render(&[Gauge {
+        name: "itsmflow_queue_tasks",
+        help: "Tasks not done, per queue.",
+        values: depth,
+    }]);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// The OpenAPI description of this API.
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../../../openapi.json"),
+    )
+        .into_response()
+}

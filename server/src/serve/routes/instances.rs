@@ -1,0 +1,312 @@
+//! Instances (tickets): create, read, list, act, update, comment, link, history, clocks.
+//!
+//! Requesters reach only the instances they created; for anyone else such an instance is a
+//! 404, so its existence is not revealed either.
+
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use itsmflow_engine::runtime::{InstanceId, InstanceView};
+use itsmflow_engine::store::InstanceFilter;
+use serde::Deserialize;
+use serde_json::{json, Map, Value as Json};
+
+use super::{PathArgs, QueryArgs};
+use crate::serve::app::{json, JsonBody};
+use crate::serve::auth::Ctx;
+use crate::serve::error::{ApiError, ApiResult};
+use crate::serve::events::{publish, QueueEvent, QueueEventKind};
+use crate::serve::tenants::Backend;
+
+type C<B> = Ctx<<B as Backend>::Store>;
+
+/// The instance, if the caller may see it.
+async fn visible<B: Backend>(ctx: &C<B>, id: i64) -> ApiResult<InstanceView> {
+    let view = ctx.tenant.engine.instance(InstanceId(id)).await?;
+    if ctx.who.is_requester_only() && view.created_by() != ctx.who.user {
+        return Err(ApiError::not_found(format!("no instance {id}")));
+    }
+    Ok(view)
+}
+
+/// Tell queue listeners how the instance's task changed.
+fn announce<B: Backend>(ctx: &C<B>, before: Option<&InstanceView>, after: &InstanceView) {
+    let now = chrono::Utc::now();
+    let old = before.and_then(|b| b.task());
+    let new = after.task();
+    match (old, new) {
+        (Some(o), Some(n)) if o.id == n.id && o.queue == n.queue && o.priority == n.priority => {}
+        (Some(o), Some(n)) if o.id == n.id && o.queue == n.queue => publish(
+            &ctx.tenant.events,
+            QueueEvent::of(QueueEventKind::Added, n, now),
+        ),
+        _ => {
+            if let Some(o) = old {
+                publish(
+                    &ctx.tenant.events,
+                    QueueEvent::of(QueueEventKind::Removed, o, now),
+                );
+            }
+            if let Some(n) = new {
+                publish(
+                    &ctx.tenant.events,
+                    QueueEvent::of(QueueEventKind::Added, n, now),
+                );
+            }
+        }
+    }
+}
+
+fn located(view: &InstanceView) -> Response {
+    let mut response = json(StatusCode::CREATED, view);
+    if let Ok(v) = format!("/v1/instances/{}", view.id()).parse() {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewInstance {
+    process: String,
+    #[serde(default)]
+    fields: Map<String, Json>,
+}
+
+pub async fn create<B: Backend>(
+    ctx: C<B>,
+    JsonBody(body): JsonBody<NewInstance>,
+) -> ApiResult<Response> {
+    let view = ctx
+        .tenant
+        .engine
+        .create(&body.process, &body.fields, &ctx.actor())
+        .await?;
+    announce::<B>(&ctx, None, &view);
+    Ok(located(&view))
+}
+
+/// The instance, with its version as the `ETag` (to send back in `If-Match`).
+pub async fn get<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
+    let view = visible::<B>(&ctx, id).await?;
+    let mut response = json(StatusCode::OK, &view);
+    if let Ok(tag) = format!("\"{}\"", view.version()).parse() {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    process: Option<String>,
+    stage: Option<String>,
+    queue: Option<String>,
+    created_by: Option<String>,
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Newest first, a page at a time.
+pub async fn list<B: Backend>(
+    ctx: C<B>,
+    QueryArgs(q): QueryArgs<ListQuery>,
+) -> ApiResult<Response> {
+    let limit = ctx.limits.page(q.limit)?;
+    let before = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(InstanceId(c.parse::<i64>().map_err(|_| {
+            ApiError::invalid("`cursor` is not one this API returned; start again without it")
+        })?)),
+    };
+    let created_by = if ctx.who.is_requester_only() {
+        Some(ctx.who.user.clone())
+    } else {
+        q.created_by
+    };
+    let filter = InstanceFilter {
+        process: q.process,
+        stage: q.stage,
+        queue: q.queue,
+        created_by,
+        before,
+    };
+    let items = ctx.tenant.engine.list_instances(&filter, limit).await?;
+    let next_cursor = if items.len() as u32 == limit {
+        items.last().map(|i| i.id().0.to_string())
+    } else {
+        None
+    };
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "items": items, "next_cursor": next_cursor }),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Act {
+    #[serde(default)]
+    fields: Map<String, Json>,
+    /// The version the caller last saw; the change is refused (409) if it has moved on.
+    version: Option<i64>,
+    reason: Option<String>,
+}
+
+/// The expected version: from the body, or an `If-Match: "N"` header.
+fn expected_version(headers: &HeaderMap, body: Option<i64>) -> ApiResult<Option<i64>> {
+    let header = match headers.get(header::IF_MATCH) {
+        None => None,
+        Some(v) => {
+            let text = v.to_str().unwrap_or_default().trim();
+            if text == "*" {
+                None
+            } else {
+                let tag = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+                Some(tag.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request(
+                        "If-Match must be an instance version as its ETag gives it, e.g. `\"7\"`",
+                    )
+                })?)
+            }
+        }
+    };
+    match (header, body) {
+        (Some(h), Some(b)) if h != b => Err(ApiError::bad_request(
+            "If-Match and `version` disagree; send one of them",
+        )),
+        (h, b) => Ok(h.or(b)),
+    }
+}
+
+pub async fn perform<B: Backend>(
+    ctx: C<B>,
+    PathArgs((id, action)): PathArgs<(i64, String)>,
+    headers: HeaderMap,
+    body: Option<JsonBody<Act>>,
+) -> ApiResult<Response> {
+    let body = body.map(|b| b.0).unwrap_or_default();
+    let expected = expected_version(&headers, body.version)?;
+    let before = visible::<B>(&ctx, id).await?;
+    let after = ctx
+        .tenant
+        .engine
+        .perform(
+            InstanceId(id),
+            &action,
+            &body.fields,
+            expected,
+            &ctx.actor(),
+            body.reason,
+        )
+        .await?;
+    announce::<B>(&ctx, Some(&before), &after);
+    Ok(json(StatusCode::OK, &after))
+}
+
+pub async fn update<B: Backend>(
+    ctx: C<B>,
+    PathArgs(id): PathArgs<i64>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Act>,
+) -> ApiResult<Response> {
+    // Fields outside a transition are the agents' to change; requesters act through actions.
+    ctx.require_agent()?;
+    let expected = expected_version(&headers, body.version)?;
+    let before = visible::<B>(&ctx, id).await?;
+    let after = ctx
+        .tenant
+        .engine
+        .update(
+            InstanceId(id),
+            &body.fields,
+            expected,
+            &ctx.actor(),
+            body.reason,
+        )
+        .await?;
+    announce::<B>(&ctx, Some(&before), &after);
+    Ok(json(StatusCode::OK, &after))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Comment {
+    text: String,
+}
+
+/// Comments longer than this are refused: a log file belongs in an attachment.
+const MAX_COMMENT: usize = 64 * 1024;
+
+pub async fn comment<B: Backend>(
+    ctx: C<B>,
+    PathArgs(id): PathArgs<i64>,
+    JsonBody(body): JsonBody<Comment>,
+) -> ApiResult<Response> {
+    if body.text.trim().is_empty() {
+        return Err(ApiError::invalid("`text` is empty"));
+    }
+    if body.text.len() > MAX_COMMENT {
+        return Err(ApiError::invalid("`text` is longer than 64 KiB"));
+    }
+    visible::<B>(&ctx, id).await?;
+    let view = ctx
+        .tenant
+        .engine
+        .comment(InstanceId(id), &body.text, &ctx.actor())
+        .await?;
+    Ok(json(StatusCode::CREATED, &view))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLink {
+    to: i64,
+    kind: String,
+}
+
+pub async fn link<B: Backend>(
+    ctx: C<B>,
+    PathArgs(id): PathArgs<i64>,
+    JsonBody(body): JsonBody<NewLink>,
+) -> ApiResult<Response> {
+    if !crate::identity::valid_role_name(&body.kind) {
+        return Err(ApiError::invalid(
+            "`kind` must be an identifier, e.g. `caused_by` or `duplicate_of`",
+        ));
+    }
+    if body.to == id {
+        return Err(ApiError::invalid("an instance cannot be linked to itself"));
+    }
+    visible::<B>(&ctx, id).await?;
+    visible::<B>(&ctx, body.to).await?;
+    let view = ctx
+        .tenant
+        .engine
+        .link(
+            InstanceId(id),
+            InstanceId(body.to),
+            &body.kind,
+            &ctx.actor(),
+        )
+        .await?;
+    Ok(json(StatusCode::CREATED, &view))
+}
+
+pub async fn links<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
+    visible::<B>(&ctx, id).await?;
+    let links = ctx.tenant.engine.links(InstanceId(id)).await?;
+    Ok(json(StatusCode::OK, &json!({ "items": links })))
+}
+
+pub async fn history<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
+    visible::<B>(&ctx, id).await?;
+    let events = ctx.tenant.engine.history(InstanceId(id)).await?;
+    Ok(json(StatusCode::OK, &json!({ "items": events })))
+}
+
+pub async fn clocks<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
+    visible::<B>(&ctx, id).await?;
+    let clocks = ctx.tenant.engine.clocks(InstanceId(id)).await?;
+    Ok(json(StatusCode::OK, &json!({ "items": clocks })))
+}

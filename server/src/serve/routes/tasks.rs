@@ -1,0 +1,150 @@
+//! Tasks: claim one, keep the lease, give it back, or complete it with an action.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use itsmflow_engine::runtime::TaskId;
+use serde::Deserialize;
+use serde_json::{Map, Value as Json};
+
+use super::queues::lease;
+use super::PathArgs;
+use crate::serve::app::{json, JsonBody};
+use crate::serve::auth::Ctx;
+use crate::serve::error::ApiResult;
+use crate::serve::events::{publish, QueueEvent, QueueEventKind};
+use crate::serve::tenants::Backend;
+
+type C<B> = Ctx<<B as Backend>::Store>;
+
+pub async fn get<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
+    ctx.require_agent()?;
+    Ok(json(
+        StatusCode::OK,
+        &ctx.tenant.engine.task(TaskId(id)).await?,
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    lease_seconds: Option<i64>,
+}
+
+pub async fn claim<B: Backend>(
+    ctx: C<B>,
+    PathArgs(id): PathArgs<i64>,
+    body: Option<JsonBody<Claim>>,
+) -> ApiResult<Response> {
+    ctx.require_agent()?;
+    let lease = lease(body.unwrap_or(JsonBody(Claim::default())).0.lease_seconds)?;
+    let task = ctx
+        .tenant
+        .engine
+        .claim(TaskId(id), &ctx.actor(), lease)
+        .await?;
+    publish(
+        &ctx.tenant.events,
+        QueueEvent::of(QueueEventKind::Claimed, &task, chrono::Utc::now()),
+    );
+    Ok(json(StatusCode::OK, &task))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Renew {
+    /// The fencing token the claim returned.
+    token: i64,
+    lease_seconds: Option<i64>,
+}
+
+pub async fn renew<B: Backend>(
+    ctx: C<B>,
+    PathArgs(id): PathArgs<i64>,
+    JsonBody(body): JsonBody<Renew>,
+) -> ApiResult<Response> {
+    ctx.require_agent()?;
+    let lease = lease(body.lease_seconds)?;
+    let task = ctx
+        .tenant
+        .engine
+        .renew(TaskId(id), body.token, &ctx.actor(), lease)
+        .await?;
+    Ok(json(StatusCode::OK, &task))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    token: i64,
+}
+
+pub async fn release<B: Backend>(
+    ctx: C<B>,
+    PathArgs(id): PathArgs<i64>,
+    JsonBody(body): JsonBody<Release>,
+) -> ApiResult<Response> {
+    ctx.require_agent()?;
+    let engine = &ctx.tenant.engine;
+    engine.release(TaskId(id), body.token, &ctx.actor()).await?;
+    if let Ok(task) = engine.task(TaskId(id)).await {
+        publish(
+            &ctx.tenant.events,
+            QueueEvent::of(QueueEventKind::Released, &task, chrono::Utc::now()),
+        );
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Complete {
+    token: i64,
+    /// The action performed on the task's instance, e.g. `resolve`.
+    action: String,
+    #[serde(default)]
+    fields: Map<String, Json>,
+}
+
+/// Perform an action on the task's instance under the claim; the task is done with it.
+pub async fn complete<B: Backend>(
+    ctx: C<B>,
+    PathArgs(id): PathArgs<i64>,
+    JsonBody(body): JsonBody<Complete>,
+) -> ApiResult<Response> {
+    ctx.require_agent()?;
+    let engine = &ctx.tenant.engine;
+    let view = engine
+        .complete(
+            TaskId(id),
+            body.token,
+            &body.action,
+            &body.fields,
+            &ctx.actor(),
+        )
+        .await?;
+    let now = chrono::Utc::now();
+    match view.task() {
+        // Still the same task (the action kept the instance in its stage).
+        Some(t) if t.id.0 == id => {}
+        next => {
+            // The completed task left its queue. Reading it back costs a query, so only when
+            // someone listens.
+            if ctx.tenant.events.receiver_count() == 0 {
+                return Ok(json(StatusCode::OK, &view));
+            }
+            if let Ok(done) = engine.task(TaskId(id)).await {
+                publish(
+                    &ctx.tenant.events,
+                    QueueEvent::of(QueueEventKind::Removed, &done, now),
+                );
+            }
+            if let Some(n) = next {
+                publish(
+                    &ctx.tenant.events,
+                    QueueEvent::of(QueueEventKind::Added, n, now),
+                );
+            }
+        }
+    }
+    Ok(json(StatusCode::OK, &view))
+}

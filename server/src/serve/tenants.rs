@@ -1,0 +1,157 @@
+//! One engine per tenant, each on storage of its own: the tenant's SQLite file, or its schema
+//! in the PostgreSQL database. A request reaches only the engine of its token's tenant, so no
+//! query can see another tenant's rows.
+//!
+//! Engines open on first use and stay open.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use itsmflow_dsl::Sources;
+use itsmflow_engine::runtime::{Catalog, Clock, Engine, EngineError, Published};
+use itsmflow_engine::store::postgres::PostgresStore;
+use itsmflow_engine::store::sqlite::SqliteStore;
+use itsmflow_engine::store::{Store, StoreError};
+use tokio::sync::{broadcast, Mutex, RwLock};
+
+use super::events::QueueEvent;
+use crate::database::Database;
+
+/// Opens the store of a tenant.
+pub trait Backend: Send + Sync + 'static {
+    type Store: Store;
+    fn open(
+        &self,
+        tenant: &str,
+        catalog: Arc<Catalog>,
+    ) -> impl Future<Output = Result<Self::Store, StoreError>> + Send;
+}
+
+pub struct SqliteBackend {
+    pub main: PathBuf,
+}
+
+impl Backend for SqliteBackend {
+    type Store = SqliteStore;
+    async fn open(&self, tenant: &str, catalog: Arc<Catalog>) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open(Database::sqlite_file(&self.main, tenant), catalog).await
+    }
+}
+
+pub struct PostgresBackend {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Backend for PostgresBackend {
+    type Store = PostgresStore;
+    async fn open(&self, tenant: &str, catalog: Arc<Catalog>) -> Result<PostgresStore, StoreError> {
+        if tenant != crate::database::DEFAULT_TENANT {
+            // The schema name is built from a validated tenant name, never from free text.
+            let pool = sqlx::PgPool::connect(&self.url).await?;
+            let created = sqlx::query(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {}",
+                Database::postgres_schema(tenant)
+            ))
+            .execute(&pool)
+            .await;
+            // Two nodes creating the same schema at once: one of them sees a unique violation.
+            if let Err(e) = created {
+                let exists: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                )
+                .bind(Database::postgres_schema(tenant))
+                .fetch_one(&pool)
+                .await?;
+                if !exists {
+                    return Err(e.into());
+                }
+            }
+            pool.close().await;
+        }
+        PostgresStore::connect_with(
+            &Database::postgres_url(&self.url, tenant),
+            catalog,
+            self.max_connections,
+        )
+        .await
+    }
+}
+
+/// A tenant's engine and the live feed of its queues.
+pub struct Tenant<S: Store> {
+    pub name: String,
+    pub engine: Arc<Engine<S>>,
+    pub events: broadcast::Sender<QueueEvent>,
+}
+
+pub struct Tenants<B: Backend> {
+    backend: B,
+    clock: Arc<dyn Clock>,
+    open: RwLock<HashMap<String, Arc<Tenant<B::Store>>>>,
+    /// Held while a tenant's engine opens, so two requests do not open it twice.
+    opening: Mutex<()>,
+    /// The standard definitions every new tenant starts with.
+    standard: Option<Sources>,
+}
+
+/// Subscribers that fall this far behind miss events (and are told so).
+const EVENT_BUFFER: usize = 1024;
+
+impl<B: Backend> Tenants<B> {
+    pub fn new(backend: B, clock: Arc<dyn Clock>, standard: Option<Sources>) -> Self {
+        Tenants {
+            backend,
+            clock,
+            open: RwLock::new(HashMap::new()),
+            opening: Mutex::new(()),
+            standard,
+        }
+    }
+
+    /// The engine of a tenant, opening it if needed. The caller has checked that the tenant
+    /// exists.
+    pub async fn get(&self, tenant: &str) -> Result<Arc<Tenant<B::Store>>, EngineError> {
+        if let Some(t) = self.open.read().await.get(tenant) {
+            return Ok(t.clone());
+        }
+        let _guard = self.opening.lock().await;
+        if let Some(t) = self.open.read().await.get(tenant) {
+            return Ok(t.clone());
+        }
+        let catalog = Arc::new(Catalog::default());
+        let store = self.backend.open(tenant, catalog.clone()).await?;
+        let engine = Engine::open(store, catalog, self.clock.clone()).await?;
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let t = Arc::new(Tenant {
+            name: tenant.to_string(),
+            engine: Arc::new(engine),
+            events,
+        });
+        self.open
+            .write()
+            .await
+            .insert(tenant.to_string(), t.clone());
+        Ok(t)
+    }
+
+    /// Publish the standard definitions to a tenant (unchanged processes keep their version).
+    pub async fn publish_standard(&self, tenant: &str) -> Result<Vec<Published>, EngineError> {
+        let Some(sources) = &self.standard else {
+            return Ok(Vec::new());
+        };
+        self.get(tenant).await?.engine.publish(sources).await
+    }
+
+    /// The standard definitions, if the server publishes any.
+    pub fn standard(&self) -> Option<&Sources> {
+        self.standard.as_ref()
+    }
+
+    /// The tenants whose engines are open now.
+    pub async fn opened(&self) -> Vec<Arc<Tenant<B::Store>>> {
+        self.open.read().await.values().cloned().collect()
+    }
+}

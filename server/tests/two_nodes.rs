@@ -1,0 +1,118 @@
+//! Two `itsmflow serve` processes on one PostgreSQL database, 32 agents claiming from the
+//! same queue through both: every task is completed exactly once.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use support::{Db, Server};
+
+const INCIDENTS: usize = 300;
+const AGENTS: usize = 32;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_task_completed_exactly_once_across_two_nodes() {
+    let db = Db::postgres().await;
+    let a = Server::start(&db);
+    // The second node starts on the same database: it finds the administrator and the
+    // published definitions, and prints no token.
+    let b = Server::start(&db);
+    assert!(!a.admin.is_empty());
+    assert!(
+        b.admin.is_empty(),
+        "only the first start creates an administrator"
+    );
+
+    let mut tokens = Vec::new();
+    for i in 0..AGENTS {
+        tokens.push(a.user(&a.admin, &format!("agent{i}"), &["agent"]).await);
+    }
+    // Raise the incidents through both nodes.
+    let raiser = &tokens[0];
+    for i in 0..INCIDENTS {
+        let node = if i % 2 == 0 { &a } else { &b };
+        node.incident(raiser, &format!("Incident {i}")).await;
+    }
+
+    let nodes = Arc::new([a, b]);
+    let mut workers = Vec::new();
+    for (i, token) in tokens.into_iter().enumerate() {
+        let nodes = nodes.clone();
+        workers.push(tokio::spawn(async move {
+            let mut done = Vec::new();
+            let mut turn = i;
+            loop {
+                // Alternate nodes, so claims and completions cross between them.
+                let node = &nodes[turn % 2];
+                turn += 1;
+                let (st, task) = node
+                    .post(
+                        "/v1/queues/service_desk/claim",
+                        &token,
+                        json!({"lease_seconds": 60}),
+                    )
+                    .await;
+                if st == StatusCode::NO_CONTENT {
+                    break;
+                }
+                assert_eq!(st, StatusCode::OK, "{task}");
+                let other = &nodes[turn % 2];
+                let (st, body) = other
+                    .post(
+                        &format!("/v1/tasks/{}/complete", task["id"]),
+                        &token,
+                        json!({"token": task["token"], "action": "cancel"}),
+                    )
+                    .await;
+                assert_eq!(st, StatusCode::OK, "{body}");
+                done.push(task["instance"].as_i64().unwrap());
+            }
+            done
+        }));
+    }
+    let mut completions: HashMap<i64, usize> = HashMap::new();
+    for w in workers {
+        for instance in w.await.unwrap() {
+            *completions.entry(instance).or_default() += 1;
+        }
+    }
+    assert_eq!(
+        completions.len(),
+        INCIDENTS,
+        "every incident's task was completed"
+    );
+    assert!(
+        completions.values().all(|n| *n == 1),
+        "no task was completed twice"
+    );
+
+    // And the database agrees: every incident is cancelled, by exactly one transition.
+    let admin = nodes[0].admin.clone();
+    let mut cursor = None::<String>;
+    let mut cancelled = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/instances?limit=100&cursor={c}"),
+            None => "/v1/instances?limit=100".into(),
+        };
+        let (_, page) = nodes[1].get(&path, &admin).await;
+        for inc in page["items"].as_array().unwrap() {
+            assert_eq!(inc["stage"], "cancelled", "{inc}");
+            cancelled += 1;
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(cancelled, INCIDENTS);
+    let (_, queues) = nodes[0].get("/v1/queues", &admin).await;
+    assert!(queues["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|q| q["tasks"] == 0));
+}
