@@ -235,9 +235,8 @@ impl IdentityStore {
 
     /// Create a tenant; false if it existed.
     pub async fn create_tenant(&self, name: &str, at: DateTime<Utc>) -> Result<bool> {
-        let done =
-            on_db!(self, |pool| {
-                sqlx::query(
+        let done = on_db!(self, |pool| {
+            sqlx::query(
             "INSERT INTO auth_tenants (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING"
         )
         .bind(name)
@@ -245,7 +244,7 @@ impl IdentityStore {
         .execute(pool)
         .await?
         .rows_affected()
-            });
+        });
         Ok(done == 1)
     }
 

@@ -187,7 +187,7 @@ pub async fn perform<B: Backend>(
 ) -> ApiResult<Response> {
     let body = body.map(|b| b.0).unwrap_or_default();
     let expected = expected_version(&headers, body.version)?;
-    let before = visible::<B>(&ctx, id).await?;
+    let before = before_acting::<B>(&ctx, id).await?;
     let after = ctx
         .tenant
         .engine
@@ -200,8 +200,19 @@ pub async fn perform<B: Backend>(
             body.reason,
         )
         .await?;
-    announce::<B>(&ctx, Some(&before), &after);
+    announce::<B>(&ctx, before.as_ref(), &after);
     Ok(json(StatusCode::OK, &after))
+}
+
+/// What acting on an instance needs to read first: the instance, when the caller must be
+/// shown to see it (requesters) or queue listeners are to be told how its task changed.
+/// Otherwise nothing: the engine reads it anyway, and agents act all day.
+async fn before_acting<B: Backend>(ctx: &C<B>, id: i64) -> ApiResult<Option<InstanceView>> {
+    if ctx.who.is_requester_only() || ctx.tenant.events.receiver_count() > 0 {
+        Ok(Some(visible::<B>(ctx, id).await?))
+    } else {
+        Ok(None)
+    }
 }
 
 pub async fn update<B: Backend>(
