@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use itsmflow_dsl::Sources;
 use itsmflow_engine::runtime::{
-    Actor, Catalog, Engine, InstanceId, ManualClock, NotificationFilter, Scheduler,
+    Actor, Catalog, Clock, Engine, InstanceId, ManualClock, NotificationFilter, Scheduler,
     SchedulerConfig, SchedulerHandle,
 };
 use itsmflow_engine::store::memory::MemoryStore;
