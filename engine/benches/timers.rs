@@ -166,7 +166,10 @@ async fn fill_postgres(url: &str, holder: InstanceId, count: u64) {
     pool.close().await;
 }
 
-fn sqlite_rig(rt: &tokio::runtime::Runtime, pending: u64) -> (Rig<SqliteStore>, std::path::PathBuf) {
+fn sqlite_rig(
+    rt: &tokio::runtime::Runtime,
+    pending: u64,
+) -> (Rig<SqliteStore>, std::path::PathBuf) {
     let path = std::env::temp_dir().join(format!(
         "itsmflow_bench_timers_{}_{pending}.db",
         std::process::id()

@@ -155,7 +155,12 @@ struct Node<S: Store> {
 }
 
 impl<S: Store> Node<S> {
-    async fn open(store: S, catalog: Arc<Catalog>, clock: Arc<ManualClock>, sources: &Sources) -> Self {
+    async fn open(
+        store: S,
+        catalog: Arc<Catalog>,
+        clock: Arc<ManualClock>,
+        sources: &Sources,
+    ) -> Self {
         let engine = Engine::open(store, catalog, clock).await.expect("open");
         engine.publish(sources).await.expect("publish");
         let engine = Arc::new(engine);
@@ -185,7 +190,9 @@ async fn pg_database() -> String {
     let admin = pg_admin_url();
     let name = unique("itsmflow_timers");
     let pool = sqlx::PgPool::connect(&admin).await.unwrap_or_else(|e| {
-        panic!("PostgreSQL is not reachable at {admin} ({e}); start it or set ITSMFLOW_TEST_POSTGRES")
+        panic!(
+            "PostgreSQL is not reachable at {admin} ({e}); start it or set ITSMFLOW_TEST_POSTGRES"
+        )
     });
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&pool)
@@ -199,9 +206,9 @@ impl Place {
     async fn new(kind: &str) -> Place {
         match kind {
             "memory" => Place::Memory,
-            "sqlite" => {
-                Place::Sqlite(std::env::temp_dir().join(format!("{}.db", unique("itsmflow_timers"))))
-            }
+            "sqlite" => Place::Sqlite(
+                std::env::temp_dir().join(format!("{}.db", unique("itsmflow_timers"))),
+            ),
             _ => Place::Postgres(pg_database().await),
         }
     }
@@ -240,7 +247,13 @@ macro_rules! on_every_store {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn memory() {
                 let clock = Arc::new(ManualClock::new(start()));
-                let node = Node::open(MemoryStore::new(), Arc::new(Catalog::default()), clock.clone(), &project(TICKET)).await;
+                let node = Node::open(
+                    MemoryStore::new(),
+                    Arc::new(Catalog::default()),
+                    clock.clone(),
+                    &project(TICKET),
+                )
+                .await;
                 $scenario(&node, &clock).await;
                 node.stop().await;
             }
@@ -248,10 +261,14 @@ macro_rules! on_every_store {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
                 let place = Place::new("sqlite").await;
-                let Place::Sqlite(path) = &place else { unreachable!() };
+                let Place::Sqlite(path) = &place else {
+                    unreachable!()
+                };
                 let clock = Arc::new(ManualClock::new(start()));
                 let catalog = Arc::new(Catalog::default());
-                let store = SqliteStore::open(path, catalog.clone()).await.expect("sqlite");
+                let store = SqliteStore::open(path, catalog.clone())
+                    .await
+                    .expect("sqlite");
                 let node = Node::open(store, catalog, clock.clone(), &project(TICKET)).await;
                 $scenario(&node, &clock).await;
                 node.stop().await;
@@ -261,10 +278,14 @@ macro_rules! on_every_store {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let place = Place::new("postgres").await;
-                let Place::Postgres(url) = &place else { unreachable!() };
+                let Place::Postgres(url) = &place else {
+                    unreachable!()
+                };
                 let clock = Arc::new(ManualClock::new(start()));
                 let catalog = Arc::new(Catalog::default());
-                let store = PostgresStore::connect(url, catalog.clone()).await.expect("postgres");
+                let store = PostgresStore::connect(url, catalog.clone())
+                    .await
+                    .expect("postgres");
                 let node = Node::open(store, catalog, clock.clone(), &project(TICKET)).await;
                 $scenario(&node, &clock).await;
                 node.stop().await;
@@ -313,10 +334,17 @@ fn of_kind<'a>(story: &'a [(String, String)], kind: &str) -> Vec<&'a str> {
 /// clock is measured again on the shorter target, not reset).
 async fn levels_fire_once_in_order<S: Store>(node: &Node<S>, clock: &ManualClock) {
     let e = &node.engine;
-    let t = e.create("ticket", &ticket("low"), &agent()).await.expect("create");
+    let t = e
+        .create("ticket", &ticket("low"), &agent())
+        .await
+        .expect("create");
     assert_eq!(t.priority(), Some("P3"));
     let task = t.task().cloned().expect("task in desk");
-    assert_eq!(task.due_at, Some(start() + TimeDelta::hours(8)), "due when the resolve clock is");
+    assert_eq!(
+        task.due_at,
+        Some(start() + TimeDelta::hours(8)),
+        "due when the resolve clock is"
+    );
     let dues: Vec<(String, DateTime<Utc>)> = e
         .timers(t.id())
         .await
@@ -337,7 +365,10 @@ async fn levels_fire_once_in_order<S: Store>(node: &Node<S>, clock: &ManualClock
     );
 
     advance(node, clock, TimeDelta::minutes(119)).await;
-    assert!(of_kind(&story(e, t.id()).await, "escalated").is_empty(), "nothing before 25%");
+    assert!(
+        of_kind(&story(e, t.id()).await, "escalated").is_empty(),
+        "nothing before 25%"
+    );
     advance(node, clock, TimeDelta::minutes(1)).await;
     let s = story(e, t.id()).await;
     assert_eq!(of_kind(&s, "escalated"), ["25%"]);
@@ -351,7 +382,11 @@ async fn levels_fire_once_in_order<S: Store>(node: &Node<S>, clock: &ManualClock
     assert_eq!(view.priority(), Some("P2"));
     let task = view.task().cloned().expect("task");
     assert_eq!(task.priority, Some(1), "the task follows the priority");
-    assert_eq!(task.due_at, Some(h(6)), "P2 resolves in 6h from the same start");
+    assert_eq!(
+        task.due_at,
+        Some(h(6)),
+        "P2 resolves in 6h from the same start"
+    );
     let next = e.timers(t.id()).await.expect("timers");
     assert_eq!(
         next.first().map(|t| (t.step, t.due_at)),
@@ -363,7 +398,13 @@ async fn levels_fire_once_in_order<S: Store>(node: &Node<S>, clock: &ManualClock
     let s = story(e, t.id()).await;
     assert_eq!(of_kind(&s, "escalated"), ["25%", "50%", "75%"]);
     assert_eq!(of_kind(&s, "routed"), ["expert"]);
-    let task = e.instance(t.id()).await.expect("instance").task().cloned().expect("task");
+    let task = e
+        .instance(t.id())
+        .await
+        .expect("instance")
+        .task()
+        .cloned()
+        .expect("task");
     assert_eq!(task.queue, "expert", "moved to the next tier");
 
     advance(node, clock, TimeDelta::minutes(90)).await;
@@ -394,9 +435,14 @@ async fn levels_fire_once_in_order<S: Store>(node: &Node<S>, clock: &ManualClock
         .await
         .expect("outbox");
     assert_eq!(outbox.len(), 2);
-    assert!(outbox.iter().all(|n| n.role == "team_lead" && n.instance == t.id()));
+    assert!(outbox
+        .iter()
+        .all(|n| n.role == "team_lead" && n.instance == t.id()));
     assert_eq!(
-        outbox.iter().map(|n| n.threshold.as_deref()).collect::<Vec<_>>(),
+        outbox
+            .iter()
+            .map(|n| n.threshold.as_deref())
+            .collect::<Vec<_>>(),
         [Some("25%"), Some("100%")]
     );
     assert!(e.verify(t.id()).await.expect("verify"));
@@ -407,13 +453,19 @@ async fn levels_fire_once_in_order<S: Store>(node: &Node<S>, clock: &ManualClock
 /// nothing more; a paused clock fires nothing while paused.
 async fn after_delay_and_stopped_clocks<S: Store>(node: &Node<S>, clock: &ManualClock) {
     let e = &node.engine;
-    let t = e.create("ticket", &ticket("low"), &agent()).await.expect("create");
+    let t = e
+        .create("ticket", &ticket("low"), &agent())
+        .await
+        .expect("create");
     // Paused from 1h to 3h: nothing can fall due meanwhile.
     advance(node, clock, TimeDelta::hours(1)).await;
     e.perform(t.id(), "wait", &Map::new(), None, &agent(), None)
         .await
         .expect("wait");
-    assert!(e.timers(t.id()).await.expect("timers").is_empty(), "a paused clock has no due points ahead");
+    assert!(
+        e.timers(t.id()).await.expect("timers").is_empty(),
+        "a paused clock has no due points ahead"
+    );
     advance(node, clock, TimeDelta::hours(2)).await;
     e.perform(t.id(), "resume", &Map::new(), None, &agent(), None)
         .await
@@ -441,13 +493,23 @@ async fn after_delay_and_stopped_clocks<S: Store>(node: &Node<S>, clock: &Manual
         .expect("resolve");
     let timers = e.timers(t.id()).await.expect("timers");
     assert_eq!(timers.len(), 1, "{timers:?}");
-    assert_eq!((timers[0].kind.as_str(), timers[0].what.as_str()), ("after", "close"));
+    assert_eq!(
+        (timers[0].kind.as_str(), timers[0].what.as_str()),
+        ("after", "close")
+    );
     assert_eq!(timers[0].due_at, clock.now() + TimeDelta::days(3));
 
     advance(node, clock, TimeDelta::days(2)).await;
     let s = story(e, t.id()).await;
-    assert_eq!(of_kind(&s, "escalated"), ["25%"], "nothing fires on a stopped clock");
-    assert_eq!(e.instance(t.id()).await.expect("instance").stage(), "resolved");
+    assert_eq!(
+        of_kind(&s, "escalated"),
+        ["25%"],
+        "nothing fires on a stopped clock"
+    );
+    assert_eq!(
+        e.instance(t.id()).await.expect("instance").stage(),
+        "resolved"
+    );
 
     advance(node, clock, TimeDelta::days(1)).await;
     let view = e.instance(t.id()).await.expect("instance");
@@ -475,28 +537,52 @@ async fn no_polling_while_nothing_is_due<S: Store>(node: &Node<S>, clock: &Manua
     for _ in 0..100 {
         advance(node, clock, TimeDelta::minutes(10)).await;
     }
-    assert_eq!(node.scheduler.stats().wakeups, idle, "no timers: asleep for 16h40m of time");
+    assert_eq!(
+        node.scheduler.stats().wakeups,
+        idle,
+        "no timers: asleep for 16h40m of time"
+    );
 
-    let t = e.create("ticket", &ticket("low"), &agent()).await.expect("create");
+    let t = e
+        .create("ticket", &ticket("low"), &agent())
+        .await
+        .expect("create");
     node.scheduler.settled().await;
     let woken = node.scheduler.stats().wakeups;
     assert!(woken <= idle + 1, "the new timer woke it at most once");
     for _ in 0..119 {
         advance(node, clock, TimeDelta::minutes(1)).await;
     }
-    assert_eq!(node.scheduler.stats().wakeups, woken, "not woken before 25% is due");
+    assert_eq!(
+        node.scheduler.stats().wakeups,
+        woken,
+        "not woken before 25% is due"
+    );
     advance(node, clock, TimeDelta::minutes(1)).await;
-    assert_eq!(node.scheduler.stats().wakeups, woken + 1, "woken once, when it was due");
+    assert_eq!(
+        node.scheduler.stats().wakeups,
+        woken + 1,
+        "woken once, when it was due"
+    );
     assert_eq!(of_kind(&story(e, t.id()).await, "escalated"), ["25%"]);
 }
 
 on_every_store!(every_level_fires_once_in_order, levels_fire_once_in_order);
-on_every_store!(after_delays_and_stopped_clocks, after_delay_and_stopped_clocks);
+on_every_store!(
+    after_delays_and_stopped_clocks,
+    after_delay_and_stopped_clocks
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_does_not_poll() {
     let clock = Arc::new(ManualClock::new(start()));
-    let node = Node::open(MemoryStore::new(), Arc::new(Catalog::default()), clock.clone(), &project(TICKET)).await;
+    let node = Node::open(
+        MemoryStore::new(),
+        Arc::new(Catalog::default()),
+        clock.clone(),
+        &project(TICKET),
+    )
+    .await;
     no_polling_while_nothing_is_due(&node, &clock).await;
     node.stop().await;
 }
@@ -504,10 +590,14 @@ async fn the_scheduler_does_not_poll() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_does_not_poll_sqlite() {
     let place = Place::new("sqlite").await;
-    let Place::Sqlite(path) = &place else { unreachable!() };
+    let Place::Sqlite(path) = &place else {
+        unreachable!()
+    };
     let clock = Arc::new(ManualClock::new(start()));
     let catalog = Arc::new(Catalog::default());
-    let store = SqliteStore::open(path, catalog.clone()).await.expect("sqlite");
+    let store = SqliteStore::open(path, catalog.clone())
+        .await
+        .expect("sqlite");
     let node = Node::open(store, catalog, clock.clone(), &project(TICKET)).await;
     no_polling_while_nothing_is_due(&node, &clock).await;
     node.stop().await;
@@ -520,7 +610,13 @@ async fn the_scheduler_does_not_poll_sqlite() {
 async fn missed_levels_after_restart<S: Store>(open: impl AsyncFn(Arc<Catalog>) -> S) {
     let clock = Arc::new(ManualClock::new(start()));
     let catalog = Arc::new(Catalog::default());
-    let node = Node::open(open(catalog.clone()).await, catalog, clock.clone(), &project(TICKET)).await;
+    let node = Node::open(
+        open(catalog.clone()).await,
+        catalog,
+        clock.clone(),
+        &project(TICKET),
+    )
+    .await;
     let t = node
         .engine
         .create("ticket", &ticket("low"), &agent())
@@ -532,7 +628,13 @@ async fn missed_levels_after_restart<S: Store>(open: impl AsyncFn(Arc<Catalog>) 
     // and 100% (6h) behind too.
     clock.advance(TimeDelta::hours(7));
     let catalog = Arc::new(Catalog::default());
-    let node = Node::open(open(catalog.clone()).await, catalog, clock.clone(), &project(TICKET)).await;
+    let node = Node::open(
+        open(catalog.clone()).await,
+        catalog,
+        clock.clone(),
+        &project(TICKET),
+    )
+    .await;
     node.scheduler.settled().await;
     let e = &node.engine;
     let s = story(e, t.id()).await;
@@ -548,7 +650,9 @@ async fn missed_levels_after_restart<S: Store>(open: impl AsyncFn(Arc<Catalog>) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missed_levels_fire_once_in_order_after_a_sqlite_restart() {
     let place = Place::new("sqlite").await;
-    let Place::Sqlite(path) = place.clone() else { unreachable!() };
+    let Place::Sqlite(path) = place.clone() else {
+        unreachable!()
+    };
     missed_levels_after_restart(async |catalog| {
         SqliteStore::open(&path, catalog).await.expect("sqlite")
     })
@@ -559,9 +663,13 @@ async fn missed_levels_fire_once_in_order_after_a_sqlite_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missed_levels_fire_once_in_order_after_a_postgres_restart() {
     let place = Place::new("postgres").await;
-    let Place::Postgres(url) = place.clone() else { unreachable!() };
+    let Place::Postgres(url) = place.clone() else {
+        unreachable!()
+    };
     missed_levels_after_restart(async |catalog| {
-        PostgresStore::connect(&url, catalog).await.expect("postgres")
+        PostgresStore::connect(&url, catalog)
+            .await
+            .expect("postgres")
     })
     .await;
     place.remove().await;
@@ -573,9 +681,18 @@ async fn missed_levels_fire_once_in_order_after_a_postgres_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_notification_is_delivered_at_the_next_opening() {
     // Friday 6 November 2026, 16:00 UTC (17:00 in Amsterdam, as the office closes).
-    let friday = Utc.with_ymd_and_hms(2026, 11, 6, 16, 0, 0).single().expect("time");
+    let friday = Utc
+        .with_ymd_and_hms(2026, 11, 6, 16, 0, 0)
+        .single()
+        .expect("time");
     let clock = Arc::new(ManualClock::new(friday));
-    let node = Node::open(MemoryStore::new(), Arc::new(Catalog::default()), clock.clone(), &processes()).await;
+    let node = Node::open(
+        MemoryStore::new(),
+        Arc::new(Catalog::default()),
+        clock.clone(),
+        &processes(),
+    )
+    .await;
     let e = &node.engine;
     let inc = e
         .create(
@@ -604,33 +721,66 @@ async fn a_held_notification_is_delivered_at_the_next_opening() {
         .await
         .expect("outbox");
     assert_eq!(all.len(), 1);
-    let monday = Utc.with_ymd_and_hms(2026, 11, 9, 7, 0, 0).single().expect("time");
+    let monday = Utc
+        .with_ymd_and_hms(2026, 11, 9, 7, 0, 0)
+        .single()
+        .expect("time");
     assert_eq!(all[0].role, "team_lead");
     assert_eq!(all[0].deliver_at, monday);
-    assert!(e.notifications_to_deliver(10, None).await.expect("due").is_empty(), "held");
+    assert!(
+        e.notifications_to_deliver(10, None)
+            .await
+            .expect("due")
+            .is_empty(),
+        "held"
+    );
 
     // 100% (4h): the incident manager is told at once; P1 cannot be raised.
     advance(&node, &clock, TimeDelta::hours(2)).await;
     let due = e.notifications_to_deliver(10, None).await.expect("due");
-    assert_eq!(due.iter().map(|n| n.role.as_str()).collect::<Vec<_>>(), ["incident_manager"]);
+    assert_eq!(
+        due.iter().map(|n| n.role.as_str()).collect::<Vec<_>>(),
+        ["incident_manager"]
+    );
     assert_eq!(e.mark_delivered(&[due[0].id]).await.expect("mark"), 1);
-    assert_eq!(e.mark_delivered(&[due[0].id]).await.expect("mark"), 0, "once");
+    assert_eq!(
+        e.mark_delivered(&[due[0].id]).await.expect("mark"),
+        0,
+        "once"
+    );
     let s = story(e, inc.id()).await;
     assert_eq!(of_kind(&s, "skipped"), ["raise priority"]);
-    assert_eq!(of_kind(&s, "routed"), ["major_incident", "vendor"], "75% moved it a tier up");
+    assert_eq!(
+        of_kind(&s, "routed"),
+        ["major_incident", "vendor"],
+        "75% moved it a tier up"
+    );
 
     clock.set(monday - TimeDelta::seconds(1));
     node.scheduler.settled().await;
-    assert!(e.notifications_to_deliver(10, None).await.expect("due").is_empty());
+    assert!(e
+        .notifications_to_deliver(10, None)
+        .await
+        .expect("due")
+        .is_empty());
     clock.set(monday);
     let due = e.notifications_to_deliver(10, None).await.expect("due");
-    assert_eq!(due.iter().map(|n| n.role.as_str()).collect::<Vec<_>>(), ["team_lead"]);
+    assert_eq!(
+        due.iter().map(|n| n.role.as_str()).collect::<Vec<_>>(),
+        ["team_lead"]
+    );
     assert!(due[0].message.contains("50%"), "{}", due[0].message);
     let undelivered = NotificationFilter {
         undelivered: true,
         ..Default::default()
     };
-    assert_eq!(e.notifications(&undelivered, 10, None).await.expect("outbox").len(), 1);
+    assert_eq!(
+        e.notifications(&undelivered, 10, None)
+            .await
+            .expect("outbox")
+            .len(),
+        1
+    );
     assert_eq!(
         e.notifications(&NotificationFilter::default(), 10, Some(due[0].id))
             .await
@@ -649,13 +799,19 @@ async fn a_held_notification_is_delivered_at_the_next_opening() {
 async fn two_postgres_nodes_fire_ten_thousand_timers_once() {
     const N: usize = 10_000;
     let place = Place::new("postgres").await;
-    let Place::Postgres(url) = place.clone() else { unreachable!() };
+    let Place::Postgres(url) = place.clone() else {
+        unreachable!()
+    };
     let clock = Arc::new(ManualClock::new(start()));
     let mut nodes = Vec::new();
     for _ in 0..2 {
         let catalog = Arc::new(Catalog::default());
-        let store = PostgresStore::connect(&url, catalog.clone()).await.expect("postgres");
-        let engine = Engine::open(store, catalog, clock.clone()).await.expect("open");
+        let store = PostgresStore::connect(&url, catalog.clone())
+            .await
+            .expect("postgres");
+        let engine = Engine::open(store, catalog, clock.clone())
+            .await
+            .expect("open");
         engine.publish(&project(PING)).await.expect("publish");
         let engine = Arc::new(engine);
         let config = SchedulerConfig::for_store(engine.store());
@@ -670,7 +826,9 @@ async fn two_postgres_nodes_fire_ten_thousand_timers_once() {
         let e = creator.clone();
         work.spawn(async move {
             for _ in (chunk..N).step_by(32) {
-                e.create("ping", &Map::new(), &Actor::system()).await.expect("create");
+                e.create("ping", &Map::new(), &Actor::system())
+                    .await
+                    .expect("create");
             }
         });
     }
@@ -679,9 +837,15 @@ async fn two_postgres_nodes_fire_ten_thousand_timers_once() {
     }
     let pool = sqlx::PgPool::connect(&url).await.expect("pool");
     let count = async |sql: &str| -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&pool).await.expect("count")
+        sqlx::query_scalar(sql)
+            .fetch_one(&pool)
+            .await
+            .expect("count")
     };
-    assert_eq!(count("SELECT count(*) FROM timers WHERE kind = 'escalation'").await, N as i64);
+    assert_eq!(
+        count("SELECT count(*) FROM timers WHERE kind = 'escalation'").await,
+        N as i64
+    );
 
     clock.advance(TimeDelta::minutes(30));
     for n in &nodes {
@@ -692,14 +856,26 @@ async fn two_postgres_nodes_fire_ten_thousand_timers_once() {
         n.scheduler.settled().await;
     }
     assert_eq!(count("SELECT count(*) FROM notifications").await, N as i64);
-    assert_eq!(count("SELECT count(*) FROM events WHERE kind = 'escalated'").await, N as i64);
-    assert_eq!(count("SELECT count(*) FROM events WHERE kind = 'notified'").await, N as i64);
-    assert_eq!(count("SELECT count(*) FROM timers WHERE kind = 'escalation'").await, 0);
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE kind = 'escalated'").await,
+        N as i64
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE kind = 'notified'").await,
+        N as i64
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM timers WHERE kind = 'escalation'").await,
+        0
+    );
     let fired: u64 = nodes.iter().map(|n| n.scheduler.stats().fired).sum();
     assert_eq!(fired, N as u64, "every point fired once in total");
     eprintln!(
         "fired per node: {:?}",
-        nodes.iter().map(|n| n.scheduler.stats()).collect::<Vec<_>>()
+        nodes
+            .iter()
+            .map(|n| n.scheduler.stats())
+            .collect::<Vec<_>>()
     );
     pool.close().await;
     for n in nodes {

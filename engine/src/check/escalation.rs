@@ -8,8 +8,8 @@ use super::process::{head, ProcessScope};
 use super::values::too_large_within;
 use super::Ctx;
 use crate::model::{
-    CalendarRef, ClockKind, Duration, Escalation, EscalationAction, EscalationStep, QueueId, Target, Threshold,
-    TransitionId,
+    CalendarRef, ClockKind, Duration, Escalation, EscalationAction, EscalationStep, QueueId,
+    Target, Threshold, TransitionId,
 };
 
 /// `a` comes no later than `b` whatever the calendar.

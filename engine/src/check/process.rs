@@ -199,8 +199,14 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
     entry_queues.sort();
     entry_queues.dedup();
 
-    let escalations =
-        escalation::check_escalations(&s.escalations, &scope, &targets, &entry_queues, business_hours, ctx);
+    let escalations = escalation::check_escalations(
+        &s.escalations,
+        &scope,
+        &targets,
+        &entry_queues,
+        business_hours,
+        ctx,
+    );
     let (approvals, partial_edges) = approval::check_approvals(&s.approvals, &scope, ctx);
     let rules = rules::check_rules(&s.rules, &scope, &mut ctx.diags);
     for (i, rule) in rules.iter().enumerate() {

@@ -311,12 +311,11 @@ pub fn clocks(def: &Definition, events: &[Event], now: DateTime<Utc>) -> Vec<Clo
         };
         let target_seconds = m.target_seconds;
         let cal = &m.cal;
-        let elapsed: i64 = m
-            .t
-            .running
-            .iter()
-            .map(|(a, b)| cal.elapsed(*a, b.unwrap_or(now).max(*a)))
-            .sum();
+        let elapsed: i64 =
+            m.t.running
+                .iter()
+                .map(|(a, b)| cal.elapsed(*a, b.unwrap_or(now).max(*a)))
+                .sum();
         let remaining = target_seconds.saturating_sub(elapsed);
         let running = m.running();
         let state = match m.t.stopped_at {

@@ -545,13 +545,12 @@ impl<S: Store> Engine<S> {
             let firing = !change.events.is_empty();
             if firing {
                 // Spawned instances' timers may be due before anything the scheduler knows.
-                let spawned: Vec<NewTimer> =
-                    change.spawns.iter().flat_map(|s| s.timers.clone()).collect();
-                let more = change
-                    .timers
+                let spawned: Vec<NewTimer> = change
+                    .spawns
                     .iter()
-                    .flatten()
-                    .any(|t| t.due_at <= now);
+                    .flat_map(|s| s.timers.clone())
+                    .collect();
+                let more = change.timers.iter().flatten().any(|t| t.due_at <= now);
                 match self.store.commit(change).await {
                     Ok(_) => {
                         fired += 1;

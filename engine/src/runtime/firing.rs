@@ -24,8 +24,8 @@ use std::sync::Arc;
 use super::catalog::{Catalog, Definition};
 use super::logic::{unchanged, Logic, Request};
 use super::timers::{Due, TimerKind};
-use crate::calendar::BusinessCalendar;
 use super::types::*;
+use crate::calendar::BusinessCalendar;
 use crate::model::{ClockKind, EscalationAction, PriorityId, QueueId, RoleId, TransitionId};
 
 impl Logic {
@@ -71,9 +71,10 @@ impl Logic {
                     f.act(&action, clock, &due.label, &reason);
                 }
             }
-            TimerKind::Breach { clock } => {
-                f.push(EventKind::Breached { clock }, &format!("the {clock} target passed"))
-            }
+            TimerKind::Breach { clock } => f.push(
+                EventKind::Breached { clock },
+                &format!("the {clock} target passed"),
+            ),
             TimerKind::After { transition } => {
                 let stage = &def.model().stages[inst.stage.index()].name;
                 let reason = format!("{} in {stage}", due.label);
@@ -208,7 +209,11 @@ impl Firing<'_> {
         }
         let from = self.change.instance.queue;
         if from == Some(to) {
-            return self.skip(what.into(), "the task is already in that queue".into(), reason);
+            return self.skip(
+                what.into(),
+                "the task is already in that queue".into(),
+                reason,
+            );
         }
         self.push(
             EventKind::Routed {

@@ -132,7 +132,10 @@ impl Scheduler {
         Self::spawn_with(engine, config)
     }
 
-    pub fn spawn_with<S: Store>(engine: Arc<Engine<S>>, config: SchedulerConfig) -> SchedulerHandle {
+    pub fn spawn_with<S: Store>(
+        engine: Arc<Engine<S>>,
+        config: SchedulerConfig,
+    ) -> SchedulerHandle {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (status_tx, status_rx) = watch::channel(Status::Working);
         let counters = Arc::new(Counters::default());

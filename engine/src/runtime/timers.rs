@@ -236,8 +236,8 @@ pub fn calendar(def: &Definition, priority: Option<PriorityId>) -> BusinessCalen
 /// priority alone, comments, links) leave the timer rows untouched, so they cost nothing.
 pub fn affected_by(def: &Definition, events: &[Event]) -> bool {
     let p = def.model();
-    let timed = p.targets.iter().any(Option::is_some)
-        || p.transitions.iter().any(|t| t.after.is_some());
+    let timed =
+        p.targets.iter().any(Option::is_some) || p.transitions.iter().any(|t| t.after.is_some());
     timed
         && events.iter().any(|e| match &e.kind {
             EventKind::Created { .. }

@@ -143,10 +143,14 @@ pub enum EventKind {
         threshold: String,
     },
     /// A clock ran past its target.
-    Breached { clock: ClockKind },
+    Breached {
+        clock: ClockKind,
+    },
     /// The delay of an automatic transition (`after`) passed in the stage it leaves; the
     /// transition follows, or a [`EventKind::Skipped`] says why it could not be performed.
-    Elapsed { transition: TransitionId },
+    Elapsed {
+        transition: TransitionId,
+    },
     /// Holders of a role were notified (a row in the notifications outbox), now or, when held
     /// to business hours, at `deliver_at`.
     Notified {
@@ -154,7 +158,10 @@ pub enum EventKind {
         deliver_at: Option<DateTime<Utc>>,
     },
     /// An action the engine was to take by itself could not be taken.
-    Skipped { action: String, reason: String },
+    Skipped {
+        action: String,
+        reason: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -411,7 +411,12 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
     }
     if let Some(timers) = &rows.timers {
         let t = TimerArrays::of(timers);
-        q = q.bind(t.kind).bind(t.what).bind(t.step).bind(t.cycle).bind(t.due);
+        q = q
+            .bind(t.kind)
+            .bind(t.what)
+            .bind(t.step)
+            .bind(t.cycle)
+            .bind(t.due);
     }
     if !rows.notifications.is_empty() {
         let n = NotificationArrays::of(&rows.notifications);
@@ -1082,7 +1087,10 @@ impl Store for PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        let mut timers = rows.iter().map(timer_from_row).collect::<Result<Vec<_>>>()?;
+        let mut timers = rows
+            .iter()
+            .map(timer_from_row)
+            .collect::<Result<Vec<_>>>()?;
         timers.sort_by_key(|t| (t.due_at, t.id));
         Ok(timers)
     }

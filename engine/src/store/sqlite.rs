@@ -479,9 +479,7 @@ fn run(conn: &Connection, job: Job) -> Done {
             lease_until,
             reply,
         } => Done::Timers(reply, claim_timers(conn, now, limit, lease_until)),
-        Job::MarkDelivered { ids, at, reply } => {
-            Done::Count(reply, mark_delivered(conn, &ids, at))
-        }
+        Job::MarkDelivered { ids, at, reply } => Done::Count(reply, mark_delivered(conn, &ids, at)),
     }
 }
 
