@@ -262,9 +262,15 @@ impl<S: Store> Engine<S> {
         // Events after the version the change was decided on make it fail its version check
         // anyway; they must not count here.
         events.retain(|e| e.seq <= change.expected_version);
+        let before = Schedule::of(def, &events).rows(def);
         events.extend(change.events.iter().cloned());
         let schedule = Schedule::of(def, &events);
-        change.timers = Some(schedule.rows(def));
+        // Rows are written only when the due points move (entering a stage that leaves the
+        // clocks as they were, like `log`, writes none).
+        let rows = schedule.rows(def);
+        if rows != before {
+            change.timers = Some(rows);
+        }
         if let Some(t) = change.new_task.as_mut() {
             t.due_at = schedule.resolve_due;
         }

@@ -292,7 +292,7 @@ pub struct Change {
     pub links: Vec<Link>,
     pub spawns: Vec<NewInstance>,
     /// The instance's due points after the change, replacing those it had; `None` when the
-    /// change cannot move them (no stage, priority or clock event), so they are left alone.
+    /// change does not move them, so they are left alone.
     pub timers: Option<Vec<NewTimer>>,
     /// Rows for the notifications outbox, written with the change.
     pub notifications: Vec<NewNotification>,
