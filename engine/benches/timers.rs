@@ -13,8 +13,8 @@
 //! Each iteration creates a batch of tickets (not timed) whose automatic transition falls due
 //! an hour later, moves the clock an hour, and times until the scheduler has settled: woken,
 //! claimed the batch, fired each ticket in its own transaction (an `elapsed` event, the
-//! transition, the timer row deleted). The pending timers are rows of one ticket, due in the
-//! next century, written straight into the table. Not polling while nothing is due is shown
+//! transition, the timer row deleted). The pending timers, due in the next century, are
+//! written straight into the tables: four on each of a quarter as many closed tickets. Not polling while nothing is due is shown
 //! by the test `the_scheduler_does_not_poll` (engine/tests/timers.rs), which counts wake-ups.
 
 use std::sync::Arc;
@@ -124,23 +124,39 @@ impl<S: Store> Rig<S> {
     }
 }
 
-/// Pending timers on `holder`, due a century from now, inserted in bulk.
+/// Pending timers per ticket, as an incident has (50%, 75%, 100%, breach).
+const PER_TICKET: u64 = 4;
+
+/// `count` pending timers, due a century from now, inserted in bulk: four on each of
+/// `count / 4` copies of `holder` (a closed ticket), so they spread over tickets as in use.
 fn fill_sqlite(path: &std::path::Path, holder: InstanceId, count: u64) {
     let mut conn = rusqlite::Connection::open(path).expect("open");
     conn.busy_timeout(Duration::from_secs(30)).expect("timeout");
     let tx = conn.transaction().expect("begin");
     {
+        let mut copy = tx
+            .prepare(
+                "INSERT INTO instances (definition_id, process, stage, fields, priority, queue, version, created_at, updated_at) \
+                 SELECT definition_id, process, stage, fields, priority, queue, version, created_at, updated_at \
+                 FROM instances WHERE id = ?1 RETURNING id",
+            )
+            .expect("prepare");
         let mut insert = tx
             .prepare(
                 "INSERT INTO timers (instance_id, kind, what, step, cycle, due_at, fire_at) \
-                 VALUES (?1, 'after', 'finish', 0, ?2, ?3, ?3)",
+                 VALUES (?1, 'escalation', 'resolve', ?2, 0, ?3, ?3)",
             )
             .expect("prepare");
         let far = (start() + TimeDelta::days(36_500)).timestamp_micros();
-        for i in 0..count as i64 {
-            insert
-                .execute(rusqlite::params![holder.0, i, far + i])
-                .expect("insert");
+        for i in 0..count.div_ceil(PER_TICKET) as i64 {
+            let id: i64 = copy
+                .query_row(rusqlite::params![holder.0], |r| r.get(0))
+                .expect("copy");
+            for step in 0..PER_TICKET as i64 {
+                insert
+                    .execute(rusqlite::params![id, step, far + i])
+                    .expect("insert");
+            }
         }
     }
     tx.commit().expect("commit");
@@ -153,19 +169,27 @@ async fn fill_postgres(url: &str, holder: InstanceId, count: u64) {
     let pool = sqlx::PgPool::connect(url).await.expect("pool");
     let far = (start() + TimeDelta::days(36_500)).timestamp_micros();
     sqlx::query(
-        "INSERT INTO timers (instance_id, kind, what, step, cycle, due_at, fire_at) \
-         SELECT $1, 'after', 'finish', 0, i, $2 + i, $2 + i FROM generate_series(0, $3 - 1) AS i",
+        "WITH copies AS ( \
+             INSERT INTO instances (definition_id, process, stage, fields, priority, queue, version, created_at, updated_at) \
+             SELECT definition_id, process, stage, fields, priority, queue, version, created_at, updated_at \
+             FROM instances, generate_series(1, $3) WHERE id = $1 RETURNING id) \
+         INSERT INTO timers (instance_id, kind, what, step, cycle, due_at, fire_at) \
+         SELECT c.id, 'escalation', 'resolve', s, 0, $2 + c.id, $2 + c.id \
+         FROM copies c, generate_series(0, $4 - 1) AS s",
     )
     .bind(holder.0)
     .bind(far)
-    .bind(count as i64)
+    .bind(count.div_ceil(PER_TICKET) as i64)
+    .bind(PER_TICKET as i32)
     .execute(&pool)
     .await
     .expect("fill");
-    sqlx::query("VACUUM ANALYZE timers")
-        .execute(&pool)
-        .await
-        .expect("analyze");
+    for table in ["instances", "timers"] {
+        sqlx::query(&format!("VACUUM ANALYZE {table}"))
+            .execute(&pool)
+            .await
+            .expect("analyze");
+    }
     pool.close().await;
 }
 
