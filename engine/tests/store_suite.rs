@@ -154,9 +154,9 @@ impl<S: Store> Harness<S> {
         match self.cleanup {
             Some(url) if url.starts_with("postgres") => {
                 let name = url
-                    .rsplit('/')
+                    .split('?')
                     .next()
-                    .and_then(|s| s.split('?').next())
+                    .and_then(|s| s.rsplit('/').next())
                     .unwrap_or_default()
                     .to_string();
                 if let Ok(pool) = sqlx::PgPool::connect(&pg_admin_url()).await {

@@ -223,9 +223,9 @@ impl Place {
             }
             Place::Postgres(url) => {
                 let name = url
-                    .rsplit('/')
+                    .split('?')
                     .next()
-                    .and_then(|s| s.split('?').next())
+                    .and_then(|s| s.rsplit('/').next())
                     .unwrap_or_default()
                     .to_string();
                 if let Ok(pool) = sqlx::PgPool::connect(&pg_admin_url()).await {
