@@ -79,7 +79,7 @@ process ticket {
     at 25% => notify role team_lead
     at 50% => raise priority
     at 75% => move to next tier
-    at 100% => notify role team_lead
+    at 100% => notify role team_lead, perform resolve
   }
 }
 "#;
@@ -426,9 +426,20 @@ async fn levels_fire_once_in_order<S: Store>(node: &Node<S>, clock: &ManualClock
             "routed",
             "escalated",
             "notified",
+            "skipped",
             "breached"
         ]
     );
+    let skipped = e
+        .history(t.id())
+        .await
+        .expect("history")
+        .into_iter()
+        .find(|h| h.kind == "skipped")
+        .expect("skipped");
+    assert_eq!(skipped.data["action"], "perform resolve");
+    assert_eq!(skipped.data["reason"], "`resolve` requires resolution");
+    assert_eq!(skipped.actor, "system");
     assert!(e.timers(t.id()).await.expect("timers").is_empty());
     let outbox = e
         .notifications(&NotificationFilter::default(), 10, None)
@@ -567,7 +578,64 @@ async fn no_polling_while_nothing_is_due<S: Store>(node: &Node<S>, clock: &Manua
     assert_eq!(of_kind(&story(e, t.id()).await, "escalated"), ["25%"]);
 }
 
+/// Timer rows change in the same transaction as the state: a commit refused by the version
+/// check leaves them as they were.
+async fn refused_commits_leave_timers_alone<S: Store>(node: &Node<S>, clock: &ManualClock) {
+    use itsmflow_engine::runtime::logic::{Logic, Request};
+    let e = &node.engine;
+    let t = e
+        .create("ticket", &ticket("low"), &agent())
+        .await
+        .expect("create");
+    let stale = e.state(t.id()).await.expect("state");
+    let before = e.timers(t.id()).await.expect("timers");
+    e.comment(t.id(), "looking", &agent())
+        .await
+        .expect("comment");
+    assert_eq!(
+        e.timers(t.id()).await.expect("timers"),
+        before,
+        "a comment moves nothing"
+    );
+    let def = e.catalog().get(stale.definition).expect("definition");
+    let mut change = Logic::default()
+        .perform(
+            e.catalog(),
+            &def,
+            &stale,
+            None,
+            None,
+            "wait",
+            &Map::new(),
+            &Request {
+                actor: &agent(),
+                now: clock.now(),
+                reason: None,
+            },
+        )
+        .expect("decided on the stale state");
+    change.timers = Some(Vec::new());
+    assert!(e.store().commit(change).await.is_err(), "stale version");
+    assert_eq!(e.timers(t.id()).await.expect("timers"), before);
+    let again: Vec<_> = e
+        .reschedule(t.id())
+        .await
+        .expect("reschedule")
+        .into_iter()
+        .map(|t| (t.kind, t.what, t.step, t.cycle, t.due_at))
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .map(|t| (t.kind, t.what, t.step, t.cycle, t.due_at))
+        .collect();
+    assert_eq!(again, before, "the same rows from the history");
+}
+
 on_every_store!(every_level_fires_once_in_order, levels_fire_once_in_order);
+on_every_store!(
+    refused_commits_leave_timer_rows_alone,
+    refused_commits_leave_timers_alone
+);
 on_every_store!(
     after_delays_and_stopped_clocks,
     after_delay_and_stopped_clocks

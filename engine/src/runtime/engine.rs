@@ -577,6 +577,19 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// Write an instance's timer rows again from its history (for instances created before
+    /// timers existed, or after restoring a backup); returns them.
+    pub async fn reschedule(&self, id: InstanceId) -> Result<Vec<Timer>, EngineError> {
+        let (inst, def, _) = self.load(id).await?;
+        let events = self.store.history(id).await?;
+        let mut change = logic::unchanged(&inst);
+        let rows = Schedule::of(&def, &events).rows(&def);
+        self.timers_committed(&rows);
+        change.timers = Some(rows);
+        self.store.commit(change).await?;
+        self.timers(id).await
+    }
+
     /// Rows of the notifications outbox, by id after `after_id` (for paging), at most `limit`.
     pub async fn notifications(
         &self,
