@@ -206,6 +206,8 @@ const KEYWORDS: &[&str] = &[
     "escalation",
     "at",
     "notify",
+    "during",
+    "business",
     "move",
     "to",
     "next",
@@ -946,6 +948,11 @@ impl Gen<'_> {
                         self.tok("role");
                         let r = self.pick(ROLES);
                         self.tok(r);
+                        if self.maybe() {
+                            self.tok("during");
+                            self.tok("business");
+                            self.tok("hours");
+                        }
                     }
                     1 => {
                         self.tok("move");

@@ -599,7 +599,12 @@ pub struct EscalationStep {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EscalationActionKind {
-    NotifyRole(Ident),
+    /// `notify role ROLE`, and where `during business hours` is written (held to the
+    /// calendar's hours).
+    NotifyRole {
+        role: Ident,
+        business_hours: Option<Span>,
+    },
     MoveToNextTier,
     MoveToQueue(Ident),
     RaisePriority,

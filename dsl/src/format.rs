@@ -803,7 +803,14 @@ fn escalation_step(step: &EscalationStep) -> String {
         Threshold::After(d) => d.to_string(),
     };
     let actions = list(&step.actions, |a| match &a.kind {
-        EscalationActionKind::NotifyRole(role) => format!("notify role {role}"),
+        EscalationActionKind::NotifyRole {
+            role,
+            business_hours: None,
+        } => format!("notify role {role}"),
+        EscalationActionKind::NotifyRole {
+            role,
+            business_hours: Some(_),
+        } => format!("notify role {role} during business hours"),
         EscalationActionKind::MoveToNextTier => "move to next tier".to_string(),
         EscalationActionKind::MoveToQueue(q) => format!("move to {q}"),
         EscalationActionKind::RaisePriority => "raise priority".to_string(),

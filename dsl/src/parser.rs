@@ -537,6 +537,8 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::escalation_step | Rule::kw_at => "`at`",
         Rule::threshold => "a percentage or a duration",
         Rule::notify_action | Rule::kw_notify => "`notify`",
+        Rule::business_hours | Rule::kw_during => "`during business hours`",
+        Rule::kw_business => "`business`",
         Rule::move_action | Rule::kw_move => "`move`",
         Rule::kw_to => "`to`",
         Rule::next_tier | Rule::kw_next => "`next tier`",
@@ -1376,7 +1378,17 @@ impl Ctx<'_> {
                     }
                     continue;
                 }
-                Rule::notify_action => EscalationActionKind::NotifyRole(self.last_ident(p, aspan)),
+                Rule::notify_action => {
+                    let business_hours = p
+                        .clone()
+                        .into_inner()
+                        .find(|q| q.as_rule() == Rule::business_hours)
+                        .map(|q| self.span(&q));
+                    EscalationActionKind::NotifyRole {
+                        role: self.last_ident(p, aspan),
+                        business_hours,
+                    }
+                }
                 Rule::move_action => {
                     match p
                         .into_inner()

@@ -358,7 +358,12 @@ pub enum Threshold {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EscalationAction {
-    Notify(RoleId),
+    /// Notify the holders of a role; with `business_hours`, a notification that falls outside
+    /// the hours of the clock's calendar is held until the calendar next opens.
+    Notify {
+        role: RoleId,
+        business_hours: bool,
+    },
     MoveToNextTier,
     MoveToQueue(QueueId),
     RaisePriority,
@@ -429,6 +434,9 @@ pub struct Process {
     pub priority_table: Option<PriorityTable>,
     /// Per priority, indexed by [`PriorityId`].
     pub targets: Vec<Option<Target>>,
+    /// The process's business hours, to which `during business hours` holds notifications:
+    /// the targets table's calendar, else the first target calendar that is not `24x7`.
+    pub business_hours: CalendarRef,
     pub stages: Vec<Stage>,
     pub initial: StageId,
     pub transitions: Vec<Transition>,

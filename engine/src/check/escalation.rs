@@ -8,8 +8,8 @@ use super::process::{head, ProcessScope};
 use super::values::too_large_within;
 use super::Ctx;
 use crate::model::{
-    ClockKind, Duration, Escalation, EscalationAction, EscalationStep, QueueId, Target, Threshold,
-    TransitionId,
+    CalendarRef, ClockKind, Duration, Escalation, EscalationAction, EscalationStep, QueueId,
+    Target, Threshold, TransitionId,
 };
 
 /// `a` comes no later than `b` whatever the calendar.
@@ -29,6 +29,7 @@ pub(super) fn check_escalations(
     scope: &ProcessScope,
     targets: &[Option<Target>],
     entry_queues: &[QueueId],
+    business_hours: CalendarRef,
     ctx: &mut Ctx,
 ) -> Vec<Escalation> {
     let mut out = Vec::new();
@@ -66,9 +67,10 @@ pub(super) fn check_escalations(
                 )),
             );
         }
+        let always_open = business_hours == CalendarRef::AlwaysOpen;
         out.push(Escalation {
             clock,
-            steps: check_steps(esc, scope, entry_queues, ctx),
+            steps: check_steps(esc, scope, entry_queues, always_open, ctx),
         });
     }
     out
@@ -78,6 +80,7 @@ fn check_steps(
     esc: &ast::Escalation,
     scope: &ProcessScope,
     entry_queues: &[QueueId],
+    always_open: bool,
     ctx: &mut Ctx,
 ) -> Vec<EscalationStep> {
     let mut steps = Vec::with_capacity(esc.steps.len());
@@ -141,7 +144,28 @@ fn check_steps(
         let mut actions = Vec::with_capacity(step.actions.len());
         for action in &step.actions {
             let model = match &action.kind {
-                EscalationActionKind::NotifyRole(r) => ctx.role(r).map(EscalationAction::Notify),
+                EscalationActionKind::NotifyRole {
+                    role,
+                    business_hours,
+                } => {
+                    if let (Some(span), true) = (business_hours, always_open) {
+                        ctx.diags.push(
+                            Diagnostic::warning(
+                                "never-held",
+                                *span,
+                                "the process has no business hours, so this notification is never held",
+                            )
+                            .with_label("every target runs on `24x7`")
+                            .with_help(
+                                "give the targets a calendar with hours (`targets on office`), or remove `during business hours`",
+                            ),
+                        );
+                    }
+                    ctx.role(role).map(|role| EscalationAction::Notify {
+                        role,
+                        business_hours: business_hours.is_some(),
+                    })
+                }
                 EscalationActionKind::MoveToQueue(q) => ctx.queue(q).map(|q| {
                     queues = vec![q];
                     EscalationAction::MoveToQueue(q)

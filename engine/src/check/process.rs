@@ -154,6 +154,21 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         .first()
         .and_then(|t| check_table(t, &scope, &mut ctx.diags));
     let targets = check_targets(p, s.targets.first().copied(), &scope, ctx);
+    // Business hours: the targets table's calendar, else the first row's calendar that has
+    // hours (a `targets on 24x7` table means there are none).
+    let business_hours = s
+        .targets
+        .first()
+        .and_then(|b| b.calendar.as_ref())
+        .and_then(|c| ctx.calendar(c))
+        .or_else(|| {
+            targets
+                .iter()
+                .flatten()
+                .map(|t| t.calendar)
+                .find(|c| *c != CalendarRef::AlwaysOpen)
+        })
+        .unwrap_or(CalendarRef::AlwaysOpen);
     let has_routing = !s.routing.is_empty();
     let stages = check_stages(p, &s.stages, &scope, has_routing, ctx);
     let mut transitions: Vec<Transition> = s
@@ -184,8 +199,14 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
     entry_queues.sort();
     entry_queues.dedup();
 
-    let escalations =
-        escalation::check_escalations(&s.escalations, &scope, &targets, &entry_queues, ctx);
+    let escalations = escalation::check_escalations(
+        &s.escalations,
+        &scope,
+        &targets,
+        &entry_queues,
+        business_hours,
+        ctx,
+    );
     let (approvals, partial_edges) = approval::check_approvals(&s.approvals, &scope, ctx);
     let rules = rules::check_rules(&s.rules, &scope, &mut ctx.diags);
     for (i, rule) in rules.iter().enumerate() {
@@ -222,6 +243,7 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         priorities: scope.priorities.iter().map(str::to_string).collect(),
         priority_table,
         targets,
+        business_hours,
         stages,
         initial: initial?,
         transitions,

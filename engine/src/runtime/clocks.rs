@@ -151,28 +151,152 @@ fn timeline(
     (t, priority)
 }
 
+/// One clock of an instance as its history and current priority give it: its timeline, its
+/// calendar and its target.
+struct Measured<'a> {
+    clock: ClockKind,
+    t: Timeline,
+    cal: BusinessCalendar<'a>,
+    duration: crate::model::Duration,
+    /// The target in business seconds from the start (0 while not started).
+    target_seconds: i64,
+}
+
+fn measure<'a>(def: &'a Definition, clock: ClockKind, events: &[Event]) -> Option<Measured<'a>> {
+    let p = def.model();
+    let (t, priority) = timeline(def, clock, events);
+    let target = priority
+        .and_then(|pr| p.targets.get(pr.index()))
+        .and_then(|t| t.as_ref())?;
+    let duration = target.of(clock)?;
+    let cal = BusinessCalendar::from_ref(&def.project.calendars, target.calendar)?;
+    let target_seconds = match t.started_at {
+        Some(started) => cal
+            .add(started, &duration)
+            .map(|end| cal.elapsed(started, end))
+            .unwrap_or(i64::MAX),
+        None => 0,
+    };
+    Some(Measured {
+        clock,
+        t,
+        cal,
+        duration,
+        target_seconds,
+    })
+}
+
+impl Measured<'_> {
+    fn running(&self) -> bool {
+        self.t.stopped_at.is_none()
+            && !self.t.paused
+            && self.t.running.last().is_some_and(|(_, end)| end.is_none())
+    }
+
+    /// The escalation steps of this clock: each threshold as written and the business time on
+    /// the clock at which it falls.
+    fn steps(&self, def: &Definition) -> Vec<(String, i64)> {
+        let Some(started) = self.t.started_at else {
+            return Vec::new();
+        };
+        def.model()
+            .escalations
+            .iter()
+            .filter(|e| e.clock == self.clock)
+            .flat_map(|e| &e.steps)
+            .map(|step| match step.threshold {
+                // Rounded up: a step is not due before its share of the target has passed.
+                Threshold::Percent(pc) => {
+                    let share = i128::from(self.target_seconds) * i128::from(pc);
+                    let at = share.div_euclid(100) + i128::from(share.rem_euclid(100) != 0);
+                    (format!("{pc}%"), i64::try_from(at).unwrap_or(i64::MAX))
+                }
+                Threshold::After(d) => (
+                    d.to_string(),
+                    self.cal
+                        .add(started, &d)
+                        .map(|end| self.cal.elapsed(started, end))
+                        .unwrap_or(i64::MAX),
+                ),
+            })
+            .collect()
+    }
+
+    /// The instant at which the clock has run `seconds` of business time: within a running
+    /// interval of the past, or ahead in the current one; `None` if the clock is paused or
+    /// stopped short of it.
+    fn instant_at(&self, seconds: i64) -> Option<DateTime<Utc>> {
+        let mut done = 0i64;
+        for (start, end) in &self.t.running {
+            let left = u64::try_from(seconds - done).ok()?;
+            match end {
+                None => return self.cal.add_seconds(*start, left),
+                Some(end) => {
+                    let len = self.cal.elapsed(*start, *end);
+                    if done + len >= seconds {
+                        return self.cal.add_seconds(*start, left);
+                    }
+                    done += len;
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Where a clock's due points fall, from the history alone: the instant each escalation step
+/// and the target were or will be reached, where that can be known (a paused clock has no
+/// instant for the points it has not reached). The scheduler's timers come from this.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Crossings {
+    pub clock: ClockKind,
+    /// When the clock started: it identifies the clock's one cycle.
+    pub started_at: DateTime<Utc>,
+    /// Stopped for good: nothing on it falls due any more.
+    pub stopped: bool,
+    /// Running now (not paused, not stopped).
+    pub running: bool,
+    /// Per escalation step of the clock, in order: the threshold as written, and its instant.
+    pub steps: Vec<(String, Option<DateTime<Utc>>)>,
+    /// When it reaches (or reached) its target.
+    pub breach: Option<DateTime<Utc>>,
+}
+
+/// The crossings of the instance's started clocks.
+pub fn crossings(def: &Definition, events: &[Event]) -> Vec<Crossings> {
+    [ClockKind::Respond, ClockKind::Resolve]
+        .into_iter()
+        .filter_map(|clock| {
+            let m = measure(def, clock, events)?;
+            let started_at = m.t.started_at?;
+            let steps = m
+                .steps(def)
+                .into_iter()
+                .map(|(threshold, at)| (threshold, m.instant_at(at)))
+                .collect();
+            Some(Crossings {
+                clock,
+                started_at,
+                stopped: m.t.stopped_at.is_some(),
+                running: m.running(),
+                steps,
+                breach: m.instant_at(m.target_seconds),
+            })
+        })
+        .collect()
+}
+
 /// The instance's clocks at `now` (those its current priority has a target for).
 pub fn clocks(def: &Definition, events: &[Event], now: DateTime<Utc>) -> Vec<Clock> {
-    let p = def.model();
     let mut out = Vec::new();
     for clock in [ClockKind::Respond, ClockKind::Resolve] {
-        let (t, priority) = timeline(def, clock, events);
-        let Some(target) = priority
-            .and_then(|pr| p.targets.get(pr.index()))
-            .and_then(|t| t.as_ref())
-        else {
+        let Some(m) = measure(def, clock, events) else {
             continue;
         };
-        let Some(duration) = target.of(clock) else {
-            continue;
-        };
-        let Some(cal) = BusinessCalendar::from_ref(&def.project.calendars, target.calendar) else {
-            continue;
-        };
-        let Some(started) = t.started_at else {
+        let Some(started) = m.t.started_at else {
             out.push(Clock {
                 clock,
-                target: duration.to_string(),
+                target: m.duration.to_string(),
                 target_seconds: 0,
                 elapsed_seconds: 0,
                 remaining_seconds: 0,
@@ -185,20 +309,16 @@ pub fn clocks(def: &Definition, events: &[Event], now: DateTime<Utc>) -> Vec<Clo
             });
             continue;
         };
-        let target_seconds = cal
-            .add(started, &duration)
-            .map(|end| cal.elapsed(started, end))
-            .unwrap_or(i64::MAX);
-        let elapsed: i64 = t
-            .running
-            .iter()
-            .map(|(a, b)| cal.elapsed(*a, b.unwrap_or(now).max(*a)))
-            .sum();
+        let target_seconds = m.target_seconds;
+        let cal = &m.cal;
+        let elapsed: i64 =
+            m.t.running
+                .iter()
+                .map(|(a, b)| cal.elapsed(*a, b.unwrap_or(now).max(*a)))
+                .sum();
         let remaining = target_seconds.saturating_sub(elapsed);
-        let running = t.stopped_at.is_none()
-            && !t.paused
-            && t.running.last().is_some_and(|(_, end)| end.is_none());
-        let state = match t.stopped_at {
+        let running = m.running();
+        let state = match m.t.stopped_at {
             // A clock stopped exactly at its target met it; a live one is breached at 100%.
             Some(_) if elapsed <= target_seconds => ClockState::Met,
             Some(_) => ClockState::Breached,
@@ -213,31 +333,10 @@ pub fn clocks(def: &Definition, events: &[Event], now: DateTime<Utc>) -> Vec<Clo
         } else {
             None
         };
-        let escalations = p
-            .escalations
-            .iter()
-            .filter(|e| e.clock == clock)
-            .flat_map(|e| &e.steps)
-            .map(|step| {
-                let (threshold, at_seconds) = match step.threshold {
-                    // Rounded up: a step is not due before its share of the target has passed.
-                    Threshold::Percent(pc) => (
-                        format!("{pc}%"),
-                        (i128::from(target_seconds) * i128::from(pc)).div_euclid(100)
-                            + i128::from(
-                                (i128::from(target_seconds) * i128::from(pc)).rem_euclid(100) != 0,
-                            ),
-                    ),
-                    Threshold::After(d) => (
-                        d.to_string(),
-                        i128::from(
-                            cal.add(started, &d)
-                                .map(|end| cal.elapsed(started, end))
-                                .unwrap_or(i64::MAX),
-                        ),
-                    ),
-                };
-                let at_seconds = i64::try_from(at_seconds).unwrap_or(i64::MAX);
+        let escalations = m
+            .steps(def)
+            .into_iter()
+            .map(|(threshold, at_seconds)| {
                 let reached = elapsed >= at_seconds;
                 let due_at = if running && !reached {
                     u64::try_from(at_seconds - elapsed)
@@ -256,7 +355,7 @@ pub fn clocks(def: &Definition, events: &[Event], now: DateTime<Utc>) -> Vec<Clo
             .collect();
         out.push(Clock {
             clock,
-            target: duration.to_string(),
+            target: m.duration.to_string(),
             target_seconds,
             elapsed_seconds: elapsed,
             remaining_seconds: remaining,
@@ -267,7 +366,7 @@ pub fn clocks(def: &Definition, events: &[Event], now: DateTime<Utc>) -> Vec<Clo
             },
             state,
             started_at: Some(started),
-            stopped_at: t.stopped_at,
+            stopped_at: m.t.stopped_at,
             due_at,
             escalations,
         });

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value as Json};
 use super::catalog::Definition;
 use super::types::*;
 use super::values;
-use crate::model::{FieldId, PriorityId, Process, QueueId, StageId, Value};
+use crate::model::{ClockKind, FieldId, PriorityId, Process, QueueId, RoleId, StageId, Value};
 
 fn corrupt(what: impl Into<String>) -> String {
     what.into()
@@ -144,6 +144,51 @@ pub fn event_to_json(def: &Definition, kind: &EventKind) -> (&'static str, Json)
         EventKind::Spawned { process, link } => {
             ("spawned", json!({"process": process, "link": link}))
         }
+        EventKind::Escalated {
+            clock,
+            step,
+            threshold,
+        } => (
+            "escalated",
+            json!({"clock": clock.as_str(), "step": step, "threshold": threshold}),
+        ),
+        EventKind::Breached { clock } => ("breached", json!({"clock": clock.as_str()})),
+        EventKind::Elapsed { transition } => (
+            "elapsed",
+            json!({"transition": p.transitions.get(transition.index()).map(|t| t.name.as_str())}),
+        ),
+        EventKind::Notified { role, deliver_at } => (
+            "notified",
+            json!({"role": role_name(def, *role), "deliver_at": deliver_at}),
+        ),
+        EventKind::Skipped { action, reason } => {
+            ("skipped", json!({"action": action, "reason": reason}))
+        }
+    }
+}
+
+pub fn role_name(def: &Definition, r: RoleId) -> &str {
+    def.project
+        .roles
+        .get(r.index())
+        .map(|r| r.name.as_str())
+        .unwrap_or("")
+}
+
+fn role_id(def: &Definition, name: &str) -> Result<RoleId, String> {
+    def.project
+        .roles
+        .iter()
+        .position(|r| r.name == name)
+        .map(|i| RoleId(i as u32))
+        .ok_or_else(|| corrupt(format!("unknown role `{name}`")))
+}
+
+fn clock_of(data: &Json) -> Result<ClockKind, String> {
+    match str_of(data, "clock")? {
+        "respond" => Ok(ClockKind::Respond),
+        "resolve" => Ok(ClockKind::Resolve),
+        other => Err(corrupt(format!("unknown clock `{other}`"))),
     }
 }
 
@@ -236,6 +281,39 @@ pub fn event_from_json(def: &Definition, kind: &str, data: &Json) -> Result<Even
         "spawned" => EventKind::Spawned {
             process: str_of(data, "process")?.to_string(),
             link: str_of(data, "link")?.to_string(),
+        },
+        "escalated" => EventKind::Escalated {
+            clock: clock_of(data)?,
+            step: data
+                .get("step")
+                .and_then(Json::as_u64)
+                .and_then(|s| u32::try_from(s).ok())
+                .ok_or("bad escalation step")?,
+            threshold: str_of(data, "threshold")?.to_string(),
+        },
+        "breached" => EventKind::Breached {
+            clock: clock_of(data)?,
+        },
+        "elapsed" => {
+            let name = str_of(data, "transition")?;
+            EventKind::Elapsed {
+                transition: p
+                    .transition(name)
+                    .ok_or_else(|| corrupt(format!("unknown action `{name}`")))?,
+            }
+        }
+        "notified" => EventKind::Notified {
+            role: role_id(def, str_of(data, "role")?)?,
+            deliver_at: match data.get("deliver_at") {
+                Some(d) if !d.is_null() => {
+                    Some(serde_json::from_value(d.clone()).map_err(|e| e.to_string())?)
+                }
+                _ => None,
+            },
+        },
+        "skipped" => EventKind::Skipped {
+            action: str_of(data, "action")?.to_string(),
+            reason: str_of(data, "reason")?.to_string(),
         },
         other => return Err(corrupt(format!("unknown event kind `{other}`"))),
     })

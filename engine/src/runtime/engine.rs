@@ -13,6 +13,8 @@ use super::catalog::{process_hash, Catalog, Definition, DefinitionId, ProjectSou
 use super::clock::Clock;
 use super::error::EngineError;
 use super::logic::{self, Logic, Request};
+use super::scheduler::Wakeup;
+use super::timers::Schedule;
 use super::types::*;
 use super::types::{Change, NewTask};
 use super::view::{self, EventView, InstanceView, LinkView};
@@ -35,7 +37,12 @@ pub struct Engine<S> {
     clock: Arc<dyn Clock>,
     logic: Logic,
     roster: Roster,
+    wakeup: Arc<Wakeup>,
 }
+
+/// A firing that lost a race (another node changed the instance) is decided again on the new
+/// state this many times before it is left to the next round.
+const FIRING_RETRIES: u32 = 8;
 
 /// Active agents and their roles, as last read from the store. Push assignment reads it for
 /// every new task, so it is kept for a moment: a change made through this engine takes effect
@@ -103,7 +110,18 @@ impl<S: Store> Engine<S> {
             clock,
             logic: Logic::default(),
             roster: Roster::default(),
+            wakeup: Arc::new(Wakeup::default()),
         })
+    }
+
+    /// The engine's time.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// How commits tell this engine's scheduler about earlier timers.
+    pub(crate) fn wakeup(&self) -> &Arc<Wakeup> {
+        &self.wakeup
     }
 
     pub fn store(&self) -> &S {
@@ -211,17 +229,84 @@ impl<S: Store> Engine<S> {
         Ok((inst, def, task))
     }
 
+    /// Set a new instance's timers and its task's due time.
+    fn schedule_new(&self, new: &mut NewInstance) -> Result<(), EngineError> {
+        let def = self.definition(new.instance.definition)?;
+        let schedule = Schedule::of(&def, &new.events);
+        new.timers = schedule.rows(&def);
+        if let Some(t) = new.task.as_mut() {
+            t.due_at = schedule.resolve_due;
+        }
+        Ok(())
+    }
+
+    /// Set the timers of a change that can move them (see [`super::timers::affected_by`]),
+    /// and the due time of the task it opens or updates, from the history before it
+    /// (`before`, read when not given) and its events.
+    async fn schedule(
+        &self,
+        def: &Definition,
+        before: Option<Vec<Event>>,
+        change: &mut Change,
+    ) -> Result<(), EngineError> {
+        for s in change.spawns.iter_mut() {
+            self.schedule_new(s)?;
+        }
+        if !super::timers::affected_by(def, &change.events) {
+            return Ok(());
+        }
+        let mut events = match before {
+            Some(events) => events,
+            None => self.store.history(change.instance.id).await?,
+        };
+        // Events after the version the change was decided on make it fail its version check
+        // anyway; they must not count here.
+        events.retain(|e| e.seq <= change.expected_version);
+        let before = Schedule::of(def, &events).rows(def);
+        events.extend(change.events.iter().cloned());
+        let schedule = Schedule::of(def, &events);
+        // Rows are written only when the due points move (entering a stage that leaves the
+        // clocks as they were, like `log`, writes none).
+        let rows = schedule.rows(def);
+        if rows != before {
+            change.timers = Some(rows);
+        }
+        if let Some(t) = change.new_task.as_mut() {
+            t.due_at = schedule.resolve_due;
+        }
+        if let Some(u) = change.update_task.as_mut() {
+            u.due_at = schedule.resolve_due;
+        }
+        Ok(())
+    }
+
+    /// Tell the scheduler of timers it may not know about.
+    fn timers_committed<'a>(&self, timers: impl IntoIterator<Item = &'a NewTimer>) {
+        if let Some(earliest) = timers.into_iter().map(|t| t.due_at).min() {
+            self.wakeup.timers_committed(earliest);
+        }
+    }
+
     /// Write a change and show the instance as it now is.
     async fn commit(
         &self,
-        change: Change,
+        mut change: Change,
         def: Arc<Definition>,
         task_before: Option<Task>,
     ) -> Result<InstanceView, EngineError> {
+        self.schedule(&def, None, &mut change).await?;
         let touched_task = change.new_task.is_some() || change.update_task.is_some();
         let closed_task = change.close_task.is_some();
         let state = change.instance.clone();
+        let timers: Vec<NewTimer> = change
+            .timers
+            .iter()
+            .flatten()
+            .chain(change.spawns.iter().flat_map(|s| &s.timers))
+            .cloned()
+            .collect();
         let committed = self.store.commit(change).await?;
+        self.timers_committed(&timers);
         let task = if touched_task {
             committed.task
         } else if closed_task {
@@ -246,8 +331,11 @@ impl<S: Store> Engine<S> {
         if let Some(t) = new.task.as_mut() {
             self.assign(t).await?;
         }
+        self.schedule_new(&mut new)?;
         let mut inst = new.instance.clone();
+        let timers = new.timers.clone();
         let (id, task) = self.store.create(new).await?;
+        self.timers_committed(&timers);
         inst.id = id;
         Ok(InstanceView::new(def, Arc::new(inst), task))
     }
@@ -435,6 +523,122 @@ impl<S: Store> Engine<S> {
         let (inst, def, _) = self.load(id).await?;
         let events = self.store.history(inst.id).await?;
         Ok(super::clocks::clocks(&def, &events, self.clock.now()))
+    }
+
+    /// The instance's pending timers, earliest first.
+    pub async fn timers(&self, id: InstanceId) -> Result<Vec<Timer>, EngineError> {
+        Ok(self.store.timers(id).await?)
+    }
+
+    /// Fire what is due on an instance by now, one point per transaction, earliest first (so
+    /// steps missed while no scheduler ran fire once each, in order). What is due is decided
+    /// from the history under the instance's version check, so a point fires once however many
+    /// schedulers try. Returns how many fired.
+    pub async fn fire_due(&self, id: InstanceId) -> Result<u32, EngineError> {
+        let system = Actor::system();
+        let mut fired = 0;
+        let mut retries = 0;
+        loop {
+            let (inst, def, task) = match self.load(id).await {
+                Ok(loaded) => loaded,
+                Err(EngineError::InstanceNotFound(_)) => return Ok(fired),
+                Err(e) => return Err(e),
+            };
+            let events = self.store.history(id).await?;
+            let schedule = Schedule::of(&def, &events);
+            let now = self.clock.now();
+            let change = match schedule.first_due(now) {
+                Some(due) => {
+                    let req = Request {
+                        actor: &system,
+                        now,
+                        reason: None,
+                    };
+                    let mut change =
+                        self.logic
+                            .fire(&self.catalog, &def, &inst, task.as_ref(), due, &req);
+                    self.assign_all(&mut change).await?;
+                    self.schedule(&def, Some(events), &mut change).await?;
+                    change
+                }
+                None if fired > 0 => return Ok(fired),
+                // Called for a timer row while nothing is due (another node fired it first):
+                // put the rows right, so they wake nobody again.
+                None => {
+                    let mut change = logic::unchanged(&inst);
+                    change.timers = Some(schedule.rows(&def));
+                    change
+                }
+            };
+            let firing = !change.events.is_empty();
+            if firing {
+                // Spawned instances' timers may be due before anything the scheduler knows.
+                let spawned: Vec<NewTimer> = change
+                    .spawns
+                    .iter()
+                    .flat_map(|s| s.timers.clone())
+                    .collect();
+                let more = change.timers.iter().flatten().any(|t| t.due_at <= now);
+                match self.store.commit(change).await {
+                    Ok(_) => {
+                        fired += 1;
+                        self.timers_committed(&spawned);
+                        if !more {
+                            return Ok(fired);
+                        }
+                    }
+                    Err(StoreError::Conflict { .. }) if retries < FIRING_RETRIES => retries += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                return match self.store.commit(change).await {
+                    Ok(_) | Err(StoreError::Conflict { .. }) => Ok(fired),
+                    Err(e) => Err(e.into()),
+                };
+            }
+        }
+    }
+
+    /// Write an instance's timer rows again from its history (for instances created before
+    /// timers existed, or after restoring a backup); returns them.
+    pub async fn reschedule(&self, id: InstanceId) -> Result<Vec<Timer>, EngineError> {
+        let (inst, def, _) = self.load(id).await?;
+        let events = self.store.history(id).await?;
+        let mut change = logic::unchanged(&inst);
+        let rows = Schedule::of(&def, &events).rows(&def);
+        self.timers_committed(&rows);
+        change.timers = Some(rows);
+        self.store.commit(change).await?;
+        self.timers(id).await
+    }
+
+    /// Rows of the notifications outbox, by id after `after_id` (for paging), at most `limit`.
+    pub async fn notifications(
+        &self,
+        filter: &NotificationFilter,
+        limit: u32,
+        after_id: Option<i64>,
+    ) -> Result<Vec<Notification>, EngineError> {
+        Ok(self.store.notifications(filter, limit, after_id).await?)
+    }
+
+    /// Notifications ready to deliver now: not delivered, and not held past now.
+    pub async fn notifications_to_deliver(
+        &self,
+        limit: u32,
+        after_id: Option<i64>,
+    ) -> Result<Vec<Notification>, EngineError> {
+        self.notifications(
+            &NotificationFilter::to_deliver(self.clock.now()),
+            limit,
+            after_id,
+        )
+        .await
+    }
+
+    /// Mark outbox rows delivered (now); returns how many were not delivered before.
+    pub async fn mark_delivered(&self, ids: &[i64]) -> Result<u64, EngineError> {
+        Ok(self.store.mark_delivered(ids, self.clock.now()).await?)
     }
 
     /// The raw history, as the runtime sees it.

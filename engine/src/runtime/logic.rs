@@ -100,6 +100,7 @@ impl Logic {
             events: vec![event],
             task,
             parent,
+            timers: Vec::new(),
         })
     }
 
@@ -116,6 +117,47 @@ impl Logic {
         input: &Map<String, Json>,
         req: &Request,
     ) -> Result<Change, EngineError> {
+        self.perform_as(catalog, def, inst, task, fence, action, input, req, false)
+    }
+
+    /// Perform a transition as the engine (an `after` delay or an escalation's `perform`): the
+    /// transition's roles do not apply (they say who else may perform it), everything else
+    /// does, and the task is closed whoever holds it.
+    pub fn perform_as_engine(
+        &self,
+        catalog: &Catalog,
+        def: &Definition,
+        inst: &Instance,
+        task: Option<&Task>,
+        action: &str,
+        req: &Request,
+    ) -> Result<Change, EngineError> {
+        self.perform_as(
+            catalog,
+            def,
+            inst,
+            task,
+            Some(Fence::engine()),
+            action,
+            &Map::new(),
+            req,
+            true,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn perform_as(
+        &self,
+        catalog: &Catalog,
+        def: &Definition,
+        inst: &Instance,
+        task: Option<&Task>,
+        fence: Option<Fence>,
+        action: &str,
+        input: &Map<String, Json>,
+        req: &Request,
+        by_engine: bool,
+    ) -> Result<Change, EngineError> {
         let p = def.model();
         let Some(tid) = p.transition(action) else {
             return Err(EngineError::UnknownAction {
@@ -131,7 +173,8 @@ impl Logic {
                 allowed: actions_in(p, inst.stage),
             });
         }
-        if !t.roles.is_empty()
+        if !by_engine
+            && !t.roles.is_empty()
             && !t
                 .roles
                 .iter()
@@ -186,14 +229,18 @@ impl Logic {
 
         let mut b = ChangeBuilder::new(inst, req);
         b.fields(p, &inst.fields, &fields);
-        let priority = priority_of(p, &fields).or(inst.priority);
+        let priority = new_priority(p, inst, &fields);
         b.priority(inst.priority, priority, Cause::Fields);
         b.push(EventKind::Transitioned {
             action: tid,
             from: inst.stage,
             to: t.to,
         });
-        let queue = queue_for(p, t.to, &fields, priority);
+        let queue = if t.to == inst.stage {
+            new_queue(p, inst, &fields, priority)
+        } else {
+            queue_for(p, t.to, &fields, priority)
+        };
         b.route(inst.queue, queue, Cause::Stage);
 
         let mut change = b.finish(fields, t.to, priority, queue);
@@ -205,6 +252,7 @@ impl Logic {
                         task: open.id,
                         queue: open.queue.clone(),
                         priority: priority.map(|p| p.0),
+                        due_at: open.due_at,
                     });
                 }
             }
@@ -284,9 +332,9 @@ impl Logic {
         }
         let mut b = ChangeBuilder::new(inst, req);
         b.fields(p, &inst.fields, &fields);
-        let priority = priority_of(p, &fields).or(inst.priority);
+        let priority = new_priority(p, inst, &fields);
         b.priority(inst.priority, priority, Cause::Fields);
-        let queue = queue_for(p, inst.stage, &fields, priority);
+        let queue = new_queue(p, inst, &fields, priority);
         b.route(inst.queue, queue, Cause::Fields);
         let mut change = b.finish(fields, inst.stage, priority, queue);
         if let Some(open) = task.filter(|t| t.state != TaskState::Done) {
@@ -298,6 +346,7 @@ impl Logic {
                     task: open.id,
                     queue: queue_name.unwrap_or_else(|| open.queue.clone()),
                     priority: priority.map(|p| p.0),
+                    due_at: open.due_at,
                 });
             }
         }
@@ -449,7 +498,54 @@ impl<'a> ChangeBuilder<'a> {
             new_task: None,
             links: Vec::new(),
             spawns: Vec::new(),
+            timers: None,
+            notifications: Vec::new(),
         }
+    }
+}
+
+/// A change that leaves the instance as it is (its timers may still be set on it).
+pub fn unchanged(inst: &Instance) -> Change {
+    Change {
+        instance: Arc::new(inst.clone()),
+        expected_version: inst.version,
+        events: Vec::new(),
+        close_task: None,
+        update_task: None,
+        new_task: None,
+        links: Vec::new(),
+        spawns: Vec::new(),
+        timers: None,
+        notifications: Vec::new(),
+    }
+}
+
+/// The priority after a change of fields: the table's answer when the fields it reads change
+/// it, else the current one. So a priority raised by escalation stays raised until impact or
+/// urgency themselves change.
+fn new_priority(p: &Process, inst: &Instance, fields: &Fields) -> Option<PriorityId> {
+    let before = priority_of(p, &inst.fields);
+    match priority_of(p, fields) {
+        Some(after) if Some(after) != before => Some(after),
+        _ => inst.priority,
+    }
+}
+
+/// The queue after a change of fields or priority within a stage: routing's answer when it
+/// changes, else the current queue. So a task escalated to another queue stays there until
+/// what routing reads changes.
+fn new_queue(
+    p: &Process,
+    inst: &Instance,
+    fields: &Fields,
+    priority: Option<PriorityId>,
+) -> Option<QueueId> {
+    let before = queue_for(p, inst.stage, &inst.fields, inst.priority);
+    let after = queue_for(p, inst.stage, fields, priority);
+    if after != before {
+        after
+    } else {
+        inst.queue
     }
 }
 
@@ -626,7 +722,12 @@ pub fn replay(
                     EventKind::Routed { to, .. } => i.queue = *to,
                     EventKind::Commented { .. }
                     | EventKind::Linked { .. }
-                    | EventKind::Spawned { .. } => {}
+                    | EventKind::Spawned { .. }
+                    | EventKind::Escalated { .. }
+                    | EventKind::Breached { .. }
+                    | EventKind::Elapsed { .. }
+                    | EventKind::Notified { .. }
+                    | EventKind::Skipped { .. } => {}
                 }
                 i.version = e.seq;
                 i.updated_at = e.at;

@@ -6,7 +6,10 @@ pub mod clocks;
 pub mod codec;
 pub mod engine;
 pub mod error;
+pub mod firing;
 pub mod logic;
+pub mod scheduler;
+pub mod timers;
 pub mod types;
 pub mod values;
 pub mod view;
@@ -15,5 +18,8 @@ pub use catalog::{Catalog, DefinitionId};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, Published};
 pub use error::EngineError;
-pub use types::{Actor, InstanceId, Task, TaskId, TaskState};
+pub use scheduler::{Scheduler, SchedulerConfig, SchedulerHandle, SchedulerStats};
+pub use types::{
+    Actor, InstanceId, Notification, NotificationFilter, Task, TaskId, TaskState, Timer,
+};
 pub use view::{EventView, InstanceView, LinkView};

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::catalog::DefinitionId;
-use crate::model::{FieldId, PriorityId, QueueId, StageId, TransitionId, Value};
+use crate::model::{ClockKind, FieldId, PriorityId, QueueId, RoleId, StageId, TransitionId, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -138,6 +138,33 @@ pub enum EventKind {
         process: String,
         link: String,
     },
+    /// A clock reached an escalation step (its index among the clock's steps); the step's
+    /// actions follow as their own events. Each step is recorded once per clock.
+    Escalated {
+        clock: ClockKind,
+        step: u32,
+        threshold: String,
+    },
+    /// A clock ran past its target.
+    Breached {
+        clock: ClockKind,
+    },
+    /// The delay of an automatic transition (`after`) passed in the stage it leaves; the
+    /// transition follows, or a [`EventKind::Skipped`] says why it could not be performed.
+    Elapsed {
+        transition: TransitionId,
+    },
+    /// Holders of a role were notified (a row in the notifications outbox), now or, when held
+    /// to business hours, at `deliver_at`.
+    Notified {
+        role: RoleId,
+        deliver_at: Option<DateTime<Utc>>,
+    },
+    /// An action the engine was to take by itself could not be taken.
+    Skipped {
+        action: String,
+        reason: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +243,17 @@ pub enum Fence {
     NotClaimedByOther { actor: String, now: DateTime<Utc> },
 }
 
+impl Fence {
+    /// The engine's own actions (escalations, automatic transitions) close the task whoever
+    /// holds it: no lease outlives the end of time.
+    pub fn engine() -> Self {
+        Fence::NotClaimedByOther {
+            actor: Actor::system().name,
+            now: DateTime::<Utc>::MAX_UTC,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloseTask {
     pub task: TaskId,
@@ -228,6 +266,7 @@ pub struct UpdateTask {
     pub task: TaskId,
     pub queue: String,
     pub priority: Option<u32>,
+    pub due_at: Option<DateTime<Utc>>,
 }
 
 /// A new instance with its first event and task.
@@ -239,6 +278,8 @@ pub struct NewInstance {
     pub task: Option<NewTask>,
     /// For spawned instances: the parent and the link's kind (seen from the parent).
     pub parent: Option<(InstanceId, String)>,
+    /// Its due points (see [`super::timers`]).
+    pub timers: Vec<NewTimer>,
 }
 
 /// Everything one action does, applied in one transaction or not at all.
@@ -253,6 +294,92 @@ pub struct Change {
     pub new_task: Option<NewTask>,
     pub links: Vec<Link>,
     pub spawns: Vec<NewInstance>,
+    /// The instance's due points after the change, replacing those it had; `None` when the
+    /// change does not move them, so they are left alone.
+    pub timers: Option<Vec<NewTimer>>,
+    /// Rows for the notifications outbox, written with the change.
+    pub notifications: Vec<NewNotification>,
+}
+
+/// A due point of an instance as stored: what falls due (`kind` `escalation`, `breach` or
+/// `after`; `what` the clock or the transition; `step` the escalation step, else 0), in which
+/// cycle (the clock's start, or the history entry that entered the stage, as microseconds or a
+/// sequence number), and when. The row only says when to look: what is due is decided again
+/// from the history when it fires, so a row can never fire anything twice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTimer {
+    pub kind: &'static str,
+    pub what: String,
+    pub step: u32,
+    pub cycle: i64,
+    pub due_at: DateTime<Utc>,
+}
+
+/// A stored due point.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Timer {
+    pub id: i64,
+    pub instance: InstanceId,
+    pub kind: String,
+    pub what: String,
+    pub step: u32,
+    pub cycle: i64,
+    pub due_at: DateTime<Utc>,
+}
+
+/// A notification to write to the outbox with a change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewNotification {
+    pub role: String,
+    pub clock: Option<String>,
+    pub threshold: Option<String>,
+    pub message: String,
+    /// Now, or the next business opening for a notification held to business hours.
+    pub deliver_at: DateTime<Utc>,
+}
+
+/// A row of the notifications outbox: whoever delivers notifications (mail, chat, the HTTP
+/// API) reads the rows due and marks them delivered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Notification {
+    pub id: i64,
+    pub instance: InstanceId,
+    pub role: String,
+    pub clock: Option<String>,
+    pub threshold: Option<String>,
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+    pub deliver_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// Which outbox rows to list. Every condition given must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotificationFilter {
+    pub role: Option<String>,
+    pub instance: Option<InstanceId>,
+    /// Only rows not yet marked delivered.
+    pub undelivered: bool,
+    /// Only rows whose delivery time has come by this instant (held rows wait for it).
+    pub deliverable_at: Option<DateTime<Utc>>,
+}
+
+impl NotificationFilter {
+    /// Rows to deliver now: not delivered, and not held past `now`.
+    pub fn to_deliver(now: DateTime<Utc>) -> Self {
+        NotificationFilter {
+            undelivered: true,
+            deliverable_at: Some(now),
+            ..Default::default()
+        }
+    }
+
+    pub fn matches(&self, n: &Notification) -> bool {
+        self.role.as_ref().is_none_or(|r| *r == n.role)
+            && self.instance.is_none_or(|i| i == n.instance)
+            && (!self.undelivered || n.delivered_at.is_none())
+            && self.deliverable_at.is_none_or(|at| n.deliver_at <= at)
+    }
 }
 
 /// A directed link between two instances, e.g. incident `caused_by` problem.

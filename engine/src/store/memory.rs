@@ -40,6 +40,14 @@ struct Inner {
     /// Name -> (roles, active).
     agents: std::collections::BTreeMap<String, (Vec<String>, bool)>,
     last_assignee: HashMap<String, String>,
+    /// Timers by id, with the instant they may next be claimed (their due time, or the end of
+    /// their lease).
+    timers: HashMap<i64, (Timer, i64)>,
+    /// `(claimable from, id)`, in order.
+    timer_order: BTreeSet<(i64, i64)>,
+    timers_of: HashMap<InstanceId, Vec<i64>>,
+    notifications: Vec<Notification>,
+    next_timer: i64,
     next_instance: i64,
     next_task: i64,
     next_definition: i64,
@@ -98,6 +106,63 @@ impl Inner {
         id
     }
 
+    /// Replace an instance's timers.
+    fn set_timers(&mut self, instance: InstanceId, timers: Vec<NewTimer>) {
+        for id in self.timers_of.remove(&instance).unwrap_or_default() {
+            if let Some((_, at)) = self.timers.remove(&id) {
+                self.timer_order.remove(&(at, id));
+            }
+        }
+        let mut ids = Vec::with_capacity(timers.len());
+        for t in timers {
+            self.next_timer += 1;
+            let id = self.next_timer;
+            let at = t.due_at.timestamp_micros();
+            self.timers.insert(
+                id,
+                (
+                    Timer {
+                        id,
+                        instance,
+                        kind: t.kind.to_string(),
+                        what: t.what,
+                        step: t.step,
+                        cycle: t.cycle,
+                        due_at: t.due_at,
+                    },
+                    at,
+                ),
+            );
+            self.timer_order.insert((at, id));
+            ids.push(id);
+        }
+        if !ids.is_empty() {
+            self.timers_of.insert(instance, ids);
+        }
+    }
+
+    fn insert_notifications(
+        &mut self,
+        instance: InstanceId,
+        rows: Vec<NewNotification>,
+        at: DateTime<Utc>,
+    ) {
+        for n in rows {
+            let id = self.notifications.len() as i64 + 1;
+            self.notifications.push(Notification {
+                id,
+                instance,
+                role: n.role,
+                clock: n.clock,
+                threshold: n.threshold,
+                message: n.message,
+                created_at: at,
+                deliver_at: n.deliver_at,
+                delivered_at: None,
+            });
+        }
+    }
+
     fn insert_instance(&mut self, new: NewInstance) -> InstanceId {
         self.next_instance += 1;
         let id = InstanceId(self.next_instance);
@@ -114,6 +179,7 @@ impl Inner {
         }
         self.instances.insert(id, std::sync::Arc::new(inst));
         self.events.insert(id, new.events);
+        self.set_timers(id, new.timers);
         if let Some(task) = new.task {
             self.insert_task(id, task, at);
         }
@@ -341,6 +407,7 @@ impl Store for MemoryStore {
                 }
                 t.queue = update.queue;
                 t.priority = update.priority;
+                t.due_at = update.due_at;
             });
             touched = Some(update.task);
         }
@@ -352,6 +419,10 @@ impl Store for MemoryStore {
         for s in change.spawns {
             spawned.push(inner.insert_instance(s));
         }
+        if let Some(timers) = change.timers {
+            inner.set_timers(id, timers);
+        }
+        inner.insert_notifications(id, change.notifications, at);
         inner.events.entry(id).or_default().extend(change.events);
         inner.instances.insert(id, change.instance);
         let task = touched.and_then(|t| inner.tasks.get(&t)).cloned();
@@ -535,5 +606,87 @@ impl Store for MemoryStore {
 
     async fn last_assignee(&self, queue: &str) -> Result<Option<String>> {
         Ok(self.lock().last_assignee.get(queue).cloned())
+    }
+
+    async fn claim_timers(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Timer>> {
+        let mut inner = self.lock();
+        let now = now.timestamp_micros();
+        let lease = lease_until.timestamp_micros();
+        let due: Vec<(i64, i64)> = inner
+            .timer_order
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .take(limit as usize)
+            .copied()
+            .collect();
+        let mut out = Vec::with_capacity(due.len());
+        for (at, id) in due {
+            inner.timer_order.remove(&(at, id));
+            inner.timer_order.insert((lease, id));
+            if let Some((timer, claimable)) = inner.timers.get_mut(&id) {
+                *claimable = lease;
+                out.push(timer.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>> {
+        Ok(self
+            .lock()
+            .timer_order
+            .first()
+            .and_then(|(at, _)| DateTime::from_timestamp_micros(*at)))
+    }
+
+    async fn timers(&self, instance: InstanceId) -> Result<Vec<Timer>> {
+        let inner = self.lock();
+        let mut out: Vec<Timer> = inner
+            .timers_of
+            .get(&instance)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| inner.timers.get(id).map(|(t, _)| t.clone()))
+            .collect();
+        out.sort_by_key(|t| (t.due_at, t.id));
+        Ok(out)
+    }
+
+    async fn notifications(
+        &self,
+        filter: &NotificationFilter,
+        limit: u32,
+        after_id: Option<i64>,
+    ) -> Result<Vec<Notification>> {
+        let inner = self.lock();
+        let from = usize::try_from(after_id.unwrap_or(0).max(0)).unwrap_or(usize::MAX);
+        Ok(inner
+            .notifications
+            .iter()
+            .skip(from)
+            .filter(|n| filter.matches(n))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn mark_delivered(&self, ids: &[i64], at: DateTime<Utc>) -> Result<u64> {
+        let mut inner = self.lock();
+        let mut marked = 0;
+        for id in ids {
+            let slot = usize::try_from(*id - 1)
+                .ok()
+                .and_then(|i| inner.notifications.get_mut(i));
+            if let Some(n) = slot.filter(|n| n.delivered_at.is_none()) {
+                n.delivered_at = Some(at);
+                marked += 1;
+            }
+        }
+        Ok(marked)
     }
 }

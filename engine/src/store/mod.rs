@@ -235,4 +235,44 @@ pub trait Store: Send + Sync + 'static {
 
     /// Who the most recent pushed task of a queue went to.
     fn last_assignee(&self, queue: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+
+    // -- timers and notifications ---------------------------------------------------------------
+
+    /// Up to `limit` timers due by `now`, earliest first, each leased to the caller until
+    /// `lease_until`: nobody claims it again before then (if the caller dies, it is due again
+    /// after the lease). Firing it replaces the instance's timers, which removes it. On
+    /// PostgreSQL concurrent claimers skip each other's rows (`FOR UPDATE SKIP LOCKED`).
+    fn claim_timers(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Timer>>> + Send;
+
+    /// When the next timer is due (or its lease ends), if there is any.
+    fn next_timer_at(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>>> + Send;
+
+    /// An instance's timers, earliest first.
+    fn timers(&self, instance: InstanceId) -> impl Future<Output = Result<Vec<Timer>>> + Send;
+
+    /// Outbox rows matching `filter`, by id, after `after_id`.
+    fn notifications(
+        &self,
+        filter: &NotificationFilter,
+        limit: u32,
+        after_id: Option<i64>,
+    ) -> impl Future<Output = Result<Vec<Notification>>> + Send;
+
+    /// Mark outbox rows delivered at `at`; returns how many were not delivered before.
+    fn mark_delivered(
+        &self,
+        ids: &[i64],
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Whether other processes may write to the same data (so timers may be added that this
+    /// process is not told about).
+    fn is_shared(&self) -> bool {
+        false
+    }
 }

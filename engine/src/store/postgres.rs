@@ -153,6 +153,7 @@ async fn create(conn: &mut PgConnection, rows: NewInstanceRows) -> Result<Create
     .fetch_one(&mut *conn)
     .await?;
     insert_events(conn, id, &rows.events).await?;
+    insert_timers(conn, id, &rows.timers).await?;
     let task = match &rows.task {
         Some(t) => Some(insert_task(conn, id, t, i.created_at).await?),
         None => None,
@@ -248,11 +249,12 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
     }
     let mut task = None;
     if let Some(u) = &rows.update_task {
-        let row = sqlx::query("UPDATE tasks SET assigned_to = CASE WHEN queue = $1 THEN assigned_to END, queue = $1, priority = $2 \
+        let row = sqlx::query("UPDATE tasks SET assigned_to = CASE WHEN queue = $1 THEN assigned_to END, queue = $1, priority = $2, due_at = $4 \
              WHERE id = $3 AND state <> 'done' RETURNING *")
             .bind(&u.queue)
             .bind(sql::priority_column(u.priority))
             .bind(u.task.0)
+            .bind(sql::due_column(u.due_at))
             .fetch_optional(&mut *conn)
             .await?;
         task = row.map(|r| task_from_row(&r)).transpose()?;
@@ -261,6 +263,14 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
         task = Some(insert_task(conn, i.id, t, i.updated_at).await?);
     }
     insert_events(conn, i.id, &rows.events).await?;
+    if let Some(timers) = &rows.timers {
+        sqlx::query("DELETE FROM timers WHERE instance_id = $1")
+            .bind(i.id)
+            .execute(&mut *conn)
+            .await?;
+        insert_timers(conn, i.id, timers).await?;
+    }
+    insert_notifications(conn, i.id, &rows.notifications, i.updated_at).await?;
     for l in &rows.links {
         insert_link(conn, l.from.0, l.to.0, &l.kind, l.created_at).await?;
     }
@@ -311,12 +321,37 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
         );
     }
     let update = rows.update_task.as_ref().map(|_| {
-        let (q, p, id) = (param(), param(), param());
+        let (q, p, id, due) = (param(), param(), param(), param());
         sql.push_str(&format!(
-            "u AS (UPDATE tasks SET assigned_to = CASE WHEN queue = ${q} THEN assigned_to END, queue = ${q}, priority = ${p} \
+            "u AS (UPDATE tasks SET assigned_to = CASE WHEN queue = ${q} THEN assigned_to END, queue = ${q}, priority = ${p}, due_at = ${due} \
              WHERE id = ${id} AND state <> 'done' AND EXISTS (SELECT 1 FROM i) RETURNING *), "
         ));
     });
+    // The instance's timers become exactly the given ones: those no longer due are deleted,
+    // the others inserted or brought up to date (which also ends any lease on them). Deleting
+    // only what is not inserted keeps the two parts of the statement off each other's rows.
+    if rows.timers.is_some() {
+        let (k, w, s, c, d) = (param(), param(), param(), param(), param());
+        let new = format!(
+            "UNNEST(${k}::text[], ${w}::text[], ${s}::int[], ${c}::bigint[], ${d}::bigint[]) AS n(kind, what, step, cycle, due)"
+        );
+        sql.push_str(&format!(
+            "td AS (DELETE FROM timers t WHERE t.instance_id = $7 AND EXISTS (SELECT 1 FROM i) \
+             AND NOT EXISTS (SELECT 1 FROM {new} WHERE n.kind = t.kind AND n.what = t.what AND n.step = t.step AND n.cycle = t.cycle)), \
+             ti AS (INSERT INTO timers (instance_id, kind, what, step, cycle, due_at, fire_at) \
+             SELECT $7, n.kind, n.what, n.step, n.cycle, n.due, n.due FROM {new} WHERE EXISTS (SELECT 1 FROM i) \
+             ON CONFLICT (instance_id, kind, what, step, cycle) DO UPDATE SET due_at = excluded.due_at, fire_at = excluded.fire_at), "
+        ));
+    }
+    if !rows.notifications.is_empty() {
+        let (r, c, t, m, d) = (param(), param(), param(), param(), param());
+        sql.push_str(&format!(
+            "o AS (INSERT INTO notifications (instance_id, role, clock, threshold, message, created_at, deliver_at) \
+             SELECT $7, n.role, n.clock, n.threshold, n.message, (EXTRACT(EPOCH FROM $6::timestamptz) * 1000000)::bigint, n.deliver_at \
+             FROM UNNEST(${r}::text[], ${c}::text[], ${t}::text[], ${m}::text[], ${d}::bigint[]) AS n(role, clock, threshold, message, deliver_at) \
+             WHERE EXISTS (SELECT 1 FROM i)), "
+        ));
+    }
     let insert = rows.new_task.as_ref().map(|_| {
         let ps: Vec<String> = (0..8).map(|_| format!("${}", param())).collect();
         // Reading `c` makes the old task close before the new one opens (one open task per
@@ -372,7 +407,26 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
         q = q
             .bind(u.queue.clone())
             .bind(sql::priority_column(u.priority))
-            .bind(u.task.0);
+            .bind(u.task.0)
+            .bind(sql::due_column(u.due_at));
+    }
+    if let Some(timers) = &rows.timers {
+        let t = TimerArrays::of(timers);
+        q = q
+            .bind(t.kind)
+            .bind(t.what)
+            .bind(t.step)
+            .bind(t.cycle)
+            .bind(t.due);
+    }
+    if !rows.notifications.is_empty() {
+        let n = NotificationArrays::of(&rows.notifications);
+        q = q
+            .bind(n.role)
+            .bind(n.clock)
+            .bind(n.threshold)
+            .bind(n.message)
+            .bind(n.deliver_at);
     }
     if let Some(t) = &rows.new_task {
         q = q
@@ -452,6 +506,131 @@ impl EventColumns {
         }
         c
     }
+}
+
+/// Timers as one array per column, for `UNNEST`.
+#[derive(Default)]
+struct TimerArrays {
+    kind: Vec<String>,
+    what: Vec<String>,
+    step: Vec<i32>,
+    cycle: Vec<i64>,
+    due: Vec<i64>,
+}
+
+impl TimerArrays {
+    fn of(timers: &[NewTimer]) -> Self {
+        let mut c = TimerArrays::default();
+        for t in timers {
+            c.kind.push(t.kind.to_string());
+            c.what.push(t.what.clone());
+            c.step.push(i32::try_from(t.step).unwrap_or(i32::MAX));
+            c.cycle.push(t.cycle);
+            c.due.push(sql::micros(t.due_at));
+        }
+        c
+    }
+}
+
+/// Notifications as one array per column, for `UNNEST`.
+#[derive(Default)]
+struct NotificationArrays {
+    role: Vec<String>,
+    clock: Vec<Option<String>>,
+    threshold: Vec<Option<String>>,
+    message: Vec<String>,
+    deliver_at: Vec<i64>,
+}
+
+impl NotificationArrays {
+    fn of(rows: &[NewNotification]) -> Self {
+        let mut c = NotificationArrays::default();
+        for n in rows {
+            c.role.push(n.role.clone());
+            c.clock.push(n.clock.clone());
+            c.threshold.push(n.threshold.clone());
+            c.message.push(n.message.clone());
+            c.deliver_at.push(sql::micros(n.deliver_at));
+        }
+        c
+    }
+}
+
+const INSERT_TIMERS: &str = "INSERT INTO timers (instance_id, kind, what, step, cycle, due_at, fire_at) \
+     SELECT $1, n.kind, n.what, n.step, n.cycle, n.due, n.due \
+     FROM UNNEST($2::text[], $3::text[], $4::int[], $5::bigint[], $6::bigint[]) AS n(kind, what, step, cycle, due)";
+
+async fn insert_timers(conn: &mut PgConnection, instance: i64, timers: &[NewTimer]) -> Result<()> {
+    if timers.is_empty() {
+        return Ok(());
+    }
+    let t = TimerArrays::of(timers);
+    sqlx::query(INSERT_TIMERS)
+        .bind(instance)
+        .bind(t.kind)
+        .bind(t.what)
+        .bind(t.step)
+        .bind(t.cycle)
+        .bind(t.due)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn insert_notifications(
+    conn: &mut PgConnection,
+    instance: i64,
+    rows: &[NewNotification],
+    at: DateTime<Utc>,
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let n = NotificationArrays::of(rows);
+    sqlx::query(
+        "INSERT INTO notifications (instance_id, role, clock, threshold, message, created_at, deliver_at) \
+         SELECT $1, n.role, n.clock, n.threshold, n.message, $2, n.deliver_at \
+         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[]) AS n(role, clock, threshold, message, deliver_at)",
+    )
+    .bind(instance)
+    .bind(sql::micros(at))
+    .bind(n.role)
+    .bind(n.clock)
+    .bind(n.threshold)
+    .bind(n.message)
+    .bind(n.deliver_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn timer_from_row(row: &PgRow) -> Result<Timer> {
+    let step: i32 = row.try_get("step")?;
+    Ok(sql::TimerColumns {
+        id: row.try_get("id")?,
+        instance_id: row.try_get("instance_id")?,
+        kind: row.try_get("kind")?,
+        what: row.try_get("what")?,
+        step: i64::from(step),
+        cycle: row.try_get("cycle")?,
+        due_at: row.try_get("due_at")?,
+    }
+    .into_timer())
+}
+
+fn notification_from_row(row: &PgRow) -> Result<Notification> {
+    Ok(sql::NotificationColumns {
+        id: row.try_get("id")?,
+        instance_id: row.try_get("instance_id")?,
+        role: row.try_get("role")?,
+        clock: row.try_get("clock")?,
+        threshold: row.try_get("threshold")?,
+        message: row.try_get("message")?,
+        created_at: row.try_get("created_at")?,
+        deliver_at: row.try_get("deliver_at")?,
+        delivered_at: row.try_get("delivered_at")?,
+    }
+    .into_notification())
 }
 
 /// A task from a `SELECT * FROM tasks` (or `RETURNING *`) row.
@@ -920,5 +1099,82 @@ impl Store for PostgresStore {
         .bind(queue)
         .fetch_optional(&self.pool)
         .await?)
+    }
+
+    async fn claim_timers(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Timer>> {
+        // Rows another node is claiming are skipped, not waited for.
+        let rows = sqlx::query(
+            "UPDATE timers t SET fire_at = $1 \
+             FROM (SELECT id FROM timers WHERE fire_at <= $2 ORDER BY fire_at LIMIT $3 FOR UPDATE SKIP LOCKED) d \
+             WHERE t.id = d.id RETURNING t.*",
+        )
+        .bind(sql::micros(lease_until))
+        .bind(sql::micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut timers = rows
+            .iter()
+            .map(timer_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        timers.sort_by_key(|t| (t.due_at, t.id));
+        Ok(timers)
+    }
+
+    async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<i64> = sqlx::query_scalar("SELECT MIN(fire_at) FROM timers")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(at.map(sql::from_micros))
+    }
+
+    async fn timers(&self, instance: InstanceId) -> Result<Vec<Timer>> {
+        let rows = sqlx::query("SELECT * FROM timers WHERE instance_id = $1 ORDER BY due_at, id")
+            .bind(instance.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(timer_from_row).collect()
+    }
+
+    async fn notifications(
+        &self,
+        filter: &NotificationFilter,
+        limit: u32,
+        after_id: Option<i64>,
+    ) -> Result<Vec<Notification>> {
+        let sql = format!(
+            "SELECT * FROM notifications WHERE {} ORDER BY id LIMIT $6",
+            sql::notification_conditions(1, true)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&filter.role)
+            .bind(filter.instance.map(|i| i.0))
+            .bind(filter.undelivered)
+            .bind(filter.deliverable_at.map(sql::micros))
+            .bind(after_id.unwrap_or(0))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(notification_from_row).collect()
+    }
+
+    async fn mark_delivered(&self, ids: &[i64], at: DateTime<Utc>) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE notifications SET delivered_at = $1 WHERE id = ANY($2) AND delivered_at IS NULL",
+        )
+        .bind(sql::micros(at))
+        .bind(ids)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    fn is_shared(&self) -> bool {
+        true
     }
 }

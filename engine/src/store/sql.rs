@@ -61,6 +61,7 @@ pub struct NewInstanceRows {
     pub events: Vec<EventRow>,
     pub task: Option<NewTask>,
     pub parent: Option<(InstanceId, String)>,
+    pub timers: Vec<NewTimer>,
 }
 
 pub struct ChangeRows {
@@ -72,6 +73,8 @@ pub struct ChangeRows {
     pub new_task: Option<NewTask>,
     pub links: Vec<Link>,
     pub spawns: Vec<NewInstanceRows>,
+    pub timers: Option<Vec<NewTimer>>,
+    pub notifications: Vec<NewNotification>,
 }
 
 pub fn instance_row(def: &Definition, i: &Instance) -> InstanceRow {
@@ -114,6 +117,7 @@ pub fn new_instance_rows(catalog: &Catalog, n: NewInstance) -> Result<NewInstanc
         events: event_rows(&def, &n.events),
         task: n.task,
         parent: n.parent,
+        timers: n.timers,
     })
 }
 
@@ -132,6 +136,8 @@ pub fn change_rows(catalog: &Catalog, c: Change) -> Result<ChangeRows> {
             .into_iter()
             .map(|s| new_instance_rows(catalog, s))
             .collect::<Result<_>>()?,
+        timers: c.timers,
+        notifications: c.notifications,
     })
 }
 
@@ -298,4 +304,81 @@ pub fn priority_column(p: Option<u32>) -> i32 {
 
 pub fn due_column(d: Option<DateTime<Utc>>) -> i64 {
     d.map(micros).unwrap_or(NO_DUE)
+}
+
+/// A timer row's columns as stored (times in microseconds).
+pub struct TimerColumns {
+    pub id: i64,
+    pub instance_id: i64,
+    pub kind: String,
+    pub what: String,
+    pub step: i64,
+    pub cycle: i64,
+    pub due_at: i64,
+}
+
+impl TimerColumns {
+    pub fn into_timer(self) -> Timer {
+        Timer {
+            id: self.id,
+            instance: InstanceId(self.instance_id),
+            kind: self.kind,
+            what: self.what,
+            step: u32::try_from(self.step).unwrap_or_default(),
+            cycle: self.cycle,
+            due_at: from_micros(self.due_at),
+        }
+    }
+}
+
+/// A notification row's columns as stored (times in microseconds).
+pub struct NotificationColumns {
+    pub id: i64,
+    pub instance_id: i64,
+    pub role: String,
+    pub clock: Option<String>,
+    pub threshold: Option<String>,
+    pub message: String,
+    pub created_at: i64,
+    pub deliver_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
+impl NotificationColumns {
+    pub fn into_notification(self) -> Notification {
+        Notification {
+            id: self.id,
+            instance: InstanceId(self.instance_id),
+            role: self.role,
+            clock: self.clock,
+            threshold: self.threshold,
+            message: self.message,
+            created_at: from_micros(self.created_at),
+            deliver_at: from_micros(self.deliver_at),
+            delivered_at: self.delivered_at.map(from_micros),
+        }
+    }
+}
+
+/// The outbox filter as SQL conditions on numbered parameters from `first`: role, instance,
+/// undelivered (a boolean), deliverable-at (microseconds), after-id; each parameter may be
+/// NULL (no condition). For PostgreSQL (`pg`) the parameters are cast to their types.
+pub fn notification_conditions(first: usize, pg: bool) -> String {
+    let p = |i: usize, ty: &str| {
+        if pg {
+            format!("${}::{ty}", first + i)
+        } else {
+            format!("?{}", first + i)
+        }
+    };
+    format!(
+        "({role} IS NULL OR role = {role}) AND ({inst} IS NULL OR instance_id = {inst}) \
+         AND (NOT {undelivered} OR delivered_at IS NULL) \
+         AND ({at} IS NULL OR deliver_at <= {at}) AND id > {after}",
+        role = p(0, "text"),
+        inst = p(1, "bigint"),
+        undelivered = p(2, "boolean"),
+        at = p(3, "bigint"),
+        after = p(4, "bigint"),
+    )
 }

@@ -136,6 +136,17 @@ enum Job {
         at: DateTime<Utc>,
         reply: Reply<()>,
     },
+    ClaimTimers {
+        now: i64,
+        limit: u32,
+        lease_until: i64,
+        reply: Reply<Vec<Timer>>,
+    },
+    MarkDelivered {
+        ids: Vec<i64>,
+        at: i64,
+        reply: Reply<u64>,
+    },
 }
 
 /// A job's outcome, held until its batch commits.
@@ -146,6 +157,8 @@ enum Done {
     MaybeTask(Reply<Option<Task>>, Result<Option<Task>>),
     Task(Reply<Task>, Result<Task>),
     Unit(Reply<()>, Result<()>),
+    Timers(Reply<Vec<Timer>>, Result<Vec<Timer>>),
+    Count(Reply<u64>, Result<u64>),
 }
 
 impl Done {
@@ -157,6 +170,8 @@ impl Done {
             Done::MaybeTask(_, r) => r.is_err(),
             Done::Task(_, r) => r.is_err(),
             Done::Unit(_, r) => r.is_err(),
+            Done::Timers(_, r) => r.is_err(),
+            Done::Count(_, r) => r.is_err(),
         }
     }
 
@@ -176,6 +191,8 @@ impl Done {
             Done::MaybeTask(tx, r) => drop(tx.send(pick(r, failed))),
             Done::Task(tx, r) => drop(tx.send(pick(r, failed))),
             Done::Unit(tx, r) => drop(tx.send(pick(r, failed))),
+            Done::Timers(tx, r) => drop(tx.send(pick(r, failed))),
+            Done::Count(tx, r) => drop(tx.send(pick(r, failed))),
         }
     }
 }
@@ -423,6 +440,8 @@ fn fail(job: Job, msg: &str) {
         Job::Renew { reply, .. } => drop(reply.send(Err(err()))),
         Job::Release { reply, .. } => drop(reply.send(Err(err()))),
         Job::SetAgent { reply, .. } => drop(reply.send(Err(err()))),
+        Job::ClaimTimers { reply, .. } => drop(reply.send(Err(err()))),
+        Job::MarkDelivered { reply, .. } => drop(reply.send(Err(err()))),
     }
 }
 
@@ -474,7 +493,120 @@ fn run(conn: &Connection, job: Job) -> Done {
             at,
             reply,
         } => Done::Unit(reply, set_agent(conn, &name, &roles, active, at)),
+        Job::ClaimTimers {
+            now,
+            limit,
+            lease_until,
+            reply,
+        } => Done::Timers(reply, claim_timers(conn, now, limit, lease_until)),
+        Job::MarkDelivered { ids, at, reply } => Done::Count(reply, mark_delivered(conn, &ids, at)),
     }
+}
+
+fn timer_from_row(row: &Row) -> rusqlite::Result<Timer> {
+    Ok(sql::TimerColumns {
+        id: row.get("id")?,
+        instance_id: row.get("instance_id")?,
+        kind: row.get("kind")?,
+        what: row.get("what")?,
+        step: row.get("step")?,
+        cycle: row.get("cycle")?,
+        due_at: row.get("due_at")?,
+    }
+    .into_timer())
+}
+
+fn notification_from_row(row: &Row) -> rusqlite::Result<Notification> {
+    Ok(sql::NotificationColumns {
+        id: row.get("id")?,
+        instance_id: row.get("instance_id")?,
+        role: row.get("role")?,
+        clock: row.get("clock")?,
+        threshold: row.get("threshold")?,
+        message: row.get("message")?,
+        created_at: row.get("created_at")?,
+        deliver_at: row.get("deliver_at")?,
+        delivered_at: row.get("delivered_at")?,
+    }
+    .into_notification())
+}
+
+/// Replace an instance's timers.
+fn set_timers(conn: &Connection, instance: i64, timers: &[NewTimer]) -> Result<()> {
+    conn.prepare_cached("DELETE FROM timers WHERE instance_id = ?1")?
+        .execute(params![instance])?;
+    insert_timers(conn, instance, timers)
+}
+
+fn insert_timers(conn: &Connection, instance: i64, timers: &[NewTimer]) -> Result<()> {
+    if timers.is_empty() {
+        return Ok(());
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO timers (instance_id, kind, what, step, cycle, due_at, fire_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )?;
+    for t in timers {
+        insert.execute(params![
+            instance,
+            t.kind,
+            t.what,
+            t.step,
+            t.cycle,
+            sql::micros(t.due_at)
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_notifications(
+    conn: &Connection,
+    instance: i64,
+    rows: &[NewNotification],
+    at: DateTime<Utc>,
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO notifications (instance_id, role, clock, threshold, message, created_at, deliver_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for n in rows {
+        insert.execute(params![
+            instance,
+            n.role,
+            n.clock,
+            n.threshold,
+            n.message,
+            sql::micros(at),
+            sql::micros(n.deliver_at)
+        ])?;
+    }
+    Ok(())
+}
+
+fn claim_timers(conn: &Connection, now: i64, limit: u32, lease_until: i64) -> Result<Vec<Timer>> {
+    let mut timers = conn
+        .prepare_cached(
+            "UPDATE timers SET fire_at = ?1 \
+             WHERE id IN (SELECT id FROM timers WHERE fire_at <= ?2 ORDER BY fire_at LIMIT ?3) \
+             RETURNING *",
+        )?
+        .query_map(params![lease_until, now, limit], timer_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    timers.sort_by_key(|t| (t.due_at, t.id));
+    Ok(timers)
+}
+
+fn mark_delivered(conn: &Connection, ids: &[i64], at: i64) -> Result<u64> {
+    let mut update = conn.prepare_cached(
+        "UPDATE notifications SET delivered_at = ?1 WHERE id = ?2 AND delivered_at IS NULL",
+    )?;
+    let mut marked = 0;
+    for id in ids {
+        marked += update.execute(params![at, id])? as u64;
+    }
+    Ok(marked)
 }
 
 fn save_definitions(
@@ -568,6 +700,7 @@ fn create(conn: &Connection, rows: NewInstanceRows) -> Result<Created> {
             |r| r.get(0),
         )?;
     insert_events(conn, id, &rows.events)?;
+    insert_timers(conn, id, &rows.timers)?;
     let task = match &rows.task {
         Some(t) => Some(insert_task(conn, id, t, i.created_at)?),
         None => None,
@@ -622,16 +755,28 @@ fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
     if let Some(u) = &rows.update_task {
         task = conn
             .prepare_cached(
-                "UPDATE tasks SET assigned_to = CASE WHEN queue = ?1 THEN assigned_to END, queue = ?1, priority = ?2 \
+                "UPDATE tasks SET assigned_to = CASE WHEN queue = ?1 THEN assigned_to END, queue = ?1, priority = ?2, due_at = ?4 \
                  WHERE id = ?3 AND state <> 'done' RETURNING *",
             )?
-            .query_row(params![u.queue, sql::priority_column(u.priority), u.task.0], task_from_row)
+            .query_row(
+                params![
+                    u.queue,
+                    sql::priority_column(u.priority),
+                    u.task.0,
+                    sql::due_column(u.due_at)
+                ],
+                task_from_row,
+            )
             .optional()?;
     }
     if let Some(t) = &rows.new_task {
         task = Some(insert_task(conn, i.id, t, i.updated_at)?);
     }
     insert_events(conn, i.id, &rows.events)?;
+    if let Some(timers) = &rows.timers {
+        set_timers(conn, i.id, timers)?;
+    }
+    insert_notifications(conn, i.id, &rows.notifications, i.updated_at)?;
     for l in &rows.links {
         insert_link(conn, l.from.0, l.to.0, &l.kind, l.created_at)?;
     }
@@ -1111,6 +1256,85 @@ impl Store for SqliteStore {
                 .prepare_cached("SELECT assigned_to FROM tasks WHERE queue = ?1 AND assigned_to IS NOT NULL ORDER BY id DESC LIMIT 1")?
                 .query_row(params![queue], |r| r.get(0))
                 .optional()?)
+        })
+        .await
+    }
+
+    async fn claim_timers(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Timer>> {
+        self.write(|reply| Job::ClaimTimers {
+            now: sql::micros(now),
+            limit,
+            lease_until: sql::micros(lease_until),
+            reply,
+        })
+        .await
+    }
+
+    async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>> {
+        self.read(|conn| {
+            let at: Option<i64> = conn
+                .prepare_cached("SELECT MIN(fire_at) FROM timers")?
+                .query_row([], |r| r.get(0))?;
+            Ok(at.map(sql::from_micros))
+        })
+        .await
+    }
+
+    async fn timers(&self, instance: InstanceId) -> Result<Vec<Timer>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT * FROM timers WHERE instance_id = ?1 ORDER BY due_at, id",
+            )?;
+            let timers = stmt
+                .query_map(params![instance.0], timer_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(timers)
+        })
+        .await
+    }
+
+    async fn notifications(
+        &self,
+        filter: &NotificationFilter,
+        limit: u32,
+        after_id: Option<i64>,
+    ) -> Result<Vec<Notification>> {
+        let filter = filter.clone();
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT * FROM notifications WHERE {} ORDER BY id LIMIT ?6",
+                sql::notification_conditions(1, false)
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        filter.role,
+                        filter.instance.map(|i| i.0),
+                        filter.undelivered,
+                        filter.deliverable_at.map(sql::micros),
+                        after_id.unwrap_or(0),
+                        limit
+                    ],
+                    notification_from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn mark_delivered(&self, ids: &[i64], at: DateTime<Utc>) -> Result<u64> {
+        let ids = ids.to_vec();
+        self.write(|reply| Job::MarkDelivered {
+            ids,
+            at: sql::micros(at),
+            reply,
         })
         .await
     }

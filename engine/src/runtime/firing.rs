@@ -1,0 +1,339 @@
+//! What a timer does when it fires, as a pure function like the rest of [`super::logic`]: the
+//! complete [`Change`] of one firing, recorded in the history as the engine's own events.
+//!
+//! - An **escalation step** appends `escalated` (the step is then fired for good), then one
+//!   event per action, in the order written:
+//!   - `notify role R`: `notified`, and a row in the notifications outbox; with `during
+//!     business hours`, a notification outside the process's business hours (the calendar of
+//!     its `targets` table, see [`crate::model::Process::business_hours`]) is held (its
+//!     `deliver_at`) until that calendar next opens;
+//!   - `move to next tier`, `move to Q`: `routed` (cause `escalation`), and the open task
+//!     moves to that queue (it is no longer pushed to anyone there);
+//!   - `raise priority`: `priority_changed` (cause `escalation`) to the next more urgent
+//!     priority; the clocks are measured again on the new target, never reset;
+//!   - `perform T`: the transition, performed by `system` if everything but its roles allows
+//!     it (stage, required fields, guards).
+//!
+//!   An action that cannot be taken (no open task to move, no next tier, already the most
+//!   urgent priority, a transition refused) appends `skipped` with the reason instead.
+//! - A **breach** appends `breached`.
+//! - An **automatic transition** (`after`) appends `elapsed`, then the transition or `skipped`.
+
+use std::sync::Arc;
+
+use super::catalog::{Catalog, Definition};
+use super::logic::{unchanged, Logic, Request};
+use super::timers::{Due, TimerKind};
+use super::types::*;
+use crate::calendar::BusinessCalendar;
+use crate::model::{ClockKind, EscalationAction, PriorityId, QueueId, RoleId, TransitionId};
+
+impl Logic {
+    /// The change one due point makes when it fires.
+    pub fn fire(
+        &self,
+        catalog: &Catalog,
+        def: &Definition,
+        inst: &Instance,
+        task: Option<&Task>,
+        due: &Due,
+        req: &Request,
+    ) -> Change {
+        let mut f = Firing {
+            logic: self,
+            catalog,
+            def,
+            req,
+            change: unchanged(inst),
+            task: task.filter(|t| t.state != TaskState::Done).cloned(),
+        };
+        match due.kind {
+            TimerKind::Escalation { clock, step } => {
+                let reason = format!("{} of the {clock} target", due.label);
+                f.push(
+                    EventKind::Escalated {
+                        clock,
+                        step,
+                        threshold: due.label.clone(),
+                    },
+                    &reason,
+                );
+                let actions = def
+                    .model()
+                    .escalations
+                    .iter()
+                    .filter(|e| e.clock == clock)
+                    .flat_map(|e| &e.steps)
+                    .nth(step as usize)
+                    .map(|s| s.actions.clone())
+                    .unwrap_or_default();
+                for action in actions {
+                    f.act(&action, clock, &due.label, &reason);
+                }
+            }
+            TimerKind::Breach { clock } => f.push(
+                EventKind::Breached { clock },
+                &format!("the {clock} target passed"),
+            ),
+            TimerKind::After { transition } => {
+                let stage = &def.model().stages[inst.stage.index()].name;
+                let reason = format!("{} in {stage}", due.label);
+                f.push(EventKind::Elapsed { transition }, &reason);
+                f.perform(transition, &reason);
+            }
+        }
+        f.change
+    }
+}
+
+/// One firing's change, built action by action.
+struct Firing<'a> {
+    logic: &'a Logic,
+    catalog: &'a Catalog,
+    def: &'a Definition,
+    req: &'a Request<'a>,
+    change: Change,
+    /// The instance's open task as it will be after the change so far; one the change opens
+    /// has id 0.
+    task: Option<Task>,
+}
+
+impl Firing<'_> {
+    fn push(&mut self, kind: EventKind, reason: &str) {
+        let inst = Arc::make_mut(&mut self.change.instance);
+        inst.version += 1;
+        inst.updated_at = self.req.now;
+        match &kind {
+            EventKind::Routed { to, .. } => inst.queue = *to,
+            EventKind::PriorityChanged { to, .. } => inst.priority = *to,
+            _ => {}
+        }
+        self.change.events.push(Event {
+            seq: inst.version,
+            at: self.req.now,
+            actor: self.req.actor.name.clone(),
+            kind,
+            reason: Some(reason.to_string()),
+        });
+    }
+
+    fn skip(&mut self, action: String, why: String, reason: &str) {
+        self.push(
+            EventKind::Skipped {
+                action,
+                reason: why,
+            },
+            reason,
+        );
+    }
+
+    fn act(&mut self, action: &EscalationAction, clock: ClockKind, threshold: &str, reason: &str) {
+        match action {
+            EscalationAction::Notify {
+                role,
+                business_hours,
+            } => self.notify(*role, *business_hours, clock, threshold, reason),
+            EscalationAction::MoveToNextTier => {
+                let from = self.change.instance.queue;
+                let next = from.and_then(|q| self.def.project.queue(q).escalates_to);
+                match (from, next) {
+                    (Some(_), Some(to)) => self.move_to(to, "move to next tier", reason),
+                    (Some(q), None) => self.skip(
+                        "move to next tier".into(),
+                        format!("`{}` is the last tier", self.def.project.queue(q).name),
+                        reason,
+                    ),
+                    (None, _) => self.skip(
+                        "move to next tier".into(),
+                        "the ticket is in no queue".into(),
+                        reason,
+                    ),
+                }
+            }
+            EscalationAction::MoveToQueue(q) => {
+                let what = format!("move to {}", self.def.project.queue(*q).name);
+                self.move_to(*q, &what, reason)
+            }
+            EscalationAction::RaisePriority => self.raise_priority(reason),
+            EscalationAction::Perform(t) => self.perform(*t, reason),
+        }
+    }
+
+    fn notify(
+        &mut self,
+        role: RoleId,
+        business_hours: bool,
+        clock: ClockKind,
+        threshold: &str,
+        reason: &str,
+    ) {
+        let now = self.req.now;
+        let inst = &self.change.instance;
+        let deliver_at = if business_hours {
+            BusinessCalendar::from_ref(&self.def.project.calendars, self.def.model().business_hours)
+                .and_then(|cal| cal.next_opening(now))
+                .unwrap_or(now)
+        } else {
+            now
+        };
+        let p = self.def.model();
+        let priority = inst
+            .priority
+            .and_then(|pr| p.priorities.get(pr.index()))
+            .map(|pr| format!(" ({pr})"))
+            .unwrap_or_default();
+        let message = format!(
+            "{} {} reached {threshold} of its {clock} target{priority}",
+            p.name, inst.id
+        );
+        let role_name = self.def.project.role(role).name.clone();
+        self.change.notifications.push(NewNotification {
+            role: role_name,
+            clock: Some(clock.as_str().to_string()),
+            threshold: Some(threshold.to_string()),
+            message,
+            deliver_at,
+        });
+        self.push(
+            EventKind::Notified {
+                role,
+                deliver_at: (deliver_at != now).then_some(deliver_at),
+            },
+            reason,
+        );
+    }
+
+    fn move_to(&mut self, to: QueueId, what: &str, reason: &str) {
+        if self.task.is_none() {
+            return self.skip(what.into(), "the ticket has no open task".into(), reason);
+        }
+        let from = self.change.instance.queue;
+        if from == Some(to) {
+            return self.skip(
+                what.into(),
+                "the task is already in that queue".into(),
+                reason,
+            );
+        }
+        self.push(
+            EventKind::Routed {
+                from,
+                to: Some(to),
+                cause: Cause::Escalation,
+            },
+            reason,
+        );
+        let name = self.def.project.queue(to).name.clone();
+        self.retask(|t| t.queue = name);
+    }
+
+    fn raise_priority(&mut self, reason: &str) {
+        let from = self.change.instance.priority;
+        match from {
+            Some(p) if p.0 > 0 => {
+                let to = PriorityId(p.0 - 1);
+                self.push(
+                    EventKind::PriorityChanged {
+                        from,
+                        to: Some(to),
+                        cause: Cause::Escalation,
+                    },
+                    reason,
+                );
+                self.retask(|t| t.priority = Some(to.0));
+            }
+            Some(_) => self.skip(
+                "raise priority".into(),
+                "the ticket has the most urgent priority".into(),
+                reason,
+            ),
+            None => self.skip(
+                "raise priority".into(),
+                "the ticket has no priority".into(),
+                reason,
+            ),
+        }
+    }
+
+    fn perform(&mut self, transition: TransitionId, reason: &str) {
+        let name = &self.def.model().transitions[transition.index()].name;
+        let req = Request {
+            actor: self.req.actor,
+            now: self.req.now,
+            reason: Some(reason.to_string()),
+        };
+        match self.logic.perform_as_engine(
+            self.catalog,
+            self.def,
+            &self.change.instance,
+            self.task.as_ref(),
+            name,
+            &req,
+        ) {
+            Ok(next) => self.merge(next),
+            Err(e) => self.skip(format!("perform {name}"), e.to_string(), reason),
+        }
+    }
+
+    /// Change the open task: the one the change opens, or an update of the one it had.
+    fn retask(&mut self, f: impl FnOnce(&mut Task)) {
+        let Some(task) = self.task.as_mut() else {
+            return;
+        };
+        f(task);
+        match self.change.new_task.as_mut() {
+            Some(new) => {
+                new.queue = task.queue.clone();
+                new.priority = task.priority;
+            }
+            None => {
+                self.change.update_task = Some(UpdateTask {
+                    task: task.id,
+                    queue: task.queue.clone(),
+                    priority: task.priority,
+                    due_at: task.due_at,
+                })
+            }
+        }
+    }
+
+    /// Append a change decided on the state so far.
+    fn merge(&mut self, next: Change) {
+        self.change.events.extend(next.events);
+        self.change.instance = next.instance;
+        if let Some(close) = next.close_task {
+            // Closing a task this change opened means not opening it.
+            if self.change.new_task.take().is_none() {
+                self.change.update_task = None;
+                self.change.close_task = Some(close);
+            }
+            self.task = None;
+        }
+        if let Some(u) = next.update_task {
+            self.retask(|t| {
+                t.queue = u.queue;
+                t.priority = u.priority;
+            });
+        }
+        if let Some(new) = next.new_task {
+            self.task = Some(Task {
+                id: TaskId(0),
+                instance: self.change.instance.id,
+                process: new.process.clone(),
+                stage: new.stage.clone(),
+                queue: new.queue.clone(),
+                priority: new.priority,
+                due_at: new.due_at,
+                created_at: self.req.now,
+                state: TaskState::Open,
+                assigned_to: new.assigned_to.clone(),
+                claimed_by: None,
+                lease_until: None,
+                token: 0,
+            });
+            self.change.new_task = Some(new);
+        }
+        self.change.links.extend(next.links);
+        self.change.spawns.extend(next.spawns);
+    }
+}

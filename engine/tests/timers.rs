@@ -1,0 +1,956 @@
+//! Timers and the scheduler on virtual time: escalation steps, breaches, automatic transitions
+//! and held notifications, on every store (memory, a real SQLite file, a real PostgreSQL
+//! database), across restarts, and shared by two PostgreSQL nodes. Nothing here sleeps on real
+//! time: tests move a `ManualClock` and wait for the scheduler to settle.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use itsmflow_dsl::Sources;
+use itsmflow_engine::runtime::{
+    Actor, Catalog, Clock, Engine, InstanceId, ManualClock, NotificationFilter, Scheduler,
+    SchedulerConfig, SchedulerHandle,
+};
+use itsmflow_engine::store::memory::MemoryStore;
+use itsmflow_engine::store::postgres::PostgresStore;
+use itsmflow_engine::store::sqlite::SqliteStore;
+use itsmflow_engine::store::Store;
+use serde_json::{json, Map, Value};
+use support::{fields, processes, with_database};
+
+mod support;
+
+/// A small process on `24x7`, so every due point is easy to count: P3 has 8h to resolve, P2 6h.
+const TICKET: &str = r#"
+role agent
+role team_lead
+
+queue desk {
+  tier 1
+  escalates_to expert
+  members agent
+}
+
+queue expert {
+  tier 2
+  members agent
+}
+
+process ticket {
+  fields {
+    title: text required
+    impact: enum(high, low) required
+    resolution: text
+  }
+
+  priorities P1, P2, P3
+
+  priority from impact {
+    high => P2
+    low => P3
+  }
+
+  targets on 24x7 {
+    P1: resolve 4h
+    P2: resolve 6h
+    P3: resolve 8h
+  }
+
+  stage open initial {
+    queue desk
+  }
+  stage waiting {
+    pauses resolve
+  }
+  stage resolved {
+    stops resolve
+  }
+  stage closed final
+
+  transition wait: open -> waiting by role agent
+  transition resume: waiting -> open by role agent
+  transition resolve: open -> resolved by role agent requires resolution
+  transition reopen: resolved -> open by role agent
+  transition close: resolved -> closed by role agent or after 3d
+
+  escalation on resolve {
+    at 25% => notify role team_lead
+    at 50% => raise priority
+    at 75% => move to next tier
+    at 100% => notify role team_lead, perform resolve
+  }
+}
+"#;
+
+/// Many tickets that all notify at once, half an hour after they are created.
+const PING: &str = r#"
+role watcher
+
+process ping {
+  fields {
+    level: enum(one) required default one
+  }
+
+  priorities P1
+
+  priority from level {
+    one => P1
+  }
+
+  targets on 24x7 {
+    P1: resolve 1h
+  }
+
+  stage open initial
+  stage done final
+
+  transition finish: open -> done
+
+  escalation on resolve {
+    at 50% => notify role watcher
+  }
+}
+"#;
+
+fn project(text: &str) -> Sources {
+    let mut s = Sources::new();
+    s.add("project.itsm", text.to_string());
+    s
+}
+
+fn agent() -> Actor {
+    Actor::new("alice", &["agent"])
+}
+
+/// Monday 2 November 2026, 09:00 UTC.
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("valid time")
+}
+
+fn ticket(impact: &str) -> Map<String, Value> {
+    fields(json!({"title": "printer on fire", "impact": impact}))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// An engine with its scheduler.
+struct Node<S: Store> {
+    engine: Arc<Engine<S>>,
+    scheduler: SchedulerHandle,
+}
+
+impl<S: Store> Node<S> {
+    async fn open(
+        store: S,
+        catalog: Arc<Catalog>,
+        clock: Arc<ManualClock>,
+        sources: &Sources,
+    ) -> Self {
+        let engine = Engine::open(store, catalog, clock).await.expect("open");
+        engine.publish(sources).await.expect("publish");
+        let engine = Arc::new(engine);
+        let scheduler = Scheduler::spawn(engine.clone());
+        Node { engine, scheduler }
+    }
+
+    async fn stop(self) {
+        self.scheduler.stop().await;
+    }
+}
+
+/// Where a store keeps its data, to open it again.
+#[derive(Clone)]
+enum Place {
+    Memory,
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("ITSMFLOW_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres:///postgres?host=/var/run/postgresql".into())
+}
+
+async fn pg_database() -> String {
+    let admin = pg_admin_url();
+    let name = unique("itsmflow_timers");
+    let pool = sqlx::PgPool::connect(&admin).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is not reachable at {admin} ({e}); start it or set ITSMFLOW_TEST_POSTGRES"
+        )
+    });
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .expect("create database");
+    pool.close().await;
+    with_database(&admin, &name)
+}
+
+impl Place {
+    async fn new(kind: &str) -> Place {
+        match kind {
+            "memory" => Place::Memory,
+            "sqlite" => Place::Sqlite(
+                std::env::temp_dir().join(format!("{}.db", unique("itsmflow_timers"))),
+            ),
+            _ => Place::Postgres(pg_database().await),
+        }
+    }
+
+    async fn remove(self) {
+        match self {
+            Place::Memory => {}
+            Place::Sqlite(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Place::Postgres(url) => {
+                let name = url
+                    .split('?')
+                    .next()
+                    .and_then(|s| s.rsplit('/').next())
+                    .unwrap_or_default()
+                    .to_string();
+                if let Ok(pool) = sqlx::PgPool::connect(&pg_admin_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&pool)
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+/// Run a scenario on a node of each kind of store; the scenario gets the node and its clock.
+macro_rules! on_every_store {
+    ($name:ident, $scenario:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                let clock = Arc::new(ManualClock::new(start()));
+                let catalog = Arc::new(Catalog::default());
+                let node = Node::open(
+                    MemoryStore::new(catalog.clone()),
+                    catalog,
+                    clock.clone(),
+                    &project(TICKET),
+                )
+                .await;
+                $scenario(&node, &clock).await;
+                node.stop().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let place = Place::new("sqlite").await;
+                let Place::Sqlite(path) = &place else {
+                    unreachable!()
+                };
+                let clock = Arc::new(ManualClock::new(start()));
+                let catalog = Arc::new(Catalog::default());
+                let store = SqliteStore::open(path, catalog.clone())
+                    .await
+                    .expect("sqlite");
+                let node = Node::open(store, catalog, clock.clone(), &project(TICKET)).await;
+                $scenario(&node, &clock).await;
+                node.stop().await;
+                place.remove().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let place = Place::new("postgres").await;
+                let Place::Postgres(url) = &place else {
+                    unreachable!()
+                };
+                let clock = Arc::new(ManualClock::new(start()));
+                let catalog = Arc::new(Catalog::default());
+                let store = PostgresStore::connect(url, catalog.clone())
+                    .await
+                    .expect("postgres");
+                let node = Node::open(store, catalog, clock.clone(), &project(TICKET)).await;
+                $scenario(&node, &clock).await;
+                node.stop().await;
+                place.remove().await;
+            }
+        }
+    };
+}
+
+/// Move the clock and let the scheduler fire what fell due.
+async fn advance<S: Store>(node: &Node<S>, clock: &ManualClock, by: TimeDelta) {
+    clock.advance(by);
+    node.scheduler.settled().await;
+}
+
+/// The instance's history as (kind, detail): the threshold, action, role, queue or priority.
+async fn story<S: Store>(e: &Engine<S>, id: InstanceId) -> Vec<(String, String)> {
+    e.history(id)
+        .await
+        .expect("history")
+        .into_iter()
+        .map(|h| {
+            let d = &h.data;
+            let detail = ["threshold", "action", "role", "to", "clock", "transition"]
+                .iter()
+                .find_map(|k| d.get(*k).and_then(Value::as_str))
+                .unwrap_or_default()
+                .to_string();
+            (h.kind.to_string(), detail)
+        })
+        .collect()
+}
+
+fn of_kind<'a>(story: &'a [(String, String)], kind: &str) -> Vec<&'a str> {
+    story
+        .iter()
+        .filter(|(k, _)| k == kind)
+        .map(|(_, d)| d.as_str())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+/// Every step fires once, in order; raising the priority at 50% moves the later steps (the
+/// clock is measured again on the shorter target, not reset).
+async fn levels_fire_once_in_order<S: Store>(node: &Node<S>, clock: &ManualClock) {
+    let e = &node.engine;
+    let t = e
+        .create("ticket", &ticket("low"), &agent())
+        .await
+        .expect("create");
+    assert_eq!(t.priority(), Some("P3"));
+    let task = t.task().cloned().expect("task in desk");
+    assert_eq!(
+        task.due_at,
+        Some(start() + TimeDelta::hours(8)),
+        "due when the resolve clock is"
+    );
+    let dues: Vec<(String, DateTime<Utc>)> = e
+        .timers(t.id())
+        .await
+        .expect("timers")
+        .into_iter()
+        .map(|t| (format!("{} {} {}", t.kind, t.what, t.step), t.due_at))
+        .collect();
+    let h = |n: i64| start() + TimeDelta::hours(n);
+    assert_eq!(
+        dues,
+        vec![
+            ("escalation resolve 0".into(), h(2)),
+            ("escalation resolve 1".into(), h(4)),
+            ("escalation resolve 2".into(), h(6)),
+            ("escalation resolve 3".into(), h(8)),
+            ("breach resolve 0".into(), h(8)),
+        ]
+    );
+
+    advance(node, clock, TimeDelta::minutes(119)).await;
+    assert!(
+        of_kind(&story(e, t.id()).await, "escalated").is_empty(),
+        "nothing before 25%"
+    );
+    advance(node, clock, TimeDelta::minutes(1)).await;
+    let s = story(e, t.id()).await;
+    assert_eq!(of_kind(&s, "escalated"), ["25%"]);
+    assert_eq!(of_kind(&s, "notified"), ["team_lead"]);
+
+    advance(node, clock, TimeDelta::hours(2)).await;
+    let s = story(e, t.id()).await;
+    assert_eq!(of_kind(&s, "escalated"), ["25%", "50%"]);
+    assert_eq!(of_kind(&s, "priority_changed"), ["P2"]);
+    let view = e.instance(t.id()).await.expect("instance");
+    assert_eq!(view.priority(), Some("P2"));
+    let task = view.task().cloned().expect("task");
+    assert_eq!(task.priority, Some(1), "the task follows the priority");
+    assert_eq!(
+        task.due_at,
+        Some(h(6)),
+        "P2 resolves in 6h from the same start"
+    );
+    let next = e.timers(t.id()).await.expect("timers");
+    assert_eq!(
+        next.first().map(|t| (t.step, t.due_at)),
+        Some((2, start() + TimeDelta::minutes(270))),
+        "75% of 6h is 4h30m of the same clock"
+    );
+
+    advance(node, clock, TimeDelta::minutes(30)).await;
+    let s = story(e, t.id()).await;
+    assert_eq!(of_kind(&s, "escalated"), ["25%", "50%", "75%"]);
+    assert_eq!(of_kind(&s, "routed"), ["expert"]);
+    let task = e
+        .instance(t.id())
+        .await
+        .expect("instance")
+        .task()
+        .cloned()
+        .expect("task");
+    assert_eq!(task.queue, "expert", "moved to the next tier");
+
+    advance(node, clock, TimeDelta::minutes(90)).await;
+    advance(node, clock, TimeDelta::days(5)).await;
+    let s = story(e, t.id()).await;
+    assert_eq!(of_kind(&s, "escalated"), ["25%", "50%", "75%", "100%"]);
+    assert_eq!(of_kind(&s, "breached"), ["resolve"], "breached once");
+    assert_eq!(of_kind(&s, "notified"), ["team_lead", "team_lead"]);
+    let kinds: Vec<&str> = s.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "created",
+            "escalated",
+            "notified",
+            "escalated",
+            "priority_changed",
+            "escalated",
+            "routed",
+            "escalated",
+            "notified",
+            "skipped",
+            "breached"
+        ]
+    );
+    let skipped = e
+        .history(t.id())
+        .await
+        .expect("history")
+        .into_iter()
+        .find(|h| h.kind == "skipped")
+        .expect("skipped");
+    assert_eq!(skipped.data["action"], "perform resolve");
+    assert_eq!(skipped.data["reason"], "`resolve` requires resolution");
+    assert_eq!(skipped.actor, "system");
+    assert!(e.timers(t.id()).await.expect("timers").is_empty());
+    let outbox = e
+        .notifications(&NotificationFilter::default(), 10, None)
+        .await
+        .expect("outbox");
+    assert_eq!(outbox.len(), 2);
+    assert!(outbox
+        .iter()
+        .all(|n| n.role == "team_lead" && n.instance == t.id()));
+    assert_eq!(
+        outbox
+            .iter()
+            .map(|n| n.threshold.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("25%"), Some("100%")]
+    );
+    assert!(e.verify(t.id()).await.expect("verify"));
+    assert!(node.scheduler.stats().fired >= 5);
+}
+
+/// A resolved ticket closes itself three days later; the resolve clock it stopped fires
+/// nothing more; a paused clock fires nothing while paused.
+async fn after_delay_and_stopped_clocks<S: Store>(node: &Node<S>, clock: &ManualClock) {
+    let e = &node.engine;
+    let t = e
+        .create("ticket", &ticket("low"), &agent())
+        .await
+        .expect("create");
+    // Paused from 1h to 3h: nothing can fall due meanwhile.
+    advance(node, clock, TimeDelta::hours(1)).await;
+    e.perform(t.id(), "wait", &Map::new(), None, &agent(), None)
+        .await
+        .expect("wait");
+    assert!(
+        e.timers(t.id()).await.expect("timers").is_empty(),
+        "a paused clock has no due points ahead"
+    );
+    advance(node, clock, TimeDelta::hours(2)).await;
+    e.perform(t.id(), "resume", &Map::new(), None, &agent(), None)
+        .await
+        .expect("resume");
+    let first = e.timers(t.id()).await.expect("timers");
+    assert_eq!(
+        first.first().map(|t| t.due_at),
+        Some(start() + TimeDelta::hours(4)),
+        "25% (2h of running time) after the pause"
+    );
+    advance(node, clock, TimeDelta::hours(1)).await;
+    assert_eq!(of_kind(&story(e, t.id()).await, "escalated"), ["25%"]);
+
+    // Resolving stops the clock: only the automatic close is left.
+    let resolved = e
+        .perform(
+            t.id(),
+            "resolve",
+            &fields(json!({"resolution": "replaced the toner"})),
+            None,
+            &agent(),
+            None,
+        )
+        .await
+        .expect("resolve");
+    let timers = e.timers(t.id()).await.expect("timers");
+    assert_eq!(timers.len(), 1, "{timers:?}");
+    assert_eq!(
+        (timers[0].kind.as_str(), timers[0].what.as_str()),
+        ("after", "close")
+    );
+    assert_eq!(timers[0].due_at, clock.now() + TimeDelta::days(3));
+
+    advance(node, clock, TimeDelta::days(2)).await;
+    let s = story(e, t.id()).await;
+    assert_eq!(
+        of_kind(&s, "escalated"),
+        ["25%"],
+        "nothing fires on a stopped clock"
+    );
+    assert_eq!(
+        e.instance(t.id()).await.expect("instance").stage(),
+        "resolved"
+    );
+
+    advance(node, clock, TimeDelta::days(1)).await;
+    let view = e.instance(t.id()).await.expect("instance");
+    assert_eq!(view.stage(), "closed", "closed by itself after 3d");
+    let history = e.history(t.id()).await.expect("history");
+    let last: Vec<(&str, &str)> = history
+        .iter()
+        .rev()
+        .take(2)
+        .map(|h| (h.kind, h.actor.as_str()))
+        .collect();
+    assert_eq!(last, [("transitioned", "system"), ("elapsed", "system")]);
+    assert_eq!(history.len() as i64, view.version());
+    assert!(e.timers(t.id()).await.expect("timers").is_empty());
+    assert_eq!(of_kind(&story(e, t.id()).await, "escalated"), ["25%"]);
+    assert!(resolved.version() < view.version());
+    assert!(e.verify(t.id()).await.expect("verify"));
+}
+
+/// The scheduler sleeps until the next due point: moving time short of it wakes nothing.
+async fn no_polling_while_nothing_is_due<S: Store>(node: &Node<S>, clock: &ManualClock) {
+    let e = &node.engine;
+    node.scheduler.settled().await;
+    let idle = node.scheduler.stats().wakeups;
+    for _ in 0..100 {
+        advance(node, clock, TimeDelta::minutes(10)).await;
+    }
+    assert_eq!(
+        node.scheduler.stats().wakeups,
+        idle,
+        "no timers: asleep for 16h40m of time"
+    );
+
+    let t = e
+        .create("ticket", &ticket("low"), &agent())
+        .await
+        .expect("create");
+    node.scheduler.settled().await;
+    let woken = node.scheduler.stats().wakeups;
+    assert!(woken <= idle + 1, "the new timer woke it at most once");
+    for _ in 0..119 {
+        advance(node, clock, TimeDelta::minutes(1)).await;
+    }
+    assert_eq!(
+        node.scheduler.stats().wakeups,
+        woken,
+        "not woken before 25% is due"
+    );
+    advance(node, clock, TimeDelta::minutes(1)).await;
+    assert_eq!(
+        node.scheduler.stats().wakeups,
+        woken + 1,
+        "woken once, when it was due"
+    );
+    assert_eq!(of_kind(&story(e, t.id()).await, "escalated"), ["25%"]);
+}
+
+/// Timer rows change in the same transaction as the state: a commit refused by the version
+/// check leaves them as they were.
+async fn refused_commits_leave_timers_alone<S: Store>(node: &Node<S>, clock: &ManualClock) {
+    use itsmflow_engine::runtime::logic::{Logic, Request};
+    let e = &node.engine;
+    let t = e
+        .create("ticket", &ticket("low"), &agent())
+        .await
+        .expect("create");
+    let stale = e.state(t.id()).await.expect("state");
+    let before = e.timers(t.id()).await.expect("timers");
+    e.comment(t.id(), "looking", &agent())
+        .await
+        .expect("comment");
+    assert_eq!(
+        e.timers(t.id()).await.expect("timers"),
+        before,
+        "a comment moves nothing"
+    );
+    let def = e.catalog().get(stale.definition).expect("definition");
+    let mut change = Logic::default()
+        .perform(
+            e.catalog(),
+            &def,
+            &stale,
+            None,
+            None,
+            "wait",
+            &Map::new(),
+            &Request {
+                actor: &agent(),
+                now: clock.now(),
+                reason: None,
+            },
+        )
+        .expect("decided on the stale state");
+    change.timers = Some(Vec::new());
+    assert!(e.store().commit(change).await.is_err(), "stale version");
+    assert_eq!(e.timers(t.id()).await.expect("timers"), before);
+    let again: Vec<_> = e
+        .reschedule(t.id())
+        .await
+        .expect("reschedule")
+        .into_iter()
+        .map(|t| (t.kind, t.what, t.step, t.cycle, t.due_at))
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .map(|t| (t.kind, t.what, t.step, t.cycle, t.due_at))
+        .collect();
+    assert_eq!(again, before, "the same rows from the history");
+}
+
+on_every_store!(every_level_fires_once_in_order, levels_fire_once_in_order);
+on_every_store!(
+    refused_commits_leave_timer_rows_alone,
+    refused_commits_leave_timers_alone
+);
+on_every_store!(
+    after_delays_and_stopped_clocks,
+    after_delay_and_stopped_clocks
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_does_not_poll() {
+    let clock = Arc::new(ManualClock::new(start()));
+    let catalog = Arc::new(Catalog::default());
+    let node = Node::open(
+        MemoryStore::new(catalog.clone()),
+        catalog,
+        clock.clone(),
+        &project(TICKET),
+    )
+    .await;
+    no_polling_while_nothing_is_due(&node, &clock).await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_does_not_poll_sqlite() {
+    let place = Place::new("sqlite").await;
+    let Place::Sqlite(path) = &place else {
+        unreachable!()
+    };
+    let clock = Arc::new(ManualClock::new(start()));
+    let catalog = Arc::new(Catalog::default());
+    let store = SqliteStore::open(path, catalog.clone())
+        .await
+        .expect("sqlite");
+    let node = Node::open(store, catalog, clock.clone(), &project(TICKET)).await;
+    no_polling_while_nothing_is_due(&node, &clock).await;
+    node.stop().await;
+    place.remove().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restarts: steps missed while no scheduler ran fire once each, in order.
+
+async fn missed_levels_after_restart<S: Store>(open: impl AsyncFn(Arc<Catalog>) -> S) {
+    let clock = Arc::new(ManualClock::new(start()));
+    let catalog = Arc::new(Catalog::default());
+    let node = Node::open(
+        open(catalog.clone()).await,
+        catalog,
+        clock.clone(),
+        &project(TICKET),
+    )
+    .await;
+    let t = node
+        .engine
+        .create("ticket", &ticket("low"), &agent())
+        .await
+        .expect("create");
+    node.stop().await;
+
+    // Down for 7 hours: past 25% (2h) and 50% (4h); the raise at 50% then puts 75% (4h30m)
+    // and 100% (6h) behind too.
+    clock.advance(TimeDelta::hours(7));
+    let catalog = Arc::new(Catalog::default());
+    let node = Node::open(
+        open(catalog.clone()).await,
+        catalog,
+        clock.clone(),
+        &project(TICKET),
+    )
+    .await;
+    node.scheduler.settled().await;
+    let e = &node.engine;
+    let s = story(e, t.id()).await;
+    assert_eq!(of_kind(&s, "escalated"), ["25%", "50%", "75%", "100%"]);
+    assert_eq!(of_kind(&s, "breached"), ["resolve"]);
+    assert_eq!(of_kind(&s, "notified"), ["team_lead", "team_lead"]);
+    advance(&node, &clock, TimeDelta::days(1)).await;
+    assert_eq!(story(e, t.id()).await, s, "nothing fires twice");
+    assert!(e.verify(t.id()).await.expect("verify"));
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missed_levels_fire_once_in_order_after_a_sqlite_restart() {
+    let place = Place::new("sqlite").await;
+    let Place::Sqlite(path) = place.clone() else {
+        unreachable!()
+    };
+    missed_levels_after_restart(async |catalog| {
+        SqliteStore::open(&path, catalog).await.expect("sqlite")
+    })
+    .await;
+    place.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missed_levels_fire_once_in_order_after_a_postgres_restart() {
+    let place = Place::new("postgres").await;
+    let Place::Postgres(url) = place.clone() else {
+        unreachable!()
+    };
+    missed_levels_after_restart(async |catalog| {
+        PostgresStore::connect(&url, catalog)
+            .await
+            .expect("postgres")
+    })
+    .await;
+    place.remove().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notifications held to business hours (the standard incident process).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_notification_is_delivered_at_the_next_opening() {
+    // Friday 6 November 2026, 16:00 UTC (17:00 in Amsterdam, as the office closes).
+    let friday = Utc
+        .with_ymd_and_hms(2026, 11, 6, 16, 0, 0)
+        .single()
+        .expect("time");
+    let clock = Arc::new(ManualClock::new(friday));
+    let catalog = Arc::new(Catalog::default());
+    let node = Node::open(
+        MemoryStore::new(catalog.clone()),
+        catalog,
+        clock.clone(),
+        &processes(),
+    )
+    .await;
+    let e = &node.engine;
+    let inc = e
+        .create(
+            "incident",
+            &fields(json!({
+                "title": "Payroll down",
+                "caller": "carol",
+                "service": "Payroll",
+                "category": "software",
+                "impact": "high",
+                "urgency": "high",
+            })),
+            &Actor::new("carol", &["caller"]),
+        )
+        .await
+        .expect("create");
+    assert_eq!(inc.priority(), Some("P1"), "P1 resolves in 4h on 24x7");
+    e.perform(inc.id(), "log", &Map::new(), None, &agent(), None)
+        .await
+        .expect("log");
+
+    // 50% (2h, 19:00 local): the team lead's notification waits for Monday 08:00 local.
+    advance(&node, &clock, TimeDelta::hours(2)).await;
+    let all = e
+        .notifications(&NotificationFilter::default(), 10, None)
+        .await
+        .expect("outbox");
+    assert_eq!(all.len(), 1);
+    let monday = Utc
+        .with_ymd_and_hms(2026, 11, 9, 7, 0, 0)
+        .single()
+        .expect("time");
+    assert_eq!(all[0].role, "team_lead");
+    assert_eq!(all[0].deliver_at, monday);
+    assert!(
+        e.notifications_to_deliver(10, None)
+            .await
+            .expect("due")
+            .is_empty(),
+        "held"
+    );
+
+    // 100% (4h): the incident manager is told at once; P1 cannot be raised.
+    advance(&node, &clock, TimeDelta::hours(2)).await;
+    let due = e.notifications_to_deliver(10, None).await.expect("due");
+    assert_eq!(
+        due.iter().map(|n| n.role.as_str()).collect::<Vec<_>>(),
+        ["incident_manager"]
+    );
+    assert_eq!(e.mark_delivered(&[due[0].id]).await.expect("mark"), 1);
+    assert_eq!(
+        e.mark_delivered(&[due[0].id]).await.expect("mark"),
+        0,
+        "once"
+    );
+    let s = story(e, inc.id()).await;
+    assert_eq!(of_kind(&s, "skipped"), ["raise priority"]);
+    assert_eq!(
+        of_kind(&s, "routed"),
+        ["major_incident", "vendor"],
+        "75% moved it a tier up"
+    );
+
+    clock.set(monday - TimeDelta::seconds(1));
+    node.scheduler.settled().await;
+    assert!(e
+        .notifications_to_deliver(10, None)
+        .await
+        .expect("due")
+        .is_empty());
+    clock.set(monday);
+    let due = e.notifications_to_deliver(10, None).await.expect("due");
+    assert_eq!(
+        due.iter().map(|n| n.role.as_str()).collect::<Vec<_>>(),
+        ["team_lead"]
+    );
+    assert!(due[0].message.contains("50%"), "{}", due[0].message);
+    let undelivered = NotificationFilter {
+        undelivered: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        e.notifications(&undelivered, 10, None)
+            .await
+            .expect("outbox")
+            .len(),
+        1
+    );
+    assert_eq!(
+        e.notifications(&NotificationFilter::default(), 10, Some(due[0].id))
+            .await
+            .expect("page")
+            .len(),
+        1,
+        "paging by id"
+    );
+    node.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two nodes on one PostgreSQL database share the work and fire every point once.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_postgres_nodes_fire_ten_thousand_timers_once() {
+    const N: usize = 10_000;
+    let place = Place::new("postgres").await;
+    let Place::Postgres(url) = place.clone() else {
+        unreachable!()
+    };
+    let clock = Arc::new(ManualClock::new(start()));
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let catalog = Arc::new(Catalog::default());
+        let store = PostgresStore::connect(&url, catalog.clone())
+            .await
+            .expect("postgres");
+        let engine = Engine::open(store, catalog, clock.clone())
+            .await
+            .expect("open");
+        engine.publish(&project(PING)).await.expect("publish");
+        let engine = Arc::new(engine);
+        let config = SchedulerConfig::for_store(engine.store());
+        let scheduler = Scheduler::spawn_with(engine.clone(), config);
+        nodes.push(Node { engine, scheduler });
+    }
+
+    // Created together, so all notify at the same instant.
+    let creator = nodes[0].engine.clone();
+    let mut work = tokio::task::JoinSet::new();
+    for chunk in 0..32 {
+        let e = creator.clone();
+        work.spawn(async move {
+            for _ in (chunk..N).step_by(32) {
+                e.create("ping", &Map::new(), &Actor::system())
+                    .await
+                    .expect("create");
+            }
+        });
+    }
+    while let Some(done) = work.join_next().await {
+        done.expect("creator");
+    }
+    let pool = sqlx::PgPool::connect(&url).await.expect("pool");
+    let count = async |sql: &str| -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+    };
+    assert_eq!(
+        count("SELECT count(*) FROM timers WHERE kind = 'escalation'").await,
+        N as i64
+    );
+
+    clock.advance(TimeDelta::minutes(30));
+    for n in &nodes {
+        n.scheduler.settled().await;
+    }
+    // A node may have settled before the other's last commit: settle both again.
+    for n in &nodes {
+        n.scheduler.settled().await;
+    }
+    assert_eq!(count("SELECT count(*) FROM notifications").await, N as i64);
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE kind = 'escalated'").await,
+        N as i64
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE kind = 'notified'").await,
+        N as i64
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM timers WHERE kind = 'escalation'").await,
+        0
+    );
+    let fired: u64 = nodes.iter().map(|n| n.scheduler.stats().fired).sum();
+    assert_eq!(fired, N as u64, "every point fired once in total");
+    eprintln!(
+        "fired per node: {:?}",
+        nodes
+            .iter()
+            .map(|n| n.scheduler.stats())
+            .collect::<Vec<_>>()
+    );
+    pool.close().await;
+    for n in nodes {
+        n.stop().await;
+    }
+    place.remove().await;
+}
