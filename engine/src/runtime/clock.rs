@@ -30,8 +30,11 @@ pub struct SystemClock;
 const LONGEST_SLEEP: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 impl Clock for SystemClock {
+    /// Whole microseconds: what the databases keep, so an instance reads back exactly as it
+    /// was answered when it was written.
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        let now = Utc::now();
+        now - TimeDelta::nanoseconds(i64::from(now.timestamp_subsec_nanos() % 1_000))
     }
 
     fn sleep_until(&self, at: DateTime<Utc>) -> Sleep<'_> {

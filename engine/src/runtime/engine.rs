@@ -38,7 +38,22 @@ pub struct Engine<S> {
     logic: Logic,
     roster: Roster,
     wakeup: Arc<Wakeup>,
+    firings: tokio::sync::broadcast::Sender<Firing>,
 }
+
+/// A timer this engine fired (an escalation step, a breach, an automatic transition): the
+/// instance, and its task as it was before. Listeners (the server's live queue views) read
+/// the instance to see what moved.
+#[derive(Clone, Debug)]
+pub struct Firing {
+    pub instance: InstanceId,
+    pub task_before: Option<Task>,
+    /// Clocks this firing found past their target.
+    pub breaches: u32,
+}
+
+/// Listeners that fall this far behind miss firings (and are told how many).
+const FIRINGS_BUFFER: usize = 1024;
 
 /// A firing that lost a race (another node changed the instance) is decided again on the new
 /// state this many times before it is left to the next round.
@@ -111,7 +126,13 @@ impl<S: Store> Engine<S> {
             logic: Logic::default(),
             roster: Roster::default(),
             wakeup: Arc::new(Wakeup::default()),
+            firings: tokio::sync::broadcast::channel(FIRINGS_BUFFER).0,
         })
+    }
+
+    /// Hear of every timer this engine fires from now on.
+    pub fn firings(&self) -> tokio::sync::broadcast::Receiver<Firing> {
+        self.firings.subscribe()
     }
 
     /// The engine's time.
@@ -579,10 +600,21 @@ impl<S: Store> Engine<S> {
                     .flat_map(|s| s.timers.clone())
                     .collect();
                 let more = change.timers.iter().flatten().any(|t| t.due_at <= now);
+                let breaches = change
+                    .events
+                    .iter()
+                    .filter(|e| matches!(e.kind, EventKind::Breached { .. }))
+                    .count() as u32;
                 match self.store.commit(change).await {
                     Ok(_) => {
                         fired += 1;
                         self.timers_committed(&spawned);
+                        // Nobody listening is fine.
+                        let _ = self.firings.send(Firing {
+                            instance: id,
+                            task_before: task.clone(),
+                            breaches,
+                        });
                         if !more {
                             return Ok(fired);
                         }

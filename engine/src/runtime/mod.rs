@@ -16,7 +16,7 @@ pub mod view;
 
 pub use catalog::{Catalog, DefinitionId};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, Published};
+pub use engine::{Engine, Firing, Published};
 pub use error::EngineError;
 pub use scheduler::{Scheduler, SchedulerConfig, SchedulerHandle, SchedulerStats};
 pub use types::{

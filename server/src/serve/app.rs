@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 use super::auth::AuthCache;
 use super::error::ApiError;
 use super::metrics::Metrics;
-use super::routes::{admin, definitions, health, instances, queues, tasks};
+use super::routes::{admin, definitions, health, instances, notifications, queues, tasks};
 use super::tenants::{Backend, Tenants};
 use crate::identity::store::IdentityStore;
 
@@ -28,6 +28,8 @@ pub struct App<B: Backend> {
     pub metrics: Metrics,
     pub clock: Arc<dyn Clock>,
     pub limits: Limits,
+    /// Set when the server stops, so long-lived responses (event streams) end.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -115,6 +117,11 @@ pub fn router<B: Backend>(app: Arc<App<B>>) -> Router {
         .route("/v1/tasks/{id}/renew", post(tasks::renew::<B>))
         .route("/v1/tasks/{id}/release", post(tasks::release::<B>))
         .route("/v1/tasks/{id}/complete", post(tasks::complete::<B>))
+        .route("/v1/notifications", get(notifications::list::<B>))
+        .route(
+            "/v1/notifications/delivered",
+            post(notifications::delivered::<B>),
+        )
         .route("/v1/me", get(admin::me::<B>))
         .route("/v1/me/availability", put(admin::availability::<B>))
         .route(

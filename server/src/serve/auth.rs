@@ -89,7 +89,8 @@ impl<S: itsmflow_engine::store::Store> Ctx<S> {
     pub fn require_agent(&self) -> Result<(), ApiError> {
         if self.who.is_requester_only() {
             return Err(ApiError::forbidden(
-                "requesters see only their own tickets; this needs an agent's role",
+                "this needs an agent's role (a process role other than `requester`); \
+                 requesters raise tickets and act on their own through actions",
             ));
         }
         Ok(())

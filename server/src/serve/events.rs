@@ -10,7 +10,10 @@ use std::time::Duration;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
-use itsmflow_engine::runtime::Task;
+use std::sync::Arc;
+
+use itsmflow_engine::runtime::{Engine, Task};
+use itsmflow_engine::store::Store;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -26,6 +29,9 @@ pub enum QueueEventKind {
     Released,
     /// The task left the queue: completed, or its instance moved on.
     Removed,
+    /// A timer fired on the task's instance (an escalation step, a breach, an automatic
+    /// transition): it may have moved here, changed priority, or be about to go.
+    Escalated,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -59,11 +65,62 @@ pub fn publish(channel: &broadcast::Sender<QueueEvent>, event: QueueEvent) {
     let _ = channel.send(event);
 }
 
+/// Tell queue listeners what the scheduler's firings did to tasks: the task the instance has
+/// now is `escalated` (in its queue, perhaps a new one), and a task it no longer has is
+/// `removed` from its queue.
+pub async fn relay_firings<S: Store>(
+    engine: Arc<Engine<S>>,
+    channel: broadcast::Sender<QueueEvent>,
+    breaches: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut firings = engine.firings();
+    loop {
+        let firing = match firings.recv().await {
+            Ok(f) => f,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        breaches.fetch_add(
+            u64::from(firing.breaches),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        if channel.receiver_count() == 0 {
+            continue;
+        }
+        let now = engine.clock().now();
+        let after = match engine.instance(firing.instance).await {
+            Ok(view) => view.task().cloned(),
+            Err(e) => {
+                tracing::warn!(instance = %firing.instance, error = %e, "cannot read a fired instance");
+                continue;
+            }
+        };
+        if let Some(before) = &firing.task_before {
+            if after
+                .as_ref()
+                .is_none_or(|a| a.id != before.id || a.queue != before.queue)
+            {
+                publish(
+                    &channel,
+                    QueueEvent::of(QueueEventKind::Removed, before, now),
+                );
+            }
+        }
+        if let Some(task) = &after {
+            publish(
+                &channel,
+                QueueEvent::of(QueueEventKind::Escalated, task, now),
+            );
+        }
+    }
+}
+
 /// The event stream of one queue. A subscriber that falls behind gets a `lagged` event telling
 /// it to reload the queue, then continues with new events.
 pub fn stream(
     channel: &broadcast::Sender<QueueEvent>,
     queue: String,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let events = BroadcastStream::new(channel.subscribe()).filter_map(move |item| match item {
         Ok(e) if e.queue == queue => {
@@ -80,5 +137,13 @@ pub fn stream(
             .data(format!("{{\"missed\":{missed}}}")))),
     });
     let ready = tokio_stream::once(Ok(Event::default().event("ready").data("{}")));
-    Sse::new(ready.chain(events)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    // Streams end when the server stops, so a graceful shutdown does not wait on them.
+    let stopping = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    Sse::new(futures_util::StreamExt::take_until(
+        ready.chain(events),
+        Box::pin(stopping),
+    ))
+    .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

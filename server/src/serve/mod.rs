@@ -7,6 +7,7 @@ pub mod events;
 pub mod metrics;
 pub mod routes;
 pub mod tenants;
+pub mod webhook;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -54,6 +55,9 @@ pub struct ServeArgs {
     /// Connections per tenant to PostgreSQL.
     #[arg(long, env = "ITSMFLOW_PG_CONNECTIONS", default_value_t = 16)]
     pub pg_connections: u32,
+    /// Deliver notifications (escalations) by POSTing each, as JSON, to this http:// URL.
+    #[arg(long, env = "ITSMFLOW_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
     /// Log lines as JSON instead of text.
     #[arg(long, env = "ITSMFLOW_LOG_JSON")]
     pub log_json: bool,
@@ -72,6 +76,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Webhook(#[from] webhook::WebhookError),
     #[error("the server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -124,7 +130,12 @@ async fn run<B: Backend>(
     identities
         .create_tenant(DEFAULT_TENANT, clock.now())
         .await?;
-    let tenants = Tenants::new(backend, clock.clone(), standard);
+    let webhook = args
+        .webhook_url
+        .as_deref()
+        .map(webhook::Webhook::new)
+        .transpose()?;
+    let tenants = Tenants::new(backend, clock.clone(), standard, webhook);
     match tenants.publish_standard(DEFAULT_TENANT).await {
         Ok(published) => {
             for p in published {
@@ -159,6 +170,7 @@ async fn run<B: Backend>(
         auth_cache: Default::default(),
         metrics: Default::default(),
         clock,
+        shutdown: tokio::sync::watch::channel(false).0,
         limits: Limits {
             max_body: args.max_body_bytes,
             max_page: args.max_page,
@@ -186,9 +198,15 @@ async fn run<B: Backend>(
         out.flush()?;
     }
     tracing::info!(%addr, "serving");
-    axum::serve(listener, app::router(app))
-        .with_graceful_shutdown(shutdown_signal())
+    let stopping = app.shutdown.clone();
+    axum::serve(listener, app::router(app.clone()))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = stopping.send(true);
+        })
         .await?;
+    // Requests are done; let the schedulers finish the firing under way.
+    app.tenants.stop_all().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -10,13 +10,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use itsmflow_dsl::Sources;
-use itsmflow_engine::runtime::{Catalog, Clock, Engine, EngineError, Published};
+use itsmflow_engine::runtime::{
+    Catalog, Clock, Engine, EngineError, Published, Scheduler, SchedulerHandle,
+};
 use itsmflow_engine::store::postgres::PostgresStore;
 use itsmflow_engine::store::sqlite::SqliteStore;
 use itsmflow_engine::store::{Store, StoreError};
 use tokio::sync::{broadcast, Mutex, RwLock};
 
-use super::events::QueueEvent;
+use super::events::{self, QueueEvent};
+use super::webhook::Webhook;
 use crate::database::Database;
 
 /// Opens the store of a tenant.
@@ -80,11 +83,39 @@ impl Backend for PostgresBackend {
     }
 }
 
-/// A tenant's engine and the live feed of its queues.
+/// A tenant's engine, the scheduler firing its timers, and the live feed of its queues.
 pub struct Tenant<S: Store> {
     pub name: String,
     pub engine: Arc<Engine<S>>,
     pub events: broadcast::Sender<QueueEvent>,
+    /// Background work that stops with the server: the scheduler, and the tasks relaying
+    /// firings to queue listeners and delivering notifications.
+    scheduler: Mutex<Option<SchedulerHandle>>,
+    helpers: Vec<tokio::task::JoinHandle<()>>,
+    /// Clocks found past their target by this node's scheduler since it started.
+    pub breaches: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<S: Store> Tenant<S> {
+    /// Timer points this node's scheduler fired since it started.
+    pub async fn fired(&self) -> u64 {
+        self.scheduler
+            .lock()
+            .await
+            .as_ref()
+            .map(|h| h.stats().fired)
+            .unwrap_or(0)
+    }
+
+    /// Stop firing timers (the firing under way completes) and stop the helpers.
+    pub async fn stop(&self) {
+        if let Some(handle) = self.scheduler.lock().await.take() {
+            handle.stop().await;
+        }
+        for h in &self.helpers {
+            h.abort();
+        }
+    }
 }
 
 pub struct Tenants<B: Backend> {
@@ -95,19 +126,27 @@ pub struct Tenants<B: Backend> {
     opening: Mutex<()>,
     /// The standard definitions every new tenant starts with.
     standard: Option<Sources>,
+    /// Where notifications are delivered, if anywhere.
+    webhook: Option<Webhook>,
 }
 
 /// Subscribers that fall this far behind miss events (and are told so).
 const EVENT_BUFFER: usize = 1024;
 
 impl<B: Backend> Tenants<B> {
-    pub fn new(backend: B, clock: Arc<dyn Clock>, standard: Option<Sources>) -> Self {
+    pub fn new(
+        backend: B,
+        clock: Arc<dyn Clock>,
+        standard: Option<Sources>,
+        webhook: Option<Webhook>,
+    ) -> Self {
         Tenants {
             backend,
             clock,
             open: RwLock::new(HashMap::new()),
             opening: Mutex::new(()),
             standard,
+            webhook,
         }
     }
 
@@ -123,12 +162,27 @@ impl<B: Backend> Tenants<B> {
         }
         let catalog = Arc::new(Catalog::default());
         let store = self.backend.open(tenant, catalog.clone()).await?;
-        let engine = Engine::open(store, catalog, self.clock.clone()).await?;
+        let engine = Arc::new(Engine::open(store, catalog, self.clock.clone()).await?);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let breaches = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut helpers = vec![tokio::spawn(events::relay_firings(
+            engine.clone(),
+            events.clone(),
+            breaches.clone(),
+        ))];
+        if let Some(webhook) = &self.webhook {
+            helpers.push(tokio::spawn(
+                webhook.clone().deliver(tenant.to_string(), engine.clone()),
+            ));
+        }
+        let scheduler = Scheduler::spawn(engine.clone());
         let t = Arc::new(Tenant {
             name: tenant.to_string(),
-            engine: Arc::new(engine),
+            engine,
             events,
+            scheduler: Mutex::new(Some(scheduler)),
+            helpers,
+            breaches,
         });
         self.open
             .write()
@@ -148,6 +202,13 @@ impl<B: Backend> Tenants<B> {
     /// The standard definitions, if the server publishes any.
     pub fn standard(&self) -> Option<&Sources> {
         self.standard.as_ref()
+    }
+
+    /// Stop every tenant's background work.
+    pub async fn stop_all(&self) {
+        for t in self.opened().await {
+            t.stop().await;
+        }
     }
 
     /// The tenants whose engines are open now.

@@ -13,6 +13,7 @@ use crate::serve::auth::Ctx;
 use crate::serve::error::{ApiError, ApiResult};
 use crate::serve::metrics::Gauge;
 use crate::serve::tenants::Backend;
+use itsmflow_engine::store::Store;
 
 /// The process is up.
 pub async fn healthz() -> Response {
@@ -55,16 +56,46 @@ pub async fn metrics<B: Backend>(
         ));
     }
     let mut depth = Vec::new();
+    let mut next_timer = Vec::new();
+    let mut fired = Vec::new();
+    let mut breaches = Vec::new();
+    let now = app.clock.now();
     for t in app.tenants.opened().await {
+        let tenant = || vec![("tenant", t.name.clone())];
         for (queue, n) in t.engine.queue_counts().await? {
             depth.push((vec![("tenant", t.name.clone()), ("queue", queue)], n as f64));
         }
+        if let Some(at) = t.engine.store().next_timer_at().await? {
+            next_timer.push((tenant(), (at - now).num_milliseconds() as f64 / 1000.0));
+        }
+        fired.push((tenant(), t.fired().await as f64));
+        breaches.push((
+            tenant(),
+            t.breaches.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        ));
     }
-    let text = app.metrics.render(&[Gauge {
-        name: "itsmflow_queue_tasks",
-        help: "Tasks not done, per queue.",
-        values: depth,
-    }]);
+    let text = app.metrics.render(&[
+        Gauge {
+            name: "itsmflow_queue_tasks",
+            help: "Tasks not done, per queue.",
+            values: depth,
+        },
+        Gauge {
+            name: "itsmflow_next_timer_seconds",
+            help: "Seconds until the earliest pending timer is due; negative when timers are overdue (the scheduler is behind).",
+            values: next_timer,
+        },
+        Gauge {
+            name: "itsmflow_timers_fired",
+            help: "Timer points (escalation steps, breaches, automatic transitions) fired by this node since it started.",
+            values: fired,
+        },
+        Gauge {
+            name: "itsmflow_breaches",
+            help: "Service clocks found past their target by this node since it started.",
+            values: breaches,
+        },
+    ]);
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod definitions;
 pub mod health;
 pub mod instances;
+pub mod notifications;
 pub mod queues;
 pub mod tasks;
 

@@ -115,8 +115,9 @@ pub async fn claim_next<B: Backend>(
     }
 }
 
-/// Server-sent events for one queue: `added`, `claimed`, `released`, `removed`.
+/// Server-sent events for one queue: `added`, `claimed`, `released`, `removed`, `escalated`.
 pub async fn events<B: Backend>(
+    axum::extract::State(app): axum::extract::State<std::sync::Arc<crate::serve::app::App<B>>>,
     ctx: C<B>,
     PathArgs(queue): PathArgs<String>,
 ) -> ApiResult<Response> {
@@ -124,5 +125,5 @@ pub async fn events<B: Backend>(
     if ctx.tenant.engine.catalog().queue(&queue).is_none() {
         return Err(ApiError::not_found(format!("no queue `{queue}`")));
     }
-    Ok(events::stream(&ctx.tenant.events, queue).into_response())
+    Ok(events::stream(&ctx.tenant.events, queue, app.shutdown.subscribe()).into_response())
 }
