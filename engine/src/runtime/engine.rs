@@ -314,8 +314,9 @@ impl<S: Store> Engine<S> {
         mut change: Change,
         def: Arc<Definition>,
         task_before: Option<Task>,
+        history: Option<Vec<Event>>,
     ) -> Result<InstanceView, EngineError> {
-        self.schedule(&def, None, &mut change).await?;
+        self.schedule(&def, history, &mut change).await?;
         let touched_task = change.new_task.is_some() || change.update_task.is_some();
         let closed_task = change.close_task.is_some();
         let state = change.instance.clone();
@@ -427,6 +428,7 @@ impl<S: Store> Engine<S> {
             actor,
             reason,
             fence,
+            None,
         )
         .await
     }
@@ -441,6 +443,7 @@ impl<S: Store> Engine<S> {
         actor: &Actor,
         reason: Option<String>,
         fence: Option<(TaskId, Fence)>,
+        history: Option<Vec<Event>>,
     ) -> Result<InstanceView, EngineError> {
         check_version(&inst, expected_version)?;
         if let Some((task_id, _)) = &fence {
@@ -459,7 +462,7 @@ impl<S: Store> Engine<S> {
             &self.request(actor, reason),
         )?;
         self.assign_all(&mut change).await?;
-        self.commit(change, def, task).await
+        self.commit(change, def, task, history).await
     }
 
     /// Update fields outside a transition.
@@ -483,7 +486,7 @@ impl<S: Store> Engine<S> {
         if change.events.is_empty() {
             return Ok(InstanceView::new(def, inst, task));
         }
-        self.commit(change, def, task).await
+        self.commit(change, def, task, None).await
     }
 
     pub async fn comment(
@@ -500,7 +503,7 @@ impl<S: Store> Engine<S> {
             },
             &self.request(actor, None),
         );
-        self.commit(change, def, task).await
+        self.commit(change, def, task, None).await
     }
 
     /// Link two instances (`from` `kind` `to`, e.g. incident `caused_by` problem).
@@ -530,7 +533,7 @@ impl<S: Store> Engine<S> {
             kind: kind.to_string(),
             created_at: req.now,
         });
-        self.commit(change, def, task).await
+        self.commit(change, def, task, None).await
     }
 
     pub async fn history(&self, id: InstanceId) -> Result<Vec<EventView>, EngineError> {
@@ -861,9 +864,11 @@ impl<S: Store> Engine<S> {
         fields: &Map<String, Json>,
         actor: &Actor,
     ) -> Result<InstanceView, EngineError> {
-        let (t, inst, open) = self
+        // The history comes along: completing a task usually moves its instance on, and the
+        // timers that follow are derived from it (one round trip on PostgreSQL).
+        let ((t, inst, open), history) = self
             .store
-            .task_with_instance(task)
+            .task_with_instance_and_history(task)
             .await?
             .ok_or(EngineError::TaskNotFound(task))?;
         if t.state != TaskState::Claimed
@@ -885,6 +890,7 @@ impl<S: Store> Engine<S> {
             actor,
             None,
             Some((task, fence)),
+            Some(history),
         )
         .await
     }

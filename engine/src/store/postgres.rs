@@ -839,19 +839,18 @@ impl Store for PostgresStore {
     }
 
     async fn history(&self, id: InstanceId) -> Result<Vec<Event>> {
-        let def_id: Option<i64> =
-            sqlx::query_scalar("SELECT definition_id FROM instances WHERE id = $1")
-                .bind(id.0)
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some(def_id) = def_id else {
+        // One round trip: the events with their instance's definition beside them.
+        let rows = sqlx::query(
+            "SELECT e.*, i.definition_id FROM events e JOIN instances i ON i.id = e.instance_id \
+             WHERE e.instance_id = $1 ORDER BY e.seq",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
             return Ok(Vec::new());
         };
-        let def = sql::definition(&self.catalog, DefinitionId(def_id))?;
-        let rows = sqlx::query("SELECT * FROM events WHERE instance_id = $1 ORDER BY seq")
-            .bind(id.0)
-            .fetch_all(&self.pool)
-            .await?;
+        let def = sql::definition(&self.catalog, DefinitionId(first.try_get("definition_id")?))?;
         let mut events = Vec::with_capacity(rows.len());
         for r in rows {
             let kind: String = r.try_get("kind")?;
@@ -868,6 +867,75 @@ impl Store for PostgresStore {
             )?);
         }
         Ok(events)
+    }
+
+    async fn task_with_instance_and_history(
+        &self,
+        task: TaskId,
+    ) -> Result<Option<(TaskAndInstance, Vec<Event>)>> {
+        // One round trip for everything completing a task decides on.
+        let row = sqlx::query(
+            "SELECT i.*, row_to_json(t) AS the_task, \
+                    (SELECT row_to_json(o) FROM tasks o WHERE o.instance_id = i.id AND o.state <> 'done') AS task, \
+                    (SELECT json_agg(json_build_object('seq', e.seq, 'at', e.at, 'actor', e.actor, \
+                            'kind', e.kind, 'data', e.data, 'reason', e.reason) ORDER BY e.seq) \
+                       FROM events e WHERE e.instance_id = i.id) AS history \
+             FROM tasks t JOIN instances i ON i.id = t.instance_id WHERE t.id = $1",
+        )
+        .bind(task.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let inst = sql::decode_instance(&self.catalog, instance_row(&row)?)?;
+        let def = sql::definition(&self.catalog, inst.definition)?;
+        let the_task: Json = row.try_get("the_task")?;
+        let open: Option<Json> = row.try_get("task")?;
+        let history: Option<Json> = row.try_get("history")?;
+        let mut events = Vec::new();
+        for e in history
+            .as_ref()
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let field = |name: &str| {
+                e.get(name).ok_or_else(|| {
+                    StoreError::Corrupt(format!("instance {} event without `{name}`", inst.id))
+                })
+            };
+            let text = |name: &str| -> Result<String> {
+                field(name)?.as_str().map(str::to_string).ok_or_else(|| {
+                    StoreError::Corrupt(format!("instance {} event `{name}` is not text", inst.id))
+                })
+            };
+            let seq = field("seq")?.as_i64().ok_or_else(|| {
+                StoreError::Corrupt(format!("instance {} event without a number", inst.id))
+            })?;
+            let at = DateTime::parse_from_rfc3339(&text("at")?)
+                .map_err(|err| {
+                    StoreError::Corrupt(format!("instance {} event {seq} time: {err}", inst.id))
+                })?
+                .with_timezone(&Utc);
+            let reason = field("reason")?.as_str().map(str::to_string);
+            events.push(sql::decode_event(
+                &def,
+                inst.id.0,
+                seq,
+                at,
+                text("actor")?,
+                &text("kind")?,
+                field("data")?,
+                reason,
+            )?);
+        }
+        Ok(Some((
+            (
+                sql::task_from_json(&the_task)?,
+                Arc::new(inst),
+                open.map(|t| sql::task_from_json(&t)).transpose()?,
+            ),
+            events,
+        )))
     }
 
     async fn links(&self, id: InstanceId) -> Result<Vec<Link>> {
