@@ -419,7 +419,19 @@ impl<S: Store> Engine<S> {
         reason: Option<String>,
         fence: Option<(TaskId, Fence)>,
     ) -> Result<InstanceView, EngineError> {
-        let loaded = self.load(id).await?;
+        // Where a read is a round trip, the history comes along in case the action moves the
+        // instance on (its timers are derived from it); elsewhere it is read only if needed.
+        let (loaded, history) = if self.store.reads_are_round_trips() {
+            let ((inst, task), history) = self
+                .store
+                .instance_with_task_and_history(id)
+                .await?
+                .ok_or(EngineError::InstanceNotFound(id))?;
+            let def = self.definition(inst.definition)?;
+            ((inst, def, task), Some(history))
+        } else {
+            (self.load(id).await?, None)
+        };
         self.act_on(
             loaded,
             action,
@@ -428,7 +440,7 @@ impl<S: Store> Engine<S> {
             actor,
             reason,
             fence,
-            None,
+            history,
         )
         .await
     }
@@ -864,13 +876,23 @@ impl<S: Store> Engine<S> {
         fields: &Map<String, Json>,
         actor: &Actor,
     ) -> Result<InstanceView, EngineError> {
-        // The history comes along: completing a task usually moves its instance on, and the
-        // timers that follow are derived from it (one round trip on PostgreSQL).
-        let ((t, inst, open), history) = self
-            .store
-            .task_with_instance_and_history(task)
-            .await?
-            .ok_or(EngineError::TaskNotFound(task))?;
+        // Where a read is a round trip, the history comes along: completing a task usually
+        // moves its instance on, and the timers that follow are derived from it.
+        let ((t, inst, open), history) = if self.store.reads_are_round_trips() {
+            let (found, history) = self
+                .store
+                .task_with_instance_and_history(task)
+                .await?
+                .ok_or(EngineError::TaskNotFound(task))?;
+            (found, Some(history))
+        } else {
+            let found = self
+                .store
+                .task_with_instance(task)
+                .await?
+                .ok_or(EngineError::TaskNotFound(task))?;
+            (found, None)
+        };
         if t.state != TaskState::Claimed
             || t.token != token
             || t.claimed_by.as_deref() != Some(actor.name.as_str())
@@ -890,7 +912,7 @@ impl<S: Store> Engine<S> {
             actor,
             None,
             Some((task, fence)),
-            Some(history),
+            history,
         )
         .await
     }

@@ -150,6 +150,26 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 
+    /// [`Store::instance_with_task`] and the instance's history, read together.
+    fn instance_with_task_and_history(
+        &self,
+        id: InstanceId,
+    ) -> impl Future<Output = Result<Option<(InstanceAndTask, Vec<Event>)>>> + Send {
+        async move {
+            let Some(found) = self.instance_with_task(id).await? else {
+                return Ok(None);
+            };
+            let history = self.history(id).await?;
+            Ok(Some((found, history)))
+        }
+    }
+
+    /// Whether each read costs a network round trip (so reading the history along with an
+    /// instance, in case the action needs it, is cheaper than reading it later when it does).
+    fn reads_are_round_trips(&self) -> bool {
+        false
+    }
+
     /// [`Store::task_with_instance`] and the instance's history, read together: completing a
     /// task usually moves the instance on, and its timers are derived from the history.
     fn task_with_instance_and_history(

@@ -21,7 +21,7 @@ use super::{
     Committed, Created, InstanceAndTask, InstanceFilter, NewDefinition, Result, Store, StoreError,
     StoredDefinition, StoredDefinitions, TaskAndInstance,
 };
-use crate::runtime::catalog::{Catalog, DefinitionId, ProjectSource};
+use crate::runtime::catalog::{Catalog, Definition, DefinitionId, ProjectSource};
 use crate::runtime::types::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -678,6 +678,52 @@ fn instance_and_task(catalog: &Catalog, row: &PgRow) -> Result<InstanceAndTask> 
     Ok((Arc::new(inst), task))
 }
 
+/// The history of an instance as [`HISTORY_JSON`] gives it (`None` when it has no events).
+fn history_from_json(
+    def: &Definition,
+    instance: InstanceId,
+    history: Option<&Json>,
+) -> Result<Vec<Event>> {
+    let corrupt = |what: String| StoreError::Corrupt(format!("instance {instance} event {what}"));
+    let mut events = Vec::new();
+    for e in history.and_then(Json::as_array).into_iter().flatten() {
+        let field = |name: &str| {
+            e.get(name)
+                .ok_or_else(|| corrupt(format!("without `{name}`")))
+        };
+        let text = |name: &str| -> Result<String> {
+            field(name)?
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| corrupt(format!("`{name}` is not text")))
+        };
+        let seq = field("seq")?
+            .as_i64()
+            .ok_or_else(|| corrupt("without a number".into()))?;
+        let at = DateTime::parse_from_rfc3339(&text("at")?)
+            .map_err(|err| corrupt(format!("{seq} time: {err}")))?
+            .with_timezone(&Utc);
+        let reason = field("reason")?.as_str().map(str::to_string);
+        events.push(sql::decode_event(
+            def,
+            instance.0,
+            seq,
+            at,
+            text("actor")?,
+            &text("kind")?,
+            field("data")?,
+            reason,
+        )?);
+    }
+    Ok(events)
+}
+
+/// An instance's (`i`) events as one JSON array, in order, in `history`.
+const HISTORY_JSON: &str =
+    "(SELECT json_agg(json_build_object('seq', e.seq, 'at', e.at, 'actor', e.actor, \
+     'kind', e.kind, 'data', e.data, 'reason', e.reason) ORDER BY e.seq) \
+     FROM events e WHERE e.instance_id = i.id) AS history";
+
 /// Instances (`i`) with their task that is not done beside them, as JSON in `task`.
 const INSTANCES_WITH_TASK: &str =
     "SELECT i.*, (SELECT row_to_json(t) FROM tasks t WHERE t.instance_id = i.id AND t.state <> 'done') AS task \
@@ -785,6 +831,29 @@ impl Store for PostgresStore {
             .transpose()
     }
 
+    async fn instance_with_task_and_history(
+        &self,
+        id: InstanceId,
+    ) -> Result<Option<(InstanceAndTask, Vec<Event>)>> {
+        let row = sqlx::query(&format!(
+            "SELECT i.*, (SELECT row_to_json(t) FROM tasks t WHERE t.instance_id = i.id AND t.state <> 'done') AS task, \
+                    {HISTORY_JSON} FROM instances i WHERE i.id = $1"
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let found = instance_and_task(&self.catalog, &row)?;
+        let def = sql::definition(&self.catalog, found.0.definition)?;
+        let history: Option<Json> = row.try_get("history")?;
+        let events = history_from_json(&def, found.0.id, history.as_ref())?;
+        Ok(Some((found, events)))
+    }
+
+    fn reads_are_round_trips(&self) -> bool {
+        true
+    }
+
     async fn list_instances(
         &self,
         filter: &InstanceFilter,
@@ -874,14 +943,12 @@ impl Store for PostgresStore {
         task: TaskId,
     ) -> Result<Option<(TaskAndInstance, Vec<Event>)>> {
         // One round trip for everything completing a task decides on.
-        let row = sqlx::query(
+        let row = sqlx::query(&format!(
             "SELECT i.*, row_to_json(t) AS the_task, \
                     (SELECT row_to_json(o) FROM tasks o WHERE o.instance_id = i.id AND o.state <> 'done') AS task, \
-                    (SELECT json_agg(json_build_object('seq', e.seq, 'at', e.at, 'actor', e.actor, \
-                            'kind', e.kind, 'data', e.data, 'reason', e.reason) ORDER BY e.seq) \
-                       FROM events e WHERE e.instance_id = i.id) AS history \
+                    {HISTORY_JSON} \
              FROM tasks t JOIN instances i ON i.id = t.instance_id WHERE t.id = $1",
-        )
+        ))
         .bind(task.0)
         .fetch_optional(&self.pool)
         .await?;
@@ -891,43 +958,7 @@ impl Store for PostgresStore {
         let the_task: Json = row.try_get("the_task")?;
         let open: Option<Json> = row.try_get("task")?;
         let history: Option<Json> = row.try_get("history")?;
-        let mut events = Vec::new();
-        for e in history
-            .as_ref()
-            .and_then(Json::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let field = |name: &str| {
-                e.get(name).ok_or_else(|| {
-                    StoreError::Corrupt(format!("instance {} event without `{name}`", inst.id))
-                })
-            };
-            let text = |name: &str| -> Result<String> {
-                field(name)?.as_str().map(str::to_string).ok_or_else(|| {
-                    StoreError::Corrupt(format!("instance {} event `{name}` is not text", inst.id))
-                })
-            };
-            let seq = field("seq")?.as_i64().ok_or_else(|| {
-                StoreError::Corrupt(format!("instance {} event without a number", inst.id))
-            })?;
-            let at = DateTime::parse_from_rfc3339(&text("at")?)
-                .map_err(|err| {
-                    StoreError::Corrupt(format!("instance {} event {seq} time: {err}", inst.id))
-                })?
-                .with_timezone(&Utc);
-            let reason = field("reason")?.as_str().map(str::to_string);
-            events.push(sql::decode_event(
-                &def,
-                inst.id.0,
-                seq,
-                at,
-                text("actor")?,
-                &text("kind")?,
-                field("data")?,
-                reason,
-            )?);
-        }
+        let events = history_from_json(&def, inst.id, history.as_ref())?;
         Ok(Some((
             (
                 sql::task_from_json(&the_task)?,
