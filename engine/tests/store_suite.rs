@@ -1185,6 +1185,43 @@ async fn push_assignment<S: Store>(h: &Harness<S>) {
         inc.task().and_then(|t| t.assigned_to.clone()).as_deref(),
         Some("cat")
     );
+
+    // A task that moves into a pushing queue (here: routing after a field changed) is pushed
+    // there; moved on into a pulling queue, it is nobody's.
+    let mut sw = network_incident();
+    sw.insert("category".into(), json!("software"));
+    let inc = logged(e, &sw).await;
+    assert_eq!(inc.queue(), Some("service_desk"));
+    assert_eq!(inc.task().and_then(|t| t.assigned_to.clone()), None);
+    let moved = e
+        .update(
+            inc.id(),
+            &fields(json!({"category": "network"})),
+            None,
+            &ben,
+            None,
+        )
+        .await
+        .expect("reroute");
+    assert_eq!(moved.queue(), Some("network"));
+    let pushed = moved.task().and_then(|t| t.assigned_to.clone());
+    assert!(
+        matches!(pushed.as_deref(), Some("ben" | "cat")),
+        "pushed to an active network member: {pushed:?}"
+    );
+    let back = e
+        .update(
+            inc.id(),
+            &fields(json!({"category": "access"})),
+            None,
+            &ben,
+            None,
+        )
+        .await
+        .expect("reroute");
+    assert_eq!(back.queue(), Some("service_desk"));
+    assert_eq!(back.task().and_then(|t| t.assigned_to.clone()), None);
+    assert!(e.verify(inc.id()).await.expect("verify"));
 }
 
 async fn versions<S: Store>(h: &Harness<S>) {

@@ -473,7 +473,7 @@ impl<S: Store> Engine<S> {
             fields,
             &self.request(actor, reason),
         )?;
-        self.assign_all(&mut change).await?;
+        self.assign_all(&mut change, task.as_ref()).await?;
         self.commit(change, def, task, history).await
     }
 
@@ -488,7 +488,7 @@ impl<S: Store> Engine<S> {
     ) -> Result<InstanceView, EngineError> {
         let (inst, def, task) = self.load(id).await?;
         check_version(&inst, expected_version)?;
-        let change = self.logic.update(
+        let mut change = self.logic.update(
             &def,
             &inst,
             task.as_ref(),
@@ -498,6 +498,7 @@ impl<S: Store> Engine<S> {
         if change.events.is_empty() {
             return Ok(InstanceView::new(def, inst, task));
         }
+        self.assign_all(&mut change, task.as_ref()).await?;
         self.commit(change, def, task, None).await
     }
 
@@ -593,7 +594,7 @@ impl<S: Store> Engine<S> {
                     let mut change =
                         self.logic
                             .fire(&self.catalog, &def, &inst, task.as_ref(), due, &req);
-                    self.assign_all(&mut change).await?;
+                    self.assign_all(&mut change, task.as_ref()).await?;
                     self.schedule(&def, Some(events), &mut change).await?;
                     change
                 }
@@ -741,11 +742,18 @@ impl<S: Store> Engine<S> {
     /// holding the fewest tasks (least loaded). With no active member the task stays in the
     /// queue for anyone to claim.
     async fn assign(&self, task: &mut NewTask) -> Result<(), EngineError> {
-        let Some(info) = self.catalog.queue(&task.queue) else {
-            return Ok(());
+        task.assigned_to = self.choose_agent(&task.queue).await?;
+        Ok(())
+    }
+
+    /// The agent a task entering `queue` is pushed to, if the queue pushes and has an active
+    /// member.
+    async fn choose_agent(&self, queue: &str) -> Result<Option<String>, EngineError> {
+        let Some(info) = self.catalog.queue(queue) else {
+            return Ok(None);
         };
         if info.assignment == Assignment::Pull {
-            return Ok(());
+            return Ok(None);
         }
         let agents = match self.roster.get() {
             Some(agents) => agents,
@@ -759,11 +767,11 @@ impl<S: Store> Engine<S> {
             .map(|(name, _)| name)
             .collect();
         if members.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let chosen = match info.assignment {
             Assignment::RoundRobin => {
-                let last = self.store.last_assignee(&task.queue).await?;
+                let last = self.store.last_assignee(queue).await?;
                 members
                     .iter()
                     .find(|n| Some(n.as_str()) > last.as_deref())
@@ -780,12 +788,22 @@ impl<S: Store> Engine<S> {
             }
             Assignment::Pull => None,
         };
-        task.assigned_to = chosen;
-        Ok(())
+        Ok(chosen)
     }
 
-    /// Push-assign every task a change creates.
-    async fn assign_all(&self, change: &mut Change) -> Result<(), EngineError> {
+    /// Push-assign every task a change creates, and the open task if the change moves it to
+    /// another queue (an escalation, or routing after a field changed): `task_before` is the
+    /// open task as the change was decided on.
+    async fn assign_all(
+        &self,
+        change: &mut Change,
+        task_before: Option<&Task>,
+    ) -> Result<(), EngineError> {
+        if let (Some(u), Some(before)) = (change.update_task.as_mut(), task_before) {
+            if u.queue != before.queue {
+                u.assigned_to = self.choose_agent(&u.queue).await?;
+            }
+        }
         if let Some(t) = change.new_task.as_mut() {
             self.assign(t).await?;
         }

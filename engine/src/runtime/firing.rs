@@ -292,6 +292,7 @@ impl Firing<'_> {
                     queue: task.queue.clone(),
                     priority: task.priority,
                     due_at: task.due_at,
+                    assigned_to: None,
                 })
             }
         }

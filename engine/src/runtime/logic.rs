@@ -253,6 +253,7 @@ impl Logic {
                         queue: open.queue.clone(),
                         priority: priority.map(|p| p.0),
                         due_at: open.due_at,
+                        assigned_to: None,
                     });
                 }
             }
@@ -347,6 +348,7 @@ impl Logic {
                     queue: queue_name.unwrap_or_else(|| open.queue.clone()),
                     priority: priority.map(|p| p.0),
                     due_at: open.due_at,
+                    assigned_to: None,
                 });
             }
         }

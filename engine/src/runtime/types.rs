@@ -267,6 +267,9 @@ pub struct UpdateTask {
     pub queue: String,
     pub priority: Option<u32>,
     pub due_at: Option<DateTime<Utc>>,
+    /// When the task moves to another queue: who it is pushed to there (`None`: nobody, it
+    /// waits to be claimed). Ignored when the queue stays the same (the assignment stays).
+    pub assigned_to: Option<String>,
 }
 
 /// A new instance with its first event and task.

@@ -401,9 +401,9 @@ impl Store for MemoryStore {
         let mut touched = None;
         if let Some(update) = change.update_task {
             inner.with_task(update.task, |t| {
-                // A task moved to another queue is no longer pushed to anyone.
+                // A task moved to another queue is pushed to whom the engine chose there.
                 if t.queue != update.queue {
-                    t.assigned_to = None;
+                    t.assigned_to = update.assigned_to;
                 }
                 t.queue = update.queue;
                 t.priority = update.priority;

@@ -249,12 +249,13 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
     }
     let mut task = None;
     if let Some(u) = &rows.update_task {
-        let row = sqlx::query("UPDATE tasks SET assigned_to = CASE WHEN queue = $1 THEN assigned_to END, queue = $1, priority = $2, due_at = $4 \
+        let row = sqlx::query("UPDATE tasks SET assigned_to = CASE WHEN queue = $1 THEN assigned_to ELSE $5 END, queue = $1, priority = $2, due_at = $4 \
              WHERE id = $3 AND state <> 'done' RETURNING *")
             .bind(&u.queue)
             .bind(sql::priority_column(u.priority))
             .bind(u.task.0)
             .bind(sql::due_column(u.due_at))
+            .bind(&u.assigned_to)
             .fetch_optional(&mut *conn)
             .await?;
         task = row.map(|r| task_from_row(&r)).transpose()?;
@@ -321,9 +322,9 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
         );
     }
     let update = rows.update_task.as_ref().map(|_| {
-        let (q, p, id, due) = (param(), param(), param(), param());
+        let (q, p, id, due, to) = (param(), param(), param(), param(), param());
         sql.push_str(&format!(
-            "u AS (UPDATE tasks SET assigned_to = CASE WHEN queue = ${q} THEN assigned_to END, queue = ${q}, priority = ${p}, due_at = ${due} \
+            "u AS (UPDATE tasks SET assigned_to = CASE WHEN queue = ${q} THEN assigned_to ELSE ${to} END, queue = ${q}, priority = ${p}, due_at = ${due} \
              WHERE id = ${id} AND state <> 'done' AND EXISTS (SELECT 1 FROM i) RETURNING *), "
         ));
     });
@@ -408,7 +409,8 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
             .bind(u.queue.clone())
             .bind(sql::priority_column(u.priority))
             .bind(u.task.0)
-            .bind(sql::due_column(u.due_at));
+            .bind(sql::due_column(u.due_at))
+            .bind(u.assigned_to.clone());
     }
     if let Some(timers) = &rows.timers {
         let t = TimerArrays::of(timers);

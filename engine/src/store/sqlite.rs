@@ -755,7 +755,7 @@ fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
     if let Some(u) = &rows.update_task {
         task = conn
             .prepare_cached(
-                "UPDATE tasks SET assigned_to = CASE WHEN queue = ?1 THEN assigned_to END, queue = ?1, priority = ?2, due_at = ?4 \
+                "UPDATE tasks SET assigned_to = CASE WHEN queue = ?1 THEN assigned_to ELSE ?5 END, queue = ?1, priority = ?2, due_at = ?4 \
                  WHERE id = ?3 AND state <> 'done' RETURNING *",
             )?
             .query_row(
@@ -763,7 +763,8 @@ fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
                     u.queue,
                     sql::priority_column(u.priority),
                     u.task.0,
-                    sql::due_column(u.due_at)
+                    sql::due_column(u.due_at),
+                    u.assigned_to
                 ],
                 task_from_row,
             )
