@@ -116,3 +116,60 @@ async fn every_task_completed_exactly_once_across_two_nodes() {
         .iter()
         .all(|q| q["tasks"] == 0));
 }
+
+/// An agent watching a queue through one node hears what is done through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_events_reach_agents_on_the_other_node() {
+    use futures_util::StreamExt;
+    let db = Db::postgres().await;
+    let a = Server::start(&db);
+    let b = Server::start(&db);
+    let alice = a.user(&a.admin, "alice", &["agent"]).await;
+
+    let resp = b
+        .http
+        .get(format!("{}/v1/queues/service_desk/events", b.base))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut stream = resp.bytes_stream();
+    let mut text = String::new();
+    while !text.contains("event: ready") {
+        text.push_str(&String::from_utf8_lossy(
+            &stream.next().await.unwrap().unwrap(),
+        ));
+    }
+    // The node raising the incident may open its LISTEN a moment after it starts serving:
+    // raise incidents until one is heard, then check the claim of it is heard too.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut raised = 0;
+    while !text.contains("event: added") {
+        a.incident(&alice, &format!("Raised on node a ({raised})"))
+            .await;
+        raised += 1;
+        if let Ok(Some(Ok(chunk))) =
+            tokio::time::timeout(std::time::Duration::from_millis(500), stream.next()).await
+        {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no event crossed nodes: {text}"
+        );
+    }
+    let (st, task) = a
+        .post("/v1/queues/service_desk/claim", &alice, json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{task}");
+    while !text.contains("event: claimed") {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("the claim is heard on the other node")
+            .expect("stream open")
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("\"claimed_by\":\"alice\""), "{text}");
+}

@@ -1,8 +1,8 @@
 //! Live queue events for agents' queue views, sent as server-sent events.
 //!
 //! Every change this server makes to a task is published on its tenant's channel; a client
-//! subscribes to one queue. Events are per node: a client sees what the node it is connected
-//! to did (docs/api.md says how to run several nodes).
+//! subscribes to one queue. Nodes sharing a PostgreSQL database pass their events to each
+//! other ([`super::fanout`]), so a client hears what any node did.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -20,7 +20,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QueueEventKind {
     /// A task entered the queue (new, moved here, or released back).
@@ -34,7 +34,7 @@ pub enum QueueEventKind {
     Escalated,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct QueueEvent {
     #[serde(rename = "type")]
     pub kind: QueueEventKind,
@@ -60,9 +60,53 @@ impl QueueEvent {
     }
 }
 
-/// Publish to whoever listens; nobody listening is fine.
-pub fn publish(channel: &broadcast::Sender<QueueEvent>, event: QueueEvent) {
-    let _ = channel.send(event);
+/// A tenant's queue events: subscribers on this node, and, when several nodes share a
+/// PostgreSQL database, the other nodes (see [`super::fanout`]).
+#[derive(Clone)]
+pub struct EventBus {
+    tenant: String,
+    local: broadcast::Sender<QueueEvent>,
+    remote: Option<super::fanout::Outbound>,
+}
+
+/// Subscribers that fall this far behind miss events (and are told so).
+const EVENT_BUFFER: usize = 1024;
+
+impl EventBus {
+    pub fn new(tenant: &str, remote: Option<super::fanout::Outbound>) -> Self {
+        EventBus {
+            tenant: tenant.to_string(),
+            local: broadcast::channel(EVENT_BUFFER).0,
+            remote,
+        }
+    }
+
+    /// Whether anyone may be listening (always, when other nodes may be).
+    pub fn has_listeners(&self) -> bool {
+        self.remote.is_some() || self.local.receiver_count() > 0
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<QueueEvent> {
+        self.local.subscribe()
+    }
+
+    /// An event another node published: for this node's subscribers only.
+    pub fn deliver_from_elsewhere(&self, event: QueueEvent) {
+        let _ = self.local.send(event);
+    }
+
+    fn send(&self, event: QueueEvent) {
+        if let Some(remote) = &self.remote {
+            remote.send(&self.tenant, &event);
+        }
+        // Nobody listening is fine.
+        let _ = self.local.send(event);
+    }
+}
+
+/// Publish to whoever listens, here and on other nodes.
+pub fn publish(bus: &EventBus, event: QueueEvent) {
+    bus.send(event);
 }
 
 /// Tell queue listeners what the scheduler's firings did to tasks: the task the instance has
@@ -70,7 +114,7 @@ pub fn publish(channel: &broadcast::Sender<QueueEvent>, event: QueueEvent) {
 /// `removed` from its queue.
 pub async fn relay_firings<S: Store>(
     engine: Arc<Engine<S>>,
-    channel: broadcast::Sender<QueueEvent>,
+    channel: EventBus,
     breaches: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let mut firings = engine.firings();
@@ -84,7 +128,7 @@ pub async fn relay_firings<S: Store>(
             u64::from(firing.breaches),
             std::sync::atomic::Ordering::Relaxed,
         );
-        if channel.receiver_count() == 0 {
+        if !channel.has_listeners() {
             continue;
         }
         let now = engine.clock().now();
@@ -118,7 +162,7 @@ pub async fn relay_firings<S: Store>(
 /// The event stream of one queue. A subscriber that falls behind gets a `lagged` event telling
 /// it to reload the queue, then continues with new events.
 pub fn stream(
-    channel: &broadcast::Sender<QueueEvent>,
+    channel: &EventBus,
     queue: String,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {

@@ -4,6 +4,7 @@ pub mod app;
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod fanout;
 pub mod metrics;
 pub mod routes;
 pub mod tenants;
@@ -135,7 +136,18 @@ async fn run<B: Backend>(
         .as_deref()
         .map(webhook::Webhook::new)
         .transpose()?;
-    let tenants = Tenants::new(backend, clock.clone(), standard, webhook);
+    // Nodes sharing a PostgreSQL database tell each other of queue events.
+    let fanout = match &identities {
+        IdentityStore::Postgres(pool) => Some((pool.clone(), fanout::start(pool.clone()))),
+        IdentityStore::Sqlite(_) => None,
+    };
+    let tenants = Tenants::new(
+        backend,
+        clock.clone(),
+        standard,
+        webhook,
+        fanout.as_ref().map(|(_, out)| out.clone()),
+    );
     match tenants.publish_standard(DEFAULT_TENANT).await {
         Ok(published) => {
             for p in published {
@@ -177,6 +189,9 @@ async fn run<B: Backend>(
             request_timeout: Duration::from_secs(args.request_timeout),
         },
     });
+    if let Some((pool, outbound)) = fanout {
+        tokio::spawn(fanout::listen(pool, outbound, app.clone()));
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| ServeError::Listen {

@@ -16,9 +16,10 @@ use itsmflow_engine::runtime::{
 use itsmflow_engine::store::postgres::PostgresStore;
 use itsmflow_engine::store::sqlite::SqliteStore;
 use itsmflow_engine::store::{Store, StoreError};
-use tokio::sync::{broadcast, Mutex, RwLock};
+use tokio::sync::{Mutex, RwLock};
 
-use super::events::{self, QueueEvent};
+use super::events::{self, EventBus};
+use super::fanout::Outbound;
 use super::webhook::Webhook;
 use crate::database::Database;
 
@@ -87,7 +88,7 @@ impl Backend for PostgresBackend {
 pub struct Tenant<S: Store> {
     pub name: String,
     pub engine: Arc<Engine<S>>,
-    pub events: broadcast::Sender<QueueEvent>,
+    pub events: EventBus,
     /// Background work that stops with the server: the scheduler, and the tasks relaying
     /// firings to queue listeners and delivering notifications.
     scheduler: Mutex<Option<SchedulerHandle>>,
@@ -128,10 +129,9 @@ pub struct Tenants<B: Backend> {
     standard: Option<Sources>,
     /// Where notifications are delivered, if anywhere.
     webhook: Option<Webhook>,
+    /// Where queue events go for other nodes, when several share the database.
+    fanout: Option<Outbound>,
 }
-
-/// Subscribers that fall this far behind miss events (and are told so).
-const EVENT_BUFFER: usize = 1024;
 
 impl<B: Backend> Tenants<B> {
     pub fn new(
@@ -139,6 +139,7 @@ impl<B: Backend> Tenants<B> {
         clock: Arc<dyn Clock>,
         standard: Option<Sources>,
         webhook: Option<Webhook>,
+        fanout: Option<Outbound>,
     ) -> Self {
         Tenants {
             backend,
@@ -147,6 +148,7 @@ impl<B: Backend> Tenants<B> {
             opening: Mutex::new(()),
             standard,
             webhook,
+            fanout,
         }
     }
 
@@ -163,7 +165,7 @@ impl<B: Backend> Tenants<B> {
         let catalog = Arc::new(Catalog::default());
         let store = self.backend.open(tenant, catalog.clone()).await?;
         let engine = Arc::new(Engine::open(store, catalog, self.clock.clone()).await?);
-        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let events = EventBus::new(tenant, self.fanout.clone());
         let breaches = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut helpers = vec![tokio::spawn(events::relay_firings(
             engine.clone(),
@@ -209,6 +211,11 @@ impl<B: Backend> Tenants<B> {
         for t in self.opened().await {
             t.stop().await;
         }
+    }
+
+    /// A tenant's engine if it is open on this node.
+    pub async fn if_open(&self, tenant: &str) -> Option<Arc<Tenant<B::Store>>> {
+        self.open.read().await.get(tenant).cloned()
     }
 
     /// The tenants whose engines are open now.

@@ -208,7 +208,7 @@ pub async fn perform<B: Backend>(
 /// shown to see it (requesters) or queue listeners are to be told how its task changed.
 /// Otherwise nothing: the engine reads it anyway, and agents act all day.
 async fn before_acting<B: Backend>(ctx: &C<B>, id: i64) -> ApiResult<Option<InstanceView>> {
-    if ctx.who.is_requester_only() || ctx.tenant.events.receiver_count() > 0 {
+    if ctx.who.is_requester_only() || ctx.tenant.events.has_listeners() {
         Ok(Some(visible::<B>(ctx, id).await?))
     } else {
         Ok(None)
