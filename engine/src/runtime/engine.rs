@@ -329,14 +329,14 @@ impl<S: Store> Engine<S> {
             .collect();
         let committed = self.store.commit(change).await?;
         self.timers_committed(&timers);
-        let task = if touched_task {
-            committed.task
+        let (task, previous) = if touched_task {
+            (committed.task, task_before)
         } else if closed_task {
-            None
+            (None, task_before)
         } else {
-            task_before
+            (task_before.clone(), task_before)
         };
-        Ok(InstanceView::new(def, state, task))
+        Ok(InstanceView::new(def, state, task).with_previous_task(previous))
     }
 
     /// Create an instance of the latest version of a process.

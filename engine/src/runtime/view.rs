@@ -19,6 +19,8 @@ pub struct InstanceView {
     def: Arc<Definition>,
     state: Arc<Instance>,
     task: Option<Task>,
+    /// After an action: the open task as it was before it (not serialized).
+    previous_task: Option<Task>,
 }
 
 impl PartialEq for InstanceView {
@@ -29,7 +31,24 @@ impl PartialEq for InstanceView {
 
 impl InstanceView {
     pub fn new(def: Arc<Definition>, state: Arc<Instance>, task: Option<Task>) -> Self {
-        InstanceView { def, state, task }
+        InstanceView {
+            def,
+            state,
+            task,
+            previous_task: None,
+        }
+    }
+
+    /// The view of an instance just changed, with its open task as it was before.
+    pub fn with_previous_task(mut self, task: Option<Task>) -> Self {
+        self.previous_task = task;
+        self
+    }
+
+    /// After an action, the instance's open task as it was before (so callers can tell who
+    /// watches queues what moved without reading it again).
+    pub fn previous_task(&self) -> Option<&Task> {
+        self.previous_task.as_ref()
     }
     pub fn id(&self) -> InstanceId {
         self.state.id

@@ -28,10 +28,14 @@ async fn visible<B: Backend>(ctx: &C<B>, id: i64) -> ApiResult<InstanceView> {
     Ok(view)
 }
 
-/// Tell queue listeners how the instance's task changed.
-fn announce<B: Backend>(ctx: &C<B>, before: Option<&InstanceView>, after: &InstanceView) {
-    let now = chrono::Utc::now();
-    let old = before.and_then(|b| b.task());
+/// Tell queue listeners how the instance's task changed (the engine hands back the task as it
+/// was before the action, so nothing is read again).
+fn announce<B: Backend>(ctx: &C<B>, after: &InstanceView) {
+    if !ctx.tenant.events.has_listeners() {
+        return;
+    }
+    let now = ctx.tenant.engine.clock().now();
+    let old = after.previous_task();
     let new = after.task();
     match (old, new) {
         (Some(o), Some(n)) if o.id == n.id && o.queue == n.queue && o.priority == n.priority => {}
@@ -81,7 +85,7 @@ pub async fn create<B: Backend>(
         .engine
         .create(&body.process, &body.fields, &ctx.actor())
         .await?;
-    announce::<B>(&ctx, None, &view);
+    announce::<B>(&ctx, &view);
     Ok(located(&view))
 }
 
@@ -187,7 +191,9 @@ pub async fn perform<B: Backend>(
 ) -> ApiResult<Response> {
     let body = body.map(|b| b.0).unwrap_or_default();
     let expected = expected_version(&headers, body.version)?;
-    let before = before_acting::<B>(&ctx, id).await?;
+    if ctx.who.is_requester_only() {
+        visible::<B>(&ctx, id).await?;
+    }
     let after = ctx
         .tenant
         .engine
@@ -200,19 +206,8 @@ pub async fn perform<B: Backend>(
             body.reason,
         )
         .await?;
-    announce::<B>(&ctx, before.as_ref(), &after);
+    announce::<B>(&ctx, &after);
     Ok(json(StatusCode::OK, &after))
-}
-
-/// What acting on an instance needs to read first: the instance, when the caller must be
-/// shown to see it (requesters) or queue listeners are to be told how its task changed.
-/// Otherwise nothing: the engine reads it anyway, and agents act all day.
-async fn before_acting<B: Backend>(ctx: &C<B>, id: i64) -> ApiResult<Option<InstanceView>> {
-    if ctx.who.is_requester_only() || ctx.tenant.events.has_listeners() {
-        Ok(Some(visible::<B>(ctx, id).await?))
-    } else {
-        Ok(None)
-    }
 }
 
 pub async fn update<B: Backend>(
@@ -224,7 +219,6 @@ pub async fn update<B: Backend>(
     // Fields outside a transition are the agents' to change; requesters act through actions.
     ctx.require_agent()?;
     let expected = expected_version(&headers, body.version)?;
-    let before = visible::<B>(&ctx, id).await?;
     let after = ctx
         .tenant
         .engine
@@ -236,7 +230,7 @@ pub async fn update<B: Backend>(
             body.reason,
         )
         .await?;
-    announce::<B>(&ctx, Some(&before), &after);
+    announce::<B>(&ctx, &after);
     Ok(json(StatusCode::OK, &after))
 }
 

@@ -107,7 +107,11 @@ pub async fn claim_next<B: Backend>(
         Some(task) => {
             publish(
                 &ctx.tenant.events,
-                QueueEvent::of(QueueEventKind::Claimed, &task, chrono::Utc::now()),
+                QueueEvent::of(
+                    QueueEventKind::Claimed,
+                    &task,
+                    ctx.tenant.engine.clock().now(),
+                ),
             );
             Ok(json(StatusCode::OK, &task))
         }

@@ -44,7 +44,11 @@ pub async fn claim<B: Backend>(
         .await?;
     publish(
         &ctx.tenant.events,
-        QueueEvent::of(QueueEventKind::Claimed, &task, chrono::Utc::now()),
+        QueueEvent::of(
+            QueueEventKind::Claimed,
+            &task,
+            ctx.tenant.engine.clock().now(),
+        ),
     );
     Ok(json(StatusCode::OK, &task))
 }
@@ -89,7 +93,11 @@ pub async fn release<B: Backend>(
     if let Ok(task) = engine.task(TaskId(id)).await {
         publish(
             &ctx.tenant.events,
-            QueueEvent::of(QueueEventKind::Released, &task, chrono::Utc::now()),
+            QueueEvent::of(
+                QueueEventKind::Released,
+                &task,
+                ctx.tenant.engine.clock().now(),
+            ),
         );
     }
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -122,20 +130,16 @@ pub async fn complete<B: Backend>(
             &ctx.actor(),
         )
         .await?;
-    let now = chrono::Utc::now();
+    let now = engine.clock().now();
     match view.task() {
         // Still the same task (the action kept the instance in its stage).
         Some(t) if t.id.0 == id => {}
         next => {
-            // The completed task left its queue. Reading it back costs a query, so only when
-            // someone listens.
-            if !ctx.tenant.events.has_listeners() {
-                return Ok(json(StatusCode::OK, &view));
-            }
-            if let Ok(done) = engine.task(TaskId(id)).await {
+            // The completed task left its queue (the engine hands back how it was).
+            if let Some(done) = view.previous_task() {
                 publish(
                     &ctx.tenant.events,
-                    QueueEvent::of(QueueEventKind::Removed, &done, now),
+                    QueueEvent::of(QueueEventKind::Removed, done, now),
                 );
             }
             if let Some(n) = next {
