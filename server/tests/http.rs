@@ -741,6 +741,26 @@ async fn queue_events(db: Db) {
         text.contains(&format!("\"instance\":{}", id(&inc))),
         "{text}"
     );
+    // Completing it takes it out of the queue.
+    let (_, task) = s
+        .post("/v1/queues/service_desk/claim", &alice, json!({}))
+        .await;
+    let (st, _) = s
+        .post(
+            &format!("/v1/tasks/{}/complete", id(&task)),
+            &alice,
+            json!({"token": task["token"], "action": "cancel"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    while !text.contains("event: removed") {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("the removal arrives")
+            .expect("stream open")
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
     // Another queue's stream does not exist for a queue nobody declared.
     assert_eq!(
         s.get("/v1/queues/nowhere/events", &alice).await.0,
