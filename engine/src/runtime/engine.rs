@@ -13,6 +13,7 @@ use super::catalog::{process_hash, Catalog, Definition, DefinitionId, ProjectSou
 use super::clock::Clock;
 use super::error::EngineError;
 use super::logic::{self, Logic, Request};
+use super::schedule_memo::ScheduleMemo;
 use super::scheduler::Wakeup;
 use super::timers::Schedule;
 use super::types::*;
@@ -39,6 +40,8 @@ pub struct Engine<S> {
     roster: Roster,
     wakeup: Arc<Wakeup>,
     firings: tokio::sync::broadcast::Sender<Firing>,
+    /// The timer rows recent commits left, so the next change need not derive them again.
+    schedules: ScheduleMemo,
 }
 
 /// A timer this engine fired (an escalation step, a breach, an automatic transition): the
@@ -127,6 +130,7 @@ impl<S: Store> Engine<S> {
             roster: Roster::default(),
             wakeup: Arc::new(Wakeup::default()),
             firings: tokio::sync::broadcast::channel(FIRINGS_BUFFER).0,
+            schedules: ScheduleMemo::default(),
         })
     }
 
@@ -263,42 +267,51 @@ impl<S: Store> Engine<S> {
 
     /// Set the timers of a change that can move them (see [`super::timers::affected_by`]),
     /// and the due time of the task it opens or updates, from the history before it
-    /// (`before`, read when not given) and its events.
+    /// (`before`, read when not given) and its events. Returns the instance's timer rows after
+    /// the change, where known, for [`ScheduleMemo`] once the change is committed.
     async fn schedule(
         &self,
         def: &Definition,
         before: Option<Vec<Event>>,
         change: &mut Change,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<Arc<Vec<NewTimer>>>, EngineError> {
         for s in change.spawns.iter_mut() {
             self.schedule_new(s)?;
         }
+        let id = change.instance.id;
+        let remembered = self.schedules.get(id, change.expected_version);
         if !super::timers::affected_by(def, &change.events) {
-            return Ok(());
+            return Ok(remembered);
         }
         let mut events = match before {
             Some(events) => events,
-            None => self.store.history(change.instance.id).await?,
+            None => self.store.history(id).await?,
         };
         // Events after the version the change was decided on make it fail its version check
         // anyway; they must not count here.
         events.retain(|e| e.seq <= change.expected_version);
-        let before = Schedule::of(def, &events).rows(def);
+        let before = match remembered {
+            Some(rows) => rows,
+            None => Arc::new(Schedule::of(def, &events).rows(def)),
+        };
         events.extend(change.events.iter().cloned());
         let schedule = Schedule::of(def, &events);
         // Rows are written only when the due points move (entering a stage that leaves the
         // clocks as they were, like `log`, writes none).
         let rows = schedule.rows(def);
-        if rows != before {
-            change.timers = Some(rows);
-        }
+        let after = if rows != *before {
+            change.timers = Some(rows.clone());
+            Arc::new(rows)
+        } else {
+            before
+        };
         if let Some(t) = change.new_task.as_mut() {
             t.due_at = schedule.resolve_due;
         }
         if let Some(u) = change.update_task.as_mut() {
             u.due_at = schedule.resolve_due;
         }
-        Ok(())
+        Ok(Some(after))
     }
 
     /// Tell the scheduler of timers it may not know about.
@@ -316,7 +329,8 @@ impl<S: Store> Engine<S> {
         task_before: Option<Task>,
         history: Option<Vec<Event>>,
     ) -> Result<InstanceView, EngineError> {
-        self.schedule(&def, history, &mut change).await?;
+        let rows_after = self.schedule(&def, history, &mut change).await?;
+        let (id, version) = (change.instance.id, change.instance.version);
         let touched_task = change.new_task.is_some() || change.update_task.is_some();
         let closed_task = change.close_task.is_some();
         let state = change.instance.clone();
@@ -329,6 +343,9 @@ impl<S: Store> Engine<S> {
             .collect();
         let committed = self.store.commit(change).await?;
         self.timers_committed(&timers);
+        if let Some(rows) = rows_after {
+            self.schedules.put(id, version, rows);
+        }
         let (task, previous) = if touched_task {
             (committed.task, task_before)
         } else if closed_task {
@@ -358,6 +375,7 @@ impl<S: Store> Engine<S> {
         let timers = new.timers.clone();
         let (id, task) = self.store.create(new).await?;
         self.timers_committed(&timers);
+        self.schedules.put(id, inst.version, Arc::new(timers));
         inst.id = id;
         Ok(InstanceView::new(def, Arc::new(inst), task))
     }

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod error;
 pub mod firing;
 pub mod logic;
+mod schedule_memo;
 pub mod scheduler;
 pub mod timers;
 pub mod types;
