@@ -21,9 +21,12 @@ use super::types::{InstanceId, NewTimer};
 /// every change.
 const CAPACITY: usize = 16_384;
 
+/// An instance's timer rows at one version.
+type Remembered = (i64, Arc<Vec<NewTimer>>);
+
 #[derive(Default)]
 pub struct ScheduleMemo {
-    rows: Mutex<HashMap<InstanceId, (i64, Arc<Vec<NewTimer>>)>>,
+    rows: Mutex<HashMap<InstanceId, Remembered>>,
 }
 
 impl ScheduleMemo {
