@@ -38,10 +38,13 @@
 mod walk;
 mod zone;
 
+use std::cell::Cell;
+
 use chrono::{DateTime, Utc};
 
 use crate::model::{Calendar, CalendarRef, Duration};
 use walk::{weekday, HolidayCursor, Walker};
+use zone::Zone;
 
 const DAY: i64 = 86_400;
 /// The last supported local date, 9999-12-31, in days since 1970-01-01.
@@ -53,16 +56,21 @@ const MAX_INSTANT: i64 = (MAX_DAYS + 1) * DAY - 1;
 pub const HORIZON_DAYS: i64 = 3_653;
 
 /// A calendar to compute business time on: a declared calendar or the built-in `24x7`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct BusinessCalendar<'a> {
     /// `None` for `24x7`.
     hours: Option<Hours<'a>>,
 }
 
 /// A declared calendar with its week summarised.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Hours<'a> {
     cal: &'a Calendar,
+    /// The time zone with the span of one offset the last walk learnt: the next walk, usually
+    /// over nearby dates (a clock's target, then each of its escalation steps), starts from it
+    /// instead of looking the offset up again. Sound for any later walk: the span is a fact
+    /// about the zone, not about the walk.
+    zone: Cell<Zone>,
     /// Open seconds of a week without holidays or changes of clocks.
     week_secs: i64,
     /// Weekdays with open time.
@@ -110,6 +118,7 @@ impl<'a> Hours<'a> {
         }
         Hours {
             cal,
+            zone: Cell::new(Zone::new(cal.timezone)),
             week_secs,
             open_days: open.iter().filter(|o| **o).count() as u64,
             open,
@@ -289,7 +298,7 @@ impl<'a> BusinessCalendar<'a> {
 
     /// Business days in `1w`: the weekdays with open hours (7 for `24x7`).
     pub fn business_days_per_week(&self) -> u64 {
-        self.hours.map_or(7, |h| h.open_days)
+        self.hours.as_ref().map_or(7, |h| h.open_days)
     }
 
     /// A duration as (business days, business seconds); `None` on overflow.

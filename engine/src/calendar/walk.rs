@@ -111,7 +111,7 @@ impl<'c, 'a> Walker<'c, 'a> {
     /// From the local date before the one of the instant `at`: a range of that date that
     /// ends at 24:00 can reach past `at`'s midnight when the clocks go back at midnight.
     pub(super) fn around(hours: &'c Hours<'a>, at: i64) -> Self {
-        let mut zone = Zone::new(hours.cal.timezone);
+        let mut zone = hours.zone.get();
         let date = (at + zone.offset(at)).div_euclid(DAY);
         Walker::from_date(hours, zone, date - 1)
     }
@@ -189,5 +189,12 @@ impl<'c, 'a> Walker<'c, 'a> {
         self.date += 7;
         self.prev_end = last;
         self.last_open = self.date - 1;
+    }
+}
+
+/// A walk hands what it learnt about the zone's offsets back to its calendar for the next one.
+impl Drop for Walker<'_, '_> {
+    fn drop(&mut self) {
+        self.hours.zone.set(self.zone);
     }
 }
