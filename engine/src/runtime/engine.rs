@@ -601,7 +601,14 @@ impl<S: Store> Engine<S> {
             };
             let events = self.store.history(id).await?;
             let schedule = Schedule::of(&def, &events);
+            // The rows before the firing, for `schedule` below to find instead of deriving
+            // them again (keyed by the version this history ends at).
+            if let Some(last) = events.last() {
+                self.schedules
+                    .put(id, last.seq, Arc::new(schedule.rows(&def)));
+            }
             let now = self.clock.now();
+            let mut rows_after = None;
             let change = match schedule.first_due(now) {
                 Some(due) => {
                     let req = Request {
@@ -613,7 +620,7 @@ impl<S: Store> Engine<S> {
                         self.logic
                             .fire(&self.catalog, &def, &inst, task.as_ref(), due, &req);
                     self.assign_all(&mut change, task.as_ref()).await?;
-                    self.schedule(&def, Some(events), &mut change).await?;
+                    rows_after = self.schedule(&def, Some(events), &mut change).await?;
                     change
                 }
                 None if fired > 0 => return Ok(fired),
@@ -639,10 +646,14 @@ impl<S: Store> Engine<S> {
                     .iter()
                     .filter(|e| matches!(e.kind, EventKind::Breached { .. }))
                     .count() as u32;
+                let version = change.instance.version;
                 match self.store.commit(change).await {
                     Ok(_) => {
                         fired += 1;
                         self.timers_committed(&spawned);
+                        if let Some(rows) = rows_after.take() {
+                            self.schedules.put(id, version, rows);
+                        }
                         // Nobody listening is fine.
                         let _ = self.firings.send(Firing {
                             instance: id,
