@@ -1159,6 +1159,24 @@ proptest! {
         }
     }
 
+    /// One walk for many marks gives what one walk per mark gives, in any order and with
+    /// zeros among them.
+    #[test]
+    fn add_seconds_each_is_add_seconds_for_each(
+        which in 0..PROPERTY_CALENDARS.len(),
+        start in instant(),
+        mut marks in proptest::collection::vec(prop_oneof![Just(0u64), business_secs()], 0..6),
+        sorted in any::<bool>(),
+    ) {
+        let all = calendars();
+        let cal = calendar(&all, PROPERTY_CALENDARS[which]);
+        if sorted {
+            marks.sort_unstable();
+        }
+        let each: Vec<_> = marks.iter().map(|m| cal.add_seconds(start, *m)).collect();
+        prop_assert_eq!(cal.add_seconds_each(start, &marks), each);
+    }
+
     /// add is non-decreasing in the duration, for hours and for days.
     #[test]
     fn add_is_monotonic(

@@ -205,6 +205,41 @@ impl<'a> Hours<'a> {
         }
     }
 
+    /// For each of `marks` (business seconds, > 0, ascending), the earliest instant by which
+    /// that much business time has passed since `from`: [`Hours::add_secs`] for each, in one
+    /// walk. Stops at the first mark that cannot be reached (it and the later ones stay `None`).
+    fn add_secs_each(&self, from: i64, marks: &[i64], out: &mut [Option<i64>]) {
+        let mut walk = Walker::around(self, from);
+        // Business seconds passed since `from` at the start of the next interval.
+        let mut passed = 0i64;
+        let mut k = 0;
+        while k < marks.len() {
+            // Business time never runs faster than real time.
+            if marks[k] > MAX_INSTANT.saturating_sub(from) {
+                return;
+            }
+            if marks[k] - passed > self.week_secs {
+                if let Some((first, last)) = walk.uniform_week() {
+                    if first >= from {
+                        passed += self.week_secs;
+                        walk.skip_week(last);
+                        continue;
+                    }
+                }
+            }
+            let Some(iv) = walk.next() else { return };
+            if iv.end <= from {
+                continue;
+            }
+            let begin = iv.start.max(from);
+            while k < marks.len() && marks[k] - passed <= iv.end - begin {
+                out[k] = Some(begin + marks[k] - passed).filter(|t| *t <= MAX_INSTANT);
+                k += 1;
+            }
+            passed += iv.end - begin;
+        }
+    }
+
     /// `days` (> 0) business days after `from`: the same open time into the day (see the
     /// module documentation).
     fn add_days(&self, from: i64, days: u64) -> Option<i64> {
@@ -353,6 +388,30 @@ impl<'a> BusinessCalendar<'a> {
                 ..Duration::default()
             },
         )
+    }
+
+    /// [`BusinessCalendar::add_seconds`] for each of `marks`, in one walk of the calendar
+    /// where they are ascending (as a clock's escalation steps and target usually are): the
+    /// instants at which a clock that runs from `start` reaches each of them.
+    pub fn add_seconds_each(
+        &self,
+        start: DateTime<Utc>,
+        marks: &[u64],
+    ) -> Vec<Option<DateTime<Utc>>> {
+        let from = start.timestamp();
+        let one_walk = matches!(&self.hours, Some(h) if h.open_days > 0)
+            && marks.windows(2).all(|w| w[0] <= w[1])
+            && marks.first().is_some_and(|m| *m > 0);
+        let Some(hours) = self.hours.as_ref().filter(|_| one_walk) else {
+            return marks.iter().map(|m| self.add_seconds(start, *m)).collect();
+        };
+        let marks: Vec<i64> = marks
+            .iter()
+            .map(|m| i64::try_from(*m).unwrap_or(i64::MAX))
+            .collect();
+        let mut out = vec![None; marks.len()];
+        hours.add_secs_each(from, &marks, &mut out);
+        out.into_iter().map(|t| t.and_then(instant)).collect()
     }
 
     /// Business time between two instants, in seconds: the open time in `[start, end)`, 0 if

@@ -222,25 +222,40 @@ impl Measured<'_> {
             .collect()
     }
 
-    /// The instant at which the clock has run `seconds` of business time: within a running
-    /// interval of the past, or ahead in the current one; `None` if the clock is paused or
-    /// stopped short of it.
-    fn instant_at(&self, seconds: i64) -> Option<DateTime<Utc>> {
+    /// For each of `marks` (business seconds on the clock), the instant at which the clock
+    /// has run that much: within a running interval of the past, or ahead in the current one;
+    /// `None` if the clock is paused or stopped short of it. Each closed interval is measured
+    /// once, and the marks ahead of the current interval are found in one walk.
+    fn instants_at(&self, marks: &[i64]) -> Vec<Option<DateTime<Utc>>> {
+        let mut out = vec![None; marks.len()];
+        let mut order: Vec<usize> = (0..marks.len()).collect();
+        order.sort_by_key(|&i| marks[i]);
+        // The marks not yet placed, ascending, and the business time before the interval.
+        let mut rest = order.as_slice();
         let mut done = 0i64;
         for (start, end) in &self.t.running {
-            let left = u64::try_from(seconds - done).ok()?;
-            match end {
-                None => return self.cal.add_seconds(*start, left),
-                Some(end) => {
-                    let len = self.cal.elapsed(*start, *end);
-                    if done + len >= seconds {
-                        return self.cal.add_seconds(*start, left);
-                    }
-                    done += len;
-                }
+            if rest.is_empty() {
+                break;
             }
+            let len = end.map(|end| self.cal.elapsed(*start, end));
+            let within = match len {
+                None => rest.len(),
+                Some(len) => rest.partition_point(|&i| marks[i] <= done.saturating_add(len)),
+            };
+            let (here, later) = rest.split_at(within);
+            // A mark below zero falls nowhere (they sort first).
+            let placed: Vec<(usize, u64)> = here
+                .iter()
+                .filter_map(|&i| Some((i, u64::try_from(marks[i] - done).ok()?)))
+                .collect();
+            let lefts: Vec<u64> = placed.iter().map(|(_, left)| *left).collect();
+            for ((i, _), at) in placed.iter().zip(self.cal.add_seconds_each(*start, &lefts)) {
+                out[*i] = at;
+            }
+            rest = later;
+            done = done.saturating_add(len.unwrap_or(0));
         }
-        None
+        out
     }
 }
 
@@ -269,18 +284,23 @@ pub fn crossings(def: &Definition, events: &[Event]) -> Vec<Crossings> {
         .filter_map(|clock| {
             let m = measure(def, clock, events)?;
             let started_at = m.t.started_at?;
-            let steps = m
-                .steps(def)
-                .into_iter()
-                .map(|(threshold, at)| (threshold, m.instant_at(at)))
-                .collect();
+            let steps = m.steps(def);
+            // The steps and the target, placed in one pass over the clock's intervals.
+            let mut marks: Vec<i64> = steps.iter().map(|(_, at)| *at).collect();
+            marks.push(m.target_seconds);
+            let mut instants = m.instants_at(&marks);
+            let breach = instants.pop().flatten();
             Some(Crossings {
                 clock,
                 started_at,
                 stopped: m.t.stopped_at.is_some(),
                 running: m.running(),
-                steps,
-                breach: m.instant_at(m.target_seconds),
+                steps: steps
+                    .into_iter()
+                    .zip(instants)
+                    .map(|((threshold, _), at)| (threshold, at))
+                    .collect(),
+                breach,
             })
         })
         .collect()
