@@ -4,6 +4,7 @@
 //! cargo bench -p itsmflow-engine --bench runtime            # memory and SQLite
 //! ITSMFLOW_BENCH_ONLY=memory|sqlite|postgres ...            # one part only
 //! ITSMFLOW_BENCH_TASKS=20000 ...                            # PostgreSQL task count (5,000)
+//! ITSMFLOW_BENCH_SECS=10 ...                                 # seconds per SQLite figure (3)
 //! ITSMFLOW_BENCH_POSTGRES=postgres:///postgres?host=/var/run/postgresql \
 //!     cargo bench -p itsmflow-engine --bench runtime        # and PostgreSQL
 //! ```
@@ -401,7 +402,11 @@ fn main() {
     }
     rt.block_on(async {
         if run("sqlite") {
-            bench_sqlite(64, 3.0).await;
+            let secs = std::env::var("ITSMFLOW_BENCH_SECS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(3.0);
+            bench_sqlite(64, secs).await;
         }
         if !run("postgres") {
         } else if let Ok(url) = std::env::var("ITSMFLOW_BENCH_POSTGRES") {

@@ -26,9 +26,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::catalog::Definition;
-use super::types::{Event, EventKind};
+use super::timers::TimerState;
+use super::types::Event;
 use crate::calendar::BusinessCalendar;
-use crate::model::{ClockKind, PriorityId, StageId, Threshold};
+use crate::model::{CalendarRef, ClockKind, PriorityId, Stage, Threshold};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -78,104 +79,123 @@ pub struct EscalationPoint {
     pub due_at: Option<DateTime<Utc>>,
 }
 
-/// What the history says about one clock: when it ran, and whether it stopped.
-struct Timeline {
+/// What the history says about one clock: when it ran, and whether it stopped. Built one
+/// stage entry at a time ([`ClockTimeline::enter`]), so a timeline kept from an earlier version
+/// of an instance takes a change's events without the history being read again.
+#[derive(Clone, Debug, Default)]
+pub struct ClockTimeline {
     started_at: Option<DateTime<Utc>>,
-    /// Closed and open running intervals.
+    /// Closed and open running intervals; only the last can be open.
     running: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>,
     paused: bool,
     stopped_at: Option<DateTime<Utc>>,
+    /// What has been measured of it on one calendar, kept for the next measure.
+    measures: Measures,
 }
 
-fn timeline(
-    def: &Definition,
-    clock: ClockKind,
-    events: &[Event],
-) -> (Timeline, Option<PriorityId>) {
-    let p = def.model();
-    let has_start_stage = p.stages.iter().any(|s| s.starts.has(clock));
-    let mut t = Timeline {
-        started_at: None,
-        running: Vec::new(),
-        paused: false,
-        stopped_at: None,
-    };
-    let mut priority = None;
-    // Enter `stage` at `at`: start, pause, resume or stop the clock.
-    let enter = |t: &mut Timeline, stage: StageId, at: DateTime<Utc>, first: bool| {
-        if t.stopped_at.is_some() {
+/// Business time on one calendar: measuring a long timeline again for every change would cost
+/// a calendar walk per pause, so what was measured is kept and only new intervals are walked.
+#[derive(Clone, Debug, Default)]
+struct Measures {
+    calendar: Option<CalendarRef>,
+    /// Business seconds the clock had run by the end of each closed interval, in order.
+    ends: Vec<i64>,
+    /// The target converted to business seconds from the start.
+    target: Option<(crate::model::Duration, i64)>,
+}
+
+impl ClockTimeline {
+    /// The instance enters `stage` at `at` (`first`: it is created there): start, pause, resume
+    /// or stop the clock. `has_start_stage`: some stage of the process `starts` the clock.
+    pub fn enter(
+        &mut self,
+        clock: ClockKind,
+        stage: &Stage,
+        has_start_stage: bool,
+        at: DateTime<Utc>,
+        first: bool,
+    ) {
+        if self.stopped_at.is_some() {
             return;
         }
-        let s = &p.stages[stage.index()];
-        if t.started_at.is_none() {
+        if self.started_at.is_none() {
             let starts = if has_start_stage {
-                s.starts.has(clock)
+                stage.starts.has(clock)
             } else {
                 first
             };
             if !starts {
                 return;
             }
-            t.started_at = Some(at);
+            self.started_at = Some(at);
         }
-        if let Some((_, end @ None)) = t.running.last_mut() {
+        if let Some((_, end @ None)) = self.running.last_mut() {
             *end = Some(at);
         }
-        if s.stops.has(clock) || s.is_final {
-            t.stopped_at = Some(at);
-            t.paused = false;
-        } else if s.pauses.has(clock) {
-            t.paused = true;
+        if stage.stops.has(clock) || stage.is_final {
+            self.stopped_at = Some(at);
+            self.paused = false;
+        } else if stage.pauses.has(clock) {
+            self.paused = true;
         } else {
-            t.paused = false;
-            t.running.push((at, None));
-        }
-    };
-    for e in events {
-        match &e.kind {
-            EventKind::Created {
-                stage,
-                priority: p0,
-                ..
-            } => {
-                priority = *p0;
-                enter(&mut t, *stage, e.at, true);
-            }
-            EventKind::Transitioned { from, to, .. } if from != to => {
-                enter(&mut t, *to, e.at, false)
-            }
-            EventKind::PriorityChanged { to, .. } => priority = *to,
-            _ => {}
+            self.paused = false;
+            self.running.push((at, None));
         }
     }
-    (t, priority)
+
+    /// Measure the closed intervals not yet measured on `calendar` (all of them, when the
+    /// calendar is another than last time).
+    fn measure_on(&mut self, calendar: CalendarRef, cal: &BusinessCalendar<'_>) {
+        let m = &mut self.measures;
+        if m.calendar != Some(calendar) {
+            *m = Measures {
+                calendar: Some(calendar),
+                ..Measures::default()
+            };
+        }
+        let closed = self.running.iter().filter_map(|(a, b)| Some((*a, (*b)?)));
+        for (start, end) in closed.skip(m.ends.len()) {
+            let before = m.ends.last().copied().unwrap_or(0);
+            m.ends.push(before.saturating_add(cal.elapsed(start, end)));
+        }
+    }
 }
 
-/// One clock of an instance as its history and current priority give it: its timeline, its
-/// calendar and its target.
-struct Measured<'a> {
+/// One clock of an instance as its timeline and current priority give it: its calendar and
+/// its target, its closed intervals measured.
+struct Measured<'a, 't> {
     clock: ClockKind,
-    t: Timeline,
+    t: &'t ClockTimeline,
     cal: BusinessCalendar<'a>,
     duration: crate::model::Duration,
     /// The target in business seconds from the start (0 while not started).
     target_seconds: i64,
 }
 
-fn measure<'a>(def: &'a Definition, clock: ClockKind, events: &[Event]) -> Option<Measured<'a>> {
+fn measure<'a, 't>(
+    def: &'a Definition,
+    clock: ClockKind,
+    t: &'t mut ClockTimeline,
+    priority: Option<PriorityId>,
+) -> Option<Measured<'a, 't>> {
     let p = def.model();
-    let (t, priority) = timeline(def, clock, events);
     let target = priority
         .and_then(|pr| p.targets.get(pr.index()))
         .and_then(|t| t.as_ref())?;
     let duration = target.of(clock)?;
     let cal = BusinessCalendar::from_ref(&def.project.calendars, target.calendar)?;
-    let target_seconds = match t.started_at {
-        Some(started) => cal
-            .add(started, &duration)
-            .map(|end| cal.elapsed(started, end))
-            .unwrap_or(i64::MAX),
-        None => 0,
+    t.measure_on(target.calendar, &cal);
+    let target_seconds = match (t.started_at, t.measures.target) {
+        (None, _) => 0,
+        (Some(_), Some((d, secs))) if d == duration => secs,
+        (Some(started), _) => {
+            let secs = cal
+                .add(started, &duration)
+                .map(|end| cal.elapsed(started, end))
+                .unwrap_or(i64::MAX);
+            t.measures.target = Some((duration, secs));
+            secs
+        }
     };
     Some(Measured {
         clock,
@@ -186,11 +206,25 @@ fn measure<'a>(def: &'a Definition, clock: ClockKind, events: &[Event]) -> Optio
     })
 }
 
-impl Measured<'_> {
+impl Measured<'_, '_> {
     fn running(&self) -> bool {
         self.t.stopped_at.is_none()
             && !self.t.paused
             && self.t.running.last().is_some_and(|(_, end)| end.is_none())
+    }
+
+    /// Business seconds run by the end of the closed intervals.
+    fn closed_seconds(&self) -> i64 {
+        self.t.measures.ends.last().copied().unwrap_or(0)
+    }
+
+    /// Business seconds run by `now`.
+    fn elapsed_at(&self, now: DateTime<Utc>) -> i64 {
+        let open = match self.t.running.last() {
+            Some((start, None)) => self.cal.elapsed(*start, now.max(*start)),
+            _ => 0,
+        };
+        self.closed_seconds().saturating_add(open)
     }
 
     /// The escalation steps of this clock: each threshold as written and the business time on
@@ -224,23 +258,30 @@ impl Measured<'_> {
 
     /// For each of `marks` (business seconds on the clock), the instant at which the clock
     /// has run that much: within a running interval of the past, or ahead in the current one;
-    /// `None` if the clock is paused or stopped short of it. Each closed interval is measured
-    /// once, and the marks ahead of the current interval are found in one walk.
+    /// `None` if the clock is paused or stopped short of it. The closed intervals are measured
+    /// already; the marks in each interval are found in one walk.
     fn instants_at(&self, marks: &[i64]) -> Vec<Option<DateTime<Utc>>> {
         let mut out = vec![None; marks.len()];
         let mut order: Vec<usize> = (0..marks.len()).collect();
         order.sort_by_key(|&i| marks[i]);
+        let ends = &self.t.measures.ends;
         // The marks not yet placed, ascending, and the business time before the interval.
         let mut rest = order.as_slice();
-        let mut done = 0i64;
-        for (start, end) in &self.t.running {
-            if rest.is_empty() {
-                break;
-            }
-            let len = end.map(|end| self.cal.elapsed(*start, end));
-            let within = match len {
+        for (k, (start, end)) in self.t.running.iter().enumerate() {
+            // A mark in a closed interval of the past is found by its measure, without a walk.
+            let (done, upto) = match end {
+                Some(_) => {
+                    let upto = ends[k];
+                    if rest.first().is_none_or(|&i| marks[i] > upto) {
+                        continue;
+                    }
+                    (k.checked_sub(1).map_or(0, |j| ends[j]), Some(upto))
+                }
+                None => (self.closed_seconds(), None),
+            };
+            let within = match upto {
                 None => rest.len(),
-                Some(len) => rest.partition_point(|&i| marks[i] <= done.saturating_add(len)),
+                Some(upto) => rest.partition_point(|&i| marks[i] <= upto),
             };
             let (here, later) = rest.split_at(within);
             // A mark below zero falls nowhere (they sort first).
@@ -253,7 +294,9 @@ impl Measured<'_> {
                 out[*i] = at;
             }
             rest = later;
-            done = done.saturating_add(len.unwrap_or(0));
+            if rest.is_empty() {
+                break;
+            }
         }
         out
     }
@@ -277,12 +320,18 @@ pub struct Crossings {
     pub breach: Option<DateTime<Utc>>,
 }
 
-/// The crossings of the instance's started clocks.
-pub fn crossings(def: &Definition, events: &[Event]) -> Vec<Crossings> {
-    [ClockKind::Respond, ClockKind::Resolve]
+/// The crossings of the instance's started clocks, from their timelines and the current
+/// priority.
+pub fn crossings(
+    def: &Definition,
+    timelines: &mut [ClockTimeline; 2],
+    priority: Option<PriorityId>,
+) -> Vec<Crossings> {
+    let [respond, resolve] = timelines;
+    [(ClockKind::Respond, respond), (ClockKind::Resolve, resolve)]
         .into_iter()
-        .filter_map(|clock| {
-            let m = measure(def, clock, events)?;
+        .filter_map(|(clock, t)| {
+            let m = measure(def, clock, t, priority)?;
             let started_at = m.t.started_at?;
             let steps = m.steps(def);
             // The steps and the target, placed in one pass over the clock's intervals.
@@ -308,9 +357,12 @@ pub fn crossings(def: &Definition, events: &[Event]) -> Vec<Crossings> {
 
 /// The instance's clocks at `now` (those its current priority has a target for).
 pub fn clocks(def: &Definition, events: &[Event], now: DateTime<Utc>) -> Vec<Clock> {
+    let mut state = TimerState::of(def, events);
+    let priority = state.priority();
     let mut out = Vec::new();
-    for clock in [ClockKind::Respond, ClockKind::Resolve] {
-        let Some(m) = measure(def, clock, events) else {
+    let [respond, resolve] = state.timelines_mut();
+    for (clock, t) in [(ClockKind::Respond, respond), (ClockKind::Resolve, resolve)] {
+        let Some(m) = measure(def, clock, t, priority) else {
             continue;
         };
         let Some(started) = m.t.started_at else {
@@ -331,11 +383,7 @@ pub fn clocks(def: &Definition, events: &[Event], now: DateTime<Utc>) -> Vec<Clo
         };
         let target_seconds = m.target_seconds;
         let cal = &m.cal;
-        let elapsed: i64 =
-            m.t.running
-                .iter()
-                .map(|(a, b)| cal.elapsed(*a, b.unwrap_or(now).max(*a)))
-                .sum();
+        let elapsed = m.elapsed_at(now);
         let remaining = target_seconds.saturating_sub(elapsed);
         let running = m.running();
         let state = match m.t.stopped_at {

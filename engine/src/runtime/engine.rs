@@ -13,9 +13,9 @@ use super::catalog::{process_hash, Catalog, Definition, DefinitionId, ProjectSou
 use super::clock::Clock;
 use super::error::EngineError;
 use super::logic::{self, Logic, Request};
-use super::schedule_memo::ScheduleMemo;
+use super::schedule_memo::{Remembered, ScheduleMemo};
 use super::scheduler::Wakeup;
-use super::timers::Schedule;
+use super::timers::{Schedule, TimerState};
 use super::types::*;
 use super::types::{Change, NewTask};
 use super::view::{self, EventView, InstanceView, LinkView};
@@ -254,52 +254,62 @@ impl<S: Store> Engine<S> {
         Ok((inst, def, task))
     }
 
-    /// Set a new instance's timers and its task's due time.
-    fn schedule_new(&self, new: &mut NewInstance) -> Result<(), EngineError> {
+    /// Set a new instance's timers and its task's due time; returns what they came from.
+    fn schedule_new(&self, new: &mut NewInstance) -> Result<Remembered, EngineError> {
         let def = self.definition(new.instance.definition)?;
-        let schedule = Schedule::of(&def, &new.events);
+        let mut state = TimerState::of(&def, &new.events);
+        let schedule = state.schedule(&def);
         new.timers = schedule.rows(&def);
         if let Some(t) = new.task.as_mut() {
             t.due_at = schedule.resolve_due;
         }
-        Ok(())
+        Ok(Remembered {
+            state: Arc::new(state),
+            rows: Arc::new(new.timers.clone()),
+        })
     }
 
     /// Set the timers of a change that can move them (see [`super::timers::affected_by`]),
-    /// and the due time of the task it opens or updates, from the history before it
-    /// (`before`, read when not given) and its events. Returns the instance's timer rows after
-    /// the change, where known, for [`ScheduleMemo`] once the change is committed.
+    /// and the due time of the task it opens or updates. The timer state before the change is
+    /// the one [`ScheduleMemo`] remembers for the version the change was decided on, or else
+    /// folded from the history (`before`, read when not given). Returns the state and rows
+    /// after the change, where known, for the memo once the change is committed.
     async fn schedule(
         &self,
         def: &Definition,
         before: Option<Vec<Event>>,
         change: &mut Change,
-    ) -> Result<Option<Arc<Vec<NewTimer>>>, EngineError> {
+    ) -> Result<Option<Remembered>, EngineError> {
         for s in change.spawns.iter_mut() {
             self.schedule_new(s)?;
         }
         let id = change.instance.id;
         let remembered = self.schedules.get(id, change.expected_version);
         if !super::timers::affected_by(def, &change.events) {
+            // The fold ignores such events: the state and rows carry over as they are.
             return Ok(remembered);
         }
-        let mut events = match before {
-            Some(events) => events,
-            None => self.store.history(id).await?,
+        let (mut state, before) = match remembered {
+            Some(r) => (Arc::unwrap_or_clone(r.state), r.rows),
+            None => {
+                let mut events = match before {
+                    Some(events) => events,
+                    None => self.store.history(id).await?,
+                };
+                // Events after the version the change was decided on make it fail its version
+                // check anyway; they must not count here.
+                events.retain(|e| e.seq <= change.expected_version);
+                let mut state = TimerState::of(def, &events);
+                let rows = state.schedule(def).rows(def);
+                (state, Arc::new(rows))
+            }
         };
-        // Events after the version the change was decided on make it fail its version check
-        // anyway; they must not count here.
-        events.retain(|e| e.seq <= change.expected_version);
-        let before = match remembered {
-            Some(rows) => rows,
-            None => Arc::new(Schedule::of(def, &events).rows(def)),
-        };
-        events.extend(change.events.iter().cloned());
-        let schedule = Schedule::of(def, &events);
+        state.apply(def, &change.events);
+        let schedule = state.schedule(def);
         // Rows are written only when the due points move (entering a stage that leaves the
         // clocks as they were, like `log`, writes none).
         let rows = schedule.rows(def);
-        let after = if rows != *before {
+        let rows = if rows != *before {
             change.timers = Some(rows.clone());
             Arc::new(rows)
         } else {
@@ -311,7 +321,10 @@ impl<S: Store> Engine<S> {
         if let Some(u) = change.update_task.as_mut() {
             u.due_at = schedule.resolve_due;
         }
-        Ok(Some(after))
+        Ok(Some(Remembered {
+            state: Arc::new(state),
+            rows,
+        }))
     }
 
     /// Tell the scheduler of timers it may not know about.
@@ -329,7 +342,7 @@ impl<S: Store> Engine<S> {
         task_before: Option<Task>,
         history: Option<Vec<Event>>,
     ) -> Result<InstanceView, EngineError> {
-        let rows_after = self.schedule(&def, history, &mut change).await?;
+        let after = self.schedule(&def, history, &mut change).await?;
         let (id, version) = (change.instance.id, change.instance.version);
         let touched_task = change.new_task.is_some() || change.update_task.is_some();
         let closed_task = change.close_task.is_some();
@@ -343,8 +356,8 @@ impl<S: Store> Engine<S> {
             .collect();
         let committed = self.store.commit(change).await?;
         self.timers_committed(&timers);
-        if let Some(rows) = rows_after {
-            self.schedules.put(id, version, rows);
+        if let Some(after) = after {
+            self.schedules.put(id, version, after);
         }
         let (task, previous) = if touched_task {
             (committed.task, task_before)
@@ -370,12 +383,11 @@ impl<S: Store> Engine<S> {
         if let Some(t) = new.task.as_mut() {
             self.assign(t).await?;
         }
-        self.schedule_new(&mut new)?;
+        let remembered = self.schedule_new(&mut new)?;
         let mut inst = new.instance.clone();
-        let timers = new.timers.clone();
         let (id, task) = self.store.create(new).await?;
-        self.timers_committed(&timers);
-        self.schedules.put(id, inst.version, Arc::new(timers));
+        self.timers_committed(remembered.rows.iter());
+        self.schedules.put(id, inst.version, remembered);
         inst.id = id;
         Ok(InstanceView::new(def, Arc::new(inst), task))
     }
@@ -438,8 +450,9 @@ impl<S: Store> Engine<S> {
         fence: Option<(TaskId, Fence)>,
     ) -> Result<InstanceView, EngineError> {
         // Where a read is a round trip, the history comes along in case the action moves the
-        // instance on (its timers are derived from it); elsewhere it is read only if needed.
-        let (loaded, history) = if self.store.reads_are_round_trips() {
+        // instance on (its timers are derived from it), unless the timer state of a recent
+        // version is remembered; elsewhere it is read only if needed.
+        let (loaded, history) = if self.store.reads_are_round_trips() && !self.schedules.knows(id) {
             let ((inst, task), history) = self
                 .store
                 .instance_with_task_and_history(id)
@@ -600,12 +613,16 @@ impl<S: Store> Engine<S> {
                 Err(e) => return Err(e),
             };
             let events = self.store.history(id).await?;
-            let schedule = Schedule::of(&def, &events);
-            // The rows before the firing, for `schedule` below to find instead of deriving
-            // them again (keyed by the version this history ends at).
+            let mut state = TimerState::of(&def, &events);
+            let schedule = state.schedule(&def);
+            // What the history gives, for `schedule` below to find instead of folding it
+            // again (keyed by the version this history ends at).
             if let Some(last) = events.last() {
-                self.schedules
-                    .put(id, last.seq, Arc::new(schedule.rows(&def)));
+                let remembered = Remembered {
+                    state: Arc::new(state),
+                    rows: Arc::new(schedule.rows(&def)),
+                };
+                self.schedules.put(id, last.seq, remembered);
             }
             let now = self.clock.now();
             let mut rows_after = None;
@@ -923,23 +940,13 @@ impl<S: Store> Engine<S> {
         fields: &Map<String, Json>,
         actor: &Actor,
     ) -> Result<InstanceView, EngineError> {
-        // Where a read is a round trip, the history comes along: completing a task usually
-        // moves its instance on, and the timers that follow are derived from it.
-        let ((t, inst, open), history) = if self.store.reads_are_round_trips() {
-            let (found, history) = self
-                .store
-                .task_with_instance_and_history(task)
-                .await?
-                .ok_or(EngineError::TaskNotFound(task))?;
-            (found, Some(history))
-        } else {
-            let found = self
-                .store
-                .task_with_instance(task)
-                .await?
-                .ok_or(EngineError::TaskNotFound(task))?;
-            (found, None)
-        };
+        // The history is read only if the action moves the instance on and its timer state
+        // at this version is not remembered (see `schedule`).
+        let (t, inst, open) = self
+            .store
+            .task_with_instance(task)
+            .await?
+            .ok_or(EngineError::TaskNotFound(task))?;
         if t.state != TaskState::Claimed
             || t.token != token
             || t.claimed_by.as_deref() != Some(actor.name.as_str())
@@ -959,7 +966,7 @@ impl<S: Store> Engine<S> {
             actor,
             None,
             Some((task, fence)),
-            history,
+            None,
         )
         .await
     }

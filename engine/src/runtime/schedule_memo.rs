@@ -1,19 +1,22 @@
-//! The timer rows of recently changed instances, by instance and version.
+//! The timer state and rows of recently changed instances, by instance and version.
 //!
-//! A change that can move timers compares the rows after it with the rows before it, so that
-//! only a change that moves them writes them. Deriving the rows before the change costs as much
-//! as deriving them after (business-calendar arithmetic for every escalation step), so the rows
-//! each commit leaves are remembered here and the next change on the instance finds its
-//! "before" without deriving it again.
+//! A change that can move timers derives the rows after it and compares them with the rows
+//! before it, so that only a change that moves them writes them. Both come from the history:
+//! without this memo, every such change would read the instance's whole history and fold it
+//! (business-calendar arithmetic for every pause of a clock), twice. So each commit leaves here
+//! the [`TimerState`] its history folds to and the rows it gives, and the next change on the
+//! instance takes its "before" from here and folds only its own events into a copy of the
+//! state: no history read, and work that does not grow with the history.
 //!
-//! Correct across nodes without invalidation: the rows are a pure function of the history up to
-//! a version, a version of an instance is committed once (the store's version check), and the
-//! history is append-only. An entry for `(instance, version)` is therefore true forever; a miss
-//! only costs the derivation it saves.
+//! Correct across nodes without invalidation: the state and rows are a pure function of the
+//! history up to a version, a version of an instance is committed once (the store's version
+//! check), and the history is append-only. An entry for `(instance, version)` is therefore true
+//! forever; a miss only costs the read and fold it saves.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::timers::TimerState;
 use super::types::{InstanceId, NewTimer};
 
 /// Entries kept at most. Agents act on the tickets they just touched, so a small memo catches
@@ -21,30 +24,43 @@ use super::types::{InstanceId, NewTimer};
 /// every change.
 const CAPACITY: usize = 16_384;
 
-/// An instance's timer rows at one version.
-type Remembered = (i64, Arc<Vec<NewTimer>>);
+/// What an instance's history up to one version gives its timers.
+#[derive(Clone, Debug)]
+pub struct Remembered {
+    /// The history folded.
+    pub state: Arc<TimerState>,
+    /// The timer rows it gives.
+    pub rows: Arc<Vec<NewTimer>>,
+}
 
 #[derive(Default)]
 pub struct ScheduleMemo {
-    rows: Mutex<HashMap<InstanceId, Remembered>>,
+    rows: Mutex<HashMap<InstanceId, (i64, Remembered)>>,
 }
 
 impl ScheduleMemo {
-    /// The rows the instance had at `version`, if remembered.
-    pub fn get(&self, id: InstanceId, version: i64) -> Option<Arc<Vec<NewTimer>>> {
+    /// What the instance had at `version`, if remembered.
+    pub fn get(&self, id: InstanceId, version: i64) -> Option<Remembered> {
         let rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
         rows.get(&id)
             .filter(|(v, _)| *v == version)
             .map(|(_, r)| r.clone())
     }
 
-    /// Remember the rows a committed `version` of the instance has.
-    pub fn put(&self, id: InstanceId, version: i64, timers: Arc<Vec<NewTimer>>) {
+    /// Whether anything is remembered of the instance (at whatever version): a hint that its
+    /// history need not be read ahead of a change.
+    pub fn knows(&self, id: InstanceId) -> bool {
+        let rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        rows.contains_key(&id)
+    }
+
+    /// Remember what a committed `version` of the instance has.
+    pub fn put(&self, id: InstanceId, version: i64, remembered: Remembered) {
         let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
         if rows.len() >= CAPACITY && !rows.contains_key(&id) {
             rows.clear();
         }
-        rows.insert(id, (version, timers));
+        rows.insert(id, (version, remembered));
     }
 }
 
@@ -52,18 +68,27 @@ impl ScheduleMemo {
 mod tests {
     use super::*;
 
+    fn nothing() -> Remembered {
+        Remembered {
+            state: Arc::default(),
+            rows: Arc::default(),
+        }
+    }
+
     #[test]
     fn remembers_only_the_version_it_was_told() {
         let memo = ScheduleMemo::default();
         let id = InstanceId(7);
         assert!(memo.get(id, 3).is_none());
-        memo.put(id, 3, Arc::new(Vec::new()));
+        assert!(!memo.knows(id));
+        memo.put(id, 3, nothing());
         assert!(memo.get(id, 3).is_some());
+        assert!(memo.knows(id));
         assert!(
             memo.get(id, 4).is_none(),
             "another version is not the same history"
         );
-        memo.put(id, 5, Arc::new(Vec::new()));
+        memo.put(id, 5, nothing());
         assert!(
             memo.get(id, 3).is_none(),
             "a newer version replaces the older"
@@ -74,7 +99,7 @@ mod tests {
     fn stays_bounded() {
         let memo = ScheduleMemo::default();
         for i in 0..(CAPACITY as i64 * 2 + 3) {
-            memo.put(InstanceId(i), 1, Arc::new(Vec::new()));
+            memo.put(InstanceId(i), 1, nothing());
         }
         let len = memo.rows.lock().map(|r| r.len()).unwrap_or(usize::MAX);
         assert!(len <= CAPACITY, "{len} entries");

@@ -22,15 +22,13 @@
 //! copy to find what is due without reading every history: the scheduler decides what to fire
 //! again from the history, under the instance's version check, so nothing fires twice.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 
 use super::catalog::Definition;
-use super::clocks::crossings;
+use super::clocks::{crossings, ClockTimeline};
 use super::types::{Event, EventKind, NewTimer};
 use crate::calendar::BusinessCalendar;
-use crate::model::{CalendarRef, ClockKind, PriorityId, TransitionId};
+use crate::model::{CalendarRef, ClockKind, PriorityId, StageId, TransitionId};
 
 /// What falls due.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -104,25 +102,107 @@ pub struct Schedule {
     pub resolve_due: Option<DateTime<Utc>>,
 }
 
-impl Schedule {
-    /// The schedule the history gives.
-    pub fn of(def: &Definition, events: &[Event]) -> Schedule {
-        let mut fired_steps = HashSet::new();
-        let mut fired_breaches = HashSet::new();
+/// What an instance's timers depend on, folded from its history one event at a time: the
+/// clocks' timelines, the priority, the steps and breaches already recorded, and the stage the
+/// instance is in. [`TimerState::schedule`] gives the same [`Schedule`] as a derivation from
+/// the whole history, so a state kept from the version a change was decided on takes the
+/// change's events instead of the history being read and folded again.
+#[derive(Clone, Debug, Default)]
+pub struct TimerState {
+    /// Respond, then resolve.
+    clocks: [ClockTimeline; 2],
+    priority: Option<PriorityId>,
+    fired_steps: Vec<(ClockKind, u32)>,
+    fired_breaches: Vec<ClockKind>,
+    /// The stage the instance entered last.
+    stage: Option<StageEntry>,
+}
+
+/// The instance's current stage, the event that entered it, and the automatic transitions
+/// recorded as fired since.
+#[derive(Clone, Debug)]
+struct StageEntry {
+    stage: StageId,
+    at: DateTime<Utc>,
+    seq: i64,
+    elapsed: Vec<TransitionId>,
+}
+
+impl TimerState {
+    /// The state a whole history leaves.
+    pub fn of(def: &Definition, events: &[Event]) -> TimerState {
+        let mut state = TimerState::default();
+        state.apply(def, events);
+        state
+    }
+
+    /// Take events that follow the ones folded so far.
+    pub fn apply(&mut self, def: &Definition, events: &[Event]) {
+        let p = def.model();
         for e in events {
-            match &e.kind {
+            let (stage, first) = match &e.kind {
+                EventKind::Created {
+                    stage, priority, ..
+                } => {
+                    self.priority = *priority;
+                    (*stage, true)
+                }
+                EventKind::Transitioned { from, to, .. } if from != to => (*to, false),
+                EventKind::PriorityChanged { to, .. } => {
+                    self.priority = *to;
+                    continue;
+                }
                 EventKind::Escalated { clock, step, .. } => {
-                    fired_steps.insert((*clock, *step));
+                    self.fired_steps.push((*clock, *step));
+                    continue;
                 }
                 EventKind::Breached { clock } => {
-                    fired_breaches.insert(*clock);
+                    self.fired_breaches.push(*clock);
+                    continue;
                 }
-                _ => {}
+                EventKind::Elapsed { transition } => {
+                    if let Some(entry) = self.stage.as_mut() {
+                        entry.elapsed.push(*transition);
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            let Some(s) = p.stages.get(stage.index()) else {
+                continue;
+            };
+            for (clock, t) in [ClockKind::Respond, ClockKind::Resolve]
+                .into_iter()
+                .zip(self.clocks.iter_mut())
+            {
+                let has_start_stage = p.stages.iter().any(|s| s.starts.has(clock));
+                t.enter(clock, s, has_start_stage, e.at, first);
             }
+            self.stage = Some(StageEntry {
+                stage,
+                at: e.at,
+                seq: e.seq,
+                elapsed: Vec::new(),
+            });
         }
+    }
+
+    /// The priority at the end of the events folded.
+    pub fn priority(&self) -> Option<PriorityId> {
+        self.priority
+    }
+
+    /// The clocks' timelines, respond then resolve.
+    pub(super) fn timelines_mut(&mut self) -> &mut [ClockTimeline; 2] {
+        &mut self.clocks
+    }
+
+    /// Everything due, from the events folded so far. Takes `&mut self` to keep what it
+    /// measured of the clocks for the next call.
+    pub fn schedule(&mut self, def: &Definition) -> Schedule {
         let mut due = Vec::new();
         let mut resolve_due = None;
-        for c in crossings(def, events) {
+        for c in crossings(def, &mut self.clocks, self.priority) {
             if c.clock == ClockKind::Resolve && c.running {
                 resolve_due = c.breach;
             }
@@ -132,7 +212,7 @@ impl Schedule {
             let cycle = c.started_at.timestamp_micros();
             for (i, (label, at)) in c.steps.iter().enumerate() {
                 let step = i as u32;
-                if let (Some(at), false) = (at, fired_steps.contains(&(c.clock, step))) {
+                if let (Some(at), false) = (at, self.fired_steps.contains(&(c.clock, step))) {
                     due.push(Due {
                         kind: TimerKind::Escalation {
                             clock: c.clock,
@@ -144,7 +224,7 @@ impl Schedule {
                     });
                 }
             }
-            if let (Some(at), false) = (c.breach, fired_breaches.contains(&c.clock)) {
+            if let (Some(at), false) = (c.breach, self.fired_breaches.contains(&c.clock)) {
                 due.push(Due {
                     kind: TimerKind::Breach { clock: c.clock },
                     due_at: at,
@@ -153,9 +233,49 @@ impl Schedule {
                 });
             }
         }
-        due.extend(automatic_transitions(def, events));
+        due.extend(self.automatic_transitions(def));
         due.sort_by_key(|d| (d.due_at, d.kind.rank()));
         Schedule { due, resolve_due }
+    }
+
+    /// Automatic transitions out of the stage the instance is in, not fired since it entered.
+    fn automatic_transitions(&self, def: &Definition) -> Vec<Due> {
+        let p = def.model();
+        let Some(entry) = &self.stage else {
+            return Vec::new();
+        };
+        let mut timed = p
+            .transitions
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.after.is_some() && t.from.contains(&entry.stage))
+            .peekable();
+        if timed.peek().is_none() {
+            return Vec::new();
+        }
+        let cal = calendar(def, self.priority);
+        timed
+            .filter_map(|(i, t)| {
+                let id = TransitionId(i as u32);
+                let after = t.after?;
+                if entry.elapsed.contains(&id) {
+                    return None;
+                }
+                Some(Due {
+                    kind: TimerKind::After { transition: id },
+                    due_at: cal.add(entry.at, &after)?,
+                    cycle: entry.seq,
+                    label: after.to_string(),
+                })
+            })
+            .collect()
+    }
+}
+
+impl Schedule {
+    /// The schedule the history gives.
+    pub fn of(def: &Definition, events: &[Event]) -> Schedule {
+        TimerState::of(def, events).schedule(def)
     }
 
     /// The earliest point due by `now`.
@@ -166,49 +286,6 @@ impl Schedule {
     pub fn rows(&self, def: &Definition) -> Vec<NewTimer> {
         self.due.iter().map(|d| d.row(def)).collect()
     }
-}
-
-/// Automatic transitions out of the stage the instance is in, not fired since it entered.
-fn automatic_transitions(def: &Definition, events: &[Event]) -> Vec<Due> {
-    let p = def.model();
-    if !p.transitions.iter().any(|t| t.after.is_some()) {
-        return Vec::new();
-    }
-    // The event that entered the current stage, and what happened since.
-    let Some((entered, stage)) = events.iter().enumerate().rev().find_map(|(i, e)| {
-        let stage = match &e.kind {
-            EventKind::Created { stage, .. } => *stage,
-            EventKind::Transitioned { from, to, .. } if from != to => *to,
-            _ => return None,
-        };
-        Some((i, stage))
-    }) else {
-        return Vec::new();
-    };
-    let entry = &events[entered];
-    let since = &events[entered + 1..];
-    let cal = calendar(def, priority(events));
-    p.transitions
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| t.from.contains(&stage))
-        .filter_map(|(i, t)| {
-            let id = TransitionId(i as u32);
-            let after = t.after?;
-            let fired = since
-                .iter()
-                .any(|e| matches!(e.kind, EventKind::Elapsed { transition } if transition == id));
-            if fired {
-                return None;
-            }
-            Some(Due {
-                kind: TimerKind::After { transition: id },
-                due_at: cal.add(entry.at, &after)?,
-                cycle: entry.seq,
-                label: after.to_string(),
-            })
-        })
-        .collect()
 }
 
 /// The instance's priority at the end of its history.

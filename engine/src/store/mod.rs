@@ -170,21 +170,6 @@ pub trait Store: Send + Sync + 'static {
         false
     }
 
-    /// [`Store::task_with_instance`] and the instance's history, read together: completing a
-    /// task usually moves the instance on, and its timers are derived from the history.
-    fn task_with_instance_and_history(
-        &self,
-        task: TaskId,
-    ) -> impl Future<Output = Result<Option<(TaskAndInstance, Vec<Event>)>>> + Send {
-        async move {
-            let Some(found) = self.task_with_instance(task).await? else {
-                return Ok(None);
-            };
-            let history = self.history(found.1.id).await?;
-            Ok(Some((found, history)))
-        }
-    }
-
     /// Apply a change atomically.
     fn commit(&self, change: Change) -> impl Future<Output = Result<Committed>> + Send;
 

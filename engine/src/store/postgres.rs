@@ -940,37 +940,6 @@ impl Store for PostgresStore {
         Ok(events)
     }
 
-    async fn task_with_instance_and_history(
-        &self,
-        task: TaskId,
-    ) -> Result<Option<(TaskAndInstance, Vec<Event>)>> {
-        // One round trip for everything completing a task decides on.
-        let row = sqlx::query(&format!(
-            "SELECT i.*, row_to_json(t) AS the_task, \
-                    (SELECT row_to_json(o) FROM tasks o WHERE o.instance_id = i.id AND o.state <> 'done') AS task, \
-                    {HISTORY_JSON} \
-             FROM tasks t JOIN instances i ON i.id = t.instance_id WHERE t.id = $1",
-        ))
-        .bind(task.0)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let inst = sql::decode_instance(&self.catalog, instance_row(&row)?)?;
-        let def = sql::definition(&self.catalog, inst.definition)?;
-        let the_task: Json = row.try_get("the_task")?;
-        let open: Option<Json> = row.try_get("task")?;
-        let history: Option<Json> = row.try_get("history")?;
-        let events = history_from_json(&def, inst.id, history.as_ref())?;
-        Ok(Some((
-            (
-                sql::task_from_json(&the_task)?,
-                Arc::new(inst),
-                open.map(|t| sql::task_from_json(&t)).transpose()?,
-            ),
-            events,
-        )))
-    }
-
     async fn links(&self, id: InstanceId) -> Result<Vec<Link>> {
         let rows = sqlx::query("SELECT * FROM links WHERE from_id = $1 OR to_id = $1 ORDER BY created_at, from_id, to_id")
             .bind(id.0)
