@@ -107,6 +107,9 @@ struct Measures {
 impl ClockTimeline {
     /// The instance enters `stage` at `at` (`first`: it is created there): start, pause, resume
     /// or stop the clock. `has_start_stage`: some stage of the process `starts` the clock.
+    /// Returns whether the timeline changed: moving between two stages the clock runs in
+    /// leaves its running interval as it is (business time is additive, so one interval
+    /// measures as the two would).
     pub fn enter(
         &mut self,
         clock: ClockKind,
@@ -114,10 +117,11 @@ impl ClockTimeline {
         has_start_stage: bool,
         at: DateTime<Utc>,
         first: bool,
-    ) {
+    ) -> bool {
         if self.stopped_at.is_some() {
-            return;
+            return false;
         }
+        let mut changed = false;
         if self.started_at.is_none() {
             let starts = if has_start_stage {
                 stage.starts.has(clock)
@@ -125,21 +129,35 @@ impl ClockTimeline {
                 first
             };
             if !starts {
-                return;
+                return false;
             }
             self.started_at = Some(at);
+            changed = true;
         }
-        if let Some((_, end @ None)) = self.running.last_mut() {
-            *end = Some(at);
-        }
+        let open = self.running.last_mut().and_then(|(_, end)| match end {
+            None => Some(end),
+            Some(_) => None,
+        });
         if stage.stops.has(clock) || stage.is_final {
+            if let Some(end) = open {
+                *end = Some(at);
+            }
             self.stopped_at = Some(at);
             self.paused = false;
+            true
         } else if stage.pauses.has(clock) {
+            let running = open.is_some();
+            if let Some(end) = open {
+                *end = Some(at);
+            }
             self.paused = true;
-        } else {
+            changed || running
+        } else if open.is_none() {
             self.paused = false;
             self.running.push((at, None));
+            true
+        } else {
+            changed
         }
     }
 
@@ -302,16 +320,14 @@ impl Measured<'_, '_> {
     }
 }
 
-/// Where a clock's due points fall, from the history alone: the instant each escalation step
-/// and the target were or will be reached, where that can be known (a paused clock has no
+/// Where a live clock's due points fall, from the history alone: the instant each escalation
+/// step and the target were or will be reached, where that can be known (a paused clock has no
 /// instant for the points it has not reached). The scheduler's timers come from this.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Crossings {
     pub clock: ClockKind,
     /// When the clock started: it identifies the clock's one cycle.
     pub started_at: DateTime<Utc>,
-    /// Stopped for good: nothing on it falls due any more.
-    pub stopped: bool,
     /// Running now (not paused, not stopped).
     pub running: bool,
     /// Per escalation step of the clock, in order: the threshold as written, and its instant.
@@ -320,8 +336,8 @@ pub struct Crossings {
     pub breach: Option<DateTime<Utc>>,
 }
 
-/// The crossings of the instance's started clocks, from their timelines and the current
-/// priority.
+/// The crossings of the instance's clocks that are started and not stopped (nothing on a
+/// stopped clock falls due any more), from their timelines and the current priority.
 pub fn crossings(
     def: &Definition,
     timelines: &mut [ClockTimeline; 2],
@@ -330,6 +346,7 @@ pub fn crossings(
     let [respond, resolve] = timelines;
     [(ClockKind::Respond, respond), (ClockKind::Resolve, resolve)]
         .into_iter()
+        .filter(|(_, t)| t.stopped_at.is_none())
         .filter_map(|(clock, t)| {
             let m = measure(def, clock, t, priority)?;
             let started_at = m.t.started_at?;
@@ -342,7 +359,6 @@ pub fn crossings(
             Some(Crossings {
                 clock,
                 started_at,
-                stopped: m.t.stopped_at.is_some(),
                 running: m.running(),
                 steps: steps
                     .into_iter()

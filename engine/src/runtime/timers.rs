@@ -116,6 +116,10 @@ pub struct TimerState {
     fired_breaches: Vec<ClockKind>,
     /// The stage the instance entered last.
     stage: Option<StageEntry>,
+    /// The schedule of the events folded so far, once asked for: kept until an event changes
+    /// what it depends on (most changes, like moving between two stages the clocks run in,
+    /// do not).
+    cached: Option<Schedule>,
 }
 
 /// The instance's current stage, the event that entered it, and the automatic transitions
@@ -145,24 +149,31 @@ impl TimerState {
                     stage, priority, ..
                 } => {
                     self.priority = *priority;
+                    self.cached = None;
                     (*stage, true)
                 }
                 EventKind::Transitioned { from, to, .. } if from != to => (*to, false),
                 EventKind::PriorityChanged { to, .. } => {
-                    self.priority = *to;
+                    if self.priority != *to {
+                        self.priority = *to;
+                        self.cached = None;
+                    }
                     continue;
                 }
                 EventKind::Escalated { clock, step, .. } => {
                     self.fired_steps.push((*clock, *step));
+                    self.cached = None;
                     continue;
                 }
                 EventKind::Breached { clock } => {
                     self.fired_breaches.push(*clock);
+                    self.cached = None;
                     continue;
                 }
                 EventKind::Elapsed { transition } => {
                     if let Some(entry) = self.stage.as_mut() {
                         entry.elapsed.push(*transition);
+                        self.cached = None;
                     }
                     continue;
                 }
@@ -176,7 +187,20 @@ impl TimerState {
                 .zip(self.clocks.iter_mut())
             {
                 let has_start_stage = p.stages.iter().any(|s| s.starts.has(clock));
-                t.enter(clock, s, has_start_stage, e.at, first);
+                if t.enter(clock, s, has_start_stage, e.at, first) {
+                    self.cached = None;
+                }
+            }
+            // The automatic transitions out of the stage left, and out of the stage entered
+            // (due from this entry), are the only due points a stage entry moves besides the
+            // clocks'.
+            let timed = |stage: StageId| {
+                p.transitions
+                    .iter()
+                    .any(|t| t.after.is_some() && t.from.contains(&stage))
+            };
+            if timed(stage) || self.stage.as_ref().is_some_and(|left| timed(left.stage)) {
+                self.cached = None;
             }
             self.stage = Some(StageEntry {
                 stage,
@@ -197,17 +221,23 @@ impl TimerState {
         &mut self.clocks
     }
 
-    /// Everything due, from the events folded so far. Takes `&mut self` to keep what it
-    /// measured of the clocks for the next call.
+    /// Everything due, from the events folded so far. Takes `&mut self` to keep the schedule,
+    /// and what it measured of the clocks, for the next call.
     pub fn schedule(&mut self, def: &Definition) -> Schedule {
+        if let Some(schedule) = &self.cached {
+            return schedule.clone();
+        }
+        let schedule = self.derive(def);
+        self.cached = Some(schedule.clone());
+        schedule
+    }
+
+    fn derive(&mut self, def: &Definition) -> Schedule {
         let mut due = Vec::new();
         let mut resolve_due = None;
         for c in crossings(def, &mut self.clocks, self.priority) {
             if c.clock == ClockKind::Resolve && c.running {
                 resolve_due = c.breach;
-            }
-            if c.stopped {
-                continue;
             }
             let cycle = c.started_at.timestamp_micros();
             for (i, (label, at)) in c.steps.iter().enumerate() {
