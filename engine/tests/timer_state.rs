@@ -211,7 +211,7 @@ proptest! {
             folded = cut;
             if ask_between || cut == events.len() {
                 prop_assert_eq!(
-                    state.schedule(&def),
+                    state.schedule(&def).clone(),
                     Schedule::of(&def, &events[..cut]),
                     "after {} events", cut
                 );

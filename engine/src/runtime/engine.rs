@@ -284,7 +284,7 @@ impl<S: Store> Engine<S> {
             self.schedule_new(s)?;
         }
         let id = change.instance.id;
-        let remembered = self.schedules.get(id, change.expected_version);
+        let remembered = self.schedules.take(id, change.expected_version);
         if !super::timers::affected_by(def, &change.events) {
             // The fold ignores such events: the state and rows carry over as they are.
             return Ok(remembered);
@@ -305,15 +305,22 @@ impl<S: Store> Engine<S> {
             }
         };
         state.apply(def, &change.events);
-        let schedule = state.schedule(def);
         // Rows are written only when the due points move (entering a stage that leaves the
-        // clocks as they were, like `log`, writes none).
-        let rows = schedule.rows(def);
-        let rows = if rows != *before {
-            change.timers = Some(rows.clone());
-            Arc::new(rows)
-        } else {
-            before
+        // clocks as they were, like `log`, writes none). `before` are the rows of the state's
+        // schedule, so while that holds they are the rows after too.
+        let unchanged = state.schedule_holds();
+        let schedule = state.schedule(def);
+        let rows = match unchanged {
+            true => before,
+            false => {
+                let rows = schedule.rows(def);
+                if rows != *before {
+                    change.timers = Some(rows.clone());
+                    Arc::new(rows)
+                } else {
+                    before
+                }
+            }
         };
         if let Some(t) = change.new_task.as_mut() {
             t.due_at = schedule.resolve_due;
@@ -614,7 +621,7 @@ impl<S: Store> Engine<S> {
             };
             let events = self.store.history(id).await?;
             let mut state = TimerState::of(&def, &events);
-            let schedule = state.schedule(&def);
+            let schedule = state.schedule(&def).clone();
             // What the history gives, for `schedule` below to find instead of folding it
             // again (keyed by the version this history ends at).
             if let Some(last) = events.last() {

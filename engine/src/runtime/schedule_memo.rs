@@ -39,12 +39,15 @@ pub struct ScheduleMemo {
 }
 
 impl ScheduleMemo {
-    /// What the instance had at `version`, if remembered.
-    pub fn get(&self, id: InstanceId, version: i64) -> Option<Remembered> {
-        let rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
-        rows.get(&id)
-            .filter(|(v, _)| *v == version)
-            .map(|(_, r)| r.clone())
+    /// What the instance had at `version`, if remembered, taken out: the change decided on
+    /// that version puts back what it leaves once committed (a change that fails costs the
+    /// next one a fold of the history).
+    pub fn take(&self, id: InstanceId, version: i64) -> Option<Remembered> {
+        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        match rows.get(&id) {
+            Some((v, _)) if *v == version => rows.remove(&id).map(|(_, r)| r),
+            _ => None,
+        }
     }
 
     /// Whether anything is remembered of the instance (at whatever version): a hint that its
@@ -79,20 +82,25 @@ mod tests {
     fn remembers_only_the_version_it_was_told() {
         let memo = ScheduleMemo::default();
         let id = InstanceId(7);
-        assert!(memo.get(id, 3).is_none());
+        assert!(memo.take(id, 3).is_none());
         assert!(!memo.knows(id));
         memo.put(id, 3, nothing());
-        assert!(memo.get(id, 3).is_some());
         assert!(memo.knows(id));
         assert!(
-            memo.get(id, 4).is_none(),
+            memo.take(id, 4).is_none(),
             "another version is not the same history"
         );
+        assert!(memo.knows(id), "a miss takes nothing out");
+        assert!(memo.take(id, 3).is_some());
+        assert!(!memo.knows(id), "taken out");
+        assert!(memo.take(id, 3).is_none(), "taken once");
+        memo.put(id, 3, nothing());
         memo.put(id, 5, nothing());
         assert!(
-            memo.get(id, 3).is_none(),
+            memo.take(id, 3).is_none(),
             "a newer version replaces the older"
         );
+        assert!(memo.take(id, 5).is_some());
     }
 
     #[test]

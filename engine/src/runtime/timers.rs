@@ -223,13 +223,18 @@ impl TimerState {
 
     /// Everything due, from the events folded so far. Takes `&mut self` to keep the schedule,
     /// and what it measured of the clocks, for the next call.
-    pub fn schedule(&mut self, def: &Definition) -> Schedule {
-        if let Some(schedule) = &self.cached {
-            return schedule.clone();
-        }
-        let schedule = self.derive(def);
-        self.cached = Some(schedule.clone());
-        schedule
+    pub fn schedule(&mut self, def: &Definition) -> &Schedule {
+        let schedule = match self.cached.take() {
+            Some(schedule) => schedule,
+            None => self.derive(def),
+        };
+        self.cached.insert(schedule)
+    }
+
+    /// Whether the schedule last asked for still holds: no event folded since changed what it
+    /// depends on.
+    pub fn schedule_holds(&self) -> bool {
+        self.cached.is_some()
     }
 
     fn derive(&mut self, def: &Definition) -> Schedule {
@@ -305,7 +310,9 @@ impl TimerState {
 impl Schedule {
     /// The schedule the history gives.
     pub fn of(def: &Definition, events: &[Event]) -> Schedule {
-        TimerState::of(def, events).schedule(def)
+        let mut state = TimerState::of(def, events);
+        state.schedule(def);
+        state.cached.unwrap_or_default()
     }
 
     /// The earliest point due by `now`.
