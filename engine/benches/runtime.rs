@@ -5,6 +5,7 @@
 //! ITSMFLOW_BENCH_ONLY=memory|sqlite|postgres ...            # one part only
 //! ITSMFLOW_BENCH_TASKS=20000 ...                            # PostgreSQL task count (5,000)
 //! ITSMFLOW_BENCH_SECS=10 ...                                 # seconds per SQLite figure (3)
+//! ITSMFLOW_BENCH_LIFECYCLES=5000 ...                         # per in-memory figure (50,000)
 //! ITSMFLOW_BENCH_POSTGRES=postgres:///postgres?host=/var/run/postgresql \
 //!     cargo bench -p itsmflow-engine --bench runtime        # and PostgreSQL
 //! ```
@@ -106,6 +107,16 @@ async fn lifecycle<S: Store>(
         .expect("close");
 }
 
+/// Lifecycles per in-memory figure: 50,000, or `ITSMFLOW_BENCH_LIFECYCLES` (fewer for runs
+/// under an instruction counter such as `valgrind --tool=cachegrind`, whose counts do not
+/// depend on what else the machine is doing).
+fn lifecycles() -> usize {
+    std::env::var("ITSMFLOW_BENCH_LIFECYCLES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(50_000)
+}
+
 /// An engine on a fresh in-memory store.
 async fn in_memory() -> Engine<MemoryStore> {
     let catalog = Arc::new(Catalog::default());
@@ -124,7 +135,7 @@ async fn bench_memory() {
     for _ in 0..2_000 {
         lifecycle(&e, &agent, &caller, &fields, &resolution).await;
     }
-    let n = 50_000;
+    let n = lifecycles();
     let t = Instant::now();
     for _ in 0..n {
         lifecycle(&e, &agent, &caller, &fields, &resolution).await;
@@ -140,7 +151,8 @@ async fn bench_memory() {
 
     // A simulation that starts a fresh store every 5,000 tickets keeps its memory bounded; the
     // difference to the figure above is the cost of growing the heap for retained history.
-    let (rounds, per_round) = (10, 5_000);
+    let per_round = 5_000;
+    let rounds = lifecycles().div_ceil(per_round);
     let t = Instant::now();
     for _ in 0..rounds {
         let e = in_memory().await;

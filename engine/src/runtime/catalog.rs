@@ -2,7 +2,7 @@
 //! for every process whose content changed, a new immutable version. Instances are pinned to
 //! the version they started on, so the catalog keeps every version ever published.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};

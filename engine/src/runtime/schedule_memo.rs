@@ -13,7 +13,7 @@
 //! check), and the history is append-only. An entry for `(instance, version)` is therefore true
 //! forever; a miss only costs the read and fold it saves.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::timers::TimerState;

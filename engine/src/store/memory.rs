@@ -1,7 +1,9 @@
 //! The store in memory: the same semantics as the databases, for simulations, tests and the
 //! in-memory runtime. One mutex makes every method atomic.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
