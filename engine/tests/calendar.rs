@@ -933,6 +933,7 @@ fn bare_calendar(week: [Vec<(u32, u32)>; 7], holidays: BTreeSet<NaiveDate>) -> C
         timezone: Tz::Europe__Amsterdam,
         week,
         holidays,
+        index: Default::default(),
     }
 }
 

@@ -33,10 +33,15 @@
 //!
 //! Cost: a walk converts each local date's ranges to UTC, consulting chrono-tz about once
 //! every three days (see `zone.rs` for why that is sound), and skips a whole week at a time
-//! where no holiday and no change of clocks falls. Nothing allocates.
+//! where no holiday and no change of clocks falls. Business seconds (`h`, `m`, `s`: `add` and
+//! `elapsed`) are mostly not walked at all: the calendar's [`CalendarIndex`] keeps the intervals
+//! walks gave, a block of dates at a time, and answers by binary search (`index.rs`).
 
+mod index;
 mod walk;
 mod zone;
+
+pub use index::CalendarIndex;
 
 use std::cell::Cell;
 
@@ -152,6 +157,14 @@ impl<'a> Hours<'a> {
     }
 
     fn elapsed(&self, from: i64, to: i64) -> i64 {
+        self.cal
+            .index
+            .elapsed(self, from, to)
+            .unwrap_or_else(|| self.walk_elapsed(from, to))
+    }
+
+    /// [`Hours::elapsed`] by walking the calendar.
+    fn walk_elapsed(&self, from: i64, to: i64) -> i64 {
         let mut walk = Walker::around(self, from);
         // Every interval of a later date starts after `to` (offsets are under a day).
         walk.until = (to + DAY).div_euclid(DAY) + 1;
@@ -181,6 +194,14 @@ impl<'a> Hours<'a> {
         if secs > MAX_INSTANT.saturating_sub(from) {
             return None;
         }
+        match self.cal.index.add_secs(self, from, secs) {
+            Some(t) => Some(t).filter(|t| *t <= MAX_INSTANT),
+            None => self.walk_add_secs(from, secs),
+        }
+    }
+
+    /// [`Hours::add_secs`] by walking the calendar.
+    fn walk_add_secs(&self, from: i64, secs: i64) -> Option<i64> {
         let mut walk = Walker::around(self, from);
         let mut rest = secs;
         loop {
@@ -209,6 +230,16 @@ impl<'a> Hours<'a> {
     /// that much business time has passed since `from`: [`Hours::add_secs`] for each, in one
     /// walk. Stops at the first mark that cannot be reached (it and the later ones stay `None`).
     fn add_secs_each(&self, from: i64, marks: &[i64], out: &mut [Option<i64>]) {
+        let indexed = marks.iter().zip(out.iter_mut()).all(|(m, o)| {
+            *m <= MAX_INSTANT.saturating_sub(from) && {
+                *o = self.cal.index.add_secs(self, from, *m);
+                o.is_some()
+            }
+        });
+        if indexed {
+            return;
+        }
+        out.fill(None);
         let mut walk = Walker::around(self, from);
         // Business seconds passed since `from` at the start of the next interval.
         let mut passed = 0i64;
@@ -459,6 +490,7 @@ impl<'a> BusinessCalendar<'a> {
 #[cfg(test)]
 mod tests {
     use chrono::NaiveDate;
+    use proptest::prelude::*;
 
     use super::walk::{from_naive, to_naive, weekday};
     use super::*;
@@ -480,5 +512,96 @@ mod tests {
         assert_eq!(weekday(0), 3);
         assert_eq!(weekday(-3), 0);
         assert_eq!(weekday(4), 0);
+    }
+
+    fn calendar(zone: &str, week: [Vec<(u32, u32)>; 7], holidays: &[(i32, u32, u32)]) -> Calendar {
+        Calendar {
+            name: "test".into(),
+            label: None,
+            timezone: zone.parse().expect("zone"),
+            week,
+            holidays: holidays
+                .iter()
+                .filter_map(|(y, m, d)| NaiveDate::from_ymd_opt(*y, *m, *d))
+                .collect(),
+            index: Default::default(),
+        }
+    }
+
+    /// Calendars where the index has most to get right: changes of clocks inside and at the
+    /// edges of ranges, ranges to 24:00, overnight shifts, holidays, a weekday without hours.
+    fn calendars() -> Vec<Calendar> {
+        let office = || vec![(480, 750), (780, 1020)];
+        vec![
+            calendar(
+                "Europe/Amsterdam",
+                [
+                    office(),
+                    office(),
+                    office(),
+                    office(),
+                    office(),
+                    vec![],
+                    vec![],
+                ],
+                &[(2026, 12, 25), (2026, 12, 28), (2027, 1, 1), (2031, 4, 14)],
+            ),
+            calendar(
+                "America/Santiago",
+                [
+                    vec![(0, 1440)],
+                    vec![(0, 120), (1320, 1440)],
+                    vec![(60, 180)],
+                    vec![],
+                    vec![(0, 1440)],
+                    vec![(23 * 60, 1440)],
+                    vec![(0, 60)],
+                ],
+                &[(2026, 9, 18)],
+            ),
+            calendar(
+                "Australia/Lord_Howe",
+                [
+                    vec![(90, 150), (600, 1440)],
+                    vec![(0, 1440)],
+                    vec![(0, 1440)],
+                    vec![(120, 240)],
+                    vec![(0, 1440)],
+                    vec![(0, 1440)],
+                    vec![(0, 1440)],
+                ],
+                &[],
+            ),
+        ]
+    }
+
+    fn instant() -> impl Strategy<Value = i64> {
+        // 1995 to 2045, and now and then the edges of what the index covers.
+        prop_oneof![
+            8 => 788_918_400i64..2_366_841_600,
+            1 => -2_210_000_000i64..-2_200_000_000,
+            1 => 7_257_000_000i64..7_258_200_000,
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// The index answers as the walk does.
+        #[test]
+        fn index_agrees_with_the_walk(
+            which in 0usize..3,
+            from in instant(),
+            span in prop_oneof![0i64..3 * DAY, 0i64..400 * DAY],
+            secs in prop_oneof![1i64..8 * 3600, 1i64..3_000 * 3600],
+        ) {
+            let all = calendars();
+            let hours = Hours::new(&all[which]);
+            let to = from + span;
+            if span > 0 {
+                prop_assert_eq!(hours.elapsed(from, to), hours.walk_elapsed(from, to));
+            }
+            prop_assert_eq!(hours.add_secs(from, secs), hours.walk_add_secs(from, secs));
+        }
     }
 }

@@ -8,6 +8,7 @@ use itsmflow_dsl::ast::{self, CalendarEntry, ClockTime, Ident};
 use itsmflow_dsl::Diagnostic;
 
 use super::names::did_you_mean;
+use crate::calendar::CalendarIndex;
 use crate::model::Calendar;
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -160,6 +161,7 @@ pub fn check_calendar(cal: &ast::Calendar, diags: &mut Vec<Diagnostic>) -> Calen
         timezone: timezone.map(|(z, _)| z).unwrap_or(Tz::UTC),
         week,
         holidays,
+        index: CalendarIndex::default(),
     }
 }
 

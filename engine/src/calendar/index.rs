@@ -1,0 +1,164 @@
+//! A calendar's open intervals, walked once and kept, so that business time between two
+//! instants and the instant some business seconds after another are binary searches instead of
+//! walks.
+//!
+//! The walk (`walk.rs`) stays the definition of a calendar's open intervals: the index keeps
+//! what it gives, [`BLOCK_DAYS`] local dates at a time, each block built the first time a
+//! computation needs it and shared from then on by every computation on the calendar (every
+//! instance, every thread). A block holds its intervals in time order with the open seconds
+//! before each.
+//!
+//! The index answers only where its answer is the walk's: for dates it covers, and where every
+//! block involved has open time. A block without any open time is where the walk's ten-year
+//! horizon could apply, so there (and outside the covered dates) the caller walks instead.
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use foldhash::HashMap;
+
+use super::walk::Walker;
+use super::{Hours, DAY};
+
+/// Local dates per block: a computation over a few weeks touches one or two.
+const BLOCK_DAYS: i64 = 128;
+/// The local dates the index covers (days since 1970-01-01): 1900-01-01 to 2199-12-31.
+const FIRST_DAY: i64 = -25_567;
+const LAST_DAY: i64 = 84_005;
+
+/// The blocks of one calendar built so far. Cloning a calendar starts its clone on an empty
+/// index: the clone may be changed, and an index is only true of the calendar it was built for.
+#[derive(Default)]
+pub struct CalendarIndex {
+    blocks: RwLock<HashMap<i64, Arc<Block>>>,
+}
+
+impl Clone for CalendarIndex {
+    fn clone(&self) -> Self {
+        CalendarIndex::default()
+    }
+}
+
+impl fmt::Debug for CalendarIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let blocks = self.blocks.read().map(|b| b.len()).unwrap_or(0);
+        f.debug_struct("CalendarIndex")
+            .field("blocks", &blocks)
+            .finish()
+    }
+}
+
+/// The open intervals of [`BLOCK_DAYS`] local dates, in time order.
+struct Block {
+    starts: Vec<i64>,
+    ends: Vec<i64>,
+    /// Open seconds of the block before each interval, then the block's total.
+    before: Vec<i64>,
+}
+
+impl Block {
+    fn build(hours: &Hours<'_>, block: i64) -> Block {
+        let first = block * BLOCK_DAYS;
+        // From two dates earlier, so that the first dates' intervals are trimmed against the
+        // ones before them as in any longer walk.
+        let mut walk = Walker::from_date(hours, hours.zone.get(), first - 2);
+        walk.until = first + BLOCK_DAYS - 1;
+        let (mut starts, mut ends, mut before) = (Vec::new(), Vec::new(), vec![0]);
+        while let Some(iv) = walk.next() {
+            if iv.date < first {
+                continue;
+            }
+            starts.push(iv.start);
+            ends.push(iv.end);
+            before.push(before[before.len() - 1] + iv.len());
+        }
+        Block {
+            starts,
+            ends,
+            before,
+        }
+    }
+
+    fn total(&self) -> i64 {
+        self.before[self.before.len() - 1]
+    }
+
+    /// Open seconds of the block before the instant `t`.
+    fn open_before(&self, t: i64) -> i64 {
+        match self.starts.partition_point(|s| *s <= t) {
+            0 => 0,
+            n => {
+                let k = n - 1;
+                self.before[k] + (t - self.starts[k]).clamp(0, self.ends[k] - self.starts[k])
+            }
+        }
+    }
+
+    /// The earliest instant by which `goal` (`0 < goal <= total`) open seconds of the block
+    /// have passed.
+    fn instant_of(&self, goal: i64) -> i64 {
+        let k = self.before[1..].partition_point(|c| *c < goal);
+        self.starts[k] + (goal - self.before[k])
+    }
+}
+
+impl CalendarIndex {
+    /// Block `block` of the calendar `hours` is of, built if it is not yet; `None` outside the
+    /// covered dates or when it has no open time.
+    fn block(&self, hours: &Hours<'_>, block: i64) -> Option<Arc<Block>> {
+        let (first, last) = (block * BLOCK_DAYS, block * BLOCK_DAYS + BLOCK_DAYS - 1);
+        if first < FIRST_DAY || last > LAST_DAY {
+            return None;
+        }
+        let found = self
+            .blocks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&block)
+            .cloned();
+        let b = match found {
+            Some(b) => b,
+            None => {
+                let built = Arc::new(Block::build(hours, block));
+                let mut blocks = self.blocks.write().unwrap_or_else(|p| p.into_inner());
+                blocks.entry(block).or_insert(built).clone()
+            }
+        };
+        (b.total() > 0).then_some(b)
+    }
+
+    /// The blocks whose intervals can lie within `from..to` (a local date's intervals lie
+    /// within a day of its UTC midnight, offsets being under a day).
+    fn blocks_around(from: i64, to: i64) -> std::ops::RangeInclusive<i64> {
+        let first = (from.div_euclid(DAY) - 1).div_euclid(BLOCK_DAYS);
+        let last = (to.div_euclid(DAY) + 1).div_euclid(BLOCK_DAYS);
+        first..=last
+    }
+
+    /// Open seconds in `[from, to)` (`from < to`), if the index can tell.
+    pub(super) fn elapsed(&self, hours: &Hours<'_>, from: i64, to: i64) -> Option<i64> {
+        let mut total = 0;
+        for b in Self::blocks_around(from, to) {
+            let block = self.block(hours, b)?;
+            total += block.open_before(to) - block.open_before(from);
+        }
+        Some(total)
+    }
+
+    /// The earliest instant by which `secs` (> 0) open seconds have passed since `from`, if
+    /// the index can tell (within the covered dates, every block on the way open sometime).
+    pub(super) fn add_secs(&self, hours: &Hours<'_>, from: i64, secs: i64) -> Option<i64> {
+        let mut rest = secs;
+        let mut b = *Self::blocks_around(from, from).start();
+        loop {
+            let block = self.block(hours, b)?;
+            let done = block.open_before(from);
+            let left = block.total() - done;
+            if rest <= left {
+                return Some(block.instant_of(done + rest));
+            }
+            rest -= left;
+            b += 1;
+        }
+    }
+}
