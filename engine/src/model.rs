@@ -85,8 +85,9 @@ pub struct Calendar {
     /// disjoint; `(480, 1020)` is 08:00-17:00.
     pub week: [Vec<(u32, u32)>; 7],
     pub holidays: BTreeSet<NaiveDate>,
-    /// Its open intervals as computed so far, shared by every computation on it (see
-    /// `calendar/index.rs`); `CalendarIndex::default()` to start.
+    /// Its open intervals as computed so far and its week summarised, shared by every
+    /// computation on it (see `calendar/index.rs`): `CalendarIndex::default()` to start, and
+    /// again if the fields above are changed (a clone starts empty).
     pub index: crate::calendar::CalendarIndex,
 }
 

@@ -13,12 +13,13 @@
 //! horizon could apply, so there (and outside the covered dates) the caller walks instead.
 
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use foldhash::HashMap;
 
 use super::walk::Walker;
-use super::{Hours, DAY};
+use super::{Hours, Week, DAY};
+use crate::model::Calendar;
 
 /// Local dates per block: a computation over a few weeks touches one or two.
 const BLOCK_DAYS: i64 = 128;
@@ -26,11 +27,13 @@ const BLOCK_DAYS: i64 = 128;
 const FIRST_DAY: i64 = -25_567;
 const LAST_DAY: i64 = 84_005;
 
-/// The blocks of one calendar built so far. Cloning a calendar starts its clone on an empty
-/// index: the clone may be changed, and an index is only true of the calendar it was built for.
+/// The blocks of one calendar built so far, and the summary of its week. Cloning a calendar
+/// starts its clone on an empty index: the clone may be changed, and an index is only true of
+/// the calendar it was built for.
 #[derive(Default)]
 pub struct CalendarIndex {
     blocks: RwLock<HashMap<i64, Arc<Block>>>,
+    week: OnceLock<Week>,
 }
 
 impl Clone for CalendarIndex {
@@ -103,6 +106,11 @@ impl Block {
 }
 
 impl CalendarIndex {
+    /// The summary of `cal`'s week (`cal` is the calendar this index belongs to).
+    pub(super) fn week(&self, cal: &Calendar) -> Week {
+        *self.week.get_or_init(|| Week::of(cal))
+    }
+
     /// Block `block` of the calendar `hours` is of, built if it is not yet; `None` outside the
     /// covered dates or when it has no open time.
     fn block(&self, hours: &Hours<'_>, block: i64) -> Option<Arc<Block>> {

@@ -87,8 +87,19 @@ struct Hours<'a> {
     span_last: [i64; 7],
 }
 
-impl<'a> Hours<'a> {
-    fn new(cal: &'a Calendar) -> Self {
+/// What a calendar's week gives a walk, summarised once per calendar (kept by its
+/// [`CalendarIndex`]).
+#[derive(Clone, Copy, Debug)]
+struct Week {
+    week_secs: i64,
+    open_days: u64,
+    open: [bool; 7],
+    span_first: [i64; 7],
+    span_last: [i64; 7],
+}
+
+impl Week {
+    fn of(cal: &Calendar) -> Week {
         let mut first: [Option<i64>; 7] = [None; 7];
         let mut last: [Option<i64>; 7] = [None; 7];
         let mut week_secs = 0;
@@ -121,14 +132,27 @@ impl<'a> Hours<'a> {
                 .find_map(|(k, d)| last[d].map(|e| k as i64 * DAY + e))
                 .unwrap_or(0);
         }
-        Hours {
-            cal,
-            zone: Cell::new(Zone::new(cal.timezone)),
+        Week {
             week_secs,
             open_days: open.iter().filter(|o| **o).count() as u64,
             open,
             span_first,
             span_last,
+        }
+    }
+}
+
+impl<'a> Hours<'a> {
+    fn new(cal: &'a Calendar) -> Self {
+        let week = cal.index.week(cal);
+        Hours {
+            cal,
+            zone: Cell::new(Zone::new(cal.timezone)),
+            week_secs: week.week_secs,
+            open_days: week.open_days,
+            open: week.open,
+            span_first: week.span_first,
+            span_last: week.span_last,
         }
     }
 
