@@ -620,6 +620,69 @@ async fn lease_expiry<S: Store>(h: &Harness<S>) {
     assert!(matches!(err, EngineError::NotQueueMember { .. }), "{err}");
 }
 
+/// A completion is decided on the instance as it is when it commits, whatever the claim read
+/// (on PostgreSQL the claim returns the instance, and the completion starts from that read).
+async fn completion_after_changes_since_the_claim<S: Store>(h: &Harness<S>) {
+    let e = &h.engine;
+    let inc = logged(e, &network_incident()).await;
+    let bob = engineer("bob");
+    let task = e
+        .claim_next("network", &bob, TimeDelta::minutes(10))
+        .await
+        .expect("claim")
+        .expect("task");
+    // Changed after the claim read it.
+    e.comment(inc.id(), "it is down for the whole floor", &caller())
+        .await
+        .expect("comment");
+    let done = e
+        .complete(task.id, task.token, "accept", &Map::new(), &bob)
+        .await
+        .expect("complete on the current version");
+    assert_eq!(done.stage(), "working");
+    let kinds: Vec<&str> = e
+        .history(inc.id())
+        .await
+        .expect("history")
+        .iter()
+        .map(|ev| ev.kind)
+        .collect();
+    let commented = kinds.iter().position(|k| *k == "commented");
+    let accepted = kinds.iter().rposition(|k| *k == "transitioned");
+    assert!(
+        commented.is_some() && commented < accepted,
+        "the comment stays, before the acceptance: {kinds:?}"
+    );
+    assert!(e.verify(inc.id()).await.expect("verify"));
+
+    // Moved on by its holder after the claim: the claim's task is closed, and completing it
+    // is refused without changing anything.
+    let task = e
+        .claim_next("network", &bob, TimeDelta::minutes(10))
+        .await
+        .expect("claim")
+        .expect("the working task");
+    e.perform(inc.id(), "ask", &Map::new(), None, &bob, None)
+        .await
+        .expect("ask the caller");
+    let before = e.state(inc.id()).await.expect("state");
+    let err = e
+        .complete(
+            task.id,
+            task.token,
+            "resolve",
+            &fields(json!({"resolution": "fixed"})),
+            &bob,
+        )
+        .await
+        .expect_err("the task was closed");
+    assert!(
+        matches!(err, EngineError::Store(StoreError::LeaseLost(_))),
+        "{err}"
+    );
+    assert_eq!(e.state(inc.id()).await.expect("state"), before);
+}
+
 async fn reprioritise_and_reroute<S: Store>(h: &Harness<S>) {
     let e = &h.engine;
     let mut f = network_incident();
@@ -1320,6 +1383,13 @@ macro_rules! suite {
             async fn expired_leases_return_tasks_and_fence_old_holders() {
                 let h = super::$backend().await;
                 lease_expiry(&h).await;
+                h.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn completions_follow_changes_made_since_the_claim() {
+                let h = super::$backend().await;
+                completion_after_changes_since_the_claim(&h).await;
                 h.finish().await;
             }
 

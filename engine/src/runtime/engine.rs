@@ -10,6 +10,7 @@ use itsmflow_dsl::Sources;
 use serde_json::{Map, Value as Json};
 
 use super::catalog::{process_hash, Catalog, Definition, DefinitionId, ProjectSource, QueueInfo};
+use super::claimed::ClaimedInstances;
 use super::clock::Clock;
 use super::error::EngineError;
 use super::logic::{self, Logic, Request};
@@ -42,6 +43,8 @@ pub struct Engine<S> {
     firings: tokio::sync::broadcast::Sender<Firing>,
     /// The timer rows recent commits left, so the next change need not derive them again.
     schedules: ScheduleMemo,
+    /// Instances read with this engine's claims, for the completions that follow.
+    claimed: ClaimedInstances,
 }
 
 /// A timer this engine fired (an escalation step, a breach, an automatic transition): the
@@ -131,6 +134,7 @@ impl<S: Store> Engine<S> {
             wakeup: Arc::new(Wakeup::default()),
             firings: tokio::sync::broadcast::channel(FIRINGS_BUFFER).0,
             schedules: ScheduleMemo::default(),
+            claimed: ClaimedInstances::default(),
         })
     }
 
@@ -893,10 +897,20 @@ impl<S: Store> Engine<S> {
     ) -> Result<Option<Task>, EngineError> {
         self.check_member(queue, actor)?;
         let now = self.clock.now();
-        Ok(self
+        if !self.store.reads_are_round_trips() {
+            return Ok(self
+                .store
+                .claim_next(queue, &actor.name, now, now + lease)
+                .await?);
+        }
+        let claimed = self
             .store
-            .claim_next(queue, &actor.name, now, now + lease)
-            .await?)
+            .claim_next_with_instance(queue, &actor.name, now, now + lease)
+            .await?;
+        Ok(claimed.map(|(task, instance)| {
+            self.claimed.put(task.clone(), instance);
+            task
+        }))
     }
 
     pub async fn claim(
@@ -947,13 +961,43 @@ impl<S: Store> Engine<S> {
         fields: &Map<String, Json>,
         actor: &Actor,
     ) -> Result<InstanceView, EngineError> {
-        // The history is read only if the action moves the instance on and its timer state
-        // at this version is not remembered (see `schedule`).
-        let (t, inst, open) = self
+        // A claim this engine made read the instance already. Deciding on that read is safe:
+        // the change is checked against the instance's version and the task's token when it
+        // commits, so one made since is refused. Then, or on any refusal (it may come from the
+        // older read), nothing was written and the completion is decided again on a fresh read.
+        if let Some((t, inst)) = self.claimed.take(task, token) {
+            let open = Some(t.clone());
+            match self
+                .complete_on((t, inst, open), token, action, fields, actor)
+                .await
+            {
+                Ok(view) => return Ok(view),
+                Err(EngineError::Store(e))
+                    if !matches!(e, StoreError::Conflict { .. } | StoreError::LeaseLost(_)) =>
+                {
+                    return Err(EngineError::Store(e));
+                }
+                Err(_) => {}
+            }
+        }
+        let found = self
             .store
             .task_with_instance(task)
             .await?
             .ok_or(EngineError::TaskNotFound(task))?;
+        self.complete_on(found, token, action, fields, actor).await
+    }
+
+    /// [`Engine::complete`] on the task, its instance and the instance's open task as read.
+    async fn complete_on(
+        &self,
+        (t, inst, open): (Task, Arc<Instance>, Option<Task>),
+        token: i64,
+        action: &str,
+        fields: &Map<String, Json>,
+        actor: &Actor,
+    ) -> Result<InstanceView, EngineError> {
+        let task = t.id;
         if t.state != TaskState::Claimed
             || t.token != token
             || t.claimed_by.as_deref() != Some(actor.name.as_str())
@@ -965,6 +1009,8 @@ impl<S: Store> Engine<S> {
             token,
             agent: actor.name.clone(),
         };
+        // The history is read only if the action moves the instance on and its timer state
+        // at this version is not remembered (see `schedule`).
         self.act_on(
             (inst, def, open),
             action,

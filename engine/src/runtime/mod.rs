@@ -1,6 +1,7 @@
 //! The runtime: instances pinned to published definitions, their history, tasks and queues.
 
 pub mod catalog;
+mod claimed;
 pub mod clock;
 pub mod clocks;
 pub mod codec;

@@ -10,6 +10,7 @@
 //! The three agree on every behaviour the store suite (`engine/tests/store_suite.rs`) checks.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -209,6 +210,27 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<Task>>> + Send;
+
+    /// [`Store::claim_next`], and the claimed task's instance as the claim found it: where
+    /// reads are round trips, completing the task next can then go without one.
+    fn claim_next_with_instance(
+        &self,
+        queue: &str,
+        agent: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<(Task, Arc<Instance>)>>> + Send {
+        async move {
+            let Some(task) = self.claim_next(queue, agent, now, lease_until).await? else {
+                return Ok(None);
+            };
+            let inst = self
+                .instance(task.instance)
+                .await?
+                .ok_or(StoreError::NoInstance(task.instance))?;
+            Ok(Some((task, Arc::new(inst))))
+        }
+    }
 
     /// Claim a given task (or re-claim one's own, which renews it with a new token).
     fn claim(

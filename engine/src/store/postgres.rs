@@ -656,6 +656,53 @@ fn task_from_row(row: &PgRow) -> Result<Task> {
     columns.into_task().map_err(StoreError::Corrupt)
 }
 
+/// The claim of the next open task of queue `$3` for agent `$1` until `$2`, as `c` (the claimed
+/// row), followed by `select` over it.
+fn claim_next_sql(select: &str) -> String {
+    format!(
+        "WITH next AS ( \
+             SELECT id FROM tasks \
+             WHERE queue = $3 AND state = 'open' AND (assigned_to IS NULL OR assigned_to = $1) \
+             ORDER BY priority, due_at, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED), \
+         c AS (UPDATE tasks t SET state = 'claimed', claimed_by = $1, lease_until = $2, token = t.token + 1 \
+             FROM next WHERE t.id = next.id RETURNING t.*) \
+         {select}"
+    )
+}
+
+impl PostgresStore {
+    /// Put the tasks whose lease ran out back among the open ones, at most once a second per
+    /// node.
+    async fn sweep_expired_leases(&self, now: DateTime<Utc>) -> Result<()> {
+        // Claims read only open tasks, through an index that a claim moves the row out of, so
+        // it stays small. Tasks whose lease ran out are first put back among them (at most once
+        // a second per node): scanning for them at every claim would walk, each time, over every
+        // claimed row version not yet vacuumed.
+        let now_us = sql::micros(now);
+        let last = self.last_sweep.load(std::sync::atomic::Ordering::Relaxed);
+        if now_us.saturating_sub(last) >= SWEEP_INTERVAL_MICROS
+            && self
+                .last_sweep
+                .compare_exchange(
+                    last,
+                    now_us,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            sqlx::query(
+                "UPDATE tasks SET state = 'open', claimed_by = NULL, lease_until = NULL \
+                 WHERE state = 'claimed' AND lease_until <= $1",
+            )
+            .bind(now_us)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
 fn instance_row(r: &PgRow) -> Result<sql::InstanceRow> {
     Ok(sql::InstanceRow {
         id: r.try_get("id")?,
@@ -989,44 +1036,37 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Task>> {
-        // Claims read only open tasks, through an index that a claim moves the row out of, so
-        // it stays small. Tasks whose lease ran out are first put back among them (at most once
-        // a second per node): scanning for them at every claim would walk, each time, over every
-        // claimed row version not yet vacuumed.
-        let now_us = sql::micros(now);
-        let last = self.last_sweep.load(std::sync::atomic::Ordering::Relaxed);
-        if now_us.saturating_sub(last) >= SWEEP_INTERVAL_MICROS
-            && self
-                .last_sweep
-                .compare_exchange(
-                    last,
-                    now_us,
-                    std::sync::atomic::Ordering::Relaxed,
-                    std::sync::atomic::Ordering::Relaxed,
-                )
-                .is_ok()
-        {
-            sqlx::query(
-                "UPDATE tasks SET state = 'open', claimed_by = NULL, lease_until = NULL \
-                 WHERE state = 'claimed' AND lease_until <= $1",
-            )
-            .bind(now_us)
-            .execute(&self.pool)
-            .await?;
-        }
-        let sql = "WITH next AS ( \
-                 SELECT id FROM tasks \
-                 WHERE queue = $3 AND state = 'open' AND (assigned_to IS NULL OR assigned_to = $1) \
-                 ORDER BY priority, due_at, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             UPDATE tasks t SET state = 'claimed', claimed_by = $1, lease_until = $2, token = t.token + 1 \
-             FROM next WHERE t.id = next.id RETURNING t.*";
-        let row: Option<PgRow> = sqlx::query(sql)
+        self.sweep_expired_leases(now).await?;
+        let row: Option<PgRow> = sqlx::query(&claim_next_sql("SELECT * FROM c"))
             .bind(agent)
             .bind(sql::micros(lease_until))
             .bind(queue)
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| task_from_row(&r)).transpose()
+    }
+
+    async fn claim_next_with_instance(
+        &self,
+        queue: &str,
+        agent: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<(Task, Arc<Instance>)>> {
+        self.sweep_expired_leases(now).await?;
+        // The instance as of the claim's snapshot: whoever uses it relies on the version check
+        // of the change it makes, like any read.
+        let select = "SELECT i.*, row_to_json(c) AS the_task FROM c JOIN instances i ON i.id = c.instance_id";
+        let row: Option<PgRow> = sqlx::query(&claim_next_sql(select))
+            .bind(agent)
+            .bind(sql::micros(lease_until))
+            .bind(queue)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let inst = sql::decode_instance(&self.catalog, instance_row(&row)?)?;
+        let task: Json = row.try_get("the_task")?;
+        Ok(Some((sql::task_from_json(&task)?, Arc::new(inst))))
     }
 
     async fn claim(
