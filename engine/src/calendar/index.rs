@@ -53,6 +53,8 @@ impl fmt::Debug for CalendarIndex {
 
 /// The open intervals of [`BLOCK_DAYS`] local dates, in time order.
 struct Block {
+    /// The local date of each interval.
+    dates: Vec<i64>,
     starts: Vec<i64>,
     ends: Vec<i64>,
     /// Open seconds of the block before each interval, then the block's total.
@@ -66,16 +68,19 @@ impl Block {
         // ones before them as in any longer walk.
         let mut walk = Walker::from_date(hours, hours.zone.get(), first - 2);
         walk.until = first + BLOCK_DAYS - 1;
-        let (mut starts, mut ends, mut before) = (Vec::new(), Vec::new(), vec![0]);
+        let (mut dates, mut starts, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+        let mut before = vec![0];
         while let Some(iv) = walk.next() {
             if iv.date < first {
                 continue;
             }
+            dates.push(iv.date);
             starts.push(iv.start);
             ends.push(iv.end);
             before.push(before[before.len() - 1] + iv.len());
         }
         Block {
+            dates,
             starts,
             ends,
             before,
@@ -151,6 +156,49 @@ impl CalendarIndex {
             total += block.open_before(to) - block.open_before(from);
         }
         Some(total)
+    }
+
+    /// The business day of `from` (or of the next opening) and the open time of that day
+    /// before `from`, if the index can tell: the first interval that ends after `from` and is
+    /// not empty gives both.
+    pub(super) fn day_offset(&self, hours: &Hours<'_>, from: i64) -> Option<(i64, i64)> {
+        let mut b = *Self::blocks_around(from, from).start();
+        loop {
+            let block = self.block(hours, b)?;
+            let first = block.ends.partition_point(|e| *e <= from);
+            let found = (first..block.ends.len()).find(|&k| block.ends[k] > block.starts[k]);
+            if let Some(k) = found {
+                let day = block.dates[k];
+                let day_first = block.dates.partition_point(|d| *d < day);
+                let before = block.before[k] - block.before[day_first];
+                return Some((day, before + block.starts[k].max(from) - block.starts[k]));
+            }
+            b += 1;
+        }
+    }
+
+    /// The instant `offset` open seconds into the local date `day`, or the date's closing if
+    /// it has no more open time than that (`None` if it has no intervals at all), if the index
+    /// can tell.
+    pub(super) fn at_offset(
+        &self,
+        hours: &Hours<'_>,
+        day: i64,
+        offset: i64,
+    ) -> Option<Option<i64>> {
+        let block = self.block(hours, day.div_euclid(BLOCK_DAYS))?;
+        let first = block.dates.partition_point(|d| *d < day);
+        let last = block.dates.partition_point(|d| *d <= day);
+        let (mut before, mut close) = (0, None);
+        for k in first..last {
+            let len = block.ends[k] - block.starts[k];
+            if len > 0 && offset < before + len {
+                return Some(Some(block.starts[k] + offset - before));
+            }
+            before += len;
+            close = Some(block.ends[k]);
+        }
+        Some(close)
     }
 
     /// The earliest instant by which `secs` (> 0) open seconds have passed since `from`, if

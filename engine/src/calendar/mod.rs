@@ -298,27 +298,45 @@ impl<'a> Hours<'a> {
     /// `days` (> 0) business days after `from`: the same open time into the day (see the
     /// module documentation).
     fn add_days(&self, from: i64, days: u64) -> Option<i64> {
-        // The business day of the start (or of the next opening), and the open time before it.
+        let index = &self.cal.index;
+        let (day, offset) = match index.day_offset(self, from) {
+            Some(found) => found,
+            None => self.walk_day_offset(from)?,
+        };
+        let target = self.nth_business_day(day, days)?;
+        let at = match index.at_offset(self, target, offset) {
+            Some(at) => at,
+            None => self.walk_at_offset(target, offset),
+        };
+        at.filter(|t| *t <= MAX_INSTANT)
+    }
+
+    /// The business day of `from` (or of the next opening), and the open time of that day
+    /// before it; `None` if the calendar does not open again.
+    fn walk_day_offset(&self, from: i64) -> Option<(i64, i64)> {
         let mut walk = Walker::around(self, from);
         let (mut date, mut before) = (i64::MIN, 0);
-        let (day, offset) = loop {
+        loop {
             let iv = walk.next()?;
             if iv.date != date {
                 date = iv.date;
                 before = 0;
             }
             if iv.end > from && iv.end > iv.start {
-                break (iv.date, before + iv.start.max(from) - iv.start);
+                return Some((iv.date, before + iv.start.max(from) - iv.start));
             }
             before += iv.len();
-        };
-        let target = self.nth_business_day(day, days)?;
-        // The instant `offset` open seconds into the target day, or its closing.
-        let mut walk = Walker::from_date(self, walk.into_zone(), target - 1);
-        walk.until = target;
+        }
+    }
+
+    /// The instant `offset` open seconds into the local date `day`, or its closing if it has no
+    /// more open time than that.
+    fn walk_at_offset(&self, day: i64, offset: i64) -> Option<i64> {
+        let mut walk = Walker::from_date(self, self.zone.get(), day - 1);
+        walk.until = day;
         let (mut before, mut close) = (0, None);
         while let Some(iv) = walk.next() {
-            if iv.date < target {
+            if iv.date < day {
                 continue;
             }
             if iv.len() > 0 && offset < before + iv.len() {
@@ -327,7 +345,7 @@ impl<'a> Hours<'a> {
             before += iv.len();
             close = Some(iv.end);
         }
-        close.filter(|t| *t <= MAX_INSTANT)
+        close
     }
 
     /// The `n`th (> 0) business day after `day`.
@@ -626,6 +644,17 @@ mod tests {
                 prop_assert_eq!(hours.elapsed(from, to), hours.walk_elapsed(from, to));
             }
             prop_assert_eq!(hours.add_secs(from, secs), hours.walk_add_secs(from, secs));
+            let index = &all[which].index;
+            let walked = hours.walk_day_offset(from);
+            if let Some(found) = index.day_offset(&hours, from) {
+                prop_assert_eq!(Some(found), walked);
+            }
+            if let Some((day, offset)) = walked {
+                let later = day + span.div_euclid(DAY);
+                if let Some(at) = index.at_offset(&hours, later, offset) {
+                    prop_assert_eq!(at, hours.walk_at_offset(later, offset));
+                }
+            }
         }
     }
 }

@@ -116,11 +116,6 @@ impl<'c, 'a> Walker<'c, 'a> {
         Walker::from_date(hours, zone, date - 1)
     }
 
-    /// The time zone, with what the walk learnt about its offsets.
-    pub(super) fn into_zone(self) -> Zone {
-        self.zone
-    }
-
     /// The local date of the next interval (or, between dates, of the next date to walk).
     pub(super) fn date(&self) -> i64 {
         self.date
