@@ -427,6 +427,19 @@ pub struct Rule {
     pub kind: RuleKind,
     pub source: String,
     pub ast: rhai::AST,
+    /// What its source can read: only these are put in its scope when it runs.
+    pub reads: RuleReads,
+}
+
+/// The variables a rule's source names (a superset of those it reads: a name inside a string
+/// counts too).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleReads {
+    pub fields: Vec<FieldId>,
+    pub stage: bool,
+    pub priority: bool,
+    /// Priority levels named, by position.
+    pub levels: Vec<usize>,
 }
 
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use itsmflow_dsl::Diagnostic;
 
 use super::names::Names;
 use super::process::ProcessScope;
-use crate::model::{FieldId, Rule, RuleKind, TransitionId};
+use crate::model::{FieldId, Rule, RuleKind, RuleReads, TransitionId};
 use crate::script;
 
 /// The byte offset in `code` of rhai's 1-based line and column (columns count characters).
@@ -70,6 +70,7 @@ pub(super) fn check_rules(
                 kind,
                 source: r.code.text.clone(),
                 ast,
+                reads: reads(&r.code.text, scope),
             }),
             Err(e) => {
                 let pos = e.position();
@@ -107,6 +108,36 @@ pub(super) fn check_rules(
             }
         }
     }
+    out
+}
+
+/// The variables of the process that `code` names: every word of it that is a field, `stage`,
+/// `priority` or a priority level. Scanning words rather than rhai's syntax tree can only add
+/// names (one inside a string, say), never miss one the rule reads.
+fn reads(code: &str, scope: &ProcessScope) -> RuleReads {
+    let mut out = RuleReads::default();
+    let words = code
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty());
+    for word in words {
+        if let Some(f) = scope.fields.get(word) {
+            let f = FieldId(f);
+            if !out.fields.contains(&f) {
+                out.fields.push(f);
+            }
+        } else if word == script::STAGE_VARIABLE {
+            out.stage = true;
+        } else if word == script::PRIORITY_VARIABLE {
+            out.priority = true;
+        } else if let Some(level) = scope.priorities.get(word) {
+            let level = level as usize;
+            if !out.levels.contains(&level) {
+                out.levels.push(level);
+            }
+        }
+    }
+    out.fields.sort_unstable();
+    out.levels.sort_unstable();
     out
 }
 

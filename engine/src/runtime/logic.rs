@@ -396,19 +396,30 @@ impl Logic {
         stage: StageId,
         priority: Option<PriorityId>,
     ) -> Result<Dynamic, EngineError> {
+        // Only what the rule names: building a value for every field costs more than most
+        // rules take to run.
+        let reads = &r.reads;
         let mut scope = Scope::new();
-        for (i, f) in p.fields.iter().enumerate() {
-            scope.push_dynamic(f.name.clone(), values::to_dynamic(f, fields[i].as_ref()));
+        for f in &reads.fields {
+            let field = &p.fields[f.index()];
+            let value = fields.get(f.index()).and_then(Option::as_ref);
+            scope.push_dynamic(field.name.clone(), values::to_dynamic(field, value));
         }
-        scope.push(script::STAGE_VARIABLE, p.stages[stage.index()].name.clone());
-        scope.push_dynamic(
-            script::PRIORITY_VARIABLE,
-            priority
-                .map(|p| Dynamic::from(i64::from(p.0) + 1))
-                .unwrap_or(Dynamic::UNIT),
-        );
-        for (i, name) in p.priorities.iter().enumerate() {
-            scope.push_constant(name.clone(), (i as i64) + 1);
+        if reads.stage {
+            scope.push(script::STAGE_VARIABLE, p.stages[stage.index()].name.clone());
+        }
+        if reads.priority {
+            scope.push_dynamic(
+                script::PRIORITY_VARIABLE,
+                priority
+                    .map(|p| Dynamic::from(i64::from(p.0) + 1))
+                    .unwrap_or(Dynamic::UNIT),
+            );
+        }
+        for &level in &reads.levels {
+            if let Some(name) = p.priorities.get(level) {
+                scope.push_constant(name.clone(), (level as i64) + 1);
+            }
         }
         self.rhai
             .eval_ast_with_scope::<Dynamic>(&mut scope, &r.ast)
