@@ -6,10 +6,12 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
-use itsmflow_dsl::{parse_duration, Sources};
+use itsmflow_dsl::parse_duration;
 use itsmflow_engine::calendar::BusinessCalendar;
 use itsmflow_engine::model::{Calendar, Duration};
 use proptest::prelude::*;
+
+mod support;
 
 const SHARED: &str = r#"
 calendar office "Office hours, Amsterdam" {
@@ -75,16 +77,7 @@ calendar utc_always {
 "#;
 
 fn calendars() -> Vec<Calendar> {
-    let mut sources = Sources::new();
-    sources.add("shared.itsm", SHARED);
-    let checked = itsmflow_engine::check(&sources);
-    let errors: Vec<_> = checked
-        .diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
-    checked.project.expect("checked").calendars
+    support::checked_project("shared.itsm", SHARED).calendars
 }
 
 fn calendar<'a>(all: &'a [Calendar], name: &str) -> BusinessCalendar<'a> {
@@ -1158,24 +1151,6 @@ proptest! {
         } else {
             prop_assert_eq!(Some(due), cal.next_opening(start));
         }
-    }
-
-    /// One walk for many marks gives what one walk per mark gives, in any order and with
-    /// zeros among them.
-    #[test]
-    fn add_seconds_each_is_add_seconds_for_each(
-        which in 0..PROPERTY_CALENDARS.len(),
-        start in instant(),
-        mut marks in proptest::collection::vec(prop_oneof![Just(0u64), business_secs()], 0..6),
-        sorted in any::<bool>(),
-    ) {
-        let all = calendars();
-        let cal = calendar(&all, PROPERTY_CALENDARS[which]);
-        if sorted {
-            marks.sort_unstable();
-        }
-        let each: Vec<_> = marks.iter().map(|m| cal.add_seconds(start, *m)).collect();
-        prop_assert_eq!(cal.add_seconds_each(start, &marks), each);
     }
 
     /// add is non-decreasing in the duration, for hours and for days.

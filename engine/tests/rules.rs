@@ -4,9 +4,14 @@
 use std::sync::Arc;
 
 use itsmflow_dsl::Sources;
-use itsmflow_engine::runtime::{Actor, Catalog, Engine, EngineError, SystemClock};
+use itsmflow_engine::runtime::{
+    Actor, Catalog, Engine, EngineError, InstanceId, InstanceView, SystemClock,
+};
 use itsmflow_engine::store::memory::MemoryStore;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+use support::fields;
+
+mod support;
 
 const PROJECT: &str = r#"
 role agent
@@ -60,54 +65,46 @@ async fn engine() -> Engine<MemoryStore> {
     e
 }
 
-fn fields(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().expect("object")
+fn agent() -> Actor {
+    Actor::new("ann", &["agent"])
+}
+
+/// A `demo` ticket with these fields.
+async fn create(e: &Engine<MemoryStore>, with: Value) -> InstanceView {
+    e.create("demo", &fields(with), &agent())
+        .await
+        .expect("create")
+}
+
+/// Perform `finish` on the ticket, with these fields.
+async fn finish(
+    e: &Engine<MemoryStore>,
+    id: InstanceId,
+    with: Value,
+) -> Result<InstanceView, EngineError> {
+    e.perform(id, "finish", &fields(with), None, &agent(), None)
+        .await
 }
 
 #[tokio::test]
 async fn guards_read_stage_priority_levels_and_fields() {
     let e = engine().await;
-    let agent = Actor::new("ann", &["agent"]);
 
     // P1 with an empty note: refused.
-    let urgent = e
-        .create(
-            "demo",
-            &fields(json!({"impact": "high", "note": ""})),
-            &agent,
-        )
-        .await
-        .expect("create");
-    let err = e
-        .perform(urgent.id(), "finish", &Map::new(), None, &agent, None)
+    let urgent = create(&e, json!({"impact": "high", "note": ""})).await;
+    let err = finish(&e, urgent.id(), json!({}))
         .await
         .expect_err("P1 needs a note");
     assert!(matches!(err, EngineError::GuardFailed { .. }), "{err}");
     // With one: allowed.
-    let done = e
-        .perform(
-            urgent.id(),
-            "finish",
-            &fields(json!({"note": "called back"})),
-            None,
-            &agent,
-            None,
-        )
+    let done = finish(&e, urgent.id(), json!({"note": "called back"}))
         .await
         .expect("P1 with a note");
     assert_eq!(done.stage(), "done");
 
     // P3 (less urgent than P2) needs none.
-    let routine = e
-        .create(
-            "demo",
-            &fields(json!({"impact": "low", "note": ""})),
-            &agent,
-        )
-        .await
-        .expect("create");
-    let done = e
-        .perform(routine.id(), "finish", &Map::new(), None, &agent, None)
+    let routine = create(&e, json!({"impact": "low", "note": ""})).await;
+    let done = finish(&e, routine.id(), json!({}))
         .await
         .expect("P3 with no note");
     assert_eq!(done.stage(), "done");
@@ -116,22 +113,9 @@ async fn guards_read_stage_priority_levels_and_fields() {
 #[tokio::test]
 async fn computed_fields_read_other_fields_and_themselves() {
     let e = engine().await;
-    let agent = Actor::new("ann", &["agent"]);
-    let plain = e
-        .create("demo", &fields(json!({"impact": "medium"})), &agent)
-        .await
-        .expect("create");
-    let flagged = e
-        .create(
-            "demo",
-            &fields(json!({"impact": "medium", "flag": true})),
-            &agent,
-        )
-        .await
-        .expect("create");
-    let count = |view: &itsmflow_engine::runtime::InstanceView| {
-        view.field("count").and_then(|v| v.as_i64())
-    };
+    let plain = create(&e, json!({"impact": "medium"})).await;
+    let flagged = create(&e, json!({"impact": "medium", "flag": true})).await;
+    let count = |view: &InstanceView| view.field("count").and_then(|v| v.as_i64());
     assert_eq!(count(&plain), Some(1));
     assert_eq!(count(&flagged), Some(10));
 }

@@ -7,12 +7,13 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use itsmflow_dsl::Sources;
 use itsmflow_engine::model::{ClockKind, PriorityId, StageId, TransitionId};
 use itsmflow_engine::runtime::catalog::{Definition, DefinitionId};
 use itsmflow_engine::runtime::timers::{Schedule, TimerState};
 use itsmflow_engine::runtime::types::{Cause, Event, EventKind};
 use proptest::prelude::*;
+
+mod support;
 
 const PROJECT: &str = r#"
 calendar office "Office hours, Amsterdam" {
@@ -74,16 +75,7 @@ process flow {
 "#;
 
 fn definition() -> Definition {
-    let mut sources = Sources::new();
-    sources.add("flow.itsm", PROJECT);
-    let checked = itsmflow_engine::check(&sources);
-    let errors: Vec<_> = checked
-        .diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
-    let project = Arc::new(checked.project.expect("checked"));
+    let project = Arc::new(support::checked_project("flow.itsm", PROJECT));
     Definition::new(DefinitionId(1), 1, "h".into(), start(), project, "flow").expect("flow")
 }
 

@@ -76,6 +76,13 @@ struct Hours<'a> {
     /// instead of looking the offset up again. Sound for any later walk: the span is a fact
     /// about the zone, not about the walk.
     zone: Cell<Zone>,
+    week: Week,
+}
+
+/// What a calendar's week gives a walk, summarised once per calendar (kept by its
+/// [`CalendarIndex`]).
+#[derive(Clone, Copy, Debug)]
+struct Week {
     /// Open seconds of a week without holidays or changes of clocks.
     week_secs: i64,
     /// Weekdays with open time.
@@ -83,17 +90,6 @@ struct Hours<'a> {
     open: [bool; 7],
     /// For seven dates from a date of weekday `w`, without holidays or changes of clocks:
     /// seconds from the first date's midnight to the first opening and to the last closing.
-    span_first: [i64; 7],
-    span_last: [i64; 7],
-}
-
-/// What a calendar's week gives a walk, summarised once per calendar (kept by its
-/// [`CalendarIndex`]).
-#[derive(Clone, Copy, Debug)]
-struct Week {
-    week_secs: i64,
-    open_days: u64,
-    open: [bool; 7],
     span_first: [i64; 7],
     span_last: [i64; 7],
 }
@@ -144,15 +140,10 @@ impl Week {
 
 impl<'a> Hours<'a> {
     fn new(cal: &'a Calendar) -> Self {
-        let week = cal.index.week(cal);
         Hours {
             cal,
             zone: Cell::new(Zone::new(cal.timezone)),
-            week_secs: week.week_secs,
-            open_days: week.open_days,
-            open: week.open,
-            span_first: week.span_first,
-            span_last: week.span_last,
+            week: cal.index.week(cal),
         }
     }
 
@@ -197,7 +188,7 @@ impl<'a> Hours<'a> {
             if to - walk.date() * DAY > 9 * DAY {
                 if let Some((first, last)) = walk.uniform_week() {
                     if first >= from && last <= to {
-                        total += self.week_secs;
+                        total += self.week.week_secs;
                         walk.skip_week(last);
                         continue;
                     }
@@ -229,10 +220,10 @@ impl<'a> Hours<'a> {
         let mut walk = Walker::around(self, from);
         let mut rest = secs;
         loop {
-            if rest > self.week_secs {
+            if rest > self.week.week_secs {
                 if let Some((first, last)) = walk.uniform_week() {
                     if first >= from {
-                        rest -= self.week_secs;
+                        rest -= self.week.week_secs;
                         walk.skip_week(last);
                         continue;
                     }
@@ -247,51 +238,6 @@ impl<'a> Hours<'a> {
                 return Some(begin + rest).filter(|t| *t <= MAX_INSTANT);
             }
             rest -= iv.end - begin;
-        }
-    }
-
-    /// For each of `marks` (business seconds, > 0, ascending), the earliest instant by which
-    /// that much business time has passed since `from`: [`Hours::add_secs`] for each, in one
-    /// walk. Stops at the first mark that cannot be reached (it and the later ones stay `None`).
-    fn add_secs_each(&self, from: i64, marks: &[i64], out: &mut [Option<i64>]) {
-        let indexed = marks.iter().zip(out.iter_mut()).all(|(m, o)| {
-            *m <= MAX_INSTANT.saturating_sub(from) && {
-                *o = self.cal.index.add_secs(self, from, *m);
-                o.is_some()
-            }
-        });
-        if indexed {
-            return;
-        }
-        out.fill(None);
-        let mut walk = Walker::around(self, from);
-        // Business seconds passed since `from` at the start of the next interval.
-        let mut passed = 0i64;
-        let mut k = 0;
-        while k < marks.len() {
-            // Business time never runs faster than real time.
-            if marks[k] > MAX_INSTANT.saturating_sub(from) {
-                return;
-            }
-            if marks[k] - passed > self.week_secs {
-                if let Some((first, last)) = walk.uniform_week() {
-                    if first >= from {
-                        passed += self.week_secs;
-                        walk.skip_week(last);
-                        continue;
-                    }
-                }
-            }
-            let Some(iv) = walk.next() else { return };
-            if iv.end <= from {
-                continue;
-            }
-            let begin = iv.start.max(from);
-            while k < marks.len() && marks[k] - passed <= iv.end - begin {
-                out[k] = Some(begin + marks[k] - passed).filter(|t| *t <= MAX_INSTANT);
-                k += 1;
-            }
-            passed += iv.end - begin;
         }
     }
 
@@ -357,17 +303,17 @@ impl<'a> Hours<'a> {
         let (mut d, mut last, mut n) = (day, day, n);
         loop {
             // Seven dates without a holiday hold one business day per open weekday.
-            if n > self.open_days && d + 7 <= MAX_DAYS && holidays.first_from(d + 1) > d + 7 {
+            if n > self.week.open_days && d + 7 <= MAX_DAYS && holidays.first_from(d + 1) > d + 7 {
                 d += 7;
                 last = d;
-                n -= self.open_days;
+                n -= self.week.open_days;
                 continue;
             }
             d += 1;
             if d > MAX_DAYS || d - last > HORIZON_DAYS {
                 return None;
             }
-            if self.open[weekday(d)] && !holidays.is_holiday(d) {
+            if self.week.open[weekday(d)] && !holidays.is_holiday(d) {
                 last = d;
                 n -= 1;
                 if n == 0 {
@@ -406,7 +352,7 @@ impl<'a> BusinessCalendar<'a> {
 
     /// Business days in `1w`: the weekdays with open hours (7 for `24x7`).
     pub fn business_days_per_week(&self) -> u64 {
-        self.hours.as_ref().map_or(7, |h| h.open_days)
+        self.hours.as_ref().map_or(7, |h| h.week.open_days)
     }
 
     /// A duration as (business days, business seconds); `None` on overflow.
@@ -438,7 +384,7 @@ impl<'a> BusinessCalendar<'a> {
             let t = from.checked_add(days)?.checked_add(secs)?;
             return instant(t).filter(|_| t <= MAX_INSTANT);
         };
-        if hours.open_days == 0 {
+        if hours.week.open_days == 0 {
             return None;
         }
         let mut t = from;
@@ -463,30 +409,6 @@ impl<'a> BusinessCalendar<'a> {
         )
     }
 
-    /// [`BusinessCalendar::add_seconds`] for each of `marks`, in one walk of the calendar
-    /// where they are ascending (as a clock's escalation steps and target usually are): the
-    /// instants at which a clock that runs from `start` reaches each of them.
-    pub fn add_seconds_each(
-        &self,
-        start: DateTime<Utc>,
-        marks: &[u64],
-    ) -> Vec<Option<DateTime<Utc>>> {
-        let from = start.timestamp();
-        let one_walk = matches!(&self.hours, Some(h) if h.open_days > 0)
-            && marks.windows(2).all(|w| w[0] <= w[1])
-            && marks.first().is_some_and(|m| *m > 0);
-        let Some(hours) = self.hours.as_ref().filter(|_| one_walk) else {
-            return marks.iter().map(|m| self.add_seconds(start, *m)).collect();
-        };
-        let marks: Vec<i64> = marks
-            .iter()
-            .map(|m| i64::try_from(*m).unwrap_or(i64::MAX))
-            .collect();
-        let mut out = vec![None; marks.len()];
-        hours.add_secs_each(from, &marks, &mut out);
-        out.into_iter().map(|t| t.and_then(instant)).collect()
-    }
-
     /// Business time between two instants, in seconds: the open time in `[start, end)`, 0 if
     /// `end <= start`. Instants are taken to the second.
     pub fn elapsed(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> i64 {
@@ -496,7 +418,7 @@ impl<'a> BusinessCalendar<'a> {
         }
         match &self.hours {
             None => to - from,
-            Some(h) if h.open_days == 0 => 0,
+            Some(h) if h.week.open_days == 0 => 0,
             Some(h) => h.elapsed(from, to),
         }
     }
@@ -505,7 +427,7 @@ impl<'a> BusinessCalendar<'a> {
     pub fn is_open(&self, at: DateTime<Utc>) -> bool {
         match &self.hours {
             None => true,
-            Some(h) => h.open_days > 0 && h.is_open(at.timestamp()),
+            Some(h) => h.week.open_days > 0 && h.is_open(at.timestamp()),
         }
     }
 
@@ -515,7 +437,7 @@ impl<'a> BusinessCalendar<'a> {
         let Some(hours) = &self.hours else {
             return Some(at);
         };
-        if hours.open_days == 0 {
+        if hours.week.open_days == 0 {
             return None;
         }
         let from = at.timestamp();

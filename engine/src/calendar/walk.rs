@@ -172,11 +172,11 @@ impl<'c, 'a> Walker<'c, 'a> {
         }
         let off = self.zone.uniform(day * DAY - DAY, (day + 7) * DAY + DAY)?;
         let w = weekday(day);
-        let first = day * DAY + self.hours.span_first[w] - off;
+        let first = day * DAY + self.hours.week.span_first[w] - off;
         if self.prev_end > first {
             return None;
         }
-        Some((first, day * DAY + self.hours.span_last[w] - off))
+        Some((first, day * DAY + self.hours.week.span_last[w] - off))
     }
 
     /// Skip the seven dates of a [`Walker::uniform_week`] whose last closing is `last`.

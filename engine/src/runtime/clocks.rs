@@ -277,46 +277,24 @@ impl Measured<'_, '_> {
     /// For each of `marks` (business seconds on the clock), the instant at which the clock
     /// has run that much: within a running interval of the past, or ahead in the current one;
     /// `None` if the clock is paused or stopped short of it. The closed intervals are measured
-    /// already; the marks in each interval are found in one walk.
+    /// already, so each mark costs one lookup in its interval.
     fn instants_at(&self, marks: &[i64]) -> Vec<Option<DateTime<Utc>>> {
-        let mut out = vec![None; marks.len()];
-        let mut order: Vec<usize> = (0..marks.len()).collect();
-        order.sort_by_key(|&i| marks[i]);
         let ends = &self.t.measures.ends;
-        // The marks not yet placed, ascending, and the business time before the interval.
-        let mut rest = order.as_slice();
-        for (k, (start, end)) in self.t.running.iter().enumerate() {
-            // A mark in a closed interval of the past is found by its measure, without a walk.
-            let (done, upto) = match end {
-                Some(_) => {
-                    let upto = ends[k];
-                    if rest.first().is_none_or(|&i| marks[i] > upto) {
-                        continue;
-                    }
-                    (k.checked_sub(1).map_or(0, |j| ends[j]), Some(upto))
+        marks
+            .iter()
+            .map(|&mark| {
+                // The first interval that reaches the mark (a closed one whose measure does,
+                // else the open one), and the business time before it.
+                let k = ends.partition_point(|&end| end < mark);
+                let (start, end) = self.t.running.get(k)?;
+                if k == ends.len() && end.is_some() {
+                    return None;
                 }
-                None => (self.closed_seconds(), None),
-            };
-            let within = match upto {
-                None => rest.len(),
-                Some(upto) => rest.partition_point(|&i| marks[i] <= upto),
-            };
-            let (here, later) = rest.split_at(within);
-            // A mark below zero falls nowhere (they sort first).
-            let placed: Vec<(usize, u64)> = here
-                .iter()
-                .filter_map(|&i| Some((i, u64::try_from(marks[i] - done).ok()?)))
-                .collect();
-            let lefts: Vec<u64> = placed.iter().map(|(_, left)| *left).collect();
-            for ((i, _), at) in placed.iter().zip(self.cal.add_seconds_each(*start, &lefts)) {
-                out[*i] = at;
-            }
-            rest = later;
-            if rest.is_empty() {
-                break;
-            }
-        }
-        out
+                let done = k.checked_sub(1).map_or(0, |j| ends[j]);
+                let left = u64::try_from(mark - done).ok()?;
+                self.cal.add_seconds(*start, left)
+            })
+            .collect()
     }
 }
 

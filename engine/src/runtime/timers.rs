@@ -28,7 +28,7 @@ use super::catalog::Definition;
 use super::clocks::{crossings, ClockTimeline};
 use super::types::{Event, EventKind, NewTimer};
 use crate::calendar::BusinessCalendar;
-use crate::model::{CalendarRef, ClockKind, PriorityId, StageId, TransitionId};
+use crate::model::{CalendarRef, ClockKind, Duration, PriorityId, StageId, TransitionId};
 
 /// What falls due.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -143,6 +143,9 @@ impl TimerState {
     /// Take events that follow the ones folded so far.
     pub fn apply(&mut self, def: &Definition, events: &[Event]) {
         let p = def.model();
+        // Per clock: whether some stage `starts` it (else creation does).
+        let start_stages = [ClockKind::Respond, ClockKind::Resolve]
+            .map(|clock| p.stages.iter().any(|s| s.starts.has(clock)));
         for e in events {
             let (stage, first) = match &e.kind {
                 EventKind::Created {
@@ -182,11 +185,10 @@ impl TimerState {
             let Some(s) = p.stages.get(stage.index()) else {
                 continue;
             };
-            for (clock, t) in [ClockKind::Respond, ClockKind::Resolve]
-                .into_iter()
-                .zip(self.clocks.iter_mut())
+            let clocks = [ClockKind::Respond, ClockKind::Resolve].into_iter();
+            for ((clock, t), has_start_stage) in
+                clocks.zip(self.clocks.iter_mut()).zip(start_stages)
             {
-                let has_start_stage = p.stages.iter().any(|s| s.starts.has(clock));
                 if t.enter(clock, s, has_start_stage, e.at, first) {
                     self.cached = None;
                 }
@@ -194,11 +196,7 @@ impl TimerState {
             // The automatic transitions out of the stage left, and out of the stage entered
             // (due from this entry), are the only due points a stage entry moves besides the
             // clocks'.
-            let timed = |stage: StageId| {
-                p.transitions
-                    .iter()
-                    .any(|t| t.after.is_some() && t.from.contains(&stage))
-            };
+            let timed = |stage: StageId| automatic_out_of(def, stage).next().is_some();
             if timed(stage) || self.stage.as_ref().is_some_and(|left| timed(left.stage)) {
                 self.cached = None;
             }
@@ -275,27 +273,17 @@ impl TimerState {
 
     /// Automatic transitions out of the stage the instance is in, not fired since it entered.
     fn automatic_transitions(&self, def: &Definition) -> Vec<Due> {
-        let p = def.model();
         let Some(entry) = &self.stage else {
             return Vec::new();
         };
-        let mut timed = p
-            .transitions
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.after.is_some() && t.from.contains(&entry.stage))
-            .peekable();
+        let mut timed = automatic_out_of(def, entry.stage).peekable();
         if timed.peek().is_none() {
             return Vec::new();
         }
         let cal = calendar(def, self.priority);
         timed
-            .filter_map(|(i, t)| {
-                let id = TransitionId(i as u32);
-                let after = t.after?;
-                if entry.elapsed.contains(&id) {
-                    return None;
-                }
+            .filter(|(id, _)| !entry.elapsed.contains(id))
+            .filter_map(|(id, after)| {
                 Some(Due {
                     kind: TimerKind::After { transition: id },
                     due_at: cal.add(entry.at, &after)?,
@@ -307,12 +295,23 @@ impl TimerState {
     }
 }
 
+/// The automatic transitions (`after`) out of `stage`, with their delays.
+fn automatic_out_of(
+    def: &Definition,
+    stage: StageId,
+) -> impl Iterator<Item = (TransitionId, Duration)> + '_ {
+    def.model()
+        .transitions
+        .iter()
+        .enumerate()
+        .filter(move |(_, t)| t.from.contains(&stage))
+        .filter_map(|(i, t)| Some((TransitionId(i as u32), t.after?)))
+}
+
 impl Schedule {
     /// The schedule the history gives.
     pub fn of(def: &Definition, events: &[Event]) -> Schedule {
-        let mut state = TimerState::of(def, events);
-        state.schedule(def);
-        state.cached.unwrap_or_default()
+        TimerState::of(def, events).derive(def)
     }
 
     /// The earliest point due by `now`.
@@ -323,15 +322,6 @@ impl Schedule {
     pub fn rows(&self, def: &Definition) -> Vec<NewTimer> {
         self.due.iter().map(|d| d.row(def)).collect()
     }
-}
-
-/// The instance's priority at the end of its history.
-pub fn priority(events: &[Event]) -> Option<PriorityId> {
-    events.iter().fold(None, |p, e| match &e.kind {
-        EventKind::Created { priority, .. } => *priority,
-        EventKind::PriorityChanged { to, .. } => *to,
-        _ => p,
-    })
 }
 
 /// The calendar of a priority's target (see the module documentation); `24x7` without one.

@@ -657,17 +657,19 @@ fn task_from_row(row: &PgRow) -> Result<Task> {
 }
 
 /// The claim of the next open task of queue `$3` for agent `$1` until `$2`, as `c` (the claimed
-/// row), followed by `select` over it.
-fn claim_next_sql(select: &str) -> String {
-    format!(
-        "WITH next AS ( \
-             SELECT id FROM tasks \
-             WHERE queue = $3 AND state = 'open' AND (assigned_to IS NULL OR assigned_to = $1) \
-             ORDER BY priority, due_at, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED), \
-         c AS (UPDATE tasks t SET state = 'claimed', claimed_by = $1, lease_until = $2, token = t.token + 1 \
-             FROM next WHERE t.id = next.id RETURNING t.*) \
-         {select}"
-    )
+/// row), followed by the `SELECT` given over it: one statement text, built at compile time.
+macro_rules! claim_next_then {
+    ($select:literal) => {
+        concat!(
+            "WITH next AS ( \
+                 SELECT id FROM tasks \
+                 WHERE queue = $3 AND state = 'open' AND (assigned_to IS NULL OR assigned_to = $1) \
+                 ORDER BY priority, due_at, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED), \
+             c AS (UPDATE tasks t SET state = 'claimed', claimed_by = $1, lease_until = $2, token = t.token + 1 \
+                 FROM next WHERE t.id = next.id RETURNING t.*) ",
+            $select
+        )
+    };
 }
 
 impl PostgresStore {
@@ -1037,7 +1039,7 @@ impl Store for PostgresStore {
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Task>> {
         self.sweep_expired_leases(now).await?;
-        let row: Option<PgRow> = sqlx::query(&claim_next_sql("SELECT * FROM c"))
+        let row: Option<PgRow> = sqlx::query(claim_next_then!("SELECT * FROM c"))
             .bind(agent)
             .bind(sql::micros(lease_until))
             .bind(queue)
@@ -1056,13 +1058,14 @@ impl Store for PostgresStore {
         self.sweep_expired_leases(now).await?;
         // The instance as of the claim's snapshot: whoever uses it relies on the version check
         // of the change it makes, like any read.
-        let select = "SELECT i.*, row_to_json(c) AS the_task FROM c JOIN instances i ON i.id = c.instance_id";
-        let row: Option<PgRow> = sqlx::query(&claim_next_sql(select))
-            .bind(agent)
-            .bind(sql::micros(lease_until))
-            .bind(queue)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<PgRow> = sqlx::query(claim_next_then!(
+            "SELECT i.*, row_to_json(c) AS the_task FROM c JOIN instances i ON i.id = c.instance_id"
+        ))
+        .bind(agent)
+        .bind(sql::micros(lease_until))
+        .bind(queue)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let inst = sql::decode_instance(&self.catalog, instance_row(&row)?)?;
         let task: Json = row.try_get("the_task")?;

@@ -27,6 +27,20 @@ pub fn processes() -> Sources {
     sources
 }
 
+/// One `.itsm` file, checked: its project, or a panic listing the errors.
+pub fn checked_project(name: &str, text: &str) -> itsmflow_engine::model::Project {
+    let mut sources = Sources::new();
+    sources.add(name, text);
+    let checked = itsmflow_engine::check(&sources);
+    let errors: Vec<_> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    checked.project.expect("checked")
+}
+
 /// A JSON object literal as a field map.
 pub fn fields(v: Value) -> Map<String, Value> {
     v.as_object().cloned().expect("object")
