@@ -1,7 +1,7 @@
 //! Scheduler lag: the wall time from a batch of timers falling due (the virtual clock moved past
-//! them) to every one of them fired and committed, with 1,000 timers pending in the store
-//! against 1,000,000 pending, measured in the same run. The scheduler claims and sleeps by an
-//! index on the due time, so the lag must not grow with the pending timers.
+//! them) to every one of them fired and committed, with 1,000 instances waiting for a timer in
+//! the store against 1,000,000 waiting, measured in the same run. The scheduler claims and
+//! sleeps by an index on the wake-ups' due time, so the lag must not grow with the waiting.
 //!
 //! ```sh
 //! cargo bench -p itsmflow-engine --bench timers                  # SQLite
@@ -13,8 +13,9 @@
 //! Each iteration creates a batch of tickets (not timed) whose automatic transition falls due
 //! an hour later, moves the clock an hour, and times until the scheduler has settled: woken,
 //! claimed the batch, fired each ticket in its own transaction (an `elapsed` event, the
-//! transition, the timer row deleted). The pending timers, due in the next century, are
-//! written straight into the tables: four on each of a quarter as many closed tickets. Not polling while nothing is due is shown
+//! transition, the wake-up deleted). The waiting wake-ups, due in the next century, are written
+//! straight into the tables: one on each of as many closed tickets. Not polling while nothing is
+//! due is shown
 //! by the test `the_scheduler_does_not_poll` (engine/tests/timers.rs), which counts wake-ups.
 
 use std::sync::Arc;
@@ -74,7 +75,7 @@ impl<S: Store> Rig<S> {
         let mut sources = Sources::new();
         sources.add("ping.itsm", PING);
         engine.publish(&sources).await.expect("publish");
-        // The ticket the pending timers hang on.
+        // The closed ticket the waiting wake-ups hang on copies of.
         let holder = engine
             .create("ping", &Map::new(), &Actor::system())
             .await
@@ -124,11 +125,8 @@ impl<S: Store> Rig<S> {
     }
 }
 
-/// Pending timers per ticket, as an incident has (50%, 75%, 100%, breach).
-const PER_TICKET: u64 = 4;
-
-/// `count` pending timers, due a century from now, inserted in bulk: four on each of
-/// `count / 4` copies of `holder` (a closed ticket), so they spread over tickets as in use.
+/// `count` wake-ups, due a century from now, inserted in bulk: one on each of `count` copies
+/// of `holder` (a closed ticket).
 fn fill_sqlite(path: &std::path::Path, holder: InstanceId, count: u64) {
     let mut conn = rusqlite::Connection::open(path).expect("open");
     conn.busy_timeout(Duration::from_secs(30)).expect("timeout");
@@ -142,21 +140,16 @@ fn fill_sqlite(path: &std::path::Path, holder: InstanceId, count: u64) {
             )
             .expect("prepare");
         let mut insert = tx
-            .prepare(
-                "INSERT INTO timers (instance_id, kind, what, step, cycle, due_at, fire_at) \
-                 VALUES (?1, 'escalation', 'resolve', ?2, 0, ?3, ?3)",
-            )
+            .prepare("INSERT INTO wakeups (instance_id, due_at, fire_at) VALUES (?1, ?2, ?2)")
             .expect("prepare");
         let far = (start() + TimeDelta::days(36_500)).timestamp_micros();
-        for i in 0..count.div_ceil(PER_TICKET) as i64 {
+        for i in 0..count as i64 {
             let id: i64 = copy
                 .query_row(rusqlite::params![holder.0], |r| r.get(0))
                 .expect("copy");
-            for step in 0..PER_TICKET as i64 {
-                insert
-                    .execute(rusqlite::params![id, step, far + i])
-                    .expect("insert");
-            }
+            insert
+                .execute(rusqlite::params![id, far + i])
+                .expect("insert");
         }
     }
     tx.commit().expect("commit");
@@ -173,18 +166,16 @@ async fn fill_postgres(url: &str, holder: InstanceId, count: u64) {
              INSERT INTO instances (definition_id, process, stage, fields, priority, queue, version, created_at, updated_at) \
              SELECT definition_id, process, stage, fields, priority, queue, version, created_at, updated_at \
              FROM instances, generate_series(1, $3) WHERE id = $1 RETURNING id) \
-         INSERT INTO timers (instance_id, kind, what, step, cycle, due_at, fire_at) \
-         SELECT c.id, 'escalation', 'resolve', s, 0, $2 + c.id, $2 + c.id \
-         FROM copies c, generate_series(0, $4 - 1) AS s",
+         INSERT INTO wakeups (instance_id, due_at, fire_at) \
+         SELECT c.id, $2 + c.id, $2 + c.id FROM copies c",
     )
     .bind(holder.0)
     .bind(far)
-    .bind(count.div_ceil(PER_TICKET) as i64)
-    .bind(PER_TICKET as i32)
+    .bind(count as i64)
     .execute(&pool)
     .await
     .expect("fill");
-    for table in ["instances", "timers"] {
+    for table in ["instances", "wakeups"] {
         sqlx::query(&format!("VACUUM ANALYZE {table}"))
             .execute(&pool)
             .await

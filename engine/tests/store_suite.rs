@@ -1479,7 +1479,7 @@ async fn postgres_survives_a_restart() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Migration 0004 on data written before it.
+// Migrations 0004 (creators) and 0005 (wake-ups) on data written before them.
 
 /// The migrations of one database before 0004, from the same files the stores embed.
 async fn migrations_before_0004(database: &str) -> sqlx::migrate::Migrator {
@@ -1512,7 +1512,19 @@ INSERT INTO events (instance_id, seq, at, actor, kind, data, reason) VALUES
     (1, 1, '2026-11-02T09:00:00.000000Z', 'carol', 'created', '{}', NULL),
     (1, 2, '2026-11-02T09:01:00.000000Z', 'alice', 'commented', '{}', NULL),
     (2, 1, '2026-11-02T09:02:00.000000Z', 'dave', 'created', '{}', NULL);
+INSERT INTO timers (instance_id, kind, what, step, cycle, due_at, fire_at) VALUES
+    (1, 'escalation', 'resolve', 0, 0, 3000, 3000),
+    (1, 'escalation', 'resolve', 1, 0, 2000, 9000),
+    (1, 'breach', 'resolve', 0, 0, 4000, 4000);
 "#;
+
+/// Instance 1's timer rows become one wake-up: its earliest point (2000, leased until 9000),
+/// claimable from the earliest `fire_at` (3000); instance 2 had none.
+const WAKEUPS: &str = "SELECT instance_id, due_at, fire_at FROM wakeups ORDER BY instance_id";
+
+fn migrated_wakeups() -> Vec<(i64, i64, i64)> {
+    vec![(1, 2000, 3000)]
+}
 
 const CREATORS: &str = "SELECT id, created_by FROM instances ORDER BY id";
 
@@ -1521,7 +1533,7 @@ fn backfilled() -> Vec<(i64, Option<String>)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_migration_fills_in_creators() {
+async fn sqlite_migrations_fill_in_creators_and_wakeups() {
     let path = sqlite_path();
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(&path)
@@ -1540,12 +1552,17 @@ async fn sqlite_migration_fills_in_creators() {
         .expect("old rows");
     let store = SqliteStore::open(&path, Arc::new(Catalog::default()))
         .await
-        .expect("migrate to 0004");
+        .expect("migrate to 0005");
     let creators: Vec<(i64, Option<String>)> = sqlx::query_as(CREATORS)
         .fetch_all(&mut conn)
         .await
         .expect("creators");
     assert_eq!(creators, backfilled());
+    let wakeups: Vec<(i64, i64, i64)> = sqlx::query_as(WAKEUPS)
+        .fetch_all(&mut conn)
+        .await
+        .expect("wakeups");
+    assert_eq!(wakeups, migrated_wakeups());
 
     // A listing by creator reads the new index backwards: no table scan, no sort.
     let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
@@ -1568,7 +1585,7 @@ async fn sqlite_migration_fills_in_creators() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_migration_fills_in_creators() {
+async fn postgres_migrations_fill_in_creators_and_wakeups() {
     let url = pg_database().await;
     let pool = sqlx::PgPool::connect(&url).await.expect("postgres");
     migrations_before_0004("postgres")
@@ -1582,12 +1599,17 @@ async fn postgres_migration_fills_in_creators() {
         .expect("old rows");
     let store = PostgresStore::connect(&url, Arc::new(Catalog::default()))
         .await
-        .expect("migrate to 0004");
+        .expect("migrate to 0005");
     let creators: Vec<(i64, Option<String>)> = sqlx::query_as(CREATORS)
         .fetch_all(&pool)
         .await
         .expect("creators");
     assert_eq!(creators, backfilled());
+    let wakeups: Vec<(i64, i64, i64)> = sqlx::query_as(WAKEUPS)
+        .fetch_all(&pool)
+        .await
+        .expect("wakeups");
+    assert_eq!(wakeups, migrated_wakeups());
     drop(store);
     pool.close().await;
     drop_pg_database(&url).await;

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use itsmflow_dsl::Sources;
 use itsmflow_engine::runtime::{
     Actor, Catalog, Clock, Engine, InstanceId, ManualClock, NotificationFilter, Scheduler,
-    SchedulerConfig, SchedulerHandle,
+    SchedulerConfig, SchedulerHandle, Timer,
 };
 use itsmflow_engine::store::memory::MemoryStore;
 use itsmflow_engine::store::postgres::PostgresStore;
@@ -297,6 +297,18 @@ macro_rules! on_every_store {
 }
 
 /// Move the clock and let the scheduler fire what fell due.
+/// The instance's due points, from its history; and the store keeps the earliest as its
+/// wake-up, however the points moved.
+async fn due_points<S: Store>(e: &Engine<S>, id: InstanceId) -> Vec<Timer> {
+    let points = e.timers(id).await.expect("timers");
+    assert_eq!(
+        e.store().wakeup(id).await.expect("wakeup"),
+        points.first().map(|t| t.due_at),
+        "the stored wake-up is the earliest due point: {points:?}"
+    );
+    points
+}
+
 async fn advance<S: Store>(node: &Node<S>, clock: &ManualClock, by: TimeDelta) {
     clock.advance(by);
     node.scheduler.settled().await;
@@ -346,10 +358,8 @@ async fn levels_fire_once_in_order<S: Store>(node: &Node<S>, clock: &ManualClock
         Some(start() + TimeDelta::hours(8)),
         "due when the resolve clock is"
     );
-    let dues: Vec<(String, DateTime<Utc>)> = e
-        .timers(t.id())
+    let dues: Vec<(String, DateTime<Utc>)> = due_points(e, t.id())
         .await
-        .expect("timers")
         .into_iter()
         .map(|t| (format!("{} {} {}", t.kind, t.what, t.step), t.due_at))
         .collect();
@@ -388,7 +398,7 @@ async fn levels_fire_once_in_order<S: Store>(node: &Node<S>, clock: &ManualClock
         Some(h(6)),
         "P2 resolves in 6h from the same start"
     );
-    let next = e.timers(t.id()).await.expect("timers");
+    let next = due_points(e, t.id()).await;
     assert_eq!(
         next.first().map(|t| (t.step, t.due_at)),
         Some((2, start() + TimeDelta::minutes(270))),
@@ -441,7 +451,7 @@ async fn levels_fire_once_in_order<S: Store>(node: &Node<S>, clock: &ManualClock
     assert_eq!(skipped.data["action"], "perform resolve");
     assert_eq!(skipped.data["reason"], "`resolve` requires resolution");
     assert_eq!(skipped.actor, "system");
-    assert!(e.timers(t.id()).await.expect("timers").is_empty());
+    assert!(due_points(e, t.id()).await.is_empty());
     let outbox = e
         .notifications(&NotificationFilter::default(), 10, None)
         .await
@@ -475,14 +485,14 @@ async fn after_delay_and_stopped_clocks<S: Store>(node: &Node<S>, clock: &Manual
         .await
         .expect("wait");
     assert!(
-        e.timers(t.id()).await.expect("timers").is_empty(),
+        due_points(e, t.id()).await.is_empty(),
         "a paused clock has no due points ahead"
     );
     advance(node, clock, TimeDelta::hours(2)).await;
     e.perform(t.id(), "resume", &Map::new(), None, &agent(), None)
         .await
         .expect("resume");
-    let first = e.timers(t.id()).await.expect("timers");
+    let first = due_points(e, t.id()).await;
     assert_eq!(
         first.first().map(|t| t.due_at),
         Some(start() + TimeDelta::hours(4)),
@@ -503,10 +513,10 @@ async fn after_delay_and_stopped_clocks<S: Store>(node: &Node<S>, clock: &Manual
         )
         .await
         .expect("resolve");
-    let timers = e.timers(t.id()).await.expect("timers");
+    let timers = due_points(e, t.id()).await;
     assert_eq!(timers.len(), 1, "{timers:?}");
     assert_eq!(
-        (timers[0].kind.as_str(), timers[0].what.as_str()),
+        (timers[0].kind, timers[0].what.as_str()),
         ("after", "close")
     );
     assert_eq!(timers[0].due_at, clock.now() + TimeDelta::days(3));
@@ -535,7 +545,7 @@ async fn after_delay_and_stopped_clocks<S: Store>(node: &Node<S>, clock: &Manual
         .collect();
     assert_eq!(last, [("transitioned", "system"), ("elapsed", "system")]);
     assert_eq!(history.len() as i64, view.version());
-    assert!(e.timers(t.id()).await.expect("timers").is_empty());
+    assert!(due_points(e, t.id()).await.is_empty());
     assert_eq!(of_kind(&story(e, t.id()).await, "escalated"), ["25%"]);
     assert!(resolved.version() < view.version());
     assert!(e.verify(t.id()).await.expect("verify"));
@@ -579,8 +589,8 @@ async fn no_polling_while_nothing_is_due<S: Store>(node: &Node<S>, clock: &Manua
     assert_eq!(of_kind(&story(e, t.id()).await, "escalated"), ["25%"]);
 }
 
-/// Timer rows change in the same transaction as the state: a commit refused by the version
-/// check leaves them as they were.
+/// The wake-up changes in the same transaction as the state: a commit refused by the version
+/// check leaves it as it was.
 async fn refused_commits_leave_timers_alone<S: Store>(node: &Node<S>, clock: &ManualClock) {
     use itsmflow_engine::runtime::logic::{Logic, Request};
     let e = &node.engine;
@@ -589,12 +599,12 @@ async fn refused_commits_leave_timers_alone<S: Store>(node: &Node<S>, clock: &Ma
         .await
         .expect("create");
     let stale = e.state(t.id()).await.expect("state");
-    let before = e.timers(t.id()).await.expect("timers");
+    let before = due_points(e, t.id()).await;
     e.comment(t.id(), "looking", &agent())
         .await
         .expect("comment");
     assert_eq!(
-        e.timers(t.id()).await.expect("timers"),
+        due_points(e, t.id()).await,
         before,
         "a comment moves nothing"
     );
@@ -615,9 +625,13 @@ async fn refused_commits_leave_timers_alone<S: Store>(node: &Node<S>, clock: &Ma
             },
         )
         .expect("decided on the stale state");
-    change.timers = Some(Vec::new());
+    change.wakeup = Some(None);
     assert!(e.store().commit(change).await.is_err(), "stale version");
-    assert_eq!(e.timers(t.id()).await.expect("timers"), before);
+    assert!(
+        e.store().wakeup(t.id()).await.expect("wakeup").is_some(),
+        "the refused change took nothing away"
+    );
+    assert_eq!(due_points(e, t.id()).await, before);
     let again: Vec<_> = e
         .reschedule(t.id())
         .await
@@ -629,12 +643,17 @@ async fn refused_commits_leave_timers_alone<S: Store>(node: &Node<S>, clock: &Ma
         .into_iter()
         .map(|t| (t.kind, t.what, t.step, t.cycle, t.due_at))
         .collect();
-    assert_eq!(again, before, "the same rows from the history");
+    assert_eq!(again, before, "the same points from the history");
+    assert_eq!(
+        e.store().wakeup(t.id()).await.expect("wakeup"),
+        before.first().map(|t| t.4),
+        "rescheduling writes the earliest"
+    );
 }
 
 on_every_store!(every_level_fires_once_in_order, levels_fire_once_in_order);
 on_every_store!(
-    refused_commits_leave_timer_rows_alone,
+    refused_commits_leave_the_wakeup_alone,
     refused_commits_leave_timers_alone
 );
 on_every_store!(
@@ -913,9 +932,15 @@ async fn two_postgres_nodes_fire_ten_thousand_timers_once() {
             .await
             .expect("count")
     };
+    let micros = |at: DateTime<Utc>| at.timestamp_micros();
+    let half = micros(start() + TimeDelta::minutes(30));
     assert_eq!(
-        count("SELECT count(*) FROM timers WHERE kind = 'escalation'").await,
-        N as i64
+        count(&format!(
+            "SELECT count(*) FROM wakeups WHERE due_at = {half}"
+        ))
+        .await,
+        N as i64,
+        "one wake-up per instance, at its 50% step"
     );
 
     clock.advance(TimeDelta::minutes(30));
@@ -935,9 +960,14 @@ async fn two_postgres_nodes_fire_ten_thousand_timers_once() {
         count("SELECT count(*) FROM events WHERE kind = 'notified'").await,
         N as i64
     );
+    let breach = micros(start() + TimeDelta::hours(1));
     assert_eq!(
-        count("SELECT count(*) FROM timers WHERE kind = 'escalation'").await,
-        0
+        count(&format!(
+            "SELECT count(*) FROM wakeups WHERE due_at = {breach}"
+        ))
+        .await,
+        N as i64,
+        "every wake-up moved on to the breach"
     );
     let fired: u64 = nodes.iter().map(|n| n.scheduler.stats().fired).sum();
     assert_eq!(fired, N as u64, "every point fired once in total");

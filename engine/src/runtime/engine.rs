@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use itsmflow_dsl::Sources;
 use serde_json::{Map, Value as Json};
 
@@ -41,7 +41,7 @@ pub struct Engine<S> {
     roster: Roster,
     wakeup: Arc<Wakeup>,
     firings: tokio::sync::broadcast::Sender<Firing>,
-    /// The timer rows recent commits left, so the next change need not derive them again.
+    /// The timer state recent commits left, so the next change need not derive it again.
     schedules: ScheduleMemo,
     /// Instances read with this engine's claims, for the completions that follow.
     claimed: ClaimedInstances,
@@ -258,26 +258,26 @@ impl<S: Store> Engine<S> {
         Ok((inst, def, task))
     }
 
-    /// Set a new instance's timers and its task's due time; returns what they came from.
+    /// Set a new instance's wake-up and its task's due time; returns what they came from.
     fn schedule_new(&self, new: &mut NewInstance) -> Result<Remembered, EngineError> {
         let def = self.definition(new.instance.definition)?;
         let mut state = TimerState::of(&def, &new.events);
         let schedule = state.schedule(&def);
-        new.timers = schedule.rows(&def);
+        new.wakeup = schedule.wakeup();
         if let Some(t) = new.task.as_mut() {
             t.due_at = schedule.resolve_due;
         }
         Ok(Remembered {
             state: Arc::new(state),
-            rows: Arc::new(new.timers.clone()),
+            wakeup: new.wakeup,
         })
     }
 
-    /// Set the timers of a change that can move them (see [`super::timers::affected_by`]),
-    /// and the due time of the task it opens or updates. The timer state before the change is
-    /// the one [`ScheduleMemo`] remembers for the version the change was decided on, or else
-    /// folded from the history (`before`, read when not given). Returns the state and rows
-    /// after the change, where known, for the memo once the change is committed.
+    /// Set the wake-up of a change that can move it (see [`super::timers::affected_by`]), and
+    /// the due time of the task it opens or updates. The timer state before the change is the
+    /// one [`ScheduleMemo`] remembers for the version the change was decided on, or else folded
+    /// from the history (`before`, read when not given). Returns the state and wake-up after
+    /// the change, where known, for the memo once the change is committed.
     async fn schedule(
         &self,
         def: &Definition,
@@ -290,11 +290,11 @@ impl<S: Store> Engine<S> {
         let id = change.instance.id;
         let remembered = self.schedules.take(id, change.expected_version);
         if !super::timers::affected_by(def, &change.events) {
-            // The fold ignores such events: the state and rows carry over as they are.
+            // The fold ignores such events: the state and wake-up carry over as they are.
             return Ok(remembered);
         }
         let (mut state, before) = match remembered {
-            Some(r) => (Arc::unwrap_or_clone(r.state), r.rows),
+            Some(r) => (Arc::unwrap_or_clone(r.state), r.wakeup),
             None => {
                 let mut events = match before {
                     Some(events) => events,
@@ -304,28 +304,24 @@ impl<S: Store> Engine<S> {
                 // check anyway; they must not count here.
                 events.retain(|e| e.seq <= change.expected_version);
                 let mut state = TimerState::of(def, &events);
-                let rows = state.schedule(def).rows(def);
-                (state, Arc::new(rows))
+                let wakeup = state.schedule(def).wakeup();
+                (state, wakeup)
             }
         };
         state.apply(def, &change.events);
-        // Rows are written only when the due points move (entering a stage that leaves the
-        // clocks as they were, like `log`, writes none). `before` are the rows of the state's
-        // schedule, so while that holds they are the rows after too.
+        // The wake-up is written only when it moves (entering a stage that leaves the clocks
+        // as they were, like `log`, writes nothing; nor does a change that leaves the earliest
+        // point where it was). `before` is the wake-up of the state's schedule, so while that
+        // holds it is the wake-up after too.
         let unchanged = state.schedule_holds();
         let schedule = state.schedule(def);
-        let rows = match unchanged {
+        let wakeup = match unchanged {
             true => before,
-            false => {
-                let rows = schedule.rows(def);
-                if rows != *before {
-                    change.timers = Some(rows.clone());
-                    Arc::new(rows)
-                } else {
-                    before
-                }
-            }
+            false => schedule.wakeup(),
         };
+        if wakeup != before {
+            change.wakeup = Some(wakeup);
+        }
         if let Some(t) = change.new_task.as_mut() {
             t.due_at = schedule.resolve_due;
         }
@@ -334,13 +330,13 @@ impl<S: Store> Engine<S> {
         }
         Ok(Some(Remembered {
             state: Arc::new(state),
-            rows,
+            wakeup,
         }))
     }
 
-    /// Tell the scheduler of timers it may not know about.
-    fn timers_committed<'a>(&self, timers: impl IntoIterator<Item = &'a NewTimer>) {
-        if let Some(earliest) = timers.into_iter().map(|t| t.due_at).min() {
+    /// Tell the scheduler of wake-ups it may not know about.
+    fn wakeups_committed(&self, wakeups: impl IntoIterator<Item = DateTime<Utc>>) {
+        if let Some(earliest) = wakeups.into_iter().min() {
             self.wakeup.timers_committed(earliest);
         }
     }
@@ -358,15 +354,9 @@ impl<S: Store> Engine<S> {
         let touched_task = change.new_task.is_some() || change.update_task.is_some();
         let closed_task = change.close_task.is_some();
         let state = change.instance.clone();
-        let timers: Vec<NewTimer> = change
-            .timers
-            .iter()
-            .flatten()
-            .chain(change.spawns.iter().flat_map(|s| &s.timers))
-            .cloned()
-            .collect();
+        let wakeups = wakeups_of(&change);
         let committed = self.store.commit(change).await?;
-        self.timers_committed(&timers);
+        self.wakeups_committed(wakeups);
         if let Some(after) = after {
             self.schedules.put(id, version, after);
         }
@@ -397,7 +387,7 @@ impl<S: Store> Engine<S> {
         let remembered = self.schedule_new(&mut new)?;
         let mut inst = new.instance.clone();
         let (id, task) = self.store.create(new).await?;
-        self.timers_committed(remembered.rows.iter());
+        self.wakeups_committed(remembered.wakeup);
         self.schedules.put(id, inst.version, remembered);
         inst.id = id;
         Ok(InstanceView::new(def, Arc::new(inst), task))
@@ -604,9 +594,12 @@ impl<S: Store> Engine<S> {
         Ok(super::clocks::clocks(&def, &events, self.clock.now()))
     }
 
-    /// The instance's pending timers, earliest first.
+    /// The instance's pending due points, earliest first, from its history (the store keeps
+    /// only the earliest's time, to know when to look again).
     pub async fn timers(&self, id: InstanceId) -> Result<Vec<Timer>, EngineError> {
-        Ok(self.store.timers(id).await?)
+        let (_, def, _) = self.load(id).await?;
+        let events = self.store.history(id).await?;
+        Ok(Schedule::of(&def, &events).rows(&def))
     }
 
     /// Fire what is due on an instance by now, one point per transaction, earliest first (so
@@ -631,12 +624,12 @@ impl<S: Store> Engine<S> {
             if let Some(last) = events.last() {
                 let remembered = Remembered {
                     state: Arc::new(state),
-                    rows: Arc::new(schedule.rows(&def)),
+                    wakeup: schedule.wakeup(),
                 };
                 self.schedules.put(id, last.seq, remembered);
             }
             let now = self.clock.now();
-            let mut rows_after = None;
+            let mut after = None;
             let change = match schedule.first_due(now) {
                 Some(due) => {
                     let req = Request {
@@ -648,27 +641,23 @@ impl<S: Store> Engine<S> {
                         self.logic
                             .fire(&self.catalog, &def, &inst, task.as_ref(), due, &req);
                     self.assign_all(&mut change, task.as_ref()).await?;
-                    rows_after = self.schedule(&def, Some(events), &mut change).await?;
+                    after = self.schedule(&def, Some(events), &mut change).await?;
                     change
                 }
                 None if fired > 0 => return Ok(fired),
-                // Called for a timer row while nothing is due (another node fired it first):
-                // put the rows right, so they wake nobody again.
+                // Woken while nothing is due (another node fired it first): put the wake-up
+                // right, so it wakes nobody again.
                 None => {
                     let mut change = logic::unchanged(&inst);
-                    change.timers = Some(schedule.rows(&def));
+                    change.wakeup = Some(schedule.wakeup());
                     change
                 }
             };
             let firing = !change.events.is_empty();
             if firing {
-                // Spawned instances' timers may be due before anything the scheduler knows.
-                let spawned: Vec<NewTimer> = change
-                    .spawns
-                    .iter()
-                    .flat_map(|s| s.timers.clone())
-                    .collect();
-                let more = change.timers.iter().flatten().any(|t| t.due_at <= now);
+                // Spawned instances may have points due before anything the scheduler knows.
+                let spawned: Vec<_> = change.spawns.iter().filter_map(|s| s.wakeup).collect();
+                let more = change.wakeup.flatten().is_some_and(|at| at <= now);
                 let breaches = change
                     .events
                     .iter()
@@ -678,9 +667,9 @@ impl<S: Store> Engine<S> {
                 match self.store.commit(change).await {
                     Ok(_) => {
                         fired += 1;
-                        self.timers_committed(&spawned);
-                        if let Some(rows) = rows_after.take() {
-                            self.schedules.put(id, version, rows);
+                        self.wakeups_committed(spawned);
+                        if let Some(after) = after.take() {
+                            self.schedules.put(id, version, after);
                         }
                         // Nobody listening is fine.
                         let _ = self.firings.send(Firing {
@@ -704,17 +693,17 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// Write an instance's timer rows again from its history (for instances created before
-    /// timers existed, or after restoring a backup); returns them.
+    /// Write an instance's wake-up again from its history (for instances created before
+    /// timers existed, or after restoring a backup); returns its due points.
     pub async fn reschedule(&self, id: InstanceId) -> Result<Vec<Timer>, EngineError> {
         let (inst, def, _) = self.load(id).await?;
         let events = self.store.history(id).await?;
+        let schedule = Schedule::of(&def, &events);
         let mut change = logic::unchanged(&inst);
-        let rows = Schedule::of(&def, &events).rows(&def);
-        self.timers_committed(&rows);
-        change.timers = Some(rows);
+        change.wakeup = Some(schedule.wakeup());
         self.store.commit(change).await?;
-        self.timers(id).await
+        self.wakeups_committed(schedule.wakeup());
+        Ok(schedule.rows(&def))
     }
 
     /// Rows of the notifications outbox, by id after `after_id` (for paging), at most `limit`.
@@ -1023,6 +1012,16 @@ impl<S: Store> Engine<S> {
         )
         .await
     }
+}
+
+/// The wake-ups a change writes: the instance's and its spawned instances'.
+fn wakeups_of(change: &Change) -> Vec<DateTime<Utc>> {
+    change
+        .wakeup
+        .flatten()
+        .into_iter()
+        .chain(change.spawns.iter().filter_map(|s| s.wakeup))
+        .collect()
 }
 
 fn check_version(inst: &Instance, expected: Option<i64>) -> Result<(), EngineError> {

@@ -100,7 +100,7 @@ impl Logic {
             events: vec![event],
             task,
             parent,
-            timers: Vec::new(),
+            wakeup: None,
         })
     }
 
@@ -511,7 +511,7 @@ impl<'a> ChangeBuilder<'a> {
             new_task: None,
             links: Vec::new(),
             spawns: Vec::new(),
-            timers: None,
+            wakeup: None,
             notifications: Vec::new(),
         }
     }
@@ -528,7 +528,7 @@ pub fn unchanged(inst: &Instance) -> Change {
         new_task: None,
         links: Vec::new(),
         spawns: Vec::new(),
-        timers: None,
+        wakeup: None,
         notifications: Vec::new(),
     }
 }

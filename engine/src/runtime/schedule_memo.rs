@@ -1,14 +1,14 @@
-//! The timer state and rows of recently changed instances, by instance and version.
+//! The timer state and wake-up of recently changed instances, by instance and version.
 //!
-//! A change that can move timers derives the rows after it and compares them with the rows
-//! before it, so that only a change that moves them writes them. Both come from the history:
+//! A change that can move timers derives the wake-up after it and compares it with the one
+//! before it, so that only a change that moves it writes it. Both come from the history:
 //! without this memo, every such change would read the instance's whole history and fold it
 //! (business-calendar arithmetic for every pause of a clock), twice. So each commit leaves here
-//! the [`TimerState`] its history folds to and the rows it gives, and the next change on the
+//! the [`TimerState`] its history folds to and the wake-up it gives, and the next change on the
 //! instance takes its "before" from here and folds only its own events into a copy of the
 //! state: no history read, and work that does not grow with the history.
 //!
-//! Correct across nodes without invalidation: the state and rows are a pure function of the
+//! Correct across nodes without invalidation: the state and wake-up are a pure function of the
 //! history up to a version, a version of an instance is committed once (the store's version
 //! check), and the history is append-only. An entry for `(instance, version)` is therefore true
 //! forever; a miss only costs the read and fold it saves.
@@ -17,7 +17,8 @@ use foldhash::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::timers::TimerState;
-use super::types::{InstanceId, NewTimer};
+use super::types::InstanceId;
+use chrono::{DateTime, Utc};
 
 /// Entries kept at most. Agents act on the tickets they just touched, so a small memo catches
 /// most changes; when full it starts over, which is cheaper than keeping an eviction order on
@@ -29,13 +30,13 @@ const CAPACITY: usize = 16_384;
 pub struct Remembered {
     /// The history folded.
     pub state: Arc<TimerState>,
-    /// The timer rows it gives.
-    pub rows: Arc<Vec<NewTimer>>,
+    /// When it next has something due.
+    pub wakeup: Option<DateTime<Utc>>,
 }
 
 #[derive(Default)]
 pub struct ScheduleMemo {
-    rows: Mutex<HashMap<InstanceId, (i64, Remembered)>>,
+    entries: Mutex<HashMap<InstanceId, (i64, Remembered)>>,
 }
 
 impl ScheduleMemo {
@@ -43,9 +44,9 @@ impl ScheduleMemo {
     /// that version puts back what it leaves once committed (a change that fails costs the
     /// next one a fold of the history).
     pub fn take(&self, id: InstanceId, version: i64) -> Option<Remembered> {
-        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
-        match rows.get(&id) {
-            Some((v, _)) if *v == version => rows.remove(&id).map(|(_, r)| r),
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(&id) {
+            Some((v, _)) if *v == version => entries.remove(&id).map(|(_, r)| r),
             _ => None,
         }
     }
@@ -53,17 +54,17 @@ impl ScheduleMemo {
     /// Whether anything is remembered of the instance (at whatever version): a hint that its
     /// history need not be read ahead of a change.
     pub fn knows(&self, id: InstanceId) -> bool {
-        let rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
-        rows.contains_key(&id)
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.contains_key(&id)
     }
 
     /// Remember what a committed `version` of the instance has.
     pub fn put(&self, id: InstanceId, version: i64, remembered: Remembered) {
-        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
-        if rows.len() >= CAPACITY && !rows.contains_key(&id) {
-            rows.clear();
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CAPACITY && !entries.contains_key(&id) {
+            entries.clear();
         }
-        rows.insert(id, (version, remembered));
+        entries.insert(id, (version, remembered));
     }
 }
 
@@ -74,7 +75,7 @@ mod tests {
     fn nothing() -> Remembered {
         Remembered {
             state: Arc::default(),
-            rows: Arc::default(),
+            wakeup: None,
         }
     }
 
@@ -109,7 +110,7 @@ mod tests {
         for i in 0..(CAPACITY as i64 * 2 + 3) {
             memo.put(InstanceId(i), 1, nothing());
         }
-        let len = memo.rows.lock().map(|r| r.len()).unwrap_or(usize::MAX);
+        let len = memo.entries.lock().map(|r| r.len()).unwrap_or(usize::MAX);
         assert!(len <= CAPACITY, "{len} entries");
     }
 }

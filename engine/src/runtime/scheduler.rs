@@ -1,7 +1,7 @@
 //! The scheduler: a task that fires due timers.
 //!
-//! It claims the timers due by now from the store (a batch at a time, each leased so nobody
-//! else takes it meanwhile; on PostgreSQL `FOR UPDATE SKIP LOCKED`, so schedulers on several
+//! It claims the instances with something due by now from the store (by the one wake-up row
+//! each keeps, a batch at a time, each leased so nobody else takes it meanwhile; on PostgreSQL `FOR UPDATE SKIP LOCKED`, so schedulers on several
 //! nodes share the work; on SQLite through the store's one writer, so one scheduler per
 //! process), and has the engine fire each claimed instance ([`Engine::fire_due`]): one point
 //! per transaction, decided again from the history under the instance's version check, so a
@@ -23,7 +23,6 @@ use tokio::task::JoinSet;
 
 use super::clock::Clock;
 use super::engine::Engine;
-use super::types::InstanceId;
 use crate::store::Store;
 
 /// How a scheduler works.
@@ -61,7 +60,7 @@ impl SchedulerConfig {
 pub struct SchedulerStats {
     /// Times it woke from sleep (a due time came, a commit woke it, or a recheck).
     pub wakeups: u64,
-    /// Timer rows claimed.
+    /// Wake-ups claimed (instances with something due).
     pub claimed: u64,
     /// Points fired (escalation steps, breaches, automatic transitions).
     pub fired: u64,
@@ -224,7 +223,7 @@ async fn run<S: Store>(
         let seen = wakeup.requested.load(Ordering::SeqCst);
         let checked_at = clock.now();
         let ok = fire_due(&engine, &config, &counters, checked_at, &stop).await;
-        let next = match (ok, engine.store().next_timer_at().await) {
+        let next = match (ok, engine.store().next_wakeup_at().await) {
             (true, Ok(next)) => next,
             _ => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -280,7 +279,7 @@ async fn fire_due<S: Store>(
         }
         let claimed = match engine
             .store()
-            .claim_timers(now, config.batch, now + config.lease)
+            .claim_wakeups(now, config.batch, now + config.lease)
             .await
         {
             Ok(claimed) => claimed,
@@ -292,17 +291,10 @@ async fn fire_due<S: Store>(
         counters
             .claimed
             .fetch_add(claimed.len() as u64, Ordering::Relaxed);
-        // Each instance once, in the order of its earliest claimed timer; its points fire in
-        // order within `Engine::fire_due`.
-        let mut instances: Vec<InstanceId> = Vec::with_capacity(claimed.len());
-        let mut seen = std::collections::HashSet::with_capacity(claimed.len());
-        for t in &claimed {
-            if seen.insert(t.instance) {
-                instances.push(t.instance);
-            }
-        }
+        // Instances in the order of their earliest due point; each one's points fire in order
+        // within `Engine::fire_due`.
         let mut running = JoinSet::new();
-        for id in instances {
+        for id in claimed {
             while running.len() >= config.concurrency.max(1) {
                 if let Some(done) = running.join_next().await {
                     count(counters, done);

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 
 use super::catalog::Definition;
 use super::clocks::{crossings, ClockTimeline};
-use super::types::{Event, EventKind, NewTimer};
+use super::types::{Event, EventKind, Timer};
 use crate::calendar::BusinessCalendar;
 use crate::model::{CalendarRef, ClockKind, Duration, PriorityId, StageId, TransitionId};
 
@@ -69,8 +69,8 @@ pub struct Due {
 }
 
 impl Due {
-    /// The row the store keeps for it.
-    pub fn row(&self, def: &Definition) -> NewTimer {
+    /// As shown: the transition by name.
+    pub fn row(&self, def: &Definition) -> Timer {
         let (kind, what, step) = match self.kind {
             TimerKind::Escalation { clock, step } => ("escalation", clock.as_str().into(), step),
             TimerKind::Breach { clock } => ("breach", clock.as_str().into(), 0),
@@ -84,7 +84,7 @@ impl Due {
                 0,
             ),
         };
-        NewTimer {
+        Timer {
             kind,
             what,
             step,
@@ -319,8 +319,13 @@ impl Schedule {
         self.due.first().filter(|d| d.due_at <= now)
     }
 
-    pub fn rows(&self, def: &Definition) -> Vec<NewTimer> {
+    pub fn rows(&self, def: &Definition) -> Vec<Timer> {
         self.due.iter().map(|d| d.row(def)).collect()
+    }
+
+    /// When the earliest point falls due: what the store keeps, as the time to look again.
+    pub fn wakeup(&self) -> Option<DateTime<Utc>> {
+        self.due.first().map(|d| d.due_at)
     }
 }
 
@@ -337,7 +342,7 @@ pub fn calendar(def: &Definition, priority: Option<PriorityId>) -> BusinessCalen
 
 /// Whether a change with these events can move the instance's timers: only entering a stage,
 /// a change of priority, or a timer firing can. Other changes (fields that leave the
-/// priority alone, comments, links) leave the timer rows untouched, so they cost nothing.
+/// priority alone, comments, links) leave the stored wake-up untouched, so they cost nothing.
 pub fn affected_by(def: &Definition, events: &[Event]) -> bool {
     let p = def.model();
     let timed =

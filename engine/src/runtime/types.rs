@@ -281,8 +281,8 @@ pub struct NewInstance {
     pub task: Option<NewTask>,
     /// For spawned instances: the parent and the link's kind (seen from the parent).
     pub parent: Option<(InstanceId, String)>,
-    /// Its due points (see [`super::timers`]).
-    pub timers: Vec<NewTimer>,
+    /// When it first has something due (see [`super::timers`]), if ever.
+    pub wakeup: Option<DateTime<Utc>>,
 }
 
 /// Everything one action does, applied in one transaction or not at all.
@@ -297,33 +297,22 @@ pub struct Change {
     pub new_task: Option<NewTask>,
     pub links: Vec<Link>,
     pub spawns: Vec<NewInstance>,
-    /// The instance's due points after the change, replacing those it had; `None` when the
-    /// change does not move them, so they are left alone.
-    pub timers: Option<Vec<NewTimer>>,
+    /// When the instance next has something due after the change (`Some(None)`: never),
+    /// replacing the stored wake-up; `None` when the change does not move it, so it is left
+    /// alone.
+    pub wakeup: Option<Option<DateTime<Utc>>>,
     /// Rows for the notifications outbox, written with the change.
     pub notifications: Vec<NewNotification>,
 }
 
-/// A due point of an instance as stored: what falls due (`kind` `escalation`, `breach` or
-/// `after`; `what` the clock or the transition; `step` the escalation step, else 0), in which
-/// cycle (the clock's start, or the history entry that entered the stage, as microseconds or a
-/// sequence number), and when. The row only says when to look: what is due is decided again
-/// from the history when it fires, so a row can never fire anything twice.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewTimer {
-    pub kind: &'static str,
-    pub what: String,
-    pub step: u32,
-    pub cycle: i64,
-    pub due_at: DateTime<Utc>,
-}
-
-/// A stored due point.
+/// A due point of an instance: what falls due (`kind` `escalation`, `breach` or `after`;
+/// `what` the clock or the transition; `step` the escalation step, else 0), in which cycle
+/// (the clock's start, or the history entry that entered the stage, as microseconds or a
+/// sequence number), and when. Derived from the history ([`super::timers::Schedule`]); the
+/// store keeps only each instance's earliest, as the time to look at it again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Timer {
-    pub id: i64,
-    pub instance: InstanceId,
-    pub kind: String,
+    pub kind: &'static str,
     pub what: String,
     pub step: u32,
     pub cycle: i64,

@@ -42,14 +42,12 @@ struct Inner {
     /// Name -> (roles, active).
     agents: std::collections::BTreeMap<String, (Vec<String>, bool)>,
     last_assignee: HashMap<String, String>,
-    /// Timers by id, with the instant they may next be claimed (their due time, or the end of
-    /// their lease).
-    timers: HashMap<i64, (Timer, i64)>,
-    /// `(claimable from, id)`, in order.
-    timer_order: BTreeSet<(i64, i64)>,
-    timers_of: HashMap<InstanceId, Vec<i64>>,
+    /// Wake-ups by instance: when its earliest point is due, and when it may next be claimed
+    /// (then, or the end of a lease on it); microseconds.
+    wakeups: HashMap<InstanceId, (i64, i64)>,
+    /// `(claimable from, instance)`, in order.
+    wakeup_order: BTreeSet<(i64, InstanceId)>,
     notifications: Vec<Notification>,
-    next_timer: i64,
     next_instance: i64,
     next_task: i64,
     next_definition: i64,
@@ -108,38 +106,15 @@ impl Inner {
         id
     }
 
-    /// Replace an instance's timers.
-    fn set_timers(&mut self, instance: InstanceId, timers: Vec<NewTimer>) {
-        for id in self.timers_of.remove(&instance).unwrap_or_default() {
-            if let Some((_, at)) = self.timers.remove(&id) {
-                self.timer_order.remove(&(at, id));
-            }
+    /// Replace an instance's wake-up.
+    fn set_wakeup(&mut self, instance: InstanceId, at: Option<DateTime<Utc>>) {
+        if let Some((_, claimable)) = self.wakeups.remove(&instance) {
+            self.wakeup_order.remove(&(claimable, instance));
         }
-        let mut ids = Vec::with_capacity(timers.len());
-        for t in timers {
-            self.next_timer += 1;
-            let id = self.next_timer;
-            let at = t.due_at.timestamp_micros();
-            self.timers.insert(
-                id,
-                (
-                    Timer {
-                        id,
-                        instance,
-                        kind: t.kind.to_string(),
-                        what: t.what,
-                        step: t.step,
-                        cycle: t.cycle,
-                        due_at: t.due_at,
-                    },
-                    at,
-                ),
-            );
-            self.timer_order.insert((at, id));
-            ids.push(id);
-        }
-        if !ids.is_empty() {
-            self.timers_of.insert(instance, ids);
+        if let Some(at) = at {
+            let at = at.timestamp_micros();
+            self.wakeups.insert(instance, (at, at));
+            self.wakeup_order.insert((at, instance));
         }
     }
 
@@ -181,7 +156,7 @@ impl Inner {
         }
         self.instances.insert(id, std::sync::Arc::new(inst));
         self.events.insert(id, new.events);
-        self.set_timers(id, new.timers);
+        self.set_wakeup(id, new.wakeup);
         if let Some(task) = new.task {
             self.insert_task(id, task, at);
         }
@@ -421,8 +396,8 @@ impl Store for MemoryStore {
         for s in change.spawns {
             spawned.push(inner.insert_instance(s));
         }
-        if let Some(timers) = change.timers {
-            inner.set_timers(id, timers);
+        if let Some(wakeup) = change.wakeup {
+            inner.set_wakeup(id, wakeup);
         }
         inner.insert_notifications(id, change.notifications, at);
         inner.events.entry(id).or_default().extend(change.events);
@@ -610,53 +585,49 @@ impl Store for MemoryStore {
         Ok(self.lock().last_assignee.get(queue).cloned())
     }
 
-    async fn claim_timers(
+    async fn claim_wakeups(
         &self,
         now: DateTime<Utc>,
         limit: u32,
         lease_until: DateTime<Utc>,
-    ) -> Result<Vec<Timer>> {
+    ) -> Result<Vec<InstanceId>> {
         let mut inner = self.lock();
         let now = now.timestamp_micros();
         let lease = lease_until.timestamp_micros();
-        let due: Vec<(i64, i64)> = inner
-            .timer_order
+        let claimable: Vec<(i64, InstanceId)> = inner
+            .wakeup_order
             .iter()
             .take_while(|(at, _)| *at <= now)
             .take(limit as usize)
             .copied()
             .collect();
-        let mut out = Vec::with_capacity(due.len());
-        for (at, id) in due {
-            inner.timer_order.remove(&(at, id));
-            inner.timer_order.insert((lease, id));
-            if let Some((timer, claimable)) = inner.timers.get_mut(&id) {
+        let mut due = Vec::with_capacity(claimable.len());
+        for (at, id) in claimable {
+            inner.wakeup_order.remove(&(at, id));
+            inner.wakeup_order.insert((lease, id));
+            if let Some((due_at, claimable)) = inner.wakeups.get_mut(&id) {
                 *claimable = lease;
-                out.push(timer.clone());
+                due.push((*due_at, id));
             }
         }
-        Ok(out)
+        due.sort_unstable();
+        Ok(due.into_iter().map(|(_, id)| id).collect())
     }
 
-    async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>> {
+    async fn next_wakeup_at(&self) -> Result<Option<DateTime<Utc>>> {
         Ok(self
             .lock()
-            .timer_order
+            .wakeup_order
             .first()
             .and_then(|(at, _)| DateTime::from_timestamp_micros(*at)))
     }
 
-    async fn timers(&self, instance: InstanceId) -> Result<Vec<Timer>> {
-        let inner = self.lock();
-        let mut out: Vec<Timer> = inner
-            .timers_of
+    async fn wakeup(&self, instance: InstanceId) -> Result<Option<DateTime<Utc>>> {
+        Ok(self
+            .lock()
+            .wakeups
             .get(&instance)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| inner.timers.get(id).map(|(t, _)| t.clone()))
-            .collect();
-        out.sort_by_key(|t| (t.due_at, t.id));
-        Ok(out)
+            .and_then(|(at, _)| DateTime::from_timestamp_micros(*at)))
     }
 
     async fn notifications(

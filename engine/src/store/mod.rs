@@ -280,22 +280,26 @@ pub trait Store: Send + Sync + 'static {
 
     // -- timers and notifications ---------------------------------------------------------------
 
-    /// Up to `limit` timers due by `now`, earliest first, each leased to the caller until
-    /// `lease_until`: nobody claims it again before then (if the caller dies, it is due again
-    /// after the lease). Firing it replaces the instance's timers, which removes it. On
-    /// PostgreSQL concurrent claimers skip each other's rows (`FOR UPDATE SKIP LOCKED`).
-    fn claim_timers(
+    /// Up to `limit` instances with something due by `now` (their wake-up), earliest first,
+    /// each leased to the caller until `lease_until`: nobody claims it again before then (if
+    /// the caller dies, it is due again after the lease). Firing the instance's due points sets
+    /// its next wake-up, which ends the lease. On PostgreSQL concurrent claimers skip each
+    /// other's rows (`FOR UPDATE SKIP LOCKED`).
+    fn claim_wakeups(
         &self,
         now: DateTime<Utc>,
         limit: u32,
         lease_until: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Vec<Timer>>> + Send;
+    ) -> impl Future<Output = Result<Vec<InstanceId>>> + Send;
 
-    /// When the next timer is due (or its lease ends), if there is any.
-    fn next_timer_at(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>>> + Send;
+    /// When the next wake-up is due (or its lease ends), if there is any.
+    fn next_wakeup_at(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>>> + Send;
 
-    /// An instance's timers, earliest first.
-    fn timers(&self, instance: InstanceId) -> impl Future<Output = Result<Vec<Timer>>> + Send;
+    /// When the instance next has something due, as stored.
+    fn wakeup(
+        &self,
+        instance: InstanceId,
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>>> + Send;
 
     /// Outbox rows matching `filter`, by id, after `after_id`.
     fn notifications(

@@ -153,7 +153,9 @@ async fn create(conn: &mut PgConnection, rows: NewInstanceRows) -> Result<Create
     .fetch_one(&mut *conn)
     .await?;
     insert_events(conn, id, &rows.events).await?;
-    insert_timers(conn, id, &rows.timers).await?;
+    if rows.wakeup.is_some() {
+        set_wakeup(conn, id, rows.wakeup).await?;
+    }
     let task = match &rows.task {
         Some(t) => Some(insert_task(conn, id, t, i.created_at).await?),
         None => None,
@@ -264,12 +266,8 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
         task = Some(insert_task(conn, i.id, t, i.updated_at).await?);
     }
     insert_events(conn, i.id, &rows.events).await?;
-    if let Some(timers) = &rows.timers {
-        sqlx::query("DELETE FROM timers WHERE instance_id = $1")
-            .bind(i.id)
-            .execute(&mut *conn)
-            .await?;
-        insert_timers(conn, i.id, timers).await?;
+    if let Some(wakeup) = rows.wakeup {
+        set_wakeup(conn, i.id, wakeup).await?;
     }
     insert_notifications(conn, i.id, &rows.notifications, i.updated_at).await?;
     for l in &rows.links {
@@ -328,21 +326,19 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
              WHERE id = ${id} AND state <> 'done' AND EXISTS (SELECT 1 FROM i) RETURNING *), "
         ));
     });
-    // The instance's timers become exactly the given ones: those no longer due are deleted,
-    // the others inserted or brought up to date (which also ends any lease on them). Deleting
-    // only what is not inserted keeps the two parts of the statement off each other's rows.
-    if rows.timers.is_some() {
-        let (k, w, s, c, d) = (param(), param(), param(), param(), param());
-        let new = format!(
-            "UNNEST(${k}::text[], ${w}::text[], ${s}::int[], ${c}::bigint[], ${d}::bigint[]) AS n(kind, what, step, cycle, due)"
-        );
-        sql.push_str(&format!(
-            "td AS (DELETE FROM timers t WHERE t.instance_id = $7 AND EXISTS (SELECT 1 FROM i) \
-             AND NOT EXISTS (SELECT 1 FROM {new} WHERE n.kind = t.kind AND n.what = t.what AND n.step = t.step AND n.cycle = t.cycle)), \
-             ti AS (INSERT INTO timers (instance_id, kind, what, step, cycle, due_at, fire_at) \
-             SELECT $7, n.kind, n.what, n.step, n.cycle, n.due, n.due FROM {new} WHERE EXISTS (SELECT 1 FROM i) \
-             ON CONFLICT (instance_id, kind, what, step, cycle) DO UPDATE SET due_at = excluded.due_at, fire_at = excluded.fire_at), "
-        ));
+    // The instance's wake-up becomes the given one (which also ends any lease on it), or goes.
+    match rows.wakeup {
+        Some(Some(_)) => {
+            let p = param();
+            sql.push_str(&format!(
+                "w AS (INSERT INTO wakeups (instance_id, due_at, fire_at) SELECT $7, ${p}, ${p} WHERE EXISTS (SELECT 1 FROM i) \
+                 ON CONFLICT (instance_id) DO UPDATE SET due_at = excluded.due_at, fire_at = excluded.fire_at), "
+            ));
+        }
+        Some(None) => sql.push_str(
+            "w AS (DELETE FROM wakeups WHERE instance_id = $7 AND EXISTS (SELECT 1 FROM i)), ",
+        ),
+        None => {}
     }
     if !rows.notifications.is_empty() {
         let (r, c, t, m, d) = (param(), param(), param(), param(), param());
@@ -412,14 +408,8 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
             .bind(sql::due_column(u.due_at))
             .bind(u.assigned_to.clone());
     }
-    if let Some(timers) = &rows.timers {
-        let t = TimerArrays::of(timers);
-        q = q
-            .bind(t.kind)
-            .bind(t.what)
-            .bind(t.step)
-            .bind(t.cycle)
-            .bind(t.due);
+    if let Some(Some(at)) = rows.wakeup {
+        q = q.bind(at);
     }
     if !rows.notifications.is_empty() {
         let n = NotificationArrays::of(&rows.notifications);
@@ -510,30 +500,6 @@ impl EventColumns {
     }
 }
 
-/// Timers as one array per column, for `UNNEST`.
-#[derive(Default)]
-struct TimerArrays {
-    kind: Vec<String>,
-    what: Vec<String>,
-    step: Vec<i32>,
-    cycle: Vec<i64>,
-    due: Vec<i64>,
-}
-
-impl TimerArrays {
-    fn of(timers: &[NewTimer]) -> Self {
-        let mut c = TimerArrays::default();
-        for t in timers {
-            c.kind.push(t.kind.to_string());
-            c.what.push(t.what.clone());
-            c.step.push(i32::try_from(t.step).unwrap_or(i32::MAX));
-            c.cycle.push(t.cycle);
-            c.due.push(sql::micros(t.due_at));
-        }
-        c
-    }
-}
-
 /// Notifications as one array per column, for `UNNEST`.
 #[derive(Default)]
 struct NotificationArrays {
@@ -558,24 +524,19 @@ impl NotificationArrays {
     }
 }
 
-const INSERT_TIMERS: &str = "INSERT INTO timers (instance_id, kind, what, step, cycle, due_at, fire_at) \
-     SELECT $1, n.kind, n.what, n.step, n.cycle, n.due, n.due \
-     FROM UNNEST($2::text[], $3::text[], $4::int[], $5::bigint[], $6::bigint[]) AS n(kind, what, step, cycle, due)";
-
-async fn insert_timers(conn: &mut PgConnection, instance: i64, timers: &[NewTimer]) -> Result<()> {
-    if timers.is_empty() {
-        return Ok(());
-    }
-    let t = TimerArrays::of(timers);
-    sqlx::query(INSERT_TIMERS)
+/// Replace an instance's wake-up (microseconds; `None`: nothing is due).
+async fn set_wakeup(conn: &mut PgConnection, instance: i64, at: Option<i64>) -> Result<()> {
+    match at {
+        Some(at) => sqlx::query(
+            "INSERT INTO wakeups (instance_id, due_at, fire_at) VALUES ($1, $2, $2) \
+             ON CONFLICT (instance_id) DO UPDATE SET due_at = excluded.due_at, fire_at = excluded.fire_at",
+        )
         .bind(instance)
-        .bind(t.kind)
-        .bind(t.what)
-        .bind(t.step)
-        .bind(t.cycle)
-        .bind(t.due)
-        .execute(&mut *conn)
-        .await?;
+        .bind(at),
+        None => sqlx::query("DELETE FROM wakeups WHERE instance_id = $1").bind(instance),
+    }
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -604,20 +565,6 @@ async fn insert_notifications(
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-fn timer_from_row(row: &PgRow) -> Result<Timer> {
-    let step: i32 = row.try_get("step")?;
-    Ok(sql::TimerColumns {
-        id: row.try_get("id")?,
-        instance_id: row.try_get("instance_id")?,
-        kind: row.try_get("kind")?,
-        what: row.try_get("what")?,
-        step: i64::from(step),
-        cycle: row.try_get("cycle")?,
-        due_at: row.try_get("due_at")?,
-    }
-    .into_timer())
 }
 
 fn notification_from_row(row: &PgRow) -> Result<Notification> {
@@ -1214,44 +1161,41 @@ impl Store for PostgresStore {
         .await?)
     }
 
-    async fn claim_timers(
+    async fn claim_wakeups(
         &self,
         now: DateTime<Utc>,
         limit: u32,
         lease_until: DateTime<Utc>,
-    ) -> Result<Vec<Timer>> {
+    ) -> Result<Vec<InstanceId>> {
         // Rows another node is claiming are skipped, not waited for.
-        let rows = sqlx::query(
-            "UPDATE timers t SET fire_at = $1 \
-             FROM (SELECT id FROM timers WHERE fire_at <= $2 ORDER BY fire_at LIMIT $3 FOR UPDATE SKIP LOCKED) d \
-             WHERE t.id = d.id RETURNING t.*",
+        let mut due: Vec<(i64, i64)> = sqlx::query_as(
+            "UPDATE wakeups w SET fire_at = $1 \
+             FROM (SELECT instance_id FROM wakeups WHERE fire_at <= $2 ORDER BY fire_at LIMIT $3 FOR UPDATE SKIP LOCKED) d \
+             WHERE w.instance_id = d.instance_id RETURNING w.due_at, w.instance_id",
         )
         .bind(sql::micros(lease_until))
         .bind(sql::micros(now))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        let mut timers = rows
-            .iter()
-            .map(timer_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        timers.sort_by_key(|t| (t.due_at, t.id));
-        Ok(timers)
+        due.sort_unstable();
+        Ok(due.into_iter().map(|(_, id)| InstanceId(id)).collect())
     }
 
-    async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>> {
-        let at: Option<i64> = sqlx::query_scalar("SELECT MIN(fire_at) FROM timers")
+    async fn next_wakeup_at(&self) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<i64> = sqlx::query_scalar("SELECT MIN(fire_at) FROM wakeups")
             .fetch_one(&self.pool)
             .await?;
         Ok(at.map(sql::from_micros))
     }
 
-    async fn timers(&self, instance: InstanceId) -> Result<Vec<Timer>> {
-        let rows = sqlx::query("SELECT * FROM timers WHERE instance_id = $1 ORDER BY due_at, id")
-            .bind(instance.0)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(timer_from_row).collect()
+    async fn wakeup(&self, instance: InstanceId) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT due_at FROM wakeups WHERE instance_id = $1")
+                .bind(instance.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(at.map(sql::from_micros))
     }
 
     async fn notifications(

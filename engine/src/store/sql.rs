@@ -61,7 +61,8 @@ pub struct NewInstanceRows {
     pub events: Vec<EventRow>,
     pub task: Option<NewTask>,
     pub parent: Option<(InstanceId, String)>,
-    pub timers: Vec<NewTimer>,
+    /// Microseconds.
+    pub wakeup: Option<i64>,
 }
 
 pub struct ChangeRows {
@@ -73,7 +74,8 @@ pub struct ChangeRows {
     pub new_task: Option<NewTask>,
     pub links: Vec<Link>,
     pub spawns: Vec<NewInstanceRows>,
-    pub timers: Option<Vec<NewTimer>>,
+    /// Microseconds; see [`Change::wakeup`].
+    pub wakeup: Option<Option<i64>>,
     pub notifications: Vec<NewNotification>,
 }
 
@@ -117,7 +119,7 @@ pub fn new_instance_rows(catalog: &Catalog, n: NewInstance) -> Result<NewInstanc
         events: event_rows(&def, &n.events),
         task: n.task,
         parent: n.parent,
-        timers: n.timers,
+        wakeup: n.wakeup.map(micros),
     })
 }
 
@@ -136,7 +138,7 @@ pub fn change_rows(catalog: &Catalog, c: Change) -> Result<ChangeRows> {
             .into_iter()
             .map(|s| new_instance_rows(catalog, s))
             .collect::<Result<_>>()?,
-        timers: c.timers,
+        wakeup: c.wakeup.map(|w| w.map(micros)),
         notifications: c.notifications,
     })
 }
@@ -304,31 +306,6 @@ pub fn priority_column(p: Option<u32>) -> i32 {
 
 pub fn due_column(d: Option<DateTime<Utc>>) -> i64 {
     d.map(micros).unwrap_or(NO_DUE)
-}
-
-/// A timer row's columns as stored (times in microseconds).
-pub struct TimerColumns {
-    pub id: i64,
-    pub instance_id: i64,
-    pub kind: String,
-    pub what: String,
-    pub step: i64,
-    pub cycle: i64,
-    pub due_at: i64,
-}
-
-impl TimerColumns {
-    pub fn into_timer(self) -> Timer {
-        Timer {
-            id: self.id,
-            instance: InstanceId(self.instance_id),
-            kind: self.kind,
-            what: self.what,
-            step: u32::try_from(self.step).unwrap_or_default(),
-            cycle: self.cycle,
-            due_at: from_micros(self.due_at),
-        }
-    }
 }
 
 /// A notification row's columns as stored (times in microseconds).

@@ -136,11 +136,11 @@ enum Job {
         at: DateTime<Utc>,
         reply: Reply<()>,
     },
-    ClaimTimers {
+    ClaimWakeups {
         now: i64,
         limit: u32,
         lease_until: i64,
-        reply: Reply<Vec<Timer>>,
+        reply: Reply<Vec<InstanceId>>,
     },
     MarkDelivered {
         ids: Vec<i64>,
@@ -157,7 +157,7 @@ enum Done {
     MaybeTask(Reply<Option<Task>>, Result<Option<Task>>),
     Task(Reply<Task>, Result<Task>),
     Unit(Reply<()>, Result<()>),
-    Timers(Reply<Vec<Timer>>, Result<Vec<Timer>>),
+    Instances(Reply<Vec<InstanceId>>, Result<Vec<InstanceId>>),
     Count(Reply<u64>, Result<u64>),
 }
 
@@ -170,7 +170,7 @@ impl Done {
             Done::MaybeTask(_, r) => r.is_err(),
             Done::Task(_, r) => r.is_err(),
             Done::Unit(_, r) => r.is_err(),
-            Done::Timers(_, r) => r.is_err(),
+            Done::Instances(_, r) => r.is_err(),
             Done::Count(_, r) => r.is_err(),
         }
     }
@@ -191,7 +191,7 @@ impl Done {
             Done::MaybeTask(tx, r) => drop(tx.send(pick(r, failed))),
             Done::Task(tx, r) => drop(tx.send(pick(r, failed))),
             Done::Unit(tx, r) => drop(tx.send(pick(r, failed))),
-            Done::Timers(tx, r) => drop(tx.send(pick(r, failed))),
+            Done::Instances(tx, r) => drop(tx.send(pick(r, failed))),
             Done::Count(tx, r) => drop(tx.send(pick(r, failed))),
         }
     }
@@ -440,7 +440,7 @@ fn fail(job: Job, msg: &str) {
         Job::Renew { reply, .. } => drop(reply.send(Err(err()))),
         Job::Release { reply, .. } => drop(reply.send(Err(err()))),
         Job::SetAgent { reply, .. } => drop(reply.send(Err(err()))),
-        Job::ClaimTimers { reply, .. } => drop(reply.send(Err(err()))),
+        Job::ClaimWakeups { reply, .. } => drop(reply.send(Err(err()))),
         Job::MarkDelivered { reply, .. } => drop(reply.send(Err(err()))),
     }
 }
@@ -493,27 +493,14 @@ fn run(conn: &Connection, job: Job) -> Done {
             at,
             reply,
         } => Done::Unit(reply, set_agent(conn, &name, &roles, active, at)),
-        Job::ClaimTimers {
+        Job::ClaimWakeups {
             now,
             limit,
             lease_until,
             reply,
-        } => Done::Timers(reply, claim_timers(conn, now, limit, lease_until)),
+        } => Done::Instances(reply, claim_wakeups(conn, now, limit, lease_until)),
         Job::MarkDelivered { ids, at, reply } => Done::Count(reply, mark_delivered(conn, &ids, at)),
     }
-}
-
-fn timer_from_row(row: &Row) -> rusqlite::Result<Timer> {
-    Ok(sql::TimerColumns {
-        id: row.get("id")?,
-        instance_id: row.get("instance_id")?,
-        kind: row.get("kind")?,
-        what: row.get("what")?,
-        step: row.get("step")?,
-        cycle: row.get("cycle")?,
-        due_at: row.get("due_at")?,
-    }
-    .into_timer())
 }
 
 fn notification_from_row(row: &Row) -> rusqlite::Result<Notification> {
@@ -531,30 +518,19 @@ fn notification_from_row(row: &Row) -> rusqlite::Result<Notification> {
     .into_notification())
 }
 
-/// Replace an instance's timers.
-fn set_timers(conn: &Connection, instance: i64, timers: &[NewTimer]) -> Result<()> {
-    conn.prepare_cached("DELETE FROM timers WHERE instance_id = ?1")?
-        .execute(params![instance])?;
-    insert_timers(conn, instance, timers)
-}
-
-fn insert_timers(conn: &Connection, instance: i64, timers: &[NewTimer]) -> Result<()> {
-    if timers.is_empty() {
-        return Ok(());
-    }
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO timers (instance_id, kind, what, step, cycle, due_at, fire_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-    )?;
-    for t in timers {
-        insert.execute(params![
-            instance,
-            t.kind,
-            t.what,
-            t.step,
-            t.cycle,
-            sql::micros(t.due_at)
-        ])?;
-    }
+/// Replace an instance's wake-up (microseconds; `None`: nothing is due).
+fn set_wakeup(conn: &Connection, instance: i64, at: Option<i64>) -> Result<()> {
+    match at {
+        Some(at) => conn
+            .prepare_cached(
+                "INSERT INTO wakeups (instance_id, due_at, fire_at) VALUES (?1, ?2, ?2) \
+                 ON CONFLICT (instance_id) DO UPDATE SET due_at = excluded.due_at, fire_at = excluded.fire_at",
+            )?
+            .execute(params![instance, at])?,
+        None => conn
+            .prepare_cached("DELETE FROM wakeups WHERE instance_id = ?1")?
+            .execute(params![instance])?,
+    };
     Ok(())
 }
 
@@ -585,17 +561,24 @@ fn insert_notifications(
     Ok(())
 }
 
-fn claim_timers(conn: &Connection, now: i64, limit: u32, lease_until: i64) -> Result<Vec<Timer>> {
-    let mut timers = conn
+fn claim_wakeups(
+    conn: &Connection,
+    now: i64,
+    limit: u32,
+    lease_until: i64,
+) -> Result<Vec<InstanceId>> {
+    let mut due = conn
         .prepare_cached(
-            "UPDATE timers SET fire_at = ?1 \
-             WHERE id IN (SELECT id FROM timers WHERE fire_at <= ?2 ORDER BY fire_at LIMIT ?3) \
-             RETURNING *",
+            "UPDATE wakeups SET fire_at = ?1 \
+             WHERE instance_id IN (SELECT instance_id FROM wakeups WHERE fire_at <= ?2 ORDER BY fire_at LIMIT ?3) \
+             RETURNING due_at, instance_id",
         )?
-        .query_map(params![lease_until, now, limit], timer_from_row)?
+        .query_map(params![lease_until, now, limit], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    timers.sort_by_key(|t| (t.due_at, t.id));
-    Ok(timers)
+    due.sort_unstable();
+    Ok(due.into_iter().map(|(_, id)| InstanceId(id)).collect())
 }
 
 fn mark_delivered(conn: &Connection, ids: &[i64], at: i64) -> Result<u64> {
@@ -700,7 +683,9 @@ fn create(conn: &Connection, rows: NewInstanceRows) -> Result<Created> {
             |r| r.get(0),
         )?;
     insert_events(conn, id, &rows.events)?;
-    insert_timers(conn, id, &rows.timers)?;
+    if rows.wakeup.is_some() {
+        set_wakeup(conn, id, rows.wakeup)?;
+    }
     let task = match &rows.task {
         Some(t) => Some(insert_task(conn, id, t, i.created_at)?),
         None => None,
@@ -774,8 +759,8 @@ fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
         task = Some(insert_task(conn, i.id, t, i.updated_at)?);
     }
     insert_events(conn, i.id, &rows.events)?;
-    if let Some(timers) = &rows.timers {
-        set_timers(conn, i.id, timers)?;
+    if let Some(wakeup) = rows.wakeup {
+        set_wakeup(conn, i.id, wakeup)?;
     }
     insert_notifications(conn, i.id, &rows.notifications, i.updated_at)?;
     for l in &rows.links {
@@ -1261,13 +1246,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_timers(
+    async fn claim_wakeups(
         &self,
         now: DateTime<Utc>,
         limit: u32,
         lease_until: DateTime<Utc>,
-    ) -> Result<Vec<Timer>> {
-        self.write(|reply| Job::ClaimTimers {
+    ) -> Result<Vec<InstanceId>> {
+        self.write(|reply| Job::ClaimWakeups {
             now: sql::micros(now),
             limit,
             lease_until: sql::micros(lease_until),
@@ -1276,25 +1261,23 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>> {
+    async fn next_wakeup_at(&self) -> Result<Option<DateTime<Utc>>> {
         self.read(|conn| {
             let at: Option<i64> = conn
-                .prepare_cached("SELECT MIN(fire_at) FROM timers")?
+                .prepare_cached("SELECT MIN(fire_at) FROM wakeups")?
                 .query_row([], |r| r.get(0))?;
             Ok(at.map(sql::from_micros))
         })
         .await
     }
 
-    async fn timers(&self, instance: InstanceId) -> Result<Vec<Timer>> {
+    async fn wakeup(&self, instance: InstanceId) -> Result<Option<DateTime<Utc>>> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT * FROM timers WHERE instance_id = ?1 ORDER BY due_at, id",
-            )?;
-            let timers = stmt
-                .query_map(params![instance.0], timer_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(timers)
+            let at: Option<i64> = conn
+                .prepare_cached("SELECT due_at FROM wakeups WHERE instance_id = ?1")?
+                .query_row(params![instance.0], |r| r.get(0))
+                .optional()?;
+            Ok(at.map(sql::from_micros))
         })
         .await
     }

@@ -65,7 +65,7 @@ pub async fn metrics<B: Backend>(
         for (queue, n) in t.engine.queue_counts().await? {
             depth.push((vec![("tenant", t.name.clone()), ("queue", queue)], n as f64));
         }
-        if let Some(at) = t.engine.store().next_timer_at().await? {
+        if let Some(at) = t.engine.store().next_wakeup_at().await? {
             next_timer.push((tenant(), (at - now).num_milliseconds() as f64 / 1000.0));
         }
         fired.push((tenant(), t.fired().await as f64));
