@@ -238,9 +238,13 @@ impl Place {
     }
 }
 
-/// Run a scenario on a node of each kind of store; the scenario gets the node and its clock.
+/// Run a scenario on a node of each kind of store, with `TICKET` or the given project
+/// published; the scenario gets the node and its clock.
 macro_rules! on_every_store {
     ($name:ident, $scenario:ident) => {
+        on_every_store!($name, $scenario, TICKET);
+    };
+    ($name:ident, $scenario:ident, $text:expr) => {
         mod $name {
             use super::*;
 
@@ -252,7 +256,7 @@ macro_rules! on_every_store {
                     MemoryStore::new(catalog.clone()),
                     catalog,
                     clock.clone(),
-                    &project(TICKET),
+                    &project($text),
                 )
                 .await;
                 $scenario(&node, &clock).await;
@@ -270,7 +274,7 @@ macro_rules! on_every_store {
                 let store = SqliteStore::open(path, catalog.clone())
                     .await
                     .expect("sqlite");
-                let node = Node::open(store, catalog, clock.clone(), &project(TICKET)).await;
+                let node = Node::open(store, catalog, clock.clone(), &project($text)).await;
                 $scenario(&node, &clock).await;
                 node.stop().await;
                 place.remove().await;
@@ -287,7 +291,7 @@ macro_rules! on_every_store {
                 let store = PostgresStore::connect(url, catalog.clone())
                     .await
                     .expect("postgres");
-                let node = Node::open(store, catalog, clock.clone(), &project(TICKET)).await;
+                let node = Node::open(store, catalog, clock.clone(), &project($text)).await;
                 $scenario(&node, &clock).await;
                 node.stop().await;
                 place.remove().await;
@@ -296,7 +300,6 @@ macro_rules! on_every_store {
     };
 }
 
-/// Move the clock and let the scheduler fire what fell due.
 /// The instance's due points, from its history; and the store keeps the earliest as its
 /// wake-up, however the points moved.
 async fn due_points<S: Store>(e: &Engine<S>, id: InstanceId) -> Vec<Timer> {
@@ -309,6 +312,7 @@ async fn due_points<S: Store>(e: &Engine<S>, id: InstanceId) -> Vec<Timer> {
     points
 }
 
+/// Move the clock and let the scheduler fire what fell due.
 async fn advance<S: Store>(node: &Node<S>, clock: &ManualClock, by: TimeDelta) {
     clock.advance(by);
     node.scheduler.settled().await;
@@ -651,7 +655,64 @@ async fn refused_commits_leave_timers_alone<S: Store>(node: &Node<S>, clock: &Ma
     );
 }
 
+/// A step at 100% falls due at the same instant as the breach: the store's wake-up does not
+/// move when the first of the two fires, and the second must still fire at once, not when the
+/// scheduler's lease on the wake-up runs out.
+const SAME_INSTANT: &str = r#"
+role watcher
+
+process ping {
+  fields {
+    level: enum(one) required default one
+  }
+
+  priorities P1
+
+  priority from level {
+    one => P1
+  }
+
+  targets on 24x7 {
+    P1: resolve 1h
+  }
+
+  stage open initial
+  stage done final
+
+  transition finish: open -> done
+
+  escalation on resolve {
+    at 100% => notify role watcher
+  }
+}
+"#;
+
+async fn points_due_together_fire_together<S: Store>(node: &Node<S>, clock: &ManualClock) {
+    let e = &node.engine;
+    let t = e
+        .create("ping", &Map::new(), &Actor::system())
+        .await
+        .expect("create");
+    let due: Vec<(&str, DateTime<Utc>)> = due_points(e, t.id())
+        .await
+        .into_iter()
+        .map(|p| (p.kind, p.due_at))
+        .collect();
+    let at = start() + TimeDelta::hours(1);
+    assert_eq!(due, [("escalation", at), ("breach", at)]);
+    advance(node, clock, TimeDelta::hours(1)).await;
+    let s = story(e, t.id()).await;
+    assert_eq!(of_kind(&s, "escalated"), ["100%"]);
+    assert_eq!(of_kind(&s, "breached").len(), 1, "{s:?}");
+    assert!(due_points(e, t.id()).await.is_empty());
+}
+
 on_every_store!(every_level_fires_once_in_order, levels_fire_once_in_order);
+on_every_store!(
+    points_due_at_one_instant_fire_together,
+    points_due_together_fire_together,
+    SAME_INSTANT
+);
 on_every_store!(
     refused_commits_leave_the_wakeup_alone,
     refused_commits_leave_timers_alone

@@ -642,6 +642,11 @@ impl<S: Store> Engine<S> {
                             .fire(&self.catalog, &def, &inst, task.as_ref(), due, &req);
                     self.assign_all(&mut change, task.as_ref()).await?;
                     after = self.schedule(&def, Some(events), &mut change).await?;
+                    // A firing always writes the wake-up, moved or not: that ends the lease
+                    // on it, and tells the loop below of a point due at the same instant.
+                    if let Some(after) = &after {
+                        change.wakeup = Some(after.wakeup);
+                    }
                     change
                 }
                 None if fired > 0 => return Ok(fired),
