@@ -360,6 +360,16 @@ pub enum Threshold {
     After(Duration),
 }
 
+/// As written: `75%`, `2h`.
+impl fmt::Display for Threshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Threshold::Percent(pc) => write!(f, "{pc}%"),
+            Threshold::After(d) => d.fmt(f),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EscalationAction {
     /// Notify the holders of a role; with `business_hours`, a notification that falls outside

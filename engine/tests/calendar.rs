@@ -942,6 +942,7 @@ fn never_open() {
     assert_eq!(cal.add(at, &dur("0s")), None);
     assert_eq!(cal.elapsed(at, at + chrono::TimeDelta::days(30)), 0);
     assert_eq!(cal.business_days_per_week(), 0);
+    assert_eq!(cal.fixed_seconds(&dur("1h")), None, "never reached");
 }
 
 /// Open on Mondays only, with every Monday a holiday for `years` years from 2026.
@@ -1134,7 +1135,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     /// `h`/`m`/`s` are exact business time: elapsed(start, add(start, d)) == d, and the result
-    /// is the earliest such instant.
+    /// is the earliest such instant. So such a duration is that many business seconds wherever
+    /// it starts (`fixed_seconds`, which clocks use instead of the walk), and one with days is
+    /// not.
     #[test]
     fn add_then_elapsed_is_the_duration(
         which in 0..PROPERTY_CALENDARS.len(),
@@ -1145,6 +1148,9 @@ proptest! {
         let cal = calendar(&all, PROPERTY_CALENDARS[which]);
         let due = cal.add_seconds(start, secs).expect("opens");
         prop_assert_eq!(cal.elapsed(start, due), secs as i64);
+        let d = Duration { seconds: secs, ..Duration::default() };
+        prop_assert_eq!(cal.fixed_seconds(&d), Some(secs as i64));
+        prop_assert_eq!(cal.fixed_seconds(&Duration { days: 1, ..d }), None);
         if secs > 0 {
             let just_before = due - chrono::TimeDelta::seconds(1);
             prop_assert_eq!(cal.elapsed(start, just_before), secs as i64 - 1);

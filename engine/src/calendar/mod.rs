@@ -355,6 +355,15 @@ impl<'a> BusinessCalendar<'a> {
         self.hours.as_ref().map_or(7, |h| h.week.open_days)
     }
 
+    /// The business seconds in `d` wherever it starts, when that does not depend on the dates:
+    /// hours, minutes and seconds are that much business time from any start (business time
+    /// is additive), on a calendar open on some weekday. `None` when `d` has days or weeks
+    /// (those count dates), or the calendar is never open.
+    pub fn fixed_seconds(&self, d: &Duration) -> Option<i64> {
+        let (days, secs) = self.split(d)?;
+        (days == 0 && self.business_days_per_week() > 0).then_some(secs)
+    }
+
     /// A duration as (business days, business seconds); `None` on overflow.
     fn split(&self, d: &Duration) -> Option<(u64, i64)> {
         let days = d

@@ -207,10 +207,11 @@ fn measure<'a, 't>(
         (None, _) => 0,
         (Some(_), Some((d, secs))) if d == duration => secs,
         (Some(started), _) => {
-            let secs = cal
-                .add(started, &duration)
-                .map(|end| cal.elapsed(started, end))
-                .unwrap_or(i64::MAX);
+            let secs = cal.fixed_seconds(&duration).unwrap_or_else(|| {
+                cal.add(started, &duration)
+                    .map(|end| cal.elapsed(started, end))
+                    .unwrap_or(i64::MAX)
+            });
             t.measures.target = Some((duration, secs));
             secs
         }
@@ -245,9 +246,9 @@ impl Measured<'_, '_> {
         self.closed_seconds().saturating_add(open)
     }
 
-    /// The escalation steps of this clock: each threshold as written and the business time on
-    /// the clock at which it falls.
-    fn steps(&self, def: &Definition) -> Vec<(String, i64)> {
+    /// The escalation steps of this clock: each threshold and the business time on the clock
+    /// at which it falls.
+    fn steps(&self, def: &Definition) -> Vec<(Threshold, i64)> {
         let Some(started) = self.t.started_at else {
             return Vec::new();
         };
@@ -261,14 +262,16 @@ impl Measured<'_, '_> {
                 Threshold::Percent(pc) => {
                     let share = i128::from(self.target_seconds) * i128::from(pc);
                     let at = share.div_euclid(100) + i128::from(share.rem_euclid(100) != 0);
-                    (format!("{pc}%"), i64::try_from(at).unwrap_or(i64::MAX))
+                    (step.threshold, i64::try_from(at).unwrap_or(i64::MAX))
                 }
                 Threshold::After(d) => (
-                    d.to_string(),
-                    self.cal
-                        .add(started, &d)
-                        .map(|end| self.cal.elapsed(started, end))
-                        .unwrap_or(i64::MAX),
+                    step.threshold,
+                    self.cal.fixed_seconds(&d).unwrap_or_else(|| {
+                        self.cal
+                            .add(started, &d)
+                            .map(|end| self.cal.elapsed(started, end))
+                            .unwrap_or(i64::MAX)
+                    }),
                 ),
             })
             .collect()
@@ -308,8 +311,8 @@ pub struct Crossings {
     pub started_at: DateTime<Utc>,
     /// Running now (not paused, not stopped).
     pub running: bool,
-    /// Per escalation step of the clock, in order: the threshold as written, and its instant.
-    pub steps: Vec<(String, Option<DateTime<Utc>>)>,
+    /// Per escalation step of the clock, in order: the threshold, and its instant.
+    pub steps: Vec<(Threshold, Option<DateTime<Utc>>)>,
     /// When it reaches (or reached) its target.
     pub breach: Option<DateTime<Utc>>,
 }
@@ -408,7 +411,7 @@ pub fn clocks(def: &Definition, events: &[Event], now: DateTime<Utc>) -> Vec<Clo
                     None
                 };
                 EscalationPoint {
-                    threshold,
+                    threshold: threshold.to_string(),
                     at_seconds,
                     reached,
                     due_at,

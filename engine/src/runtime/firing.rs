@@ -54,7 +54,7 @@ impl Logic {
                     EventKind::Escalated {
                         clock,
                         step,
-                        threshold: due.label.clone(),
+                        threshold: due.label.to_string(),
                     },
                     &reason,
                 );
@@ -67,8 +67,9 @@ impl Logic {
                     .nth(step as usize)
                     .map(|s| s.actions.clone())
                     .unwrap_or_default();
+                let threshold = due.label.to_string();
                 for action in actions {
-                    f.act(&action, clock, &due.label, &reason);
+                    f.act(&action, clock, &threshold, &reason);
                 }
             }
             TimerKind::Breach { clock } => f.push(

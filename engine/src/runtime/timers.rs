@@ -28,7 +28,9 @@ use super::catalog::Definition;
 use super::clocks::{crossings, ClockTimeline};
 use super::types::{Event, EventKind, Timer};
 use crate::calendar::BusinessCalendar;
-use crate::model::{CalendarRef, ClockKind, Duration, PriorityId, StageId, TransitionId};
+use crate::model::{
+    CalendarRef, ClockKind, Duration, PriorityId, StageId, Threshold, TransitionId,
+};
 
 /// What falls due.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,8 +66,29 @@ pub struct Due {
     pub due_at: DateTime<Utc>,
     /// The clock's start (microseconds), or the `seq` of the event that entered the stage.
     pub cycle: i64,
-    /// The threshold as written (`75%`), the target, or the delay (`3d`).
-    pub label: String,
+    /// The threshold (`75%`), the target, or the delay (`3d`).
+    pub label: Label,
+}
+
+/// What a due point is, as written: an escalation step's threshold (`75%`, `2h`), the target
+/// (`100%`), an automatic transition's delay (`3d`). Written out only when shown or fired: a
+/// schedule is derived on every change that moves it, and formatting every label each time
+/// cost more than placing the points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Label {
+    Threshold(Threshold),
+    Target,
+    Delay(Duration),
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Label::Threshold(t) => t.fmt(f),
+            Label::Target => f.write_str("100%"),
+            Label::Delay(d) => d.fmt(f),
+        }
+    }
 }
 
 impl Due {
@@ -243,7 +266,7 @@ impl TimerState {
                 resolve_due = c.breach;
             }
             let cycle = c.started_at.timestamp_micros();
-            for (i, (label, at)) in c.steps.iter().enumerate() {
+            for (i, (threshold, at)) in c.steps.iter().enumerate() {
                 let step = i as u32;
                 if let (Some(at), false) = (at, self.fired_steps.contains(&(c.clock, step))) {
                     due.push(Due {
@@ -253,7 +276,7 @@ impl TimerState {
                         },
                         due_at: *at,
                         cycle,
-                        label: label.clone(),
+                        label: Label::Threshold(*threshold),
                     });
                 }
             }
@@ -262,7 +285,7 @@ impl TimerState {
                     kind: TimerKind::Breach { clock: c.clock },
                     due_at: at,
                     cycle,
-                    label: "100%".into(),
+                    label: Label::Target,
                 });
             }
         }
@@ -288,7 +311,7 @@ impl TimerState {
                     kind: TimerKind::After { transition: id },
                     due_at: cal.add(entry.at, &after)?,
                     cycle: entry.seq,
-                    label: after.to_string(),
+                    label: Label::Delay(after),
                 })
             })
             .collect()
@@ -357,4 +380,32 @@ pub fn affected_by(def: &Definition, events: &[Event]) -> bool {
             EventKind::Transitioned { from, to, .. } => from != to,
             _ => false,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_read_as_written() {
+        let d = |hours, minutes| Duration {
+            hours,
+            minutes,
+            ..Duration::default()
+        };
+        let days = Duration {
+            days: 3,
+            ..Duration::default()
+        };
+        let shown: Vec<String> = [
+            Label::Threshold(Threshold::Percent(75)),
+            Label::Threshold(Threshold::After(d(2, 30))),
+            Label::Target,
+            Label::Delay(days),
+        ]
+        .iter()
+        .map(Label::to_string)
+        .collect();
+        assert_eq!(shown, ["75%", "2h30m", "100%", "3d"]);
+    }
 }
