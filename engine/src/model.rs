@@ -181,7 +181,9 @@ impl fmt::Display for FieldType {
 /// A typed value of a field.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Value {
-    Text(String),
+    /// Shared, not copied: every change copies the instance's fields, which it mostly leaves
+    /// as they were.
+    Text(std::sync::Arc<str>),
     Int(i64),
     Bool(bool),
     /// Index into the field's enum values.

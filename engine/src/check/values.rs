@@ -78,7 +78,7 @@ pub fn typed_value(field: &str, ty: &FieldType, lit: &Literal) -> Result<Value, 
         )
     };
     match (ty, &lit.kind) {
-        (FieldType::Text, LiteralKind::String(s)) => Ok(Value::Text(s.clone())),
+        (FieldType::Text, LiteralKind::String(s)) => Ok(Value::Text(s.as_str().into())),
         (FieldType::Text, LiteralKind::Symbol(s)) => Err(mismatch(
             "a string",
             format!("text is written in quotes: \"{s}\""),

@@ -40,7 +40,7 @@ fn duration_text(days: u64, secs: u64) -> String {
 /// A field's value as JSON.
 pub fn to_json(field: &Field, value: &Value) -> Json {
     match (value, &field.ty) {
-        (Value::Text(s), _) => Json::String(s.clone()),
+        (Value::Text(s), _) => Json::String(s.to_string()),
         (Value::Int(n), _) => Json::from(*n),
         (Value::Bool(b), _) => Json::Bool(*b),
         (Value::Enum(i), FieldType::Enum(values)) => values
@@ -63,7 +63,7 @@ pub fn from_json(field: &Field, json: &Json) -> Result<Option<Value>, FieldError
     }
     let value = match &field.ty {
         FieldType::Text => match json {
-            Json::String(s) => Value::Text(s.clone()),
+            Json::String(s) => Value::Text(s.as_str().into()),
             _ => return Err(FieldError::new(name, "expected text (a JSON string)")),
         },
         FieldType::Int => match json.as_i64() {
@@ -135,7 +135,7 @@ fn is_duration_text(s: &str) -> bool {
 pub fn to_dynamic(field: &Field, value: Option<&Value>) -> Dynamic {
     match (value, &field.ty) {
         (None, _) => Dynamic::UNIT,
-        (Some(Value::Text(s)), _) => Dynamic::from(s.clone()),
+        (Some(Value::Text(s)), _) => Dynamic::from(s.to_string()),
         (Some(Value::Int(n)), _) => Dynamic::from(*n),
         (Some(Value::Bool(b)), _) => Dynamic::from(*b),
         (Some(Value::Enum(i)), FieldType::Enum(values)) => values
@@ -156,7 +156,7 @@ pub fn from_dynamic(field: &Field, value: &Dynamic) -> Option<Option<Value>> {
         return Some(None);
     }
     let v = match &field.ty {
-        FieldType::Text => Value::Text(value.clone().into_string().ok()?),
+        FieldType::Text => Value::Text(value.clone().into_string().ok()?.into()),
         FieldType::Int => Value::Int(value.as_int().ok()?),
         FieldType::Bool => Value::Bool(value.as_bool().ok()?),
         FieldType::Enum(values) => {
