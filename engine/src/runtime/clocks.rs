@@ -280,24 +280,33 @@ impl Measured<'_, '_> {
     /// For each of `marks` (business seconds on the clock), the instant at which the clock
     /// has run that much: within a running interval of the past, or ahead in the current one;
     /// `None` if the clock is paused or stopped short of it. The closed intervals are measured
-    /// already, so each mark costs one lookup in its interval.
+    /// already, so each mark costs one lookup in its interval, and a mark equal to the one
+    /// before it (a step at 100% and the target) none.
     fn instants_at(&self, marks: &[i64]) -> Vec<Option<DateTime<Utc>>> {
+        let mut out: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(marks.len());
+        for (i, &mark) in marks.iter().enumerate() {
+            let at = match i.checked_sub(1) {
+                Some(j) if marks[j] == mark => out[j],
+                _ => self.instant_at(mark),
+            };
+            out.push(at);
+        }
+        out
+    }
+
+    /// The instant at which the clock has run `mark` business seconds (see `instants_at`).
+    fn instant_at(&self, mark: i64) -> Option<DateTime<Utc>> {
         let ends = &self.t.measures.ends;
-        marks
-            .iter()
-            .map(|&mark| {
-                // The first interval that reaches the mark (a closed one whose measure does,
-                // else the open one), and the business time before it.
-                let k = ends.partition_point(|&end| end < mark);
-                let (start, end) = self.t.running.get(k)?;
-                if k == ends.len() && end.is_some() {
-                    return None;
-                }
-                let done = k.checked_sub(1).map_or(0, |j| ends[j]);
-                let left = u64::try_from(mark - done).ok()?;
-                self.cal.add_seconds(*start, left)
-            })
-            .collect()
+        // The first interval that reaches the mark (a closed one whose measure does, else the
+        // open one), and the business time before it.
+        let k = ends.partition_point(|&end| end < mark);
+        let (start, end) = self.t.running.get(k)?;
+        if k == ends.len() && end.is_some() {
+            return None;
+        }
+        let done = k.checked_sub(1).map_or(0, |j| ends[j]);
+        let left = u64::try_from(mark - done).ok()?;
+        self.cal.add_seconds(*start, left)
     }
 }
 
