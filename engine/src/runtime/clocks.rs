@@ -326,39 +326,36 @@ pub struct Crossings {
     pub breach: Option<DateTime<Utc>>,
 }
 
-/// The crossings of the instance's clocks that are started and not stopped (nothing on a
-/// stopped clock falls due any more), from their timelines and the current priority.
+/// The crossings of a clock from its timeline and the current priority; `None` unless it is
+/// started and not stopped (nothing on a stopped clock falls due any more).
 pub fn crossings(
     def: &Definition,
-    timelines: &mut [ClockTimeline; 2],
+    clock: ClockKind,
+    t: &mut ClockTimeline,
     priority: Option<PriorityId>,
-) -> Vec<Crossings> {
-    let [respond, resolve] = timelines;
-    [(ClockKind::Respond, respond), (ClockKind::Resolve, resolve)]
-        .into_iter()
-        .filter(|(_, t)| t.stopped_at.is_none())
-        .filter_map(|(clock, t)| {
-            let m = measure(def, clock, t, priority)?;
-            let started_at = m.t.started_at?;
-            let steps = m.steps(def);
-            // The steps and the target, placed in one pass over the clock's intervals.
-            let mut marks: Vec<i64> = steps.iter().map(|(_, at)| *at).collect();
-            marks.push(m.target_seconds);
-            let mut instants = m.instants_at(&marks);
-            let breach = instants.pop().flatten();
-            Some(Crossings {
-                clock,
-                started_at,
-                running: m.running(),
-                steps: steps
-                    .into_iter()
-                    .zip(instants)
-                    .map(|((threshold, _), at)| (threshold, at))
-                    .collect(),
-                breach,
-            })
-        })
-        .collect()
+) -> Option<Crossings> {
+    if t.stopped_at.is_some() {
+        return None;
+    }
+    let m = measure(def, clock, t, priority)?;
+    let started_at = m.t.started_at?;
+    let steps = m.steps(def);
+    // The steps and the target, placed in one pass over the clock's intervals.
+    let mut marks: Vec<i64> = steps.iter().map(|(_, at)| *at).collect();
+    marks.push(m.target_seconds);
+    let mut instants = m.instants_at(&marks);
+    let breach = instants.pop().flatten();
+    Some(Crossings {
+        clock,
+        started_at,
+        running: m.running(),
+        steps: steps
+            .into_iter()
+            .zip(instants)
+            .map(|((threshold, _), at)| (threshold, at))
+            .collect(),
+        breach,
+    })
 }
 
 /// The instance's clocks at `now` (those its current priority has a target for).

@@ -25,7 +25,7 @@
 use chrono::{DateTime, Utc};
 
 use super::catalog::Definition;
-use super::clocks::{crossings, ClockTimeline};
+use super::clocks::{crossings, ClockTimeline, Crossings};
 use super::types::{Event, EventKind, Timer};
 use crate::calendar::BusinessCalendar;
 use crate::model::{
@@ -143,6 +143,10 @@ pub struct TimerState {
     /// what it depends on (most changes, like moving between two stages the clocks run in,
     /// do not).
     cached: Option<Schedule>,
+    /// Each clock's crossings (respond, then resolve), once placed: kept until its timeline or
+    /// the priority changes, so a change that stops or pauses one clock, or a step that fires,
+    /// places no other clock's points again.
+    placed: [Option<Option<Crossings>>; 2],
 }
 
 /// The instance's current stage, the event that entered it, and the automatic transitions
@@ -176,6 +180,7 @@ impl TimerState {
                 } => {
                     self.priority = *priority;
                     self.cached = None;
+                    self.placed = [None, None];
                     (*stage, true)
                 }
                 EventKind::Transitioned { from, to, .. } if from != to => (*to, false),
@@ -183,6 +188,7 @@ impl TimerState {
                     if self.priority != *to {
                         self.priority = *to;
                         self.cached = None;
+                        self.placed = [None, None];
                     }
                     continue;
                 }
@@ -209,11 +215,14 @@ impl TimerState {
                 continue;
             };
             let clocks = [ClockKind::Respond, ClockKind::Resolve].into_iter();
-            for ((clock, t), has_start_stage) in
-                clocks.zip(self.clocks.iter_mut()).zip(start_stages)
+            for (((clock, t), has_start_stage), placed) in clocks
+                .zip(self.clocks.iter_mut())
+                .zip(start_stages)
+                .zip(self.placed.iter_mut())
             {
                 if t.enter(clock, s, has_start_stage, e.at, first) {
                     self.cached = None;
+                    *placed = None;
                 }
             }
             // The automatic transitions out of the stage left, and out of the stage entered
@@ -261,7 +270,16 @@ impl TimerState {
     fn derive(&mut self, def: &Definition) -> Schedule {
         let mut due = Vec::new();
         let mut resolve_due = None;
-        for c in crossings(def, &mut self.clocks, self.priority) {
+        let clocks = [ClockKind::Respond, ClockKind::Resolve].into_iter();
+        for ((clock, t), placed) in clocks
+            .zip(self.clocks.iter_mut())
+            .zip(self.placed.iter_mut())
+        {
+            if placed.is_none() {
+                *placed = Some(crossings(def, clock, t, self.priority));
+            }
+        }
+        for c in self.placed.iter().flatten().flatten() {
             if c.clock == ClockKind::Resolve && c.running {
                 resolve_due = c.breach;
             }
