@@ -213,17 +213,19 @@ pub struct PriorityTable {
 }
 
 impl PriorityTable {
-    /// The priority for the given value indices of `fields`, in order.
-    pub fn lookup(&self, values: &[u32]) -> Option<PriorityId> {
-        if values.len() != self.radix.len() {
+    /// The priority for the value index `value` gives of each of `fields` (`None` for a field
+    /// that has none, which leaves the priority undecided).
+    pub fn lookup(&self, mut value: impl FnMut(FieldId) -> Option<u32>) -> Option<PriorityId> {
+        if self.fields.len() != self.radix.len() {
             return None;
         }
         let mut index = 0usize;
-        for (v, n) in values.iter().zip(&self.radix) {
-            if v >= n {
+        for (f, n) in self.fields.iter().zip(&self.radix) {
+            let v = value(*f)?;
+            if v >= *n {
                 return None;
             }
-            index = index * (*n as usize) + *v as usize;
+            index = index * (*n as usize) + v as usize;
         }
         self.cells.get(index).copied()
     }

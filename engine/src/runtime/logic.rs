@@ -537,6 +537,15 @@ pub fn unchanged(inst: &Instance) -> Change {
 /// it, else the current one. So a priority raised by escalation stays raised until impact or
 /// urgency themselves change.
 fn new_priority(p: &Process, inst: &Instance, fields: &Fields) -> Option<PriorityId> {
+    // Most changes leave what the table reads as it was.
+    let reads_unchanged = p.priority_table.as_ref().is_none_or(|t| {
+        t.fields
+            .iter()
+            .all(|f| inst.fields.get(f.index()) == fields.get(f.index()))
+    });
+    if reads_unchanged {
+        return inst.priority;
+    }
     let before = priority_of(p, &inst.fields);
     match priority_of(p, fields) {
         Some(after) if Some(after) != before => Some(after),
@@ -611,15 +620,11 @@ pub fn actions_in(p: &Process, stage: StageId) -> Vec<String> {
 /// The priority the table gives these fields, if the table's fields are all set.
 pub fn priority_of(p: &Process, fields: &Fields) -> Option<PriorityId> {
     let table = p.priority_table.as_ref()?;
-    let mut key = Vec::with_capacity(table.fields.len());
-    for f in &table.fields {
-        key.push(match fields[f.index()].as_ref()? {
-            Value::Enum(i) => *i,
-            Value::Bool(b) => u32::from(*b),
-            _ => return None,
-        });
-    }
-    table.lookup(&key)
+    table.lookup(|f| match fields.get(f.index())?.as_ref()? {
+        Value::Enum(i) => Some(*i),
+        Value::Bool(b) => Some(u32::from(*b)),
+        _ => None,
+    })
 }
 
 /// The queue an instance in `stage` belongs to: the stage's, or routing's answer.
