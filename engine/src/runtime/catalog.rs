@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use super::timers::Timing;
 use crate::model::{Process, Project};
 
 /// Identifies one published version of one process.
@@ -69,6 +70,8 @@ pub struct Definition {
     pub published_at: DateTime<Utc>,
     pub project: Arc<Project>,
     index: usize,
+    /// What the timer fold asks of the process at every event, worked out once.
+    timing: Timing,
 }
 
 impl Definition {
@@ -81,6 +84,7 @@ impl Definition {
         process: &str,
     ) -> Option<Self> {
         let index = project.processes.iter().position(|p| p.name == process)?;
+        let timing = Timing::of(&project.processes[index]);
         Some(Definition {
             id,
             process: process.to_string(),
@@ -89,11 +93,16 @@ impl Definition {
             published_at,
             project,
             index,
+            timing,
         })
     }
 
     pub fn model(&self) -> &Process {
         &self.project.processes[self.index]
+    }
+
+    pub fn timing(&self) -> &Timing {
+        &self.timing
     }
 }
 

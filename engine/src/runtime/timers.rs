@@ -29,7 +29,7 @@ use super::clocks::{crossings, ClockTimeline, Crossings};
 use super::types::{Event, EventKind, Timer};
 use crate::calendar::BusinessCalendar;
 use crate::model::{
-    CalendarRef, ClockKind, Duration, PriorityId, StageId, Threshold, TransitionId,
+    CalendarRef, ClockKind, Duration, PriorityId, Process, StageId, Threshold, TransitionId,
 };
 
 /// What falls due.
@@ -170,9 +170,7 @@ impl TimerState {
     /// Take events that follow the ones folded so far.
     pub fn apply(&mut self, def: &Definition, events: &[Event]) {
         let p = def.model();
-        // Per clock: whether some stage `starts` it (else creation does).
-        let start_stages = [ClockKind::Respond, ClockKind::Resolve]
-            .map(|clock| p.stages.iter().any(|s| s.starts.has(clock)));
+        let timing = def.timing();
         for e in events {
             let (stage, first) = match &e.kind {
                 EventKind::Created {
@@ -217,7 +215,7 @@ impl TimerState {
             let clocks = [ClockKind::Respond, ClockKind::Resolve].into_iter();
             for (((clock, t), has_start_stage), placed) in clocks
                 .zip(self.clocks.iter_mut())
-                .zip(start_stages)
+                .zip(timing.start_stages)
                 .zip(self.placed.iter_mut())
             {
                 if t.enter(clock, s, has_start_stage, e.at, first) {
@@ -228,7 +226,7 @@ impl TimerState {
             // The automatic transitions out of the stage left, and out of the stage entered
             // (due from this entry), are the only due points a stage entry moves besides the
             // clocks'.
-            let timed = |stage: StageId| automatic_out_of(def, stage).next().is_some();
+            let timed = |stage: StageId| !timing.automatic_out_of(stage).is_empty();
             if timed(stage) || self.stage.as_ref().is_some_and(|left| timed(left.stage)) {
                 self.cached = None;
             }
@@ -317,14 +315,15 @@ impl TimerState {
         let Some(entry) = &self.stage else {
             return Vec::new();
         };
-        let mut timed = automatic_out_of(def, entry.stage).peekable();
-        if timed.peek().is_none() {
+        let timed = def.timing().automatic_out_of(entry.stage);
+        if timed.is_empty() {
             return Vec::new();
         }
         let cal = calendar(def, self.priority);
         timed
+            .iter()
             .filter(|(id, _)| !entry.elapsed.contains(id))
-            .filter_map(|(id, after)| {
+            .filter_map(|&(id, after)| {
                 Some(Due {
                     kind: TimerKind::After { transition: id },
                     due_at: cal.add(entry.at, &after)?,
@@ -336,17 +335,44 @@ impl TimerState {
     }
 }
 
-/// The automatic transitions (`after`) out of `stage`, with their delays.
-fn automatic_out_of(
-    def: &Definition,
-    stage: StageId,
-) -> impl Iterator<Item = (TransitionId, Duration)> + '_ {
-    def.model()
-        .transitions
-        .iter()
-        .enumerate()
-        .filter(move |(_, t)| t.from.contains(&stage))
-        .filter_map(|(i, t)| Some((TransitionId(i as u32), t.after?)))
+/// What the timer fold asks of a process at every event, worked out once per published
+/// version (each used to be a walk over the process's stages or transitions per event).
+#[derive(Clone, Debug, Default)]
+pub struct Timing {
+    /// Per clock (respond, resolve): whether some stage `starts` it (else creation does).
+    pub start_stages: [bool; 2],
+    /// Per stage: the automatic transitions (`after`) out of it, with their delays.
+    automatic: Vec<Vec<(TransitionId, Duration)>>,
+    /// Whether anything falls due at all: a target, or an automatic transition.
+    pub timed: bool,
+}
+
+impl Timing {
+    pub fn of(p: &Process) -> Timing {
+        let mut automatic = vec![Vec::new(); p.stages.len()];
+        for (i, t) in p.transitions.iter().enumerate() {
+            if let Some(after) = t.after {
+                for from in &t.from {
+                    if let Some(out) = automatic.get_mut(from.index()) {
+                        out.push((TransitionId(i as u32), after));
+                    }
+                }
+            }
+        }
+        Timing {
+            start_stages: [ClockKind::Respond, ClockKind::Resolve]
+                .map(|clock| p.stages.iter().any(|s| s.starts.has(clock))),
+            timed: p.targets.iter().any(Option::is_some)
+                || p.transitions.iter().any(|t| t.after.is_some()),
+            automatic,
+        }
+    }
+
+    /// The automatic transitions (`after`) out of `stage`, with their delays, in the order
+    /// written.
+    pub fn automatic_out_of(&self, stage: StageId) -> &[(TransitionId, Duration)] {
+        self.automatic.get(stage.index()).map_or(&[], Vec::as_slice)
+    }
 }
 
 impl Schedule {
@@ -385,10 +411,7 @@ pub fn calendar(def: &Definition, priority: Option<PriorityId>) -> BusinessCalen
 /// a change of priority, or a timer firing can. Other changes (fields that leave the
 /// priority alone, comments, links) leave the stored wake-up untouched, so they cost nothing.
 pub fn affected_by(def: &Definition, events: &[Event]) -> bool {
-    let p = def.model();
-    let timed =
-        p.targets.iter().any(Option::is_some) || p.transitions.iter().any(|t| t.after.is_some());
-    timed
+    def.timing().timed
         && events.iter().any(|e| match &e.kind {
             EventKind::Created { .. }
             | EventKind::PriorityChanged { .. }
