@@ -75,12 +75,15 @@ pub fn from_json(field: &Field, json: &Json) -> Result<Option<Value>, FieldError
             _ => return Err(FieldError::new(name, "expected true or false")),
         },
         FieldType::Enum(values) => {
-            let text = match json {
-                Json::String(s) => s.clone(),
-                Json::Number(n) => n.to_string(),
-                _ => String::new(),
+            let position = match json {
+                Json::String(s) => values.iter().position(|v| v == s),
+                Json::Number(n) => {
+                    let text = n.to_string();
+                    values.iter().position(|v| *v == text)
+                }
+                _ => values.iter().position(String::is_empty),
             };
-            match values.iter().position(|v| *v == text) {
+            match position {
                 Some(i) => Value::Enum(i as u32),
                 None => {
                     return Err(FieldError::new(

@@ -75,6 +75,19 @@ impl MemoryStore {
     }
 }
 
+/// Put a task in its queue's order (the queue's name is copied only for a new queue).
+fn enqueue(queues: &mut HashMap<String, BTreeSet<OrderKey>>, task: &Task) {
+    let key = order_key(task);
+    match queues.get_mut(&task.queue) {
+        Some(q) => {
+            q.insert(key);
+        }
+        None => {
+            queues.insert(task.queue.clone(), BTreeSet::from([key]));
+        }
+    }
+}
+
 impl Inner {
     fn insert_task(&mut self, instance: InstanceId, new: NewTask, at: DateTime<Utc>) -> TaskId {
         self.next_task += 1;
@@ -93,10 +106,7 @@ impl Inner {
             lease_until: None,
             token: 0,
         };
-        self.queues
-            .entry(task.queue.clone())
-            .or_default()
-            .insert(order_key(&task));
+        enqueue(&mut self.queues, &task);
         self.open_task_of.insert(instance, task.id);
         if let Some(a) = &task.assigned_to {
             self.last_assignee.insert(task.queue.clone(), a.clone());
@@ -173,10 +183,7 @@ impl Inner {
         }
         f(task);
         if task.state != TaskState::Done {
-            self.queues
-                .entry(task.queue.clone())
-                .or_default()
-                .insert(order_key(task));
+            enqueue(&mut self.queues, task);
         } else if self.open_task_of.get(&task.instance) == Some(&id) {
             self.open_task_of.remove(&task.instance);
         }
