@@ -13,9 +13,7 @@
 //! horizon could apply, so there (and outside the covered dates) the caller walks instead.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock, RwLock};
-
-use foldhash::HashMap;
+use std::sync::OnceLock;
 
 use super::walk::Walker;
 use super::{Hours, Week, DAY};
@@ -26,13 +24,20 @@ const BLOCK_DAYS: i64 = 128;
 /// The local dates the index covers (days since 1970-01-01): 1900-01-01 to 2199-12-31.
 const FIRST_DAY: i64 = -25_567;
 const LAST_DAY: i64 = 84_005;
+/// The blocks wholly within those dates (block `b` holds dates `b * BLOCK_DAYS..`).
+const FIRST_BLOCK: i64 = (FIRST_DAY + BLOCK_DAYS - 1).div_euclid(BLOCK_DAYS);
+const LAST_BLOCK: i64 = (LAST_DAY + 1).div_euclid(BLOCK_DAYS) - 1;
 
 /// The blocks of one calendar built so far, and the summary of its week. Cloning a calendar
 /// starts its clone on an empty index: the clone may be changed, and an index is only true of
 /// the calendar it was built for.
 #[derive(Default)]
 pub struct CalendarIndex {
-    blocks: RwLock<HashMap<i64, Arc<Block>>>,
+    /// A slot per block of the covered dates (allocated on first use), each filled the first
+    /// time a computation needs it and read without a lock from then on: every instance on
+    /// every thread reads the same few blocks, and a lock's or a shared count's cache line
+    /// passed between cores at each read cost more than the read.
+    blocks: OnceLock<Box<[OnceLock<Box<Block>>]>>,
     week: OnceLock<Week>,
 }
 
@@ -44,7 +49,9 @@ impl Clone for CalendarIndex {
 
 impl fmt::Debug for CalendarIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let blocks = self.blocks.read().map(|b| b.len()).unwrap_or(0);
+        let blocks = self.blocks.get().map_or(0, |slots| {
+            slots.iter().filter(|s| s.get().is_some()).count()
+        });
         f.debug_struct("CalendarIndex")
             .field("blocks", &blocks)
             .finish()
@@ -118,25 +125,17 @@ impl CalendarIndex {
 
     /// Block `block` of the calendar `hours` is of, built if it is not yet; `None` outside the
     /// covered dates or when it has no open time.
-    fn block(&self, hours: &Hours<'_>, block: i64) -> Option<Arc<Block>> {
-        let (first, last) = (block * BLOCK_DAYS, block * BLOCK_DAYS + BLOCK_DAYS - 1);
-        if first < FIRST_DAY || last > LAST_DAY {
+    fn block(&self, hours: &Hours<'_>, block: i64) -> Option<&Block> {
+        if !(FIRST_BLOCK..=LAST_BLOCK).contains(&block) {
             return None;
         }
-        let found = self
-            .blocks
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&block)
-            .cloned();
-        let b = match found {
-            Some(b) => b,
-            None => {
-                let built = Arc::new(Block::build(hours, block));
-                let mut blocks = self.blocks.write().unwrap_or_else(|p| p.into_inner());
-                blocks.entry(block).or_insert(built).clone()
-            }
-        };
+        let slots = self.blocks.get_or_init(|| {
+            (FIRST_BLOCK..=LAST_BLOCK)
+                .map(|_| OnceLock::new())
+                .collect()
+        });
+        let slot = slots.get(usize::try_from(block - FIRST_BLOCK).ok()?)?;
+        let b = slot.get_or_init(|| Box::new(Block::build(hours, block)));
         (b.total() > 0).then_some(b)
     }
 
