@@ -60,6 +60,42 @@ impl Db {
     }
 }
 
+impl Drop for Db {
+    /// A test's PostgreSQL database goes with it (connections still open to it are cut), so
+    /// test runs do not pile databases up on the server.
+    fn drop(&mut self) {
+        let Db::Postgres(url) = self else { return };
+        let Ok(base) = std::env::var(POSTGRES_ENV) else {
+            return;
+        };
+        let name = url
+            .split('?')
+            .next()
+            .and_then(|s| s.rsplit('/').next())
+            .unwrap_or_default()
+            .to_string();
+        if !name.starts_with("itsmflow_http_") {
+            return;
+        }
+        // `drop` cannot wait on the test's runtime: a thread with its own does the work.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let admin = sqlx::PgPool::connect(&base).await.ok()?;
+                let dropped = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&admin)
+                    .await;
+                admin.close().await;
+                dropped.ok().map(|_| ())
+            })
+        })
+        .join();
+    }
+}
+
 /// `base` (a URL naming some database) with its database replaced by `name`.
 fn with_database(base: &str, name: &str) -> String {
     let (head, query) = match base.split_once('?') {
