@@ -72,7 +72,7 @@ mod tests {
             id: InstanceId(id),
             definition: DefinitionId(1),
             stage: StageId(1),
-            fields: Vec::new(),
+            fields: Default::default(),
             priority: None,
             queue: None,
             version: 2,

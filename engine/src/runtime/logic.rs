@@ -64,6 +64,7 @@ impl Logic {
         if !errors.is_empty() {
             return Err(EngineError::InvalidFields(errors));
         }
+        let mut fields = Arc::new(fields);
         self.compute(p, &mut fields, p.initial)?;
         let priority = priority_of(p, &fields);
         let stage = p.initial;
@@ -87,7 +88,7 @@ impl Logic {
             actor: req.actor.name.clone(),
             kind: EventKind::Created {
                 stage,
-                fields,
+                fields: Arc::unwrap_or_clone(fields),
                 priority,
                 queue,
                 spawned_by,
@@ -189,8 +190,12 @@ impl Logic {
                     .collect(),
             });
         }
+        // Shared with the instance until something is written to it.
         let mut fields = inst.fields.clone();
-        let errors = read_input(p, &mut fields, input);
+        let errors = match input.is_empty() {
+            true => Vec::new(),
+            false => read_input(p, Arc::make_mut(&mut fields), input),
+        };
         if !errors.is_empty() {
             return Err(EngineError::InvalidFields(errors));
         }
@@ -315,8 +320,12 @@ impl Logic {
         req: &Request,
     ) -> Result<Change, EngineError> {
         let p = def.model();
+        // Shared with the instance until something is written to it.
         let mut fields = inst.fields.clone();
-        let errors = read_input(p, &mut fields, input);
+        let errors = match input.is_empty() {
+            true => Vec::new(),
+            false => read_input(p, Arc::make_mut(&mut fields), input),
+        };
         if !errors.is_empty() {
             return Err(EngineError::InvalidFields(errors));
         }
@@ -363,7 +372,13 @@ impl Logic {
     }
 
     /// Run the `computes` rules, in order, storing each result in its field.
-    fn compute(&self, p: &Process, fields: &mut Fields, stage: StageId) -> Result<(), EngineError> {
+    /// The fields are copied (if shared) only when a rule gives a field a new value.
+    fn compute(
+        &self,
+        p: &Process,
+        fields: &mut Arc<Fields>,
+        stage: StageId,
+    ) -> Result<(), EngineError> {
         for r in &p.rules {
             let RuleKind::Computes(f) = r.kind else {
                 continue;
@@ -371,7 +386,12 @@ impl Logic {
             let value = self.eval(p, r, fields, stage, priority_of(p, fields))?;
             let field = &p.fields[f.index()];
             match values::from_dynamic(field, &value) {
-                Some(v) => fields[f.index()] = v,
+                Some(v) if fields.get(f.index()) == Some(&v) => {}
+                Some(v) => {
+                    if let Some(slot) = Arc::make_mut(fields).get_mut(f.index()) {
+                        *slot = v;
+                    }
+                }
                 None => {
                     return Err(EngineError::RuleFailed {
                         rule: r.name.clone(),
@@ -457,7 +477,10 @@ impl<'a> ChangeBuilder<'a> {
         });
     }
 
-    fn fields(&mut self, p: &Process, old: &Fields, new: &Fields) {
+    fn fields(&mut self, p: &Process, old: &Arc<Fields>, new: &Arc<Fields>) {
+        if Arc::ptr_eq(old, new) {
+            return;
+        }
         let changes: Vec<FieldChange> = (0..p.fields.len())
             .filter(|&i| old[i] != new[i])
             .map(|i| FieldChange {
@@ -485,7 +508,7 @@ impl<'a> ChangeBuilder<'a> {
 
     fn finish(
         self,
-        fields: Fields,
+        fields: Arc<Fields>,
         stage: StageId,
         priority: Option<PriorityId>,
         queue: Option<QueueId>,
@@ -715,7 +738,7 @@ pub fn replay(
                     id,
                     definition,
                     stage: *stage,
-                    fields: fields.clone(),
+                    fields: Arc::new(fields.clone()),
                     priority: *priority,
                     queue: *queue,
                     version: e.seq,
@@ -731,7 +754,9 @@ pub fn replay(
                     EventKind::Transitioned { to, .. } => i.stage = *to,
                     EventKind::FieldsChanged { changes } => {
                         for c in changes {
-                            if let Some(slot) = i.fields.get_mut(c.field.index()) {
+                            if let Some(slot) =
+                                Arc::make_mut(&mut i.fields).get_mut(c.field.index())
+                            {
                                 *slot = c.new.clone();
                             }
                         }

@@ -151,7 +151,7 @@ pub fn decode_instance(catalog: &Catalog, row: InstanceRow) -> Result<Instance> 
         id: InstanceId(row.id),
         definition: def.id,
         stage: codec::stage_id(&def, &row.stage).map_err(corrupt)?,
-        fields: codec::fields_from_json(def.model(), &row.fields).map_err(corrupt)?,
+        fields: Arc::new(codec::fields_from_json(def.model(), &row.fields).map_err(corrupt)?),
         priority: codec::priority_id(&def, row.priority.as_deref()).map_err(corrupt)?,
         queue: codec::queue_id(&def, row.queue.as_deref()).map_err(corrupt)?,
         version: row.version,
