@@ -293,8 +293,10 @@ impl<S: Store> Engine<S> {
             // The fold ignores such events: the state and wake-up carry over as they are.
             return Ok(remembered);
         }
-        let (mut state, before) = match remembered {
-            Some(r) => (Arc::unwrap_or_clone(r.state), r.wakeup),
+        // The state is changed where it lies: the memo gave up its reference, so this is the
+        // only one and nothing is copied.
+        let (mut shared, before) = match remembered {
+            Some(r) => (r.state, r.wakeup),
             None => {
                 let mut events = match before {
                     Some(events) => events,
@@ -305,9 +307,10 @@ impl<S: Store> Engine<S> {
                 events.retain(|e| e.seq <= change.expected_version);
                 let mut state = TimerState::of(def, &events);
                 let wakeup = state.schedule(def).wakeup();
-                (state, wakeup)
+                (Arc::new(state), wakeup)
             }
         };
+        let state = Arc::make_mut(&mut shared);
         state.apply(def, &change.events);
         // The wake-up is written only when it moves (entering a stage that leaves the clocks
         // as they were, like `log`, writes nothing; nor does a change that leaves the earliest
@@ -329,7 +332,7 @@ impl<S: Store> Engine<S> {
             u.due_at = schedule.resolve_due;
         }
         Ok(Some(Remembered {
-            state: Arc::new(state),
+            state: shared,
             wakeup,
         }))
     }
