@@ -75,7 +75,7 @@ impl<S: Store> Rig<S> {
         let mut sources = Sources::new();
         sources.add("ping.itsm", PING);
         engine.publish(&sources).await.expect("publish");
-        // The closed ticket the waiting wake-ups hang on copies of.
+        // The closed ticket whose copies the waiting wake-ups hang on.
         let holder = engine
             .create("ping", &Map::new(), &Actor::system())
             .await

@@ -655,37 +655,12 @@ async fn refused_commits_leave_timers_alone<S: Store>(node: &Node<S>, clock: &Ma
     );
 }
 
-/// A step at 100% falls due at the same instant as the breach: the store's wake-up does not
+/// `PING` with its step at 100%, where the breach falls due too: the store's wake-up does not
 /// move when the first of the two fires, and the second must still fire at once, not when the
 /// scheduler's lease on the wake-up runs out.
-const SAME_INSTANT: &str = r#"
-role watcher
-
-process ping {
-  fields {
-    level: enum(one) required default one
-  }
-
-  priorities P1
-
-  priority from level {
-    one => P1
-  }
-
-  targets on 24x7 {
-    P1: resolve 1h
-  }
-
-  stage open initial
-  stage done final
-
-  transition finish: open -> done
-
-  escalation on resolve {
-    at 100% => notify role watcher
-  }
+fn same_instant() -> String {
+    PING.replace("at 50%", "at 100%")
 }
-"#;
 
 async fn points_due_together_fire_together<S: Store>(node: &Node<S>, clock: &ManualClock) {
     let e = &node.engine;
@@ -711,7 +686,7 @@ on_every_store!(every_level_fires_once_in_order, levels_fire_once_in_order);
 on_every_store!(
     points_due_at_one_instant_fire_together,
     points_due_together_fire_together,
-    SAME_INSTANT
+    &same_instant()
 );
 on_every_store!(
     refused_commits_leave_the_wakeup_alone,

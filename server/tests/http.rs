@@ -339,7 +339,7 @@ async fn expire_token(db: &Db, token: i64) {
                 .await
                 .unwrap();
         }
-        Db::Postgres(url) => {
+        Db::Postgres { url, .. } => {
             let pool = sqlx::PgPool::connect(url).await.unwrap();
             sqlx::query(sql)
                 .bind(past)

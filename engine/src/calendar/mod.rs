@@ -364,6 +364,14 @@ impl<'a> BusinessCalendar<'a> {
         (days == 0 && self.business_days_per_week() > 0).then_some(secs)
     }
 
+    /// The business seconds in `d` counted from `start`: [`BusinessCalendar::fixed_seconds`]
+    /// where that applies, else the open time up to [`BusinessCalendar::add`]'s answer; `None`
+    /// when that many is never reached.
+    pub fn seconds_in(&self, start: DateTime<Utc>, d: &Duration) -> Option<i64> {
+        self.fixed_seconds(d)
+            .or_else(|| self.add(start, d).map(|end| self.elapsed(start, end)))
+    }
+
     /// A duration as (business days, business seconds); `None` on overflow.
     fn split(&self, d: &Duration) -> Option<(u64, i64)> {
         let days = d

@@ -207,11 +207,7 @@ fn measure<'a, 't>(
         (None, _) => 0,
         (Some(_), Some((d, secs))) if d == duration => secs,
         (Some(started), _) => {
-            let secs = cal.fixed_seconds(&duration).unwrap_or_else(|| {
-                cal.add(started, &duration)
-                    .map(|end| cal.elapsed(started, end))
-                    .unwrap_or(i64::MAX)
-            });
+            let secs = cal.seconds_in(started, &duration).unwrap_or(i64::MAX);
             t.measures.target = Some((duration, secs));
             secs
         }
@@ -266,12 +262,7 @@ impl Measured<'_, '_> {
                 }
                 Threshold::After(d) => (
                     step.threshold,
-                    self.cal.fixed_seconds(&d).unwrap_or_else(|| {
-                        self.cal
-                            .add(started, &d)
-                            .map(|end| self.cal.elapsed(started, end))
-                            .unwrap_or(i64::MAX)
-                    }),
+                    self.cal.seconds_in(started, &d).unwrap_or(i64::MAX),
                 ),
             })
             .collect()

@@ -602,7 +602,7 @@ impl<S: Store> Engine<S> {
     pub async fn timers(&self, id: InstanceId) -> Result<Vec<Timer>, EngineError> {
         let (_, def, _) = self.load(id).await?;
         let events = self.store.history(id).await?;
-        Ok(Schedule::of(&def, &events).rows(&def))
+        Ok(Schedule::of(&def, &events).timers(&def))
     }
 
     /// Fire what is due on an instance by now, one point per transaction, earliest first (so
@@ -711,7 +711,7 @@ impl<S: Store> Engine<S> {
         change.wakeup = Some(schedule.wakeup());
         self.store.commit(change).await?;
         self.wakeups_committed(schedule.wakeup());
-        Ok(schedule.rows(&def))
+        Ok(schedule.timers(&def))
     }
 
     /// Rows of the notifications outbox, by id after `after_id` (for paging), at most `limit`.

@@ -51,7 +51,8 @@ impl Logic {
         spawned_by: Option<(InstanceId, String)>,
     ) -> Result<NewInstance, EngineError> {
         let p = def.model();
-        let mut fields: Fields = p.fields.iter().map(|f| f.default.clone()).collect();
+        let mut fields: Arc<Fields> =
+            Arc::new(p.fields.iter().map(|f| f.default.clone()).collect());
         let mut errors = read_input(p, &mut fields, input);
         for (i, f) in p.fields.iter().enumerate() {
             if f.required
@@ -64,7 +65,6 @@ impl Logic {
         if !errors.is_empty() {
             return Err(EngineError::InvalidFields(errors));
         }
-        let mut fields = Arc::new(fields);
         self.compute(p, &mut fields, p.initial)?;
         let priority = priority_of(p, &fields);
         let stage = p.initial;
@@ -190,12 +190,8 @@ impl Logic {
                     .collect(),
             });
         }
-        // Shared with the instance until something is written to it.
         let mut fields = inst.fields.clone();
-        let errors = match input.is_empty() {
-            true => Vec::new(),
-            false => read_input(p, Arc::make_mut(&mut fields), input),
-        };
+        let errors = read_input(p, &mut fields, input);
         if !errors.is_empty() {
             return Err(EngineError::InvalidFields(errors));
         }
@@ -320,12 +316,8 @@ impl Logic {
         req: &Request,
     ) -> Result<Change, EngineError> {
         let p = def.model();
-        // Shared with the instance until something is written to it.
         let mut fields = inst.fields.clone();
-        let errors = match input.is_empty() {
-            true => Vec::new(),
-            false => read_input(p, Arc::make_mut(&mut fields), input),
-        };
+        let errors = read_input(p, &mut fields, input);
         if !errors.is_empty() {
             return Err(EngineError::InvalidFields(errors));
         }
@@ -595,13 +587,18 @@ fn new_queue(
 }
 
 /// Read requested field values (validated; unknown names refused) into `fields`; every value
-/// that could not be read is reported.
-fn read_input(p: &Process, fields: &mut Fields, input: &Map<String, Json>) -> Vec<FieldError> {
+/// that could not be read is reported. The fields are copied (if shared with the instance)
+/// only when there is something to write.
+fn read_input(p: &Process, fields: &mut Arc<Fields>, input: &Map<String, Json>) -> Vec<FieldError> {
     let mut errors = Vec::new();
     for (name, json) in input {
         match p.field(name) {
             Some(id) => match values::from_json(&p.fields[id.index()], json) {
-                Ok(v) => fields[id.index()] = v,
+                Ok(v) => {
+                    if let Some(slot) = Arc::make_mut(fields).get_mut(id.index()) {
+                        *slot = v;
+                    }
+                }
                 Err(e) => errors.push(e),
             },
             None => errors.push(unknown_field(p, name)),

@@ -32,6 +32,9 @@ use crate::model::{
     CalendarRef, ClockKind, Duration, PriorityId, Process, StageId, Threshold, TransitionId,
 };
 
+/// The clocks, in the order the state keeps them: respond, then resolve.
+const CLOCKS: [ClockKind; 2] = [ClockKind::Respond, ClockKind::Resolve];
+
 /// What falls due.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TimerKind {
@@ -93,7 +96,7 @@ impl std::fmt::Display for Label {
 
 impl Due {
     /// As shown: the transition by name.
-    pub fn row(&self, def: &Definition) -> Timer {
+    pub fn timer(&self, def: &Definition) -> Timer {
         let (kind, what, step) = match self.kind {
             TimerKind::Escalation { clock, step } => ("escalation", clock.as_str().into(), step),
             TimerKind::Breach { clock } => ("breach", clock.as_str().into(), 0),
@@ -212,8 +215,8 @@ impl TimerState {
             let Some(s) = p.stages.get(stage.index()) else {
                 continue;
             };
-            let clocks = [ClockKind::Respond, ClockKind::Resolve].into_iter();
-            for (((clock, t), has_start_stage), placed) in clocks
+            for (((clock, t), has_start_stage), placed) in CLOCKS
+                .into_iter()
                 .zip(self.clocks.iter_mut())
                 .zip(timing.start_stages)
                 .zip(self.placed.iter_mut())
@@ -268,8 +271,8 @@ impl TimerState {
     fn derive(&mut self, def: &Definition) -> Schedule {
         let mut due = Vec::new();
         let mut resolve_due = None;
-        let clocks = [ClockKind::Respond, ClockKind::Resolve].into_iter();
-        for ((clock, t), placed) in clocks
+        for ((clock, t), placed) in CLOCKS
+            .into_iter()
             .zip(self.clocks.iter_mut())
             .zip(self.placed.iter_mut())
         {
@@ -360,8 +363,7 @@ impl Timing {
             }
         }
         Timing {
-            start_stages: [ClockKind::Respond, ClockKind::Resolve]
-                .map(|clock| p.stages.iter().any(|s| s.starts.has(clock))),
+            start_stages: CLOCKS.map(|clock| p.stages.iter().any(|s| s.starts.has(clock))),
             timed: p.targets.iter().any(Option::is_some)
                 || p.transitions.iter().any(|t| t.after.is_some()),
             automatic,
@@ -386,8 +388,8 @@ impl Schedule {
         self.due.first().filter(|d| d.due_at <= now)
     }
 
-    pub fn rows(&self, def: &Definition) -> Vec<Timer> {
-        self.due.iter().map(|d| d.row(def)).collect()
+    pub fn timers(&self, def: &Definition) -> Vec<Timer> {
+        self.due.iter().map(|d| d.timer(def)).collect()
     }
 
     /// When the earliest point falls due: what the store keeps, as the time to look again.

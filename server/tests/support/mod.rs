@@ -20,7 +20,12 @@ pub fn processes_dir() -> PathBuf {
 /// Where a test server keeps its data.
 pub enum Db {
     Sqlite(tempfile::TempDir),
-    Postgres(String),
+    /// The database's URL, and what it takes to drop it: the server's URL and its name.
+    Postgres {
+        url: String,
+        server: String,
+        name: String,
+    },
 }
 
 impl Db {
@@ -49,13 +54,17 @@ impl Db {
             .await
             .expect("create database");
         admin.close().await;
-        Db::Postgres(with_database(&base, &name))
+        Db::Postgres {
+            url: with_database(&base, &name),
+            server: base,
+            name,
+        }
     }
 
     pub fn url(&self) -> String {
         match self {
             Db::Sqlite(dir) => format!("sqlite://{}", dir.path().join("itsmflow.db").display()),
-            Db::Postgres(url) => url.clone(),
+            Db::Postgres { url, .. } => url.clone(),
         }
     }
 }
@@ -64,19 +73,10 @@ impl Drop for Db {
     /// A test's PostgreSQL database goes with it (connections still open to it are cut), so
     /// test runs do not pile databases up on the server.
     fn drop(&mut self) {
-        let Db::Postgres(url) = self else { return };
-        let Ok(base) = std::env::var(POSTGRES_ENV) else {
+        let Db::Postgres { server, name, .. } = self else {
             return;
         };
-        let name = url
-            .split('?')
-            .next()
-            .and_then(|s| s.rsplit('/').next())
-            .unwrap_or_default()
-            .to_string();
-        if !name.starts_with("itsmflow_http_") {
-            return;
-        }
+        let (base, name) = (server.clone(), name.clone());
         // `drop` cannot wait on the test's runtime: a thread with its own does the work.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
