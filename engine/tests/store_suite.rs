@@ -787,6 +787,208 @@ async fn stale_commit_changes_nothing<S: Store>(h: &Harness<S>) {
     assert_eq!(inc.stage(), "working");
 }
 
+type Op<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
+/// A stale change: its instance and task, whether it is stale by version (else by token), the
+/// change, and the instance's state and history before it was tried.
+type Refused = (
+    InstanceId,
+    itsmflow_engine::runtime::TaskId,
+    bool,
+    itsmflow_engine::runtime::types::Change,
+    itsmflow_engine::runtime::types::Instance,
+    Vec<itsmflow_engine::runtime::types::Event>,
+);
+
+/// Many changes at once, of every kind a change can be: a completion that opens the next
+/// stage's task, one that ends the instance (its task closed, its clocks stopped), a field
+/// update that moves the task to another queue, a comment. Each is applied whole. Stale changes
+/// among them (decided on an old version, or holding an old fencing token) are refused and
+/// touch nothing, whatever is written beside them.
+async fn concurrent_changes<S: Store>(h: &Harness<S>)
+where
+    Engine<S>: Send + Sync,
+{
+    use itsmflow_engine::runtime::logic::{Logic, Request};
+    use itsmflow_engine::runtime::types::Fence;
+
+    let e = &h.engine;
+    const EACH: usize = 6;
+    let bob = Actor::new("bob", &["network_engineer", "agent"]);
+    let mut to_accept = Vec::new();
+    let mut to_cancel = Vec::new();
+    let mut to_escalate = Vec::new();
+    let mut to_comment = Vec::new();
+    let mut stale = Vec::new();
+    for n in 0..EACH * 5 {
+        let inc = logged(e, &network_incident()).await;
+        match n % 5 {
+            0 | 1 | 4 => {
+                let task = e
+                    .claim(inc.task().expect("task").id, &bob, TimeDelta::minutes(5))
+                    .await
+                    .expect("claim");
+                match n % 5 {
+                    0 => to_accept.push(task),
+                    1 => to_cancel.push(task),
+                    _ => stale.push((inc.id(), task)),
+                }
+            }
+            2 => to_escalate.push(inc),
+            _ => to_comment.push(inc),
+        }
+    }
+    // Half the stale changes are decided on a version that has moved on, half hold a token
+    // that is no longer the task's.
+    let mut refused: Vec<Refused> = Vec::new();
+    for (k, (id, task)) in stale.iter().enumerate() {
+        let state = e.state(*id).await.expect("state");
+        let old_version = k % 2 == 0;
+        let token = if old_version {
+            e.comment(*id, "looking", &agent()).await.expect("comment");
+            task.token
+        } else {
+            task.token + 1
+        };
+        let def = e.catalog().get(state.definition).expect("definition");
+        let change = Logic::default()
+            .perform(
+                e.catalog(),
+                &def,
+                &state,
+                Some(task),
+                Some(Fence::Token {
+                    token,
+                    agent: bob.name.clone(),
+                }),
+                "accept",
+                &Map::new(),
+                &Request {
+                    actor: &bob,
+                    now: Utc::now(),
+                    reason: None,
+                },
+            )
+            .expect("decided");
+        let before = e.state(*id).await.expect("state");
+        let events = e.events(*id).await.expect("events");
+        refused.push((*id, task.id, old_version, change, before, events));
+    }
+
+    let bob = &bob;
+    fn refuse<'a, S: Store>(
+        e: &'a Engine<S>,
+        (id, task, old_version, change, _, _): &'a Refused,
+    ) -> Op<'a>
+    where
+        Engine<S>: Send + Sync,
+    {
+        Box::pin(async move {
+            let err = e
+                .store()
+                .commit(change.clone())
+                .await
+                .expect_err("stale change");
+            if *old_version {
+                assert!(
+                    matches!(err, StoreError::Conflict { id: i, .. } if i == *id),
+                    "{err}"
+                );
+            } else {
+                assert!(
+                    matches!(err, StoreError::LeaseLost(t) if t == *task),
+                    "{err}"
+                );
+            }
+        })
+    }
+    // Two waves, so that a refusal the database would catch anyway (an old version's events
+    // collide with the ones written since) never hides one that only the store's checks catch.
+    let first: Vec<Op<'_>> = to_accept
+        .iter()
+        .map(|t| {
+            Box::pin(async move {
+                let inc = e
+                    .complete(t.id, t.token, "accept", &Map::new(), bob)
+                    .await
+                    .expect("accept");
+                assert_eq!(inc.stage(), "working");
+                let next = inc.task().expect("working is queued");
+                assert_ne!(next.id, t.id);
+                assert_eq!(next.state, TaskState::Open);
+            }) as Op<'_>
+        })
+        .chain(to_cancel.iter().map(|t| {
+            Box::pin(async move {
+                let inc = e
+                    .complete(t.id, t.token, "cancel", &Map::new(), bob)
+                    .await
+                    .expect("cancel");
+                assert_eq!(inc.stage(), "cancelled");
+                assert!(inc.task().is_none());
+            }) as Op<'_>
+        }))
+        .chain(refused.iter().filter(|r| !r.2).map(|r| refuse(e, r)))
+        .collect();
+    futures_join_all(first).await;
+    let second: Vec<Op<'_>> = to_escalate
+        .iter()
+        .map(|inc| {
+            Box::pin(async move {
+                let up = e
+                    .update(
+                        inc.id(),
+                        &fields(json!({"impact": "high", "urgency": "high"})),
+                        Some(inc.version()),
+                        &agent(),
+                        None,
+                    )
+                    .await
+                    .expect("update");
+                assert_eq!(up.priority(), Some("P1"));
+                let task = up.task().expect("task");
+                assert_eq!(task.id, inc.task().expect("task").id, "the same task moves");
+                assert_eq!(task.queue, "major_incident");
+            }) as Op<'_>
+        })
+        .chain(to_comment.iter().map(|inc| {
+            Box::pin(async move {
+                let after = e
+                    .comment(inc.id(), "called back", &agent())
+                    .await
+                    .expect("comment");
+                assert_eq!(after.version(), inc.version() + 1);
+            }) as Op<'_>
+        }))
+        .chain(refused.iter().filter(|r| r.2).map(|r| refuse(e, r)))
+        .collect();
+    futures_join_all(second).await;
+
+    for (id, task, _, _, before, events) in &refused {
+        assert_eq!(&e.state(*id).await.expect("state"), before);
+        assert_eq!(&e.events(*id).await.expect("events"), events);
+        assert_eq!(e.task(*task).await.expect("task").state, TaskState::Claimed);
+    }
+    for t in to_accept.iter().chain(&to_cancel) {
+        assert_eq!(e.task(t.id).await.expect("task").state, TaskState::Done);
+    }
+    assert_eq!(
+        e.queue_tasks("major_incident", 100)
+            .await
+            .expect("queue")
+            .len(),
+        EACH
+    );
+    let ids = listed(e, &InstanceFilter::default(), 100).await;
+    assert_eq!(ids.len(), EACH * 5);
+    for id in ids {
+        assert!(
+            e.verify(id).await.expect("verify"),
+            "state equals the replay of its history"
+        );
+    }
+}
+
 /// Within a priority, the task due first comes first, whatever its age; tasks without a due
 /// time come after those with one.
 async fn queue_order_by_due_time<S: Store>(h: &Harness<S>) {
@@ -1397,6 +1599,13 @@ macro_rules! suite {
             async fn field_updates_recompute_priority_and_routing() {
                 let h = super::$backend().await;
                 reprioritise_and_reroute(&h).await;
+                h.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_changes_each_apply_whole_or_not_at_all() {
+                let h = super::$backend().await;
+                concurrent_changes(&h).await;
                 h.finish().await;
             }
 

@@ -301,7 +301,14 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
                 format!("state <> 'done' AND NOT (state = 'claimed' AND lease_until > ${a} AND claimed_by <> ${b})")
             }
         };
-        sql.push_str(&format!("f AS (SELECT id FROM tasks WHERE id = ${id} AND {cond} FOR UPDATE), "));
+        // The task is locked by its id alone and the fence checked on the locked row. With the
+        // fence in the locking scan's condition, the planner may take `state = 'claimed'` as a
+        // reason to read the whole partial index of claimed tasks looking for the id, and a
+        // pooled connection keeps that plan however many tasks are claimed later.
+        sql.push_str(&format!(
+            "l AS (SELECT id, state, token, claimed_by, lease_until FROM tasks WHERE id = ${id} FOR UPDATE), \
+             f AS (SELECT id FROM l WHERE {cond}), "
+        ));
         (id, a, b)
     });
     let fenced = if fence.is_some() {
