@@ -649,7 +649,7 @@ impl PostgresStore {
         {
             sqlx::query(
                 "UPDATE tasks SET state = 'open', claimed_by = NULL, lease_until = NULL \
-                 WHERE state = 'claimed' AND lease_until <= $1",
+                 WHERE lease_until <= $1 AND state = 'claimed'",
             )
             .bind(now_us)
             .execute(&self.pool)
