@@ -3,6 +3,7 @@
 //! refused request changes nothing and an accepted one is all-or-nothing.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -345,32 +346,39 @@ impl<S: Store> Engine<S> {
     }
 
     /// Write a change and show the instance as it now is.
-    async fn commit(
+    // Not an async fn on purpose: see the comment in the body.
+    #[allow(clippy::manual_async_fn)]
+    fn commit(
         &self,
         mut change: Change,
         def: Arc<Definition>,
         task_before: Option<Task>,
         history: Option<Vec<Event>>,
-    ) -> Result<InstanceView, EngineError> {
-        let after = self.schedule(&def, history, &mut change).await?;
-        let (id, version) = (change.instance.id, change.instance.version);
-        let touched_task = change.new_task.is_some() || change.update_task.is_some();
-        let closed_task = change.close_task.is_some();
-        let state = change.instance.clone();
-        let wakeups = wakeups_of(&change);
-        let committed = self.store.commit(change).await?;
-        self.wakeups_committed(wakeups);
-        if let Some(after) = after {
-            self.schedules.put(id, version, after);
+    ) -> impl Future<Output = Result<InstanceView, EngineError>> + '_ {
+        // An async block, not an async fn: an async fn's future keeps each argument twice (as
+        // passed and as bound in the body), and this one sits inside every action's future,
+        // which is moved whole when it is started.
+        async move {
+            let after = self.schedule(&def, history, &mut change).await?;
+            let (id, version) = (change.instance.id, change.instance.version);
+            let touched_task = change.new_task.is_some() || change.update_task.is_some();
+            let closed_task = change.close_task.is_some();
+            let state = change.instance.clone();
+            let wakeups = wakeups_of(&change);
+            let committed = self.store.commit(change).await?;
+            self.wakeups_committed(wakeups);
+            if let Some(after) = after {
+                self.schedules.put(id, version, after);
+            }
+            let (task, previous) = if touched_task {
+                (committed.task, task_before)
+            } else if closed_task {
+                (None, task_before)
+            } else {
+                (task_before.clone(), task_before)
+            };
+            Ok(InstanceView::new(def, state, task).with_previous_task(previous))
         }
-        let (task, previous) = if touched_task {
-            (committed.task, task_before)
-        } else if closed_task {
-            (None, task_before)
-        } else {
-            (task_before.clone(), task_before)
-        };
-        Ok(InstanceView::new(def, state, task).with_previous_task(previous))
     }
 
     /// Create an instance of the latest version of a process.
@@ -429,87 +437,105 @@ impl<S: Store> Engine<S> {
     }
 
     /// Perform an action. `expected_version`, when given, must be the instance's version.
-    pub async fn perform(
-        &self,
+    pub fn perform<'a>(
+        &'a self,
         id: InstanceId,
-        action: &str,
-        fields: &Map<String, Json>,
+        action: &'a str,
+        fields: &'a Map<String, Json>,
         expected_version: Option<i64>,
-        actor: &Actor,
+        actor: &'a Actor,
         reason: Option<String>,
-    ) -> Result<InstanceView, EngineError> {
+    ) -> impl Future<Output = Result<InstanceView, EngineError>> + 'a {
         self.act(id, action, fields, expected_version, actor, reason, None)
-            .await
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn act(
-        &self,
+    // Not an async fn on purpose: see the comment in the body.
+    #[allow(clippy::manual_async_fn)]
+    fn act<'a>(
+        &'a self,
         id: InstanceId,
-        action: &str,
-        fields: &Map<String, Json>,
+        action: &'a str,
+        fields: &'a Map<String, Json>,
         expected_version: Option<i64>,
-        actor: &Actor,
+        actor: &'a Actor,
         reason: Option<String>,
         fence: Option<(TaskId, Fence)>,
-    ) -> Result<InstanceView, EngineError> {
-        // Where a read is a round trip, the history comes along in case the action moves the
-        // instance on (its timers are derived from it), unless the timer state of a recent
-        // version is remembered; elsewhere it is read only if needed.
-        let (loaded, history) = if self.store.reads_are_round_trips() && !self.schedules.knows(id) {
-            let ((inst, task), history) = self
-                .store
-                .instance_with_task_and_history(id)
-                .await?
-                .ok_or(EngineError::InstanceNotFound(id))?;
-            let def = self.definition(inst.definition)?;
-            ((inst, def, task), Some(history))
-        } else {
-            (self.load(id).await?, None)
-        };
-        self.act_on(
-            loaded,
-            action,
-            fields,
-            expected_version,
-            actor,
-            reason,
-            fence,
-            history,
-        )
-        .await
+    ) -> impl Future<Output = Result<InstanceView, EngineError>> + 'a {
+        // An async block using its captures where they lie (see `commit`).
+        async move {
+            // Where a read is a round trip, the history comes along in case the action moves
+            // the instance on (its timers are derived from it), unless the timer state of a
+            // recent version is remembered; elsewhere it is read only if needed.
+            let (loaded, history) =
+                if self.store.reads_are_round_trips() && !self.schedules.knows(id) {
+                    let ((inst, task), history) = self
+                        .store
+                        .instance_with_task_and_history(id)
+                        .await?
+                        .ok_or(EngineError::InstanceNotFound(id))?;
+                    let def = self.definition(inst.definition)?;
+                    ((inst, def, task), Some(history))
+                } else {
+                    (self.load(id).await?, None)
+                };
+            self.act_on(
+                loaded,
+                action,
+                fields,
+                expected_version,
+                actor,
+                reason,
+                fence,
+                history,
+            )
+            .await
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn act_on(
-        &self,
-        (inst, def, task): (Arc<Instance>, Arc<Definition>, Option<Task>),
-        action: &str,
-        fields: &Map<String, Json>,
+    // Not an async fn on purpose: see the comment in the body.
+    #[allow(clippy::manual_async_fn)]
+    fn act_on<'a>(
+        &'a self,
+        target: (Arc<Instance>, Arc<Definition>, Option<Task>),
+        action: &'a str,
+        fields: &'a Map<String, Json>,
         expected_version: Option<i64>,
-        actor: &Actor,
+        actor: &'a Actor,
         reason: Option<String>,
         fence: Option<(TaskId, Fence)>,
         history: Option<Vec<Event>>,
-    ) -> Result<InstanceView, EngineError> {
-        check_version(&inst, expected_version)?;
-        if let Some((task_id, _)) = &fence {
-            if task.as_ref().map(|t| t.id) != Some(*task_id) {
-                return Err(StoreError::LeaseLost(*task_id).into());
-            }
+    ) -> impl Future<Output = Result<InstanceView, EngineError>> + 'a {
+        // An async block using its captures where they lie, like `commit`: every action's
+        // future holds this one.
+        async move {
+            let commit = {
+                let (inst, def, task) = &target;
+                check_version(inst, expected_version)?;
+                if let Some((task_id, _)) = &fence {
+                    if task.as_ref().map(|t| t.id) != Some(*task_id) {
+                        return Err(StoreError::LeaseLost(*task_id).into());
+                    }
+                }
+                let mut change = self.logic.perform(
+                    &self.catalog,
+                    def,
+                    inst,
+                    task.as_ref(),
+                    fence.map(|(_, f)| f),
+                    action,
+                    fields,
+                    &self.request(actor, reason),
+                )?;
+                self.assign_all(&mut change, target.2.as_ref()).await?;
+                let (_, def, task) = target;
+                // The change moves into the commit here, and its place ends with this block,
+                // so the future does not keep room for it beside the commit's.
+                self.commit(change, def, task, history)
+            };
+            commit.await
         }
-        let mut change = self.logic.perform(
-            &self.catalog,
-            &def,
-            &inst,
-            task.as_ref(),
-            fence.map(|(_, f)| f),
-            action,
-            fields,
-            &self.request(actor, reason),
-        )?;
-        self.assign_all(&mut change, task.as_ref()).await?;
-        self.commit(change, def, task, history).await
     }
 
     /// Update fields outside a transition.
@@ -986,39 +1012,48 @@ impl<S: Store> Engine<S> {
     }
 
     /// [`Engine::complete`] on the task, its instance and the instance's open task as read.
-    async fn complete_on(
-        &self,
-        (t, inst, open): (Task, Arc<Instance>, Option<Task>),
+    // Not an async fn on purpose: see the comment in the body.
+    #[allow(clippy::manual_async_fn)]
+    fn complete_on<'a>(
+        &'a self,
+        found: (Task, Arc<Instance>, Option<Task>),
         token: i64,
-        action: &str,
-        fields: &Map<String, Json>,
-        actor: &Actor,
-    ) -> Result<InstanceView, EngineError> {
-        let task = t.id;
-        if t.state != TaskState::Claimed
-            || t.token != token
-            || t.claimed_by.as_deref() != Some(actor.name.as_str())
-        {
-            return Err(StoreError::LeaseLost(task).into());
+        action: &'a str,
+        fields: &'a Map<String, Json>,
+        actor: &'a Actor,
+    ) -> impl Future<Output = Result<InstanceView, EngineError>> + 'a {
+        // An async block using its captures where they lie (see `commit`).
+        async move {
+            let act = {
+                let (t, inst, _) = &found;
+                let task = t.id;
+                if t.state != TaskState::Claimed
+                    || t.token != token
+                    || t.claimed_by.as_deref() != Some(actor.name.as_str())
+                {
+                    return Err(StoreError::LeaseLost(task).into());
+                }
+                let def = self.definition(inst.definition)?;
+                let fence = Fence::Token {
+                    token,
+                    agent: actor.name.clone(),
+                };
+                let (_, inst, open) = found;
+                // The history is read only if the action moves the instance on and its timer
+                // state at this version is not remembered (see `schedule`).
+                self.act_on(
+                    (inst, def, open),
+                    action,
+                    fields,
+                    None,
+                    actor,
+                    None,
+                    Some((task, fence)),
+                    None,
+                )
+            };
+            act.await
         }
-        let def = self.definition(inst.definition)?;
-        let fence = Fence::Token {
-            token,
-            agent: actor.name.clone(),
-        };
-        // The history is read only if the action moves the instance on and its timer state
-        // at this version is not remembered (see `schedule`).
-        self.act_on(
-            (inst, def, open),
-            action,
-            fields,
-            None,
-            actor,
-            None,
-            Some((task, fence)),
-            None,
-        )
-        .await
     }
 }
 
