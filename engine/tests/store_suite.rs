@@ -208,7 +208,7 @@ async fn lifecycle<S: Store>(h: &Harness<S>) {
         "routing sends network incidents to the network team"
     );
     let task = inc.task().cloned().expect("a task in the network queue");
-    assert_eq!(task.queue, "network");
+    assert_eq!(&*task.queue, "network");
 
     let listed = e.queue_tasks("network", 10).await.expect("queue");
     assert_eq!(
@@ -710,7 +710,7 @@ async fn reprioritise_and_reroute<S: Store>(h: &Harness<S>) {
     );
     let moved = inc.task().cloned().expect("task");
     assert_eq!(moved.id, task.id, "the same task moves");
-    assert_eq!(moved.queue, "major_incident");
+    assert_eq!(&*moved.queue, "major_incident");
     assert_eq!(moved.priority, Some(0));
     assert!(e
         .queue_tasks("service_desk", 10)
@@ -948,7 +948,7 @@ where
                 assert_eq!(up.priority(), Some("P1"));
                 let task = up.task().expect("task");
                 assert_eq!(task.id, inc.task().expect("task").id, "the same task moves");
-                assert_eq!(task.queue, "major_incident");
+                assert_eq!(&*task.queue, "major_incident");
             }) as Op<'_>
         })
         .chain(to_comment.iter().map(|inc| {

@@ -420,7 +420,7 @@ async fn levels_fire_once_in_order<S: Store>(node: &Node<S>, clock: &ManualClock
         .task()
         .cloned()
         .expect("task");
-    assert_eq!(task.queue, "expert", "moved to the next tier");
+    assert_eq!(&*task.queue, "expert", "moved to the next tier");
 
     advance(node, clock, TimeDelta::minutes(90)).await;
     advance(node, clock, TimeDelta::days(5)).await;

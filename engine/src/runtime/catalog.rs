@@ -72,6 +72,16 @@ pub struct Definition {
     index: usize,
     /// What the timer fold asks of the process at every event, worked out once.
     timing: Timing,
+    /// The names a task carries, shared by every task of this version instead of copied.
+    task_names: TaskNames,
+}
+
+/// The process's name and its stages' and the project's queues' names, by index.
+#[derive(Debug)]
+pub struct TaskNames {
+    pub process: Arc<str>,
+    pub stages: Vec<Arc<str>>,
+    pub queues: Vec<Arc<str>>,
 }
 
 impl Definition {
@@ -85,6 +95,20 @@ impl Definition {
     ) -> Option<Self> {
         let index = project.processes.iter().position(|p| p.name == process)?;
         let timing = Timing::of(&project.processes[index]);
+        let model = &project.processes[index];
+        let task_names = TaskNames {
+            process: model.name.as_str().into(),
+            stages: model
+                .stages
+                .iter()
+                .map(|s| s.name.as_str().into())
+                .collect(),
+            queues: project
+                .queues
+                .iter()
+                .map(|q| q.name.as_str().into())
+                .collect(),
+        };
         Some(Definition {
             id,
             process: process.to_string(),
@@ -94,6 +118,7 @@ impl Definition {
             project,
             index,
             timing,
+            task_names,
         })
     }
 
@@ -103,6 +128,10 @@ impl Definition {
 
     pub fn timing(&self) -> &Timing {
         &self.timing
+    }
+
+    pub fn task_names(&self) -> &TaskNames {
+        &self.task_names
     }
 }
 

@@ -224,7 +224,7 @@ impl Firing<'_> {
             },
             reason,
         );
-        let name = self.def.project.queue(to).name.clone();
+        let name = self.def.task_names().queues[to.index()].clone();
         self.retask(|t| t.queue = name);
     }
 

@@ -340,9 +340,8 @@ impl Logic {
         b.route(inst.queue, queue, Cause::Fields);
         let mut change = b.finish(fields, inst.stage, priority, queue);
         if let Some(open) = task.filter(|t| t.state != TaskState::Done) {
-            let queue_name = queue.map(|q| def.project.queue(q).name.clone());
-            if queue_name.as_deref() != Some(open.queue.as_str())
-                || open.priority != priority.map(|p| p.0)
+            let queue_name = queue.map(|q| def.task_names().queues[q.index()].clone());
+            if queue_name.as_deref() != Some(&*open.queue) || open.priority != priority.map(|p| p.0)
             {
                 change.update_task = Some(UpdateTask {
                     task: open.id,
@@ -701,11 +700,11 @@ pub fn holds(c: &Condition, fields: &Fields, priority: Option<PriorityId>) -> bo
 }
 
 fn new_task(def: &Definition, inst: &Instance, queue: QueueId) -> NewTask {
-    let p = def.model();
+    let names = def.task_names();
     NewTask {
-        process: p.name.clone(),
-        stage: p.stages[inst.stage.index()].name.clone(),
-        queue: def.project.queue(queue).name.clone(),
+        process: names.process.clone(),
+        stage: names.stages[inst.stage.index()].clone(),
+        queue: names.queues[queue.index()].clone(),
         priority: inst.priority.map(|p| p.0),
         due_at: None,
         assigned_to: None,

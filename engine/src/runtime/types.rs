@@ -2,6 +2,8 @@
 //! them. Ids inside an instance (stage, field, priority, transition) are those of the
 //! definition version the instance is pinned to.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -198,9 +200,9 @@ impl TaskState {
 pub struct Task {
     pub id: TaskId,
     pub instance: InstanceId,
-    pub process: String,
-    pub stage: String,
-    pub queue: String,
+    pub process: Arc<str>,
+    pub stage: Arc<str>,
+    pub queue: Arc<str>,
     /// Position of the instance's priority (0 most urgent); `None` sorts last.
     pub priority: Option<u32>,
     pub due_at: Option<DateTime<Utc>>,
@@ -226,9 +228,9 @@ impl Task {
 /// A task to create with a change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewTask {
-    pub process: String,
-    pub stage: String,
-    pub queue: String,
+    pub process: Arc<str>,
+    pub stage: Arc<str>,
+    pub queue: Arc<str>,
     pub priority: Option<u32>,
     pub due_at: Option<DateTime<Utc>>,
     pub assigned_to: Option<String>,
@@ -264,7 +266,7 @@ pub struct CloseTask {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpdateTask {
     pub task: TaskId,
-    pub queue: String,
+    pub queue: Arc<str>,
     pub priority: Option<u32>,
     pub due_at: Option<DateTime<Utc>>,
     /// When the task moves to another queue: who it is pushed to there (`None`: nobody, it

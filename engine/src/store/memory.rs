@@ -37,11 +37,11 @@ struct Inner {
     links: Vec<Link>,
     tasks: HashMap<TaskId, Task>,
     /// Tasks not done, per queue, in queue order.
-    queues: HashMap<String, BTreeSet<OrderKey>>,
+    queues: HashMap<Arc<str>, BTreeSet<OrderKey>>,
     open_task_of: HashMap<InstanceId, TaskId>,
     /// Name -> (roles, active).
     agents: std::collections::BTreeMap<String, (Vec<String>, bool)>,
-    last_assignee: HashMap<String, String>,
+    last_assignee: HashMap<Arc<str>, String>,
     /// Wake-ups by instance: when its earliest point is due, and when it may next be claimed
     /// (then, or the end of a lease on it); microseconds.
     wakeups: HashMap<InstanceId, (i64, i64)>,
@@ -75,10 +75,10 @@ impl MemoryStore {
     }
 }
 
-/// Put a task in its queue's order (the queue's name is copied only for a new queue).
-fn enqueue(queues: &mut HashMap<String, BTreeSet<OrderKey>>, task: &Task) {
+/// Put a task in its queue's order (a new queue shares the task's name for its key).
+fn enqueue(queues: &mut HashMap<Arc<str>, BTreeSet<OrderKey>>, task: &Task) {
     let key = order_key(task);
-    match queues.get_mut(&task.queue) {
+    match queues.get_mut(&*task.queue) {
         Some(q) => {
             q.insert(key);
         }
@@ -178,7 +178,7 @@ impl Inner {
         let Some(task) = self.tasks.get_mut(&id) else {
             return;
         };
-        if let Some(q) = self.queues.get_mut(&task.queue) {
+        if let Some(q) = self.queues.get_mut(&*task.queue) {
             q.remove(&order_key(task));
         }
         f(task);
@@ -449,7 +449,7 @@ impl Store for MemoryStore {
             .queues
             .iter()
             .filter(|(_, q)| !q.is_empty())
-            .map(|(name, q)| (name.clone(), q.len() as u64))
+            .map(|(name, q)| (name.to_string(), q.len() as u64))
             .collect();
         counts.sort();
         Ok(counts)

@@ -105,9 +105,9 @@ async fn insert_task(
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8) RETURNING *",
     )
     .bind(instance)
-    .bind(&t.process)
-    .bind(&t.stage)
-    .bind(&t.queue)
+    .bind(&*t.process)
+    .bind(&*t.stage)
+    .bind(&*t.queue)
     .bind(sql::priority_column(t.priority))
     .bind(sql::due_column(t.due_at))
     .bind(sql::micros(at))
@@ -253,7 +253,7 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
     if let Some(u) = &rows.update_task {
         let row = sqlx::query("UPDATE tasks SET assigned_to = CASE WHEN queue = $1 THEN assigned_to ELSE $5 END, queue = $1, priority = $2, due_at = $4 \
              WHERE id = $3 AND state <> 'done' RETURNING *")
-            .bind(&u.queue)
+            .bind(&*u.queue)
             .bind(sql::priority_column(u.priority))
             .bind(u.task.0)
             .bind(sql::due_column(u.due_at))
@@ -409,7 +409,7 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
     }
     if let Some(u) = &rows.update_task {
         q = q
-            .bind(u.queue.clone())
+            .bind(&*u.queue)
             .bind(sql::priority_column(u.priority))
             .bind(u.task.0)
             .bind(sql::due_column(u.due_at))
@@ -430,9 +430,9 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
     if let Some(t) = &rows.new_task {
         q = q
             .bind(i.id)
-            .bind(t.process.clone())
-            .bind(t.stage.clone())
-            .bind(t.queue.clone())
+            .bind(&*t.process)
+            .bind(&*t.stage)
+            .bind(&*t.queue)
             .bind(sql::priority_column(t.priority))
             .bind(sql::due_column(t.due_at))
             .bind(sql::micros(i.updated_at))

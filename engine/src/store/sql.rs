@@ -261,9 +261,9 @@ impl TaskColumns {
         Ok(Task {
             id: TaskId(self.id),
             instance: InstanceId(self.instance_id),
-            process: self.process,
-            stage: self.stage,
-            queue: self.queue,
+            process: self.process.into(),
+            stage: self.stage.into(),
+            queue: self.queue.into(),
             priority: (self.priority != i64::from(NO_PRIORITY)).then_some(self.priority as u32),
             due_at: (self.due_at != NO_DUE).then(|| from_micros(self.due_at)),
             created_at: from_micros(self.created_at),

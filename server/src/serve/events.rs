@@ -38,7 +38,7 @@ pub enum QueueEventKind {
 pub struct QueueEvent {
     #[serde(rename = "type")]
     pub kind: QueueEventKind,
-    pub queue: String,
+    pub queue: std::sync::Arc<str>,
     pub task: i64,
     pub instance: i64,
     pub priority: Option<u32>,
@@ -167,7 +167,7 @@ pub fn stream(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let events = BroadcastStream::new(channel.subscribe()).filter_map(move |item| match item {
-        Ok(e) if e.queue == queue => {
+        Ok(e) if *e.queue == *queue => {
             let data = serde_json::to_string(&e).unwrap_or_default();
             let name = serde_json::to_value(e.kind)
                 .ok()
