@@ -302,9 +302,10 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
             }
         };
         // The task is locked by its id alone and the fence checked on the locked row. With the
-        // fence in the locking scan's condition, the planner may take `state = 'claimed'` as a
-        // reason to read the whole partial index of claimed tasks looking for the id, and a
-        // pooled connection keeps that plan however many tasks are claimed later.
+        // fence in the locking scan's condition, its state test can match the predicate of a
+        // partial index of tasks, which the planner may then read whole looking for the id
+        // while that index is small, and a pooled connection keeps the plan as it grows (see
+        // migration 0006).
         sql.push_str(&format!(
             "l AS (SELECT id, state, token, claimed_by, lease_until FROM tasks WHERE id = ${id} FOR UPDATE), \
              f AS (SELECT id FROM l WHERE {cond}), "
