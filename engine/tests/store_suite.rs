@@ -728,12 +728,43 @@ async fn reprioritise_and_reroute<S: Store>(h: &Harness<S>) {
     assert!(e.verify(inc.id()).await.expect("verify"));
 }
 
-/// A change decided on a state that has moved on (another node acted in between) is refused by
-/// the store as a whole: the task it would close stays open, nothing is appended.
-async fn stale_commit_changes_nothing<S: Store>(h: &Harness<S>) {
+/// The change completing `task` with `accept`, decided by the engine's logic on `state` and
+/// presenting `token`, without committing it: a change as another node would have made it.
+fn accept_decided_on<S: Store>(
+    e: &Engine<S>,
+    state: &itsmflow_engine::runtime::types::Instance,
+    task: &itsmflow_engine::runtime::Task,
+    token: i64,
+    agent: &Actor,
+) -> itsmflow_engine::runtime::types::Change {
     use itsmflow_engine::runtime::logic::{Logic, Request};
     use itsmflow_engine::runtime::types::Fence;
 
+    let def = e.catalog().get(state.definition).expect("definition");
+    Logic::default()
+        .perform(
+            e.catalog(),
+            &def,
+            state,
+            Some(task),
+            Some(Fence::Token {
+                token,
+                agent: agent.name.clone(),
+            }),
+            "accept",
+            &Map::new(),
+            &Request {
+                actor: agent,
+                now: Utc::now(),
+                reason: None,
+            },
+        )
+        .expect("decided")
+}
+
+/// A change decided on a state that has moved on (another node acted in between) is refused by
+/// the store as a whole: the task it would close stays open, nothing is appended.
+async fn stale_commit_changes_nothing<S: Store>(h: &Harness<S>) {
     let e = &h.engine;
     let inc = logged(e, &network_incident()).await;
     let me = engineer("bob");
@@ -751,26 +782,7 @@ async fn stale_commit_changes_nothing<S: Store>(h: &Harness<S>) {
     let before = e.state(inc.id()).await.expect("state");
     let history = e.events(inc.id()).await.expect("events");
 
-    let def = e.catalog().get(stale.definition).expect("definition");
-    let change = Logic::default()
-        .perform(
-            e.catalog(),
-            &def,
-            &stale,
-            Some(&task),
-            Some(Fence::Token {
-                token: task.token,
-                agent: me.name.clone(),
-            }),
-            "accept",
-            &Map::new(),
-            &Request {
-                actor: &me,
-                now: Utc::now(),
-                reason: None,
-            },
-        )
-        .expect("decided on the stale state");
+    let change = accept_decided_on(e, &stale, &task, task.token, &me);
     let err = e.store().commit(change).await.expect_err("stale version");
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
     assert_eq!(e.state(inc.id()).await.expect("state"), before);
@@ -809,9 +821,6 @@ async fn concurrent_changes<S: Store>(h: &Harness<S>)
 where
     Engine<S>: Send + Sync,
 {
-    use itsmflow_engine::runtime::logic::{Logic, Request};
-    use itsmflow_engine::runtime::types::Fence;
-
     let e = &h.engine;
     const EACH: usize = 6;
     let bob = Actor::new("bob", &["network_engineer", "agent"]);
@@ -850,26 +859,7 @@ where
         } else {
             task.token + 1
         };
-        let def = e.catalog().get(state.definition).expect("definition");
-        let change = Logic::default()
-            .perform(
-                e.catalog(),
-                &def,
-                &state,
-                Some(task),
-                Some(Fence::Token {
-                    token,
-                    agent: bob.name.clone(),
-                }),
-                "accept",
-                &Map::new(),
-                &Request {
-                    actor: &bob,
-                    now: Utc::now(),
-                    reason: None,
-                },
-            )
-            .expect("decided");
+        let change = accept_decided_on(e, &state, task, token, &bob);
         let before = e.state(*id).await.expect("state");
         let events = e.events(*id).await.expect("events");
         refused.push((*id, task.id, old_version, change, before, events));

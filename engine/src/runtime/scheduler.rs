@@ -1,11 +1,11 @@
 //! The scheduler: a task that fires due timers.
 //!
 //! It claims the instances with something due by now from the store (by the one wake-up row
-//! each keeps, a batch at a time, each leased so nobody else takes it meanwhile; on PostgreSQL `FOR UPDATE SKIP LOCKED`, so schedulers on several
-//! nodes share the work; on SQLite through the store's one writer, so one scheduler per
-//! process), and has the engine fire each claimed instance ([`Engine::fire_due`]): one point
-//! per transaction, decided again from the history under the instance's version check, so a
-//! point fires exactly once whichever node gets there.
+//! each keeps, a batch at a time, each leased so nobody else takes it meanwhile; on PostgreSQL
+//! `FOR UPDATE SKIP LOCKED`, so schedulers on several nodes share the work; on SQLite through
+//! the store's one writer, so one scheduler per process), and has the engine fire each claimed
+//! instance ([`Engine::fire_due`]): one point per transaction, decided again from the history
+//! under the instance's version check, so a point fires exactly once whichever node gets there.
 //!
 //! Then it sleeps until the next timer is due, on the engine's [`Clock`] (so a test moving a
 //! [`super::ManualClock`] wakes it without real waiting). It does not poll: it wakes when that

@@ -60,7 +60,7 @@ pub struct Instance {
     pub definition: DefinitionId,
     pub stage: StageId,
     /// Indexed by [`FieldId`]; `None` where unset.
-    pub fields: std::sync::Arc<Vec<Option<Value>>>,
+    pub fields: Arc<Vec<Option<Value>>>,
     pub priority: Option<PriorityId>,
     pub queue: Option<QueueId>,
     /// The `seq` of the last event; the optimistic concurrency token.
