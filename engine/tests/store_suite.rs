@@ -1388,7 +1388,7 @@ async fn push_assignment<S: Store>(h: &Harness<S>) {
         let inc = logged(e, &network_incident()).await;
         assigned.push(
             inc.task()
-                .and_then(|t| t.assigned_to.clone())
+                .and_then(|t| t.assigned_to.as_deref().map(str::to_string))
                 .expect("pushed"),
         );
     }
@@ -1413,7 +1413,7 @@ async fn push_assignment<S: Store>(h: &Harness<S>) {
 
     // Taking ann off returns her unclaimed tasks to the queue for anyone.
     e.set_agent(&ann, false).await.expect("off shift");
-    let open: Vec<Option<String>> = e
+    let open: Vec<Option<Arc<str>>> = e
         .queue_tasks("network", 10)
         .await
         .expect("queue")

@@ -454,7 +454,7 @@ async fn levels_fire_once_in_order<S: Store>(node: &Node<S>, clock: &ManualClock
         .expect("skipped");
     assert_eq!(skipped.data["action"], "perform resolve");
     assert_eq!(skipped.data["reason"], "`resolve` requires resolution");
-    assert_eq!(skipped.actor, "system");
+    assert_eq!(&*skipped.actor, "system");
     assert!(due_points(e, t.id()).await.is_empty());
     let outbox = e
         .notifications(&NotificationFilter::default(), 10, None)
@@ -545,7 +545,7 @@ async fn after_delay_and_stopped_clocks<S: Store>(node: &Node<S>, clock: &Manual
         .iter()
         .rev()
         .take(2)
-        .map(|h| (h.kind, h.actor.as_str()))
+        .map(|h| (h.kind, &*h.actor))
         .collect();
     assert_eq!(last, [("transitioned", "system"), ("elapsed", "system")]);
     assert_eq!(history.len() as i64, view.version());

@@ -332,7 +332,8 @@ pub fn crossings(
     let started_at = m.t.started_at?;
     let steps = m.steps(def);
     // The steps and the target, placed in one pass over the clock's intervals.
-    let mut marks: Vec<i64> = steps.iter().map(|(_, at)| *at).collect();
+    let mut marks = Vec::with_capacity(steps.len() + 1);
+    marks.extend(steps.iter().map(|(_, at)| *at));
     marks.push(m.target_seconds);
     let mut instants = m.instants_at(&marks);
     let breach = instants.pop().flatten();

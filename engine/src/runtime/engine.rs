@@ -74,8 +74,8 @@ struct Roster {
     cached: std::sync::Mutex<Option<(std::time::Instant, Agents)>>,
 }
 
-/// Active agents by name, with their roles.
-type Agents = Arc<Vec<(String, Vec<String>)>>;
+/// Active agents by name (shared with the tasks pushed to them), with their roles.
+type Agents = Arc<Vec<(Arc<str>, Vec<String>)>>;
 
 const ROSTER_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -88,7 +88,12 @@ impl Roster {
             .map(|(_, agents)| agents.clone())
     }
     fn set(&self, agents: Vec<(String, Vec<String>)>) -> Agents {
-        let agents = Arc::new(agents);
+        let agents: Agents = Arc::new(
+            agents
+                .into_iter()
+                .map(|(name, roles)| (Arc::from(name), roles))
+                .collect(),
+        );
         *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((std::time::Instant::now(), agents.clone()));
         agents
@@ -828,7 +833,7 @@ impl<S: Store> Engine<S> {
 
     /// The agent a task entering `queue` is pushed to, if the queue pushes and has an active
     /// member.
-    async fn choose_agent(&self, queue: &str) -> Result<Option<String>, EngineError> {
+    async fn choose_agent(&self, queue: &str) -> Result<Option<Arc<str>>, EngineError> {
         let Some(info) = self.catalog.queue(queue) else {
             return Ok(None);
         };
@@ -839,7 +844,7 @@ impl<S: Store> Engine<S> {
             Some(agents) => agents,
             None => self.roster.set(self.store.active_agents().await?),
         };
-        let members: Vec<&String> = agents
+        let members: Vec<&Arc<str>> = agents
             .iter()
             .filter(|(_, roles)| {
                 info.roles.is_empty() || roles.iter().any(|r| info.roles.contains(r))
@@ -854,17 +859,17 @@ impl<S: Store> Engine<S> {
                 let last = self.store.last_assignee(queue).await?;
                 members
                     .iter()
-                    .find(|n| Some(n.as_str()) > last.as_deref())
+                    .find(|&&n| Some(&**n) > last.as_deref())
                     .or(members.first())
-                    .map(|n| n.to_string())
+                    .map(|&n| Arc::clone(n))
             }
             Assignment::LeastLoaded => {
                 let loads: HashMap<String, u64> =
                     self.store.agent_loads().await?.into_iter().collect();
                 members
                     .iter()
-                    .min_by_key(|n| (loads.get(n.as_str()).copied().unwrap_or(0), n.as_str()))
-                    .map(|n| n.to_string())
+                    .min_by_key(|&&n| (loads.get(&**n).copied().unwrap_or(0), n))
+                    .map(|&n| Arc::clone(n))
             }
             Assignment::Pull => None,
         };
@@ -1029,7 +1034,7 @@ impl<S: Store> Engine<S> {
                 let task = t.id;
                 if t.state != TaskState::Claimed
                     || t.token != token
-                    || t.claimed_by.as_deref() != Some(actor.name.as_str())
+                    || t.claimed_by.as_deref() != Some(&*actor.name)
                 {
                     return Err(StoreError::LeaseLost(task).into());
                 }

@@ -269,7 +269,6 @@ impl TimerState {
     }
 
     fn derive(&mut self, def: &Definition) -> Schedule {
-        let mut due = Vec::new();
         let mut resolve_due = None;
         for ((clock, t), placed) in CLOCKS
             .into_iter()
@@ -280,6 +279,14 @@ impl TimerState {
                 *placed = Some(crossings(def, clock, t, self.priority));
             }
         }
+        // Sized once: every step and target placed, and the automatic transitions.
+        let points = self.placed.iter().flatten().flatten();
+        let automatic = self
+            .stage
+            .as_ref()
+            .map_or(0, |s| def.timing().automatic_out_of(s.stage).len());
+        let mut due =
+            Vec::with_capacity(points.map(|c| c.steps.len() + 1).sum::<usize>() + automatic);
         for c in self.placed.iter().flatten().flatten() {
             if c.clock == ClockKind::Resolve && c.running {
                 resolve_due = c.breach;
@@ -308,33 +315,34 @@ impl TimerState {
                 });
             }
         }
-        due.extend(self.automatic_transitions(def));
+        self.automatic_transitions(def, &mut due);
         due.sort_by_key(|d| (d.due_at, d.kind.rank()));
         Schedule { due, resolve_due }
     }
 
     /// Automatic transitions out of the stage the instance is in, not fired since it entered.
-    fn automatic_transitions(&self, def: &Definition) -> Vec<Due> {
+    fn automatic_transitions(&self, def: &Definition, due: &mut Vec<Due>) {
         let Some(entry) = &self.stage else {
-            return Vec::new();
+            return;
         };
         let timed = def.timing().automatic_out_of(entry.stage);
         if timed.is_empty() {
-            return Vec::new();
+            return;
         }
         let cal = calendar(def, self.priority);
-        timed
-            .iter()
-            .filter(|(id, _)| !entry.elapsed.contains(id))
-            .filter_map(|&(id, after)| {
-                Some(Due {
-                    kind: TimerKind::After { transition: id },
-                    due_at: cal.add(entry.at, &after)?,
-                    cycle: entry.seq,
-                    label: Label::Delay(after),
-                })
-            })
-            .collect()
+        due.extend(
+            timed
+                .iter()
+                .filter(|(id, _)| !entry.elapsed.contains(id))
+                .filter_map(|&(id, after)| {
+                    Some(Due {
+                        kind: TimerKind::After { transition: id },
+                        due_at: cal.add(entry.at, &after)?,
+                        cycle: entry.seq,
+                        label: Label::Delay(after),
+                    })
+                }),
+        );
     }
 }
 

@@ -33,12 +33,14 @@ impl std::fmt::Display for TaskId {
 /// Who does something: a user name and the roles they hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Actor {
-    pub name: String,
+    /// Shared with every event, task and instance the actor's request writes, so recording
+    /// who did something copies no text.
+    pub name: Arc<str>,
     pub roles: Vec<String>,
 }
 
 impl Actor {
-    pub fn new(name: impl Into<String>, roles: &[&str]) -> Self {
+    pub fn new(name: impl Into<Arc<str>>, roles: &[&str]) -> Self {
         Actor {
             name: name.into(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
@@ -69,7 +71,7 @@ pub struct Instance {
     pub updated_at: DateTime<Utc>,
     /// Who created it: the actor of its first event (for a spawned instance, whoever performed
     /// the transition that spawned it). Never changes.
-    pub created_by: String,
+    pub created_by: Arc<str>,
 }
 
 /// One entry of an instance's history.
@@ -78,7 +80,7 @@ pub struct Event {
     /// 1 for the creation, then one more per event.
     pub seq: i64,
     pub at: DateTime<Utc>,
-    pub actor: String,
+    pub actor: Arc<str>,
     pub kind: EventKind,
     pub reason: Option<String>,
 }
@@ -209,8 +211,8 @@ pub struct Task {
     pub created_at: DateTime<Utc>,
     pub state: TaskState,
     /// Pushed to this agent (round-robin or least-loaded queues).
-    pub assigned_to: Option<String>,
-    pub claimed_by: Option<String>,
+    pub assigned_to: Option<Arc<str>>,
+    pub claimed_by: Option<Arc<str>>,
     pub lease_until: Option<DateTime<Utc>>,
     /// Fencing token: incremented by every claim; renew, release and complete must present it.
     pub token: i64,
@@ -233,16 +235,16 @@ pub struct NewTask {
     pub queue: Arc<str>,
     pub priority: Option<u32>,
     pub due_at: Option<DateTime<Utc>>,
-    pub assigned_to: Option<String>,
+    pub assigned_to: Option<Arc<str>>,
 }
 
 /// How the task an instance leaves is closed, and what must hold for that.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fence {
     /// Completing a claimed task: the claim must still be this agent's, with this token.
-    Token { token: i64, agent: String },
+    Token { token: i64, agent: Arc<str> },
     /// Acting on the instance directly: nobody else may hold a live lease on the task.
-    NotClaimedByOther { actor: String, now: DateTime<Utc> },
+    NotClaimedByOther { actor: Arc<str>, now: DateTime<Utc> },
 }
 
 impl Fence {
@@ -271,7 +273,7 @@ pub struct UpdateTask {
     pub due_at: Option<DateTime<Utc>>,
     /// When the task moves to another queue: who it is pushed to there (`None`: nobody, it
     /// waits to be claimed). Ignored when the queue stays the same (the assignment stays).
-    pub assigned_to: Option<String>,
+    pub assigned_to: Option<Arc<str>>,
 }
 
 /// A new instance with its first event and task.

@@ -134,7 +134,7 @@ impl Serialize for InstanceView {
 pub struct EventView {
     pub seq: i64,
     pub at: DateTime<Utc>,
-    pub actor: String,
+    pub actor: Arc<str>,
     pub kind: &'static str,
     pub data: Json,
     pub reason: Option<String>,

@@ -16,6 +16,10 @@ use crate::runtime::catalog::{Catalog, Definition, DefinitionId, ProjectSource};
 use crate::runtime::codec;
 use crate::runtime::types::*;
 
+/// Events a new instance's history has room for: an incident from creation to closure
+/// (routing, priority and stage changes included) takes about this many.
+const HISTORY_ROOM: usize = 8;
+
 /// Queue order: priority (unset last), due time (unset last), creation, id.
 type OrderKey = (u32, i64, i64, i64);
 
@@ -41,7 +45,7 @@ struct Inner {
     open_task_of: HashMap<InstanceId, TaskId>,
     /// Name -> (roles, active).
     agents: std::collections::BTreeMap<String, (Vec<String>, bool)>,
-    last_assignee: HashMap<Arc<str>, String>,
+    last_assignee: HashMap<Arc<str>, Arc<str>>,
     /// Wake-ups by instance: when its earliest point is due, and when it may next be claimed
     /// (then, or the end of a lease on it); microseconds.
     wakeups: HashMap<InstanceId, (i64, i64)>,
@@ -165,7 +169,11 @@ impl Inner {
             });
         }
         self.instances.insert(id, std::sync::Arc::new(inst));
-        self.events.insert(id, new.events);
+        // Room for a ticket's usual history from the start, so its first actions append
+        // without growing the vector from one event, one reallocation at a time.
+        let mut events = Vec::with_capacity(new.events.len().max(HISTORY_ROOM));
+        events.extend(new.events);
+        self.events.insert(id, events);
         self.set_wakeup(id, new.wakeup);
         if let Some(task) = new.task {
             self.insert_task(id, task, at);
@@ -208,7 +216,7 @@ impl Inner {
     fn claim_task(&mut self, id: TaskId, agent: &str, lease_until: DateTime<Utc>) -> Option<Task> {
         self.with_task(id, |t| {
             t.state = TaskState::Claimed;
-            t.claimed_by = Some(agent.to_string());
+            t.claimed_by = Some(Arc::from(agent));
             t.lease_until = Some(lease_until);
             t.token += 1;
         });
@@ -227,7 +235,7 @@ impl MemoryStore {
         if filter
             .created_by
             .as_ref()
-            .is_some_and(|c| *c != inst.created_by)
+            .is_some_and(|c| **c != *inst.created_by)
         {
             return Ok(false);
         }
@@ -369,7 +377,7 @@ impl Store for MemoryStore {
                     if task.claimed_by_other(actor, *now) {
                         return Err(StoreError::Claimed {
                             task: close.task,
-                            by: task.claimed_by.clone().unwrap_or_default(),
+                            by: task.claimed_by.as_deref().unwrap_or_default().to_string(),
                         });
                     }
                 }
@@ -492,9 +500,10 @@ impl Store for MemoryStore {
                 task: id,
                 by: task
                     .claimed_by
-                    .clone()
-                    .or(task.assigned_to.clone())
-                    .unwrap_or_default(),
+                    .as_deref()
+                    .or(task.assigned_to.as_deref())
+                    .unwrap_or_default()
+                    .to_string(),
             });
         }
         inner
@@ -589,7 +598,7 @@ impl Store for MemoryStore {
     }
 
     async fn last_assignee(&self, queue: &str) -> Result<Option<String>> {
-        Ok(self.lock().last_assignee.get(queue).cloned())
+        Ok(self.lock().last_assignee.get(queue).map(|a| a.to_string()))
     }
 
     async fn claim_wakeups(

@@ -111,7 +111,7 @@ async fn insert_task(
     .bind(sql::priority_column(t.priority))
     .bind(sql::due_column(t.due_at))
     .bind(sql::micros(at))
-    .bind(&t.assigned_to)
+    .bind(t.assigned_to.as_deref())
     .fetch_one(&mut *conn)
     .await?;
     task_from_row(&row)
@@ -182,7 +182,7 @@ async fn close_task(conn: &mut PgConnection, close: &CloseTask) -> Result<()> {
         )
         .bind(close.task.0)
         .bind(token)
-        .bind(agent)
+        .bind(&**agent)
         .execute(&mut *conn)
         .await?
         .rows_affected(),
@@ -193,7 +193,7 @@ async fn close_task(conn: &mut PgConnection, close: &CloseTask) -> Result<()> {
         )
         .bind(close.task.0)
         .bind(sql::micros(*now))
-        .bind(actor)
+        .bind(&**actor)
         .execute(&mut *conn)
         .await?
         .rows_affected(),
@@ -211,7 +211,7 @@ async fn close_task(conn: &mut PgConnection, close: &CloseTask) -> Result<()> {
         }
         Fence::NotClaimedByOther { .. } => StoreError::Claimed {
             task: close.task,
-            by: task.claimed_by.unwrap_or_default(),
+            by: task.claimed_by.as_deref().unwrap_or_default().to_string(),
         },
     })
 }
@@ -257,7 +257,7 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
             .bind(sql::priority_column(u.priority))
             .bind(u.task.0)
             .bind(sql::due_column(u.due_at))
-            .bind(&u.assigned_to)
+            .bind(u.assigned_to.as_deref())
             .fetch_optional(&mut *conn)
             .await?;
         task = row.map(|r| task_from_row(&r)).transpose()?;
@@ -402,10 +402,8 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
     if let Some(close) = &rows.close_task {
         q = q.bind(close.task.0);
         q = match &close.fence {
-            Fence::Token { token, agent } => q.bind(*token).bind(agent.clone()),
-            Fence::NotClaimedByOther { actor, now } => {
-                q.bind(sql::micros(*now)).bind(actor.clone())
-            }
+            Fence::Token { token, agent } => q.bind(*token).bind(&**agent),
+            Fence::NotClaimedByOther { actor, now } => q.bind(sql::micros(*now)).bind(&**actor),
         };
     }
     if let Some(u) = &rows.update_task {
@@ -414,7 +412,7 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
             .bind(sql::priority_column(u.priority))
             .bind(u.task.0)
             .bind(sql::due_column(u.due_at))
-            .bind(u.assigned_to.clone());
+            .bind(u.assigned_to.as_deref());
     }
     if let Some(Some(at)) = rows.wakeup {
         q = q.bind(at);
@@ -437,7 +435,7 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
             .bind(sql::priority_column(t.priority))
             .bind(sql::due_column(t.due_at))
             .bind(sql::micros(i.updated_at))
-            .bind(t.assigned_to.clone());
+            .bind(t.assigned_to.as_deref());
     }
     let row = q.fetch_one(pool).await?;
     let updated: i64 = row.try_get("updated")?;
@@ -464,7 +462,7 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
                 (Some(t), _) if t.state == TaskState::Done => StoreError::TaskDone(close.task),
                 (Some(t), _) => StoreError::Claimed {
                     task: close.task,
-                    by: t.claimed_by.unwrap_or_default(),
+                    by: t.claimed_by.as_deref().unwrap_or_default().to_string(),
                 },
             });
         }
@@ -1056,7 +1054,12 @@ impl Store for PostgresStore {
             Some(t) if t.state == TaskState::Done => StoreError::TaskDone(task),
             Some(t) => StoreError::Claimed {
                 task,
-                by: t.claimed_by.or(t.assigned_to).unwrap_or_default(),
+                by: t
+                    .claimed_by
+                    .or(t.assigned_to)
+                    .as_deref()
+                    .unwrap_or_default()
+                    .to_string(),
             },
         })
     }

@@ -91,7 +91,7 @@ pub fn instance_row(def: &Definition, i: &Instance) -> InstanceRow {
         version: i.version,
         created_at: i.created_at,
         updated_at: i.updated_at,
-        created_by: Some(i.created_by.clone()),
+        created_by: Some(i.created_by.to_string()),
     }
 }
 
@@ -103,7 +103,7 @@ pub fn event_rows(def: &Definition, events: &[Event]) -> Vec<EventRow> {
             EventRow {
                 seq: e.seq,
                 at: e.at,
-                actor: e.actor.clone(),
+                actor: e.actor.to_string(),
                 kind,
                 data,
                 reason: e.reason.clone(),
@@ -159,7 +159,8 @@ pub fn decode_instance(catalog: &Catalog, row: InstanceRow) -> Result<Instance> 
         updated_at: row.updated_at,
         created_by: row
             .created_by
-            .ok_or_else(|| corrupt("no creator".to_string()))?,
+            .ok_or_else(|| corrupt("no creator".to_string()))?
+            .into(),
     })
 }
 
@@ -228,7 +229,7 @@ pub fn decode_event(
     Ok(Event {
         seq,
         at,
-        actor,
+        actor: actor.into(),
         kind,
         reason,
     })
@@ -268,8 +269,8 @@ impl TaskColumns {
             due_at: (self.due_at != NO_DUE).then(|| from_micros(self.due_at)),
             created_at: from_micros(self.created_at),
             state,
-            assigned_to: self.assigned_to,
-            claimed_by: self.claimed_by,
+            assigned_to: self.assigned_to.map(Arc::from),
+            claimed_by: self.claimed_by.map(Arc::from),
             lease_until: self.lease_until.map(from_micros),
             token: self.token,
         })

@@ -802,7 +802,7 @@ fn close_task(conn: &Connection, close: &CloseTask) -> Result<()> {
         }
         Fence::NotClaimedByOther { .. } => StoreError::Claimed {
             task: close.task,
-            by: task.claimed_by.unwrap_or_default(),
+            by: task.claimed_by.as_deref().unwrap_or_default().to_string(),
         },
     })
 }
@@ -848,7 +848,12 @@ fn claim(conn: &Connection, task: TaskId, agent: &str, now: i64, lease_until: i6
         Some(t) if t.state == TaskState::Done => StoreError::TaskDone(task),
         Some(t) => StoreError::Claimed {
             task,
-            by: t.claimed_by.or(t.assigned_to).unwrap_or_default(),
+            by: t
+                .claimed_by
+                .or(t.assigned_to)
+                .as_deref()
+                .unwrap_or_default()
+                .to_string(),
         },
     })
 }

@@ -81,7 +81,7 @@ impl<S: itsmflow_engine::store::Store> Ctx<S> {
     /// The caller as the engine sees them: their name and roles.
     pub fn actor(&self) -> itsmflow_engine::runtime::Actor {
         itsmflow_engine::runtime::Actor {
-            name: self.who.user.clone(),
+            name: self.who.user.as_str().into(),
             roles: self.who.roles.clone(),
         }
     }

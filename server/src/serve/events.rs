@@ -42,7 +42,7 @@ pub struct QueueEvent {
     pub task: i64,
     pub instance: i64,
     pub priority: Option<u32>,
-    pub claimed_by: Option<String>,
+    pub claimed_by: Option<std::sync::Arc<str>>,
     pub at: DateTime<Utc>,
 }
 
