@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use tokio::sync::watch;
 
 /// A future the clock resolves.
@@ -34,7 +34,10 @@ impl Clock for SystemClock {
     /// was answered when it was written.
     fn now(&self) -> DateTime<Utc> {
         let now = Utc::now();
-        now - TimeDelta::nanoseconds(i64::from(now.timestamp_subsec_nanos() % 1_000))
+        // Truncating the nanoseconds in place leaves the date alone; subtracting a delta
+        // would work the calendar date out again, on every action.
+        now.with_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now)
     }
 
     fn sleep_until(&self, at: DateTime<Utc>) -> Sleep<'_> {
@@ -87,5 +90,24 @@ impl Clock for ManualClock {
             // long as the clock, which outlives this borrow.
             let _ = rx.wait_for(|now| *now >= at).await;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_time_is_whole_microseconds_and_current() {
+        for _ in 0..20 {
+            let before = Utc::now() - TimeDelta::microseconds(1);
+            let now = SystemClock.now();
+            let after = Utc::now();
+            assert_eq!(now.timestamp_subsec_nanos() % 1_000, 0, "{now:?}");
+            assert!(
+                before <= now && now <= after,
+                "{before:?} {now:?} {after:?}"
+            );
+        }
     }
 }
