@@ -242,18 +242,16 @@ impl Measured<'_, '_> {
         self.closed_seconds().saturating_add(open)
     }
 
-    /// The escalation steps of this clock: each threshold and the business time on the clock
-    /// at which it falls.
-    fn steps(&self, def: &Definition) -> Vec<(Threshold, i64)> {
-        let Some(started) = self.t.started_at else {
-            return Vec::new();
-        };
+    /// The escalation steps of this clock, in order: each threshold and the business time on
+    /// the clock at which it falls (none before the clock starts).
+    fn steps<'d>(&'d self, def: &'d Definition) -> impl Iterator<Item = (Threshold, i64)> + 'd {
+        let started = self.t.started_at;
         def.model()
             .escalations
             .iter()
-            .filter(|e| e.clock == self.clock)
+            .filter(move |e| e.clock == self.clock && started.is_some())
             .flat_map(|e| &e.steps)
-            .map(|step| match step.threshold {
+            .map(move |step| match step.threshold {
                 // Rounded up: a step is not due before its share of the target has passed.
                 Threshold::Percent(pc) => {
                     let share = i128::from(self.target_seconds) * i128::from(pc);
@@ -262,30 +260,17 @@ impl Measured<'_, '_> {
                 }
                 Threshold::After(d) => (
                     step.threshold,
-                    self.cal.seconds_in(started, &d).unwrap_or(i64::MAX),
+                    started
+                        .and_then(|started| self.cal.seconds_in(started, &d))
+                        .unwrap_or(i64::MAX),
                 ),
             })
-            .collect()
     }
 
-    /// For each of `marks` (business seconds on the clock), the instant at which the clock
-    /// has run that much: within a running interval of the past, or ahead in the current one;
-    /// `None` if the clock is paused or stopped short of it. The closed intervals are measured
-    /// already, so each mark costs one lookup in its interval, and a mark equal to the one
-    /// before it (a step at 100% and the target) none.
-    fn instants_at(&self, marks: &[i64]) -> Vec<Option<DateTime<Utc>>> {
-        let mut out: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(marks.len());
-        for (i, &mark) in marks.iter().enumerate() {
-            let at = match i.checked_sub(1) {
-                Some(j) if marks[j] == mark => out[j],
-                _ => self.instant_at(mark),
-            };
-            out.push(at);
-        }
-        out
-    }
-
-    /// The instant at which the clock has run `mark` business seconds (see `instants_at`).
+    /// The instant at which the clock has run `mark` business seconds: within a running
+    /// interval of the past, or ahead in the current one; `None` if the clock is paused or
+    /// stopped short of it. The closed intervals are measured already, so a mark costs one
+    /// lookup in its interval.
     fn instant_at(&self, mark: i64) -> Option<DateTime<Utc>> {
         let ends = &self.t.measures.ends;
         // The first interval that reaches the mark (a closed one whose measure does, else the
@@ -330,22 +315,27 @@ pub fn crossings(
     }
     let m = measure(def, clock, t, priority)?;
     let started_at = m.t.started_at?;
-    let steps = m.steps(def);
-    // The steps and the target, placed in one pass over the clock's intervals.
-    let mut marks = Vec::with_capacity(steps.len() + 1);
-    marks.extend(steps.iter().map(|(_, at)| *at));
-    marks.push(m.target_seconds);
-    let mut instants = m.instants_at(&marks);
-    let breach = instants.pop().flatten();
+    // The steps, then the target, each placed where the clock reaches it; a mark equal to the
+    // one before it (a step at 100%, then the target) takes that one's instant.
+    let mut last: Option<(i64, Option<DateTime<Utc>>)> = None;
+    let mut place = |mark: i64| {
+        let at = match last {
+            Some((before, at)) if before == mark => at,
+            _ => m.instant_at(mark),
+        };
+        last = Some((mark, at));
+        at
+    };
+    let steps = m
+        .steps(def)
+        .map(|(threshold, mark)| (threshold, place(mark)))
+        .collect();
+    let breach = place(m.target_seconds);
     Some(Crossings {
         clock,
         started_at,
         running: m.running(),
-        steps: steps
-            .into_iter()
-            .zip(instants)
-            .map(|((threshold, _), at)| (threshold, at))
-            .collect(),
+        steps,
         breach,
     })
 }
@@ -398,7 +388,6 @@ pub fn clocks(def: &Definition, events: &[Event], now: DateTime<Utc>) -> Vec<Clo
         };
         let escalations = m
             .steps(def)
-            .into_iter()
             .map(|(threshold, at_seconds)| {
                 let reached = elapsed >= at_seconds;
                 let due_at = if running && !reached {

@@ -587,14 +587,19 @@ fn new_queue(
 
 /// Read requested field values (validated; unknown names refused) into `fields`; every value
 /// that could not be read is reported. The fields are copied (if shared with the instance)
-/// only when there is something to write.
+/// only when there is something to write: with any input, either a value is written or the
+/// input is refused whole, so they are made writable once, up front.
 fn read_input(p: &Process, fields: &mut Arc<Fields>, input: &Map<String, Json>) -> Vec<FieldError> {
     let mut errors = Vec::new();
+    if input.is_empty() {
+        return errors;
+    }
+    let slots = Arc::make_mut(fields);
     for (name, json) in input {
         match p.field(name) {
             Some(id) => match values::from_json(&p.fields[id.index()], json) {
                 Ok(v) => {
-                    if let Some(slot) = Arc::make_mut(fields).get_mut(id.index()) {
+                    if let Some(slot) = slots.get_mut(id.index()) {
                         *slot = v;
                     }
                 }
