@@ -382,7 +382,7 @@ impl<S: Store> Engine<S> {
             } else {
                 (task_before.clone(), task_before)
             };
-            Ok(InstanceView::new(def, state, task).with_previous_task(previous))
+            Ok(InstanceView::changed(def, state, task, previous))
         }
     }
 

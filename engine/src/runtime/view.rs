@@ -39,10 +39,21 @@ impl InstanceView {
         }
     }
 
-    /// The view of an instance just changed, with its open task as it was before.
-    pub fn with_previous_task(mut self, task: Option<Task>) -> Self {
-        self.previous_task = task;
-        self
+    /// The view of an instance just changed, with its open task as it was before (built whole:
+    /// every action returns one, and setting the previous task on a built view moved the view
+    /// in and out again).
+    pub fn changed(
+        def: Arc<Definition>,
+        state: Arc<Instance>,
+        task: Option<Task>,
+        previous_task: Option<Task>,
+    ) -> Self {
+        InstanceView {
+            def,
+            state,
+            task,
+            previous_task,
+        }
     }
 
     /// After an action, the instance's open task as it was before (so callers can tell who
