@@ -94,8 +94,8 @@ impl Definition {
         process: &str,
     ) -> Option<Self> {
         let index = project.processes.iter().position(|p| p.name == process)?;
-        let timing = Timing::of(&project.processes[index]);
         let model = &project.processes[index];
+        let timing = Timing::of(model);
         let task_names = TaskNames {
             process: model.name.as_str().into(),
             stages: model

@@ -225,6 +225,19 @@ impl Task {
             && self.lease_until.is_some_and(|l| l > now)
             && self.claimed_by.as_deref() != Some(agent)
     }
+
+    /// Who has claimed it (empty for nobody).
+    pub fn claimant(&self) -> &str {
+        self.claimed_by.as_deref().unwrap_or_default()
+    }
+
+    /// Who it is with: its claimant, else the agent it is pushed to (empty for nobody).
+    pub fn holder(&self) -> &str {
+        self.claimed_by
+            .as_deref()
+            .or(self.assigned_to.as_deref())
+            .unwrap_or_default()
+    }
 }
 
 /// A task to create with a change.

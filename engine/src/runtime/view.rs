@@ -31,12 +31,7 @@ impl PartialEq for InstanceView {
 
 impl InstanceView {
     pub fn new(def: Arc<Definition>, state: Arc<Instance>, task: Option<Task>) -> Self {
-        InstanceView {
-            def,
-            state,
-            task,
-            previous_task: None,
-        }
+        InstanceView::changed(def, state, task, None)
     }
 
     /// The view of an instance just changed, with its open task as it was before (built whole:

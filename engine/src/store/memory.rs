@@ -377,7 +377,7 @@ impl Store for MemoryStore {
                     if task.claimed_by_other(actor, *now) {
                         return Err(StoreError::Claimed {
                             task: close.task,
-                            by: task.claimed_by.as_deref().unwrap_or_default().to_string(),
+                            by: task.claimant().to_string(),
                         });
                     }
                 }
@@ -498,12 +498,7 @@ impl Store for MemoryStore {
         if !own && !Inner::claimable(task, agent, now) {
             return Err(StoreError::Claimed {
                 task: id,
-                by: task
-                    .claimed_by
-                    .as_deref()
-                    .or(task.assigned_to.as_deref())
-                    .unwrap_or_default()
-                    .to_string(),
+                by: task.holder().to_string(),
             });
         }
         inner

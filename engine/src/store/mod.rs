@@ -49,6 +49,35 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+impl StoreError {
+    /// Why a claim of task `id` changed nothing, from the task as it now is (`None`: there is
+    /// no such task).
+    pub fn claim_refused(id: TaskId, now: Option<&Task>) -> Self {
+        match now {
+            None => StoreError::NoTask(id),
+            Some(t) if t.state == TaskState::Done => StoreError::TaskDone(id),
+            Some(t) => StoreError::Claimed {
+                task: id,
+                by: t.holder().to_string(),
+            },
+        }
+    }
+
+    /// Why closing a task under `close`'s fence changed nothing, from the task as it now is
+    /// (`None`: there is no such task).
+    pub fn fence_refused(close: &CloseTask, now: Option<&Task>) -> Self {
+        match (now, &close.fence) {
+            (None, _) => StoreError::NoTask(close.task),
+            (Some(_), Fence::Token { .. }) => StoreError::LeaseLost(close.task),
+            (Some(t), _) if t.state == TaskState::Done => StoreError::TaskDone(close.task),
+            (Some(t), _) => StoreError::Claimed {
+                task: close.task,
+                by: t.claimant().to_string(),
+            },
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A new instance's id, and its first task if it has one.

@@ -201,19 +201,8 @@ async fn close_task(conn: &mut PgConnection, close: &CloseTask) -> Result<()> {
     if closed == 1 {
         return Ok(());
     }
-    let Some(task) = task_by_id(conn, close.task).await? else {
-        return Err(StoreError::NoTask(close.task));
-    };
-    Err(match close.fence {
-        Fence::Token { .. } => StoreError::LeaseLost(close.task),
-        Fence::NotClaimedByOther { .. } if task.state == TaskState::Done => {
-            StoreError::TaskDone(close.task)
-        }
-        Fence::NotClaimedByOther { .. } => StoreError::Claimed {
-            task: close.task,
-            by: task.claimed_by.as_deref().unwrap_or_default().to_string(),
-        },
-    })
+    let task = task_by_id(conn, close.task).await?;
+    Err(StoreError::fence_refused(close, task.as_ref()))
 }
 
 async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> {
@@ -456,15 +445,7 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
         if fenced == 0 {
             let mut conn = pool.acquire().await?;
             let task = task_by_id(&mut conn, close.task).await?;
-            return Err(match (task, &close.fence) {
-                (None, _) => StoreError::NoTask(close.task),
-                (Some(_), Fence::Token { .. }) => StoreError::LeaseLost(close.task),
-                (Some(t), _) if t.state == TaskState::Done => StoreError::TaskDone(close.task),
-                (Some(t), _) => StoreError::Claimed {
-                    task: close.task,
-                    by: t.claimed_by.as_deref().unwrap_or_default().to_string(),
-                },
-            });
+            return Err(StoreError::fence_refused(close, task.as_ref()));
         }
     }
     let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM instances WHERE id = $1")
@@ -1049,19 +1030,8 @@ impl Store for PostgresStore {
         if let Some(r) = row {
             return task_from_row(&r);
         }
-        Err(match task_by_id(&mut conn, task).await? {
-            None => StoreError::NoTask(task),
-            Some(t) if t.state == TaskState::Done => StoreError::TaskDone(task),
-            Some(t) => StoreError::Claimed {
-                task,
-                by: t
-                    .claimed_by
-                    .or(t.assigned_to)
-                    .as_deref()
-                    .unwrap_or_default()
-                    .to_string(),
-            },
-        })
+        let now = task_by_id(&mut conn, task).await?;
+        Err(StoreError::claim_refused(task, now.as_ref()))
     }
 
     async fn renew(

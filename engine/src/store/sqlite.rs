@@ -792,19 +792,8 @@ fn close_task(conn: &Connection, close: &CloseTask) -> Result<()> {
     if closed == 1 {
         return Ok(());
     }
-    let Some(task) = task_by_id(conn, close.task)? else {
-        return Err(StoreError::NoTask(close.task));
-    };
-    Err(match close.fence {
-        Fence::Token { .. } => StoreError::LeaseLost(close.task),
-        Fence::NotClaimedByOther { .. } if task.state == TaskState::Done => {
-            StoreError::TaskDone(close.task)
-        }
-        Fence::NotClaimedByOther { .. } => StoreError::Claimed {
-            task: close.task,
-            by: task.claimed_by.as_deref().unwrap_or_default().to_string(),
-        },
-    })
+    let task = task_by_id(conn, close.task)?;
+    Err(StoreError::fence_refused(close, task.as_ref()))
 }
 
 fn claim_next(
@@ -843,19 +832,8 @@ fn claim(conn: &Connection, task: TaskId, agent: &str, now: i64, lease_until: i6
     if let Some(t) = row {
         return Ok(t);
     }
-    Err(match task_by_id(conn, task)? {
-        None => StoreError::NoTask(task),
-        Some(t) if t.state == TaskState::Done => StoreError::TaskDone(task),
-        Some(t) => StoreError::Claimed {
-            task,
-            by: t
-                .claimed_by
-                .or(t.assigned_to)
-                .as_deref()
-                .unwrap_or_default()
-                .to_string(),
-        },
-    })
+    let now = task_by_id(conn, task)?;
+    Err(StoreError::claim_refused(task, now.as_ref()))
 }
 
 fn renew(
