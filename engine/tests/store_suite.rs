@@ -1479,6 +1479,121 @@ async fn push_assignment<S: Store>(h: &Harness<S>) {
     assert!(e.verify(inc.id()).await.expect("verify"));
 }
 
+/// The task and the holder a claim was refused for; a panic if it was refused for any other
+/// reason.
+fn refused_as_claimed(err: EngineError) -> (itsmflow_engine::runtime::TaskId, String) {
+    let EngineError::Store(StoreError::Claimed { task, by }) = err else {
+        panic!("not refused as claimed: {err}")
+    };
+    (task, by)
+}
+
+/// A claim of a given task that someone else holds is refused, naming who holds it: the agent
+/// it was pushed to while nobody has claimed it, else its claimant. The task stays as it was.
+async fn refused_claims<S: Store>(h: &Harness<S>) {
+    let e = &h.engine;
+    let (ann, ben) = (engineer("ann"), engineer("ben"));
+    for a in [&ann, &ben] {
+        e.set_agent(a, true).await.expect("register");
+    }
+    let lease = TimeDelta::minutes(5);
+
+    // Pushed round robin to ann (first by name), not claimed yet: ben is refused, named ann.
+    let inc = logged(e, &network_incident()).await;
+    let pushed = e.task(inc.task().expect("task").id).await.expect("task");
+    assert_eq!(pushed.assigned_to.as_deref(), Some("ann"));
+    assert_eq!(pushed.state, TaskState::Open);
+    assert_eq!(pushed.claimed_by, None);
+    let state = e.state(inc.id()).await.expect("state");
+    let err = e
+        .claim(pushed.id, &ben, lease)
+        .await
+        .expect_err("pushed to ann");
+    assert_eq!(refused_as_claimed(err), (pushed.id, "ann".to_string()));
+    assert_eq!(
+        e.task(pushed.id).await.expect("task"),
+        pushed,
+        "a refused claim changed the task"
+    );
+    assert_eq!(e.state(inc.id()).await.expect("state"), state);
+
+    // ann claims it (a new fencing token); ben is refused again, named ann.
+    let held = e
+        .claim(pushed.id, &ann, lease)
+        .await
+        .expect("the assignee claims");
+    assert_eq!(held.state, TaskState::Claimed);
+    assert_eq!(held.claimed_by.as_deref(), Some("ann"));
+    assert_eq!(held.assigned_to.as_deref(), Some("ann"));
+    assert!(held.token > pushed.token, "a claim bumps the token");
+    let err = e
+        .claim(held.id, &ben, lease)
+        .await
+        .expect_err("claimed by ann");
+    assert_eq!(refused_as_claimed(err), (held.id, "ann".to_string()));
+    assert_eq!(
+        e.task(held.id).await.expect("task"),
+        held,
+        "a refused claim changed the task"
+    );
+
+    // Least loaded: ann holds a task, ben none, so second_line pushes to ben; ann is refused,
+    // named ben.
+    let mut hw = network_incident();
+    hw.insert("category".into(), json!("hardware"));
+    hw.insert("impact".into(), json!("high"));
+    hw.insert("urgency".into(), json!("low"));
+    let inc = logged(e, &hw).await;
+    assert_eq!(inc.queue(), Some("second_line"));
+    let to_ben = e.task(inc.task().expect("task").id).await.expect("task");
+    assert_eq!(to_ben.assigned_to.as_deref(), Some("ben"));
+    assert_eq!(to_ben.state, TaskState::Open);
+    let err = e
+        .claim(to_ben.id, &ann, lease)
+        .await
+        .expect_err("pushed to ben");
+    assert_eq!(refused_as_claimed(err), (to_ben.id, "ben".to_string()));
+    assert_eq!(
+        e.task(to_ben.id).await.expect("task"),
+        to_ben,
+        "a refused claim changed the task"
+    );
+
+    // A task pushed to nobody (service_desk pulls) and claimed: the claimant is named.
+    let mut sw = network_incident();
+    sw.insert("category".into(), json!("software"));
+    let inc = logged(e, &sw).await;
+    assert_eq!(inc.queue(), Some("service_desk"));
+    let task = inc.task().cloned().expect("task");
+    assert_eq!(task.assigned_to, None);
+    let alices = e
+        .claim(task.id, &agent(), lease)
+        .await
+        .expect("claim a given task");
+    let err = e
+        .claim(task.id, &Actor::new("dora", &["agent"]), lease)
+        .await
+        .expect_err("claimed by alice");
+    assert_eq!(refused_as_claimed(err), (task.id, "alice".to_string()));
+    assert_eq!(
+        e.task(task.id).await.expect("task"),
+        alices,
+        "a refused claim changed the task"
+    );
+
+    // The holders' claims still stand.
+    let inc = e
+        .complete(held.id, held.token, "accept", &Map::new(), &ann)
+        .await
+        .expect("ann completes");
+    assert_eq!(inc.stage(), "working");
+    let got = e
+        .claim(to_ben.id, &ben, lease)
+        .await
+        .expect("the assignee claims");
+    assert_eq!(got.claimed_by.as_deref(), Some("ben"));
+}
+
 async fn versions<S: Store>(h: &Harness<S>) {
     let e = &h.engine;
     let again = e.publish(&processes()).await.expect("publish");
@@ -1638,6 +1753,13 @@ macro_rules! suite {
             async fn push_assignment_round_robin_and_least_loaded() {
                 let h = super::$backend().await;
                 push_assignment(&h).await;
+                h.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_refused_claim_names_the_task_holder() {
+                let h = super::$backend().await;
+                refused_claims(&h).await;
                 h.finish().await;
             }
 

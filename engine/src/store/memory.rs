@@ -490,16 +490,13 @@ impl Store for MemoryStore {
         lease_until: DateTime<Utc>,
     ) -> Result<Task> {
         let mut inner = self.lock();
-        let task = inner.tasks.get(&id).ok_or(StoreError::NoTask(id))?;
-        if task.state == TaskState::Done {
-            return Err(StoreError::TaskDone(id));
-        }
-        let own = task.claimed_by.as_deref() == Some(agent);
-        if !own && !Inner::claimable(task, agent, now) {
-            return Err(StoreError::Claimed {
-                task: id,
-                by: task.holder().to_string(),
-            });
+        let task = inner.tasks.get(&id);
+        let claimable = task.is_some_and(|t| {
+            t.state != TaskState::Done
+                && (t.claimed_by.as_deref() == Some(agent) || Inner::claimable(t, agent, now))
+        });
+        if !claimable {
+            return Err(StoreError::claim_refused(id, task));
         }
         inner
             .claim_task(id, agent, lease_until)
