@@ -5,10 +5,12 @@
 //! a timer of the runtime; on a manual clock it is woken by [`ManualClock::advance`] and
 //! [`ManualClock::set`], so a test moves past a deadline without any real waiting.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use chrono::{DateTime, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Timelike, Utc};
 use tokio::sync::watch;
 
 /// A future the clock resolves.
@@ -25,6 +27,39 @@ pub trait Clock: Send + Sync {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
+/// Days from 1 January of year 1 (chrono's count) to the Unix epoch.
+const UNIX_EPOCH_DAYS_FROM_CE: i64 = 719_163;
+
+thread_local! {
+    /// The day the thread last read the clock on (days since the Unix epoch) and its date.
+    static TODAY: Cell<(u64, NaiveDate)> = const { Cell::new((u64::MAX, NaiveDate::MIN)) };
+}
+
+/// The instant `secs` and `micros` after the Unix epoch. Working a date out from a day number
+/// is most of what a chrono conversion costs, and every action reads the clock, so each
+/// thread keeps the date of the day it last read and works it out again only when the day
+/// changes.
+fn utc_from_unix(secs: u64, micros: u32) -> DateTime<Utc> {
+    let (day, second) = (secs / 86_400, (secs % 86_400) as u32);
+    let date = TODAY.with(|today| match today.get() {
+        (d, date) if d == day => Some(date),
+        _ => {
+            let date = i64::try_from(day)
+                .ok()
+                .and_then(|d| i32::try_from(d + UNIX_EPOCH_DAYS_FROM_CE).ok())
+                .and_then(NaiveDate::from_num_days_from_ce_opt)?;
+            today.set((day, date));
+            Some(date)
+        }
+    });
+    let time = NaiveTime::from_num_seconds_from_midnight_opt(second, micros * 1_000);
+    match date.zip(time) {
+        Some((date, time)) => date.and_time(time).and_utc(),
+        // Past the last date chrono can represent.
+        None => DateTime::<Utc>::MAX_UTC,
+    }
+}
+
 /// The longest single runtime timer; a longer wait is taken in steps (tokio's timer wheel
 /// covers about two years).
 const LONGEST_SLEEP: std::time::Duration = std::time::Duration::from_secs(86_400);
@@ -33,11 +68,15 @@ impl Clock for SystemClock {
     /// Whole microseconds: what the databases keep, so an instance reads back exactly as it
     /// was answered when it was written.
     fn now(&self) -> DateTime<Utc> {
-        let now = Utc::now();
-        // Truncating the nanoseconds in place leaves the date alone; subtracting a delta
-        // would work the calendar date out again, on every action.
-        now.with_nanosecond(now.nanosecond() / 1_000 * 1_000)
-            .unwrap_or(now)
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(since) => utc_from_unix(since.as_secs(), since.subsec_micros()),
+            // A system clock set before 1970: chrono's own conversion, truncated.
+            Err(_) => {
+                let now = Utc::now();
+                now.with_nanosecond(now.nanosecond() / 1_000 * 1_000)
+                    .unwrap_or(now)
+            }
+        }
     }
 
     fn sleep_until(&self, at: DateTime<Utc>) -> Sleep<'_> {
@@ -96,6 +135,23 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_from_the_epoch_agree_with_chrono_across_days() {
+        // Back and forth over day, month, year and leap-day boundaries, so the kept date is
+        // both reused and replaced.
+        let starts = [0, 951_782_400, 1_709_164_800, 1_735_689_599, 4_102_444_799];
+        for start in starts {
+            for offset in [0, 1, 86_399, 86_400, 1, 172_801, 0] {
+                let secs = start + offset;
+                for micros in [0, 1, 999_999] {
+                    let expected =
+                        DateTime::from_timestamp(secs as i64, micros * 1_000).expect("in range");
+                    assert_eq!(utc_from_unix(secs, micros), expected, "{secs}s {micros}us");
+                }
+            }
+        }
+    }
 
     #[test]
     fn system_time_is_whole_microseconds_and_current() {
