@@ -358,29 +358,22 @@ impl Store for MemoryStore {
                 expected: change.expected_version,
             });
         }
-        // Check the task fence before changing anything.
+        // Check the task fence before changing anything: the same conditions as the SQL
+        // stores' statements, and the same reasons when it does not hold.
         if let Some(close) = &change.close_task {
-            let task = inner
-                .tasks
-                .get(&close.task)
-                .ok_or(StoreError::NoTask(close.task))?;
-            match &close.fence {
+            let task = inner.tasks.get(&close.task);
+            let holds = task.is_some_and(|t| match &close.fence {
                 Fence::Token { token, agent } => {
-                    if task.state != TaskState::Claimed
-                        || task.token != *token
-                        || task.claimed_by.as_deref() != Some(agent)
-                    {
-                        return Err(StoreError::LeaseLost(close.task));
-                    }
+                    t.state == TaskState::Claimed
+                        && t.token == *token
+                        && t.claimed_by.as_deref() == Some(agent)
                 }
                 Fence::NotClaimedByOther { actor, now } => {
-                    if task.claimed_by_other(actor, *now) {
-                        return Err(StoreError::Claimed {
-                            task: close.task,
-                            by: task.claimant().to_string(),
-                        });
-                    }
+                    t.state != TaskState::Done && !t.claimed_by_other(actor, *now)
                 }
+            });
+            if !holds {
+                return Err(StoreError::fence_refused(close, task));
             }
         }
         let at = change.instance.updated_at;
