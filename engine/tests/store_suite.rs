@@ -737,8 +737,30 @@ fn accept_decided_on<S: Store>(
     token: i64,
     agent: &Actor,
 ) -> itsmflow_engine::runtime::types::Change {
-    use itsmflow_engine::runtime::logic::{Logic, Request};
     use itsmflow_engine::runtime::types::Fence;
+
+    accept_fenced_on(
+        e,
+        state,
+        task,
+        Some(Fence::Token {
+            token,
+            agent: agent.name.clone(),
+        }),
+        agent,
+    )
+}
+
+/// The change performing `accept` on `state`, closing `task` under `fence` (`None`: acting on
+/// the instance directly, as `agent`), without committing it.
+fn accept_fenced_on<S: Store>(
+    e: &Engine<S>,
+    state: &itsmflow_engine::runtime::types::Instance,
+    task: &itsmflow_engine::runtime::Task,
+    fence: Option<itsmflow_engine::runtime::types::Fence>,
+    agent: &Actor,
+) -> itsmflow_engine::runtime::types::Change {
+    use itsmflow_engine::runtime::logic::{Logic, Request};
 
     let def = e.catalog().get(state.definition).expect("definition");
     Logic::default()
@@ -747,10 +769,7 @@ fn accept_decided_on<S: Store>(
             &def,
             state,
             Some(task),
-            Some(Fence::Token {
-                token,
-                agent: agent.name.clone(),
-            }),
+            fence,
             "accept",
             &Map::new(),
             &Request {
@@ -1660,6 +1679,188 @@ async fn restart<S: Store>(h: Harness<S>, reopen: impl AsyncFnOnce(Arc<Catalog>)
     h.finish().await;
 }
 
+/// A change decided on a version that has moved on is refused as a conflict whatever became of
+/// the task it would close since (here: completed by its holder), so that whoever made it reads
+/// again and decides again (the scheduler retries conflicts only); a change to an instance that
+/// does not exist is refused as such, whatever its task. Nothing is written either way.
+async fn stale_commit_conflicts_whatever_became_of_its_task<S: Store>(h: &Harness<S>) {
+    let e = &h.engine;
+    let inc = logged(e, &network_incident()).await;
+    let bob = engineer("bob");
+    let task = e
+        .claim_next("network", &bob, TimeDelta::minutes(5))
+        .await
+        .expect("claim")
+        .expect("task");
+    let stale = e.state(inc.id()).await.expect("state");
+    let changes = [
+        (
+            "completing the claim",
+            accept_decided_on(e, &stale, &task, task.token, &bob),
+        ),
+        (
+            "acting on the instance directly",
+            accept_fenced_on(e, &stale, &task, None, &agent()),
+        ),
+    ];
+
+    // The holder completes the task: the instance moves on, the task is done.
+    let done = e
+        .complete(task.id, task.token, "accept", &Map::new(), &bob)
+        .await
+        .expect("complete");
+    assert_eq!(done.stage(), "working");
+    let before = e.state(inc.id()).await.expect("state");
+    let history = e.events(inc.id()).await.expect("events");
+
+    for (what, change) in &changes {
+        let err = e
+            .store()
+            .commit(change.clone())
+            .await
+            .expect_err("stale version");
+        assert!(
+            matches!(err, StoreError::Conflict { id, expected } if id == inc.id() && expected == stale.version),
+            "{what}: {err}"
+        );
+    }
+    for (what, change) in changes {
+        let mut change = change;
+        std::sync::Arc::make_mut(&mut change.instance).id = InstanceId(999_999);
+        let err = e
+            .store()
+            .commit(change)
+            .await
+            .expect_err("no such instance");
+        assert!(
+            matches!(err, StoreError::NoInstance(InstanceId(999_999))),
+            "{what}: {err}"
+        );
+    }
+    assert_eq!(e.state(inc.id()).await.expect("state"), before);
+    assert_eq!(e.events(inc.id()).await.expect("events"), history);
+    assert_eq!(e.task(task.id).await.expect("task").state, TaskState::Done);
+}
+
+/// Renewing or releasing a task that does not exist is refused as no such task (a `404`, as
+/// for a completion), not as a lost lease; presenting a token that is no longer the task's is
+/// a lost lease.
+async fn renew_and_release_of_no_task<S: Store>(h: &Harness<S>) {
+    use itsmflow_engine::runtime::TaskId;
+
+    let e = &h.engine;
+    let bob = engineer("bob");
+    let lease = TimeDelta::minutes(5);
+    let missing = TaskId(999_999);
+    let err = e.renew(missing, 1, &bob, lease).await.expect_err("renew");
+    assert!(
+        matches!(err, EngineError::Store(StoreError::NoTask(t)) if t == missing),
+        "{err}"
+    );
+    let err = e.release(missing, 1, &bob).await.expect_err("release");
+    assert!(
+        matches!(err, EngineError::Store(StoreError::NoTask(t)) if t == missing),
+        "{err}"
+    );
+
+    logged(e, &network_incident()).await;
+    let task = e
+        .claim_next("network", &bob, lease)
+        .await
+        .expect("claim")
+        .expect("task");
+    let stale = task.token + 1;
+    let err = e
+        .renew(task.id, stale, &bob, lease)
+        .await
+        .expect_err("renew");
+    assert!(
+        matches!(err, EngineError::Store(StoreError::LeaseLost(t)) if t == task.id),
+        "{err}"
+    );
+    let err = e.release(task.id, stale, &bob).await.expect_err("release");
+    assert!(
+        matches!(err, EngineError::Store(StoreError::LeaseLost(t)) if t == task.id),
+        "{err}"
+    );
+    assert_eq!(e.task(task.id).await.expect("task"), task);
+}
+
+/// A link is kept once per pair of instances and kind, however often it is made; links are
+/// listed by when they were made, then by the instances' ids.
+async fn links_once_each_in_order<S: Store>(h: &Harness<S>) {
+    let e = &h.engine;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let inc = e
+            .create("incident", &network_incident(), &caller())
+            .await
+            .expect("create");
+        ids.push(inc.id());
+    }
+    let (from, older, newer) = (ids[0], ids[1], ids[2]);
+    // At the same instant: to the newer instance first, then twice to the older one.
+    for to in [newer, older, older] {
+        e.link(from, to, "duplicate_of", &agent())
+            .await
+            .expect("link");
+    }
+    let listed: Vec<(InstanceId, InstanceId, String)> = e
+        .store()
+        .links(from)
+        .await
+        .expect("links")
+        .into_iter()
+        .map(|l| (l.from, l.to, l.kind))
+        .collect();
+    let kind = "duplicate_of".to_string();
+    assert_eq!(
+        listed,
+        vec![(from, older, kind.clone()), (from, newer, kind.clone())]
+    );
+    assert_eq!(e.store().links(older).await.expect("links").len(), 1);
+}
+
+/// Round robin goes on from whom the queue's newest pushed task went to, a task moved into the
+/// queue (routed there after a field changed, and pushed there) included.
+async fn round_robin_after_a_moved_task<S: Store>(h: &Harness<S>) {
+    let e = &h.engine;
+    let (ann, ben, cat) = (engineer("ann"), engineer("ben"), engineer("cat"));
+    for a in [&ann, &ben, &cat] {
+        e.set_agent(a, true).await.expect("register");
+    }
+    let pushed = |inc: &itsmflow_engine::runtime::InstanceView| {
+        inc.task()
+            .and_then(|t| t.assigned_to.as_deref().map(str::to_string))
+    };
+    let first = logged(e, &network_incident()).await;
+    assert_eq!(pushed(&first).as_deref(), Some("ann"));
+
+    let mut sw = network_incident();
+    sw.insert("category".into(), json!("software"));
+    let inc = logged(e, &sw).await;
+    assert_eq!(inc.queue(), Some("service_desk"));
+    let moved = e
+        .update(
+            inc.id(),
+            &fields(json!({"category": "network"})),
+            None,
+            &agent(),
+            None,
+        )
+        .await
+        .expect("reroute");
+    assert_eq!(moved.queue(), Some("network"));
+    assert_eq!(pushed(&moved).as_deref(), Some("ben"));
+    assert_eq!(
+        e.store().last_assignee("network").await.expect("last"),
+        Some("ben".to_string())
+    );
+
+    let next = logged(e, &network_incident()).await;
+    assert_eq!(pushed(&next).as_deref(), Some("cat"), "after ben, cat");
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
@@ -1767,6 +1968,34 @@ macro_rules! suite {
             async fn instances_stay_on_their_definition_version() {
                 let h = super::$backend().await;
                 versions(&h).await;
+                h.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_stale_commit_conflicts_whatever_became_of_its_task() {
+                let h = super::$backend().await;
+                stale_commit_conflicts_whatever_became_of_its_task(&h).await;
+                h.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn renewing_or_releasing_no_task_is_no_task() {
+                let h = super::$backend().await;
+                renew_and_release_of_no_task(&h).await;
+                h.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn links_are_kept_once_each_and_listed_in_order() {
+                let h = super::$backend().await;
+                links_once_each_in_order(&h).await;
+                h.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn round_robin_counts_a_task_moved_into_the_queue() {
+                let h = super::$backend().await;
+                round_robin_after_a_moved_task(&h).await;
                 h.finish().await;
             }
         }

@@ -226,6 +226,14 @@ impl Task {
             && self.claimed_by.as_deref() != Some(agent)
     }
 
+    /// Whether `agent` holds it under fencing token `token`: what completing, renewing or
+    /// releasing a claim presents.
+    pub fn leased_to(&self, token: i64, agent: &str) -> bool {
+        self.state == TaskState::Claimed
+            && self.token == token
+            && self.claimed_by.as_deref() == Some(agent)
+    }
+
     /// Who has claimed it (empty for nobody).
     pub fn claimant(&self) -> &str {
         self.claimed_by.as_deref().unwrap_or_default()

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -39,13 +39,18 @@ struct Inner {
     instances: HashMap<InstanceId, std::sync::Arc<Instance>>,
     events: HashMap<InstanceId, Vec<Event>>,
     links: Vec<Link>,
+    /// Each link's pair and kind: a link is kept once per pair and kind, as the SQL stores'
+    /// key does.
+    link_keys: HashSet<(InstanceId, InstanceId, String)>,
     tasks: HashMap<TaskId, Task>,
     /// Tasks not done, per queue, in queue order.
     queues: HashMap<Arc<str>, BTreeSet<OrderKey>>,
     open_task_of: HashMap<InstanceId, TaskId>,
     /// Name -> (roles, active).
     agents: std::collections::BTreeMap<String, (Vec<String>, bool)>,
-    last_assignee: HashMap<Arc<str>, Arc<str>>,
+    /// Per queue, the tasks in it (done ones too) pushed to someone, by id: the newest is the
+    /// queue's last assignee, as the SQL stores read it from their task rows.
+    pushed: HashMap<Arc<str>, std::collections::BTreeMap<TaskId, Arc<str>>>,
     /// Wake-ups by instance: when its earliest point is due, and when it may next be claimed
     /// (then, or the end of a lease on it); microseconds.
     wakeups: HashMap<InstanceId, (i64, i64)>,
@@ -113,7 +118,10 @@ impl Inner {
         enqueue(&mut self.queues, &task);
         self.open_task_of.insert(instance, task.id);
         if let Some(a) = &task.assigned_to {
-            self.last_assignee.insert(task.queue.clone(), a.clone());
+            self.pushed
+                .entry(task.queue.clone())
+                .or_default()
+                .insert(task.id, a.clone());
         }
         let id = task.id;
         self.tasks.insert(id, task);
@@ -154,6 +162,15 @@ impl Inner {
         }
     }
 
+    fn add_link(&mut self, link: Link) {
+        if self
+            .link_keys
+            .insert((link.from, link.to, link.kind.clone()))
+        {
+            self.links.push(link);
+        }
+    }
+
     fn insert_instance(&mut self, new: NewInstance) -> InstanceId {
         self.next_instance += 1;
         let id = InstanceId(self.next_instance);
@@ -161,7 +178,7 @@ impl Inner {
         inst.id = id;
         let at = inst.created_at;
         if let Some((parent, kind)) = new.parent {
-            self.links.push(Link {
+            self.add_link(Link {
                 from: parent,
                 to: id,
                 kind,
@@ -194,6 +211,24 @@ impl Inner {
             enqueue(&mut self.queues, task);
         } else if self.open_task_of.get(&task.instance) == Some(&id) {
             self.open_task_of.remove(&task.instance);
+        }
+    }
+
+    /// Keep `pushed` up to date after task `id`'s queue or assignee changed: it was in `queue`,
+    /// pushed to `agent`.
+    fn moved(&mut self, id: TaskId, queue: &str, agent: Option<Arc<str>>) {
+        if agent.is_some() {
+            if let Some(p) = self.pushed.get_mut(queue) {
+                p.remove(&id);
+            }
+        }
+        if let Some(t) = self.tasks.get(&id) {
+            if let Some(a) = &t.assigned_to {
+                self.pushed
+                    .entry(t.queue.clone())
+                    .or_default()
+                    .insert(id, a.clone());
+            }
         }
     }
 
@@ -363,11 +398,7 @@ impl Store for MemoryStore {
         if let Some(close) = &change.close_task {
             let task = inner.tasks.get(&close.task);
             let holds = task.is_some_and(|t| match &close.fence {
-                Fence::Token { token, agent } => {
-                    t.state == TaskState::Claimed
-                        && t.token == *token
-                        && t.claimed_by.as_deref() == Some(agent)
-                }
+                Fence::Token { token, agent } => t.leased_to(*token, agent),
                 Fence::NotClaimedByOther { actor, now } => {
                     t.state != TaskState::Done && !t.claimed_by_other(actor, *now)
                 }
@@ -385,21 +416,28 @@ impl Store for MemoryStore {
         }
         let mut touched = None;
         if let Some(update) = change.update_task {
+            let mut left = None;
             inner.with_task(update.task, |t| {
                 // A task moved to another queue is pushed to whom the engine chose there.
                 if t.queue != update.queue {
-                    t.assigned_to = update.assigned_to;
+                    let was = std::mem::replace(&mut t.assigned_to, update.assigned_to);
+                    left = Some((t.queue.clone(), was));
                 }
                 t.queue = update.queue;
                 t.priority = update.priority;
                 t.due_at = update.due_at;
             });
+            if let Some((queue, was)) = left {
+                inner.moved(update.task, &queue, was);
+            }
             touched = Some(update.task);
         }
         if let Some(task) = change.new_task {
             touched = Some(inner.insert_task(id, task, at));
         }
-        inner.links.extend(change.links);
+        for link in change.links {
+            inner.add_link(link);
+        }
         let mut spawned = Vec::with_capacity(change.spawns.len());
         for s in change.spawns {
             spawned.push(inner.insert_instance(s));
@@ -419,13 +457,16 @@ impl Store for MemoryStore {
     }
 
     async fn links(&self, id: InstanceId) -> Result<Vec<Link>> {
-        Ok(self
+        let mut links: Vec<Link> = self
             .lock()
             .links
             .iter()
             .filter(|l| l.from == id || l.to == id)
             .cloned()
-            .collect())
+            .collect();
+        // The SQL stores' order.
+        links.sort_by_key(|l| (l.created_at, l.from, l.to));
+        Ok(links)
     }
 
     async fn task(&self, id: TaskId) -> Result<Option<Task>> {
@@ -505,25 +546,20 @@ impl Store for MemoryStore {
         lease_until: DateTime<Utc>,
     ) -> Result<Task> {
         let mut inner = self.lock();
-        let task = inner.tasks.get_mut(&id).ok_or(StoreError::NoTask(id))?;
-        if task.state != TaskState::Claimed
-            || task.token != token
-            || task.claimed_by.as_deref() != Some(agent)
-        {
-            return Err(StoreError::LeaseLost(id));
+        match inner.tasks.get_mut(&id) {
+            Some(task) if task.leased_to(token, agent) => {
+                task.lease_until = Some(lease_until);
+                Ok(task.clone())
+            }
+            other => Err(StoreError::lease_refused(id, other.as_deref())),
         }
-        task.lease_until = Some(lease_until);
-        Ok(task.clone())
     }
 
     async fn release(&self, id: TaskId, token: i64, agent: &str) -> Result<()> {
         let mut inner = self.lock();
-        let task = inner.tasks.get(&id).ok_or(StoreError::NoTask(id))?;
-        if task.state != TaskState::Claimed
-            || task.token != token
-            || task.claimed_by.as_deref() != Some(agent)
-        {
-            return Err(StoreError::LeaseLost(id));
+        let task = inner.tasks.get(&id);
+        if !task.is_some_and(|t| t.leased_to(token, agent)) {
+            return Err(StoreError::lease_refused(id, task));
         }
         inner.with_task(id, |t| {
             t.state = TaskState::Open;
@@ -552,7 +588,11 @@ impl Store for MemoryStore {
                 .map(|t| t.id)
                 .collect();
             for id in ids {
-                inner.with_task(id, |t| t.assigned_to = None);
+                let mut left = None;
+                inner.with_task(id, |t| left = Some((t.queue.clone(), t.assigned_to.take())));
+                if let Some((queue, was)) = left {
+                    inner.moved(id, &queue, was);
+                }
             }
         }
         Ok(())
@@ -583,7 +623,12 @@ impl Store for MemoryStore {
     }
 
     async fn last_assignee(&self, queue: &str) -> Result<Option<String>> {
-        Ok(self.lock().last_assignee.get(queue).map(|a| a.to_string()))
+        Ok(self
+            .lock()
+            .pushed
+            .get(queue)
+            .and_then(|p| p.last_key_value())
+            .map(|(_, a)| a.to_string()))
     }
 
     async fn claim_wakeups(

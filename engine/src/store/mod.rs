@@ -63,12 +63,21 @@ impl StoreError {
         }
     }
 
+    /// Why renewing, releasing or completing task `id` under a fencing token changed nothing,
+    /// from the task as it now is (`None`: there is no such task).
+    pub fn lease_refused(id: TaskId, now: Option<&Task>) -> Self {
+        match now {
+            None => StoreError::NoTask(id),
+            Some(_) => StoreError::LeaseLost(id),
+        }
+    }
+
     /// Why closing a task under `close`'s fence changed nothing, from the task as it now is
     /// (`None`: there is no such task).
     pub fn fence_refused(close: &CloseTask, now: Option<&Task>) -> Self {
         match (now, &close.fence) {
+            (_, Fence::Token { .. }) => StoreError::lease_refused(close.task, now),
             (None, _) => StoreError::NoTask(close.task),
-            (Some(_), Fence::Token { .. }) => StoreError::LeaseLost(close.task),
             (Some(t), _) if t.state == TaskState::Done => StoreError::TaskDone(close.task),
             (Some(t), _) => StoreError::Claimed {
                 task: close.task,

@@ -439,26 +439,32 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
             task: task.map(|t| sql::task_from_json(&t)).transpose()?,
         });
     }
-    // Nothing was written; say why.
+    // Nothing was written; say why, in the order the other stores check (and the multi-statement
+    // commit below): the instance, its version, then the task's fence. A stale change is a
+    // conflict whatever became of its task since, so that callers re-read and decide again.
+    let mut conn = pool.acquire().await?;
+    let version: Option<i64> = sqlx::query_scalar("SELECT version FROM instances WHERE id = $1")
+        .bind(i.id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let conflict = StoreError::Conflict {
+        id: InstanceId(i.id),
+        expected: rows.expected_version,
+    };
+    match version {
+        None => return Err(StoreError::NoInstance(InstanceId(i.id))),
+        Some(v) if v != rows.expected_version => return Err(conflict),
+        Some(_) => {}
+    }
     if let Some(close) = &rows.close_task {
         let fenced: i64 = row.try_get("fenced")?;
         if fenced == 0 {
-            let mut conn = pool.acquire().await?;
             let task = task_by_id(&mut conn, close.task).await?;
             return Err(StoreError::fence_refused(close, task.as_ref()));
         }
     }
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM instances WHERE id = $1")
-        .bind(i.id)
-        .fetch_optional(pool)
-        .await?;
-    Err(match exists {
-        Some(_) => StoreError::Conflict {
-            id: InstanceId(i.id),
-            expected: rows.expected_version,
-        },
-        None => StoreError::NoInstance(InstanceId(i.id)),
-    })
+    // The version check failed when the statement ran.
+    Err(conflict)
 }
 
 /// A change's events as one array per column, for `UNNEST`.
@@ -1042,6 +1048,7 @@ impl Store for PostgresStore {
         _now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Task> {
+        let mut conn = self.pool.acquire().await?;
         let row: Option<PgRow> = sqlx::query(
             "UPDATE tasks SET lease_until = $1 WHERE id = $2 AND state = 'claimed' AND token = $3 AND claimed_by = $4 RETURNING *",
         )
@@ -1049,15 +1056,19 @@ impl Store for PostgresStore {
         .bind(task.0)
         .bind(token)
         .bind(agent)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *conn)
         .await?;
         match row {
             Some(r) => task_from_row(&r),
-            None => Err(StoreError::LeaseLost(task)),
+            None => Err(StoreError::lease_refused(
+                task,
+                task_by_id(&mut conn, task).await?.as_ref(),
+            )),
         }
     }
 
     async fn release(&self, task: TaskId, token: i64, agent: &str) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
         let n = sqlx::query(
             "UPDATE tasks SET state = 'open', claimed_by = NULL, lease_until = NULL \
              WHERE id = $1 AND state = 'claimed' AND token = $2 AND claimed_by = $3",
@@ -1065,13 +1076,16 @@ impl Store for PostgresStore {
         .bind(task.0)
         .bind(token)
         .bind(agent)
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?
         .rows_affected();
         if n == 1 {
             Ok(())
         } else {
-            Err(StoreError::LeaseLost(task))
+            Err(StoreError::lease_refused(
+                task,
+                task_by_id(&mut conn, task).await?.as_ref(),
+            ))
         }
     }
 

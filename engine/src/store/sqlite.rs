@@ -843,12 +843,18 @@ fn renew(
     agent: &str,
     lease_until: i64,
 ) -> Result<Task> {
-    conn.prepare_cached(
+    let renewed = conn.prepare_cached(
         "UPDATE tasks SET lease_until = ?1 WHERE id = ?2 AND state = 'claimed' AND token = ?3 AND claimed_by = ?4 RETURNING *",
     )?
     .query_row(params![lease_until, task.0, token, agent], task_from_row)
-    .optional()?
-    .ok_or(StoreError::LeaseLost(task))
+    .optional()?;
+    match renewed {
+        Some(t) => Ok(t),
+        None => Err(StoreError::lease_refused(
+            task,
+            task_by_id(conn, task)?.as_ref(),
+        )),
+    }
 }
 
 fn release(conn: &Connection, task: TaskId, token: i64, agent: &str) -> Result<()> {
@@ -861,7 +867,10 @@ fn release(conn: &Connection, task: TaskId, token: i64, agent: &str) -> Result<(
     if n == 1 {
         Ok(())
     } else {
-        Err(StoreError::LeaseLost(task))
+        Err(StoreError::lease_refused(
+            task,
+            task_by_id(conn, task)?.as_ref(),
+        ))
     }
 }
 
