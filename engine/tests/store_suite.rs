@@ -1786,8 +1786,8 @@ async fn renew_and_release_of_no_task<S: Store>(h: &Harness<S>) {
     assert_eq!(e.task(task.id).await.expect("task"), task);
 }
 
-/// A link is kept once per pair of instances and kind, however often it is made; links are
-/// listed by when they were made, then by the instances' ids.
+/// A link is kept once per pair of instances and kind, however often it is made (a repeat
+/// records nothing); links are listed by when they were made, then by the instances' ids.
 async fn links_once_each_in_order<S: Store>(h: &Harness<S>) {
     let e = &h.engine;
     let mut ids = Vec::new();
@@ -1799,12 +1799,20 @@ async fn links_once_each_in_order<S: Store>(h: &Harness<S>) {
         ids.push(inc.id());
     }
     let (from, older, newer) = (ids[0], ids[1], ids[2]);
-    // At the same instant: to the newer instance first, then twice to the older one.
+    // At the same instant: to the newer instance first, then twice to the older one. The
+    // repeat changes nothing: no event, no new version.
+    let mut made = Vec::new();
     for to in [newer, older, older] {
-        e.link(from, to, "duplicate_of", &agent())
+        let (view, new) = e
+            .link(from, to, "duplicate_of", &agent())
             .await
             .expect("link");
+        made.push((new, view.version()));
     }
+    let v = made[0].1;
+    assert_eq!(made, [(true, v), (true, v + 1), (false, v + 1)]);
+    assert_eq!(e.state(from).await.expect("state").version, v + 1);
+    assert_eq!(e.events(from).await.expect("events").len() as i64, v + 1);
     let listed: Vec<(InstanceId, InstanceId, String)> = e
         .store()
         .links(from)

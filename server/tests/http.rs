@@ -1,32 +1,12 @@
 //! The HTTP API over a real socket, against a real `itsmflow serve` on a real SQLite file
 //! and on a real PostgreSQL database. Each scenario runs on both.
 
+#[macro_use]
 mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value as Json};
 use support::{Db, Server};
-
-macro_rules! on_both {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(super::Db::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(super::Db::postgres().await).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both!(
     incident_lifecycle,
@@ -783,7 +763,7 @@ async fn definitions(db: Db) {
         .clone();
     assert_eq!(incident["version"], 1);
 
-    let mut files = project_files();
+    let mut files = support::project_files();
     let broken = files
         .iter_mut()
         .find(|f| f["name"] == "incident.itsm")
@@ -809,7 +789,7 @@ async fn definitions(db: Db) {
     // A real change publishes a new version; instances started before stay on theirs.
     let alice = s.user(&s.admin, "alice", &["agent"]).await;
     let old = s.incident(&alice, "Before").await;
-    let mut files = project_files();
+    let mut files = support::project_files();
     let changed = files
         .iter_mut()
         .find(|f| f["name"] == "incident.itsm")
@@ -853,20 +833,4 @@ async fn definitions(db: Db) {
         .get("/v1/definitions/incident/graph?format=png", &alice)
         .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-}
-
-fn project_files() -> Vec<Json> {
-    let mut files: Vec<Json> = std::fs::read_dir(support::processes_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "itsm"))
-        .map(|p| {
-            json!({
-                "name": p.file_name().unwrap().to_string_lossy(),
-                "text": std::fs::read_to_string(&p).unwrap(),
-            })
-        })
-        .collect();
-    files.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    files
 }

@@ -586,17 +586,27 @@ impl<S: Store> Engine<S> {
     }
 
     /// Link two instances (`from` `kind` `to`, e.g. incident `caused_by` problem).
+    /// Link `from` to `to` with `kind`; the instance as it now is, and whether the link is new.
+    /// A link that exists already changes nothing (no event, no new version), so a client
+    /// that repeats the request, not knowing whether the first arrived, records it once.
     pub async fn link(
         &self,
         from: InstanceId,
         to: InstanceId,
         kind: &str,
         actor: &Actor,
-    ) -> Result<InstanceView, EngineError> {
+    ) -> Result<(InstanceView, bool), EngineError> {
         if self.store.instance(to).await?.is_none() {
             return Err(EngineError::InstanceNotFound(to));
         }
         let (inst, def, task) = self.load(from).await?;
+        let existing = self.store.links(from).await?;
+        if existing
+            .iter()
+            .any(|l| l.from == from && l.to == to && l.kind == kind)
+        {
+            return Ok((InstanceView::new(def, inst, task), false));
+        }
         let req = self.request(actor, None);
         let mut change = self.logic.note(
             &inst,
@@ -612,7 +622,7 @@ impl<S: Store> Engine<S> {
             kind: kind.to_string(),
             created_at: req.now,
         });
-        self.commit(change, def, task, None).await
+        Ok((self.commit(change, def, task, None).await?, true))
     }
 
     pub async fn history(&self, id: InstanceId) -> Result<Vec<EventView>, EngineError> {

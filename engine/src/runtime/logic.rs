@@ -196,6 +196,10 @@ impl Logic {
             return Err(EngineError::InvalidFields(errors));
         }
         self.compute(p, &mut fields, t.to)?;
+        // Only a change that wrote a field can have cleared one (fields are copied on write).
+        if !Arc::ptr_eq(&fields, &inst.fields) {
+            refuse_cleared_required(p, &fields)?;
+        }
         let missing: Vec<String> = t
             .requires
             .iter()
@@ -322,16 +326,7 @@ impl Logic {
             return Err(EngineError::InvalidFields(errors));
         }
         self.compute(p, &mut fields, inst.stage)?;
-        let missing: Vec<FieldError> = p
-            .fields
-            .iter()
-            .enumerate()
-            .filter(|(i, f)| f.required && !is_set(fields[*i].as_ref()))
-            .map(|(_, f)| FieldError::new(&f.name, "is required and cannot be cleared"))
-            .collect();
-        if !missing.is_empty() {
-            return Err(EngineError::InvalidFields(missing));
-        }
+        refuse_cleared_required(p, &fields)?;
         let mut b = ChangeBuilder::new(inst, req);
         b.fields(p, &inst.fields, &fields);
         let priority = new_priority(p, inst, &fields);
@@ -438,6 +433,23 @@ impl Logic {
                 rule: r.name.clone(),
                 message: e.to_string(),
             })
+    }
+}
+
+/// A change may not leave a required field unset, whether it is an update or an action's
+/// input that clears it (every instance has its required fields from creation on).
+fn refuse_cleared_required(p: &Process, fields: &Fields) -> Result<(), EngineError> {
+    let cleared: Vec<FieldError> = p
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| f.required && !is_set(fields[*i].as_ref()))
+        .map(|(_, f)| FieldError::new(&f.name, "is required and cannot be cleared"))
+        .collect();
+    if cleared.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidFields(cleared))
     }
 }
 

@@ -56,15 +56,18 @@ impl Default for Limits {
 
 impl Limits {
     /// The page size for a request's `limit`, refusing what is out of range.
-    pub fn page(&self, asked: Option<u32>) -> Result<u32, ApiError> {
+    /// (Taken signed, so that `limit=-1` is out of range like `limit=0`, not malformed.)
+    pub fn page(&self, asked: Option<i64>) -> Result<u32, ApiError> {
         match asked {
             None => Ok(DEFAULT_PAGE.min(self.max_page)),
-            Some(0) => Err(ApiError::invalid("`limit` must be at least 1")),
-            Some(n) if n > self.max_page => Err(ApiError::invalid(format!(
-                "`limit` may be at most {}",
-                self.max_page
-            ))),
-            Some(n) => Ok(n),
+            Some(n) if n < 1 => Err(ApiError::invalid("`limit` must be at least 1")),
+            Some(n) => match u32::try_from(n) {
+                Ok(n) if n <= self.max_page => Ok(n),
+                _ => Err(ApiError::invalid(format!(
+                    "`limit` may be at most {}",
+                    self.max_page
+                ))),
+            },
         }
     }
 }
@@ -211,6 +214,10 @@ async fn record<B: Backend>(State(app): State<Arc<App<B>>>, req: Request, next: 
 }
 
 /// JSON bodies that fail to parse are answered in the API's problem format.
+///
+/// Text holding a NUL character (`\u0000`) is refused too, naming where it is: PostgreSQL
+/// cannot store one, so such a body would otherwise fail there with a 500 (and be accepted
+/// on SQLite).
 pub struct JsonBody<T>(pub T);
 
 impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
@@ -221,30 +228,94 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(JsonBody(v)),
+        use axum::extract::rejection::JsonRejection::*;
+        let too_large = || {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Request body too large",
+                "the request body is larger than the server accepts",
+            )
+        };
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "JSON expected",
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
+            Err(e) => return Err(ApiError::bad_request(e.body_text())),
+        };
+        let value = match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(v)) => v,
             Err(rejection) => {
-                use axum::extract::rejection::JsonRejection::*;
-                Err(match rejection {
+                return Err(match rejection {
                     JsonDataError(e) => ApiError::invalid(e.body_text()),
                     JsonSyntaxError(e) => ApiError::bad_request(e.body_text()),
-                    MissingJsonContentType(_) => ApiError::new(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        "unsupported-media-type",
-                        "JSON expected",
-                        "send the body as JSON with `Content-Type: application/json`",
-                    ),
-                    other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "too-large",
-                        "Request body too large",
-                        "the request body is larger than the server accepts",
-                    ),
+                    other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
                     other => ApiError::bad_request(other.body_text()),
                 })
             }
+        };
+        if let Some(at) = nul_in_json(&bytes) {
+            return Err(ApiError::invalid(format!(
+                "`{at}` contains a NUL character (\\u0000), which text may not hold"
+            )));
+        }
+        Ok(JsonBody(value))
+    }
+}
+
+/// `application/json`, or another `application/…+json` type (what axum's `Json` accepts).
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let essence = essence.to_ascii_lowercase();
+    essence
+        .strip_prefix("application/")
+        .is_some_and(|sub| sub == "json" || (sub.len() > 5 && sub.ends_with("+json")))
+}
+
+/// Where a JSON document holds a NUL character in a string or a member name, as a path
+/// (`fields.title`, `files[0].text`), if it does. A NUL can only be written `\u0000` in JSON,
+/// so documents without that text are not parsed again.
+fn nul_in_json(bytes: &[u8]) -> Option<String> {
+    if !bytes.windows(6).any(|w| w == b"\\u0000") {
+        return None;
+    }
+    fn walk(v: &serde_json::Value, at: &str) -> Option<String> {
+        match v {
+            serde_json::Value::String(s) if s.contains('\0') => Some(at.to_string()),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| walk(item, &format!("{at}[{i}]"))),
+            serde_json::Value::Object(members) => members.iter().find_map(|(k, item)| {
+                let here = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                if k.contains('\0') {
+                    Some(here)
+                } else {
+                    walk(item, &here)
+                }
+            }),
+            _ => None,
         }
     }
+    let doc: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    walk(&doc, "").map(|at| if at.is_empty() { "the body".into() } else { at })
 }
 
 /// An optional JSON body: absent when the request has none (no body and no content type).

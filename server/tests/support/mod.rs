@@ -10,11 +10,52 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value as Json};
 
+/// The scenarios given, each run as a test on SQLite (`sqlite::NAME`) and on PostgreSQL
+/// (`postgres::NAME`). Use with `#[macro_use] mod support;`.
+#[allow(unused_macros)]
+macro_rules! on_both {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Db::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Db::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
 /// The environment variable naming the PostgreSQL server the tests use (`.ci/run` sets it).
 pub const POSTGRES_ENV: &str = "ITSMFLOW_TEST_POSTGRES";
 
 pub fn processes_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../processes")
+}
+
+/// The standard project (`processes/`) as a `POST /v1/definitions` body's `files`, by name.
+pub fn project_files() -> Vec<Json> {
+    let mut files: Vec<Json> = std::fs::read_dir(processes_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "itsm"))
+        .map(|p| {
+            json!({
+                "name": p.file_name().unwrap().to_string_lossy(),
+                "text": std::fs::read_to_string(&p).unwrap(),
+            })
+        })
+        .collect();
+    files.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    files
 }
 
 /// Where a test server keeps its data.

@@ -106,7 +106,7 @@ pub struct ListQuery {
     stage: Option<String>,
     queue: Option<String>,
     created_by: Option<String>,
-    limit: Option<u32>,
+    limit: Option<i64>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
@@ -119,9 +119,12 @@ pub async fn list<B: Backend>(
     let limit = ctx.limits.page(q.limit)?;
     let before = match q.cursor.as_deref() {
         None | Some("") => None,
-        Some(c) => Some(InstanceId(c.parse::<i64>().map_err(|_| {
-            ApiError::invalid("`cursor` is not one this API returned; start again without it")
-        })?)),
+        // Cursors are instance ids, so never 0 or negative.
+        Some(c) => Some(InstanceId(
+            c.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+                ApiError::invalid("`cursor` is not one this API returned; start again without it")
+            })?,
+        )),
     };
     let created_by = if ctx.who.is_requester_only() {
         Some(ctx.who.user.clone())
@@ -285,7 +288,7 @@ pub async fn link<B: Backend>(
     }
     visible::<B>(&ctx, id).await?;
     visible::<B>(&ctx, body.to).await?;
-    let view = ctx
+    let (view, new) = ctx
         .tenant
         .engine
         .link(
@@ -295,7 +298,12 @@ pub async fn link<B: Backend>(
             &ctx.actor(),
         )
         .await?;
-    Ok(json(StatusCode::CREATED, &view))
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json(status, &view))
 }
 
 pub async fn links<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {

@@ -30,7 +30,7 @@ pub struct ListQuery {
     due: bool,
     /// The id of the last notification of the previous page.
     after: Option<i64>,
-    limit: Option<u32>,
+    limit: Option<i64>,
 }
 
 /// Oldest first, a page at a time.

@@ -55,7 +55,7 @@ pub async fn list<B: Backend>(ctx: C<B>) -> ApiResult<Response> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TasksQuery {
-    limit: Option<u32>,
+    limit: Option<i64>,
 }
 
 /// The queue's tasks not done, in the order agents should take them.
