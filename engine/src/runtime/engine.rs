@@ -585,10 +585,10 @@ impl<S: Store> Engine<S> {
         self.commit(change, def, task, None).await
     }
 
-    /// Link two instances (`from` `kind` `to`, e.g. incident `caused_by` problem).
-    /// Link `from` to `to` with `kind`; the instance as it now is, and whether the link is new.
-    /// A link that exists already changes nothing (no event, no new version), so a client
-    /// that repeats the request, not knowing whether the first arrived, records it once.
+    /// Link two instances (`from` `kind` `to`, e.g. incident `caused_by` problem): `from` as it
+    /// now is, and whether the link is new. A link that exists already changes nothing (no
+    /// event, no new version), so a client that repeats the request, not knowing whether the
+    /// first arrived, records it once.
     pub async fn link(
         &self,
         from: InstanceId,
