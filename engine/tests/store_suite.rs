@@ -1507,6 +1507,27 @@ fn refused_as_claimed(err: EngineError) -> (itsmflow_engine::runtime::TaskId, St
     (task, by)
 }
 
+/// `claimer`'s claim of `task` is refused as held by `holder` (`why`), and leaves the task as
+/// it was.
+async fn claim_refused_naming<S: Store>(
+    e: &Engine<S>,
+    task: &itsmflow_engine::runtime::Task,
+    claimer: &Actor,
+    holder: &str,
+    why: &str,
+) {
+    let err = e
+        .claim(task.id, claimer, TimeDelta::minutes(5))
+        .await
+        .expect_err(why);
+    assert_eq!(refused_as_claimed(err), (task.id, holder.to_string()));
+    assert_eq!(
+        &e.task(task.id).await.expect("task"),
+        task,
+        "a refused claim changed the task"
+    );
+}
+
 /// A claim of a given task that someone else holds is refused, naming who holds it: the agent
 /// it was pushed to while nobody has claimed it, else its claimant. The task stays as it was.
 async fn refused_claims<S: Store>(h: &Harness<S>) {
@@ -1524,16 +1545,7 @@ async fn refused_claims<S: Store>(h: &Harness<S>) {
     assert_eq!(pushed.state, TaskState::Open);
     assert_eq!(pushed.claimed_by, None);
     let state = e.state(inc.id()).await.expect("state");
-    let err = e
-        .claim(pushed.id, &ben, lease)
-        .await
-        .expect_err("pushed to ann");
-    assert_eq!(refused_as_claimed(err), (pushed.id, "ann".to_string()));
-    assert_eq!(
-        e.task(pushed.id).await.expect("task"),
-        pushed,
-        "a refused claim changed the task"
-    );
+    claim_refused_naming(e, &pushed, &ben, "ann", "pushed to ann").await;
     assert_eq!(e.state(inc.id()).await.expect("state"), state);
 
     // ann claims it (a new fencing token); ben is refused again, named ann.
@@ -1545,16 +1557,7 @@ async fn refused_claims<S: Store>(h: &Harness<S>) {
     assert_eq!(held.claimed_by.as_deref(), Some("ann"));
     assert_eq!(held.assigned_to.as_deref(), Some("ann"));
     assert!(held.token > pushed.token, "a claim bumps the token");
-    let err = e
-        .claim(held.id, &ben, lease)
-        .await
-        .expect_err("claimed by ann");
-    assert_eq!(refused_as_claimed(err), (held.id, "ann".to_string()));
-    assert_eq!(
-        e.task(held.id).await.expect("task"),
-        held,
-        "a refused claim changed the task"
-    );
+    claim_refused_naming(e, &held, &ben, "ann", "claimed by ann").await;
 
     // Least loaded: ann holds a task, ben none, so second_line pushes to ben; ann is refused,
     // named ben.
@@ -1567,16 +1570,7 @@ async fn refused_claims<S: Store>(h: &Harness<S>) {
     let to_ben = e.task(inc.task().expect("task").id).await.expect("task");
     assert_eq!(to_ben.assigned_to.as_deref(), Some("ben"));
     assert_eq!(to_ben.state, TaskState::Open);
-    let err = e
-        .claim(to_ben.id, &ann, lease)
-        .await
-        .expect_err("pushed to ben");
-    assert_eq!(refused_as_claimed(err), (to_ben.id, "ben".to_string()));
-    assert_eq!(
-        e.task(to_ben.id).await.expect("task"),
-        to_ben,
-        "a refused claim changed the task"
-    );
+    claim_refused_naming(e, &to_ben, &ann, "ben", "pushed to ben").await;
 
     // A task pushed to nobody (service_desk pulls) and claimed: the claimant is named.
     let mut sw = network_incident();
@@ -1589,16 +1583,14 @@ async fn refused_claims<S: Store>(h: &Harness<S>) {
         .claim(task.id, &agent(), lease)
         .await
         .expect("claim a given task");
-    let err = e
-        .claim(task.id, &Actor::new("dora", &["agent"]), lease)
-        .await
-        .expect_err("claimed by alice");
-    assert_eq!(refused_as_claimed(err), (task.id, "alice".to_string()));
-    assert_eq!(
-        e.task(task.id).await.expect("task"),
-        alices,
-        "a refused claim changed the task"
-    );
+    claim_refused_naming(
+        e,
+        &alices,
+        &Actor::new("dora", &["agent"]),
+        "alice",
+        "claimed by alice",
+    )
+    .await;
 
     // The holders' claims still stand.
     let inc = e

@@ -214,13 +214,11 @@ impl Inner {
         }
     }
 
-    /// Keep `pushed` up to date after task `id`'s queue or assignee changed: it was in `queue`,
-    /// pushed to `agent`.
-    fn moved(&mut self, id: TaskId, queue: &str, agent: Option<Arc<str>>) {
-        if agent.is_some() {
-            if let Some(p) = self.pushed.get_mut(queue) {
-                p.remove(&id);
-            }
+    /// Keep `pushed` up to date after task `id`'s queue or assignee changed (it was in
+    /// `queue`).
+    fn moved(&mut self, id: TaskId, queue: &str) {
+        if let Some(p) = self.pushed.get_mut(queue) {
+            p.remove(&id);
         }
         if let Some(t) = self.tasks.get(&id) {
             if let Some(a) = &t.assigned_to {
@@ -420,15 +418,15 @@ impl Store for MemoryStore {
             inner.with_task(update.task, |t| {
                 // A task moved to another queue is pushed to whom the engine chose there.
                 if t.queue != update.queue {
-                    let was = std::mem::replace(&mut t.assigned_to, update.assigned_to);
-                    left = Some((t.queue.clone(), was));
+                    t.assigned_to = update.assigned_to;
+                    left = Some(t.queue.clone());
                 }
                 t.queue = update.queue;
                 t.priority = update.priority;
                 t.due_at = update.due_at;
             });
-            if let Some((queue, was)) = left {
-                inner.moved(update.task, &queue, was);
+            if let Some(queue) = left {
+                inner.moved(update.task, &queue);
             }
             touched = Some(update.task);
         }
@@ -588,10 +586,13 @@ impl Store for MemoryStore {
                 .map(|t| t.id)
                 .collect();
             for id in ids {
-                let mut left = None;
-                inner.with_task(id, |t| left = Some((t.queue.clone(), t.assigned_to.take())));
-                if let Some((queue, was)) = left {
-                    inner.moved(id, &queue, was);
+                let mut queue = None;
+                inner.with_task(id, |t| {
+                    t.assigned_to = None;
+                    queue = Some(t.queue.clone());
+                });
+                if let Some(queue) = queue {
+                    inner.moved(id, &queue);
                 }
             }
         }

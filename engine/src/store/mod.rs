@@ -50,6 +50,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Why a change decided on version `expected` of instance `id` was not written by the
+    /// version check: no such instance (`now` is `None`), else a conflict.
+    pub fn stale_version(id: InstanceId, expected: i64, now: Option<i64>) -> Self {
+        match now {
+            None => StoreError::NoInstance(id),
+            Some(_) => StoreError::Conflict { id, expected },
+        }
+    }
+
     /// Why a claim of task `id` changed nothing, from the task as it now is (`None`: there is
     /// no such task).
     pub fn claim_refused(id: TaskId, now: Option<&Task>) -> Self {

@@ -205,6 +205,16 @@ async fn close_task(conn: &mut PgConnection, close: &CloseTask) -> Result<()> {
     Err(StoreError::fence_refused(close, task.as_ref()))
 }
 
+/// The instance's version now (`None`: there is no such instance).
+async fn instance_version(conn: &mut PgConnection, id: i64) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT version FROM instances WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
 async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> {
     let i = &rows.instance;
     let updated = sqlx::query(
@@ -223,17 +233,12 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
     .await?
     .rows_affected();
     if updated == 0 {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM instances WHERE id = $1")
-            .bind(i.id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        return Err(match exists {
-            Some(_) => StoreError::Conflict {
-                id: InstanceId(i.id),
-                expected: rows.expected_version,
-            },
-            None => StoreError::NoInstance(InstanceId(i.id)),
-        });
+        let now = instance_version(conn, i.id).await?;
+        return Err(StoreError::stale_version(
+            InstanceId(i.id),
+            rows.expected_version,
+            now,
+        ));
     }
     if let Some(close) = &rows.close_task {
         close_task(conn, close).await?;
@@ -443,18 +448,10 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
     // commit below): the instance, its version, then the task's fence. A stale change is a
     // conflict whatever became of its task since, so that callers re-read and decide again.
     let mut conn = pool.acquire().await?;
-    let version: Option<i64> = sqlx::query_scalar("SELECT version FROM instances WHERE id = $1")
-        .bind(i.id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let conflict = StoreError::Conflict {
-        id: InstanceId(i.id),
-        expected: rows.expected_version,
-    };
-    match version {
-        None => return Err(StoreError::NoInstance(InstanceId(i.id))),
-        Some(v) if v != rows.expected_version => return Err(conflict),
-        Some(_) => {}
+    let now = instance_version(&mut conn, i.id).await?;
+    let stale = StoreError::stale_version(InstanceId(i.id), rows.expected_version, now);
+    if now != Some(rows.expected_version) {
+        return Err(stale);
     }
     if let Some(close) = &rows.close_task {
         let fenced: i64 = row.try_get("fenced")?;
@@ -464,7 +461,7 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
         }
     }
     // The version check failed when the statement ran.
-    Err(conflict)
+    Err(stale)
 }
 
 /// A change's events as one array per column, for `UNNEST`.

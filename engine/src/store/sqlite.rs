@@ -721,17 +721,15 @@ fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
             rows.expected_version
         ])?;
     if updated == 0 {
-        let exists: Option<i64> = conn
-            .prepare_cached("SELECT id FROM instances WHERE id = ?1")?
+        let now: Option<i64> = conn
+            .prepare_cached("SELECT version FROM instances WHERE id = ?1")?
             .query_row(params![i.id], |r| r.get(0))
             .optional()?;
-        return Err(match exists {
-            Some(_) => StoreError::Conflict {
-                id: InstanceId(i.id),
-                expected: rows.expected_version,
-            },
-            None => StoreError::NoInstance(InstanceId(i.id)),
-        });
+        return Err(StoreError::stale_version(
+            InstanceId(i.id),
+            rows.expected_version,
+            now,
+        ));
     }
     if let Some(close) = &rows.close_task {
         close_task(conn, close)?;
