@@ -32,33 +32,71 @@ fn order_key(t: &Task) -> OrderKey {
     )
 }
 
+/// Rows by id, for ids handed out in order from 1 and never removed: a row's place is its id.
+/// The rows a ticket's actions touch, the newest, then sit together at the end, where a hash
+/// map scatters them over its whole table (a cache and TLB miss at each lookup once the table
+/// outgrows the caches, which is what slowed down simulations that keep every ticket).
+struct Rows<T>(Vec<T>);
+
+impl<T> Default for Rows<T> {
+    fn default() -> Self {
+        Rows(Vec::new())
+    }
+}
+
+impl<T> Rows<T> {
+    fn place(id: i64) -> Option<usize> {
+        usize::try_from(id.checked_sub(1)?).ok()
+    }
+
+    fn get(&self, id: i64) -> Option<&T> {
+        self.0.get(Self::place(id)?)
+    }
+
+    fn get_mut(&mut self, id: i64) -> Option<&mut T> {
+        self.0.get_mut(Self::place(id)?)
+    }
+
+    /// The id the next row pushed gets.
+    fn next_id(&self) -> i64 {
+        self.0.len() as i64 + 1
+    }
+
+    fn push(&mut self, row: T) {
+        self.0.push(row);
+    }
+}
+
+/// An instance and what the store keeps beside it.
+struct Ticket {
+    instance: Arc<Instance>,
+    history: Vec<Event>,
+    open_task: Option<TaskId>,
+    /// When its earliest point is due, and when it may next be claimed (then, or the end of a
+    /// lease on it); microseconds.
+    wakeup: Option<(i64, i64)>,
+}
+
 #[derive(Default)]
 struct Inner {
     definitions: Vec<StoredDefinition>,
     projects: HashMap<String, ProjectSource>,
-    instances: HashMap<InstanceId, std::sync::Arc<Instance>>,
-    events: HashMap<InstanceId, Vec<Event>>,
+    tickets: Rows<Ticket>,
     links: Vec<Link>,
     /// Each link's pair and kind: a link is kept once per pair and kind, as the SQL stores'
     /// key does.
     link_keys: HashSet<(InstanceId, InstanceId, String)>,
-    tasks: HashMap<TaskId, Task>,
+    tasks: Rows<Task>,
     /// Tasks not done, per queue, in queue order.
     queues: HashMap<Arc<str>, BTreeSet<OrderKey>>,
-    open_task_of: HashMap<InstanceId, TaskId>,
     /// Name -> (roles, active).
     agents: std::collections::BTreeMap<String, (Vec<String>, bool)>,
     /// Per queue, the tasks in it (done ones too) pushed to someone, by id: the newest is the
     /// queue's last assignee, as the SQL stores read it from their task rows.
     pushed: HashMap<Arc<str>, std::collections::BTreeMap<TaskId, Arc<str>>>,
-    /// Wake-ups by instance: when its earliest point is due, and when it may next be claimed
-    /// (then, or the end of a lease on it); microseconds.
-    wakeups: HashMap<InstanceId, (i64, i64)>,
-    /// `(claimable from, instance)`, in order.
+    /// `(claimable from, instance)`, in order: the tickets' wake-ups.
     wakeup_order: BTreeSet<(i64, InstanceId)>,
     notifications: Vec<Notification>,
-    next_instance: i64,
-    next_task: i64,
     next_definition: i64,
 }
 
@@ -99,9 +137,8 @@ fn enqueue(queues: &mut HashMap<Arc<str>, BTreeSet<OrderKey>>, task: &Task) {
 
 impl Inner {
     fn insert_task(&mut self, instance: InstanceId, new: NewTask, at: DateTime<Utc>) -> TaskId {
-        self.next_task += 1;
         let task = Task {
-            id: TaskId(self.next_task),
+            id: TaskId(self.tasks.next_id()),
             instance,
             process: new.process,
             stage: new.stage,
@@ -116,7 +153,9 @@ impl Inner {
             token: 0,
         };
         enqueue(&mut self.queues, &task);
-        self.open_task_of.insert(instance, task.id);
+        if let Some(ticket) = self.tickets.get_mut(instance.0) {
+            ticket.open_task = Some(task.id);
+        }
         if let Some(a) = &task.assigned_to {
             self.pushed
                 .entry(task.queue.clone())
@@ -124,18 +163,21 @@ impl Inner {
                 .insert(task.id, a.clone());
         }
         let id = task.id;
-        self.tasks.insert(id, task);
+        self.tasks.push(task);
         id
     }
 
     /// Replace an instance's wake-up.
     fn set_wakeup(&mut self, instance: InstanceId, at: Option<DateTime<Utc>>) {
-        if let Some((_, claimable)) = self.wakeups.remove(&instance) {
+        let Some(ticket) = self.tickets.get_mut(instance.0) else {
+            return;
+        };
+        if let Some((_, claimable)) = ticket.wakeup.take() {
             self.wakeup_order.remove(&(claimable, instance));
         }
         if let Some(at) = at {
             let at = at.timestamp_micros();
-            self.wakeups.insert(instance, (at, at));
+            ticket.wakeup = Some((at, at));
             self.wakeup_order.insert((at, instance));
         }
     }
@@ -172,8 +214,7 @@ impl Inner {
     }
 
     fn insert_instance(&mut self, new: NewInstance) -> InstanceId {
-        self.next_instance += 1;
-        let id = InstanceId(self.next_instance);
+        let id = InstanceId(self.tickets.next_id());
         let mut inst = new.instance;
         inst.id = id;
         let at = inst.created_at;
@@ -185,12 +226,16 @@ impl Inner {
                 created_at: at,
             });
         }
-        self.instances.insert(id, std::sync::Arc::new(inst));
         // Room for a ticket's usual history from the start, so its first actions append
         // without growing the vector from one event, one reallocation at a time.
-        let mut events = Vec::with_capacity(new.events.len().max(HISTORY_ROOM));
-        events.extend(new.events);
-        self.events.insert(id, events);
+        let mut history = Vec::with_capacity(new.events.len().max(HISTORY_ROOM));
+        history.extend(new.events);
+        self.tickets.push(Ticket {
+            instance: Arc::new(inst),
+            history,
+            open_task: None,
+            wakeup: None,
+        });
         self.set_wakeup(id, new.wakeup);
         if let Some(task) = new.task {
             self.insert_task(id, task, at);
@@ -200,7 +245,7 @@ impl Inner {
 
     /// Remove from its queue's order, apply `f`, and put back if not done.
     fn with_task(&mut self, id: TaskId, f: impl FnOnce(&mut Task)) {
-        let Some(task) = self.tasks.get_mut(&id) else {
+        let Some(task) = self.tasks.get_mut(id.0) else {
             return;
         };
         if let Some(q) = self.queues.get_mut(&*task.queue) {
@@ -209,8 +254,10 @@ impl Inner {
         f(task);
         if task.state != TaskState::Done {
             enqueue(&mut self.queues, task);
-        } else if self.open_task_of.get(&task.instance) == Some(&id) {
-            self.open_task_of.remove(&task.instance);
+        } else if let Some(ticket) = self.tickets.get_mut(task.instance.0) {
+            if ticket.open_task == Some(id) {
+                ticket.open_task = None;
+            }
         }
     }
 
@@ -220,7 +267,7 @@ impl Inner {
         if let Some(p) = self.pushed.get_mut(queue) {
             p.remove(&id);
         }
-        if let Some(t) = self.tasks.get(&id) {
+        if let Some(t) = self.tasks.get(id.0) {
             if let Some(a) = &t.assigned_to {
                 self.pushed
                     .entry(t.queue.clone())
@@ -230,10 +277,20 @@ impl Inner {
         }
     }
 
+    /// The tasks not done, from the queues (which hold them all): however many tickets a
+    /// simulation has closed, only the open work is read.
+    fn not_done(&self) -> impl Iterator<Item = &Task> {
+        self.queues
+            .values()
+            .flatten()
+            .filter_map(|k| self.tasks.get(k.3))
+    }
+
     fn open_task(&self, id: InstanceId) -> Option<Task> {
-        self.open_task_of
-            .get(&id)
-            .and_then(|t| self.tasks.get(t))
+        self.tickets
+            .get(id.0)
+            .and_then(|t| t.open_task)
+            .and_then(|t| self.tasks.get(t.0))
             .cloned()
     }
 
@@ -253,7 +310,7 @@ impl Inner {
             t.lease_until = Some(lease_until);
             t.token += 1;
         });
-        self.tasks.get(&id).cloned()
+        self.tasks.get(id.0).cloned()
     }
 }
 
@@ -340,7 +397,11 @@ impl Store for MemoryStore {
     }
 
     async fn instance(&self, id: InstanceId) -> Result<Option<Instance>> {
-        Ok(self.lock().instances.get(&id).map(|i| Instance::clone(i)))
+        Ok(self
+            .lock()
+            .tickets
+            .get(id.0)
+            .map(|t| Instance::clone(&t.instance)))
     }
 
     async fn instance_with_task(
@@ -348,10 +409,10 @@ impl Store for MemoryStore {
         id: InstanceId,
     ) -> Result<Option<(std::sync::Arc<Instance>, Option<Task>)>> {
         let inner = self.lock();
-        let Some(inst) = inner.instances.get(&id) else {
+        let Some(ticket) = inner.tickets.get(id.0) else {
             return Ok(None);
         };
-        Ok(Some((inst.clone(), inner.open_task(id))))
+        Ok(Some((ticket.instance.clone(), inner.open_task(id))))
     }
 
     async fn list_instances(
@@ -362,8 +423,8 @@ impl Store for MemoryStore {
         let inner = self.lock();
         // Ids are handed out in order and instances are never removed, so counting down from
         // the cursor walks them newest first.
-        let below = filter.before.map_or(inner.next_instance + 1, |b| {
-            b.0.min(inner.next_instance + 1)
+        let below = filter.before.map_or(inner.tickets.next_id(), |b| {
+            b.0.min(inner.tickets.next_id())
         });
         let mut definitions = HashMap::new();
         let mut found = Vec::new();
@@ -371,11 +432,11 @@ impl Store for MemoryStore {
             if found.len() >= limit as usize {
                 break;
             }
-            let Some(inst) = inner.instances.get(&id) else {
+            let Some(ticket) = inner.tickets.get(id.0) else {
                 continue;
             };
-            if self.matches(filter, inst, &mut definitions)? {
-                found.push((inst.clone(), inner.open_task(id)));
+            if self.matches(filter, &ticket.instance, &mut definitions)? {
+                found.push((ticket.instance.clone(), inner.open_task(id)));
             }
         }
         Ok(found)
@@ -384,8 +445,8 @@ impl Store for MemoryStore {
     async fn commit(&self, change: Change) -> Result<Committed> {
         let mut inner = self.lock();
         let id = change.instance.id;
-        let current = inner.instances.get(&id).ok_or(StoreError::NoInstance(id))?;
-        if current.version != change.expected_version {
+        let current = inner.tickets.get(id.0).ok_or(StoreError::NoInstance(id))?;
+        if current.instance.version != change.expected_version {
             return Err(StoreError::Conflict {
                 id,
                 expected: change.expected_version,
@@ -394,7 +455,7 @@ impl Store for MemoryStore {
         // Check the task fence before changing anything: the same conditions as the SQL
         // stores' statements, and the same reasons when it does not hold.
         if let Some(close) = &change.close_task {
-            let task = inner.tasks.get(&close.task);
+            let task = inner.tasks.get(close.task.0);
             let holds = task.is_some_and(|t| match &close.fence {
                 Fence::Token { token, agent } => t.leased_to(*token, agent),
                 Fence::NotClaimedByOther { actor, now } => {
@@ -444,14 +505,21 @@ impl Store for MemoryStore {
             inner.set_wakeup(id, wakeup);
         }
         inner.insert_notifications(id, change.notifications, at);
-        inner.events.entry(id).or_default().extend(change.events);
-        inner.instances.insert(id, change.instance);
-        let task = touched.and_then(|t| inner.tasks.get(&t)).cloned();
+        if let Some(ticket) = inner.tickets.get_mut(id.0) {
+            ticket.history.extend(change.events);
+            ticket.instance = change.instance;
+        }
+        let task = touched.and_then(|t| inner.tasks.get(t.0)).cloned();
         Ok(Committed { spawned, task })
     }
 
     async fn history(&self, id: InstanceId) -> Result<Vec<Event>> {
-        Ok(self.lock().events.get(&id).cloned().unwrap_or_default())
+        Ok(self
+            .lock()
+            .tickets
+            .get(id.0)
+            .map(|t| t.history.clone())
+            .unwrap_or_default())
     }
 
     async fn links(&self, id: InstanceId) -> Result<Vec<Link>> {
@@ -468,7 +536,7 @@ impl Store for MemoryStore {
     }
 
     async fn task(&self, id: TaskId) -> Result<Option<Task>> {
-        Ok(self.lock().tasks.get(&id).cloned())
+        Ok(self.lock().tasks.get(id.0).cloned())
     }
 
     async fn queue_tasks(&self, queue: &str, limit: u32) -> Result<Vec<Task>> {
@@ -479,7 +547,7 @@ impl Store for MemoryStore {
             .into_iter()
             .flatten()
             .take(limit as usize)
-            .filter_map(|k| inner.tasks.get(&TaskId(k.3)).cloned())
+            .filter_map(|k| inner.tasks.get(k.3).cloned())
             .collect())
     }
 
@@ -507,7 +575,7 @@ impl Store for MemoryStore {
             q.iter().map(|k| TaskId(k.3)).find(|id| {
                 inner
                     .tasks
-                    .get(id)
+                    .get(id.0)
                     .is_some_and(|t| Inner::claimable(t, agent, now))
             })
         });
@@ -522,7 +590,7 @@ impl Store for MemoryStore {
         lease_until: DateTime<Utc>,
     ) -> Result<Task> {
         let mut inner = self.lock();
-        let task = inner.tasks.get(&id);
+        let task = inner.tasks.get(id.0);
         let claimable = task.is_some_and(|t| {
             t.state != TaskState::Done
                 && (t.claimed_by.as_deref() == Some(agent) || Inner::claimable(t, agent, now))
@@ -544,7 +612,7 @@ impl Store for MemoryStore {
         lease_until: DateTime<Utc>,
     ) -> Result<Task> {
         let mut inner = self.lock();
-        match inner.tasks.get_mut(&id) {
+        match inner.tasks.get_mut(id.0) {
             Some(task) if task.leased_to(token, agent) => {
                 task.lease_until = Some(lease_until);
                 Ok(task.clone())
@@ -555,7 +623,7 @@ impl Store for MemoryStore {
 
     async fn release(&self, id: TaskId, token: i64, agent: &str) -> Result<()> {
         let mut inner = self.lock();
-        let task = inner.tasks.get(&id);
+        let task = inner.tasks.get(id.0);
         if !task.is_some_and(|t| t.leased_to(token, agent)) {
             return Err(StoreError::lease_refused(id, task));
         }
@@ -580,8 +648,7 @@ impl Store for MemoryStore {
             .insert(name.to_string(), (roles.to_vec(), active));
         if !active {
             let ids: Vec<TaskId> = inner
-                .tasks
-                .values()
+                .not_done()
                 .filter(|t| t.state == TaskState::Open && t.assigned_to.as_deref() == Some(name))
                 .map(|t| t.id)
                 .collect();
@@ -612,7 +679,7 @@ impl Store for MemoryStore {
     async fn agent_loads(&self) -> Result<Vec<(String, u64)>> {
         let inner = self.lock();
         let mut loads: HashMap<&str, u64> = HashMap::new();
-        for t in inner.tasks.values().filter(|t| t.state != TaskState::Done) {
+        for t in inner.not_done() {
             if let Some(a) = t.claimed_by.as_deref().or(t.assigned_to.as_deref()) {
                 *loads.entry(a).or_default() += 1;
             }
@@ -652,7 +719,8 @@ impl Store for MemoryStore {
         for (at, id) in claimable {
             inner.wakeup_order.remove(&(at, id));
             inner.wakeup_order.insert((lease, id));
-            if let Some((due_at, claimable)) = inner.wakeups.get_mut(&id) {
+            let wakeup = inner.tickets.get_mut(id.0).and_then(|t| t.wakeup.as_mut());
+            if let Some((due_at, claimable)) = wakeup {
                 *claimable = lease;
                 due.push((*due_at, id));
             }
@@ -672,9 +740,10 @@ impl Store for MemoryStore {
     async fn wakeup(&self, instance: InstanceId) -> Result<Option<DateTime<Utc>>> {
         Ok(self
             .lock()
-            .wakeups
-            .get(&instance)
-            .and_then(|(at, _)| DateTime::from_timestamp_micros(*at)))
+            .tickets
+            .get(instance.0)
+            .and_then(|t| t.wakeup)
+            .and_then(|(at, _)| DateTime::from_timestamp_micros(at)))
     }
 
     async fn notifications(
