@@ -3,11 +3,13 @@
 //! the version they started on, so the catalog keeps every version ever published.
 
 use foldhash::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use super::replicas;
 use super::timers::Timing;
 use crate::model::{Process, Project};
 
@@ -133,6 +135,27 @@ impl Definition {
     pub fn task_names(&self) -> &TaskNames {
         &self.task_names
     }
+
+    /// A copy for one thread's replicas: the same version, with names of its own.
+    pub(super) fn replica(&self) -> Definition {
+        let names = &self.task_names;
+        let copy = |names: &[Arc<str>]| names.iter().map(|n| Arc::from(&**n)).collect();
+        Definition {
+            id: self.id,
+            process: self.process.clone(),
+            version: self.version,
+            hash: self.hash.clone(),
+            published_at: self.published_at,
+            project: self.project.clone(),
+            index: self.index,
+            timing: self.timing.clone(),
+            task_names: TaskNames {
+                process: Arc::from(&*names.process),
+                stages: copy(&names.stages),
+                queues: copy(&names.queues),
+            },
+        }
+    }
 }
 
 /// A queue as the runtime needs it, independent of definition versions.
@@ -144,9 +167,29 @@ pub struct QueueInfo {
 }
 
 /// Every published version, by id, and the latest version of each process.
-#[derive(Debug, Default)]
+///
+/// Lookups are served from the calling thread's replicas (`replicas`), so that threads acting
+/// at once do not write to the same memory to read it.
+#[derive(Debug)]
 pub struct Catalog {
     inner: RwLock<CatalogInner>,
+    /// Which catalog this is, among the process's: keys the threads' replicas of it.
+    number: u64,
+    /// One more at each insert: what a publish changes is read again by every thread.
+    generation: AtomicU64,
+}
+
+/// Catalogs made so far in this process.
+static CATALOGS: AtomicU64 = AtomicU64::new(0);
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog {
+            inner: RwLock::default(),
+            number: CATALOGS.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -190,35 +233,57 @@ impl Catalog {
                 })
                 .collect();
         }
+        // Bumped while the lock is held, so a thread that sees the new generation reads the
+        // new entries.
+        self.generation.fetch_add(1, Ordering::Release);
         def
+    }
+
+    fn shared(&self) -> std::sync::RwLockReadGuard<'_, CatalogInner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run `f` on this thread's replica of the catalog, or `None` (read the shared catalog).
+    fn replica<R>(&self, f: impl FnOnce(&mut replicas::Replica) -> R) -> Option<R> {
+        let generation = self.generation.load(Ordering::Acquire);
+        replicas::with(self.number, generation, f)
     }
 
     /// Who works a queue and how work reaches them; `None` if no published project declares it.
     pub fn queue(&self, queue: &str) -> Option<Arc<QueueInfo>> {
-        self.inner
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .queue_members
-            .get(queue)
-            .cloned()
+        let replicated = self.replica(|r| {
+            if let Some(info) = r.queues.get(queue) {
+                return Some(info.clone());
+            }
+            let info = Arc::new(QueueInfo::clone(self.shared().queue_members.get(queue)?));
+            r.queues.insert(queue.to_string(), info.clone());
+            Some(info)
+        });
+        replicated.unwrap_or_else(|| self.shared().queue_members.get(queue).cloned())
     }
 
     pub fn get(&self, id: DefinitionId) -> Option<Arc<Definition>> {
-        self.inner
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .by_id
-            .get(&id)
-            .cloned()
+        let replicated = self.replica(|r| {
+            if let Some(def) = r.by_id.get(&id) {
+                return Some(def.clone());
+            }
+            let shared = self.shared().by_id.get(&id)?.clone();
+            Some(r.of(&shared))
+        });
+        replicated.unwrap_or_else(|| self.shared().by_id.get(&id).cloned())
     }
 
     pub fn latest(&self, process: &str) -> Option<Arc<Definition>> {
-        self.inner
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .latest
-            .get(process)
-            .cloned()
+        let replicated = self.replica(|r| {
+            if let Some(def) = r.latest.get(process) {
+                return Some(def.clone());
+            }
+            let shared = self.shared().latest.get(process)?.clone();
+            let def = r.of(&shared);
+            r.latest.insert(process.to_string(), def.clone());
+            Some(def)
+        });
+        replicated.unwrap_or_else(|| self.shared().latest.get(process).cloned())
     }
 
     /// Every published version of every process, by process name then version.

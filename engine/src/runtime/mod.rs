@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod firing;
 pub mod logic;
+mod replicas;
 mod schedule_memo;
 pub mod scheduler;
 pub mod timers;
