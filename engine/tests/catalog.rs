@@ -1,4 +1,4 @@
-//! The catalog as threads read it: each thread answers from its own replicas, which must
+//! The catalog as threads read it: each thread answers from its shard of replicas, which must
 //! agree with what was published, see every later publish, and never mix two catalogs.
 
 mod support;

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::replicas;
+use super::replicas::{Replica, Replicas};
 use super::timers::Timing;
 use crate::model::{Process, Project};
 
@@ -136,7 +136,7 @@ impl Definition {
         &self.task_names
     }
 
-    /// A copy for one thread's replicas: the same version, with names of its own.
+    /// A copy for a shard of replicas: the same version, with names of its own.
     pub(super) fn replica(&self) -> Definition {
         let names = &self.task_names;
         let copy = |names: &[Arc<str>]| names.iter().map(|n| Arc::from(&**n)).collect();
@@ -168,28 +168,14 @@ pub struct QueueInfo {
 
 /// Every published version, by id, and the latest version of each process.
 ///
-/// Lookups are served from the calling thread's replicas (`replicas`), so that threads acting
-/// at once do not write to the same memory to read it.
-#[derive(Debug)]
+/// Lookups are served from the calling thread's shard of replicas (`replicas`), so that
+/// threads acting at once do not write to the same memory to read it.
+#[derive(Debug, Default)]
 pub struct Catalog {
     inner: RwLock<CatalogInner>,
-    /// Which catalog this is, among the process's: keys the threads' replicas of it.
-    number: u64,
-    /// One more at each insert: what a publish changes is read again by every thread.
+    replicas: Replicas,
+    /// One more at each insert: what a publish changes is read again through every shard.
     generation: AtomicU64,
-}
-
-/// Catalogs made so far in this process.
-static CATALOGS: AtomicU64 = AtomicU64::new(0);
-
-impl Default for Catalog {
-    fn default() -> Self {
-        Catalog {
-            inner: RwLock::default(),
-            number: CATALOGS.fetch_add(1, Ordering::Relaxed),
-            generation: AtomicU64::new(0),
-        }
-    }
 }
 
 #[derive(Debug, Default)]
@@ -243,38 +229,36 @@ impl Catalog {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Run `f` on this thread's replica of the catalog, or `None` (read the shared catalog).
-    fn replica<R>(&self, f: impl FnOnce(&mut replicas::Replica) -> R) -> Option<R> {
+    /// Run `f` on the calling thread's replicas.
+    fn replica<R>(&self, f: impl FnOnce(&mut Replica) -> R) -> R {
         let generation = self.generation.load(Ordering::Acquire);
-        replicas::with(self.number, generation, f)
+        self.replicas.with(generation, f)
     }
 
     /// Who works a queue and how work reaches them; `None` if no published project declares it.
     pub fn queue(&self, queue: &str) -> Option<Arc<QueueInfo>> {
-        let replicated = self.replica(|r| {
+        self.replica(|r| {
             if let Some(info) = r.queues.get(queue) {
                 return Some(info.clone());
             }
             let info = Arc::new(QueueInfo::clone(self.shared().queue_members.get(queue)?));
             r.queues.insert(queue.to_string(), info.clone());
             Some(info)
-        });
-        replicated.unwrap_or_else(|| self.shared().queue_members.get(queue).cloned())
+        })
     }
 
     pub fn get(&self, id: DefinitionId) -> Option<Arc<Definition>> {
-        let replicated = self.replica(|r| {
+        self.replica(|r| {
             if let Some(def) = r.by_id.get(&id) {
                 return Some(def.clone());
             }
             let shared = self.shared().by_id.get(&id)?.clone();
             Some(r.of(&shared))
-        });
-        replicated.unwrap_or_else(|| self.shared().by_id.get(&id).cloned())
+        })
     }
 
     pub fn latest(&self, process: &str) -> Option<Arc<Definition>> {
-        let replicated = self.replica(|r| {
+        self.replica(|r| {
             if let Some(def) = r.latest.get(process) {
                 return Some(def.clone());
             }
@@ -282,8 +266,7 @@ impl Catalog {
             let def = r.of(&shared);
             r.latest.insert(process.to_string(), def.clone());
             Some(def)
-        });
-        replicated.unwrap_or_else(|| self.shared().latest.get(process).cloned())
+        })
     }
 
     /// Every published version of every process, by process name then version.
