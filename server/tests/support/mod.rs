@@ -237,6 +237,14 @@ impl Server {
         status
     }
 
+    /// Kill the server outright (SIGKILL: no shutdown, nothing flushed), as a crash would, and
+    /// wait until it is gone.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::forget(self);
+    }
+
     pub async fn call(
         &self,
         method: Method,
