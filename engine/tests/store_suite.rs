@@ -1459,6 +1459,13 @@ async fn push_assignment<S: Store>(h: &Harness<S>) {
         inc.task().and_then(|t| t.assigned_to.clone()).as_deref(),
         Some("cat")
     );
+    // Now two each (cat's second task is open, pushed to her): the tie goes by name.
+    let inc = logged(e, &hw).await;
+    assert_eq!(
+        inc.task().and_then(|t| t.assigned_to.clone()).as_deref(),
+        Some("ben"),
+        "tasks pushed and not claimed yet count too"
+    );
 
     // A task that moves into a pushing queue (here: routing after a field changed) is pushed
     // there; moved on into a pulling queue, it is nobody's.

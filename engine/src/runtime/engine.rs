@@ -874,8 +874,9 @@ impl<S: Store> Engine<S> {
                     .map(|&n| Arc::clone(n))
             }
             Assignment::LeastLoaded => {
+                let names: Vec<&str> = members.iter().map(|n| &***n).collect();
                 let loads: HashMap<String, u64> =
-                    self.store.agent_loads().await?.into_iter().collect();
+                    self.store.agent_loads(&names).await?.into_iter().collect();
                 members
                     .iter()
                     .min_by_key(|&&n| (loads.get(&**n).copied().unwrap_or(0), n))

@@ -676,12 +676,14 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn agent_loads(&self) -> Result<Vec<(String, u64)>> {
+    async fn agent_loads(&self, agents: &[&str]) -> Result<Vec<(String, u64)>> {
         let inner = self.lock();
         let mut loads: HashMap<&str, u64> = HashMap::new();
         for t in inner.not_done() {
             if let Some(a) = t.claimed_by.as_deref().or(t.assigned_to.as_deref()) {
-                *loads.entry(a).or_default() += 1;
+                if agents.contains(&a) {
+                    *loads.entry(a).or_default() += 1;
+                }
             }
         }
         let mut out: Vec<(String, u64)> =

@@ -319,8 +319,13 @@ pub trait Store: Send + Sync + 'static {
     /// Active agents and their roles, by name.
     fn active_agents(&self) -> impl Future<Output = Result<Vec<(String, Vec<String>)>>> + Send;
 
-    /// Per agent, the tasks not done that are assigned to or claimed by them.
-    fn agent_loads(&self) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;
+    /// Per agent among `agents`, the tasks not done that are claimed by them or pushed to them
+    /// and not claimed yet (agents with none are left out). Read through indexes on claimed and
+    /// pushed tasks, so a push costs the candidates' work, not a scan of the whole backlog.
+    fn agent_loads(
+        &self,
+        agents: &[&str],
+    ) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;
 
     /// Who the most recent pushed task of a queue went to.
     fn last_assignee(&self, queue: &str) -> impl Future<Output = Result<Option<String>>> + Send;

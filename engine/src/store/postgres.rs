@@ -1131,12 +1131,18 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn agent_loads(&self) -> Result<Vec<(String, u64)>> {
+    async fn agent_loads(&self, agents: &[&str]) -> Result<Vec<(String, u64)>> {
+        // A claimed task is its claimant's, an open one its assignee's (an open task has no
+        // claimant: releasing and the lease sweep clear it). Claimed tasks are few (what agents
+        // hold now) and partially indexed; open pushed ones have an index of their own (0007).
         let rows = sqlx::query(
-            "SELECT COALESCE(claimed_by, assigned_to) AS agent, COUNT(*) AS n FROM tasks \
-             WHERE state <> 'done' AND COALESCE(claimed_by, assigned_to) IS NOT NULL \
-             GROUP BY COALESCE(claimed_by, assigned_to) ORDER BY agent",
+            "SELECT agent, COUNT(*) AS n FROM ( \
+                 SELECT claimed_by AS agent FROM tasks WHERE state = 'claimed' AND claimed_by = ANY($1) \
+                 UNION ALL \
+                 SELECT assigned_to FROM tasks WHERE state = 'open' AND assigned_to = ANY($1) \
+             ) held GROUP BY agent ORDER BY agent",
         )
+        .bind(agents)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -1208,15 +1208,22 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn agent_loads(&self) -> Result<Vec<(String, u64)>> {
-        self.read(|conn| {
+    async fn agent_loads(&self, agents: &[&str]) -> Result<Vec<(String, u64)>> {
+        // As in PostgreSQL: claimed tasks by claimant, open ones by assignee, each through its
+        // partial index (0006); the candidates come as a JSON array.
+        let agents = serde_json::Value::from(agents.to_vec()).to_string();
+        self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT COALESCE(claimed_by, assigned_to) AS agent, COUNT(*) FROM tasks \
-                 WHERE state <> 'done' AND COALESCE(claimed_by, assigned_to) IS NOT NULL \
-                 GROUP BY COALESCE(claimed_by, assigned_to) ORDER BY agent",
+                "SELECT agent, COUNT(*) FROM ( \
+                     SELECT claimed_by AS agent FROM tasks \
+                     WHERE state = 'claimed' AND claimed_by IN (SELECT value FROM json_each(?1)) \
+                     UNION ALL \
+                     SELECT assigned_to FROM tasks \
+                     WHERE state = 'open' AND assigned_to IN (SELECT value FROM json_each(?1)) \
+                 ) GROUP BY agent ORDER BY agent",
             )?;
             let loads = stmt
-                .query_map([], |r| {
+                .query_map([&agents], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
