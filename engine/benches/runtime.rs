@@ -39,9 +39,9 @@ use serde_json::{json, Map, Value};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
-// The allocator the `itsmflow` binary uses, so figures match production.
+// The allocator the `itsmflow` binary uses, set up as it does, so figures match production.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: itsmflow_engine::allocator::Allocator = itsmflow_engine::allocator::Allocator;
 
 fn incident() -> Map<String, Value> {
     json!({"title": "VPN down", "caller": "carol", "service": "VPN", "category": "network",
@@ -476,6 +476,7 @@ async fn bench_postgres(url: &str, workers: usize, tasks: usize) {
 }
 
 fn main() {
+    itsmflow_engine::allocator::hold_freed_memory();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -33,7 +33,7 @@ use itsmflow_engine::store::Store;
 use serde_json::Map;
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: itsmflow_engine::allocator::Allocator = itsmflow_engine::allocator::Allocator;
 
 const PING: &str = r#"
 process ping {
@@ -251,6 +251,8 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 fn bench(c: &mut Criterion) {
+    // Before the runtime's threads start, as the binary does in `main`.
+    itsmflow_engine::allocator::hold_freed_memory();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

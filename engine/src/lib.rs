@@ -4,6 +4,7 @@
 //! Invariants: a [`model::Project`] exists only for input that checked without errors; rules
 //! run only in the [`script`] sandbox; only [`store`] writes SQL; nothing here knows about HTTP.
 
+pub mod allocator;
 pub mod calendar;
 pub mod check;
 pub mod graph;
