@@ -7,7 +7,9 @@
 mod support;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value as Json};
@@ -17,6 +19,9 @@ on_both!(a_killed_server_loses_nothing_it_acknowledged);
 
 /// Clients acting at once, each on an incident of its own.
 const CLIENTS: usize = 12;
+
+/// Acknowledged actions, across the clients, after which the server is killed.
+const KILL_AFTER: u64 = 300;
 
 /// What one client was told succeeded.
 #[derive(Default)]
@@ -50,7 +55,13 @@ async fn post(
 
 /// Move one incident between `working` and `awaiting_caller`, and now and then raise a new
 /// one, until the server stops answering; everything answered as done is recorded.
-async fn client(http: reqwest::Client, base: String, token: String, incident: i64) -> Acknowledged {
+async fn client(
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    incident: i64,
+    acked_so_far: Arc<AtomicU64>,
+) -> Acknowledged {
     let mut acked = Acknowledged::default();
     let mut turn = 0u64;
     loop {
@@ -68,6 +79,7 @@ async fn client(http: reqwest::Client, base: String, token: String, incident: i6
         let version = body["version"].as_i64().expect("version");
         acked.versions.insert(incident, version);
         acked.actions += 1;
+        acked_so_far.fetch_add(1, Ordering::Relaxed);
         if turn.is_multiple_of(5) {
             let fields = json!({"title": format!("raised in turn {turn}"), "caller": "bob",
                 "service": "email", "category": "software", "impact": "low", "urgency": "low"});
@@ -144,15 +156,24 @@ async fn a_killed_server_loses_nothing_it_acknowledged(db: Db) {
         incidents.push(id);
     }
 
+    let acked_so_far = Arc::new(AtomicU64::new(0));
     let clients: Vec<_> = incidents
         .iter()
         .map(|&id| {
             let (http, base, token) = (server.http.clone(), server.base.clone(), token.clone());
-            tokio::spawn(client(http, base, token, id))
+            tokio::spawn(client(http, base, token, id, acked_so_far.clone()))
         })
         .collect();
-    // Kill the server while the clients are busy, then collect what each was told.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Kill the server while the clients are busy (once they have done enough for the check
+    // to mean something, however slow the machine), then collect what each was told.
+    let started = Instant::now();
+    while acked_so_far.load(Ordering::Relaxed) < KILL_AFTER {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the clients got nothing done"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.kill();
     let mut acked = Acknowledged::default();
     for c in clients {
@@ -161,11 +182,7 @@ async fn a_killed_server_loses_nothing_it_acknowledged(db: Db) {
         acked.created.extend(mine.created);
         acked.actions += mine.actions;
     }
-    assert!(
-        acked.actions >= 100 && !acked.created.is_empty(),
-        "the load before the kill was too light to tell: {} actions",
-        acked.actions
-    );
+    assert!(acked.actions >= KILL_AFTER && !acked.created.is_empty());
 
     let server = Server::start(&db);
     for (&id, &version) in &acked.versions {

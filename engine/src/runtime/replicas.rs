@@ -12,9 +12,8 @@
 //! catalog is read once per shard and entry. The shards belong to the catalog, so a server with
 //! a catalog per tenant keeps no replicas of a catalog beyond the catalog's own life.
 //!
-//! Versions are immutable and ids never reused, so a replica of a version is true forever. What
-//! a publish changes (the latest version of a process, the queues' members) is kept per
-//! generation of the catalog and read again after a publish.
+//! Replicas are kept per generation of the catalog (one more at each insert) and read again
+//! after a publish: the latest version of a process and the queues' members change then.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -96,7 +95,10 @@ impl Replicas {
         let shard = &self.shards[thread % self.shards.len()];
         let mut replica = shard.0.lock().unwrap_or_else(|e| e.into_inner());
         if replica.generation != generation {
+            // Everything goes, versions too: publishes are rare, and a version inserted again
+            // under its id (stores sharing a catalog number theirs from 1) is then read anew.
             replica.generation = generation;
+            replica.by_id.clear();
             replica.latest.clear();
             replica.queues.clear();
         }

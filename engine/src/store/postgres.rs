@@ -1133,11 +1133,13 @@ impl Store for PostgresStore {
 
     async fn agent_loads(&self, agents: &[&str]) -> Result<Vec<(String, u64)>> {
         // A claimed task is its claimant's, an open one its assignee's (an open task has no
-        // claimant: releasing and the lease sweep clear it). Claimed tasks are few (what agents
-        // hold now) and partially indexed; open pushed ones have an index of their own (0007).
+        // claimant: releasing and the lease sweep clear it). Claimed tasks are read through
+        // the index of leases (0006), which a task has exactly while it is claimed; open pushed
+        // ones through their own (0007).
         let rows = sqlx::query(
             "SELECT agent, COUNT(*) AS n FROM ( \
-                 SELECT claimed_by AS agent FROM tasks WHERE state = 'claimed' AND claimed_by = ANY($1) \
+                 SELECT claimed_by AS agent FROM tasks \
+                 WHERE lease_until IS NOT NULL AND state = 'claimed' AND claimed_by = ANY($1) \
                  UNION ALL \
                  SELECT assigned_to FROM tasks WHERE state = 'open' AND assigned_to = ANY($1) \
              ) held GROUP BY agent ORDER BY agent",
