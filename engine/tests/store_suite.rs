@@ -1466,6 +1466,16 @@ async fn push_assignment<S: Store>(h: &Harness<S>) {
         Some("ben"),
         "tasks pushed and not claimed yet count too"
     );
+    // Off shift and back: ben's pushed, unclaimed tasks went back to their queues, so he now
+    // holds only the task he claimed, one fewer than cat.
+    e.set_agent(&ben, false).await.expect("off shift");
+    e.set_agent(&ben, true).await.expect("back on shift");
+    let inc = logged(e, &hw).await;
+    assert_eq!(
+        inc.task().and_then(|t| t.assigned_to.clone()).as_deref(),
+        Some("ben"),
+        "tasks handed back no longer count"
+    );
 
     // A task that moves into a pushing queue (here: routing after a field changed) is pushed
     // there; moved on into a pulling queue, it is nobody's.

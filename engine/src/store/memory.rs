@@ -94,6 +94,9 @@ struct Inner {
     /// Per queue, the tasks in it (done ones too) pushed to someone, by id: the newest is the
     /// queue's last assignee, as the SQL stores read it from their task rows.
     pushed: HashMap<Arc<str>, std::collections::BTreeMap<TaskId, Arc<str>>>,
+    /// Per agent, the tasks not done they hold (claimed by them, or pushed to them and not
+    /// claimed yet), kept as tasks change: least-loaded pushing reads its candidates only.
+    loads: HashMap<Arc<str>, u64>,
     /// `(claimable from, instance)`, in order: the tickets' wake-ups.
     wakeup_order: BTreeSet<(i64, InstanceId)>,
     notifications: Vec<Notification>,
@@ -119,6 +122,28 @@ impl MemoryStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Whom a task counts against in least-loaded pushing: its claimant, else its assignee, while
+/// it is not done.
+fn holder_of(t: &Task) -> Option<&Arc<str>> {
+    if t.state == TaskState::Done {
+        return None;
+    }
+    t.claimed_by.as_ref().or(t.assigned_to.as_ref())
+}
+
+/// Count a task for its holder (`up`), or stop counting it.
+fn count_load(loads: &mut HashMap<Arc<str>, u64>, holder: Option<&Arc<str>>, up: bool) {
+    let Some(holder) = holder else { return };
+    if up {
+        *loads.entry(holder.clone()).or_default() += 1;
+    } else if let Some(n) = loads.get_mut(&**holder) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            loads.remove(&**holder);
+        }
     }
 }
 
@@ -153,6 +178,7 @@ impl Inner {
             token: 0,
         };
         enqueue(&mut self.queues, &task);
+        count_load(&mut self.loads, holder_of(&task), true);
         if let Some(ticket) = self.tickets.get_mut(instance.0) {
             ticket.open_task = Some(task.id);
         }
@@ -251,7 +277,12 @@ impl Inner {
         if let Some(q) = self.queues.get_mut(&*task.queue) {
             q.remove(&order_key(task));
         }
+        let held_by = holder_of(task).cloned();
         f(task);
+        if held_by.as_ref() != holder_of(task) {
+            count_load(&mut self.loads, held_by.as_ref(), false);
+            count_load(&mut self.loads, holder_of(task), true);
+        }
         if task.state != TaskState::Done {
             enqueue(&mut self.queues, task);
         } else if let Some(ticket) = self.tickets.get_mut(task.instance.0) {
@@ -678,18 +709,11 @@ impl Store for MemoryStore {
 
     async fn agent_loads(&self, agents: &[&str]) -> Result<Vec<(String, u64)>> {
         let inner = self.lock();
-        let mut loads: HashMap<&str, u64> = HashMap::new();
-        for t in inner.not_done() {
-            if let Some(a) = t.claimed_by.as_deref().or(t.assigned_to.as_deref()) {
-                if agents.contains(&a) {
-                    *loads.entry(a).or_default() += 1;
-                }
-            }
-        }
-        let mut out: Vec<(String, u64)> =
-            loads.into_iter().map(|(a, n)| (a.to_string(), n)).collect();
-        out.sort();
-        Ok(out)
+        let loads: std::collections::BTreeMap<&str, u64> = agents
+            .iter()
+            .filter_map(|a| inner.loads.get(*a).map(|n| (*a, *n)))
+            .collect();
+        Ok(loads.into_iter().map(|(a, n)| (a.to_string(), n)).collect())
     }
 
     async fn last_assignee(&self, queue: &str) -> Result<Option<String>> {
