@@ -269,7 +269,9 @@ impl Inner {
         id
     }
 
-    /// Remove from its queue's order, apply `f`, and put back if not done.
+    /// Apply `f` to a task, keeping what is kept beside the tasks up to date: its queue's order
+    /// (left when done), its holder's load, the record of pushed tasks, the instance's open
+    /// task.
     fn with_task(&mut self, id: TaskId, f: impl FnOnce(&mut Task)) {
         let Some(task) = self.tasks.get_mut(id.0) else {
             return;
@@ -278,32 +280,28 @@ impl Inner {
             q.remove(&order_key(task));
         }
         let held_by = holder_of(task).cloned();
+        let (queue, assignee) = (task.queue.clone(), task.assigned_to.clone());
         f(task);
         if held_by.as_ref() != holder_of(task) {
             count_load(&mut self.loads, held_by.as_ref(), false);
             count_load(&mut self.loads, holder_of(task), true);
+        }
+        if queue != task.queue || assignee != task.assigned_to {
+            if let Some(p) = self.pushed.get_mut(&*queue) {
+                p.remove(&id);
+            }
+            if let Some(a) = &task.assigned_to {
+                self.pushed
+                    .entry(task.queue.clone())
+                    .or_default()
+                    .insert(id, a.clone());
+            }
         }
         if task.state != TaskState::Done {
             enqueue(&mut self.queues, task);
         } else if let Some(ticket) = self.tickets.get_mut(task.instance.0) {
             if ticket.open_task == Some(id) {
                 ticket.open_task = None;
-            }
-        }
-    }
-
-    /// Keep `pushed` up to date after task `id`'s queue or assignee changed (it was in
-    /// `queue`).
-    fn moved(&mut self, id: TaskId, queue: &str) {
-        if let Some(p) = self.pushed.get_mut(queue) {
-            p.remove(&id);
-        }
-        if let Some(t) = self.tasks.get(id.0) {
-            if let Some(a) = &t.assigned_to {
-                self.pushed
-                    .entry(t.queue.clone())
-                    .or_default()
-                    .insert(id, a.clone());
             }
         }
     }
@@ -506,20 +504,15 @@ impl Store for MemoryStore {
         }
         let mut touched = None;
         if let Some(update) = change.update_task {
-            let mut left = None;
             inner.with_task(update.task, |t| {
                 // A task moved to another queue is pushed to whom the engine chose there.
                 if t.queue != update.queue {
                     t.assigned_to = update.assigned_to;
-                    left = Some(t.queue.clone());
                 }
                 t.queue = update.queue;
                 t.priority = update.priority;
                 t.due_at = update.due_at;
             });
-            if let Some(queue) = left {
-                inner.moved(update.task, &queue);
-            }
             touched = Some(update.task);
         }
         if let Some(task) = change.new_task {
@@ -684,14 +677,7 @@ impl Store for MemoryStore {
                 .map(|t| t.id)
                 .collect();
             for id in ids {
-                let mut queue = None;
-                inner.with_task(id, |t| {
-                    t.assigned_to = None;
-                    queue = Some(t.queue.clone());
-                });
-                if let Some(queue) = queue {
-                    inner.moved(id, &queue);
-                }
+                inner.with_task(id, |t| t.assigned_to = None);
             }
         }
         Ok(())
