@@ -149,11 +149,16 @@ async fn postgres() -> Harness<PostgresStore> {
     }
 }
 
-/// Drop a database made by [`pg_database`], given its URL.
-async fn drop_pg_database(url: &str) {
+/// The name of a database made by [`pg_database`], given its URL.
+fn pg_database_name(url: &str) -> String {
     // The query (`?host=/var/run/postgresql`) may hold slashes too: strip it first.
     let path = url.split('?').next().unwrap_or_default();
-    let name = path.rsplit('/').next().unwrap_or_default().to_string();
+    path.rsplit('/').next().unwrap_or_default().to_string()
+}
+
+/// Drop a database made by [`pg_database`], given its URL.
+async fn drop_pg_database(url: &str) {
+    let name = pg_database_name(url);
     if let Ok(pool) = sqlx::PgPool::connect(&pg_admin_url()).await {
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .execute(&pool)
@@ -2043,6 +2048,37 @@ async fn postgres_survives_a_restart() {
             .expect("reconnect")
     })
     .await;
+}
+
+/// Connections the server closed while they sat idle in the pool (a restart, a failover, a
+/// proxy's idle timeout) are found out and replaced before a request gets one: the next
+/// actions succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_replaces_connections_closed_while_idle() {
+    let h = postgres().await;
+    let e = &h.engine;
+    let first = logged(e, &network_incident()).await;
+    let url = h.cleanup.clone().expect("url");
+    let admin = sqlx::PgPool::connect(&pg_admin_url()).await.expect("admin");
+    let closed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+    )
+    .bind(pg_database_name(&url))
+    .fetch_all(&admin)
+    .await
+    .expect("terminate");
+    admin.close().await;
+    assert!(
+        !closed.is_empty() && closed.iter().all(|c| *c),
+        "{closed:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+
+    let again = e.instance(first.id()).await.expect("read after the close");
+    assert_eq!(again.version(), first.version());
+    let second = logged(e, &network_incident()).await;
+    assert_eq!(second.stage(), "triage");
+    h.finish().await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -39,6 +39,30 @@ pub struct PostgresStore {
 /// within this long of its lease running out.
 const SWEEP_INTERVAL_MICROS: i64 = 1_000_000;
 
+/// A pooled connection idle at least this long is checked (one empty round trip) before it is
+/// handed out; one used more recently is handed out as it is.
+///
+/// The pool's default checks every connection at every acquire, which doubles the round trips
+/// of a store whose methods are one statement each. A connection that was answering moments
+/// ago is very likely still there; one that sat idle may have been closed by the server, a
+/// proxy or a failover meanwhile, and checking it first keeps that from failing a request.
+const CHECK_CONNECTIONS_IDLE_FOR: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Pool options for PostgreSQL connections: idle ones are checked before use (see
+/// [`CHECK_CONNECTIONS_IDLE_FOR`]), busy ones are not.
+pub fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= CHECK_CONNECTIONS_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 impl PostgresStore {
     /// Connect and bring the schema up to date (migrations take an advisory lock, so nodes
     /// starting together do not race).
@@ -52,7 +76,7 @@ impl PostgresStore {
         max_connections: u32,
     ) -> Result<Self> {
         let options: PgConnectOptions = url.parse()?;
-        let pool = PgPoolOptions::new()
+        let pool = pool_options()
             .max_connections(max_connections)
             .connect_with(options)
             .await?;

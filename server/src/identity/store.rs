@@ -5,8 +5,8 @@
 //! `_sqlx_migrations` in the same database): `auth_migrations` records the steps applied.
 
 use chrono::{DateTime, TimeZone, Utc};
+use itsmflow_engine::store::postgres::pool_options;
 use serde::Serialize;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{PgPool, Row, SqlitePool};
 
@@ -164,7 +164,7 @@ impl IdentityStore {
                 )
             }
             Database::Postgres(url) => {
-                IdentityStore::Postgres(PgPoolOptions::new().max_connections(4).connect(url).await?)
+                IdentityStore::Postgres(pool_options().max_connections(4).connect(url).await?)
             }
         };
         store.migrate().await?;
