@@ -2050,6 +2050,18 @@ async fn postgres_survives_a_restart() {
     .await;
 }
 
+/// Changes committed at the same time are written by one statement (group commit), each still
+/// applied whole or refused on its own, with its own answer: the concurrent scenario again,
+/// checking that its changes did go together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_writes_concurrent_changes_together() {
+    let h = postgres().await;
+    concurrent_changes(&h).await;
+    let together = h.engine.store().changes_written_together();
+    assert!(together >= 10, "{together} changes were written together");
+    h.finish().await;
+}
+
 /// Connections the server closed while they sat idle in the pool (a restart, a failover, a
 /// proxy's idle timeout) are found out and replaced before a request gets one: the next
 /// actions succeed.

@@ -47,6 +47,9 @@ pub enum StoreError {
     /// A batch of writes failed to commit; none of it was applied.
     #[error("the database did not accept the write: {0}")]
     Unavailable(String),
+    /// The connection failed after the write was sent: it may or may not have been applied.
+    #[error("the connection to the database failed during the write, which may have been applied (read before trying again): {0}")]
+    Uncertain(String),
 }
 
 impl StoreError {

@@ -160,6 +160,15 @@ impl From<StoreError> for ApiError {
             StoreError::NoTask(task) => ApiError::not_found(format!("no task {task}")),
             StoreError::NoInstance(id) => ApiError::not_found(format!("no instance {id}")),
             StoreError::Unavailable(e) => ApiError::unavailable(e),
+            StoreError::Uncertain(cause) => {
+                tracing::error!(error = %cause, "storage connection lost during a write");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "uncertain",
+                    "Outcome unknown",
+                    "the connection to the database failed during the write, which may have been applied: read the instance before trying again",
+                )
+            }
             other => ApiError::internal(other),
         }
     }

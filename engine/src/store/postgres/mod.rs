@@ -1,6 +1,8 @@
 //! The scale-out store: PostgreSQL, shared by any number of stateless server nodes.
 //!
-//! Each method is one transaction on a pooled connection. Instances are updated under an
+//! Each method is one transaction on a pooled connection; changes committed at the same time
+//! are written together, one statement and transaction for all (group commit, [`batch`]),
+//! each still checked and applied on its own. Instances are updated under an
 //! optimistic version check (a stale version changes nothing and reports a conflict). Claims
 //! pick the next open task with `FOR UPDATE SKIP LOCKED` in the same statement that leases it,
 //! so concurrent claimers on any node never wait on each other and never get the same task.
@@ -24,10 +26,14 @@ use super::{
 use crate::runtime::catalog::{Catalog, Definition, DefinitionId, ProjectSource};
 use crate::runtime::types::*;
 
+mod batch;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Writes the changes committed at the same time together (see [`batch`]).
+    committer: batch::Committer,
     catalog: Arc<Catalog>,
     /// When (in the callers' time, microseconds) expired leases were last returned to their
     /// queues by this node.
@@ -47,6 +53,15 @@ const SWEEP_INTERVAL_MICROS: i64 = 1_000_000;
 /// ago is very likely still there; one that sat idle may have been closed by the server, a
 /// proxy or a failover meanwhile, and checking it first keeps that from failing a request.
 const CHECK_CONNECTIONS_IDLE_FOR: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How many committer tasks write the changes of a pool of `connections` (see [`batch`]): one
+/// per 16 connections. Each keeps one connection busy writing batches; more of them write
+/// smaller batches side by side. On a 2-core machine with 16 connections, a second committer
+/// cost more in fixed costs per change than it gained (claim + complete: 0.53-0.61x the bare
+/// loop with two, 0.55-0.64x with one).
+fn committers(connections: u32) -> usize {
+    (connections as usize / 16).max(1)
+}
 
 /// Pool options for PostgreSQL connections: idle ones are checked before use (see
 /// [`CHECK_CONNECTIONS_IDLE_FOR`]), busy ones are not.
@@ -82,6 +97,7 @@ impl PostgresStore {
             .await?;
         MIGRATOR.run(&pool).await?;
         Ok(PostgresStore {
+            committer: batch::Committer::start(pool.clone(), committers(max_connections)),
             pool,
             catalog,
             last_sweep: std::sync::atomic::AtomicI64::new(i64::MIN),
@@ -90,6 +106,12 @@ impl PostgresStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// How many changes were written (or refused) by one statement together with others since
+    /// the store was opened: the work group commit saved (see [`batch`]).
+    pub fn changes_written_together(&self) -> u64 {
+        self.committer.changes_written_together()
     }
 }
 
@@ -468,24 +490,35 @@ async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Com
             task: task.map(|t| sql::task_from_json(&t)).transpose()?,
         });
     }
-    // Nothing was written; say why, in the order the other stores check (and the multi-statement
-    // commit below): the instance, its version, then the task's fence. A stale change is a
-    // conflict whatever became of its task since, so that callers re-read and decide again.
-    let mut conn = pool.acquire().await?;
-    let now = instance_version(&mut conn, i.id).await?;
-    let stale = StoreError::stale_version(InstanceId(i.id), rows.expected_version, now);
-    if now != Some(rows.expected_version) {
-        return Err(stale);
-    }
-    if let Some(close) = &rows.close_task {
-        let fenced: i64 = row.try_get("fenced")?;
-        if fenced == 0 {
-            let task = task_by_id(&mut conn, close.task).await?;
-            return Err(StoreError::fence_refused(close, task.as_ref()));
+    let fenced = match &rows.close_task {
+        Some(_) => Some(row.try_get::<i64, _>("fenced")? > 0),
+        None => None,
+    };
+    Err(refusal(pool, rows, fenced).await)
+}
+
+/// Why a change that wrote nothing was refused (`fenced`: whether its task's fence held when
+/// it ran; `None`: it closes no task). In the order the other stores check (and the
+/// multi-statement commit below): the instance, its version, then the task's fence. A stale
+/// change is a conflict whatever became of its task since, so that callers re-read and decide
+/// again.
+async fn refusal(pool: &PgPool, rows: &ChangeRows, fenced: Option<bool>) -> StoreError {
+    let explain = async {
+        let i = &rows.instance;
+        let mut conn = pool.acquire().await?;
+        let now = instance_version(&mut conn, i.id).await?;
+        let stale = StoreError::stale_version(InstanceId(i.id), rows.expected_version, now);
+        if now != Some(rows.expected_version) {
+            return Ok(stale);
         }
-    }
-    // The version check failed when the statement ran.
-    Err(stale)
+        if let (Some(close), Some(false)) = (&rows.close_task, fenced) {
+            let task = task_by_id(&mut conn, close.task).await?;
+            return Ok(StoreError::fence_refused(close, task.as_ref()));
+        }
+        // The version check failed when the statement ran.
+        Ok(stale)
+    };
+    explain.await.unwrap_or_else(|e: StoreError| e)
 }
 
 /// A change's events as one array per column, for `UNNEST`.
@@ -502,15 +535,19 @@ struct EventColumns {
 impl EventColumns {
     fn of(events: &[sql::EventRow]) -> Self {
         let mut c = EventColumns::default();
-        for e in events {
-            c.seq.push(e.seq);
-            c.at.push(e.at);
-            c.actor.push(e.actor.clone());
-            c.kind.push(e.kind.to_string());
-            c.data.push(e.data.clone());
-            c.reason.push(e.reason.clone());
-        }
+        c.extend(events);
         c
+    }
+
+    fn extend(&mut self, events: &[sql::EventRow]) {
+        for e in events {
+            self.seq.push(e.seq);
+            self.at.push(e.at);
+            self.actor.push(e.actor.clone());
+            self.kind.push(e.kind.to_string());
+            self.data.push(e.data.clone());
+            self.reason.push(e.reason.clone());
+        }
     }
 }
 
@@ -527,14 +564,18 @@ struct NotificationArrays {
 impl NotificationArrays {
     fn of(rows: &[NewNotification]) -> Self {
         let mut c = NotificationArrays::default();
-        for n in rows {
-            c.role.push(n.role.clone());
-            c.clock.push(n.clock.clone());
-            c.threshold.push(n.threshold.clone());
-            c.message.push(n.message.clone());
-            c.deliver_at.push(sql::micros(n.deliver_at));
-        }
+        c.extend(rows);
         c
+    }
+
+    fn extend(&mut self, rows: &[NewNotification]) {
+        for n in rows {
+            self.role.push(n.role.clone());
+            self.clock.push(n.clock.clone());
+            self.threshold.push(n.threshold.clone());
+            self.message.push(n.message.clone());
+            self.deliver_at.push(sql::micros(n.deliver_at));
+        }
     }
 }
 
@@ -911,7 +952,7 @@ impl Store for PostgresStore {
     async fn commit(&self, change: Change) -> Result<Committed> {
         let rows = sql::change_rows(&self.catalog, change)?;
         if rows.spawns.is_empty() && rows.links.is_empty() {
-            return commit_in_one_statement(&self.pool, &rows).await;
+            return self.committer.commit(rows).await;
         }
         let mut tx = self.pool.begin().await?;
         let spawned = commit(&mut tx, rows).await?;
