@@ -2062,6 +2062,40 @@ async fn postgres_writes_concurrent_changes_together() {
     h.finish().await;
 }
 
+/// Many changes to one instance at once (which group commit keeps out of each other's
+/// statements): each is written or refused as a conflict, the ones written make consecutive
+/// versions, and the state is still the replay of its history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_changes_to_one_instance_each_apply_or_conflict() {
+    let h = postgres().await;
+    let e = &h.engine;
+    let inc = logged(e, &network_incident()).await;
+    let (id, first) = (inc.id(), inc.version());
+    let comments: Vec<Op<'_>> = (0..12)
+        .map(|n| {
+            Box::pin(async move {
+                match e.comment(id, &format!("note {n}"), &agent()).await {
+                    Ok(after) => assert!(after.version() > first),
+                    Err(EngineError::Store(StoreError::Conflict { id: other, .. })) => {
+                        assert_eq!(other, id)
+                    }
+                    Err(other) => panic!("{other}"),
+                }
+            }) as Op<'_>
+        })
+        .collect();
+    futures_join_all(comments).await;
+    let now = e.instance(inc.id()).await.expect("instance");
+    let events = e.events(inc.id()).await.expect("events");
+    let written = (now.version() - inc.version()) as usize;
+    assert!(written >= 1);
+    assert_eq!(events.len(), now.version() as usize);
+    let seqs: Vec<i64> = events.iter().map(|ev| ev.seq).collect();
+    assert_eq!(seqs, (1..=now.version()).collect::<Vec<_>>());
+    assert!(e.verify(inc.id()).await.expect("verify"));
+    h.finish().await;
+}
+
 /// Connections the server closed while they sat idle in the pool (a restart, a failover, a
 /// proxy's idle timeout) are found out and replaced before a request gets one: the next
 /// actions succeed.

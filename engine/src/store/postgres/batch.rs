@@ -95,8 +95,14 @@ async fn run(
                 held.push(w);
             }
         }
-        {
-            let mut receiver = receiver.lock().await;
+        // With changes held back already, this one does not wait for the queue: another
+        // committer may be holding it, waiting for a change that may never come.
+        let receiver = if batch.is_empty() {
+            Some(receiver.lock().await)
+        } else {
+            receiver.try_lock().ok()
+        };
+        if let Some(mut receiver) = receiver {
             if batch.is_empty() {
                 match receiver.recv().await {
                     Some(w) => {
