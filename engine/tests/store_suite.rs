@@ -2096,6 +2096,75 @@ async fn postgres_concurrent_changes_to_one_instance_each_apply_or_conflict() {
     h.finish().await;
 }
 
+/// Agents asking for work at once are served by one statement, each getting what it would
+/// have got asking alone: nobody gets a task pushed to someone else, and an agent with tasks
+/// pushed to it still gets the first task it may take. (One thread: the requests are waiting
+/// when the claimer runs, so they are served together.)
+#[tokio::test]
+async fn postgres_claims_made_together_leave_pushed_tasks_to_their_agent() {
+    let h = postgres().await;
+    let e = &h.engine;
+    let (ann, ben) = (engineer("ann"), engineer("ben"));
+    e.set_agent(&ann, true).await.expect("ann on shift");
+    e.set_agent(&ben, true).await.expect("ben on shift");
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let inc = logged(e, &network_incident()).await;
+        tasks.push(inc.task().expect("queued").clone());
+    }
+    let pushed: Vec<Option<&str>> = tasks.iter().map(|t| t.assigned_to.as_deref()).collect();
+    assert_eq!(pushed, [Some("ann"), Some("ben"), Some("ann"), Some("ben")]);
+    // Ben goes off shift: his two tasks are anyone's now, ann keeps hers.
+    e.set_agent(&ben, false).await.expect("ben off shift");
+
+    let claimers = [
+        engineer("xia"),
+        ann.clone(),
+        engineer("yan"),
+        engineer("zoe"),
+    ];
+    let got = std::sync::Mutex::new(Vec::new());
+    let asks: Vec<Op<'_>> = claimers
+        .iter()
+        .map(|who| {
+            let got = &got;
+            Box::pin(async move {
+                let task = e
+                    .claim_next("network", who, TimeDelta::minutes(5))
+                    .await
+                    .expect("claim");
+                got.lock()
+                    .expect("results")
+                    .push((who.name.to_string(), task.map(|t| t.id)));
+            }) as Op<'_>
+        })
+        .collect();
+    futures_join_all(asks).await;
+    let got = got.into_inner().expect("results");
+    let of = |name: &str| {
+        got.iter()
+            .find(|(who, _)| who == name)
+            .and_then(|(_, t)| *t)
+    };
+    assert_eq!(
+        of("ann"),
+        Some(tasks[0].id),
+        "her first pushed task comes first"
+    );
+    let mut others: Vec<_> = ["xia", "yan", "zoe"].into_iter().filter_map(of).collect();
+    others.sort();
+    assert_eq!(
+        others,
+        [tasks[1].id, tasks[3].id],
+        "the two unpushed tasks, once each; ann's second one stays hers"
+    );
+    // The first request to reach the store may first return expired leases to their queues
+    // (a round trip of its own), and so come alone; the other three always come together.
+    let together = e.store().claims_made_together();
+    assert!(together >= 3, "{together} claims were made together");
+    h.finish().await;
+}
+
 /// Connections the server closed while they sat idle in the pool (a restart, a failover, a
 /// proxy's idle timeout) are found out and replaced before a request gets one: the next
 /// actions succeed.

@@ -146,7 +146,7 @@ async fn write(pool: &PgPool, batch: Vec<Waiting>, together: &AtomicU64) {
                 let _ = w.answer.send(answer);
             }
         }
-        Err(e) if nothing_written(&e) => {
+        Err(e) if super::nothing_written(&e) => {
             // Each change on its own, for its own answer.
             for w in batch {
                 let outcome = commit_in_one_statement(pool, &w.rows).await;
@@ -162,17 +162,6 @@ async fn write(pool: &PgPool, batch: Vec<Waiting>, together: &AtomicU64) {
             }
         }
     }
-}
-
-/// Whether a failed statement certainly wrote nothing: the server refused it (and rolled its
-/// transaction back), or it never reached the server.
-fn nothing_written(e: &StoreError) -> bool {
-    matches!(
-        e,
-        StoreError::Database(
-            sqlx::Error::Database(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-        )
-    )
 }
 
 enum Outcome {

@@ -2,10 +2,11 @@
 //!
 //! Each method is one transaction on a pooled connection; changes committed at the same time
 //! are written together, one statement and transaction for all (group commit, [`batch`]),
-//! each still checked and applied on its own. Instances are updated under an
-//! optimistic version check (a stale version changes nothing and reports a conflict). Claims
-//! pick the next open task with `FOR UPDATE SKIP LOCKED` in the same statement that leases it,
-//! so concurrent claimers on any node never wait on each other and never get the same task.
+//! each still checked and applied on its own; claims asked for at the same time are served
+//! together likewise ([`claims`]). Instances are updated under an optimistic version check (a
+//! stale version changes nothing and reports a conflict). Claims pick the next open tasks with
+//! `FOR UPDATE SKIP LOCKED` in the same statement that leases them, so concurrent claimers on
+//! any node never wait on each other and never get the same task.
 //! Tasks whose lease ran out are put back among the open ones by each node at most once a
 //! second (in the time the callers pass in), before it claims: a crashed agent's task is back in
 //! its queue, in its place by priority, within a second of its lease ending, and renewing or
@@ -34,6 +35,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Writes the changes committed at the same time together (see [`batch`]).
     committer: batch::Committer,
+    /// Serves the claims asked for at the same time together (see [`claims`]).
+    claimer: claims::Claimer,
     catalog: Arc<Catalog>,
     /// When (in the callers' time, microseconds) expired leases were last returned to their
     /// queues by this node.
@@ -98,6 +101,11 @@ impl PostgresStore {
         MIGRATOR.run(&pool).await?;
         Ok(PostgresStore {
             committer: batch::Committer::start(pool.clone(), committers(max_connections)),
+            claimer: claims::Claimer::start(
+                pool.clone(),
+                catalog.clone(),
+                committers(max_connections),
+            ),
             pool,
             catalog,
             last_sweep: std::sync::atomic::AtomicI64::new(i64::MIN),
@@ -112,6 +120,12 @@ impl PostgresStore {
     /// the store was opened: the work group commit saved (see [`batch`]).
     pub fn changes_written_together(&self) -> u64 {
         self.committer.changes_written_together()
+    }
+
+    /// How many claims were served by one statement together with others since the store was
+    /// opened (see [`claims`]).
+    pub fn claims_made_together(&self) -> u64 {
+        self.claimer.claims_made_together()
     }
 }
 
@@ -674,6 +688,19 @@ macro_rules! claim_next_then {
     };
 }
 
+mod claims;
+
+/// Whether a failed statement certainly wrote nothing: the server refused it (and rolled its
+/// transaction back), or it never reached the server.
+fn nothing_written(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Database(
+            sqlx::Error::Database(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+        )
+    )
+}
+
 impl PostgresStore {
     /// Put the tasks whose lease ran out back among the open ones, at most once a second per
     /// node.
@@ -1058,20 +1085,9 @@ impl Store for PostgresStore {
         lease_until: DateTime<Utc>,
     ) -> Result<Option<(Task, Arc<Instance>)>> {
         self.sweep_expired_leases(now).await?;
-        // The instance as of the claim's snapshot: whoever uses it relies on the version check
-        // of the change it makes, like any read.
-        let row: Option<PgRow> = sqlx::query(claim_next_then!(
-            "SELECT i.*, row_to_json(c) AS the_task FROM c JOIN instances i ON i.id = c.instance_id"
-        ))
-        .bind(agent)
-        .bind(sql::micros(lease_until))
-        .bind(queue)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let inst = sql::decode_instance(&self.catalog, instance_row(&row)?)?;
-        let task: Json = row.try_get("the_task")?;
-        Ok(Some((sql::task_from_json(&task)?, Arc::new(inst))))
+        self.claimer
+            .claim_next(queue, agent, sql::micros(lease_until))
+            .await
     }
 
     async fn claim(
