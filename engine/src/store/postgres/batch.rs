@@ -5,13 +5,14 @@
 //! commit record and its flush, a round trip) that is larger than the work of one change. So a
 //! few committer tasks take the changes waiting when they are free and write them together:
 //! under load a batch holds as many changes as arrived while the last one was written, and a
-//! change that arrives alone is written alone, at once, by the one-change statement.
+//! change that arrives alone is written alone, at once, by the same statement.
 //!
 //! Every change in a batch is checked on its own (its instance's version, its task's fence) and
 //! applies whole or not at all, as if committed alone: each of its writes is conditional on its
 //! own checks. A change is acknowledged only after the batch's transaction committed. Should the
 //! statement fail as a whole (a constraint, a deadlock with another node), nothing of it was
-//! written, and each change is committed again on its own, to get its own answer.
+//! written, and each change is committed again on its own, to get its own answer. A change
+//! committed alone answers its own errors as they come.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,9 +22,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
-use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::{commit_in_one_statement, refusal, EventColumns, NotificationArrays};
+use super::gather::{Gathering, Waiting};
+use super::{nothing_written, refusal, NotificationArrays};
 use crate::runtime::types::*;
 use crate::store::sql::{self, ChangeRows};
 use crate::store::{Committed, Result, StoreError};
@@ -31,28 +32,25 @@ use crate::store::{Committed, Result, StoreError};
 /// Changes written by one statement at most.
 const MOST_PER_BATCH: usize = 64;
 
-struct Waiting {
-    rows: ChangeRows,
-    answer: oneshot::Sender<Result<Committed>>,
-}
-
 /// The way to the committer tasks. They end when this is dropped, after the changes handed to
 /// them are written.
 pub(super) struct Committer {
-    queue: mpsc::UnboundedSender<Waiting>,
+    gathering: Gathering<ChangeRows, Committed>,
     together: Arc<AtomicU64>,
 }
 
 impl Committer {
     /// Start `tasks` committer tasks on the current runtime, writing through `pool`.
     pub(super) fn start(pool: PgPool, tasks: usize) -> Self {
-        let (queue, receiver) = mpsc::unbounded_channel();
-        let receiver = Arc::new(Mutex::new(receiver));
         let together = Arc::new(AtomicU64::new(0));
-        for _ in 0..tasks.max(1) {
-            tokio::spawn(run(pool.clone(), receiver.clone(), together.clone()));
+        let counter = together.clone();
+        let gathering = Gathering::start(tasks, MOST_PER_BATCH, move |batch| {
+            write(pool.clone(), batch, counter.clone())
+        });
+        Committer {
+            gathering,
+            together,
         }
-        Committer { queue, together }
     }
 
     /// How many changes were written (or refused) by a statement with others.
@@ -60,97 +58,54 @@ impl Committer {
         self.together.load(Ordering::Relaxed)
     }
 
-    /// Commit a change (with no spawns and no links), alone or with others; its outcome.
+    /// Commit a change (with no spawns and no links), alone or with others; its outcome. The
+    /// change is written even if the caller stops waiting.
     pub(super) async fn commit(&self, rows: ChangeRows) -> Result<Committed> {
-        let (answer, outcome) = oneshot::channel();
-        self.queue
-            .send(Waiting { rows, answer })
-            .map_err(|_| stopped())?;
-        // The committer answers every change it takes, written or refused; the caller going
-        // away meanwhile does not stop its change from being written.
-        outcome.await.map_err(|_| stopped())?
+        self.gathering.ask(rows).await
     }
 }
 
-fn stopped() -> StoreError {
-    StoreError::Unavailable("the store is closed".into())
+/// Write the changes taken together and answer each. One statement cannot apply two versions
+/// of a row, so changes of an instance already in a statement go in the next one, in order.
+async fn write(pool: PgPool, batch: Vec<Waiting<ChangeRows, Committed>>, together: Arc<AtomicU64>) {
+    let mut rest = batch;
+    while !rest.is_empty() {
+        let mut instances = HashSet::new();
+        let (now, later): (Vec<_>, Vec<_>) = rest
+            .into_iter()
+            .partition(|w| instances.insert(w.request.instance.id));
+        write_one_statement(&pool, now, &together).await;
+        rest = later;
+    }
 }
 
-/// One committer task: take what waits, write it, answer; until the store is dropped.
-async fn run(
-    pool: PgPool,
-    receiver: Arc<Mutex<mpsc::UnboundedReceiver<Waiting>>>,
-    together: Arc<AtomicU64>,
+/// Write changes of distinct instances with one statement and answer each.
+async fn write_one_statement(
+    pool: &PgPool,
+    batch: Vec<Waiting<ChangeRows, Committed>>,
+    together: &AtomicU64,
 ) {
-    // A change on an instance already in the batch waits for the next one: one statement
-    // cannot apply two versions of a row.
-    let mut held: Vec<Waiting> = Vec::new();
-    loop {
-        let mut batch: Vec<Waiting> = Vec::new();
-        let mut instances: HashSet<i64> = HashSet::new();
-        for w in std::mem::take(&mut held) {
-            if instances.insert(w.rows.instance.id) {
-                batch.push(w);
-            } else {
-                held.push(w);
-            }
-        }
-        // With changes held back already, this one does not wait for the queue: another
-        // committer may be holding it, waiting for a change that may never come.
-        let receiver = if batch.is_empty() {
-            Some(receiver.lock().await)
-        } else {
-            receiver.try_lock().ok()
-        };
-        if let Some(mut receiver) = receiver {
-            if batch.is_empty() {
-                match receiver.recv().await {
-                    Some(w) => {
-                        instances.insert(w.rows.instance.id);
-                        batch.push(w);
-                    }
-                    None => return,
-                }
-            }
-            while batch.len() < MOST_PER_BATCH {
-                let Ok(w) = receiver.try_recv() else { break };
-                if instances.insert(w.rows.instance.id) {
-                    batch.push(w);
-                } else {
-                    held.push(w);
-                }
-            }
-        }
-        write(&pool, batch, &together).await;
-    }
-}
-
-/// Write a batch and answer each of its changes.
-async fn write(pool: &PgPool, batch: Vec<Waiting>, together: &AtomicU64) {
     if batch.len() == 1 {
         for w in batch {
-            let outcome = commit_in_one_statement(pool, &w.rows).await;
-            let _ = w.answer.send(outcome);
+            let outcome = commit_alone(pool, &w.request).await;
+            w.answer(outcome);
         }
         return;
     }
-    let changes: Vec<&ChangeRows> = batch.iter().map(|w| &w.rows).collect();
+    let changes: Vec<&ChangeRows> = batch.iter().map(|w| &w.request).collect();
     match commit_together(pool, &changes).await {
         Ok(outcomes) => {
             together.fetch_add(batch.len() as u64, Ordering::Relaxed);
             for (w, outcome) in batch.into_iter().zip(outcomes) {
-                let answer = match outcome {
-                    Outcome::Written(committed) => Ok(committed),
-                    Outcome::Refused { fenced } => Err(refusal(pool, &w.rows, fenced).await),
-                };
-                let _ = w.answer.send(answer);
+                let answer = settle(pool, &w.request, outcome).await;
+                w.answer(answer);
             }
         }
-        Err(e) if super::nothing_written(&e) => {
+        Err(e) if nothing_written(&e) => {
             // Each change on its own, for its own answer.
             for w in batch {
-                let outcome = commit_in_one_statement(pool, &w.rows).await;
-                let _ = w.answer.send(outcome);
+                let outcome = commit_alone(pool, &w.request).await;
+                w.answer(outcome);
             }
         }
         Err(e) => {
@@ -158,9 +113,26 @@ async fn write(pool: &PgPool, batch: Vec<Waiting>, together: &AtomicU64) {
             // the changes again could report as refused (a conflict with itself) a change
             // that was applied, so each caller is told what is known.
             for w in batch {
-                let _ = w.answer.send(Err(StoreError::Uncertain(e.to_string())));
+                w.answer(Err(StoreError::Uncertain(e.to_string())));
             }
         }
+    }
+}
+
+/// Commit one change by itself: the same statement, for one.
+pub(super) async fn commit_alone(pool: &PgPool, rows: &ChangeRows) -> Result<Committed> {
+    let outcome = commit_together(pool, &[rows])
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("a change went unanswered".into()))?;
+    settle(pool, rows, outcome).await
+}
+
+/// A change's answer from its outcome; a refusal says why.
+async fn settle(pool: &PgPool, rows: &ChangeRows, outcome: Outcome) -> Result<Committed> {
+    match outcome {
+        Outcome::Written(committed) => Ok(committed),
+        Outcome::Refused { fenced } => Err(refusal(pool, rows, fenced).await),
     }
 }
 
@@ -298,8 +270,12 @@ fn statement(p: &Parts) -> String {
         names.join(", ")
     );
     if p.close {
-        // Tasks are locked in id order, and before any instance: two batches, or a batch and a
-        // single change, never wait on each other in a circle over tasks.
+        // Tasks are locked in id order, and before any instance: two batches never wait on
+        // each other in a circle over tasks. They are found by id alone and the fence checked
+        // on the locked rows: with the fence in the locking scan's condition, its state test
+        // can match the predicate of a partial index of tasks, which the planner may then read
+        // whole while that index is small, and a pooled connection keeps the plan as it grows
+        // (see migration 0006).
         sql.push_str(
             "l AS (SELECT id, state, token, claimed_by, lease_until FROM tasks \
                    WHERE id IN (SELECT close_task FROM ch) ORDER BY id FOR UPDATE), \
@@ -396,6 +372,30 @@ fn statement(p: &Parts) -> String {
     }
     sql.push_str(" FROM ch");
     sql
+}
+
+/// A change's events as one array per column, for `UNNEST`.
+#[derive(Default)]
+struct EventColumns {
+    seq: Vec<i64>,
+    at: Vec<DateTime<Utc>>,
+    actor: Vec<String>,
+    kind: Vec<String>,
+    data: Vec<Json>,
+    reason: Vec<Option<String>>,
+}
+
+impl EventColumns {
+    fn extend(&mut self, events: &[sql::EventRow]) {
+        for e in events {
+            self.seq.push(e.seq);
+            self.at.push(e.at);
+            self.actor.push(e.actor.clone());
+            self.kind.push(e.kind.to_string());
+            self.data.push(e.data.clone());
+            self.reason.push(e.reason.clone());
+        }
+    }
 }
 
 /// The batch's columns, one entry per change (or per event, per notification).

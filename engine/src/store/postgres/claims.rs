@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
-use tokio::sync::{mpsc, oneshot, Mutex};
 
+use super::gather::{Gathering, Waiting};
 use super::task_from_row;
 use crate::runtime::catalog::Catalog;
 use crate::runtime::types::*;
@@ -30,36 +30,33 @@ const MOST_PER_BATCH: usize = 64;
 /// A claimed task with its instance as of the claim.
 pub(super) type Claimed = Option<(Task, Arc<Instance>)>;
 
-struct Request {
+/// An agent asking for the next task of a queue.
+struct Ask {
     queue: String,
     agent: String,
     /// Microseconds.
     lease_until: i64,
-    answer: oneshot::Sender<Result<Claimed>>,
 }
 
 /// The way to the claimer tasks. They end when this is dropped, after serving the requests
 /// handed to them.
 pub(super) struct Claimer {
-    queue: mpsc::UnboundedSender<Request>,
+    gathering: Gathering<Ask, Claimed>,
     together: Arc<AtomicU64>,
 }
 
 impl Claimer {
     /// Start `tasks` claimer tasks on the current runtime, claiming through `pool`.
     pub(super) fn start(pool: PgPool, catalog: Arc<Catalog>, tasks: usize) -> Self {
-        let (queue, receiver) = mpsc::unbounded_channel();
-        let receiver = Arc::new(Mutex::new(receiver));
         let together = Arc::new(AtomicU64::new(0));
-        for _ in 0..tasks.max(1) {
-            tokio::spawn(run(
-                pool.clone(),
-                catalog.clone(),
-                receiver.clone(),
-                together.clone(),
-            ));
+        let counter = together.clone();
+        let gathering = Gathering::start(tasks, MOST_PER_BATCH, move |waiting| {
+            serve_queues(pool.clone(), catalog.clone(), waiting, counter.clone())
+        });
+        Claimer {
+            gathering,
+            together,
         }
-        Claimer { queue, together }
     }
 
     /// Claim the next task of `queue` for `agent` until `lease_until` (microseconds), alone or
@@ -70,16 +67,13 @@ impl Claimer {
         agent: &str,
         lease_until: i64,
     ) -> Result<Claimed> {
-        let (answer, outcome) = oneshot::channel();
-        self.queue
-            .send(Request {
+        self.gathering
+            .ask(Ask {
                 queue: queue.to_string(),
                 agent: agent.to_string(),
                 lease_until,
-                answer,
             })
-            .map_err(|_| stopped())?;
-        outcome.await.map_err(|_| stopped())?
+            .await
     }
 
     /// How many requests were served by a statement with others.
@@ -88,38 +82,19 @@ impl Claimer {
     }
 }
 
-fn stopped() -> StoreError {
-    StoreError::Unavailable("the store is closed".into())
-}
-
-/// One claimer task: take the requests waiting, serve them queue by queue, answer.
-async fn run(
+/// Serve the requests taken together, queue by queue, each queue's in the order they arrived.
+async fn serve_queues(
     pool: PgPool,
     catalog: Arc<Catalog>,
-    receiver: Arc<Mutex<mpsc::UnboundedReceiver<Request>>>,
+    mut waiting: Vec<Waiting<Ask, Claimed>>,
     together: Arc<AtomicU64>,
 ) {
-    loop {
-        let mut waiting = Vec::new();
-        {
-            let mut receiver = receiver.lock().await;
-            match receiver.recv().await {
-                Some(r) => waiting.push(r),
-                None => return,
-            }
-            while waiting.len() < MOST_PER_BATCH {
-                let Ok(r) = receiver.try_recv() else { break };
-                waiting.push(r);
-            }
-        }
-        // The requests of each queue, in the order they arrived.
-        while !waiting.is_empty() {
-            let queue = waiting[0].queue.clone();
-            let (same, rest): (Vec<Request>, Vec<Request>) =
-                waiting.into_iter().partition(|r| r.queue == queue);
-            waiting = rest;
-            serve(&pool, &catalog, &queue, same, &together).await;
-        }
+    while !waiting.is_empty() {
+        let queue = waiting[0].request.queue.clone();
+        let (same, rest): (Vec<_>, Vec<_>) =
+            waiting.into_iter().partition(|w| w.request.queue == queue);
+        waiting = rest;
+        serve(&pool, &catalog, &queue, same, &together).await;
     }
 }
 
@@ -128,7 +103,7 @@ async fn serve(
     pool: &PgPool,
     catalog: &Catalog,
     queue: &str,
-    requests: Vec<Request>,
+    requests: Vec<Waiting<Ask, Claimed>>,
     together: &AtomicU64,
 ) {
     if requests.len() == 1 {
@@ -138,12 +113,10 @@ async fn serve(
         Ok(served) => {
             together.fetch_add(requests.len() as u64, Ordering::Relaxed);
             let mut alone = Vec::new();
-            for (r, served) in requests.into_iter().zip(served) {
+            for (w, served) in requests.into_iter().zip(served) {
                 match served {
-                    Served::Claimed(claimed) => {
-                        let _ = r.answer.send(Ok(claimed));
-                    }
-                    Served::Alone => alone.push(r),
+                    Served::Claimed(claimed) => w.answer(Ok(claimed)),
+                    Served::Alone => alone.push(w),
                 }
             }
             serve_each(pool, catalog, queue, alone).await;
@@ -152,17 +125,29 @@ async fn serve(
         Err(e) => {
             // The connection failed with the statement sent: tasks may have been claimed
             // (their leases will run out); the agents ask again.
-            for r in requests {
-                let _ = r.answer.send(Err(StoreError::Uncertain(e.to_string())));
+            for w in requests {
+                w.answer(Err(StoreError::Uncertain(e.to_string())));
             }
         }
     }
 }
 
-async fn serve_each(pool: &PgPool, catalog: &Catalog, queue: &str, requests: Vec<Request>) {
-    for r in requests {
-        let claimed = claim_one(pool, catalog, queue, &r.agent, r.lease_until).await;
-        let _ = r.answer.send(claimed);
+async fn serve_each(
+    pool: &PgPool,
+    catalog: &Catalog,
+    queue: &str,
+    requests: Vec<Waiting<Ask, Claimed>>,
+) {
+    for w in requests {
+        let claimed = claim_one(
+            pool,
+            catalog,
+            queue,
+            &w.request.agent,
+            w.request.lease_until,
+        )
+        .await;
+        w.answer(claimed);
     }
 }
 
@@ -256,10 +241,10 @@ async fn claim_together(
     pool: &PgPool,
     catalog: &Catalog,
     queue: &str,
-    requests: &[Request],
+    requests: &[Waiting<Ask, Claimed>],
 ) -> Result<Vec<Served>> {
-    let agents: Vec<&str> = requests.iter().map(|r| r.agent.as_str()).collect();
-    let leases: Vec<i64> = requests.iter().map(|r| r.lease_until).collect();
+    let agents: Vec<&str> = requests.iter().map(|w| w.request.agent.as_str()).collect();
+    let leases: Vec<i64> = requests.iter().map(|w| w.request.lease_until).collect();
     let rows = sqlx::query(CLAIM_TOGETHER)
         .bind(&agents)
         .bind(&leases)

@@ -28,6 +28,7 @@ use crate::runtime::catalog::{Catalog, Definition, DefinitionId, ProjectSource};
 use crate::runtime::types::*;
 
 mod batch;
+mod gather;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -57,12 +58,12 @@ const SWEEP_INTERVAL_MICROS: i64 = 1_000_000;
 /// proxy or a failover meanwhile, and checking it first keeps that from failing a request.
 const CHECK_CONNECTIONS_IDLE_FOR: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// How many committer tasks write the changes of a pool of `connections` (see [`batch`]): one
-/// per 16 connections. Each keeps one connection busy writing batches; more of them write
-/// smaller batches side by side. On a 2-core machine with 16 connections, a second committer
+/// How many tasks write changes ([`batch`]), and how many serve claims ([`claims`]), for a
+/// pool of `connections`: one per 16 connections. Each keeps one connection busy; more of them
+/// make smaller batches side by side. On a 2-core machine with 16 connections, a second one
 /// cost more in fixed costs per change than it gained (claim + complete: 0.53-0.61x the bare
-/// loop with two, 0.55-0.64x with one).
-fn committers(connections: u32) -> usize {
+/// loop with two committers, 0.55-0.64x with one; with two claimers too, 0.59-0.70x).
+fn gatherers(connections: u32) -> usize {
     (connections as usize / 16).max(1)
 }
 
@@ -100,11 +101,11 @@ impl PostgresStore {
             .await?;
         MIGRATOR.run(&pool).await?;
         Ok(PostgresStore {
-            committer: batch::Committer::start(pool.clone(), committers(max_connections)),
+            committer: batch::Committer::start(pool.clone(), gatherers(max_connections)),
             claimer: claims::Claimer::start(
                 pool.clone(),
                 catalog.clone(),
-                committers(max_connections),
+                gatherers(max_connections),
             ),
             pool,
             catalog,
@@ -334,186 +335,9 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
     Ok(Committed { spawned, task })
 }
 
-/// The common change (no spawns, no links) as one statement: one round trip, atomic by
-/// itself. Every write is conditional on the version check (`i`), and the version check on the
-/// task fence (`f`), so either all of it happens or none; the counts say which check failed.
-async fn commit_in_one_statement(pool: &PgPool, rows: &ChangeRows) -> Result<Committed> {
-    let i = &rows.instance;
-    let mut sql = String::from("WITH ");
-    // $1..$8: the instance; $9..$14: the events; $15..: task parts.
-    let mut next = 15;
-    let mut param = || {
-        let p = next;
-        next += 1;
-        p
-    };
-    let fence = rows.close_task.as_ref().map(|close| {
-        let (id, a, b) = (param(), param(), param());
-        let cond = match close.fence {
-            Fence::Token { .. } => format!("state = 'claimed' AND token = ${a} AND claimed_by = ${b}"),
-            Fence::NotClaimedByOther { .. } => {
-                format!("state <> 'done' AND NOT (state = 'claimed' AND lease_until > ${a} AND claimed_by <> ${b})")
-            }
-        };
-        // The task is locked by its id alone and the fence checked on the locked row. With the
-        // fence in the locking scan's condition, its state test can match the predicate of a
-        // partial index of tasks, which the planner may then read whole looking for the id
-        // while that index is small, and a pooled connection keeps the plan as it grows (see
-        // migration 0006).
-        sql.push_str(&format!(
-            "l AS (SELECT id, state, token, claimed_by, lease_until FROM tasks WHERE id = ${id} FOR UPDATE), \
-             f AS (SELECT id FROM l WHERE {cond}), "
-        ));
-        (id, a, b)
-    });
-    let fenced = if fence.is_some() {
-        " AND EXISTS (SELECT 1 FROM f)"
-    } else {
-        ""
-    };
-    sql.push_str(&format!(
-        "i AS (UPDATE instances SET stage = $1, fields = $2, priority = $3, queue = $4, version = $5, updated_at = $6 \
-         WHERE id = $7 AND version = $8{fenced} RETURNING id), "
-    ));
-    if fence.is_some() {
-        sql.push_str(
-            "c AS (UPDATE tasks SET state = 'done', lease_until = NULL \
-             WHERE id IN (SELECT id FROM f) AND EXISTS (SELECT 1 FROM i) RETURNING id), ",
-        );
-    }
-    let update = rows.update_task.as_ref().map(|_| {
-        let (q, p, id, due, to) = (param(), param(), param(), param(), param());
-        sql.push_str(&format!(
-            "u AS (UPDATE tasks SET assigned_to = CASE WHEN queue = ${q} THEN assigned_to ELSE ${to} END, queue = ${q}, priority = ${p}, due_at = ${due} \
-             WHERE id = ${id} AND state <> 'done' AND EXISTS (SELECT 1 FROM i) RETURNING *), "
-        ));
-    });
-    // The instance's wake-up becomes the given one (which also ends any lease on it), or goes.
-    match rows.wakeup {
-        Some(Some(_)) => {
-            let p = param();
-            sql.push_str(&format!(
-                "w AS (INSERT INTO wakeups (instance_id, due_at, fire_at) SELECT $7, ${p}, ${p} WHERE EXISTS (SELECT 1 FROM i) \
-                 ON CONFLICT (instance_id) DO UPDATE SET due_at = excluded.due_at, fire_at = excluded.fire_at), "
-            ));
-        }
-        Some(None) => sql.push_str(
-            "w AS (DELETE FROM wakeups WHERE instance_id = $7 AND EXISTS (SELECT 1 FROM i)), ",
-        ),
-        None => {}
-    }
-    if !rows.notifications.is_empty() {
-        let (r, c, t, m, d) = (param(), param(), param(), param(), param());
-        sql.push_str(&format!(
-            "o AS (INSERT INTO notifications (instance_id, role, clock, threshold, message, created_at, deliver_at) \
-             SELECT $7, n.role, n.clock, n.threshold, n.message, (EXTRACT(EPOCH FROM $6::timestamptz) * 1000000)::bigint, n.deliver_at \
-             FROM UNNEST(${r}::text[], ${c}::text[], ${t}::text[], ${m}::text[], ${d}::bigint[]) AS n(role, clock, threshold, message, deliver_at) \
-             WHERE EXISTS (SELECT 1 FROM i)), "
-        ));
-    }
-    let insert = rows.new_task.as_ref().map(|_| {
-        let ps: Vec<String> = (0..8).map(|_| format!("${}", param())).collect();
-        // Reading `c` makes the old task close before the new one opens (one open task per
-        // instance is a unique index).
-        let after_close = if fence.is_some() { " AND EXISTS (SELECT 1 FROM c)" } else { "" };
-        sql.push_str(&format!(
-            "n AS (INSERT INTO tasks (instance_id, process, stage, queue, priority, due_at, created_at, state, assigned_to) \
-             SELECT {}, {}, {}, {}, {}, {}, {}, 'open', {} WHERE EXISTS (SELECT 1 FROM i){after_close} RETURNING *), ",
-            ps[0], ps[1], ps[2], ps[3], ps[4], ps[5], ps[6], ps[7]
-        ));
-    });
-    sql.push_str(
-        "e AS (INSERT INTO events (instance_id, seq, at, actor, kind, data, reason) \
-         SELECT $7, * FROM UNNEST($9::bigint[], $10::timestamptz[], $11::text[], $12::text[], $13::jsonb[], $14::text[]) \
-         WHERE EXISTS (SELECT 1 FROM i) RETURNING 1) \
-         SELECT (SELECT count(*) FROM i) AS updated, (SELECT count(*) FROM e) AS events",
-    );
-    if fence.is_some() {
-        sql.push_str(", (SELECT count(*) FROM f) AS fenced");
-    }
-    if update.is_some() {
-        sql.push_str(", (SELECT row_to_json(u) FROM u) AS task");
-    } else if insert.is_some() {
-        sql.push_str(", (SELECT row_to_json(n) FROM n) AS task");
-    }
-
-    let events = EventColumns::of(&rows.events);
-    let mut q = sqlx::query(&sql)
-        .bind(&i.stage)
-        .bind(&i.fields)
-        .bind(&i.priority)
-        .bind(&i.queue)
-        .bind(i.version)
-        .bind(i.updated_at)
-        .bind(i.id)
-        .bind(rows.expected_version)
-        .bind(events.seq)
-        .bind(events.at)
-        .bind(events.actor)
-        .bind(events.kind)
-        .bind(events.data)
-        .bind(events.reason);
-    if let Some(close) = &rows.close_task {
-        q = q.bind(close.task.0);
-        q = match &close.fence {
-            Fence::Token { token, agent } => q.bind(*token).bind(&**agent),
-            Fence::NotClaimedByOther { actor, now } => q.bind(sql::micros(*now)).bind(&**actor),
-        };
-    }
-    if let Some(u) = &rows.update_task {
-        q = q
-            .bind(&*u.queue)
-            .bind(sql::priority_column(u.priority))
-            .bind(u.task.0)
-            .bind(sql::due_column(u.due_at))
-            .bind(u.assigned_to.as_deref());
-    }
-    if let Some(Some(at)) = rows.wakeup {
-        q = q.bind(at);
-    }
-    if !rows.notifications.is_empty() {
-        let n = NotificationArrays::of(&rows.notifications);
-        q = q
-            .bind(n.role)
-            .bind(n.clock)
-            .bind(n.threshold)
-            .bind(n.message)
-            .bind(n.deliver_at);
-    }
-    if let Some(t) = &rows.new_task {
-        q = q
-            .bind(i.id)
-            .bind(&*t.process)
-            .bind(&*t.stage)
-            .bind(&*t.queue)
-            .bind(sql::priority_column(t.priority))
-            .bind(sql::due_column(t.due_at))
-            .bind(sql::micros(i.updated_at))
-            .bind(t.assigned_to.as_deref());
-    }
-    let row = q.fetch_one(pool).await?;
-    let updated: i64 = row.try_get("updated")?;
-    if updated == 1 {
-        let task: Option<Json> = if update.is_some() || insert.is_some() {
-            row.try_get("task")?
-        } else {
-            None
-        };
-        return Ok(Committed {
-            spawned: Vec::new(),
-            task: task.map(|t| sql::task_from_json(&t)).transpose()?,
-        });
-    }
-    let fenced = match &rows.close_task {
-        Some(_) => Some(row.try_get::<i64, _>("fenced")? > 0),
-        None => None,
-    };
-    Err(refusal(pool, rows, fenced).await)
-}
-
 /// Why a change that wrote nothing was refused (`fenced`: whether its task's fence held when
 /// it ran; `None`: it closes no task). In the order the other stores check (and the
-/// multi-statement commit below): the instance, its version, then the task's fence. A stale
+/// multi-statement `commit`): the instance, its version, then the task's fence. A stale
 /// change is a conflict whatever became of its task since, so that callers re-read and decide
 /// again.
 async fn refusal(pool: &PgPool, rows: &ChangeRows, fenced: Option<bool>) -> StoreError {
@@ -533,36 +357,6 @@ async fn refusal(pool: &PgPool, rows: &ChangeRows, fenced: Option<bool>) -> Stor
         Ok(stale)
     };
     explain.await.unwrap_or_else(|e: StoreError| e)
-}
-
-/// A change's events as one array per column, for `UNNEST`.
-#[derive(Default)]
-struct EventColumns {
-    seq: Vec<i64>,
-    at: Vec<DateTime<Utc>>,
-    actor: Vec<String>,
-    kind: Vec<String>,
-    data: Vec<Json>,
-    reason: Vec<Option<String>>,
-}
-
-impl EventColumns {
-    fn of(events: &[sql::EventRow]) -> Self {
-        let mut c = EventColumns::default();
-        c.extend(events);
-        c
-    }
-
-    fn extend(&mut self, events: &[sql::EventRow]) {
-        for e in events {
-            self.seq.push(e.seq);
-            self.at.push(e.at);
-            self.actor.push(e.actor.clone());
-            self.kind.push(e.kind.to_string());
-            self.data.push(e.data.clone());
-            self.reason.push(e.reason.clone());
-        }
-    }
 }
 
 /// Notifications as one array per column, for `UNNEST`.
