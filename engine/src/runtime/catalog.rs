@@ -86,6 +86,25 @@ pub struct TaskNames {
     pub queues: Vec<Arc<str>>,
 }
 
+impl TaskNames {
+    /// The names of a process's tasks, each allocated anew.
+    fn of(model: &Process, project: &Project) -> Self {
+        TaskNames {
+            process: model.name.as_str().into(),
+            stages: model
+                .stages
+                .iter()
+                .map(|s| s.name.as_str().into())
+                .collect(),
+            queues: project
+                .queues
+                .iter()
+                .map(|q| q.name.as_str().into())
+                .collect(),
+        }
+    }
+}
+
 impl Definition {
     pub fn new(
         id: DefinitionId,
@@ -98,19 +117,7 @@ impl Definition {
         let index = project.processes.iter().position(|p| p.name == process)?;
         let model = &project.processes[index];
         let timing = Timing::of(model);
-        let task_names = TaskNames {
-            process: model.name.as_str().into(),
-            stages: model
-                .stages
-                .iter()
-                .map(|s| s.name.as_str().into())
-                .collect(),
-            queues: project
-                .queues
-                .iter()
-                .map(|q| q.name.as_str().into())
-                .collect(),
-        };
+        let task_names = TaskNames::of(model, &project);
         Some(Definition {
             id,
             process: process.to_string(),
@@ -138,22 +145,13 @@ impl Definition {
 
     /// A copy for a shard of replicas: the same version, with names of its own.
     pub(super) fn replica(&self) -> Definition {
-        let names = &self.task_names;
-        let copy = |names: &[Arc<str>]| names.iter().map(|n| Arc::from(&**n)).collect();
         Definition {
-            id: self.id,
             process: self.process.clone(),
-            version: self.version,
             hash: self.hash.clone(),
-            published_at: self.published_at,
             project: self.project.clone(),
-            index: self.index,
             timing: self.timing.clone(),
-            task_names: TaskNames {
-                process: Arc::from(&*names.process),
-                stages: copy(&names.stages),
-                queues: copy(&names.queues),
-            },
+            task_names: TaskNames::of(self.model(), &self.project),
+            ..*self
         }
     }
 }
@@ -271,23 +269,14 @@ impl Catalog {
 
     /// Every published version of every process, by process name then version.
     pub fn definitions(&self) -> Vec<Arc<Definition>> {
-        let mut all: Vec<Arc<Definition>> = self
-            .inner
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .by_id
-            .values()
-            .cloned()
-            .collect();
+        let mut all: Vec<Arc<Definition>> = self.shared().by_id.values().cloned().collect();
         all.sort_by(|a, b| (&a.process, a.version).cmp(&(&b.process, b.version)));
         all
     }
 
     /// One version of a process.
     pub fn version(&self, process: &str, version: u32) -> Option<Arc<Definition>> {
-        self.inner
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+        self.shared()
             .by_id
             .values()
             .find(|d| d.process == process && d.version == version)
@@ -297,9 +286,7 @@ impl Catalog {
     /// Every queue the latest published project declares, by name.
     pub fn queues(&self) -> Vec<(String, Arc<QueueInfo>)> {
         let mut all: Vec<(String, Arc<QueueInfo>)> = self
-            .inner
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+            .shared()
             .queue_members
             .iter()
             .map(|(name, info)| (name.clone(), info.clone()))

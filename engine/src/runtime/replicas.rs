@@ -18,11 +18,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::HashMap;
 
 use super::catalog::{Definition, DefinitionId, QueueInfo};
 
 /// One shard's replicas.
+#[derive(Default)]
 pub struct Replica {
     generation: u64,
     pub by_id: HashMap<DefinitionId, Arc<Definition>>,
@@ -65,14 +66,7 @@ impl Default for Replicas {
         let shards = (cores * 2).clamp(4, 256);
         Replicas {
             shards: (0..shards)
-                .map(|_| {
-                    Shard(Mutex::new(Replica {
-                        generation: 0,
-                        by_id: HashMap::new(),
-                        latest: HashMap::new(),
-                        queues: HashMap::new(),
-                    }))
-                })
+                .map(|_| Shard(Mutex::new(Replica::default())))
                 .collect(),
         }
     }

@@ -148,6 +148,19 @@ fn count_load(loads: &mut HashMap<Arc<str>, u64>, holder: Option<&Arc<str>>, up:
 }
 
 /// Put a task in its queue's order (a new queue shares the task's name for its key).
+/// Note a task pushed to an agent in the record of its queue's pushed tasks.
+fn note_pushed(
+    pushed: &mut HashMap<Arc<str>, std::collections::BTreeMap<TaskId, Arc<str>>>,
+    task: &Task,
+) {
+    if let Some(a) = &task.assigned_to {
+        pushed
+            .entry(task.queue.clone())
+            .or_default()
+            .insert(task.id, a.clone());
+    }
+}
+
 fn enqueue(queues: &mut HashMap<Arc<str>, BTreeSet<OrderKey>>, task: &Task) {
     let key = order_key(task);
     match queues.get_mut(&*task.queue) {
@@ -182,12 +195,7 @@ impl Inner {
         if let Some(ticket) = self.tickets.get_mut(instance.0) {
             ticket.open_task = Some(task.id);
         }
-        if let Some(a) = &task.assigned_to {
-            self.pushed
-                .entry(task.queue.clone())
-                .or_default()
-                .insert(task.id, a.clone());
-        }
+        note_pushed(&mut self.pushed, &task);
         let id = task.id;
         self.tasks.push(task);
         id
@@ -290,12 +298,7 @@ impl Inner {
             if let Some(p) = self.pushed.get_mut(&*queue) {
                 p.remove(&id);
             }
-            if let Some(a) = &task.assigned_to {
-                self.pushed
-                    .entry(task.queue.clone())
-                    .or_default()
-                    .insert(id, a.clone());
-            }
+            note_pushed(&mut self.pushed, task);
         }
         if task.state != TaskState::Done {
             enqueue(&mut self.queues, task);

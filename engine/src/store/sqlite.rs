@@ -1211,7 +1211,8 @@ impl Store for SqliteStore {
     async fn agent_loads(&self, agents: &[&str]) -> Result<Vec<(String, u64)>> {
         // As in PostgreSQL: claimed tasks by claimant, open ones by assignee, each through its
         // partial index (0006); the candidates come as a JSON array.
-        let agents = serde_json::Value::from(agents.to_vec()).to_string();
+        let agents =
+            serde_json::to_string(agents).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT agent, COUNT(*) FROM ( \

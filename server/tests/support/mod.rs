@@ -239,10 +239,9 @@ impl Server {
 
     /// Kill the server outright (SIGKILL: no shutdown, nothing flushed), as a crash would, and
     /// wait until it is gone.
-    pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::mem::forget(self);
+    pub fn kill(self) {
+        // Dropping it does exactly that (`Child::kill` sends SIGKILL).
+        drop(self);
     }
 
     pub async fn call(
