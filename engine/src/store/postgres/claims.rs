@@ -158,6 +158,16 @@ enum Served {
     Alone,
 }
 
+/// The claimed task's instance `i`, beside the task's own columns: the columns
+/// [`claimed_from_row`] reads, prefixed `i_`.
+macro_rules! instance_columns {
+    () => {
+        "i.definition_id AS i_definition_id, i.stage AS i_stage, i.fields AS i_fields, \
+         i.priority AS i_priority, i.queue AS i_queue, i.version AS i_version, \
+         i.created_at AS i_created_at, i.updated_at AS i_updated_at, i.created_by AS i_created_by"
+    };
+}
+
 /// One agent's claim, alone.
 pub(super) async fn claim_one(
     pool: &PgPool,
@@ -168,12 +178,11 @@ pub(super) async fn claim_one(
 ) -> Result<Claimed> {
     // The instance as of the claim's snapshot: whoever uses it relies on the version check of
     // the change it makes, like any read.
-    let row: Option<PgRow> = sqlx::query(claim_next_then!(
-        "SELECT c.*, i.definition_id AS i_definition_id, i.stage AS i_stage, i.fields AS i_fields, \
-                i.priority AS i_priority, i.queue AS i_queue, i.version AS i_version, \
-                i.created_at AS i_created_at, i.updated_at AS i_updated_at, i.created_by AS i_created_by \
-         FROM c JOIN instances i ON i.id = c.instance_id"
-    ))
+    let row: Option<PgRow> = sqlx::query(claim_next_then!(concat!(
+        "SELECT c.*, ",
+        instance_columns!(),
+        " FROM c JOIN instances i ON i.id = c.instance_id"
+    )))
     .bind(agent)
     .bind(lease_until)
     .bind(queue)
@@ -210,7 +219,8 @@ fn claimed_from_row(catalog: &Catalog, row: &PgRow) -> Result<(Task, Arc<Instanc
 /// tasks by assignee and queue (migration 0008). The limit is a subquery: with it, the planner
 /// still reads the queue's index in order, even for a generic plan over a long queue (checked
 /// with 50,000 open tasks), where a sort would read them all.
-const CLAIM_TOGETHER: &str = "\
+const CLAIM_TOGETHER: &str = concat!(
+    "\
 WITH req AS MATERIALIZED ( \
      SELECT agent, lease_until, n FROM UNNEST($1::text[], $2::bigint[]) WITH ORDINALITY AS r(agent, lease_until, n)), \
  pushed AS MATERIALIZED ( \
@@ -229,12 +239,12 @@ WITH req AS MATERIALIZED ( \
      UPDATE tasks t SET state = 'claimed', claimed_by = a.agent, lease_until = a.lease_until, token = t.token + 1 \
      FROM next JOIN asking a ON a.k = next.k WHERE t.id = next.id \
      RETURNING t.*, a.n AS request) \
-SELECT req.n, req.agent IN (SELECT agent FROM pushed) AS pushed, c.*, \
-       i.definition_id AS i_definition_id, i.stage AS i_stage, i.fields AS i_fields, i.priority AS i_priority, \
-       i.queue AS i_queue, i.version AS i_version, i.created_at AS i_created_at, i.updated_at AS i_updated_at, \
-       i.created_by AS i_created_by \
+SELECT req.n, req.agent IN (SELECT agent FROM pushed) AS pushed, c.*, ",
+    instance_columns!(),
+    " \
 FROM req LEFT JOIN c ON c.request = req.n LEFT JOIN instances i ON i.id = c.instance_id \
-ORDER BY req.n";
+ORDER BY req.n"
+);
 
 /// Serve the requests with one statement; what each got, in order.
 async fn claim_together(

@@ -469,7 +469,7 @@ fn task_from_row(row: &PgRow) -> Result<Task> {
 /// The claim of the next open task of queue `$3` for agent `$1` until `$2`, as `c` (the claimed
 /// row), followed by the `SELECT` given over it: one statement text, built at compile time.
 macro_rules! claim_next_then {
-    ($select:literal) => {
+    ($select:expr) => {
         concat!(
             "WITH next AS ( \
                  SELECT id FROM tasks \
