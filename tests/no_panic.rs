@@ -222,6 +222,8 @@ const KEYWORDS: &[&str] = &[
     "approve",
     "reject",
     "expire",
+    "excludes",
+    "remind",
     "rule",
     "computes",
 ];
@@ -991,22 +993,32 @@ impl Gen<'_> {
                 self.tok(",");
                 self.tok("then");
             }
-            match self.choice(3) {
-                0 => self.tok("all"),
-                1 => {
-                    self.tok("any");
-                    let n = self.pick(&["1", "2", "0", "-1"]);
-                    self.tok(n);
+            // A level: groups joined by `and`.
+            for j in 0..1 + self.count(3) {
+                if j > 0 {
+                    self.tok("and");
                 }
-                _ => {
-                    let n = self.pick(&["1", "2", "3", "0"]);
-                    self.tok(n);
+                match self.choice(4) {
+                    0 => self.tok("all"),
+                    1 => {
+                        self.tok("any");
+                        let n = self.pick(&["1", "2", "0", "-1"]);
+                        self.tok(n);
+                    }
+                    2 => {
+                        let n = self.pick(&["50%", "100%", "0%", "150%", "1%"]);
+                        self.tok(n);
+                    }
+                    _ => {
+                        let n = self.pick(&["1", "2", "3", "0"]);
+                        self.tok(n);
+                    }
                 }
+                self.tok("of");
+                self.tok("role");
+                let r = self.pick(ROLES);
+                self.tok(r);
             }
-            self.tok("of");
-            self.tok("role");
-            let r = self.pick(ROLES);
-            self.tok(r);
         }
     }
 
@@ -1017,7 +1029,7 @@ impl Gen<'_> {
         self.tok(s);
         self.tok("{");
         for _ in 0..self.count(6) {
-            match self.choice(3) {
+            match self.choice(5) {
                 0 => {
                     self.tok("when");
                     self.condition();
@@ -1028,6 +1040,16 @@ impl Gen<'_> {
                     self.tok("otherwise");
                     self.tok("=>");
                     self.approval_plan();
+                }
+                2 => {
+                    self.tok("excludes");
+                    self.list(FIELDS, 3);
+                }
+                3 => {
+                    self.tok("remind");
+                    self.tok("after");
+                    let d = self.pick(DURATIONS);
+                    self.tok(d);
                 }
                 _ => {
                     self.tok("on");
@@ -1213,6 +1235,10 @@ impl Gen<'_> {
             for t in ["approval", "in", s, "{"] {
                 self.tok(t);
             }
+            if self.maybe() {
+                self.tok("excludes");
+                self.tok("note");
+            }
             for _ in 0..self.count(3) {
                 self.tok("when");
                 self.valid_condition();
@@ -1224,6 +1250,13 @@ impl Gen<'_> {
             self.valid_plan();
             for t in ["on", "approve", "=>", "closed", "on", "reject", "=>", "new"] {
                 self.tok(t);
+            }
+            for d in ["4h", "1d"] {
+                if self.maybe() {
+                    for t in ["remind", "after", d] {
+                        self.tok(t);
+                    }
+                }
             }
             if self.maybe() {
                 for t in ["on", "expire", "after", "2d", "=>", "new"] {
@@ -1315,18 +1348,29 @@ impl Gen<'_> {
                 self.tok(",");
                 self.tok("then");
             }
-            match self.choice(3) {
-                0 => {
-                    self.tok("any");
-                    self.tok("1");
+            // Groups of a level, each with a role of its own.
+            let roles = ["team_lead", "cab", "change_manager"];
+            let first = self.choice(3) as usize;
+            for j in 0..1 + self.count(3) as usize {
+                if j > 0 {
+                    self.tok("and");
                 }
-                1 => self.tok("all"),
-                _ => self.tok("2"),
+                match self.choice(4) {
+                    0 => {
+                        self.tok("any");
+                        self.tok("1");
+                    }
+                    1 => self.tok("all"),
+                    2 => {
+                        let pc = self.pick(&["1%", "50%", "100%"]);
+                        self.tok(pc);
+                    }
+                    _ => self.tok("2"),
+                }
+                self.tok("of");
+                self.tok("role");
+                self.tok(roles[(first + j) % roles.len()]);
             }
-            self.tok("of");
-            self.tok("role");
-            let r = self.pick(&["team_lead", "cab", "change_manager"]);
-            self.tok(r);
         }
     }
 }

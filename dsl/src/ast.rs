@@ -634,9 +634,31 @@ pub enum ApprovalEntry {
         span: Span,
     },
     Outcome(ApprovalOutcome),
+    /// `excludes requester, implementer`: fields naming people who may not vote.
+    Excludes {
+        fields: Vec<Ident>,
+        span: Span,
+    },
+    /// `remind after 1d`: approvers who have not voted are reminded this long after their
+    /// level opens.
+    Remind {
+        after: Spanned<Duration>,
+        span: Span,
+    },
 }
 
-/// Sequential approval levels; empty means `none` (no approval needed).
+impl ApprovalEntry {
+    pub fn span(&self) -> Span {
+        match self {
+            ApprovalEntry::Rule { span, .. }
+            | ApprovalEntry::Excludes { span, .. }
+            | ApprovalEntry::Remind { span, .. } => *span,
+            ApprovalEntry::Outcome(o) => o.span,
+        }
+    }
+}
+
+/// Sequential approval levels (`then`); empty means `none` (no approval needed).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApprovalPlan {
     pub levels: Vec<ApprovalLevel>,
@@ -648,10 +670,21 @@ pub enum Quorum {
     All,
     /// `any 2` or `2`: at least this many members of the role must approve.
     Count(i64),
+    /// `50%`: this share of the role's holders (rounded up) must approve.
+    Percent(i64),
 }
 
+/// One level of a plan: groups joined by `and`, asked at once, each of which must reach its
+/// quorum.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApprovalLevel {
+    pub groups: Vec<ApprovalGroup>,
+    pub span: Span,
+}
+
+/// `any 2 of role cab`: a quorum of a role's holders.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalGroup {
     pub quorum: Spanned<Quorum>,
     pub role: Ident,
     pub span: Span,

@@ -819,43 +819,50 @@ fn escalation_step(step: &EscalationStep) -> String {
     format!("at {threshold} => {actions}")
 }
 
+/// An approval entry in the canonical layout, on one line: `when category == 2 => any 3 of
+/// role cab, then any 1 of role change_manager`, `otherwise => none`, `on approve => scheduled`,
+/// `excludes requester`, `remind after 1d`. The checker keeps the line of each rule, so the
+/// history can say which rule chose a ticket's plan.
+pub fn approval_rule_line(entry: &ApprovalEntry) -> String {
+    approval_entry(entry).1
+}
+
 /// The span and the line of an approval entry.
 fn approval_entry(entry: &ApprovalEntry) -> (Span, String) {
-    match entry {
+    let line = match entry {
         ApprovalEntry::Rule {
-            condition,
-            plan,
-            span,
-        } => (
-            *span,
-            format!("{} => {}", when(condition), approval_plan(plan)),
-        ),
+            condition, plan, ..
+        } => format!("{} => {}", when(condition), approval_plan(plan)),
         ApprovalEntry::Outcome(o) => {
             let after = o
                 .after
                 .as_ref()
                 .map(|d| format!(" after {}", d.node))
                 .unwrap_or_default();
-            let line = format!("on {}{after} => {}", o.kind.node.as_str(), o.stage);
-            (o.span, line)
+            format!("on {}{after} => {}", o.kind.node.as_str(), o.stage)
         }
-    }
+        ApprovalEntry::Excludes { fields, .. } => format!("excludes {}", names(fields)),
+        ApprovalEntry::Remind { after, .. } => format!("remind after {}", after.node),
+    };
+    (entry.span(), line)
 }
 
-/// `none`, or `all of role a, then any 2 of role b`.
+/// `none`, or `all of role a and 50% of role b, then any 2 of role c`.
 fn approval_plan(plan: &ApprovalPlan) -> String {
     if plan.levels.is_empty() {
         return "none".to_string();
     }
-    let levels: Vec<String> = plan
-        .levels
-        .iter()
-        .map(|level| match level.quorum.node {
-            Quorum::All => format!("all of role {}", level.role),
-            Quorum::Count(n) => format!("any {n} of role {}", level.role),
-        })
-        .collect();
-    levels.join(", then ")
+    let level = |level: &ApprovalLevel| join(&level.groups, approval_group, " and ");
+    join(&plan.levels, level, ", then ")
+}
+
+/// `all of role a`, `any 2 of role b`, `50% of role c`.
+fn approval_group(group: &ApprovalGroup) -> String {
+    match group.quorum.node {
+        Quorum::All => format!("all of role {}", group.role),
+        Quorum::Count(n) => format!("any {n} of role {}", group.role),
+        Quorum::Percent(n) => format!("{n}% of role {}", group.role),
+    }
 }
 
 #[cfg(test)]

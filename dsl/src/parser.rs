@@ -546,7 +546,11 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::perform_action | Rule::kw_perform => "`perform`",
         Rule::approval | Rule::kw_approval => "`approval`",
         Rule::approval_plan => "`none` or an approval level",
-        Rule::approval_level | Rule::quorum => "`any`, `all` or a number",
+        Rule::approval_level | Rule::approval_group | Rule::quorum => {
+            "`any`, `all`, a number or a percentage"
+        }
+        Rule::approval_excludes | Rule::kw_excludes => "`excludes`",
+        Rule::approval_remind | Rule::kw_remind => "`remind`",
         Rule::kw_none => "`none`",
         Rule::kw_any => "`any`",
         Rule::kw_all => "`all`",
@@ -1467,6 +1471,17 @@ impl Ctx<'_> {
                         span: espan,
                     }));
                 }
+                Rule::approval_excludes => entries.push(ApprovalEntry::Excludes {
+                    fields: self.ident_list_child(p),
+                    span: espan,
+                }),
+                Rule::approval_remind => {
+                    let after = match p.into_inner().find(|q| q.as_rule() == Rule::duration) {
+                        Some(d) => self.duration(d),
+                        None => Spanned::new(Duration::default(), espan),
+                    };
+                    entries.push(ApprovalEntry::Remind { after, span: espan });
+                }
                 _ => {}
             }
         }
@@ -1485,32 +1500,63 @@ impl Ctx<'_> {
                 continue;
             }
             let lspan = self.span(&p);
-            let mut quorum = Spanned::new(Quorum::Count(1), lspan);
-            let mut role = None;
-            for q in p.into_inner() {
-                let qspan = self.span(&q);
-                match q.as_rule() {
-                    Rule::quorum => {
-                        let n = q
-                            .clone()
-                            .into_inner()
-                            .find(|r| r.as_rule() == Rule::integer);
-                        quorum = match n {
-                            Some(n) => Spanned::new(Quorum::Count(self.integer(n)), qspan),
-                            None => Spanned::new(Quorum::All, qspan),
-                        };
-                    }
-                    Rule::ident => role = Some(self.ident(q)),
-                    _ => {}
-                }
-            }
+            let groups = p
+                .into_inner()
+                .filter(|g| g.as_rule() == Rule::approval_group)
+                .map(|g| self.approval_group(g))
+                .collect();
             levels.push(ApprovalLevel {
-                quorum,
-                role: role.unwrap_or_else(|| self.missing(lspan)),
+                groups,
                 span: lspan,
             });
         }
         ApprovalPlan { levels, span }
+    }
+
+    fn approval_group(&mut self, pair: P) -> ApprovalGroup {
+        let span = self.span(&pair);
+        let mut quorum = Spanned::new(Quorum::Count(1), span);
+        let mut role = None;
+        for q in pair.into_inner() {
+            let qspan = self.span(&q);
+            match q.as_rule() {
+                Rule::quorum => {
+                    let n = q
+                        .into_inner()
+                        .find(|r| matches!(r.as_rule(), Rule::integer | Rule::percent));
+                    quorum = match n {
+                        Some(n) if n.as_rule() == Rule::percent => {
+                            let nspan = self.span(&n);
+                            let digits = n.as_str().trim_end_matches('%');
+                            let pc = match digits.parse::<i64>() {
+                                Ok(pc) => pc,
+                                Err(_) => {
+                                    self.diagnostics.push(
+                                        Diagnostic::error(
+                                            "number-too-large",
+                                            nspan,
+                                            "this percentage is too large",
+                                        )
+                                        .with_label("too large"),
+                                    );
+                                    0
+                                }
+                            };
+                            Spanned::new(Quorum::Percent(pc), qspan)
+                        }
+                        Some(n) => Spanned::new(Quorum::Count(self.integer(n)), qspan),
+                        None => Spanned::new(Quorum::All, qspan),
+                    };
+                }
+                Rule::ident => role = Some(self.ident(q)),
+                _ => {}
+            }
+        }
+        ApprovalGroup {
+            quorum,
+            role: role.unwrap_or_else(|| self.missing(span)),
+            span,
+        }
     }
 
     fn rule(&mut self, pair: P) -> Rule_ {
@@ -1863,6 +1909,56 @@ mod tests {
             condition_tokens("t < 2026-12-25T08:00:00+01:00 and\n\td != 1h30m"),
             "t < 2026-12-25T08:00:00+01:00 and d != 1h30m"
         );
+    }
+
+    #[test]
+    fn approval_plans_have_levels_of_groups() {
+        let text = "process p {\n  approval in s {\n    otherwise => any 1 of role a and 50% of role b, then all of role c\n    excludes x, y\n    remind after 1d\n    when n == 1 => 99999999999999999999% of role d\n  }\n}\n";
+        let parsed = parse(FileId(0), text);
+        let codes: Vec<&str> = parsed.diagnostics.iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["number-too-large"]);
+        let Some(Item::Process(p)) = parsed.file.items.first() else {
+            panic!("no process");
+        };
+        let Some(Member::Approval(a)) = p.members.first() else {
+            panic!("no approval");
+        };
+        let ApprovalEntry::Rule { plan, .. } = &a.entries[0] else {
+            panic!("not a rule: {:?}", a.entries[0]);
+        };
+        let levels: Vec<Vec<(Quorum, &str)>> = plan
+            .levels
+            .iter()
+            .map(|l| {
+                l.groups
+                    .iter()
+                    .map(|g| (g.quorum.node, g.role.as_str()))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            levels,
+            [
+                vec![(Quorum::Count(1), "a"), (Quorum::Percent(50), "b")],
+                vec![(Quorum::All, "c")],
+            ]
+        );
+        let first_group = &plan.levels[0].groups[0];
+        assert_eq!(&text[first_group.span.range()], "any 1 of role a");
+        assert_eq!(
+            &text[plan.levels[0].span.range()],
+            "any 1 of role a and 50% of role b"
+        );
+        assert!(
+            matches!(&a.entries[1], ApprovalEntry::Excludes { fields, .. } if fields.len() == 2)
+        );
+        assert!(
+            matches!(&a.entries[2], ApprovalEntry::Remind { after, .. } if after.node.days == 1)
+        );
+        let ApprovalEntry::Rule { plan, .. } = &a.entries[3] else {
+            panic!("not a rule: {:?}", a.entries[3]);
+        };
+        assert_eq!(plan.levels[0].groups[0].quorum.node, Quorum::Percent(0));
     }
 
     #[test]

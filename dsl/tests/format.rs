@@ -330,6 +330,32 @@ process p // in header
 "#,
     ),
     (
+        "approval plans",
+        r#"process p {
+  approval in s {
+    excludes requester ,implementer // segregation of duties
+    when a == 1 => any 1 of role security_officer
+      and any 1 of role finance_officer, // mid-plan
+      then all of role senior_management
+    when b == 2 and c == 3 => 50% of role cab and 2 of role x and all of role y, then 100% of role z
+    when d == 4 => 1% of role and and any 1 of role excludes
+    otherwise => none
+    remind after 1d // first
+    remind
+      after 2d4h
+    on approve => s
+    on reject => s
+    on expire after 5d => s
+  }
+  approval in t {
+    excludes a
+    excludes b, c
+    remind after 0m
+  }
+}
+"#,
+    ),
+    (
         "empty blocks",
         r#"calendar c {}
 calendar d "D" {
@@ -549,6 +575,60 @@ process incident "Incident" {
 }
 "#;
     assert_eq!(check("messy", input), expected);
+}
+
+#[test]
+fn approval_plans_format_exactly() {
+    let input = r#"process change {
+  approval in approval {
+    excludes   requester,implementer
+    when category == 2 => 3 of role cab and 50% of role finance ,
+         then all of role senior_management   // board
+    when category == 1=>any 1 of role security_officer and any 1 of role finance_officer
+    otherwise=>none
+    remind after 1d  remind after 2d
+    on approve => scheduled on reject => rejected
+    on expire after 5d => withdrawn
+  }
+}
+"#;
+    let expected = r#"process change {
+  approval in approval {
+    excludes requester, implementer
+    when category == 2 => any 3 of role cab and 50% of role finance, then all of role senior_management // board
+    when category == 1 => any 1 of role security_officer and any 1 of role finance_officer
+    otherwise => none
+    remind after 1d
+    remind after 2d
+    on approve => scheduled
+    on reject => rejected
+    on expire after 5d => withdrawn
+  }
+}
+"#;
+    assert_eq!(check("approval", input), expected);
+}
+
+#[test]
+fn approval_rule_lines_are_canonical() {
+    use itsmflow_dsl::format::approval_rule_line;
+    let text = "process p {\n  approval in s {\n    when category == 2 => 3 of role cab,\n      then any 1 of role change_manager // x\n    otherwise => none\n    remind after 1d\n  }\n}\n";
+    let file = parse_ok("rule lines", text);
+    let Some(Item::Process(p)) = file.items.first() else {
+        panic!("no process");
+    };
+    let Some(Member::Approval(a)) = p.members.first() else {
+        panic!("no approval");
+    };
+    let lines: Vec<String> = a.entries.iter().map(approval_rule_line).collect();
+    assert_eq!(
+        lines,
+        [
+            "when category == 2 => any 3 of role cab, then any 1 of role change_manager",
+            "otherwise => none",
+            "remind after 1d",
+        ]
+    );
 }
 
 #[test]

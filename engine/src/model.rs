@@ -400,16 +400,51 @@ pub struct Escalation {
     pub steps: Vec<EscalationStep>,
 }
 
+/// How many of a group's approvers must approve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Quorum {
+    /// Every approver of the group (every holder of the role, less those excluded).
     All,
+    /// At least this many.
     AtLeast(u32),
+    /// This share (1 to 100) of the role's holders when the level opens, rounded up, at least 1.
+    Percent(u32),
 }
 
-#[derive(Clone, Debug)]
-pub struct ApprovalLevel {
+impl Quorum {
+    /// How many approvals the quorum needs of a group whose role has `holders` holders, of
+    /// whom `eligible` may vote (the others are excluded by segregation of duties).
+    pub fn needed(self, holders: usize, eligible: usize) -> usize {
+        match self {
+            Quorum::All => eligible,
+            Quorum::AtLeast(k) => k as usize,
+            Quorum::Percent(pc) => (holders * pc as usize).div_ceil(100).max(1),
+        }
+    }
+}
+
+/// As written: `all`, `any 2`, `50%`.
+impl fmt::Display for Quorum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Quorum::All => f.write_str("all"),
+            Quorum::AtLeast(k) => write!(f, "any {k}"),
+            Quorum::Percent(pc) => write!(f, "{pc}%"),
+        }
+    }
+}
+
+/// One group of a level: a quorum of a role's holders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApprovalGroup {
     pub quorum: Quorum,
     pub role: RoleId,
+}
+
+/// One level of a plan: groups that must each reach their quorum (`and`), asked at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalLevel {
+    pub groups: Vec<ApprovalGroup>,
 }
 
 #[derive(Clone, Debug)]
@@ -418,6 +453,9 @@ pub struct ApprovalRule {
     pub condition: Option<Condition>,
     /// Sequential levels; empty means no approval is needed.
     pub levels: Vec<ApprovalLevel>,
+    /// The rule as written, in the canonical layout (`when category == 2 => ...`), to explain
+    /// which rule chose a ticket's plan.
+    pub text: String,
 }
 
 #[derive(Clone, Debug)]
@@ -427,6 +465,30 @@ pub struct Approval {
     pub on_approve: StageId,
     pub on_reject: StageId,
     pub on_expire: Option<(Duration, StageId)>,
+    /// Fields naming people who may not vote on the ticket (segregation of duties), besides
+    /// its creator, who never may.
+    pub excludes: Vec<FieldId>,
+    /// Delays after a level opens at which approvers who have not voted are reminded, in
+    /// order.
+    pub reminders: Vec<Duration>,
+}
+
+impl Approval {
+    /// Every role a level of any plan names, once each, in order of first mention.
+    pub fn roles(&self) -> Vec<RoleId> {
+        let mut roles = Vec::new();
+        for g in self
+            .rules
+            .iter()
+            .flat_map(|r| &r.levels)
+            .flat_map(|l| &l.groups)
+        {
+            if !roles.contains(&g.role) {
+                roles.push(g.role);
+            }
+        }
+        roles
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -490,6 +552,10 @@ impl Process {
             .iter()
             .position(|s| s.name == name)
             .map(|i| StageId(i as u32))
+    }
+    /// The approval asked in a stage, if any.
+    pub fn approval_in(&self, stage: StageId) -> Option<&Approval> {
+        self.approvals.iter().find(|a| a.stage == stage)
     }
     pub fn transition(&self, name: &str) -> Option<TransitionId> {
         self.transitions

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use itsmflow_dsl::Sources;
+use itsmflow_engine::runtime::approval::NO_HOLDERS;
 use itsmflow_engine::runtime::{
     Actor, Catalog, Engine, EngineError, InstanceId, ManualClock, TaskState,
 };
@@ -781,6 +782,7 @@ fn accept_fenced_on<S: Store>(
                 actor: agent,
                 now: Utc::now(),
                 reason: None,
+                holders: &NO_HOLDERS,
             },
         )
         .expect("decided")
@@ -1015,6 +1017,7 @@ async fn queue_order_by_due_time<S: Store>(h: &Harness<S>) {
         actor: &caller(),
         now: start(),
         reason: None,
+        holders: &NO_HOLDERS,
     };
     // Created in this order, due in another: none, +3h, +1h, +2h.
     let dues = [None, Some(3), Some(1), Some(2)];

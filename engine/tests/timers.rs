@@ -3,22 +3,20 @@
 //! database), across restarts, and shared by two PostgreSQL nodes. Nothing here sleeps on real
 //! time: tests move a `ManualClock` and wait for the scheduler to settle.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use itsmflow_dsl::Sources;
 use itsmflow_engine::runtime::{
     Actor, Catalog, Clock, Engine, InstanceId, ManualClock, NotificationFilter, Scheduler,
-    SchedulerConfig, SchedulerHandle, Timer,
+    SchedulerConfig, Timer,
 };
 use itsmflow_engine::store::memory::MemoryStore;
 use itsmflow_engine::store::postgres::PostgresStore;
 use itsmflow_engine::store::sqlite::SqliteStore;
 use itsmflow_engine::store::Store;
 use serde_json::{json, Map, Value};
-use support::{fields, processes, with_database};
+use support::{fields, processes, Node, Place};
 
 mod support;
 
@@ -137,106 +135,6 @@ fn ticket(impact: &str) -> Map<String, Value> {
 
 // ---------------------------------------------------------------------------------------------
 // Harness
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// An engine with its scheduler.
-struct Node<S: Store> {
-    engine: Arc<Engine<S>>,
-    scheduler: SchedulerHandle,
-}
-
-impl<S: Store> Node<S> {
-    async fn open(
-        store: S,
-        catalog: Arc<Catalog>,
-        clock: Arc<ManualClock>,
-        sources: &Sources,
-    ) -> Self {
-        let engine = Engine::open(store, catalog, clock).await.expect("open");
-        engine.publish(sources).await.expect("publish");
-        let engine = Arc::new(engine);
-        let scheduler = Scheduler::spawn(engine.clone());
-        Node { engine, scheduler }
-    }
-
-    async fn stop(self) {
-        self.scheduler.stop().await;
-    }
-}
-
-/// Where a store keeps its data, to open it again.
-#[derive(Clone)]
-enum Place {
-    Memory,
-    Sqlite(PathBuf),
-    Postgres(String),
-}
-
-fn pg_admin_url() -> String {
-    std::env::var("ITSMFLOW_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres:///postgres?host=/var/run/postgresql".into())
-}
-
-async fn pg_database() -> String {
-    let admin = pg_admin_url();
-    let name = unique("itsmflow_timers");
-    let pool = sqlx::PgPool::connect(&admin).await.unwrap_or_else(|e| {
-        panic!(
-            "PostgreSQL is not reachable at {admin} ({e}); start it or set ITSMFLOW_TEST_POSTGRES"
-        )
-    });
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&pool)
-        .await
-        .expect("create database");
-    pool.close().await;
-    with_database(&admin, &name)
-}
-
-impl Place {
-    async fn new(kind: &str) -> Place {
-        match kind {
-            "memory" => Place::Memory,
-            "sqlite" => Place::Sqlite(
-                std::env::temp_dir().join(format!("{}.db", unique("itsmflow_timers"))),
-            ),
-            _ => Place::Postgres(pg_database().await),
-        }
-    }
-
-    async fn remove(self) {
-        match self {
-            Place::Memory => {}
-            Place::Sqlite(path) => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
-            }
-            Place::Postgres(url) => {
-                let name = url
-                    .split('?')
-                    .next()
-                    .and_then(|s| s.rsplit('/').next())
-                    .unwrap_or_default()
-                    .to_string();
-                if let Ok(pool) = sqlx::PgPool::connect(&pg_admin_url()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&pool)
-                        .await;
-                }
-            }
-        }
-    }
-}
 
 /// Run a scenario on a node of each kind of store, with `TICKET` or the given project
 /// published; the scenario gets the node and its clock.
@@ -626,6 +524,7 @@ async fn refused_commits_leave_timers_alone<S: Store>(node: &Node<S>, clock: &Ma
                 actor: &agent(),
                 now: clock.now(),
                 reason: None,
+                holders: &itsmflow_engine::runtime::approval::NO_HOLDERS,
             },
         )
         .expect("decided on the stale state");

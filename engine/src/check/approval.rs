@@ -1,15 +1,21 @@
-//! Approvals: levels with real roles and quorums of at least one, conditions that cover every
-//! case, and paths for approval, rejection and (optionally) expiry.
+//! Approvals: levels of groups with real roles and quorums that can be met, conditions that
+//! cover every case, paths for approval, rejection and (optionally) expiry, excluded fields
+//! that hold user names, and reminders in order and before the expiry.
 
-use itsmflow_dsl::ast::{self, ApprovalEntry, OutcomeKind, Span};
+use itsmflow_dsl::ast::{self, ApprovalEntry, Ident, OutcomeKind, Span, Spanned};
+use itsmflow_dsl::format::approval_rule_line;
 use itsmflow_dsl::Diagnostic;
 
+use super::escalation::not_after;
 use super::flow::{guess, UNRESOLVED};
 use super::process::{head, ProcessScope};
 use super::values::too_large_within;
 use super::Ctx;
 use crate::graph::Edge;
-use crate::model::{Approval, ApprovalLevel, ApprovalRule, Condition, Quorum, StageId};
+use crate::model::{
+    Approval, ApprovalGroup, ApprovalLevel, ApprovalRule, Condition, Duration, FieldId, FieldType,
+    Quorum, StageId,
+};
 
 /// An approval outcome as an edge of the process graph; either end may be [`UNRESOLVED`] or a
 /// guess (see `flow`).
@@ -64,7 +70,11 @@ fn check_approval(
     let mut outcomes: [Option<(Span, Option<StageId>)>; 3] = [None; 3];
     // The outcomes' stages for the flow checks, unknown ones guessed.
     let mut flow_targets = [UNRESOLVED; 3];
-    let mut expire_after = None;
+    let mut expire_after: Option<Spanned<Duration>> = None;
+    let mut excludes_seen: Option<Span> = None;
+    let mut excludes = Vec::new();
+    // The reminders that could be read, with where they are written.
+    let mut reminders: Vec<Spanned<Duration>> = Vec::new();
     for entry in &a.entries {
         match entry {
             ApprovalEntry::Rule {
@@ -78,34 +88,70 @@ fn check_approval(
                 if matches!(cond, Some(None)) {
                     all_resolved = false;
                 }
-                let mut levels = Vec::with_capacity(plan.levels.len());
-                for level in &plan.levels {
-                    let quorum = match level.quorum.node {
-                        ast::Quorum::All => Quorum::All,
-                        ast::Quorum::Count(k) => match u32::try_from(k) {
-                            Ok(k) if k >= 1 => Quorum::AtLeast(k),
-                            _ if too_large_within(&ctx.diags, level.quorum.span) => {
-                                Quorum::AtLeast(1)
-                            }
-                            _ => {
-                                ctx.diags.push(
-                                    Diagnostic::error("approval-quorum", level.quorum.span, format!("a quorum of {k} approves nothing"))
-                                        .with_label("must be at least 1")
-                                        .with_help("write `any 1 of role ...` for one approver, or `none` for no approval"),
-                                );
-                                Quorum::AtLeast(1)
-                            }
-                        },
-                    };
-                    if let Some(role) = ctx.role(&level.role) {
-                        levels.push(ApprovalLevel { quorum, role });
-                    }
-                }
+                let levels = plan
+                    .levels
+                    .iter()
+                    .map(|level| check_level(level, ctx))
+                    .collect();
                 rules.push(ApprovalRule {
                     condition: cond.flatten(),
                     levels,
+                    text: approval_rule_line(entry),
                 });
                 rule_spans.push((*span, condition.is_none()));
+            }
+            ApprovalEntry::Excludes { fields, span } => {
+                if let Some(first) = excludes_seen {
+                    ctx.diags.push(
+                        Diagnostic::error(
+                            "duplicate-attribute",
+                            *span,
+                            "`excludes` is given twice",
+                        )
+                        .with_label("given again here")
+                        .with_secondary(first, "first given here")
+                        .with_help(
+                            "list every field in one `excludes`: `excludes requester, implementer`",
+                        ),
+                    );
+                    continue;
+                }
+                excludes_seen = Some(*span);
+                excludes = check_excludes(fields, scope, ctx);
+            }
+            ApprovalEntry::Remind { after, .. } => {
+                if after.node.is_zero() {
+                    // A duration too large to read is already reported, and left as zero.
+                    if !too_large_within(&ctx.diags, after.span) {
+                        ctx.diags.push(
+                            Diagnostic::error(
+                                "zero-duration",
+                                after.span,
+                                "a reminder needs a delay above zero",
+                            )
+                            .with_label("zero")
+                            .with_help("approvers are asked as their level opens; remind them later, e.g. `remind after 1d`"),
+                        );
+                    }
+                    continue;
+                }
+                if let Some(prev) = reminders.last() {
+                    if not_after(&after.node, &prev.node) {
+                        ctx.diags.push(
+                            Diagnostic::error(
+                                "approval-reminder-order",
+                                after.span,
+                                "reminders are out of order",
+                            )
+                            .with_label("not later than the reminder before it")
+                            .with_secondary(prev.span, "previous reminder")
+                            .with_help(
+                                "list reminders from the earliest to the latest; each is sent once per level",
+                            ),
+                        );
+                    }
+                }
+                reminders.push(after.clone());
             }
             ApprovalEntry::Outcome(o) => {
                 let slot = match o.kind.node {
@@ -131,7 +177,7 @@ fn check_approval(
                             .with_label("expire when?")
                             .with_help("write `on expire after 5d => stage`"),
                     ),
-                    (OutcomeKind::Expire, Some(d)) => expire_after = Some(d.node),
+                    (OutcomeKind::Expire, Some(d)) => expire_after = Some(d.clone()),
                     (kind, Some(d)) => ctx.diags.push(
                         Diagnostic::error(
                             "unexpected-delay",
@@ -216,7 +262,29 @@ fn check_approval(
         }
     }
 
-    let on_expire = match (expire_after, outcomes[2].and_then(|o| o.1)) {
+    // Reminders count from when their level opens, at the earliest when the ticket enters the
+    // stage, where the expiry counts from: one not earlier than the expiry never fires.
+    if let Some(expiry) = expire_after.as_ref().filter(|d| !d.node.is_zero()) {
+        for r in &reminders {
+            if not_after(&expiry.node, &r.node) {
+                ctx.diags.push(
+                    Diagnostic::warning(
+                        "approval-reminder-after-expiry",
+                        r.span,
+                        "this reminder would never fire: the approval expires first",
+                    )
+                    .with_label(format!("not earlier than the expiry after {}", expiry.node))
+                    .with_secondary(expiry.span, "the approval expires here")
+                    .with_help(format!(
+                        "remind earlier than `on expire after {}`, or remove this reminder",
+                        expiry.node
+                    )),
+                );
+            }
+        }
+    }
+
+    let on_expire = match (expire_after.map(|d| d.node), outcomes[2].and_then(|o| o.1)) {
         (Some(d), Some(s)) => Some((d, s)),
         _ => None,
     };
@@ -233,6 +301,8 @@ fn check_approval(
             on_approve,
             on_reject,
             on_expire,
+            excludes,
+            reminders: reminders.into_iter().map(|r| r.node).collect(),
         };
         return (Some(approval), edges);
     }
@@ -247,4 +317,205 @@ fn check_approval(
         .map(|slot| (stage, flow_targets[slot], Edge::Approval(kinds[slot])))
         .collect();
     (None, edges)
+}
+
+/// A level's groups: quorums that can be met, roles that are declared, each role once.
+fn check_level(level: &ast::ApprovalLevel, ctx: &mut Ctx) -> ApprovalLevel {
+    let mut groups = Vec::with_capacity(level.groups.len());
+    for (i, group) in level.groups.iter().enumerate() {
+        let quorum = check_quorum(&group.quorum, ctx);
+        let role = &group.role;
+        if let Some(first) = level.groups[..i]
+            .iter()
+            .find(|g| !role.name.is_empty() && g.role.name == role.name)
+        {
+            ctx.diags.push(
+                Diagnostic::warning(
+                    "approval-same-role",
+                    role.span,
+                    format!("role `{role}` is asked twice in one level"),
+                )
+                .with_label("the same people count in both groups")
+                .with_secondary(first.role.span, "first asked here")
+                .with_help(
+                    "a vote counts in every group of the level its voter belongs to, so fewer people than intended can meet it; merge the groups, or name another role",
+                ),
+            );
+        }
+        if let Some(role) = ctx.role(role) {
+            groups.push(ApprovalGroup { quorum, role });
+        }
+    }
+    ApprovalLevel { groups }
+}
+
+fn check_quorum(quorum: &Spanned<ast::Quorum>, ctx: &mut Ctx) -> Quorum {
+    let span = quorum.span;
+    match quorum.node {
+        ast::Quorum::All => Quorum::All,
+        ast::Quorum::Count(k) => match u32::try_from(k) {
+            Ok(k) if k >= 1 => Quorum::AtLeast(k),
+            _ if too_large_within(&ctx.diags, span) => Quorum::AtLeast(1),
+            _ => {
+                ctx.diags.push(
+                    Diagnostic::error(
+                        "approval-quorum",
+                        span,
+                        format!("a quorum of {k} approves nothing"),
+                    )
+                    .with_label("must be at least 1")
+                    .with_help(
+                        "write `any 1 of role ...` for one approver, or `none` for no approval",
+                    ),
+                );
+                Quorum::AtLeast(1)
+            }
+        },
+        ast::Quorum::Percent(pc) => match u32::try_from(pc) {
+            Ok(pc) if (1..=100).contains(&pc) => Quorum::Percent(pc),
+            _ if too_large_within(&ctx.diags, span) => Quorum::Percent(100),
+            Ok(0) => {
+                ctx.diags.push(
+                    Diagnostic::error("approval-quorum", span, "a quorum of 0% approves nothing")
+                        .with_label("must be between 1% and 100%")
+                        .with_help("write `1%` or more, or `none` for no approval"),
+                );
+                Quorum::Percent(100)
+            }
+            _ => {
+                ctx.diags.push(
+                    Diagnostic::error(
+                        "approval-quorum",
+                        span,
+                        format!("a quorum of {pc}% can never be met"),
+                    )
+                    .with_label("must be between 1% and 100%")
+                    .with_help(
+                        "a role has no more approvers than holders; write `100%`, or `all of role ...` for every approver who may vote",
+                    ),
+                );
+                Quorum::Percent(100)
+            }
+        },
+    }
+}
+
+/// The fields of `excludes`: declared, text (they hold user names), each once.
+fn check_excludes(fields: &[Ident], scope: &ProcessScope, ctx: &mut Ctx) -> Vec<FieldId> {
+    let mut out = Vec::with_capacity(fields.len());
+    for (i, field) in fields.iter().enumerate() {
+        if let Some(first) = fields[..i].iter().find(|f| f.name == field.name) {
+            ctx.diags.push(
+                Diagnostic::error(
+                    "duplicate-definition",
+                    field.span,
+                    format!("field `{field}` is listed twice"),
+                )
+                .with_label("listed again here")
+                .with_secondary(first.span, "first listed here"),
+            );
+            continue;
+        }
+        let Some(id) = scope.fields.resolve(field, &mut ctx.diags) else {
+            continue;
+        };
+        match scope.field_types.get(id as usize) {
+            Some(FieldType::Text) => out.push(FieldId(id)),
+            Some(other) => ctx.diags.push(
+                Diagnostic::error(
+                    "approval-excludes-type",
+                    field.span,
+                    format!("`{field}` is {other}; `excludes` needs text fields"),
+                )
+                .with_label("not a text field")
+                .with_help(
+                    "`excludes` names fields that hold a person's user name, such as `requester: text`",
+                ),
+            ),
+            None => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use itsmflow_dsl::Sources;
+
+    use crate::model::{Quorum, RoleId};
+
+    #[test]
+    fn the_model_holds_groups_excludes_reminders_and_rule_text() {
+        let text = "role cab\nrole sec\nrole board\nprocess p {
+  fields {
+    kind: enum(a, b)
+    requester: text
+    implementer: text
+  }
+  stage new initial
+  stage review
+  stage done final
+  stage no final
+  transition t: new -> review
+  approval in review {
+    excludes implementer, requester
+    when kind == a => 2 of role cab and 50% of role sec,
+      then all of role board // last
+    otherwise => none
+    remind after 4h
+    remind after 1d
+    on approve => done
+    on reject => no
+    on expire after 5d => no
+  }
+}
+";
+        let mut sources = Sources::new();
+        sources.add("p.itsm", text);
+        let checked = crate::check(&sources);
+        assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
+        let project = checked.project.expect("a project");
+        let roles: Vec<&str> = project.roles.iter().map(|r| r.name.as_str()).collect();
+        let role = |name: &str| RoleId(roles.iter().position(|r| *r == name).unwrap() as u32);
+        let p = &project.processes[0];
+        let a = &p.approvals[0];
+        let fields: Vec<&str> = a
+            .excludes
+            .iter()
+            .map(|f| p.fields[f.index()].name.as_str())
+            .collect();
+        assert_eq!(fields, ["implementer", "requester"]);
+        assert_eq!(
+            a.reminders
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>(),
+            ["4h", "1d"]
+        );
+        let texts: Vec<&str> = a.rules.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "when kind == a => any 2 of role cab and 50% of role sec, then all of role board",
+                "otherwise => none",
+            ]
+        );
+        let levels: Vec<Vec<(Quorum, RoleId)>> = a.rules[0]
+            .levels
+            .iter()
+            .map(|l| l.groups.iter().map(|g| (g.quorum, g.role)).collect())
+            .collect();
+        assert_eq!(
+            levels,
+            [
+                vec![
+                    (Quorum::AtLeast(2), role("cab")),
+                    (Quorum::Percent(50), role("sec"))
+                ],
+                vec![(Quorum::All, role("board"))],
+            ]
+        );
+        assert!(a.rules[1].levels.is_empty());
+        assert_eq!(a.roles(), [role("cab"), role("sec"), role("board")]);
+    }
 }

@@ -12,8 +12,8 @@ use crate::model::{
     Target, Threshold, TransitionId,
 };
 
-/// `a` comes no later than `b` whatever the calendar.
-fn not_after(a: &Duration, b: &Duration) -> bool {
+/// `a` comes no later than `b` whatever the calendar (also used for approval reminders).
+pub(super) fn not_after(a: &Duration, b: &Duration) -> bool {
     // Weeks, days and business time grow independently of each other (a week is as many
     // business days as the calendar opens in a week), so `a` is surely no later than `b` only
     // when it is no larger in each of them.

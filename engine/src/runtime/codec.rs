@@ -7,7 +7,9 @@ use serde_json::{json, Map, Value as Json};
 use super::catalog::Definition;
 use super::types::*;
 use super::values;
-use crate::model::{ClockKind, FieldId, PriorityId, Process, QueueId, RoleId, StageId, Value};
+use crate::model::{
+    ClockKind, FieldId, OutcomeKind, PriorityId, Process, QueueId, RoleId, StageId, Value,
+};
 
 fn corrupt(what: impl Into<String>) -> String {
     what.into()
@@ -164,7 +166,78 @@ pub fn event_to_json(def: &Definition, kind: &EventKind) -> (&'static str, Json)
         EventKind::Skipped { action, reason } => {
             ("skipped", json!({"action": action, "reason": reason}))
         }
+        EventKind::ApprovalRequested { rule, levels } => (
+            "approval_requested",
+            json!({"rule": rule, "levels": levels}),
+        ),
+        EventKind::LevelOpened {
+            level,
+            groups,
+            excluded,
+        } => (
+            "level_opened",
+            json!({
+                "level": level,
+                "groups": groups.iter().map(|g| json!({
+                    "role": role_name(def, g.role),
+                    "needed": g.needed,
+                    "holders": g.holders,
+                    "approvers": g.approvers.iter().map(|a| &**a).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+                "excluded": excluded.iter().map(|a| &**a).collect::<Vec<_>>(),
+            }),
+        ),
+        EventKind::ApprovalStuck { level, reason } => {
+            ("approval_stuck", json!({"level": level, "reason": reason}))
+        }
+        EventKind::Voted {
+            level,
+            approver,
+            approve,
+            comment,
+        } => (
+            "voted",
+            json!({
+                "level": level,
+                "approver": &**approver,
+                "decision": if *approve { "approve" } else { "reject" },
+                "comment": comment,
+            }),
+        ),
+        EventKind::Delegated { level, from, to } => (
+            "delegated",
+            json!({"level": level, "from": &**from, "to": &**to}),
+        ),
+        EventKind::Reminded { level, step } => ("reminded", json!({"level": level, "step": step})),
+        EventKind::ApprovalDecided { outcome, from, to } => (
+            "approval_decided",
+            json!({
+                "outcome": outcome.as_str(),
+                "from": stage_name(def, *from),
+                "to": stage_name(def, *to),
+            }),
+        ),
     }
+}
+
+fn u32_of(data: &Json, key: &str) -> Result<u32, String> {
+    data.get(key)
+        .and_then(Json::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| corrupt(format!("event data has no number `{key}`")))
+}
+
+fn names_of(data: &Json, key: &str) -> Result<Vec<std::sync::Arc<str>>, String> {
+    data.get(key)
+        .and_then(Json::as_array)
+        .ok_or_else(|| corrupt(format!("event data has no list `{key}`")))?
+        .iter()
+        .map(|n| {
+            n.as_str()
+                .map(std::sync::Arc::from)
+                .ok_or_else(|| corrupt(format!("`{key}` holds something other than names")))
+        })
+        .collect()
 }
 
 pub fn role_name(def: &Definition, r: RoleId) -> &str {
@@ -314,6 +387,63 @@ pub fn event_from_json(def: &Definition, kind: &str, data: &Json) -> Result<Even
         "skipped" => EventKind::Skipped {
             action: str_of(data, "action")?.to_string(),
             reason: str_of(data, "reason")?.to_string(),
+        },
+        "approval_requested" => EventKind::ApprovalRequested {
+            rule: u32_of(data, "rule")?,
+            levels: u32_of(data, "levels")?,
+        },
+        "level_opened" => {
+            let mut groups = Vec::new();
+            for g in data
+                .get("groups")
+                .and_then(Json::as_array)
+                .ok_or("level without groups")?
+            {
+                groups.push(LevelGroup {
+                    role: role_id(def, str_of(g, "role")?)?,
+                    needed: u32_of(g, "needed")?,
+                    holders: u32_of(g, "holders")?,
+                    approvers: names_of(g, "approvers")?,
+                });
+            }
+            EventKind::LevelOpened {
+                level: u32_of(data, "level")?,
+                groups,
+                excluded: names_of(data, "excluded")?,
+            }
+        }
+        "approval_stuck" => EventKind::ApprovalStuck {
+            level: u32_of(data, "level")?,
+            reason: str_of(data, "reason")?.to_string(),
+        },
+        "voted" => EventKind::Voted {
+            level: u32_of(data, "level")?,
+            approver: str_of(data, "approver")?.into(),
+            approve: match str_of(data, "decision")? {
+                "approve" => true,
+                "reject" => false,
+                other => return Err(corrupt(format!("unknown decision `{other}`"))),
+            },
+            comment: opt_str(data, "comment").map(str::to_string),
+        },
+        "delegated" => EventKind::Delegated {
+            level: u32_of(data, "level")?,
+            from: str_of(data, "from")?.into(),
+            to: str_of(data, "to")?.into(),
+        },
+        "reminded" => EventKind::Reminded {
+            level: u32_of(data, "level")?,
+            step: u32_of(data, "step")?,
+        },
+        "approval_decided" => EventKind::ApprovalDecided {
+            outcome: match str_of(data, "outcome")? {
+                "approve" => OutcomeKind::Approve,
+                "reject" => OutcomeKind::Reject,
+                "expire" => OutcomeKind::Expire,
+                other => return Err(corrupt(format!("unknown outcome `{other}`"))),
+            },
+            from: stage_id(def, str_of(data, "from")?)?,
+            to: stage_id(def, str_of(data, "to")?)?,
         },
         other => return Err(corrupt(format!("unknown event kind `{other}`"))),
     })

@@ -10,9 +10,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use itsmflow_dsl::Sources;
 use serde_json::{Map, Value as Json};
 
+use super::approval::{self, ApprovalState, Decider, Directory, Holders, NoDirectory, NO_HOLDERS};
 use super::catalog::{process_hash, Catalog, Definition, DefinitionId, ProjectSource, QueueInfo};
 use super::claimed::ClaimedInstances;
 use super::clock::Clock;
+use super::error::ApprovalRefusal;
 use super::error::EngineError;
 use super::logic::{self, Logic, Request};
 use super::schedule_memo::{Remembered, ScheduleMemo};
@@ -20,7 +22,7 @@ use super::scheduler::Wakeup;
 use super::timers::{Schedule, TimerState};
 use super::types::*;
 use super::types::{Change, NewTask};
-use super::view::{self, EventView, InstanceView, LinkView};
+use super::view::{self, ApprovalView, EventView, InstanceView, LinkView};
 use crate::check::check;
 use crate::model::Assignment;
 use crate::store::{InstanceFilter, NewDefinition, Store, StoreError};
@@ -46,6 +48,18 @@ pub struct Engine<S> {
     schedules: ScheduleMemo,
     /// Instances read with this engine's claims, for the completions that follow.
     claimed: ClaimedInstances,
+    /// Who holds which roles: where approvers come from.
+    directory: Arc<dyn Directory>,
+    ballots: tokio::sync::broadcast::Sender<BallotsChanged>,
+}
+
+/// The pending approval ballots of an instance changed (a level opened or closed, a vote or a
+/// delegation): they are now `ballots`. Listeners (approvers' live lists) drop the instance
+/// for anyone no longer in them.
+#[derive(Clone, Debug)]
+pub struct BallotsChanged {
+    pub instance: InstanceId,
+    pub ballots: Vec<PendingBallot>,
 }
 
 /// A timer this engine fired (an escalation step, a breach, an automatic transition): the
@@ -57,6 +71,18 @@ pub struct Firing {
     pub task_before: Option<Task>,
     /// Clocks this firing found past their target.
     pub breaches: u32,
+}
+
+/// How many times a change without an expected version is decided again after losing a race
+/// (each loss means another change was written: with n writers at once, the last waits n).
+const CONFLICT_RETRIES: u32 = 1000;
+
+/// Whether a change opens an approval level (so its approvers must be read).
+fn opens_level(change: &Change) -> bool {
+    change
+        .events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::LevelOpened { .. }))
 }
 
 /// Listeners that fall this far behind miss firings (and are told how many).
@@ -141,7 +167,53 @@ impl<S: Store> Engine<S> {
             firings: tokio::sync::broadcast::channel(FIRINGS_BUFFER).0,
             schedules: ScheduleMemo::default(),
             claimed: ClaimedInstances::default(),
+            directory: Arc::new(NoDirectory),
+            ballots: tokio::sync::broadcast::channel(FIRINGS_BUFFER).0,
         })
+    }
+
+    /// Take approvers from `directory` (by default nobody holds any role, so every approval
+    /// level waits, reported as unmeetable).
+    pub fn with_directory(mut self, directory: Arc<dyn Directory>) -> Self {
+        self.directory = directory;
+        self
+    }
+
+    /// Who holds the roles the approvals of `def`'s process name, now.
+    async fn holders(&self, def: &Definition) -> Result<Holders, EngineError> {
+        let roles = approval::approval_roles(def.model());
+        if roles.is_empty() {
+            return Ok(Holders::default());
+        }
+        let names: Vec<&str> = roles
+            .iter()
+            .map(|r| def.project.role(*r).name.as_str())
+            .collect();
+        let found = self.directory.holders(&names).await?;
+        Ok(Holders::new(
+            roles
+                .into_iter()
+                .zip(found)
+                .map(|(role, mut people)| {
+                    people.sort();
+                    people.dedup();
+                    (role, people.into_iter().map(Arc::from).collect())
+                })
+                .collect(),
+        ))
+    }
+
+    /// Hear of every change this engine makes to pending approval ballots from now on.
+    pub fn ballot_changes(&self) -> tokio::sync::broadcast::Receiver<BallotsChanged> {
+        self.ballots.subscribe()
+    }
+
+    /// Tell listeners of ballots a committed change wrote.
+    fn ballots_committed(&self, instance: InstanceId, ballots: Option<Vec<PendingBallot>>) {
+        if let Some(ballots) = ballots {
+            // Nobody listening is fine.
+            let _ = self.ballots.send(BallotsChanged { instance, ballots });
+        }
     }
 
     /// Hear of every timer this engine fires from now on.
@@ -167,11 +239,17 @@ impl<S: Store> Engine<S> {
         &self.catalog
     }
 
-    fn request<'a>(&self, actor: &'a Actor, reason: Option<String>) -> Request<'a> {
+    fn request<'a>(
+        &self,
+        actor: &'a Actor,
+        reason: Option<String>,
+        holders: &'a Holders,
+    ) -> Request<'a> {
         Request {
             actor,
             now: self.clock.now(),
             reason,
+            holders,
         }
     }
 
@@ -370,8 +448,10 @@ impl<S: Store> Engine<S> {
             let closed_task = change.close_task.is_some();
             let state = change.instance.clone();
             let wakeups = wakeups_of(&change);
+            let ballots = change.ballots.clone();
             let committed = self.store.commit(change).await?;
             self.wakeups_committed(wakeups);
+            self.ballots_committed(id, ballots);
             if let Some(after) = after {
                 self.schedules.put(id, version, after);
             }
@@ -394,9 +474,9 @@ impl<S: Store> Engine<S> {
         actor: &Actor,
     ) -> Result<InstanceView, EngineError> {
         let def = self.latest(process)?;
-        let mut new = self
-            .logic
-            .create(&def, fields, &self.request(actor, None), None)?;
+        let mut new =
+            self.logic
+                .create(&def, fields, &self.request(actor, None, &NO_HOLDERS), None)?;
         if let Some(t) = new.task.as_mut() {
             self.assign(t).await?;
         }
@@ -523,6 +603,15 @@ impl<S: Store> Engine<S> {
                         return Err(StoreError::LeaseLost(*task_id).into());
                     }
                 }
+                // Entering a stage with an approval opens its first level: its approvers are
+                // read now (and only then).
+                let p = def.model();
+                let holders = match p.transition(action) {
+                    Some(t) if p.approval_in(p.transitions[t.index()].to).is_some() => {
+                        self.holders(def).await?
+                    }
+                    _ => Holders::default(),
+                };
                 let mut change = self.logic.perform(
                     &self.catalog,
                     def,
@@ -531,7 +620,7 @@ impl<S: Store> Engine<S> {
                     fence.map(|(_, f)| f),
                     action,
                     fields,
-                    &self.request(actor, reason),
+                    &self.request(actor, reason, &holders),
                 )?;
                 self.assign_all(&mut change, target.2.as_ref()).await?;
                 let (_, def, task) = target;
@@ -559,7 +648,7 @@ impl<S: Store> Engine<S> {
             &inst,
             task.as_ref(),
             fields,
-            &self.request(actor, reason),
+            &self.request(actor, reason, &NO_HOLDERS),
         )?;
         if change.events.is_empty() {
             return Ok(InstanceView::new(def, inst, task));
@@ -580,7 +669,7 @@ impl<S: Store> Engine<S> {
             EventKind::Commented {
                 text: text.to_string(),
             },
-            &self.request(actor, None),
+            &self.request(actor, None, &NO_HOLDERS),
         );
         self.commit(change, def, task, None).await
     }
@@ -607,7 +696,7 @@ impl<S: Store> Engine<S> {
         {
             return Ok((InstanceView::new(def, inst, task), false));
         }
-        let req = self.request(actor, None);
+        let req = self.request(actor, None, &NO_HOLDERS);
         let mut change = self.logic.note(
             &inst,
             EventKind::Linked {
@@ -674,16 +763,29 @@ impl<S: Store> Engine<S> {
             }
             let now = self.clock.now();
             let mut after = None;
+            // A firing may enter a stage with an approval (an automatic transition, a
+            // `perform`, an expiry to another approval stage).
+            let holders = match schedule.first_due(now) {
+                Some(_) if !def.model().approvals.is_empty() => self.holders(&def).await?,
+                _ => Holders::default(),
+            };
             let change = match schedule.first_due(now) {
                 Some(due) => {
                     let req = Request {
                         actor: &system,
                         now,
                         reason: None,
+                        holders: &holders,
                     };
-                    let mut change =
-                        self.logic
-                            .fire(&self.catalog, &def, &inst, task.as_ref(), due, &req);
+                    let mut change = self.logic.fire(
+                        &self.catalog,
+                        &def,
+                        &inst,
+                        task.as_ref(),
+                        due,
+                        &req,
+                        Some(&events),
+                    );
                     self.assign_all(&mut change, task.as_ref()).await?;
                     after = self.schedule(&def, Some(events), &mut change).await?;
                     // A firing always writes the wake-up, moved or not: that ends the lease
@@ -713,9 +815,11 @@ impl<S: Store> Engine<S> {
                     .filter(|e| matches!(e.kind, EventKind::Breached { .. }))
                     .count() as u32;
                 let version = change.instance.version;
+                let ballots = change.ballots.clone();
                 match self.store.commit(change).await {
                     Ok(_) => {
                         fired += 1;
+                        self.ballots_committed(id, ballots);
                         self.wakeups_committed(spawned);
                         if let Some(after) = after.take() {
                             self.schedules.put(id, version, after);
@@ -791,6 +895,172 @@ impl<S: Store> Engine<S> {
 
     pub async fn links(&self, id: InstanceId) -> Result<Vec<LinkView>, EngineError> {
         Ok(self.store.links(id).await?.iter().map(view::link).collect())
+    }
+
+    // -- approvals -------------------------------------------------------------------------------
+
+    /// The approval of the stage the instance is in (`None` if its stage asks none): the plan
+    /// and why it applies, each level, every ballot.
+    pub async fn approval(&self, id: InstanceId) -> Result<Option<ApprovalView>, EngineError> {
+        let (inst, def, _) = self.load(id).await?;
+        if def.model().approval_in(inst.stage).is_none() {
+            return Ok(None);
+        }
+        let events = self.store.history(id).await?;
+        let Some(state) = ApprovalState::of(def.model(), &events) else {
+            return Ok(None);
+        };
+        let due = Schedule::of(&def, &events)
+            .due
+            .iter()
+            .find(|d| d.kind == super::timers::TimerKind::Expiry)
+            .map(|d| d.due_at);
+        Ok(Some(ApprovalView::new(def, state, due)))
+    }
+
+    /// Vote on the open level of the instance's approval, as `actor` (on their own ballot or
+    /// one delegated to them). `level`, when given, is the level the voter saw (0 for the
+    /// first): a vote meant for a level that has closed since is refused rather than counted
+    /// on the next. Without `expected_version` a vote that lost a race with another change is
+    /// decided again on the new state, so concurrent votes all count, each once.
+    pub async fn vote(
+        &self,
+        id: InstanceId,
+        approve: bool,
+        comment: Option<String>,
+        level: Option<u32>,
+        expected_version: Option<i64>,
+        actor: &Actor,
+    ) -> Result<InstanceView, EngineError> {
+        self.retried(expected_version, || async {
+            let ((inst, task), history) = self
+                .store
+                .instance_with_task_and_history(id)
+                .await?
+                .ok_or(EngineError::InstanceNotFound(id))?;
+            let def = self.definition(inst.definition)?;
+            check_version(&inst, expected_version)?;
+            let before = ApprovalState::of(def.model(), &history);
+            let approver = approval::check_vote(&def, &inst, before.as_ref(), actor, level)?;
+            let decide = |holders: &Holders| {
+                let req = self.request(actor, None, holders);
+                let mut change = logic::unchanged(&inst);
+                let open = task.as_ref().map(|t| t.id);
+                Decider::new(&def, &req, &mut change, open, before.clone()).vote(
+                    approver.clone(),
+                    approve,
+                    comment.clone(),
+                );
+                change
+            };
+            // Most votes open no level; the directory is read only for those that do.
+            let mut change = decide(&NO_HOLDERS);
+            if opens_level(&change) {
+                change = decide(&self.holders(&def).await?);
+            }
+            self.assign_all(&mut change, task.as_ref()).await?;
+            self.commit(change, def, task, Some(history)).await
+        })
+        .await
+    }
+
+    /// Hand the vote of `from` (the actor, unless an administrator names another approver) on
+    /// the open level to `to`, who must hold a role of the approver's groups unless an
+    /// administrator names them.
+    pub async fn delegate(
+        &self,
+        id: InstanceId,
+        from: Option<&str>,
+        to: &str,
+        actor: &Actor,
+        as_admin: bool,
+    ) -> Result<InstanceView, EngineError> {
+        let from = from.unwrap_or(&actor.name);
+        if from != &*actor.name && !as_admin {
+            return Err(EngineError::ApprovalRefused {
+                instance: id,
+                refusal: ApprovalRefusal::BadDelegate {
+                    why: "only an administrator may delegate another approver's vote".into(),
+                },
+            });
+        }
+        if as_admin && !self.directory.exists(to).await? {
+            return Err(EngineError::ApprovalRefused {
+                instance: id,
+                refusal: ApprovalRefusal::BadDelegate {
+                    why: format!("there is no user `{to}`"),
+                },
+            });
+        }
+        self.retried(None, || async {
+            let ((inst, task), history) = self
+                .store
+                .instance_with_task_and_history(id)
+                .await?
+                .ok_or(EngineError::InstanceNotFound(id))?;
+            let def = self.definition(inst.definition)?;
+            let before = ApprovalState::of(def.model(), &history);
+            let holders = self.holders(&def).await?;
+            let approver = approval::check_delegation(
+                &def,
+                &inst,
+                before.as_ref(),
+                from,
+                to,
+                &holders,
+                as_admin,
+            )?;
+            let req = self.request(actor, None, &holders);
+            let mut change = logic::unchanged(&inst);
+            let open = task.as_ref().map(|t| t.id);
+            let reason = (from != &*actor.name).then(|| format!("named by {}", actor.name));
+            Decider::new(&def, &req, &mut change, open, before).delegate(
+                approver,
+                Arc::from(to),
+                reason,
+            );
+            self.commit(change, def, task, Some(history)).await
+        })
+        .await
+    }
+
+    /// The votes waiting for `user` (their own and those delegated to them), oldest level
+    /// first, at most `limit`.
+    pub async fn pending_ballots(
+        &self,
+        user: &str,
+        limit: u32,
+    ) -> Result<Vec<PendingBallot>, EngineError> {
+        Ok(self.store.pending_ballots(user, limit).await?)
+    }
+
+    /// Run `attempt` again while it loses a race with another change, unless the caller
+    /// named the version it decided on (then the conflict is theirs to see).
+    async fn retried<F, Fut>(
+        &self,
+        expected_version: Option<i64>,
+        attempt: F,
+    ) -> Result<InstanceView, EngineError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<InstanceView, EngineError>>,
+    {
+        let mut tries = 0;
+        loop {
+            match attempt().await {
+                Err(EngineError::Store(StoreError::Conflict { .. }))
+                    if expected_version.is_none() && tries < CONFLICT_RETRIES =>
+                {
+                    tries += 1;
+                    // Those that lost together should not all come back together.
+                    if tries > 2 {
+                        let jitter = (self.clock.now().timestamp_subsec_micros() % 500) as u64;
+                        tokio::time::sleep(std::time::Duration::from_micros(jitter)).await;
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Replay the history and compare it with the stored state.

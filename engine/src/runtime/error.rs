@@ -45,6 +45,48 @@ pub enum EngineError {
     },
     #[error("no queue `{0}`")]
     UnknownQueue(String),
+    #[error("instance {instance}: {refusal}")]
+    ApprovalRefused {
+        instance: InstanceId,
+        refusal: ApprovalRefusal,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why a vote or a delegation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApprovalRefusal {
+    #[error("nothing awaits approval in stage `{stage}`")]
+    NoApproval { stage: String },
+    #[error("level {level} is closed; level {open} is open now")]
+    LevelClosed { level: u32, open: u32 },
+    #[error("you may not vote on a ticket you raised or are named in (segregation of duties)")]
+    OwnTicket,
+    #[error("you already voted to {} at {at}", if *.approve { "approve" } else { "reject" })]
+    AlreadyVoted {
+        approve: bool,
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    #[error("you delegated your vote to `{to}`")]
+    Delegated { to: String },
+    #[error("you are not an approver of level {level} (role {})", .roles.join(", "))]
+    NotApprover { level: u32, roles: Vec<String> },
+    #[error("{why}")]
+    BadDelegate { why: String },
+}
+
+impl ApprovalRefusal {
+    /// A stable name for the refusal, for clients to act on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApprovalRefusal::NoApproval { .. } => "no-open-approval",
+            ApprovalRefusal::LevelClosed { .. } => "level-closed",
+            ApprovalRefusal::OwnTicket => "segregation-of-duties",
+            ApprovalRefusal::AlreadyVoted { .. } => "already-voted",
+            ApprovalRefusal::Delegated { .. } => "vote-delegated",
+            ApprovalRefusal::NotApprover { .. } => "not-an-approver",
+            ApprovalRefusal::BadDelegate { .. } => "delegate-refused",
+        }
+    }
 }

@@ -21,6 +21,7 @@
 
 use std::sync::Arc;
 
+use super::approval::{ApprovalState, Decider};
 use super::catalog::{Catalog, Definition};
 use super::logic::{unchanged, Logic, Request};
 use super::timers::{Due, TimerKind};
@@ -29,7 +30,9 @@ use crate::calendar::BusinessCalendar;
 use crate::model::{ClockKind, EscalationAction, PriorityId, QueueId, RoleId, TransitionId};
 
 impl Logic {
-    /// The change one due point makes when it fires.
+    /// The change one due point makes when it fires (`history`, when given, is the instance's
+    /// whole history, which an approval's expiry and reminders read).
+    #[allow(clippy::too_many_arguments)]
     pub fn fire(
         &self,
         catalog: &Catalog,
@@ -38,6 +41,7 @@ impl Logic {
         task: Option<&Task>,
         due: &Due,
         req: &Request,
+        history: Option<&[Event]>,
     ) -> Change {
         let mut f = Firing {
             logic: self,
@@ -81,6 +85,18 @@ impl Logic {
                 let reason = format!("{} in {stage}", due.label);
                 f.push(EventKind::Elapsed { transition }, &reason);
                 f.perform(transition, &reason);
+            }
+            TimerKind::Expiry | TimerKind::Reminder { .. } => {
+                let before = history.and_then(|h| ApprovalState::of(def.model(), h));
+                let open = f.task.as_ref().map(|t| t.id);
+                let mut change = unchanged(&f.change.instance);
+                let label = due.label.to_string();
+                let mut d = Decider::new(def, req, &mut change, open, before);
+                match due.kind {
+                    TimerKind::Reminder { level, step } => d.remind(level, step, &label),
+                    _ => d.expire(&label),
+                }
+                f.merge(change);
             }
         }
         f.change
@@ -190,6 +206,7 @@ impl Firing<'_> {
         let role_name = self.def.project.role(role).name.clone();
         self.change.notifications.push(NewNotification {
             role: role_name,
+            recipients: Vec::new(),
             clock: Some(clock.as_str().to_string()),
             threshold: Some(threshold.to_string()),
             message,
@@ -262,6 +279,7 @@ impl Firing<'_> {
             actor: self.req.actor,
             now: self.req.now,
             reason: Some(reason.to_string()),
+            holders: self.req.holders,
         };
         match self.logic.perform_as_engine(
             self.catalog,
@@ -337,5 +355,9 @@ impl Firing<'_> {
         }
         self.change.links.extend(next.links);
         self.change.spawns.extend(next.spawns);
+        self.change.notifications.extend(next.notifications);
+        if next.ballots.is_some() {
+            self.change.ballots = next.ballots;
+        }
     }
 }

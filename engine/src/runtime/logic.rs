@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use rhai::{Dynamic, Scope};
 use serde_json::{Map, Value as Json};
 
+use super::approval::{Decider, Holders};
 use super::catalog::{Catalog, Definition};
 use super::error::EngineError;
 use super::types::*;
@@ -37,6 +38,8 @@ pub struct Request<'a> {
     pub actor: &'a Actor,
     pub now: DateTime<Utc>,
     pub reason: Option<String>,
+    /// Who holds the roles an approval the request reaches may ask (read before deciding).
+    pub holders: &'a Holders,
 }
 
 type Fields = Vec<Option<Value>>;
@@ -273,6 +276,16 @@ impl Logic {
                 change.new_task = queue.map(|q| new_task(def, &change.instance, q));
             }
             None => change.new_task = queue.map(|q| new_task(def, &change.instance, q)),
+        }
+
+        if t.to != inst.stage && p.approval_in(inst.stage).is_some() {
+            // Leaving a stage with an approval (withdrawn, say) closes its ballots.
+            change.ballots = Some(Vec::new());
+        }
+        if t.to != inst.stage && p.approval_in(t.to).is_some() {
+            // The stage's approval is asked now, in the same change (a plan of `none` moves
+            // the ticket on at once).
+            Decider::new(def, req, &mut change, None, None).entered();
         }
 
         if let Some(spawn) = &t.spawns {
@@ -539,6 +552,7 @@ impl<'a> ChangeBuilder<'a> {
             spawns: Vec::new(),
             wakeup: None,
             notifications: Vec::new(),
+            ballots: None,
         }
     }
 }
@@ -556,6 +570,7 @@ pub fn unchanged(inst: &Instance) -> Change {
         spawns: Vec::new(),
         wakeup: None,
         notifications: Vec::new(),
+        ballots: None,
     }
 }
 
@@ -716,7 +731,7 @@ pub fn holds(c: &Condition, fields: &Fields, priority: Option<PriorityId>) -> bo
     }
 }
 
-fn new_task(def: &Definition, inst: &Instance, queue: QueueId) -> NewTask {
+pub(super) fn new_task(def: &Definition, inst: &Instance, queue: QueueId) -> NewTask {
     let names = def.task_names();
     NewTask {
         process: names.process.clone(),
@@ -764,7 +779,9 @@ pub fn replay(
             (Some(i), kind) => {
                 match kind {
                     EventKind::Created { .. } => return None,
-                    EventKind::Transitioned { to, .. } => i.stage = *to,
+                    EventKind::Transitioned { to, .. } | EventKind::ApprovalDecided { to, .. } => {
+                        i.stage = *to
+                    }
                     EventKind::FieldsChanged { changes } => {
                         for c in changes {
                             if let Some(slot) =
@@ -783,7 +800,13 @@ pub fn replay(
                     | EventKind::Breached { .. }
                     | EventKind::Elapsed { .. }
                     | EventKind::Notified { .. }
-                    | EventKind::Skipped { .. } => {}
+                    | EventKind::Skipped { .. }
+                    | EventKind::ApprovalRequested { .. }
+                    | EventKind::LevelOpened { .. }
+                    | EventKind::ApprovalStuck { .. }
+                    | EventKind::Voted { .. }
+                    | EventKind::Delegated { .. }
+                    | EventKind::Reminded { .. } => {}
                 }
                 i.version = e.seq;
                 i.updated_at = e.at;

@@ -1,5 +1,6 @@
 //! The runtime: instances pinned to published definitions, their history, tasks and queues.
 
+pub mod approval;
 pub mod catalog;
 mod claimed;
 pub mod clock;
@@ -17,12 +18,14 @@ pub mod types;
 pub mod values;
 pub mod view;
 
+pub use approval::{Directory, NoDirectory, StaticDirectory};
 pub use catalog::{Catalog, DefinitionId};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, Firing, Published};
-pub use error::EngineError;
+pub use engine::{BallotsChanged, Engine, Firing, Published};
+pub use error::{ApprovalRefusal, EngineError};
 pub use scheduler::{Scheduler, SchedulerConfig, SchedulerHandle, SchedulerStats};
 pub use types::{
-    Actor, InstanceId, Notification, NotificationFilter, Task, TaskId, TaskState, Timer,
+    Actor, InstanceId, Notification, NotificationFilter, PendingBallot, Task, TaskId, TaskState,
+    Timer,
 };
-pub use view::{EventView, InstanceView, LinkView};
+pub use view::{ApprovalView, EventView, InstanceView, LinkView};

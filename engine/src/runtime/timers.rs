@@ -44,6 +44,11 @@ pub enum TimerKind {
     Breach { clock: ClockKind },
     /// An automatic transition out of the current stage.
     After { transition: TransitionId },
+    /// The approval of the current stage reminds the approvers of its open level who have not
+    /// voted (reminder `step`).
+    Reminder { level: u32, step: u32 },
+    /// The approval of the current stage expires.
+    Expiry,
 }
 
 impl TimerKind {
@@ -58,6 +63,8 @@ impl TimerKind {
             TimerKind::Escalation { clock: c, step } => (0, clock(c), *step),
             TimerKind::Breach { clock: c } => (1, clock(c), 0),
             TimerKind::After { transition } => (2, 0, transition.0),
+            TimerKind::Reminder { step, .. } => (3, 0, *step),
+            TimerKind::Expiry => (4, 0, 0),
         }
     }
 }
@@ -109,6 +116,10 @@ impl Due {
                     .unwrap_or_default(),
                 0,
             ),
+            TimerKind::Reminder { level, step } => {
+                ("reminder", format!("level {}", level + 1), step)
+            }
+            TimerKind::Expiry => ("expiry", "approval".into(), 0),
         };
         Timer {
             kind,
@@ -153,13 +164,16 @@ pub struct TimerState {
 }
 
 /// The instance's current stage, the event that entered it, and the automatic transitions
-/// recorded as fired since.
+/// recorded as fired since; for a stage with an approval, its open level (index, when it
+/// opened) and the reminders fired on it.
 #[derive(Clone, Debug)]
 struct StageEntry {
     stage: StageId,
     at: DateTime<Utc>,
     seq: i64,
     elapsed: Vec<TransitionId>,
+    level: Option<(u32, DateTime<Utc>)>,
+    reminded: Vec<u32>,
 }
 
 impl TimerState {
@@ -185,6 +199,22 @@ impl TimerState {
                     (*stage, true)
                 }
                 EventKind::Transitioned { from, to, .. } if from != to => (*to, false),
+                EventKind::ApprovalDecided { to, .. } => (*to, false),
+                EventKind::LevelOpened { level, .. } => {
+                    if let Some(entry) = self.stage.as_mut() {
+                        entry.level = Some((*level, e.at));
+                        entry.reminded.clear();
+                        self.cached = None;
+                    }
+                    continue;
+                }
+                EventKind::Reminded { step, .. } => {
+                    if let Some(entry) = self.stage.as_mut() {
+                        entry.reminded.push(*step);
+                        self.cached = None;
+                    }
+                    continue;
+                }
                 EventKind::PriorityChanged { to, .. } => {
                     if self.priority != *to {
                         self.priority = *to;
@@ -229,7 +259,9 @@ impl TimerState {
             // The automatic transitions out of the stage left, and out of the stage entered
             // (due from this entry), are the only due points a stage entry moves besides the
             // clocks'.
-            let timed = |stage: StageId| !timing.automatic_out_of(stage).is_empty();
+            let timed = |stage: StageId| {
+                !timing.automatic_out_of(stage).is_empty() || timing.approval_timed(stage)
+            };
             if timed(stage) || self.stage.as_ref().is_some_and(|left| timed(left.stage)) {
                 self.cached = None;
             }
@@ -238,6 +270,8 @@ impl TimerState {
                 at: e.at,
                 seq: e.seq,
                 elapsed: Vec::new(),
+                level: None,
+                reminded: Vec::new(),
             });
         }
     }
@@ -316,6 +350,7 @@ impl TimerState {
             }
         }
         self.automatic_transitions(def, &mut due);
+        self.approval_points(def, &mut due);
         due.sort_by_key(|d| (d.due_at, d.kind.rank()));
         Schedule { due, resolve_due }
     }
@@ -346,6 +381,52 @@ impl TimerState {
     }
 }
 
+impl TimerState {
+    /// The expiry of the current stage's approval, and the reminders of its open level not
+    /// fired yet: on the process's business-hours calendar, from entering the stage and from
+    /// the level's opening.
+    fn approval_points(&self, def: &Definition, due: &mut Vec<Due>) {
+        let Some(entry) = &self.stage else {
+            return;
+        };
+        if !def.timing().approval_timed(entry.stage) {
+            return;
+        }
+        let p = def.model();
+        let Some(approval) = p.approval_in(entry.stage) else {
+            return;
+        };
+        let cal = BusinessCalendar::from_ref(&def.project.calendars, p.business_hours)
+            .unwrap_or_else(BusinessCalendar::always_open);
+        if let Some((after, _)) = approval.on_expire {
+            if let Some(at) = cal.add(entry.at, &after) {
+                due.push(Due {
+                    kind: TimerKind::Expiry,
+                    due_at: at,
+                    cycle: entry.seq,
+                    label: Label::Delay(after),
+                });
+            }
+        }
+        if let Some((level, opened)) = entry.level {
+            for (step, after) in approval.reminders.iter().enumerate() {
+                let step = step as u32;
+                if entry.reminded.contains(&step) {
+                    continue;
+                }
+                if let Some(at) = cal.add(opened, after) {
+                    due.push(Due {
+                        kind: TimerKind::Reminder { level, step },
+                        due_at: at,
+                        cycle: opened.timestamp_micros(),
+                        label: Label::Delay(*after),
+                    });
+                }
+            }
+        }
+    }
+}
+
 /// What the timer fold asks of a process at every event, worked out once per published
 /// version (each used to be a walk over the process's stages or transitions per event).
 #[derive(Clone, Debug, Default)]
@@ -354,8 +435,11 @@ pub struct Timing {
     pub start_stages: [bool; 2],
     /// Per stage: the automatic transitions (`after`) out of it, with their delays.
     automatic: Vec<Vec<(TransitionId, Duration)>>,
-    /// Whether anything falls due at all: a target, or an automatic transition.
+    /// Whether anything falls due at all: a target, an automatic transition, or an approval's
+    /// expiry or reminder.
     pub timed: bool,
+    /// Per stage: whether its approval has an expiry or reminders.
+    approval_timed: Vec<bool>,
 }
 
 impl Timing {
@@ -370,12 +454,28 @@ impl Timing {
                 }
             }
         }
+        let mut approval_timed = vec![false; p.stages.len()];
+        for a in &p.approvals {
+            if let Some(slot) = approval_timed.get_mut(a.stage.index()) {
+                *slot = a.on_expire.is_some() || !a.reminders.is_empty();
+            }
+        }
         Timing {
             start_stages: CLOCKS.map(|clock| p.stages.iter().any(|s| s.starts.has(clock))),
             timed: p.targets.iter().any(Option::is_some)
-                || p.transitions.iter().any(|t| t.after.is_some()),
+                || p.transitions.iter().any(|t| t.after.is_some())
+                || approval_timed.iter().any(|t| *t),
             automatic,
+            approval_timed,
         }
+    }
+
+    /// Whether the approval of `stage` (if it has one) has an expiry or reminders.
+    pub fn approval_timed(&self, stage: StageId) -> bool {
+        self.approval_timed
+            .get(stage.index())
+            .copied()
+            .unwrap_or(false)
     }
 
     /// The automatic transitions (`after`) out of `stage`, with their delays, in the order
@@ -427,7 +527,10 @@ pub fn affected_by(def: &Definition, events: &[Event]) -> bool {
             | EventKind::PriorityChanged { .. }
             | EventKind::Escalated { .. }
             | EventKind::Breached { .. }
-            | EventKind::Elapsed { .. } => true,
+            | EventKind::Elapsed { .. }
+            | EventKind::ApprovalDecided { .. }
+            | EventKind::LevelOpened { .. }
+            | EventKind::Reminded { .. } => true,
             EventKind::Transitioned { from, to, .. } => from != to,
             _ => false,
         })

@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::catalog::DefinitionId;
-use crate::model::{ClockKind, FieldId, PriorityId, QueueId, RoleId, StageId, TransitionId, Value};
+use crate::model::{
+    ClockKind, FieldId, OutcomeKind, PriorityId, QueueId, RoleId, StageId, TransitionId, Value,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -169,6 +171,79 @@ pub enum EventKind {
         action: String,
         reason: String,
     },
+    /// Entering a stage with an approval chose its plan: the rule that matched (its index
+    /// among the approval's rules) and how many levels the plan has (0 for `none`).
+    ApprovalRequested {
+        rule: u32,
+        levels: u32,
+    },
+    /// A level of the plan opened (0 for the first), with its approvers fixed as the holders
+    /// of its roles at this moment, less those segregation of duties excludes.
+    LevelOpened {
+        level: u32,
+        groups: Vec<LevelGroup>,
+        /// Holders of the level's roles who may not vote on this ticket.
+        excluded: Vec<Arc<str>>,
+    },
+    /// The open level cannot be met (fewer eligible approvers than its quorum): it waits,
+    /// and says why.
+    ApprovalStuck {
+        level: u32,
+        reason: String,
+    },
+    /// A vote on the open level, on `approver`'s ballot; the event's actor cast it (the
+    /// approver, or the delegate voting on their behalf).
+    Voted {
+        level: u32,
+        approver: Arc<str>,
+        approve: bool,
+        comment: Option<String>,
+    },
+    /// `from` handed their ballot on the open level to `to`.
+    Delegated {
+        level: u32,
+        from: Arc<str>,
+        to: Arc<str>,
+    },
+    /// Approvers of the open level who had not voted were reminded (reminder `step`).
+    Reminded {
+        level: u32,
+        step: u32,
+    },
+    /// The approval ended with an outcome and the instance moved to the outcome's stage.
+    ApprovalDecided {
+        outcome: OutcomeKind,
+        from: StageId,
+        to: StageId,
+    },
+}
+
+/// One group of an open approval level, as fixed when it opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LevelGroup {
+    pub role: RoleId,
+    /// Approvals the group needs.
+    pub needed: u32,
+    /// Holders of the role when the level opened, excluded ones included.
+    pub holders: u32,
+    /// Who may vote in the group.
+    pub approvers: Vec<Arc<str>>,
+}
+
+/// A vote waiting to be cast: what "my approvals" lists. Written with the change that opens,
+/// delegates or closes the level (the instance's whole list is replaced).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PendingBallot {
+    pub instance: InstanceId,
+    pub process: Arc<str>,
+    pub stage: Arc<str>,
+    /// The level (0 for the first).
+    pub level: u32,
+    /// Who is to vote now.
+    pub approver: Arc<str>,
+    /// The approver whose ballot it is, when it was delegated.
+    pub on_behalf_of: Option<Arc<str>>,
+    pub opened_at: DateTime<Utc>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,6 +403,9 @@ pub struct Change {
     pub wakeup: Option<Option<DateTime<Utc>>>,
     /// Rows for the notifications outbox, written with the change.
     pub notifications: Vec<NewNotification>,
+    /// The instance's pending approval ballots after the change, replacing those stored;
+    /// `None` when the change leaves them as they are.
+    pub ballots: Option<Vec<PendingBallot>>,
 }
 
 /// A due point of an instance: what falls due (`kind` `escalation`, `breach` or `after`;
@@ -348,6 +426,9 @@ pub struct Timer {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewNotification {
     pub role: String,
+    /// The people it is for, when it is for some holders of the role only (the approvers who
+    /// have not voted, say); empty for every holder.
+    pub recipients: Vec<String>,
     pub clock: Option<String>,
     pub threshold: Option<String>,
     pub message: String,
@@ -362,6 +443,8 @@ pub struct Notification {
     pub id: i64,
     pub instance: InstanceId,
     pub role: String,
+    /// The people it is for; empty for every holder of the role.
+    pub recipients: Vec<String>,
     pub clock: Option<String>,
     pub threshold: Option<String>,
     pub message: String,

@@ -10,6 +10,7 @@ use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value as Json};
 
+use super::approval::{self, ApprovalState, Level};
 use super::catalog::Definition;
 use super::codec;
 use super::types::*;
@@ -172,5 +173,162 @@ pub fn link(l: &Link) -> LinkView {
         to: l.to,
         kind: l.kind.clone(),
         created_at: l.created_at,
+    }
+}
+
+impl InstanceView {
+    /// Whether the instance is in a stage that asks for approval.
+    pub fn awaits_approval(&self) -> bool {
+        self.def.model().approval_in(self.state.stage).is_some()
+    }
+}
+
+/// The approval of an instance's stage as people see it: the plan and the rule that chose
+/// it, each level of the plan (passed, open or to come) with its groups and ballots, who is
+/// still to vote, and when it expires.
+#[derive(Clone, Debug)]
+pub struct ApprovalView {
+    def: Arc<Definition>,
+    state: ApprovalState,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl ApprovalView {
+    pub fn new(
+        def: Arc<Definition>,
+        state: ApprovalState,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        ApprovalView {
+            def,
+            state,
+            expires_at,
+        }
+    }
+
+    pub fn state(&self) -> &ApprovalState {
+        &self.state
+    }
+
+    /// The open level (0 for the first), if one is open.
+    pub fn open_level(&self) -> Option<u32> {
+        self.state.open.as_ref().map(|l| l.index)
+    }
+
+    /// Who is still to vote on the open level.
+    pub fn waiting_for(&self) -> Vec<&str> {
+        self.state
+            .open
+            .iter()
+            .flat_map(|l| l.pending())
+            .map(|b| &**b.holder())
+            .collect()
+    }
+
+    /// Why this plan applies: the rule that matched, as written.
+    pub fn explain(&self) -> String {
+        let p = self.def.model();
+        let Some(approval) = p.approval_in(self.state.stage) else {
+            return String::new();
+        };
+        match self
+            .state
+            .rule
+            .and_then(|r| approval.rules.get(r as usize).map(|x| (r, x)))
+        {
+            Some((r, rule)) => format!(
+                "rule {} of {} is the first that matches the ticket: {}",
+                r + 1,
+                approval.rules.len(),
+                rule.text
+            ),
+            None => "no plan chosen yet".to_string(),
+        }
+    }
+
+    fn level_json(&self, level: &Level, state: &str) -> Json {
+        let roles = |g: &LevelGroup| self.def.project.role(g.role).name.clone();
+        let groups: Vec<Json> = level
+            .groups
+            .iter()
+            .map(|g| {
+                let (yes, no) = level.tally(g);
+                serde_json::json!({
+                    "role": roles(g),
+                    "needed": g.needed,
+                    "holders": g.holders,
+                    "approvals": yes,
+                    "rejections": no,
+                    "approvers": g.approvers.iter().map(|a| &**a).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let ballots: Vec<Json> = level
+            .ballots
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "approver": &*b.approver,
+                    "delegate": b.delegate.as_deref(),
+                    "vote": b.vote.as_ref().map(|v| if v.approve { "approve" } else { "reject" }),
+                    "voted_by": b.vote.as_ref().map(|v| &*v.by),
+                    "voted_at": b.vote.as_ref().map(|v| v.at),
+                    "comment": b.vote.as_ref().and_then(|v| v.comment.as_deref()),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "level": level.index + 1,
+            "state": state,
+            "opened_at": level.opened_at,
+            "groups": groups,
+            "excluded": level.excluded.iter().map(|a| &**a).collect::<Vec<_>>(),
+            "ballots": ballots,
+            "cannot_proceed": level.stuck,
+        })
+    }
+}
+
+impl Serialize for ApprovalView {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let p = self.def.model();
+        let approval = p.approval_in(self.state.stage);
+        let rule = self
+            .state
+            .rule
+            .and_then(|r| approval.and_then(|a| a.rules.get(r as usize)));
+        let mut levels: Vec<Json> = self
+            .state
+            .passed
+            .iter()
+            .map(|l| self.level_json(l, "approved"))
+            .collect();
+        if let Some(open) = &self.state.open {
+            let state = if open.stuck.is_some() {
+                "cannot_proceed"
+            } else {
+                "open"
+            };
+            levels.push(self.level_json(open, state));
+        }
+        if let Some(rule) = rule {
+            for (i, l) in rule.levels.iter().enumerate().skip(levels.len()) {
+                levels.push(serde_json::json!({
+                    "level": i + 1,
+                    "state": "to_come",
+                    "requires": approval::describe_level(&self.def, l.groups.iter().map(|g| (g.quorum, g.role))),
+                }));
+            }
+        }
+        let mut s = serializer.serialize_struct("Approval", 8)?;
+        s.serialize_field("stage", codec::stage_name(&self.def, self.state.stage))?;
+        s.serialize_field("rule", &self.state.rule.map(|r| r + 1))?;
+        s.serialize_field("plan", &rule.map(|r| r.text.as_str()))?;
+        s.serialize_field("explain", &self.explain())?;
+        s.serialize_field("open_level", &self.open_level().map(|l| l + 1))?;
+        s.serialize_field("waiting_for", &self.waiting_for())?;
+        s.serialize_field("levels", &levels)?;
+        s.serialize_field("expires_at", &self.expires_at)?;
+        s.end()
     }
 }

@@ -100,6 +100,8 @@ struct Inner {
     /// `(claimable from, instance)`, in order: the tickets' wake-ups.
     wakeup_order: BTreeSet<(i64, InstanceId)>,
     notifications: Vec<Notification>,
+    /// Pending approval ballots per instance, as the last change that moved them wrote them.
+    ballots: HashMap<InstanceId, Vec<PendingBallot>>,
     next_definition: i64,
 }
 
@@ -228,6 +230,7 @@ impl Inner {
                 id,
                 instance,
                 role: n.role,
+                recipients: n.recipients,
                 clock: n.clock,
                 threshold: n.threshold,
                 message: n.message,
@@ -532,12 +535,33 @@ impl Store for MemoryStore {
             inner.set_wakeup(id, wakeup);
         }
         inner.insert_notifications(id, change.notifications, at);
+        if let Some(ballots) = change.ballots {
+            if ballots.is_empty() {
+                inner.ballots.remove(&id);
+            } else {
+                inner.ballots.insert(id, ballots);
+            }
+        }
         if let Some(ticket) = inner.tickets.get_mut(id.0) {
             ticket.history.extend(change.events);
             ticket.instance = change.instance;
         }
         let task = touched.and_then(|t| inner.tasks.get(t.0)).cloned();
         Ok(Committed { spawned, task })
+    }
+
+    async fn pending_ballots(&self, user: &str, limit: u32) -> Result<Vec<PendingBallot>> {
+        let inner = self.lock();
+        let mut found: Vec<PendingBallot> = inner
+            .ballots
+            .values()
+            .flatten()
+            .filter(|b| &*b.approver == user)
+            .cloned()
+            .collect();
+        found.sort_by_key(|b| (b.opened_at, b.instance));
+        found.truncate(limit as usize);
+        Ok(found)
     }
 
     async fn history(&self, id: InstanceId) -> Result<Vec<Event>> {

@@ -234,6 +234,14 @@ pub trait Store: Send + Sync + 'static {
 
     fn history(&self, id: InstanceId) -> impl Future<Output = Result<Vec<Event>>> + Send;
 
+    /// The approval ballots waiting for `user` to cast (their own, and those delegated to
+    /// them), oldest level first (by when it opened, then instance), at most `limit`.
+    fn pending_ballots(
+        &self,
+        user: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<PendingBallot>>> + Send;
+
     fn links(&self, id: InstanceId) -> impl Future<Output = Result<Vec<Link>>> + Send;
 
     fn task(&self, id: TaskId) -> impl Future<Output = Result<Option<Task>>> + Send;

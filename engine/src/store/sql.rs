@@ -77,6 +77,46 @@ pub struct ChangeRows {
     /// Microseconds; see [`Change::wakeup`].
     pub wakeup: Option<Option<i64>>,
     pub notifications: Vec<NewNotification>,
+    /// See [`Change::ballots`].
+    pub ballots: Option<Vec<PendingBallot>>,
+}
+
+impl ChangeRows {
+    /// Whether the change writes more than the common statement of a store writes: links,
+    /// spawned instances, approval ballots, notifications for named people.
+    pub fn is_uncommon(&self) -> bool {
+        !self.spawns.is_empty()
+            || !self.links.is_empty()
+            || self.ballots.is_some()
+            || self.notifications.iter().any(|n| !n.recipients.is_empty())
+    }
+}
+
+/// Notification recipients as stored: a JSON array, or NULL for every holder of the role.
+pub fn recipients_column(recipients: &[String]) -> Option<String> {
+    (!recipients.is_empty()).then(|| Json::from(recipients.to_vec()).to_string())
+}
+
+/// A pending ballot from its stored columns.
+#[allow(clippy::too_many_arguments)]
+pub fn ballot_from_columns(
+    instance_id: i64,
+    approver: String,
+    on_behalf_of: Option<String>,
+    level: i64,
+    process: String,
+    stage: String,
+    opened_at: i64,
+) -> PendingBallot {
+    PendingBallot {
+        instance: InstanceId(instance_id),
+        process: process.into(),
+        stage: stage.into(),
+        level: u32::try_from(level).unwrap_or_default(),
+        approver: approver.into(),
+        on_behalf_of: on_behalf_of.map(Into::into),
+        opened_at: from_micros(opened_at),
+    }
 }
 
 pub fn instance_row(def: &Definition, i: &Instance) -> InstanceRow {
@@ -140,6 +180,7 @@ pub fn change_rows(catalog: &Catalog, c: Change) -> Result<ChangeRows> {
             .collect::<Result<_>>()?,
         wakeup: c.wakeup.map(|w| w.map(micros)),
         notifications: c.notifications,
+        ballots: c.ballots,
     })
 }
 
@@ -314,6 +355,8 @@ pub struct NotificationColumns {
     pub id: i64,
     pub instance_id: i64,
     pub role: String,
+    /// See [`recipients_column`].
+    pub recipients: Option<String>,
     pub clock: Option<String>,
     pub threshold: Option<String>,
     pub message: String,
@@ -328,6 +371,10 @@ impl NotificationColumns {
             id: self.id,
             instance: InstanceId(self.instance_id),
             role: self.role,
+            recipients: self
+                .recipients
+                .and_then(|r| serde_json::from_str(&r).ok())
+                .unwrap_or_default(),
             clock: self.clock,
             threshold: self.threshold,
             message: self.message,

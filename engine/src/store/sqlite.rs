@@ -508,6 +508,7 @@ fn notification_from_row(row: &Row) -> rusqlite::Result<Notification> {
         id: row.get("id")?,
         instance_id: row.get("instance_id")?,
         role: row.get("role")?,
+        recipients: row.get("recipients")?,
         clock: row.get("clock")?,
         threshold: row.get("threshold")?,
         message: row.get("message")?,
@@ -544,8 +545,8 @@ fn insert_notifications(
         return Ok(());
     }
     let mut insert = conn.prepare_cached(
-        "INSERT INTO notifications (instance_id, role, clock, threshold, message, created_at, deliver_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO notifications (instance_id, role, clock, threshold, message, created_at, deliver_at, recipients) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for n in rows {
         insert.execute(params![
@@ -555,7 +556,8 @@ fn insert_notifications(
             n.threshold,
             n.message,
             sql::micros(at),
-            sql::micros(n.deliver_at)
+            sql::micros(n.deliver_at),
+            sql::recipients_column(&n.recipients)
         ])?;
     }
     Ok(())
@@ -761,6 +763,9 @@ fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
         set_wakeup(conn, i.id, wakeup)?;
     }
     insert_notifications(conn, i.id, &rows.notifications, i.updated_at)?;
+    if let Some(ballots) = &rows.ballots {
+        replace_ballots(conn, i.id, ballots)?;
+    }
     for l in &rows.links {
         insert_link(conn, l.from.0, l.to.0, &l.kind, l.created_at)?;
     }
@@ -769,6 +774,28 @@ fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
         spawned.push(create(conn, s)?.0);
     }
     Ok(Committed { spawned, task })
+}
+
+/// Replace an instance's pending ballots.
+fn replace_ballots(conn: &Connection, instance: i64, ballots: &[PendingBallot]) -> Result<()> {
+    conn.prepare_cached("DELETE FROM ballots WHERE instance_id = ?1")?
+        .execute(params![instance])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO ballots (instance_id, approver, on_behalf_of, level, process, stage, opened_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for b in ballots {
+        insert.execute(params![
+            instance,
+            &*b.approver,
+            b.on_behalf_of.as_deref(),
+            b.level,
+            &*b.process,
+            &*b.stage,
+            sql::micros(b.opened_at)
+        ])?;
+    }
+    Ok(())
 }
 
 fn close_task(conn: &Connection, close: &CloseTask) -> Result<()> {
@@ -1022,6 +1049,31 @@ impl Store for SqliteStore {
     async fn commit(&self, change: Change) -> Result<Committed> {
         let rows = sql::change_rows(&self.catalog, change)?;
         self.write(|reply| Job::Commit(rows, reply)).await
+    }
+
+    async fn pending_ballots(&self, user: &str, limit: u32) -> Result<Vec<PendingBallot>> {
+        let user = user.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT instance_id, approver, on_behalf_of, level, process, stage, opened_at \
+                 FROM ballots WHERE approver = ?1 ORDER BY opened_at, instance_id LIMIT ?2",
+            )?;
+            let rows = stmt
+                .query_map(params![user, limit], |r| {
+                    Ok(sql::ballot_from_columns(
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
     }
 
     async fn history(&self, id: InstanceId) -> Result<Vec<Event>> {

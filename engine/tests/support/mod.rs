@@ -3,8 +3,14 @@
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use itsmflow_dsl::Sources;
+use itsmflow_engine::runtime::{
+    Catalog, Directory, Engine, ManualClock, NoDirectory, Scheduler, SchedulerHandle,
+};
+use itsmflow_engine::store::Store;
 use serde_json::{Map, Value};
 
 /// Every `.itsm` file of `processes/`, sorted, as one project.
@@ -56,5 +62,119 @@ pub fn with_database(url: &str, name: &str) -> String {
     match query {
         Some(q) => format!("{server}/{name}?{q}"),
         None => format!("{server}/{name}"),
+    }
+}
+
+pub static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// An engine with its scheduler.
+pub struct Node<S: Store> {
+    pub engine: Arc<Engine<S>>,
+    pub scheduler: SchedulerHandle,
+}
+
+impl<S: Store> Node<S> {
+    pub async fn open(
+        store: S,
+        catalog: Arc<Catalog>,
+        clock: Arc<ManualClock>,
+        sources: &Sources,
+    ) -> Self {
+        Self::open_with(store, catalog, clock, sources, Arc::new(NoDirectory)).await
+    }
+
+    /// [`Node::open`], taking approvers from `directory`.
+    pub async fn open_with(
+        store: S,
+        catalog: Arc<Catalog>,
+        clock: Arc<ManualClock>,
+        sources: &Sources,
+        directory: Arc<dyn Directory>,
+    ) -> Self {
+        let engine = Engine::open(store, catalog, clock)
+            .await
+            .expect("open")
+            .with_directory(directory);
+        engine.publish(sources).await.expect("publish");
+        let engine = Arc::new(engine);
+        let scheduler = Scheduler::spawn(engine.clone());
+        Node { engine, scheduler }
+    }
+
+    pub async fn stop(self) {
+        self.scheduler.stop().await;
+    }
+}
+
+/// Where a store keeps its data, to open it again.
+#[derive(Clone)]
+pub enum Place {
+    Memory,
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+pub fn pg_admin_url() -> String {
+    std::env::var("ITSMFLOW_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres:///postgres?host=/var/run/postgresql".into())
+}
+
+pub async fn pg_database() -> String {
+    let admin = pg_admin_url();
+    let name = unique("itsmflow_test");
+    let pool = sqlx::PgPool::connect(&admin).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is not reachable at {admin} ({e}); start it or set ITSMFLOW_TEST_POSTGRES"
+        )
+    });
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .expect("create database");
+    pool.close().await;
+    with_database(&admin, &name)
+}
+
+impl Place {
+    pub async fn new(kind: &str) -> Place {
+        match kind {
+            "memory" => Place::Memory,
+            "sqlite" => {
+                Place::Sqlite(std::env::temp_dir().join(format!("{}.db", unique("itsmflow_test"))))
+            }
+            _ => Place::Postgres(pg_database().await),
+        }
+    }
+
+    pub async fn remove(self) {
+        match self {
+            Place::Memory => {}
+            Place::Sqlite(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Place::Postgres(url) => {
+                let name = url
+                    .split('?')
+                    .next()
+                    .and_then(|s| s.rsplit('/').next())
+                    .unwrap_or_default()
+                    .to_string();
+                if let Ok(pool) = sqlx::PgPool::connect(&pg_admin_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&pool)
+                        .await;
+                }
+            }
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! checks it against the definitions (who may perform an action, who works a queue). A user
 //! holding any role other than `requester` works the tenant's tickets and queues.
 
+pub mod directory;
 pub mod store;
 
 use sha2::{Digest, Sha256};

@@ -17,7 +17,9 @@ use tower_http::trace::TraceLayer;
 use super::auth::AuthCache;
 use super::error::ApiError;
 use super::metrics::Metrics;
-use super::routes::{admin, definitions, health, instances, notifications, queues, tasks};
+use super::routes::{
+    admin, approvals, definitions, health, instances, notifications, queues, tasks,
+};
 use super::tenants::{Backend, Tenants};
 use crate::identity::store::IdentityStore;
 
@@ -78,7 +80,9 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router<B: Backend>(app: Arc<App<B>>) -> Router {
     let limits = app.limits;
     // Event streams stay open as long as the client wants, so they skip the time limit.
-    let streams = Router::new().route("/v1/queues/{queue}/events", get(queues::events::<B>));
+    let streams = Router::new()
+        .route("/v1/queues/{queue}/events", get(queues::events::<B>))
+        .route("/v1/me/approvals/events", get(approvals::events::<B>));
     let api = Router::new()
         .route(
             "/v1/definitions",
@@ -112,6 +116,16 @@ pub fn router<B: Backend>(app: Arc<App<B>>) -> Router {
         )
         .route("/v1/instances/{id}/history", get(instances::history::<B>))
         .route("/v1/instances/{id}/clocks", get(instances::clocks::<B>))
+        .route("/v1/instances/{id}/approval", get(approvals::get::<B>))
+        .route(
+            "/v1/instances/{id}/approval/votes",
+            post(approvals::vote::<B>),
+        )
+        .route(
+            "/v1/instances/{id}/approval/delegations",
+            post(approvals::delegate::<B>),
+        )
+        .route("/v1/me/approvals", get(approvals::mine::<B>))
         .route("/v1/queues", get(queues::list::<B>))
         .route("/v1/queues/{queue}/tasks", get(queues::tasks::<B>))
         .route("/v1/queues/{queue}/claim", post(queues::claim_next::<B>))

@@ -6,7 +6,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use itsmflow_engine::runtime::EngineError;
+use itsmflow_engine::runtime::{ApprovalRefusal, EngineError};
 use itsmflow_engine::store::StoreError;
 use serde_json::{json, Map, Value as Json};
 
@@ -242,6 +242,24 @@ impl From<EngineError> for ApiError {
                 let mut inner = ApiError::from(*source);
                 inner.detail = detail;
                 inner
+            }
+            EngineError::ApprovalRefused { instance, refusal } => {
+                let (status, title) = match refusal {
+                    ApprovalRefusal::OwnTicket | ApprovalRefusal::NotApprover { .. } => {
+                        (StatusCode::FORBIDDEN, "Not an approver of this ticket")
+                    }
+                    ApprovalRefusal::BadDelegate { .. } => {
+                        (StatusCode::UNPROCESSABLE_ENTITY, "Delegation refused")
+                    }
+                    ApprovalRefusal::NoApproval { .. }
+                    | ApprovalRefusal::LevelClosed { .. }
+                    | ApprovalRefusal::AlreadyVoted { .. }
+                    | ApprovalRefusal::Delegated { .. } => {
+                        (StatusCode::CONFLICT, "The vote cannot be taken")
+                    }
+                };
+                Self::new(status, refusal.code(), title, detail)
+                    .with("instance_id", json!(instance))
             }
             EngineError::Store(e) => e.into(),
         }

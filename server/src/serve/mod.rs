@@ -143,6 +143,7 @@ async fn run<B: Backend>(
     };
     let tenants = Tenants::new(
         backend,
+        identities.clone(),
         clock.clone(),
         standard,
         webhook,

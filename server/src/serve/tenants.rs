@@ -22,6 +22,8 @@ use super::events::{self, EventBus};
 use super::fanout::Outbound;
 use super::webhook::Webhook;
 use crate::database::Database;
+use crate::identity::directory::TenantDirectory;
+use crate::identity::store::IdentityStore;
 
 /// Opens the store of a tenant.
 pub trait Backend: Send + Sync + 'static {
@@ -121,6 +123,8 @@ impl<S: Store> Tenant<S> {
 
 pub struct Tenants<B: Backend> {
     backend: B,
+    /// Where each tenant's engine finds who holds which roles (its approvers).
+    identities: IdentityStore,
     clock: Arc<dyn Clock>,
     open: RwLock<HashMap<String, Arc<Tenant<B::Store>>>>,
     /// Held while a tenant's engine opens, so two requests do not open it twice.
@@ -136,6 +140,7 @@ pub struct Tenants<B: Backend> {
 impl<B: Backend> Tenants<B> {
     pub fn new(
         backend: B,
+        identities: IdentityStore,
         clock: Arc<dyn Clock>,
         standard: Option<Sources>,
         webhook: Option<Webhook>,
@@ -143,6 +148,7 @@ impl<B: Backend> Tenants<B> {
     ) -> Self {
         Tenants {
             backend,
+            identities,
             clock,
             open: RwLock::new(HashMap::new()),
             opening: Mutex::new(()),
@@ -164,7 +170,15 @@ impl<B: Backend> Tenants<B> {
         }
         let catalog = Arc::new(Catalog::default());
         let store = self.backend.open(tenant, catalog.clone()).await?;
-        let engine = Arc::new(Engine::open(store, catalog, self.clock.clone()).await?);
+        let directory = Arc::new(TenantDirectory {
+            identities: self.identities.clone(),
+            tenant: tenant.to_string(),
+        });
+        let engine = Arc::new(
+            Engine::open(store, catalog, self.clock.clone())
+                .await?
+                .with_directory(directory),
+        );
         let events = EventBus::new(tenant, self.fanout.clone());
         let breaches = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut helpers = vec![tokio::spawn(events::relay_firings(

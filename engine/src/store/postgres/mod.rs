@@ -325,6 +325,9 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
         set_wakeup(conn, i.id, wakeup).await?;
     }
     insert_notifications(conn, i.id, &rows.notifications, i.updated_at).await?;
+    if let Some(ballots) = &rows.ballots {
+        replace_ballots(conn, i.id, ballots).await?;
+    }
     for l in &rows.links {
         insert_link(conn, l.from.0, l.to.0, &l.kind, l.created_at).await?;
     }
@@ -333,6 +336,43 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
         spawned.push(create(conn, s).await?.0);
     }
     Ok(Committed { spawned, task })
+}
+
+/// Replace an instance's pending ballots.
+async fn replace_ballots(
+    conn: &mut PgConnection,
+    instance: i64,
+    ballots: &[PendingBallot],
+) -> Result<()> {
+    sqlx::query("DELETE FROM ballots WHERE instance_id = $1")
+        .bind(instance)
+        .execute(&mut *conn)
+        .await?;
+    if ballots.is_empty() {
+        return Ok(());
+    }
+    let approver: Vec<&str> = ballots.iter().map(|b| &*b.approver).collect();
+    let behalf: Vec<Option<&str>> = ballots.iter().map(|b| b.on_behalf_of.as_deref()).collect();
+    let level: Vec<i32> = ballots.iter().map(|b| b.level as i32).collect();
+    let process: Vec<&str> = ballots.iter().map(|b| &*b.process).collect();
+    let stage: Vec<&str> = ballots.iter().map(|b| &*b.stage).collect();
+    let opened: Vec<i64> = ballots.iter().map(|b| sql::micros(b.opened_at)).collect();
+    sqlx::query(
+        "INSERT INTO ballots (instance_id, approver, on_behalf_of, level, process, stage, opened_at) \
+         SELECT $1, b.approver, b.on_behalf_of, b.level, b.process, b.stage, b.opened_at \
+         FROM UNNEST($2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::bigint[]) \
+              AS b(approver, on_behalf_of, level, process, stage, opened_at)",
+    )
+    .bind(instance)
+    .bind(approver)
+    .bind(behalf)
+    .bind(level)
+    .bind(process)
+    .bind(stage)
+    .bind(opened)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Why a change that wrote nothing was refused (`fenced`: whether its task's fence held when
@@ -367,6 +407,7 @@ struct NotificationArrays {
     threshold: Vec<Option<String>>,
     message: Vec<String>,
     deliver_at: Vec<i64>,
+    recipients: Vec<Option<String>>,
 }
 
 impl NotificationArrays {
@@ -383,6 +424,7 @@ impl NotificationArrays {
             self.threshold.push(n.threshold.clone());
             self.message.push(n.message.clone());
             self.deliver_at.push(sql::micros(n.deliver_at));
+            self.recipients.push(sql::recipients_column(&n.recipients));
         }
     }
 }
@@ -414,9 +456,10 @@ async fn insert_notifications(
     }
     let n = NotificationArrays::of(rows);
     sqlx::query(
-        "INSERT INTO notifications (instance_id, role, clock, threshold, message, created_at, deliver_at) \
-         SELECT $1, n.role, n.clock, n.threshold, n.message, $2, n.deliver_at \
-         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[]) AS n(role, clock, threshold, message, deliver_at)",
+        "INSERT INTO notifications (instance_id, role, clock, threshold, message, created_at, deliver_at, recipients) \
+         SELECT $1, n.role, n.clock, n.threshold, n.message, $2, n.deliver_at, n.recipients \
+         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[]) \
+              AS n(role, clock, threshold, message, deliver_at, recipients)",
     )
     .bind(instance)
     .bind(sql::micros(at))
@@ -425,6 +468,7 @@ async fn insert_notifications(
     .bind(n.threshold)
     .bind(n.message)
     .bind(n.deliver_at)
+    .bind(n.recipients)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -435,6 +479,7 @@ fn notification_from_row(row: &PgRow) -> Result<Notification> {
         id: row.try_get("id")?,
         instance_id: row.try_get("instance_id")?,
         role: row.try_get("role")?,
+        recipients: row.try_get("recipients")?,
         clock: row.try_get("clock")?,
         threshold: row.try_get("threshold")?,
         message: row.try_get("message")?,
@@ -772,13 +817,37 @@ impl Store for PostgresStore {
 
     async fn commit(&self, change: Change) -> Result<Committed> {
         let rows = sql::change_rows(&self.catalog, change)?;
-        if rows.spawns.is_empty() && rows.links.is_empty() {
+        if !rows.is_uncommon() {
             return self.committer.commit(rows).await;
         }
         let mut tx = self.pool.begin().await?;
         let spawned = commit(&mut tx, rows).await?;
         tx.commit().await?;
         Ok(spawned)
+    }
+
+    async fn pending_ballots(&self, user: &str, limit: u32) -> Result<Vec<PendingBallot>> {
+        let rows = sqlx::query(
+            "SELECT instance_id, approver, on_behalf_of, level, process, stage, opened_at \
+             FROM ballots WHERE approver = $1 ORDER BY opened_at, instance_id LIMIT $2",
+        )
+        .bind(user)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(sql::ballot_from_columns(
+                    r.try_get("instance_id")?,
+                    r.try_get("approver")?,
+                    r.try_get("on_behalf_of")?,
+                    i64::from(r.try_get::<i32, _>("level")?),
+                    r.try_get("process")?,
+                    r.try_get("stage")?,
+                    r.try_get("opened_at")?,
+                ))
+            })
+            .collect()
     }
 
     async fn history(&self, id: InstanceId) -> Result<Vec<Event>> {

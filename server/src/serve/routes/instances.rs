@@ -20,7 +20,7 @@ use crate::serve::tenants::Backend;
 type C<B> = Ctx<<B as Backend>::Store>;
 
 /// The instance, if the caller may see it.
-async fn visible<B: Backend>(ctx: &C<B>, id: i64) -> ApiResult<InstanceView> {
+pub(super) async fn visible<B: Backend>(ctx: &C<B>, id: i64) -> ApiResult<InstanceView> {
     let view = ctx.tenant.engine.instance(InstanceId(id)).await?;
     if ctx.who.is_requester_only() && view.created_by() != ctx.who.user {
         return Err(ApiError::not_found(format!("no instance {id}")));
@@ -30,7 +30,7 @@ async fn visible<B: Backend>(ctx: &C<B>, id: i64) -> ApiResult<InstanceView> {
 
 /// Tell queue listeners how the instance's task changed (the engine hands back the task as it
 /// was before the action, so nothing is read again).
-fn announce<B: Backend>(ctx: &C<B>, after: &InstanceView) {
+pub(super) fn announce<B: Backend>(ctx: &C<B>, after: &InstanceView) {
     if !ctx.tenant.events.has_listeners() {
         return;
     }
@@ -92,7 +92,10 @@ pub async fn create<B: Backend>(
 /// The instance, with its version as the `ETag` (to send back in `If-Match`).
 pub async fn get<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
     let view = visible::<B>(&ctx, id).await?;
-    let mut response = json(StatusCode::OK, &view);
+    let mut response = json(
+        StatusCode::OK,
+        &super::approvals::with_approval::<B>(&ctx, &view).await?,
+    );
     if let Ok(tag) = format!("\"{}\"", view.version()).parse() {
         response.headers_mut().insert(header::ETAG, tag);
     }
@@ -161,7 +164,7 @@ pub struct Act {
 }
 
 /// The expected version: from the body, or an `If-Match: "N"` header.
-fn expected_version(headers: &HeaderMap, body: Option<i64>) -> ApiResult<Option<i64>> {
+pub(super) fn expected_version(headers: &HeaderMap, body: Option<i64>) -> ApiResult<Option<i64>> {
     let header = match headers.get(header::IF_MATCH) {
         None => None,
         Some(v) => {
@@ -210,7 +213,11 @@ pub async fn perform<B: Backend>(
         )
         .await?;
     announce::<B>(&ctx, &after);
-    Ok(json(StatusCode::OK, &after))
+    // An action that leads into an approval shows it (who is asked, and why).
+    Ok(json(
+        StatusCode::OK,
+        &super::approvals::with_approval::<B>(&ctx, &after).await?,
+    ))
 }
 
 pub async fn update<B: Backend>(

@@ -1,6 +1,7 @@
 //! Route handlers, one module per resource.
 
 pub mod admin;
+pub mod approvals;
 pub mod definitions;
 pub mod health;
 pub mod instances;

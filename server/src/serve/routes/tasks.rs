@@ -150,5 +150,9 @@ pub async fn complete<B: Backend>(
             }
         }
     }
-    Ok(json(StatusCode::OK, &view))
+    // Completing a task that sends the ticket for approval shows the approval.
+    Ok(json(
+        StatusCode::OK,
+        &super::approvals::with_approval::<B>(&ctx, &view).await?,
+    ))
 }

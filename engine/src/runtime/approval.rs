@@ -1,0 +1,1033 @@
+//! Approvals at run time, as pure functions like the rest of [`super::logic`].
+//!
+//! Nothing about an approval is stored apart from the history: the plan chosen, each level's
+//! approvers, every vote and delegation are events, and [`ApprovalState::of`] folds them into
+//! the state of the approval of the stage the instance is in. The pending ballots the store
+//! keeps (for "my approvals") are a copy, replaced with every change that moves them.
+//!
+//! - **Entering** a stage with an approval appends `approval_requested` (the first rule that
+//!   matches, and how many levels its plan has). A plan of `none` takes `on approve` at once,
+//!   in the same change; otherwise the first level opens.
+//! - **Opening a level** fixes its approvers: per group, the holders of the group's role now
+//!   (from the [`Directory`], read by the engine before deciding), less the ticket's creator
+//!   and the people named in the approval's `excludes` fields. A level that cannot be met by
+//!   them is recorded as `approval_stuck` and the process managers are notified: it waits
+//!   (for its expiry, or for someone to withdraw the ticket) and says why.
+//! - **A vote** counts once, on one ballot, in every group of the level its approver is in.
+//!   A level passes when every group has its quorum of approvals, and fails as soon as one
+//!   group can no longer reach it; passing opens the next level or, after the last, takes
+//!   `on approve`; failing takes `on reject`. Either is `approval_decided`, which moves the
+//!   instance like a transition.
+//! - **Expiry** (`on expire after D`) and **reminders** are due points of [`super::timers`];
+//!   firing them lands here.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::catalog::Definition;
+use super::error::{ApprovalRefusal, EngineError};
+use super::logic::{holds, new_task, queue_for, Request};
+use super::types::*;
+use crate::model::{Approval, OutcomeKind, Process, Quorum, RoleId, StageId, Value};
+
+/// The role that hears of approvals that cannot proceed.
+pub const PROCESS_MANAGER_ROLE: &str = "process_manager";
+
+/// How many approvals a change may pass through (a `none` plan whose `on approve` stage asks
+/// for another approval, and so on) before it stops where it is: a loop of `none` plans would
+/// otherwise never end.
+const MAX_CHAINED_APPROVALS: usize = 16;
+
+/// What a [`Directory`] answers, when it has looked.
+pub type DirectoryAnswer<'a, T> = Pin<Box<dyn Future<Output = Result<T, EngineError>> + Send + 'a>>;
+
+/// Who holds which roles in the tenant: where approvers come from. The server answers from its
+/// users; tests from a table.
+pub trait Directory: Send + Sync + 'static {
+    /// The holders of each of `roles`, by name.
+    fn holders<'a>(&'a self, roles: &'a [&'a str]) -> DirectoryAnswer<'a, Vec<Vec<String>>>;
+
+    /// Whether a user of this name exists (an administrator may delegate to anyone who does).
+    fn exists<'a>(&'a self, user: &'a str) -> DirectoryAnswer<'a, bool>;
+}
+
+/// A directory in which nobody holds any role: approvals wait, reported as unmeetable.
+#[derive(Default)]
+pub struct NoDirectory;
+
+impl Directory for NoDirectory {
+    fn holders<'a>(&'a self, roles: &'a [&'a str]) -> DirectoryAnswer<'a, Vec<Vec<String>>> {
+        Box::pin(async move { Ok(vec![Vec::new(); roles.len()]) })
+    }
+    fn exists<'a>(&'a self, _user: &'a str) -> DirectoryAnswer<'a, bool> {
+        Box::pin(async { Ok(false) })
+    }
+}
+
+/// A directory kept in memory: roles and their holders, changeable at any time (tests, and
+/// embedders without users of their own).
+#[derive(Default)]
+pub struct StaticDirectory {
+    roles: std::sync::RwLock<Vec<(String, Vec<String>)>>,
+}
+
+impl StaticDirectory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Set who holds `role` (replacing whoever did).
+    pub fn set(&self, role: &str, holders: &[&str]) {
+        let mut roles = self.roles.write().unwrap_or_else(|e| e.into_inner());
+        let holders: Vec<String> = holders.iter().map(|h| h.to_string()).collect();
+        match roles.iter_mut().find(|(r, _)| r == role) {
+            Some((_, h)) => *h = holders,
+            None => roles.push((role.to_string(), holders)),
+        }
+    }
+}
+
+impl Directory for StaticDirectory {
+    fn holders<'a>(&'a self, roles: &'a [&'a str]) -> DirectoryAnswer<'a, Vec<Vec<String>>> {
+        let known = self.roles.read().unwrap_or_else(|e| e.into_inner());
+        let found = roles
+            .iter()
+            .map(|role| {
+                known
+                    .iter()
+                    .find(|(r, _)| r == role)
+                    .map(|(_, h)| h.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        Box::pin(async move { Ok(found) })
+    }
+    fn exists<'a>(&'a self, user: &'a str) -> DirectoryAnswer<'a, bool> {
+        let known = self.roles.read().unwrap_or_else(|e| e.into_inner());
+        let found = known.iter().any(|(_, h)| h.iter().any(|h| h == user));
+        Box::pin(async move { Ok(found) })
+    }
+}
+
+/// The holders of the roles a decision may need, read before deciding (decisions are pure).
+#[derive(Debug, Default)]
+pub struct Holders {
+    roles: Vec<(RoleId, Vec<Arc<str>>)>,
+}
+
+/// Nobody holds anything: for decisions that open no level.
+pub static NO_HOLDERS: Holders = Holders { roles: Vec::new() };
+
+impl Holders {
+    pub fn new(roles: Vec<(RoleId, Vec<Arc<str>>)>) -> Self {
+        Holders { roles }
+    }
+
+    /// Holders of `role`, sorted by name, once each.
+    pub fn of(&self, role: RoleId) -> &[Arc<str>] {
+        self.roles
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map_or(&[], |(_, h)| h.as_slice())
+    }
+
+    /// Whether `user` holds `role`.
+    pub fn holds(&self, user: &str, role: RoleId) -> bool {
+        self.of(role).iter().any(|h| &**h == user)
+    }
+}
+
+/// The roles whose holders a decision on `p` may need: every role its approvals name.
+pub fn approval_roles(p: &Process) -> Vec<RoleId> {
+    let mut roles = Vec::new();
+    for a in &p.approvals {
+        for r in a.roles() {
+            if !roles.contains(&r) {
+                roles.push(r);
+            }
+        }
+    }
+    roles
+}
+
+/// A vote cast.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vote {
+    pub approve: bool,
+    /// Who cast it: the approver, or their delegate.
+    pub by: Arc<str>,
+    pub at: DateTime<Utc>,
+    pub comment: Option<String>,
+}
+
+/// One approver's ballot on a level.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ballot {
+    pub approver: Arc<str>,
+    /// Who votes on the approver's behalf, when they delegated.
+    pub delegate: Option<Arc<str>>,
+    pub vote: Option<Vote>,
+}
+
+impl Ballot {
+    /// Who is to cast it.
+    pub fn holder(&self) -> &Arc<str> {
+        self.delegate.as_ref().unwrap_or(&self.approver)
+    }
+}
+
+/// Where a level stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Open,
+    Passed,
+    /// Some group can no longer reach its quorum; why.
+    Failed(String),
+}
+
+/// A level as opened, with its ballots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Level {
+    pub index: u32,
+    pub opened_at: DateTime<Utc>,
+    pub groups: Vec<LevelGroup>,
+    pub excluded: Vec<Arc<str>>,
+    /// One per approver of the level (in order of first appearance across its groups).
+    pub ballots: Vec<Ballot>,
+    /// Why it cannot be met, if it cannot.
+    pub stuck: Option<String>,
+    /// Reminder steps fired.
+    pub reminded: Vec<u32>,
+}
+
+impl Level {
+    fn new(
+        index: u32,
+        opened_at: DateTime<Utc>,
+        groups: Vec<LevelGroup>,
+        excluded: Vec<Arc<str>>,
+    ) -> Self {
+        let mut ballots: Vec<Ballot> = Vec::new();
+        for a in groups.iter().flat_map(|g| &g.approvers) {
+            if !ballots.iter().any(|b| b.approver == *a) {
+                ballots.push(Ballot {
+                    approver: a.clone(),
+                    delegate: None,
+                    vote: None,
+                });
+            }
+        }
+        Level {
+            index,
+            opened_at,
+            groups,
+            excluded,
+            ballots,
+            stuck: None,
+            reminded: Vec::new(),
+        }
+    }
+
+    pub fn ballot(&self, approver: &str) -> Option<&Ballot> {
+        self.ballots.iter().find(|b| &*b.approver == approver)
+    }
+
+    fn ballot_mut(&mut self, approver: &str) -> Option<&mut Ballot> {
+        self.ballots.iter_mut().find(|b| &*b.approver == approver)
+    }
+
+    /// The ballot `user` is to cast: their own (not delegated), or one delegated to them.
+    pub fn held_by(&self, user: &str) -> Option<&Ballot> {
+        self.ballots.iter().find(|b| &**b.holder() == user)
+    }
+
+    /// Approvals and rejections so far in a group.
+    pub fn tally(&self, group: &LevelGroup) -> (u32, u32) {
+        let mut yes = 0;
+        let mut no = 0;
+        for a in &group.approvers {
+            match self.ballot(a).and_then(|b| b.vote.as_ref()) {
+                Some(v) if v.approve => yes += 1,
+                Some(_) => no += 1,
+                None => {}
+            }
+        }
+        (yes, no)
+    }
+
+    /// Whether every group has its quorum, some group can no longer reach it, or neither.
+    pub fn verdict(&self, def: &Definition) -> Verdict {
+        let mut passed = true;
+        for g in &self.groups {
+            let (yes, no) = self.tally(g);
+            let eligible = g.approvers.len() as u32;
+            if yes >= g.needed && g.needed > 0 {
+                continue;
+            }
+            passed = false;
+            if eligible.saturating_sub(no) < g.needed && no > 0 {
+                let role = &def.project.role(g.role).name;
+                return Verdict::Failed(format!(
+                    "{no} of {eligible} approvers of role `{role}` rejected, so its {} approvals can no longer be reached",
+                    g.needed
+                ));
+            }
+        }
+        if passed {
+            Verdict::Passed
+        } else {
+            Verdict::Open
+        }
+    }
+
+    /// Why the level cannot be met by its approvers, if it cannot.
+    fn unmeetable(&self, def: &Definition) -> Option<String> {
+        let reasons: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|g| g.needed == 0 || (g.approvers.len() as u32) < g.needed)
+            .map(|g| {
+                let role = &def.project.role(g.role).name;
+                let excluded = g.holders as usize - g.approvers.len();
+                let but = if excluded > 0 {
+                    format!(" ({excluded} more may not vote on their own ticket)")
+                } else {
+                    String::new()
+                };
+                if g.needed == 0 {
+                    format!("role `{role}` has no holder who may vote{but}")
+                } else {
+                    format!(
+                        "it needs {} approvals of role `{role}`, which has {} approvers{but}",
+                        g.needed,
+                        g.approvers.len()
+                    )
+                }
+            })
+            .collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+
+    /// Ballots not cast yet.
+    pub fn pending(&self) -> impl Iterator<Item = &Ballot> {
+        self.ballots.iter().filter(|b| b.vote.is_none())
+    }
+}
+
+/// The approval of the stage an instance is in, as its history tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalState {
+    pub stage: StageId,
+    pub entered_at: DateTime<Utc>,
+    /// The rule whose plan applies (index among the approval's rules), once chosen.
+    pub rule: Option<u32>,
+    /// Levels in the plan.
+    pub levels: u32,
+    /// Levels that passed, in order.
+    pub passed: Vec<Level>,
+    /// The level waiting for votes.
+    pub open: Option<Level>,
+}
+
+impl ApprovalState {
+    /// The approval of the stage the instance is in after `events` (its whole history), or
+    /// `None` if that stage asks for none.
+    pub fn of(p: &Process, events: &[Event]) -> Option<ApprovalState> {
+        let mut state = None;
+        for e in events {
+            Self::apply(&mut state, p, e);
+        }
+        state
+    }
+
+    /// Take one more event.
+    pub fn apply(state: &mut Option<ApprovalState>, p: &Process, e: &Event) {
+        let entered = match &e.kind {
+            EventKind::Created { stage, .. } => Some(*stage),
+            EventKind::Transitioned { from, to, .. } if from != to => Some(*to),
+            EventKind::ApprovalDecided { to, .. } => Some(*to),
+            _ => None,
+        };
+        if let Some(stage) = entered {
+            *state = p.approval_in(stage).map(|_| ApprovalState {
+                stage,
+                entered_at: e.at,
+                rule: None,
+                levels: 0,
+                passed: Vec::new(),
+                open: None,
+            });
+            return;
+        }
+        let Some(s) = state.as_mut() else {
+            return;
+        };
+        match &e.kind {
+            EventKind::ApprovalRequested { rule, levels } => {
+                s.rule = Some(*rule);
+                s.levels = *levels;
+            }
+            EventKind::LevelOpened {
+                level,
+                groups,
+                excluded,
+            } => {
+                if let Some(done) = s.open.take() {
+                    s.passed.push(done);
+                }
+                s.open = Some(Level::new(*level, e.at, groups.clone(), excluded.clone()));
+            }
+            EventKind::ApprovalStuck { level, reason } => {
+                if let Some(l) = s.open.as_mut().filter(|l| l.index == *level) {
+                    l.stuck = Some(reason.clone());
+                }
+            }
+            EventKind::Voted {
+                level,
+                approver,
+                approve,
+                comment,
+            } => {
+                if let Some(b) = s
+                    .open
+                    .as_mut()
+                    .filter(|l| l.index == *level)
+                    .and_then(|l| l.ballot_mut(approver))
+                {
+                    b.vote = Some(Vote {
+                        approve: *approve,
+                        by: e.actor.clone(),
+                        at: e.at,
+                        comment: comment.clone(),
+                    });
+                }
+            }
+            EventKind::Delegated { level, from, to } => {
+                if let Some(b) = s
+                    .open
+                    .as_mut()
+                    .filter(|l| l.index == *level)
+                    .and_then(|l| l.ballot_mut(from))
+                {
+                    b.delegate = Some(to.clone());
+                }
+            }
+            EventKind::Reminded { level, step } => {
+                if let Some(l) = s.open.as_mut().filter(|l| l.index == *level) {
+                    l.reminded.push(*step);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The ballots to keep as pending for "my approvals".
+    pub fn pending_ballots(&self, def: &Definition, inst: &Instance) -> Vec<PendingBallot> {
+        let Some(level) = &self.open else {
+            return Vec::new();
+        };
+        let names = def.task_names();
+        level
+            .pending()
+            .map(|b| PendingBallot {
+                instance: inst.id,
+                process: names.process.clone(),
+                stage: names.stages[self.stage.index()].clone(),
+                level: level.index,
+                approver: b.holder().clone(),
+                on_behalf_of: b.delegate.as_ref().map(|_| b.approver.clone()),
+                opened_at: level.opened_at,
+            })
+            .collect()
+    }
+}
+
+/// People the ticket names who may not vote on it: its creator, and the people in the
+/// approval's `excludes` fields.
+pub fn excluded_people(approval: &Approval, inst: &Instance) -> Vec<Arc<str>> {
+    let mut out = vec![inst.created_by.clone()];
+    for f in &approval.excludes {
+        if let Some(Some(Value::Text(name))) = inst.fields.get(f.index()) {
+            let name = name.trim();
+            if !name.is_empty() && !out.iter().any(|o| &**o == name) {
+                out.push(Arc::from(name));
+            }
+        }
+    }
+    out
+}
+
+/// `any 3 of role cab and all of role security`.
+pub fn describe_level(
+    def: &Definition,
+    groups: impl IntoIterator<Item = (Quorum, RoleId)>,
+) -> String {
+    groups
+        .into_iter()
+        .map(|(q, r)| format!("{q} of role {}", def.project.role(r).name))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// A change under construction by the approval's rules: the events appended one at a time,
+/// the approval as they leave it, and the instance's open task as the change leaves it.
+pub(super) struct Decider<'a> {
+    def: &'a Definition,
+    req: &'a Request<'a>,
+    change: &'a mut Change,
+    /// The instance's task not done that the change has not closed (a stage with an approval
+    /// may name a queue); a task the change opens is in `change.new_task` instead.
+    open_task: Option<TaskId>,
+    /// The approval of the instance's stage after the events so far.
+    state: Option<ApprovalState>,
+}
+
+impl<'a> Decider<'a> {
+    /// Go on from `change` (decided on an instance whose approval was `before`).
+    pub fn new(
+        def: &'a Definition,
+        req: &'a Request<'a>,
+        change: &'a mut Change,
+        open_task: Option<TaskId>,
+        mut before: Option<ApprovalState>,
+    ) -> Self {
+        for e in &change.events {
+            ApprovalState::apply(&mut before, def.model(), e);
+        }
+        Decider {
+            def,
+            req,
+            change,
+            open_task,
+            state: before,
+        }
+    }
+
+    fn push(&mut self, kind: EventKind, reason: Option<String>) {
+        let inst = Arc::make_mut(&mut self.change.instance);
+        inst.version += 1;
+        inst.updated_at = self.req.now;
+        let e = Event {
+            seq: inst.version,
+            at: self.req.now,
+            actor: self.req.actor.name.clone(),
+            kind,
+            reason,
+        };
+        ApprovalState::apply(&mut self.state, self.def.model(), &e);
+        self.change.events.push(e);
+    }
+
+    fn approval(&self) -> Option<&'a Approval> {
+        self.def.model().approval_in(self.change.instance.stage)
+    }
+
+    /// The instance has just entered its stage: ask for its approval, if it has one (and the
+    /// ones after it, while plans of `none` move it on).
+    pub fn entered(&mut self) {
+        for _ in 0..MAX_CHAINED_APPROVALS {
+            let Some(approval) = self.approval() else {
+                return;
+            };
+            let inst = &self.change.instance;
+            let Some((index, rule)) = approval.rules.iter().enumerate().find(|(_, r)| {
+                r.condition
+                    .as_ref()
+                    .is_none_or(|c| holds(c, &inst.fields, inst.priority))
+            }) else {
+                // The checker proves every ticket matches a rule; should one not, the ticket
+                // waits with this said rather than moving on unapproved.
+                self.push(
+                    EventKind::Skipped {
+                        action: "approval".into(),
+                        reason: "no approval rule matches the ticket".into(),
+                    },
+                    None,
+                );
+                return;
+            };
+            let levels = rule.levels.len() as u32;
+            let why = format!("rule {}: {}", index + 1, rule.text);
+            self.push(
+                EventKind::ApprovalRequested {
+                    rule: index as u32,
+                    levels,
+                },
+                Some(why.clone()),
+            );
+            if levels > 0 {
+                self.open_level(0);
+                return;
+            }
+            self.decide(
+                OutcomeKind::Approve,
+                approval.on_approve,
+                format!("no approval needed ({why})"),
+            );
+        }
+        self.push(
+            EventKind::Skipped {
+                action: "approval".into(),
+                reason: format!(
+                    "{MAX_CHAINED_APPROVALS} approvals in a row needed none; stopped here"
+                ),
+            },
+            None,
+        );
+    }
+
+    /// Open level `index` of the plan chosen on entering the stage.
+    fn open_level(&mut self, index: u32) {
+        let p = self.def.model();
+        let Some(approval) = self.approval() else {
+            return;
+        };
+        let Some(rule) = self
+            .state
+            .as_ref()
+            .and_then(|s| s.rule)
+            .and_then(|r| approval.rules.get(r as usize))
+        else {
+            return;
+        };
+        let Some(level) = rule.levels.get(index as usize) else {
+            return;
+        };
+        let not_voting = excluded_people(approval, &self.change.instance);
+        let mut excluded: Vec<Arc<str>> = Vec::new();
+        let groups: Vec<LevelGroup> = level
+            .groups
+            .iter()
+            .map(|g| {
+                let holders = self.req.holders.of(g.role);
+                let mut approvers = Vec::with_capacity(holders.len());
+                for h in holders {
+                    if not_voting.contains(h) {
+                        if !excluded.contains(h) {
+                            excluded.push(h.clone());
+                        }
+                    } else {
+                        approvers.push(h.clone());
+                    }
+                }
+                LevelGroup {
+                    role: g.role,
+                    needed: g.quorum.needed(holders.len(), approvers.len()) as u32,
+                    holders: holders.len() as u32,
+                    approvers,
+                }
+            })
+            .collect();
+        let plan_size = rule.levels.len();
+        let describe = describe_level(self.def, level.groups.iter().map(|g| (g.quorum, g.role)));
+        self.push(
+            EventKind::LevelOpened {
+                level: index,
+                groups,
+                excluded,
+            },
+            Some(format!("level {} of {plan_size}: {describe}", index + 1)),
+        );
+        let Some(opened) = self.state.as_ref().and_then(|s| s.open.clone()) else {
+            return;
+        };
+        let id = self.change.instance.id;
+        for g in &opened.groups {
+            if g.approvers.is_empty() {
+                continue;
+            }
+            self.change.notifications.push(NewNotification {
+                role: self.def.project.role(g.role).name.clone(),
+                recipients: g.approvers.iter().map(|a| a.to_string()).collect(),
+                clock: None,
+                threshold: None,
+                message: format!(
+                    "{} {id} awaits your approval (level {} of {plan_size}: {describe})",
+                    p.name,
+                    index + 1
+                ),
+                deliver_at: self.req.now,
+            });
+        }
+        if let Some(reason) = opened.unmeetable(self.def) {
+            self.change.notifications.push(NewNotification {
+                role: PROCESS_MANAGER_ROLE.to_string(),
+                recipients: Vec::new(),
+                clock: None,
+                threshold: None,
+                message: format!(
+                    "{} {id} cannot be approved: level {} of {plan_size} cannot be met: {reason}",
+                    p.name,
+                    index + 1
+                ),
+                deliver_at: self.req.now,
+            });
+            self.push(
+                EventKind::ApprovalStuck {
+                    level: index,
+                    reason: reason.clone(),
+                },
+                Some(format!("cannot be met: {reason}")),
+            );
+        }
+        self.refresh_ballots();
+    }
+
+    /// End the approval with `outcome`, moving the instance to `to` (and asking that stage's
+    /// approval, if it has one).
+    fn decide(&mut self, outcome: OutcomeKind, to: StageId, reason: String) {
+        let p = self.def.model();
+        let from = self.change.instance.stage;
+        self.push(
+            EventKind::ApprovalDecided { outcome, from, to },
+            Some(reason),
+        );
+        let inst = Arc::make_mut(&mut self.change.instance);
+        inst.stage = to;
+        let queue = queue_for(p, to, &inst.fields, inst.priority);
+        if queue != inst.queue {
+            let from = inst.queue;
+            inst.queue = queue;
+            self.push(
+                EventKind::Routed {
+                    from,
+                    to: queue,
+                    cause: Cause::Stage,
+                },
+                None,
+            );
+        }
+        // The approval stage's task (one this change opened is simply not opened).
+        if self.change.new_task.take().is_none() {
+            if let Some(task) = self.open_task.take() {
+                self.change.close_task = Some(CloseTask {
+                    task,
+                    fence: Fence::engine(),
+                });
+            }
+        }
+        self.change.new_task = queue.map(|q| new_task(self.def, &self.change.instance, q));
+        self.refresh_ballots();
+    }
+
+    /// Write the pending ballots as the events so far leave them.
+    fn refresh_ballots(&mut self) {
+        let ballots = self
+            .state
+            .as_ref()
+            .map(|s| s.pending_ballots(self.def, &self.change.instance))
+            .unwrap_or_default();
+        self.change.ballots = Some(ballots);
+    }
+
+    /// After a vote: pass the level on, fail it, or leave it open.
+    fn settle(&mut self) {
+        let Some(approval) = self.approval() else {
+            return;
+        };
+        let Some(state) = &self.state else {
+            return;
+        };
+        let Some(level) = &state.open else {
+            return;
+        };
+        match level.verdict(self.def) {
+            Verdict::Open => self.refresh_ballots(),
+            Verdict::Failed(why) => {
+                let reasons: Vec<String> = level
+                    .ballots
+                    .iter()
+                    .filter_map(|b| {
+                        let v = b.vote.as_ref().filter(|v| !v.approve)?;
+                        Some(match &v.comment {
+                            Some(c) => format!("{} rejected: {c}", b.approver),
+                            None => format!("{} rejected", b.approver),
+                        })
+                    })
+                    .collect();
+                let reason = format!(
+                    "level {} of {}: {why} ({})",
+                    level.index + 1,
+                    state.levels,
+                    reasons.join("; ")
+                );
+                self.decide(OutcomeKind::Reject, approval.on_reject, reason);
+                // The stage the outcome led to may ask for an approval of its own.
+                self.entered();
+            }
+            Verdict::Passed if level.index + 1 < state.levels => {
+                let next = level.index + 1;
+                self.open_level(next);
+            }
+            Verdict::Passed => {
+                let reason = format!("all {} levels approved", state.levels);
+                self.decide(OutcomeKind::Approve, approval.on_approve, reason);
+                // The stage the outcome led to may ask for an approval of its own.
+                self.entered();
+            }
+        }
+    }
+
+    /// Record `by`'s vote on the open level (checked by [`check_vote`] first).
+    pub fn vote(&mut self, approver: Arc<str>, approve: bool, comment: Option<String>) {
+        let Some(level) = self.state.as_ref().and_then(|s| s.open.as_ref()) else {
+            return;
+        };
+        let level = level.index;
+        let reason = comment.clone();
+        self.push(
+            EventKind::Voted {
+                level,
+                approver,
+                approve,
+                comment,
+            },
+            reason,
+        );
+        self.settle();
+    }
+
+    /// Hand `from`'s ballot to `to` (checked by [`check_delegation`] first).
+    pub fn delegate(&mut self, from: Arc<str>, to: Arc<str>, reason: Option<String>) {
+        let Some(level) = self.state.as_ref().and_then(|s| s.open.as_ref()) else {
+            return;
+        };
+        let level = level.index;
+        let message = format!(
+            "{} {} awaits your approval, on behalf of {from}",
+            self.def.model().name,
+            self.change.instance.id
+        );
+        let role = self
+            .state
+            .as_ref()
+            .and_then(|s| s.open.as_ref())
+            .and_then(|l| l.groups.iter().find(|g| g.approvers.contains(&from)))
+            .map(|g| self.def.project.role(g.role).name.clone())
+            .unwrap_or_default();
+        self.push(
+            EventKind::Delegated {
+                level,
+                from,
+                to: to.clone(),
+            },
+            reason,
+        );
+        self.change.notifications.push(NewNotification {
+            role,
+            recipients: vec![to.to_string()],
+            clock: None,
+            threshold: None,
+            message,
+            deliver_at: self.req.now,
+        });
+        self.refresh_ballots();
+    }
+
+    /// No decision in time: take `on expire`.
+    pub fn expire(&mut self, label: &str) {
+        let Some(approval) = self.approval() else {
+            return;
+        };
+        let Some((_, to)) = approval.on_expire else {
+            return;
+        };
+        self.decide(
+            OutcomeKind::Expire,
+            to,
+            format!("no decision within {label}"),
+        );
+        // The stage the outcome led to may ask for an approval of its own.
+        self.entered();
+    }
+
+    /// Remind the approvers of the open level who have not voted (reminder `step`).
+    pub fn remind(&mut self, level: u32, step: u32, label: &str) {
+        let Some(open) = self
+            .state
+            .as_ref()
+            .and_then(|s| s.open.as_ref())
+            .filter(|l| l.index == level)
+        else {
+            return;
+        };
+        let waiting: Vec<String> = open.pending().map(|b| b.holder().to_string()).collect();
+        let role = open
+            .groups
+            .first()
+            .map(|g| self.def.project.role(g.role).name.clone())
+            .unwrap_or_default();
+        let total = self.state.as_ref().map_or(0, |s| s.levels);
+        let id = self.change.instance.id;
+        if !waiting.is_empty() {
+            self.change.notifications.push(NewNotification {
+                role,
+                recipients: waiting,
+                clock: None,
+                threshold: None,
+                message: format!(
+                    "reminder: {} {id} has awaited your approval for {label} (level {} of {total})",
+                    self.def.model().name,
+                    level + 1
+                ),
+                deliver_at: self.req.now,
+            });
+        }
+        self.push(
+            EventKind::Reminded { level, step },
+            Some(format!("{label} after the level opened")),
+        );
+    }
+}
+
+/// Whether `actor` may vote now, on the approval as it stands (`level`, when given, is the
+/// level the voter saw); the approver whose ballot they cast.
+pub fn check_vote(
+    def: &Definition,
+    inst: &Instance,
+    state: Option<&ApprovalState>,
+    actor: &Actor,
+    level: Option<u32>,
+) -> Result<Arc<str>, EngineError> {
+    let p = def.model();
+    let refuse = |refusal| {
+        Err(EngineError::ApprovalRefused {
+            instance: inst.id,
+            refusal,
+        })
+    };
+    let Some(state) = state else {
+        return refuse(ApprovalRefusal::NoApproval {
+            stage: p.stages[inst.stage.index()].name.clone(),
+        });
+    };
+    let Some(open) = &state.open else {
+        return refuse(ApprovalRefusal::NoApproval {
+            stage: p.stages[inst.stage.index()].name.clone(),
+        });
+    };
+    if let Some(seen) = level {
+        if seen != open.index {
+            return refuse(ApprovalRefusal::LevelClosed {
+                level: seen + 1,
+                open: open.index + 1,
+            });
+        }
+    }
+    if let Some(approval) = p.approval_in(inst.stage) {
+        if excluded_people(approval, inst)
+            .iter()
+            .any(|x| **x == *actor.name)
+        {
+            return refuse(ApprovalRefusal::OwnTicket);
+        }
+    }
+    if let Some(b) = open.held_by(&actor.name) {
+        return match &b.vote {
+            Some(v) => refuse(ApprovalRefusal::AlreadyVoted {
+                approve: v.approve,
+                at: v.at,
+            }),
+            None => Ok(b.approver.clone()),
+        };
+    }
+    if let Some(b) = open.ballot(&actor.name) {
+        if let Some(d) = &b.delegate {
+            return refuse(ApprovalRefusal::Delegated { to: d.to_string() });
+        }
+    }
+    refuse(ApprovalRefusal::NotApprover {
+        level: open.index + 1,
+        roles: open
+            .groups
+            .iter()
+            .map(|g| def.project.role(g.role).name.clone())
+            .collect(),
+    })
+}
+
+/// Whether `from`'s ballot on the open level may go to `to`. `to` must hold a role of a group
+/// `from` votes in (`holders` says who holds the level's roles now) unless `named_by_admin`;
+/// segregation of duties applies to `to` as to anyone, and nobody holds two ballots.
+pub fn check_delegation(
+    def: &Definition,
+    inst: &Instance,
+    state: Option<&ApprovalState>,
+    from: &str,
+    to: &str,
+    holders: &Holders,
+    named_by_admin: bool,
+) -> Result<Arc<str>, EngineError> {
+    let p = def.model();
+    let refuse = |refusal| {
+        Err(EngineError::ApprovalRefused {
+            instance: inst.id,
+            refusal,
+        })
+    };
+    let Some(open) = state.and_then(|s| s.open.as_ref()) else {
+        return refuse(ApprovalRefusal::NoApproval {
+            stage: p.stages[inst.stage.index()].name.clone(),
+        });
+    };
+    let Some(ballot) = open.ballot(from) else {
+        return refuse(ApprovalRefusal::NotApprover {
+            level: open.index + 1,
+            roles: open
+                .groups
+                .iter()
+                .map(|g| def.project.role(g.role).name.clone())
+                .collect(),
+        });
+    };
+    if let Some(v) = &ballot.vote {
+        return refuse(ApprovalRefusal::AlreadyVoted {
+            approve: v.approve,
+            at: v.at,
+        });
+    }
+    if let Some(d) = &ballot.delegate {
+        return refuse(ApprovalRefusal::Delegated { to: d.to_string() });
+    }
+    if from == to {
+        return refuse(ApprovalRefusal::BadDelegate {
+            why: "a vote cannot be delegated to the approver themselves".into(),
+        });
+    }
+    if let Some(approval) = p.approval_in(inst.stage) {
+        if excluded_people(approval, inst).iter().any(|x| &**x == to) {
+            return refuse(ApprovalRefusal::BadDelegate {
+                why: format!(
+                    "`{to}` may not vote on this ticket (segregation of duties: they raised it or are named in it)"
+                ),
+            });
+        }
+    }
+    if open.held_by(to).is_some() || open.ballot(to).is_some() {
+        return refuse(ApprovalRefusal::BadDelegate {
+            why: format!("`{to}` already has a vote on this level"),
+        });
+    }
+    let roles: Vec<RoleId> = open
+        .groups
+        .iter()
+        .filter(|g| g.approvers.iter().any(|a| &**a == from))
+        .map(|g| g.role)
+        .collect();
+    if !named_by_admin && !roles.iter().any(|r| holders.holds(to, *r)) {
+        let names: Vec<String> = roles
+            .iter()
+            .map(|r| format!("`{}`", def.project.role(*r).name))
+            .collect();
+        return refuse(ApprovalRefusal::BadDelegate {
+            why: format!(
+                "`{to}` does not hold role {}; an administrator may name someone who does not",
+                names.join(" or ")
+            ),
+        });
+    }
+    Ok(ballot.approver.clone())
+}

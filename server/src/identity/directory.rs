@@ -1,0 +1,54 @@
+//! The engine's [`Directory`] for one tenant: approvers are the tenant's users holding a role,
+//! read from the identity store when an approval level opens (never cached, so a level opens
+//! with the holders of that moment).
+
+use itsmflow_engine::runtime::approval::DirectoryAnswer as Answer;
+use itsmflow_engine::runtime::{Directory, EngineError};
+use itsmflow_engine::store::StoreError;
+
+use super::store::{IdentityError, IdentityStore};
+
+pub struct TenantDirectory {
+    pub identities: IdentityStore,
+    pub tenant: String,
+}
+
+fn engine_error(e: IdentityError) -> EngineError {
+    match e {
+        IdentityError::Database(e) => EngineError::Store(StoreError::Database(e)),
+        other => EngineError::Store(StoreError::Corrupt(other.to_string())),
+    }
+}
+
+impl Directory for TenantDirectory {
+    fn holders<'a>(&'a self, roles: &'a [&'a str]) -> Answer<'a, Vec<Vec<String>>> {
+        Box::pin(async move {
+            let users = self
+                .identities
+                .users(&self.tenant)
+                .await
+                .map_err(engine_error)?;
+            Ok(roles
+                .iter()
+                .map(|role| {
+                    users
+                        .iter()
+                        .filter(|u| u.roles.iter().any(|r| r == role))
+                        .map(|u| u.name.clone())
+                        .collect()
+                })
+                .collect())
+        })
+    }
+
+    fn exists<'a>(&'a self, user: &'a str) -> Answer<'a, bool> {
+        Box::pin(async move {
+            Ok(self
+                .identities
+                .user(&self.tenant, user)
+                .await
+                .map_err(engine_error)?
+                .is_some())
+        })
+    }
+}

@@ -1,0 +1,492 @@
+//! Approvals over the HTTP API, against a real `itsmflow serve` on a real SQLite file and a
+//! real PostgreSQL database: the standard change process taken to its end for standard,
+//! category 0 to 3 and emergency changes; the request process with its line manager's
+//! approval; refused votes that answer problem+json and change nothing; delegation; each
+//! approver's own list, read and followed live.
+
+#[macro_use]
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value as Json};
+use support::{Db, Server};
+
+on_both!(
+    change_process,
+    request_process,
+    refused_votes,
+    delegation_and_live_list
+);
+
+fn id(v: &Json) -> i64 {
+    v["id"].as_i64().unwrap_or_else(|| panic!("no id in {v}"))
+}
+
+/// The people of a change board, each with a token.
+struct Board {
+    rita: String,
+    mia: String,
+    cab: Vec<String>,
+    sue: String,
+    eve: String,
+    ivan: String,
+}
+
+async fn board(s: &Server) -> Board {
+    let a = &s.admin;
+    Board {
+        rita: s.user(a, "rita", &["requester"]).await,
+        mia: s.user(a, "mia", &["change_manager"]).await,
+        cab: vec![
+            s.user(a, "carl", &["cab"]).await,
+            s.user(a, "cleo", &["cab"]).await,
+            s.user(a, "chad", &["cab"]).await,
+            s.user(a, "cora", &["cab"]).await,
+        ],
+        sue: s.user(a, "sue", &["senior_management"]).await,
+        eve: s.user(a, "eve", &["ecab"]).await,
+        // The implementer also sits on the CAB, but never approves what they implement.
+        ivan: s.user(a, "ivan", &["implementer", "cab"]).await,
+    }
+}
+
+/// Raise a change as Rita, submit it, and have the change manager send it for approval;
+/// returns the instance as the last action left it.
+async fn to_approval(s: &Server, b: &Board, change_type: &str, category: &str) -> Json {
+    let (st, v) = s
+        .post(
+            "/v1/instances",
+            &b.rita,
+            json!({"process": "change", "fields": {
+                "title": format!("{change_type} {category}"),
+                "change_type": change_type,
+                "category": category,
+                "implementer": "ivan",
+                "backout_plan": "restore the snapshot",
+            }}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let path = format!("/v1/instances/{}/actions", id(&v));
+    let (st, v) = s.post(&format!("{path}/submit"), &b.rita, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s.post(&format!("{path}/assess"), &b.mia, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v
+}
+
+async fn vote(s: &Server, token: &str, instance: i64, decision: &str) -> (StatusCode, Json) {
+    s.post(
+        &format!("/v1/instances/{instance}/approval/votes"),
+        token,
+        json!({"decision": decision, "comment": "looked at it"}),
+    )
+    .await
+}
+
+/// Schedule, implement, complete and close an approved change.
+async fn finish(s: &Server, b: &Board, instance: i64) {
+    let path = format!("/v1/instances/{instance}/actions");
+    let (st, v) = s
+        .post(
+            &format!("{path}/implement"),
+            &b.ivan,
+            json!({"fields": {"planned_start": "2026-12-08T20:00:00Z"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s
+        .post(&format!("{path}/complete"), &b.ivan, json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s.post(&format!("{path}/close"), &b.mia, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["stage"], "closed");
+}
+
+/// The JSON of every `data:` line of an event stream read so far.
+fn data_lines(text: &str) -> Vec<Json> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str(d.trim()).ok())
+        .collect()
+}
+
+/// The history's kinds.
+async fn kinds(s: &Server, instance: i64) -> Vec<String> {
+    let (st, h) = s
+        .get(&format!("/v1/instances/{instance}/history"), &s.admin)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{h}");
+    h["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Every kind of change, from registration to closure, approved as its type and category
+/// call for.
+async fn change_process(db: Db) {
+    let s = Server::start(&db);
+    let b = board(&s).await;
+
+    // Standard changes and category 0 need no approval: straight to scheduled.
+    for (t, c) in [("standard", "2"), ("normal", "0")] {
+        let v = to_approval(&s, &b, t, c).await;
+        assert_eq!(v["stage"], "scheduled", "{t} {c}: {v}");
+        let k = kinds(&s, id(&v)).await;
+        assert!(k.contains(&"approval_requested".into()) && k.contains(&"approval_decided".into()));
+        finish(&s, &b, id(&v)).await;
+    }
+
+    // Category 1: the change manager authorises.
+    let v = to_approval(&s, &b, "normal", "1").await;
+    assert_eq!(v["stage"], "approval");
+    assert_eq!(v["approval"]["waiting_for"], json!(["mia"]));
+    let (st, after) = vote(&s, &b.mia, id(&v), "approve").await;
+    assert_eq!(st, StatusCode::OK, "{after}");
+    assert_eq!(after["stage"], "scheduled");
+    finish(&s, &b, id(&v)).await;
+
+    // Category 2: three of the CAB advise, then the change manager; Ivan implements it, so
+    // he is not among the approvers though he sits on the CAB.
+    let v = to_approval(&s, &b, "normal", "2").await;
+    let i = id(&v);
+    let level = &v["approval"]["levels"][0];
+    assert_eq!(
+        level["groups"][0]["approvers"],
+        json!(["carl", "chad", "cleo", "cora"])
+    );
+    assert_eq!(level["excluded"], json!(["ivan"]));
+    for t in &b.cab[..2] {
+        let (st, after) = vote(&s, t, i, "approve").await;
+        assert_eq!(st, StatusCode::OK, "{after}");
+        assert_eq!(after["approval"]["open_level"], 1);
+    }
+    let (_, after) = vote(&s, &b.cab[2], i, "approve").await;
+    assert_eq!(after["approval"]["open_level"], 2, "{after}");
+    assert_eq!(after["approval"]["levels"][0]["state"], "approved");
+    let (_, after) = vote(&s, &b.mia, i, "approve").await;
+    assert_eq!(after["stage"], "scheduled");
+    finish(&s, &b, i).await;
+
+    // Category 3: half the CAB and senior management together, then the change manager.
+    let v = to_approval(&s, &b, "normal", "3").await;
+    let i = id(&v);
+    let groups = &v["approval"]["levels"][0]["groups"];
+    assert_eq!(
+        groups[0]["needed"], 3,
+        "50% of the 5 holders of `cab`, rounded up: {groups}"
+    );
+    assert_eq!(groups[1]["role"], "senior_management");
+    for t in &b.cab[..3] {
+        vote(&s, t, i, "approve").await;
+    }
+    let (_, a) = s.get(&format!("/v1/instances/{i}/approval"), &b.mia).await;
+    assert_eq!(
+        a["open_level"], 1,
+        "senior management has not agreed yet: {a}"
+    );
+    assert_eq!(a["waiting_for"], json!(["cora", "sue"]));
+    let (_, after) = vote(&s, &b.sue, i, "approve").await;
+    assert_eq!(after["approval"]["open_level"], 2);
+    let (_, after) = vote(&s, &b.mia, i, "approve").await;
+    assert_eq!(after["stage"], "scheduled");
+    finish(&s, &b, i).await;
+
+    // Emergency: one member of the emergency CAB.
+    let v = to_approval(&s, &b, "emergency", "3").await;
+    assert!(v["approval"]["explain"]
+        .as_str()
+        .unwrap_or("")
+        .contains("change_type == emergency"));
+    let (_, after) = vote(&s, &b.eve, id(&v), "approve").await;
+    assert_eq!(after["stage"], "scheduled");
+    finish(&s, &b, id(&v)).await;
+
+    // A rejection at the CAB level ends it as soon as three approvals are out of reach.
+    let v = to_approval(&s, &b, "normal", "2").await;
+    let i = id(&v);
+    vote(&s, &b.cab[0], i, "reject").await;
+    let (_, after) = vote(&s, &b.cab[1], i, "reject").await;
+    assert_eq!(after["stage"], "rejected", "{after}");
+    assert!(after.get("approval").is_none());
+
+    // Approvers were told, through the outbox, by name.
+    let (st, notes) = s.get("/v1/notifications?limit=500", &s.admin).await;
+    assert_eq!(st, StatusCode::OK, "{notes}");
+    assert!(notes["items"].as_array().expect("items").iter().any(|n| {
+        n["recipients"] == json!(["eve"])
+            && n["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("awaits your approval")
+    }));
+    s.stop();
+}
+
+/// A request that costs money waits for the requester's line manager; the requester may not
+/// approve it even holding the role.
+async fn request_process(db: Db) {
+    let s = Server::start(&db);
+    let a = &s.admin;
+    let rita = s.user(a, "rita", &["requester", "line_manager"]).await;
+    let lee = s.user(a, "lee", &["line_manager"]).await;
+    let fred = s.user(a, "fred", &["fulfiller"]).await;
+    let (st, v) = s
+        .post(
+            "/v1/instances",
+            &rita,
+            json!({"process": "request", "fields": {
+                "requester": "rita", "item": "laptop", "cost": 900,
+            }}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let i = id(&v);
+    let (st, v) = s
+        .post(
+            &format!("/v1/instances/{i}/actions/submit"),
+            &rita,
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["stage"], "approval");
+    assert_eq!(v["approval"]["waiting_for"], json!(["lee"]));
+    let (_, mine) = s.get("/v1/me/approvals", &lee).await;
+    assert_eq!(mine["items"][0]["instance"], i, "{mine}");
+    let (st, refused) = vote(&s, &rita, i, "approve").await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused["type"], "/problems/segregation-of-duties");
+    let (st, v) = vote(&s, &lee, i, "approve").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["stage"], "fulfilment");
+    let (_, mine) = s.get("/v1/me/approvals", &lee).await;
+    assert_eq!(mine["items"], json!([]));
+
+    // Fulfilment, delivery and the requester's confirmation.
+    let (st, task) = s
+        .post("/v1/queues/fulfilment/claim", &fred, json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{task}");
+    let (st, v) = s
+        .post(
+            &format!("/v1/tasks/{}/complete", id(&task)),
+            &fred,
+            json!({"token": task["token"], "action": "deliver"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s
+        .post(
+            &format!("/v1/instances/{i}/actions/confirm"),
+            &rita,
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["stage"], "closed");
+
+    // A facilities request needs nobody's approval.
+    let (_, v) = s
+        .post(
+            "/v1/instances",
+            &rita,
+            json!({"process": "request", "fields": {"requester": "rita", "item": "facilities"}}),
+        )
+        .await;
+    let (_, v) = s
+        .post(
+            &format!("/v1/instances/{}/actions/submit", id(&v)),
+            &rita,
+            json!({}),
+        )
+        .await;
+    assert_eq!(v["stage"], "fulfilment", "{v}");
+    s.stop();
+}
+
+/// Every refused vote is problem+json naming why, and the instance, its history and the
+/// approver lists read back exactly as before.
+async fn refused_votes(db: Db) {
+    let s = Server::start(&db);
+    let b = board(&s).await;
+    let v = to_approval(&s, &b, "normal", "2").await;
+    let i = id(&v);
+    let before = s.get(&format!("/v1/instances/{i}"), &s.admin).await.1;
+    let history = kinds(&s, i).await;
+    let cases = [
+        (
+            &b.rita,
+            StatusCode::FORBIDDEN,
+            "/problems/segregation-of-duties",
+        ),
+        (
+            &b.ivan,
+            StatusCode::FORBIDDEN,
+            "/problems/segregation-of-duties",
+        ),
+        (&b.eve, StatusCode::FORBIDDEN, "/problems/not-an-approver"),
+        (&b.mia, StatusCode::FORBIDDEN, "/problems/not-an-approver"),
+    ];
+    for (token, status, kind) in cases {
+        let (st, p) = vote(&s, token, i, "approve").await;
+        assert_eq!(st, status, "{p}");
+        assert_eq!(p["type"], kind, "{p}");
+        assert!(!p["detail"].as_str().unwrap_or("").is_empty());
+    }
+    let (st, p) = s
+        .post(
+            &format!("/v1/instances/{i}/approval/votes"),
+            &b.cab[0],
+            json!({"decision": "maybe"}),
+        )
+        .await;
+    assert_eq!(st.as_u16() / 100, 4, "{p}");
+    assert_eq!(
+        s.get(&format!("/v1/instances/{i}"), &s.admin).await.1,
+        before
+    );
+    assert_eq!(kinds(&s, i).await, history);
+
+    let (st, _) = vote(&s, &b.cab[0], i, "approve").await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, p) = vote(&s, &b.cab[0], i, "reject").await;
+    assert_eq!(st, StatusCode::CONFLICT, "{p}");
+    assert_eq!(p["type"], "/problems/already-voted");
+    // A vote for level 2 while level 1 is open.
+    let (st, p) = s
+        .post(
+            &format!("/v1/instances/{i}/approval/votes"),
+            &b.cab[1],
+            json!({"decision": "approve", "level": 2}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{p}");
+    assert_eq!(p["type"], "/problems/level-closed");
+    // A stale version sent by the voter.
+    let (st, p) = s
+        .post(
+            &format!("/v1/instances/{i}/approval/votes"),
+            &b.cab[1],
+            json!({"decision": "approve", "version": 1}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{p}");
+    assert_eq!(p["type"], "/problems/conflict");
+    // Withdrawn, then voted on: nothing awaits approval, and nobody's list holds it.
+    let (st, v) = s
+        .post(
+            &format!("/v1/instances/{i}/actions/withdraw"),
+            &b.rita,
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, p) = vote(&s, &b.cab[1], i, "approve").await;
+    assert_eq!(st, StatusCode::CONFLICT, "{p}");
+    assert_eq!(p["type"], "/problems/no-open-approval");
+    let (_, mine) = s.get("/v1/me/approvals", &b.cab[1]).await;
+    assert_eq!(mine["items"], json!([]));
+    s.stop();
+}
+
+/// A vote delegated by its approver, and the approver's list as it changes, live.
+async fn delegation_and_live_list(db: Db) {
+    use futures_util::StreamExt;
+    let s = Server::start(&db);
+    let b = board(&s).await;
+    let max = s.user(&s.admin, "max", &["change_manager"]).await;
+    let resp = s
+        .http
+        .get(format!("{}/v1/me/approvals/events", s.base))
+        .bearer_auth(&max)
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut stream = resp.bytes_stream();
+    let mut text = String::new();
+    while !text.contains("event: ready") {
+        let chunk = stream.next().await.expect("open").expect("chunk");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+
+    let v = to_approval(&s, &b, "normal", "1").await;
+    let i = id(&v);
+    assert_eq!(v["approval"]["waiting_for"], json!(["max", "mia"]));
+    let (st, after) = s
+        .post(
+            &format!("/v1/instances/{i}/approval/delegations"),
+            &b.mia,
+            json!({"to": "sue"}),
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "sue is no change manager: {after}"
+    );
+    assert_eq!(after["type"], "/problems/delegate-refused");
+    let (st, after) = s
+        .post(
+            &format!("/v1/instances/{i}/approval/delegations"),
+            &s.admin,
+            json!({"from": "mia", "to": "sue"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "an administrator may name her: {after}");
+    let ballots = after["approval"]["levels"][0]["ballots"]
+        .as_array()
+        .expect("ballots")
+        .clone();
+    assert!(ballots
+        .iter()
+        .any(|b| b["approver"] == "mia" && b["delegate"] == "sue"));
+    let (_, mine) = s.get("/v1/me/approvals", &b.sue).await;
+    assert_eq!(mine["items"][0]["on_behalf_of"], "mia", "{mine}");
+
+    // Max's live list hears of the level and of its end.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let wanted = format!("\"instance\":{i}");
+    while !text.contains(&wanted) {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("an event arrives")
+            .expect("open")
+            .expect("chunk");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("\"approver\":\"max\""), "{text}");
+    let seen = text.len();
+    let (st, after) = vote(&s, &b.sue, i, "approve").await;
+    assert_eq!(st, StatusCode::OK, "{after}");
+    assert_eq!(after["stage"], "scheduled");
+    let closed = |text: &str| {
+        data_lines(text)
+            .iter()
+            .any(|d| d["instance"] == i && d["ballots"] == json!([]))
+    };
+    while !closed(&text[seen..]) {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("the end of the level arrives")
+            .expect("open")
+            .expect("chunk");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let (_, h) = s.get(&format!("/v1/instances/{i}/history"), &s.admin).await;
+    let voted = h["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|e| e["kind"] == "voted")
+        .expect("voted")
+        .clone();
+    assert_eq!(voted["actor"], "sue");
+    assert_eq!(voted["data"]["approver"], "mia");
+    s.stop();
+}
