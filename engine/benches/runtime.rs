@@ -19,7 +19,10 @@
 //!   `synchronous = FULL` and `NORMAL` on the same disk; and creations per second (an instance
 //!   row and its first event, no task) from the same clients, against the same ceilings;
 //! - PostgreSQL: claim + complete per second through the engine, against a bare
-//!   `FOR UPDATE SKIP LOCKED` claim-and-finish loop on a plain table, same concurrency.
+//!   `FOR UPDATE SKIP LOCKED` claim-and-finish loop on a plain table, same concurrency;
+//! - approval votes against task completions, in memory and on SQLite, one after another on
+//!   one thread: the time of a vote (ten approvers per level, the tenth vote deciding it) over
+//!   the time of completing a claimed task (`ITSMFLOW_BENCH_ONLY=votes` for this part only).
 
 use std::path::PathBuf;
 
@@ -478,6 +481,127 @@ async fn bench_postgres(url: &str, workers: usize, tasks: usize) {
         .await;
 }
 
+/// Ten approvers must all approve; the tenth vote decides, and the ticket moves on to a
+/// stage with a queue, whose task the completion baseline completes.
+const VOTES: &str = r#"
+role board
+role agent
+queue desk { members agent }
+process change {
+  fields { title: text required }
+  stage draft initial
+  stage approval
+  stage work { queue desk }
+  stage done final
+  stage rejected final
+  transition submit: draft -> approval
+  transition finish: work -> done
+  approval in approval {
+    otherwise => all of role board
+    on approve => work
+    on reject => rejected
+  }
+}
+"#;
+
+/// Seconds per vote and per completion on `store`, from `tickets` tickets each way.
+async fn votes_and_completions<S: Store>(
+    store: S,
+    catalog: Arc<Catalog>,
+    tickets: usize,
+) -> (f64, f64) {
+    let board: Vec<String> = (0..10).map(|i| format!("member{i}")).collect();
+    let dir = itsmflow_engine::runtime::StaticDirectory::new();
+    dir.set(
+        "board",
+        &board.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let e = Engine::open(store, catalog, Arc::new(SystemClock))
+        .await
+        .expect("open")
+        .with_directory(Arc::new(dir));
+    let mut sources = itsmflow_dsl::Sources::new();
+    sources.add("votes.itsm", VOTES);
+    e.publish(&sources).await.expect("publish");
+    let requester = Actor::new("rita", &[]);
+    let agent = Actor::new("alice", &["agent"]);
+    let voters: Vec<Actor> = board
+        .iter()
+        .map(|n| Actor::new(n.as_str(), &["board"]))
+        .collect();
+    let title = json!({"title": "t"}).as_object().cloned().expect("object");
+    let none = Map::new();
+    // In rounds, votes then completions, so both run on a store of the same size.
+    let round = tickets.min(500);
+    let (mut voting, mut completing) = (Duration::ZERO, Duration::ZERO);
+    let mut done = 0;
+    while done < tickets {
+        let mut ids = Vec::with_capacity(round);
+        for _ in 0..round {
+            let c = e
+                .create("change", &title, &requester)
+                .await
+                .expect("create");
+            e.perform(c.id(), "submit", &none, None, &requester, None)
+                .await
+                .expect("submit");
+            ids.push(c.id());
+        }
+        let t = Instant::now();
+        for id in &ids {
+            for v in &voters {
+                e.vote(*id, true, None, None, None, v).await.expect("vote");
+            }
+        }
+        voting += t.elapsed();
+        let mut claimed = Vec::with_capacity(round);
+        for _ in 0..round {
+            let task = e
+                .claim_next("desk", &agent, TimeDelta::minutes(10))
+                .await
+                .expect("claim")
+                .expect("task");
+            claimed.push(task);
+        }
+        let t = Instant::now();
+        for task in &claimed {
+            e.complete(task.id, task.token, "finish", &none, &agent)
+                .await
+                .expect("complete");
+        }
+        completing += t.elapsed();
+        done += round;
+    }
+    let per_vote = voting.as_secs_f64() / (done * voters.len()) as f64;
+    let per_completion = completing.as_secs_f64() / done as f64;
+    (per_vote, per_completion)
+}
+
+async fn bench_votes() {
+    let catalog = Arc::new(Catalog::default());
+    let (vote, complete) =
+        votes_and_completions(MemoryStore::new(catalog.clone()), catalog, 20_000).await;
+    println!(
+        "votes, memory: {:>8.1} µs per vote, {:>8.1} µs per task completion: a vote costs {:.2}x a completion",
+        vote * 1e6,
+        complete * 1e6,
+        vote / complete
+    );
+    let path = temp_db("votes");
+    let catalog = Arc::new(Catalog::default());
+    let store = SqliteStore::open_with(&path, catalog.clone(), Durability::Full)
+        .await
+        .expect("sqlite");
+    let (vote, complete) = votes_and_completions(store, catalog, 200).await;
+    println!(
+        "votes, sqlite: {:>8.1} µs per vote, {:>8.1} µs per task completion: a vote costs {:.2}x a completion",
+        vote * 1e6,
+        complete * 1e6,
+        vote / complete
+    );
+    remove_db(&path);
+}
+
 fn main() {
     itsmflow_engine::allocator::hold_freed_memory();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -499,6 +623,9 @@ fn main() {
     rt.block_on(async {
         if run("memory") {
             bench_memory_parallel(4).await;
+        }
+        if run("votes") {
+            bench_votes().await;
         }
         if run("sqlite") {
             let secs = std::env::var("ITSMFLOW_BENCH_SECS")

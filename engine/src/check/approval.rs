@@ -26,6 +26,7 @@ pub(super) type OutcomeEdge = (StageId, StageId, Edge);
 pub(super) fn check_approvals(
     approvals: &[&ast::Approval],
     scope: &ProcessScope,
+    initial: Option<StageId>,
     ctx: &mut Ctx,
 ) -> (Vec<Approval>, Vec<OutcomeEdge>) {
     let mut out = Vec::new();
@@ -48,6 +49,19 @@ pub(super) fn check_approvals(
                 );
             }
             stages_seen.push((s, a.stage.span));
+            // Approval is asked when a ticket enters the stage; a ticket is born in its
+            // initial stage without entering it, so nothing would ever ask.
+            if initial == Some(StageId(s)) {
+                ctx.diags.push(
+                    Diagnostic::error(
+                        "approval-in-initial-stage",
+                        a.stage.span,
+                        format!("stage `{}` is where tickets start, so its approval would never be asked", a.stage),
+                    )
+                    .with_label("approval is asked on entering a stage")
+                    .with_help("start tickets in a stage before it (e.g. `submitted`) with a transition into this one"),
+                );
+            }
         }
         let (approval, edges) = check_approval(a, header, stage.map(StageId), scope, ctx);
         out.extend(approval);

@@ -207,7 +207,12 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         business_hours,
         ctx,
     );
-    let (approvals, partial_edges) = approval::check_approvals(&s.approvals, &scope, ctx);
+    let initial_stage = stages
+        .iter()
+        .position(|st| st.initial)
+        .map(|i| StageId(i as u32));
+    let (approvals, partial_edges) =
+        approval::check_approvals(&s.approvals, &scope, initial_stage, ctx);
     let rules = rules::check_rules(&s.rules, &scope, &mut ctx.diags);
     for (i, rule) in rules.iter().enumerate() {
         if let RuleKind::Guard(ts) = &rule.kind {

@@ -170,6 +170,9 @@ pub struct Ballot {
     /// Who votes on the approver's behalf, when they delegated.
     pub delegate: Option<Arc<str>>,
     pub vote: Option<Vote>,
+    /// The groups of the level the approver is in: bit `i` for group `i` (of the first 64;
+    /// a level with more is counted by name).
+    pub groups: u64,
 }
 
 impl Ballot {
@@ -193,8 +196,9 @@ pub enum Verdict {
 pub struct Level {
     pub index: u32,
     pub opened_at: DateTime<Utc>,
-    pub groups: Vec<LevelGroup>,
-    pub excluded: Vec<Arc<str>>,
+    /// Fixed when the level opened, so shared by every copy of the state.
+    pub groups: Arc<[LevelGroup]>,
+    pub excluded: Arc<[Arc<str>]>,
     /// One per approver of the level (in order of first appearance across its groups).
     pub ballots: Vec<Ballot>,
     /// Why it cannot be met, if it cannot.
@@ -211,20 +215,25 @@ impl Level {
         excluded: Vec<Arc<str>>,
     ) -> Self {
         let mut ballots: Vec<Ballot> = Vec::new();
-        for a in groups.iter().flat_map(|g| &g.approvers) {
-            if !ballots.iter().any(|b| b.approver == *a) {
-                ballots.push(Ballot {
-                    approver: a.clone(),
-                    delegate: None,
-                    vote: None,
-                });
+        for (i, g) in groups.iter().enumerate() {
+            let bit = if i < 64 { 1u64 << i } else { 0 };
+            for a in &g.approvers {
+                match ballots.iter_mut().find(|b| b.approver == *a) {
+                    Some(b) => b.groups |= bit,
+                    None => ballots.push(Ballot {
+                        approver: a.clone(),
+                        delegate: None,
+                        vote: None,
+                        groups: bit,
+                    }),
+                }
             }
         }
         Level {
             index,
             opened_at,
-            groups,
-            excluded,
+            groups: groups.into(),
+            excluded: excluded.into(),
             ballots,
             stuck: None,
             reminded: Vec::new(),
@@ -244,15 +253,23 @@ impl Level {
         self.ballots.iter().find(|b| &**b.holder() == user)
     }
 
-    /// Approvals and rejections so far in a group.
-    pub fn tally(&self, group: &LevelGroup) -> (u32, u32) {
+    /// Approvals and rejections so far in group `index`.
+    pub fn tally(&self, index: usize) -> (u32, u32) {
         let mut yes = 0;
         let mut no = 0;
-        for a in &group.approvers {
-            match self.ballot(a).and_then(|b| b.vote.as_ref()) {
-                Some(v) if v.approve => yes += 1,
-                Some(_) => no += 1,
-                None => {}
+        let mut count = |vote: Option<&Vote>| match vote {
+            Some(v) if v.approve => yes += 1,
+            Some(_) => no += 1,
+            None => {}
+        };
+        if index < 64 {
+            let bit = 1u64 << index;
+            for b in self.ballots.iter().filter(|b| b.groups & bit != 0) {
+                count(b.vote.as_ref());
+            }
+        } else if let Some(g) = self.groups.get(index) {
+            for a in &g.approvers {
+                count(self.ballot(a).and_then(|b| b.vote.as_ref()));
             }
         }
         (yes, no)
@@ -261,8 +278,8 @@ impl Level {
     /// Whether every group has its quorum, some group can no longer reach it, or neither.
     pub fn verdict(&self, def: &Definition) -> Verdict {
         let mut passed = true;
-        for g in &self.groups {
-            let (yes, no) = self.tally(g);
+        for (i, g) in self.groups.iter().enumerate() {
+            let (yes, no) = self.tally(i);
             let eligible = g.approvers.len() as u32;
             if yes >= g.needed && g.needed > 0 {
                 continue;
@@ -472,6 +489,14 @@ pub fn describe_level(
         .join(" and ")
 }
 
+/// Whether `user` may not vote on the ticket: its creator, or named in an `excludes` field.
+pub fn is_excluded(approval: &Approval, inst: &Instance, user: &str) -> bool {
+    *inst.created_by == *user
+        || approval.excludes.iter().any(|f| {
+            matches!(inst.fields.get(f.index()), Some(Some(Value::Text(name))) if name.trim() == user)
+        })
+}
+
 /// A change under construction by the approval's rules: the events appended one at a time,
 /// the approval as they leave it, and the instance's open task as the change leaves it.
 pub(super) struct Decider<'a> {
@@ -483,6 +508,9 @@ pub(super) struct Decider<'a> {
     open_task: Option<TaskId>,
     /// The approval of the instance's stage after the events so far.
     state: Option<ApprovalState>,
+    /// What the events so far did to the pending ballots, while they only took some away and
+    /// added some (`None` once the whole list must be written again).
+    delta: Option<(Vec<Arc<str>>, Vec<PendingBallot>)>,
 }
 
 impl<'a> Decider<'a> {
@@ -503,7 +531,13 @@ impl<'a> Decider<'a> {
             change,
             open_task,
             state: before,
+            delta: Some((Vec::new(), Vec::new())),
         }
+    }
+
+    /// The approval as the change leaves it.
+    pub fn into_state(self) -> Option<ApprovalState> {
+        self.state
     }
 
     fn push(&mut self, kind: EventKind, reason: Option<String>) {
@@ -631,11 +665,12 @@ impl<'a> Decider<'a> {
             },
             Some(format!("level {} of {plan_size}: {describe}", index + 1)),
         );
+        self.delta = None;
         let Some(opened) = self.state.as_ref().and_then(|s| s.open.clone()) else {
             return;
         };
         let id = self.change.instance.id;
-        for g in &opened.groups {
+        for g in opened.groups.iter() {
             if g.approvers.is_empty() {
                 continue;
             }
@@ -685,6 +720,8 @@ impl<'a> Decider<'a> {
             EventKind::ApprovalDecided { outcome, from, to },
             Some(reason),
         );
+        // The level's ballots all go, whatever the stage entered asks.
+        self.delta = None;
         let inst = Arc::make_mut(&mut self.change.instance);
         inst.stage = to;
         let queue = queue_for(p, to, &inst.fields, inst.priority);
@@ -713,14 +750,44 @@ impl<'a> Decider<'a> {
         self.refresh_ballots();
     }
 
-    /// Write the pending ballots as the events so far leave them.
+    /// Write the pending ballots as the events so far leave them: what changed, while that is
+    /// known, else the whole list.
     fn refresh_ballots(&mut self) {
-        let ballots = self
-            .state
-            .as_ref()
-            .map(|s| s.pending_ballots(self.def, &self.change.instance))
-            .unwrap_or_default();
-        self.change.ballots = Some(ballots);
+        self.change.ballots = Some(match &self.delta {
+            Some((removed, added)) => BallotChange::Some {
+                removed: removed.clone(),
+                added: added.clone(),
+            },
+            None => BallotChange::All(
+                self.state
+                    .as_ref()
+                    .map(|s| s.pending_ballots(self.def, &self.change.instance))
+                    .unwrap_or_default(),
+            ),
+        });
+    }
+
+    /// Note that the ballot `holder` was to cast goes (cast, or handed on), and that `added`
+    /// come.
+    fn ballot_moved(&mut self, holder: Arc<str>, added: Option<Arc<str>>, on_behalf_of: Arc<str>) {
+        let Some((removed, new)) = self.delta.as_mut() else {
+            return;
+        };
+        removed.push(holder);
+        if let (Some(to), Some(state)) = (added, &self.state) {
+            if let Some(level) = &state.open {
+                let names = self.def.task_names();
+                new.push(PendingBallot {
+                    instance: self.change.instance.id,
+                    process: names.process.clone(),
+                    stage: names.stages[state.stage.index()].clone(),
+                    level: level.index,
+                    approver: to,
+                    on_behalf_of: Some(on_behalf_of),
+                    opened_at: level.opened_at,
+                });
+            }
+        }
     }
 
     /// After a vote: pass the level on, fail it, or leave it open.
@@ -776,17 +843,22 @@ impl<'a> Decider<'a> {
         let Some(level) = self.state.as_ref().and_then(|s| s.open.as_ref()) else {
             return;
         };
+        let holder = level
+            .ballot(&approver)
+            .map(|b| b.holder().clone())
+            .unwrap_or_else(|| approver.clone());
         let level = level.index;
         let reason = comment.clone();
         self.push(
             EventKind::Voted {
                 level,
-                approver,
+                approver: approver.clone(),
                 approve,
                 comment,
             },
             reason,
         );
+        self.ballot_moved(holder, None, approver);
         self.settle();
     }
 
@@ -811,11 +883,12 @@ impl<'a> Decider<'a> {
         self.push(
             EventKind::Delegated {
                 level,
-                from,
+                from: from.clone(),
                 to: to.clone(),
             },
             reason,
         );
+        self.ballot_moved(from.clone(), Some(to.clone()), from);
         self.change.notifications.push(NewNotification {
             role,
             recipients: vec![to.to_string()],
@@ -918,10 +991,7 @@ pub fn check_vote(
         }
     }
     if let Some(approval) = p.approval_in(inst.stage) {
-        if excluded_people(approval, inst)
-            .iter()
-            .any(|x| **x == *actor.name)
-        {
+        if is_excluded(approval, inst, &actor.name) {
             return refuse(ApprovalRefusal::OwnTicket);
         }
     }
@@ -998,7 +1068,7 @@ pub fn check_delegation(
         });
     }
     if let Some(approval) = p.approval_in(inst.stage) {
-        if excluded_people(approval, inst).iter().any(|x| &**x == to) {
+        if is_excluded(approval, inst, to) {
             return refuse(ApprovalRefusal::BadDelegate {
                 why: format!(
                     "`{to}` may not vote on this ticket (segregation of duties: they raised it or are named in it)"

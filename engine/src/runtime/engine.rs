@@ -17,7 +17,7 @@ use super::clock::Clock;
 use super::error::ApprovalRefusal;
 use super::error::EngineError;
 use super::logic::{self, Logic, Request};
-use super::schedule_memo::{Remembered, ScheduleMemo};
+use super::schedule_memo::{ApprovalMemo, Remembered, ScheduleMemo};
 use super::scheduler::Wakeup;
 use super::timers::{Schedule, TimerState};
 use super::types::*;
@@ -48,18 +48,20 @@ pub struct Engine<S> {
     schedules: ScheduleMemo,
     /// Instances read with this engine's claims, for the completions that follow.
     claimed: ClaimedInstances,
+    /// The approval state recent votes and delegations left, so the next needs no history.
+    approvals: ApprovalMemo,
     /// Who holds which roles: where approvers come from.
     directory: Arc<dyn Directory>,
     ballots: tokio::sync::broadcast::Sender<BallotsChanged>,
 }
 
 /// The pending approval ballots of an instance changed (a level opened or closed, a vote or a
-/// delegation): they are now `ballots`. Listeners (approvers' live lists) drop the instance
-/// for anyone no longer in them.
+/// delegation), as `change` says; [`BallotChange::for_user`] tells each approver's live list
+/// what is theirs on it now.
 #[derive(Clone, Debug)]
 pub struct BallotsChanged {
     pub instance: InstanceId,
-    pub ballots: Vec<PendingBallot>,
+    pub change: BallotChange,
 }
 
 /// A timer this engine fired (an escalation step, a breach, an automatic transition): the
@@ -167,6 +169,7 @@ impl<S: Store> Engine<S> {
             firings: tokio::sync::broadcast::channel(FIRINGS_BUFFER).0,
             schedules: ScheduleMemo::default(),
             claimed: ClaimedInstances::default(),
+            approvals: ApprovalMemo::default(),
             directory: Arc::new(NoDirectory),
             ballots: tokio::sync::broadcast::channel(FIRINGS_BUFFER).0,
         })
@@ -208,11 +211,17 @@ impl<S: Store> Engine<S> {
         self.ballots.subscribe()
     }
 
+    /// What to tell listeners of the ballots a change writes, if anyone listens.
+    fn ballot_news(&self, change: &Change) -> Option<BallotChange> {
+        let ballots = change.ballots.as_ref()?;
+        (self.ballots.receiver_count() > 0).then(|| ballots.clone())
+    }
+
     /// Tell listeners of ballots a committed change wrote.
-    fn ballots_committed(&self, instance: InstanceId, ballots: Option<Vec<PendingBallot>>) {
-        if let Some(ballots) = ballots {
-            // Nobody listening is fine.
-            let _ = self.ballots.send(BallotsChanged { instance, ballots });
+    fn ballots_committed(&self, instance: InstanceId, ballots: Option<BallotChange>) {
+        if let Some(change) = ballots {
+            // Nobody listening any more is fine.
+            let _ = self.ballots.send(BallotsChanged { instance, change });
         }
     }
 
@@ -448,7 +457,7 @@ impl<S: Store> Engine<S> {
             let closed_task = change.close_task.is_some();
             let state = change.instance.clone();
             let wakeups = wakeups_of(&change);
-            let ballots = change.ballots.clone();
+            let ballots = self.ballot_news(&change);
             let committed = self.store.commit(change).await?;
             self.wakeups_committed(wakeups);
             self.ballots_committed(id, ballots);
@@ -606,11 +615,12 @@ impl<S: Store> Engine<S> {
                 // Entering a stage with an approval opens its first level: its approvers are
                 // read now (and only then).
                 let p = def.model();
-                let holders = match p.transition(action) {
-                    Some(t) if p.approval_in(p.transitions[t.index()].to).is_some() => {
-                        self.holders(def).await?
-                    }
-                    _ => Holders::default(),
+                let enters_approval = !p.approvals.is_empty()
+                    && p.transition(action)
+                        .is_some_and(|t| p.approval_in(p.transitions[t.index()].to).is_some());
+                let holders = match enters_approval {
+                    true => self.holders(def).await?,
+                    false => Holders::default(),
                 };
                 let mut change = self.logic.perform(
                     &self.catalog,
@@ -815,7 +825,7 @@ impl<S: Store> Engine<S> {
                     .filter(|e| matches!(e.kind, EventKind::Breached { .. }))
                     .count() as u32;
                 let version = change.instance.version;
-                let ballots = change.ballots.clone();
+                let ballots = self.ballot_news(&change);
                 match self.store.commit(change).await {
                     Ok(_) => {
                         fired += 1;
@@ -933,33 +943,29 @@ impl<S: Store> Engine<S> {
         actor: &Actor,
     ) -> Result<InstanceView, EngineError> {
         self.retried(expected_version, || async {
-            let ((inst, task), history) = self
-                .store
-                .instance_with_task_and_history(id)
-                .await?
-                .ok_or(EngineError::InstanceNotFound(id))?;
+            let (inst, task, before, history) = self.approval_loaded(id).await?;
             let def = self.definition(inst.definition)?;
             check_version(&inst, expected_version)?;
-            let before = ApprovalState::of(def.model(), &history);
-            let approver = approval::check_vote(&def, &inst, before.as_ref(), actor, level)?;
+            let approver =
+                approval::check_vote(&def, &inst, Option::as_ref(&before), actor, level)?;
             let decide = |holders: &Holders| {
                 let req = self.request(actor, None, holders);
                 let mut change = logic::unchanged(&inst);
                 let open = task.as_ref().map(|t| t.id);
-                Decider::new(&def, &req, &mut change, open, before.clone()).vote(
-                    approver.clone(),
-                    approve,
-                    comment.clone(),
-                );
-                change
+                let mut d = Decider::new(&def, &req, &mut change, open, Option::clone(&before));
+                d.vote(approver.clone(), approve, comment.clone());
+                let after = d.into_state();
+                (change, after)
             };
             // Most votes open no level; the directory is read only for those that do.
-            let mut change = decide(&NO_HOLDERS);
+            let (mut change, mut after) = decide(&NO_HOLDERS);
             if opens_level(&change) {
-                change = decide(&self.holders(&def).await?);
+                (change, after) = decide(&self.holders(&def).await?);
             }
             self.assign_all(&mut change, task.as_ref()).await?;
-            self.commit(change, def, task, Some(history)).await
+            let view = self.commit(change, def, task, history).await?;
+            self.approvals.put(id, view.version(), Arc::new(after));
+            Ok(view)
         })
         .await
     }
@@ -993,18 +999,13 @@ impl<S: Store> Engine<S> {
             });
         }
         self.retried(None, || async {
-            let ((inst, task), history) = self
-                .store
-                .instance_with_task_and_history(id)
-                .await?
-                .ok_or(EngineError::InstanceNotFound(id))?;
+            let (inst, task, before, history) = self.approval_loaded(id).await?;
             let def = self.definition(inst.definition)?;
-            let before = ApprovalState::of(def.model(), &history);
             let holders = self.holders(&def).await?;
             let approver = approval::check_delegation(
                 &def,
                 &inst,
-                before.as_ref(),
+                Option::as_ref(&before),
                 from,
                 to,
                 &holders,
@@ -1014,14 +1015,62 @@ impl<S: Store> Engine<S> {
             let mut change = logic::unchanged(&inst);
             let open = task.as_ref().map(|t| t.id);
             let reason = (from != &*actor.name).then(|| format!("named by {}", actor.name));
-            Decider::new(&def, &req, &mut change, open, before).delegate(
-                approver,
-                Arc::from(to),
-                reason,
-            );
-            self.commit(change, def, task, Some(history)).await
+            let mut d = Decider::new(&def, &req, &mut change, open, Option::clone(&before));
+            d.delegate(approver, Arc::from(to), reason);
+            let after = d.into_state();
+            let view = self.commit(change, def, task, history).await?;
+            self.approvals.put(id, view.version(), Arc::new(after));
+            Ok(view)
         })
         .await
+    }
+
+    /// An instance, its task not done and the approval of its stage, for a vote or a
+    /// delegation. The approval comes from the memo when it knows the instance's version (no
+    /// history is read), else from the history, which is returned too.
+    #[allow(clippy::type_complexity)]
+    async fn approval_loaded(
+        &self,
+        id: InstanceId,
+    ) -> Result<
+        (
+            Arc<Instance>,
+            Option<Task>,
+            Arc<Option<ApprovalState>>,
+            Option<Vec<Event>>,
+        ),
+        EngineError,
+    > {
+        let (inst, task, history) = match self.approvals.peek(id) {
+            Some((version, state)) => {
+                let (inst, task) = self
+                    .store
+                    .instance_with_task(id)
+                    .await?
+                    .ok_or(EngineError::InstanceNotFound(id))?;
+                if inst.version == version {
+                    return Ok((inst, task, state, None));
+                }
+                let history = self.store.history(id).await?;
+                (inst, task, history)
+            }
+            None => {
+                let ((inst, task), history) = self
+                    .store
+                    .instance_with_task_and_history(id)
+                    .await?
+                    .ok_or(EngineError::InstanceNotFound(id))?;
+                (inst, task, history)
+            }
+        };
+        let def = self.definition(inst.definition)?;
+        // Events after the version read belong to a change this one will lose to.
+        let history: Vec<Event> = history
+            .into_iter()
+            .filter(|e| e.seq <= inst.version)
+            .collect();
+        let state = ApprovalState::of(def.model(), &history);
+        Ok((inst, task, Arc::new(state), Some(history)))
     }
 
     /// The votes waiting for `user` (their own and those delegated to them), oldest level

@@ -356,8 +356,11 @@ impl Firing<'_> {
         self.change.links.extend(next.links);
         self.change.spawns.extend(next.spawns);
         self.change.notifications.extend(next.notifications);
-        if next.ballots.is_some() {
-            self.change.ballots = next.ballots;
+        if let Some(next) = next.ballots {
+            self.change.ballots = Some(match self.change.ballots.take() {
+                Some(before) => before.then(next),
+                None => next,
+            });
         }
     }
 }

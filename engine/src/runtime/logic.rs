@@ -280,7 +280,7 @@ impl Logic {
 
         if t.to != inst.stage && p.approval_in(inst.stage).is_some() {
             // Leaving a stage with an approval (withdrawn, say) closes its ballots.
-            change.ballots = Some(Vec::new());
+            change.ballots = Some(BallotChange::cleared());
         }
         if t.to != inst.stage && p.approval_in(t.to).is_some() {
             // The stage's approval is asked now, in the same change (a plan of `none` moves

@@ -8,6 +8,9 @@
 //! instance takes its "before" from here and folds only its own events into a copy of the
 //! state: no history read, and work that does not grow with the history.
 //!
+//! The same memo keeps each recently voted instance's approval state ([`ApprovalMemo`]), so
+//! the next vote on it needs no history read either.
+//!
 //! Correct across nodes without invalidation: the state and wake-up are a pure function of the
 //! history up to a version, a version of an instance is committed once (the store's version
 //! check), and the history is append-only. An entry for `(instance, version)` is therefore true
@@ -34,16 +37,38 @@ pub struct Remembered {
     pub wakeup: Option<DateTime<Utc>>,
 }
 
-#[derive(Default)]
-pub struct ScheduleMemo {
-    entries: Mutex<HashMap<InstanceId, (i64, Remembered)>>,
+/// What the history up to one version gives, by instance.
+pub struct VersionMemo<T> {
+    entries: Mutex<HashMap<InstanceId, (i64, T)>>,
 }
 
-impl ScheduleMemo {
+impl<T> Default for VersionMemo<T> {
+    fn default() -> Self {
+        VersionMemo {
+            entries: Mutex::default(),
+        }
+    }
+}
+
+/// Timer states and wake-ups.
+pub type ScheduleMemo = VersionMemo<Remembered>;
+
+/// Approval states (`None`: the stage asked for none).
+pub type ApprovalMemo = VersionMemo<Arc<Option<super::approval::ApprovalState>>>;
+
+impl<T: Clone> VersionMemo<T> {
+    /// What is remembered of the instance, and at which version, left in place.
+    pub fn peek(&self, id: InstanceId) -> Option<(i64, T)> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.get(&id).cloned()
+    }
+}
+
+impl<T> VersionMemo<T> {
     /// What the instance had at `version`, if remembered, taken out: the change decided on
     /// that version puts back what it leaves once committed (a change that fails costs the
     /// next one a fold of the history).
-    pub fn take(&self, id: InstanceId, version: i64) -> Option<Remembered> {
+    pub fn take(&self, id: InstanceId, version: i64) -> Option<T> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         match entries.get(&id) {
             Some((v, _)) if *v == version => entries.remove(&id).map(|(_, r)| r),
@@ -59,7 +84,7 @@ impl ScheduleMemo {
     }
 
     /// Remember what a committed `version` of the instance has.
-    pub fn put(&self, id: InstanceId, version: i64, remembered: Remembered) {
+    pub fn put(&self, id: InstanceId, version: i64, remembered: T) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= CAPACITY && !entries.contains_key(&id) {
             entries.clear();

@@ -403,9 +403,70 @@ pub struct Change {
     pub wakeup: Option<Option<DateTime<Utc>>>,
     /// Rows for the notifications outbox, written with the change.
     pub notifications: Vec<NewNotification>,
-    /// The instance's pending approval ballots after the change, replacing those stored;
-    /// `None` when the change leaves them as they are.
-    pub ballots: Option<Vec<PendingBallot>>,
+    /// The instance's pending approval ballots after the change; `None` when the change
+    /// leaves them as they are.
+    pub ballots: Option<BallotChange>,
+}
+
+/// How a change leaves an instance's pending ballots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BallotChange {
+    /// These are all of them now, replacing those before (a level opened or closed, the
+    /// stage left).
+    All(Vec<PendingBallot>),
+    /// Only these changed (a vote, a delegation): the ballots that go, by who was to cast
+    /// them, and those that come.
+    Some {
+        removed: Vec<Arc<str>>,
+        added: Vec<PendingBallot>,
+    },
+}
+
+impl BallotChange {
+    /// No ballots any more.
+    pub fn cleared() -> Self {
+        BallotChange::All(Vec::new())
+    }
+
+    /// This change, then `next`, as one.
+    pub fn then(self, next: BallotChange) -> BallotChange {
+        match (self, next) {
+            (_, all @ BallotChange::All(_)) => all,
+            (BallotChange::All(mut list), BallotChange::Some { removed, added }) => {
+                list.retain(|b| !removed.contains(&b.approver));
+                list.extend(added);
+                BallotChange::All(list)
+            }
+            (
+                BallotChange::Some {
+                    removed: mut gone,
+                    added: mut came,
+                },
+                BallotChange::Some { removed, added },
+            ) => {
+                came.retain(|b| !removed.contains(&b.approver));
+                gone.extend(removed);
+                came.extend(added);
+                BallotChange::Some {
+                    removed: gone,
+                    added: came,
+                }
+            }
+        }
+    }
+
+    /// The ballots `user` holds on the instance after the change, if the change concerns
+    /// them (`None`: theirs, if any, are as they were).
+    pub fn for_user(&self, user: &str) -> Option<Vec<&PendingBallot>> {
+        match self {
+            BallotChange::All(list) => Some(list.iter().filter(|b| &*b.approver == user).collect()),
+            BallotChange::Some { removed, added } => {
+                let mine: Vec<&PendingBallot> =
+                    added.iter().filter(|b| &*b.approver == user).collect();
+                (removed.iter().any(|r| &**r == user) || !mine.is_empty()).then_some(mine)
+            }
+        }
+    }
 }
 
 /// A due point of an instance: what falls due (`kind` `escalation`, `breach` or `after`;

@@ -251,8 +251,9 @@ impl ApprovalView {
         let groups: Vec<Json> = level
             .groups
             .iter()
-            .map(|g| {
-                let (yes, no) = level.tally(g);
+            .enumerate()
+            .map(|(i, g)| {
+                let (yes, no) = level.tally(i);
                 serde_json::json!({
                     "role": roles(g),
                     "needed": g.needed,

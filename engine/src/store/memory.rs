@@ -535,12 +535,19 @@ impl Store for MemoryStore {
             inner.set_wakeup(id, wakeup);
         }
         inner.insert_notifications(id, change.notifications, at);
-        if let Some(ballots) = change.ballots {
-            if ballots.is_empty() {
+        match change.ballots {
+            Some(BallotChange::All(list)) if list.is_empty() => {
                 inner.ballots.remove(&id);
-            } else {
-                inner.ballots.insert(id, ballots);
             }
+            Some(BallotChange::All(list)) => {
+                inner.ballots.insert(id, list);
+            }
+            Some(BallotChange::Some { removed, added }) => {
+                let list = inner.ballots.entry(id).or_default();
+                list.retain(|b| !removed.contains(&b.approver));
+                list.extend(added);
+            }
+            None => {}
         }
         if let Some(ticket) = inner.tickets.get_mut(id.0) {
             ticket.history.extend(change.events);

@@ -78,7 +78,7 @@ pub struct ChangeRows {
     pub wakeup: Option<Option<i64>>,
     pub notifications: Vec<NewNotification>,
     /// See [`Change::ballots`].
-    pub ballots: Option<Vec<PendingBallot>>,
+    pub ballots: Option<BallotChange>,
 }
 
 impl ChangeRows {

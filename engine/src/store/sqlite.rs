@@ -764,7 +764,7 @@ fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
     }
     insert_notifications(conn, i.id, &rows.notifications, i.updated_at)?;
     if let Some(ballots) = &rows.ballots {
-        replace_ballots(conn, i.id, ballots)?;
+        write_ballots(conn, i.id, ballots)?;
     }
     for l in &rows.links {
         insert_link(conn, l.from.0, l.to.0, &l.kind, l.created_at)?;
@@ -776,10 +776,25 @@ fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
     Ok(Committed { spawned, task })
 }
 
-/// Replace an instance's pending ballots.
-fn replace_ballots(conn: &Connection, instance: i64, ballots: &[PendingBallot]) -> Result<()> {
-    conn.prepare_cached("DELETE FROM ballots WHERE instance_id = ?1")?
-        .execute(params![instance])?;
+/// Write how a change leaves an instance's pending ballots: the difference when it is known,
+/// else the whole list.
+fn write_ballots(conn: &Connection, instance: i64, change: &BallotChange) -> Result<()> {
+    let added = match change {
+        BallotChange::Some { removed, added } => {
+            let mut delete = conn
+                .prepare_cached("DELETE FROM ballots WHERE instance_id = ?1 AND approver = ?2")?;
+            for holder in removed {
+                delete.execute(params![instance, &**holder])?;
+            }
+            added
+        }
+        BallotChange::All(list) => {
+            conn.prepare_cached("DELETE FROM ballots WHERE instance_id = ?1")?
+                .execute(params![instance])?;
+            list
+        }
+    };
+    let ballots = added;
     let mut insert = conn.prepare_cached(
         "INSERT INTO ballots (instance_id, approver, on_behalf_of, level, process, stage, opened_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

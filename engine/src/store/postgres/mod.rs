@@ -326,7 +326,7 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
     }
     insert_notifications(conn, i.id, &rows.notifications, i.updated_at).await?;
     if let Some(ballots) = &rows.ballots {
-        replace_ballots(conn, i.id, ballots).await?;
+        write_ballots(conn, i.id, ballots).await?;
     }
     for l in &rows.links {
         insert_link(conn, l.from.0, l.to.0, &l.kind, l.created_at).await?;
@@ -338,16 +338,31 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
     Ok(Committed { spawned, task })
 }
 
-/// Replace an instance's pending ballots.
-async fn replace_ballots(
+/// Write how a change leaves an instance's pending ballots: the difference when it is known,
+/// else the whole list.
+async fn write_ballots(
     conn: &mut PgConnection,
     instance: i64,
-    ballots: &[PendingBallot],
+    change: &BallotChange,
 ) -> Result<()> {
-    sqlx::query("DELETE FROM ballots WHERE instance_id = $1")
-        .bind(instance)
-        .execute(&mut *conn)
-        .await?;
+    let ballots = match change {
+        BallotChange::Some { removed, added } => {
+            let removed: Vec<&str> = removed.iter().map(|r| &**r).collect();
+            sqlx::query("DELETE FROM ballots WHERE instance_id = $1 AND approver = ANY($2)")
+                .bind(instance)
+                .bind(removed)
+                .execute(&mut *conn)
+                .await?;
+            added
+        }
+        BallotChange::All(list) => {
+            sqlx::query("DELETE FROM ballots WHERE instance_id = $1")
+                .bind(instance)
+                .execute(&mut *conn)
+                .await?;
+            list
+        }
+    };
     if ballots.is_empty() {
         return Ok(());
     }

@@ -178,13 +178,9 @@ pub async fn events<B: Backend>(State(app): S<B>, ctx: C<B>) -> ApiResult<Respon
     let mut shutdown = app.shutdown.subscribe();
     let changes = BroadcastStream::new(ctx.tenant.engine.ballot_changes());
     let events = changes.filter_map(move |item| match item {
-        Ok(change) => {
-            let mine: Vec<_> = change
-                .ballots
-                .iter()
-                .filter(|b| *b.approver == *user)
-                .collect();
-            let data = json!({ "instance": change.instance, "ballots": mine });
+        Ok(news) => {
+            let mine = news.change.for_user(&user)?;
+            let data = json!({ "instance": news.instance, "ballots": mine });
             Some(Ok::<_, Infallible>(
                 Event::default().event("approvals").data(data.to_string()),
             ))
