@@ -386,6 +386,20 @@ fn check_quorum(quorum: &Spanned<ast::Quorum>, ctx: &mut Ctx) -> Quorum {
             }
         },
         ast::Quorum::Percent(pc) => match u32::try_from(pc) {
+            Ok(100) => {
+                // Every holder counts, and someone who raised the ticket never votes: the
+                // level would wait for ever whenever the requester holds the role.
+                ctx.diags.push(
+                    Diagnostic::warning(
+                        "approval-full-percent",
+                        span,
+                        "`100%` counts every holder of the role, including one who raised the ticket and may not vote",
+                    )
+                    .with_label("cannot be met when the requester holds the role")
+                    .with_help("write `all of role ...` for every holder who may vote"),
+                );
+                Quorum::Percent(100)
+            }
             Ok(pc) if (1..=100).contains(&pc) => Quorum::Percent(pc),
             _ if too_large_within(&ctx.diags, span) => Quorum::Percent(100),
             Ok(0) => {
@@ -405,7 +419,7 @@ fn check_quorum(quorum: &Spanned<ast::Quorum>, ctx: &mut Ctx) -> Quorum {
                     )
                     .with_label("must be between 1% and 100%")
                     .with_help(
-                        "a role has no more approvers than holders; write `100%`, or `all of role ...` for every approver who may vote",
+                        "a role has no more approvers than holders; write `all of role ...` for every approver who may vote",
                     ),
                 );
                 Quorum::Percent(100)
