@@ -79,6 +79,12 @@ pub struct Firing {
 /// (each loss means another change was written: with n writers at once, the last waits n).
 const CONFLICT_RETRIES: u32 = 1000;
 
+/// Whether an action lost a race with another change to the same instance (and so may be
+/// decided again on the new state).
+fn lost_race(e: &EngineError) -> bool {
+    matches!(e, EngineError::Store(StoreError::Conflict { .. }))
+}
+
 /// Whether a change opens an approval level (so its approvers must be read).
 fn opens_level(change: &Change) -> bool {
     change
@@ -530,7 +536,11 @@ impl<S: Store> Engine<S> {
         Ok(Instance::clone(&self.load(id).await?.0))
     }
 
-    /// Perform an action. `expected_version`, when given, must be the instance's version.
+    /// Perform an action. `expected_version`, when given, must be the instance's version;
+    /// without it, an action that loses a race with another change is decided again on the
+    /// state that change left (see [`Engine::retried`]).
+    // Not an async fn on purpose: see the comment in `commit`.
+    #[allow(clippy::manual_async_fn)]
     pub fn perform<'a>(
         &'a self,
         id: InstanceId,
@@ -540,7 +550,30 @@ impl<S: Store> Engine<S> {
         actor: &'a Actor,
         reason: Option<String>,
     ) -> impl Future<Output = Result<InstanceView, EngineError>> + 'a {
-        self.act(id, action, fields, expected_version, actor, reason, None)
+        // An async block using its captures where they lie (see `commit`). The first attempt
+        // is the common one; only a lost race without a version goes round again.
+        async move {
+            let first = self
+                .act(
+                    id,
+                    action,
+                    fields,
+                    expected_version,
+                    actor,
+                    reason.clone(),
+                    None,
+                )
+                .await;
+            match first {
+                Err(e) if expected_version.is_none() && lost_race(&e) => {
+                    self.retried(None, || {
+                        self.act(id, action, fields, None, actor, reason.clone(), None)
+                    })
+                    .await
+                }
+                other => other,
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -651,6 +684,20 @@ impl<S: Store> Engine<S> {
         actor: &Actor,
         reason: Option<String>,
     ) -> Result<InstanceView, EngineError> {
+        self.retried(expected_version, || {
+            self.update_once(id, fields, expected_version, actor, reason.clone())
+        })
+        .await
+    }
+
+    async fn update_once(
+        &self,
+        id: InstanceId,
+        fields: &Map<String, Json>,
+        expected_version: Option<i64>,
+        actor: &Actor,
+        reason: Option<String>,
+    ) -> Result<InstanceView, EngineError> {
         let (inst, def, task) = self.load(id).await?;
         check_version(&inst, expected_version)?;
         let mut change = self.logic.update(
@@ -667,7 +714,19 @@ impl<S: Store> Engine<S> {
         self.commit(change, def, task, None).await
     }
 
+    /// Comment on an instance as it now is (a comment that loses a race with another change
+    /// is written after it).
     pub async fn comment(
+        &self,
+        id: InstanceId,
+        text: &str,
+        actor: &Actor,
+    ) -> Result<InstanceView, EngineError> {
+        self.retried(None, || self.comment_once(id, text, actor))
+            .await
+    }
+
+    async fn comment_once(
         &self,
         id: InstanceId,
         text: &str,
@@ -689,6 +748,17 @@ impl<S: Store> Engine<S> {
     /// event, no new version), so a client that repeats the request, not knowing whether the
     /// first arrived, records it once.
     pub async fn link(
+        &self,
+        from: InstanceId,
+        to: InstanceId,
+        kind: &str,
+        actor: &Actor,
+    ) -> Result<(InstanceView, bool), EngineError> {
+        self.retried(None, || self.link_once(from, to, kind, actor))
+            .await
+    }
+
+    async fn link_once(
         &self,
         from: InstanceId,
         to: InstanceId,
@@ -1084,21 +1154,24 @@ impl<S: Store> Engine<S> {
     }
 
     /// Run `attempt` again while it loses a race with another change, unless the caller
-    /// named the version it decided on (then the conflict is theirs to see).
-    async fn retried<F, Fut>(
+    /// named the version it decided on (then the conflict is theirs to see). Each attempt reads
+    /// the instance anew and decides again, so what it writes is checked against the state it
+    /// applies to: a change no longer allowed there is refused for what it is (the action is
+    /// not possible in the stage now, a guard no longer holds), never as a conflict.
+    async fn retried<T, F, Fut>(
         &self,
         expected_version: Option<i64>,
         attempt: F,
-    ) -> Result<InstanceView, EngineError>
+    ) -> Result<T, EngineError>
     where
         F: Fn() -> Fut,
-        Fut: Future<Output = Result<InstanceView, EngineError>>,
+        Fut: Future<Output = Result<T, EngineError>>,
     {
         let mut tries = 0;
         loop {
             match attempt().await {
-                Err(EngineError::Store(StoreError::Conflict { .. }))
-                    if expected_version.is_none() && tries < CONFLICT_RETRIES =>
+                Err(e)
+                    if expected_version.is_none() && lost_race(&e) && tries < CONFLICT_RETRIES =>
                 {
                     tries += 1;
                     // Those that lost together should not all come back together.
@@ -1338,12 +1411,17 @@ impl<S: Store> Engine<S> {
                 Err(_) => {}
             }
         }
-        let found = self
-            .store
-            .task_with_instance(task)
-            .await?
-            .ok_or(EngineError::TaskNotFound(task))?;
-        self.complete_on(found, token, action, fields, actor).await
+        // A completion carries no version: it applies to the instance as it is when it is
+        // written, as long as the claim (the token) holds.
+        self.retried(None, || async {
+            let found = self
+                .store
+                .task_with_instance(task)
+                .await?
+                .ok_or(EngineError::TaskNotFound(task))?;
+            self.complete_on(found, token, action, fields, actor).await
+        })
+        .await
     }
 
     /// [`Engine::complete`] on the task, its instance and the instance's open task as read.

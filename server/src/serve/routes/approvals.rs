@@ -79,11 +79,6 @@ pub async fn vote<B: Backend>(
     JsonBody(body): JsonBody<NewVote>,
 ) -> ApiResult<Response> {
     let expected = expected_version(&headers, body.version)?;
-    if let Some(v) = expected.filter(|v| *v < 1) {
-        return Err(ApiError::invalid(format!(
-            "`version` {v} is not a version: versions start at 1"
-        )));
-    }
     let comment = body
         .comment
         .map(|c| c.trim().to_string())

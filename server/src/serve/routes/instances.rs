@@ -181,11 +181,19 @@ pub(super) fn expected_version(headers: &HeaderMap, body: Option<i64>) -> ApiRes
             }
         }
     };
-    match (header, body) {
-        (Some(h), Some(b)) if h != b => Err(ApiError::bad_request(
-            "If-Match and `version` disagree; send one of them",
-        )),
-        (h, b) => Ok(h.or(b)),
+    let version = match (header, body) {
+        (Some(h), Some(b)) if h != b => {
+            return Err(ApiError::bad_request(
+                "If-Match and `version` disagree; send one of them",
+            ))
+        }
+        (h, b) => h.or(b),
+    };
+    match version {
+        Some(v) if v < 1 => Err(ApiError::invalid(format!(
+            "`version` {v} is not a version: versions start at 1"
+        ))),
+        v => Ok(v),
     }
 }
 
