@@ -226,6 +226,12 @@ const KEYWORDS: &[&str] = &[
     "remind",
     "rule",
     "computes",
+    "spawns",
+    "as",
+    "person",
+    "creator",
+    "assignee",
+    "manager",
 ];
 
 const PUNCTUATION: &[&str] = &[
@@ -261,6 +267,8 @@ const NAMES: &[&str] = &[
     "urgency",
     "category",
     "resolution",
+    "requester",
+    "deputy",
     "reopened",
     "high",
     "medium",
@@ -412,6 +420,8 @@ const FIELDS: &[&str] = &[
     "due",
     "flag",
     "risk",
+    "requester",
+    "deputy",
     "priority",
     "stage",
 ];
@@ -420,7 +430,18 @@ const ROLES: &[&str] = &["caller", "agent", "team_lead", "incident_manager", "r1
 const QUEUES: &[&str] = &["service_desk", "second_line", "network", "vendor", "q1"];
 const CALENDARS: &[&str] = &["office", "weekend", "24x7", "nowhere"];
 const PRIORITIES: &[&str] = &["P1", "P2", "P3", "P4", "P5", "P9"];
-const TYPES: &[&str] = &["text", "int", "bool", "duration", "datetime", "txt"];
+const TYPES: &[&str] = &[
+    "text", "person", "int", "bool", "duration", "datetime", "txt",
+];
+/// What a person may be based on (before any `manager of`).
+const PEOPLE: &[&str] = &[
+    "creator",
+    "assignee",
+    "requester",
+    "deputy",
+    "impact",
+    "nobody",
+];
 const DURATIONS: &[&str] = &["4h", "15m", "3d", "1w", "1h30m", "0m", "30s", "2d"];
 const TIMES: &[&str] = &[
     "08:00", "12:30", "13:00", "17:00", "00:00", "24:00", "9:15", "07:60",
@@ -844,14 +865,33 @@ impl Gen<'_> {
         let s = self.pick(STAGES);
         self.tok(s);
         for i in 0..self.count(4) {
-            match self.choice(3) {
+            match self.choice(4) {
                 0 => {
-                    if i > 0 && self.maybe() {
+                    // After `or`, `by` may be left out.
+                    let or = i > 0 && self.maybe();
+                    if or {
                         self.tok("or");
                     }
-                    self.tok("by");
+                    if !or || self.maybe() {
+                        self.tok("by");
+                    }
                     self.tok("role");
                     self.list(ROLES, 3);
+                }
+                3 => {
+                    let or = i > 0 && self.maybe();
+                    if or {
+                        self.tok("or");
+                    }
+                    if !or || self.maybe() {
+                        self.tok("by");
+                    }
+                    for j in 0..1 + self.count(3) {
+                        if j > 0 {
+                            self.tok(",");
+                        }
+                        self.person(PEOPLE);
+                    }
                 }
                 1 => {
                     if i > 0 && self.maybe() {
@@ -867,6 +907,21 @@ impl Gen<'_> {
                 }
             }
         }
+    }
+
+    /// `manager of` some number of times (now and then more than the checker allows), then
+    /// one of `bases`.
+    fn person(&mut self, bases: &[&'static str]) {
+        let managers = match self.choice(8) {
+            7 => 4 + self.choice(3),
+            _ => self.count(4),
+        };
+        for _ in 0..managers {
+            self.tok("manager");
+            self.tok("of");
+        }
+        let base = self.pick(bases);
+        self.tok(base);
     }
 
     fn condition(&mut self) {
@@ -998,6 +1053,11 @@ impl Gen<'_> {
                 if j > 0 {
                     self.tok("and");
                 }
+                if self.choice(4) == 3 {
+                    // One person, who must approve.
+                    self.person(PEOPLE);
+                    continue;
+                }
                 match self.choice(4) {
                     0 => self.tok("all"),
                     1 => {
@@ -1103,6 +1163,8 @@ impl Gen<'_> {
     flag: bool default false
     due: datetime
     wait: duration
+    requester: person required
+    deputy: person
   }
   priorities P1, P2, P3
   priority from impact, urgency {
@@ -1173,12 +1235,44 @@ impl Gen<'_> {
             for t in ["transition", &format!("out_{s}"), ":", s, "->", "closed"] {
                 self.tok(t);
             }
-            match self.choice(4) {
+            match self.choice(6) {
                 0 => {}
                 1 => {
                     self.tok("after");
                     let d = self.pick(&["4h", "2d", "1w", "30m"]);
                     self.tok(d);
+                }
+                4 => {
+                    // People, then maybe roles and a delay as alternatives.
+                    self.tok("by");
+                    for j in 0..1 + self.count(3) {
+                        if j > 0 {
+                            self.tok(",");
+                        }
+                        self.valid_person();
+                    }
+                    if self.maybe() {
+                        self.tok("or");
+                        if self.maybe() {
+                            self.tok("by");
+                        }
+                        self.tok("role");
+                        self.tok("agent");
+                    }
+                    if self.maybe() {
+                        for t in ["or", "after", "1d"] {
+                            self.tok(t);
+                        }
+                    }
+                }
+                5 => {
+                    for t in ["by", "role", "team_lead", "or"] {
+                        self.tok(t);
+                    }
+                    if self.maybe() {
+                        self.tok("by");
+                    }
+                    self.valid_person();
                 }
                 2 => {
                     for t in ["by", "role", "team_lead", "or", "after", "3d"] {
@@ -1237,7 +1331,7 @@ impl Gen<'_> {
             }
             if self.maybe() {
                 self.tok("excludes");
-                self.tok("note");
+                self.list(&["note", "requester", "deputy"], 1);
             }
             for _ in 0..self.count(3) {
                 self.tok("when");
@@ -1338,6 +1432,17 @@ impl Gen<'_> {
         self.depth -= 1;
     }
 
+    /// A person the coherent process can name: at most three managers up from `creator`,
+    /// `assignee` or one of its person fields.
+    fn valid_person(&mut self) {
+        for _ in 0..self.count(4) {
+            self.tok("manager");
+            self.tok("of");
+        }
+        let base = self.pick(&["creator", "assignee", "requester", "deputy"]);
+        self.tok(base);
+    }
+
     fn valid_plan(&mut self) {
         if self.choice(3) == 2 {
             self.tok("none");
@@ -1354,6 +1459,10 @@ impl Gen<'_> {
             for j in 0..1 + self.count(3) as usize {
                 if j > 0 {
                     self.tok("and");
+                }
+                if self.choice(4) == 3 {
+                    self.valid_person();
+                    continue;
                 }
                 match self.choice(4) {
                     0 => {
@@ -1610,6 +1719,11 @@ fn deep_input(kind: &str, n: usize) -> String {
             "{".repeat(n),
             "}".repeat(n)
         ),
+        "managers" => format!(
+            "process p {{ fields {{ c: person }} stage a initial stage b final transition t: a -> b by {}c approval in b {{ otherwise => {}creator on approve => a on reject => a }} }}",
+            "manager of ".repeat(n),
+            "manager of ".repeat(n)
+        ),
         _ => String::new(),
     }
 }
@@ -1638,7 +1752,7 @@ fn deeply_nested_input() {
     }
     let exe = std::env::current_exe().expect("test binary");
     let mut failures = Vec::new();
-    for kind in ["parentheses", "not", "rule-braces"] {
+    for kind in ["parentheses", "not", "rule-braces", "managers"] {
         let out = std::process::Command::new(&exe)
             .args([
                 "deeply_nested_input",

@@ -279,7 +279,7 @@ pub struct Field {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FieldType {
-    /// `text`, `int`, `bool`, `duration`, `datetime`; the checker rejects other names.
+    /// `text`, `person`, `int`, `bool`, `duration`, `datetime`; the checker rejects other names.
     Named(Ident),
     Enum(Vec<Ident>, Span),
 }
@@ -479,6 +479,8 @@ pub struct Transition {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TransitionClauseKind {
     ByRoles(Vec<Ident>),
+    /// `by caller, manager of requester`: people the ticket names who may perform it.
+    ByPeople(Vec<PersonRef>),
     After(Duration),
     Requires(Vec<Ident>),
     /// `spawns problem as caused_by`: the process to start and the kind of link to it.
@@ -492,6 +494,41 @@ pub enum TransitionClauseKind {
 pub struct TransitionClause {
     pub kind: TransitionClauseKind,
     pub span: Span,
+}
+
+/// Someone a ticket names, as written: `creator`, `assignee`, a field (which the checker
+/// requires to be a `person` field), or `manager of` one of these, as many times over as
+/// written.
+///
+/// The `manager of`s are kept flat, as a list, rather than nested: however many are written,
+/// nothing that walks or drops a `PersonRef` recurses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonRef {
+    /// Where each `manager of` is written, outermost first: `manager of manager of caller` has
+    /// two. (Spans compare equal, so two references are equal when they have as many.)
+    pub managers: Vec<Span>,
+    pub base: PersonBase,
+    pub span: Span,
+}
+
+/// Whom a [`PersonRef`] starts from, before any `manager of`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PersonBase {
+    /// `creator`: who created the ticket.
+    Creator(Span),
+    /// `assignee`: who holds the ticket's open task.
+    Assignee(Span),
+    /// The name of a field.
+    Field(Ident),
+}
+
+impl PersonBase {
+    pub fn span(&self) -> Span {
+        match self {
+            PersonBase::Creator(s) | PersonBase::Assignee(s) => *s,
+            PersonBase::Field(f) => f.span,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -682,12 +719,26 @@ pub struct ApprovalLevel {
     pub span: Span,
 }
 
-/// `any 2 of role cab`: a quorum of a role's holders.
+/// One group of a level: a quorum of a role's holders, or one person.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApprovalGroup {
-    pub quorum: Spanned<Quorum>,
-    pub role: Ident,
-    pub span: Span,
+pub enum ApprovalGroup {
+    /// `any 2 of role cab`: a quorum of a role's holders.
+    Role {
+        quorum: Spanned<Quorum>,
+        role: Ident,
+        span: Span,
+    },
+    /// `manager of requester`: one person, who must approve.
+    Person(PersonRef),
+}
+
+impl ApprovalGroup {
+    pub fn span(&self) -> Span {
+        match self {
+            ApprovalGroup::Role { span, .. } => *span,
+            ApprovalGroup::Person(p) => p.span,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

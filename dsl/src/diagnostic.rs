@@ -151,11 +151,23 @@ impl<'a> MietteReport<'a> {
             let end = (span.end as usize).clamp(start, len);
             (start, end - start)
         };
-        let label = (!d.label.is_empty()).then(|| d.label.clone());
-        let mut labels = vec![LabeledSpan::new_primary_with_span(label, clamp(d.span))];
+        let fits = |span: Span| {
+            file.is_some_and(|f| {
+                within_label_column(&f.text, span.start as usize)
+                    && within_label_column(&f.text, span.end as usize)
+            })
+        };
+        let mut labels = Vec::new();
         let mut notes = Vec::new();
+        if fits(d.span) {
+            let label = (!d.label.is_empty()).then(|| d.label.clone());
+            labels.push(LabeledSpan::new_primary_with_span(label, clamp(d.span)));
+        } else {
+            let label = if d.label.is_empty() { "here" } else { &d.label };
+            notes.push(format!("{label}: {}", sources.location(d.span)));
+        }
         for (span, text) in &d.secondary {
-            if span.file == d.span.file {
+            if span.file == d.span.file && fits(*span) {
                 labels.push(LabeledSpan::new_with_span(Some(text.clone()), clamp(*span)));
             } else {
                 notes.push(format!("{text}: {}", sources.location(*span)));
@@ -177,6 +189,23 @@ impl<'a> MietteReport<'a> {
             help,
         }
     }
+}
+
+/// How far into its line (in bytes) a label may start or end to be drawn under the line.
+/// miette pads an underline to its column with a formatting width, which Rust limits to 65,535,
+/// and panics beyond it; with tabs drawn up to 8 columns wide, this keeps well below. A label
+/// further along a line is listed in the help as `label: file:line:column` instead.
+const MAX_LABEL_COLUMN: usize = 8_000;
+
+/// Whether byte `offset` of `text` is at most [`MAX_LABEL_COLUMN`] bytes into its line.
+fn within_label_column(text: &str, offset: usize) -> bool {
+    let offset = offset.min(text.len());
+    let line_start = text
+        .as_bytes()
+        .get(..offset)
+        .and_then(|before| before.iter().rposition(|&b| b == b'\n'))
+        .map_or(0, |i| i + 1);
+    offset - line_start <= MAX_LABEL_COLUMN
 }
 
 /// A file for miette, named, and with columns in characters like everywhere else (miette's own
@@ -338,4 +367,27 @@ pub fn to_json(sources: &Sources, diagnostics: &[Diagnostic]) -> serde_json::Val
             .collect(),
     };
     serde_json::to_value(report).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// miette cannot draw a label past column 65,535 (it panics); such a label is listed in the
+    /// help instead, and the others are still drawn.
+    #[test]
+    fn labels_far_along_a_line_are_listed_in_the_help() {
+        let text = format!("role a\nprocess p {{{}x }}\n", " ".repeat(70_000));
+        let mut sources = Sources::new();
+        let id = sources.add("x.itsm", text.as_str());
+        let far = text.find('x').unwrap_or(0);
+        let d = Diagnostic::error("code", Span::new(id, far, far + 1), "far along")
+            .with_label("here it is")
+            .with_secondary(Span::new(id, 5, 6), "near");
+        let out = render_text(&sources, &[d]);
+        assert!(out.contains("here it is: x.itsm:2:70012"), "{out}");
+        assert!(out.contains("near"), "{out}");
+        assert!(within_label_column(&text, 5));
+        assert!(!within_label_column(&text, far));
+    }
 }

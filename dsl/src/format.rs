@@ -3,9 +3,10 @@
 //! The formatter prints the syntax tree, not the text: 2-space indentation, one member per
 //! line, `{` on the header line and `}` on its own line, single spaces between tokens, and a
 //! few aligned columns (field types, priority tables). Because it prints the tree's tokens in
-//! order (adding only what the grammar ignores: an `or` between transition alternatives,
-//! parentheses the tree's nesting needs), `parse(format(x)) == parse(x)`; because the layout
-//! is a function of the tree plus the comments and blank lines, formatting is idempotent.
+//! order (adding only what the grammar ignores: an `or` between transition alternatives and
+//! the `by` that may be left out after it, parentheses the tree's nesting needs),
+//! `parse(format(x)) == parse(x)`; because the layout is a function of the tree plus the
+//! comments and blank lines, formatting is idempotent.
 //!
 //! An empty block prints as `{}`, except for stages and queues, whose braces are optional and
 //! are dropped: `stage new "New" initial`. A block holding only comments keeps its braces.
@@ -716,8 +717,9 @@ fn stage_attr(attr: &StageAttr) -> String {
     }
 }
 
-/// `transition name "label": a, b -> c by role r or after 3d requires f`: clauses in source
-/// order, `or` between the `by role` and `after` alternatives.
+/// `transition name "label": a, b -> c by caller or by role r or after 3d requires f`: clauses
+/// in source order, `or` between the alternatives (`by PERSON`, `by role`, `after`), each `by`
+/// clause with its own `by` (the `by` that may be left out after `or` is written back).
 fn transition(t: &Transition) -> String {
     let mut line = format!(
         "transition {}{}: {} -> {}",
@@ -732,6 +734,10 @@ fn transition(t: &Transition) -> String {
         match &clause.kind {
             TransitionClauseKind::ByRoles(roles) => {
                 line.push_str(&format!("{or} by role {}", names(roles)));
+                first_alternative = false;
+            }
+            TransitionClauseKind::ByPeople(people) => {
+                line.push_str(&format!("{or} by {}", list(people, person)));
                 first_alternative = false;
             }
             TransitionClauseKind::After(d) => {
@@ -856,13 +862,31 @@ fn approval_plan(plan: &ApprovalPlan) -> String {
     join(&plan.levels, level, ", then ")
 }
 
-/// `all of role a`, `any 2 of role b`, `50% of role c`.
+/// `all of role a`, `any 2 of role b`, `50% of role c`, `manager of requester`.
 fn approval_group(group: &ApprovalGroup) -> String {
-    match group.quorum.node {
-        Quorum::All => format!("all of role {}", group.role),
-        Quorum::Count(n) => format!("any {n} of role {}", group.role),
-        Quorum::Percent(n) => format!("{n}% of role {}", group.role),
+    match group {
+        ApprovalGroup::Role { quorum, role, .. } => match quorum.node {
+            Quorum::All => format!("all of role {role}"),
+            Quorum::Count(n) => format!("any {n} of role {role}"),
+            Quorum::Percent(n) => format!("{n}% of role {role}"),
+        },
+        ApprovalGroup::Person(p) => person(p),
     }
+}
+
+/// `manager of manager of requester`, `creator`, `assignee`.
+fn person(p: &PersonRef) -> String {
+    let base = match &p.base {
+        PersonBase::Creator(_) => "creator",
+        PersonBase::Assignee(_) => "assignee",
+        PersonBase::Field(f) => f.as_str(),
+    };
+    let mut out = String::with_capacity(p.managers.len() * "manager of ".len() + base.len());
+    for _ in &p.managers {
+        out.push_str("manager of ");
+    }
+    out.push_str(base);
+    out
 }
 
 #[cfg(test)]

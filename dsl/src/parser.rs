@@ -514,7 +514,7 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::stage_kind => "`initial` or `final`",
         Rule::kw_initial => "`initial`",
         Rule::kw_final => "`final`",
-        Rule::kw_by | Rule::by_roles | Rule::by_routing => "`by`",
+        Rule::kw_by | Rule::by_roles | Rule::by_people | Rule::by_routing => "`by`",
         Rule::kw_routing | Rule::routing => "`routing`",
         Rule::kw_pauses | Rule::stage_pauses => "`pauses`",
         Rule::kw_stops | Rule::stage_stops => "`stops`",
@@ -546,9 +546,14 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::perform_action | Rule::kw_perform => "`perform`",
         Rule::approval | Rule::kw_approval => "`approval`",
         Rule::approval_plan => "`none` or an approval level",
-        Rule::approval_level | Rule::approval_group | Rule::quorum => {
-            "`any`, `all`, a number or a percentage"
+        Rule::approval_level | Rule::approval_group => {
+            "`any`, `all`, a number, a percentage or a person"
         }
+        Rule::quorum => "`any`, `all`, a number or a percentage",
+        Rule::person_list | Rule::person_ref => "a person",
+        Rule::manager_of | Rule::kw_manager => "`manager of`",
+        Rule::kw_creator => "`creator`",
+        Rule::kw_assignee => "`assignee`",
         Rule::approval_excludes | Rule::kw_excludes => "`excludes`",
         Rule::approval_remind | Rule::kw_remind => "`remind`",
         Rule::kw_none => "`none`",
@@ -1149,6 +1154,19 @@ impl Ctx<'_> {
                     kind: TransitionClauseKind::ByRoles(self.ident_list_child(p)),
                     span: cspan,
                 }),
+                Rule::by_people => {
+                    let people = p
+                        .into_inner()
+                        .filter(|q| q.as_rule() == Rule::person_list)
+                        .flat_map(|q| q.into_inner())
+                        .filter(|q| q.as_rule() == Rule::person_ref)
+                        .map(|q| self.person_ref(q))
+                        .collect();
+                    clauses.push(TransitionClause {
+                        kind: TransitionClauseKind::ByPeople(people),
+                        span: cspan,
+                    });
+                }
                 Rule::after_clause => {
                     let d = p
                         .into_inner()
@@ -1185,6 +1203,28 @@ impl Ctx<'_> {
             from,
             to: to.unwrap_or_else(|| self.missing(span)),
             clauses,
+            span,
+        }
+    }
+
+    /// `manager of manager of caller`, `creator`, `assignee`, `requester`.
+    fn person_ref(&self, pair: P) -> PersonRef {
+        let span = self.span(&pair);
+        let mut managers = Vec::new();
+        let mut base = None;
+        for q in pair.into_inner() {
+            let qspan = self.span(&q);
+            match q.as_rule() {
+                Rule::manager_of => managers.push(qspan),
+                Rule::kw_creator => base = Some(PersonBase::Creator(qspan)),
+                Rule::kw_assignee => base = Some(PersonBase::Assignee(qspan)),
+                Rule::ident => base = Some(PersonBase::Field(self.ident(q))),
+                _ => {}
+            }
+        }
+        PersonRef {
+            managers,
+            base: base.unwrap_or_else(|| PersonBase::Field(self.missing(span))),
             span,
         }
     }
@@ -1515,6 +1555,13 @@ impl Ctx<'_> {
 
     fn approval_group(&mut self, pair: P) -> ApprovalGroup {
         let span = self.span(&pair);
+        if let Some(person) = pair
+            .clone()
+            .into_inner()
+            .find(|q| q.as_rule() == Rule::person_ref)
+        {
+            return ApprovalGroup::Person(self.person_ref(person));
+        }
         let mut quorum = Spanned::new(Quorum::Count(1), span);
         let mut role = None;
         for q in pair.into_inner() {
@@ -1552,7 +1599,7 @@ impl Ctx<'_> {
                 _ => {}
             }
         }
-        ApprovalGroup {
+        ApprovalGroup::Role {
             quorum,
             role: role.unwrap_or_else(|| self.missing(span)),
             span,
@@ -1932,7 +1979,12 @@ mod tests {
             .map(|l| {
                 l.groups
                     .iter()
-                    .map(|g| (g.quorum.node, g.role.as_str()))
+                    .filter_map(|g| match g {
+                        ApprovalGroup::Role { quorum, role, .. } => {
+                            Some((quorum.node, role.as_str()))
+                        }
+                        ApprovalGroup::Person(_) => None,
+                    })
                     .collect()
             })
             .collect();
@@ -1944,7 +1996,7 @@ mod tests {
             ]
         );
         let first_group = &plan.levels[0].groups[0];
-        assert_eq!(&text[first_group.span.range()], "any 1 of role a");
+        assert_eq!(&text[first_group.span().range()], "any 1 of role a");
         assert_eq!(
             &text[plan.levels[0].span.range()],
             "any 1 of role a and 50% of role b"
@@ -1958,7 +2010,168 @@ mod tests {
         let ApprovalEntry::Rule { plan, .. } = &a.entries[3] else {
             panic!("not a rule: {:?}", a.entries[3]);
         };
-        assert_eq!(plan.levels[0].groups[0].quorum.node, Quorum::Percent(0));
+        assert!(matches!(
+            plan.levels[0].groups[0],
+            ApprovalGroup::Role {
+                quorum: Spanned {
+                    node: Quorum::Percent(0),
+                    ..
+                },
+                ..
+            }
+        ));
+    }
+
+    fn transition_clauses(parsed: &Parsed) -> Vec<TransitionClauseKind> {
+        let Some(Item::Process(p)) = parsed.file.items.first() else {
+            return Vec::new();
+        };
+        p.members
+            .iter()
+            .filter_map(|m| match m {
+                Member::Transition(t) => Some(t.clauses.iter().map(|c| c.kind.clone())),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// `manager of`s, then the base, as text: `["manager", "manager", "caller"]`.
+    fn person_words(p: &PersonRef) -> Vec<String> {
+        let base = match &p.base {
+            PersonBase::Creator(_) => "creator".to_string(),
+            PersonBase::Assignee(_) => "assignee".to_string(),
+            PersonBase::Field(f) => f.name.clone(),
+        };
+        let mut words = vec!["manager".to_string(); p.managers.len()];
+        words.push(base);
+        words
+    }
+
+    #[test]
+    fn transitions_name_people_and_roles() {
+        let text = "process p {\n  transition a: x -> y by caller, manager of manager of requester or role agent, lead or after 3d\n  transition b: x -> y by role agent or creator, assignee\n  transition c: x -> y by role, manager or by role role\n  transition d: x -> y by role a or after or by after\n}\n";
+        let parsed = parse(FileId(0), text);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let clauses = transition_clauses(&parsed);
+        let shown: Vec<String> = clauses
+            .iter()
+            .map(|c| match c {
+                TransitionClauseKind::ByRoles(roles) => format!(
+                    "roles {}",
+                    roles
+                        .iter()
+                        .map(Ident::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                TransitionClauseKind::ByPeople(people) => format!(
+                    "people {}",
+                    people
+                        .iter()
+                        .map(|p| person_words(p).join(" "))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                TransitionClauseKind::After(d) => format!("after {d}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "people caller,manager manager requester",
+                "roles agent,lead",
+                "after 3d",
+                "roles agent",
+                "people creator,assignee",
+                // A person field may be called `role`, `manager` or `after`.
+                "people role,manager",
+                "roles role",
+                "roles a",
+                "people after",
+                "people after",
+            ]
+        );
+        let Some(Item::Process(p)) = parsed.file.items.first() else {
+            panic!("no process");
+        };
+        let Some(Member::Transition(t)) = p.members.first() else {
+            panic!("no transition");
+        };
+        let TransitionClauseKind::ByPeople(people) = &t.clauses[0].kind else {
+            panic!("not people: {:?}", t.clauses[0]);
+        };
+        assert_eq!(
+            &text[t.clauses[0].span.range()],
+            "by caller, manager of manager of requester"
+        );
+        assert_eq!(
+            &text[people[1].span.range()],
+            "manager of manager of requester"
+        );
+        assert_eq!(&text[people[1].managers[1].range()], "manager of");
+        assert_eq!(&text[people[1].base.span().range()], "requester");
+    }
+
+    #[test]
+    fn approval_groups_may_be_people() {
+        let text = "process p {\n  approval in s {\n    when n == 1 => manager of requester and any 1 of role sec, then creator\n    otherwise => all and any\n  }\n}\n";
+        let parsed = parse(FileId(0), text);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let Some(Item::Process(p)) = parsed.file.items.first() else {
+            panic!("no process");
+        };
+        let Some(Member::Approval(a)) = p.members.first() else {
+            panic!("no approval");
+        };
+        let groups: Vec<Vec<String>> = a
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                ApprovalEntry::Rule { plan, .. } => Some(plan),
+                _ => None,
+            })
+            .flat_map(|plan| &plan.levels)
+            .map(|l| {
+                l.groups
+                    .iter()
+                    .map(|g| match g {
+                        ApprovalGroup::Role { role, .. } => format!("role {role}"),
+                        ApprovalGroup::Person(p) => person_words(p).join(" "),
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                vec!["manager requester", "role sec"],
+                vec!["creator"],
+                // Person fields called `all` and `any`.
+                vec!["all", "any"],
+            ]
+        );
+    }
+
+    #[test]
+    fn deep_managers_parse_without_recursion() {
+        let n = 100_000;
+        let text = format!(
+            "process p {{\n  transition t: a -> b by {}caller\n}}\n",
+            "manager of ".repeat(n)
+        );
+        let parsed = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || parse(FileId(0), &text))
+            .expect("spawn")
+            .join()
+            .expect("no panic");
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let clauses = transition_clauses(&parsed);
+        assert!(
+            matches!(&clauses[..], [TransitionClauseKind::ByPeople(p)] if p[0].managers.len() == n)
+        );
     }
 
     #[test]

@@ -445,6 +445,33 @@ process p "a \\\" b" {
 "#,
     ),
     (
+        "people",
+        r#"process p {
+  fields {
+    caller: person required // who called
+    requester: person
+  }
+  transition a: x -> y by caller , manager of
+      manager of requester // two up
+    or role agent, lead or after 3d
+  transition b: x -> y by role agent or creator, assignee requires caller
+  transition c: x -> y or caller by role agent or manager of caller
+  transition d: x -> y by role, manager or by role role
+  transition e: x -> y by role a or after or by after or by by
+  transition f: x -> y after 1d or manager of manager of manager of manager of creator
+  approval in y {
+    excludes caller, requester
+    when n == 1 => manager of requester and any 1 of role security_officer, // mid-plan
+      then creator
+    when n == 2 => all and any and none and role
+    otherwise => requester
+    on approve => y
+    on reject => x
+  }
+}
+"#,
+    ),
+    (
         "keywords as names",
         r#"role or
 role by
@@ -607,6 +634,42 @@ fn approval_plans_format_exactly() {
 }
 "#;
     assert_eq!(check("approval", input), expected);
+}
+
+#[test]
+fn people_format_exactly() {
+    let input = r#"process leave {
+  fields { requester:person required  deputy : person }
+  transition submit: requested -> review by requester,creator
+  transition close: review -> done by requester or role agent or after 3d
+  transition decide: review -> done by role agent,lead or manager  of requester
+  transition cancel: review -> done or by assignee by role hr requires deputy
+  approval in review {
+    when cost > 0 => manager of requester and any 1 of role security_officer ,then deputy
+    otherwise => manager of  manager of requester
+    on approve => done
+    on reject => requested
+  }
+}
+"#;
+    let expected = r#"process leave {
+  fields {
+    requester: person required
+    deputy:    person
+  }
+  transition submit: requested -> review by requester, creator
+  transition close: review -> done by requester or by role agent or after 3d
+  transition decide: review -> done by role agent, lead or by manager of requester
+  transition cancel: review -> done by assignee or by role hr requires deputy
+  approval in review {
+    when cost > 0 => manager of requester and any 1 of role security_officer, then deputy
+    otherwise => manager of manager of requester
+    on approve => done
+    on reject => requested
+  }
+}
+"#;
+    assert_eq!(check("people", input), expected);
 }
 
 #[test]

@@ -111,13 +111,15 @@ fn edge_label(project: &Project, process: &Process, edge: Edge) -> String {
         Edge::Transition(t) => {
             let t = &process.transitions[t.index()];
             let mut label = t.name.clone();
-            if !t.roles.is_empty() {
-                let roles: Vec<&str> = t
-                    .roles
-                    .iter()
-                    .map(|r| project.role(*r).name.as_str())
-                    .collect();
-                label.push_str(&format!(" [{}]", roles.join(", ")));
+            // Who may: the roles, then the people the ticket names.
+            let who: Vec<String> = t
+                .roles
+                .iter()
+                .map(|r| project.role(*r).name.clone())
+                .chain(t.people.iter().map(|p| p.describe(process)))
+                .collect();
+            if !who.is_empty() {
+                label.push_str(&format!(" [{}]", who.join(", ")));
             }
             if let Some(after) = t.after {
                 label.push_str(&format!(" (after {after})"));

@@ -134,6 +134,8 @@ pub struct Queue {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FieldType {
     Text,
+    /// A user of the tenant, by name.
+    Person,
     Int,
     Bool,
     Duration,
@@ -142,11 +144,12 @@ pub enum FieldType {
 }
 
 impl FieldType {
-    pub const NAMES: [&'static str; 5] = ["text", "int", "bool", "duration", "datetime"];
+    pub const NAMES: [&'static str; 6] = ["text", "person", "int", "bool", "duration", "datetime"];
 
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name {
             "text" => FieldType::Text,
+            "person" => FieldType::Person,
             "int" => FieldType::Int,
             "bool" => FieldType::Bool,
             "duration" => FieldType::Duration,
@@ -169,6 +172,7 @@ impl fmt::Display for FieldType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FieldType::Text => f.write_str("text"),
+            FieldType::Person => f.write_str("person"),
             FieldType::Int => f.write_str("int"),
             FieldType::Bool => f.write_str("bool"),
             FieldType::Duration => f.write_str("duration"),
@@ -297,8 +301,10 @@ pub struct Transition {
     pub label: Option<String>,
     pub from: Vec<StageId>,
     pub to: StageId,
-    /// Roles allowed to perform it; empty means anyone may.
+    /// Roles allowed to perform it; with `people` empty too, anyone may.
     pub roles: Vec<RoleId>,
+    /// People the ticket names who may perform it (besides the holders of `roles`).
+    pub people: Vec<PersonRef>,
     /// Performed automatically this long after entering a `from` stage.
     pub after: Option<Duration>,
     pub requires: Vec<FieldId>,
@@ -434,11 +440,67 @@ impl fmt::Display for Quorum {
     }
 }
 
-/// One group of a level: a quorum of a role's holders.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Who a group of a level asks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Approvers {
+    /// The holders of a role (when the level opens).
+    Role(RoleId),
+    /// One person the ticket names (its requester's manager, say); the quorum is 1.
+    Person(PersonRef),
+}
+
+/// One group of a level: a quorum of a role's holders, or one person.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApprovalGroup {
     pub quorum: Quorum,
-    pub role: RoleId,
+    pub approvers: Approvers,
+}
+
+impl ApprovalGroup {
+    /// The group's role, for a role group.
+    pub fn role(&self) -> Option<RoleId> {
+        match self.approvers {
+            Approvers::Role(r) => Some(r),
+            Approvers::Person(_) => None,
+        }
+    }
+}
+
+/// Someone a ticket names, relative to it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PersonRef {
+    /// The user in a `person` field.
+    Field(FieldId),
+    /// Who created the ticket.
+    Creator,
+    /// Who holds the ticket's open task: its claimant, else the agent it is pushed to.
+    Assignee,
+    /// The manager, in the tenant's directory, of someone the ticket names.
+    ManagerOf(Box<PersonRef>),
+}
+
+impl PersonRef {
+    /// How many `manager of` steps it takes.
+    pub fn depth(&self) -> usize {
+        match self {
+            PersonRef::ManagerOf(inner) => 1 + inner.depth(),
+            _ => 0,
+        }
+    }
+
+    /// As written (`manager of requester`), with the process's field names.
+    pub fn describe(&self, p: &Process) -> String {
+        match self {
+            PersonRef::Field(f) => p
+                .fields
+                .get(f.index())
+                .map(|f| f.name.clone())
+                .unwrap_or_default(),
+            PersonRef::Creator => "creator".to_string(),
+            PersonRef::Assignee => "assignee".to_string(),
+            PersonRef::ManagerOf(inner) => format!("manager of {}", inner.describe(p)),
+        }
+    }
 }
 
 /// One level of a plan: groups that must each reach their quorum (`and`), asked at once.
@@ -477,17 +539,30 @@ impl Approval {
     /// Every role a level of any plan names, once each, in order of first mention.
     pub fn roles(&self) -> Vec<RoleId> {
         let mut roles = Vec::new();
-        for g in self
+        for r in self
             .rules
             .iter()
             .flat_map(|r| &r.levels)
             .flat_map(|l| &l.groups)
+            .filter_map(ApprovalGroup::role)
         {
-            if !roles.contains(&g.role) {
-                roles.push(g.role);
+            if !roles.contains(&r) {
+                roles.push(r);
             }
         }
         roles
+    }
+
+    /// Every person a level of any plan names.
+    pub fn people(&self) -> impl Iterator<Item = &PersonRef> {
+        self.rules
+            .iter()
+            .flat_map(|r| &r.levels)
+            .flat_map(|l| &l.groups)
+            .filter_map(|g| match &g.approvers {
+                Approvers::Person(p) => Some(p),
+                Approvers::Role(_) => None,
+            })
     }
 }
 

@@ -664,7 +664,7 @@ async fn create(agent: &Agent, n: u64, tally: &mut Tally) -> Option<i64> {
         "process": "incident",
         "fields": {
             "title": format!("Load test {} #{n}", agent.name),
-            "caller": "loadgen",
+            "caller": agent.name,
             "service": "email",
             "category": "software",
             "impact": "medium",

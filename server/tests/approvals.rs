@@ -227,14 +227,45 @@ async fn change_process(db: Db) {
     s.stop();
 }
 
-/// A request that costs money waits for the requester's line manager; the requester may not
-/// approve it even holding the role.
+/// A request that costs money waits for the requester's own manager, from the directory:
+/// not another manager, and not the requester.
 async fn request_process(db: Db) {
     let s = Server::start(&db);
     let a = &s.admin;
-    let rita = s.user(a, "rita", &["requester", "line_manager"]).await;
-    let lee = s.user(a, "lee", &["line_manager"]).await;
+    let rita = s.user(a, "rita", &["requester"]).await;
+    let lee = s.user(a, "lee", &["requester"]).await;
+    let max = s.user(a, "max", &["agent"]).await;
     let fred = s.user(a, "fred", &["fulfiller"]).await;
+    let (st, u) = s
+        .call(
+            reqwest::Method::PATCH,
+            "/v1/users/rita",
+            a,
+            Some(json!({"manager": "lee", "email": "rita@example.org"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{u}");
+    assert_eq!(u["manager"], "lee");
+    // Nobody's manager is someone who does not exist.
+    let (st, p) = s
+        .call(
+            reqwest::Method::PATCH,
+            "/v1/users/max",
+            a,
+            Some(json!({"manager": "ghost"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    // A requester is a user of the tenant.
+    let (st, p) = s
+        .post(
+            "/v1/instances",
+            &rita,
+            json!({"process": "request", "fields": {"requester": "ritta", "item": "laptop"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert_eq!(p["errors"][0]["field"], "requester");
     let (st, v) = s
         .post(
             "/v1/instances",
@@ -258,9 +289,16 @@ async fn request_process(db: Db) {
     assert_eq!(v["approval"]["waiting_for"], json!(["lee"]));
     let (_, mine) = s.get("/v1/me/approvals", &lee).await;
     assert_eq!(mine["items"][0]["instance"], i, "{mine}");
+    assert_eq!(
+        v["approval"]["levels"][0]["groups"][0]["person"],
+        "manager of requester"
+    );
     let (st, refused) = vote(&s, &rita, i, "approve").await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{refused}");
     assert_eq!(refused["type"], "/problems/segregation-of-duties");
+    let (st, refused) = vote(&s, &max, i, "approve").await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused["type"], "/problems/not-an-approver");
     let (st, v) = vote(&s, &lee, i, "approve").await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["stage"], "fulfilment");
@@ -280,6 +318,16 @@ async fn request_process(db: Db) {
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
+    // Only the requester confirms: not even the fulfiller.
+    let (st, p) = s
+        .post(
+            &format!("/v1/instances/{i}/actions/confirm"),
+            &fred,
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{p}");
+    assert_eq!(p["people"], json!(["requester"]));
     let (st, v) = s
         .post(
             &format!("/v1/instances/{i}/actions/confirm"),

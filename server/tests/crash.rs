@@ -78,7 +78,7 @@ async fn client(
         acked.versions.insert(incident, version);
         acked_so_far.fetch_add(1, Ordering::Relaxed);
         if turn.is_multiple_of(5) {
-            let fields = json!({"title": format!("raised in turn {turn}"), "caller": "bob",
+            let fields = json!({"title": format!("raised in turn {turn}"), "caller": "alice",
                 "service": "email", "category": "software", "impact": "low", "urgency": "low"});
             let url = format!("{base}/v1/instances");
             let body = json!({"process": "incident", "fields": fields});

@@ -128,7 +128,7 @@ async fn a_refused_create_names_every_bad_field_and_creates_nothing() {
         .post(
             "/v1/instances",
             &alice,
-            json!({"process": "incident", "fields": {"title": "  ", "caller": "bob",
+            json!({"process": "incident", "fields": {"title": "  ", "caller": "alice",
                    "service": "email", "category": "software", "impact": "low"}}),
         )
         .await;
@@ -717,7 +717,7 @@ async fn nul_characters_are_refused_where_they_are(db: Db) {
     let (_, tokens_before) = s.get("/v1/tokens", &alice).await;
     let (_, versions_before) = s.get("/v1/definitions/incident", &alice).await;
 
-    let fields = json!({"title": "a\u{0}b", "caller": "bob", "service": "email",
+    let fields = json!({"title": "a\u{0}b", "caller": "alice", "service": "email",
                         "category": "software", "impact": "low"});
     let inst = format!("/v1/instances/{inc_id}");
     for (method, path, body, at) in [

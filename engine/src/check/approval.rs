@@ -1,6 +1,6 @@
-//! Approvals: levels of groups with real roles and quorums that can be met, conditions that
-//! cover every case, paths for approval, rejection and (optionally) expiry, excluded fields
-//! that hold user names, and reminders in order and before the expiry.
+//! Approvals: levels of groups (real roles with quorums that can be met, or people the ticket
+//! names), conditions that cover every case, paths for approval, rejection and (optionally)
+//! expiry, excluded fields that hold user names, and reminders in order and before the expiry.
 
 use itsmflow_dsl::ast::{self, ApprovalEntry, Ident, OutcomeKind, Span, Spanned};
 use itsmflow_dsl::format::approval_rule_line;
@@ -8,13 +8,14 @@ use itsmflow_dsl::Diagnostic;
 
 use super::escalation::not_after;
 use super::flow::{guess, UNRESOLVED};
+use super::people::{self, Place};
 use super::process::{head, ProcessScope};
 use super::values::too_large_within;
 use super::Ctx;
 use crate::graph::Edge;
 use crate::model::{
-    Approval, ApprovalGroup, ApprovalLevel, ApprovalRule, Condition, Duration, FieldId, FieldType,
-    Quorum, StageId,
+    Approval, ApprovalGroup, ApprovalLevel, ApprovalRule, Approvers, Condition, Duration, FieldId,
+    FieldType, Quorum, StageId,
 };
 
 /// An approval outcome as an edge of the process graph; either end may be [`UNRESOLVED`] or a
@@ -105,7 +106,7 @@ fn check_approval(
                 let levels = plan
                     .levels
                     .iter()
-                    .map(|level| check_level(level, ctx))
+                    .map(|level| check_level(level, scope, ctx))
                     .collect();
                 rules.push(ApprovalRule {
                     condition: cond.flatten(),
@@ -333,16 +334,48 @@ fn check_approval(
     (None, edges)
 }
 
-/// A level's groups: quorums that can be met, roles that are declared, each role once.
-fn check_level(level: &ast::ApprovalLevel, ctx: &mut Ctx) -> ApprovalLevel {
+/// A level's groups: quorums that can be met, roles that are declared, each role once; people
+/// the ticket names, the creator (who never votes) warned of.
+fn check_level(level: &ast::ApprovalLevel, scope: &ProcessScope, ctx: &mut Ctx) -> ApprovalLevel {
     let mut groups = Vec::with_capacity(level.groups.len());
     for (i, group) in level.groups.iter().enumerate() {
-        let quorum = check_quorum(&group.quorum, ctx);
-        let role = &group.role;
-        if let Some(first) = level.groups[..i]
-            .iter()
-            .find(|g| !role.name.is_empty() && g.role.name == role.name)
-        {
+        let (quorum, role) = match group {
+            ast::ApprovalGroup::Role { quorum, role, .. } => (quorum, role),
+            ast::ApprovalGroup::Person(person) => {
+                if person.managers.is_empty() {
+                    if let ast::PersonBase::Creator(span) = person.base {
+                        ctx.diags.push(
+                            Diagnostic::warning(
+                                "approval-asks-creator",
+                                span,
+                                "this group asks the ticket's creator, who never votes on their own ticket",
+                            )
+                            .with_label("this level can never be met")
+                            .with_help(
+                                "ask someone else about the creator's ticket, such as `manager of creator`",
+                            ),
+                        );
+                    }
+                }
+                if let Some(person) = people::resolve(person, Place::Approval, scope, ctx) {
+                    groups.push(ApprovalGroup {
+                        quorum: Quorum::AtLeast(1),
+                        approvers: Approvers::Person(person),
+                    });
+                }
+                continue;
+            }
+        };
+        let quorum = check_quorum(quorum, ctx);
+        let first = level.groups[..i].iter().find_map(|g| match g {
+            ast::ApprovalGroup::Role { role: r, .. }
+                if !role.name.is_empty() && r.name == role.name =>
+            {
+                Some(r)
+            }
+            _ => None,
+        });
+        if let Some(first) = first {
             ctx.diags.push(
                 Diagnostic::warning(
                     "approval-same-role",
@@ -350,14 +383,17 @@ fn check_level(level: &ast::ApprovalLevel, ctx: &mut Ctx) -> ApprovalLevel {
                     format!("role `{role}` is asked twice in one level"),
                 )
                 .with_label("the same people count in both groups")
-                .with_secondary(first.role.span, "first asked here")
+                .with_secondary(first.span, "first asked here")
                 .with_help(
                     "a vote counts in every group of the level its voter belongs to, so fewer people than intended can meet it; merge the groups, or name another role",
                 ),
             );
         }
         if let Some(role) = ctx.role(role) {
-            groups.push(ApprovalGroup { quorum, role });
+            groups.push(ApprovalGroup {
+                quorum,
+                approvers: Approvers::Role(role),
+            });
         }
     }
     ApprovalLevel { groups }
@@ -428,7 +464,7 @@ fn check_quorum(quorum: &Spanned<ast::Quorum>, ctx: &mut Ctx) -> Quorum {
     }
 }
 
-/// The fields of `excludes`: declared, text (they hold user names), each once.
+/// The fields of `excludes`: declared, text or person (they hold user names), each once.
 fn check_excludes(fields: &[Ident], scope: &ProcessScope, ctx: &mut Ctx) -> Vec<FieldId> {
     let mut out = Vec::with_capacity(fields.len());
     for (i, field) in fields.iter().enumerate() {
@@ -448,16 +484,16 @@ fn check_excludes(fields: &[Ident], scope: &ProcessScope, ctx: &mut Ctx) -> Vec<
             continue;
         };
         match scope.field_types.get(id as usize) {
-            Some(FieldType::Text) => out.push(FieldId(id)),
+            Some(FieldType::Text | FieldType::Person) => out.push(FieldId(id)),
             Some(other) => ctx.diags.push(
                 Diagnostic::error(
                     "approval-excludes-type",
                     field.span,
-                    format!("`{field}` is {other}; `excludes` needs text fields"),
+                    format!("`{field}` is {other}; `excludes` needs text or person fields"),
                 )
-                .with_label("not a text field")
+                .with_label("not a text or person field")
                 .with_help(
-                    "`excludes` names fields that hold a person's user name, such as `requester: text`",
+                    "`excludes` names fields that hold a person's user name, such as `requester: person`",
                 ),
             ),
             None => {}
@@ -528,19 +564,19 @@ mod tests {
                 "otherwise => none",
             ]
         );
-        let levels: Vec<Vec<(Quorum, RoleId)>> = a.rules[0]
+        let levels: Vec<Vec<(Quorum, Option<RoleId>)>> = a.rules[0]
             .levels
             .iter()
-            .map(|l| l.groups.iter().map(|g| (g.quorum, g.role)).collect())
+            .map(|l| l.groups.iter().map(|g| (g.quorum, g.role())).collect())
             .collect();
         assert_eq!(
             levels,
             [
                 vec![
-                    (Quorum::AtLeast(2), role("cab")),
-                    (Quorum::Percent(50), role("sec"))
+                    (Quorum::AtLeast(2), Some(role("cab"))),
+                    (Quorum::Percent(50), Some(role("sec")))
                 ],
-                vec![(Quorum::All, role("board"))],
+                vec![(Quorum::All, Some(role("board")))],
             ]
         );
         assert!(a.rules[1].levels.is_empty());

@@ -10,7 +10,7 @@ use super::condition::CondScope;
 use super::coverage::Domain;
 use super::names::{did_you_mean, Names};
 use super::values::{push_value_error, too_large_within, typed_value};
-use super::{approval, escalation, flow, rules, Ctx};
+use super::{approval, escalation, flow, people, rules, Ctx};
 use crate::model::*;
 
 /// The names declared inside one process, and their checked definitions so far.
@@ -294,7 +294,7 @@ fn check_fields(block: &ast::Fields, scope: &mut ProcessScope, diags: &mut Vec<D
                     .with_label("not a type");
                     diags.push(match did_you_mean(&name.name, FieldType::NAMES.into_iter()) {
                         Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                        None => d.with_help("field types are text, int, bool, duration, datetime and enum(a, b, c)"),
+                        None => d.with_help("field types are text, person, int, bool, duration, datetime and enum(a, b, c)"),
                     });
                     continue;
                 }
@@ -900,20 +900,26 @@ fn check_transition(t: &ast::Transition, scope: &ProcessScope, ctx: &mut Ctx) ->
         from,
         to,
         roles: Vec::new(),
+        people: Vec::new(),
         after: None,
         requires: Vec::new(),
         guards: Vec::new(),
         spawns: None,
     };
-    let mut seen: [Option<Span>; 4] = [None; 4];
+    let mut seen: [Option<Span>; 5] = [None; 5];
     for clause in &t.clauses {
         let slot = match clause.kind {
             TransitionClauseKind::ByRoles(_) => 0,
             TransitionClauseKind::After(_) => 1,
             TransitionClauseKind::Requires(_) => 2,
             TransitionClauseKind::Spawns { .. } => 3,
+            TransitionClauseKind::ByPeople(_) => 4,
         };
         if let Some(first) = seen[slot] {
+            let help = match slot {
+                4 => "list several people in one clause: `by caller, manager of caller`",
+                _ => "list several roles or fields in one clause: `by role agent, team_lead`",
+            };
             ctx.diags.push(
                 Diagnostic::error(
                     "duplicate-attribute",
@@ -922,9 +928,7 @@ fn check_transition(t: &ast::Transition, scope: &ProcessScope, ctx: &mut Ctx) ->
                 )
                 .with_label("given again here")
                 .with_secondary(first, "first given here")
-                .with_help(
-                    "list several roles or fields in one clause: `by role agent, team_lead`",
-                ),
+                .with_help(help),
             );
             continue;
         }
@@ -932,6 +936,12 @@ fn check_transition(t: &ast::Transition, scope: &ProcessScope, ctx: &mut Ctx) ->
         match &clause.kind {
             TransitionClauseKind::ByRoles(roles) => {
                 model.roles = roles.iter().filter_map(|r| ctx.role(r)).collect()
+            }
+            TransitionClauseKind::ByPeople(people) => {
+                model.people = people
+                    .iter()
+                    .filter_map(|p| people::resolve(p, people::Place::Transition, scope, ctx))
+                    .collect()
             }
             TransitionClauseKind::After(d) => {
                 if d.is_zero() && !too_large_within(&ctx.diags, clause.span) {

@@ -78,12 +78,16 @@ pub fn typed_value(field: &str, ty: &FieldType, lit: &Literal) -> Result<Value, 
         )
     };
     match (ty, &lit.kind) {
-        (FieldType::Text, LiteralKind::String(s)) => Ok(Value::Text(s.as_str().into())),
-        (FieldType::Text, LiteralKind::Symbol(s)) => Err(mismatch(
+        (FieldType::Text | FieldType::Person, LiteralKind::String(s)) => {
+            Ok(Value::Text(s.as_str().into()))
+        }
+        (FieldType::Text | FieldType::Person, LiteralKind::Symbol(s)) => Err(mismatch(
             "a string",
             format!("text is written in quotes: \"{s}\""),
         )),
-        (FieldType::Text, _) => Err(mismatch("a string", "write text in quotes".into())),
+        (FieldType::Text | FieldType::Person, _) => {
+            Err(mismatch("a string", "write text in quotes".into()))
+        }
         (FieldType::Int, LiteralKind::Integer(n)) => Ok(Value::Int(*n)),
         (FieldType::Int, _) => Err(mismatch("a number", "write a whole number such as `3`".into())),
         (FieldType::Bool, LiteralKind::Symbol(s)) if s == "true" => Ok(Value::Bool(true)),

@@ -31,7 +31,9 @@ use super::catalog::Definition;
 use super::error::{ApprovalRefusal, EngineError};
 use super::logic::{holds, new_task, queue_for, Request};
 use super::types::*;
-use crate::model::{Approval, OutcomeKind, Process, Quorum, RoleId, StageId, Value};
+use crate::model::{
+    Approval, ApprovalGroup, Approvers, OutcomeKind, PersonRef, Process, RoleId, StageId, Value,
+};
 
 /// The role that hears of approvals that cannot proceed.
 pub const PROCESS_MANAGER_ROLE: &str = "process_manager";
@@ -50,11 +52,17 @@ pub trait Directory: Send + Sync + 'static {
     /// The holders of each of `roles`, by name.
     fn holders<'a>(&'a self, roles: &'a [&'a str]) -> DirectoryAnswer<'a, Vec<Vec<String>>>;
 
-    /// Whether a user of this name exists (an administrator may delegate to anyone who does).
+    /// Whether a user of this name exists (an administrator may delegate to anyone who does;
+    /// a `person` field holds only users who do).
     fn exists<'a>(&'a self, user: &'a str) -> DirectoryAnswer<'a, bool>;
+
+    /// The manager of each of `users`, where the directory names one.
+    fn managers<'a>(&'a self, users: &'a [&'a str]) -> DirectoryAnswer<'a, Vec<Option<String>>>;
 }
 
-/// A directory in which nobody holds any role: approvals wait, reported as unmeetable.
+/// No directory at all (an engine embedded without users: simulations, tests): nobody holds any
+/// role, so approval levels wait, reported as unmeetable; nobody has a manager; and any name is
+/// taken as a user, since there is nothing to check it against.
 #[derive(Default)]
 pub struct NoDirectory;
 
@@ -63,7 +71,10 @@ impl Directory for NoDirectory {
         Box::pin(async move { Ok(vec![Vec::new(); roles.len()]) })
     }
     fn exists<'a>(&'a self, _user: &'a str) -> DirectoryAnswer<'a, bool> {
-        Box::pin(async { Ok(false) })
+        Box::pin(async { Ok(true) })
+    }
+    fn managers<'a>(&'a self, users: &'a [&'a str]) -> DirectoryAnswer<'a, Vec<Option<String>>> {
+        Box::pin(async move { Ok(vec![None; users.len()]) })
     }
 }
 
@@ -72,11 +83,30 @@ impl Directory for NoDirectory {
 #[derive(Default)]
 pub struct StaticDirectory {
     roles: std::sync::RwLock<Vec<(String, Vec<String>)>>,
+    /// (user, their manager).
+    managers: std::sync::RwLock<Vec<(String, String)>>,
+    /// Users who hold no role but exist.
+    users: std::sync::RwLock<Vec<String>>,
 }
 
 impl StaticDirectory {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Say that `user` exists (holding roles is another way to).
+    pub fn add_user(&self, user: &str) {
+        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        if !users.iter().any(|u| u == user) {
+            users.push(user.to_string());
+        }
+    }
+
+    /// Set `user`'s manager.
+    pub fn set_manager(&self, user: &str, manager: &str) {
+        let mut managers = self.managers.write().unwrap_or_else(|e| e.into_inner());
+        managers.retain(|(u, _)| u != user);
+        managers.push((user.to_string(), manager.to_string()));
     }
 
     /// Set who holds `role` (replacing whoever did).
@@ -107,23 +137,88 @@ impl Directory for StaticDirectory {
     }
     fn exists<'a>(&'a self, user: &'a str) -> DirectoryAnswer<'a, bool> {
         let known = self.roles.read().unwrap_or_else(|e| e.into_inner());
-        let found = known.iter().any(|(_, h)| h.iter().any(|h| h == user));
+        let found = known.iter().any(|(_, h)| h.iter().any(|h| h == user))
+            || self
+                .users
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|u| u == user);
+        Box::pin(async move { Ok(found) })
+    }
+    fn managers<'a>(&'a self, users: &'a [&'a str]) -> DirectoryAnswer<'a, Vec<Option<String>>> {
+        let known = self.managers.read().unwrap_or_else(|e| e.into_inner());
+        let found = users
+            .iter()
+            .map(|u| known.iter().find(|(x, _)| x == u).map(|(_, m)| m.clone()))
+            .collect();
         Box::pin(async move { Ok(found) })
     }
 }
 
-/// The holders of the roles a decision may need, read before deciding (decisions are pure).
+/// What a decision may need of the directory, read before deciding (decisions are pure): the
+/// holders of roles, the managers of the people the ticket names, and who holds its task.
 #[derive(Debug, Default)]
 pub struct Holders {
     roles: Vec<(RoleId, Vec<Arc<str>>)>,
+    /// (person, their manager, if the directory names one).
+    managers: Vec<(Arc<str>, Option<Arc<str>>)>,
+    /// Who holds the ticket's open task.
+    assignee: Option<Arc<str>>,
 }
 
 /// Nobody holds anything: for decisions that open no level.
-pub static NO_HOLDERS: Holders = Holders { roles: Vec::new() };
+pub static NO_HOLDERS: Holders = Holders {
+    roles: Vec::new(),
+    managers: Vec::new(),
+    assignee: None,
+};
 
 impl Holders {
     pub fn new(roles: Vec<(RoleId, Vec<Arc<str>>)>) -> Self {
-        Holders { roles }
+        Holders {
+            roles,
+            ..Holders::default()
+        }
+    }
+
+    /// Also know these managers, and who holds the ticket's task.
+    pub fn with_people(
+        mut self,
+        managers: Vec<(Arc<str>, Option<Arc<str>>)>,
+        assignee: Option<Arc<str>>,
+    ) -> Self {
+        self.managers = managers;
+        self.assignee = assignee;
+        self
+    }
+
+    /// The person `p` names on the ticket (`task`: its open task, when at hand; else the
+    /// holder read with the directory), if it names anyone.
+    pub fn person(&self, p: &PersonRef, inst: &Instance, task: Option<&Task>) -> Option<Arc<str>> {
+        match p {
+            PersonRef::Field(f) => match inst.fields.get(f.index()) {
+                Some(Some(Value::Text(name))) if !name.trim().is_empty() => {
+                    Some(Arc::from(name.trim()))
+                }
+                _ => None,
+            },
+            PersonRef::Creator => Some(inst.created_by.clone()),
+            PersonRef::Assignee => match task {
+                Some(t) => {
+                    let holder = t.holder();
+                    (!holder.is_empty()).then(|| Arc::from(holder))
+                }
+                None => self.assignee.clone(),
+            },
+            PersonRef::ManagerOf(inner) => {
+                let person = self.person(inner, inst, task)?;
+                self.managers
+                    .iter()
+                    .find(|(p, _)| *p == person)
+                    .and_then(|(_, m)| m.clone())
+            }
+        }
     }
 
     /// Holders of `role`, sorted by name, once each.
@@ -286,9 +381,9 @@ impl Level {
             }
             passed = false;
             if eligible.saturating_sub(no) < g.needed && no > 0 {
-                let role = &def.project.role(g.role).name;
                 return Verdict::Failed(format!(
-                    "{no} of {eligible} approvers of role `{role}` rejected, so its {} approvals can no longer be reached",
+                    "{no} of {eligible} approvers of {} rejected, so its {} approvals can no longer be reached",
+                    g.of.describe(def),
                     g.needed
                 ));
             }
@@ -307,21 +402,26 @@ impl Level {
             .iter()
             .filter(|g| g.needed == 0 || (g.approvers.len() as u32) < g.needed)
             .map(|g| {
-                let role = &def.project.role(g.role).name;
+                let role = g.of.describe(def);
                 let excluded = g.holders as usize - g.approvers.len();
                 let but = if excluded > 0 {
                     format!(" ({excluded} more may not vote on their own ticket)")
                 } else {
                     String::new()
                 };
-                if g.needed == 0 {
-                    format!("role `{role}` has no holder who may vote{but}")
-                } else {
-                    format!(
-                        "it needs {} approvals of role `{role}`, which has {} approvers{but}",
+                match (&g.of, g.needed) {
+                    (GroupOf::Person(_), _) if g.holders == 0 => {
+                        format!("the ticket names nobody as {role}")
+                    }
+                    (GroupOf::Person(_), _) => {
+                        format!("{role} may not vote on their own ticket")
+                    }
+                    (_, 0) => format!("{role} has no holder who may vote{but}"),
+                    _ => format!(
+                        "it needs {} approvals of {role}, which has {} approvers{but}",
                         g.needed,
                         g.approvers.len()
-                    )
+                    ),
                 }
             })
             .collect();
@@ -477,16 +577,34 @@ pub fn excluded_people(approval: &Approval, inst: &Instance) -> Vec<Arc<str>> {
     out
 }
 
-/// `any 3 of role cab and all of role security`.
-pub fn describe_level(
-    def: &Definition,
-    groups: impl IntoIterator<Item = (Quorum, RoleId)>,
-) -> String {
+/// `any 3 of role cab and manager of requester`.
+pub fn describe_level(def: &Definition, groups: &[ApprovalGroup]) -> String {
     groups
-        .into_iter()
-        .map(|(q, r)| format!("{q} of role {}", def.project.role(r).name))
+        .iter()
+        .map(|g| match &g.approvers {
+            Approvers::Role(r) => format!("{} of role {}", g.quorum, def.project.role(*r).name),
+            Approvers::Person(p) => p.describe(def.model()),
+        })
         .collect::<Vec<_>>()
         .join(" and ")
+}
+
+impl GroupOf {
+    /// `role \`cab\``, or the person as written.
+    pub fn describe(&self, def: &Definition) -> String {
+        match self {
+            GroupOf::Role(r) => format!("role `{}`", def.project.role(*r).name),
+            GroupOf::Person(p) => format!("`{p}`"),
+        }
+    }
+
+    /// The outbox role its approvers are told under: the role, or `approver` for a person.
+    pub fn outbox_role(&self, def: &Definition) -> String {
+        match self {
+            GroupOf::Role(r) => def.project.role(*r).name.clone(),
+            GroupOf::Person(_) => "approver".to_string(),
+        }
+    }
 }
 
 /// Whether `user` may not vote on the ticket: its creator, or named in an `excludes` field.
@@ -636,9 +754,19 @@ impl<'a> Decider<'a> {
             .groups
             .iter()
             .map(|g| {
-                let holders = self.req.holders.of(g.role);
+                let (of, holders): (GroupOf, Vec<Arc<str>>) = match &g.approvers {
+                    Approvers::Role(r) => (GroupOf::Role(*r), self.req.holders.of(*r).to_vec()),
+                    Approvers::Person(p) => (
+                        GroupOf::Person(p.describe(self.def.model()).into()),
+                        self.req
+                            .holders
+                            .person(p, &self.change.instance, None)
+                            .into_iter()
+                            .collect(),
+                    ),
+                };
                 let mut approvers = Vec::with_capacity(holders.len());
-                for h in holders {
+                for h in &holders {
                     if not_voting.contains(h) {
                         if !excluded.contains(h) {
                             excluded.push(h.clone());
@@ -648,7 +776,7 @@ impl<'a> Decider<'a> {
                     }
                 }
                 LevelGroup {
-                    role: g.role,
+                    of,
                     needed: g.quorum.needed(holders.len(), approvers.len()) as u32,
                     holders: holders.len() as u32,
                     approvers,
@@ -656,7 +784,7 @@ impl<'a> Decider<'a> {
             })
             .collect();
         let plan_size = rule.levels.len();
-        let describe = describe_level(self.def, level.groups.iter().map(|g| (g.quorum, g.role)));
+        let describe = describe_level(self.def, &level.groups);
         self.push(
             EventKind::LevelOpened {
                 level: index,
@@ -675,7 +803,7 @@ impl<'a> Decider<'a> {
                 continue;
             }
             self.change.notifications.push(NewNotification {
-                role: self.def.project.role(g.role).name.clone(),
+                role: g.of.outbox_role(self.def),
                 recipients: g.approvers.iter().map(|a| a.to_string()).collect(),
                 clock: None,
                 threshold: None,
@@ -878,7 +1006,7 @@ impl<'a> Decider<'a> {
             .as_ref()
             .and_then(|s| s.open.as_ref())
             .and_then(|l| l.groups.iter().find(|g| g.approvers.contains(&from)))
-            .map(|g| self.def.project.role(g.role).name.clone())
+            .map(|g| g.of.outbox_role(self.def))
             .unwrap_or_default();
         self.push(
             EventKind::Delegated {
@@ -931,7 +1059,7 @@ impl<'a> Decider<'a> {
         let role = open
             .groups
             .first()
-            .map(|g| self.def.project.role(g.role).name.clone())
+            .map(|g| g.of.outbox_role(self.def))
             .unwrap_or_default();
         let total = self.state.as_ref().map_or(0, |s| s.levels);
         let id = self.change.instance.id;
@@ -1011,11 +1139,7 @@ pub fn check_vote(
     }
     refuse(ApprovalRefusal::NotApprover {
         level: open.index + 1,
-        roles: open
-            .groups
-            .iter()
-            .map(|g| def.project.role(g.role).name.clone())
-            .collect(),
+        roles: open.groups.iter().map(|g| g.of.describe(def)).collect(),
     })
 }
 
@@ -1046,11 +1170,7 @@ pub fn check_delegation(
     let Some(ballot) = open.ballot(from) else {
         return refuse(ApprovalRefusal::NotApprover {
             level: open.index + 1,
-            roles: open
-                .groups
-                .iter()
-                .map(|g| def.project.role(g.role).name.clone())
-                .collect(),
+            roles: open.groups.iter().map(|g| g.of.describe(def)).collect(),
         });
     };
     if let Some(v) = &ballot.vote {
@@ -1085,19 +1205,25 @@ pub fn check_delegation(
         .groups
         .iter()
         .filter(|g| g.approvers.iter().any(|a| &**a == from))
-        .map(|g| g.role)
+        .filter_map(|g| match g.of {
+            GroupOf::Role(r) => Some(r),
+            GroupOf::Person(_) => None,
+        })
         .collect();
     if !named_by_admin && !roles.iter().any(|r| holders.holds(to, *r)) {
         let names: Vec<String> = roles
             .iter()
             .map(|r| format!("`{}`", def.project.role(*r).name))
             .collect();
-        return refuse(ApprovalRefusal::BadDelegate {
-            why: format!(
+        let why = if names.is_empty() {
+            format!("`{to}` was not named by an administrator, who alone may hand on a vote the ticket gives a person")
+        } else {
+            format!(
                 "`{to}` does not hold role {}; an administrator may name someone who does not",
                 names.join(" or ")
-            ),
-        });
+            )
+        };
+        return refuse(ApprovalRefusal::BadDelegate { why });
     }
     Ok(ballot.approver.clone())
 }

@@ -179,7 +179,8 @@ pub fn event_to_json(def: &Definition, kind: &EventKind) -> (&'static str, Json)
             json!({
                 "level": level,
                 "groups": groups.iter().map(|g| json!({
-                    "role": role_name(def, g.role),
+                    "role": match &g.of { GroupOf::Role(r) => Some(role_name(def, *r)), GroupOf::Person(_) => None },
+                    "person": match &g.of { GroupOf::Person(p) => Some(&**p), GroupOf::Role(_) => None },
                     "needed": g.needed,
                     "holders": g.holders,
                     "approvers": g.approvers.iter().map(|a| &**a).collect::<Vec<_>>(),
@@ -399,8 +400,13 @@ pub fn event_from_json(def: &Definition, kind: &str, data: &Json) -> Result<Even
                 .and_then(Json::as_array)
                 .ok_or("level without groups")?
             {
+                let of = match (opt_str(g, "role"), opt_str(g, "person")) {
+                    (Some(role), _) => GroupOf::Role(role_id(def, role)?),
+                    (None, Some(person)) => GroupOf::Person(person.into()),
+                    (None, None) => return Err(corrupt("a group names neither role nor person")),
+                };
                 groups.push(LevelGroup {
-                    role: role_id(def, str_of(g, "role")?)?,
+                    of,
                     needed: u32_of(g, "needed")?,
                     holders: u32_of(g, "holders")?,
                     approvers: names_of(g, "approvers")?,

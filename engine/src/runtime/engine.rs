@@ -85,6 +85,23 @@ fn lost_race(e: &EngineError) -> bool {
     matches!(e, EngineError::Store(StoreError::Conflict { .. }))
 }
 
+/// How many `manager of` steps the deepest reference of the process takes (0: it reads no
+/// managers).
+fn manager_depth(p: &crate::model::Process) -> usize {
+    let transitions = p.transitions.iter().flat_map(|t| &t.people);
+    let approvals = p.approvals.iter().flat_map(|a| a.people());
+    transitions
+        .chain(approvals)
+        .map(crate::model::PersonRef::depth)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Whether the process names anyone's manager.
+fn needs_managers(p: &crate::model::Process) -> bool {
+    manager_depth(p) > 0
+}
+
 /// Whether a change opens an approval level (so its approvers must be read).
 fn opens_level(change: &Change) -> bool {
     change
@@ -188,28 +205,106 @@ impl<S: Store> Engine<S> {
         self
     }
 
-    /// Who holds the roles the approvals of `def`'s process name, now.
-    async fn holders(&self, def: &Definition) -> Result<Holders, EngineError> {
-        let roles = approval::approval_roles(def.model());
-        if roles.is_empty() {
-            return Ok(Holders::default());
-        }
-        let names: Vec<&str> = roles
+    /// What a decision on the instance may need of the directory, now: who holds the roles
+    /// its process's approvals name, and the managers of the people it names (as deep as its
+    /// `manager of` references go).
+    async fn holders(
+        &self,
+        def: &Definition,
+        inst: &Instance,
+        task: Option<&Task>,
+    ) -> Result<Holders, EngineError> {
+        let p = def.model();
+        let roles = approval::approval_roles(p);
+        let role_names: Vec<&str> = roles
             .iter()
             .map(|r| def.project.role(*r).name.as_str())
             .collect();
-        let found = self.directory.holders(&names).await?;
-        Ok(Holders::new(
-            roles
-                .into_iter()
-                .zip(found)
-                .map(|(role, mut people)| {
-                    people.sort();
-                    people.dedup();
-                    (role, people.into_iter().map(Arc::from).collect())
+        let found = match roles.is_empty() {
+            true => Vec::new(),
+            false => self.directory.holders(&role_names).await?,
+        };
+        let roles = roles
+            .into_iter()
+            .zip(found)
+            .map(|(role, mut people)| {
+                people.sort();
+                people.dedup();
+                (role, people.into_iter().map(Arc::from).collect())
+            })
+            .collect();
+        let assignee = task
+            .filter(|t| t.state != TaskState::Done)
+            .map(|t| t.holder())
+            .filter(|h| !h.is_empty())
+            .map(Arc::<str>::from);
+        // The people the ticket names, then their managers, and theirs, as deep as needed.
+        let mut managers: Vec<(Arc<str>, Option<Arc<str>>)> = Vec::new();
+        let depth = manager_depth(p);
+        if depth > 0 {
+            let mut names: Vec<Arc<str>> = p
+                .fields
+                .iter()
+                .zip(inst.fields.iter())
+                .filter(|(f, _)| f.ty == crate::model::FieldType::Person)
+                .filter_map(|(_, v)| match v {
+                    Some(crate::model::Value::Text(n)) if !n.trim().is_empty() => {
+                        Some(Arc::from(n.trim()))
+                    }
+                    _ => None,
                 })
-                .collect(),
-        ))
+                .chain(std::iter::once(inst.created_by.clone()))
+                .chain(assignee.clone())
+                .collect();
+            for _ in 0..depth {
+                names.sort();
+                names.dedup();
+                names.retain(|n| !managers.iter().any(|(m, _)| m == n));
+                if names.is_empty() {
+                    break;
+                }
+                let asked: Vec<&str> = names.iter().map(|n| &**n).collect();
+                let answers = self.directory.managers(&asked).await?;
+                let mut next = Vec::new();
+                for (who, manager) in names.iter().zip(answers) {
+                    let manager: Option<Arc<str>> = manager.map(Arc::from);
+                    next.extend(manager.clone());
+                    managers.push((who.clone(), manager));
+                }
+                names = next;
+            }
+        }
+        Ok(Holders::new(roles).with_people(managers, assignee))
+    }
+
+    /// Refuse person fields in `input` that name nobody in the directory: a `person` field
+    /// holds a user of the tenant.
+    async fn check_people(
+        &self,
+        def: &Definition,
+        input: &Map<String, Json>,
+    ) -> Result<(), EngineError> {
+        let p = def.model();
+        let mut errors = Vec::new();
+        for (name, value) in input {
+            let Some(f) = p.field(name) else { continue };
+            if p.fields[f.index()].ty != crate::model::FieldType::Person {
+                continue;
+            }
+            let Some(user) = value.as_str().map(str::trim).filter(|u| !u.is_empty()) else {
+                continue;
+            };
+            if !self.directory.exists(user).await? {
+                errors.push(super::values::FieldError::new(
+                    name,
+                    format!("`{user}` is not a user of this tenant"),
+                ));
+            }
+        }
+        match errors.is_empty() {
+            true => Ok(()),
+            false => Err(EngineError::InvalidFields(errors)),
+        }
     }
 
     /// Hear of every change this engine makes to pending approval ballots from now on.
@@ -492,6 +587,7 @@ impl<S: Store> Engine<S> {
         let mut new =
             self.logic
                 .create(&def, fields, &self.request(actor, None, &NO_HOLDERS), None)?;
+        self.check_people(&def, fields).await?;
         if let Some(t) = new.task.as_mut() {
             self.assign(t).await?;
         }
@@ -646,13 +742,16 @@ impl<S: Store> Engine<S> {
                     }
                 }
                 // Entering a stage with an approval opens its first level: its approvers are
-                // read now (and only then).
+                // read now (and only then); so are the managers a transition `by manager of`
+                // someone names.
                 let p = def.model();
-                let enters_approval = !p.approvals.is_empty()
-                    && p.transition(action)
-                        .is_some_and(|t| p.approval_in(p.transitions[t.index()].to).is_some());
-                let holders = match enters_approval {
-                    true => self.holders(def).await?,
+                let reads_directory = (!p.approvals.is_empty() || needs_managers(p))
+                    && p.transition(action).is_some_and(|t| {
+                        let t = &p.transitions[t.index()];
+                        p.approval_in(t.to).is_some() || t.people.iter().any(|r| r.depth() > 0)
+                    });
+                let holders = match reads_directory {
+                    true => self.holders(def, inst, task.as_ref()).await?,
                     false => Holders::default(),
                 };
                 let mut change = self.logic.perform(
@@ -665,6 +764,9 @@ impl<S: Store> Engine<S> {
                     fields,
                     &self.request(actor, reason, &holders),
                 )?;
+                if !fields.is_empty() {
+                    self.check_people(def, fields).await?;
+                }
                 self.assign_all(&mut change, target.2.as_ref()).await?;
                 let (_, def, task) = target;
                 // The change moves into the commit here, and its place ends with this block,
@@ -707,6 +809,7 @@ impl<S: Store> Engine<S> {
             fields,
             &self.request(actor, reason, &NO_HOLDERS),
         )?;
+        self.check_people(&def, fields).await?;
         if change.events.is_empty() {
             return Ok(InstanceView::new(def, inst, task));
         }
@@ -846,7 +949,9 @@ impl<S: Store> Engine<S> {
             // A firing may enter a stage with an approval (an automatic transition, a
             // `perform`, an expiry to another approval stage).
             let holders = match schedule.first_due(now) {
-                Some(_) if !def.model().approvals.is_empty() => self.holders(&def).await?,
+                Some(_) if !def.model().approvals.is_empty() || needs_managers(def.model()) => {
+                    self.holders(&def, &inst, task.as_ref()).await?
+                }
                 _ => Holders::default(),
             };
             let change = match schedule.first_due(now) {
@@ -1030,7 +1135,7 @@ impl<S: Store> Engine<S> {
             // Most votes open no level; the directory is read only for those that do.
             let (mut change, mut after) = decide(&NO_HOLDERS);
             if opens_level(&change) {
-                (change, after) = decide(&self.holders(&def).await?);
+                (change, after) = decide(&self.holders(&def, &inst, task.as_ref()).await?);
             }
             self.assign_all(&mut change, task.as_ref()).await?;
             let view = self.commit(change, def, task, history).await?;
@@ -1071,7 +1176,7 @@ impl<S: Store> Engine<S> {
         self.retried(None, || async {
             let (inst, task, before, history) = self.approval_loaded(id).await?;
             let def = self.definition(inst.definition)?;
-            let holders = self.holders(&def).await?;
+            let holders = self.holders(&def, &inst, task.as_ref()).await?;
             let approver = approval::check_delegation(
                 &def,
                 &inst,

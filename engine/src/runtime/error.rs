@@ -28,8 +28,13 @@ pub enum EngineError {
         /// Actions that are possible in this stage.
         allowed: Vec<String>,
     },
-    #[error("`{action}` may be performed only by role {}", .roles.join(", "))]
-    Forbidden { action: String, roles: Vec<String> },
+    #[error("`{action}` may be performed only by {}", who(.roles, .people))]
+    Forbidden {
+        action: String,
+        roles: Vec<String>,
+        /// The people the ticket names who may, as written (`caller`, `manager of requester`).
+        people: Vec<String>,
+    },
     #[error("queue `{queue}` is worked by role {}", .roles.join(", "))]
     NotQueueMember { queue: String, roles: Vec<String> },
     #[error("`{action}` requires {}", .fields.join(", "))]
@@ -89,4 +94,16 @@ impl ApprovalRefusal {
             ApprovalRefusal::BadDelegate { .. } => "delegate-refused",
         }
     }
+}
+
+/// `role agent, network_engineer or caller`.
+fn who(roles: &[String], people: &[String]) -> String {
+    let mut parts = Vec::new();
+    if !roles.is_empty() {
+        parts.push(format!("role {}", roles.join(", ")));
+    }
+    if !people.is_empty() {
+        parts.push(people.join(", "));
+    }
+    parts.join(" or ")
 }

@@ -177,13 +177,7 @@ impl Logic {
                 allowed: actions_in(p, inst.stage),
             });
         }
-        if !by_engine
-            && !t.roles.is_empty()
-            && !t
-                .roles
-                .iter()
-                .any(|r| req.actor.has_role(&def.project.role(*r).name))
-        {
+        if !by_engine && !may_perform(def, t, inst, task, req) {
             return Err(EngineError::Forbidden {
                 action: action.to_string(),
                 roles: t
@@ -191,6 +185,7 @@ impl Logic {
                     .iter()
                     .map(|r| def.project.role(*r).name.clone())
                     .collect(),
+                people: t.people.iter().map(|r| r.describe(p)).collect(),
             });
         }
         let mut fields = inst.fields.clone();
@@ -447,6 +442,30 @@ impl Logic {
                 message: e.to_string(),
             })
     }
+}
+
+/// Whether the actor may perform `t` on the instance: anyone when it names neither roles nor
+/// people, else a holder of one of its roles or one of the people it names (`by caller`: the
+/// user in the `caller` field; `by manager of requester`: that user's manager, read from the
+/// directory before deciding).
+fn may_perform(
+    def: &Definition,
+    t: &crate::model::Transition,
+    inst: &Instance,
+    task: Option<&Task>,
+    req: &Request,
+) -> bool {
+    if t.roles.is_empty() && t.people.is_empty() {
+        return true;
+    }
+    t.roles
+        .iter()
+        .any(|r| req.actor.has_role(&def.project.role(*r).name))
+        || t.people.iter().any(|person| {
+            req.holders
+                .person(person, inst, task.filter(|t| t.state != TaskState::Done))
+                .is_some_and(|p| *p == *req.actor.name)
+        })
 }
 
 /// A change may not leave a required field unset, whether it is an update or an action's

@@ -221,13 +221,22 @@ pub enum EventKind {
 /// One group of an open approval level, as fixed when it opened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LevelGroup {
-    pub role: RoleId,
+    pub of: GroupOf,
     /// Approvals the group needs.
     pub needed: u32,
     /// Holders of the role when the level opened, excluded ones included.
     pub holders: u32,
     /// Who may vote in the group.
     pub approvers: Vec<Arc<str>>,
+}
+
+/// Who a group of an open level asks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupOf {
+    /// The holders of a role.
+    Role(RoleId),
+    /// One person the ticket names, as written (`manager of requester`).
+    Person(Arc<str>),
 }
 
 /// A vote waiting to be cast: what "my approvals" lists. Written with the change that opens,

@@ -66,6 +66,16 @@ pub fn from_json(field: &Field, json: &Json) -> Result<Option<Value>, FieldError
             Json::String(s) => Value::Text(s.as_str().into()),
             _ => return Err(FieldError::new(name, "expected text (a JSON string)")),
         },
+        // Whether the user exists is the engine's to check, against its directory.
+        FieldType::Person => match json {
+            Json::String(s) if !s.trim().is_empty() => Value::Text(s.trim().into()),
+            _ => {
+                return Err(FieldError::new(
+                    name,
+                    "expected a user name (a JSON string)",
+                ))
+            }
+        },
         FieldType::Int => match json.as_i64() {
             Some(n) => Value::Int(n),
             None => return Err(FieldError::new(name, "expected a whole number")),
@@ -159,7 +169,9 @@ pub fn from_dynamic(field: &Field, value: &Dynamic) -> Option<Option<Value>> {
         return Some(None);
     }
     let v = match &field.ty {
-        FieldType::Text => Value::Text(value.clone().into_string().ok()?.into()),
+        FieldType::Text | FieldType::Person => {
+            Value::Text(value.clone().into_string().ok()?.into())
+        }
         FieldType::Int => Value::Int(value.as_int().ok()?),
         FieldType::Bool => Value::Bool(value.as_bool().ok()?),
         FieldType::Enum(values) => {

@@ -177,6 +177,19 @@ pub fn link(l: &Link) -> LinkView {
 }
 
 impl InstanceView {
+    /// Whether the instance names `user`: its creator, or the user in one of its `person`
+    /// fields (the caller, the requester).
+    pub fn names(&self, user: &str) -> bool {
+        if self.created_by() == user {
+            return true;
+        }
+        let p = self.def.model();
+        p.fields.iter().zip(self.state.fields.iter()).any(|(f, v)| {
+            f.ty == crate::model::FieldType::Person
+                && matches!(v, Some(crate::model::Value::Text(name)) if name.trim() == user)
+        })
+    }
+
     /// Whether the instance is in a stage that asks for approval.
     pub fn awaits_approval(&self) -> bool {
         self.def.model().approval_in(self.state.stage).is_some()
@@ -247,7 +260,14 @@ impl ApprovalView {
     }
 
     fn level_json(&self, level: &Level, state: &str) -> Json {
-        let roles = |g: &LevelGroup| self.def.project.role(g.role).name.clone();
+        let roles = |g: &LevelGroup| match &g.of {
+            GroupOf::Role(r) => Some(self.def.project.role(*r).name.clone()),
+            GroupOf::Person(_) => None,
+        };
+        let person = |g: &LevelGroup| match &g.of {
+            GroupOf::Person(p) => Some(p.to_string()),
+            GroupOf::Role(_) => None,
+        };
         let groups: Vec<Json> = level
             .groups
             .iter()
@@ -256,6 +276,7 @@ impl ApprovalView {
                 let (yes, no) = level.tally(i);
                 serde_json::json!({
                     "role": roles(g),
+                    "person": person(g),
                     "needed": g.needed,
                     "holders": g.holders,
                     "approvals": yes,
@@ -317,7 +338,7 @@ impl Serialize for ApprovalView {
                 levels.push(serde_json::json!({
                     "level": i + 1,
                     "state": "to_come",
-                    "requires": approval::describe_level(&self.def, l.groups.iter().map(|g| (g.quorum, g.role))),
+                    "requires": approval::describe_level(&self.def, &l.groups),
                 }));
             }
         }

@@ -41,6 +41,21 @@ impl Directory for TenantDirectory {
         })
     }
 
+    fn managers<'a>(&'a self, users: &'a [&'a str]) -> Answer<'a, Vec<Option<String>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(users.len());
+            for u in users {
+                let found = self
+                    .identities
+                    .user(&self.tenant, u)
+                    .await
+                    .map_err(engine_error)?;
+                out.push(found.and_then(|u| u.manager));
+            }
+            Ok(out)
+        })
+    }
+
     fn exists<'a>(&'a self, user: &'a str) -> Answer<'a, bool> {
         Box::pin(async move {
             Ok(self

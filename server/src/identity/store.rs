@@ -34,6 +34,10 @@ pub struct User {
     pub tenant: String,
     pub name: String,
     pub roles: Vec<String>,
+    /// Their manager, a user of the same tenant (who approves on their behalf where a
+    /// process asks the `manager of` someone).
+    pub manager: Option<String>,
+    pub email: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -98,8 +102,19 @@ const POSTGRES_SCHEMA: &[&str] = &[
      FOREIGN KEY (tenant, user_name) REFERENCES auth_users (tenant, name))",
 ];
 
-/// Schema version 1 is the statements above, applied together.
+/// Schema version 1 is the statements above, applied together; each later version is one
+/// step of `LATER_STEPS`, the same on both databases.
 const SCHEMA_VERSION: i64 = 1;
+
+/// Steps after version 1, in order: (version, statements).
+const LATER_STEPS: &[(i64, &[&str])] = &[(
+    2,
+    &[
+        // Optional attributes of users: their manager (a user of the tenant) and e-mail.
+        "ALTER TABLE auth_users ADD COLUMN manager TEXT",
+        "ALTER TABLE auth_users ADD COLUMN email TEXT",
+    ],
+)];
 
 fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
@@ -120,6 +135,8 @@ where
         tenant: row.try_get("tenant")?,
         name: row.try_get("name")?,
         roles: serde_json::from_str(&roles)?,
+        manager: row.try_get("manager")?,
+        email: row.try_get("email")?,
         created_at: time(row.try_get("created_at")?),
     })
 }
@@ -185,12 +202,16 @@ impl IdentityStore {
                         sqlx::query_scalar("SELECT MAX(version) FROM auth_migrations")
                             .fetch_one(&mut *conn)
                             .await?;
-                    if applied.unwrap_or(0) < SCHEMA_VERSION {
-                        for statement in SQLITE_SCHEMA {
+                    let applied = applied.unwrap_or(0);
+                    let steps = std::iter::once((SCHEMA_VERSION, SQLITE_SCHEMA))
+                        .chain(LATER_STEPS.iter().copied())
+                        .filter(|(v, _)| *v > applied);
+                    for (version, statements) in steps {
+                        for statement in statements {
                             sqlx::query(statement).execute(&mut *conn).await?;
                         }
                         sqlx::query("INSERT INTO auth_migrations (version, applied_at) VALUES ($1, $2)")
-                            .bind(SCHEMA_VERSION)
+                            .bind(version)
                             .bind(micros(Utc::now()))
                             .execute(&mut *conn)
                             .await?;
@@ -215,14 +236,18 @@ impl IdentityStore {
                     sqlx::query_scalar("SELECT MAX(version) FROM auth_migrations")
                         .fetch_one(&mut *tx)
                         .await?;
-                if applied.unwrap_or(0) < SCHEMA_VERSION {
-                    for statement in POSTGRES_SCHEMA {
+                let applied = applied.unwrap_or(0);
+                let steps = std::iter::once((SCHEMA_VERSION, POSTGRES_SCHEMA))
+                    .chain(LATER_STEPS.iter().copied())
+                    .filter(|(v, _)| *v > applied);
+                for (version, statements) in steps {
+                    for statement in statements {
                         sqlx::query(statement).execute(&mut *tx).await?;
                     }
                     sqlx::query(
                         "INSERT INTO auth_migrations (version, applied_at) VALUES ($1, $2)",
                     )
-                    .bind(SCHEMA_VERSION)
+                    .bind(version)
                     .bind(micros(Utc::now()))
                     .execute(&mut *tx)
                     .await?;
@@ -358,6 +383,8 @@ impl IdentityStore {
             tenant: tenant.into(),
             name: name.into(),
             roles: roles.to_vec(),
+            manager: None,
+            email: None,
             created_at: time(micros(at)),
         })
     }
@@ -377,10 +404,37 @@ impl IdentityStore {
         Ok(done == 1)
     }
 
+    /// Set a user's manager and e-mail (each `None` leaves it as it is; `Some(None)` clears
+    /// it); false if there is no such user.
+    pub async fn set_attributes(
+        &self,
+        tenant: &str,
+        name: &str,
+        manager: Option<Option<&str>>,
+        email: Option<Option<&str>>,
+    ) -> Result<bool> {
+        let done = on_db!(self, |pool| sqlx::query(
+            "UPDATE auth_users SET \
+               manager = CASE WHEN $1 THEN $2 ELSE manager END, \
+               email = CASE WHEN $3 THEN $4 ELSE email END \
+             WHERE tenant = $5 AND name = $6"
+        )
+        .bind(manager.is_some())
+        .bind(manager.flatten())
+        .bind(email.is_some())
+        .bind(email.flatten())
+        .bind(tenant)
+        .bind(name)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
+    }
+
     pub async fn users(&self, tenant: &str) -> Result<Vec<User>> {
         on_db!(self, |pool| {
             sqlx::query(
-            "SELECT tenant, name, roles, created_at FROM auth_users WHERE tenant = $1 ORDER BY name"
+            "SELECT tenant, name, roles, manager, email, created_at FROM auth_users WHERE tenant = $1 ORDER BY name"
         )
         .bind(tenant)
         .fetch_all(pool)
@@ -394,7 +448,7 @@ impl IdentityStore {
     pub async fn user(&self, tenant: &str, name: &str) -> Result<Option<User>> {
         on_db!(self, |pool| {
             sqlx::query(
-            "SELECT tenant, name, roles, created_at FROM auth_users WHERE tenant = $1 AND name = $2"
+            "SELECT tenant, name, roles, manager, email, created_at FROM auth_users WHERE tenant = $1 AND name = $2"
         )
         .bind(tenant)
         .bind(name)

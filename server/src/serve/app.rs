@@ -8,7 +8,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use itsmflow_engine::runtime::Clock;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -145,6 +145,7 @@ pub fn router<B: Backend>(app: Arc<App<B>>) -> Router {
             "/v1/users",
             get(admin::users::<B>).post(admin::create_user::<B>),
         )
+        .route("/v1/users/{name}", patch(admin::set_attributes::<B>))
         .route("/v1/users/{name}/roles", put(admin::set_roles::<B>))
         .route("/v1/users/{name}/tokens", post(admin::create_token::<B>))
         .route("/v1/tokens", get(admin::tokens::<B>))

@@ -214,7 +214,10 @@ impl From<EngineError> for ApiError {
                 detail,
             )
             .with("allowed", json!(allowed)),
-            EngineError::Forbidden { roles, .. } | EngineError::NotQueueMember { roles, .. } => {
+            EngineError::Forbidden { roles, people, .. } => ApiError::forbidden(detail)
+                .with("roles", json!(roles))
+                .with("people", json!(people)),
+            EngineError::NotQueueMember { roles, .. } => {
                 ApiError::forbidden(detail).with("roles", json!(roles))
             }
             EngineError::MissingFields { fields, .. } => Self::new(

@@ -290,8 +290,11 @@ impl Server {
         b["secret"].as_str().expect("secret").to_string()
     }
 
-    /// Raise an incident and log it, so it waits in a queue; returns the instance.
+    /// Raise an incident, with the token's user as its caller, and log it, so it waits in a
+    /// queue; returns the instance.
     pub async fn incident(&self, token: &str, title: &str) -> Json {
+        let (s, me) = self.get("/v1/me", token).await;
+        assert_eq!(s, StatusCode::OK, "{me}");
         let (s, b) = self
             .post(
                 "/v1/instances",
@@ -300,7 +303,7 @@ impl Server {
                     "process": "incident",
                     "fields": {
                         "title": title,
-                        "caller": "bob",
+                        "caller": me["user"],
                         "service": "email",
                         "category": "software",
                         "impact": "medium",

@@ -84,6 +84,46 @@ pub async fn users<B: Backend>(State(app): S<B>, ctx: C<B>) -> ApiResult<Respons
 pub struct NewUser {
     name: String,
     roles: Vec<String>,
+    /// Their manager: a user of the tenant.
+    manager: Option<String>,
+    email: Option<String>,
+}
+
+/// A manager must be another user of the tenant; an e-mail address must look like one.
+async fn check_attributes<B: Backend>(
+    app: &App<B>,
+    tenant: &str,
+    name: &str,
+    manager: Option<&str>,
+    email: Option<&str>,
+) -> ApiResult<()> {
+    if let Some(m) = manager {
+        if m == name {
+            return Err(ApiError::invalid("a user cannot be their own `manager`"));
+        }
+        let found = app
+            .identities
+            .user(tenant, m)
+            .await
+            .map_err(identity_error)?;
+        if found.is_none() {
+            return Err(ApiError::invalid(format!(
+                "`manager`: there is no user `{m}` in this tenant"
+            )));
+        }
+    }
+    if let Some(e) = email {
+        let plausible = e.len() <= 254
+            && !e.chars().any(|c| c.is_whitespace() || c == '\0')
+            && e.split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
+        if !plausible {
+            return Err(ApiError::invalid(format!(
+                "`email` `{e}` is not an e-mail address"
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub async fn create_user<B: Backend>(
@@ -98,13 +138,88 @@ pub async fn create_user<B: Backend>(
         ));
     }
     check_roles(&body.roles)?;
-    let user = app
+    let tenant = &ctx.who.tenant;
+    check_attributes(
+        &app,
+        tenant,
+        &body.name,
+        body.manager.as_deref(),
+        body.email.as_deref(),
+    )
+    .await?;
+    let mut user = app
         .identities
-        .create_user(&ctx.who.tenant, &body.name, &body.roles, app.clock.now())
+        .create_user(tenant, &body.name, &body.roles, app.clock.now())
         .await
         .map_err(identity_error)?;
+    if body.manager.is_some() || body.email.is_some() {
+        app.identities
+            .set_attributes(
+                tenant,
+                &body.name,
+                Some(body.manager.as_deref()),
+                Some(body.email.as_deref()),
+            )
+            .await
+            .map_err(identity_error)?;
+        user.manager = body.manager;
+        user.email = body.email;
+    }
     tracing::info!(created = %user.name, "user created");
     Ok(json(StatusCode::CREATED, &user))
+}
+
+/// A user's attributes to change: a member absent leaves it as it is, `null` clears it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attributes {
+    #[serde(default, deserialize_with = "present")]
+    manager: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    email: Option<Option<String>>,
+}
+
+/// A member that is present, as `Some` (of `null` or a value).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+pub async fn set_attributes<B: Backend>(
+    State(app): S<B>,
+    ctx: C<B>,
+    PathArgs(name): PathArgs<String>,
+    JsonBody(body): JsonBody<Attributes>,
+) -> ApiResult<Response> {
+    ctx.require_admin()?;
+    let tenant = &ctx.who.tenant;
+    check_attributes(
+        &app,
+        tenant,
+        &name,
+        body.manager.clone().flatten().as_deref(),
+        body.email.clone().flatten().as_deref(),
+    )
+    .await?;
+    let found = app
+        .identities
+        .set_attributes(
+            tenant,
+            &name,
+            body.manager.as_ref().map(|m| m.as_deref()),
+            body.email.as_ref().map(|e| e.as_deref()),
+        )
+        .await
+        .map_err(identity_error)?;
+    if !found {
+        return Err(ApiError::not_found(format!("no user `{name}`")));
+    }
+    let user = app
+        .identities
+        .user(tenant, &name)
+        .await
+        .map_err(identity_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no user `{name}`")))?;
+    Ok(json(StatusCode::OK, &user))
 }
 
 #[derive(Deserialize)]

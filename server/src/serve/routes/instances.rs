@@ -19,13 +19,27 @@ use crate::serve::tenants::Backend;
 
 type C<B> = Ctx<<B as Backend>::Store>;
 
-/// The instance, if the caller may see it.
+/// The instance, if the caller may see it. A requester sees the tickets that name them (they
+/// raised it, or a `person` field holds them: the caller, the requester) and those awaiting
+/// their vote (a manager asked to approve their report's request).
 pub(super) async fn visible<B: Backend>(ctx: &C<B>, id: i64) -> ApiResult<InstanceView> {
     let view = ctx.tenant.engine.instance(InstanceId(id)).await?;
-    if ctx.who.is_requester_only() && view.created_by() != ctx.who.user {
+    if ctx.who.is_requester_only()
+        && !view.names(&ctx.who.user)
+        && !asked_to_vote::<B>(ctx, &view).await?
+    {
         return Err(ApiError::not_found(format!("no instance {id}")));
     }
     Ok(view)
+}
+
+/// Whether the instance awaits the caller's vote.
+async fn asked_to_vote<B: Backend>(ctx: &C<B>, view: &InstanceView) -> ApiResult<bool> {
+    if !view.awaits_approval() {
+        return Ok(false);
+    }
+    let approval = ctx.tenant.engine.approval(view.id()).await?;
+    Ok(approval.is_some_and(|a| a.waiting_for().contains(&ctx.who.user.as_str())))
 }
 
 /// Tell queue listeners how the instance's task changed (the engine hands back the task as it
