@@ -232,6 +232,7 @@ const KEYWORDS: &[&str] = &[
     "creator",
     "assignee",
     "manager",
+    "approvers",
 ];
 
 const PUNCTUATION: &[&str] = &[
@@ -334,6 +335,8 @@ const LITERALS: &[&str] = &[
     "{ resolution != \"\" }",
     "{ if impact == \"high\" { 3 } else { 1 } }",
     "{ \"}\" }",
+    "\"Incident {id} ({title}) is late\"",
+    "\"{{ {nope {}} }\"",
 ];
 
 /// Layout and comments: what the formatter must keep or normalise.
@@ -441,6 +444,19 @@ const PEOPLE: &[&str] = &[
     "deputy",
     "impact",
     "nobody",
+];
+/// Messages of notifications: placeholders that resolve and that do not, braces that form none.
+const MESSAGES: &[&str] = &[
+    "\"Incident {id} is resolved\"",
+    "\"{process} {id} ({priority}) in {stage}: {resolution}\"",
+    "\"\"",
+    "\"  \"",
+    "\"{nope} and {impact}\"",
+    "\"a {b\"",
+    "\"a } b\"",
+    "\"{{literal}} {}\"",
+    "\"{ id } \\\"{id}\\\" \\t{x.y}\"",
+    "\"ünï {cødé} ✓ {requester}\"",
 ];
 const DURATIONS: &[&str] = &["4h", "15m", "3d", "1w", "1h30m", "0m", "30s", "2d"];
 const TIMES: &[&str] = &[
@@ -825,7 +841,8 @@ impl Gen<'_> {
         if self.maybe() {
             self.tok("{");
             for _ in 0..self.count(4) {
-                match self.choice(4) {
+                match self.choice(5) {
+                    4 => self.notify(PEOPLE),
                     0 => {
                         self.tok("queue");
                         if self.maybe() {
@@ -865,7 +882,8 @@ impl Gen<'_> {
         let s = self.pick(STAGES);
         self.tok(s);
         for i in 0..self.count(4) {
-            match self.choice(4) {
+            match self.choice(5) {
+                4 => self.notify(PEOPLE),
                 0 => {
                     // After `or`, `by` may be left out.
                     let or = i > 0 && self.maybe();
@@ -906,6 +924,35 @@ impl Gen<'_> {
                     self.list(FIELDS, 3);
                 }
             }
+        }
+    }
+
+    /// `notify RECIPIENT and ... ["message"] [during business hours]`, recipients among roles,
+    /// `approvers` and people based on `bases`.
+    fn notify(&mut self, bases: &[&'static str]) {
+        self.tok("notify");
+        for i in 0..1 + self.count(3) {
+            if i > 0 {
+                self.tok("and");
+            }
+            match self.choice(4) {
+                0 => {
+                    self.tok("role");
+                    let r = self.pick(ROLES);
+                    self.tok(r);
+                }
+                1 => self.tok("approvers"),
+                _ => self.person(bases),
+            }
+        }
+        if self.maybe() {
+            let m = self.pick(MESSAGES);
+            self.tok(m);
+        }
+        if self.maybe() {
+            self.tok("during");
+            self.tok("business");
+            self.tok("hours");
         }
     }
 
@@ -999,7 +1046,8 @@ impl Gen<'_> {
                 if i > 0 {
                     self.tok(",");
                 }
-                match self.choice(5) {
+                match self.choice(6) {
+                    5 => self.notify(PEOPLE),
                     0 => {
                         self.tok("notify");
                         self.tok("role");
@@ -1190,12 +1238,18 @@ impl Gen<'_> {
         // tokens above are split at spaces, so their strings have none.)
         let stages = self.count(FRESH.len() as u32) as usize;
         let stages = &FRESH[..stages];
+        // The stage that asks for approval, if any: its notifications may name `approvers`.
+        let approval_at =
+            (!stages.is_empty() && self.maybe()).then(|| self.choice(stages.len() as u32) as usize);
         for (i, s) in stages.iter().enumerate() {
             self.tok("stage");
             self.tok(s);
             self.label();
             if self.maybe() {
                 self.tok("{");
+                if self.maybe() {
+                    self.valid_notify(approval_at == Some(i));
+                }
                 match self.choice(4) {
                     0 => {
                         self.tok("queue");
@@ -1234,6 +1288,9 @@ impl Gen<'_> {
             }
             for t in ["transition", &format!("out_{s}"), ":", s, "->", "closed"] {
                 self.tok(t);
+            }
+            if self.choice(4) == 3 {
+                self.valid_notify(false);
             }
             match self.choice(6) {
                 0 => {}
@@ -1311,7 +1368,9 @@ impl Gen<'_> {
                     self.tok("at");
                     self.tok(pct);
                     self.tok("=>");
-                    if self.maybe() {
+                    if self.choice(4) == 3 {
+                        self.valid_notify(approval_at.is_some());
+                    } else if self.maybe() {
                         self.tok("notify");
                         self.tok("role");
                         let r = self.pick(&["team_lead", "incident_manager", "agent"]);
@@ -1324,8 +1383,8 @@ impl Gen<'_> {
             }
             self.tok("}");
         }
-        if !stages.is_empty() && self.maybe() {
-            let s = stages[self.choice(stages.len() as u32) as usize];
+        if let Some(at) = approval_at {
+            let s = stages[at];
             for t in ["approval", "in", s, "{"] {
                 self.tok(t);
             }
@@ -1430,6 +1489,45 @@ impl Gen<'_> {
             }
         }
         self.depth -= 1;
+    }
+
+    /// A notification the coherent process can send: a role, a person and (where an approval
+    /// may be open) `approvers`, each at most once, with a message whose placeholders resolve.
+    fn valid_notify(&mut self, approvers: bool) {
+        self.tok("notify");
+        let role = self.maybe();
+        let approvers = approvers && self.maybe();
+        let person = !(role || approvers) || self.maybe();
+        if role {
+            self.tok("role");
+            let r = self.pick(&["team_lead", "incident_manager", "agent"]);
+            self.tok(r);
+        }
+        if approvers {
+            if role {
+                self.tok("and");
+            }
+            self.tok("approvers");
+        }
+        if person {
+            if role || approvers {
+                self.tok("and");
+            }
+            self.valid_person();
+        }
+        if self.maybe() {
+            let m = self.pick(&[
+                "\"Incident {id} is resolved\"",
+                "\"{process} {id} ({priority}) in {stage}: {note}\"",
+                "\"{{braces}} for {requester}, count {count}, due {due}\"",
+            ]);
+            self.tok(m);
+        }
+        if self.maybe() {
+            for t in ["during", "business", "hours"] {
+                self.tok(t);
+            }
+        }
     }
 
     /// A person the coherent process can name: at most three managers up from `creator`,

@@ -458,6 +458,8 @@ pub enum StageAttrKind {
     Pauses(Vec<Spanned<ClockKind>>),
     Stops(Vec<Spanned<ClockKind>>),
     Starts(Vec<Spanned<ClockKind>>),
+    /// `notify ...`: sent when an instance enters the stage.
+    Notify(Notify),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -488,6 +490,8 @@ pub enum TransitionClauseKind {
         process: Ident,
         link: Option<Ident>,
     },
+    /// `notify ...`: sent when the transition is performed.
+    Notify(Notify),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -529,6 +533,68 @@ impl PersonBase {
             PersonBase::Field(f) => f.span,
         }
     }
+}
+
+/// A notification: `notify caller and role team_lead "Incident {id} is late" during business
+/// hours`, in an escalation step, a stage or a transition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notify {
+    /// At least one (the grammar requires it), in the order written.
+    pub to: Vec<Recipient>,
+    /// `None`: the engine writes its own words.
+    pub message: Option<Message>,
+    /// Where `during business hours` is written: the notification is held to them.
+    pub business_hours: Option<Span>,
+    pub span: Span,
+}
+
+/// Whom a notification goes to, as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recipient {
+    /// `role team_lead`: every holder of the role. `span` covers `role` and the name.
+    Role { role: Ident, span: Span },
+    /// Someone the ticket names: `caller`, `creator`, `manager of requester`.
+    Person(PersonRef),
+    /// `approvers`: the open approval level's approvers who have not voted yet.
+    Approvers(Span),
+}
+
+impl Recipient {
+    pub fn span(&self) -> Span {
+        match self {
+            Recipient::Role { span, .. } | Recipient::Approvers(span) => *span,
+            Recipient::Person(p) => p.span,
+        }
+    }
+}
+
+/// A message template as written: `"Incident {id} ({title}) is resolved"`.
+///
+/// The parser cuts the text into [`MessagePiece`]s, with spans inside the string literal (escapes
+/// taken into account), and keeps what does not form a placeholder as a piece of its own for
+/// the checker to report; the formatter prints `text` back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The text between the quotes, escapes resolved.
+    pub text: String,
+    pub pieces: Vec<MessagePiece>,
+    /// The string literal, quotes included.
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessagePiece {
+    /// Text as it reads: `{{` and `}}` are already single braces.
+    Text(String),
+    /// `{name}`: the name, spanned between the braces.
+    Placeholder(Ident),
+    /// A `{` that no `}` closes (before the next `{`, or the end of the message).
+    Unclosed(Span),
+    /// A `}` that no `{` opened (a brace is written `}}`).
+    Unopened(Span),
+    /// `{...}` around something that is not a name (`{}`, `{ id }`, `{a.b}`): what is between
+    /// the braces, and the span of the whole.
+    NotAName(String, Span),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -636,12 +702,8 @@ pub struct EscalationStep {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EscalationActionKind {
-    /// `notify role ROLE`, and where `during business hours` is written (held to the
-    /// calendar's hours).
-    NotifyRole {
-        role: Ident,
-        business_hours: Option<Span>,
-    },
+    /// `notify role ROLE`, `notify caller and approvers "message"`, ...
+    Notify(Notify),
     MoveToNextTier,
     MoveToQueue(Ident),
     RaisePriority,

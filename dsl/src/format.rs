@@ -714,12 +714,36 @@ fn stage_attr(attr: &StageAttr) -> String {
         StageAttrKind::Pauses(kinds) => format!("pauses {}", clocks(kinds)),
         StageAttrKind::Stops(kinds) => format!("stops {}", clocks(kinds)),
         StageAttrKind::Starts(kinds) => format!("starts {}", clocks(kinds)),
+        StageAttrKind::Notify(n) => notify(n),
     }
 }
 
-/// `transition name "label": a, b -> c by caller or by role r or after 3d requires f`: clauses
-/// in source order, `or` between the alternatives (`by PERSON`, `by role`, `after`), each `by`
-/// clause with its own `by` (the `by` that may be left out after `or` is written back).
+/// `notify caller and role team_lead "message" during business hours`.
+fn notify(n: &Notify) -> String {
+    let mut line = format!("notify {}", join(&n.to, recipient, " and "));
+    if let Some(m) = &n.message {
+        line.push(' ');
+        line.push_str(&quoted(&m.text));
+    }
+    if n.business_hours.is_some() {
+        line.push_str(" during business hours");
+    }
+    line
+}
+
+/// `role team_lead`, `approvers`, `manager of caller`.
+fn recipient(r: &Recipient) -> String {
+    match r {
+        Recipient::Role { role, .. } => format!("role {role}"),
+        Recipient::Approvers(_) => "approvers".to_string(),
+        Recipient::Person(p) => person(p),
+    }
+}
+
+/// `transition name "label": a, b -> c by caller or by role r or after 3d requires f notify
+/// caller`: clauses in source order, `or` between the alternatives (`by PERSON`, `by role`,
+/// `after`), each `by` clause with its own `by` (the `by` that may be left out after `or` is
+/// written back).
 fn transition(t: &Transition) -> String {
     let mut line = format!(
         "transition {}{}: {} -> {}",
@@ -752,6 +776,10 @@ fn transition(t: &Transition) -> String {
                 if let Some(link) = link {
                     line.push_str(&format!(" as {link}"));
                 }
+            }
+            TransitionClauseKind::Notify(n) => {
+                line.push(' ');
+                line.push_str(&notify(n));
             }
         }
     }
@@ -809,14 +837,7 @@ fn escalation_step(step: &EscalationStep) -> String {
         Threshold::After(d) => d.to_string(),
     };
     let actions = list(&step.actions, |a| match &a.kind {
-        EscalationActionKind::NotifyRole {
-            role,
-            business_hours: None,
-        } => format!("notify role {role}"),
-        EscalationActionKind::NotifyRole {
-            role,
-            business_hours: Some(_),
-        } => format!("notify role {role} during business hours"),
+        EscalationActionKind::Notify(n) => notify(n),
         EscalationActionKind::MoveToNextTier => "move to next tier".to_string(),
         EscalationActionKind::MoveToQueue(q) => format!("move to {q}"),
         EscalationActionKind::RaisePriority => "raise priority".to_string(),

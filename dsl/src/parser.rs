@@ -274,8 +274,33 @@ fn syntax_error(
     }
     if let Some(keyword) = misspelled_keyword(text, at, &names) {
         d = d.with_help(format!("did you mean `{keyword}`?"));
+    } else if comma_after_recipients(&chunk[..pos]) {
+        d = d.with_help(
+            "a notification's recipients are joined by `and`: `notify caller and role team_lead`",
+        );
     }
     d
+}
+
+/// Whether `before` (the text up to a syntax error) ends in `notify` and its recipients, then a
+/// `,`: recipients written as a list, as in `notify caller, role team_lead`.
+fn comma_after_recipients(before: &str) -> bool {
+    let Some(before) = before.trim_end().strip_suffix(',') else {
+        return false;
+    };
+    let words: Vec<&str> = before.split_whitespace().collect();
+    let Some(notify) = words.iter().rposition(|w| *w == "notify") else {
+        return false;
+    };
+    const AFTER_RECIPIENTS: [&str; 10] = [
+        "during", "move", "raise", "perform", "by", "or", "after", "requires", "spawns", "=>",
+    ];
+    let recipients = &words[notify + 1..];
+    !recipients.is_empty()
+        && recipients.iter().all(|w| {
+            !AFTER_RECIPIENTS.contains(w)
+                && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
 }
 
 /// Tokens the grammar has as literals, not rules, so pest never names them as expected.
@@ -536,7 +561,11 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::escalation | Rule::kw_escalation => "`escalation`",
         Rule::escalation_step | Rule::kw_at => "`at`",
         Rule::threshold => "a percentage or a duration",
-        Rule::notify_action | Rule::kw_notify => "`notify`",
+        Rule::notify | Rule::kw_notify => "`notify`",
+        Rule::recipient => "`role`, `approvers` or a person",
+        Rule::role_recipient => "`role`",
+        Rule::kw_approvers => "`approvers`",
+        Rule::message => "a message",
         Rule::business_hours | Rule::kw_during => "`during business hours`",
         Rule::kw_business => "`business`",
         Rule::move_action | Rule::kw_move => "`move`",
@@ -1124,6 +1153,10 @@ impl Ctx<'_> {
                     kind: StageAttrKind::Starts(self.clock_list(p)),
                     span: aspan,
                 }),
+                Rule::notify => attrs.push(StageAttr {
+                    kind: StageAttrKind::Notify(self.notify(p)),
+                    span: aspan,
+                }),
                 _ => {}
             }
         }
@@ -1194,6 +1227,10 @@ impl Ctx<'_> {
                         span: cspan,
                     });
                 }
+                Rule::notify => clauses.push(TransitionClause {
+                    kind: TransitionClauseKind::Notify(self.notify(p)),
+                    span: cspan,
+                }),
                 _ => {}
             }
         }
@@ -1225,6 +1262,59 @@ impl Ctx<'_> {
         PersonRef {
             managers,
             base: base.unwrap_or_else(|| PersonBase::Field(self.missing(span))),
+            span,
+        }
+    }
+
+    /// `notify caller and role team_lead "message" during business hours`.
+    fn notify(&self, pair: P) -> Notify {
+        let span = self.span(&pair);
+        let mut to = Vec::new();
+        let mut message = None;
+        let mut business_hours = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::recipient => {
+                    let rspan = self.span(&p);
+                    let Some(inner) = p.into_inner().next() else {
+                        continue;
+                    };
+                    to.push(match inner.as_rule() {
+                        Rule::kw_approvers => Recipient::Approvers(rspan),
+                        Rule::role_recipient => Recipient::Role {
+                            role: self.last_ident(inner, rspan),
+                            span: rspan,
+                        },
+                        _ => Recipient::Person(self.person_ref(inner)),
+                    });
+                }
+                Rule::message => {
+                    if let Some(string) = p.into_inner().find(|q| q.as_rule() == Rule::string) {
+                        message = Some(self.message(string));
+                    }
+                }
+                Rule::business_hours => business_hours = Some(self.span(&p)),
+                _ => {}
+            }
+        }
+        Notify {
+            to,
+            message,
+            business_hours,
+            span,
+        }
+    }
+
+    /// A message template: its text, and its pieces with spans inside the string literal.
+    fn message(&self, string: P) -> Message {
+        let span = self.span(&string);
+        let (raw, raw_start) = match string.clone().into_inner().next() {
+            Some(r) => (r.as_str(), self.base + r.as_span().start()),
+            None => ("", span.start as usize + 1),
+        };
+        Message {
+            text: unescape(raw),
+            pieces: message_pieces(self.file, raw, raw_start),
             span,
         }
     }
@@ -1422,17 +1512,7 @@ impl Ctx<'_> {
                     }
                     continue;
                 }
-                Rule::notify_action => {
-                    let business_hours = p
-                        .clone()
-                        .into_inner()
-                        .find(|q| q.as_rule() == Rule::business_hours)
-                        .map(|q| self.span(&q));
-                    EscalationActionKind::NotifyRole {
-                        role: self.last_ident(p, aspan),
-                        business_hours,
-                    }
-                }
+                Rule::notify => EscalationActionKind::Notify(self.notify(p)),
                 Rule::move_action => {
                     match p
                         .into_inner()
@@ -1786,6 +1866,86 @@ fn unescape(raw: &str) -> String {
         }
     }
     out
+}
+
+/// The pieces of a message template whose raw text (between the quotes, escapes as written)
+/// starts at byte `start` of the file: text, `{name}` placeholders, and the braces that form
+/// neither. `{{` and `}}` are braces in the text.
+fn message_pieces(file: FileId, raw: &str, start: usize) -> Vec<MessagePiece> {
+    // Each character as it reads, with the raw byte range it was written in.
+    let mut chars: Vec<(char, usize, usize)> = Vec::with_capacity(raw.len());
+    let mut iter = raw.char_indices().peekable();
+    while let Some((i, c)) = iter.next() {
+        if c == '\\' {
+            if let Some((j, e)) = iter.next() {
+                let c = match e {
+                    'n' => '\n',
+                    't' => '\t',
+                    other => other,
+                };
+                chars.push((c, i, j + e.len_utf8()));
+            }
+            continue;
+        }
+        chars.push((c, i, i + c.len_utf8()));
+    }
+    let span = |from: usize, to: usize| Span::new(file, start + from, start + to);
+    let mut pieces = Vec::new();
+    let mut text = String::new();
+    let flush = |text: &mut String, pieces: &mut Vec<MessagePiece>| {
+        if !text.is_empty() {
+            pieces.push(MessagePiece::Text(std::mem::take(text)));
+        }
+    };
+    let mut i = 0;
+    while let Some(&(c, from, to)) = chars.get(i) {
+        let next = chars.get(i + 1).map(|&(n, _, _)| n);
+        match c {
+            '{' | '}' if next == Some(c) => {
+                text.push(c);
+                i += 2;
+            }
+            '{' => {
+                let close = chars[i + 1..]
+                    .iter()
+                    .position(|&(d, _, _)| d == '{' || d == '}')
+                    .map(|n| i + 1 + n)
+                    .filter(|&j| chars[j].0 == '}');
+                flush(&mut text, &mut pieces);
+                let Some(j) = close else {
+                    pieces.push(MessagePiece::Unclosed(span(from, to)));
+                    i += 1;
+                    continue;
+                };
+                let name: String = chars[i + 1..j].iter().map(|&(d, _, _)| d).collect();
+                let is_name = name
+                    .chars()
+                    .next()
+                    .is_some_and(|d| d.is_ascii_alphabetic() || d == '_')
+                    && name.chars().all(|d| d.is_ascii_alphanumeric() || d == '_');
+                if is_name {
+                    pieces.push(MessagePiece::Placeholder(Ident {
+                        name,
+                        span: span(to, chars[j].1),
+                    }));
+                } else {
+                    pieces.push(MessagePiece::NotAName(name, span(from, chars[j].2)));
+                }
+                i = j + 1;
+            }
+            '}' => {
+                flush(&mut text, &mut pieces);
+                pieces.push(MessagePiece::Unopened(span(from, to)));
+                i += 1;
+            }
+            _ => {
+                text.push(c);
+                i += 1;
+            }
+        }
+    }
+    flush(&mut text, &mut pieces);
+    pieces
 }
 
 /// `1h30m` -> its parts; `None` on overflow. The grammar guarantees the shape.
@@ -2172,6 +2332,89 @@ mod tests {
         assert!(
             matches!(&clauses[..], [TransitionClauseKind::ByPeople(p)] if p[0].managers.len() == n)
         );
+    }
+
+    #[test]
+    fn notifications_name_recipients_and_messages() {
+        let text = "process p {\n  stage s {\n    notify role lead and approvers and manager of caller \"a \\\"{id}\\\" {{x}} \\t{b c} {d }\" during business hours\n  }\n  transition t: a -> b notify role and and role and notify creator or role x\n  escalation on resolve {\n    at 50% => notify role lead \"\", raise priority\n  }\n}\n";
+        let parsed = parse(FileId(0), text);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let Some(Item::Process(p)) = parsed.file.items.first() else {
+            panic!("no process");
+        };
+        let Some(Member::Stage(st)) = p.members.first() else {
+            panic!("no stage");
+        };
+        let StageAttrKind::Notify(n) = &st.attrs[0].kind else {
+            panic!("not a notification: {:?}", st.attrs[0]);
+        };
+        let to: Vec<&str> = n.to.iter().map(|r| &text[r.span().range()]).collect();
+        assert_eq!(to, ["role lead", "approvers", "manager of caller"]);
+        assert!(matches!(&n.to[0], Recipient::Role { role, .. } if role.name == "lead"));
+        assert!(n.business_hours.is_some());
+        let m = n.message.as_ref().expect("a message");
+        assert_eq!(m.text, "a \"{id}\" {{x}} \t{b c} {d }");
+        let pieces: Vec<String> = m
+            .pieces
+            .iter()
+            .map(|piece| match piece {
+                MessagePiece::Text(t) => format!("text {t:?}"),
+                MessagePiece::Placeholder(name) => {
+                    format!("{} at {}", name.name, &text[name.span.range()])
+                }
+                MessagePiece::Unclosed(s) => format!("unclosed {}", &text[s.range()]),
+                MessagePiece::Unopened(s) => format!("unopened {}", &text[s.range()]),
+                MessagePiece::NotAName(inside, s) => {
+                    format!("not a name {inside:?} at {}", &text[s.range()])
+                }
+            })
+            .collect();
+        assert_eq!(
+            pieces,
+            [
+                "text \"a \\\"\"",
+                "id at id",
+                "text \"\\\" {x} \\t\"",
+                "not a name \"b c\" at {b c}",
+                "text \" \"",
+                "not a name \"d \" at {d }",
+            ]
+        );
+        // `role and` names the role `and`; a clause ends the recipients; the `or` after them
+        // starts an alternative.
+        let clauses = transition_clauses(&parsed);
+        let shown: Vec<String> = clauses
+            .iter()
+            .map(|c| match c {
+                TransitionClauseKind::Notify(n) => format!("notify {}", n.to.len()),
+                TransitionClauseKind::ByRoles(r) => format!("roles {}", r.len()),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(shown, ["notify 2", "notify 1", "roles 1"]);
+        let Some(Member::Escalation(e)) = p.members.get(2) else {
+            panic!("no escalation");
+        };
+        let actions: Vec<&str> = e.steps[0]
+            .actions
+            .iter()
+            .map(|a| &text[a.span.range()])
+            .collect();
+        assert_eq!(actions, ["notify role lead \"\"", "raise priority"]);
+    }
+
+    #[test]
+    fn recipients_written_as_a_list_get_a_hint() {
+        let text = "process p {\n  escalation on resolve {\n    at 50% => notify caller, manager of caller\n  }\n}\n";
+        let parsed = parse(FileId(0), text);
+        let help = parsed.diagnostics[0].help.as_deref().unwrap_or("");
+        assert!(help.contains("joined by `and`"), "{:?}", parsed.diagnostics);
+        assert!(comma_after_recipients("=> notify caller and role x,"));
+        assert!(!comma_after_recipients("=> notify caller \"m\","));
+        assert!(!comma_after_recipients(
+            "=> notify role x during business hours,"
+        ));
+        assert!(!comma_after_recipients("=> raise priority,"));
     }
 
     #[test]

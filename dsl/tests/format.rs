@@ -472,6 +472,36 @@ process p "a \\\" b" {
 "#,
     ),
     (
+        "notifications",
+        r#"process p {
+  fields {
+    caller: person
+    approvers: person
+  }
+  stage resolved "Resolved" {
+    stops resolve
+    notify caller "Your incident {id} is resolved: {resolution} {{not a placeholder}}" // msg
+    notify manager of caller and role team_lead and
+      approvers
+      "a // not a comment, \"quoted\" \t{tab}" during
+      business hours
+    notify creator
+    notify manager of approvers and assignee "{x" during business hours
+    notify role "" // a person field called `role`
+  }
+  stage s { notify role and and role and "}" }
+  transition resolve: working -> resolved by role agent requires resolution notify caller "Resolved: {resolution}"
+    notify role team_lead during business hours notify approvers
+  transition t: a -> b notify caller or role agent notify role x or after 1d
+  escalation on resolve {
+    at 50% => notify caller and role team_lead "Incident {id} ({title}) is half way, {{}}" during business hours, raise priority
+    at 75% => notify role team_lead during business hours
+    at 100% => notify approvers and manager of manager of assignee, notify role boss, move to next tier
+  }
+}
+"#,
+    ),
+    (
         "keywords as names",
         r#"role or
 role by
@@ -670,6 +700,36 @@ fn people_format_exactly() {
 }
 "#;
     assert_eq!(check("people", input), expected);
+}
+
+#[test]
+fn notifications_format_exactly() {
+    let input = r#"process incident {
+  stage resolved { stops resolve notify caller   and  role team_lead
+     "Resolved: {resolution}"   during business  hours
+  notify approvers }
+  transition resolve: working -> resolved by role agent notify caller "Done {{{id}}}" notify
+    manager of caller requires resolution
+  escalation on resolve {
+    at 50% => notify caller and role team_lead "Half way, {title}" during business hours,raise priority
+    at 100% => notify role incident_manager
+  }
+}
+"#;
+    let expected = r#"process incident {
+  stage resolved {
+    stops resolve
+    notify caller and role team_lead "Resolved: {resolution}" during business hours
+    notify approvers
+  }
+  transition resolve: working -> resolved by role agent notify caller "Done {{{id}}}" notify manager of caller requires resolution
+  escalation on resolve {
+    at 50% => notify caller and role team_lead "Half way, {title}" during business hours, raise priority
+    at 100% => notify role incident_manager
+  }
+}
+"#;
+    assert_eq!(check("notifications", input), expected);
 }
 
 #[test]

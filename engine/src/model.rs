@@ -293,6 +293,44 @@ pub struct Stage {
     pub stops: Clocks,
     /// Clocks that start when an instance enters this stage (otherwise at creation).
     pub starts: Clocks,
+    /// Sent when an instance enters this stage.
+    pub notices: Vec<Notice>,
+}
+
+/// Who a notification goes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recipient {
+    /// Every holder of a role.
+    Role(RoleId),
+    /// One person the ticket names.
+    Person(PersonRef),
+    /// The approvers of the open approval level who have not voted yet.
+    Approvers,
+}
+
+/// A piece of a message: text as written, or a value of the ticket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TemplatePart {
+    Text(String),
+    /// `{field}`: the field's value as the API shows it (empty when unset).
+    Field(FieldId),
+    /// `{id}`
+    Id,
+    /// `{process}`: the process's name.
+    Process,
+    /// `{stage}`: the stage's label, else its name.
+    Stage,
+    /// `{priority}`
+    Priority,
+}
+
+/// A notification a definition sends: to whom, what it says (the engine's own words when
+/// `message` is `None`), and whether it waits for business hours.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub to: Vec<Recipient>,
+    pub message: Option<Vec<TemplatePart>>,
+    pub business_hours: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -305,6 +343,8 @@ pub struct Transition {
     pub roles: Vec<RoleId>,
     /// People the ticket names who may perform it (besides the holders of `roles`).
     pub people: Vec<PersonRef>,
+    /// Sent when it is performed.
+    pub notices: Vec<Notice>,
     /// Performed automatically this long after entering a `from` stage.
     pub after: Option<Duration>,
     pub requires: Vec<FieldId>,
@@ -382,12 +422,10 @@ impl fmt::Display for Threshold {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EscalationAction {
-    /// Notify the holders of a role; with `business_hours`, a notification that falls outside
-    /// the hours of the clock's calendar is held until the calendar next opens.
-    Notify {
-        role: RoleId,
-        business_hours: bool,
-    },
+    /// Notify the holders of a role, people the ticket names or its approvers; with
+    /// `business_hours`, a notification that falls outside the process's business hours is held
+    /// until they next begin.
+    Notify(Notice),
     MoveToNextTier,
     MoveToQueue(QueueId),
     RaisePriority,

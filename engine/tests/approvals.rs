@@ -39,7 +39,9 @@ process change {
   }
 
   stage draft initial
-  stage approval
+  stage approval {
+    notify approvers "Please review change {id}: {title}"
+  }
   stage approved
   stage rejected final
   stage expired final
@@ -244,22 +246,25 @@ async fn none_moves_on_at_once<S: Store>(w: &World<S>) {
     assert_eq!(w.stage(id).await, "approved");
     let h = w.node.engine.history(id).await.expect("history");
     let kinds: Vec<&str> = h.iter().map(|e| e.kind).collect();
+    // The stage's `notify approvers` finds nobody to tell, and says so.
     assert_eq!(
         kinds,
         [
             "created",
             "transitioned",
             "approval_requested",
+            "skipped",
             "approval_decided"
         ]
     );
+    assert_eq!(h[3].data["action"], "notify approvers");
     assert_eq!(h[2].data["rule"], 0);
     assert!(h[2]
         .reason
         .as_deref()
         .unwrap_or("")
         .contains("kind == standard"));
-    assert_eq!(h[3].data["outcome"], "approve");
+    assert_eq!(h[4].data["outcome"], "approve");
     // The submit and the approval are one change: one version after the other, both written.
     assert_eq!(h[1].seq + 1, h[2].seq);
     assert!(w.node.engine.verify(id).await.expect("verify"));
@@ -270,6 +275,26 @@ on_every_store!(none_plan, none_moves_on_at_once);
 /// approvers are fixed when it opens, and "my approvals" follows.
 async fn levels_in_sequence<S: Store>(w: &World<S>) {
     let id = w.raise("major", "rita").await;
+    // Entering the stage told the level's approvers, in the definition's words.
+    let notes = w
+        .node
+        .engine
+        .notifications(
+            &NotificationFilter {
+                instance: Some(id),
+                ..Default::default()
+            },
+            100,
+            None,
+        )
+        .await
+        .expect("notifications");
+    let review = notes
+        .iter()
+        .find(|n| n.role == "approvers")
+        .expect("the stage's notice");
+    assert_eq!(review.message, format!("Please review change {id}: t"));
+    assert_eq!(review.recipients, ["carol", "cedric", "chloe"]);
     let a = w.approval(id).await;
     assert_eq!(a["open_level"], 1);
     assert_eq!(

@@ -294,6 +294,8 @@ async fn lifecycle<S: Store>(h: &Harness<S>) {
             "fields_changed",
             "transitioned",
             "routed",
+            // `resolved` tells its caller.
+            "notified",
             "transitioned"
         ]
     );

@@ -4,6 +4,7 @@
 use itsmflow_dsl::ast::{self, EscalationActionKind, Span};
 use itsmflow_dsl::Diagnostic;
 
+use super::notices::{self, NoticeScope};
 use super::process::{head, ProcessScope};
 use super::values::too_large_within;
 use super::Ctx;
@@ -24,14 +25,24 @@ pub(super) fn not_after(a: &Duration, b: &Duration) -> bool {
     }
 }
 
+/// What escalation steps may refer to besides the process's names.
+pub(super) struct EscalationScope<'a> {
+    pub targets: &'a [Option<Target>],
+    /// Queues the process's stages (and routing) put tasks in.
+    pub entry_queues: &'a [QueueId],
+    pub business_hours: CalendarRef,
+    /// The process's name, and whether it asks for approval anywhere (for `notify approvers`).
+    pub process: &'a str,
+    pub any_approval: bool,
+}
+
 pub(super) fn check_escalations(
     escalations: &[&ast::Escalation],
     scope: &ProcessScope,
-    targets: &[Option<Target>],
-    entry_queues: &[QueueId],
-    business_hours: CalendarRef,
+    es: &EscalationScope,
     ctx: &mut Ctx,
 ) -> Vec<Escalation> {
+    let targets = es.targets;
     let mut out = Vec::new();
     let mut seen: [Option<Span>; 2] = [None; 2];
     for esc in escalations {
@@ -67,10 +78,9 @@ pub(super) fn check_escalations(
                 )),
             );
         }
-        let always_open = business_hours == CalendarRef::AlwaysOpen;
         out.push(Escalation {
             clock,
-            steps: check_steps(esc, scope, entry_queues, always_open, ctx),
+            steps: check_steps(esc, scope, es, ctx),
         });
     }
     out
@@ -79,15 +89,22 @@ pub(super) fn check_escalations(
 fn check_steps(
     esc: &ast::Escalation,
     scope: &ProcessScope,
-    entry_queues: &[QueueId],
-    always_open: bool,
+    es: &EscalationScope,
     ctx: &mut Ctx,
 ) -> Vec<EscalationStep> {
     let mut steps = Vec::with_capacity(esc.steps.len());
     let mut last_percent: Option<(u32, Span)> = None;
     let mut last_after: Option<(Duration, Span)> = None;
     // Where the task may be after the moves so far.
-    let mut queues: Vec<QueueId> = entry_queues.to_vec();
+    let mut queues: Vec<QueueId> = es.entry_queues.to_vec();
+    let notice_scope = NoticeScope {
+        scope,
+        always_open: es.business_hours == CalendarRef::AlwaysOpen,
+    };
+    let place = notices::Place::Escalation {
+        process: es.process,
+        any_approval: es.any_approval,
+    };
     for step in &esc.steps {
         // A threshold too large to read is already reported; it is 0 here, so neither its
         // value nor its order can be checked.
@@ -144,27 +161,9 @@ fn check_steps(
         let mut actions = Vec::with_capacity(step.actions.len());
         for action in &step.actions {
             let model = match &action.kind {
-                EscalationActionKind::NotifyRole {
-                    role,
-                    business_hours,
-                } => {
-                    if let (Some(span), true) = (business_hours, always_open) {
-                        ctx.diags.push(
-                            Diagnostic::warning(
-                                "never-held",
-                                *span,
-                                "the process has no business hours, so this notification is never held",
-                            )
-                            .with_label("every target runs on `24x7`")
-                            .with_help(
-                                "give the targets a calendar with hours (`targets on office`), or remove `during business hours`",
-                            ),
-                        );
-                    }
-                    ctx.role(role).map(|role| EscalationAction::Notify {
-                        role,
-                        business_hours: business_hours.is_some(),
-                    })
+                EscalationActionKind::Notify(n) => {
+                    notices::check_notify(n, place, &notice_scope, ctx)
+                        .map(EscalationAction::Notify)
                 }
                 EscalationActionKind::MoveToQueue(q) => ctx.queue(q).map(|q| {
                     queues = vec![q];

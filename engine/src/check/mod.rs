@@ -12,6 +12,7 @@ mod coverage;
 mod escalation;
 mod flow;
 pub(crate) mod names;
+mod notices;
 mod people;
 mod process;
 mod queues;

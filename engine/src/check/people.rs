@@ -1,6 +1,6 @@
 //! People a ticket names (`by caller, manager of requester` in a transition, an approval group
-//! `manager of requester`): `creator`, `assignee`, `person` fields, and `manager of` them, at
-//! most [`MAX_MANAGER_DEPTH`] deep.
+//! `manager of requester`, `notify caller`): `creator`, `assignee`, `person` fields, and
+//! `manager of` them, at most [`MAX_MANAGER_DEPTH`] deep.
 
 use itsmflow_dsl::ast::{self, Ident, PersonBase};
 use itsmflow_dsl::Diagnostic;
@@ -21,6 +21,7 @@ pub(super) const MAX_MANAGER_DEPTH: usize = 3;
 pub(super) enum Place {
     Transition,
     Approval,
+    Notice,
 }
 
 /// Resolve a reference; `None` (with every problem reported) if any part of it is wrong.
@@ -122,6 +123,7 @@ fn unknown_person_field(
         let example = match place {
             Place::Transition => format!("by role {field}"),
             Place::Approval => format!("any 1 of role {field}"),
+            Place::Notice => format!("notify role {field}"),
         };
         return d.with_help(format!("`{field}` is a role: write `{example}`"));
     }

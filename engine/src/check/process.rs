@@ -1,6 +1,8 @@
 //! One process: its fields, priorities, tables, stages, transitions and routing, resolved and
 //! checked; escalation, approval, rules and the flow of stages have modules of their own.
 
+use std::collections::HashSet;
+
 use itsmflow_dsl::ast::{
     self, Ident, Member, QueueTarget, Span, StageAttrKind, StageKind, TransitionClauseKind,
 };
@@ -9,6 +11,7 @@ use itsmflow_dsl::Diagnostic;
 use super::condition::CondScope;
 use super::coverage::Domain;
 use super::names::{did_you_mean, Names};
+use super::notices::{self, NoticeScope};
 use super::values::{push_value_error, too_large_within, typed_value};
 use super::{approval, escalation, flow, people, rules, Ctx};
 use crate::model::*;
@@ -170,11 +173,24 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         })
         .unwrap_or(CalendarRef::AlwaysOpen);
     let has_routing = !s.routing.is_empty();
-    let stages = check_stages(p, &s.stages, &scope, has_routing, ctx);
+    // Stages that ask for approval, by name, for `notify approvers`.
+    let approval_stages: HashSet<&str> = s.approvals.iter().map(|a| a.stage.as_str()).collect();
+    let notice_scope = NoticeScope {
+        scope: &scope,
+        always_open: business_hours == CalendarRef::AlwaysOpen,
+    };
+    let stages = check_stages(
+        p,
+        &s.stages,
+        &notice_scope,
+        &approval_stages,
+        has_routing,
+        ctx,
+    );
     let mut transitions: Vec<Transition> = s
         .transitions
         .iter()
-        .map(|t| check_transition(t, &scope, ctx))
+        .map(|t| check_transition(t, &notice_scope, &approval_stages, ctx))
         .collect();
     let routing = s
         .routing
@@ -202,9 +218,13 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
     let escalations = escalation::check_escalations(
         &s.escalations,
         &scope,
-        &targets,
-        &entry_queues,
-        business_hours,
+        &escalation::EscalationScope {
+            targets: &targets,
+            entry_queues: &entry_queues,
+            business_hours,
+            process: &p.name.name,
+            any_approval: !s.approvals.is_empty(),
+        },
         ctx,
     );
     let initial_stage = stages
@@ -781,10 +801,12 @@ fn clocks_of(list: &[ast::Spanned<ClockKind>]) -> Clocks {
 fn check_stages(
     p: &ast::Process,
     stages: &[&ast::Stage],
-    scope: &ProcessScope,
+    ns: &NoticeScope,
+    approval_stages: &HashSet<&str>,
     has_routing: bool,
     ctx: &mut Ctx,
 ) -> Vec<Stage> {
+    let scope = ns.scope;
     let mut out = Vec::with_capacity(stages.len());
     let mut first_initial: Option<Span> = None;
     for st in stages {
@@ -835,6 +857,7 @@ fn check_stages(
             pauses: Clocks::default(),
             stops: Clocks::default(),
             starts: Clocks::default(),
+            notices: Vec::new(),
         };
         let mut queue_at: Option<Span> = None;
         for attr in &st.attrs {
@@ -869,6 +892,15 @@ fn check_stages(
                 StageAttrKind::Pauses(c) => model.pauses = clocks_of(c),
                 StageAttrKind::Stops(c) => model.stops = clocks_of(c),
                 StageAttrKind::Starts(c) => model.starts = clocks_of(c),
+                StageAttrKind::Notify(n) => {
+                    let place = notices::Place::Stage {
+                        name: &st.name.name,
+                        has_approval: approval_stages.contains(st.name.as_str()),
+                    };
+                    model
+                        .notices
+                        .extend(notices::check_notify(n, place, ns, ctx));
+                }
             }
         }
         out.push(model);
@@ -887,7 +919,13 @@ fn check_stages(
     out
 }
 
-fn check_transition(t: &ast::Transition, scope: &ProcessScope, ctx: &mut Ctx) -> Transition {
+fn check_transition(
+    t: &ast::Transition,
+    ns: &NoticeScope,
+    approval_stages: &HashSet<&str>,
+    ctx: &mut Ctx,
+) -> Transition {
+    let scope = ns.scope;
     let from = t
         .from
         .iter()
@@ -901,6 +939,7 @@ fn check_transition(t: &ast::Transition, scope: &ProcessScope, ctx: &mut Ctx) ->
         to,
         roles: Vec::new(),
         people: Vec::new(),
+        notices: Vec::new(),
         after: None,
         requires: Vec::new(),
         guards: Vec::new(),
@@ -908,12 +947,23 @@ fn check_transition(t: &ast::Transition, scope: &ProcessScope, ctx: &mut Ctx) ->
     };
     let mut seen: [Option<Span>; 5] = [None; 5];
     for clause in &t.clauses {
-        let slot = match clause.kind {
+        let slot = match &clause.kind {
             TransitionClauseKind::ByRoles(_) => 0,
             TransitionClauseKind::After(_) => 1,
             TransitionClauseKind::Requires(_) => 2,
             TransitionClauseKind::Spawns { .. } => 3,
             TransitionClauseKind::ByPeople(_) => 4,
+            // The one clause that may be repeated: each `notify` is a notification.
+            TransitionClauseKind::Notify(n) => {
+                let place = notices::Place::Transition {
+                    name: &t.name.name,
+                    to_approval: Some(t.to.as_str()).filter(|to| approval_stages.contains(to)),
+                };
+                model
+                    .notices
+                    .extend(notices::check_notify(n, place, ns, ctx));
+                continue;
+            }
         };
         if let Some(first) = seen[slot] {
             let help = match slot {
@@ -959,6 +1009,7 @@ fn check_transition(t: &ast::Transition, scope: &ProcessScope, ctx: &mut Ctx) ->
                     .filter_map(|f| scope.fields.resolve(f, &mut ctx.diags).map(FieldId))
                     .collect()
             }
+            TransitionClauseKind::Notify(_) => {}
             TransitionClauseKind::Spawns { process, link } => {
                 if ctx.processes.resolve(process, &mut ctx.diags).is_some() {
                     ctx.pending_spawns.push(super::PendingSpawn {

@@ -710,10 +710,13 @@ impl<'a> Decider<'a> {
                 },
                 Some(why.clone()),
             );
+            let stage = self.change.instance.stage;
             if levels > 0 {
                 self.open_level(0);
+                self.stage_notices(stage);
                 return;
             }
+            self.stage_notices(stage);
             self.decide(
                 OutcomeKind::Approve,
                 approval.on_approve,
@@ -876,6 +879,40 @@ impl<'a> Decider<'a> {
         }
         self.change.new_task = queue.map(|q| new_task(self.def, &self.change.instance, q));
         self.refresh_ballots();
+        // A stage with an approval of its own tells once its level is open (see `entered`).
+        if p.approval_in(to).is_none() {
+            self.stage_notices(to);
+        }
+    }
+
+    /// Send the notices of entering `stage` (the approvers of its open level, if any, are
+    /// those `notify approvers` reaches).
+    fn stage_notices(&mut self, stage: StageId) {
+        let p = self.def.model();
+        let notices = &p.stages[stage.index()].notices;
+        if notices.is_empty() {
+            return;
+        }
+        let approvers: Vec<Arc<str>> = self
+            .state
+            .as_ref()
+            .filter(|s| s.stage == stage)
+            .and_then(|s| s.open.as_ref())
+            .map(|l| l.pending().map(|b| b.holder().clone()).collect())
+            .unwrap_or_default();
+        let reason = format!("entered {}", p.stages[stage.index()].name);
+        for notice in notices {
+            super::notices::send(
+                self.def,
+                self.req,
+                self.change,
+                None,
+                notice,
+                super::notices::About::Stage,
+                &approvers,
+                &reason,
+            );
+        }
     }
 
     /// Write the pending ballots as the events so far leave them: what changed, while that is

@@ -159,9 +159,21 @@ pub fn event_to_json(def: &Definition, kind: &EventKind) -> (&'static str, Json)
             "elapsed",
             json!({"transition": p.transitions.get(transition.index()).map(|t| t.name.as_str())}),
         ),
-        EventKind::Notified { role, deliver_at } => (
+        EventKind::Notified {
+            role,
+            people,
+            deliver_at,
+        } => (
             "notified",
-            json!({"role": role_name(def, *role), "deliver_at": deliver_at}),
+            match role {
+                // Rows written before people could be notified have no `people`.
+                Some(r) => json!({"role": role_name(def, *r), "deliver_at": deliver_at}),
+                None => json!({
+                    "role": null,
+                    "people": people.iter().map(|p| &**p).collect::<Vec<_>>(),
+                    "deliver_at": deliver_at,
+                }),
+            },
         ),
         EventKind::Skipped { action, reason } => {
             ("skipped", json!({"action": action, "reason": reason}))
@@ -377,7 +389,14 @@ pub fn event_from_json(def: &Definition, kind: &str, data: &Json) -> Result<Even
             }
         }
         "notified" => EventKind::Notified {
-            role: role_id(def, str_of(data, "role")?)?,
+            role: match opt_str(data, "role") {
+                Some(r) => Some(role_id(def, r)?),
+                None => None,
+            },
+            people: match data.get("people") {
+                Some(p) if !p.is_null() => names_of(data, "people")?,
+                _ => Vec::new(),
+            },
             deliver_at: match data.get("deliver_at") {
                 Some(d) if !d.is_null() => {
                     Some(serde_json::from_value(d.clone()).map_err(|e| e.to_string())?)

@@ -88,11 +88,33 @@ fn lost_race(e: &EngineError) -> bool {
 /// How many `manager of` steps the deepest reference of the process takes (0: it reads no
 /// managers).
 fn manager_depth(p: &crate::model::Process) -> usize {
+    use crate::model::{EscalationAction, Notice, PersonRef, Recipient};
     let transitions = p.transitions.iter().flat_map(|t| &t.people);
     let approvals = p.approvals.iter().flat_map(|a| a.people());
+    let notices = p
+        .transitions
+        .iter()
+        .flat_map(|t| &t.notices)
+        .chain(p.stages.iter().flat_map(|s| &s.notices))
+        .chain(
+            p.escalations
+                .iter()
+                .flat_map(|e| &e.steps)
+                .flat_map(|s| &s.actions)
+                .filter_map(|a| match a {
+                    EscalationAction::Notify(n) => Some(n),
+                    _ => None,
+                }),
+        )
+        .flat_map(|n: &Notice| &n.to)
+        .filter_map(|r| match r {
+            Recipient::Person(p) => Some(p),
+            _ => None,
+        });
     transitions
         .chain(approvals)
-        .map(crate::model::PersonRef::depth)
+        .chain(notices)
+        .map(PersonRef::depth)
         .max()
         .unwrap_or(0)
 }
@@ -748,7 +770,11 @@ impl<S: Store> Engine<S> {
                 let reads_directory = (!p.approvals.is_empty() || needs_managers(p))
                     && p.transition(action).is_some_and(|t| {
                         let t = &p.transitions[t.index()];
-                        p.approval_in(t.to).is_some() || t.people.iter().any(|r| r.depth() > 0)
+                        p.approval_in(t.to).is_some()
+                            || (needs_managers(p)
+                                && (t.people.iter().any(|r| r.depth() > 0)
+                                    || !t.notices.is_empty()
+                                    || !p.stages[t.to.index()].notices.is_empty()))
                     });
                 let holders = match reads_directory {
                     true => self.holders(def, inst, task.as_ref()).await?,

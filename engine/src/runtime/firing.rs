@@ -24,10 +24,10 @@ use std::sync::Arc;
 use super::approval::{ApprovalState, Decider};
 use super::catalog::{Catalog, Definition};
 use super::logic::{unchanged, Logic, Request};
+use super::notices::{self, About};
 use super::timers::{Due, TimerKind};
 use super::types::*;
-use crate::calendar::BusinessCalendar;
-use crate::model::{ClockKind, EscalationAction, PriorityId, QueueId, RoleId, TransitionId};
+use crate::model::{ClockKind, EscalationAction, Notice, PriorityId, QueueId, TransitionId};
 
 impl Logic {
     /// The change one due point makes when it fires (`history`, when given, is the instance's
@@ -50,6 +50,11 @@ impl Logic {
             req,
             change: unchanged(inst),
             task: task.filter(|t| t.state != TaskState::Done).cloned(),
+            approvers: history
+                .and_then(|h| ApprovalState::of(def.model(), h))
+                .and_then(|s| s.open)
+                .map(|l| l.pending().map(|b| b.holder().clone()).collect())
+                .unwrap_or_default(),
         };
         match due.kind {
             TimerKind::Escalation { clock, step } => {
@@ -113,6 +118,8 @@ struct Firing<'a> {
     /// The instance's open task as it will be after the change so far; one the change opens
     /// has id 0.
     task: Option<Task>,
+    /// The approvers of the open approval level who have not voted (for `notify approvers`).
+    approvers: Vec<Arc<str>>,
 }
 
 impl Firing<'_> {
@@ -146,10 +153,7 @@ impl Firing<'_> {
 
     fn act(&mut self, action: &EscalationAction, clock: ClockKind, threshold: &str, reason: &str) {
         match action {
-            EscalationAction::Notify {
-                role,
-                business_hours,
-            } => self.notify(*role, *business_hours, clock, threshold, reason),
+            EscalationAction::Notify(notice) => self.notify(notice, clock, threshold, reason),
             EscalationAction::MoveToNextTier => {
                 let from = self.change.instance.queue;
                 let next = from.and_then(|q| self.def.project.queue(q).escalates_to);
@@ -176,47 +180,16 @@ impl Firing<'_> {
         }
     }
 
-    fn notify(
-        &mut self,
-        role: RoleId,
-        business_hours: bool,
-        clock: ClockKind,
-        threshold: &str,
-        reason: &str,
-    ) {
-        let now = self.req.now;
-        let inst = &self.change.instance;
-        let deliver_at = if business_hours {
-            BusinessCalendar::from_ref(&self.def.project.calendars, self.def.model().business_hours)
-                .and_then(|cal| cal.next_opening(now))
-                .unwrap_or(now)
-        } else {
-            now
-        };
-        let p = self.def.model();
-        let priority = inst
-            .priority
-            .and_then(|pr| p.priorities.get(pr.index()))
-            .map(|pr| format!(" ({pr})"))
-            .unwrap_or_default();
-        let message = format!(
-            "{} {} reached {threshold} of its {clock} target{priority}",
-            p.name, inst.id
-        );
-        let role_name = self.def.project.role(role).name.clone();
-        self.change.notifications.push(NewNotification {
-            role: role_name,
-            recipients: Vec::new(),
-            clock: Some(clock.as_str().to_string()),
-            threshold: Some(threshold.to_string()),
-            message,
-            deliver_at,
-        });
-        self.push(
-            EventKind::Notified {
-                role,
-                deliver_at: (deliver_at != now).then_some(deliver_at),
-            },
+    fn notify(&mut self, notice: &Notice, clock: ClockKind, threshold: &str, reason: &str) {
+        let task = self.task.clone();
+        notices::send(
+            self.def,
+            self.req,
+            &mut self.change,
+            task.as_ref(),
+            notice,
+            About::Escalation { clock, threshold },
+            &self.approvers,
             reason,
         );
     }

@@ -12,6 +12,7 @@ use serde_json::{Map, Value as Json};
 use super::approval::{Decider, Holders};
 use super::catalog::{Catalog, Definition};
 use super::error::EngineError;
+use super::notices::{self, About};
 use super::types::*;
 use super::values::{self, FieldError};
 use crate::model::{
@@ -273,6 +274,37 @@ impl Logic {
             None => change.new_task = queue.map(|q| new_task(def, &change.instance, q)),
         }
 
+        // Who the transition and the stage it enters tell (the assignee is whoever held the
+        // task when the change was decided).
+        let held = task.filter(|t| t.state != TaskState::Done);
+        for notice in &t.notices {
+            notices::send(
+                def,
+                req,
+                &mut change,
+                held,
+                notice,
+                About::Transition(&t.name),
+                &[],
+                &t.name,
+            );
+        }
+        // A stage with an approval tells once its first level is open (the Decider below).
+        if t.to != inst.stage && p.approval_in(t.to).is_none() {
+            let entered = &p.stages[t.to.index()];
+            for notice in &entered.notices {
+                notices::send(
+                    def,
+                    req,
+                    &mut change,
+                    held,
+                    notice,
+                    About::Stage,
+                    &[],
+                    &t.name,
+                );
+            }
+        }
         if t.to != inst.stage && p.approval_in(inst.stage).is_some() {
             // Leaving a stage with an approval (withdrawn, say) closes its ballots.
             change.ballots = Some(BallotChange::cleared());

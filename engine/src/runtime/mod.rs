@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod firing;
 pub mod logic;
+pub mod notices;
 mod replicas;
 mod schedule_memo;
 pub mod scheduler;

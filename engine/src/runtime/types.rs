@@ -160,10 +160,11 @@ pub enum EventKind {
     Elapsed {
         transition: TransitionId,
     },
-    /// Holders of a role were notified (a row in the notifications outbox), now or, when held
-    /// to business hours, at `deliver_at`.
+    /// Holders of a role, or people by name, were notified (a row in the notifications
+    /// outbox), now or, when held to business hours, at `deliver_at`.
     Notified {
-        role: RoleId,
+        role: Option<RoleId>,
+        people: Vec<Arc<str>>,
         deliver_at: Option<DateTime<Utc>>,
     },
     /// An action the engine was to take by itself could not be taken.
