@@ -228,6 +228,7 @@ const KEYWORDS: &[&str] = &[
     "computes",
     "spawns",
     "as",
+    "with",
     "person",
     "creator",
     "assignee",
@@ -882,7 +883,8 @@ impl Gen<'_> {
         let s = self.pick(STAGES);
         self.tok(s);
         for i in 0..self.count(4) {
-            match self.choice(5) {
+            match self.choice(6) {
+                5 => self.spawns(),
                 4 => self.notify(PEOPLE),
                 0 => {
                     // After `or`, `by` may be left out.
@@ -924,6 +926,41 @@ impl Gen<'_> {
                     self.list(FIELDS, 3);
                 }
             }
+        }
+    }
+
+    /// `spawns PROCESS [as KIND] [with { FIELD: VALUE, ... }]`: values are literals and field
+    /// names, of any type.
+    fn spawns(&mut self) {
+        self.tok("spawns");
+        let p = self.pick(&["incident", "change", "request", "nope"]);
+        self.tok(p);
+        if self.maybe() {
+            self.tok("as");
+            let k = self.pick(&["caused_by", "fixes", "with"]);
+            self.tok(k);
+        }
+        if self.maybe() {
+            self.tok("with");
+            self.tok("{");
+            for i in 0..1 + self.count(5) {
+                if i > 0 {
+                    self.tok(",");
+                }
+                let f = self.pick(FIELDS);
+                self.tok(f);
+                self.tok(":");
+                if self.maybe() {
+                    let f = self.pick(FIELDS);
+                    self.tok(f);
+                } else {
+                    self.literal();
+                }
+            }
+            if self.maybe() {
+                self.tok(",");
+            }
+            self.tok("}");
         }
     }
 
@@ -1232,6 +1269,61 @@ impl Gen<'_> {
         for line in HEAD.lines() {
             for t in line.split_whitespace() {
                 self.tok(t);
+            }
+        }
+        // A follow-up change, which copies the fields by name and sets some with `with`: from
+        // fields of this one and from values of each type.
+        if self.maybe() {
+            for t in [
+                "transition",
+                "follow_up",
+                ":",
+                "new",
+                "->",
+                "new",
+                "by",
+                "role",
+                "agent",
+                "spawns",
+                "change",
+            ] {
+                self.tok(t);
+            }
+            if self.maybe() {
+                self.tok("as");
+                self.tok("follows");
+            }
+            if self.maybe() {
+                const ENTRIES: [(&str, &str); 10] = [
+                    ("note", "\"Follow-up\""),
+                    ("impact", "impact"),
+                    ("urgency", "low"),
+                    ("count", "-3"),
+                    ("flag", "true"),
+                    ("wait", "1h30m"),
+                    ("due", "2026-12-25T08:00"),
+                    ("deputy", "requester"),
+                    ("requester", "deputy"),
+                    ("note", "note"),
+                ];
+                self.tok("with");
+                self.tok("{");
+                // Distinct fields: a run of the entries, `note` at most once.
+                let n = 1 + self.count(ENTRIES.len() as u32 - 1) as usize;
+                let start = self.choice((ENTRIES.len() + 1 - n) as u32) as usize;
+                for i in 0..n {
+                    if i > 0 {
+                        self.tok(",");
+                    }
+                    let (field, value) = ENTRIES[start + i];
+                    for t in [field, ":", value] {
+                        self.tok(t);
+                    }
+                }
+                if self.maybe() {
+                    self.tok(",");
+                }
+                self.tok("}");
             }
         }
         // Stages, each with a way in and a way out; then members that refer to them. (The

@@ -485,10 +485,12 @@ pub enum TransitionClauseKind {
     ByPeople(Vec<PersonRef>),
     After(Duration),
     Requires(Vec<Ident>),
-    /// `spawns problem as caused_by`: the process to start and the kind of link to it.
+    /// `spawns problem as caused_by with { title: title }`: the process to start, the kind of
+    /// link to it, and the fields `with` sets in the new ticket (empty without `with`).
     Spawns {
         process: Ident,
         link: Option<Ident>,
+        with: Vec<SpawnEntry>,
     },
     /// `notify ...`: sent when the transition is performed.
     Notify(Notify),
@@ -497,6 +499,18 @@ pub enum TransitionClauseKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransitionClause {
     pub kind: TransitionClauseKind,
+    pub span: Span,
+}
+
+/// One entry of `spawns ... with { ... }`: `change_type: normal`, `title: title`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpawnEntry {
+    /// The spawned process's field.
+    pub field: Ident,
+    /// As written. A bare name ([`LiteralKind::Symbol`]) is a field of the spawning process
+    /// when it has one of that name, else a value (an enum value, `true`, `false`) of the
+    /// spawned process's field: the checker decides.
+    pub value: Literal,
     pub span: Span,
 }
 

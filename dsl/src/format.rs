@@ -740,8 +740,8 @@ fn recipient(r: &Recipient) -> String {
     }
 }
 
-/// `transition name "label": a, b -> c by caller or by role r or after 3d requires f notify
-/// caller`: clauses in source order, `or` between the alternatives (`by PERSON`, `by role`,
+/// `transition name "label": a, b -> c by caller or by role r or after 3d requires f spawns p as
+/// k with { a: b, c: "x" } notify caller`: clauses in source order, `or` between the alternatives (`by PERSON`, `by role`,
 /// `after`), each `by` clause with its own `by` (the `by` that may be left out after `or` is
 /// written back).
 fn transition(t: &Transition) -> String {
@@ -771,10 +771,18 @@ fn transition(t: &Transition) -> String {
             TransitionClauseKind::Requires(fields) => {
                 line.push_str(&format!(" requires {}", names(fields)));
             }
-            TransitionClauseKind::Spawns { process, link } => {
+            TransitionClauseKind::Spawns {
+                process,
+                link,
+                with,
+            } => {
                 line.push_str(&format!(" spawns {process}"));
                 if let Some(link) = link {
                     line.push_str(&format!(" as {link}"));
+                }
+                if !with.is_empty() {
+                    let entries = list(with, |e| format!("{}: {}", e.field, literal(&e.value)));
+                    line.push_str(&format!(" with {{ {entries} }}"));
                 }
             }
             TransitionClauseKind::Notify(n) => {

@@ -553,6 +553,10 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::kw_requires | Rule::requires_clause => "`requires`",
         Rule::kw_spawns | Rule::spawns_clause => "`spawns`",
         Rule::kw_as => "`as`",
+        Rule::spawn_with | Rule::kw_with => "`with`",
+        Rule::spawn_fields => "`{`",
+        Rule::spawn_entry => "a field",
+        Rule::spawn_value => "`:`",
         Rule::condition | Rule::conjunction | Rule::negation | Rule::comparison => "a condition",
         Rule::membership => "`in`",
         Rule::cmp_op => "a comparison such as `==`",
@@ -1216,14 +1220,24 @@ impl Ctx<'_> {
                     span: cspan,
                 }),
                 Rule::spawns_clause => {
-                    let mut ids = p
-                        .into_inner()
-                        .filter(|q| q.as_rule() == Rule::ident)
-                        .map(|q| self.ident(q));
+                    let mut ids = Vec::new();
+                    let mut with = Vec::new();
+                    for q in p.into_inner() {
+                        match q.as_rule() {
+                            Rule::ident => ids.push(self.ident(q)),
+                            Rule::spawn_with => with = self.spawn_with(q),
+                            _ => {}
+                        }
+                    }
+                    let mut ids = ids.into_iter();
                     let process = ids.next().unwrap_or_else(|| self.missing(cspan));
                     let link = ids.next();
                     clauses.push(TransitionClause {
-                        kind: TransitionClauseKind::Spawns { process, link },
+                        kind: TransitionClauseKind::Spawns {
+                            process,
+                            link,
+                            with,
+                        },
                         span: cspan,
                     });
                 }
@@ -1242,6 +1256,40 @@ impl Ctx<'_> {
             clauses,
             span,
         }
+    }
+
+    /// `with { title: title, change_type: normal }`: the entries, in order.
+    fn spawn_with(&mut self, pair: P) -> Vec<SpawnEntry> {
+        pair.into_inner()
+            .filter(|q| q.as_rule() == Rule::spawn_fields)
+            .flat_map(|q| q.into_inner())
+            .filter(|q| q.as_rule() == Rule::spawn_entry)
+            .map(|q| {
+                let span = self.span(&q);
+                let mut field = None;
+                let mut value = None;
+                for r in q.into_inner() {
+                    match r.as_rule() {
+                        Rule::ident => field = Some(self.ident(r)),
+                        Rule::spawn_value => {
+                            value = r
+                                .into_inner()
+                                .find(|l| l.as_rule() == Rule::literal)
+                                .map(|l| self.literal(l));
+                        }
+                        _ => {}
+                    }
+                }
+                SpawnEntry {
+                    field: field.unwrap_or_else(|| self.missing(span)),
+                    value: value.unwrap_or(Literal {
+                        kind: LiteralKind::Symbol(String::new()),
+                        span,
+                    }),
+                    span,
+                }
+            })
+            .collect()
     }
 
     /// `manager of manager of caller`, `creator`, `assignee`, `requester`.
@@ -2272,6 +2320,78 @@ mod tests {
         );
         assert_eq!(&text[people[1].managers[1].range()], "manager of");
         assert_eq!(&text[people[1].base.span().range()], "requester");
+    }
+
+    #[test]
+    fn spawns_set_fields_with() {
+        let text = "process p {\n  transition a: x -> y spawns c as fixes with {\n    title: title, // the title\n    kind: normal, n: -3, d: 1h30m, s: \"a \\\"b\\\"\", at: 2026-12-01T09:00,\n  }\n  transition b: x -> y spawns c with { on: true } by role r\n  transition c: x -> y spawns c as with\n}\n";
+        let parsed = parse(FileId(0), text);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let clauses = transition_clauses(&parsed);
+        let shown: Vec<String> = clauses
+            .iter()
+            .map(|c| match c {
+                TransitionClauseKind::Spawns {
+                    process,
+                    link,
+                    with,
+                } => {
+                    let entries: Vec<String> = with
+                        .iter()
+                        .map(|e| format!("{}={:?}", e.field, e.value.kind))
+                        .collect();
+                    let link = link.as_ref().map_or("-", Ident::as_str);
+                    format!("spawns {process} {link} [{}]", entries.join(" "))
+                }
+                TransitionClauseKind::ByRoles(r) => format!("roles {}", r.len()),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "spawns c fixes [title=Symbol(\"title\") kind=Symbol(\"normal\") n=Integer(-3) \
+                 d=Duration(Duration { weeks: 0, days: 0, hours: 1, minutes: 30, seconds: 0 }) \
+                 s=String(\"a \\\"b\\\"\") at=DateTime(\"2026-12-01T09:00\")]",
+                "spawns c - [on=Symbol(\"true\")]",
+                "roles 1",
+                // `with` is a keyword only where the grammar expects one: here, a link kind.
+                "spawns c with []",
+            ]
+        );
+        let Some(Item::Process(p)) = parsed.file.items.first() else {
+            panic!("no process");
+        };
+        let Some(Member::Transition(t)) = p.members.first() else {
+            panic!("no transition");
+        };
+        let TransitionClauseKind::Spawns { with, .. } = &t.clauses[0].kind else {
+            panic!("not a spawn: {:?}", t.clauses[0]);
+        };
+        assert!(text[t.clauses[0].span.range()].ends_with("09:00,\n  }"));
+        assert_eq!(&text[with[0].span.range()], "title: title");
+        assert_eq!(&text[with[0].field.span.range()], "title");
+        assert_eq!(&text[with[4].value.span.range()], "\"a \\\"b\\\"\"");
+    }
+
+    #[test]
+    fn spawn_with_errors_name_what_was_expected() {
+        for (with, message) in [
+            ("with { a b }", "expected `:`, found `b`"),
+            ("with {}", "expected a name, found `}`"),
+            ("with { a: }", "expected a value, found `}`"),
+            ("with { a: b,, }", "expected `}` or a name, found `,`"),
+            ("with a: b", "expected `{`, found `a`"),
+        ] {
+            let text = format!("process p {{\n  transition t: a -> b spawns c {with}\n}}\n");
+            let parsed = parse(FileId(0), &text);
+            let messages: Vec<&str> = parsed
+                .diagnostics
+                .iter()
+                .map(|d| d.message.as_str())
+                .collect();
+            assert_eq!(messages, [message], "{with}");
+        }
     }
 
     #[test]

@@ -547,6 +547,19 @@ process process {
 "#,
     ),
     (
+        "spawns with",
+        r#"process p {
+  transition t: a -> b spawns c as k with { // after brace
+    x: y , // first
+    // between
+    n: 3,
+    s: "{ // not a comment }"
+  } // after
+  transition u: a -> b spawns c with {x: "1"} by role r
+}
+"#,
+    ),
+    (
         "calendars",
         r#"calendar office "Office" {
   timezone "UTC"
@@ -730,6 +743,30 @@ fn notifications_format_exactly() {
 }
 "#;
     assert_eq!(check("notifications", input), expected);
+}
+
+#[test]
+fn spawns_with_format_exactly() {
+    let input = r#"process problem {
+  transition fix: known_error -> awaiting_change by role problem_manager spawns change as fixes with {
+    // what the change needs
+    title : title,
+    change_type:normal ,  category: 1, // minor
+    outage: false, effort: 90m, start: 2026-12-01T09:00, note: "a \"b\"",
+  }
+  transition again: x -> y spawns change with{title:title}notify role lead
+  transition plain: x -> y spawns change as with
+}
+"#;
+    let expected = r#"process problem {
+  // what the change needs
+  // minor
+  transition fix: known_error -> awaiting_change by role problem_manager spawns change as fixes with { title: title, change_type: normal, category: 1, outage: false, effort: 90m, start: 2026-12-01T09:00, note: "a \"b\"" }
+  transition again: x -> y spawns change with { title: title } notify role lead
+  transition plain: x -> y spawns change as with
+}
+"#;
+    assert_eq!(check("spawns with", input), expected);
 }
 
 #[test]

@@ -354,12 +354,32 @@ pub struct Transition {
     pub spawns: Option<Spawn>,
 }
 
-/// `spawns problem as caused_by`: the child copies the parent's fields of the same name.
+/// `spawns problem as caused_by with { ... }`: the child copies the parent's fields of the same
+/// name, then takes the values `with` gives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Spawn {
     pub process: String,
     /// The link's kind, seen from the parent (`spawned` unless named).
     pub link: String,
+    /// The child's fields set by `with`, in order.
+    pub fields: Vec<SpawnField>,
+}
+
+/// One field of a spawned ticket, set by `with { name: value }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpawnField {
+    /// The child's field.
+    pub name: String,
+    pub value: SpawnValue,
+}
+
+/// Where a spawned ticket's field takes its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpawnValue {
+    /// A field of the parent (unset there: unset in the child).
+    Parent(FieldId),
+    /// A value written in the definition, typed as the child's field.
+    Literal(Value),
 }
 
 impl Spawn {

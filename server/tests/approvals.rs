@@ -12,6 +12,7 @@ use serde_json::{json, Value as Json};
 use support::{Db, Server};
 
 on_both!(
+    problem_spawns_its_change,
     change_process,
     request_process,
     refused_votes,
@@ -110,6 +111,61 @@ fn data_lines(text: &str) -> Vec<Json> {
         .filter_map(|l| l.strip_prefix("data:"))
         .filter_map(|d| serde_json::from_str(d.trim()).ok())
         .collect()
+}
+
+/// A known error's permanent fix: the problem requests a change, which starts with the fields
+/// the problem process maps and fixes, and goes through its category 1 approval.
+async fn problem_spawns_its_change(db: Db) {
+    let s = Server::start(&db);
+    let a = &s.admin;
+    let pam = s.user(a, "pam", &["problem_manager"]).await;
+    let mia = s.user(a, "mia", &["change_manager"]).await;
+    let (st, p) = s
+        .post(
+            "/v1/instances",
+            &pam,
+            json!({"process": "problem", "fields": {"title": "Mail queue stalls nightly",
+                   "service": "email", "impact": "medium"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    let i = id(&p);
+    let path = format!("/v1/instances/{i}/actions");
+    for (action, body) in [
+        ("accept", json!({})),
+        (
+            "record_known_error",
+            json!({"fields": {"root_cause": "the backup locks the spool",
+                              "workaround": "restart the queue runner after the backup"}}),
+        ),
+        ("request_change", json!({})),
+    ] {
+        let (st, v) = s.post(&format!("{path}/{action}"), &pam, body).await;
+        assert_eq!(st, StatusCode::OK, "{action}: {v}");
+    }
+    let (_, links) = s.get(&format!("/v1/instances/{i}/links"), &pam).await;
+    assert_eq!(links["items"][0]["kind"], "fixes", "{links}");
+    let change = links["items"][0]["to"].as_i64().expect("the change");
+    let (_, c) = s.get(&format!("/v1/instances/{change}"), &mia).await;
+    assert_eq!(c["process"], "change");
+    assert_eq!(c["fields"]["title"], "Mail queue stalls nightly");
+    assert_eq!(c["fields"]["change_type"], "normal");
+    assert_eq!(c["fields"]["category"], "1");
+    assert_eq!(
+        c["fields"]["backout_plan"],
+        "restart the queue runner after the backup"
+    );
+    // Submitted by the problem manager who raised it, approved by the change manager.
+    let cpath = format!("/v1/instances/{change}/actions");
+    let (st, v) = s.post(&format!("{cpath}/submit"), &pam, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s.post(&format!("{cpath}/assess"), &mia, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["approval"]["waiting_for"], json!(["mia"]), "{v}");
+    let (st, v) = vote(&s, &mia, change, "approve").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["stage"], "scheduled");
+    s.stop();
 }
 
 /// The history's kinds.

@@ -24,7 +24,10 @@ use std::collections::HashSet;
 use itsmflow_dsl::ast::{self, Ident, Item};
 use itsmflow_dsl::{diagnostic, parse, Diagnostic, Sources};
 
-use crate::model::{CalendarId, CalendarRef, Project, QueueId, RoleId};
+use crate::model::{
+    CalendarId, CalendarRef, Field, FieldId, FieldType, Process, Project, QueueId, RoleId,
+    SpawnField, SpawnValue,
+};
 use names::Names;
 
 pub use values::parse_datetime;
@@ -131,7 +134,7 @@ pub fn check_files(
         }
     }
 
-    check_spawns(&ctx.pending_spawns, &processes, &mut ctx.diags);
+    check_spawns(&ctx.pending_spawns, &mut processes, &mut ctx.diags);
     ctx.report_unused();
     let mut diagnostics = std::mem::take(&mut ctx.diags);
     diagnostic::sort(&mut diagnostics);
@@ -174,24 +177,34 @@ pub(crate) struct Ctx {
 /// A `spawns` clause waiting for its child process to be checked.
 pub(crate) struct PendingSpawn {
     pub clause: ast::Span,
+    /// The spawning process's name, and the index of the spawning transition in it: where
+    /// the fields `with` sets go.
+    pub process: String,
+    pub transition: usize,
     /// The spawning transition's name.
     pub parent: String,
     pub child: String,
-    pub parent_fields: Vec<(String, crate::model::FieldType)>,
+    /// The spawning process's fields, by [`FieldId`]: name and type.
+    pub parent_fields: Vec<(String, FieldType)>,
+    /// `with { ... }`, as written.
+    pub with: Vec<ast::SpawnEntry>,
 }
 
-/// A spawned instance copies its parent's fields by name: every field the child requires
-/// without a default must exist in the parent, with the same type.
-fn check_spawns(
-    pending: &[PendingSpawn],
-    processes: &[crate::model::Process],
-    diags: &mut Vec<Diagnostic>,
-) {
+/// A spawned instance copies its parent's fields by name, then takes the values `with` gives.
+/// Every `with` entry names a field of the child and gives it a value of its type (a field of
+/// the parent, or a literal); every field the child requires without a default is given,
+/// by `with` or by a parent's field of the same name, with the same type. Fills in the
+/// spawning transitions' [`Spawn::fields`](crate::model::Spawn::fields).
+fn check_spawns(pending: &[PendingSpawn], processes: &mut [Process], diags: &mut Vec<Diagnostic>) {
     for spawn in pending {
         let Some(child) = processes.iter().find(|p| p.name == spawn.child) else {
             continue; // the child has errors of its own
         };
+        let (fields, set) = spawn_with(spawn, child, diags);
         for field in &child.fields {
+            if set.contains(field.name.as_str()) {
+                continue; // `with` gives it, whatever a field of the same name would copy
+            }
             match spawn.parent_fields.iter().find(|(n, _)| *n == field.name) {
                 Some((_, ty)) if *ty != field.ty => diags.push(
                     Diagnostic::error(
@@ -203,26 +216,201 @@ fn check_spawns(
                         ),
                     )
                     .with_label(format!("`{}` copies fields by name", spawn.parent))
-                    .with_help("give the two fields the same type, or rename one"),
+                    .with_help(format!(
+                        "give the two fields the same type, or set `{}` with `with {{ {}: ... }}`",
+                        field.name, field.name
+                    )),
                 ),
                 None if field.required && field.default.is_none() => diags.push(
                     Diagnostic::error(
                         "spawn-missing-field",
                         spawn.clause,
-                        format!(
-                            "`{}` requires `{}`, which this process does not have",
-                            child.name, field.name
-                        ),
+                        if spawn.with.is_empty() {
+                            format!(
+                                "`{}` requires `{}`, which this process does not have",
+                                child.name, field.name
+                            )
+                        } else {
+                            format!(
+                                "`{}` requires `{}`, which `with` does not set and this process does not have",
+                                child.name, field.name
+                            )
+                        },
                     )
                     .with_label("the spawned instance could not be created")
                     .with_help(format!(
-                        "add a field `{}` here, or give it a default in `{}`",
-                        field.name, child.name
+                        "set it with `with {{ {}: ... }}`, add a field `{}` here, or give it a default in `{}`",
+                        field.name, field.name, child.name
                     )),
                 ),
                 _ => {}
             }
         }
+        if let Some(t) = processes
+            .iter_mut()
+            .find(|p| p.name == spawn.process)
+            .and_then(|p| p.transitions.get_mut(spawn.transition))
+            .and_then(|t| t.spawns.as_mut())
+        {
+            t.fields = fields;
+        }
+    }
+}
+
+/// The entries of `spawns ... with { ... }`, checked against the child's fields: what they set,
+/// and the names of the child's fields they name (also those whose value is wrong, so that a
+/// wrong value is not reported again as a missing field).
+fn spawn_with<'c>(
+    spawn: &PendingSpawn,
+    child: &'c Process,
+    diags: &mut Vec<Diagnostic>,
+) -> (Vec<SpawnField>, HashSet<&'c str>) {
+    let mut fields = Vec::with_capacity(spawn.with.len());
+    let mut set: HashSet<&str> = HashSet::new();
+    for (i, entry) in spawn.with.iter().enumerate() {
+        let Some(target) = child.fields.iter().find(|f| f.name == entry.field.name) else {
+            diags.push(unknown_child_field(&entry.field, child));
+            continue;
+        };
+        if let Some(first) = spawn.with[..i]
+            .iter()
+            .find(|e| e.field.name == entry.field.name)
+        {
+            diags.push(
+                Diagnostic::error(
+                    "duplicate-definition",
+                    entry.field.span,
+                    format!("`with` sets `{}` twice", entry.field.name),
+                )
+                .with_label("set again here")
+                .with_secondary(first.field.span, "first set here")
+                .with_help("remove one of them"),
+            );
+            continue;
+        }
+        set.insert(target.name.as_str());
+        if let Some(value) = spawn_value(spawn, child, target, &entry.value, diags) {
+            fields.push(SpawnField {
+                name: target.name.clone(),
+                value,
+            });
+        }
+    }
+    (fields, set)
+}
+
+/// `with { name: ... }` names a field the child does not have.
+fn unknown_child_field(ident: &Ident, child: &Process) -> Diagnostic {
+    let d = Diagnostic::error(
+        "unknown-field",
+        ident.span,
+        format!("`{}` has no field `{}`", child.name, ident.name),
+    )
+    .with_label(format!("not a field of `{}`", child.name));
+    let names = child.fields.iter().map(|f| f.name.as_str());
+    match names::did_you_mean(&ident.name, names.clone()) {
+        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+        None if child.fields.is_empty() => {
+            d.with_help(format!("`{}` has no fields to set", child.name))
+        }
+        None => d.with_help(format!(
+            "the fields of `{}` are: {}",
+            child.name,
+            names.collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+/// The value of one `with` entry for the child's field `target`: a field of the parent (a bare
+/// name the parent has a field of), else a literal typed as `target`.
+fn spawn_value(
+    spawn: &PendingSpawn,
+    child: &Process,
+    target: &Field,
+    value: &ast::Literal,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<SpawnValue> {
+    let bare = match &value.kind {
+        ast::LiteralKind::Symbol(s) => Some(s.as_str()),
+        _ => None,
+    };
+    if let Some(name) = bare {
+        if let Some(i) = spawn.parent_fields.iter().position(|(n, _)| n == name) {
+            let ty = &spawn.parent_fields[i].1;
+            if *ty != target.ty {
+                diags.push(
+                    Diagnostic::error(
+                        "spawn-field-type",
+                        value.span,
+                        format!(
+                            "`{name}` is {ty} here but `{}` is {} in `{}`",
+                            target.name, target.ty, child.name
+                        ),
+                    )
+                    .with_label(format!("`{}` takes {}", target.name, target.ty))
+                    .with_help("name a field of that type here, or write a value"),
+                );
+                return None;
+            }
+            return Some(SpawnValue::Parent(FieldId(i as u32)));
+        }
+    }
+    match values::typed_value(&target.name, &target.ty, value) {
+        Ok(v) => Some(SpawnValue::Literal(v)),
+        Err(d) => {
+            let name =
+                bare.filter(|s| s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'));
+            let d = match name {
+                Some(name) => misnamed_field(spawn, target, name, *d),
+                None => *d,
+            };
+            values::push_value_error(diags, value, d);
+            None
+        }
+    }
+}
+
+/// A bare name in `with` that is not a field of the spawning process, nor a value of `target`
+/// (`typed` says why). Where `target`'s type has no bare values (all but enum and bool), it can
+/// only have meant a field of the spawning process: `unknown-field`. Otherwise it stays the
+/// value error, with a hint at a field of a close name.
+fn misnamed_field(
+    spawn: &PendingSpawn,
+    target: &Field,
+    name: &str,
+    typed: Diagnostic,
+) -> Diagnostic {
+    let fields = spawn.parent_fields.iter().map(|(n, _)| n.as_str());
+    let close = names::did_you_mean(name, fields);
+    if matches!(target.ty, FieldType::Enum(_) | FieldType::Bool) {
+        let has_guess = typed
+            .help
+            .as_deref()
+            .is_some_and(|h| h.starts_with("did you mean"));
+        return match close {
+            Some(f) if !has_guess => typed.with_help(format!(
+                "did you mean `{f}`, a field of `{}`?",
+                spawn.process
+            )),
+            _ => typed,
+        };
+    }
+    let d = Diagnostic::error(
+        "unknown-field",
+        typed.span,
+        format!("`{}` has no field `{name}`", spawn.process),
+    )
+    .with_label("not a field of this process");
+    match (close, typed.help) {
+        (Some(f), _) => d.with_help(format!("did you mean `{f}`?")),
+        (None, Some(help)) => d.with_help(format!(
+            "name a field of `{}`, or write a value ({help})",
+            spawn.process
+        )),
+        (None, None) => d.with_help(format!(
+            "name a field of `{}`, or write a value",
+            spawn.process
+        )),
     }
 }
 
@@ -319,4 +507,87 @@ enum Kind {
     Role,
     Queue,
     Calendar,
+}
+
+#[cfg(test)]
+mod tests {
+    use itsmflow_dsl::Sources;
+
+    use crate::model::{SpawnField, SpawnValue, Value};
+
+    /// `with` entries come out in the model as written: a bare name the parent has a field of
+    /// is that field, anything else a value typed as the child's field.
+    #[test]
+    fn spawn_with_fills_the_model() {
+        let text = r#"
+process problem {
+  fields {
+    title: text required
+    service: text
+    category: text
+  }
+  stage logged initial
+  stage closed final
+  transition fix: logged -> closed spawns change as fixes with {
+    summary: title, change_type: normal, category: 1, urgent: true, effort: 1h30m,
+    note: "from a problem", service: service, start: 2026-01-01,
+  }
+  transition close: logged -> closed spawns problem
+}
+
+process change {
+  fields {
+    summary: text required
+    change_type: enum(standard, normal, emergency) required
+    category: enum(0, 1, 2, 3) required default 0
+    urgent: bool
+    effort: duration
+    note: text
+    service: text
+    start: datetime
+  }
+  stage registered initial
+  stage closed final
+  transition close: registered -> closed
+}
+"#;
+        let mut sources = Sources::new();
+        sources.add("spawn.itsm", text);
+        let checked = super::check(&sources);
+        assert!(checked.diagnostics.is_empty(), "{:#?}", checked.diagnostics);
+        let project = checked.project.expect("a project");
+        let problem = &project.processes[0];
+        let spawn = problem.transitions[0].spawns.as_ref().expect("a spawn");
+        assert_eq!(
+            (spawn.process.as_str(), spawn.link.as_str()),
+            ("change", "fixes")
+        );
+        let field = |name: &str, value: SpawnValue| SpawnField {
+            name: name.to_string(),
+            value,
+        };
+        assert_eq!(
+            spawn.fields,
+            [
+                field("summary", SpawnValue::Parent(crate::model::FieldId(0))),
+                field("change_type", SpawnValue::Literal(Value::Enum(1))),
+                field("category", SpawnValue::Literal(Value::Enum(1))),
+                field("urgent", SpawnValue::Literal(Value::Bool(true))),
+                field("effort", SpawnValue::Literal(Value::Duration(0, 5400))),
+                field(
+                    "note",
+                    SpawnValue::Literal(Value::Text("from a problem".into()))
+                ),
+                field("service", SpawnValue::Parent(crate::model::FieldId(1))),
+                field("start", SpawnValue::Literal(Value::DateTime(1_767_225_600))),
+            ]
+        );
+        // Without `with`, nothing but the copies by name.
+        let plain = problem.transitions[1].spawns.as_ref().expect("a spawn");
+        assert_eq!(
+            (plain.process.as_str(), plain.link.as_str()),
+            ("problem", "spawned")
+        );
+        assert!(plain.fields.is_empty());
+    }
 }

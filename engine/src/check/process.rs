@@ -190,7 +190,8 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
     let mut transitions: Vec<Transition> = s
         .transitions
         .iter()
-        .map(|t| check_transition(t, &notice_scope, &approval_stages, ctx))
+        .enumerate()
+        .map(|(i, t)| check_transition(t, (&p.name.name, i), &notice_scope, &approval_stages, ctx))
         .collect();
     let routing = s
         .routing
@@ -919,8 +920,11 @@ fn check_stages(
     out
 }
 
+/// `place`: the process's name and the transition's index in it (where `check_spawns` puts
+/// what `spawns ... with` sets).
 fn check_transition(
     t: &ast::Transition,
+    place: (&str, usize),
     ns: &NoticeScope,
     approval_stages: &HashSet<&str>,
     ctx: &mut Ctx,
@@ -1010,10 +1014,16 @@ fn check_transition(
                     .collect()
             }
             TransitionClauseKind::Notify(_) => {}
-            TransitionClauseKind::Spawns { process, link } => {
+            TransitionClauseKind::Spawns {
+                process,
+                link,
+                with,
+            } => {
                 if ctx.processes.resolve(process, &mut ctx.diags).is_some() {
                     ctx.pending_spawns.push(super::PendingSpawn {
                         clause: clause.span,
+                        process: place.0.to_string(),
+                        transition: place.1,
                         parent: t.name.name.clone(),
                         child: process.name.clone(),
                         parent_fields: scope
@@ -1021,6 +1031,7 @@ fn check_transition(
                             .iter()
                             .map(|f| (f.name.clone(), f.ty.clone()))
                             .collect(),
+                        with: with.clone(),
                     });
                 }
                 model.spawns = Some(Spawn {
@@ -1029,6 +1040,7 @@ fn check_transition(
                         .as_ref()
                         .map(|l| l.name.clone())
                         .unwrap_or_else(|| Spawn::DEFAULT_LINK.to_string()),
+                    fields: Vec::new(),
                 });
             }
         }

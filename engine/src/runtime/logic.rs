@@ -16,8 +16,8 @@ use super::notices::{self, About};
 use super::types::*;
 use super::values::{self, FieldError};
 use crate::model::{
-    CmpOp, Condition, FieldId, Operand, PriorityId, Process, QueueId, RuleKind, StageId,
-    StageQueue, Subject, Value,
+    CmpOp, Condition, FieldId, Operand, PriorityId, Process, QueueId, RuleKind, SpawnValue,
+    StageId, StageQueue, Subject, Value,
 };
 use crate::script;
 
@@ -319,13 +319,28 @@ impl Logic {
             let child_def = catalog
                 .latest(&spawn.process)
                 .ok_or_else(|| EngineError::UnknownProcess(spawn.process.clone()))?;
+            let child_model = child_def.model();
             let mut input = Map::new();
             for (i, f) in p.fields.iter().enumerate() {
-                if let (Some(v), Some(_)) =
-                    (&change.instance.fields[i], child_def.model().field(&f.name))
+                if let (Some(v), Some(_)) = (&change.instance.fields[i], child_model.field(&f.name))
                 {
                     input.insert(f.name.clone(), values::to_json(f, v));
                 }
+            }
+            // `with { ... }`: the values the definition gives, after the copies by name.
+            for set in &spawn.fields {
+                let value = match &set.value {
+                    SpawnValue::Parent(f) => change.instance.fields[f.index()]
+                        .as_ref()
+                        .map(|v| values::to_json(&p.fields[f.index()], v)),
+                    SpawnValue::Literal(v) => child_model
+                        .field(&set.name)
+                        .map(|c| values::to_json(&child_model.fields[c.index()], v)),
+                };
+                match value {
+                    Some(v) => input.insert(set.name.clone(), v),
+                    None => input.remove(&set.name),
+                };
             }
             let child = self
                 .create(&child_def, &input, req, Some((inst.id, spawn.link.clone())))
