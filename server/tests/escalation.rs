@@ -5,13 +5,12 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use reqwest::StatusCode;
-use serde_json::{json, Value as Json};
-use support::{Db, Server};
+use serde_json::json;
+use support::{receiver, Db, Server};
 
 const PROJECT: &str = include_str!("escalation.itsm");
 
@@ -23,26 +22,6 @@ async fn sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres() {
     escalation(Db::postgres().await).await;
-}
-
-/// A webhook receiver: remembers every body posted to it.
-async fn receiver() -> (String, Arc<Mutex<Vec<Json>>>) {
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let store = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |axum::Json(body): axum::Json<Json>| {
-            let store = store.clone();
-            async move {
-                store.lock().unwrap().push(body);
-                StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/hook"), got)
 }
 
 async fn escalation(db: Db) {

@@ -328,3 +328,23 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// A webhook receiver: remembers every body posted to it.
+pub async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Json>>>) {
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Json>| {
+            let store = store.clone();
+            async move {
+                store.lock().unwrap().push(body);
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), got)
+}
