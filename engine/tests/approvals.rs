@@ -12,13 +12,13 @@ use itsmflow_engine::runtime::{
     Actor, ApprovalRefusal, Catalog, EngineError, InstanceId, ManualClock, NotificationFilter,
     StaticDirectory,
 };
-use itsmflow_engine::store::memory::MemoryStore;
 use itsmflow_engine::store::postgres::PostgresStore;
 use itsmflow_engine::store::sqlite::SqliteStore;
 use itsmflow_engine::store::Store;
 use serde_json::{json, Value};
 use support::{fields, Node, Place};
 
+#[macro_use]
 mod support;
 
 /// Every shape of plan, one rule each, on `24x7` time (no targets), so delays are plain.
@@ -181,60 +181,16 @@ fn refusal(r: Result<String, EngineError>) -> ApprovalRefusal {
     }
 }
 
-macro_rules! on_every_store {
-    ($name:ident, $scenario:ident) => {
-        mod $name {
-            use super::*;
+/// A world on `store`, with the approvals project published and a directory of approvers.
+async fn world<S: Store>(store: S, catalog: Arc<Catalog>) -> World<S> {
+    let clock = Arc::new(ManualClock::new(start()));
+    let dir = directory();
+    let node = Node::open_with(store, catalog, clock.clone(), &project(), dir.clone()).await;
+    World { node, clock, dir }
+}
 
-            async fn world<S: Store>(store: S, catalog: Arc<Catalog>) -> World<S> {
-                let clock = Arc::new(ManualClock::new(start()));
-                let dir = directory();
-                let node =
-                    Node::open_with(store, catalog, clock.clone(), &project(), dir.clone()).await;
-                World { node, clock, dir }
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                let catalog = Arc::new(Catalog::default());
-                let w = world(MemoryStore::new(catalog.clone()), catalog).await;
-                $scenario(&w).await;
-                w.node.stop().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let place = Place::new("sqlite").await;
-                let Place::Sqlite(path) = &place else {
-                    unreachable!()
-                };
-                let catalog = Arc::new(Catalog::default());
-                let store = SqliteStore::open(path, catalog.clone())
-                    .await
-                    .expect("sqlite");
-                let w = world(store, catalog).await;
-                $scenario(&w).await;
-                w.node.stop().await;
-                place.remove().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let place = Place::new("postgres").await;
-                let Place::Postgres(url) = &place else {
-                    unreachable!()
-                };
-                let catalog = Arc::new(Catalog::default());
-                let store = PostgresStore::connect(url, catalog.clone())
-                    .await
-                    .expect("postgres");
-                let w = world(store, catalog).await;
-                $scenario(&w).await;
-                w.node.stop().await;
-                place.remove().await;
-            }
-        }
-    };
+async fn close<S: Store>(w: World<S>) {
+    w.node.stop().await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -269,7 +225,7 @@ async fn none_moves_on_at_once<S: Store>(w: &World<S>) {
     assert_eq!(h[1].seq + 1, h[2].seq);
     assert!(w.node.engine.verify(id).await.expect("verify"));
 }
-on_every_store!(none_plan, none_moves_on_at_once);
+on_every_store!(none_plan, none_moves_on_at_once, world, close);
 
 /// Two levels in sequence: two of three CAB members, then the change manager; each level's
 /// approvers are fixed when it opens, and "my approvals" follows.
@@ -340,7 +296,7 @@ async fn levels_in_sequence<S: Store>(w: &World<S>) {
     assert_eq!(kinds.last().map(String::as_str), Some("approval_decided"));
     assert!(w.node.engine.verify(id).await.expect("verify"));
 }
-on_every_store!(sequence, levels_in_sequence);
+on_every_store!(sequence, levels_in_sequence, world, close);
 
 /// A level fails as soon as its quorum can no longer be reached, with the reasons recorded.
 async fn early_failure<S: Store>(w: &World<S>) {
@@ -369,7 +325,7 @@ async fn early_failure<S: Store>(w: &World<S>) {
         version
     );
 }
-on_every_store!(failure, early_failure);
+on_every_store!(failure, early_failure, world, close);
 
 /// `all of role R`: every eligible holder; one rejection ends it.
 async fn all_of<S: Store>(w: &World<S>) {
@@ -379,7 +335,7 @@ async fn all_of<S: Store>(w: &World<S>) {
     let id = w.raise("emergency", "rita").await;
     assert_eq!(w.vote(id, "emil", false).await.expect("vote"), "rejected");
 }
-on_every_store!(all, all_of);
+on_every_store!(all, all_of, world, close);
 
 /// `50% of role R`: half the holders, rounded up (2 of 3).
 async fn percentage<S: Store>(w: &World<S>) {
@@ -388,7 +344,7 @@ async fn percentage<S: Store>(w: &World<S>) {
     assert_eq!(w.vote(id, "carol", true).await.expect("vote"), "approval");
     assert_eq!(w.vote(id, "chloe", true).await.expect("vote"), "approved");
 }
-on_every_store!(percent, percentage);
+on_every_store!(percent, percentage, world, close);
 
 /// Groups in one level must each agree; someone in both counts in both.
 async fn parallel_groups<S: Store>(w: &World<S>) {
@@ -402,7 +358,7 @@ async fn parallel_groups<S: Store>(w: &World<S>) {
     let id = w.raise("secure", "rita").await;
     assert_eq!(w.vote(id, "sam", true).await.expect("vote"), "approved");
 }
-on_every_store!(groups, parallel_groups);
+on_every_store!(groups, parallel_groups, world, close);
 
 /// Segregation of duties, double votes, non-approvers and closed levels: each refused with
 /// its reason, and nothing written.
@@ -460,7 +416,7 @@ async fn refusals<S: Store>(w: &World<S>) {
     assert_eq!(w.vote(id, "mia", true).await.expect("vote"), "approved");
     assert!(w.node.engine.verify(id).await.expect("verify"));
 }
-on_every_store!(refused, refusals);
+on_every_store!(refused, refusals, world, close);
 
 /// A delegated vote: to a holder of the role, or anyone an administrator names; recorded as
 /// cast by the delegate on the approver's behalf.
@@ -522,7 +478,7 @@ async fn delegation<S: Store>(w: &World<S>) {
         .await;
     assert!(r.is_err(), "no such user");
 }
-on_every_store!(delegated, delegation);
+on_every_store!(delegated, delegation, world, close);
 
 /// Reminders to those who have not voted, then expiry, on virtual time; both durable timers.
 async fn reminders_then_expiry<S: Store>(w: &World<S>) {
@@ -581,7 +537,7 @@ async fn reminders_then_expiry<S: Store>(w: &World<S>) {
     assert_eq!(w.kinds(id).await, kinds);
     assert!(w.node.engine.verify(id).await.expect("verify"));
 }
-on_every_store!(expiry, reminders_then_expiry);
+on_every_store!(expiry, reminders_then_expiry, world, close);
 
 /// A level its approvers cannot meet waits, and says so: on the instance, in the history and
 /// to the process managers.
@@ -626,7 +582,7 @@ async fn cannot_be_met<S: Store>(w: &World<S>) {
         .expect("withdraw");
     assert!(w.waiting_for("sid").await.is_empty());
 }
-on_every_store!(unmeetable, cannot_be_met);
+on_every_store!(unmeetable, cannot_be_met, world, close);
 
 /// Fifty approvers vote at once: every vote is counted, each exactly once.
 async fn fifty_at_once<S: Store>(w: &World<S>) {
@@ -657,7 +613,7 @@ async fn fifty_at_once<S: Store>(w: &World<S>) {
     assert_eq!(w.stage(id).await, "approved");
     assert!(engine.verify(id).await.expect("verify"));
 }
-on_every_store!(fifty, fifty_at_once);
+on_every_store!(fifty, fifty_at_once, world, close);
 
 // ---------------------------------------------------------------------------------------------
 // Restarts

@@ -10,13 +10,11 @@ use itsmflow_dsl::Sources;
 use itsmflow_engine::runtime::{
     Actor, Catalog, InstanceId, ManualClock, Notification, NotificationFilter, StaticDirectory,
 };
-use itsmflow_engine::store::memory::MemoryStore;
-use itsmflow_engine::store::postgres::PostgresStore;
-use itsmflow_engine::store::sqlite::SqliteStore;
 use itsmflow_engine::store::Store;
 use serde_json::{json, Map};
-use support::{fields, Node, Place};
+use support::{fields, Node};
 
+#[macro_use]
 mod support;
 
 const TICKETS: &str = r#"
@@ -132,7 +130,8 @@ async fn raise<S: Store>(node: &Node<S>, caller: &str) -> InstanceId {
     v.id()
 }
 
-async fn notices_to_roles_and_people<S: Store>(node: &Node<S>, clock: &ManualClock) {
+async fn notices_to_roles_and_people<S: Store>(w: &(Node<S>, Arc<ManualClock>)) {
+    let (node, clock) = (&w.0, &w.1);
     let e = &node.engine;
     let id = raise(node, "rita").await;
     assert!(outbox(node, id).await.is_empty());
@@ -190,7 +189,8 @@ async fn notices_to_roles_and_people<S: Store>(node: &Node<S>, clock: &ManualClo
 }
 
 /// A person the ticket does not name (bob has no manager) is skipped, and the history says so.
-async fn nobody_named_is_skipped<S: Store>(node: &Node<S>, _clock: &ManualClock) {
+async fn nobody_named_is_skipped<S: Store>(w: &(Node<S>, Arc<ManualClock>)) {
+    let node = &w.0;
     let e = &node.engine;
     let id = raise(node, "bob").await;
     e.perform(
@@ -213,63 +213,21 @@ async fn nobody_named_is_skipped<S: Store>(node: &Node<S>, _clock: &ManualClock)
     assert_eq!(skipped.data["action"], "notify manager of caller");
 }
 
-macro_rules! on_every_store {
-    ($name:ident, $scenario:ident) => {
-        mod $name {
-            use super::*;
-
-            async fn node<S: Store>(
-                store: S,
-                catalog: Arc<Catalog>,
-            ) -> (Node<S>, Arc<ManualClock>) {
-                let clock = Arc::new(ManualClock::new(start()));
-                let node =
-                    Node::open_with(store, catalog, clock.clone(), &project(), directory()).await;
-                (node, clock)
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                let catalog = Arc::new(Catalog::default());
-                let (n, clock) = node(MemoryStore::new(catalog.clone()), catalog).await;
-                $scenario(&n, &clock).await;
-                n.stop().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let place = Place::new("sqlite").await;
-                let Place::Sqlite(path) = &place else {
-                    unreachable!()
-                };
-                let catalog = Arc::new(Catalog::default());
-                let store = SqliteStore::open(path, catalog.clone())
-                    .await
-                    .expect("sqlite");
-                let (n, clock) = node(store, catalog).await;
-                $scenario(&n, &clock).await;
-                n.stop().await;
-                place.remove().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let place = Place::new("postgres").await;
-                let Place::Postgres(url) = &place else {
-                    unreachable!()
-                };
-                let catalog = Arc::new(Catalog::default());
-                let store = PostgresStore::connect(url, catalog.clone())
-                    .await
-                    .expect("postgres");
-                let (n, clock) = node(store, catalog).await;
-                $scenario(&n, &clock).await;
-                n.stop().await;
-                place.remove().await;
-            }
-        }
-    };
+/// A node on `store`, with the tickets project and a directory, on virtual time.
+async fn world<S: Store>(store: S, catalog: Arc<Catalog>) -> (Node<S>, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(start()));
+    let node = Node::open_with(store, catalog, clock.clone(), &project(), directory()).await;
+    (node, clock)
 }
 
-on_every_store!(to_roles_and_people, notices_to_roles_and_people);
-on_every_store!(skipped, nobody_named_is_skipped);
+async fn close<S: Store>(w: (Node<S>, Arc<ManualClock>)) {
+    w.0.stop().await;
+}
+
+on_every_store!(
+    to_roles_and_people,
+    notices_to_roles_and_people,
+    world,
+    close
+);
+on_every_store!(skipped, nobody_named_is_skipped, world, close);

@@ -10,13 +10,11 @@ use itsmflow_dsl::Sources;
 use itsmflow_engine::runtime::{
     Actor, ApprovalRefusal, Catalog, EngineError, InstanceId, ManualClock, StaticDirectory,
 };
-use itsmflow_engine::store::memory::MemoryStore;
-use itsmflow_engine::store::postgres::PostgresStore;
-use itsmflow_engine::store::sqlite::SqliteStore;
 use itsmflow_engine::store::Store;
 use serde_json::{json, Map};
-use support::{fields, Node, Place};
+use support::{fields, Node};
 
+#[macro_use]
 mod support;
 
 const REQUESTS: &str = r#"
@@ -133,58 +131,14 @@ fn forbidden(r: Result<String, EngineError>) -> Vec<String> {
     }
 }
 
-macro_rules! on_every_store {
-    ($name:ident, $scenario:ident) => {
-        mod $name {
-            use super::*;
+async fn world<S: Store>(store: S, catalog: Arc<Catalog>) -> World<S> {
+    let clock = Arc::new(ManualClock::new(start()));
+    let node = Node::open_with(store, catalog, clock, &project(), directory()).await;
+    World { node }
+}
 
-            async fn world<S: Store>(store: S, catalog: Arc<Catalog>) -> World<S> {
-                let clock = Arc::new(ManualClock::new(start()));
-                let node = Node::open_with(store, catalog, clock, &project(), directory()).await;
-                World { node }
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                let catalog = Arc::new(Catalog::default());
-                let w = world(MemoryStore::new(catalog.clone()), catalog).await;
-                $scenario(&w).await;
-                w.node.stop().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let place = Place::new("sqlite").await;
-                let Place::Sqlite(path) = &place else {
-                    unreachable!()
-                };
-                let catalog = Arc::new(Catalog::default());
-                let store = SqliteStore::open(path, catalog.clone())
-                    .await
-                    .expect("sqlite");
-                let w = world(store, catalog).await;
-                $scenario(&w).await;
-                w.node.stop().await;
-                place.remove().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let place = Place::new("postgres").await;
-                let Place::Postgres(url) = &place else {
-                    unreachable!()
-                };
-                let catalog = Arc::new(Catalog::default());
-                let store = PostgresStore::connect(url, catalog.clone())
-                    .await
-                    .expect("postgres");
-                let w = world(store, catalog).await;
-                $scenario(&w).await;
-                w.node.stop().await;
-                place.remove().await;
-            }
-        }
-    };
+async fn close<S: Store>(w: World<S>) {
+    w.node.stop().await;
 }
 
 /// A person field holds users of the tenant only, on creation and on update.
@@ -226,7 +180,7 @@ async fn person_fields_hold_users<S: Store>(w: &World<S>) {
         .await
         .expect("a user");
 }
-on_every_store!(fields_of_people, person_fields_hold_users);
+on_every_store!(fields_of_people, person_fields_hold_users, world, close);
 
 /// `by requester or role agent`, `by assignee`, `by requester`, `by manager of requester`.
 async fn transitions_by_people<S: Store>(w: &World<S>) {
@@ -299,7 +253,7 @@ async fn transitions_by_people<S: Store>(w: &World<S>) {
         "closed"
     );
 }
-on_every_store!(performed_by_people, transitions_by_people);
+on_every_store!(performed_by_people, transitions_by_people, world, close);
 
 /// An approval asked of the requester's manager, then of a senior: only they vote.
 async fn approved_by_the_manager<S: Store>(w: &World<S>) {
@@ -345,4 +299,4 @@ async fn approved_by_the_manager<S: Store>(w: &World<S>) {
         "{why}"
     );
 }
-on_every_store!(manager_approves, approved_by_the_manager);
+on_every_store!(manager_approves, approved_by_the_manager, world, close);

@@ -7,13 +7,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use itsmflow_engine::runtime::{Actor, Catalog, InstanceId, ManualClock};
-use itsmflow_engine::store::memory::MemoryStore;
-use itsmflow_engine::store::postgres::PostgresStore;
-use itsmflow_engine::store::sqlite::SqliteStore;
 use itsmflow_engine::store::Store;
 use serde_json::{json, Map};
-use support::{fields, processes, Node, Place};
+use support::{fields, processes, Node};
 
+#[macro_use]
 mod support;
 
 fn start() -> DateTime<Utc> {
@@ -91,51 +89,13 @@ async fn problem_requests_a_change<S: Store>(node: &Node<S>) {
     assert!(e.verify(change.id()).await.expect("verify"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory() {
-    let catalog = Arc::new(Catalog::default());
+async fn node<S: Store>(store: S, catalog: Arc<Catalog>) -> Node<S> {
     let clock = Arc::new(ManualClock::new(start()));
-    let node = Node::open(
-        MemoryStore::new(catalog.clone()),
-        catalog,
-        clock,
-        &processes(),
-    )
-    .await;
-    problem_requests_a_change(&node).await;
+    Node::open(store, catalog, clock, &processes()).await
+}
+
+async fn close<S: Store>(node: Node<S>) {
     node.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite() {
-    let place = Place::new("sqlite").await;
-    let Place::Sqlite(path) = &place else {
-        unreachable!()
-    };
-    let catalog = Arc::new(Catalog::default());
-    let clock = Arc::new(ManualClock::new(start()));
-    let store = SqliteStore::open(path, catalog.clone())
-        .await
-        .expect("sqlite");
-    let node = Node::open(store, catalog, clock, &processes()).await;
-    problem_requests_a_change(&node).await;
-    node.stop().await;
-    place.remove().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres() {
-    let place = Place::new("postgres").await;
-    let Place::Postgres(url) = &place else {
-        unreachable!()
-    };
-    let catalog = Arc::new(Catalog::default());
-    let clock = Arc::new(ManualClock::new(start()));
-    let store = PostgresStore::connect(url, catalog.clone())
-        .await
-        .expect("postgres");
-    let node = Node::open(store, catalog, clock, &processes()).await;
-    problem_requests_a_change(&node).await;
-    node.stop().await;
-    place.remove().await;
-}
+on_every_store!(requested_change, problem_requests_a_change, node, close);

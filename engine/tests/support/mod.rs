@@ -178,3 +178,60 @@ impl Place {
         }
     }
 }
+
+/// Run a scenario on each kind of store: memory, a fresh SQLite file, a fresh PostgreSQL
+/// database. `$open(store, catalog)` makes the scenario's world (an engine on the store, with
+/// whatever it needs), `$scenario(&world)` runs, `$close(world)` ends it.
+#[allow(unused_macros)] // not every test binary uses it
+macro_rules! on_every_store {
+    ($name:ident, $scenario:ident, $open:ident, $close:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                let catalog = ::std::sync::Arc::new(::itsmflow_engine::runtime::Catalog::default());
+                let store = ::itsmflow_engine::store::memory::MemoryStore::new(catalog.clone());
+                let world = $open(store, catalog).await;
+                $scenario(&world).await;
+                $close(world).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let place = crate::support::Place::new("sqlite").await;
+                let crate::support::Place::Sqlite(path) = &place else {
+                    unreachable!()
+                };
+                let catalog = ::std::sync::Arc::new(::itsmflow_engine::runtime::Catalog::default());
+                let store =
+                    ::itsmflow_engine::store::sqlite::SqliteStore::open(path, catalog.clone())
+                        .await
+                        .expect("sqlite");
+                let world = $open(store, catalog).await;
+                $scenario(&world).await;
+                $close(world).await;
+                place.remove().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let place = crate::support::Place::new("postgres").await;
+                let crate::support::Place::Postgres(url) = &place else {
+                    unreachable!()
+                };
+                let catalog = ::std::sync::Arc::new(::itsmflow_engine::runtime::Catalog::default());
+                let store = ::itsmflow_engine::store::postgres::PostgresStore::connect(
+                    url,
+                    catalog.clone(),
+                )
+                .await
+                .expect("postgres");
+                let world = $open(store, catalog).await;
+                $scenario(&world).await;
+                $close(world).await;
+                place.remove().await;
+            }
+        }
+    };
+}
