@@ -188,7 +188,10 @@ async fn refused_actions_change_nothing() {
         )
         .await;
     refused(&got, StatusCode::FORBIDDEN, "forbidden", &["accept"]);
-    assert_eq!(got.1["roles"], json!(["agent", "network_engineer"]));
+    assert_eq!(
+        got.1["roles"],
+        json!(["agent", "network_engineer", "incident_manager"])
+    );
     // Not from this stage.
     let got = s
         .post(

@@ -216,6 +216,17 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
     entry_queues.sort();
     entry_queues.dedup();
 
+    super::queues::check_queue_actors(
+        &super::queues::QueueUse {
+            stage_items: &s.stages,
+            stage_names: &scope.stages,
+            stages: &stages,
+            transitions: &transitions,
+            routing: s.routing.first().copied(),
+        },
+        ctx,
+    );
+
     let escalations = escalation::check_escalations(
         &s.escalations,
         &scope,
@@ -732,6 +743,8 @@ fn check_targets(
             respond: None,
             resolve: None,
         };
+        // Where each clock's target was given: (respond, resolve).
+        let mut given: [Option<&ast::ClockTarget>; 2] = [None; 2];
         for clock in &row.clocks {
             let slot = match clock.clock.node {
                 ClockKind::Respond => &mut target.respond,
@@ -764,6 +777,10 @@ fn check_targets(
                 continue;
             }
             *slot = Some(clock.duration.node);
+            given[usize::from(clock.clock.node == ClockKind::Resolve)] = Some(clock);
+        }
+        if let [Some(respond), Some(resolve)] = given {
+            respond_after_resolve(respond, resolve, &mut ctx.diags);
         }
         targets[pid as usize] = Some(target);
     }
@@ -788,6 +805,31 @@ fn check_targets(
     targets
 }
 
+/// A respond target clearly longer than the resolve target of the same row: the ticket would
+/// have to be resolved before anyone had to respond to it. Durations are business time, so
+/// only one that is longer in every unit (weeks, days, time of day) is reported.
+fn respond_after_resolve(
+    respond: &ast::ClockTarget,
+    resolve: &ast::ClockTarget,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let (r, s) = (&respond.duration.node, &resolve.duration.node);
+    if escalation::not_after(s, r) && !escalation::not_after(r, s) {
+        diags.push(
+            Diagnostic::error(
+                "respond-after-resolve",
+                respond.duration.span,
+                format!("the respond target {r} is longer than the resolve target {s}"),
+            )
+            .with_label("longer than the resolve target")
+            .with_secondary(resolve.duration.span, "the resolve target")
+            .with_help(
+                "a ticket is responded to before it is resolved; make the respond target shorter, or the resolve target longer",
+            ),
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Stages and transitions
 
@@ -797,6 +839,70 @@ fn clocks_of(list: &[ast::Spanned<ClockKind>]) -> Clocks {
         c.set(k.node);
     }
     c
+}
+
+/// What a stage does to a clock.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClockVerb {
+    Pauses,
+    Stops,
+    Starts,
+}
+
+impl ClockVerb {
+    fn word(self) -> &'static str {
+        match self {
+            ClockVerb::Pauses => "pauses",
+            ClockVerb::Stops => "stops",
+            ClockVerb::Starts => "starts",
+        }
+    }
+    fn what(self) -> &'static str {
+        match self {
+            ClockVerb::Pauses => "holds the clock still while a ticket is in the stage",
+            ClockVerb::Stops => "ends the clock when a ticket enters the stage",
+            ClockVerb::Starts => "sets the clock running when a ticket enters the stage",
+        }
+    }
+}
+
+/// A stage that pauses a clock and also stops or starts it: report each mention that
+/// contradicts an earlier one, and remember the mentions.
+fn clock_conflicts(
+    verb: ClockVerb,
+    clocks: &[ast::Spanned<ClockKind>],
+    seen: &mut Vec<(ClockVerb, ClockKind, Span)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for c in clocks {
+        let conflict = seen.iter().find(|(v, k, _)| {
+            *k == c.node && (*v == ClockVerb::Pauses) != (verb == ClockVerb::Pauses)
+        });
+        if let Some((first, _, first_span)) = conflict {
+            diags.push(
+                Diagnostic::error(
+                    "clock-conflict",
+                    c.span,
+                    format!(
+                        "this stage {} the {} clock and also {} it",
+                        first.word(),
+                        c.node,
+                        verb.word()
+                    ),
+                )
+                .with_label(format!("`{}` here", verb.word()))
+                .with_secondary(*first_span, format!("`{}` here", first.word()))
+                .with_help(format!(
+                    "`{}` {}, but `{}` {}; keep one of them",
+                    first.word(),
+                    first.what(),
+                    verb.word(),
+                    verb.what()
+                )),
+            );
+        }
+        seen.push((verb, c.node, c.span));
+    }
 }
 
 fn check_stages(
@@ -861,6 +967,7 @@ fn check_stages(
             notices: Vec::new(),
         };
         let mut queue_at: Option<Span> = None;
+        let mut clock_mentions: Vec<(ClockVerb, ClockKind, Span)> = Vec::new();
         for attr in &st.attrs {
             match &attr.kind {
                 StageAttrKind::Queue(target) => {
@@ -890,9 +997,18 @@ fn check_stages(
                         QueueTarget::ByRouting => Some(StageQueue::ByRouting),
                     };
                 }
-                StageAttrKind::Pauses(c) => model.pauses = clocks_of(c),
-                StageAttrKind::Stops(c) => model.stops = clocks_of(c),
-                StageAttrKind::Starts(c) => model.starts = clocks_of(c),
+                StageAttrKind::Pauses(c) => {
+                    clock_conflicts(ClockVerb::Pauses, c, &mut clock_mentions, &mut ctx.diags);
+                    model.pauses = clocks_of(c)
+                }
+                StageAttrKind::Stops(c) => {
+                    clock_conflicts(ClockVerb::Stops, c, &mut clock_mentions, &mut ctx.diags);
+                    model.stops = clocks_of(c)
+                }
+                StageAttrKind::Starts(c) => {
+                    clock_conflicts(ClockVerb::Starts, c, &mut clock_mentions, &mut ctx.diags);
+                    model.starts = clocks_of(c)
+                }
                 StageAttrKind::Notify(n) => {
                     let place = notices::Place::Stage {
                         name: &st.name.name,

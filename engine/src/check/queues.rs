@@ -1,12 +1,12 @@
 //! Queues (resolver groups): tiers, escalation chains without cycles, members, assignment.
 
-use itsmflow_dsl::ast::{self, QueueAttrKind, Span};
+use itsmflow_dsl::ast::{self, QueueAttrKind, Span, StageAttrKind};
 use itsmflow_dsl::Diagnostic;
 
 use super::names::did_you_mean;
 use super::values::too_large_within;
 use super::Ctx;
-use crate::model::{Assignment, Queue};
+use crate::model::{Assignment, Queue, QueueId, RoleId, Stage, StageQueue, Transition};
 
 /// Check the project's queues, in declaration order (their index is their `QueueId`).
 pub fn check_queues(items: &[&ast::Queue], ctx: &mut Ctx) -> Vec<Queue> {
@@ -143,6 +143,112 @@ fn check_chains(queues: &[Queue], spans: &[Span], diags: &mut Vec<Diagnostic>) {
                     ),
                 );
             }
+        }
+    }
+}
+
+/// The stages of one process that put tasks in queues, with what they need to be judged.
+pub(super) struct QueueUse<'a> {
+    /// The stages as written (duplicates included), and their checked models by [`StageId`].
+    pub stage_items: &'a [&'a ast::Stage],
+    pub stage_names: &'a super::names::Names,
+    pub stages: &'a [Stage],
+    pub transitions: &'a [Transition],
+    pub routing: Option<&'a ast::Routing>,
+}
+
+/// `queue-cannot-act`: a stage puts a task in a queue (by name or by routing) whose members
+/// hold none of the roles its transitions accept, so they can claim the task but not act on
+/// it. Only stages whose transitions out name roles, none of them open to anyone, count; a
+/// transition `by PERSON` lets those people act, not the queue's members. A queue without
+/// members (anyone may claim) is never reported.
+pub(super) fn check_queue_actors(u: &QueueUse, ctx: &mut Ctx) {
+    for item in u.stage_items {
+        let Some(id) = u.stage_names.get(&item.name.name) else {
+            continue;
+        };
+        if u.stage_names.span(id).start != item.name.span.start {
+            continue; // a duplicate
+        }
+        let Some(stage) = u.stages.get(id as usize) else {
+            continue;
+        };
+        let Some(queue_attr) = item
+            .attrs
+            .iter()
+            .find(|a| matches!(a.kind, StageAttrKind::Queue(_)))
+        else {
+            continue;
+        };
+        let outs: Vec<&Transition> = u
+            .transitions
+            .iter()
+            .filter(|t| t.from.iter().any(|f| f.index() == id as usize))
+            .collect();
+        if outs.is_empty()
+            || outs
+                .iter()
+                .any(|t| t.roles.is_empty() && t.people.is_empty())
+            || outs.iter().all(|t| t.roles.is_empty())
+        {
+            continue;
+        }
+        let mut accepted: Vec<RoleId> = outs.iter().flat_map(|t| t.roles.iter().copied()).collect();
+        accepted.sort();
+        accepted.dedup();
+        // The queues the stage can use, each with where it is named.
+        let mut queues: Vec<(QueueId, Span)> = Vec::new();
+        match &stage.queue {
+            Some(StageQueue::Named(q)) => queues.push((*q, queue_attr.span)),
+            Some(StageQueue::ByRouting) => {
+                for rule in u.routing.iter().flat_map(|r| &r.rules) {
+                    if let Some(q) = ctx.queues.get(&rule.queue.name) {
+                        let q = QueueId(q);
+                        if !queues.iter().any(|(seen, _)| *seen == q) {
+                            queues.push((q, rule.queue.span));
+                        }
+                    }
+                }
+            }
+            None => continue,
+        }
+        for (q, span) in queues {
+            let Some(queue) = ctx.queue_models.get(q.index()) else {
+                continue;
+            };
+            if queue.members.is_empty() || queue.members.iter().any(|m| accepted.contains(m)) {
+                continue;
+            }
+            let names = |roles: &[RoleId]| {
+                roles
+                    .iter()
+                    .filter(|r| r.index() < ctx.roles.len())
+                    .map(|r| format!("`{}`", ctx.roles.name(r.0)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let (members, accepts) = (names(&queue.members), names(&accepted));
+            let mut d = Diagnostic::warning(
+                "queue-cannot-act",
+                span,
+                format!(
+                    "the members of queue `{}` ({members}) can take no action in stage `{}`",
+                    queue.name, item.name
+                ),
+            )
+            .with_label(format!(
+                "the transitions out of `{}` accept only {accepts}",
+                item.name
+            ));
+            // `Span` equality ignores positions, so compare them.
+            if (span.start, span.end) != (queue_attr.span.start, queue_attr.span.end) {
+                d = d.with_secondary(queue_attr.span, "this stage queues by routing");
+            }
+            let one_of = if accepted.len() > 1 { "one of " } else { "" };
+            ctx.diags.push(d.with_help(format!(
+                "add {one_of}{accepts} to the members of `{}`, or a role of the queue ({members}) to a transition out of `{}`",
+                queue.name, item.name
+            )));
         }
     }
 }
