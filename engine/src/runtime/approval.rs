@@ -3,13 +3,15 @@
 //! Nothing about an approval is stored apart from the history: the plan chosen, each level's
 //! approvers, every vote and delegation are events, and [`ApprovalState::of`] folds them into
 //! the state of the approval of the stage the instance is in. The pending ballots the store
-//! keeps (for "my approvals") are a copy, replaced with every change that moves them.
+//! keeps (for "my approvals") are a copy, written with every change that moves them: the
+//! difference a vote or a delegation makes, else the whole list ([`BallotChange`]).
 //!
 //! - **Entering** a stage with an approval appends `approval_requested` (the first rule that
 //!   matches, and how many levels its plan has). A plan of `none` takes `on approve` at once,
 //!   in the same change; otherwise the first level opens.
 //! - **Opening a level** fixes its approvers: per group, the holders of the group's role now
-//!   (from the [`Directory`], read by the engine before deciding), less the ticket's creator
+//!   (from the [`Directory`], read by the engine before deciding), or the one person a person
+//!   group names (`manager of requester`), less the ticket's creator
 //!   and the people named in the approval's `excludes` fields. A level that cannot be met by
 //!   them is recorded as `approval_stuck` and the process managers are notified: it waits
 //!   (for its expiry, or for someone to withdraw the ticket) and says why.

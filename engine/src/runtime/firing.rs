@@ -3,7 +3,8 @@
 //!
 //! - An **escalation step** appends `escalated` (the step is then fired for good), then one
 //!   event per action, in the order written:
-//!   - `notify role R`: `notified`, and a row in the notifications outbox; with `during
+//!   - `notify ...`: per recipient a row in the notifications outbox and `notified` (or
+//!     `skipped` for a person the ticket does not name), see [`super::notices`]; with `during
 //!     business hours`, a notification outside the process's business hours (the calendar of
 //!     its `targets` table, see [`crate::model::Process::business_hours`]) is held (its
 //!     `deliver_at`) until that calendar next opens;
@@ -18,6 +19,8 @@
 //!   urgent priority, a transition refused) appends `skipped` with the reason instead.
 //! - A **breach** appends `breached`.
 //! - An **automatic transition** (`after`) appends `elapsed`, then the transition or `skipped`.
+//! - An approval's **reminder** appends `reminded` and tells the approvers of the open level
+//!   who have not voted; its **expiry** takes `on expire` (see [`super::approval`]).
 
 use std::sync::Arc;
 
