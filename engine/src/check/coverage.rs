@@ -2,13 +2,16 @@
 //! earlier ones already match every case they cover, and a case that no rule matches.
 //!
 //! Enum and bool fields and `priority` have finite values, so the analysis enumerates their
-//! combinations. A comparison on any other field (text, numbers, dates) becomes an
+//! combinations. An `int` field is split at the constants the rules compare it with: each
+//! constant, and the gaps between and beyond them, is one value of the analysis (represented by
+//! one number in it), as every comparison in the rules has the same outcome throughout a gap.
+//! A comparison on any other field (text, durations, dates) becomes an
 //! independent true/false unknown. Treating those as independent can only add cases, never
 //! remove them, so a rule reported as shadowed really is; an uncovered case may, rarely, be
 //! impossible (`x < 5` and `x >= 5` are not known to exclude each other), which is why the
 //! help for it is to add `otherwise`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use super::names::Names;
 use crate::model::{CmpOp, Condition, FieldType, Operand, Subject, Value};
@@ -25,6 +28,9 @@ pub struct Domain<'a> {
     pub fields: &'a Names,
     pub field_types: &'a [FieldType],
     pub priorities: &'a Names,
+    /// Per field: whether a ticket may have it unset (neither required nor defaulted), which
+    /// an `int` field's cases include (no comparison holds of an unset field but `!=`).
+    pub may_be_unset: &'a [bool],
 }
 
 #[derive(Debug, Default)]
@@ -36,7 +42,17 @@ pub struct Findings {
 }
 
 enum Var<'c> {
-    Finite { subject: Subject, size: u32 },
+    Finite {
+        subject: Subject,
+        size: u32,
+    },
+    /// An `int` field: one number for each constant the rules compare it with and for each
+    /// (non-empty) gap between and beyond them, in increasing order; then `None` (unset) for a
+    /// field a ticket may leave unset.
+    Int {
+        subject: Subject,
+        numbers: Vec<Option<i64>>,
+    },
     Atom(&'c Condition),
 }
 
@@ -45,6 +61,9 @@ enum Var<'c> {
 struct Vars<'c> {
     vars: Vec<Var<'c>>,
     finite: HashMap<Subject, usize>,
+    /// The constants the rules compare each `int` field with, then its variable once declared.
+    int_constants: HashMap<Subject, BTreeSet<i64>>,
+    ints: HashMap<Subject, usize>,
     /// Atoms by their `Debug` text, which identifies a comparison (built once per comparison,
     /// while compiling; evaluation never looks at it).
     atoms: HashMap<String, usize>,
@@ -66,6 +85,11 @@ enum Test {
         var: usize,
         values: Vec<u32>,
     },
+    /// An `int` variable: true for the numbers (by index) marked here.
+    Numbers {
+        var: usize,
+        holds: Vec<bool>,
+    },
     /// An unknown: true in the cases where its variable is 1.
     Atom(usize),
 }
@@ -78,6 +102,7 @@ impl Test {
             Test::Not(inner) => !inner.eval(assignment),
             Test::Compare { var, op, value } => compare(assignment[*var], *op, *value),
             Test::In { var, values } => values.contains(&assignment[*var]),
+            Test::Numbers { var, holds } => holds[assignment[*var] as usize],
             Test::Atom(var) => assignment[*var] == 1,
         }
     }
@@ -122,23 +147,41 @@ impl<'a> Domain<'a> {
                 (Test::Not(Box::new(t)), n + 1)
             }
             Condition::Compare { subject, op, value } => {
-                let test = match self.finite_var(*subject, vars) {
-                    Some(var) => Test::Compare {
+                let test = if let Some(var) = self.finite_var(*subject, vars) {
+                    Test::Compare {
                         var,
                         op: *op,
                         value: index_of(value),
-                    },
-                    None => Test::Atom(atom_var(c, vars)),
+                    }
+                } else if let Some((var, numbers)) = self.int_var(*subject, vars) {
+                    // As the engine evaluates it: an unset field equals nothing.
+                    let holds = numbers
+                        .iter()
+                        .map(|&n| match n {
+                            Some(n) => int_value(value).is_some_and(|v| compare_int(n, *op, v)),
+                            None => *op == CmpOp::Ne,
+                        })
+                        .collect();
+                    Test::Numbers { var, holds }
+                } else {
+                    Test::Atom(atom_var(c, vars))
                 };
                 (test, 1)
             }
             Condition::In { subject, values } => {
-                let test = match self.finite_var(*subject, vars) {
-                    Some(var) => Test::In {
+                let test = if let Some(var) = self.finite_var(*subject, vars) {
+                    Test::In {
                         var,
                         values: values.iter().filter_map(index_of).collect(),
-                    },
-                    None => Test::Atom(atom_var(c, vars)),
+                    }
+                } else if let Some((var, numbers)) = self.int_var(*subject, vars) {
+                    let holds = numbers
+                        .iter()
+                        .map(|&n| n.is_some() && values.iter().any(|v| int_value(v) == n))
+                        .collect();
+                    Test::Numbers { var, holds }
+                } else {
+                    Test::Atom(atom_var(c, vars))
                 };
                 // Testing membership costs a step per value.
                 (test, values.len().max(1) as u64)
@@ -156,11 +199,74 @@ impl<'a> Domain<'a> {
         }))
     }
 
+    fn is_int(&self, subject: Subject) -> bool {
+        matches!(subject, Subject::Field(f) if self.field_types[f.index()] == FieldType::Int)
+    }
+
+    /// Note the constants a condition compares `int` fields with.
+    fn collect_constants(&self, c: &Condition, constants: &mut HashMap<Subject, BTreeSet<i64>>) {
+        match c {
+            Condition::Or(parts) | Condition::And(parts) => {
+                for p in parts {
+                    self.collect_constants(p, constants);
+                }
+            }
+            Condition::Not(inner) => self.collect_constants(inner, constants),
+            Condition::Compare { subject, value, .. } if self.is_int(*subject) => {
+                constants
+                    .entry(*subject)
+                    .or_default()
+                    .extend(int_value(value));
+            }
+            Condition::In { subject, values } if self.is_int(*subject) => {
+                constants
+                    .entry(*subject)
+                    .or_default()
+                    .extend(values.iter().filter_map(int_value));
+            }
+            Condition::Compare { .. } | Condition::In { .. } => {}
+        }
+    }
+
+    /// The variable of an `int` field, declared on first use, and the numbers standing for
+    /// its values; `None` for other subjects.
+    fn int_var(&self, subject: Subject, vars: &mut Vars) -> Option<(usize, Vec<Option<i64>>)> {
+        if !self.is_int(subject) {
+            return None;
+        }
+        let unset = match subject {
+            Subject::Field(f) => self.may_be_unset.get(f.index()).copied().unwrap_or(false),
+            Subject::Priority => false,
+        };
+        let var = *vars.ints.entry(subject).or_insert_with(|| {
+            let constants = vars.int_constants.get(&subject);
+            let mut numbers: Vec<Option<i64>> = split(constants.into_iter().flatten().copied())
+                .into_iter()
+                .map(Some)
+                .collect();
+            if unset {
+                numbers.push(None);
+            }
+            vars.vars.push(Var::Int { subject, numbers });
+            vars.vars.len() - 1
+        });
+        match &vars.vars[var] {
+            Var::Int { numbers, .. } => Some((var, numbers.clone())),
+            _ => None,
+        }
+    }
+
     /// Analyse rules in order; `None` stands for `otherwise`.
     pub fn analyse(&self, rules: &[Option<&Condition>]) -> Findings {
+        let mut int_constants = HashMap::new();
+        for c in rules.iter().flatten() {
+            self.collect_constants(c, &mut int_constants);
+        }
         let mut vars = Vars {
             vars: Vec::new(),
             finite: HashMap::new(),
+            int_constants,
+            ints: HashMap::new(),
             atoms: HashMap::new(),
         };
         // `None` for `otherwise`, which always applies.
@@ -184,6 +290,7 @@ impl<'a> Domain<'a> {
             .iter()
             .map(|v| match v {
                 Var::Finite { size, .. } => *size,
+                Var::Int { numbers, .. } => numbers.len() as u32,
                 Var::Atom(_) => 2,
             })
             .collect();
@@ -248,6 +355,14 @@ impl<'a> Domain<'a> {
                     };
                     parts.push(format!("`{name}` is {v}"));
                 }
+                Var::Int {
+                    subject: Subject::Field(f),
+                    numbers,
+                } => parts.push(match numbers[value as usize] {
+                    Some(n) => format!("`{}` is {n}", self.fields.name(f.0)),
+                    None => format!("`{}` is unset", self.fields.name(f.0)),
+                }),
+                Var::Int { .. } => {}
                 Var::Atom(c) => parts.push(format!("`{}` is {}", self.show(c), value == 1)),
             }
         }
@@ -316,6 +431,48 @@ fn index_of(o: &Operand) -> Option<u32> {
     }
 }
 
+/// The number of an `int` operand.
+fn int_value(o: &Operand) -> Option<i64> {
+    match o {
+        Operand::Value(Value::Int(n)) => Some(*n),
+        _ => None,
+    }
+}
+
+/// One number for each constant and for each non-empty gap below, between and above them (its
+/// least member, or for the gap below the constants, its greatest), in increasing order. Every
+/// comparison with the constants holds for all numbers of a gap or for none, so these numbers
+/// stand for all of them. With no constants, one number stands for every number.
+fn split(constants: impl Iterator<Item = i64>) -> Vec<i64> {
+    let constants: BTreeSet<i64> = constants.collect();
+    let mut numbers = Vec::with_capacity(2 * constants.len() + 1);
+    match constants.first() {
+        None => numbers.push(0),
+        Some(&first) => numbers.extend(first.checked_sub(1)),
+    }
+    let mut rest = constants.iter().peekable();
+    while let Some(&c) = rest.next() {
+        numbers.push(c);
+        if let Some(above) = c.checked_add(1) {
+            if rest.peek().is_none_or(|&&next| above < next) {
+                numbers.push(above);
+            }
+        }
+    }
+    numbers
+}
+
+fn compare_int(v: i64, op: CmpOp, o: i64) -> bool {
+    match op {
+        CmpOp::Eq => v == o,
+        CmpOp::Ne => v != o,
+        CmpOp::Lt => v < o,
+        CmpOp::Le => v <= o,
+        CmpOp::Gt => v > o,
+        CmpOp::Ge => v >= o,
+    }
+}
+
 fn compare(v: u32, op: CmpOp, o: Option<u32>) -> bool {
     let Some(o) = o else { return false };
     match op {
@@ -332,7 +489,77 @@ fn compare(v: u32, op: CmpOp, o: Option<u32>) -> bool {
 mod tests {
     use itsmflow_dsl::Sources;
 
-    use super::MAX_WORK;
+    use super::{split, MAX_WORK};
+
+    /// The numbers of an `int` field: each constant and each non-empty gap, none past the ends
+    /// of `i64`.
+    #[test]
+    fn int_fields_are_split_at_their_constants() {
+        assert_eq!(split([].into_iter()), [0]);
+        assert_eq!(split([50].into_iter()), [49, 50, 51]);
+        assert_eq!(split([3, 1, 2, 1].into_iter()), [0, 1, 2, 3, 4]);
+        assert_eq!(split([0, 10].into_iter()), [-1, 0, 1, 10, 11]);
+        assert_eq!(
+            split([i64::MIN, i64::MAX].into_iter()),
+            [i64::MIN, i64::MIN + 1, i64::MAX]
+        );
+    }
+
+    /// A routing of an `int` field's rules: shadowed rules and gaps are exact.
+    fn int_routing(rules: &[&str]) -> String {
+        let mut text = String::from(
+            "queue q\nprocess p {\n  fields {\n    n: int required\n    m: int required\n  }\n",
+        );
+        text.push_str("  stage a initial {\n    queue by routing\n  }\n  stage b final\n");
+        text.push_str("  transition t: a -> b\n  routing {\n");
+        for r in rules {
+            text.push_str(&format!("    {r} => q\n"));
+        }
+        text.push_str("  }\n}\n");
+        text
+    }
+
+    #[test]
+    fn int_comparisons_are_exact() {
+        let total = [
+            vec!["when n < 50", "when n >= 50"],
+            vec!["when n <= 49", "when n > 49"],
+            vec!["when n == 5", "when n != 5"],
+            vec!["when n in (1, 2)", "when n < 1 or n > 2"],
+            vec!["when n < 0 and m < 0", "when n >= 0", "when m >= 0"],
+            vec!["when not (n > 3)", "when n >= 4"],
+        ];
+        for rules in total {
+            assert_eq!(errors(&int_routing(&rules)), [], "{rules:?}");
+        }
+        let text = int_routing(&["when n < 50", "when n > 50"]);
+        let mut sources = Sources::new();
+        sources.add("routing.itsm", &text);
+        let messages: Vec<String> = crate::check(&sources)
+            .diagnostics
+            .into_iter()
+            .map(|d| format!("{} {:?}", d.code, d))
+            .collect();
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(messages[0].starts_with("routing-not-total"), "{messages:?}");
+        assert!(messages[0].contains("`n` is 50"), "{messages:?}");
+        assert_eq!(
+            errors(&int_routing(&[
+                "when n in (1, 2, 3)",
+                "when n == 2",
+                "otherwise"
+            ])),
+            [("routing-shadowed", "when n == 2 => q".to_string())]
+        );
+        assert_eq!(
+            errors(&int_routing(&[
+                "when n >= 1 and n <= 1",
+                "when n == 1",
+                "otherwise"
+            ])),
+            [("routing-shadowed", "when n == 1 => q".to_string())]
+        );
+    }
 
     /// A process with 16 text fields and a routing of `rules` rules, each requiring a different
     /// set of four fields to be `"x"`, then a copy of the first rule (which never applies), then

@@ -21,6 +21,8 @@ pub(super) struct ProcessScope {
     pub fields: Names,
     pub field_models: Vec<Field>,
     pub field_types: Vec<FieldType>,
+    /// Per field: neither required nor defaulted, so a ticket may have it unset.
+    pub may_be_unset: Vec<bool>,
     pub priorities: Names,
     pub stages: Names,
     pub transitions: Names,
@@ -39,6 +41,7 @@ impl ProcessScope {
             fields: &self.fields,
             field_types: &self.field_types,
             priorities: &self.priorities,
+            may_be_unset: &self.may_be_unset,
         }
     }
 }
@@ -133,6 +136,7 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         fields: Names::new("field"),
         field_models: Vec::new(),
         field_types: Vec::new(),
+        may_be_unset: Vec::new(),
         priorities: Names::new("priority"),
         stages: Names::new("stage"),
         transitions: Names::new("transition"),
@@ -140,6 +144,11 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
     for block in s.fields.iter().take(1) {
         check_fields(block, &mut scope, &mut ctx.diags);
     }
+    scope.may_be_unset = scope
+        .field_models
+        .iter()
+        .map(|f| !f.required && f.default.is_none())
+        .collect();
     for block in s.priorities.iter().take(1) {
         for level in &block.levels {
             scope.priorities.declare(level, &mut ctx.diags);
@@ -1220,12 +1229,14 @@ fn check_routing(
         );
     }
     if let Some(case) = findings.uncovered {
+        // The first-line queue, else any queue the project declares.
         let fallback = ctx
             .queue_models
             .iter()
             .find(|q| q.tier == Some(1))
+            .or(ctx.queue_models.first())
             .map(|q| q.name.clone())
-            .unwrap_or_else(|| "service_desk".into());
+            .unwrap_or_else(|| "...".into());
         ctx.diags.push(
             Diagnostic::error(
                 "routing-not-total",
