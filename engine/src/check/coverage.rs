@@ -29,7 +29,7 @@ pub struct Domain<'a> {
     pub field_types: &'a [FieldType],
     pub priorities: &'a Names,
     /// Per field: whether a ticket may have it unset (neither required nor defaulted), which
-    /// an `int` field's cases include (no comparison holds of an unset field but `!=`).
+    /// the field's cases include (no comparison holds of an unset field but `!=`).
     pub may_be_unset: &'a [bool],
 }
 
@@ -74,11 +74,13 @@ enum Test {
     Or(Vec<Test>),
     And(Vec<Test>),
     Not(Box<Test>),
-    /// A finite variable compared with the index of a value (`None`: not one of its values).
+    /// A finite variable compared with the index of a value (`None`: not one of its values);
+    /// `unset` is the index that stands for an unset field, if it may be unset.
     Compare {
         var: usize,
         op: CmpOp,
         value: Option<u32>,
+        unset: Option<u32>,
     },
     /// A finite variable with one of these value indices.
     In {
@@ -100,7 +102,11 @@ impl Test {
             Test::Or(parts) => parts.iter().any(|p| p.eval(assignment)),
             Test::And(parts) => parts.iter().all(|p| p.eval(assignment)),
             Test::Not(inner) => !inner.eval(assignment),
-            Test::Compare { var, op, value } => compare(assignment[*var], *op, *value),
+            // As the engine evaluates it: an unset field equals nothing.
+            Test::Compare { var, op, unset, .. } if Some(assignment[*var]) == *unset => {
+                *op == CmpOp::Ne
+            }
+            Test::Compare { var, op, value, .. } => compare(assignment[*var], *op, *value),
             Test::In { var, values } => values.contains(&assignment[*var]),
             Test::Numbers { var, holds } => holds[assignment[*var] as usize],
             Test::Atom(var) => assignment[*var] == 1,
@@ -109,12 +115,31 @@ impl Test {
 }
 
 impl<'a> Domain<'a> {
+    /// How many cases a finite subject has: its values, and one more (the last) for a field
+    /// a ticket may leave unset.
     fn size(&self, subject: Subject) -> Option<u32> {
         match subject {
             Subject::Priority => Some(self.priorities.len() as u32),
             Subject::Field(f) => self.field_types[f.index()]
                 .finite_values()
+                .map(|n| n as u32 + u32::from(self.may_be_unset(subject))),
+        }
+    }
+
+    fn may_be_unset(&self, subject: Subject) -> bool {
+        match subject {
+            Subject::Field(f) => self.may_be_unset.get(f.index()).copied().unwrap_or(false),
+            Subject::Priority => false,
+        }
+    }
+
+    /// The case that stands for an unset field, for a finite field that may be unset.
+    fn unset_index(&self, subject: Subject) -> Option<u32> {
+        match subject {
+            Subject::Field(f) if self.may_be_unset(subject) => self.field_types[f.index()]
+                .finite_values()
                 .map(|n| n as u32),
+            _ => None,
         }
     }
 
@@ -152,6 +177,7 @@ impl<'a> Domain<'a> {
                         var,
                         op: *op,
                         value: index_of(value),
+                        unset: self.unset_index(*subject),
                     }
                 } else if let Some((var, numbers)) = self.int_var(*subject, vars) {
                     // As the engine evaluates it: an unset field equals nothing.
@@ -348,6 +374,9 @@ impl<'a> Domain<'a> {
                 } => {
                     let name = self.fields.name(f.0);
                     let v = match &self.field_types[f.index()] {
+                        _ if self.unset_index(Subject::Field(*f)) == Some(value) => {
+                            "unset".to_string()
+                        }
                         FieldType::Enum(values) => {
                             values.get(value as usize).cloned().unwrap_or_default()
                         }
