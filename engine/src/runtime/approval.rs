@@ -564,21 +564,6 @@ impl ApprovalState {
     }
 }
 
-/// People the ticket names who may not vote on it: its creator, and the people in the
-/// approval's `excludes` fields.
-pub fn excluded_people(approval: &Approval, inst: &Instance) -> Vec<Arc<str>> {
-    let mut out = vec![inst.created_by.clone()];
-    for f in &approval.excludes {
-        if let Some(Some(Value::Text(name))) = inst.fields.get(f.index()) {
-            let name = name.trim();
-            if !name.is_empty() && !out.iter().any(|o| &**o == name) {
-                out.push(Arc::from(name));
-            }
-        }
-    }
-    out
-}
-
 /// `any 3 of role cab and manager of requester`.
 pub fn describe_level(def: &Definition, groups: &[ApprovalGroup]) -> String {
     groups
@@ -660,19 +645,12 @@ impl<'a> Decider<'a> {
         self.state
     }
 
+    /// Append an event, and take it into the approval's state.
     fn push(&mut self, kind: EventKind, reason: Option<String>) {
-        let inst = Arc::make_mut(&mut self.change.instance);
-        inst.version += 1;
-        inst.updated_at = self.req.now;
-        let e = Event {
-            seq: inst.version,
-            at: self.req.now,
-            actor: self.req.actor.name.clone(),
-            kind,
-            reason,
-        };
-        ApprovalState::apply(&mut self.state, self.def.model(), &e);
-        self.change.events.push(e);
+        super::notices::append(self.change, self.req, kind, reason);
+        if let Some(e) = self.change.events.last() {
+            ApprovalState::apply(&mut self.state, self.def.model(), e);
+        }
     }
 
     fn approval(&self) -> Option<&'a Approval> {
@@ -753,7 +731,6 @@ impl<'a> Decider<'a> {
         let Some(level) = rule.levels.get(index as usize) else {
             return;
         };
-        let not_voting = excluded_people(approval, &self.change.instance);
         let mut excluded: Vec<Arc<str>> = Vec::new();
         let groups: Vec<LevelGroup> = level
             .groups
@@ -772,7 +749,7 @@ impl<'a> Decider<'a> {
                 };
                 let mut approvers = Vec::with_capacity(holders.len());
                 for h in &holders {
-                    if not_voting.contains(h) {
+                    if is_excluded(approval, &self.change.instance, h) {
                         if !excluded.contains(h) {
                             excluded.push(h.clone());
                         }

@@ -74,6 +74,9 @@ pub struct Definition {
     index: usize,
     /// What the timer fold asks of the process at every event, worked out once.
     timing: Timing,
+    /// How many `manager of` steps the process's deepest reference to a person takes (0: it
+    /// reads no managers), worked out once: every action asks.
+    manager_depth: usize,
     /// The names a task carries, shared by every task of this version instead of copied.
     task_names: TaskNames,
 }
@@ -117,6 +120,7 @@ impl Definition {
         let index = project.processes.iter().position(|p| p.name == process)?;
         let model = &project.processes[index];
         let timing = Timing::of(model);
+        let manager_depth = manager_depth(model);
         let task_names = TaskNames::of(model, &project);
         Some(Definition {
             id,
@@ -127,6 +131,7 @@ impl Definition {
             project,
             index,
             timing,
+            manager_depth,
             task_names,
         })
     }
@@ -137,6 +142,12 @@ impl Definition {
 
     pub fn timing(&self) -> &Timing {
         &self.timing
+    }
+
+    /// How many `manager of` steps the process's deepest reference to a person takes (0: a
+    /// decision on it never reads a manager from the directory).
+    pub fn manager_depth(&self) -> usize {
+        self.manager_depth
     }
 
     pub fn task_names(&self) -> &TaskNames {
@@ -154,6 +165,40 @@ impl Definition {
             ..*self
         }
     }
+}
+
+/// How many `manager of` steps the deepest reference of the process takes (0: it reads no
+/// managers).
+fn manager_depth(p: &Process) -> usize {
+    use crate::model::{EscalationAction, Notice, PersonRef, Recipient};
+    let transitions = p.transitions.iter().flat_map(|t| &t.people);
+    let approvals = p.approvals.iter().flat_map(|a| a.people());
+    let notices = p
+        .transitions
+        .iter()
+        .flat_map(|t| &t.notices)
+        .chain(p.stages.iter().flat_map(|s| &s.notices))
+        .chain(
+            p.escalations
+                .iter()
+                .flat_map(|e| &e.steps)
+                .flat_map(|s| &s.actions)
+                .filter_map(|a| match a {
+                    EscalationAction::Notify(n) => Some(n),
+                    _ => None,
+                }),
+        )
+        .flat_map(|n: &Notice| &n.to)
+        .filter_map(|r| match r {
+            Recipient::Person(p) => Some(p),
+            _ => None,
+        });
+    transitions
+        .chain(approvals)
+        .chain(notices)
+        .map(PersonRef::depth)
+        .max()
+        .unwrap_or(0)
 }
 
 /// A queue as the runtime needs it, independent of definition versions.

@@ -85,45 +85,6 @@ fn lost_race(e: &EngineError) -> bool {
     matches!(e, EngineError::Store(StoreError::Conflict { .. }))
 }
 
-/// How many `manager of` steps the deepest reference of the process takes (0: it reads no
-/// managers).
-fn manager_depth(p: &crate::model::Process) -> usize {
-    use crate::model::{EscalationAction, Notice, PersonRef, Recipient};
-    let transitions = p.transitions.iter().flat_map(|t| &t.people);
-    let approvals = p.approvals.iter().flat_map(|a| a.people());
-    let notices = p
-        .transitions
-        .iter()
-        .flat_map(|t| &t.notices)
-        .chain(p.stages.iter().flat_map(|s| &s.notices))
-        .chain(
-            p.escalations
-                .iter()
-                .flat_map(|e| &e.steps)
-                .flat_map(|s| &s.actions)
-                .filter_map(|a| match a {
-                    EscalationAction::Notify(n) => Some(n),
-                    _ => None,
-                }),
-        )
-        .flat_map(|n: &Notice| &n.to)
-        .filter_map(|r| match r {
-            Recipient::Person(p) => Some(p),
-            _ => None,
-        });
-    transitions
-        .chain(approvals)
-        .chain(notices)
-        .map(PersonRef::depth)
-        .max()
-        .unwrap_or(0)
-}
-
-/// Whether the process names anyone's manager.
-fn needs_managers(p: &crate::model::Process) -> bool {
-    manager_depth(p) > 0
-}
-
 /// Whether a change opens an approval level (so its approvers must be read).
 fn opens_level(change: &Change) -> bool {
     change
@@ -262,7 +223,7 @@ impl<S: Store> Engine<S> {
             .map(Arc::<str>::from);
         // The people the ticket names, then their managers, and theirs, as deep as needed.
         let mut managers: Vec<(Arc<str>, Option<Arc<str>>)> = Vec::new();
-        let depth = manager_depth(p);
+        let depth = def.manager_depth();
         if depth > 0 {
             let mut names: Vec<Arc<str>> = p
                 .fields
@@ -767,11 +728,12 @@ impl<S: Store> Engine<S> {
                 // read now (and only then); so are the managers a transition `by manager of`
                 // someone names.
                 let p = def.model();
-                let reads_directory = (!p.approvals.is_empty() || needs_managers(p))
+                let needs_managers = def.manager_depth() > 0;
+                let reads_directory = (!p.approvals.is_empty() || needs_managers)
                     && p.transition(action).is_some_and(|t| {
                         let t = &p.transitions[t.index()];
                         p.approval_in(t.to).is_some()
-                            || (needs_managers(p)
+                            || (needs_managers
                                 && (t.people.iter().any(|r| r.depth() > 0)
                                     || !t.notices.is_empty()
                                     || !p.stages[t.to.index()].notices.is_empty()))
@@ -975,7 +937,7 @@ impl<S: Store> Engine<S> {
             // A firing may enter a stage with an approval (an automatic transition, a
             // `perform`, an expiry to another approval stage).
             let holders = match schedule.first_due(now) {
-                Some(_) if !def.model().approvals.is_empty() || needs_managers(def.model()) => {
+                Some(_) if !def.model().approvals.is_empty() || def.manager_depth() > 0 => {
                     self.holders(&def, &inst, task.as_ref()).await?
                 }
                 _ => Holders::default(),
