@@ -44,6 +44,8 @@ id_type!(
     PriorityId,
     /// A rhai rule of one process.
     RuleId,
+    /// A link kind one process declares (`links { caused_by: one problem }`).
+    LinkId,
 );
 
 /// Everything a set of `.itsm` files defines, checked.
@@ -352,6 +354,66 @@ pub struct Transition {
     pub guards: Vec<RuleId>,
     /// An instance of another process started (and linked) by this transition.
     pub spawns: Option<Spawn>,
+    /// `when CONDITION`: it may be performed only while this holds (it may read linked
+    /// tickets).
+    pub when: Option<Guard>,
+    /// `then perform ACTION on LINK`: transitions performed on linked tickets with it, in the
+    /// same transaction, in order.
+    pub effects: Vec<Effect>,
+}
+
+/// A transition's `when`: the condition, and its text as written (canonical layout) to say
+/// which condition refused an action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guard {
+    pub condition: Condition,
+    pub text: String,
+}
+
+/// `then perform resolve on incidents with { resolution: root_cause }`: performing the
+/// transition also performs `action` on every ticket linked through `link` whose stage allows
+/// it (the others are left alone), giving it the fields `with` sets, as one recorded action on
+/// each, under each one's version check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Effect {
+    pub link: LinkId,
+    /// A transition of the linked process, by name (the linked tickets may run another version
+    /// of it, so it is looked up in each one's own definition).
+    pub action: String,
+    /// The linked ticket's fields set with it, from this ticket's fields or literals.
+    pub fields: Vec<SpawnField>,
+}
+
+/// How many tickets a link kind allows, seen from the declaring process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cardinality {
+    /// At most one.
+    One,
+    Many,
+}
+
+/// A link kind a process declares: `caused_by: one problem` (stored from this process), or
+/// `incidents: many incident via caused_by` (the `caused_by` links of incidents that point
+/// here, read from this side; stored from the other side, so one link is one row).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkDecl {
+    pub name: String,
+    /// The other process, by name.
+    pub process: String,
+    pub cardinality: Cardinality,
+    /// For the reverse side: the link kind the other process declares (pointing here).
+    pub via: Option<String>,
+}
+
+impl LinkDecl {
+    /// The stored kind and whether this process is the link's `from` side (`false` for a `via`
+    /// link, which is stored from the other process).
+    pub fn stored_kind(&self) -> (&str, bool) {
+        match &self.via {
+            Some(kind) => (kind, false),
+            None => (&self.name, true),
+        }
+    }
 }
 
 /// `spawns problem as caused_by with { ... }`: the child copies the parent's fields of the same
@@ -359,7 +421,8 @@ pub struct Transition {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Spawn {
     pub process: String,
-    /// The link's kind, seen from the parent (`spawned` unless named).
+    /// The link's kind as the parent declares it (`spawned` unless named); a `via` link is
+    /// stored from the child.
     pub link: String,
     /// The child's fields set by `with`, in order.
     pub fields: Vec<SpawnField>,
@@ -391,6 +454,19 @@ impl Spawn {
 pub enum Subject {
     Field(FieldId),
     Priority,
+    /// The stage a linked ticket is in: only inside a link condition's `where`.
+    Stage,
+}
+
+/// How many linked tickets must match a link condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Quantifier {
+    /// At least one (`any caused_by`: there is a linked ticket).
+    Any,
+    /// Every one (true when there is none).
+    All,
+    /// None.
+    No,
 }
 
 /// A checked condition: subjects resolved and values typed like their subject.
@@ -408,13 +484,35 @@ pub enum Condition {
         subject: Subject,
         values: Vec<Operand>,
     },
+    /// `any caused_by where stage in (resolved, closed)`: over the tickets linked through
+    /// `link`; `test`, when given, is a condition on each of them, with the subjects and
+    /// operands of the linked process (as this project defines it). Only a transition's `when`
+    /// may read links.
+    Linked {
+        quantifier: Quantifier,
+        link: LinkId,
+        test: Option<Box<Condition>>,
+    },
 }
 
-/// A value in a condition: a field value, or a priority level.
+impl Condition {
+    /// Whether it reads linked tickets anywhere.
+    pub fn reads_links(&self) -> bool {
+        match self {
+            Condition::Or(parts) | Condition::And(parts) => parts.iter().any(Self::reads_links),
+            Condition::Not(inner) => inner.reads_links(),
+            Condition::Compare { .. } | Condition::In { .. } => false,
+            Condition::Linked { .. } => true,
+        }
+    }
+}
+
+/// A value in a condition: a field value, a priority level, or (of a linked ticket) a stage.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Operand {
     Value(Value),
     Priority(PriorityId),
+    Stage(StageId),
 }
 
 #[derive(Clone, Debug)]
@@ -670,6 +768,8 @@ pub struct Process {
     pub escalations: Vec<Escalation>,
     pub approvals: Vec<Approval>,
     pub rules: Vec<Rule>,
+    /// The link kinds it declares, by [`LinkId`].
+    pub links: Vec<LinkDecl>,
     pub graph: ProcessGraph,
 }
 
@@ -689,6 +789,12 @@ impl Process {
     /// The approval asked in a stage, if any.
     pub fn approval_in(&self, stage: StageId) -> Option<&Approval> {
         self.approvals.iter().find(|a| a.stage == stage)
+    }
+    pub fn link(&self, name: &str) -> Option<LinkId> {
+        self.links
+            .iter()
+            .position(|l| l.name == name)
+            .map(|i| LinkId(i as u32))
     }
     pub fn transition(&self, name: &str) -> Option<TransitionId> {
         self.transitions

@@ -78,6 +78,8 @@ impl CondScope<'_> {
                     None
                 }
             },
+            // TODO(links): stage operands of linked tickets.
+            Subject::Stage => None,
             Subject::Field(f) => {
                 let ty = &self.field_types[f.index()];
                 match typed_value(&name.name, ty, lit) {
@@ -94,6 +96,7 @@ impl CondScope<'_> {
     fn is_ordered(&self, subject: Subject) -> bool {
         match subject {
             Subject::Priority => true,
+            Subject::Stage => false,
             Subject::Field(f) => matches!(
                 self.field_types[f.index()],
                 FieldType::Int | FieldType::Duration | FieldType::DateTime
@@ -118,6 +121,7 @@ impl CondScope<'_> {
                     let ty = match s {
                         Subject::Field(f) => self.field_types[f.index()].to_string(),
                         Subject::Priority => "priority".into(),
+                        Subject::Stage => "stage".into(),
                     };
                     diags.push(
                         Diagnostic::error(

@@ -120,6 +120,7 @@ impl<'a> Domain<'a> {
     fn size(&self, subject: Subject) -> Option<u32> {
         match subject {
             Subject::Priority => Some(self.priorities.len() as u32),
+            Subject::Stage => None,
             Subject::Field(f) => self.field_types[f.index()]
                 .finite_values()
                 .map(|n| n as u32 + u32::from(self.may_be_unset(subject))),
@@ -129,7 +130,7 @@ impl<'a> Domain<'a> {
     fn may_be_unset(&self, subject: Subject) -> bool {
         match subject {
             Subject::Field(f) => self.may_be_unset.get(f.index()).copied().unwrap_or(false),
-            Subject::Priority => false,
+            Subject::Priority | Subject::Stage => false,
         }
     }
 
@@ -194,6 +195,8 @@ impl<'a> Domain<'a> {
                 };
                 (test, 1)
             }
+            // TODO(links): routing and approvals may not read links (the checker refuses it).
+            Condition::Linked { .. } => (Test::Atom(atom_var(c, vars)), 1),
             Condition::In { subject, values } => {
                 let test = if let Some(var) = self.finite_var(*subject, vars) {
                     Test::In {
@@ -250,7 +253,7 @@ impl<'a> Domain<'a> {
                     .or_default()
                     .extend(values.iter().filter_map(int_value));
             }
-            Condition::Compare { .. } | Condition::In { .. } => {}
+            Condition::Compare { .. } | Condition::In { .. } | Condition::Linked { .. } => {}
         }
     }
 
@@ -262,7 +265,7 @@ impl<'a> Domain<'a> {
         }
         let unset = match subject {
             Subject::Field(f) => self.may_be_unset.get(f.index()).copied().unwrap_or(false),
-            Subject::Priority => false,
+            Subject::Priority | Subject::Stage => false,
         };
         let var = *vars.ints.entry(subject).or_insert_with(|| {
             let constants = vars.int_constants.get(&subject);
@@ -391,7 +394,11 @@ impl<'a> Domain<'a> {
                     Some(n) => format!("`{}` is {n}", self.fields.name(f.0)),
                     None => format!("`{}` is unset", self.fields.name(f.0)),
                 }),
-                Var::Int { .. } => {}
+                Var::Int { .. }
+                | Var::Finite {
+                    subject: Subject::Stage,
+                    ..
+                } => {}
                 Var::Atom(c) => parts.push(format!("`{}` is {}", self.show(c), value == 1)),
             }
         }
@@ -405,6 +412,7 @@ impl<'a> Domain<'a> {
     fn show(&self, c: &Condition) -> String {
         let subject = |s: &Subject| match s {
             Subject::Priority => "priority".to_string(),
+            Subject::Stage => "stage".to_string(),
             Subject::Field(f) => self.fields.name(f.0).to_string(),
         };
         match c {
@@ -437,6 +445,7 @@ impl<'a> Domain<'a> {
             Operand::Value(Value::Duration(d, s)) => format!("{d}d{s}s"),
             Operand::Value(Value::DateTime(t)) => t.to_string(),
             Operand::Value(Value::Enum(i)) => i.to_string(),
+            Operand::Stage(s) => s.0.to_string(),
         }
     }
 }

@@ -297,6 +297,7 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         escalations,
         approvals,
         rules,
+        links: Vec::new(),
         graph,
     })
 }
@@ -1062,6 +1063,8 @@ fn check_transition(
         .collect();
     let to = flow::resolve_stage(&scope.stages, &t.to, &mut ctx.diags);
     let mut model = Transition {
+        when: None,
+        effects: Vec::new(),
         name: t.name.name.clone(),
         label: t.label.as_ref().map(|l| l.node.clone()),
         from,

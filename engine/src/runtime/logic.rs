@@ -13,11 +13,12 @@ use super::approval::{Decider, Holders};
 use super::catalog::{Catalog, Definition};
 use super::error::EngineError;
 use super::notices::{self, About};
+use super::relations;
 use super::types::*;
 use super::values::{self, FieldError};
 use crate::model::{
-    CmpOp, Condition, FieldId, Operand, PriorityId, Process, QueueId, RuleKind, SpawnValue,
-    StageId, StageQueue, Subject, Value,
+    Condition, FieldId, PriorityId, Process, QueueId, RuleKind, SpawnValue,
+    StageId, StageQueue, Value,
 };
 use crate::script;
 
@@ -765,36 +766,9 @@ pub fn queue_for(
     }
 }
 
-/// Evaluate a condition. An unset field equals nothing: `==`, ordering and `in` are false,
-/// `!=` is true.
+/// Evaluate a condition over a ticket's own fields and priority (see [`relations::holds`]).
 pub fn holds(c: &Condition, fields: &Fields, priority: Option<PriorityId>) -> bool {
-    let subject = |s: &Subject| -> Option<Operand> {
-        match s {
-            Subject::Priority => priority.map(Operand::Priority),
-            Subject::Field(f) => fields.get(f.index())?.clone().map(Operand::Value),
-        }
-    };
-    match c {
-        Condition::Or(parts) => parts.iter().any(|p| holds(p, fields, priority)),
-        Condition::And(parts) => parts.iter().all(|p| holds(p, fields, priority)),
-        Condition::Not(inner) => !holds(inner, fields, priority),
-        Condition::Compare {
-            subject: s,
-            op,
-            value,
-        } => match subject(s) {
-            None => *op == CmpOp::Ne,
-            Some(v) => match op {
-                CmpOp::Eq => v == *value,
-                CmpOp::Ne => v != *value,
-                CmpOp::Lt => v < *value,
-                CmpOp::Le => v <= *value,
-                CmpOp::Gt => v > *value,
-                CmpOp::Ge => v >= *value,
-            },
-        },
-        Condition::In { subject: s, values } => subject(s).is_some_and(|v| values.contains(&v)),
-    }
+    relations::holds(c, relations::Facts::of(fields, priority))
 }
 
 pub(super) fn new_task(def: &Definition, inst: &Instance, queue: QueueId) -> NewTask {

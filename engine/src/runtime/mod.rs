@@ -11,6 +11,7 @@ pub mod error;
 pub mod firing;
 pub mod logic;
 pub mod notices;
+pub mod relations;
 mod replicas;
 mod schedule_memo;
 pub mod scheduler;
