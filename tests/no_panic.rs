@@ -234,6 +234,12 @@ const KEYWORDS: &[&str] = &[
     "assignee",
     "manager",
     "approvers",
+    "links",
+    "one",
+    "many",
+    "via",
+    "no",
+    "where",
 ];
 
 const PUNCTUATION: &[&str] = &[
@@ -428,6 +434,15 @@ const FIELDS: &[&str] = &[
     "deputy",
     "priority",
     "stage",
+];
+const LINKS: &[&str] = &[
+    "caused_by",
+    "parent",
+    "children",
+    "fixes",
+    "impact",
+    "incidents",
+    "nope",
 ];
 const VALUES: &[&str] = &["high", "medium", "low", "P1", "0", "network", "true", "x_y"];
 const ROLES: &[&str] = &["caller", "agent", "team_lead", "incident_manager", "r1"];
@@ -723,8 +738,9 @@ impl Gen<'_> {
             }
         }
         for _ in 0..self.count(16) {
-            match self.choice(14) {
+            match self.choice(15) {
                 0 => self.fields(),
+                14 => self.links(),
                 1 => {
                     self.tok("priorities");
                     self.list(PRIORITIES, 5);
@@ -737,6 +753,28 @@ impl Gen<'_> {
                 11 => self.escalation(),
                 12 => self.approval(),
                 _ => self.rule(),
+            }
+        }
+        self.tok("}");
+    }
+
+    /// `links { NAME: one|many PROCESS [via KIND] ... }`, names among the other processes'
+    /// and the fields.
+    fn links(&mut self) {
+        self.tok("links");
+        self.tok("{");
+        for _ in 0..self.count(4) {
+            let n = self.pick(LINKS);
+            self.tok(n);
+            self.tok(":");
+            let c = self.pick(&["one", "many"]);
+            self.tok(c);
+            let p = self.pick(&["incident", "change", "request", "nope"]);
+            self.tok(p);
+            if self.maybe() {
+                self.tok("via");
+                let k = self.pick(LINKS);
+                self.tok(k);
             }
         }
         self.tok("}");
@@ -883,7 +921,24 @@ impl Gen<'_> {
         let s = self.pick(STAGES);
         self.tok(s);
         for i in 0..self.count(4) {
-            match self.choice(6) {
+            match self.choice(8) {
+                7 => {
+                    self.tok("when");
+                    self.condition();
+                }
+                6 => {
+                    // `then perform ACTION on LINK [with { ... }]`
+                    self.tok("then");
+                    self.tok("perform");
+                    let t = self.pick(TRANSITIONS);
+                    self.tok(t);
+                    self.tok("on");
+                    let l = self.pick(LINKS);
+                    self.tok(l);
+                    if self.maybe() {
+                        self.with_entries();
+                    }
+                }
                 5 => self.spawns(),
                 4 => self.notify(PEOPLE),
                 0 => {
@@ -937,31 +992,36 @@ impl Gen<'_> {
         self.tok(p);
         if self.maybe() {
             self.tok("as");
-            let k = self.pick(&["caused_by", "fixes", "with"]);
+            let k = self.pick(&["caused_by", "fixes", "with", "parent", "children"]);
             self.tok(k);
         }
         if self.maybe() {
-            self.tok("with");
-            self.tok("{");
-            for i in 0..1 + self.count(5) {
-                if i > 0 {
-                    self.tok(",");
-                }
-                let f = self.pick(FIELDS);
-                self.tok(f);
-                self.tok(":");
-                if self.maybe() {
-                    let f = self.pick(FIELDS);
-                    self.tok(f);
-                } else {
-                    self.literal();
-                }
-            }
-            if self.maybe() {
+            self.with_entries();
+        }
+    }
+
+    /// `with { FIELD: VALUE, ... }`: values are literals and field names, of any type.
+    fn with_entries(&mut self) {
+        self.tok("with");
+        self.tok("{");
+        for i in 0..1 + self.count(5) {
+            if i > 0 {
                 self.tok(",");
             }
-            self.tok("}");
+            let f = self.pick(FIELDS);
+            self.tok(f);
+            self.tok(":");
+            if self.maybe() {
+                let f = self.pick(FIELDS);
+                self.tok(f);
+            } else {
+                self.literal();
+            }
         }
+        if self.maybe() {
+            self.tok(",");
+        }
+        self.tok("}");
     }
 
     /// `notify RECIPIENT and ... ["message"] [during business hours]`, recipients among roles,
@@ -1011,7 +1071,45 @@ impl Gen<'_> {
     fn condition(&mut self) {
         self.depth += 1;
         let deep = self.depth > 4;
-        match if deep { 0 } else { self.choice(6) } {
+        match if deep { 0 } else { self.choice(7) } {
+            6 => {
+                // `any LINK`, `no LINK where TEST`, `all LINK where TEST`.
+                let q = self.pick(&["any", "all", "no"]);
+                self.tok(q);
+                let l = self.pick(LINKS);
+                self.tok(l);
+                if q == "all" || self.maybe() {
+                    self.tok("where");
+                    match self.choice(4) {
+                        0 => {
+                            self.tok("stage");
+                            let op = self.pick(&["==", "!=", "<"]);
+                            self.tok(op);
+                            let s = self.pick(STAGES);
+                            self.tok(s);
+                        }
+                        1 => {
+                            self.tok("stage");
+                            self.tok("in");
+                            self.tok("(");
+                            self.list(STAGES, 3);
+                            self.tok(")");
+                        }
+                        2 => {
+                            self.tok("(");
+                            self.condition();
+                            self.tok(")");
+                        }
+                        _ => {
+                            let f = self.pick(FIELDS);
+                            self.tok(f);
+                            let op = self.pick(&["==", "!=", "<", "<=", ">", ">="]);
+                            self.tok(op);
+                            self.literal();
+                        }
+                    }
+                }
+            }
             0 | 1 => {
                 let f = self.pick(FIELDS);
                 self.tok(f);
@@ -1251,6 +1349,10 @@ impl Gen<'_> {
     requester: person required
     deputy: person
   }
+  links {
+    follows: one change
+    followed_by: many change via follows
+  }
   priorities P1, P2, P3
   priority from impact, urgency {
     high => P1, P1, P2
@@ -1291,7 +1393,8 @@ impl Gen<'_> {
             }
             if self.maybe() {
                 self.tok("as");
-                self.tok("follows");
+                let l = self.pick(&["follows", "followed_by"]);
+                self.tok(l);
             }
             if self.maybe() {
                 const ENTRIES: [(&str, &str); 10] = [
@@ -1430,6 +1533,27 @@ impl Gen<'_> {
                 }
                 _ => {
                     for t in ["by", "role", "agent", "requires", "note"] {
+                        self.tok(t);
+                    }
+                }
+            }
+            // A guard over the follow-ups, and effects on them (on `in_` transitions, which
+            // have none of their own: no cycle).
+            if self.choice(3) == 2 {
+                self.tok("when");
+                self.valid_link_condition();
+            }
+            for _ in 0..self.count(3) {
+                let target = self.pick(stages);
+                for t in ["then", "perform", &format!("in_{target}"), "on"] {
+                    self.tok(t);
+                }
+                let l = self.pick(&["follows", "followed_by"]);
+                self.tok(l);
+                if self.maybe() {
+                    for t in [
+                        "with", "{", "note", ":", "note", ",", "urgency", ":", "low", "}",
+                    ] {
                         self.tok(t);
                     }
                 }
@@ -1581,6 +1705,50 @@ impl Gen<'_> {
             }
         }
         self.depth -= 1;
+    }
+
+    /// A transition's `when` over the follow-ups (changes themselves): a link condition, maybe
+    /// with a condition on this change's own fields.
+    fn valid_link_condition(&mut self) {
+        let l = self.pick(&["follows", "followed_by"]);
+        match self.choice(5) {
+            0 => {
+                self.tok("any");
+                self.tok(l);
+            }
+            1 => {
+                for t in ["no", l, "where", "stage", "=="] {
+                    self.tok(t);
+                }
+                let s = self.pick(&["new", "closed"]);
+                self.tok(s);
+            }
+            2 => {
+                for t in [
+                    "all", l, "where", "stage", "in", "(", "new", ",", "closed", ")",
+                ] {
+                    self.tok(t);
+                }
+            }
+            3 => {
+                for t in ["any", l, "where", "("] {
+                    self.tok(t);
+                }
+                self.valid_condition();
+                self.tok(")");
+            }
+            _ => {
+                for t in ["all", l, "where", "not"] {
+                    self.tok(t);
+                }
+                self.valid_condition();
+            }
+        }
+        if self.maybe() {
+            let op = self.pick(&["and", "or"]);
+            self.tok(op);
+            self.valid_condition();
+        }
     }
 
     /// A notification the coherent process can send: a role, a person and (where an approval

@@ -234,6 +234,7 @@ pub struct Tailoring {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Member {
     Fields(Fields),
+    Links(Links),
     Priorities(Priorities),
     PriorityTable(PriorityTable),
     Targets(Targets),
@@ -249,6 +250,7 @@ impl Member {
     pub fn span(&self) -> Span {
         match self {
             Member::Fields(m) => m.span,
+            Member::Links(m) => m.span,
             Member::Priorities(m) => m.span,
             Member::PriorityTable(m) => m.span,
             Member::Targets(m) => m.span,
@@ -274,6 +276,43 @@ pub struct Field {
     pub ty: FieldType,
     pub required: Option<Span>,
     pub default: Option<Literal>,
+    pub span: Span,
+}
+
+/// `links { caused_by: one problem  children: many incident via parent }`: the kinds of link
+/// the process's tickets have to other tickets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Links {
+    pub links: Vec<LinkDecl>,
+    pub span: Span,
+}
+
+/// How many tickets a link kind allows: `one` (at most one) or `many`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cardinality {
+    One,
+    Many,
+}
+
+impl Cardinality {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cardinality::One => "one",
+            Cardinality::Many => "many",
+        }
+    }
+}
+
+/// One link kind: `caused_by: one problem`, or `incidents: many incident via caused_by` (the
+/// `caused_by` links that incidents store, read from this side).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkDecl {
+    pub name: Ident,
+    pub cardinality: Spanned<Cardinality>,
+    /// The other process.
+    pub process: Ident,
+    /// `via KIND`: the link kind the other process declares, which this one reads back.
+    pub via: Option<Ident>,
     pub span: Span,
 }
 
@@ -494,6 +533,16 @@ pub enum TransitionClauseKind {
     },
     /// `notify ...`: sent when the transition is performed.
     Notify(Notify),
+    /// `when CONDITION`: the transition may be performed only while the condition holds.
+    When(Condition),
+    /// `then perform resolve on incidents with { resolution: root_cause }`: a transition of
+    /// the tickets linked through `link`, performed with this one; `with` as in `spawns` (the
+    /// fields are the linked process's).
+    Perform {
+        action: Ident,
+        link: Ident,
+        with: Vec<SpawnEntry>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -637,12 +686,32 @@ impl CmpOp {
     }
 }
 
-/// How deeply parentheses and `not` may nest in a condition: `not (a == b)` nests one level,
-/// `((a == b))` two. Deeper conditions are reported as `condition-too-deep` and kept only as
+/// How deeply parentheses, `not` and the `where` of a link condition may nest in a condition:
+/// `not (a == b)` nests one level, `((a == b))` two, `any l where a == b` one. Deeper conditions are reported as `condition-too-deep` and kept only as
 /// [`Condition::TooDeep`], so nothing ever walks a tree deep enough to overflow the stack.
 pub const MAX_CONDITION_DEPTH: usize = 32;
 
-/// A condition in `routing` and `approval`: a field (or `priority`) compared with a value.
+/// How many linked tickets a link condition asks to match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quantifier {
+    Any,
+    All,
+    No,
+}
+
+impl Quantifier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quantifier::Any => "any",
+            Quantifier::All => "all",
+            Quantifier::No => "no",
+        }
+    }
+}
+
+/// A condition in `routing`, `approval` and a transition's `when`: a field (or `priority`)
+/// compared with a value, or (in `when` only, the checker decides) a quantifier over linked
+/// tickets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Condition {
     Or(Vec<Condition>, Span),
@@ -659,6 +728,14 @@ pub enum Condition {
         values: Vec<Literal>,
         span: Span,
     },
+    /// `any caused_by`, `all children where stage == closed`: over the tickets linked through
+    /// `link`, each tested with `test` (a condition on the linked ticket; `all` always has one).
+    Linked {
+        quantifier: Spanned<Quantifier>,
+        link: Ident,
+        test: Option<Box<Condition>>,
+        span: Span,
+    },
     /// A whole condition that nests deeper than [`MAX_CONDITION_DEPTH`], which the parser
     /// reports (`condition-too-deep`) instead of converting it. It is kept as its tokens joined
     /// by single spaces (comments dropped), so that the formatter prints it back unchanged and
@@ -673,7 +750,9 @@ impl Condition {
             | Condition::And(_, s)
             | Condition::Not(_, s)
             | Condition::TooDeep(_, s) => *s,
-            Condition::Compare { span, .. } | Condition::In { span, .. } => *span,
+            Condition::Compare { span, .. }
+            | Condition::In { span, .. }
+            | Condition::Linked { span, .. } => *span,
         }
     }
 }

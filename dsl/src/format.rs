@@ -365,6 +365,7 @@ impl<'a> Printer<'a> {
     fn member(&mut self, member: &Member) {
         match member {
             Member::Fields(f) => self.fields(f),
+            Member::Links(l) => self.links(l),
             Member::Priorities(p) => {
                 self.leaf(p.span, &format!("priorities {}", names(&p.levels)));
             }
@@ -389,6 +390,28 @@ impl<'a> Printer<'a> {
             .unwrap_or(0);
         self.block(f.span, "fields", Braces::Always, &f.fields, |p, field| {
             p.field(field, width)
+        });
+    }
+
+    /// `links { ... }`, with what each name links to in one column, as the fields' types.
+    fn links(&mut self, l: &Links) {
+        let width = l
+            .links
+            .iter()
+            .map(|link| link.name.name.chars().count() + 1)
+            .max()
+            .unwrap_or(0);
+        self.block(l.span, "links", Braces::Always, &l.links, |p, link| {
+            let mut line = format!(
+                "{:<width$} {} {}",
+                format!("{}:", link.name),
+                link.cardinality.node.as_str(),
+                link.process
+            );
+            if let Some(via) = &link.via {
+                line.push_str(&format!(" via {via}"));
+            }
+            p.leaf(link.span, &line)
         });
     }
 
@@ -741,9 +764,11 @@ fn recipient(r: &Recipient) -> String {
 }
 
 /// `transition name "label": a, b -> c by caller or by role r or after 3d requires f spawns p as
-/// k with { a: b, c: "x" } notify caller`: clauses in source order, `or` between the alternatives (`by PERSON`, `by role`,
-/// `after`), each `by` clause with its own `by` (the `by` that may be left out after `or` is
-/// written back).
+/// k with { a: b, c: "x" } notify caller when any l then perform x on l`: clauses in source
+/// order, `or` between the alternatives (`by PERSON`, `by role`, `after`), each `by` clause with
+/// its own `by` (the `by` that may be left out after `or` is written back). A `when` condition
+/// followed by an alternative reads back the same: the alternative's `or by`, `or after` cannot
+/// continue a condition.
 fn transition(t: &Transition) -> String {
     let mut line = format!(
         "transition {}{}: {} -> {}",
@@ -780,18 +805,38 @@ fn transition(t: &Transition) -> String {
                 if let Some(link) = link {
                     line.push_str(&format!(" as {link}"));
                 }
-                if !with.is_empty() {
-                    let entries = list(with, |e| format!("{}: {}", e.field, literal(&e.value)));
-                    line.push_str(&format!(" with {{ {entries} }}"));
-                }
+                line.push_str(&with_entries(with));
             }
             TransitionClauseKind::Notify(n) => {
                 line.push(' ');
                 line.push_str(&notify(n));
             }
+            TransitionClauseKind::When(c) => {
+                line.push_str(" when ");
+                line.push_str(&condition(c));
+            }
+            TransitionClauseKind::Perform { action, link, with } => {
+                line.push_str(&format!(" then perform {action} on {link}"));
+                line.push_str(&with_entries(with));
+            }
         }
     }
     line
+}
+
+/// ` with { a: b, c: "x" }`, or nothing.
+fn with_entries(with: &[SpawnEntry]) -> String {
+    if with.is_empty() {
+        return String::new();
+    }
+    let entries = list(with, |e| format!("{}: {}", e.field, literal(&e.value)));
+    format!(" with {{ {entries} }}")
+}
+
+/// A condition in the canonical layout, on one line, with the fewest parentheses: what the
+/// checker keeps of a transition's `when` to say which condition refused an action.
+pub fn condition_line(c: &Condition) -> String {
+    condition(c)
 }
 
 /// `when <condition>`, or `otherwise`.
@@ -809,7 +854,10 @@ fn precedence(c: &Condition) -> u8 {
         Condition::TooDeep(..) => 0,
         Condition::Or(..) => 1,
         Condition::And(..) => 2,
-        Condition::Not(..) | Condition::Compare { .. } | Condition::In { .. } => 3,
+        Condition::Not(..)
+        | Condition::Compare { .. }
+        | Condition::In { .. }
+        | Condition::Linked { .. } => 3,
     }
 }
 
@@ -834,6 +882,20 @@ fn condition(c: &Condition) -> String {
         Condition::In {
             subject, values, ..
         } => format!("{subject} in ({})", list(values, literal)),
+        // The test is one operand: a comparison, `not ...`, or parenthesized.
+        Condition::Linked {
+            quantifier,
+            link,
+            test,
+            ..
+        } => match test {
+            Some(test) => format!(
+                "{} {link} where {}",
+                quantifier.node.as_str(),
+                operand(test, 2)
+            ),
+            None => format!("{} {link}", quantifier.node.as_str()),
+        },
         // Already its tokens, one space apart: printed as it is.
         Condition::TooDeep(tokens, _) => tokens.clone(),
     }

@@ -292,8 +292,9 @@ fn comma_after_recipients(before: &str) -> bool {
     let Some(notify) = words.iter().rposition(|w| *w == "notify") else {
         return false;
     };
-    const AFTER_RECIPIENTS: [&str; 10] = [
-        "during", "move", "raise", "perform", "by", "or", "after", "requires", "spawns", "=>",
+    const AFTER_RECIPIENTS: [&str; 12] = [
+        "during", "move", "raise", "perform", "by", "or", "after", "requires", "spawns", "when",
+        "then", "=>",
     ];
     let recipients = &words[notify + 1..];
     !recipients.is_empty()
@@ -558,6 +559,17 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::spawn_entry => "a field",
         Rule::spawn_value => "`:`",
         Rule::condition | Rule::conjunction | Rule::negation | Rule::comparison => "a condition",
+        Rule::link_condition => "`any`, `all` or `no`",
+        Rule::links | Rule::kw_links => "`links`",
+        Rule::link_decl => "a link",
+        Rule::cardinality => "`one` or `many`",
+        Rule::kw_one => "`one`",
+        Rule::kw_many => "`many`",
+        Rule::link_via | Rule::kw_via => "`via`",
+        Rule::kw_no => "`no`",
+        Rule::kw_where => "`where`",
+        Rule::when_clause => "`when`",
+        Rule::effect_clause => "`then perform`",
         Rule::membership => "`in`",
         Rule::cmp_op => "a comparison such as `==`",
         Rule::kw_when | Rule::route_when | Rule::approval_when => "`when`",
@@ -913,6 +925,7 @@ impl Ctx<'_> {
                     });
                 }
                 Rule::fields => members.push(Member::Fields(self.fields(p))),
+                Rule::links => members.push(Member::Links(self.links(p))),
                 Rule::priorities => {
                     let s = self.span(&p);
                     members.push(Member::Priorities(Priorities {
@@ -948,6 +961,45 @@ impl Ctx<'_> {
             .map(|p| self.field(p))
             .collect();
         Fields { fields, span }
+    }
+
+    /// `links { caused_by: one problem  children: many incident via parent }`.
+    fn links(&mut self, pair: P) -> Links {
+        let span = self.span(&pair);
+        let links = pair
+            .into_inner()
+            .filter(|p| p.as_rule() == Rule::link_decl)
+            .map(|p| {
+                let dspan = self.span(&p);
+                let mut ids = Vec::new();
+                let mut cardinality = Spanned::new(Cardinality::Many, dspan);
+                let mut via = None;
+                for q in p.into_inner() {
+                    match q.as_rule() {
+                        Rule::ident => ids.push(self.ident(q)),
+                        Rule::cardinality => {
+                            let c = if q.as_str().starts_with("one") {
+                                Cardinality::One
+                            } else {
+                                Cardinality::Many
+                            };
+                            cardinality = Spanned::new(c, self.span(&q));
+                        }
+                        Rule::link_via => via = Some(self.last_ident(q, dspan)),
+                        _ => {}
+                    }
+                }
+                let mut ids = ids.into_iter();
+                LinkDecl {
+                    name: ids.next().unwrap_or_else(|| self.missing(dspan)),
+                    cardinality,
+                    process: ids.next().unwrap_or_else(|| self.missing(dspan)),
+                    via,
+                    span: dspan,
+                }
+            })
+            .collect();
+        Links { links, span }
     }
 
     fn field(&mut self, pair: P) -> Field {
@@ -1245,6 +1297,34 @@ impl Ctx<'_> {
                     kind: TransitionClauseKind::Notify(self.notify(p)),
                     span: cspan,
                 }),
+                Rule::when_clause => {
+                    let condition = match p.into_inner().find(|q| q.as_rule() == Rule::condition) {
+                        Some(c) => self.top_condition(c),
+                        None => Condition::And(Vec::new(), cspan),
+                    };
+                    clauses.push(TransitionClause {
+                        kind: TransitionClauseKind::When(condition),
+                        span: cspan,
+                    });
+                }
+                Rule::effect_clause => {
+                    let mut ids = Vec::new();
+                    let mut with = Vec::new();
+                    for q in p.into_inner() {
+                        match q.as_rule() {
+                            Rule::ident => ids.push(self.ident(q)),
+                            Rule::spawn_with => with = self.spawn_with(q),
+                            _ => {}
+                        }
+                    }
+                    let mut ids = ids.into_iter();
+                    let action = ids.next().unwrap_or_else(|| self.missing(cspan));
+                    let link = ids.next().unwrap_or_else(|| self.missing(cspan));
+                    clauses.push(TransitionClause {
+                        kind: TransitionClauseKind::Perform { action, link, with },
+                        span: cspan,
+                    });
+                }
                 _ => {}
             }
         }
@@ -1479,6 +1559,28 @@ impl Ctx<'_> {
                 Condition::In {
                     subject: subject.unwrap_or_else(|| self.missing(span)),
                     values,
+                    span,
+                }
+            }
+            Rule::link_condition => {
+                let mut quantifier = Spanned::new(Quantifier::Any, span);
+                let mut link = None;
+                let mut test = None;
+                for q in pair.into_inner() {
+                    let qspan = self.span(&q);
+                    match q.as_rule() {
+                        Rule::kw_any => quantifier = Spanned::new(Quantifier::Any, qspan),
+                        Rule::kw_all => quantifier = Spanned::new(Quantifier::All, qspan),
+                        Rule::kw_no => quantifier = Spanned::new(Quantifier::No, qspan),
+                        Rule::ident => link = Some(self.ident(q)),
+                        Rule::negation => test = Some(Box::new(self.condition(q))),
+                        _ => {}
+                    }
+                }
+                Condition::Linked {
+                    quantifier,
+                    link: link.unwrap_or_else(|| self.missing(span)),
+                    test,
                     span,
                 }
             }
@@ -2535,6 +2637,190 @@ mod tests {
             "=> notify role x during business hours,"
         ));
         assert!(!comma_after_recipients("=> raise priority,"));
+    }
+
+    /// A condition, shown with its structure: `and(a, b)`, `any l where (x == 1)`.
+    fn shape(c: &Condition) -> String {
+        match c {
+            Condition::Or(parts, _) => {
+                format!(
+                    "or({})",
+                    parts.iter().map(shape).collect::<Vec<_>>().join(", ")
+                )
+            }
+            Condition::And(parts, _) => {
+                format!(
+                    "and({})",
+                    parts.iter().map(shape).collect::<Vec<_>>().join(", ")
+                )
+            }
+            Condition::Not(inner, _) => format!("not({})", shape(inner)),
+            Condition::Compare { subject, op, .. } => format!("{subject} {}", op.node.as_str()),
+            Condition::In { subject, .. } => format!("{subject} in"),
+            Condition::Linked {
+                quantifier,
+                link,
+                test,
+                ..
+            } => match test {
+                Some(t) => format!("{} {link} where ({})", quantifier.node.as_str(), shape(t)),
+                None => format!("{} {link}", quantifier.node.as_str()),
+            },
+            Condition::TooDeep(..) => "too deep".into(),
+        }
+    }
+
+    #[test]
+    fn links_parse_with_cardinality_and_via() {
+        let text = "process incident {\n  links {\n    caused_by: one problem // stored here\n    children:  many incident via parent\n  }\n}\n";
+        let parsed = parse(FileId(0), text);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let Some(Item::Process(p)) = parsed.file.items.first() else {
+            panic!("no process");
+        };
+        let Some(Member::Links(l)) = p.members.first() else {
+            panic!("no links");
+        };
+        let shown: Vec<String> = l
+            .links
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {} {} {}",
+                    d.name,
+                    d.cardinality.node.as_str(),
+                    d.process,
+                    d.via.as_ref().map_or("-", Ident::as_str)
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            ["caused_by one problem -", "children many incident parent"]
+        );
+        assert_eq!(&text[l.links[0].span.range()], "caused_by: one problem");
+        assert_eq!(&text[l.links[1].cardinality.span.range()], "many");
+        let via = l.links[1].via.as_ref().expect("via");
+        assert_eq!(&text[via.span.range()], "parent");
+    }
+
+    #[test]
+    fn transitions_have_guards_and_effects() {
+        let text = "process p {\n  transition a: x -> y by role r when any c and n == 1 or by caller then perform close on c with { f: g, n: 2 } then perform b on d notify caller\n  transition b: x -> y when all c where (stage == closed or priority <= P2) or after 3d\n}\n";
+        let parsed = parse(FileId(0), text);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let shown: Vec<String> = transition_clauses(&parsed)
+            .iter()
+            .map(|c| match c {
+                TransitionClauseKind::When(c) => format!("when {}", shape(c)),
+                TransitionClauseKind::Perform { action, link, with } => {
+                    format!("perform {action} on {link} [{}]", with.len())
+                }
+                TransitionClauseKind::ByRoles(r) => format!("roles {}", r.len()),
+                TransitionClauseKind::ByPeople(p) => format!("people {}", p.len()),
+                TransitionClauseKind::After(d) => format!("after {d}"),
+                TransitionClauseKind::Notify(_) => "notify".into(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "roles 1",
+                // The condition ends where `or` is not followed by a condition.
+                "when and(any c, n ==)",
+                "people 1",
+                "perform close on c [2]",
+                "perform b on d [0]",
+                "notify",
+                "when all c where (or(stage ==, priority <=))",
+                "after 3d",
+            ]
+        );
+        let Some(Item::Process(p)) = parsed.file.items.first() else {
+            panic!("no process");
+        };
+        let Some(Member::Transition(t)) = p.members.first() else {
+            panic!("no transition");
+        };
+        assert_eq!(&text[t.clauses[1].span.range()], "when any c and n == 1");
+        assert_eq!(
+            &text[t.clauses[3].span.range()],
+            "then perform close on c with { f: g, n: 2 }"
+        );
+    }
+
+    #[test]
+    fn link_conditions_test_one_negation() {
+        for (condition, expected) in [
+            ("any c", "any c"),
+            ("no c", "no c"),
+            ("no c where stage != closed", "no c where (stage !=)"),
+            (
+                "all c where stage == closed and impact == high",
+                "and(all c where (stage ==), impact ==)",
+            ),
+            (
+                "all c where (stage == closed and impact == high)",
+                "all c where (and(stage ==, impact ==))",
+            ),
+            ("all c where not x in (1, 2)", "all c where (not(x in))"),
+            ("not any c where x == 1", "not(any c where (x ==))"),
+            ("any c or no d", "or(any c, no d)"),
+            // Fields called `any`, `all` and `no` are compared as ever.
+            ("any == 3", "any =="),
+            ("all != x and no in (1, 2)", "and(all !=, no in)"),
+            ("any in (a)", "any in"),
+            // A link called `in`, when no list follows.
+            ("any in where x == 1", "any in where (x ==)"),
+            // Keywords are not reserved: a link called `where`.
+            ("any where", "any where"),
+        ] {
+            let text = format!("process p {{\n  transition t: a -> b when {condition}\n}}\n");
+            let parsed = parse(FileId(0), &text);
+            assert!(
+                parsed.diagnostics.is_empty(),
+                "{condition}: {:?}",
+                parsed.diagnostics
+            );
+            let clauses = transition_clauses(&parsed);
+            let [TransitionClauseKind::When(c)] = &clauses[..] else {
+                panic!("{condition}: {clauses:?}");
+            };
+            assert_eq!(shape(c), expected, "{condition}");
+        }
+    }
+
+    #[test]
+    fn link_syntax_errors_name_what_was_expected() {
+        for (clause, message) in [
+            (
+                "then perform resolve incidents",
+                "expected `on`, found `incidents`",
+            ),
+            ("then resolve on x", "expected `perform`, found `resolve`"),
+            ("then perform on", "expected `on`, found `}`"),
+            ("when all c", "expected `where`, found `}`"),
+            ("when all c and x == 1", "expected `where`, found `and`"),
+            ("when any c where", "expected `(` or a condition, found `}`"),
+        ] {
+            let text = format!("process p {{\n  transition t: a -> b {clause}\n}}\n");
+            let parsed = parse(FileId(0), &text);
+            let messages: Vec<&str> = parsed
+                .diagnostics
+                .iter()
+                .map(|d| d.message.as_str())
+                .collect();
+            assert_eq!(messages, [message], "{clause}");
+        }
+        let text = "process p {\n  links {\n    a: some p\n    b: one\n  }\n}\n";
+        let parsed = parse(FileId(0), text);
+        let messages: Vec<&str> = parsed
+            .diagnostics
+            .iter()
+            .map(|d| d.message.as_str())
+            .collect();
+        assert_eq!(messages, ["expected `many` or `one`, found `some`"]);
     }
 
     #[test]

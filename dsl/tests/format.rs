@@ -560,6 +560,32 @@ process process {
 "#,
     ),
     (
+        "links and relations",
+        r#"process incident {
+  fields {
+    impact: enum(high, low)
+  }
+  links { // the links
+    caused_by : one problem // stored here
+    // the reverse side
+    children:many incident via parent
+    parent: one incident
+  }
+  transition resolve: working -> resolved when all children where (stage == closed and impact == high) and no caused_by
+    then perform resolve on children with { // after brace
+      resolution: "parent resolved", // why
+      impact: high
+    } then perform close on caused_by
+  transition t: a -> b by role r when any c or by caller
+  transition u: a -> b when not any c where not x in (1, 2) or (all c where stage != s and any d) requires f
+  transition v: a -> b when any in where x == 1 or any where
+}
+process empty {
+  links {}
+}
+"#,
+    ),
+    (
         "calendars",
         r#"calendar office "Office" {
   timezone "UTC"
@@ -767,6 +793,42 @@ fn spawns_with_format_exactly() {
 }
 "#;
     assert_eq!(check("spawns with", input), expected);
+}
+
+#[test]
+fn links_and_relations_format_exactly() {
+    let input = r#"process incident {
+  fields {
+    impact: enum(high, low)
+    resolution: text
+  }
+  links {
+    caused_by : one problem
+    children:many   incident   via parent
+    parent: one incident // the major incident
+  }
+  transition resolve: working -> resolved when all children where ( stage == closed ) and (no caused_by)
+  transition close: resolved -> closed by role agent
+    when any children where (impact == high or priority <= P2)
+    then perform close on children with {resolution:"closed with its parent",impact : high}
+    then   perform close on caused_by
+}
+"#;
+    let expected = r#"process incident {
+  fields {
+    impact:     enum(high, low)
+    resolution: text
+  }
+  links {
+    caused_by: one problem
+    children:  many incident via parent
+    parent:    one incident // the major incident
+  }
+  transition resolve: working -> resolved when all children where stage == closed and no caused_by
+  transition close: resolved -> closed by role agent when any children where (impact == high or priority <= P2) then perform close on children with { resolution: "closed with its parent", impact: high } then perform close on caused_by
+}
+"#;
+    assert_eq!(check("links and relations", input), expected);
 }
 
 #[test]

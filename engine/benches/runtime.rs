@@ -22,7 +22,10 @@
 //!   `FOR UPDATE SKIP LOCKED` claim-and-finish loop on a plain table, same concurrency;
 //! - approval votes against task completions, in memory and on SQLite, one after another on
 //!   one thread: the time of a vote (ten approvers per level, the tenth vote deciding it) over
-//!   the time of completing a claimed task (`ITSMFLOW_BENCH_ONLY=votes` for this part only).
+//!   the time of completing a claimed task (`ITSMFLOW_BENCH_ONLY=votes` for this part only);
+//! - effects on linked tickets, in memory and on SQLite: the time of one problem action that
+//!   resolves its N linked incidents (`then perform resolve on incidents`), against N resolve
+//!   actions performed on N incidents one by one (`ITSMFLOW_BENCH_ONLY=effects`).
 
 use std::path::PathBuf;
 
@@ -602,6 +605,118 @@ async fn bench_votes() {
     remove_db(&path);
 }
 
+/// A problem whose `resolve` resolves every incident it caused.
+const EFFECTS: &str = r#"
+role agent
+queue desk { members agent }
+process incident {
+  fields { title: text required  resolution: text }
+  links { caused_by: many problem }
+  stage working initial { queue desk }
+  stage resolved final
+  transition resolve: working -> resolved by role agent requires resolution
+}
+process problem {
+  fields { title: text required  root_cause: text }
+  links { incidents: many incident via caused_by }
+  stage open initial
+  stage resolved final
+  transition resolve: open -> resolved by role agent requires root_cause
+    then perform resolve on incidents with { resolution: root_cause }
+}
+"#;
+
+/// Seconds per problem resolve that resolves `n` linked incidents, and per `n` resolves done
+/// one by one, over `rounds` of each.
+async fn effects_and_actions<S: Store>(
+    store: S,
+    catalog: Arc<Catalog>,
+    n: usize,
+    rounds: usize,
+) -> (f64, f64) {
+    let e = Engine::open(store, catalog, Arc::new(SystemClock))
+        .await
+        .expect("open");
+    let mut sources = itsmflow_dsl::Sources::new();
+    sources.add("effects.itsm", EFFECTS);
+    e.publish(&sources).await.expect("publish");
+    let agent = Actor::new("alice", &["agent"]);
+    let title = json!({"title": "t"}).as_object().cloned().expect("object");
+    let cause = json!({"root_cause": "r"})
+        .as_object()
+        .cloned()
+        .expect("object");
+    let resolution = json!({"resolution": "r"})
+        .as_object()
+        .cloned()
+        .expect("object");
+    let (mut cascading, mut one_by_one) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..rounds {
+        let p = e.create("problem", &title, &agent).await.expect("problem");
+        let mut linked = Vec::with_capacity(n);
+        let mut alone = Vec::with_capacity(n);
+        for _ in 0..n {
+            let i = e
+                .create("incident", &title, &agent)
+                .await
+                .expect("incident");
+            e.link(i.id(), p.id(), "caused_by", &agent)
+                .await
+                .expect("link");
+            linked.push(i.id());
+            alone.push(
+                e.create("incident", &title, &agent)
+                    .await
+                    .expect("incident")
+                    .id(),
+            );
+        }
+        let t = Instant::now();
+        e.perform(p.id(), "resolve", &cause, None, &agent, None)
+            .await
+            .expect("resolve the problem");
+        cascading += t.elapsed();
+        let t = Instant::now();
+        for i in alone {
+            e.perform(i, "resolve", &resolution, None, &agent, None)
+                .await
+                .expect("resolve");
+        }
+        one_by_one += t.elapsed();
+    }
+    (
+        cascading.as_secs_f64() / rounds as f64,
+        one_by_one.as_secs_f64() / rounds as f64,
+    )
+}
+
+async fn bench_effects() {
+    for n in [1, 10, 50] {
+        let catalog = Arc::new(Catalog::default());
+        let (cascade, alone) =
+            effects_and_actions(MemoryStore::new(catalog.clone()), catalog, n, 400).await;
+        println!(
+            "effects, memory, {n:>2} linked: {:>8.1} µs for the problem's resolve, {:>8.1} µs for {n} resolves one by one: {:.2}x",
+            cascade * 1e6,
+            alone * 1e6,
+            cascade / alone
+        );
+        let path = temp_db("effects");
+        let catalog = Arc::new(Catalog::default());
+        let store = SqliteStore::open_with(&path, catalog.clone(), Durability::Full)
+            .await
+            .expect("sqlite");
+        let (cascade, alone) = effects_and_actions(store, catalog, n, 20).await;
+        println!(
+            "effects, sqlite, {n:>2} linked: {:>8.1} µs for the problem's resolve, {:>8.1} µs for {n} resolves one by one: {:.2}x",
+            cascade * 1e6,
+            alone * 1e6,
+            cascade / alone
+        );
+        remove_db(&path);
+    }
+}
+
 fn main() {
     itsmflow_engine::allocator::hold_freed_memory();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -626,6 +741,9 @@ fn main() {
         }
         if run("votes") {
             bench_votes().await;
+        }
+        if run("effects") {
+            bench_effects().await;
         }
         if run("sqlite") {
             let secs = std::env::var("ITSMFLOW_BENCH_SECS")

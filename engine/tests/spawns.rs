@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use itsmflow_engine::runtime::{Actor, Catalog, InstanceId, ManualClock};
+use itsmflow_engine::runtime::{Actor, Catalog, ManualClock};
 use itsmflow_engine::store::Store;
 use serde_json::{json, Map};
 use support::{fields, processes, Node};
@@ -61,8 +61,11 @@ async fn problem_requests_a_change<S: Store>(node: &Node<S>) {
 
     let links = e.links(id).await.expect("links");
     assert_eq!(links.len(), 1, "{links:?}");
+    // Stored from the change (`fixes: one problem`), named from the problem's side.
     assert_eq!(links[0].kind, "fixes");
-    let change = e.instance(InstanceId(links[0].to.0)).await.expect("change");
+    assert_eq!(links[0].name.as_deref(), Some("fixed_by"));
+    assert_eq!(links[0].to, id);
+    let change = e.instance(links[0].other).await.expect("change");
     assert_eq!(change.process(), "change");
     assert_eq!(change.created_by(), "pam");
     assert_eq!(

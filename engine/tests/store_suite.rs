@@ -433,7 +433,8 @@ async fn refusals<S: Store>(h: &Harness<S>) {
         );
     }
 
-    // A guard that says no: `close` needs a resolution (the rule), which `requires` does not cover.
+    // A guard that says no: a material incident (here of high impact, computed by the rule
+    // `materiality`) closes only once a problem behind it is resolved, and it has none.
     let inc = e
         .perform(inc.id(), "accept", &Map::new(), None, &agent(), None)
         .await
@@ -452,20 +453,21 @@ async fn refusals<S: Store>(h: &Harness<S>) {
     let inc = e
         .update(
             inc.id(),
-            &fields(json!({"resolution": ""})),
+            &fields(json!({"impact": "high"})),
             None,
             &agent(),
             None,
         )
         .await
-        .expect("clear resolution");
+        .expect("now material");
     let before = e.state(inc.id()).await.expect("state");
     let err = e
         .perform(inc.id(), "close", &Map::new(), None, &caller(), None)
         .await
         .expect_err("guard");
     assert!(
-        matches!(err, EngineError::GuardFailed { ref rule, .. } if rule == "close_needs_resolution"),
+        matches!(err, EngineError::ConditionFailed { ref condition, .. }
+            if condition.contains("any caused_by")),
         "{err}"
     );
     assert_eq!(e.state(inc.id()).await.expect("state"), before);
@@ -785,6 +787,7 @@ fn accept_fenced_on<S: Store>(
                 now: Utc::now(),
                 reason: None,
                 holders: &NO_HOLDERS,
+                linked: &itsmflow_engine::runtime::relations::NO_LINKS,
             },
         )
         .expect("decided")
@@ -1020,6 +1023,7 @@ async fn queue_order_by_due_time<S: Store>(h: &Harness<S>) {
         now: start(),
         reason: None,
         holders: &NO_HOLDERS,
+        linked: &itsmflow_engine::runtime::relations::NO_LINKS,
     };
     // Created in this order, due in another: none, +3h, +1h, +2h.
     let dues = [None, Some(3), Some(1), Some(2)];
@@ -1118,11 +1122,11 @@ async fn comments_links_and_spawns<S: Store>(h: &Harness<S>) {
         .create("incident", &network_incident(), &caller())
         .await
         .expect("create");
-    e.link(other.id(), inc.id(), "duplicate_of", &agent())
+    e.link(other.id(), inc.id(), "parent", &agent())
         .await
         .expect("link");
     let err = e
-        .link(other.id(), InstanceId(999_999), "duplicate_of", &agent())
+        .link(other.id(), InstanceId(999_999), "parent", &agent())
         .await
         .expect_err("no such instance");
     assert!(matches!(err, EngineError::InstanceNotFound(_)));
@@ -1807,6 +1811,8 @@ async fn renew_and_release_of_no_task<S: Store>(h: &Harness<S>) {
 
 /// A link is kept once per pair of instances and kind, however often it is made (a repeat
 /// records nothing); links are listed by when they were made, then by the instances' ids.
+/// (`children` is the incident's reverse side of `parent`: each is stored as child `parent`
+/// parent.)
 async fn links_once_each_in_order<S: Store>(h: &Harness<S>) {
     let e = &h.engine;
     let mut ids = Vec::new();
@@ -1822,10 +1828,7 @@ async fn links_once_each_in_order<S: Store>(h: &Harness<S>) {
     // repeat changes nothing: no event, no new version.
     let mut made = Vec::new();
     for to in [newer, older, older] {
-        let (view, new) = e
-            .link(from, to, "duplicate_of", &agent())
-            .await
-            .expect("link");
+        let (view, new) = e.link(from, to, "children", &agent()).await.expect("link");
         made.push((new, view.version()));
     }
     let v = made[0].1;
@@ -1840,10 +1843,10 @@ async fn links_once_each_in_order<S: Store>(h: &Harness<S>) {
         .into_iter()
         .map(|l| (l.from, l.to, l.kind))
         .collect();
-    let kind = "duplicate_of".to_string();
+    let kind = "parent".to_string();
     assert_eq!(
         listed,
-        vec![(from, older, kind.clone()), (from, newer, kind.clone())]
+        vec![(older, from, kind.clone()), (newer, from, kind.clone())]
     );
     assert_eq!(e.store().links(older).await.expect("links").len(), 1);
 }

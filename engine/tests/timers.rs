@@ -525,6 +525,7 @@ async fn refused_commits_leave_timers_alone<S: Store>(node: &Node<S>, clock: &Ma
                 now: clock.now(),
                 reason: None,
                 holders: &itsmflow_engine::runtime::approval::NO_HOLDERS,
+                linked: &itsmflow_engine::runtime::relations::NO_LINKS,
             },
         )
         .expect("decided on the stale state");

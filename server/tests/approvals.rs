@@ -144,8 +144,11 @@ async fn problem_spawns_its_change(db: Db) {
         assert_eq!(st, StatusCode::OK, "{action}: {v}");
     }
     let (_, links) = s.get(&format!("/v1/instances/{i}/links"), &pam).await;
+    // Stored from the change (`fixes: one problem`), named from the problem's side.
     assert_eq!(links["items"][0]["kind"], "fixes", "{links}");
-    let change = links["items"][0]["to"].as_i64().expect("the change");
+    assert_eq!(links["items"][0]["name"], "fixed_by", "{links}");
+    assert_eq!(links["items"][0]["to"], i, "{links}");
+    let change = links["items"][0]["other"].as_i64().expect("the change");
     let (_, c) = s.get(&format!("/v1/instances/{change}"), &mia).await;
     assert_eq!(c["process"], "change");
     assert_eq!(c["fields"]["title"], "Mail queue stalls nightly");
@@ -165,6 +168,52 @@ async fn problem_spawns_its_change(db: Db) {
     let (st, v) = vote(&s, &mia, change, "approve").await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["stage"], "scheduled");
+
+    // An incident the problem caused waits in progress; the change is implemented and
+    // completed: the problem it fixes is resolved (`then perform change_done on fixes`), and
+    // so is the incident (`then perform resolve on incidents`), in the one transaction.
+    let ann = s.user(a, "ann", &["agent"]).await;
+    let ivan = s.user(a, "ivan", &["implementer"]).await;
+    let inc = id(&s.incident(&ann, "Mail delayed").await);
+    for action in ["accept"] {
+        let (st, v) = s
+            .post(
+                &format!("/v1/instances/{inc}/actions/{action}"),
+                &ann,
+                json!({}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let (st, v) = s
+        .post(
+            &format!("/v1/instances/{inc}/links"),
+            &ann,
+            json!({"to": i, "kind": "caused_by"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (st, v) = s
+        .post(
+            &format!("{cpath}/implement"),
+            &ivan,
+            json!({"fields": {"planned_start": "2026-12-08T20:00:00Z"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s.post(&format!("{cpath}/complete"), &ivan, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["stage"], "review");
+    let (_, problem) = s.get(&format!("/v1/instances/{i}"), &pam).await;
+    assert_eq!(problem["stage"], "resolved", "{problem}");
+    let (_, incident) = s.get(&format!("/v1/instances/{inc}"), &ann).await;
+    assert_eq!(incident["stage"], "resolved", "{incident}");
+    assert_eq!(
+        incident["fields"]["resolution"], "the backup locks the spool",
+        "{incident}"
+    );
+    assert!(kinds(&s, change).await.contains(&"acted_on".to_string()));
+    assert!(kinds(&s, i).await.contains(&"acted_on".to_string()));
     s.stop();
 }
 

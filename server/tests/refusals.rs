@@ -610,6 +610,9 @@ process handoff "Hand-off" {
     title: text required
     owner: text
   }
+  links {
+    follows_up: one follow_up
+  }
   stage open "Open" initial {
     queue service_desk
   }
@@ -848,12 +851,12 @@ async fn linking_twice_writes_no_second_event() {
     let b = id(&s.incident(&alice, "B").await);
     let links = format!("/v1/instances/{a}/links");
     let (st, first) = s
-        .post(&links, &alice, json!({"to": b, "kind": "caused_by"}))
+        .post(&links, &alice, json!({"to": b, "kind": "parent"}))
         .await;
     assert_eq!(st, StatusCode::CREATED, "{first}");
     let before = snapshot(&s, &alice, a).await;
     let (st, again) = s
-        .post(&links, &alice, json!({"to": b, "kind": "caused_by"}))
+        .post(&links, &alice, json!({"to": b, "kind": "parent"}))
         .await;
     assert_eq!(st, StatusCode::OK, "{again}");
     assert_eq!(again["version"], first["version"], "{again}");

@@ -78,7 +78,10 @@ fn check_approval(
     scope: &ProcessScope,
     ctx: &mut Ctx,
 ) -> (Option<Approval>, Vec<OutcomeEdge>) {
-    let cond_scope = scope.cond_scope();
+    let cond_scope = scope.cond_scope(
+        "an approval rule",
+        "the approval plan is chosen without reading linked tickets",
+    );
     let mut rules = Vec::new();
     let mut rule_spans = Vec::new();
     let mut all_resolved = true;

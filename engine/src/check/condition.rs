@@ -1,42 +1,101 @@
-//! Conditions in `routing` and `approval`: subjects resolved, values typed like their subject,
-//! ordering only where the type has an order.
+//! Conditions in `routing`, `approval` and a transition's `when`: subjects resolved, values
+//! typed like their subject, ordering only where the type has an order; link conditions only
+//! in `when`, their tests against the linked process.
 
 use itsmflow_dsl::ast::{self, Ident, Literal, LiteralKind};
 use itsmflow_dsl::Diagnostic;
 
+use super::links::Signature;
 use super::names::{self, Names};
 use super::values::{push_value_error, typed_value};
-use crate::model::{Condition, FieldId, FieldType, Operand, PriorityId, Subject};
+use crate::model::{
+    Condition, FieldId, FieldType, LinkId, Operand, PriorityId, Quantifier, StageId, Subject,
+};
 
 /// What a condition in a process can refer to.
 pub struct CondScope<'a> {
     pub fields: &'a Names,
     pub field_types: &'a [FieldType],
     pub priorities: &'a Names,
+    /// The stages `stage` may be compared with: the linked process's, inside a link
+    /// condition's `where`; `None` elsewhere, where `stage` is no subject.
+    pub stages: Option<&'a Names>,
+    /// Whether link conditions may be written here, and over which links.
+    pub links: LinkAccess<'a>,
+}
+
+/// Where a condition is, as far as link conditions (`any caused_by ...`) go.
+#[derive(Clone, Copy)]
+pub enum LinkAccess<'a> {
+    /// Routing or an approval rule, decided without reading linked tickets: link conditions
+    /// are refused. `what` names the place ("routing"), `why` says when it is decided.
+    Refused {
+        what: &'static str,
+        why: &'static str,
+    },
+    /// A transition's `when`: over the links `process` declares, the linked tickets tested
+    /// against their process in `project`.
+    When {
+        process: &'a Signature,
+        project: &'a [Signature],
+    },
+    /// The `where` of a link condition, on a ticket of `linked`: link conditions do not nest.
+    InTest { linked: &'a str },
 }
 
 impl CondScope<'_> {
     fn subject(&self, ident: &Ident, diags: &mut Vec<Diagnostic>) -> Option<Subject> {
         if ident.name == "priority" {
             if self.priorities.len() == 0 {
+                let message = match self.links {
+                    LinkAccess::InTest { linked } => format!("`{linked}` has no priorities"),
+                    _ => "this process has no priorities".to_string(),
+                };
                 diags.push(
-                    Diagnostic::error(
-                        "no-priorities",
-                        ident.span,
-                        "this process has no priorities",
-                    )
-                    .with_label("compared here")
-                    .with_help("declare them first, e.g. `priorities P1, P2, P3`"),
+                    Diagnostic::error("no-priorities", ident.span, message)
+                        .with_label("compared here")
+                        .with_help("declare them first, e.g. `priorities P1, P2, P3`"),
                 );
                 return None;
             }
             return Some(Subject::Priority);
         }
+        if ident.name == "stage" {
+            if self.stages.is_some() {
+                return Some(Subject::Stage);
+            }
+            let help = match self.links {
+                LinkAccess::When { .. } => {
+                    "the transition's `from` already says which stage this ticket is in; `stage` is the stage of a linked ticket, in `any LINK where stage == ...`"
+                }
+                _ => "`stage` is the stage of a linked ticket, in a transition's `when any LINK where stage == ...`",
+            };
+            diags.push(
+                Diagnostic::error(
+                    "stage-outside-link",
+                    ident.span,
+                    "`stage` can only be compared inside a link condition",
+                )
+                .with_label("not a field")
+                .with_help(help),
+            );
+            return None;
+        }
         match self.fields.get(&ident.name) {
             Some(id) => Some(Subject::Field(FieldId(id))),
             None => {
-                let candidates = self.fields.iter().chain(std::iter::once("priority"));
-                diags.push(names::unknown("field", ident, candidates));
+                let extra: &[&str] = if self.stages.is_some() {
+                    &["priority", "stage"]
+                } else {
+                    &["priority"]
+                };
+                let candidates = self.fields.iter().chain(extra.iter().copied());
+                let mut d = names::unknown("field", ident, candidates);
+                if let LinkAccess::InTest { linked } = self.links {
+                    d.message = format!("`{linked}` has no field `{}`", ident.name);
+                    d.label = format!("not a field of `{linked}`, the linked process");
+                }
+                diags.push(d);
                 None
             }
         }
@@ -78,8 +137,41 @@ impl CondScope<'_> {
                     None
                 }
             },
-            // TODO(links): stage operands of linked tickets.
-            Subject::Stage => None,
+            Subject::Stage => {
+                let stages = self.stages?;
+                match &lit.kind {
+                    LiteralKind::Symbol(s) => match stages.get(s) {
+                        Some(st) => Some(Operand::Stage(StageId(st))),
+                        None => {
+                            let ident = Ident {
+                                name: s.clone(),
+                                span: lit.span,
+                            };
+                            let mut d = names::unknown("stage", &ident, stages.iter());
+                            if let LinkAccess::InTest { linked } = self.links {
+                                d.message = format!("`{linked}` has no stage `{s}`");
+                            }
+                            diags.push(d);
+                            None
+                        }
+                    },
+                    _ => {
+                        diags.push(
+                            Diagnostic::error(
+                                "type-mismatch",
+                                lit.span,
+                                "`stage` is compared with a stage's name",
+                            )
+                            .with_label("not a stage")
+                            .with_help(format!(
+                                "stages are: {}",
+                                stages.iter().collect::<Vec<_>>().join(", ")
+                            )),
+                        );
+                        None
+                    }
+                }
+            }
             Subject::Field(f) => {
                 let ty = &self.field_types[f.index()];
                 match typed_value(&name.name, ty, lit) {
@@ -121,7 +213,7 @@ impl CondScope<'_> {
                     let ty = match s {
                         Subject::Field(f) => self.field_types[f.index()].to_string(),
                         Subject::Priority => "priority".into(),
-                        Subject::Stage => "stage".into(),
+                        Subject::Stage => "a stage".into(),
                     };
                     diags.push(
                         Diagnostic::error(
@@ -163,7 +255,86 @@ impl CondScope<'_> {
                     values: out,
                 })
             }
+            ast::Condition::Linked {
+                quantifier,
+                link,
+                test,
+                span,
+            } => self.linked(quantifier.node, link, test.as_deref(), *span, diags),
         }
+    }
+
+    /// `any LINK [where TEST]`, `all LINK where TEST`, `no LINK [where TEST]`.
+    fn linked(
+        &self,
+        quantifier: ast::Quantifier,
+        link: &Ident,
+        test: Option<&ast::Condition>,
+        span: ast::Span,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<Condition> {
+        let (process, project) = match self.links {
+            LinkAccess::Refused { what, why } => {
+                diags.push(
+                    Diagnostic::error(
+                        "link-condition-not-here",
+                        span,
+                        format!("{what} cannot read linked tickets"),
+                    )
+                    .with_label("a condition on linked tickets")
+                    .with_help(format!(
+                        "{why}; conditions on linked tickets belong in a transition's `when`"
+                    )),
+                );
+                return None;
+            }
+            LinkAccess::InTest { linked } => {
+                diags.push(
+                    Diagnostic::error(
+                        "nested-link-condition",
+                        span,
+                        "a link condition cannot be nested in another one's `where`",
+                    )
+                    .with_label(format!("the links of a linked `{linked}` ticket"))
+                    .with_help(
+                        "a `where` tests each linked ticket's own fields, priority and stage; link the tickets directly to read theirs",
+                    ),
+                );
+                return None;
+            }
+            LinkAccess::When { process, project } => (process, project),
+        };
+        let Some(id) = process.links.get(&link.name) else {
+            diags.push(process.unknown_link(link));
+            return None;
+        };
+        let decl = &process.link_decls[id as usize].model;
+        // An unknown process is reported at the declaration.
+        let linked = project.iter().find(|s| s.name == decl.process)?;
+        let test = match test {
+            Some(t) => {
+                let scope = CondScope {
+                    fields: &linked.fields,
+                    field_types: &linked.field_types,
+                    priorities: &linked.priorities,
+                    stages: Some(&linked.stages),
+                    links: LinkAccess::InTest {
+                        linked: &linked.name,
+                    },
+                };
+                Some(Box::new(scope.resolve(t, diags)?))
+            }
+            None => None,
+        };
+        Some(Condition::Linked {
+            quantifier: match quantifier {
+                ast::Quantifier::Any => Quantifier::Any,
+                ast::Quantifier::All => Quantifier::All,
+                ast::Quantifier::No => Quantifier::No,
+            },
+            link: LinkId(id),
+            test,
+        })
     }
 
     fn all(&self, parts: &[ast::Condition], diags: &mut Vec<Diagnostic>) -> Option<Vec<Condition>> {

@@ -195,7 +195,9 @@ impl<'a> Domain<'a> {
                 };
                 (test, 1)
             }
-            // TODO(links): routing and approvals may not read links (the checker refuses it).
+            // Never met: routing and approval rules may not read linked tickets (the checker
+            // refuses them, `link-condition-not-here`, before any analysis). Were one met, it
+            // would be an unknown like any comparison the analysis cannot enumerate.
             Condition::Linked { .. } => (Test::Atom(atom_var(c, vars)), 1),
             Condition::In { subject, values } => {
                 let test = if let Some(var) = self.finite_var(*subject, vars) {

@@ -11,6 +11,7 @@ mod condition;
 mod coverage;
 mod escalation;
 mod flow;
+mod links;
 pub(crate) mod names;
 mod notices;
 mod people;
@@ -135,6 +136,13 @@ pub fn check_files(
     }
 
     check_spawns(&ctx.pending_spawns, &mut processes, &mut ctx.diags);
+    links::check_across(
+        &ctx.signatures,
+        &ctx.pending_guards,
+        &ctx.pending_effects,
+        &mut processes,
+        &mut ctx.diags,
+    );
     ctx.report_unused();
     let mut diagnostics = std::mem::take(&mut ctx.diags);
     diagnostic::sort(&mut diagnostics);
@@ -172,6 +180,11 @@ pub(crate) struct Ctx {
     pub queue_models: Vec<crate::model::Queue>,
     /// `spawns` clauses, checked once every process is.
     pub pending_spawns: Vec<PendingSpawn>,
+    /// What other processes may refer to of each process read, checked or not.
+    pub signatures: Vec<links::Signature>,
+    /// Transitions' `when` and `then perform` clauses, checked once every process is read.
+    pub pending_guards: Vec<links::PendingGuard>,
+    pub pending_effects: Vec<links::PendingEffect>,
 }
 
 /// A `spawns` clause waiting for its child process to be checked.
@@ -200,7 +213,12 @@ fn check_spawns(pending: &[PendingSpawn], processes: &mut [Process], diags: &mut
         let Some(child) = processes.iter().find(|p| p.name == spawn.child) else {
             continue; // the child has errors of its own
         };
-        let (fields, set) = spawn_with(spawn, child, diags);
+        let with = With {
+            entries: &spawn.with,
+            from: &spawn.process,
+            from_fields: &spawn.parent_fields,
+        };
+        let (fields, set) = spawn_with(&with, &child.name, &child.fields, diags);
         for field in &child.fields {
             if set.contains(field.name.as_str()) {
                 continue; // `with` gives it, whatever a field of the same name would copy
@@ -257,22 +275,33 @@ fn check_spawns(pending: &[PendingSpawn], processes: &mut [Process], diags: &mut
     }
 }
 
-/// The entries of `spawns ... with { ... }`, checked against the child's fields: what they set,
-/// and the names of the child's fields they name (also those whose value is wrong, so that a
-/// wrong value is not reported again as a missing field).
+/// `with { ... }`, of `spawns` or `then perform`, as written, and the process it takes its
+/// values from.
+pub(crate) struct With<'a> {
+    pub entries: &'a [ast::SpawnEntry],
+    /// The process whose transition it is.
+    pub from: &'a str,
+    /// That process's fields, by [`FieldId`]: name and type.
+    pub from_fields: &'a [(String, FieldType)],
+}
+
+/// The entries of `with { ... }`, checked against the fields of the process they set (the
+/// child's, or the linked ticket's): what they set, and the names of its fields they name (also
+/// those whose value is wrong, so that a wrong value is not reported again as a missing field).
 fn spawn_with<'c>(
-    spawn: &PendingSpawn,
-    child: &'c Process,
+    with: &With,
+    child: &str,
+    child_fields: &'c [Field],
     diags: &mut Vec<Diagnostic>,
 ) -> (Vec<SpawnField>, HashSet<&'c str>) {
-    let mut fields = Vec::with_capacity(spawn.with.len());
+    let mut fields = Vec::with_capacity(with.entries.len());
     let mut set: HashSet<&str> = HashSet::new();
-    for (i, entry) in spawn.with.iter().enumerate() {
-        let Some(target) = child.fields.iter().find(|f| f.name == entry.field.name) else {
-            diags.push(unknown_child_field(&entry.field, child));
+    for (i, entry) in with.entries.iter().enumerate() {
+        let Some(target) = child_fields.iter().find(|f| f.name == entry.field.name) else {
+            diags.push(unknown_child_field(&entry.field, child, child_fields));
             continue;
         };
-        if let Some(first) = spawn.with[..i]
+        if let Some(first) = with.entries[..i]
             .iter()
             .find(|e| e.field.name == entry.field.name)
         {
@@ -289,7 +318,7 @@ fn spawn_with<'c>(
             continue;
         }
         set.insert(target.name.as_str());
-        if let Some(value) = spawn_value(spawn, child, target, &entry.value, diags) {
+        if let Some(value) = spawn_value(with, child, target, &entry.value, diags) {
             fields.push(SpawnField {
                 name: target.name.clone(),
                 value,
@@ -300,22 +329,19 @@ fn spawn_with<'c>(
 }
 
 /// `with { name: ... }` names a field the child does not have.
-fn unknown_child_field(ident: &Ident, child: &Process) -> Diagnostic {
+fn unknown_child_field(ident: &Ident, child: &str, fields: &[Field]) -> Diagnostic {
     let d = Diagnostic::error(
         "unknown-field",
         ident.span,
-        format!("`{}` has no field `{}`", child.name, ident.name),
+        format!("`{child}` has no field `{}`", ident.name),
     )
-    .with_label(format!("not a field of `{}`", child.name));
-    let names = child.fields.iter().map(|f| f.name.as_str());
+    .with_label(format!("not a field of `{child}`"));
+    let names = fields.iter().map(|f| f.name.as_str());
     match names::did_you_mean(&ident.name, names.clone()) {
         Some(s) => d.with_help(format!("did you mean `{s}`?")),
-        None if child.fields.is_empty() => {
-            d.with_help(format!("`{}` has no fields to set", child.name))
-        }
+        None if fields.is_empty() => d.with_help(format!("`{child}` has no fields to set")),
         None => d.with_help(format!(
-            "the fields of `{}` are: {}",
-            child.name,
+            "the fields of `{child}` are: {}",
             names.collect::<Vec<_>>().join(", ")
         )),
     }
@@ -324,8 +350,8 @@ fn unknown_child_field(ident: &Ident, child: &Process) -> Diagnostic {
 /// The value of one `with` entry for the child's field `target`: a field of the parent (a bare
 /// name the parent has a field of), else a literal typed as `target`.
 fn spawn_value(
-    spawn: &PendingSpawn,
-    child: &Process,
+    spawn: &With,
+    child: &str,
     target: &Field,
     value: &ast::Literal,
     diags: &mut Vec<Diagnostic>,
@@ -335,16 +361,16 @@ fn spawn_value(
         _ => None,
     };
     if let Some(name) = bare {
-        if let Some(i) = spawn.parent_fields.iter().position(|(n, _)| n == name) {
-            let ty = &spawn.parent_fields[i].1;
+        if let Some(i) = spawn.from_fields.iter().position(|(n, _)| n == name) {
+            let ty = &spawn.from_fields[i].1;
             if *ty != target.ty {
                 diags.push(
                     Diagnostic::error(
                         "spawn-field-type",
                         value.span,
                         format!(
-                            "`{name}` is {ty} here but `{}` is {} in `{}`",
-                            target.name, target.ty, child.name
+                            "`{name}` is {ty} here but `{}` is {} in `{child}`",
+                            target.name, target.ty
                         ),
                     )
                     .with_label(format!("`{}` takes {}", target.name, target.ty))
@@ -374,13 +400,8 @@ fn spawn_value(
 /// (`typed` says why). Where `target`'s type has no bare values (all but enum and bool), it can
 /// only have meant a field of the spawning process: `unknown-field`. Otherwise it stays the
 /// value error, with a hint at a field of a close name.
-fn misnamed_field(
-    spawn: &PendingSpawn,
-    target: &Field,
-    name: &str,
-    typed: Diagnostic,
-) -> Diagnostic {
-    let fields = spawn.parent_fields.iter().map(|(n, _)| n.as_str());
+fn misnamed_field(spawn: &With, target: &Field, name: &str, typed: Diagnostic) -> Diagnostic {
+    let fields = spawn.from_fields.iter().map(|(n, _)| n.as_str());
     let close = names::did_you_mean(name, fields);
     if matches!(target.ty, FieldType::Enum(_) | FieldType::Bool) {
         let has_guess = typed
@@ -388,28 +409,27 @@ fn misnamed_field(
             .as_deref()
             .is_some_and(|h| h.starts_with("did you mean"));
         return match close {
-            Some(f) if !has_guess => typed.with_help(format!(
-                "did you mean `{f}`, a field of `{}`?",
-                spawn.process
-            )),
+            Some(f) if !has_guess => {
+                typed.with_help(format!("did you mean `{f}`, a field of `{}`?", spawn.from))
+            }
             _ => typed,
         };
     }
     let d = Diagnostic::error(
         "unknown-field",
         typed.span,
-        format!("`{}` has no field `{name}`", spawn.process),
+        format!("`{}` has no field `{name}`", spawn.from),
     )
     .with_label("not a field of this process");
     match (close, typed.help) {
         (Some(f), _) => d.with_help(format!("did you mean `{f}`?")),
         (None, Some(help)) => d.with_help(format!(
             "name a field of `{}`, or write a value ({help})",
-            spawn.process
+            spawn.from
         )),
         (None, None) => d.with_help(format!(
             "name a field of `{}`, or write a value",
-            spawn.process
+            spawn.from
         )),
     }
 }
@@ -428,6 +448,9 @@ impl Ctx {
             broken,
             queue_models: Vec::new(),
             pending_spawns: Vec::new(),
+            signatures: Vec::new(),
+            pending_guards: Vec::new(),
+            pending_effects: Vec::new(),
         }
     }
 
@@ -525,6 +548,9 @@ process problem {
     title: text required
     service: text
     category: text
+  }
+  links {
+    fixes: one change
   }
   stage logged initial
   stage closed final

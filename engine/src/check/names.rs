@@ -6,7 +6,7 @@ use itsmflow_dsl::ast::{Ident, Span};
 use itsmflow_dsl::Diagnostic;
 
 /// Declared names of one kind (stages of a process, queues of a project, ...), in order.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Names {
     /// What the names are, for messages: "stage", "queue".
     pub kind: &'static str,
@@ -92,6 +92,7 @@ pub fn unknown<'a>(
         "priority" => "unknown-priority",
         "transition" => "unknown-transition",
         "process" => "unknown-process",
+        "link" => "unknown-link",
         _ => "unknown-name",
     };
     let d = Diagnostic::error(code, ident.span, format!("unknown {kind} `{}`", ident.name))

@@ -8,12 +8,12 @@ use itsmflow_dsl::ast::{
 };
 use itsmflow_dsl::Diagnostic;
 
-use super::condition::CondScope;
+use super::condition::{CondScope, LinkAccess};
 use super::coverage::Domain;
 use super::names::{did_you_mean, Names};
 use super::notices::{self, NoticeScope};
 use super::values::{push_value_error, too_large_within, typed_value};
-use super::{approval, escalation, flow, people, rules, Ctx};
+use super::{approval, escalation, flow, links, people, rules, Ctx};
 use crate::model::*;
 
 /// The names declared inside one process, and their checked definitions so far.
@@ -26,14 +26,21 @@ pub(super) struct ProcessScope {
     pub priorities: Names,
     pub stages: Names,
     pub transitions: Names,
+    /// The link kinds, by [`LinkId`].
+    pub links: Names,
+    pub link_decls: Vec<links::DeclaredLink>,
 }
 
 impl ProcessScope {
-    pub fn cond_scope(&self) -> CondScope<'_> {
+    /// The scope of a condition that may not read linked tickets: `what` names the place
+    /// ("routing"), `why` says why not.
+    pub fn cond_scope(&self, what: &'static str, why: &'static str) -> CondScope<'_> {
         CondScope {
             fields: &self.fields,
             field_types: &self.field_types,
             priorities: &self.priorities,
+            stages: None,
+            links: LinkAccess::Refused { what, why },
         }
     }
     pub fn domain(&self) -> Domain<'_> {
@@ -50,6 +57,7 @@ impl ProcessScope {
 #[derive(Default)]
 struct Sections<'a> {
     fields: Vec<&'a ast::Fields>,
+    links: Vec<&'a ast::Links>,
     priorities: Vec<&'a ast::Priorities>,
     tables: Vec<&'a ast::PriorityTable>,
     targets: Vec<&'a ast::Targets>,
@@ -95,6 +103,7 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
     for m in &p.members {
         match m {
             Member::Fields(x) => s.fields.push(x),
+            Member::Links(x) => s.links.push(x),
             Member::Priorities(x) => s.priorities.push(x),
             Member::PriorityTable(x) => s.tables.push(x),
             Member::Targets(x) => s.targets.push(x),
@@ -109,6 +118,11 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
     only_once(
         &s.fields.iter().map(|x| x.span).collect::<Vec<_>>(),
         "fields",
+        &mut ctx.diags,
+    );
+    only_once(
+        &s.links.iter().map(|x| x.span).collect::<Vec<_>>(),
+        "links",
         &mut ctx.diags,
     );
     only_once(
@@ -140,9 +154,14 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         priorities: Names::new("priority"),
         stages: Names::new("stage"),
         transitions: Names::new("transition"),
+        links: Names::new("link"),
+        link_decls: Vec::new(),
     };
     for block in s.fields.iter().take(1) {
         check_fields(block, &mut scope, &mut ctx.diags);
+    }
+    for block in s.links.iter().take(1) {
+        links::check_declarations(block, &mut scope, ctx);
     }
     scope.may_be_unset = scope
         .field_models
@@ -279,6 +298,8 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         &mut ctx.diags,
     );
 
+    ctx.signatures
+        .push(links::signature(&p.name.name, &scope, &transitions));
     if error_count(&ctx.diags) > errors_before {
         return None;
     }
@@ -297,7 +318,7 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         escalations,
         approvals,
         rules,
-        links: Vec::new(),
+        links: scope.link_decls.into_iter().map(|l| l.model).collect(),
         graph,
     })
 }
@@ -1077,7 +1098,7 @@ fn check_transition(
         guards: Vec::new(),
         spawns: None,
     };
-    let mut seen: [Option<Span>; 5] = [None; 5];
+    let mut seen: [Option<Span>; 6] = [None; 6];
     for clause in &t.clauses {
         let slot = match &clause.kind {
             TransitionClauseKind::ByRoles(_) => 0,
@@ -1085,6 +1106,19 @@ fn check_transition(
             TransitionClauseKind::Requires(_) => 2,
             TransitionClauseKind::Spawns { .. } => 3,
             TransitionClauseKind::ByPeople(_) => 4,
+            TransitionClauseKind::When(_) => 5,
+            // Repeatable too: each is an effect, performed in order.
+            TransitionClauseKind::Perform { action, link, with } => {
+                ctx.pending_effects.push(links::PendingEffect {
+                    clause: clause.span,
+                    process: place.0.to_string(),
+                    transition: place.1,
+                    action: action.clone(),
+                    link: link.clone(),
+                    with: with.clone(),
+                });
+                continue;
+            }
             // The one clause that may be repeated: each `notify` is a notification.
             TransitionClauseKind::Notify(n) => {
                 let place = notices::Place::Transition {
@@ -1100,6 +1134,8 @@ fn check_transition(
         if let Some(first) = seen[slot] {
             let help = match slot {
                 4 => "list several people in one clause: `by caller, manager of caller`",
+                5 => "join the conditions in one `when`: `when a == x and b == y`",
+                3 => "a transition spawns one ticket",
                 _ => "list several roles or fields in one clause: `by role agent, team_lead`",
             };
             ctx.diags.push(
@@ -1141,7 +1177,14 @@ fn check_transition(
                     .filter_map(|f| scope.fields.resolve(f, &mut ctx.diags).map(FieldId))
                     .collect()
             }
-            TransitionClauseKind::Notify(_) => {}
+            TransitionClauseKind::Notify(_) | TransitionClauseKind::Perform { .. } => {}
+            TransitionClauseKind::When(condition) => {
+                ctx.pending_guards.push(links::PendingGuard {
+                    process: place.0.to_string(),
+                    transition: place.1,
+                    condition: condition.clone(),
+                });
+            }
             TransitionClauseKind::Spawns {
                 process,
                 link,
@@ -1162,12 +1205,16 @@ fn check_transition(
                         with: with.clone(),
                     });
                 }
+                let known = ctx.processes.get(&process.name).is_some();
+                let link = links::spawn_link(
+                    process,
+                    link.as_ref(),
+                    (scope, place.0, known),
+                    &mut ctx.diags,
+                );
                 model.spawns = Some(Spawn {
                     process: process.name.clone(),
-                    link: link
-                        .as_ref()
-                        .map(|l| l.name.clone())
-                        .unwrap_or_else(|| Spawn::DEFAULT_LINK.to_string()),
+                    link,
                     fields: Vec::new(),
                 });
             }
@@ -1186,7 +1233,10 @@ fn check_routing(
     ctx: &mut Ctx,
 ) -> Vec<Route> {
     let before = error_count(&ctx.diags);
-    let cond_scope = scope.cond_scope();
+    let cond_scope = scope.cond_scope(
+        "routing",
+        "routing picks a queue without reading linked tickets",
+    );
     let mut routes = Vec::with_capacity(r.rules.len());
     for rule in &r.rules {
         let condition = rule

@@ -143,6 +143,14 @@ pub fn event_to_json(def: &Definition, kind: &EventKind) -> (&'static str, Json)
         ),
         EventKind::Commented { text } => ("commented", json!({ "text": text })),
         EventKind::Linked { kind, other } => ("linked", json!({"kind": kind, "other": other.0})),
+        EventKind::ActedOn {
+            link,
+            other,
+            action,
+        } => (
+            "acted_on",
+            json!({"link": link, "other": other.0, "action": action}),
+        ),
         EventKind::Spawned { process, link } => {
             ("spawned", json!({"process": process, "link": link}))
         }
@@ -363,6 +371,11 @@ pub fn event_from_json(def: &Definition, kind: &str, data: &Json) -> Result<Even
         "linked" => EventKind::Linked {
             kind: str_of(data, "kind")?.to_string(),
             other: InstanceId(data.get("other").and_then(Json::as_i64).ok_or("bad link")?),
+        },
+        "acted_on" => EventKind::ActedOn {
+            link: str_of(data, "link")?.to_string(),
+            other: InstanceId(data.get("other").and_then(Json::as_i64).ok_or("bad link")?),
+            action: str_of(data, "action")?.to_string(),
         },
         "spawned" => EventKind::Spawned {
             process: str_of(data, "process")?.to_string(),

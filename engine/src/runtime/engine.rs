@@ -17,6 +17,7 @@ use super::clock::Clock;
 use super::error::ApprovalRefusal;
 use super::error::EngineError;
 use super::logic::{self, Logic, Request};
+use super::relations;
 use super::schedule_memo::{ApprovalMemo, Remembered, ScheduleMemo};
 use super::scheduler::Wakeup;
 use super::timers::{Schedule, TimerState};
@@ -26,6 +27,8 @@ use super::view::{self, ApprovalView, EventView, InstanceView, LinkView};
 use crate::check::check;
 use crate::model::Assignment;
 use crate::store::{InstanceFilter, NewDefinition, Store, StoreError};
+
+mod effects;
 
 /// What a publish did, per process.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -343,6 +346,7 @@ impl<S: Store> Engine<S> {
             now: self.clock.now(),
             reason,
             holders,
+            linked: &relations::NO_LINKS,
         }
     }
 
@@ -542,9 +546,17 @@ impl<S: Store> Engine<S> {
             let state = change.instance.clone();
             let wakeups = wakeups_of(&change);
             let ballots = self.ballot_news(&change);
+            let cascaded_ballots: Vec<_> = change
+                .cascade
+                .iter()
+                .map(|c| (c.instance.id, self.ballot_news(c)))
+                .collect();
             let committed = self.store.commit(change).await?;
             self.wakeups_committed(wakeups);
             self.ballots_committed(id, ballots);
+            for (other, ballots) in cascaded_ballots {
+                self.ballots_committed(other, ballots);
+            }
             if let Some(after) = after {
                 self.schedules.put(id, version, after);
             }
@@ -742,6 +754,11 @@ impl<S: Store> Engine<S> {
                     true => self.holders(def, inst, task.as_ref()).await?,
                     false => Holders::default(),
                 };
+                // A `when` that reads linked tickets: they are read now, and the change is
+                // written only if they are still as read (see `check_reads`).
+                let transition = p.transition(action).map(|t| &p.transitions[t.index()]);
+                let link_reads = transition.map(effects::links_read_by).unwrap_or_default();
+                let linked = self.linked(def, inst.id, &link_reads).await?;
                 let mut change = self.logic.perform(
                     &self.catalog,
                     def,
@@ -750,18 +767,35 @@ impl<S: Store> Engine<S> {
                     fence.map(|(_, f)| f),
                     action,
                     fields,
-                    &self.request(actor, reason, &holders),
+                    &Request {
+                        linked: &linked,
+                        ..self.request(actor, reason, &holders)
+                    },
                 )?;
                 if !fields.is_empty() {
                     self.check_people(def, fields).await?;
                 }
                 self.assign_all(&mut change, target.2.as_ref()).await?;
+                let mut touched = relations::Touched::starting_at(inst.id);
+                if let Some(t) = transition {
+                    if !t.effects.is_empty() {
+                        self.cascade(def, &mut change, actor, &mut touched, 1)
+                            .await?;
+                    }
+                    if t.spawns.is_some() {
+                        self.check_spawn_links(def, &change).await?;
+                    }
+                }
+                Self::check_reads(&mut change, &linked);
                 let (_, def, task) = target;
                 // The change moves into the commit here, and its place ends with this block,
                 // so the future does not keep room for it beside the commit's.
-                self.commit(change, def, task, history)
+                (self.commit(change, def, task, history), touched)
             };
-            commit.await
+            let (commit, touched) = commit;
+            let view = commit.await?;
+            self.announce(touched);
+            Ok(view)
         }
     }
 
@@ -856,17 +890,12 @@ impl<S: Store> Engine<S> {
         kind: &str,
         actor: &Actor,
     ) -> Result<(InstanceView, bool), EngineError> {
-        if self.store.instance(to).await?.is_none() {
-            return Err(EngineError::InstanceNotFound(to));
-        }
         let (inst, def, task) = self.load(from).await?;
-        let existing = self.store.links(from).await?;
-        if existing
-            .iter()
-            .any(|l| l.from == from && l.to == to && l.kind == kind)
-        {
+        // A kind `from`'s process declares, to a ticket of the process it names, within the
+        // cardinality both sides declare; stored from the declaring side.
+        let Some((a, b, stored)) = self.link_to_store(&def, from, to, kind).await? else {
             return Ok((InstanceView::new(def, inst, task), false));
-        }
+        };
         let req = self.request(actor, None, &NO_HOLDERS);
         let mut change = self.logic.note(
             &inst,
@@ -877,9 +906,9 @@ impl<S: Store> Engine<S> {
             &req,
         );
         change.links.push(Link {
-            from,
-            to,
-            kind: kind.to_string(),
+            from: a,
+            to: b,
+            kind: stored,
             created_at: req.now,
         });
         Ok((self.commit(change, def, task, None).await?, true))
@@ -942,6 +971,14 @@ impl<S: Store> Engine<S> {
                 }
                 _ => Holders::default(),
             };
+            // And it may perform a transition whose `when` reads linked tickets, or that acts
+            // on them.
+            let link_reads = match schedule.first_due(now) {
+                Some(_) => effects::links_read_by_any(def.model()),
+                None => Vec::new(),
+            };
+            let linked = self.linked(&def, id, &link_reads).await?;
+            let mut touched = relations::Touched::starting_at(id);
             let change = match schedule.first_due(now) {
                 Some(due) => {
                     let req = Request {
@@ -949,6 +986,7 @@ impl<S: Store> Engine<S> {
                         now,
                         reason: None,
                         holders: &holders,
+                        linked: &linked,
                     };
                     let mut change = self.logic.fire(
                         &self.catalog,
@@ -960,6 +998,9 @@ impl<S: Store> Engine<S> {
                         Some(&events),
                     );
                     self.assign_all(&mut change, task.as_ref()).await?;
+                    self.cascade(&def, &mut change, &system, &mut touched, 1)
+                        .await?;
+                    Self::check_reads(&mut change, &linked);
                     after = self.schedule(&def, Some(events), &mut change).await?;
                     // A firing always writes the wake-up, moved or not: that ends the lease
                     // on it, and tells the loop below of a point due at the same instant.
@@ -979,8 +1020,14 @@ impl<S: Store> Engine<S> {
             };
             let firing = !change.events.is_empty();
             if firing {
-                // Spawned instances may have points due before anything the scheduler knows.
-                let spawned: Vec<_> = change.spawns.iter().filter_map(|s| s.wakeup).collect();
+                // Spawned instances, and linked tickets the firing acted on, may have points
+                // due before anything the scheduler knows.
+                let spawned: Vec<_> = change
+                    .spawns
+                    .iter()
+                    .filter_map(|s| s.wakeup)
+                    .chain(change.cascade.iter().flat_map(wakeups_of))
+                    .collect();
                 let more = change.wakeup.flatten().is_some_and(|at| at <= now);
                 let breaches = change
                     .events
@@ -1003,6 +1050,7 @@ impl<S: Store> Engine<S> {
                             task_before: task.clone(),
                             breaches,
                         });
+                        self.announce(std::mem::take(&mut touched));
                         if !more {
                             return Ok(fired);
                         }
@@ -1067,7 +1115,14 @@ impl<S: Store> Engine<S> {
     }
 
     pub async fn links(&self, id: InstanceId) -> Result<Vec<LinkView>, EngineError> {
-        Ok(self.store.links(id).await?.iter().map(view::link).collect())
+        let (_, def, _) = self.load(id).await?;
+        Ok(self
+            .store
+            .links(id)
+            .await?
+            .iter()
+            .map(|l| view::link(&def, id, l))
+            .collect())
     }
 
     // -- approvals -------------------------------------------------------------------------------
@@ -1565,11 +1620,14 @@ impl<S: Store> Engine<S> {
 
 /// The wake-ups a change writes: the instance's and its spawned instances'.
 fn wakeups_of(change: &Change) -> Vec<DateTime<Utc>> {
-    change
-        .wakeup
-        .flatten()
-        .into_iter()
-        .chain(change.spawns.iter().filter_map(|s| s.wakeup))
+    std::iter::once(change)
+        .chain(&change.cascade)
+        .flat_map(|c| {
+            c.wakeup
+                .flatten()
+                .into_iter()
+                .chain(c.spawns.iter().filter_map(|s| s.wakeup))
+        })
         .collect()
 }
 

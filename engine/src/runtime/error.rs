@@ -41,6 +41,16 @@ pub enum EngineError {
     MissingFields { action: String, fields: Vec<String> },
     #[error("rule `{rule}` does not allow `{action}`")]
     GuardFailed { rule: String, action: String },
+    #[error("`{action}` may be performed only when {condition}")]
+    ConditionFailed { action: String, condition: String },
+    #[error("instance {instance} cannot be linked as `{kind}`: {why}")]
+    LinkRefused {
+        instance: InstanceId,
+        kind: String,
+        why: String,
+        /// The link kinds the instance's process declares.
+        known: Vec<String>,
+    },
     #[error("rule `{rule}` failed: {message}")]
     RuleFailed { rule: String, message: String },
     #[error("spawning `{process}` failed: {source}")]

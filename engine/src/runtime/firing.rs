@@ -256,6 +256,7 @@ impl Firing<'_> {
             now: self.req.now,
             reason: Some(reason.to_string()),
             holders: self.req.holders,
+            linked: self.req.linked,
         };
         match self.logic.perform_as_engine(
             self.catalog,

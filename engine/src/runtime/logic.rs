@@ -17,8 +17,8 @@ use super::relations;
 use super::types::*;
 use super::values::{self, FieldError};
 use crate::model::{
-    Condition, FieldId, PriorityId, Process, QueueId, RuleKind, SpawnValue,
-    StageId, StageQueue, Value,
+    Condition, FieldId, PriorityId, Process, QueueId, RuleKind, SpawnValue, StageId, StageQueue,
+    Value,
 };
 use crate::script;
 
@@ -42,6 +42,8 @@ pub struct Request<'a> {
     pub reason: Option<String>,
     /// Who holds the roles an approval the request reaches may ask (read before deciding).
     pub holders: &'a Holders,
+    /// The instance's linked tickets its transition's `when` reads (read before deciding).
+    pub linked: &'a relations::Linked,
 }
 
 type Fields = Vec<Option<Value>>;
@@ -86,7 +88,6 @@ impl Logic {
             updated_at: req.now,
             created_by: req.actor.name.clone(),
         };
-        let parent = spawned_by.clone();
         let event = Event {
             seq: 1,
             at: req.now,
@@ -105,7 +106,7 @@ impl Logic {
             instance,
             events: vec![event],
             task,
-            parent,
+            parent: None,
             wakeup: None,
         })
     }
@@ -138,6 +139,22 @@ impl Logic {
         action: &str,
         req: &Request,
     ) -> Result<Change, EngineError> {
+        self.perform_effect(catalog, def, inst, task, action, &Map::new(), req)
+    }
+
+    /// Perform a transition as the effect of another's `then perform` (or as the engine),
+    /// with the fields its `with` sets: as [`Logic::perform_as_engine`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn perform_effect(
+        &self,
+        catalog: &Catalog,
+        def: &Definition,
+        inst: &Instance,
+        task: Option<&Task>,
+        action: &str,
+        input: &Map<String, Json>,
+        req: &Request,
+    ) -> Result<Change, EngineError> {
         self.perform_as(
             catalog,
             def,
@@ -145,7 +162,7 @@ impl Logic {
             task,
             Some(Fence::engine()),
             action,
-            &Map::new(),
+            input,
             req,
             true,
         )
@@ -231,10 +248,24 @@ impl Logic {
                 }
             }
         }
+        let priority = new_priority(p, inst, &fields);
+        if let Some(when) = &t.when {
+            let facts = relations::Facts {
+                fields: &fields,
+                priority,
+                stage: Some(inst.stage),
+                linked: Some(req.linked),
+            };
+            if !relations::holds(&when.condition, facts) {
+                return Err(EngineError::ConditionFailed {
+                    action: action.to_string(),
+                    condition: when.text.clone(),
+                });
+            }
+        }
 
         let mut b = ChangeBuilder::new(inst, req);
         b.fields(p, &inst.fields, &fields);
-        let priority = new_priority(p, inst, &fields);
         b.priority(inst.priority, priority, Cause::Fields);
         b.push(EventKind::Transitioned {
             action: tid,
@@ -343,12 +374,22 @@ impl Logic {
                     None => input.remove(&set.name),
                 };
             }
-            let child = self
+            let mut child = self
                 .create(&child_def, &input, req, Some((inst.id, spawn.link.clone())))
                 .map_err(|e| EngineError::SpawnFailed {
                     process: spawn.process.clone(),
                     source: Box::new(e),
                 })?;
+            // A declared link is stored from the side that declares its kind.
+            let (kind, from_parent) = match p.link(&spawn.link) {
+                Some(l) => p.links[l.index()].stored_kind(),
+                None => (spawn.link.as_str(), true),
+            };
+            child.parent = Some(ParentLink {
+                parent: inst.id,
+                kind: kind.to_string(),
+                from_child: !from_parent,
+            });
             let seq = change.instance.version + 1;
             change.events.push(Event {
                 seq,
@@ -620,6 +661,7 @@ impl<'a> ChangeBuilder<'a> {
             wakeup: None,
             notifications: Vec::new(),
             ballots: None,
+            cascade: Vec::new(),
         }
     }
 }
@@ -638,6 +680,7 @@ pub fn unchanged(inst: &Instance) -> Change {
         wakeup: None,
         notifications: Vec::new(),
         ballots: None,
+        cascade: Vec::new(),
     }
 }
 
@@ -835,6 +878,7 @@ pub fn replay(
                     EventKind::Routed { to, .. } => i.queue = *to,
                     EventKind::Commented { .. }
                     | EventKind::Linked { .. }
+                    | EventKind::ActedOn { .. }
                     | EventKind::Spawned { .. }
                     | EventKind::Escalated { .. }
                     | EventKind::Breached { .. }

@@ -32,6 +32,9 @@ pub struct LinkedTicket {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Linked {
     pub by_link: Vec<Vec<LinkedTicket>>,
+    /// The linked tickets as read: a change decided on them is written only if none has
+    /// changed since (each is checked at its version in the same transaction).
+    pub read: Vec<Arc<Instance>>,
 }
 
 impl Linked {
@@ -42,6 +45,12 @@ impl Linked {
             .unwrap_or_default()
     }
 }
+
+/// No linked tickets: for decisions that read none.
+pub static NO_LINKS: Linked = Linked {
+    by_link: Vec::new(),
+    read: Vec::new(),
+};
 
 /// The link kinds a condition reads.
 pub fn links_read(c: &Condition, out: &mut Vec<LinkId>) {
@@ -75,7 +84,11 @@ pub fn other_end(decl: &LinkDecl, me: InstanceId, link: &Link) -> Option<Instanc
 }
 
 /// The link to store for `me` declaring `decl` to `other`: from the declaring side.
-pub fn stored(decl: &LinkDecl, me: InstanceId, other: InstanceId) -> (InstanceId, InstanceId, &str) {
+pub fn stored(
+    decl: &LinkDecl,
+    me: InstanceId,
+    other: InstanceId,
+) -> (InstanceId, InstanceId, &str) {
     let (kind, from_me) = decl.stored_kind();
     match from_me {
         true => (me, other, kind),
@@ -241,9 +254,9 @@ pub fn holds(c: &Condition, facts: Facts) -> bool {
                 CmpOp::Ge => v >= *value,
             },
         },
-        Condition::In { subject, values } => facts
-            .subject(*subject)
-            .is_some_and(|v| values.contains(&v)),
+        Condition::In { subject, values } => {
+            facts.subject(*subject).is_some_and(|v| values.contains(&v))
+        }
         Condition::Linked {
             quantifier,
             link,
@@ -263,13 +276,23 @@ pub fn holds(c: &Condition, facts: Facts) -> bool {
     }
 }
 
-/// Tickets a change on linked tickets has touched (each at most once per action), shared by
-/// the steps of one cascade.
-pub type Touched = Vec<InstanceId>;
+/// What one action's effects have done so far: the tickets they changed (each at most once
+/// per action, the acting ticket first) and each one's open task before, to announce.
+#[derive(Debug, Default)]
+pub struct Touched {
+    pub tickets: Vec<InstanceId>,
+    pub tasks_before: Vec<(InstanceId, Option<super::types::Task>)>,
+}
+
+impl Touched {
+    pub fn starting_at(id: InstanceId) -> Self {
+        Touched {
+            tickets: vec![id],
+            tasks_before: Vec::new(),
+        }
+    }
+}
 
 /// How many steps a cascade of effects may take (an effect's transition may have effects of its
 /// own): the checker refuses cycles, so this only bounds what a long chain costs.
 pub const MAX_CASCADE_DEPTH: usize = 4;
-
-/// Shared, so the engine can hand linked tickets to the decision without copying.
-pub type SharedLinked = Arc<Linked>;

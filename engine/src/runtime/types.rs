@@ -139,6 +139,13 @@ pub enum EventKind {
         kind: String,
         other: InstanceId,
     },
+    /// A transition's `then perform` performed `action` on `other`, linked through `link` (the
+    /// other ticket's history records the transition, with this ticket as its reason).
+    ActedOn {
+        link: String,
+        other: InstanceId,
+        action: String,
+    },
     /// A transition started an instance of another process (its id is in the links).
     Spawned {
         process: String,
@@ -389,10 +396,36 @@ pub struct NewInstance {
     pub instance: Instance,
     pub events: Vec<Event>,
     pub task: Option<NewTask>,
-    /// For spawned instances: the parent and the link's kind (seen from the parent).
-    pub parent: Option<(InstanceId, String)>,
+    /// For spawned instances: the link to the parent, as stored.
+    pub parent: Option<ParentLink>,
     /// When it first has something due (see [`super::timers`]), if ever.
     pub wakeup: Option<DateTime<Utc>>,
+}
+
+/// How a spawned instance is linked to the instance that spawned it: the stored kind, and
+/// whether the link is stored from the child (the parent's kind reads the child's declared
+/// links `via` that kind).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParentLink {
+    pub parent: InstanceId,
+    pub kind: String,
+    pub from_child: bool,
+}
+
+impl ParentLink {
+    /// The stored link, once the child has its id.
+    pub fn link(&self, child: InstanceId, at: DateTime<Utc>) -> Link {
+        let (from, to) = match self.from_child {
+            true => (child, self.parent),
+            false => (self.parent, child),
+        };
+        Link {
+            from,
+            to,
+            kind: self.kind.clone(),
+            created_at: at,
+        }
+    }
 }
 
 /// Everything one action does, applied in one transaction or not at all.
@@ -416,6 +449,9 @@ pub struct Change {
     /// The instance's pending approval ballots after the change; `None` when the change
     /// leaves them as they are.
     pub ballots: Option<BallotChange>,
+    /// Changes to other instances (linked tickets a transition acts on) written in the same
+    /// transaction, each under its own version check: all of them or none. Never nested.
+    pub cascade: Vec<Change>,
 }
 
 /// How a change leaves an instance's pending ballots.

@@ -149,10 +149,17 @@ pub struct EventView {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LinkView {
+    /// The link as stored: `from` `kind` `to` (kinds are stored from the process that declares
+    /// them).
     pub from: InstanceId,
     pub to: InstanceId,
     pub kind: String,
     pub created_at: DateTime<Utc>,
+    /// The ticket at the other end, seen from the ticket whose links these are.
+    pub other: InstanceId,
+    /// The name that ticket's process gives the link (`incidents` for a problem's view of an
+    /// incident's `caused_by`), when it declares one.
+    pub name: Option<String>,
 }
 
 pub fn event(def: &Definition, e: &Event) -> EventView {
@@ -167,12 +174,22 @@ pub fn event(def: &Definition, e: &Event) -> EventView {
     }
 }
 
-pub fn link(l: &Link) -> LinkView {
+/// A link of instance `me` (of `def`), seen from it.
+pub fn link(def: &Definition, me: InstanceId, l: &Link) -> LinkView {
+    let p = def.model();
+    let name = p
+        .links
+        .iter()
+        .find(|d| super::relations::other_end(d, me, l).is_some())
+        .map(|d| d.name.clone())
+        .or_else(|| (l.from == me).then(|| l.kind.clone()));
     LinkView {
         from: l.from,
         to: l.to,
         kind: l.kind.clone(),
         created_at: l.created_at,
+        other: if l.from == me { l.to } else { l.from },
+        name,
     }
 }
 

@@ -176,6 +176,96 @@ fn enqueue(queues: &mut HashMap<Arc<str>, BTreeSet<OrderKey>>, task: &Task) {
 }
 
 impl Inner {
+    /// Whether `change` may be written: its version check and task fence.
+    fn check(&self, change: &Change) -> Result<()> {
+        let id = change.instance.id;
+        let current = self.tickets.get(id.0).ok_or(StoreError::NoInstance(id))?;
+        if current.instance.version != change.expected_version {
+            return Err(StoreError::Conflict {
+                id,
+                expected: change.expected_version,
+            });
+        }
+        // Check the task fence before changing anything: the same conditions as the SQL
+        // stores' statements, and the same reasons when it does not hold.
+        if let Some(close) = &change.close_task {
+            let task = self.tasks.get(close.task.0);
+            let holds = task.is_some_and(|t| match &close.fence {
+                Fence::Token { token, agent } => t.leased_to(*token, agent),
+                Fence::NotClaimedByOther { actor, now } => {
+                    t.state != TaskState::Done && !t.claimed_by_other(actor, *now)
+                }
+            });
+            if !holds {
+                return Err(StoreError::fence_refused(close, task));
+            }
+        }
+        Ok(())
+    }
+
+    /// Write a change that [`Inner::check`] accepted.
+    fn apply(&mut self, change: Change) -> Committed {
+        let id = change.instance.id;
+        let at = change.instance.updated_at;
+        if let Some(close) = &change.close_task {
+            self.with_task(close.task, |t| {
+                t.state = TaskState::Done;
+                t.lease_until = None;
+            });
+        }
+        let mut touched = None;
+        if let Some(update) = change.update_task {
+            self.with_task(update.task, |t| {
+                // A task moved to another queue is pushed to whom the engine chose there.
+                if t.queue != update.queue {
+                    t.assigned_to = update.assigned_to;
+                }
+                t.queue = update.queue;
+                t.priority = update.priority;
+                t.due_at = update.due_at;
+            });
+            touched = Some(update.task);
+        }
+        if let Some(task) = change.new_task {
+            touched = Some(self.insert_task(id, task, at));
+        }
+        for link in change.links {
+            self.add_link(link);
+        }
+        let mut spawned = Vec::with_capacity(change.spawns.len());
+        for s in change.spawns {
+            spawned.push(self.insert_instance(s));
+        }
+        if let Some(wakeup) = change.wakeup {
+            self.set_wakeup(id, wakeup);
+        }
+        self.insert_notifications(id, change.notifications, at);
+        match change.ballots {
+            Some(BallotChange::All(list)) if list.is_empty() => {
+                self.ballots.remove(&id);
+            }
+            Some(BallotChange::All(list)) => {
+                self.ballots.insert(id, list);
+            }
+            Some(BallotChange::Some { removed, added }) => {
+                let list = self.ballots.entry(id).or_default();
+                list.retain(|b| !removed.contains(&b.approver));
+                list.extend(added);
+            }
+            None => {}
+        }
+        if let Some(ticket) = self.tickets.get_mut(id.0) {
+            ticket.history.extend(change.events);
+            ticket.instance = change.instance;
+        }
+        let task = touched.and_then(|t| self.tasks.get(t.0)).cloned();
+        Committed {
+            spawned,
+            task,
+            cascaded: Vec::new(),
+        }
+    }
+
     fn insert_task(&mut self, instance: InstanceId, new: NewTask, at: DateTime<Utc>) -> TaskId {
         let task = Task {
             id: TaskId(self.tasks.next_id()),
@@ -255,13 +345,8 @@ impl Inner {
         let mut inst = new.instance;
         inst.id = id;
         let at = inst.created_at;
-        if let Some((parent, kind)) = new.parent {
-            self.add_link(Link {
-                from: parent,
-                to: id,
-                kind,
-                created_at: at,
-            });
+        if let Some(parent) = &new.parent {
+            self.add_link(parent.link(id, at));
         }
         // Room for a ticket's usual history from the start, so its first actions append
         // without growing the vector from one event, one reallocation at a time.
@@ -477,84 +562,18 @@ impl Store for MemoryStore {
         Ok(found)
     }
 
-    async fn commit(&self, change: Change) -> Result<Committed> {
+    async fn commit(&self, mut change: Change) -> Result<Committed> {
         let mut inner = self.lock();
-        let id = change.instance.id;
-        let current = inner.tickets.get(id.0).ok_or(StoreError::NoInstance(id))?;
-        if current.instance.version != change.expected_version {
-            return Err(StoreError::Conflict {
-                id,
-                expected: change.expected_version,
-            });
+        // Every check before any write: the change and the changes it carries to linked
+        // tickets apply together or not at all.
+        let cascade = std::mem::take(&mut change.cascade);
+        inner.check(&change)?;
+        for c in &cascade {
+            inner.check(c)?;
         }
-        // Check the task fence before changing anything: the same conditions as the SQL
-        // stores' statements, and the same reasons when it does not hold.
-        if let Some(close) = &change.close_task {
-            let task = inner.tasks.get(close.task.0);
-            let holds = task.is_some_and(|t| match &close.fence {
-                Fence::Token { token, agent } => t.leased_to(*token, agent),
-                Fence::NotClaimedByOther { actor, now } => {
-                    t.state != TaskState::Done && !t.claimed_by_other(actor, *now)
-                }
-            });
-            if !holds {
-                return Err(StoreError::fence_refused(close, task));
-            }
-        }
-        let at = change.instance.updated_at;
-        if let Some(close) = &change.close_task {
-            inner.with_task(close.task, |t| {
-                t.state = TaskState::Done;
-                t.lease_until = None;
-            });
-        }
-        let mut touched = None;
-        if let Some(update) = change.update_task {
-            inner.with_task(update.task, |t| {
-                // A task moved to another queue is pushed to whom the engine chose there.
-                if t.queue != update.queue {
-                    t.assigned_to = update.assigned_to;
-                }
-                t.queue = update.queue;
-                t.priority = update.priority;
-                t.due_at = update.due_at;
-            });
-            touched = Some(update.task);
-        }
-        if let Some(task) = change.new_task {
-            touched = Some(inner.insert_task(id, task, at));
-        }
-        for link in change.links {
-            inner.add_link(link);
-        }
-        let mut spawned = Vec::with_capacity(change.spawns.len());
-        for s in change.spawns {
-            spawned.push(inner.insert_instance(s));
-        }
-        if let Some(wakeup) = change.wakeup {
-            inner.set_wakeup(id, wakeup);
-        }
-        inner.insert_notifications(id, change.notifications, at);
-        match change.ballots {
-            Some(BallotChange::All(list)) if list.is_empty() => {
-                inner.ballots.remove(&id);
-            }
-            Some(BallotChange::All(list)) => {
-                inner.ballots.insert(id, list);
-            }
-            Some(BallotChange::Some { removed, added }) => {
-                let list = inner.ballots.entry(id).or_default();
-                list.retain(|b| !removed.contains(&b.approver));
-                list.extend(added);
-            }
-            None => {}
-        }
-        if let Some(ticket) = inner.tickets.get_mut(id.0) {
-            ticket.history.extend(change.events);
-            ticket.instance = change.instance;
-        }
-        let task = touched.and_then(|t| inner.tasks.get(t.0)).cloned();
-        Ok(Committed { spawned, task })
+        let mut committed = inner.apply(change);
+        committed.cascaded = cascade.into_iter().map(|c| inner.apply(c)).collect();
+        Ok(committed)
     }
 
     async fn pending_ballots(&self, user: &str, limit: u32) -> Result<Vec<PendingBallot>> {

@@ -111,6 +111,8 @@ pub struct Committed {
     pub spawned: Vec<InstanceId>,
     /// The instance's open task after the change, when the change created or updated one.
     pub task: Option<Task>,
+    /// What each of the change's [`Change::cascade`] did, in order.
+    pub cascaded: Vec<Committed>,
 }
 
 /// A published version as stored.

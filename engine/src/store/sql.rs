@@ -60,7 +60,7 @@ pub struct NewInstanceRows {
     pub instance: InstanceRow,
     pub events: Vec<EventRow>,
     pub task: Option<NewTask>,
-    pub parent: Option<(InstanceId, String)>,
+    pub parent: Option<ParentLink>,
     /// Microseconds.
     pub wakeup: Option<i64>,
 }
@@ -79,13 +79,17 @@ pub struct ChangeRows {
     pub notifications: Vec<NewNotification>,
     /// See [`Change::ballots`].
     pub ballots: Option<BallotChange>,
+    /// See [`Change::cascade`].
+    pub cascade: Vec<ChangeRows>,
 }
 
 impl ChangeRows {
     /// Whether the change writes more than the common statement of a store writes: links,
-    /// spawned instances, approval ballots, notifications for named people.
+    /// spawned instances, approval ballots, notifications for named people, changes to linked
+    /// tickets.
     pub fn is_uncommon(&self) -> bool {
         !self.spawns.is_empty()
+            || !self.cascade.is_empty()
             || !self.links.is_empty()
             || self.ballots.is_some()
             || self.notifications.iter().any(|n| !n.recipients.is_empty())
@@ -181,6 +185,11 @@ pub fn change_rows(catalog: &Catalog, c: Change) -> Result<ChangeRows> {
         wakeup: c.wakeup.map(|w| w.map(micros)),
         notifications: c.notifications,
         ballots: c.ballots,
+        cascade: c
+            .cascade
+            .into_iter()
+            .map(|c| change_rows(catalog, c))
+            .collect::<Result<_>>()?,
     })
 }
 

@@ -100,8 +100,10 @@ enum Job {
         at: DateTime<Utc>,
         reply: Reply<Vec<DefinitionId>>,
     },
-    Create(NewInstanceRows, Reply<Created>),
-    Commit(ChangeRows, Reply<Committed>),
+    // Boxed: a new instance or a change is much larger than the other jobs, which would all
+    // take its size.
+    Create(Box<NewInstanceRows>, Reply<Created>),
+    Commit(Box<ChangeRows>, Reply<Committed>),
     ClaimNext {
         queue: String,
         agent: String,
@@ -457,8 +459,8 @@ fn run(conn: &Connection, job: Job) -> Done {
             reply,
             save_definitions(conn, &project_hash, &source, &definitions, at),
         ),
-        Job::Create(rows, reply) => Done::Instance(reply, create(conn, rows)),
-        Job::Commit(rows, reply) => Done::Committed(reply, commit(conn, rows)),
+        Job::Create(rows, reply) => Done::Instance(reply, create(conn, *rows)),
+        Job::Commit(rows, reply) => Done::Committed(reply, commit(conn, *rows)),
         Job::ClaimNext {
             queue,
             agent,
@@ -692,8 +694,9 @@ fn create(conn: &Connection, rows: NewInstanceRows) -> Result<Created> {
         Some(t) => Some(insert_task(conn, id, t, i.created_at)?),
         None => None,
     };
-    if let Some((parent, kind)) = &rows.parent {
-        insert_link(conn, parent.0, id, kind, i.created_at)?;
+    if let Some(parent) = &rows.parent {
+        let l = parent.link(InstanceId(id), i.created_at);
+        insert_link(conn, l.from.0, l.to.0, &l.kind, l.created_at)?;
     }
     Ok((InstanceId(id), task))
 }
@@ -773,7 +776,17 @@ fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
     for s in rows.spawns {
         spawned.push(create(conn, s)?.0);
     }
-    Ok(Committed { spawned, task })
+    // In the same transaction: a version check failing here undoes the whole change.
+    let cascaded = rows
+        .cascade
+        .into_iter()
+        .map(|c| commit(conn, c))
+        .collect::<Result<_>>()?;
+    Ok(Committed {
+        spawned,
+        task,
+        cascaded,
+    })
 }
 
 /// Write how a change leaves an instance's pending ballots: the difference when it is known,
@@ -993,7 +1006,7 @@ impl Store for SqliteStore {
 
     async fn create(&self, new: NewInstance) -> Result<Created> {
         let rows = sql::new_instance_rows(&self.catalog, new)?;
-        self.write(|reply| Job::Create(rows, reply)).await
+        self.write(|reply| Job::Create(Box::new(rows), reply)).await
     }
 
     async fn instance(&self, id: InstanceId) -> Result<Option<Instance>> {
@@ -1063,7 +1076,7 @@ impl Store for SqliteStore {
 
     async fn commit(&self, change: Change) -> Result<Committed> {
         let rows = sql::change_rows(&self.catalog, change)?;
-        self.write(|reply| Job::Commit(rows, reply)).await
+        self.write(|reply| Job::Commit(Box::new(rows), reply)).await
     }
 
     async fn pending_ballots(&self, user: &str, limit: u32) -> Result<Vec<PendingBallot>> {

@@ -234,6 +234,20 @@ impl From<EngineError> for ApiError {
                 detail,
             )
             .with("rule", json!(rule)),
+            EngineError::ConditionFailed { condition, .. } => Self::new(
+                StatusCode::CONFLICT,
+                "condition-not-met",
+                "The action's condition does not hold",
+                detail,
+            )
+            .with("condition", json!(condition)),
+            EngineError::LinkRefused { known, .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "link-refused",
+                "The link cannot be made",
+                detail,
+            )
+            .with("kinds", json!(known)),
             EngineError::RuleFailed { rule, .. } => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "rule-failed",

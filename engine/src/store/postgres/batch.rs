@@ -595,6 +595,7 @@ fn outcome(parts: &Parts, row: &PgRow) -> Result<Outcome> {
     Ok(Outcome::Written(Committed {
         spawned: Vec::new(),
         task: task.map(|t| sql::task_from_json(&t)).transpose()?,
+        cascaded: Vec::new(),
     }))
 }
 

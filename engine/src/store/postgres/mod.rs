@@ -221,8 +221,9 @@ async fn create(conn: &mut PgConnection, rows: NewInstanceRows) -> Result<Create
         Some(t) => Some(insert_task(conn, id, t, i.created_at).await?),
         None => None,
     };
-    if let Some((parent, kind)) = &rows.parent {
-        insert_link(conn, parent.0, id, kind, i.created_at).await?;
+    if let Some(parent) = &rows.parent {
+        let l = parent.link(InstanceId(id), i.created_at);
+        insert_link(conn, l.from.0, l.to.0, &l.kind, l.created_at).await?;
     }
     Ok((InstanceId(id), task))
 }
@@ -335,7 +336,16 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
     for s in rows.spawns {
         spawned.push(create(conn, s).await?.0);
     }
-    Ok(Committed { spawned, task })
+    // In the same transaction: a version check failing here undoes the whole change.
+    let mut cascaded = Vec::with_capacity(rows.cascade.len());
+    for c in rows.cascade {
+        cascaded.push(Box::pin(commit(conn, c)).await?);
+    }
+    Ok(Committed {
+        spawned,
+        task,
+        cascaded,
+    })
 }
 
 /// Write how a change leaves an instance's pending ballots: the difference when it is known,
