@@ -1272,15 +1272,7 @@ impl Ctx<'_> {
                     span: cspan,
                 }),
                 Rule::spawns_clause => {
-                    let mut ids = Vec::new();
-                    let mut with = Vec::new();
-                    for q in p.into_inner() {
-                        match q.as_rule() {
-                            Rule::ident => ids.push(self.ident(q)),
-                            Rule::spawn_with => with = self.spawn_with(q),
-                            _ => {}
-                        }
-                    }
+                    let (ids, with) = self.names_and_with(p);
                     let mut ids = ids.into_iter();
                     let process = ids.next().unwrap_or_else(|| self.missing(cspan));
                     let link = ids.next();
@@ -1308,15 +1300,7 @@ impl Ctx<'_> {
                     });
                 }
                 Rule::effect_clause => {
-                    let mut ids = Vec::new();
-                    let mut with = Vec::new();
-                    for q in p.into_inner() {
-                        match q.as_rule() {
-                            Rule::ident => ids.push(self.ident(q)),
-                            Rule::spawn_with => with = self.spawn_with(q),
-                            _ => {}
-                        }
-                    }
+                    let (ids, with) = self.names_and_with(p);
                     let mut ids = ids.into_iter();
                     let action = ids.next().unwrap_or_else(|| self.missing(cspan));
                     let link = ids.next().unwrap_or_else(|| self.missing(cspan));
@@ -1336,6 +1320,20 @@ impl Ctx<'_> {
             clauses,
             span,
         }
+    }
+
+    /// The names of a `spawns` or `then perform` clause, in order, and its `with` entries.
+    fn names_and_with(&mut self, pair: P) -> (Vec<Ident>, Vec<SpawnEntry>) {
+        let mut ids = Vec::new();
+        let mut with = Vec::new();
+        for q in pair.into_inner() {
+            match q.as_rule() {
+                Rule::ident => ids.push(self.ident(q)),
+                Rule::spawn_with => with = self.spawn_with(q),
+                _ => {}
+            }
+        }
+        (ids, with)
     }
 
     /// `with { title: title, change_type: normal }`: the entries, in order.
@@ -2126,6 +2124,15 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 mod tests {
     use super::*;
 
+    /// The messages of the diagnostics parsing `text` gives, in order.
+    fn messages_of(text: &str) -> Vec<String> {
+        parse(FileId(0), text)
+            .diagnostics
+            .into_iter()
+            .map(|d| d.message)
+            .collect()
+    }
+
     #[test]
     fn chunks_split_at_top_level_keywords() {
         let text = "role a\nqueue q {\n  tier 1\n}\nprocess p {\n stage x initial\n}\n";
@@ -2486,12 +2493,7 @@ mod tests {
             ("with a: b", "expected `{`, found `a`"),
         ] {
             let text = format!("process p {{\n  transition t: a -> b spawns c {with}\n}}\n");
-            let parsed = parse(FileId(0), &text);
-            let messages: Vec<&str> = parsed
-                .diagnostics
-                .iter()
-                .map(|d| d.message.as_str())
-                .collect();
+            let messages = messages_of(&text);
             assert_eq!(messages, [message], "{with}");
         }
     }
@@ -2805,21 +2807,11 @@ mod tests {
             ("when any c where", "expected `(` or a condition, found `}`"),
         ] {
             let text = format!("process p {{\n  transition t: a -> b {clause}\n}}\n");
-            let parsed = parse(FileId(0), &text);
-            let messages: Vec<&str> = parsed
-                .diagnostics
-                .iter()
-                .map(|d| d.message.as_str())
-                .collect();
+            let messages = messages_of(&text);
             assert_eq!(messages, [message], "{clause}");
         }
         let text = "process p {\n  links {\n    a: some p\n    b: one\n  }\n}\n";
-        let parsed = parse(FileId(0), text);
-        let messages: Vec<&str> = parsed
-            .diagnostics
-            .iter()
-            .map(|d| d.message.as_str())
-            .collect();
+        let messages = messages_of(text);
         assert_eq!(messages, ["expected `many` or `one`, found `some`"]);
     }
 

@@ -83,6 +83,17 @@ pub fn other_end(decl: &LinkDecl, me: InstanceId, link: &Link) -> Option<Instanc
     }
 }
 
+/// The tickets linked to `me` through `decl`, among its stored links, in id order, once each.
+pub fn others(decl: &LinkDecl, me: InstanceId, stored: &[Link]) -> Vec<InstanceId> {
+    let mut others: Vec<InstanceId> = stored
+        .iter()
+        .filter_map(|s| other_end(decl, me, s))
+        .collect();
+    others.sort();
+    others.dedup();
+    others
+}
+
 /// The link to store for `me` declaring `decl` to `other`: from the declaring side.
 pub fn stored(
     decl: &LinkDecl,

@@ -66,13 +66,7 @@ impl<S: Store> Engine<S> {
             let Some(reader) = def.project.process(&decl.process) else {
                 continue;
             };
-            let mut others: Vec<InstanceId> = stored
-                .iter()
-                .filter_map(|s| relations::other_end(decl, id, s))
-                .collect();
-            others.sort();
-            others.dedup();
-            for other in others {
+            for other in relations::others(decl, id, &stored) {
                 let Some(inst) = self.store.instance(other).await? else {
                     continue;
                 };
@@ -240,12 +234,7 @@ impl<S: Store> Engine<S> {
             for t in performed {
                 for effect in &t.effects {
                     let decl = &p.links[effect.link.index()];
-                    let mut targets: Vec<InstanceId> = stored
-                        .iter()
-                        .filter_map(|s| relations::other_end(decl, source, s))
-                        .collect();
-                    targets.sort();
-                    targets.dedup();
+                    let targets = relations::others(decl, source, &stored);
                     let what =
                         |other: InstanceId| format!("{} on {} {other}", effect.action, decl.name);
                     let req = Request {
@@ -255,16 +244,18 @@ impl<S: Store> Engine<S> {
                         holders: &crate::runtime::approval::NO_HOLDERS,
                         linked: &relations::NO_LINKS,
                     };
+                    // Why a linked ticket the effect reaches is not changed, on this ticket's
+                    // history.
+                    let skip = |change: &mut Change, other: InstanceId, reason: String| {
+                        let action = what(other);
+                        notices::append(change, &req, EventKind::Skipped { action, reason }, None);
+                    };
                     for other in targets {
                         if touched.tickets.contains(&other) {
-                            notices::append(
+                            skip(
                                 change,
-                                &req,
-                                EventKind::Skipped {
-                                    action: what(other),
-                                    reason: "this action has changed that ticket already".into(),
-                                },
-                                None,
+                                other,
+                                "this action has changed that ticket already".into(),
                             );
                             continue;
                         }
@@ -278,17 +269,13 @@ impl<S: Store> Engine<S> {
                             continue;
                         }
                         let Some(tid) = om.transition(&effect.action) else {
-                            notices::append(
+                            skip(
                                 change,
-                                &req,
-                                EventKind::Skipped {
-                                    action: what(other),
-                                    reason: format!(
-                                        "version {} of `{}` has no action `{}`",
-                                        other_def.version, om.name, effect.action
-                                    ),
-                                },
-                                None,
+                                other,
+                                format!(
+                                    "version {} of `{}` has no action `{}`",
+                                    other_def.version, om.name, effect.action
+                                ),
                             );
                             continue;
                         };
@@ -298,16 +285,10 @@ impl<S: Store> Engine<S> {
                             continue;
                         }
                         if depth > MAX_CASCADE_DEPTH {
-                            notices::append(
+                            skip(
                                 change,
-                                &req,
-                                EventKind::Skipped {
-                                    action: what(other),
-                                    reason: format!(
-                                        "effects may reach {MAX_CASCADE_DEPTH} tickets deep"
-                                    ),
-                                },
-                                None,
+                                other,
+                                format!("effects may reach {MAX_CASCADE_DEPTH} tickets deep"),
                             );
                             continue;
                         }
@@ -339,15 +320,7 @@ impl<S: Store> Engine<S> {
                         let mut other_change = match decided {
                             Ok(c) => c,
                             Err(e) => {
-                                notices::append(
-                                    change,
-                                    &req,
-                                    EventKind::Skipped {
-                                        action: what(other),
-                                        reason: e.to_string(),
-                                    },
-                                    None,
-                                );
+                                skip(change, other, e.to_string());
                                 continue;
                             }
                         };
