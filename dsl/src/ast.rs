@@ -172,7 +172,7 @@ pub struct TimeRange {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Holiday {
-    /// `YYYY-MM-DD` as written; the checker validates it.
+    /// As written: `YYYY-MM-DD`, or yearly `MM-DD` or `easter[+-N]`; the checker validates it.
     pub date: Spanned<String>,
     pub label: Option<Spanned<String>>,
     pub span: Span,

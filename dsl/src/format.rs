@@ -67,6 +67,13 @@ pub fn format(text: &str, file: &File) -> String {
 /// One indentation level.
 const INDENT: &str = "  ";
 
+/// Lines longer than this are broken where the language has a natural break (a transition's
+/// `when` and `then perform` clauses).
+const MAX_WIDTH: usize = 100;
+
+/// Marks where a transition's line may break (before `when` and `then perform`).
+const CLAUSE_BREAK: char = '\u{1}';
+
 /// A `//` comment of the source, without its line break or trailing whitespace.
 #[derive(Clone, Copy, Debug)]
 struct Comment<'a> {
@@ -372,7 +379,26 @@ impl<'a> Printer<'a> {
             Member::PriorityTable(t) => self.priority_table(t),
             Member::Targets(t) => self.targets(t),
             Member::Stage(s) => self.stage(s),
-            Member::Transition(t) => self.leaf(t.span, &transition(t)),
+            Member::Transition(t) => {
+                let marked = transition(t);
+                // A transition too long for one line puts its `when` and `then perform`
+                // clauses on lines of their own, indented under it.
+                let one_line = marked.replace(CLAUSE_BREAK, "");
+                let text = match self.indent * INDENT.len() + one_line.len() > MAX_WIDTH {
+                    false => one_line,
+                    true => {
+                        let indent = format!("\n{}", INDENT.repeat(self.indent + 1));
+                        let mut parts = marked.split(CLAUSE_BREAK);
+                        let mut text = parts.next().unwrap_or_default().to_string();
+                        for part in parts {
+                            text.push_str(&indent);
+                            text.push_str(part.trim_start());
+                        }
+                        text
+                    }
+                };
+                self.leaf(t.span, &text)
+            }
             Member::Routing(r) => self.routing(r),
             Member::Escalation(e) => self.escalation(e),
             Member::Approval(a) => self.approval(a),
@@ -769,6 +795,8 @@ fn recipient(r: &Recipient) -> String {
 /// its own `by` (the `by` that may be left out after `or` is written back). A `when` condition
 /// followed by an alternative reads back the same: the alternative's `or by`, `or after` cannot
 /// continue a condition.
+/// A transition as one line, with a [`CLAUSE_BREAK`] before each clause that may go on a line
+/// of its own (`when`, `then perform`).
 fn transition(t: &Transition) -> String {
     let mut line = format!(
         "transition {}{}: {} -> {}",
@@ -812,10 +840,12 @@ fn transition(t: &Transition) -> String {
                 line.push_str(&notify(n));
             }
             TransitionClauseKind::When(c) => {
+                line.push(CLAUSE_BREAK);
                 line.push_str(" when ");
                 line.push_str(&condition(c));
             }
             TransitionClauseKind::Perform { action, link, with } => {
+                line.push(CLAUSE_BREAK);
                 line.push_str(&format!(" then perform {action} on {link}"));
                 line.push_str(&with_entries(with));
             }

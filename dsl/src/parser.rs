@@ -499,7 +499,9 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::integer => "a number",
         Rule::duration => "a duration such as `4h`",
         Rule::percent => "a percentage such as `75%`",
-        Rule::date | Rule::holiday => "a date such as `2026-12-25`",
+        Rule::date | Rule::holiday | Rule::yearly_date | Rule::easter_day => {
+            "a date such as `2026-12-25`, `12-25` (every year) or `easter+1`"
+        }
         Rule::datetime => "a date and time",
         Rule::clock_time | Rule::time_range | Rule::time_ranges => "a time such as `08:00`",
         Rule::calendar_ref => "a calendar name or `24x7`",
@@ -816,7 +818,9 @@ impl Ctx<'_> {
         let mut label = None;
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::date => date = Spanned::new(p.as_str().to_string(), self.span(&p)),
+                Rule::date | Rule::yearly_date | Rule::easter_day => {
+                    date = Spanned::new(p.as_str().to_string(), self.span(&p))
+                }
                 Rule::string => label = Some(self.string(p)),
                 _ => {}
             }

@@ -825,7 +825,10 @@ fn links_and_relations_format_exactly() {
     parent:    one incident // the major incident
   }
   transition resolve: working -> resolved when all children where stage == closed and no caused_by
-  transition close: resolved -> closed by role agent when any children where (impact == high or priority <= P2) then perform close on children with { resolution: "closed with its parent", impact: high } then perform close on caused_by
+  transition close: resolved -> closed by role agent
+    when any children where (impact == high or priority <= P2)
+    then perform close on children with { resolution: "closed with its parent", impact: high }
+    then perform close on caused_by
 }
 "#;
     assert_eq!(check("links and relations", input), expected);

@@ -74,6 +74,13 @@ calendar utc_always {
   timezone "UTC"
   hours mon-sun 00:00-24:00
 }
+
+calendar yearly "Holidays that come back every year" {
+  timezone "Europe/Amsterdam"
+  hours mon-fri 08:00-17:00
+  holidays 12-25, 12-26, 01-01, easter-2 "Good Friday", easter+1 "Easter Monday"
+  holidays easter+39 "Ascension Day", easter+50 "Whit Monday"
+}
 "#;
 
 fn calendars() -> Vec<Calendar> {
@@ -128,6 +135,29 @@ const fn case(
 }
 
 const ADD_CASES: &[AddCase] = &[
+    // Yearly holidays: Easter 2027 is 28 March, so Good Friday (26 March) and Easter Monday
+    // (29 March) are closed; Whit Monday 2030 is 10 June; Christmas 2031 falls on a Thursday.
+    case(
+        "over Easter, every year",
+        "yearly",
+        "2027-03-25 16:00+01:00",
+        "2h",
+        "2027-03-30 09:00+02:00",
+    ),
+    case(
+        "a business day over Whit Monday",
+        "yearly",
+        "2030-06-07 10:00+02:00",
+        "1d",
+        "2030-06-11 10:00+02:00",
+    ),
+    case(
+        "over Christmas, years ahead",
+        "yearly",
+        "2031-12-24 12:00+01:00",
+        "8h",
+        "2031-12-29 11:00+01:00",
+    ),
     // Hours, minutes, seconds: business time.
     case(
         "inside hours",

@@ -39,6 +39,7 @@
 
 mod index;
 mod walk;
+pub mod yearly;
 mod zone;
 
 pub use index::CalendarIndex;

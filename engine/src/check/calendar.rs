@@ -2,12 +2,13 @@
 
 use std::collections::BTreeSet;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use chrono_tz::Tz;
 use itsmflow_dsl::ast::{self, CalendarEntry, ClockTime, Ident};
 use itsmflow_dsl::Diagnostic;
 
 use super::names::did_you_mean;
+use crate::calendar::yearly::YearlyDay;
 use crate::calendar::CalendarIndex;
 use crate::model::Calendar;
 
@@ -62,6 +63,7 @@ pub fn check_calendar(cal: &ast::Calendar, diags: &mut Vec<Diagnostic>) -> Calen
     let mut week: [Vec<(u32, u32)>; 7] = Default::default();
     let mut day_set_at: [Option<ast::Span>; 7] = [None; 7];
     let mut holidays = BTreeSet::new();
+    let mut yearly_seen: Vec<YearlyDay> = Vec::new();
     // Whether an hours line had errors: then "never open" may only mean its hours were lost.
     let mut hours_broken = false;
 
@@ -105,9 +107,47 @@ pub fn check_calendar(cal: &ast::Calendar, diags: &mut Vec<Diagnostic>) -> Calen
             }
             CalendarEntry::Holidays(days, _) => {
                 for day in days {
+                    let text = &day.date.node;
+                    // Every year: expanded into its dates (see `calendar/yearly.rs`).
+                    if text.len() == 5 || text.starts_with("easter") {
+                        match YearlyDay::parse(text) {
+                            Some(yearly) if yearly_seen.contains(&yearly) => {
+                                diags.push(
+                                    Diagnostic::warning(
+                                        "duplicate-holiday",
+                                        day.date.span,
+                                        format!("holiday {text} is listed twice"),
+                                    )
+                                    .with_label("listed again here"),
+                                );
+                            }
+                            Some(yearly) => {
+                                yearly_seen.push(yearly);
+                                holidays.extend(yearly.dates());
+                            }
+                            None => diags.push(
+                                Diagnostic::error(
+                                    "invalid-date",
+                                    day.date.span,
+                                    format!("`{text}` is not a day of the year"),
+                                )
+                                .with_label("no such day")
+                                .with_help(
+                                    "write a yearly holiday as MM-DD (`12-25`) or as days from \
+                                     Easter Sunday (`easter+1` for Easter Monday, `easter-2` for \
+                                     Good Friday)",
+                                ),
+                            ),
+                        }
+                        continue;
+                    }
                     match NaiveDate::parse_from_str(&day.date.node, "%Y-%m-%d") {
                         Ok(date) => {
-                            if !holidays.insert(date) {
+                            if !holidays.insert(date)
+                                && !yearly_seen
+                                    .iter()
+                                    .any(|y| y.in_year(date.year()) == Some(date))
+                            {
                                 diags.push(
                                     Diagnostic::warning(
                                         "duplicate-holiday",
