@@ -499,6 +499,12 @@ pub enum StageAttrKind {
     Starts(Vec<Spanned<ClockKind>>),
     /// `notify ...`: sent when an instance enters the stage.
     Notify(Notify),
+    /// `every 30m when ... => actions`: repeated while an instance stays in the stage.
+    Every {
+        period: Spanned<Duration>,
+        condition: Option<Condition>,
+        actions: Vec<EscalationAction>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -523,6 +529,8 @@ pub enum TransitionClauseKind {
     /// `by caller, manager of requester`: people the ticket names who may perform it.
     ByPeople(Vec<PersonRef>),
     After(Duration),
+    /// `at FIELD`: automatic when the instant in the field comes.
+    At(Ident),
     Requires(Vec<Ident>),
     /// `spawns problem as caused_by with { title: title }`: the process to start, the kind of
     /// link to it, and the fields `with` sets in the new ticket (empty without `with`).

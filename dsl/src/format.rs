@@ -764,6 +764,21 @@ fn stage_attr(attr: &StageAttr) -> String {
         StageAttrKind::Stops(kinds) => format!("stops {}", clocks(kinds)),
         StageAttrKind::Starts(kinds) => format!("starts {}", clocks(kinds)),
         StageAttrKind::Notify(n) => notify(n),
+        StageAttrKind::Every {
+            period,
+            condition: when,
+            actions,
+        } => {
+            let when = when
+                .as_ref()
+                .map(|c| format!(" when {}", condition(c)))
+                .unwrap_or_default();
+            format!(
+                "every {}{when} => {}",
+                period.node,
+                escalation_actions(actions)
+            )
+        }
     }
 }
 
@@ -815,6 +830,10 @@ fn transition(t: &Transition) -> String {
             }
             TransitionClauseKind::ByPeople(people) => {
                 line.push_str(&format!("{or} by {}", list(people, person)));
+                first_alternative = false;
+            }
+            TransitionClauseKind::At(field) => {
+                line.push_str(&format!("{or} at {field}"));
                 first_alternative = false;
             }
             TransitionClauseKind::After(d) => {
@@ -936,14 +955,18 @@ fn escalation_step(step: &EscalationStep) -> String {
         Threshold::Percent(n) => format!("{n}%"),
         Threshold::After(d) => d.to_string(),
     };
-    let actions = list(&step.actions, |a| match &a.kind {
+    format!("at {threshold} => {}", escalation_actions(&step.actions))
+}
+
+/// The actions of an escalation or recurring step: `notify role x, raise priority`.
+fn escalation_actions(actions: &[EscalationAction]) -> String {
+    list(actions, |a| match &a.kind {
         EscalationActionKind::Notify(n) => notify(n),
         EscalationActionKind::MoveToNextTier => "move to next tier".to_string(),
         EscalationActionKind::MoveToQueue(q) => format!("move to {q}"),
         EscalationActionKind::RaisePriority => "raise priority".to_string(),
         EscalationActionKind::Perform(task) => format!("perform {task}"),
-    });
-    format!("at {threshold} => {actions}")
+    })
 }
 
 /// An approval entry in the canonical layout, on one line: `when category == 2 => any 3 of

@@ -577,7 +577,8 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::kw_when | Rule::route_when | Rule::approval_when => "`when`",
         Rule::kw_otherwise | Rule::route_otherwise | Rule::approval_otherwise => "`otherwise`",
         Rule::escalation | Rule::kw_escalation => "`escalation`",
-        Rule::escalation_step | Rule::kw_at => "`at`",
+        Rule::escalation_step | Rule::kw_at | Rule::at_clause => "`at`",
+        Rule::stage_every | Rule::kw_every => "`every`",
         Rule::threshold => "a percentage or a duration",
         Rule::notify | Rule::kw_notify => "`notify`",
         Rule::recipient => "`role`, `approvers` or a person",
@@ -1217,6 +1218,10 @@ impl Ctx<'_> {
                     kind: StageAttrKind::Notify(self.notify(p)),
                     span: aspan,
                 }),
+                Rule::stage_every => attrs.push(StageAttr {
+                    kind: self.every(p),
+                    span: aspan,
+                }),
                 _ => {}
             }
         }
@@ -1268,6 +1273,13 @@ impl Ctx<'_> {
                         .unwrap_or_default();
                     clauses.push(TransitionClause {
                         kind: TransitionClauseKind::After(d),
+                        span: cspan,
+                    });
+                }
+                Rule::at_clause => {
+                    let field = self.last_ident(p, cspan);
+                    clauses.push(TransitionClause {
+                        kind: TransitionClauseKind::At(field),
                         span: cspan,
                     });
                 }
@@ -1635,8 +1647,7 @@ impl Ctx<'_> {
         let mut threshold = Spanned::new(Threshold::Percent(0), span);
         let mut actions = Vec::new();
         for p in pair.into_inner() {
-            let aspan = self.span(&p);
-            let kind = match p.as_rule() {
+            let action = match p.as_rule() {
                 Rule::threshold => {
                     if let Some(t) = p.into_inner().next() {
                         let tspan = self.span(&t);
@@ -1664,28 +1675,60 @@ impl Ctx<'_> {
                     }
                     continue;
                 }
-                Rule::notify => EscalationActionKind::Notify(self.notify(p)),
-                Rule::move_action => {
-                    match p
-                        .into_inner()
-                        .find(|q| matches!(q.as_rule(), Rule::next_tier | Rule::ident))
-                    {
-                        Some(q) if q.as_rule() == Rule::ident => {
-                            EscalationActionKind::MoveToQueue(self.ident(q))
-                        }
-                        _ => EscalationActionKind::MoveToNextTier,
-                    }
-                }
-                Rule::raise_action => EscalationActionKind::RaisePriority,
-                Rule::perform_action => EscalationActionKind::Perform(self.last_ident(p, aspan)),
-                _ => continue,
+                _ => match self.escalation_action(p) {
+                    Some(action) => action,
+                    None => continue,
+                },
             };
-            actions.push(EscalationAction { kind, span: aspan });
+            actions.push(action);
         }
         EscalationStep {
             threshold,
             actions,
             span,
+        }
+    }
+
+    /// One action of an escalation step or a recurring step; `None` for anything else.
+    fn escalation_action(&mut self, p: P) -> Option<EscalationAction> {
+        let aspan = self.span(&p);
+        let kind = match p.as_rule() {
+            Rule::notify => EscalationActionKind::Notify(self.notify(p)),
+            Rule::move_action => {
+                match p
+                    .into_inner()
+                    .find(|q| matches!(q.as_rule(), Rule::next_tier | Rule::ident))
+                {
+                    Some(q) if q.as_rule() == Rule::ident => {
+                        EscalationActionKind::MoveToQueue(self.ident(q))
+                    }
+                    _ => EscalationActionKind::MoveToNextTier,
+                }
+            }
+            Rule::raise_action => EscalationActionKind::RaisePriority,
+            Rule::perform_action => EscalationActionKind::Perform(self.last_ident(p, aspan)),
+            _ => return None,
+        };
+        Some(EscalationAction { kind, span: aspan })
+    }
+
+    /// `every 30m when ... => actions`.
+    fn every(&mut self, pair: P) -> StageAttrKind {
+        let span = self.span(&pair);
+        let mut period = Spanned::new(Duration::default(), span);
+        let mut condition = None;
+        let mut actions = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::duration => period = self.duration(p),
+                Rule::condition => condition = Some(self.top_condition(p)),
+                _ => actions.extend(self.escalation_action(p)),
+            }
+        }
+        StageAttrKind::Every {
+            period,
+            condition,
+            actions,
         }
     }
 

@@ -835,6 +835,39 @@ fn links_and_relations_format_exactly() {
 }
 
 #[test]
+fn time_in_fields_formats_exactly() {
+    let input = r#"calendar office {
+  timezone "Europe/Amsterdam"
+  hours mon-fri 08:00-17:00
+  holidays 12-25 "Christmas Day",easter+1   "Easter Monday", easter-2, easter, 2026-12-24
+}
+process change {
+  stage scheduled initial {
+    every 30m   when severity==major=>notify role agent "soon",raise priority
+    every 13w => perform review
+  }
+  transition begin: scheduled -> implementing by role agent or   at   planned_start
+  transition revoke: granted -> revoked at valid_until
+}
+"#;
+    let expected = r#"calendar office {
+  timezone "Europe/Amsterdam"
+  hours mon-fri 08:00-17:00
+  holidays 12-25 "Christmas Day", easter+1 "Easter Monday", easter-2, easter, 2026-12-24
+}
+process change {
+  stage scheduled initial {
+    every 30m when severity == major => notify role agent "soon", raise priority
+    every 13w => perform review
+  }
+  transition begin: scheduled -> implementing by role agent or at planned_start
+  transition revoke: granted -> revoked at valid_until
+}
+"#;
+    assert_eq!(check("time in fields", input), expected);
+}
+
+#[test]
 fn approval_rule_lines_are_canonical() {
     use itsmflow_dsl::format::approval_rule_line;
     let text = "process p {\n  approval in s {\n    when category == 2 => 3 of role cab,\n      then any 1 of role change_manager // x\n    otherwise => none\n    remind after 1d\n  }\n}\n";

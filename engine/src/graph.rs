@@ -124,6 +124,9 @@ fn edge_label(project: &Project, process: &Process, edge: Edge) -> String {
             if let Some(after) = t.after {
                 label.push_str(&format!(" (after {after})"));
             }
+            if let Some(at) = t.at {
+                label.push_str(&format!(" (at {})", process.fields[at.index()].name));
+            }
             label
         }
     }

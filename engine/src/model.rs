@@ -297,6 +297,18 @@ pub struct Stage {
     pub starts: Clocks,
     /// Sent when an instance enters this stage.
     pub notices: Vec<Notice>,
+    /// `every D => ...`: actions repeated while an instance stays in this stage.
+    pub recurring: Vec<Recurring>,
+}
+
+/// `every 30m when priority == P1 => notify role incident_manager "..."`: while an instance
+/// is in the stage, every `period` of wall-clock time after it entered, the actions run if the
+/// condition holds then. Periods missed while no scheduler ran are made up by one run.
+#[derive(Clone, Debug)]
+pub struct Recurring {
+    pub period: Duration,
+    pub condition: Option<Condition>,
+    pub actions: Vec<EscalationAction>,
 }
 
 /// Who a notification goes to.
@@ -349,6 +361,9 @@ pub struct Transition {
     pub notices: Vec<Notice>,
     /// Performed automatically this long after entering a `from` stage.
     pub after: Option<Duration>,
+    /// `at FIELD`: performed automatically when the instant in this `datetime` field comes (at
+    /// once if it has passed when the instance enters a `from` stage; never while it is unset).
+    pub at: Option<FieldId>,
     pub requires: Vec<FieldId>,
     /// Rules that must all hold for it to be performed.
     pub guards: Vec<RuleId>,

@@ -701,6 +701,282 @@ async fn missed_levels_fire_once_in_order_after_a_postgres_restart() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Time in fields: transitions at a field's instant, and steps repeated while in a stage.
+
+/// A change window opens at the instant its ticket names; while scheduled, a major change
+/// reminds the agents every 30 minutes; while implementing, every change does every hour.
+const WINDOW: &str = r#"
+role agent
+
+queue desk {
+  members agent
+}
+
+process change {
+  fields {
+    title: text required
+    planned_start: datetime
+    severity: enum(major, minor) required default minor
+  }
+
+  stage scheduled initial {
+    every 30m when severity == major => notify role agent "Change {id}: the window nears"
+  }
+  stage implementing {
+    queue desk
+    every 1h => notify role agent
+  }
+  stage done final
+
+  transition begin: scheduled -> implementing by role agent or at planned_start
+  transition finish: implementing -> done by role agent
+}
+"#;
+
+fn change(fields_json: Value) -> Map<String, Value> {
+    let mut f = fields(json!({"title": "Swap the core switch"}));
+    f.extend(fields(fields_json));
+    f
+}
+
+fn at(minutes: i64) -> String {
+    (start() + TimeDelta::minutes(minutes)).to_rfc3339()
+}
+
+/// `at planned_start`: due at the field's instant, moved when the field changes, never while
+/// it is unset, and at once when it has passed already.
+async fn transitions_at_a_field_time<S: Store>(node: &Node<S>, clock: &ManualClock) {
+    let e = &node.engine;
+    let none = Map::new();
+    let c = e
+        .create(
+            "change",
+            &change(json!({"planned_start": at(120)})),
+            &agent(),
+        )
+        .await
+        .expect("create");
+    let points = due_points(e, c.id()).await;
+    assert_eq!(points.len(), 1, "{points:?}");
+    assert_eq!(
+        (points[0].kind, points[0].due_at),
+        ("at", start() + TimeDelta::minutes(120))
+    );
+    advance(node, clock, TimeDelta::minutes(60)).await;
+    assert_eq!(e.instance(c.id()).await.expect("read").stage(), "scheduled");
+    // Brought forward to 90 minutes: it opens then.
+    e.update(
+        c.id(),
+        &change(json!({"planned_start": at(90)})),
+        None,
+        &agent(),
+        None,
+    )
+    .await
+    .expect("move the window");
+    assert_eq!(
+        due_points(e, c.id()).await[0].due_at,
+        start() + TimeDelta::minutes(90)
+    );
+    advance(node, clock, TimeDelta::minutes(31)).await;
+    let v = e.instance(c.id()).await.expect("read");
+    assert_eq!(v.stage(), "implementing");
+    assert!(v.task().is_some(), "the implementer's task is open");
+    let s = story(e, c.id()).await;
+    assert_eq!(of_kind(&s, "elapsed"), ["begin"]);
+
+    // Unset: nothing due; set to a time past: at once.
+    let later = e
+        .create("change", &change(json!({})), &agent())
+        .await
+        .expect("create");
+    assert!(due_points(e, later.id()).await.is_empty());
+    e.update(
+        later.id(),
+        &change(json!({"planned_start": at(0)})),
+        None,
+        &agent(),
+        None,
+    )
+    .await
+    .expect("set a past time");
+    advance(node, clock, TimeDelta::seconds(1)).await;
+    assert_eq!(
+        e.instance(later.id()).await.expect("read").stage(),
+        "implementing"
+    );
+    e.perform(later.id(), "finish", &none, None, &agent(), None)
+        .await
+        .expect("finish");
+    for id in [c.id(), later.id()] {
+        assert!(e.verify(id).await.expect("verify"));
+    }
+}
+
+/// `every`: once per period while in the stage and while its condition holds; periods missed
+/// while nothing ran are made up by one run; leaving the stage ends it.
+async fn steps_recur_while_in_a_stage<S: Store>(node: &Node<S>, clock: &ManualClock) {
+    let e = &node.engine;
+    let minor = e
+        .create("change", &change(json!({})), &agent())
+        .await
+        .expect("create");
+    let major = e
+        .create("change", &change(json!({"severity": "major"})), &agent())
+        .await
+        .expect("create");
+    assert!(
+        due_points(e, minor.id()).await.is_empty(),
+        "the condition does not hold"
+    );
+    let points = due_points(e, major.id()).await;
+    assert_eq!(
+        (points[0].kind, points[0].due_at),
+        ("every", start() + TimeDelta::minutes(30))
+    );
+
+    let recurred = async |id| {
+        e.history(id)
+            .await
+            .expect("history")
+            .iter()
+            .filter(|h| h.kind == "recurred")
+            .map(|h| h.data["period"].as_i64().expect("period"))
+            .collect::<Vec<_>>()
+    };
+    advance(node, clock, TimeDelta::minutes(30)).await;
+    advance(node, clock, TimeDelta::minutes(30)).await;
+    assert_eq!(recurred(major.id()).await, [1, 2]);
+    // Down for two and a half hours: the missed periods are made up by one run, then the
+    // steps go on from there.
+    clock.advance(TimeDelta::minutes(150));
+    node.scheduler.settled().await;
+    assert_eq!(recurred(major.id()).await, [1, 2, 7]);
+    advance(node, clock, TimeDelta::minutes(30)).await;
+    assert_eq!(recurred(major.id()).await, [1, 2, 7, 8]);
+    let notified = e
+        .notifications(
+            &NotificationFilter {
+                instance: Some(major.id()),
+                ..Default::default()
+            },
+            100,
+            None,
+        )
+        .await
+        .expect("notifications");
+    assert_eq!(notified.len(), 4, "{notified:?}");
+    assert!(notified
+        .iter()
+        .all(|n| n.message.ends_with("the window nears")));
+
+    // The minor change becomes major: its first step is due a period after it entered the
+    // stage, long past, so at once, for the period it is in (four hours: the eighth).
+    e.update(
+        minor.id(),
+        &change(json!({"severity": "major"})),
+        None,
+        &agent(),
+        None,
+    )
+    .await
+    .expect("now major");
+    advance(node, clock, TimeDelta::seconds(1)).await;
+    assert_eq!(recurred(minor.id()).await, [8]);
+
+    // Another stage, other steps: leaving ends the first, entering starts the second.
+    e.perform(major.id(), "begin", &Map::new(), None, &agent(), None)
+        .await
+        .expect("begin");
+    advance(node, clock, TimeDelta::minutes(59)).await;
+    assert_eq!(recurred(major.id()).await, [1, 2, 7, 8]);
+    advance(node, clock, TimeDelta::minutes(1)).await;
+    assert_eq!(recurred(major.id()).await, [1, 2, 7, 8, 1]);
+    for id in [minor.id(), major.id()] {
+        assert!(e.verify(id).await.expect("verify"));
+    }
+}
+
+on_every_store!(at_a_field_time, transitions_at_a_field_time, WINDOW);
+on_every_store!(recurring_steps, steps_recur_while_in_a_stage, WINDOW);
+
+/// Across a restart: the periods missed while down run once, and none runs twice after.
+async fn recurring_after_restart<S: Store>(open: impl AsyncFn(Arc<Catalog>) -> S) {
+    let clock = Arc::new(ManualClock::new(start()));
+    let catalog = Arc::new(Catalog::default());
+    let node = Node::open(
+        open(catalog.clone()).await,
+        catalog,
+        clock.clone(),
+        &project(WINDOW),
+    )
+    .await;
+    let c = node
+        .engine
+        .create("change", &change(json!({"severity": "major"})), &agent())
+        .await
+        .expect("create");
+    advance(&node, &clock, TimeDelta::minutes(30)).await;
+    node.stop().await;
+
+    clock.advance(TimeDelta::hours(2));
+    let catalog = Arc::new(Catalog::default());
+    let node = Node::open(
+        open(catalog.clone()).await,
+        catalog,
+        clock.clone(),
+        &project(WINDOW),
+    )
+    .await;
+    node.scheduler.settled().await;
+    let periods = async || {
+        node.engine
+            .history(c.id())
+            .await
+            .expect("history")
+            .iter()
+            .filter(|h| h.kind == "recurred")
+            .map(|h| h.data["period"].as_i64().expect("period"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(periods().await, [1, 5]);
+    advance(&node, &clock, TimeDelta::minutes(10)).await;
+    assert_eq!(periods().await, [1, 5], "nothing twice");
+    advance(&node, &clock, TimeDelta::minutes(20)).await;
+    assert_eq!(periods().await, [1, 5, 6]);
+    assert!(node.engine.verify(c.id()).await.expect("verify"));
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recurring_steps_after_a_sqlite_restart() {
+    let place = Place::new("sqlite").await;
+    let Place::Sqlite(path) = place.clone() else {
+        unreachable!()
+    };
+    recurring_after_restart(async |catalog| {
+        SqliteStore::open(&path, catalog).await.expect("sqlite")
+    })
+    .await;
+    place.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recurring_steps_after_a_postgres_restart() {
+    let place = Place::new("postgres").await;
+    let Place::Postgres(url) = place.clone() else {
+        unreachable!()
+    };
+    recurring_after_restart(async |catalog| {
+        PostgresStore::connect(&url, catalog)
+            .await
+            .expect("postgres")
+    })
+    .await;
+    place.remove().await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Notifications held to business hours (the standard incident process).
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -158,47 +158,119 @@ fn check_steps(
                 Threshold::After(d)
             }
         };
-        let mut actions = Vec::with_capacity(step.actions.len());
-        for action in &step.actions {
-            let model = match &action.kind {
-                EscalationActionKind::Notify(n) => {
-                    notices::check_notify(n, place, &notice_scope, ctx)
-                        .map(EscalationAction::Notify)
-                }
-                EscalationActionKind::MoveToQueue(q) => ctx.queue(q).map(|q| {
-                    queues = vec![q];
-                    EscalationAction::MoveToQueue(q)
-                }),
-                EscalationActionKind::MoveToNextTier => {
-                    next_tier(action.span, &mut queues, ctx);
-                    Some(EscalationAction::MoveToNextTier)
-                }
-                EscalationActionKind::RaisePriority => {
-                    if scope.priorities.len() < 2 {
-                        ctx.diags.push(
-                            Diagnostic::error(
-                                "no-priorities",
-                                action.span,
-                                "there is no higher priority to raise to",
-                            )
-                            .with_label("this process has fewer than two priorities")
-                            .with_help(
-                                "declare priorities, most urgent first: `priorities P1, P2, P3`",
-                            ),
-                        );
-                    }
-                    Some(EscalationAction::RaisePriority)
-                }
-                EscalationActionKind::Perform(t) => scope
-                    .transitions
-                    .resolve(t, &mut ctx.diags)
-                    .map(|t| EscalationAction::Perform(TransitionId(t))),
-            };
-            actions.extend(model);
-        }
+        let actions = step
+            .actions
+            .iter()
+            .filter_map(|a| check_action(a, scope, &mut queues, place, &notice_scope, ctx))
+            .collect();
         steps.push(EscalationStep { threshold, actions });
     }
     steps
+}
+
+/// One action of an escalation step or a recurring step; `queues` are where the task may be
+/// before it, and after it.
+fn check_action(
+    action: &ast::EscalationAction,
+    scope: &ProcessScope,
+    queues: &mut Vec<QueueId>,
+    place: notices::Place,
+    notice_scope: &NoticeScope,
+    ctx: &mut Ctx,
+) -> Option<EscalationAction> {
+    match &action.kind {
+        EscalationActionKind::Notify(n) => {
+            notices::check_notify(n, place, notice_scope, ctx).map(EscalationAction::Notify)
+        }
+        EscalationActionKind::MoveToQueue(q) => ctx.queue(q).map(|q| {
+            *queues = vec![q];
+            EscalationAction::MoveToQueue(q)
+        }),
+        EscalationActionKind::MoveToNextTier => {
+            next_tier(action.span, queues, ctx);
+            Some(EscalationAction::MoveToNextTier)
+        }
+        EscalationActionKind::RaisePriority => {
+            if scope.priorities.len() < 2 {
+                ctx.diags.push(
+                    Diagnostic::error(
+                        "no-priorities",
+                        action.span,
+                        "there is no higher priority to raise to",
+                    )
+                    .with_label("this process has fewer than two priorities")
+                    .with_help("declare priorities, most urgent first: `priorities P1, P2, P3`"),
+                );
+            }
+            Some(EscalationAction::RaisePriority)
+        }
+        EscalationActionKind::Perform(t) => scope
+            .transitions
+            .resolve(t, &mut ctx.diags)
+            .map(|t| EscalationAction::Perform(TransitionId(t))),
+    }
+}
+
+/// The `every` steps of each stage: a period above zero, a condition on the ticket's fields
+/// and priority, and actions as an escalation step's (a `move to next tier` from the stage's
+/// own queues).
+pub(super) fn check_recurring(
+    items: &[&ast::Stage],
+    stages: &mut [crate::model::Stage],
+    routing_queues: &[QueueId],
+    scope: &ProcessScope,
+    es: &EscalationScope,
+    ctx: &mut Ctx,
+) {
+    let notice_scope = NoticeScope {
+        scope,
+        always_open: es.business_hours == CalendarRef::AlwaysOpen,
+    };
+    let place = notices::Place::Escalation {
+        process: es.process,
+        any_approval: es.any_approval,
+    };
+    for (item, stage) in items.iter().zip(stages.iter_mut()) {
+        for attr in &item.attrs {
+            let ast::StageAttrKind::Every {
+                period,
+                condition,
+                actions,
+            } = &attr.kind
+            else {
+                continue;
+            };
+            if period.node.is_zero() && !too_large_within(&ctx.diags, period.span) {
+                ctx.diags.push(
+                    Diagnostic::error("invalid-period", period.span, "a period must be above zero")
+                        .with_label("would repeat without pause")
+                        .with_help("repeat every so often: `every 30m`"),
+                );
+            }
+            let condition = condition.as_ref().and_then(|c| {
+                scope
+                    .cond_scope(
+                        "a recurring step",
+                        "it is decided from the ticket alone, when its time comes",
+                    )
+                    .resolve(c, &mut ctx.diags)
+            });
+            let mut queues: Vec<QueueId> = match stage.queue {
+                Some(crate::model::StageQueue::Named(q)) => vec![q],
+                Some(crate::model::StageQueue::ByRouting) => routing_queues.to_vec(),
+                None => Vec::new(),
+            };
+            let actions = actions
+                .iter()
+                .filter_map(|a| check_action(a, scope, &mut queues, place, &notice_scope, ctx))
+                .collect();
+            stage.recurring.push(crate::model::Recurring {
+                period: period.node,
+                condition,
+                actions,
+            });
+        }
+    }
 }
 
 fn out_of_order(span: Span, previous: Span) -> Diagnostic {

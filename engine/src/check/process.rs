@@ -255,16 +255,22 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         ctx,
     );
 
-    let escalations = escalation::check_escalations(
-        &s.escalations,
+    let escalation_scope = escalation::EscalationScope {
+        targets: &targets,
+        entry_queues: &entry_queues,
+        business_hours,
+        process: &p.name.name,
+        any_approval: !s.approvals.is_empty(),
+    };
+    let escalations = escalation::check_escalations(&s.escalations, &scope, &escalation_scope, ctx);
+    let routing_queues: Vec<QueueId> = routing.iter().map(|r| r.queue).collect();
+    let mut stages = stages;
+    escalation::check_recurring(
+        &s.stages,
+        &mut stages,
+        &routing_queues,
         &scope,
-        &escalation::EscalationScope {
-            targets: &targets,
-            entry_queues: &entry_queues,
-            business_hours,
-            process: &p.name.name,
-            any_approval: !s.approvals.is_empty(),
-        },
+        &escalation_scope,
         ctx,
     );
     let initial_stage = stages
@@ -273,7 +279,15 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         .map(|i| StageId(i as u32));
     let (approvals, partial_edges) =
         approval::check_approvals(&s.approvals, &scope, initial_stage, ctx);
-    let rules = rules::check_rules(&s.rules, &scope, &mut ctx.diags);
+    let rules = rules::check_rules(
+        &s.rules,
+        &scope,
+        &rules::RuleContext {
+            transitions: &transitions,
+            priority_table: priority_table.as_ref(),
+        },
+        &mut ctx.diags,
+    );
     for (i, rule) in rules.iter().enumerate() {
         if let RuleKind::Guard(ts) = &rule.kind {
             for t in ts {
@@ -996,6 +1010,7 @@ fn check_stages(
             stops: Clocks::default(),
             starts: Clocks::default(),
             notices: Vec::new(),
+            recurring: Vec::new(),
         };
         let mut queue_at: Option<Span> = None;
         let mut clock_mentions: Vec<(ClockVerb, ClockKind, Span)> = Vec::new();
@@ -1049,6 +1064,8 @@ fn check_stages(
                         .notices
                         .extend(notices::check_notify(n, place, ns, ctx));
                 }
+                // Checked with the escalations, once routing is known (`check_recurring`).
+                StageAttrKind::Every { .. } => {}
             }
         }
         out.push(model);
@@ -1094,6 +1111,7 @@ fn check_transition(
         people: Vec::new(),
         notices: Vec::new(),
         after: None,
+        at: None,
         requires: Vec::new(),
         guards: Vec::new(),
         spawns: None,
@@ -1102,7 +1120,8 @@ fn check_transition(
     for clause in &t.clauses {
         let slot = match &clause.kind {
             TransitionClauseKind::ByRoles(_) => 0,
-            TransitionClauseKind::After(_) => 1,
+            // One way to be automatic: after a delay, or at a time.
+            TransitionClauseKind::After(_) | TransitionClauseKind::At(_) => 1,
             TransitionClauseKind::Requires(_) => 2,
             TransitionClauseKind::Spawns { .. } => 3,
             TransitionClauseKind::ByPeople(_) => 4,
@@ -1134,19 +1153,20 @@ fn check_transition(
         if let Some(first) = seen[slot] {
             let help = match slot {
                 4 => "list several people in one clause: `by caller, manager of caller`",
+                1 => "a transition is automatic after a delay or at the time in a field, not both",
                 5 => "join the conditions in one `when`: `when a == x and b == y`",
                 3 => "a transition spawns one ticket",
                 _ => "list several roles or fields in one clause: `by role agent, team_lead`",
             };
+            let message = match slot {
+                1 => "this transition is automatic already",
+                _ => "this clause is given twice",
+            };
             ctx.diags.push(
-                Diagnostic::error(
-                    "duplicate-attribute",
-                    clause.span,
-                    "this clause is given twice",
-                )
-                .with_label("given again here")
-                .with_secondary(first, "first given here")
-                .with_help(help),
+                Diagnostic::error("duplicate-attribute", clause.span, message)
+                    .with_label("given again here")
+                    .with_secondary(first, "first given here")
+                    .with_help(help),
             );
             continue;
         }
@@ -1170,6 +1190,27 @@ fn check_transition(
                     );
                 }
                 model.after = Some(*d);
+            }
+            TransitionClauseKind::At(field) => {
+                if let Some(f) = scope.fields.resolve(field, &mut ctx.diags) {
+                    let ty = &scope.field_types[f as usize];
+                    if *ty == FieldType::DateTime {
+                        model.at = Some(FieldId(f));
+                    } else {
+                        ctx.diags.push(
+                            Diagnostic::error(
+                                "at-not-datetime",
+                                field.span,
+                                format!("`{field}` is {ty}, not a time"),
+                            )
+                            .with_label("`at` needs a `datetime` field")
+                            .with_help(
+                                "name a `datetime` field, such as `planned_start: datetime`; \
+                                 for a delay after entering the stage, write `after 3d`",
+                            ),
+                        );
+                    }
+                }
             }
             TransitionClauseKind::Requires(fields) => {
                 model.requires = fields

@@ -143,6 +143,9 @@ pub fn event_to_json(def: &Definition, kind: &EventKind) -> (&'static str, Json)
         ),
         EventKind::Commented { text } => ("commented", json!({ "text": text })),
         EventKind::Linked { kind, other } => ("linked", json!({"kind": kind, "other": other.0})),
+        EventKind::Recurred { index, period } => {
+            ("recurred", json!({"index": index, "period": period}))
+        }
         EventKind::ActedOn {
             link,
             other,
@@ -371,6 +374,10 @@ pub fn event_from_json(def: &Definition, kind: &str, data: &Json) -> Result<Even
         "linked" => EventKind::Linked {
             kind: str_of(data, "kind")?.to_string(),
             other: InstanceId(data.get("other").and_then(Json::as_i64).ok_or("bad link")?),
+        },
+        "recurred" => EventKind::Recurred {
+            index: u32_of(data, "index")?,
+            period: u32_of(data, "period")?,
         },
         "acted_on" => EventKind::ActedOn {
             link: str_of(data, "link")?.to_string(),

@@ -28,9 +28,9 @@ use super::approval::{ApprovalState, Decider};
 use super::catalog::{Catalog, Definition};
 use super::logic::{unchanged, Logic, Request};
 use super::notices::{self, About};
-use super::timers::{Due, TimerKind};
+use super::timers::{Due, TimerKind, TimerState};
 use super::types::*;
-use crate::model::{ClockKind, EscalationAction, Notice, PriorityId, QueueId, TransitionId};
+use crate::model::{EscalationAction, Notice, PriorityId, QueueId, TransitionId};
 
 impl Logic {
     /// The change one due point makes when it fires (`history`, when given, is the instance's
@@ -80,8 +80,12 @@ impl Logic {
                     .map(|s| s.actions.clone())
                     .unwrap_or_default();
                 let threshold = due.label.to_string();
+                let about = About::Escalation {
+                    clock,
+                    threshold: &threshold,
+                };
                 for action in actions {
-                    f.act(&action, clock, &threshold, &reason);
+                    f.act(&action, about, &reason);
                 }
             }
             TimerKind::Breach { clock } => f.push(
@@ -93,6 +97,34 @@ impl Logic {
                 let reason = format!("{} in {stage}", due.label);
                 f.push(EventKind::Elapsed { transition }, &reason);
                 f.perform(transition, &reason);
+            }
+            TimerKind::At { transition } => {
+                let p = def.model();
+                let field = p.transitions[transition.index()]
+                    .at
+                    .map(|f| p.fields[f.index()].name.as_str())
+                    .unwrap_or_default();
+                let reason = format!("the time in `{field}` came");
+                f.push(EventKind::Elapsed { transition }, &reason);
+                f.perform(transition, &reason);
+            }
+            TimerKind::Every { index } => {
+                let stage = &def.model().stages[inst.stage.index()];
+                let label = due.label.to_string();
+                let reason = format!("{label} in {}", stage.name);
+                let period = history
+                    .map(|h| TimerState::of(def, h).period_at(def, index, req.now))
+                    .unwrap_or(1);
+                f.push(EventKind::Recurred { index, period }, &reason);
+                let about = About::Recurring { every: &label };
+                let actions = stage
+                    .recurring
+                    .get(index as usize)
+                    .map(|r| r.actions.clone())
+                    .unwrap_or_default();
+                for action in actions {
+                    f.act(&action, about, &reason);
+                }
             }
             TimerKind::Expiry | TimerKind::Reminder { .. } => {
                 let before = history.and_then(|h| ApprovalState::of(def.model(), h));
@@ -154,9 +186,9 @@ impl Firing<'_> {
         );
     }
 
-    fn act(&mut self, action: &EscalationAction, clock: ClockKind, threshold: &str, reason: &str) {
+    fn act(&mut self, action: &EscalationAction, about: About, reason: &str) {
         match action {
-            EscalationAction::Notify(notice) => self.notify(notice, clock, threshold, reason),
+            EscalationAction::Notify(notice) => self.notify(notice, about, reason),
             EscalationAction::MoveToNextTier => {
                 let from = self.change.instance.queue;
                 let next = from.and_then(|q| self.def.project.queue(q).escalates_to);
@@ -183,7 +215,7 @@ impl Firing<'_> {
         }
     }
 
-    fn notify(&mut self, notice: &Notice, clock: ClockKind, threshold: &str, reason: &str) {
+    fn notify(&mut self, notice: &Notice, about: About, reason: &str) {
         let task = self.task.clone();
         notices::send(
             self.def,
@@ -191,7 +223,7 @@ impl Firing<'_> {
             &mut self.change,
             task.as_ref(),
             notice,
-            About::Escalation { clock, threshold },
+            about,
             &self.approvers,
             reason,
         );

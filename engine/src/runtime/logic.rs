@@ -879,6 +879,7 @@ pub fn replay(
                     EventKind::Commented { .. }
                     | EventKind::Linked { .. }
                     | EventKind::ActedOn { .. }
+                    | EventKind::Recurred { .. }
                     | EventKind::Spawned { .. }
                     | EventKind::Escalated { .. }
                     | EventKind::Breached { .. }

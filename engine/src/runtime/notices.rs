@@ -23,12 +23,15 @@ use crate::calendar::BusinessCalendar;
 use crate::model::{ClockKind, Notice, Recipient, TemplatePart};
 
 /// What a notification is about, for its default message and the outbox's clock columns.
+#[derive(Clone, Copy)]
 pub enum About<'a> {
     /// An escalation step of a clock, at a threshold.
     Escalation {
         clock: ClockKind,
         threshold: &'a str,
     },
+    /// A recurring step of the current stage (`every 30m`).
+    Recurring { every: &'a str },
     /// The instance entered its current stage.
     Stage,
     /// A transition was performed.
@@ -186,5 +189,11 @@ fn default_message(def: &Definition, inst: &Instance, about: &About) -> String {
             p.stages[inst.stage.index()].name
         ),
         About::Transition(action) => format!("{} {}: {action}", p.name, inst.id),
+        About::Recurring { every } => format!(
+            "{} {} is still in {} ({every})",
+            p.name,
+            inst.id,
+            p.stages[inst.stage.index()].name
+        ),
     }
 }

@@ -29,7 +29,8 @@ use super::clocks::{crossings, ClockTimeline, Crossings};
 use super::types::{Event, EventKind, Timer};
 use crate::calendar::BusinessCalendar;
 use crate::model::{
-    CalendarRef, ClockKind, Duration, PriorityId, Process, StageId, Threshold, TransitionId,
+    CalendarRef, ClockKind, Duration, FieldId, PriorityId, Process, StageId, Threshold,
+    TransitionId, Value,
 };
 
 /// The clocks, in the order the state keeps them: respond, then resolve.
@@ -49,6 +50,10 @@ pub enum TimerKind {
     Reminder { level: u32, step: u32 },
     /// The approval of the current stage expires.
     Expiry,
+    /// An automatic transition out of the current stage at the instant in a `datetime` field.
+    At { transition: TransitionId },
+    /// A recurring step of the current stage (its index among the stage's `every`).
+    Every { index: u32 },
 }
 
 impl TimerKind {
@@ -65,6 +70,8 @@ impl TimerKind {
             TimerKind::After { transition } => (2, 0, transition.0),
             TimerKind::Reminder { step, .. } => (3, 0, *step),
             TimerKind::Expiry => (4, 0, 0),
+            TimerKind::At { transition } => (2, 1, transition.0),
+            TimerKind::Every { index } => (5, 0, *index),
         }
     }
 }
@@ -89,6 +96,10 @@ pub enum Label {
     Threshold(Threshold),
     Target,
     Delay(Duration),
+    /// The instant in a field (`at planned_start`).
+    Instant,
+    /// A recurring step's period (`every 30m`).
+    Every(Duration),
 }
 
 impl std::fmt::Display for Label {
@@ -97,6 +108,8 @@ impl std::fmt::Display for Label {
             Label::Threshold(t) => t.fmt(f),
             Label::Target => f.write_str("100%"),
             Label::Delay(d) => d.fmt(f),
+            Label::Instant => f.write_str("the time set"),
+            Label::Every(d) => write!(f, "every {d}"),
         }
     }
 }
@@ -120,6 +133,16 @@ impl Due {
                 ("reminder", format!("level {}", level + 1), step)
             }
             TimerKind::Expiry => ("expiry", "approval".into(), 0),
+            TimerKind::At { transition } => (
+                "at",
+                def.model()
+                    .transitions
+                    .get(transition.index())
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default(),
+                0,
+            ),
+            TimerKind::Every { index } => ("every", self.label.to_string(), index),
         };
         Timer {
             kind,
@@ -153,6 +176,9 @@ pub struct TimerState {
     fired_breaches: Vec<ClockKind>,
     /// The stage the instance entered last.
     stage: Option<StageEntry>,
+    /// The instance's fields, kept only for a process whose timers read them (`at FIELD`,
+    /// `every ... when`).
+    fields: Option<Vec<Option<Value>>>,
     /// The schedule of the events folded so far, once asked for: kept until an event changes
     /// what it depends on (most changes, like moving between two stages the clocks run in,
     /// do not).
@@ -174,6 +200,8 @@ struct StageEntry {
     elapsed: Vec<TransitionId>,
     level: Option<(u32, DateTime<Utc>)>,
     reminded: Vec<u32>,
+    /// Per recurring step fired since entering: the last period it ran for.
+    recurred: Vec<(u32, u32)>,
 }
 
 impl TimerState {
@@ -191,8 +219,14 @@ impl TimerState {
         for e in events {
             let (stage, first) = match &e.kind {
                 EventKind::Created {
-                    stage, priority, ..
+                    stage,
+                    priority,
+                    fields,
+                    ..
                 } => {
+                    if timing.reads_fields {
+                        self.fields = Some(fields.clone());
+                    }
                     self.priority = *priority;
                     self.cached = None;
                     self.placed = [None, None];
@@ -240,6 +274,25 @@ impl TimerState {
                     }
                     continue;
                 }
+                EventKind::Recurred { index, period } => {
+                    if let Some(entry) = self.stage.as_mut() {
+                        entry.recurred.retain(|(i, _)| i != index);
+                        entry.recurred.push((*index, *period));
+                        self.cached = None;
+                    }
+                    continue;
+                }
+                EventKind::FieldsChanged { changes } => {
+                    if let Some(fields) = self.fields.as_mut() {
+                        for c in changes {
+                            if let Some(slot) = fields.get_mut(c.field.index()) {
+                                *slot = c.new.clone();
+                            }
+                        }
+                        self.cached = None;
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             let Some(s) = p.stages.get(stage.index()) else {
@@ -260,7 +313,9 @@ impl TimerState {
             // (due from this entry), are the only due points a stage entry moves besides the
             // clocks'.
             let timed = |stage: StageId| {
-                !timing.automatic_out_of(stage).is_empty() || timing.approval_timed(stage)
+                !timing.automatic_out_of(stage).is_empty()
+                    || timing.approval_timed(stage)
+                    || timing.field_timed(stage)
             };
             if timed(stage) || self.stage.as_ref().is_some_and(|left| timed(left.stage)) {
                 self.cached = None;
@@ -272,6 +327,7 @@ impl TimerState {
                 elapsed: Vec::new(),
                 level: None,
                 reminded: Vec::new(),
+                recurred: Vec::new(),
             });
         }
     }
@@ -350,6 +406,7 @@ impl TimerState {
             }
         }
         self.automatic_transitions(def, &mut due);
+        self.field_points(def, &mut due);
         self.approval_points(def, &mut due);
         due.sort_by_key(|d| (d.due_at, d.kind.rank()));
         Schedule { due, resolve_due }
@@ -379,6 +436,102 @@ impl TimerState {
                 }),
         );
     }
+}
+
+impl TimerState {
+    /// The transitions out of the current stage `at` a field's instant (while it is set), and
+    /// the stage's recurring steps whose condition holds: each due a period after the last one
+    /// it ran for (wall-clock time from entering the stage).
+    fn field_points(&self, def: &Definition, due: &mut Vec<Due>) {
+        let Some(entry) = &self.stage else {
+            return;
+        };
+        let timing = def.timing();
+        if !timing.field_timed(entry.stage) {
+            return;
+        }
+        let p = def.model();
+        let no_fields = Vec::new();
+        let fields = self.fields.as_ref().unwrap_or(&no_fields);
+        for &(transition, field) in timing.at_out_of(entry.stage) {
+            if entry.elapsed.contains(&transition) {
+                continue;
+            }
+            let Some(Some(Value::DateTime(secs))) = fields.get(field.index()) else {
+                continue;
+            };
+            if let Some(at) = DateTime::from_timestamp(*secs, 0) {
+                due.push(Due {
+                    kind: TimerKind::At { transition },
+                    due_at: at,
+                    cycle: entry.seq,
+                    label: Label::Instant,
+                });
+            }
+        }
+        let Some(stage) = p.stages.get(entry.stage.index()) else {
+            return;
+        };
+        for (i, r) in stage.recurring.iter().enumerate() {
+            let index = i as u32;
+            let holds = r.condition.as_ref().is_none_or(|c| {
+                super::relations::holds(c, super::relations::Facts::of(fields, self.priority))
+            });
+            let Some(period) = wall_clock(&r.period) else {
+                continue;
+            };
+            if !holds {
+                continue;
+            }
+            let last = entry
+                .recurred
+                .iter()
+                .find(|(j, _)| *j == index)
+                .map_or(0, |(_, n)| *n);
+            let Some(at) = period
+                .checked_mul(last as i32 + 1)
+                .and_then(|d| entry.at.checked_add_signed(d))
+            else {
+                continue;
+            };
+            due.push(Due {
+                kind: TimerKind::Every { index },
+                due_at: at,
+                cycle: entry.seq,
+                label: Label::Every(r.period),
+            });
+        }
+    }
+
+    /// The last whole period of recurring step `index` of the current stage that has begun
+    /// by `now` (1 for the first): what a firing records, so periods missed while no scheduler
+    /// ran are made up by one run.
+    pub fn period_at(&self, def: &Definition, index: u32, now: DateTime<Utc>) -> u32 {
+        let Some(entry) = &self.stage else { return 1 };
+        let period = def
+            .model()
+            .stages
+            .get(entry.stage.index())
+            .and_then(|s| s.recurring.get(index as usize))
+            .and_then(|r| wall_clock(&r.period));
+        match period {
+            Some(p) if p > chrono::TimeDelta::zero() => {
+                let since = (now - entry.at).num_seconds().max(0);
+                (since / p.num_seconds().max(1)).clamp(1, i64::from(u32::MAX)) as u32
+            }
+            _ => 1,
+        }
+    }
+}
+
+/// A duration as wall-clock time (`1d` is 24 hours, `1w` seven days); `None` on overflow or
+/// for zero.
+pub fn wall_clock(d: &Duration) -> Option<chrono::TimeDelta> {
+    let (days, secs) = d.days_and_seconds()?;
+    let total = days.checked_mul(86_400)?.checked_add(secs)?;
+    (total > 0)
+        .then(|| chrono::TimeDelta::try_seconds(i64::try_from(total).ok()?))
+        .flatten()
 }
 
 impl TimerState {
@@ -440,6 +593,12 @@ pub struct Timing {
     pub timed: bool,
     /// Per stage: whether its approval has an expiry or reminders.
     approval_timed: Vec<bool>,
+    /// Per stage: the transitions out of it `at` a field's instant.
+    at: Vec<Vec<(TransitionId, FieldId)>>,
+    /// Per stage: whether it has `at` transitions or recurring steps.
+    field_timed: Vec<bool>,
+    /// Whether the timers read the instance's fields (the fold then keeps them).
+    pub reads_fields: bool,
 }
 
 impl Timing {
@@ -454,6 +613,27 @@ impl Timing {
                 }
             }
         }
+        let mut at = vec![Vec::new(); p.stages.len()];
+        for (i, t) in p.transitions.iter().enumerate() {
+            if let Some(field) = t.at {
+                for from in &t.from {
+                    if let Some(out) = at.get_mut(from.index()) {
+                        out.push((TransitionId(i as u32), field));
+                    }
+                }
+            }
+        }
+        let field_timed: Vec<bool> = p
+            .stages
+            .iter()
+            .zip(&at)
+            .map(|(s, at)| !at.is_empty() || !s.recurring.is_empty())
+            .collect();
+        let reads_fields = p.transitions.iter().any(|t| t.at.is_some())
+            || p.stages
+                .iter()
+                .flat_map(|s| &s.recurring)
+                .any(|r| r.condition.is_some());
         let mut approval_timed = vec![false; p.stages.len()];
         for a in &p.approvals {
             if let Some(slot) = approval_timed.get_mut(a.stage.index()) {
@@ -464,9 +644,13 @@ impl Timing {
             start_stages: CLOCKS.map(|clock| p.stages.iter().any(|s| s.starts.has(clock))),
             timed: p.targets.iter().any(Option::is_some)
                 || p.transitions.iter().any(|t| t.after.is_some())
-                || approval_timed.iter().any(|t| *t),
+                || approval_timed.iter().any(|t| *t)
+                || field_timed.iter().any(|t| *t),
             automatic,
             approval_timed,
+            at,
+            field_timed,
+            reads_fields,
         }
     }
 
@@ -476,6 +660,19 @@ impl Timing {
             .get(stage.index())
             .copied()
             .unwrap_or(false)
+    }
+
+    /// Whether `stage` has transitions `at` a field's instant or recurring steps.
+    pub fn field_timed(&self, stage: StageId) -> bool {
+        self.field_timed
+            .get(stage.index())
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// The transitions out of `stage` `at` a field's instant, with the field.
+    pub fn at_out_of(&self, stage: StageId) -> &[(TransitionId, FieldId)] {
+        self.at.get(stage.index()).map_or(&[], Vec::as_slice)
     }
 
     /// The automatic transitions (`after`) out of `stage`, with their delays, in the order
@@ -530,8 +727,10 @@ pub fn affected_by(def: &Definition, events: &[Event]) -> bool {
             | EventKind::Elapsed { .. }
             | EventKind::ApprovalDecided { .. }
             | EventKind::LevelOpened { .. }
-            | EventKind::Reminded { .. } => true,
+            | EventKind::Reminded { .. }
+            | EventKind::Recurred { .. } => true,
             EventKind::Transitioned { from, to, .. } => from != to,
+            EventKind::FieldsChanged { .. } => def.timing().reads_fields,
             _ => false,
         })
 }

@@ -174,6 +174,12 @@ pub enum EventKind {
         people: Vec<Arc<str>>,
         deliver_at: Option<DateTime<Utc>>,
     },
+    /// A recurring step of the current stage (its index among the stage's `every`) ran for
+    /// a period (1 for the first after entering); its actions follow as their own events.
+    Recurred {
+        index: u32,
+        period: u32,
+    },
     /// An action the engine was to take by itself could not be taken.
     Skipped {
         action: String,
