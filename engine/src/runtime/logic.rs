@@ -17,8 +17,8 @@ use super::relations;
 use super::types::*;
 use super::values::{self, FieldError};
 use crate::model::{
-    Condition, FieldId, PriorityId, Process, QueueId, RuleKind, SpawnValue,
-    StageId, StageQueue, Value,
+    Condition, FieldId, PriorityId, Process, QueueId, RuleKind, SpawnValue, StageId, StageQueue,
+    Value,
 };
 use crate::script;
 

@@ -75,7 +75,11 @@ pub fn other_end(decl: &LinkDecl, me: InstanceId, link: &Link) -> Option<Instanc
 }
 
 /// The link to store for `me` declaring `decl` to `other`: from the declaring side.
-pub fn stored(decl: &LinkDecl, me: InstanceId, other: InstanceId) -> (InstanceId, InstanceId, &str) {
+pub fn stored(
+    decl: &LinkDecl,
+    me: InstanceId,
+    other: InstanceId,
+) -> (InstanceId, InstanceId, &str) {
     let (kind, from_me) = decl.stored_kind();
     match from_me {
         true => (me, other, kind),
@@ -241,9 +245,9 @@ pub fn holds(c: &Condition, facts: Facts) -> bool {
                 CmpOp::Ge => v >= *value,
             },
         },
-        Condition::In { subject, values } => facts
-            .subject(*subject)
-            .is_some_and(|v| values.contains(&v)),
+        Condition::In { subject, values } => {
+            facts.subject(*subject).is_some_and(|v| values.contains(&v))
+        }
         Condition::Linked {
             quantifier,
             link,
