@@ -776,16 +776,15 @@ impl IdentityStore {
         secret: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(String, String)>> {
-        let row: Option<(String, String)> =
-            on_db!(self, |pool| {
-                sqlx::query_as(
+        let row: Option<(String, String)> = on_db!(self, |pool| {
+            sqlx::query_as(
             "SELECT tenant, user_name FROM auth_setup_links WHERE id_hash = $1 AND expires_at > $2"
         )
         .bind(token_hash(secret))
         .bind(micros(now))
         .fetch_optional(pool)
         .await?
-            });
+        });
         Ok(row)
     }
 

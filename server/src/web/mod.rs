@@ -14,6 +14,7 @@ pub mod csrf;
 pub mod layout;
 pub mod pages;
 pub mod session;
+pub mod standing;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -119,7 +120,7 @@ impl IntoResponse for WebError {
 
 /// Every page, form and asset (taking the API's time limit with the routes they join).
 pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
-    use pages::{account, auth, home};
+    use pages::{account, auth, home, queue, ticket};
     Router::new()
         .route("/", get(home::home::<B>))
         .route("/sign-in", get(auth::form::<B>).post(auth::sign_in::<B>))
@@ -130,13 +131,26 @@ pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
         )
         .route("/account", get(account::page::<B>))
         .route("/account/password", post(account::password::<B>))
+        .route("/queues", get(queue::list::<B>))
+        .route("/queues/{queue}", get(queue::page::<B>))
+        .route("/queues/{queue}/rows", get(queue::rows::<B>))
+        .route("/queues/{queue}/claim", post(queue::claim_next::<B>))
+        .route("/tickets/{id}", get(ticket::page::<B>))
+        .route("/tickets/{id}/actions/{action}", post(ticket::act::<B>))
+        .route("/tickets/{id}/comments", post(ticket::comment::<B>))
+        .route("/tickets/{id}/claim", post(ticket::claim::<B>))
+        .route("/tickets/{id}/renew", post(ticket::renew::<B>))
+        .route("/tickets/{id}/release", post(ticket::release::<B>))
+        .route("/tickets/{id}/votes", post(ticket::vote::<B>))
         .route("/assets/{file}", get(assets::get))
         .layer(middleware::from_fn(harden))
 }
 
 /// The pages' live streams (no time limit: they stay open).
 pub fn streams<B: Backend>() -> Router<Arc<App<B>>> {
-    Router::new().layer(middleware::from_fn(harden))
+    Router::new()
+        .route("/queues/{queue}/events", get(pages::queue::events::<B>))
+        .layer(middleware::from_fn(harden))
 }
 
 async fn harden(req: Request, next: Next) -> Response {

@@ -3,6 +3,8 @@
 pub mod account;
 pub mod auth;
 pub mod home;
+pub mod queue;
+pub mod ticket;
 
 use std::net::{IpAddr, SocketAddr};
 
