@@ -228,6 +228,11 @@ async fn agents_work_a_queue_live(db: Db) {
     );
     bob.screenshot(&dir, "09-queue-live-resolved").await;
 
+    // Her account page, where passwords are changed.
+    alice.goto(&format!("{}/account", s.base)).await;
+    assert!(alice.text("main").await.contains("Change your password"));
+    alice.screenshot(&dir, "10-account").await;
+
     let (_, after) = s.get(&format!("/v1/instances/{id}"), &s.admin).await;
     assert_eq!(after["stage"], "resolved");
     assert_eq!(after["fields"]["resolution"], "Replaced the fuser");

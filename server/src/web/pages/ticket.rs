@@ -97,8 +97,13 @@ fn describe(e: &EventView) -> (String, Option<String>) {
         "priority_changed" => (format!("priority {} → {}", s("from"), s("to")), None),
         "routed" => (format!("routed {} → {}", s("from"), s("to")), None),
         "commented" => ("commented".into(), Some(s("text"))),
+        // Levels count from 0 in the history, from 1 for people (as the API's approval does).
         "voted" => (
-            format!("voted {} (level {})", s("decision"), s("level")),
+            format!(
+                "voted {} (level {})",
+                s("decision"),
+                d.get("level").and_then(Json::as_u64).map_or(0, |l| l + 1)
+            ),
             d.get("comment").filter(|c| !c.is_null()).map(show),
         ),
         "approval_decided" => (
@@ -122,7 +127,10 @@ trait WithReason {
 impl WithReason for (String, Option<String>) {
     fn into_with_reason(self, reason: Option<&str>) -> (String, Option<String>) {
         match reason {
-            Some(r) if !r.trim().is_empty() => (format!("{} — {r}", self.0), self.1),
+            // A vote's comment is its reason too: shown once, as the text.
+            Some(r) if !r.trim().is_empty() && self.1.as_deref() != Some(r) => {
+                (format!("{} — {r}", self.0), self.1)
+            }
             _ => self,
         }
     }
