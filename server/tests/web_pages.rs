@@ -136,6 +136,18 @@ async fn other_tenants_and_requesters_see_nothing(db: Db) {
     let home = rita.get("/").await;
     assert_eq!(home.status, StatusCode::OK);
     assert!(home.body.contains("You have raised no tickets."));
+
+    // The caller who raised it sees it, with only what she may do offered: in triage the
+    // actions are the agents', and she works no queue, so she is offered no claim.
+    with_password(&s, &s.admin, "carol").await;
+    let mut carol = WebClient::signed_in(&s.base, "default", "carol", PASSWORD).await;
+    let queues = carol.get("/queues").await;
+    assert!(queues.body.contains("None of your roles works a queue."));
+    let page = carol.get(&format!("/tickets/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Nothing you may do in this stage."));
+    assert!(!page.body.contains("data-action="), "{}", page.body);
+    assert!(!page.body.contains(&format!("/tickets/{id}/claim")));
     assert_eq!(state(&s, id).await, before, "nothing changed");
 }
 

@@ -61,6 +61,16 @@ impl Standing {
     }
 }
 
+/// A clock's state in words: its standing, or for a stopped one whether it was met or has not
+/// started.
+pub fn word_of(c: &Clock) -> &'static str {
+    match c.state {
+        ClockState::Met => "met",
+        ClockState::NotStarted => "not started",
+        _ => Standing::of(c).word(),
+    }
+}
+
 /// The clock a queue row shows: the most urgent of the ticket's live clocks (breached first,
 /// then at risk, then the least time left), or a paused one if all are paused.
 pub fn most_urgent(clocks: &[Clock]) -> Option<&Clock> {

@@ -6,7 +6,7 @@ use axum::response::Response;
 use itsmflow_engine::store::InstanceFilter;
 use maud::html;
 
-use super::queue::{title, when};
+use super::queue::{stage_label, title, when};
 use crate::serve::tenants::Backend;
 use crate::web::layout::{self, Section, Viewer};
 use crate::web::session::Signed;
@@ -43,7 +43,7 @@ pub async fn home<B: Backend>(signed: Signed<B::Store>) -> WebResult<Response> {
                     @for v in &mine {
                         tr {
                             td { a href=(format!("/tickets/{}", v.id().0)) { "#" (v.id().0) " " (title(v)) } }
-                            td { (v.stage()) }
+                            td { (stage_label(v)) }
                             td { (when(v.created_at())) }
                         }
                     }

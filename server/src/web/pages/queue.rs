@@ -65,6 +65,15 @@ pub fn title(view: &InstanceView) -> String {
     }
 }
 
+/// The ticket's stage as its process labels it (`In progress`), else its name.
+pub fn stage_label(view: &InstanceView) -> String {
+    let p = view.definition().model();
+    p.stage(view.stage())
+        .and_then(|s| p.stages.get(s.index()))
+        .map(|s| s.label.clone().unwrap_or_else(|| s.name.clone()))
+        .unwrap_or_else(|| view.stage().to_string())
+}
+
 pub fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
@@ -117,7 +126,7 @@ pub fn body(rows: &[Row], now: DateTime<Utc>) -> Markup {
                             "#" (r.view.id().0) " " (title(&r.view))
                         }
                     }
-                    td { (r.view.stage()) }
+                    td { (stage_label(&r.view)) }
                     td.prio { (r.view.priority().unwrap_or("—")) }
                     td { (clock_cell(r)) }
                     td { @match r.view.field("service") {

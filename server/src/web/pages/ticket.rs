@@ -16,7 +16,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
-use super::queue::{title, when};
+use super::queue::{stage_label, title, when};
 use crate::serve::auth::Ctx;
 use crate::serve::error::ApiError;
 use crate::serve::routes::{approvals, instances, queues, tasks};
@@ -212,7 +212,7 @@ fn clock_bar(c: &Clock) -> Markup {
         div.clockrow {
             div #(id) {
                 strong { (name) } " "
-                span class=(format!("clock {}", s.class())) { (s.word()) } " "
+                span class=(format!("clock {}", s.class())) { (standing::word_of(c)) } " "
                 span { (standing::remaining(c)) " of " (c.target) " (" (format!("{:.0}", c.percent)) "% used)" }
             }
             progress class=(s.class()) max="100" value=(format!("{:.1}", c.percent.clamp(0.0, 100.0)))
@@ -247,7 +247,11 @@ async fn load<B: Backend>(ctx: &C<B>, id: i64) -> WebResult<Ticket> {
     })
 }
 
-fn task_section(t: &Ticket, me: &str, agent: bool, csrf: &str, now: DateTime<Utc>) -> Markup {
+/// The task's queue, holder and lease; claim, renew and release for those who work its queue
+/// (`works`: the engine's own membership rule, [`QueueInfo::admits`]).
+///
+/// [`QueueInfo::admits`]: itsmflow_engine::runtime::catalog::QueueInfo::admits
+fn task_section(t: &Ticket, me: &str, works: bool, csrf: &str, now: DateTime<Utc>) -> Markup {
     let id = t.view.id().0;
     let Some(task) = t.view.task() else {
         return html! { p.hint { "No task open: the ticket waits in no queue." } };
@@ -265,7 +269,7 @@ fn task_section(t: &Ticket, me: &str, agent: bool, csrf: &str, now: DateTime<Utc
                     (standing::duration((until - now).num_seconds())) " left)" }
             } }
         }
-        @if agent {
+        @if works {
             div.actions-inline {
                 @if mine {
                     form method="post" action=(format!("/tickets/{id}/renew")) {
@@ -381,12 +385,16 @@ fn render<B: Backend>(
     let p = def.model();
     let actor = ctx.actor();
     let actions = t.view.actions_for(&actor);
+    let works = !ctx.who.is_requester_only()
+        && t.view.task().is_some_and(|task| {
+            ctx.tenant
+                .engine
+                .catalog()
+                .queue(&task.queue)
+                .is_some_and(|q| q.admits(&actor))
+        });
     let heading = format!("#{id} {}", title(&t.view));
-    let stage_label = p
-        .stage(t.view.stage())
-        .and_then(|s| p.stages.get(s.index()))
-        .map(|s| label_of(&s.name, s.label.as_deref()).to_string())
-        .unwrap_or_else(|| t.view.stage().to_string());
+    let stage_label = stage_label(&t.view);
     let body = html! {
         h1 { (heading) }
         p.hint {
@@ -435,7 +443,7 @@ fn render<B: Backend>(
             div {
                 section.card aria-labelledby="h-task" {
                     h2 #h-task { "Task" }
-                    (task_section(t, me, !ctx.who.is_requester_only(), csrf, now))
+                    (task_section(t, me, works, csrf, now))
                 }
                 section.card aria-labelledby="h-clocks" {
                     h2 #h-clocks { "Service clocks" }
