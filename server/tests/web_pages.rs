@@ -296,6 +296,30 @@ async fn refusals_are_the_apis(db: Db) {
         page.body.contains("On my way &lt;b&gt;now&lt;/b&gt;"),
         "escaped"
     );
+
+    // Related tickets, both ways.
+    let other = s.incident(&carol, "Printer still smoking").await;
+    let other = other["id"].as_i64().unwrap();
+    let (st, b) = s
+        .post(
+            &format!("/v1/instances/{other}/links"),
+            &s.admin,
+            json!({"to": id, "kind": "duplicate_of"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let page = alice.get(&format!("/tickets/{id}")).await;
+    assert!(
+        page.body.contains(&format!(
+            "<a href=\"/tickets/{other}\">#{other}</a> duplicate of this ticket"
+        )),
+        "{}",
+        page.body
+    );
+    let page = alice.get(&format!("/tickets/{other}")).await;
+    assert!(page
+        .body
+        .contains(&format!("duplicate of <a href=\"/tickets/{id}\">#{id}</a>")));
 }
 
 async fn the_queue_stream_follows_the_session(db: Db) {

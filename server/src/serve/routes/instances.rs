@@ -5,7 +5,7 @@
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use itsmflow_engine::runtime::{EventView, InstanceId, InstanceView};
+use itsmflow_engine::runtime::{EventView, InstanceId, InstanceView, LinkView};
 use itsmflow_engine::store::InstanceFilter;
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
@@ -359,9 +359,14 @@ pub async fn link<B: Backend>(
 }
 
 pub async fn links<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
-    visible::<B>(&ctx, id).await?;
-    let links = ctx.tenant.engine.links(InstanceId(id)).await?;
+    let links = links_of::<B>(&ctx, id).await?;
     Ok(json(StatusCode::OK, &json!({ "items": links })))
+}
+
+/// The links of an instance the caller may see.
+pub(crate) async fn links_of<B: Backend>(ctx: &C<B>, id: i64) -> ApiResult<Vec<LinkView>> {
+    visible::<B>(ctx, id).await?;
+    Ok(ctx.tenant.engine.links(InstanceId(id)).await?)
 }
 
 pub async fn history<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {

@@ -11,7 +11,7 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use itsmflow_engine::model::{FieldType, Process};
 use itsmflow_engine::runtime::clocks::Clock;
-use itsmflow_engine::runtime::{EventView, InstanceView, TaskState};
+use itsmflow_engine::runtime::{EventView, InstanceView, LinkView, TaskState};
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
@@ -225,6 +225,7 @@ fn clock_bar(c: &Clock) -> Markup {
 struct Ticket {
     view: InstanceView,
     history: Vec<EventView>,
+    links: Vec<LinkView>,
     clocks: Vec<Clock>,
     approval: Option<Json>,
 }
@@ -234,6 +235,7 @@ struct Ticket {
 async fn load<B: Backend>(ctx: &C<B>, id: i64) -> WebResult<Ticket> {
     let view = instances::visible::<B>(ctx, id).await?;
     let history = instances::history_of::<B>(ctx, id).await?;
+    let links = instances::links_of::<B>(ctx, id).await?;
     let clocks = ctx.tenant.engine.clocks(view.id()).await?;
     let approval = approvals::approval_of::<B>(ctx, &view)
         .await?
@@ -242,6 +244,7 @@ async fn load<B: Backend>(ctx: &C<B>, id: i64) -> WebResult<Ticket> {
     Ok(Ticket {
         view,
         history,
+        links,
         clocks,
         approval,
     })
@@ -449,6 +452,23 @@ fn render<B: Backend>(
                     h2 #h-clocks { "Service clocks" }
                     @if t.clocks.is_empty() { p.hint { "This ticket has no service targets." } }
                     @for c in &t.clocks { (clock_bar(c)) }
+                }
+                @if !t.links.is_empty() {
+                    section.card aria-labelledby="h-links" {
+                        h2 #h-links { "Related tickets" }
+                        ul {
+                            // A link reads from its source: "this ticket caused by #5", or
+                            // "#7 duplicate of this ticket".
+                            @for l in &t.links {
+                                @let kind = l.kind.replace('_', " ");
+                                @if l.from == t.view.id() {
+                                    li { (kind) " " a href=(format!("/tickets/{}", l.to.0)) { "#" (l.to.0) } }
+                                } @else {
+                                    li { a href=(format!("/tickets/{}", l.from.0)) { "#" (l.from.0) } " " (kind) " this ticket" }
+                                }
+                            }
+                        }
+                    }
                 }
                 @if let Some(a) = &t.approval {
                     section.card aria-labelledby="h-approval" {
