@@ -213,6 +213,13 @@ async fn lifecycle<S: Store>(h: &Harness<S>) {
         Some("network"),
         "routing sends network incidents to the network team"
     );
+    // What each may be offered in triage: the agents' actions to an agent, none to the caller.
+    assert_eq!(inc.actions(), ["accept", "cancel"]);
+    assert_eq!(inc.actions_for(&agent()), ["accept", "cancel"]);
+    assert!(inc.actions_for(&caller()).is_empty());
+    let network = e.catalog().queue("network").expect("network queue");
+    assert!(network.admits(&engineer("nina")));
+    assert!(!network.admits(&caller()));
     let task = inc.task().cloned().expect("a task in the network queue");
     assert_eq!(&*task.queue, "network");
 

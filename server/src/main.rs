@@ -6,6 +6,7 @@ mod files;
 mod identity;
 mod serve;
 mod tokens;
+mod web;
 
 use std::io::Write;
 use std::path::PathBuf;

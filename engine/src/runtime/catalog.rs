@@ -209,6 +209,14 @@ pub struct QueueInfo {
     pub assignment: crate::model::Assignment,
 }
 
+impl QueueInfo {
+    /// Whether `actor` works this queue (may claim its tasks): a holder of one of its roles, or
+    /// anyone when it names none.
+    pub fn admits(&self, actor: &super::Actor) -> bool {
+        self.roles.is_empty() || self.roles.iter().any(|r| actor.has_role(r))
+    }
+}
+
 /// Every published version, by id, and the latest version of each process.
 ///
 /// Lookups are served from the calling thread's shard of replicas (`replicas`), so that

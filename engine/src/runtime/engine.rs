@@ -1351,7 +1351,7 @@ impl<S: Store> Engine<S> {
     /// Only members of a queue's roles may claim its tasks (anyone, if it names none).
     fn check_member(&self, queue: &str, actor: &Actor) -> Result<(), EngineError> {
         let info = self.queue_info(queue)?;
-        if info.roles.is_empty() || info.roles.iter().any(|r| actor.has_role(r)) {
+        if info.admits(actor) {
             Ok(())
         } else {
             Err(EngineError::NotQueueMember {

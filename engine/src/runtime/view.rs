@@ -108,6 +108,29 @@ impl InstanceView {
             .map(|t| t.name.as_str())
             .collect()
     }
+    /// Actions possible in the current stage that `actor` may be offered: those open to anyone,
+    /// those of a role the actor holds, and those given to people the ticket names (whether the
+    /// actor is one of them may take the directory to tell, so performing decides). A list for
+    /// showing choices; performing an action checks again, in full.
+    pub fn actions_for(&self, actor: &Actor) -> Vec<&str> {
+        let p = self.def.model();
+        p.transitions
+            .iter()
+            .filter(|t| t.from.contains(&self.state.stage))
+            .filter(|t| {
+                (t.roles.is_empty() && t.people.is_empty())
+                    || !t.people.is_empty()
+                    || t.roles
+                        .iter()
+                        .any(|r| actor.has_role(&self.def.project.role(*r).name))
+            })
+            .map(|t| t.name.as_str())
+            .collect()
+    }
+    /// The definition version the instance runs on (its fields, stages and actions).
+    pub fn definition(&self) -> &Arc<Definition> {
+        &self.def
+    }
     /// The instance's task that is not done, if any.
     pub fn task(&self) -> Option<&Task> {
         self.task.as_ref()

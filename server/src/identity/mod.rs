@@ -1,7 +1,10 @@
-//! Who is calling: tenants, users with roles, and the bearer tokens they authenticate with.
+//! Who is calling: tenants, users with roles, and the bearer tokens they authenticate with (or,
+//! on the web pages, their password and a session).
 //!
 //! A token belongs to one user of one tenant; everything a request does happens inside that
 //! tenant. Tokens are random 256-bit secrets shown once; only their SHA-256 is stored.
+//! Passwords are stored as Argon2id hashes ([`password`]), sessions by the SHA-256 of their
+//! cookie's secret.
 //!
 //! Roles do two jobs. Three are the API's own:
 //! - `admin`: manages users and tokens, publishes definitions, does everything an agent does;
@@ -13,6 +16,7 @@
 //! holding any role other than `requester` works the tenant's tickets and queues.
 
 pub mod directory;
+pub mod password;
 pub mod store;
 
 use sha2::{Digest, Sha256};
@@ -27,6 +31,7 @@ pub struct Principal {
     pub tenant: String,
     pub user: String,
     pub roles: Vec<String>,
+    /// The bearer token presented; 0 for a web page's session, which has no token.
     pub token_id: i64,
 }
 

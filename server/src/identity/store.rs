@@ -65,6 +65,22 @@ pub enum Lookup {
     Expired,
 }
 
+/// A session just started: the cookie's secret (shown to the browser only). Its CSRF token is
+/// read with the session, on each page.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    pub secret: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A live session: who it is (roles as they are now) and the token its forms must carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub principal: Principal,
+    pub csrf: String,
+    pub expires_at: DateTime<Utc>,
+}
+
 #[derive(Clone, Debug)]
 pub enum IdentityStore {
     Sqlite(SqlitePool),
@@ -107,14 +123,37 @@ const POSTGRES_SCHEMA: &[&str] = &[
 const SCHEMA_VERSION: i64 = 1;
 
 /// Steps after version 1, in order: (version, statements).
-const LATER_STEPS: &[(i64, &[&str])] = &[(
-    2,
-    &[
-        // Optional attributes of users: their manager (a user of the tenant) and e-mail.
-        "ALTER TABLE auth_users ADD COLUMN manager TEXT",
-        "ALTER TABLE auth_users ADD COLUMN email TEXT",
-    ],
-)];
+const LATER_STEPS: &[(i64, &[&str])] = &[
+    (
+        2,
+        &[
+            // Optional attributes of users: their manager (a user of the tenant) and e-mail.
+            "ALTER TABLE auth_users ADD COLUMN manager TEXT",
+            "ALTER TABLE auth_users ADD COLUMN email TEXT",
+        ],
+    ),
+    (
+        3,
+        &[
+            // Signing in to the web pages: a user's password as an Argon2id PHC string (none:
+            // they cannot sign in with a password).
+            "ALTER TABLE auth_users ADD COLUMN password_hash TEXT",
+            // Web sessions, by the SHA-256 of the cookie's secret (like tokens: a copy of the
+            // table gives no live session), with the CSRF token of their forms.
+            "CREATE TABLE auth_sessions (id_hash TEXT PRIMARY KEY, tenant TEXT NOT NULL, \
+             user_name TEXT NOT NULL, csrf TEXT NOT NULL, created_at BIGINT NOT NULL, \
+             expires_at BIGINT NOT NULL, \
+             FOREIGN KEY (tenant, user_name) REFERENCES auth_users (tenant, name))",
+            "CREATE INDEX auth_sessions_user ON auth_sessions (tenant, user_name)",
+            "CREATE INDEX auth_sessions_expiry ON auth_sessions (expires_at)",
+            // One-time links to set a password (the first administrator's at first start),
+            // by the SHA-256 of their secret.
+            "CREATE TABLE auth_setup_links (id_hash TEXT PRIMARY KEY, tenant TEXT NOT NULL, \
+             user_name TEXT NOT NULL, expires_at BIGINT NOT NULL, \
+             FOREIGN KEY (tenant, user_name) REFERENCES auth_users (tenant, name))",
+        ],
+    ),
+];
 
 fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
@@ -574,6 +613,233 @@ impl IdentityStore {
             },
             expires_at,
         })
+    }
+
+    /// A user's stored password hash; `None` if the user does not exist or has no password.
+    pub async fn password_hash(&self, tenant: &str, user: &str) -> Result<Option<String>> {
+        let found: Option<Option<String>> = on_db!(self, |pool| sqlx::query_scalar(
+            "SELECT password_hash FROM auth_users WHERE tenant = $1 AND name = $2"
+        )
+        .bind(tenant)
+        .bind(user)
+        .fetch_optional(pool)
+        .await?);
+        Ok(found.flatten())
+    }
+
+    /// Set a user's password hash and end their sessions, except the one given (the session
+    /// the user changed it from), in one transaction: whoever knew the old password is signed
+    /// out. False if there is no such user.
+    pub async fn set_password(
+        &self,
+        tenant: &str,
+        user: &str,
+        hash: &str,
+        keep_session: Option<&str>,
+    ) -> Result<bool> {
+        let keep = keep_session.map(token_hash);
+        let done = on_db!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(
+                "UPDATE auth_users SET password_hash = $1 WHERE tenant = $2 AND name = $3",
+            )
+            .bind(hash)
+            .bind(tenant)
+            .bind(user)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query(
+                "DELETE FROM auth_sessions WHERE tenant = $1 AND user_name = $2 \
+                 AND ($3 IS NULL OR id_hash <> $3)",
+            )
+            .bind(tenant)
+            .bind(user)
+            .bind(keep.as_deref())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            done
+        });
+        Ok(done == 1)
+    }
+
+    /// Start a session for a user, with a new CSRF token: returns its secret (the cookie's value).
+    /// Expired sessions are swept at the same time, so the table holds live ones only.
+    pub async fn create_session(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<NewSession> {
+        let secret = new_token().map_err(IdentityError::Random)?;
+        let csrf = new_token().map_err(IdentityError::Random)?;
+        on_db!(self, |pool| {
+            sqlx::query("DELETE FROM auth_sessions WHERE expires_at <= $1")
+                .bind(micros(at))
+                .execute(pool)
+                .await?;
+            sqlx::query(
+                "INSERT INTO auth_sessions (id_hash, tenant, user_name, csrf, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(token_hash(&secret))
+            .bind(tenant)
+            .bind(user)
+            .bind(&csrf)
+            .bind(micros(at))
+            .bind(micros(expires_at))
+            .execute(pool)
+            .await?;
+        });
+        Ok(NewSession { secret, expires_at })
+    }
+
+    /// The session a cookie's secret opens, if it is live at `now`, with its user's roles as
+    /// they are now (a change of roles applies to the next page).
+    pub async fn session(&self, secret: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
+        let row = on_db!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT s.tenant, s.user_name, s.csrf, s.expires_at, u.roles \
+                 FROM auth_sessions s JOIN auth_users u ON u.tenant = s.tenant AND u.name = s.user_name \
+                 WHERE s.id_hash = $1 AND s.expires_at > $2",
+            )
+            .bind(token_hash(secret))
+            .bind(micros(now))
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                None => None,
+                Some(r) => Some((
+                    r.try_get::<String, _>("tenant")?,
+                    r.try_get::<String, _>("user_name")?,
+                    r.try_get::<String, _>("csrf")?,
+                    r.try_get::<i64, _>("expires_at")?,
+                    r.try_get::<String, _>("roles")?,
+                )),
+            }
+        });
+        let Some((tenant, user, csrf, expires_at, roles)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Session {
+            principal: Principal {
+                tenant,
+                user,
+                roles: serde_json::from_str(&roles)?,
+                token_id: 0,
+            },
+            csrf,
+            expires_at: time(expires_at),
+        }))
+    }
+
+    /// End a session (signing out); false if there was none.
+    pub async fn end_session(&self, secret: &str) -> Result<bool> {
+        let done = on_db!(self, |pool| sqlx::query(
+            "DELETE FROM auth_sessions WHERE id_hash = $1"
+        )
+        .bind(token_hash(secret))
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
+    }
+
+    /// A one-time link secret to set a user's password, valid until `expires_at`.
+    pub async fn create_setup_link(
+        &self,
+        tenant: &str,
+        user: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<String> {
+        let secret = new_token().map_err(IdentityError::Random)?;
+        on_db!(self, |pool| {
+            sqlx::query(
+            "INSERT INTO auth_setup_links (id_hash, tenant, user_name, expires_at) VALUES ($1, $2, $3, $4)"
+        )
+        .bind(token_hash(&secret))
+        .bind(tenant)
+        .bind(user)
+        .bind(micros(expires_at))
+        .execute(pool)
+        .await?
+        .rows_affected()
+        });
+        Ok(secret)
+    }
+
+    /// Who a setup link is for, if it is live (it stays usable until [`Self::use_setup_link`]).
+    pub async fn setup_link(
+        &self,
+        secret: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(String, String)>> {
+        let row: Option<(String, String)> = on_db!(self, |pool| {
+            sqlx::query_as(
+            "SELECT tenant, user_name FROM auth_setup_links WHERE id_hash = $1 AND expires_at > $2"
+        )
+        .bind(token_hash(secret))
+        .bind(micros(now))
+        .fetch_optional(pool)
+        .await?
+        });
+        Ok(row)
+    }
+
+    /// Set the password a live setup link is for and spend the link, in one transaction (two
+    /// uses at once: one wins). Returns who it was for, `None` if the link is not live.
+    pub async fn use_setup_link(
+        &self,
+        secret: &str,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(String, String)>> {
+        let id = token_hash(secret);
+        on_db!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let row: Option<(String, String)> = sqlx::query_as(
+                "DELETE FROM auth_setup_links WHERE id_hash = $1 AND expires_at > $2 \
+                 RETURNING tenant, user_name",
+            )
+            .bind(&id)
+            .bind(micros(now))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((tenant, user)) = &row {
+                sqlx::query(
+                    "UPDATE auth_users SET password_hash = $1 WHERE tenant = $2 AND name = $3",
+                )
+                .bind(hash)
+                .bind(tenant)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM auth_sessions WHERE tenant = $1 AND user_name = $2")
+                    .bind(tenant)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(row)
+        })
+    }
+
+    /// Whether any administrator of a tenant has a password (else the first start offers a
+    /// link to set one).
+    pub async fn admin_has_password(&self, tenant: &str) -> Result<bool> {
+        let users = self.users(tenant).await?;
+        for u in users
+            .iter()
+            .filter(|u| u.roles.iter().any(|r| r == super::ROLE_ADMIN))
+        {
+            if self.password_hash(tenant, &u.name).await?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     pub async fn ping(&self) -> Result<()> {

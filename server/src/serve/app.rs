@@ -1,5 +1,6 @@
 //! The HTTP application: shared state, the route table and the layers every request passes
-//! through (request id, tracing, metrics, time limit, body limit).
+//! through (request id, tracing, metrics, time limit, body limit). The web pages' routes are
+//! in `crate::web` and join these.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +33,8 @@ pub struct App<B: Backend> {
     pub limits: Limits,
     /// Set when the server stops, so long-lived responses (event streams) end.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Failed sign-ins to the web pages, to slow down password guessing.
+    pub throttle: crate::web::throttle::Throttle,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -147,6 +150,7 @@ pub fn router<B: Backend>(app: Arc<App<B>>) -> Router {
         )
         .route("/v1/users/{name}", patch(admin::set_attributes::<B>))
         .route("/v1/users/{name}/roles", put(admin::set_roles::<B>))
+        .route("/v1/users/{name}/password", put(admin::set_password::<B>))
         .route("/v1/users/{name}/tokens", post(admin::create_token::<B>))
         .route("/v1/tokens", get(admin::tokens::<B>))
         .route("/v1/tokens/{id}", delete(admin::revoke_token::<B>))
@@ -155,12 +159,15 @@ pub fn router<B: Backend>(app: Arc<App<B>>) -> Router {
         .route("/readyz", get(health::readyz::<B>))
         .route("/metrics", get(health::metrics::<B>))
         .route("/openapi.json", get(health::openapi))
+        // The web pages (`server/src/web`), under the same limits as the API.
+        .merge(crate::web::pages::<B>())
         .layer(
             tower::ServiceBuilder::new()
                 .layer(axum::error_handling::HandleErrorLayer::new(timed_out))
                 .layer(tower::timeout::TimeoutLayer::new(limits.request_timeout)),
         );
     api.merge(streams)
+        .merge(crate::web::streams::<B>())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body))

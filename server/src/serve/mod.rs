@@ -171,6 +171,7 @@ async fn run<B: Backend>(
         Err(e) => return Err(e.into()),
     }
     let first_token = bootstrap_admin(&identities, clock.as_ref()).await?;
+    let setup_link = first_password_link(&identities, clock.as_ref()).await?;
     // Open every tenant now rather than on its first request: its schema is brought up to
     // date, and a storage problem shows at start, not in the middle of someone's day.
     for tenant in identities.tenants().await? {
@@ -184,6 +185,7 @@ async fn run<B: Backend>(
         metrics: Default::default(),
         clock,
         shutdown: tokio::sync::watch::channel(false).0,
+        throttle: Default::default(),
         limits: Limits {
             max_body: args.max_body_bytes,
             max_page: args.max_page,
@@ -211,11 +213,20 @@ async fn run<B: Backend>(
                  try: curl -H 'Authorization: Bearer {token}' http://{addr}/v1/queues"
             )?;
         }
+        if let Some(secret) = setup_link {
+            writeln!(
+                out,
+                "set the administrator's password in a browser (once, within 24 hours): \
+                 http://{addr}/setup/{secret}"
+            )?;
+        }
         out.flush()?;
     }
     tracing::info!(%addr, "serving");
     let stopping = app.shutdown.clone();
-    axum::serve(listener, app::router(app.clone()))
+    // With each connection's address: failed sign-ins are counted per client address too.
+    let service = app::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             let _ = stopping.send(true);
@@ -256,6 +267,31 @@ async fn bootstrap_admin(
         )
         .await?;
     Ok(Some(secret))
+}
+
+/// While no administrator of the default tenant has a password, each start offers a one-time
+/// link to set the first administrator's (the web pages need one; the token printed at the
+/// first start is for the API). The link is a 256-bit secret, kept hashed, spent on use.
+async fn first_password_link(
+    identities: &IdentityStore,
+    clock: &dyn Clock,
+) -> Result<Option<String>, ServeError> {
+    if identities.admin_has_password(DEFAULT_TENANT).await? {
+        return Ok(None);
+    }
+    let users = identities.users(DEFAULT_TENANT).await?;
+    let Some(admin) = users
+        .iter()
+        .find(|u| u.roles.iter().any(|r| r == ROLE_ADMIN))
+    else {
+        return Ok(None);
+    };
+    let expires = clock.now() + chrono::TimeDelta::hours(24);
+    Ok(Some(
+        identities
+            .create_setup_link(DEFAULT_TENANT, &admin.name, expires)
+            .await?,
+    ))
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, finish the requests in flight, then exit.

@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod web;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -161,6 +164,9 @@ pub struct Server {
     pub base: String,
     /// The administrator token printed at first start (empty if the database had users).
     pub admin: String,
+    /// The one-time link to set the administrator's password, printed while no administrator
+    /// has one (empty otherwise).
+    pub setup_link: String,
     child: Child,
     pub http: reqwest::Client,
 }
@@ -195,7 +201,8 @@ impl Server {
         });
         let mut base = None;
         let mut admin = String::new();
-        while base.is_none() || admin.is_empty() {
+        let mut setup_link = String::new();
+        while base.is_none() || admin.is_empty() || setup_link.is_empty() {
             let wait = if base.is_none() {
                 Duration::from_secs(60)
             } else {
@@ -207,6 +214,8 @@ impl Server {
                         base = Some(addr.trim().to_string());
                     } else if let Some((_, token)) = line.split_once("keep it safe): ") {
                         admin = token.trim().to_string();
+                    } else if let Some((_, link)) = line.split_once("within 24 hours): ") {
+                        setup_link = link.trim().to_string();
                     }
                 }
                 Err(_) if base.is_some() => break,
@@ -216,6 +225,7 @@ impl Server {
         Server {
             base: base.expect("address"),
             admin,
+            setup_link,
             child,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))

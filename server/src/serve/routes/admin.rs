@@ -256,6 +256,91 @@ pub async fn set_roles<B: Backend>(
     ))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    password: String,
+    /// The current password: needed when users set their own (not when an administrator sets
+    /// another user's).
+    old_password: Option<String>,
+}
+
+/// Set a user's password: an administrator for any user of the tenant, anyone for themself
+/// with their current password. The user's sessions end, except `keep_session` (the web
+/// session the change was made from). The web page calls this too, so both check the same.
+pub(crate) async fn change_password<B: Backend>(
+    app: &App<B>,
+    who: &crate::identity::Principal,
+    name: &str,
+    password: String,
+    old_password: Option<String>,
+    keep_session: Option<&str>,
+) -> ApiResult<()> {
+    use crate::identity::password;
+    let own = name == who.user;
+    if !own && !who.is_admin() {
+        return Err(ApiError::forbidden(
+            "setting another user's password needs the `admin` role",
+        ));
+    }
+    password::acceptable(&password).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let tenant = &who.tenant;
+    let stored = app
+        .identities
+        .password_hash(tenant, name)
+        .await
+        .map_err(identity_error)?;
+    // An administrator setting someone else's password needs no old one; users changing their
+    // own do, administrators too, when they have one (proof that it is them and not someone
+    // at their unlocked desk).
+    if own && stored.is_some() {
+        let Some(old) = old_password else {
+            return Err(ApiError::invalid(
+                "give your current password as `old_password`",
+            ));
+        };
+        let matches = password::verify_blocking(old, stored)
+            .await
+            .map_err(ApiError::internal)?;
+        if !matches {
+            return Err(ApiError::forbidden(
+                "`old_password` is not your current password",
+            ));
+        }
+    }
+    let hash = password::hash_blocking(password)
+        .await
+        .map_err(ApiError::internal)?;
+    let found = app
+        .identities
+        .set_password(tenant, name, &hash, keep_session)
+        .await
+        .map_err(identity_error)?;
+    if !found {
+        return Err(ApiError::not_found(format!("no user `{name}`")));
+    }
+    tracing::info!(user = %name, "password set");
+    Ok(())
+}
+
+pub async fn set_password<B: Backend>(
+    State(app): S<B>,
+    ctx: C<B>,
+    PathArgs(name): PathArgs<String>,
+    JsonBody(body): JsonBody<NewPassword>,
+) -> ApiResult<Response> {
+    change_password(
+        &app,
+        &ctx.who,
+        &name,
+        body.password,
+        body.old_password,
+        None,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {

@@ -79,35 +79,60 @@ pub async fn vote<B: Backend>(
     JsonBody(body): JsonBody<NewVote>,
 ) -> ApiResult<Response> {
     let expected = expected_version(&headers, body.version)?;
-    let comment = body
-        .comment
+    let approve = matches!(body.decision, Decision::Approve);
+    let after = cast_vote::<B>(&ctx, id, approve, body.comment, body.level, expected).await?;
+    Ok(json(
+        StatusCode::OK,
+        &with_approval::<B>(&ctx, &after).await?,
+    ))
+}
+
+/// Vote on an instance's open approval level (`level` counts from 1) as the caller; the engine
+/// decides whether they may.
+pub(crate) async fn cast_vote<B: Backend>(
+    ctx: &C<B>,
+    id: i64,
+    approve: bool,
+    comment: Option<String>,
+    level: Option<u32>,
+    expected: Option<i64>,
+) -> ApiResult<InstanceView> {
+    let comment = comment
         .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty());
     if comment.as_ref().is_some_and(|c| c.len() > MAX_VOTE_COMMENT) {
         return Err(ApiError::invalid("`comment` is longer than 4 KiB"));
     }
-    let level = match body.level {
+    let level = match level {
         Some(0) => return Err(ApiError::invalid("`level` counts from 1")),
         l => l.map(|l| l - 1),
     };
-    visible::<B>(&ctx, id).await?;
+    visible::<B>(ctx, id).await?;
     let after = ctx
         .tenant
         .engine
         .vote(
             InstanceId(id),
-            matches!(body.decision, Decision::Approve),
+            approve,
             comment,
             level,
             expected,
             &ctx.actor(),
         )
         .await?;
-    announce::<B>(&ctx, &after);
-    Ok(json(
-        StatusCode::OK,
-        &with_approval::<B>(&ctx, &after).await?,
-    ))
+    announce::<B>(ctx, &after);
+    Ok(after)
+}
+
+/// The approval of an instance the caller may see, if its stage asks one.
+pub(crate) async fn approval_of<B: Backend>(
+    ctx: &C<B>,
+    view: &InstanceView,
+) -> ApiResult<Option<itsmflow_engine::runtime::ApprovalView>> {
+    if !view.awaits_approval() {
+        return Ok(None);
+    }
+    Ok(ctx.tenant.engine.approval(view.id()).await?)
 }
 
 #[derive(Deserialize)]

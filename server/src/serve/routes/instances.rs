@@ -5,7 +5,7 @@
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use itsmflow_engine::runtime::{InstanceId, InstanceView};
+use itsmflow_engine::runtime::{EventView, InstanceId, InstanceView, LinkView};
 use itsmflow_engine::store::InstanceFilter;
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
@@ -22,7 +22,7 @@ type C<B> = Ctx<<B as Backend>::Store>;
 /// The instance, if the caller may see it. A requester sees the tickets that name them (they
 /// raised it, or a `person` field holds them: the caller, the requester) and those awaiting
 /// their vote (a manager asked to approve their report's request).
-pub(super) async fn visible<B: Backend>(ctx: &C<B>, id: i64) -> ApiResult<InstanceView> {
+pub(crate) async fn visible<B: Backend>(ctx: &C<B>, id: i64) -> ApiResult<InstanceView> {
     let view = ctx.tenant.engine.instance(InstanceId(id)).await?;
     if ctx.who.is_requester_only()
         && !view.names(&ctx.who.user)
@@ -44,7 +44,7 @@ async fn asked_to_vote<B: Backend>(ctx: &C<B>, view: &InstanceView) -> ApiResult
 
 /// Tell queue listeners how the instance's task changed (the engine hands back the task as it
 /// was before the action, so nothing is read again).
-pub(super) fn announce<B: Backend>(ctx: &C<B>, after: &InstanceView) {
+pub(crate) fn announce<B: Backend>(ctx: &C<B>, after: &InstanceView) {
     if !ctx.tenant.events.has_listeners() {
         return;
     }
@@ -178,7 +178,7 @@ pub struct Act {
 }
 
 /// The expected version: from the body, or an `If-Match: "N"` header.
-pub(super) fn expected_version(headers: &HeaderMap, body: Option<i64>) -> ApiResult<Option<i64>> {
+pub(crate) fn expected_version(headers: &HeaderMap, body: Option<i64>) -> ApiResult<Option<i64>> {
     let header = match headers.get(header::IF_MATCH) {
         None => None,
         Some(v) => {
@@ -219,27 +219,41 @@ pub async fn perform<B: Backend>(
 ) -> ApiResult<Response> {
     let body = body.map(|b| b.0).unwrap_or_default();
     let expected = expected_version(&headers, body.version)?;
+    let after = act::<B>(&ctx, id, &action, &body.fields, expected, body.reason).await?;
+    // An action that leads into an approval shows it (who is asked, and why).
+    Ok(json(
+        StatusCode::OK,
+        &super::approvals::with_approval::<B>(&ctx, &after).await?,
+    ))
+}
+
+/// Perform an action as the caller (the engine decides whether they may) and tell the queues'
+/// listeners what moved.
+pub(crate) async fn act<B: Backend>(
+    ctx: &C<B>,
+    id: i64,
+    action: &str,
+    fields: &Map<String, Json>,
+    expected: Option<i64>,
+    reason: Option<String>,
+) -> ApiResult<InstanceView> {
     if ctx.who.is_requester_only() {
-        visible::<B>(&ctx, id).await?;
+        visible::<B>(ctx, id).await?;
     }
     let after = ctx
         .tenant
         .engine
         .perform(
             InstanceId(id),
-            &action,
-            &body.fields,
+            action,
+            fields,
             expected,
             &ctx.actor(),
-            body.reason,
+            reason,
         )
         .await?;
-    announce::<B>(&ctx, &after);
-    // An action that leads into an approval shows it (who is asked, and why).
-    Ok(json(
-        StatusCode::OK,
-        &super::approvals::with_approval::<B>(&ctx, &after).await?,
-    ))
+    announce::<B>(ctx, &after);
+    Ok(after)
 }
 
 pub async fn update<B: Backend>(
@@ -280,19 +294,28 @@ pub async fn comment<B: Backend>(
     PathArgs(id): PathArgs<i64>,
     JsonBody(body): JsonBody<Comment>,
 ) -> ApiResult<Response> {
-    if body.text.trim().is_empty() {
+    let view = add_comment::<B>(&ctx, id, &body.text).await?;
+    Ok(json(StatusCode::CREATED, &view))
+}
+
+/// Comment on an instance the caller may see.
+pub(crate) async fn add_comment<B: Backend>(
+    ctx: &C<B>,
+    id: i64,
+    text: &str,
+) -> ApiResult<InstanceView> {
+    if text.trim().is_empty() {
         return Err(ApiError::invalid("`text` is empty"));
     }
-    if body.text.len() > MAX_COMMENT {
+    if text.len() > MAX_COMMENT {
         return Err(ApiError::invalid("`text` is longer than 64 KiB"));
     }
-    visible::<B>(&ctx, id).await?;
-    let view = ctx
+    visible::<B>(ctx, id).await?;
+    Ok(ctx
         .tenant
         .engine
-        .comment(InstanceId(id), &body.text, &ctx.actor())
-        .await?;
-    Ok(json(StatusCode::CREATED, &view))
+        .comment(InstanceId(id), text, &ctx.actor())
+        .await?)
 }
 
 #[derive(Deserialize)]
@@ -336,15 +359,25 @@ pub async fn link<B: Backend>(
 }
 
 pub async fn links<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
-    visible::<B>(&ctx, id).await?;
-    let links = ctx.tenant.engine.links(InstanceId(id)).await?;
+    let links = links_of::<B>(&ctx, id).await?;
     Ok(json(StatusCode::OK, &json!({ "items": links })))
 }
 
+/// The links of an instance the caller may see.
+pub(crate) async fn links_of<B: Backend>(ctx: &C<B>, id: i64) -> ApiResult<Vec<LinkView>> {
+    visible::<B>(ctx, id).await?;
+    Ok(ctx.tenant.engine.links(InstanceId(id)).await?)
+}
+
 pub async fn history<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
-    visible::<B>(&ctx, id).await?;
-    let events = ctx.tenant.engine.history(InstanceId(id)).await?;
+    let events = history_of::<B>(&ctx, id).await?;
     Ok(json(StatusCode::OK, &json!({ "items": events })))
+}
+
+/// The history of an instance the caller may see.
+pub(crate) async fn history_of<B: Backend>(ctx: &C<B>, id: i64) -> ApiResult<Vec<EventView>> {
+    visible::<B>(ctx, id).await?;
+    Ok(ctx.tenant.engine.history(InstanceId(id)).await?)
 }
 
 pub async fn clocks<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {

@@ -4,6 +4,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::TimeDelta;
 use itsmflow_engine::model::Assignment;
+use itsmflow_engine::runtime::catalog::QueueInfo;
+use itsmflow_engine::runtime::Task;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -24,8 +26,11 @@ fn assignment_name(a: Assignment) -> &'static str {
     }
 }
 
-/// Every queue with the number of tasks not done in it.
-pub async fn list<B: Backend>(ctx: C<B>) -> ApiResult<Response> {
+/// Every queue the tenant's definitions declare, with who works it and its number of tasks
+/// not done: what `GET /v1/queues` lists and the web's queues page shows.
+pub(crate) async fn summaries<B: Backend>(
+    ctx: &C<B>,
+) -> ApiResult<Vec<(String, std::sync::Arc<QueueInfo>, u64)>> {
     ctx.require_agent()?;
     let counts: std::collections::HashMap<String, u64> = ctx
         .tenant
@@ -34,18 +39,30 @@ pub async fn list<B: Backend>(ctx: C<B>) -> ApiResult<Response> {
         .await?
         .into_iter()
         .collect();
-    let items: Vec<_> = ctx
+    Ok(ctx
         .tenant
         .engine
         .catalog()
         .queues()
         .into_iter()
         .map(|(name, info)| {
+            let n = counts.get(&name).copied().unwrap_or(0);
+            (name, info, n)
+        })
+        .collect())
+}
+
+/// Every queue with the number of tasks not done in it.
+pub async fn list<B: Backend>(ctx: C<B>) -> ApiResult<Response> {
+    let items: Vec<_> = summaries::<B>(&ctx)
+        .await?
+        .into_iter()
+        .map(|(name, info, tasks)| {
             json!({
                 "name": name,
                 "roles": info.roles,
                 "assignment": assignment_name(info.assignment),
-                "tasks": counts.get(&name).copied().unwrap_or(0),
+                "tasks": tasks,
             })
         })
         .collect();
@@ -64,10 +81,19 @@ pub async fn tasks<B: Backend>(
     PathArgs(queue): PathArgs<String>,
     QueryArgs(q): QueryArgs<TasksQuery>,
 ) -> ApiResult<Response> {
-    ctx.require_agent()?;
     let limit = ctx.limits.page(q.limit)?;
-    let items = ctx.tenant.engine.queue_tasks(&queue, limit).await?;
+    let items = open_tasks::<B>(&ctx, &queue, limit).await?;
     Ok(json(StatusCode::OK, &json!({ "items": items })))
+}
+
+/// A queue's tasks not done, in the order agents should take them (priority, then due time).
+pub(crate) async fn open_tasks<B: Backend>(
+    ctx: &C<B>,
+    queue: &str,
+    limit: u32,
+) -> ApiResult<Vec<Task>> {
+    ctx.require_agent()?;
+    Ok(ctx.tenant.engine.queue_tasks(queue, limit).await?)
 }
 
 #[derive(Deserialize, Default)]
@@ -96,27 +122,36 @@ pub async fn claim_next<B: Backend>(
     PathArgs(queue): PathArgs<String>,
     body: Option<JsonBody<Lease>>,
 ) -> ApiResult<Response> {
-    ctx.require_agent()?;
     let lease = lease(body.unwrap_or(JsonBody(Lease::default())).0.lease_seconds)?;
-    match ctx
-        .tenant
-        .engine
-        .claim_next(&queue, &ctx.actor(), lease)
-        .await?
-    {
-        Some(task) => {
-            publish(
-                &ctx.tenant.events,
-                QueueEvent::of(
-                    QueueEventKind::Claimed,
-                    &task,
-                    ctx.tenant.engine.clock().now(),
-                ),
-            );
-            Ok(json(StatusCode::OK, &task))
-        }
+    match take_next::<B>(&ctx, &queue, lease).await? {
+        Some(task) => Ok(json(StatusCode::OK, &task)),
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
+}
+
+/// Claim the queue's first task for the caller and tell the queue's listeners.
+pub(crate) async fn take_next<B: Backend>(
+    ctx: &C<B>,
+    queue: &str,
+    lease: TimeDelta,
+) -> ApiResult<Option<Task>> {
+    ctx.require_agent()?;
+    let task = ctx
+        .tenant
+        .engine
+        .claim_next(queue, &ctx.actor(), lease)
+        .await?;
+    if let Some(task) = &task {
+        publish(
+            &ctx.tenant.events,
+            QueueEvent::of(
+                QueueEventKind::Claimed,
+                task,
+                ctx.tenant.engine.clock().now(),
+            ),
+        );
+    }
+    Ok(task)
 }
 
 /// Server-sent events for one queue: `added`, `claimed`, `released`, `removed`, `escalated`.
@@ -124,6 +159,15 @@ pub async fn events<B: Backend>(
     axum::extract::State(app): axum::extract::State<std::sync::Arc<crate::serve::app::App<B>>>,
     ctx: C<B>,
     PathArgs(queue): PathArgs<String>,
+) -> ApiResult<Response> {
+    follow::<B>(&app, &ctx, queue)
+}
+
+/// The event stream of a queue, for an agent (the API's and the web pages' alike).
+pub(crate) fn follow<B: Backend>(
+    app: &crate::serve::app::App<B>,
+    ctx: &C<B>,
+    queue: String,
 ) -> ApiResult<Response> {
     ctx.require_agent()?;
     if ctx.tenant.engine.catalog().queue(&queue).is_none() {

@@ -2,7 +2,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use itsmflow_engine::runtime::TaskId;
+use chrono::TimeDelta;
+use itsmflow_engine::runtime::{Task, TaskId};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
@@ -35,8 +36,14 @@ pub async fn claim<B: Backend>(
     PathArgs(id): PathArgs<i64>,
     body: Option<JsonBody<Claim>>,
 ) -> ApiResult<Response> {
-    ctx.require_agent()?;
     let lease = lease(body.unwrap_or(JsonBody(Claim::default())).0.lease_seconds)?;
+    let task = take::<B>(&ctx, id, lease).await?;
+    Ok(json(StatusCode::OK, &task))
+}
+
+/// Claim a task for the caller and tell its queue's listeners.
+pub(crate) async fn take<B: Backend>(ctx: &C<B>, id: i64, lease: TimeDelta) -> ApiResult<Task> {
+    ctx.require_agent()?;
     let task = ctx
         .tenant
         .engine
@@ -50,7 +57,7 @@ pub async fn claim<B: Backend>(
             ctx.tenant.engine.clock().now(),
         ),
     );
-    Ok(json(StatusCode::OK, &task))
+    Ok(task)
 }
 
 #[derive(Deserialize)]
@@ -66,14 +73,24 @@ pub async fn renew<B: Backend>(
     PathArgs(id): PathArgs<i64>,
     JsonBody(body): JsonBody<Renew>,
 ) -> ApiResult<Response> {
-    ctx.require_agent()?;
     let lease = lease(body.lease_seconds)?;
-    let task = ctx
+    let task = keep::<B>(&ctx, id, body.token, lease).await?;
+    Ok(json(StatusCode::OK, &task))
+}
+
+/// Renew the caller's lease on a task.
+pub(crate) async fn keep<B: Backend>(
+    ctx: &C<B>,
+    id: i64,
+    token: i64,
+    lease: TimeDelta,
+) -> ApiResult<Task> {
+    ctx.require_agent()?;
+    Ok(ctx
         .tenant
         .engine
-        .renew(TaskId(id), body.token, &ctx.actor(), lease)
-        .await?;
-    Ok(json(StatusCode::OK, &task))
+        .renew(TaskId(id), token, &ctx.actor(), lease)
+        .await?)
 }
 
 #[derive(Deserialize)]
@@ -87,9 +104,15 @@ pub async fn release<B: Backend>(
     PathArgs(id): PathArgs<i64>,
     JsonBody(body): JsonBody<Release>,
 ) -> ApiResult<Response> {
+    give_back::<B>(&ctx, id, body.token).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Release the caller's claim on a task and tell its queue's listeners.
+pub(crate) async fn give_back<B: Backend>(ctx: &C<B>, id: i64, token: i64) -> ApiResult<()> {
     ctx.require_agent()?;
     let engine = &ctx.tenant.engine;
-    engine.release(TaskId(id), body.token, &ctx.actor()).await?;
+    engine.release(TaskId(id), token, &ctx.actor()).await?;
     if let Ok(task) = engine.task(TaskId(id)).await {
         publish(
             &ctx.tenant.events,
@@ -100,7 +123,7 @@ pub async fn release<B: Backend>(
             ),
         );
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(())
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,448 @@
+//! The agents' pages over a real socket, on SQLite and PostgreSQL: tenant isolation (a user of
+//! another tenant, or a requester, sees nothing of a ticket and cannot act on it), CSRF refusals
+//! on ticket forms that leave the ticket exactly as it was, refusals shown with the API's words,
+//! and the queue's event stream opened by the session.
+
+#[macro_use]
+mod support;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value as Json};
+use support::web::WebClient;
+use support::{Db, Server};
+
+on_both!(
+    other_tenants_and_requesters_see_nothing,
+    ticket_forms_need_their_token,
+    refusals_are_the_apis,
+    the_queue_stream_follows_the_session,
+    an_approver_votes_on_the_page,
+);
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn with_password(s: &Server, token: &str, user: &str) {
+    let (st, b) = s
+        .call(
+            Method::PUT,
+            &format!("/v1/users/{user}/password"),
+            token,
+            Some(json!({ "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{b}");
+}
+
+/// An agent with a password, and a requester who raised a logged incident; returns the
+/// incident and the requester's token.
+async fn setup(s: &Server) -> (i64, String) {
+    s.user(&s.admin, "alice", &["agent"]).await;
+    with_password(s, &s.admin, "alice").await;
+    let carol = s.user(&s.admin, "carol", &["requester", "caller"]).await;
+    let inc = s.incident(&carol, "Printer on fire").await;
+    (inc["id"].as_i64().expect("id"), carol)
+}
+
+/// What must not change when a form is refused.
+async fn state(s: &Server, id: i64) -> (Json, Json) {
+    let (st, inst) = s.get(&format!("/v1/instances/{id}"), &s.admin).await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, history) = s
+        .get(&format!("/v1/instances/{id}/history"), &s.admin)
+        .await;
+    (inst, history)
+}
+
+async fn other_tenants_and_requesters_see_nothing(db: Db) {
+    let s = Server::start(&db);
+    let (id, _) = setup(&s).await;
+    let before = state(&s, id).await;
+
+    // Another tenant's agent.
+    let (st, acme) = s
+        .post(
+            "/v1/tenants",
+            &s.admin,
+            json!({"name": "acme", "admin": "ann"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{acme}");
+    let ann = acme["secret"].as_str().unwrap().to_string();
+    s.user(&ann, "andy", &["agent"]).await;
+    with_password(&s, &ann, "andy").await;
+    // With two tenants the sign-in form asks which.
+    let mut c = WebClient::new(&s.base);
+    assert!(c.get("/sign-in").await.body.contains("id=\"tenant\""));
+    // The same name and password in the default tenant is nobody there.
+    assert_eq!(
+        c.sign_in_as("default", "andy", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut andy = WebClient::signed_in(&s.base, "acme", "andy", PASSWORD).await;
+    let page = andy.get(&format!("/tickets/{id}")).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(!page.body.contains("Printer on fire"));
+    let queue = andy.get("/queues/service_desk").await;
+    assert_eq!(queue.status, StatusCode::OK);
+    assert!(!queue.body.contains("Printer on fire"), "{}", queue.body);
+    assert!(queue.body.contains("Nothing to do in this queue."));
+    let rows = andy.get("/queues/service_desk/rows").await;
+    assert!(!rows.body.contains("Printer on fire"));
+    let token = queue.csrf();
+    for (path, form) in [
+        (
+            format!("/tickets/{id}/comments"),
+            vec![("text", "from acme")],
+        ),
+        (format!("/tickets/{id}/actions/accept"), vec![]),
+        (format!("/tickets/{id}/claim"), vec![("task", "1")]),
+    ] {
+        let mut form = form;
+        form.push(("csrf", &token));
+        let r = andy.post(&path, &form).await;
+        assert!(
+            r.status == StatusCode::NOT_FOUND,
+            "{path}: {} {}",
+            r.status,
+            r.body
+        );
+    }
+    // Acme's claim-next takes nothing of ours.
+    let claimed = andy
+        .post("/queues/service_desk/claim", &[("csrf", &token)])
+        .await;
+    assert_eq!(claimed.status, StatusCode::OK);
+    assert!(claimed.body.contains("There is no task to take"));
+    assert_eq!(state(&s, id).await, before, "nothing changed");
+
+    // A requester of the same tenant who did not raise it: no ticket, no queues.
+    s.user(&s.admin, "rita", &["requester"]).await;
+    with_password(&s, &s.admin, "rita").await;
+    let mut rita = WebClient::signed_in(&s.base, "default", "rita", PASSWORD).await;
+    assert_eq!(
+        rita.get(&format!("/tickets/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let queues = rita.get("/queues").await;
+    assert_eq!(queues.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        rita.get("/queues/service_desk").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        rita.get("/queues/service_desk/events").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let home = rita.get("/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.body.contains("You have raised no tickets."));
+
+    // The caller who raised it sees it, with only what she may do offered: in triage the
+    // actions are the agents', and she works no queue, so she is offered no claim.
+    with_password(&s, &s.admin, "carol").await;
+    let mut carol = WebClient::signed_in(&s.base, "default", "carol", PASSWORD).await;
+    let queues = carol.get("/queues").await;
+    assert!(queues.body.contains("None of your roles works a queue."));
+    let page = carol.get(&format!("/tickets/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Nothing you may do in this stage."));
+    assert!(!page.body.contains("data-action="), "{}", page.body);
+    assert!(!page.body.contains(&format!("/tickets/{id}/claim")));
+    assert_eq!(state(&s, id).await, before, "nothing changed");
+}
+
+async fn ticket_forms_need_their_token(db: Db) {
+    let s = Server::start(&db);
+    let (id, _) = setup(&s).await;
+    let mut alice = WebClient::signed_in(&s.base, "default", "alice", PASSWORD).await;
+    let page = alice.get(&format!("/tickets/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let token = page.csrf();
+    let version = support::web::hidden(&page.body, "version").expect("version field");
+    let before = state(&s, id).await;
+
+    for csrf in [None, Some("itsm_0000"), Some("")] {
+        let mut form = vec![("version", version.as_str())];
+        if let Some(t) = csrf {
+            form.push(("csrf", t));
+        }
+        for path in [
+            format!("/tickets/{id}/actions/accept"),
+            format!("/tickets/{id}/comments"),
+            format!("/tickets/{id}/claim"),
+            "/queues/service_desk/claim".to_string(),
+        ] {
+            let mut form = form.clone();
+            form.push(("text", "forged"));
+            form.push(("task", "1"));
+            let r = alice.post(&path, &form).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{path} {csrf:?}");
+        }
+    }
+    assert_eq!(
+        state(&s, id).await,
+        before,
+        "the ticket is exactly as it was"
+    );
+    let (_, task) = s.get("/v1/queues/service_desk/tasks", &s.admin).await;
+    assert_eq!(task["items"][0]["state"], "open", "{task}");
+
+    // With the token it works (the same form, posted by the page).
+    let r = alice
+        .post(
+            &format!("/tickets/{id}/actions/accept"),
+            &[("csrf", &token), ("version", &version)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let (inst, _) = state(&s, id).await;
+    assert_eq!(inst["stage"], "working");
+}
+
+async fn refusals_are_the_apis(db: Db) {
+    let s = Server::start(&db);
+    let (id, carol) = setup(&s).await;
+    let mut alice = WebClient::signed_in(&s.base, "default", "alice", PASSWORD).await;
+    let page = alice.get(&format!("/tickets/{id}")).await;
+    let token = page.csrf();
+    let version = support::web::hidden(&page.body, "version").unwrap();
+    // Someone changes the ticket after the page was shown: the page's version is stale.
+    let (st, _) = s
+        .post(
+            &format!("/v1/instances/{id}/comments"),
+            &carol,
+            json!({"text": "any news?"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let before = state(&s, id).await;
+    let stale = alice
+        .post(
+            &format!("/tickets/{id}/actions/accept"),
+            &[("csrf", &token), ("version", &version)],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    assert!(
+        stale.body.contains("changed by someone else"),
+        "{}",
+        stale.body
+    );
+    assert_eq!(state(&s, id).await, before);
+
+    // Resolving is not possible in triage: the API's refusal, with its status.
+    let page = alice.get(&format!("/tickets/{id}")).await;
+    let version = support::web::hidden(&page.body, "version").unwrap();
+    assert!(
+        !page.body.contains("data-action=\"resolve\""),
+        "not offered in triage"
+    );
+    let r = alice
+        .post(
+            &format!("/tickets/{id}/actions/resolve"),
+            &[("csrf", &token), ("version", &version), ("resolution", "x")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(
+        r.body.contains("Action not possible in this stage"),
+        "{}",
+        r.body
+    );
+    // Accept, then resolve without a resolution: 422, missing fields.
+    let r = alice
+        .post(
+            &format!("/tickets/{id}/actions/accept"),
+            &[("csrf", &token), ("version", &version)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = alice.get(&format!("/tickets/{id}")).await;
+    assert!(page.body.contains("data-action=\"resolve\""));
+    let version = support::web::hidden(&page.body, "version").unwrap();
+    let before = state(&s, id).await;
+    let r = alice
+        .post(
+            &format!("/tickets/{id}/actions/resolve"),
+            &[
+                ("csrf", &token),
+                ("version", &version),
+                ("resolution", "  "),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("Required fields missing"), "{}", r.body);
+    assert_eq!(state(&s, id).await, before);
+    // An empty comment is refused as the API refuses it.
+    let r = alice
+        .post(
+            &format!("/tickets/{id}/comments"),
+            &[("csrf", &token), ("text", " ")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("`text` is empty"));
+    // A comment is in the history.
+    let r = alice
+        .post(
+            &format!("/tickets/{id}/comments"),
+            &[("csrf", &token), ("text", "On my way <b>now</b>")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = alice.get(&format!("/tickets/{id}")).await;
+    assert!(
+        page.body.contains("On my way &lt;b&gt;now&lt;/b&gt;"),
+        "escaped"
+    );
+
+    // Related tickets, both ways.
+    let other = s.incident(&carol, "Printer still smoking").await;
+    let other = other["id"].as_i64().unwrap();
+    let (st, b) = s
+        .post(
+            &format!("/v1/instances/{other}/links"),
+            &s.admin,
+            json!({"to": id, "kind": "duplicate_of"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let page = alice.get(&format!("/tickets/{id}")).await;
+    assert!(
+        page.body.contains(&format!(
+            "<a href=\"/tickets/{other}\">#{other}</a> duplicate of this ticket"
+        )),
+        "{}",
+        page.body
+    );
+    let page = alice.get(&format!("/tickets/{other}")).await;
+    assert!(page
+        .body
+        .contains(&format!("duplicate of <a href=\"/tickets/{id}\">#{id}</a>")));
+}
+
+async fn the_queue_stream_follows_the_session(db: Db) {
+    let s = Server::start(&db);
+    setup(&s).await;
+    let alice = WebClient::signed_in(&s.base, "default", "alice", PASSWORD).await;
+    let cookie = alice
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let resp = s
+        .http
+        .get(format!("{}/queues/service_desk/events", s.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    drop(resp);
+    // Without a session: to the sign-in page. And the API's stream never takes a cookie.
+    let mut anon = WebClient::new(&s.base);
+    let r = anon.get("/queues/service_desk/events").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let api = s
+        .http
+        .get(format!("{}/v1/queues/service_desk/events", s.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+    let unknown = s
+        .http
+        .get(format!("{}/queues/nowhere/events", s.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
+
+/// A change waiting for the change manager's approval: her ticket page offers the vote, the
+/// vote goes through the API's own vote, and the change moves on.
+async fn an_approver_votes_on_the_page(db: Db) {
+    let s = Server::start(&db);
+    let rita = s.user(&s.admin, "rita", &["requester"]).await;
+    let mia = s.user(&s.admin, "mia", &["change_manager"]).await;
+    s.user(&s.admin, "ivan", &["implementer"]).await;
+    with_password(&s, &s.admin, "mia").await;
+    let (st, v) = s
+        .post(
+            "/v1/instances",
+            &rita,
+            json!({"process": "change", "fields": {
+                "title": "Patch the mail relay", "change_type": "normal", "category": "1",
+                "implementer": "ivan", "backout_plan": "restore the snapshot",
+            }}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    for (action, token) in [("submit", &rita), ("assess", &mia)] {
+        let (st, v) = s
+            .post(
+                &format!("/v1/instances/{id}/actions/{action}"),
+                token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{action}: {v}");
+    }
+    let (_, approval) = s.get(&format!("/v1/instances/{id}/approval"), &mia).await;
+    assert_eq!(approval["waiting_for"], json!(["mia"]), "{approval}");
+    let stage_before = state(&s, id).await.0["stage"].clone();
+
+    let mut web = WebClient::signed_in(&s.base, "default", "mia", PASSWORD).await;
+    let page = web.get(&format!("/tickets/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Waiting for mia."), "{}", page.body);
+    assert!(page.body.contains("value=\"approve\""));
+    let token = page.csrf();
+    let level = support::web::hidden(&page.body, "level").expect("level");
+    // Without the token: refused, no vote counted.
+    let r = web
+        .post(
+            &format!("/tickets/{id}/votes"),
+            &[("decision", "approve"), ("level", &level)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let (_, still) = s.get(&format!("/v1/instances/{id}/approval"), &mia).await;
+    assert_eq!(still["waiting_for"], json!(["mia"]));
+    let r = web
+        .post(
+            &format!("/tickets/{id}/votes"),
+            &[
+                ("csrf", &token),
+                ("decision", "approve"),
+                ("level", &level),
+                ("comment", "fine by me"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let (after, history) = state(&s, id).await;
+    assert_ne!(
+        after["stage"], stage_before,
+        "the approval decided: {after}"
+    );
+    assert!(history.to_string().contains("fine by me"));
+    let page = web.get(&format!("/tickets/{id}")).await;
+    assert!(
+        page.body.contains("voted approve (level 1)"),
+        "{}",
+        page.body
+    );
+}
