@@ -279,15 +279,7 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         .map(|i| StageId(i as u32));
     let (approvals, partial_edges) =
         approval::check_approvals(&s.approvals, &scope, initial_stage, ctx);
-    let rules = rules::check_rules(
-        &s.rules,
-        &scope,
-        &rules::RuleContext {
-            transitions: &transitions,
-            priority_table: priority_table.as_ref(),
-        },
-        &mut ctx.diags,
-    );
+    let rules = rules::check_rules(&s.rules, &scope, &mut ctx.diags);
     for (i, rule) in rules.iter().enumerate() {
         if let RuleKind::Guard(ts) = &rule.kind {
             for t in ts {
