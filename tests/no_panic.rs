@@ -240,6 +240,12 @@ const KEYWORDS: &[&str] = &[
     "via",
     "no",
     "where",
+    "service",
+    "description",
+    "owner",
+    "supported",
+    "queues",
+    "item",
 ];
 
 const PUNCTUATION: &[&str] = &[
@@ -434,6 +440,7 @@ const FIELDS: &[&str] = &[
     "deputy",
     "priority",
     "stage",
+    "service",
 ];
 const LINKS: &[&str] = &[
     "caused_by",
@@ -444,14 +451,19 @@ const LINKS: &[&str] = &[
     "incidents",
     "nope",
 ];
-const VALUES: &[&str] = &["high", "medium", "low", "P1", "0", "network", "true", "x_y"];
+const VALUES: &[&str] = &[
+    "high", "medium", "low", "P1", "0", "network", "true", "x_y", "email",
+];
 const ROLES: &[&str] = &["caller", "agent", "team_lead", "incident_manager", "r1"];
 const QUEUES: &[&str] = &["service_desk", "second_line", "network", "vendor", "q1"];
 const CALENDARS: &[&str] = &["office", "weekend", "24x7", "nowhere"];
 const PRIORITIES: &[&str] = &["P1", "P2", "P3", "P4", "P5", "P9"];
 const TYPES: &[&str] = &[
-    "text", "person", "int", "bool", "duration", "datetime", "txt",
+    "text", "person", "int", "bool", "duration", "datetime", "service", "txt",
 ];
+/// Services of the catalogue, and its items.
+const SERVICES: &[&str] = &["email", "vpn", "network", "s1"];
+const ITEMS: &[&str] = &["laptop", "mailbox", "x"];
 /// What a person may be based on (before any `manager of`).
 const PEOPLE: &[&str] = &[
     "creator",
@@ -596,11 +608,12 @@ impl Gen<'_> {
 
     fn file(&mut self) {
         for _ in 0..self.count(6) {
-            match self.choice(7) {
+            match self.choice(8) {
                 0..=2 => self.process(),
                 3 => self.calendar(),
                 4 => self.queue(),
                 5 => self.role(),
+                7 => self.service(),
                 _ => self.tok("// top-level comment\n"),
             }
         }
@@ -703,6 +716,82 @@ impl Gen<'_> {
         let r = self.pick(ROLES);
         self.tok(r);
         self.label();
+    }
+
+    /// `service NAME ["label"] [{ description, owner role, supported on, queues, targets,
+    /// item ... }]`, names among the sample project's and a few unknown ones.
+    fn service(&mut self) {
+        self.tok("service");
+        let n = self.pick(SERVICES);
+        self.tok(n);
+        self.label();
+        if self.choice(6) == 5 {
+            return; // no braces
+        }
+        self.tok("{");
+        for _ in 0..self.count(8) {
+            match self.choice(7) {
+                0 => {
+                    self.tok("description");
+                    let d = self.pick(&["\"Mail for everyone\"", "\"\""]);
+                    self.tok(d);
+                }
+                1 => {
+                    self.tok("owner");
+                    self.tok("role");
+                    let r = self.pick(ROLES);
+                    self.tok(r);
+                }
+                2 => {
+                    self.tok("supported");
+                    self.tok("on");
+                    let c = self.pick(CALENDARS);
+                    self.tok(c);
+                }
+                3 => {
+                    self.tok("queues");
+                    self.list(QUEUES, 3);
+                }
+                4 => {
+                    self.tok("targets");
+                    self.tok("{");
+                    for _ in 0..self.count(4) {
+                        self.target_row();
+                    }
+                    self.tok("}");
+                }
+                _ => self.catalogue_item(),
+            }
+        }
+        self.tok("}");
+    }
+
+    /// `item NAME ["label"] { description, process, with { ... }, requires ... }`.
+    fn catalogue_item(&mut self) {
+        self.tok("item");
+        let n = self.pick(ITEMS);
+        self.tok(n);
+        self.label();
+        self.tok("{");
+        for _ in 0..self.count(5) {
+            match self.choice(4) {
+                0 => {
+                    self.tok("description");
+                    self.tok("\"An item\"");
+                }
+                1 => {
+                    self.tok("process");
+                    let p = self.pick(&["incident", "change", "request", "nope"]);
+                    self.tok(p);
+                }
+                2 => self.with_entries(),
+                _ => {
+                    self.tok("requires");
+                    self.list(FIELDS, 3);
+                }
+            }
+        }
+        self.tok("}");
     }
 
     fn process(&mut self) {
@@ -843,25 +932,30 @@ impl Gen<'_> {
         }
         self.tok("{");
         for _ in 0..self.count(6) {
-            let p = self.pick(PRIORITIES);
-            self.tok(p);
-            self.tok(":");
-            for i in 0..1 + self.count(2) {
-                if i > 0 {
-                    self.tok(",");
-                }
-                let k = self.pick(&["respond", "resolve"]);
-                self.tok(k);
-                let d = self.pick(DURATIONS);
-                self.tok(d);
-            }
-            if self.choice(4) == 3 {
-                self.tok("on");
-                let c = self.pick(CALENDARS);
-                self.tok(c);
-            }
+            self.target_row();
         }
         self.tok("}");
+    }
+
+    /// `P1: respond 15m, resolve 4h [on CALENDAR]`, of a process's or a service's targets.
+    fn target_row(&mut self) {
+        let p = self.pick(PRIORITIES);
+        self.tok(p);
+        self.tok(":");
+        for i in 0..1 + self.count(2) {
+            if i > 0 {
+                self.tok(",");
+            }
+            let k = self.pick(&["respond", "resolve"]);
+            self.tok(k);
+            let d = self.pick(DURATIONS);
+            self.tok(d);
+        }
+        if self.choice(4) == 3 {
+            self.tok("on");
+            let c = self.pick(CALENDARS);
+            self.tok(c);
+        }
     }
 
     fn clocks(&mut self) {

@@ -90,6 +90,7 @@ pub enum Item {
     Calendar(Calendar),
     Queue(Queue),
     Role(Role),
+    Service(Service),
     Process(Process),
 }
 
@@ -99,6 +100,7 @@ impl Item {
             Item::Calendar(c) => c.span,
             Item::Queue(q) => q.span,
             Item::Role(r) => r.span,
+            Item::Service(s) => s.span,
             Item::Process(p) => p.span,
         }
     }
@@ -107,6 +109,7 @@ impl Item {
             Item::Calendar(c) => &c.name,
             Item::Queue(q) => &q.name,
             Item::Role(r) => &r.name,
+            Item::Service(s) => &s.name,
             Item::Process(p) => &p.name,
         }
     }
@@ -208,6 +211,70 @@ pub struct QueueAttr {
 pub struct Role {
     pub name: Ident,
     pub label: Option<Spanned<String>>,
+    pub span: Span,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The service catalogue
+
+/// `service email "E-mail" { ... }`: a service of the catalogue. Its entries are kept in the
+/// order written; the checker allows each but `item` once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    pub name: Ident,
+    pub label: Option<Spanned<String>>,
+    pub entries: Vec<ServiceEntry>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceEntryKind {
+    /// `description "..."`.
+    Description(Spanned<String>),
+    /// `owner role R`.
+    Owner(Ident),
+    /// `supported on CALENDAR` (a declared calendar or `24x7`).
+    SupportedOn(Ident),
+    /// `queues a, b`: the queues that work the service, first line first.
+    Queues(Vec<Ident>),
+    /// `targets { P1: respond 10m, resolve 2h on 24x7 ... }`: rows as in a process's targets,
+    /// by priority name.
+    Targets(Vec<TargetRow>),
+    /// `item NAME "label" { ... }`: something users can request of the service.
+    Item(CatalogueItem),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceEntry {
+    pub kind: ServiceEntryKind,
+    pub span: Span,
+}
+
+/// `item shared_mailbox "New shared mailbox" { process request  with { ... }  requires x }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatalogueItem {
+    pub name: Ident,
+    pub label: Option<Spanned<String>>,
+    pub entries: Vec<ItemEntry>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ItemEntryKind {
+    /// `description "..."`.
+    Description(Spanned<String>),
+    /// `process P`: the process a ticket for the item is raised in.
+    Process(Ident),
+    /// `with { FIELD: VALUE, ... }`: values the item presets, as in `spawns ... with` but
+    /// literals only (a bare name is a value, such as an enum value).
+    With(Vec<SpawnEntry>),
+    /// `requires a, b`: fields a ticket for the item must have at creation.
+    Requires(Vec<Ident>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemEntry {
+    pub kind: ItemEntryKind,
     pub span: Span,
 }
 
@@ -318,7 +385,8 @@ pub struct LinkDecl {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FieldType {
-    /// `text`, `person`, `int`, `bool`, `duration`, `datetime`; the checker rejects other names.
+    /// `text`, `person`, `int`, `bool`, `duration`, `datetime`, `service` (one of the
+    /// catalogue's services); the checker rejects other names.
     Named(Ident),
     Enum(Vec<Ident>, Span),
 }
@@ -390,6 +458,9 @@ pub enum LiteralKind {
     String(String),
     /// A bare word: an enum value, a priority, `true` or `false`.
     Symbol(String),
+    /// `hardware.*` in an `in (...)` list: the value `hardware` and every value under it
+    /// (`hardware.laptop`); the text before `.*`.
+    Prefix(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

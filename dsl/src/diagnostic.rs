@@ -233,7 +233,12 @@ impl miette::SourceCode for CharColumns {
             .checked_sub(column)
             .and_then(|line_start| self.text.get(line_start..offset))
         {
-            column = before.chars().count();
+            // A byte-order mark is not a column: editors do not show it.
+            column = before
+                .strip_prefix('\u{feff}')
+                .unwrap_or(before)
+                .chars()
+                .count();
         }
         Ok(Box::new(MietteSpanContents::new_named(
             self.name.clone(),

@@ -8,8 +8,9 @@
 //! `parse(format(x)) == parse(x)`; because the layout is a function of the tree plus the
 //! comments and blank lines, formatting is idempotent.
 //!
-//! An empty block prints as `{}`, except for stages and queues, whose braces are optional and
-//! are dropped: `stage new "New" initial`. A block holding only comments keeps its braces.
+//! An empty block prints as `{}`, except for stages, queues and services, whose braces are
+//! optional and are dropped: `stage new "New" initial`. A block holding only comments keeps its
+//! braces.
 //!
 //! # Comments
 //!
@@ -61,7 +62,14 @@ pub fn format(text: &str, file: &File) -> String {
     for item in &file.items {
         printer.item(item);
     }
-    printer.finish()
+    let out = printer.finish();
+    // The file's line ending (its first line break's) and its byte-order mark are kept.
+    let crlf = text.find('\n').is_some_and(|i| text[..i].ends_with('\r'));
+    let out = if crlf { out.replace('\n', "\r\n") } else { out };
+    match text.starts_with('\u{feff}') && !out.is_empty() {
+        true => format!("\u{feff}{out}"),
+        false => out,
+    }
 }
 
 /// One indentation level.
@@ -82,6 +90,15 @@ struct Comment<'a> {
     /// Byte offset of the end of the comment's line (the `\n`, or the end of the text).
     end: usize,
     text: &'a str,
+}
+
+/// One line of a construct printed over several lines because comments are inside it: its
+/// text, where it is in the source, and how many levels deeper than the construct it goes.
+struct Seg {
+    start: usize,
+    end: usize,
+    depth: usize,
+    text: String,
 }
 
 /// Whether an empty braced node keeps its braces (`routing {}`) or drops them (`stage x`).
@@ -219,13 +236,19 @@ impl<'a> Printer<'a> {
     /// Ends the line of a thing whose source ends at `end`, keeping a comment that follows it
     /// on the same source line.
     fn end_line(&mut self, end: usize) {
+        self.end_line_after(end, b"");
+    }
+
+    /// [`Self::end_line`], where the source may also have any of `punctuation` (the `,` that
+    /// the printed line ends with) between the thing and its comment.
+    fn end_line_after(&mut self, end: usize, punctuation: &[u8]) {
         let mut last = end;
         if let Some(&c) = self.comments.get(self.next) {
             let same_line = c.start >= end
-                && self
-                    .text
-                    .get(end..c.start)
-                    .is_some_and(|gap| gap.bytes().all(|b| b == b' ' || b == b'\t'));
+                && self.text.get(end..c.start).is_some_and(|gap| {
+                    gap.bytes()
+                        .all(|b| b == b' ' || b == b'\t' || punctuation.contains(&b))
+                });
             if same_line {
                 self.out.push(' ');
                 self.out.push_str(c.text);
@@ -259,6 +282,110 @@ impl<'a> Printer<'a> {
         self.begin_line(start);
         self.out.push_str(line);
         self.end_line(end);
+    }
+
+    /// Prints a construct over several lines, one per segment, each comment inside it kept
+    /// next to what it was next to: a comment after a segment on its line stays at the end of
+    /// that line, one on a line of its own goes on a line of its own before the next segment
+    /// (at the deeper of the two segments' indentation). A comment inside a segment's own text
+    /// goes on a line of its own before it. No blank lines inside.
+    fn segments(&mut self, segs: &[Seg]) {
+        let base = self.indent;
+        let mut prev_depth = None;
+        for seg in segs {
+            if let Some(prev) = prev_depth {
+                self.indent = base + seg.depth.max(prev);
+                self.prev_end = None;
+            }
+            self.flush_comments(seg.end);
+            self.indent = base + seg.depth;
+            match prev_depth {
+                None => self.begin_line(seg.start),
+                Some(_) => self.push_indent(),
+            }
+            self.out.push_str(&seg.text);
+            self.end_line_after(seg.end, b",");
+            prev_depth = Some(seg.depth);
+        }
+        self.indent = base;
+    }
+
+    /// Whether a comment starts inside `from..to`, after `from` (the end of the construct's
+    /// first line): then the construct is printed over several lines.
+    fn comment_inside(&self, from: usize, to: usize) -> bool {
+        self.has_comment_between(from, to)
+    }
+
+    /// The segments of `with { a: b, c: d }` written with comments inside its braces: the
+    /// line ending in `{` (`head`, then ` with {`), an entry per line, `}`; `None` when no
+    /// comment is inside the braces (then it stays on one line).
+    fn with_segments(
+        &self,
+        head: &str,
+        start: usize,
+        end: usize,
+        with: &[SpawnEntry],
+        depth: usize,
+    ) -> Option<Vec<Seg>> {
+        let first = with.first()?;
+        let open = self.open_brace(start, first.span.start as usize)?;
+        let close = end.checked_sub(1)?;
+        if self.text.as_bytes().get(close) != Some(&b'}') || !self.comment_inside(open, close) {
+            return None;
+        }
+        let mut segs = vec![Seg {
+            start,
+            end: open + 1,
+            depth,
+            text: format!("{head} with {{").trim_start().to_string(),
+        }];
+        for e in with {
+            segs.push(Seg {
+                start: e.span.start as usize,
+                end: self.real_end(e.span),
+                depth: depth + 1,
+                text: format!("{}: {},", e.field, literal(&e.value)),
+            });
+        }
+        segs.push(Seg {
+            start: close,
+            end,
+            depth,
+            text: "}".to_string(),
+        });
+        Some(segs)
+    }
+
+    /// A transition with comments after its header line: the header, then each clause on a
+    /// line of its own, indented under it.
+    fn transition_lines(&mut self, t: &Transition, header_end: usize) {
+        let (header, clauses) = transition_parts(t);
+        let mut segs = vec![Seg {
+            start: t.span.start as usize,
+            end: header_end,
+            depth: 0,
+            text: header,
+        }];
+        for (clause, text) in t.clauses.iter().zip(clauses) {
+            let start = clause.span.start as usize;
+            let end = self.real_end(clause.span);
+            let with = match &clause.kind {
+                TransitionClauseKind::Spawns { with, .. }
+                | TransitionClauseKind::Perform { with, .. } => with.as_slice(),
+                _ => &[],
+            };
+            let head = text.strip_suffix(&with_entries(with)).unwrap_or(&text);
+            match self.with_segments(head, start, end, with, 1) {
+                Some(lines) => segs.extend(lines),
+                None => segs.push(Seg {
+                    start,
+                    end,
+                    depth: 1,
+                    text,
+                }),
+            }
+        }
+        self.segments(&segs);
     }
 
     /// Prints a braced node: `header {`, its children one level deeper, `}`. An empty block
@@ -309,6 +436,7 @@ impl<'a> Printer<'a> {
             Item::Calendar(c) => self.calendar(c),
             Item::Queue(q) => self.queue(q),
             Item::Role(r) => self.role(r),
+            Item::Service(s) => self.service(s),
             Item::Process(p) => self.process(p),
         }
     }
@@ -359,6 +487,62 @@ impl<'a> Printer<'a> {
         self.leaf(r.span, &line);
     }
 
+    /// `service NAME "label" { ... }`: its entries in the order written, a catalogue item as a
+    /// block of its own.
+    fn service(&mut self, s: &Service) {
+        let header = format!("service {}{}", s.name, label(&s.label));
+        self.block(
+            s.span,
+            &header,
+            Braces::Optional,
+            &s.entries,
+            Self::service_entry,
+        );
+    }
+
+    fn service_entry(&mut self, entry: &ServiceEntry) {
+        let line = match &entry.kind {
+            ServiceEntryKind::Description(d) => format!("description {}", quoted(&d.node)),
+            ServiceEntryKind::Owner(role) => format!("owner role {role}"),
+            ServiceEntryKind::SupportedOn(cal) => format!("supported on {cal}"),
+            ServiceEntryKind::Queues(queues) => format!("queues {}", names(queues)),
+            ServiceEntryKind::Targets(rows) => {
+                let width = rows
+                    .iter()
+                    .map(|row| row.priority.name.chars().count() + 1)
+                    .max()
+                    .unwrap_or(0);
+                self.block(entry.span, "targets", Braces::Always, rows, |p, row| {
+                    p.leaf(row.span, &target_row(row, width))
+                });
+                return;
+            }
+            ServiceEntryKind::Item(item) => {
+                let header = format!("item {}{}", item.name, label(&item.label));
+                self.block(item.span, &header, Braces::Always, &item.entries, |p, e| {
+                    if let ItemEntryKind::With(with) = &e.kind {
+                        let (start, end) = (e.span.start as usize, p.real_end(e.span));
+                        if let Some(segs) = p.with_segments("", start, end, with, 0) {
+                            p.segments(&segs);
+                            return;
+                        }
+                    }
+                    let line = match &e.kind {
+                        ItemEntryKind::Description(d) => {
+                            format!("description {}", quoted(&d.node))
+                        }
+                        ItemEntryKind::Process(process) => format!("process {process}"),
+                        ItemEntryKind::With(with) => with_entries(with).trim_start().to_string(),
+                        ItemEntryKind::Requires(fields) => format!("requires {}", names(fields)),
+                    };
+                    p.leaf(e.span, &line)
+                });
+                return;
+            }
+        };
+        self.leaf(entry.span, &line);
+    }
+
     fn process(&mut self, p: &Process) {
         let mut header = format!("process {}{}", p.name, label(&p.label));
         if let Some(t) = &p.tailoring {
@@ -380,6 +564,15 @@ impl<'a> Printer<'a> {
             Member::Targets(t) => self.targets(t),
             Member::Stage(s) => self.stage(s),
             Member::Transition(t) => {
+                let header_end = self.real_end(Span::new(
+                    t.span.file,
+                    t.span.start as usize,
+                    t.to.span.end as usize,
+                ));
+                if self.comment_inside(header_end, self.real_end(t.span)) {
+                    self.transition_lines(t, header_end);
+                    return;
+                }
                 let marked = transition(t);
                 // A transition too long for one line puts its `when` and `then perform`
                 // clauses on lines of their own, indented under it.
@@ -442,14 +635,54 @@ impl<'a> Printer<'a> {
     }
 
     fn field(&mut self, f: &Field, width: usize) {
-        let mut line = format!("{:<width$} {}", format!("{}:", f.name), field_type(&f.ty));
+        let mut tail = String::new();
         if f.required.is_some() {
-            line.push_str(" required");
+            tail.push_str(" required");
         }
         if let Some(value) = &f.default {
-            line.push_str(" default ");
-            line.push_str(&literal(value));
+            tail.push_str(" default ");
+            tail.push_str(&literal(value));
         }
+        let name = format!("{:<width$}", format!("{}:", f.name));
+        if let FieldType::Enum(values, span) = &f.ty {
+            // Comments between the values: a value per line.
+            let type_end = self.real_end(*span);
+            let open = self
+                .text
+                .get(span.start as usize..type_end)
+                .and_then(|t| t.find('('));
+            let close = type_end.saturating_sub(1);
+            if let Some(open) = open.map(|o| o + span.start as usize) {
+                if !values.is_empty()
+                    && self.text.as_bytes().get(close) == Some(&b')')
+                    && self.comment_inside(open, close)
+                {
+                    let mut segs = vec![Seg {
+                        start: f.span.start as usize,
+                        end: open + 1,
+                        depth: 0,
+                        text: format!("{name} enum("),
+                    }];
+                    for v in values {
+                        segs.push(Seg {
+                            start: v.span.start as usize,
+                            end: v.span.end as usize,
+                            depth: 1,
+                            text: format!("{v},"),
+                        });
+                    }
+                    segs.push(Seg {
+                        start: close,
+                        end: self.real_end(f.span),
+                        depth: 0,
+                        text: format!("){tail}"),
+                    });
+                    self.segments(&segs);
+                    return;
+                }
+            }
+        }
+        let line = format!("{name} {}{tail}", field_type(&f.ty));
         self.leaf(f.span, &line);
     }
 
@@ -511,8 +744,48 @@ impl<'a> Printer<'a> {
             });
         }
         self.block(s.span, &header, Braces::Optional, &s.attrs, |p, attr| {
+            if let StageAttrKind::Every { actions, .. } = &attr.kind {
+                let line = stage_attr(attr);
+                if p.action_lines(attr.span, &line, actions) {
+                    return;
+                }
+            }
             p.leaf(attr.span, &stage_attr(attr))
         });
+    }
+
+    /// An escalation or recurring step (`line`, as on one line) whose actions have comments
+    /// between them: the first action on the step's line, each other one on a line of its
+    /// own, indented under it. Whether it was printed so.
+    fn action_lines(&mut self, span: Span, line: &str, actions: &[EscalationAction]) -> bool {
+        let (Some(first), true) = (actions.first(), actions.len() > 1) else {
+            return false;
+        };
+        let first_end = self.real_end(first.span);
+        let end = self.real_end(span);
+        if !self.comment_inside(first_end, end) {
+            return false;
+        }
+        let rest = escalation_actions(&actions[1..]);
+        let head = line.strip_suffix(&rest).unwrap_or(line);
+        let mut segs = vec![Seg {
+            start: span.start as usize,
+            end: first_end,
+            depth: 0,
+            text: head.trim_end().to_string(),
+        }];
+        let last = actions.len() - 1;
+        for (i, a) in actions.iter().enumerate().skip(1) {
+            let text = escalation_actions(std::slice::from_ref(a));
+            segs.push(Seg {
+                start: a.span.start as usize,
+                end: self.real_end(a.span),
+                depth: 1,
+                text: if i < last { format!("{text},") } else { text },
+            });
+        }
+        self.segments(&segs);
+        true
     }
 
     fn routing(&mut self, r: &Routing) {
@@ -525,13 +798,47 @@ impl<'a> Printer<'a> {
     fn escalation(&mut self, e: &Escalation) {
         let header = format!("escalation on {}", e.clock.node);
         self.block(e.span, &header, Braces::Always, &e.steps, |p, step| {
-            p.leaf(step.span, &escalation_step(step))
+            let line = escalation_step(step);
+            if !p.action_lines(step.span, &line, &step.actions) {
+                p.leaf(step.span, &line)
+            }
         });
     }
 
     fn approval(&mut self, a: &Approval) {
         let header = format!("approval in {}", a.stage);
         self.block(a.span, &header, Braces::Always, &a.entries, |p, entry| {
+            if let ApprovalEntry::Rule {
+                condition, plan, ..
+            } = entry
+            {
+                // A plan of several levels with comments between them: a level per line.
+                let end = p.real_end(entry.span());
+                let first_end = plan.levels.first().map(|l| p.real_end(l.span));
+                if let Some(first_end) =
+                    first_end.filter(|&e| plan.levels.len() > 1 && p.comment_inside(e, end))
+                {
+                    let level =
+                        |level: &ApprovalLevel| join(&level.groups, approval_group, " and ");
+                    let last = plan.levels.len() - 1;
+                    let mut segs = vec![Seg {
+                        start: entry.span().start as usize,
+                        end: first_end,
+                        depth: 0,
+                        text: format!("{} => {},", when(condition), level(&plan.levels[0])),
+                    }];
+                    for (i, l) in plan.levels.iter().enumerate().skip(1) {
+                        segs.push(Seg {
+                            start: l.span.start as usize,
+                            end: p.real_end(l.span),
+                            depth: 1,
+                            text: format!("then {}{}", level(l), if i < last { "," } else { "" }),
+                        });
+                    }
+                    p.segments(&segs);
+                    return;
+                }
+            }
             let (span, line) = approval_entry(entry);
             p.leaf(span, &line)
         });
@@ -704,6 +1011,7 @@ fn label(label: &Option<Spanned<String>>) -> String {
 fn literal(l: &Literal) -> String {
     match &l.kind {
         LiteralKind::DateTime(s) | LiteralKind::Date(s) | LiteralKind::Symbol(s) => s.clone(),
+        LiteralKind::Prefix(s) => format!("{s}.*"),
         LiteralKind::Duration(d) => d.to_string(),
         LiteralKind::Integer(n) => n.to_string(),
         LiteralKind::String(s) => quoted(s),
@@ -813,7 +1121,24 @@ fn recipient(r: &Recipient) -> String {
 /// A transition as one line, with a [`CLAUSE_BREAK`] before each clause that may go on a line
 /// of its own (`when`, `then perform`).
 fn transition(t: &Transition) -> String {
-    let mut line = format!(
+    let (mut line, clauses) = transition_parts(t);
+    for (clause, text) in t.clauses.iter().zip(clauses) {
+        if matches!(
+            clause.kind,
+            TransitionClauseKind::When(_) | TransitionClauseKind::Perform { .. }
+        ) {
+            line.push(CLAUSE_BREAK);
+        }
+        line.push(' ');
+        line.push_str(&text);
+    }
+    line
+}
+
+/// A transition's header (`transition name "label": a, b -> c`) and the text of each of its
+/// clauses (an alternative after the first with its `or`).
+fn transition_parts(t: &Transition) -> (String, Vec<String>) {
+    let header = format!(
         "transition {}{}: {} -> {}",
         t.name,
         label(&t.label),
@@ -821,56 +1146,48 @@ fn transition(t: &Transition) -> String {
         t.to
     );
     let mut first_alternative = true;
+    let mut clauses = Vec::with_capacity(t.clauses.len());
     for clause in &t.clauses {
-        let or = if first_alternative { "" } else { " or" };
-        match &clause.kind {
+        let or = if first_alternative { "" } else { "or " };
+        let text = match &clause.kind {
             TransitionClauseKind::ByRoles(roles) => {
-                line.push_str(&format!("{or} by role {}", names(roles)));
                 first_alternative = false;
+                format!("{or}by role {}", names(roles))
             }
             TransitionClauseKind::ByPeople(people) => {
-                line.push_str(&format!("{or} by {}", list(people, person)));
                 first_alternative = false;
+                format!("{or}by {}", list(people, person))
             }
             TransitionClauseKind::At(field) => {
-                line.push_str(&format!("{or} at {field}"));
                 first_alternative = false;
+                format!("{or}at {field}")
             }
             TransitionClauseKind::After(d) => {
-                line.push_str(&format!("{or} after {d}"));
                 first_alternative = false;
+                format!("{or}after {d}")
             }
-            TransitionClauseKind::Requires(fields) => {
-                line.push_str(&format!(" requires {}", names(fields)));
-            }
+            TransitionClauseKind::Requires(fields) => format!("requires {}", names(fields)),
             TransitionClauseKind::Spawns {
                 process,
                 link,
                 with,
             } => {
-                line.push_str(&format!(" spawns {process}"));
+                let mut text = format!("spawns {process}");
                 if let Some(link) = link {
-                    line.push_str(&format!(" as {link}"));
+                    text.push_str(&format!(" as {link}"));
                 }
-                line.push_str(&with_entries(with));
+                text.push_str(&with_entries(with));
+                text
             }
-            TransitionClauseKind::Notify(n) => {
-                line.push(' ');
-                line.push_str(&notify(n));
-            }
-            TransitionClauseKind::When(c) => {
-                line.push(CLAUSE_BREAK);
-                line.push_str(" when ");
-                line.push_str(&condition(c));
-            }
+            TransitionClauseKind::Notify(n) => notify(n),
+            TransitionClauseKind::When(c) => format!("when {}", condition(c)),
             TransitionClauseKind::Perform { action, link, with } => {
-                line.push(CLAUSE_BREAK);
-                line.push_str(&format!(" then perform {action} on {link}"));
-                line.push_str(&with_entries(with));
+                format!("then perform {action} on {link}{}", with_entries(with))
             }
-        }
+        };
+        clauses.push(text);
     }
-    line
+    (header, clauses)
 }
 
 /// ` with { a: b, c: "x" }`, or nothing.

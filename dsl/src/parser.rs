@@ -2,7 +2,7 @@
 //! and a diagnostic for everything that did not.
 //!
 //! A file is first parsed whole. When that fails, it is cut into top-level items (at each
-//! `calendar`, `queue`, `role` or `process` that starts a line outside braces) and each item
+//! `calendar`, `queue`, `role`, `service` or `process` that starts a line outside braces) and each item
 //! is parsed alone, so one syntax error costs one item, not the rest of the file. pest's
 //! types stay in this module.
 
@@ -26,6 +26,10 @@ pub struct Parsed {
     /// Names of top-level items that failed to parse (as far as they could be read), so that
     /// references to them are not reported as unknown on top of the syntax error.
     pub broken_items: Vec<String>,
+    /// Every name written in the items that failed to parse (outside strings and comments):
+    /// the calendars, roles and queues such an item may use, so that they are not reported as
+    /// unused on top of the syntax error.
+    pub broken_words: Vec<String>,
 }
 
 impl Parsed {
@@ -49,6 +53,7 @@ pub fn parse(file: FileId, text: &str) -> Parsed {
                 file: File { items },
                 diagnostics: ctx.diagnostics,
                 broken_items: Vec::new(),
+                broken_words: Vec::new(),
             }
         }
         Err(_) => parse_items_one_by_one(file, text),
@@ -59,6 +64,7 @@ fn parse_items_one_by_one(file: FileId, text: &str) -> Parsed {
     let mut items = Vec::new();
     let mut diagnostics = Vec::new();
     let mut broken_items = Vec::new();
+    let mut broken_words = Vec::new();
     for (start, end) in item_chunks(text) {
         let chunk = &text[start..end];
         let mut ctx = Ctx {
@@ -79,6 +85,7 @@ fn parse_items_one_by_one(file: FileId, text: &str) -> Parsed {
                 if let Some(name) = item_name(chunk) {
                     broken_items.push(name);
                 }
+                broken_words.extend(words(chunk));
             }
         }
     }
@@ -86,18 +93,70 @@ fn parse_items_one_by_one(file: FileId, text: &str) -> Parsed {
         file: File { items },
         diagnostics,
         broken_items,
+        broken_words,
     }
 }
 
-const ITEM_KEYWORDS: [&str; 4] = ["calendar", "queue", "role", "process"];
+/// The names (identifiers) written in `text`, outside strings and `//` comments.
+fn words(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b if b.is_ascii_alphabetic() || b == b'_' => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                out.push(text[start..i].to_string());
+            }
+            b if b.is_ascii_digit() => {
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+const ITEM_KEYWORDS: [&str; 5] = ["calendar", "queue", "role", "service", "process"];
 
 fn starts_with_keyword(rest: &str) -> bool {
     ITEM_KEYWORDS.iter().any(|kw| {
-        rest.starts_with(kw)
-            && !rest[kw.len()..]
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        let Some(after) = rest.strip_prefix(kw) else {
+            return false;
+        };
+        if after
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return false;
+        }
+        // `service` is also a common field name, and the `service` field type: it starts an
+        // item only when a name follows it (`service: service` in a field list does not).
+        *kw != "service"
+            || after.starts_with([' ', '\t'])
+                && after
+                    .trim_start_matches([' ', '\t'])
+                    .starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
     })
 }
 
@@ -260,6 +319,11 @@ fn syntax_error(
     }
     names.sort_unstable();
     names.dedup();
+    // After a transition's first stages, `,` would add one more, but the missing token is `->`.
+    let missing_arrow = names == ["`,`", "`->`"];
+    if missing_arrow {
+        names.retain(|n| n == "`->`");
+    }
     let found = describe_found(text, at);
     let message = if names.is_empty() {
         format!("unexpected {found}")
@@ -272,14 +336,31 @@ fn syntax_error(
     if let Some(brace) = unclosed.filter(|_| end == text.len()) {
         d = d.with_secondary(brace, "this `{` is not closed either");
     }
-    if let Some(keyword) = misspelled_keyword(text, at, &names) {
+    if missing_arrow {
+        d = d.with_help(
+            "a transition is written `transition NAME: FROM -> TO`, with stages it leaves from separated by `,`",
+        );
+    } else if let Some(keyword) = misspelled_keyword(text, at, &names) {
         d = d.with_help(format!("did you mean `{keyword}`?"));
     } else if comma_after_recipients(&chunk[..pos]) {
         d = d.with_help(
             "a notification's recipients are joined by `and`: `notify caller and role team_lead`",
         );
+    } else if service_targets_on(&chunk[..pos], &text[at..]) {
+        d = d.with_help(
+            "a service's targets run on its `supported on` calendar; a row may name another at its end: `P1: resolve 2h on 24x7`",
+        );
     }
     d
+}
+
+/// Whether a syntax error is `targets on` (`before` is the text up to it, `rest` the text from
+/// it): a calendar for the whole table, which a process's targets may have (so the error is in
+/// a service) and a service's may not.
+fn service_targets_on(before: &str, rest: &str) -> bool {
+    before.split_whitespace().last() == Some("targets")
+        && rest.starts_with("on")
+        && !rest[2..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Whether `before` (the text up to a syntax error) ends in `notify` and its recipients, then a
@@ -505,7 +586,7 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::datetime => "a date and time",
         Rule::clock_time | Rule::time_range | Rule::time_ranges => "a time such as `08:00`",
         Rule::calendar_ref => "a calendar name or `24x7`",
-        Rule::literal | Rule::literal_list => "a value",
+        Rule::literal | Rule::literal_list | Rule::prefix | Rule::prefix_literal => "a value",
         Rule::calendar | Rule::kw_calendar => "`calendar`",
         Rule::kw_timezone | Rule::cal_timezone => "`timezone`",
         Rule::kw_hours | Rule::cal_hours => "`hours`",
@@ -518,7 +599,13 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::kw_members | Rule::queue_members => "`members`",
         Rule::kw_assign | Rule::queue_assign => "`assign`",
         Rule::role | Rule::kw_role => "`role`",
-        Rule::process | Rule::kw_process => "`process`",
+        Rule::process | Rule::kw_process | Rule::item_process => "`process`",
+        Rule::service | Rule::kw_service => "`service`",
+        Rule::description | Rule::kw_description => "`description`",
+        Rule::service_owner | Rule::kw_owner => "`owner`",
+        Rule::service_supported | Rule::kw_supported => "`supported on`",
+        Rule::service_queues | Rule::kw_queues => "`queues`",
+        Rule::catalogue_item | Rule::kw_item => "`item`",
         Rule::tailoring | Rule::kw_for => "`for`",
         Rule::kw_client => "`client`",
         Rule::kw_extends => "`extends`",
@@ -532,7 +619,7 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::priority_table | Rule::kw_priority | Rule::raise_action => "`priority`",
         Rule::priority_row => "a table row",
         Rule::kw_from => "`from`",
-        Rule::targets | Rule::kw_targets => "`targets`",
+        Rule::targets | Rule::kw_targets | Rule::service_targets => "`targets`",
         Rule::target_row => "a priority and its targets",
         Rule::kw_on | Rule::approval_outcome => "`on`",
         Rule::clock_kind | Rule::clock_list | Rule::clock_target => "`respond` or `resolve`",
@@ -557,7 +644,7 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::kw_spawns | Rule::spawns_clause => "`spawns`",
         Rule::kw_as => "`as`",
         Rule::spawn_with | Rule::kw_with => "`with`",
-        Rule::spawn_fields => "`{`",
+        Rule::spawn_fields | Rule::service_rows => "`{`",
         Rule::spawn_entry => "a field",
         Rule::spawn_value => "`:`",
         Rule::condition | Rule::conjunction | Rule::negation | Rule::comparison => "a condition",
@@ -617,6 +704,7 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::rule_guard => "`when transition`",
         Rule::rule_compute | Rule::kw_computes => "`computes`",
         Rule::rhai_block => "`{`",
+        Rule::arrow => "`->`",
         _ => "something else",
     }
 }
@@ -709,6 +797,7 @@ impl Ctx<'_> {
                 Rule::calendar => items.push(Item::Calendar(self.calendar(p))),
                 Rule::queue => items.push(Item::Queue(self.queue(p))),
                 Rule::role => items.push(Item::Role(self.role(p))),
+                Rule::service => items.push(Item::Service(self.service(p))),
                 Rule::process => items.push(Item::Process(self.process(p))),
                 _ => {}
             }
@@ -903,6 +992,97 @@ impl Ctx<'_> {
         }
     }
 
+    // -- the service catalogue ------------------------------------------------------------------
+
+    fn service(&mut self, pair: P) -> Service {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut label = None;
+        let mut entries = Vec::new();
+        for p in pair.into_inner() {
+            let espan = self.span(&p);
+            let kind = match p.as_rule() {
+                Rule::ident => {
+                    name = Some(self.ident(p));
+                    continue;
+                }
+                Rule::string => {
+                    label = Some(self.string(p));
+                    continue;
+                }
+                Rule::description => ServiceEntryKind::Description(self.description(p)),
+                Rule::service_owner => ServiceEntryKind::Owner(self.last_ident(p, espan)),
+                Rule::service_supported => {
+                    let calendar = p
+                        .into_inner()
+                        .find(|q| q.as_rule() == Rule::calendar_ref)
+                        .map(|q| self.ident(q))
+                        .unwrap_or_else(|| self.missing(espan));
+                    ServiceEntryKind::SupportedOn(calendar)
+                }
+                Rule::service_queues => ServiceEntryKind::Queues(self.ident_list_child(p)),
+                Rule::service_targets => ServiceEntryKind::Targets(
+                    p.into_inner()
+                        .filter(|q| q.as_rule() == Rule::service_rows)
+                        .flat_map(|q| q.into_inner())
+                        .filter(|q| q.as_rule() == Rule::target_row)
+                        .map(|q| self.target_row(q))
+                        .collect(),
+                ),
+                Rule::catalogue_item => ServiceEntryKind::Item(self.catalogue_item(p)),
+                _ => continue,
+            };
+            entries.push(ServiceEntry { kind, span: espan });
+        }
+        Service {
+            name: name.unwrap_or_else(|| self.missing(span)),
+            label,
+            entries,
+            span,
+        }
+    }
+
+    /// `description "..."`: the string.
+    fn description(&self, pair: P) -> Spanned<String> {
+        let span = self.span(&pair);
+        pair.into_inner()
+            .find(|q| q.as_rule() == Rule::string)
+            .map(|q| self.string(q))
+            .unwrap_or_else(|| Spanned::new(String::new(), span))
+    }
+
+    fn catalogue_item(&mut self, pair: P) -> CatalogueItem {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut label = None;
+        let mut entries = Vec::new();
+        for p in pair.into_inner() {
+            let espan = self.span(&p);
+            let kind = match p.as_rule() {
+                Rule::ident => {
+                    name = Some(self.ident(p));
+                    continue;
+                }
+                Rule::string => {
+                    label = Some(self.string(p));
+                    continue;
+                }
+                Rule::description => ItemEntryKind::Description(self.description(p)),
+                Rule::item_process => ItemEntryKind::Process(self.last_ident(p, espan)),
+                Rule::spawn_with => ItemEntryKind::With(self.spawn_with(p)),
+                Rule::requires_clause => ItemEntryKind::Requires(self.ident_list_child(p)),
+                _ => continue,
+            };
+            entries.push(ItemEntry { kind, span: espan });
+        }
+        CatalogueItem {
+            name: name.unwrap_or_else(|| self.missing(span)),
+            label,
+            entries,
+            span,
+        }
+    }
+
     // -- processes ------------------------------------------------------------------------------
 
     fn process(&mut self, pair: P) -> Process {
@@ -1050,6 +1230,13 @@ impl Ctx<'_> {
 
     fn literal(&mut self, pair: P) -> Literal {
         let span = self.span(&pair);
+        if pair.as_rule() == Rule::prefix_literal {
+            let text = pair.as_str().trim_end_matches(".*").to_string();
+            return Literal {
+                kind: LiteralKind::Prefix(text),
+                span,
+            };
+        }
         let Some(inner) = pair.into_inner().next() else {
             return Literal {
                 kind: LiteralKind::Symbol(String::new()),
@@ -2860,6 +3047,101 @@ mod tests {
         let text = "process p {\n  links {\n    a: some p\n    b: one\n  }\n}\n";
         let messages = messages_of(text);
         assert_eq!(messages, ["expected `many` or `one`, found `some`"]);
+    }
+
+    #[test]
+    fn services_parse_with_their_entries_in_order() {
+        let text = r#"service email "E-mail" {
+  description "Mail"
+  owner role email_team
+  supported on 24x7
+  queues service_desk, second_line
+  targets {
+    P1: respond 10m, resolve 2h on office
+  }
+  item mailbox "Mailbox" {
+    process request
+    with { item: software, notes: "x" }
+    requires justification, notes
+    description "A mailbox"
+  }
+}
+"#;
+        let parsed = parse(FileId(0), text);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let Some(Item::Service(s)) = parsed.file.items.first() else {
+            panic!("no service: {:?}", parsed.file.items);
+        };
+        assert_eq!(s.name.name, "email");
+        assert_eq!(s.label.as_ref().map(|l| l.node.as_str()), Some("E-mail"));
+        let kinds: Vec<&ServiceEntryKind> = s.entries.iter().map(|e| &e.kind).collect();
+        let [ServiceEntryKind::Description(d), ServiceEntryKind::Owner(owner), ServiceEntryKind::SupportedOn(cal), ServiceEntryKind::Queues(queues), ServiceEntryKind::Targets(rows), ServiceEntryKind::Item(item)] =
+            kinds.as_slice()
+        else {
+            panic!("entries: {kinds:?}");
+        };
+        assert_eq!(d.node, "Mail");
+        assert_eq!((owner.as_str(), cal.as_str()), ("email_team", "24x7"));
+        assert_eq!(queues.len(), 2);
+        assert_eq!(rows[0].calendar.as_ref().map(Ident::as_str), Some("office"));
+        assert_eq!(rows[0].clocks.len(), 2);
+        assert_eq!(item.name.name, "mailbox");
+        let entries: Vec<&ItemEntryKind> = item.entries.iter().map(|e| &e.kind).collect();
+        let [ItemEntryKind::Process(process), ItemEntryKind::With(with), ItemEntryKind::Requires(requires), ItemEntryKind::Description(_)] =
+            entries.as_slice()
+        else {
+            panic!("item entries: {entries:?}");
+        };
+        assert_eq!(process.as_str(), "request");
+        assert_eq!(with.len(), 2);
+        assert_eq!(requires.len(), 2);
+        assert_eq!(
+            &text[item.entries[1].span.range()],
+            r#"with { item: software, notes: "x" }"#
+        );
+    }
+
+    #[test]
+    fn service_syntax_errors_name_what_was_expected() {
+        for (entry, message) in [
+            ("owner email_team", "expected `role`, found `email_team`"),
+            ("supported office", "expected `on`, found `office`"),
+            ("queues", "expected a name, found `}`"),
+            ("targets on office { P1: resolve 2h }", "expected `{`, found `on`"),
+            ("item x { process }", "expected a name, found `}`"),
+            ("item x { with { a } }", "expected `:`, found `}`"),
+            (
+                "descripton \"x\"",
+                "expected `description`, `item`, `owner`, `queues`, `supported on`, `targets` or `}`, found `descripton`",
+            ),
+        ] {
+            let text = format!("service s {{\n  {entry}\n}}\n");
+            let messages = messages_of(&text);
+            assert_eq!(messages, [message], "{entry}");
+        }
+        let parsed = parse(FileId(0), "// c\nservice s {\n  targets on office {}\n}\n");
+        let help = parsed.diagnostics.first().and_then(|d| d.help.as_deref());
+        assert!(
+            help.is_some_and(|h| h.contains("`supported on`")),
+            "{:?}",
+            parsed.diagnostics
+        );
+    }
+
+    /// A field called `service`, or of type `service`, starts no item when a file is read item by
+    /// item; `service NAME` at the start of a line does.
+    #[test]
+    fn service_starts_an_item_only_before_a_name() {
+        let text = "process p {\n  fields {\nservice: service\n  }\n  stage a initial stage b final transition t: a -> b\n}\nservice s {\n  owner\n}\nrole r\n";
+        let chunks: Vec<&str> = item_chunks(text)
+            .into_iter()
+            .map(|(a, b)| &text[a..b])
+            .collect();
+        assert_eq!(chunks.len(), 3, "{chunks:?}");
+        assert!(chunks[1].starts_with("service s"));
+        let parsed = parse(FileId(0), text);
+        assert_eq!(parsed.broken_items, ["s"]);
+        assert_eq!(parsed.file.items.len(), 2);
     }
 
     #[test]

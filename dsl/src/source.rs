@@ -34,7 +34,8 @@ impl SourceFile {
         let column = self
             .text
             .get(start..offset)
-            .map(|s| s.chars().count())
+            // A byte-order mark is not a column: editors do not show it.
+            .map(|s| s.strip_prefix('\u{feff}').unwrap_or(s).chars().count())
             .unwrap_or(offset - start);
         (line + 1, column + 1)
     }

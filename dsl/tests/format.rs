@@ -156,7 +156,13 @@ fn process_files_round_trip_with_crlf_line_ends() {
     for (name, text) in process_files() {
         let crlf = text.replace('\n', "\r\n");
         let formatted = check(&name, &crlf);
-        assert!(!formatted.contains('\r'), "{name}: carriage return kept");
+        // A CRLF file stays CRLF: every line break is `\r\n`.
+        assert_eq!(
+            formatted.matches('\n').count(),
+            formatted.matches("\r\n").count(),
+            "{name}: a line break lost its carriage return"
+        );
+        assert!(formatted.contains("\r\n"), "{name}: no line breaks");
     }
 }
 
@@ -597,6 +603,25 @@ process empty {
 "#,
     ),
     (
+        "catalogue",
+        r#"// services
+service email // after name
+  "E-mail" { // brace
+  // first
+  description "x" // d
+  targets { // t
+    P1: resolve 2h // row
+    // last row
+  }
+  item a "A" // after label
+  { process request with { f: x, g: "y" } // w
+    requires f // r
+  } // after item
+} // end
+service b { }
+"#,
+    ),
+    (
         "blank lines",
         "\n\n// c1\n\n\n\nrole a\n\n\n\nrole b\nrole c\n\n// c2\nprocess p {\n\n\n  stage a\n\n\n  stage b\n\n  // c3\n\n}\n\n\n",
     ),
@@ -659,8 +684,9 @@ process incident "Incident" {
   stage done final {
     stops resolve
   }
-  // closes
-  transition close: new -> done by role agent or after 3d
+  transition close: new -> done // closes
+    by role agent
+    or after 3d
   routing {
     when not (impact == high or note == "x") and impact != low => desk
     otherwise => desk
@@ -784,10 +810,20 @@ fn spawns_with_format_exactly() {
   transition plain: x -> y spawns change as with
 }
 "#;
+    // Comments inside `with { }` keep their places: the entries go a line each.
     let expected = r#"process problem {
-  // what the change needs
-  // minor
-  transition fix: known_error -> awaiting_change by role problem_manager spawns change as fixes with { title: title, change_type: normal, category: 1, outage: false, effort: 90m, start: 2026-12-01T09:00, note: "a \"b\"" }
+  transition fix: known_error -> awaiting_change
+    by role problem_manager
+    spawns change as fixes with {
+      // what the change needs
+      title: title,
+      change_type: normal,
+      category: 1, // minor
+      outage: false,
+      effort: 90m,
+      start: 2026-12-01T09:00,
+      note: "a \"b\"",
+    }
   transition again: x -> y spawns change with { title: title } notify role lead
   transition plain: x -> y spawns change as with
 }
@@ -868,6 +904,61 @@ process change {
 }
 
 #[test]
+fn services_format_exactly() {
+    let input = r#"service email   "E-mail" { description "Mail and calendars"
+  owner  role email_team // who answers for it
+  supported on office queues service_desk,second_line
+  targets { P1: respond 10m,resolve 2h on 24x7
+    P10 : resolve 4h }
+
+  item shared_mailbox "New shared mailbox" { description "A mailbox a team shares" process request
+    with { item: software, notes: "shared \"mailbox\"", cost: 0, }
+    requires justification,notes }
+  item empty {}
+}
+service vpn {}
+process p {
+  fields { service: service required
+    other: service }
+}
+"#;
+    let expected = r#"service email "E-mail" {
+  description "Mail and calendars"
+  owner role email_team // who answers for it
+  supported on office
+  queues service_desk, second_line
+  targets {
+    P1:  respond 10m, resolve 2h on 24x7
+    P10: resolve 4h
+  }
+
+  item shared_mailbox "New shared mailbox" {
+    description "A mailbox a team shares"
+    process request
+    with { item: software, notes: "shared \"mailbox\"", cost: 0 }
+    requires justification, notes
+  }
+  item empty {}
+}
+service vpn
+process p {
+  fields {
+    service: service required
+    other:   service
+  }
+}
+"#;
+    assert_eq!(check("services", input), expected);
+}
+
+#[test]
+fn category_branches_format_exactly() {
+    let input = "process p {\n  fields {\n    category: enum(hardware,hardware.laptop ,software)\n  }\n  routing {\n    when category in (hardware.* ,software) => q\n  }\n}\n";
+    let expected = "process p {\n  fields {\n    category: enum(hardware, hardware.laptop, software)\n  }\n  routing {\n    when category in (hardware.*, software) => q\n  }\n}\n";
+    assert_eq!(check("category branches", input), expected);
+}
+
+#[test]
 fn approval_rule_lines_are_canonical() {
     use itsmflow_dsl::format::approval_rule_line;
     let text = "process p {\n  approval in s {\n    when category == 2 => 3 of role cab,\n      then any 1 of role change_manager // x\n    otherwise => none\n    remind after 1d\n  }\n}\n";
@@ -929,4 +1020,120 @@ fn mismatched_text_does_not_panic() {
             let _ = format(other, &file);
         }
     }
+}
+
+/// Comments inside a construct stay where they were: between a transition's clauses, inside
+/// `with { }`, between an enum's values and between an approval plan's levels. The construct
+/// goes over several lines, each comment next to what it was next to.
+#[test]
+fn comments_inside_constructs_keep_their_places() {
+    let input = r#"role agent
+process p {
+  fields {
+    title: text required // the summary
+    impact: enum(low, // small
+      high) required
+    // after impact
+  }
+  stage new initial
+  stage working
+  stage done final
+  transition start: new -> working
+    by role agent // who
+    // only with a title
+    when title != ""
+  transition finish: working -> done spawns p with {
+    title: title, // copied
+    // the impact
+    impact: high
+  }
+  approval in working {
+    when impact == high => all of role agent, // first level
+      // then
+      then any 1 of role agent
+    otherwise => none
+    on approve => done // approved
+    on reject => new
+  }
+}
+service s {
+  item i {
+    process p
+    with { impact: high, // preset
+      title: "x" }
+  }
+}
+"#;
+    let expected = r#"role agent
+process p {
+  fields {
+    title:  text required // the summary
+    impact: enum(
+      low, // small
+      high,
+    ) required
+    // after impact
+  }
+  stage new initial
+  stage working
+  stage done final
+  transition start: new -> working
+    by role agent // who
+    // only with a title
+    when title != ""
+  transition finish: working -> done
+    spawns p with {
+      title: title, // copied
+      // the impact
+      impact: high,
+    }
+  approval in working {
+    when impact == high => all of role agent, // first level
+      // then
+      then any 1 of role agent
+    otherwise => none
+    on approve => done // approved
+    on reject => new
+  }
+}
+service s {
+  item i {
+    process p
+    with {
+      impact: high, // preset
+      title: "x",
+    }
+  }
+}
+"#;
+    assert_eq!(check("comments inside", input), expected);
+}
+
+/// Comments between the actions of an escalation step or a recurring step keep their places.
+#[test]
+fn comments_between_actions_keep_their_places() {
+    let input = "process p {\n  stage s initial {\n    every 1h => notify role a, // first\n      raise priority\n  }\n  escalation on resolve {\n    at 50% => notify role a,\n    // then\n    raise priority, move to next tier\n  }\n}\n";
+    let expected = "process p {\n  stage s initial {\n    every 1h => notify role a, // first\n      raise priority\n  }\n  escalation on resolve {\n    at 50% => notify role a,\n      // then\n      raise priority,\n      move to next tier\n  }\n}\n";
+    assert_eq!(check("actions", input), expected);
+}
+
+/// A CRLF file formats as CRLF, a LF file as LF.
+#[test]
+fn line_ends_are_kept() {
+    let input = "role a   // x\r\nprocess p {\r\n  stage s initial final\r\n}\r\n";
+    assert_eq!(
+        check("crlf", input),
+        "role a // x\r\nprocess p {\r\n  stage s initial final\r\n}\r\n"
+    );
+    assert_eq!(
+        check("lf", &input.replace("\r\n", "\n")),
+        "role a // x\nprocess p {\n  stage s initial final\n}\n"
+    );
+}
+
+/// A file starting with a byte-order mark parses, and formats with its mark kept.
+#[test]
+fn byte_order_mark_is_accepted_and_kept() {
+    let input = "\u{feff}// top\nrole   a\n";
+    assert_eq!(check("bom", input), "\u{feff}// top\nrole a\n");
 }

@@ -50,7 +50,7 @@ use sqlx::{ConnectOptions, Connection};
 static ALLOCATOR: itsmflow_engine::allocator::Allocator = itsmflow_engine::allocator::Allocator;
 
 fn incident() -> Map<String, Value> {
-    json!({"title": "VPN down", "caller": "carol", "service": "VPN", "category": "network",
+    json!({"title": "VPN down", "caller": "carol", "service": "vpn", "category": "network",
            "impact": "medium", "urgency": "medium"})
     .as_object()
     .cloned()

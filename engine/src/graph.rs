@@ -8,7 +8,9 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Bfs, EdgeRef, Reversed};
 use petgraph::Direction;
 
-use crate::model::{OutcomeKind, Process, Project, StageId, TransitionId};
+use crate::model::{
+    Cardinality, EscalationAction, OutcomeKind, Process, Project, StageId, TransitionId,
+};
 
 /// Why an instance can move along an edge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +109,16 @@ fn quoted(text: &str) -> String {
 
 fn edge_label(project: &Project, process: &Process, edge: Edge) -> String {
     match edge {
+        Edge::Approval(OutcomeKind::Expire) => {
+            let after = process
+                .approvals
+                .iter()
+                .find_map(|a| a.on_expire.map(|(d, _)| d));
+            match after {
+                Some(d) => format!("on expire (after {d})"),
+                None => "on expire".to_string(),
+            }
+        }
         Edge::Approval(kind) => format!("on {}", kind.as_str()),
         Edge::Transition(t) => {
             let t = &process.transitions[t.index()];
@@ -127,6 +139,29 @@ fn edge_label(project: &Project, process: &Process, edge: Edge) -> String {
             if let Some(at) = t.at {
                 label.push_str(&format!(" (at {})", process.fields[at.index()].name));
             }
+            // Guards: the `when` condition and the rules that must hold.
+            if let Some(when) = &t.when {
+                label.push_str(&format!(" when {}", when.text));
+            }
+            let rules: Vec<&str> = t
+                .guards
+                .iter()
+                .filter_map(|r| process.rules.get(r.index()))
+                .map(|r| r.name.as_str())
+                .collect();
+            if !rules.is_empty() {
+                label.push_str(&format!(" if rule {}", rules.join(", ")));
+            }
+            if let Some(spawn) = &t.spawns {
+                label.push_str(&format!(" spawns {} as {}", spawn.process, spawn.link));
+            }
+            for effect in &t.effects {
+                let link = process
+                    .links
+                    .get(effect.link.index())
+                    .map_or("?", |l| l.name.as_str());
+                label.push_str(&format!(" then perform {} on {link}", effect.action));
+            }
             label
         }
     }
@@ -137,21 +172,99 @@ fn stage_label(process: &Process, stage: StageId) -> String {
     s.label.clone().unwrap_or_else(|| s.name.clone())
 }
 
-/// Graphviz `dot` source for a process: stages as boxes (initial bold, final double),
-/// transitions labelled with their action and roles.
+/// What a stage does besides its ways out, a line each: the approval asked in it (its rules)
+/// and its recurring steps (`every`).
+fn stage_notes(project: &Project, process: &Process, stage: StageId) -> Vec<String> {
+    let mut notes = Vec::new();
+    for approval in process.approvals.iter().filter(|a| a.stage == stage) {
+        notes.push("approval".to_string());
+        for rule in &approval.rules {
+            notes.push(rule.text.clone());
+        }
+    }
+    for every in &process.stages[stage.index()].recurring {
+        let actions: Vec<String> = every
+            .actions
+            .iter()
+            .map(|a| match a {
+                EscalationAction::Notify(_) => "notify".to_string(),
+                EscalationAction::MoveToNextTier => "move to next tier".to_string(),
+                EscalationAction::MoveToQueue(q) => format!("move to {}", project.queue(*q).name),
+                EscalationAction::RaisePriority => "raise priority".to_string(),
+                EscalationAction::Perform(t) => format!(
+                    "perform {}",
+                    process
+                        .transitions
+                        .get(t.index())
+                        .map_or("?", |t| t.name.as_str())
+                ),
+            })
+            .collect();
+        let when = if every.condition.is_some() {
+            " (when its condition holds)"
+        } else {
+            ""
+        };
+        notes.push(format!(
+            "every {}{when} => {}",
+            every.period,
+            actions.join(", ")
+        ));
+    }
+    notes
+}
+
+/// The process's declared links, a line each: `caused_by: one problem`.
+fn link_lines(process: &Process) -> Vec<String> {
+    process
+        .links
+        .iter()
+        .map(|l| {
+            let cardinality = match l.cardinality {
+                Cardinality::One => "one",
+                Cardinality::Many => "many",
+            };
+            let via = l
+                .via
+                .as_ref()
+                .map(|v| format!(" via {v}"))
+                .unwrap_or_default();
+            format!("{}: {cardinality} {}{via}", l.name, l.process)
+        })
+        .collect()
+}
+
+/// Graphviz `dot` source for a process: stages as boxes (initial bold, final double; a stage
+/// asking for approval is a diamond-cornered box), transitions labelled with their action,
+/// roles, delays, guards, spawns and effects; approval outcomes dashed; an approval's rules and
+/// a stage's recurring steps in a note beside it; the processes a transition spawns as nodes of
+/// their own, and the process's links in a note.
 pub fn to_dot(project: &Project, process: &Process) -> String {
     let mut out = format!("digraph {} {{\n", quoted(&process.name));
     out.push_str("  rankdir=LR;\n  node [shape=box, style=rounded];\n");
     for (i, s) in process.stages.iter().enumerate() {
         let id = StageId(i as u32);
         let mut attrs = vec![format!("label={}", quoted(&stage_label(process, id)))];
-        if s.initial {
-            attrs.push("style=\"rounded,bold\"".into());
+        let approval = process.approvals.iter().any(|a| a.stage == id);
+        match (s.initial, approval) {
+            (true, true) => attrs.push("style=\"rounded,bold,diagonals\"".into()),
+            (true, false) => attrs.push("style=\"rounded,bold\"".into()),
+            (false, true) => attrs.push("style=\"rounded,diagonals\"".into()),
+            (false, false) => {}
         }
         if s.is_final {
             attrs.push("peripheries=2".into());
         }
         out.push_str(&format!("  {} [{}];\n", quoted(&s.name), attrs.join(", ")));
+        let notes = stage_notes(project, process, id);
+        if !notes.is_empty() {
+            let note = quoted(&format!("note:{}", s.name));
+            out.push_str(&format!(
+                "  {note} [shape=note, style=solid, label={}];\n  {} -> {note} [style=dotted, arrowhead=none];\n",
+                quoted(&notes.join("\n")).replace('\n', "\\n"),
+                quoted(&s.name),
+            ));
+        }
     }
     for (from, to, edge) in process.graph.edges() {
         let style = match edge {
@@ -165,31 +278,92 @@ pub fn to_dot(project: &Project, process: &Process) -> String {
             quoted(&edge_label(project, process, edge)),
         ));
     }
+    // Spawned processes: a node each, reached from the stage the spawning transition enters.
+    for t in &process.transitions {
+        if let Some(spawn) = &t.spawns {
+            let node = quoted(&format!("process:{}", spawn.process));
+            out.push_str(&format!(
+                "  {node} [shape=component, style=solid, label={}];\n  {} -> {node} [style=dotted, label={}];\n",
+                quoted(&format!("process {}", spawn.process)),
+                quoted(&process.stages[t.to.index()].name),
+                quoted(&format!("{} spawns", t.name)),
+            ));
+        }
+    }
+    let links = link_lines(process);
+    if !links.is_empty() {
+        out.push_str(&format!(
+            "  \"links:\" [shape=note, style=solid, label={}];\n",
+            quoted(&format!("links\n{}", links.join("\n"))).replace('\n', "\\n")
+        ));
+    }
     out.push_str("}\n");
     out
 }
 
-/// Mermaid `stateDiagram-v2` source for a process.
+/// A stage's Mermaid id: its name behind a prefix, so that no stage name (`state`, `note`,
+/// `end`, `class`, `default`, ...) is read as one of Mermaid's keywords.
+fn mermaid_id(name: &str) -> String {
+    format!("s_{name}")
+}
+
+/// Text for a Mermaid label or note: `:` and `;` end a label, and `#` starts an entity.
+fn mermaid_text(text: &str) -> String {
+    text.replace([':', ';'], " ").replace('#', "no. ")
+}
+
+/// Mermaid `stateDiagram-v2` source for a process: the same as [`to_dot`], with notes for
+/// approvals, recurring steps, spawned processes and links.
 pub fn to_mermaid(project: &Project, process: &Process) -> String {
     let mut out = String::from("stateDiagram-v2\n");
     for (i, s) in process.stages.iter().enumerate() {
-        let label = stage_label(process, StageId(i as u32)).replace(':', " ");
-        out.push_str(&format!("  state {} as {}\n", quoted(&label), s.name));
+        let id = mermaid_id(&s.name);
+        let label = mermaid_text(&stage_label(process, StageId(i as u32)));
+        out.push_str(&format!("  state {} as {id}\n", quoted(&label)));
         if s.initial {
-            out.push_str(&format!("  [*] --> {}\n", s.name));
+            out.push_str(&format!("  [*] --> {id}\n"));
         }
         if s.is_final {
-            out.push_str(&format!("  {} --> [*]\n", s.name));
+            out.push_str(&format!("  {id} --> [*]\n"));
         }
     }
     for (from, to, edge) in process.graph.edges() {
-        let label = edge_label(project, process, edge).replace(':', " ");
+        let label = mermaid_text(&edge_label(project, process, edge));
         out.push_str(&format!(
             "  {} --> {} : {}\n",
-            process.stages[from.index()].name,
-            process.stages[to.index()].name,
+            mermaid_id(&process.stages[from.index()].name),
+            mermaid_id(&process.stages[to.index()].name),
             label
         ));
+    }
+    let mut notes: Vec<Vec<String>> = (0..process.stages.len())
+        .map(|i| stage_notes(project, process, StageId(i as u32)))
+        .collect();
+    for t in &process.transitions {
+        if let Some(spawn) = &t.spawns {
+            notes[t.to.index()].push(format!("{} spawns process {}", t.name, spawn.process));
+        }
+    }
+    let links = link_lines(process);
+    if !links.is_empty() {
+        let initial = process.initial.index();
+        if let Some(n) = notes.get_mut(initial) {
+            n.push("links".to_string());
+            n.extend(links);
+        }
+    }
+    for (i, lines) in notes.iter().enumerate() {
+        if lines.is_empty() {
+            continue;
+        }
+        out.push_str(&format!(
+            "  note right of {}\n",
+            mermaid_id(&process.stages[i].name)
+        ));
+        for line in lines {
+            out.push_str(&format!("    {}\n", mermaid_text(line)));
+        }
+        out.push_str("  end note\n");
     }
     out
 }

@@ -55,6 +55,8 @@ pub struct Project {
     pub roles: Vec<Role>,
     pub queues: Vec<Queue>,
     pub processes: Vec<Process>,
+    /// The service catalogue, in the order declared.
+    pub services: Vec<Service>,
 }
 
 impl Project {
@@ -66,6 +68,53 @@ impl Project {
     }
     pub fn role(&self, id: RoleId) -> &Role {
         &self.roles[id.index()]
+    }
+}
+
+/// A service of the catalogue: what users know by name, who owns it, when it is supported,
+/// the teams behind it, the targets agreed for it, and what can be requested of it.
+#[derive(Clone, Debug)]
+pub struct Service {
+    pub name: String,
+    pub label: Option<String>,
+    pub description: Option<String>,
+    /// The role whose holders answer for it.
+    pub owner: Option<RoleId>,
+    /// The calendar it is supported on: its targets run on it unless a row names another.
+    pub calendar: Option<CalendarRef>,
+    /// The queues that work it, first line first.
+    pub queues: Vec<QueueId>,
+    /// Targets by priority name, overriding a process's own for tickets of this service (a
+    /// process whose `service` field names it and that has a priority of that name).
+    pub targets: Vec<(String, Target)>,
+    pub items: Vec<CatalogueItem>,
+}
+
+/// Something users can request of a service (a request type): raised as a ticket of
+/// `process`, with the fields `presets` fixes, and `requires` fields it needs besides the
+/// process's own required ones.
+#[derive(Clone, Debug)]
+pub struct CatalogueItem {
+    pub name: String,
+    pub label: Option<String>,
+    pub description: Option<String>,
+    pub process: String,
+    /// Fields of `process` and the values the item gives them (typed as those fields).
+    pub presets: Vec<(FieldId, Value)>,
+    /// Fields of `process` a ticket for this item must have at creation.
+    pub requires: Vec<FieldId>,
+}
+
+impl Project {
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// A catalogue item by name, with its service.
+    pub fn item(&self, name: &str) -> Option<(&Service, &CatalogueItem)> {
+        self.services
+            .iter()
+            .find_map(|s| s.items.iter().find(|i| i.name == name).map(|i| (s, i)))
     }
 }
 
@@ -203,6 +252,7 @@ pub enum Value {
 #[derive(Clone, Debug)]
 pub struct Field {
     pub name: String,
+    /// A field declared `service` is an enum of the catalogue's services, by name.
     pub ty: FieldType,
     pub required: bool,
     pub default: Option<Value>,
@@ -785,7 +835,19 @@ pub struct Process {
     pub rules: Vec<Rule>,
     /// The link kinds it declares, by [`LinkId`].
     pub links: Vec<LinkDecl>,
+    /// For a process with a `service` field: the targets its services agree, which override
+    /// `targets` for their tickets.
+    pub service_targets: Option<ServiceTargets>,
     pub graph: ProcessGraph,
+}
+
+/// Targets per service: `targets[service][priority]`, `service` indexing the values of the
+/// process's `service` field (an enum of the catalogue's services) and `priority` its levels;
+/// `None` where the service agrees nothing for that priority (the process's own applies).
+#[derive(Clone, Debug)]
+pub struct ServiceTargets {
+    pub field: FieldId,
+    pub targets: Vec<Vec<Option<Target>>>,
 }
 
 impl Process {
@@ -801,6 +863,29 @@ impl Process {
             .position(|s| s.name == name)
             .map(|i| StageId(i as u32))
     }
+    /// The target of a ticket with this priority and, for a process with a `service` field,
+    /// this value of it (its index): the service's, else the process's own.
+    pub fn target(&self, priority: Option<PriorityId>, service: Option<u32>) -> Option<&Target> {
+        let priority = priority?;
+        let by_service = self.service_targets.as_ref().and_then(|st| {
+            st.targets
+                .get(service? as usize)?
+                .get(priority.index())?
+                .as_ref()
+        });
+        by_service.or_else(|| self.targets.get(priority.index())?.as_ref())
+    }
+
+    /// The value index of the ticket's `service` field, for a process whose services agree
+    /// targets.
+    pub fn service_of(&self, fields: &[Option<Value>]) -> Option<u32> {
+        let field = self.service_targets.as_ref()?.field;
+        match fields.get(field.index())? {
+            Some(Value::Enum(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
     /// The approval asked in a stage, if any.
     pub fn approval_in(&self, stage: StageId) -> Option<&Approval> {
         self.approvals.iter().find(|a| a.stage == stage)

@@ -15,7 +15,7 @@ mod support;
 
 fn incident(impact: &str, urgency: &str) -> Map<String, Value> {
     fields(
-        json!({"title": "Mail down", "caller": "carol", "service": "Mail", "category": "software",
+        json!({"title": "Mail down", "caller": "carol", "service": "email", "category": "software",
                   "impact": impact, "urgency": urgency}),
     )
 }

@@ -20,8 +20,8 @@ process demo {
   fields {
     impact: enum(high, medium, low) required
     note:   text
-    flag:   bool default false
-    count:  int default 0
+    flag:   bool required default false
+    count:  int required default 0
   }
 
   priorities P1, P2, P3

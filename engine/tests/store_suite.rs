@@ -35,7 +35,7 @@ fn network_incident() -> Map<String, Value> {
     fields(json!({
         "title": "VPN down",
         "caller": "carol",
-        "service": "VPN",
+        "service": "vpn",
         "category": "network",
         "impact": "medium",
         "urgency": "medium",

@@ -1002,7 +1002,7 @@ async fn a_held_notification_is_delivered_at_the_next_opening() {
             &fields(json!({
                 "title": "Payroll down",
                 "caller": "carol",
-                "service": "Payroll",
+                "service": "payroll",
                 "category": "software",
                 "impact": "high",
                 "urgency": "high",

@@ -625,7 +625,7 @@ fn graph_mermaid_has_every_stage_and_transition() {
     let (stages, transitions) = incident_names();
     for s in &stages {
         assert!(
-            mermaid.contains(&format!(" as {s}\n")),
+            mermaid.contains(&format!(" as s_{s}\n")),
             "stage {s} is not a state:\n{mermaid}"
         );
     }
@@ -674,6 +674,194 @@ fn graph_dot_renders_with_graphviz() {
         "dot produced no SVG: {}",
         stdout(&out)
     );
+}
+
+/// Stages named as Mermaid's keywords, and every feature a graph shows: a spawn, links, a
+/// `when` guard and a rule guard, an approval with its outcomes, an automatic transition and a
+/// recurring step.
+const KEYWORD_STAGES: &str = r#"role agent
+role cab
+process problem {
+  links {
+    incidents: many incident via caused_by
+  }
+  stage state initial
+  stage end final
+  transition close: state -> end by role agent
+}
+process incident {
+  fields {
+    title: text
+    urgent: bool
+  }
+  links {
+    caused_by: one problem
+  }
+  stage state "New: \"fresh\"" initial {
+    every 30m when urgent == true => notify role agent "Still new"
+  }
+  stage note
+  stage class
+  stage style
+  stage click
+  stage default
+  stage end final
+  stage direction final
+  transition start: state -> note by role agent when urgent == true
+  transition review: note -> class by role agent spawns problem as caused_by
+  transition go: class -> style after 2h
+  transition go2: style -> click by role agent
+  transition fin: click -> end by role agent
+  transition x: default -> direction by role agent
+  transition y: state -> default by role agent
+  rule needs_title when transition fin { title != "" }
+  approval in class {
+    when urgent == true => any 1 of role cab
+    otherwise => none
+    on approve => style
+    on reject => note
+    on expire after 5d => end
+  }
+}
+"#;
+
+fn keyword_graph(format: &str) -> String {
+    let dir = TempDir::new("graph-keywords");
+    let path = dir.write("kw.itsm", KEYWORD_STAGES);
+    let out = itsmflow([
+        OsStr::new("graph"),
+        path.as_os_str(),
+        OsStr::new("--process"),
+        OsStr::new("incident"),
+        OsStr::new("--format"),
+        OsStr::new(format),
+    ]);
+    assert_exit(&out, 0);
+    stdout(&out)
+}
+
+/// Mermaid reads `state`, `note`, `class`, `style`, `click`, `default`, `end` and `direction`
+/// as keywords: stage ids are prefixed, so no id is one, and labels hold no `:` or `;`.
+#[test]
+fn graph_mermaid_ids_are_never_keywords() {
+    let mermaid = keyword_graph("mermaid");
+    const KEYWORDS: [&str; 8] = [
+        "state",
+        "note",
+        "class",
+        "style",
+        "click",
+        "default",
+        "end",
+        "direction",
+    ];
+    for line in mermaid.lines().skip(1).map(str::trim) {
+        let ids: Vec<&str> = if let Some(rest) = line.strip_prefix("state ") {
+            vec![rest.rsplit(" as ").next().unwrap_or("")]
+        } else if line.contains("-->") {
+            let arrow = line.split(" : ").next().unwrap_or("");
+            arrow.split(" --> ").collect()
+        } else if let Some(id) = line.strip_prefix("note right of ") {
+            vec![id]
+        } else {
+            continue;
+        };
+        for id in ids {
+            assert!(
+                id == "[*]" || (id.starts_with("s_") && !KEYWORDS.contains(&id)),
+                "id {id:?} in {line:?}:\n{mermaid}"
+            );
+        }
+        if let Some(label) = line.split_once(" : ").map(|(_, l)| l) {
+            assert!(!label.contains([':', ';']), "label {label:?}:\n{mermaid}");
+        }
+    }
+    for keyword in KEYWORDS {
+        assert!(
+            mermaid.contains(&format!(" as s_{keyword}\n")),
+            "{keyword}:\n{mermaid}"
+        );
+    }
+    assert!(
+        mermaid.contains("state \"New  'fresh'\" as s_state\n"),
+        "{mermaid}"
+    );
+    // Notes are closed.
+    assert_eq!(
+        mermaid.matches("  note right of").count(),
+        mermaid.matches("  end note").count(),
+        "{mermaid}"
+    );
+}
+
+/// Graphs show spawns, links, guards, approvals, automatic transitions and recurring steps;
+/// the dot graph is valid for graphviz.
+#[test]
+fn graphs_show_spawns_links_guards_approvals_and_recurring_steps() {
+    let dot = keyword_graph("dot");
+    let mermaid = keyword_graph("mermaid");
+    for graph in [&dot, &mermaid] {
+        for shown in [
+            "start [agent] when urgent == true",
+            "fin [agent] if rule needs_title",
+            "review [agent] spawns problem as caused_by",
+            "go (after 2h)",
+            "on approve",
+            "on reject",
+            "on expire (after 5d)",
+            "when urgent == true => any 1 of role cab",
+            "otherwise => none",
+            "every 30m (when its condition holds) => notify",
+            "links",
+        ] {
+            assert!(graph.contains(shown), "{shown:?} not shown:\n{graph}");
+        }
+    }
+    assert!(
+        dot.contains("\"process:problem\" [shape=component"),
+        "{dot}"
+    );
+    assert!(dot.contains("\"class\" -> \"process:problem\""), "{dot}");
+    assert!(dot.contains("caused_by: one problem"), "{dot}");
+    assert!(mermaid.contains("caused_by  one problem"), "{mermaid}");
+    assert!(
+        mermaid.contains("review spawns process problem"),
+        "{mermaid}"
+    );
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("graphviz's `dot` on PATH");
+    child
+        .stdin
+        .take()
+        .expect("dot's stdin")
+        .write_all(dot.as_bytes())
+        .expect("write to dot");
+    let out = child.wait_with_output().expect("wait for dot");
+    assert!(
+        out.status.success(),
+        "dot rejected the graph: {}\n{dot}",
+        stderr(&out)
+    );
+}
+
+/// `check` and `fmt` on a file with a byte-order mark and CRLF line ends: it checks clean and
+/// formats with both kept.
+#[test]
+fn bom_and_crlf_files_check_and_keep_their_form_when_formatted() {
+    let dir = TempDir::new("bom-crlf");
+    let text = "\u{feff}role agent\r\nprocess p {\r\n  stage a   initial\r\n  stage b final\r\n  transition t: a -> b by role agent\r\n}\r\n";
+    let path = dir.write("p.itsm", text);
+    let out = itsmflow([OsStr::new("check"), path.as_os_str()]);
+    assert_exit(&out, 0);
+    let out = itsmflow([OsStr::new("fmt"), path.as_os_str()]);
+    assert_exit(&out, 0);
+    let formatted = std::fs::read_to_string(&path).expect("read back");
+    assert_eq!(formatted, text.replace("a   initial", "a initial"));
 }
 
 #[test]

@@ -113,7 +113,7 @@ async fn a_problem_resolves_its_incidents_while_agents_work_them(db: Db) {
                         Method::PATCH,
                         &format!("/v1/instances/{i}"),
                         agent,
-                        Some(json!({"fields": {"service": "email-relay"}})),
+                        Some(json!({"fields": {"service": "network"}})),
                     )
                     .await;
                 assert_eq!(st, StatusCode::OK, "{v}");
@@ -129,10 +129,7 @@ async fn a_problem_resolves_its_incidents_while_agents_work_them(db: Db) {
         let (_, v) = s.get(&format!("/v1/instances/{i}"), &bob).await;
         assert_eq!(v["stage"], "resolved", "{v}");
         assert_eq!(v["fields"]["resolution"], "a full disk on the relay");
-        assert_eq!(
-            v["fields"]["service"], "email-relay",
-            "the agent's update kept"
-        );
+        assert_eq!(v["fields"]["service"], "network", "the agent's update kept");
         let h = history(s, i).await;
         let by_problem: Vec<&Json> = h
             .iter()

@@ -37,7 +37,7 @@ process sandbox {
 
   rule deep when transition recurse {
     fn down(n) { down(n + 1) }
-    down(0)
+    down(0) == true
   }
 
   rule huge_text when transition grow_text {

@@ -173,3 +173,63 @@ async fn queue_events_reach_agents_on_the_other_node() {
     }
     assert!(text.contains("\"claimed_by\":\"alice\""), "{text}");
 }
+
+const NOTIFICATIONS: usize = 60;
+
+/// Two nodes on one PostgreSQL database, each delivering the shared notifications outbox to
+/// the same webhook: every notification arrives exactly once (the deliverers claim rows, so
+/// neither posts what the other has taken).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_notification_delivered_exactly_once_by_two_nodes() {
+    let db = Db::postgres().await;
+    let (hook, received) = support::receiver().await;
+    let a = Server::start_with(&db, &["--webhook-url", &hook]);
+    let b = Server::start_with(&db, &["--webhook-url", &hook]);
+    let agent = a.user(&a.admin, "alice", &["agent"]).await;
+    let caller = a.user(&a.admin, "carol", &["requester"]).await;
+    // Each incident asks its caller once: one notification each, committed through both nodes.
+    for i in 0..NOTIFICATIONS {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let inc = node.incident(&caller, &format!("Incident {i}")).await;
+        let id = inc["id"].as_i64().expect("id");
+        for action in ["accept", "ask"] {
+            let (st, v) = node
+                .post(
+                    &format!("/v1/instances/{id}/actions/{action}"),
+                    &agent,
+                    json!({}),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{action}: {v}");
+        }
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let (_, pending) = a
+            .get("/v1/notifications?undelivered=true&limit=500", &a.admin)
+            .await;
+        let waiting = pending["items"].as_array().map_or(usize::MAX, Vec::len);
+        if waiting == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{waiting} notifications still undelivered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // A moment for a duplicate to show up, were one on its way.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let got = received.lock().expect("lock").clone();
+    let mut per_id: HashMap<i64, usize> = HashMap::new();
+    for body in &got {
+        let id = body["notification"]["id"].as_i64().expect("id");
+        *per_id.entry(id).or_default() += 1;
+    }
+    assert_eq!(per_id.len(), NOTIFICATIONS, "{per_id:?}");
+    assert!(
+        per_id.values().all(|n| *n == 1),
+        "delivered more than once: {:?}",
+        per_id.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+    );
+}

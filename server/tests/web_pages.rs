@@ -304,14 +304,15 @@ async fn refusals_are_the_apis(db: Db) {
         .post(
             &format!("/v1/instances/{other}/links"),
             &s.admin,
-            json!({"to": id, "kind": "duplicate_of"}),
+            json!({"to": id, "kind": "parent"}),
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{b}");
+    // Each side reads the link as its process names it.
     let page = alice.get(&format!("/tickets/{id}")).await;
     assert!(
         page.body.contains(&format!(
-            "<a href=\"/tickets/{other}\">#{other}</a> duplicate of this ticket"
+            "children <a href=\"/tickets/{other}\">#{other}</a>"
         )),
         "{}",
         page.body
@@ -319,7 +320,7 @@ async fn refusals_are_the_apis(db: Db) {
     let page = alice.get(&format!("/tickets/{other}")).await;
     assert!(page
         .body
-        .contains(&format!("duplicate of <a href=\"/tickets/{id}\">#{id}</a>")));
+        .contains(&format!("parent <a href=\"/tickets/{id}\">#{id}</a>")));
 }
 
 async fn the_queue_stream_follows_the_session(db: Db) {

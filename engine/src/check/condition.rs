@@ -9,7 +9,7 @@ use super::links::Signature;
 use super::names::{self, Names};
 use super::values::{push_value_error, typed_value};
 use crate::model::{
-    Condition, FieldId, FieldType, LinkId, Operand, PriorityId, Quantifier, StageId, Subject,
+    Condition, FieldId, FieldType, LinkId, Operand, PriorityId, Quantifier, StageId, Subject, Value,
 };
 
 /// What a condition in a process can refer to.
@@ -245,6 +245,13 @@ impl CondScope<'_> {
                 let mut out = Vec::with_capacity(values.len());
                 let mut ok = true;
                 for v in values {
+                    if let LiteralKind::Prefix(prefix) = &v.kind {
+                        match self.under(s, subject, prefix, v.span, diags) {
+                            Some(found) => out.extend(found),
+                            None => ok = false,
+                        }
+                        continue;
+                    }
                     match self.operand(s, subject, v, diags) {
                         Some(o) => out.push(o),
                         None => ok = false,
@@ -262,6 +269,79 @@ impl CondScope<'_> {
                 span,
             } => self.linked(quantifier.node, link, test.as_deref(), *span, diags),
         }
+    }
+
+    /// `hardware.*` in an `in` list: the values of an enum field that are `hardware` or under
+    /// it (`hardware.laptop`, `hardware.laptop.battery`), in the field's order.
+    fn under(
+        &self,
+        subject: Subject,
+        name: &Ident,
+        prefix: &str,
+        span: ast::Span,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<Vec<Operand>> {
+        let values = match subject {
+            Subject::Field(f) => match &self.field_types[f.index()] {
+                FieldType::Enum(values) => values,
+                ty => {
+                    diags.push(
+                        Diagnostic::error(
+                            "type-mismatch",
+                            span,
+                            format!(
+                                "`{}` is {ty}: `{prefix}.*` picks values of an enum",
+                                name.name
+                            ),
+                        )
+                        .with_label("not an enum's values")
+                        .with_help("list the values instead"),
+                    );
+                    return None;
+                }
+            },
+            _ => {
+                diags.push(
+                    Diagnostic::error(
+                        "type-mismatch",
+                        span,
+                        format!(
+                            "`{prefix}.*` picks values of an enum field, not of `{}`",
+                            name.name
+                        ),
+                    )
+                    .with_label("not an enum field"),
+                );
+                return None;
+            }
+        };
+        let dotted = format!("{prefix}.");
+        let found: Vec<Operand> = values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| *v == prefix || v.starts_with(&dotted))
+            .map(|(i, _)| Operand::Value(Value::Enum(i as u32)))
+            .collect();
+        if found.is_empty() {
+            let tops: Vec<&str> = values
+                .iter()
+                .map(|v| v.split('.').next().unwrap_or(v))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let d = Diagnostic::error(
+                "unknown-value",
+                span,
+                format!("no value of `{}` is `{prefix}` or under it", name.name),
+            )
+            .with_label("matches nothing");
+            diags.push(match names::did_you_mean(prefix, tops.iter().copied()) {
+                Some(g) => d.with_help(format!("did you mean `{g}.*`?")),
+                None => d.with_help(format!("its values start with: {}", tops.join(", "))),
+            });
+            return None;
+        }
+        Some(found)
     }
 
     /// `any LINK [where TEST]`, `all LINK where TEST`, `no LINK [where TEST]`.

@@ -9,8 +9,8 @@ use super::process::{head, ProcessScope};
 use super::values::too_large_within;
 use super::Ctx;
 use crate::model::{
-    CalendarRef, ClockKind, Duration, Escalation, EscalationAction, EscalationStep, QueueId,
-    Target, Threshold, TransitionId,
+    ClockKind, Duration, Escalation, EscalationAction, EscalationStep, QueueId, Target, Threshold,
+    TransitionId,
 };
 
 /// `a` comes no later than `b` whatever the calendar (also used for approval reminders).
@@ -30,7 +30,9 @@ pub(super) struct EscalationScope<'a> {
     pub targets: &'a [Option<Target>],
     /// Queues the process's stages (and routing) put tasks in.
     pub entry_queues: &'a [QueueId],
-    pub business_hours: CalendarRef,
+    /// Whether the process has no business hours (false also when a calendar its targets name
+    /// is unknown: then it cannot be told).
+    pub always_open: bool,
     /// The process's name, and whether it asks for approval anywhere (for `notify approvers`).
     pub process: &'a str,
     pub any_approval: bool,
@@ -99,7 +101,7 @@ fn check_steps(
     let mut queues: Vec<QueueId> = es.entry_queues.to_vec();
     let notice_scope = NoticeScope {
         scope,
-        always_open: es.business_hours == CalendarRef::AlwaysOpen,
+        always_open: es.always_open,
     };
     let place = notices::Place::Escalation {
         process: es.process,
@@ -224,7 +226,7 @@ pub(super) fn check_recurring(
 ) {
     let notice_scope = NoticeScope {
         scope,
-        always_open: es.business_hours == CalendarRef::AlwaysOpen,
+        always_open: es.always_open,
     };
     let place = notices::Place::Escalation {
         process: es.process,

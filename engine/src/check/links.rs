@@ -430,7 +430,7 @@ fn check_effect(
     let from_fields = sig.typed_fields();
     let with = super::With {
         entries: &e.with,
-        from: &sig.name,
+        from: Some(&sig.name),
         from_fields: &from_fields,
     };
     let (fields, set) = super::spawn_with(&with, &target.name, &target.field_models, diags);

@@ -17,7 +17,9 @@ mod notices;
 mod people;
 mod process;
 mod queues;
+mod rhai_types;
 mod rules;
+mod services;
 mod values;
 
 use std::collections::HashSet;
@@ -53,13 +55,17 @@ pub fn check(sources: &Sources) -> Checked {
     let mut diagnostics = Vec::new();
     let mut files = Vec::with_capacity(sources.len());
     let mut broken = HashSet::new();
+    let mut broken_words = HashSet::new();
     for (id, file) in sources.iter() {
         let parsed = parse(id, &file.text);
         diagnostics.extend(parsed.diagnostics);
         broken.extend(parsed.broken_items);
+        broken_words.extend(parsed.broken_words);
         files.push(parsed.file);
     }
-    check_files(&files, broken, diagnostics)
+    let mut ctx = Ctx::new(broken, diagnostics);
+    ctx.broken_words = broken_words;
+    check_with(&files, ctx)
 }
 
 /// Check already parsed files. `broken` names items that failed to parse.
@@ -68,7 +74,10 @@ pub fn check_files(
     broken: HashSet<String>,
     diagnostics: Vec<Diagnostic>,
 ) -> Checked {
-    let mut ctx = Ctx::new(broken, diagnostics);
+    check_with(files, Ctx::new(broken, diagnostics))
+}
+
+fn check_with(files: &[ast::File], mut ctx: Ctx) -> Checked {
     let items: Vec<&Item> = files.iter().flat_map(|f| &f.items).collect();
 
     // Declare every project-level name first, so files and items may refer to each other in
@@ -78,11 +87,21 @@ pub fn check_files(
             Item::Calendar(_) => &mut ctx.calendars,
             Item::Queue(_) => &mut ctx.queues,
             Item::Role(_) => &mut ctx.roles,
+            Item::Service(_) => &mut ctx.services,
             Item::Process(p) if p.tailoring.is_some() => continue,
             Item::Process(_) => &mut ctx.processes,
         };
         names.declare(item.name(), &mut ctx.diags);
     }
+    // Catalogue items are addressed by name alone, so their names are the project's too.
+    let service_items: Vec<&ast::Service> = items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Service(s) if !ctx.is_redeclared(&ctx.services, &s.name) => Some(s),
+            _ => None,
+        })
+        .collect();
+    services::declare_items(&service_items, &mut ctx);
     ctx.used_calendars = vec![false; ctx.calendars.len()];
     ctx.used_roles = vec![false; ctx.roles.len()];
     ctx.used_queues = vec![false; ctx.queues.len()];
@@ -143,6 +162,7 @@ pub fn check_files(
         &mut processes,
         &mut ctx.diags,
     );
+    let services = services::check_services(&service_items, &mut processes, &mut ctx);
     ctx.report_unused();
     let mut diagnostics = std::mem::take(&mut ctx.diags);
     diagnostic::sort(&mut diagnostics);
@@ -157,6 +177,7 @@ pub fn check_files(
         roles,
         queues,
         processes,
+        services,
     });
     Checked {
         project,
@@ -171,11 +192,20 @@ pub(crate) struct Ctx {
     pub roles: Names,
     pub queues: Names,
     pub processes: Names,
+    /// The catalogue's services, in declaration order: the values of every `service` field.
+    pub services: Names,
+    /// Catalogue items, across services.
+    pub items: Names,
+    /// The processes read that have a `service` field, checked or not.
+    pub service_processes: Vec<services::ServiceProcess>,
     used_calendars: Vec<bool>,
     used_roles: Vec<bool>,
     used_queues: Vec<bool>,
     /// Names of items that failed to parse: references to them are not reported.
     broken: HashSet<String>,
+    /// Names written in items that failed to parse: a declaration of one of them may be used
+    /// there, so it is not reported as unused.
+    broken_words: HashSet<String>,
     /// The checked queues, for tier checks in escalations.
     pub queue_models: Vec<crate::model::Queue>,
     /// `spawns` clauses, checked once every process is.
@@ -215,7 +245,7 @@ fn check_spawns(pending: &[PendingSpawn], processes: &mut [Process], diags: &mut
         };
         let with = With {
             entries: &spawn.with,
-            from: &spawn.process,
+            from: Some(&spawn.process),
             from_fields: &spawn.parent_fields,
         };
         let (fields, set) = spawn_with(&with, &child.name, &child.fields, diags);
@@ -279,8 +309,9 @@ fn check_spawns(pending: &[PendingSpawn], processes: &mut [Process], diags: &mut
 /// values from.
 pub(crate) struct With<'a> {
     pub entries: &'a [ast::SpawnEntry],
-    /// The process whose transition it is.
-    pub from: &'a str,
+    /// The process whose transition it is; `None` for a catalogue item's presets, which have
+    /// no ticket to read fields from (a bare name is then always a value).
+    pub from: Option<&'a str>,
     /// That process's fields, by [`FieldId`]: name and type.
     pub from_fields: &'a [(String, FieldType)],
 }
@@ -386,9 +417,9 @@ fn spawn_value(
         Err(d) => {
             let name =
                 bare.filter(|s| s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'));
-            let d = match name {
-                Some(name) => misnamed_field(spawn, target, name, *d),
-                None => *d,
+            let d = match (name, spawn.from) {
+                (Some(name), Some(from)) => misnamed_field(spawn, from, target, name, *d),
+                _ => *d,
             };
             values::push_value_error(diags, value, d);
             None
@@ -400,7 +431,13 @@ fn spawn_value(
 /// (`typed` says why). Where `target`'s type has no bare values (all but enum and bool), it can
 /// only have meant a field of the spawning process: `unknown-field`. Otherwise it stays the
 /// value error, with a hint at a field of a close name.
-fn misnamed_field(spawn: &With, target: &Field, name: &str, typed: Diagnostic) -> Diagnostic {
+fn misnamed_field(
+    spawn: &With,
+    from: &str,
+    target: &Field,
+    name: &str,
+    typed: Diagnostic,
+) -> Diagnostic {
     let fields = spawn.from_fields.iter().map(|(n, _)| n.as_str());
     let close = names::did_you_mean(name, fields);
     if matches!(target.ty, FieldType::Enum(_) | FieldType::Bool) {
@@ -410,7 +447,7 @@ fn misnamed_field(spawn: &With, target: &Field, name: &str, typed: Diagnostic) -
             .is_some_and(|h| h.starts_with("did you mean"));
         return match close {
             Some(f) if !has_guess => {
-                typed.with_help(format!("did you mean `{f}`, a field of `{}`?", spawn.from))
+                typed.with_help(format!("did you mean `{f}`, a field of `{from}`?"))
             }
             _ => typed,
         };
@@ -418,19 +455,16 @@ fn misnamed_field(spawn: &With, target: &Field, name: &str, typed: Diagnostic) -
     let d = Diagnostic::error(
         "unknown-field",
         typed.span,
-        format!("`{}` has no field `{name}`", spawn.from),
+        format!("`{from}` has no field `{name}`"),
     )
     .with_label("not a field of this process");
     match (close, typed.help) {
         (Some(f), _) => d.with_help(format!("did you mean `{f}`?")),
         (None, Some(help)) => d.with_help(format!(
             "name a field of `{}`, or write a value ({help})",
-            spawn.from
+            from
         )),
-        (None, None) => d.with_help(format!(
-            "name a field of `{}`, or write a value",
-            spawn.from
-        )),
+        (None, None) => d.with_help(format!("name a field of `{}`, or write a value", from)),
     }
 }
 
@@ -442,10 +476,14 @@ impl Ctx {
             roles: Names::new("role"),
             queues: Names::new("queue"),
             processes: Names::new("process"),
+            services: Names::new("service"),
+            items: Names::new("catalogue item"),
+            service_processes: Vec::new(),
             used_calendars: Vec::new(),
             used_roles: Vec::new(),
             used_queues: Vec::new(),
             broken,
+            broken_words: HashSet::new(),
             queue_models: Vec::new(),
             pending_spawns: Vec::new(),
             signatures: Vec::new(),
@@ -481,6 +519,19 @@ impl Ctx {
         if !self.broken.contains(&ident.name) {
             let d = names::unknown(names.kind, ident, names.iter());
             self.diags.push(d);
+            // A misspelling of a declared name: that declaration is meant, so it is not
+            // reported as unused on top.
+            if let Some(meant) = names::did_you_mean(&ident.name, names.iter()) {
+                let id = names.get(meant);
+                let used = match kind {
+                    Kind::Role => &mut self.used_roles,
+                    Kind::Queue => &mut self.used_queues,
+                    Kind::Calendar => &mut self.used_calendars,
+                };
+                if let Some(u) = id.and_then(|id| used.get_mut(id as usize)) {
+                    *u = true;
+                }
+            }
         }
         None
     }
@@ -508,8 +559,8 @@ impl Ctx {
             (&self.queues, &self.used_queues),
         ] {
             for (id, used) in used.iter().enumerate() {
-                if !used {
-                    let id = id as u32;
+                let id = id as u32;
+                if !used && !self.broken_words.contains(names.name(id)) {
                     self.diags.push(
                         Diagnostic::warning(
                             "unused-declaration",

@@ -29,6 +29,8 @@ pub(super) struct ProcessScope {
     /// The link kinds, by [`LinkId`].
     pub links: Names,
     pub link_decls: Vec<links::DeclaredLink>,
+    /// The field of type `service` (the first, if several are), and where it is declared.
+    pub service_field: Option<(FieldId, Span)>,
 }
 
 impl ProcessScope {
@@ -156,9 +158,14 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         transitions: Names::new("transition"),
         links: Names::new("link"),
         link_decls: Vec::new(),
+        service_field: None,
     };
     for block in s.fields.iter().take(1) {
-        check_fields(block, &mut scope, &mut ctx.diags);
+        let services = FieldServices {
+            names: &ctx.services,
+            any_broken: !ctx.broken.is_empty(),
+        };
+        check_fields(block, &mut scope, &services, &mut ctx.diags);
     }
     for block in s.links.iter().take(1) {
         links::check_declarations(block, &mut scope, ctx);
@@ -185,6 +192,16 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         .first()
         .and_then(|t| check_table(t, &scope, &mut ctx.diags));
     let targets = check_targets(p, s.targets.first().copied(), &scope, ctx);
+    if let Some((field, _)) = scope.service_field {
+        ctx.service_processes
+            .push(super::services::ServiceProcess::new(
+                &p.name.name,
+                field,
+                &scope.priorities,
+                &targets,
+                s.targets.first().copied(),
+            ));
+    }
     // Business hours: the targets table's calendar, else the first row's calendar that has
     // hours (a `targets on 24x7` table means there are none).
     let business_hours = s
@@ -200,12 +217,21 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
                 .find(|c| *c != CalendarRef::AlwaysOpen)
         })
         .unwrap_or(CalendarRef::AlwaysOpen);
+    // A calendar the targets name that is not declared (already reported as unknown) may be
+    // the one with the hours: nothing follows from the process having none.
+    let hours_unknown = s.targets.iter().any(|b| {
+        b.calendar
+            .iter()
+            .chain(b.rows.iter().filter_map(|r| r.calendar.as_ref()))
+            .any(|c| c.name != "24x7" && ctx.calendars.get(&c.name).is_none())
+    });
+    let always_open = business_hours == CalendarRef::AlwaysOpen && !hours_unknown;
     let has_routing = !s.routing.is_empty();
     // Stages that ask for approval, by name, for `notify approvers`.
     let approval_stages: HashSet<&str> = s.approvals.iter().map(|a| a.stage.as_str()).collect();
     let notice_scope = NoticeScope {
         scope: &scope,
-        always_open: business_hours == CalendarRef::AlwaysOpen,
+        always_open,
     };
     let stages = check_stages(
         p,
@@ -258,7 +284,7 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
     let escalation_scope = escalation::EscalationScope {
         targets: &targets,
         entry_queues: &entry_queues,
-        business_hours,
+        always_open,
         process: &p.name.name,
         any_approval: !s.approvals.is_empty(),
     };
@@ -279,7 +305,15 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         .map(|i| StageId(i as u32));
     let (approvals, partial_edges) =
         approval::check_approvals(&s.approvals, &scope, initial_stage, ctx);
-    let rules = rules::check_rules(&s.rules, &scope, &mut ctx.diags);
+    let rules = rules::check_rules(
+        &s.rules,
+        &scope,
+        &rules::RuleContext {
+            transitions: &transitions,
+            priority_table: priority_table.as_ref(),
+        },
+        &mut ctx.diags,
+    );
     for (i, rule) in rules.iter().enumerate() {
         if let RuleKind::Guard(ts) = &rule.kind {
             for t in ts {
@@ -325,6 +359,7 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         approvals,
         rules,
         links: scope.link_decls.into_iter().map(|l| l.model).collect(),
+        service_targets: None,
         graph,
     })
 }
@@ -334,7 +369,20 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
 
 const RESERVED_FIELDS: [&str; 2] = ["priority", "stage"];
 
-fn check_fields(block: &ast::Fields, scope: &mut ProcessScope, diags: &mut Vec<Diagnostic>) {
+/// What a field of type `service` takes: the catalogue's services, in declaration order.
+struct FieldServices<'a> {
+    names: &'a Names,
+    /// Whether an item of the project failed to parse (a service, perhaps: then a `service`
+    /// field without services is not reported).
+    any_broken: bool,
+}
+
+fn check_fields(
+    block: &ast::Fields,
+    scope: &mut ProcessScope,
+    services: &FieldServices,
+    diags: &mut Vec<Diagnostic>,
+) {
     for f in &block.fields {
         if RESERVED_FIELDS.contains(&f.name.name.as_str()) {
             diags.push(
@@ -351,7 +399,12 @@ fn check_fields(block: &ast::Fields, scope: &mut ProcessScope, diags: &mut Vec<D
             );
             continue;
         }
+        let mut is_service = false;
         let ty = match &f.ty {
+            ast::FieldType::Named(name) if name.name == "service" => {
+                is_service = true;
+                service_field_type(f, name, scope, services, diags)
+            }
             ast::FieldType::Named(name) => match FieldType::from_name(&name.name) {
                 Some(t) => t,
                 None => {
@@ -361,9 +414,10 @@ fn check_fields(block: &ast::Fields, scope: &mut ProcessScope, diags: &mut Vec<D
                         format!("unknown field type `{}`", name),
                     )
                     .with_label("not a type");
-                    diags.push(match did_you_mean(&name.name, FieldType::NAMES.into_iter()) {
+                    let names = FieldType::NAMES.into_iter().chain(["service"]);
+                    diags.push(match did_you_mean(&name.name, names) {
                         Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                        None => d.with_help("field types are text, person, int, bool, duration, datetime and enum(a, b, c)"),
+                        None => d.with_help("field types are text, person, int, bool, duration, datetime, service and enum(a, b, c)"),
                     });
                     continue;
                 }
@@ -401,7 +455,10 @@ fn check_fields(block: &ast::Fields, scope: &mut ProcessScope, diags: &mut Vec<D
                         None
                     }
                 });
-        if scope.fields.declare(&f.name, diags).is_some() {
+        if let Some(id) = scope.fields.declare(&f.name, diags) {
+            if is_service && scope.service_field.is_none() {
+                scope.service_field = Some((FieldId(id), f.name.span));
+            }
             scope.field_types.push(ty.clone());
             scope.field_models.push(Field {
                 name: f.name.name.clone(),
@@ -411,6 +468,47 @@ fn check_fields(block: &ast::Fields, scope: &mut ProcessScope, diags: &mut Vec<D
             });
         }
     }
+}
+
+/// The type of a field declared `service`: an enum of the catalogue's services. A process has
+/// at most one such field (`several-service-fields`), and a project with one declares services
+/// (`no-services`).
+fn service_field_type(
+    f: &ast::Field,
+    name: &Ident,
+    scope: &ProcessScope,
+    services: &FieldServices,
+    diags: &mut Vec<Diagnostic>,
+) -> FieldType {
+    if let Some((_, first)) = scope.service_field {
+        diags.push(
+            Diagnostic::error(
+                "several-service-fields",
+                name.span,
+                format!("`{}` is a second field of type `service`", f.name),
+            )
+            .with_label("a second service field")
+            .with_secondary(first, "the first")
+            .with_help(
+                "a ticket is about one service, whose targets apply to it: keep one `service` field (a text or enum field can name another)",
+            ),
+        );
+    }
+    if services.names.len() == 0 && !services.any_broken {
+        diags.push(
+            Diagnostic::error(
+                "no-services",
+                name.span,
+                format!("`{}` names a service, but the project declares none", f.name),
+            )
+            .with_label("a field of type `service` takes a declared service")
+            .with_help(format!(
+                "declare the catalogue's services, e.g. `service email \"E-mail\" {{ ... }}`, or make `{}` a text field",
+                f.name
+            )),
+        );
+    }
+    FieldType::Enum(services.names.iter().map(str::to_string).collect())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -845,7 +943,7 @@ fn check_targets(
 /// A respond target clearly longer than the resolve target of the same row: the ticket would
 /// have to be resolved before anyone had to respond to it. Durations are business time, so
 /// only one that is longer in every unit (weeks, days, time of day) is reported.
-fn respond_after_resolve(
+pub(super) fn respond_after_resolve(
     respond: &ast::ClockTarget,
     resolve: &ast::ClockTarget,
     diags: &mut Vec<Diagnostic>,
@@ -1223,7 +1321,12 @@ fn check_transition(
                 link,
                 with,
             } => {
-                if ctx.processes.resolve(process, &mut ctx.diags).is_some() {
+                // A process that failed to parse has its syntax error already.
+                let resolved = match ctx.broken.contains(&process.name) {
+                    true => ctx.processes.get(&process.name),
+                    false => ctx.processes.resolve(process, &mut ctx.diags),
+                };
+                if resolved.is_some() {
                     ctx.pending_spawns.push(super::PendingSpawn {
                         clause: clause.span,
                         process: place.0.to_string(),

@@ -1,34 +1,30 @@
 //! Rules: rhai compiled once, in the sandbox they run in, with rhai's errors mapped to the
-//! place in the `.itsm` file where they are.
+//! place in the `.itsm` file where they are; then typed against the process's fields
+//! ([`super::rhai_types`]).
+
+use std::rc::Rc;
 
 use itsmflow_dsl::ast::{self, RuleTarget, Span};
 use itsmflow_dsl::Diagnostic;
 
 use super::names::Names;
 use super::process::ProcessScope;
-use crate::model::{FieldId, Rule, RuleKind, RuleReads, TransitionId};
+use super::rhai_types::{self, offset_of, Expect, Strs, Ty, Var};
+use crate::model::{
+    FieldId, FieldType, PriorityTable, Rule, RuleKind, RuleReads, Transition, TransitionId,
+};
 use crate::script;
 
-/// The byte offset in `code` of rhai's 1-based line and column (columns count characters).
-fn offset_of(code: &str, line: usize, column: usize) -> usize {
-    let mut offset = 0;
-    for (i, l) in code.split_inclusive('\n').enumerate() {
-        if i + 1 == line {
-            let col = l
-                .char_indices()
-                .nth(column.saturating_sub(1))
-                .map(|(o, _)| o)
-                .unwrap_or(l.trim_end_matches('\n').len());
-            return offset + col;
-        }
-        offset += l.len();
-    }
-    code.len()
+/// What the rules' types depend on besides the process's names.
+pub(super) struct RuleContext<'a> {
+    pub transitions: &'a [Transition],
+    pub priority_table: Option<&'a PriorityTable>,
 }
 
 pub(super) fn check_rules(
     rules: &[&ast::Rule],
     scope: &ProcessScope,
+    context: &RuleContext,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Rule> {
     if rules.is_empty() {
@@ -36,6 +32,7 @@ pub(super) fn check_rules(
     }
     let engine = script::sandboxed_engine();
     let rhai_scope = script::compile_scope(scope.fields.iter(), scope.priorities.iter());
+    let types = Types::new(scope, context);
     let mut names = Names::new("rule");
     let mut out = Vec::with_capacity(rules.len());
     for r in rules {
@@ -65,13 +62,16 @@ pub(super) fn check_rules(
             continue;
         }
         match engine.compile_with_scope(&rhai_scope, &r.code.text) {
-            Ok(ast) => out.push(Rule {
-                name: r.name.name.clone(),
-                kind,
-                source: r.code.text.clone(),
-                ast,
-                reads: reads(&r.code.text, scope),
-            }),
+            Ok(ast) => {
+                types.check(r, &kind, &ast, scope, context, diags);
+                out.push(Rule {
+                    name: r.name.name.clone(),
+                    kind,
+                    source: r.code.text.clone(),
+                    ast,
+                    reads: reads(&r.code.text, scope),
+                })
+            }
             Err(e) => {
                 let pos = e.position();
                 let start = match (pos.line(), pos.position()) {
@@ -164,5 +164,183 @@ fn undefined_variable_help(name: &str, scope: &ProcessScope) -> String {
     match super::names::did_you_mean(name, known) {
         Some(s) => format!("did you mean `{s}`? {readable}"),
         None => readable,
+    }
+}
+
+/// The types of what rules read, shared by a process's rules.
+struct Types {
+    /// Per field: an enum's values.
+    enums: Vec<Option<Rc<Strs>>>,
+    stages: Rc<Strs>,
+    /// The ticket always has a priority (the table decides one from required fields).
+    priority_always_set: bool,
+    has_priorities: bool,
+}
+
+impl Types {
+    fn new(scope: &ProcessScope, context: &RuleContext) -> Types {
+        let enums = scope
+            .field_models
+            .iter()
+            .map(|f| match &f.ty {
+                FieldType::Enum(values) => Some(Rc::new(Strs {
+                    values: values.clone(),
+                    of: Some(format!("`{}`", f.name)),
+                })),
+                _ => None,
+            })
+            .collect();
+        let stages = Rc::new(Strs {
+            values: scope.stages.iter().map(str::to_string).collect(),
+            of: Some(format!("`{}`", script::STAGE_VARIABLE)),
+        });
+        let priority_always_set = context.priority_table.is_some_and(|t| {
+            t.fields.iter().all(|f| {
+                scope
+                    .field_models
+                    .get(f.index())
+                    .is_some_and(|m| m.required)
+            })
+        });
+        Types {
+            enums,
+            stages,
+            priority_always_set,
+            has_priorities: scope.priorities.iter().next().is_some(),
+        }
+    }
+
+    /// Type the rule and report what it finds.
+    fn check(
+        &self,
+        r: &ast::Rule,
+        kind: &RuleKind,
+        ast: &rhai::AST,
+        scope: &ProcessScope,
+        context: &RuleContext,
+        diags: &mut Vec<Diagnostic>,
+    ) {
+        // A field is set where a rule runs when it is required (a ticket never lacks one: it
+        // is asked for at creation and cannot be cleared), and in a guard when every
+        // transition the guard is on requires it (checked before guards run). A field with
+        // only a default may be cleared by an update, so it may be unset.
+        let guarded: Option<Vec<&Transition>> = match kind {
+            RuleKind::Guard(ts) => Some(
+                ts.iter()
+                    .filter_map(|t| context.transitions.get(t.index()))
+                    .collect(),
+            ),
+            RuleKind::Computes(_) => None,
+        };
+        let mut vars: Vec<Var> = Vec::with_capacity(scope.field_models.len() + 8);
+        for (i, f) in scope.field_models.iter().enumerate() {
+            let required_here = guarded.as_ref().is_some_and(|ts| {
+                !ts.is_empty() && ts.iter().all(|t| t.requires.iter().any(|x| x.index() == i))
+            });
+            let may_be_unset = !f.required && !required_here;
+            vars.push(Var {
+                name: f.name.clone(),
+                ty: Ty::field(&f.ty, self.enums[i].clone(), may_be_unset),
+                constant: false,
+                unset_help: may_be_unset.then(|| unset_help(f)),
+            });
+        }
+        vars.push(Var {
+            name: script::STAGE_VARIABLE.to_string(),
+            ty: Ty::one_of(self.stages.clone()),
+            constant: false,
+            unset_help: None,
+        });
+        let priority = if !self.has_priorities {
+            Ty::new(rhai_types::Kinds::UNIT)
+        } else if self.priority_always_set {
+            Ty::int(true)
+        } else {
+            Ty::int(true).with_unit()
+        };
+        vars.push(Var {
+            name: script::PRIORITY_VARIABLE.to_string(),
+            ty: priority,
+            constant: false,
+            unset_help: Some(format!(
+                "`priority` is `()` while the ticket has none (the priority table reads fields \
+                 that are not all required): check `priority != () && ...` first, or write \
+                 `(priority ?? {})`",
+                scope.priorities.iter().count().max(1)
+            )),
+        });
+        for level in scope.priorities.iter() {
+            vars.push(Var {
+                name: level.to_string(),
+                ty: Ty::int(true),
+                constant: true,
+                unset_help: None,
+            });
+        }
+        let expect = match kind {
+            RuleKind::Guard(_) => Expect::Guard,
+            RuleKind::Computes(f) => match scope.field_models.get(f.index()) {
+                Some(field) => Expect::Computes {
+                    field: &field.name,
+                    ty: &field.ty,
+                    required: field.required,
+                },
+                None => return,
+            },
+        };
+        let base = r.code.span.start as usize;
+        for f in rhai_types::check_rule(ast, &r.code.text, vars, &expect) {
+            let span = Span::new(r.code.span.file, base + f.start, base + f.end.max(f.start));
+            let d = if f.warning {
+                Diagnostic::warning(f.code, span, f.message)
+            } else {
+                Diagnostic::error(f.code, span, f.message)
+            };
+            let d = d.with_label(f.label);
+            diags.push(match f.help {
+                Some(h) => d.with_help(h),
+                None => d,
+            });
+        }
+    }
+}
+
+/// What to do about a field being unset in a rule.
+fn unset_help(f: &crate::model::Field) -> String {
+    let name = &f.name;
+    match &f.default {
+        Some(v) => format!(
+            "`{name}` has a default but is not `required`, so a ticket's update may clear it: \
+             declare it `required` (new tickets still get the default), or write \
+             `({name} ?? {})`",
+            rhai_literal(&f.ty, v)
+        ),
+        None => {
+            let fallback = match &f.ty {
+                FieldType::Text | FieldType::Person | FieldType::Enum(_) => "\"\"",
+                FieldType::Bool => "false",
+                _ => "0",
+            };
+            format!(
+                "an unset field reaches a rule as `()`: check it first (`{name} != () && ...`), \
+                 or give a value for when it is unset: `({name} ?? {fallback})`"
+            )
+        }
+    }
+}
+
+/// A value as rhai source, as a rule sees it.
+fn rhai_literal(ty: &FieldType, v: &crate::model::Value) -> String {
+    use crate::model::Value;
+    match (v, ty) {
+        (Value::Text(s), _) => format!("{:?}", s.as_ref()),
+        (Value::Int(n), _) => n.to_string(),
+        (Value::Bool(b), _) => b.to_string(),
+        (Value::Enum(i), FieldType::Enum(values)) => values
+            .get(*i as usize)
+            .map_or_else(|| "()".to_string(), |s| format!("{s:?}")),
+        (Value::Enum(i), _) => i.to_string(),
+        (Value::Duration(d, s), _) => d.saturating_mul(86_400).saturating_add(*s).to_string(),
+        (Value::DateTime(t), _) => t.to_string(),
     }
 }

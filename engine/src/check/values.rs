@@ -16,6 +16,7 @@ pub fn describe(lit: &LiteralKind) -> &'static str {
         LiteralKind::Integer(_) => "a number",
         LiteralKind::String(_) => "a string",
         LiteralKind::Symbol(_) => "a bare word",
+        LiteralKind::Prefix(_) => "a value and those under it",
     }
 }
 

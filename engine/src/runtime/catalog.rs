@@ -321,6 +321,15 @@ impl Catalog {
     }
 
     /// Every published version of every process, by process name then version.
+    /// The project the newest published version belongs to: the current service catalogue.
+    pub fn latest_project(&self) -> Option<Arc<crate::model::Project>> {
+        self.shared()
+            .by_id
+            .values()
+            .max_by_key(|d| d.id)
+            .map(|d| d.project.clone())
+    }
+
     pub fn definitions(&self) -> Vec<Arc<Definition>> {
         let mut all: Vec<Arc<Definition>> = self.shared().by_id.values().cloned().collect();
         all.sort_by(|a, b| (&a.process, a.version).cmp(&(&b.process, b.version)));

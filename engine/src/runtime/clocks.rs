@@ -195,11 +195,10 @@ fn measure<'a, 't>(
     clock: ClockKind,
     t: &'t mut ClockTimeline,
     priority: Option<PriorityId>,
+    service: Option<u32>,
 ) -> Option<Measured<'a, 't>> {
-    let p = def.model();
-    let target = priority
-        .and_then(|pr| p.targets.get(pr.index()))
-        .and_then(|t| t.as_ref())?;
+    // The ticket's service's target for its priority, else the process's own.
+    let target = def.model().target(priority, service)?;
     let duration = target.of(clock)?;
     let cal = BusinessCalendar::from_ref(&def.project.calendars, target.calendar)?;
     t.measure_on(target.calendar, &cal);
@@ -309,11 +308,12 @@ pub fn crossings(
     clock: ClockKind,
     t: &mut ClockTimeline,
     priority: Option<PriorityId>,
+    service: Option<u32>,
 ) -> Option<Crossings> {
     if t.stopped_at.is_some() {
         return None;
     }
-    let m = measure(def, clock, t, priority)?;
+    let m = measure(def, clock, t, priority, service)?;
     let started_at = m.t.started_at?;
     // The steps, then the target, each placed where the clock reaches it; a mark equal to the
     // one before it (a step at 100%, then the target) takes that one's instant.
@@ -344,10 +344,11 @@ pub fn crossings(
 pub fn clocks(def: &Definition, events: &[Event], now: DateTime<Utc>) -> Vec<Clock> {
     let mut state = TimerState::of(def, events);
     let priority = state.priority();
+    let service = state.service(def);
     let mut out = Vec::new();
     let [respond, resolve] = state.timelines_mut();
     for (clock, t) in [(ClockKind::Respond, respond), (ClockKind::Resolve, resolve)] {
-        let Some(m) = measure(def, clock, t, priority) else {
+        let Some(m) = measure(def, clock, t, priority, service) else {
             continue;
         };
         let Some(started) = m.t.started_at else {

@@ -56,6 +56,9 @@ pub struct Engine<S> {
     /// Who holds which roles: where approvers come from.
     directory: Arc<dyn Directory>,
     ballots: tokio::sync::broadcast::Sender<BallotsChanged>,
+    /// Woken when a commit through this engine writes notifications, so a deliverer need not
+    /// poll for them.
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 /// The pending approval ballots of an instance changed (a level opened or closed, a vote or a
@@ -181,6 +184,7 @@ impl<S: Store> Engine<S> {
             approvals: ApprovalMemo::default(),
             directory: Arc::new(NoDirectory),
             ballots: tokio::sync::broadcast::channel(FIRINGS_BUFFER).0,
+            outbox: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -546,6 +550,8 @@ impl<S: Store> Engine<S> {
             let state = change.instance.clone();
             let wakeups = wakeups_of(&change);
             let ballots = self.ballot_news(&change);
+            let notifies = !change.notifications.is_empty()
+                || change.cascade.iter().any(|c| !c.notifications.is_empty());
             let cascaded_ballots: Vec<_> = change
                 .cascade
                 .iter()
@@ -553,6 +559,7 @@ impl<S: Store> Engine<S> {
                 .collect();
             let committed = self.store.commit(change).await?;
             self.wakeups_committed(wakeups);
+            self.outbox_committed(notifies);
             self.ballots_committed(id, ballots);
             for (other, ballots) in cascaded_ballots {
                 self.ballots_committed(other, ballots);
@@ -593,6 +600,46 @@ impl<S: Store> Engine<S> {
         self.schedules.put(id, inst.version, remembered);
         inst.id = id;
         Ok(InstanceView::new(def, Arc::new(inst), task))
+    }
+
+    /// Raise a ticket for a catalogue item: on the item's process, with the fields the item
+    /// presets (they win over the input's), refused when a field the item requires is missing.
+    pub async fn create_item(
+        &self,
+        item: &str,
+        fields: &Map<String, Json>,
+        actor: &Actor,
+    ) -> Result<InstanceView, EngineError> {
+        let project = self
+            .catalog
+            .latest_project()
+            .ok_or_else(|| EngineError::UnknownItem(item.to_string()))?;
+        let (_, found) = project
+            .item(item)
+            .ok_or_else(|| EngineError::UnknownItem(item.to_string()))?;
+        let process = project
+            .process(&found.process)
+            .ok_or_else(|| EngineError::UnknownProcess(found.process.clone()))?;
+        let mut input = fields.clone();
+        for (field, value) in &found.presets {
+            let f = &process.fields[field.index()];
+            input.insert(f.name.clone(), super::values::to_json(f, value));
+        }
+        let missing: Vec<super::values::FieldError> = found
+            .requires
+            .iter()
+            .map(|f| &process.fields[f.index()])
+            .filter(|f| {
+                input
+                    .get(&f.name)
+                    .is_none_or(|v| v.is_null() || v.as_str().is_some_and(|s| s.trim().is_empty()))
+            })
+            .map(|f| super::values::FieldError::new(&f.name, format!("is required for `{item}`")))
+            .collect();
+        if !missing.is_empty() {
+            return Err(EngineError::InvalidFields(missing));
+        }
+        self.create(&found.process, &input, actor).await
     }
 
     pub async fn instance(&self, id: InstanceId) -> Result<InstanceView, EngineError> {
@@ -776,9 +823,10 @@ impl<S: Store> Engine<S> {
                     self.check_people(def, fields).await?;
                 }
                 self.assign_all(&mut change, target.2.as_ref()).await?;
-                let mut touched = relations::Touched::starting_at(inst.id);
+                let mut touched = relations::Touched::none();
                 if let Some(t) = transition {
                     if !t.effects.is_empty() {
+                        touched = relations::Touched::starting_at(inst.id);
                         self.cascade(def, &mut change, actor, &mut touched, 1)
                             .await?;
                     }
@@ -1036,9 +1084,12 @@ impl<S: Store> Engine<S> {
                     .count() as u32;
                 let version = change.instance.version;
                 let ballots = self.ballot_news(&change);
+                let notifies = !change.notifications.is_empty()
+                    || change.cascade.iter().any(|c| !c.notifications.is_empty());
                 match self.store.commit(change).await {
                     Ok(_) => {
                         fired += 1;
+                        self.outbox_committed(notifies);
                         self.ballots_committed(id, ballots);
                         self.wakeups_committed(spawned);
                         if let Some(after) = after.take() {
@@ -1107,6 +1158,46 @@ impl<S: Store> Engine<S> {
     /// Mark outbox rows delivered (now); returns how many were not delivered before.
     pub async fn mark_delivered(&self, ids: &[i64]) -> Result<u64, EngineError> {
         Ok(self.store.mark_delivered(ids, self.clock.now()).await?)
+    }
+
+    /// Claim up to `limit` notifications to deliver now, each leased for `lease` to this
+    /// deliverer (see [`Store::claim_deliveries`]): deliverers on every node may run, and none
+    /// posts what another has claimed.
+    pub async fn claim_deliveries(
+        &self,
+        limit: u32,
+        lease: TimeDelta,
+    ) -> Result<Vec<Notification>, EngineError> {
+        let now = self.clock.now();
+        Ok(self.store.claim_deliveries(now, now + lease, limit).await?)
+    }
+
+    /// A delivery of notification `id` failed: try again after `retry_in`, or, without it,
+    /// give up (the row is kept, marked dead, with the error).
+    pub async fn delivery_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_in: Option<TimeDelta>,
+    ) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .delivery_failed(id, error, retry_in.map(|d| now + d), now)
+            .await?)
+    }
+
+    /// Woken when this engine commits notifications (other nodes' commits are found by the
+    /// deliverer's own look, now and then).
+    pub fn outbox_changes(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox.clone()
+    }
+
+    /// Tell the deliverer of notifications a change wrote.
+    fn outbox_committed(&self, wrote: bool) {
+        if wrote {
+            self.outbox.notify_one();
+        }
     }
 
     /// The raw history, as the runtime sees it.

@@ -13,6 +13,8 @@ pub enum EngineError {
     InvalidDefinitions(Vec<Diagnostic>),
     #[error("no process `{0}` is published")]
     UnknownProcess(String),
+    #[error("the catalogue has no item `{0}`")]
+    UnknownItem(String),
     #[error("no instance {0}")]
     InstanceNotFound(InstanceId),
     #[error("no task {0}")]

@@ -283,7 +283,9 @@ impl Logic {
         let stays = t.to == inst.stage && queue == inst.queue;
         match task.filter(|t| t.state != TaskState::Done) {
             Some(open) if stays => {
-                if open.priority != priority.map(|p| p.0) {
+                let service_moved =
+                    p.service_of(&inst.fields) != p.service_of(&change.instance.fields);
+                if open.priority != priority.map(|p| p.0) || service_moved {
                     change.update_task = Some(UpdateTask {
                         task: open.id,
                         queue: open.queue.clone(),
@@ -433,7 +435,11 @@ impl Logic {
         let mut change = b.finish(fields, inst.stage, priority, queue);
         if let Some(open) = task.filter(|t| t.state != TaskState::Done) {
             let queue_name = queue.map(|q| def.task_names().queues[q.index()].clone());
-            if queue_name.as_deref() != Some(&*open.queue) || open.priority != priority.map(|p| p.0)
+            // Another service may agree another target: the task's due time moves with it.
+            let service_moved = p.service_of(&inst.fields) != p.service_of(&change.instance.fields);
+            if queue_name.as_deref() != Some(&*open.queue)
+                || open.priority != priority.map(|p| p.0)
+                || service_moved
             {
                 change.update_task = Some(UpdateTask {
                     task: open.id,

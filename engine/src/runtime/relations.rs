@@ -302,6 +302,12 @@ impl Touched {
             tasks_before: Vec::new(),
         }
     }
+
+    /// Before any effect: nothing touched yet (the acting ticket is added when effects run),
+    /// at no cost for the actions that have none.
+    pub fn none() -> Self {
+        Touched::default()
+    }
 }
 
 /// How many steps a cascade of effects may take (an effect's transition may have effects of its

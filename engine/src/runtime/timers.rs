@@ -290,6 +290,12 @@ impl TimerState {
                             }
                         }
                         self.cached = None;
+                        // Another service may agree other targets: the clocks are measured
+                        // again against them (not reset), as on a change of priority.
+                        let service = p.service_targets.as_ref().map(|st| st.field);
+                        if changes.iter().any(|c| Some(c.field) == service) {
+                            self.placed = [None, None];
+                        }
                     }
                     continue;
                 }
@@ -337,6 +343,12 @@ impl TimerState {
         self.priority
     }
 
+    /// The ticket's service (its `service` field's value index), for a process whose services
+    /// agree targets of their own.
+    pub fn service(&self, def: &Definition) -> Option<u32> {
+        def.model().service_of(self.fields.as_deref()?)
+    }
+
     /// The clocks' timelines, respond then resolve.
     pub(super) fn timelines_mut(&mut self) -> &mut [ClockTimeline; 2] {
         &mut self.clocks
@@ -359,6 +371,7 @@ impl TimerState {
     }
 
     fn derive(&mut self, def: &Definition) -> Schedule {
+        let service = self.service(def);
         let mut resolve_due = None;
         for ((clock, t), placed) in CLOCKS
             .into_iter()
@@ -366,7 +379,7 @@ impl TimerState {
             .zip(self.placed.iter_mut())
         {
             if placed.is_none() {
-                *placed = Some(crossings(def, clock, t, self.priority));
+                *placed = Some(crossings(def, clock, t, self.priority, service));
             }
         }
         // Sized once: every step and target placed, and the automatic transitions.
@@ -421,7 +434,7 @@ impl TimerState {
         if timed.is_empty() {
             return;
         }
-        let cal = calendar(def, self.priority);
+        let cal = calendar(def, self.priority, self.service(def));
         due.extend(
             timed
                 .iter()
@@ -629,7 +642,8 @@ impl Timing {
             .zip(&at)
             .map(|(s, at)| !at.is_empty() || !s.recurring.is_empty())
             .collect();
-        let reads_fields = p.transitions.iter().any(|t| t.at.is_some())
+        let reads_fields = p.service_targets.is_some()
+            || p.transitions.iter().any(|t| t.at.is_some())
             || p.stages
                 .iter()
                 .flat_map(|s| &s.recurring)
@@ -643,6 +657,7 @@ impl Timing {
         Timing {
             start_stages: CLOCKS.map(|clock| p.stages.iter().any(|s| s.starts.has(clock))),
             timed: p.targets.iter().any(Option::is_some)
+                || p.service_targets.is_some()
                 || p.transitions.iter().any(|t| t.after.is_some())
                 || approval_timed.iter().any(|t| *t)
                 || field_timed.iter().any(|t| *t),
@@ -703,11 +718,16 @@ impl Schedule {
     }
 }
 
-/// The calendar of a priority's target (see the module documentation); `24x7` without one.
-pub fn calendar(def: &Definition, priority: Option<PriorityId>) -> BusinessCalendar<'_> {
-    let cal = priority
-        .and_then(|p| def.model().targets.get(p.index()))
-        .and_then(|t| t.as_ref())
+/// The calendar of the target of a priority (and service, see [`Process::target`]), as the
+/// module documentation says; `24x7` without one.
+pub fn calendar(
+    def: &Definition,
+    priority: Option<PriorityId>,
+    service: Option<u32>,
+) -> BusinessCalendar<'_> {
+    let cal = def
+        .model()
+        .target(priority, service)
         .map(|t| t.calendar)
         .unwrap_or(CalendarRef::AlwaysOpen);
     BusinessCalendar::from_ref(&def.project.calendars, cal)

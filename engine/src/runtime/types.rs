@@ -564,6 +564,12 @@ pub struct Notification {
     pub created_at: DateTime<Utc>,
     pub deliver_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
+    /// Delivery attempts so far (each claim counts one).
+    pub attempts: u32,
+    /// Why the last attempt failed, if it did.
+    pub last_error: Option<String>,
+    /// When delivery was given up after too many failed attempts (a dead letter).
+    pub dead_at: Option<DateTime<Utc>>,
 }
 
 /// Which outbox rows to list. Every condition given must hold.

@@ -100,6 +100,9 @@ struct Inner {
     /// `(claimable from, instance)`, in order: the tickets' wake-ups.
     wakeup_order: BTreeSet<(i64, InstanceId)>,
     notifications: Vec<Notification>,
+    /// Per notification (by position): until when it is leased to a deliverer or waits to be
+    /// tried again.
+    notification_leases: Vec<Option<DateTime<Utc>>>,
     /// Pending approval ballots per instance, as the last change that moved them wrote them.
     ballots: HashMap<InstanceId, Vec<PendingBallot>>,
     next_definition: i64,
@@ -327,7 +330,11 @@ impl Inner {
                 created_at: at,
                 deliver_at: n.deliver_at,
                 delivered_at: None,
+                attempts: 0,
+                last_error: None,
+                dead_at: None,
             });
+            self.notification_leases.push(None);
         }
     }
 
@@ -827,6 +834,61 @@ impl Store for MemoryStore {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Notification>> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let mut claimed = Vec::new();
+        for (n, lease) in inner
+            .notifications
+            .iter_mut()
+            .zip(inner.notification_leases.iter_mut())
+        {
+            if claimed.len() >= limit as usize {
+                break;
+            }
+            let claimable = n.delivered_at.is_none()
+                && n.dead_at.is_none()
+                && n.deliver_at <= now
+                && lease.is_none_or(|until| until <= now);
+            if claimable {
+                *lease = Some(lease_until);
+                n.attempts += 1;
+                claimed.push(n.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn delivery_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(i) = usize::try_from(id - 1).ok() else {
+            return Ok(());
+        };
+        if let (Some(n), Some(lease)) = (
+            inner.notifications.get_mut(i),
+            inner.notification_leases.get_mut(i),
+        ) {
+            n.last_error = Some(error.to_string());
+            match retry_at {
+                Some(at) => *lease = Some(at),
+                None => n.dead_at = Some(now),
+            }
+        }
+        Ok(())
     }
 
     async fn mark_delivered(&self, ids: &[i64], at: DateTime<Utc>) -> Result<u64> {

@@ -374,6 +374,26 @@ pub trait Store: Send + Sync + 'static {
         after_id: Option<i64>,
     ) -> impl Future<Output = Result<Vec<Notification>>> + Send;
 
+    /// Claim up to `limit` outbox rows to deliver at `now`: undelivered, not given up, due, and
+    /// not leased or waiting to be tried again; each is leased until `lease_until` and its
+    /// attempt counted, so no other deliverer (on any node) takes it meanwhile. Oldest first.
+    fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Notification>>> + Send;
+
+    /// An attempt to deliver row `id` failed with `error`: it is tried again from `retry_at`,
+    /// or, without one, given up at `now` (a dead letter).
+    fn delivery_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// Mark outbox rows delivered at `at`; returns how many were not delivered before.
     fn mark_delivered(
         &self,

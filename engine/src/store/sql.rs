@@ -96,6 +96,12 @@ impl ChangeRows {
     }
 }
 
+/// The outbox rows a deliverer may claim at `$now`: undelivered, alive, due, and neither
+/// leased nor waiting to be tried again; the oldest first.
+pub const CLAIMABLE_NOTIFICATIONS: &str =
+    "delivered_at IS NULL AND dead_at IS NULL AND deliver_at <= {now} \
+     AND (claimed_until IS NULL OR claimed_until <= {now})";
+
 /// Notification recipients as stored: a JSON array, or NULL for every holder of the role.
 pub fn recipients_column(recipients: &[String]) -> Option<String> {
     (!recipients.is_empty()).then(|| Json::from(recipients.to_vec()).to_string())
@@ -372,6 +378,9 @@ pub struct NotificationColumns {
     pub created_at: i64,
     pub deliver_at: i64,
     pub delivered_at: Option<i64>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub dead_at: Option<i64>,
 }
 
 impl NotificationColumns {
@@ -390,6 +399,9 @@ impl NotificationColumns {
             created_at: from_micros(self.created_at),
             deliver_at: from_micros(self.deliver_at),
             delivered_at: self.delivered_at.map(from_micros),
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+            last_error: self.last_error,
+            dead_at: self.dead_at.map(from_micros),
         }
     }
 }

@@ -149,6 +149,19 @@ enum Job {
         at: i64,
         reply: Reply<u64>,
     },
+    ClaimDeliveries {
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+        reply: Reply<Vec<Notification>>,
+    },
+    DeliveryFailed {
+        id: i64,
+        error: String,
+        retry_at: Option<i64>,
+        now: i64,
+        reply: Reply<()>,
+    },
 }
 
 /// A job's outcome, held until its batch commits.
@@ -161,6 +174,7 @@ enum Done {
     Unit(Reply<()>, Result<()>),
     Instances(Reply<Vec<InstanceId>>, Result<Vec<InstanceId>>),
     Count(Reply<u64>, Result<u64>),
+    Notifications(Reply<Vec<Notification>>, Result<Vec<Notification>>),
 }
 
 impl Done {
@@ -174,6 +188,7 @@ impl Done {
             Done::Unit(_, r) => r.is_err(),
             Done::Instances(_, r) => r.is_err(),
             Done::Count(_, r) => r.is_err(),
+            Done::Notifications(_, r) => r.is_err(),
         }
     }
 
@@ -195,6 +210,7 @@ impl Done {
             Done::Unit(tx, r) => drop(tx.send(pick(r, failed))),
             Done::Instances(tx, r) => drop(tx.send(pick(r, failed))),
             Done::Count(tx, r) => drop(tx.send(pick(r, failed))),
+            Done::Notifications(tx, r) => drop(tx.send(pick(r, failed))),
         }
     }
 }
@@ -444,6 +460,8 @@ fn fail(job: Job, msg: &str) {
         Job::SetAgent { reply, .. } => drop(reply.send(Err(err()))),
         Job::ClaimWakeups { reply, .. } => drop(reply.send(Err(err()))),
         Job::MarkDelivered { reply, .. } => drop(reply.send(Err(err()))),
+        Job::ClaimDeliveries { reply, .. } => drop(reply.send(Err(err()))),
+        Job::DeliveryFailed { reply, .. } => drop(reply.send(Err(err()))),
     }
 }
 
@@ -502,6 +520,19 @@ fn run(conn: &Connection, job: Job) -> Done {
             reply,
         } => Done::Instances(reply, claim_wakeups(conn, now, limit, lease_until)),
         Job::MarkDelivered { ids, at, reply } => Done::Count(reply, mark_delivered(conn, &ids, at)),
+        Job::ClaimDeliveries {
+            now,
+            lease_until,
+            limit,
+            reply,
+        } => Done::Notifications(reply, claim_deliveries(conn, now, lease_until, limit)),
+        Job::DeliveryFailed {
+            id,
+            error,
+            retry_at,
+            now,
+            reply,
+        } => Done::Unit(reply, delivery_failed(conn, id, &error, retry_at, now)),
     }
 }
 
@@ -517,6 +548,9 @@ fn notification_from_row(row: &Row) -> rusqlite::Result<Notification> {
         created_at: row.get("created_at")?,
         deliver_at: row.get("deliver_at")?,
         delivered_at: row.get("delivered_at")?,
+        attempts: row.get("attempts")?,
+        last_error: row.get("last_error")?,
+        dead_at: row.get("dead_at")?,
     }
     .into_notification())
 }
@@ -583,6 +617,42 @@ fn claim_wakeups(
         .collect::<rusqlite::Result<Vec<_>>>()?;
     due.sort_unstable();
     Ok(due.into_iter().map(|(_, id)| InstanceId(id)).collect())
+}
+
+/// Lease the oldest claimable outbox rows (the writer is the only one, so no two claims meet).
+fn claim_deliveries(
+    conn: &Connection,
+    now: i64,
+    lease_until: i64,
+    limit: u32,
+) -> Result<Vec<Notification>> {
+    let sql = format!(
+        "UPDATE notifications SET claimed_until = ?1, attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM notifications WHERE {} ORDER BY id LIMIT ?3) RETURNING *",
+        sql::CLAIMABLE_NOTIFICATIONS.replace("{now}", "?2")
+    );
+    let mut claimed = conn
+        .prepare_cached(&sql)?
+        .query_map(params![lease_until, now, limit], notification_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    claimed.sort_by_key(|n| n.id);
+    Ok(claimed)
+}
+
+fn delivery_failed(
+    conn: &Connection,
+    id: i64,
+    error: &str,
+    retry_at: Option<i64>,
+    now: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE notifications SET last_error = ?2, claimed_until = COALESCE(?3, claimed_until), \
+         dead_at = CASE WHEN ?3 IS NULL THEN ?4 ELSE dead_at END \
+         WHERE id = ?1 AND delivered_at IS NULL",
+    )?
+    .execute(params![id, error, retry_at, now])?;
+    Ok(())
 }
 
 fn mark_delivered(conn: &Connection, ids: &[i64], at: i64) -> Result<u64> {
@@ -1387,6 +1457,39 @@ impl Store for SqliteStore {
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Notification>> {
+        self.write(|reply| Job::ClaimDeliveries {
+            now: sql::micros(now),
+            lease_until: sql::micros(lease_until),
+            limit,
+            reply,
+        })
+        .await
+    }
+
+    async fn delivery_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let error = error.to_string();
+        self.write(|reply| Job::DeliveryFailed {
+            id,
+            error,
+            retry_at: retry_at.map(sql::micros),
+            now: sql::micros(now),
+            reply,
         })
         .await
     }

@@ -19,7 +19,7 @@ use super::auth::AuthCache;
 use super::error::ApiError;
 use super::metrics::Metrics;
 use super::routes::{
-    admin, approvals, definitions, health, instances, notifications, queues, tasks,
+    admin, approvals, catalog, definitions, health, instances, notifications, queues, tasks,
 };
 use super::tenants::{Backend, Tenants};
 use crate::identity::store::IdentityStore;
@@ -129,6 +129,7 @@ pub fn router<B: Backend>(app: Arc<App<B>>) -> Router {
             post(approvals::delegate::<B>),
         )
         .route("/v1/me/approvals", get(approvals::mine::<B>))
+        .route("/v1/catalog", get(catalog::get::<B>))
         .route("/v1/queues", get(queues::list::<B>))
         .route("/v1/queues/{queue}/tasks", get(queues::tasks::<B>))
         .route("/v1/queues/{queue}/claim", post(queues::claim_next::<B>))

@@ -182,6 +182,7 @@ impl From<EngineError> for ApiError {
             // full; anywhere else they mean stored definitions no longer check.
             EngineError::InvalidDefinitions(_) => ApiError::internal(detail),
             EngineError::UnknownProcess(p) => ApiError::not_found(detail).with("process", json!(p)),
+            EngineError::UnknownItem(i) => ApiError::not_found(detail).with("item", json!(i)),
             EngineError::InstanceNotFound(_) | EngineError::TaskNotFound(_) => {
                 ApiError::not_found(detail)
             }

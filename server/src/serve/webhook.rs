@@ -2,9 +2,15 @@
 //!
 //! Each tenant's notifications that are due (not held to business hours any more) are POSTed,
 //! one request each, as JSON to the configured URL and marked delivered once it answers 2xx.
-//! Delivery is at least once: a crash between the answer and the mark sends it again, so the
-//! receiver should ignore ids it has seen. A failing receiver is retried with back-off; the
-//! rows wait in the outbox meanwhile, in order.
+//! A deliverer claims the rows it sends (a lease in the store, `Store::claim_deliveries`), so
+//! deliverers on several nodes sharing one database never post the same notification twice at
+//! once. Delivery is at least once: a crash between the answer and the mark, or a lease that
+//! runs out while the receiver takes longer, sends it again, so the receiver should ignore ids
+//! it has seen (the `x-itsmflow-notification` header). A failed attempt is tried again after a
+//! growing pause (the row waits, the others go on); after `MAX_ATTEMPTS` the row is kept as a
+//! dead letter with its last error (`GET /v1/notifications` shows both). The deliverer wakes
+//! when this node commits a notification, and looks now and then for the rest (held ones that
+//! fall due, other nodes' commits, retries).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +19,25 @@ use itsmflow_engine::runtime::{Engine, Notification};
 use itsmflow_engine::store::Store;
 use serde_json::json;
 
-/// Look for new notifications this often while the outbox is empty.
+/// Look for notifications this often while nothing wakes the deliverer.
 const IDLE_POLL: Duration = Duration::from_secs(2);
 const BATCH: u32 = 100;
+/// How long a claim keeps other deliverers off a row: well beyond a request's timeout.
+const LEASE_SECS: i64 = 60;
+/// Attempts before a notification is given up as a dead letter.
+pub const MAX_ATTEMPTS: u32 = 10;
+/// The pause after a failed attempt doubles from 1 s up to this.
+const MAX_BACKOFF_SECS: i64 = 3600;
+/// After a failure to read the outbox itself.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The pause before attempt `attempts + 1` (after `attempts` failed): 1 s, 2 s, 4 s, ...
+fn retry_in(attempts: u32) -> chrono::TimeDelta {
+    let secs = 1i64
+        .checked_shl(attempts.saturating_sub(1).min(30))
+        .unwrap_or(MAX_BACKOFF_SECS);
+    chrono::TimeDelta::seconds(secs.min(MAX_BACKOFF_SECS))
+}
 
 #[derive(Clone, Debug)]
 pub struct Webhook {
@@ -64,9 +85,13 @@ impl Webhook {
 
     /// Deliver a tenant's notifications until the task is stopped.
     pub async fn deliver<S: Store>(self, tenant: String, engine: Arc<Engine<S>>) {
+        let woken = engine.outbox_changes();
         let mut backoff = Duration::from_secs(1);
         loop {
-            let due = match engine.notifications_to_deliver(BATCH, None).await {
+            let due = match engine
+                .claim_deliveries(BATCH, chrono::TimeDelta::seconds(LEASE_SECS))
+                .await
+            {
                 Ok(due) => due,
                 Err(e) => {
                     tracing::warn!(%tenant, error = %e, "cannot read the notifications outbox");
@@ -75,22 +100,46 @@ impl Webhook {
                     continue;
                 }
             };
+            backoff = Duration::from_secs(1);
             if due.is_empty() {
-                tokio::time::sleep(IDLE_POLL).await;
+                // Until this node commits a notification, or it is time to look again.
+                let _ = tokio::time::timeout(IDLE_POLL, woken.notified()).await;
                 continue;
             }
             for n in &due {
-                // In order: a receiver that fails holds back the ones after it.
-                while let Err(e) = self.send(&tenant, n).await {
-                    tracing::warn!(%tenant, notification = n.id, error = %e, "webhook delivery failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-                backoff = Duration::from_secs(1);
-                if let Err(e) = engine.mark_delivered(&[n.id]).await {
-                    tracing::warn!(%tenant, notification = n.id, error = %e, "delivered but not marked; it will be sent again");
+                let outcome = match self.send(&tenant, n).await {
+                    Ok(()) => engine.mark_delivered(&[n.id]).await.map(|_| ()),
+                    Err(e) => {
+                        let retry = (n.attempts < MAX_ATTEMPTS).then(|| retry_in(n.attempts));
+                        match retry {
+                            Some(_) => {
+                                tracing::warn!(%tenant, notification = n.id, attempts = n.attempts, error = %e, "webhook delivery failed; will retry")
+                            }
+                            None => {
+                                tracing::error!(%tenant, notification = n.id, attempts = n.attempts, error = %e, "webhook delivery failed too often; kept as a dead letter")
+                            }
+                        }
+                        engine.delivery_failed(n.id, &e, retry).await
+                    }
+                };
+                if let Err(e) = outcome {
+                    tracing::warn!(%tenant, notification = n.id, error = %e, "cannot record the delivery; it will be tried again when its claim runs out");
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_to_an_hour() {
+        let secs: Vec<i64> = [1, 2, 3, 4, 12, 13, 40]
+            .into_iter()
+            .map(|a| retry_in(a).num_seconds())
+            .collect();
+        assert_eq!(secs, [1, 2, 4, 8, 2048, 3600, 3600]);
     }
 }

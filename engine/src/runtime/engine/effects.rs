@@ -52,14 +52,14 @@ impl<S: Store> Engine<S> {
         id: InstanceId,
         links: &[LinkId],
     ) -> Result<Linked, EngineError> {
+        if links.is_empty() {
+            return Ok(Linked::default());
+        }
         let p = def.model();
         let mut linked = Linked {
             by_link: vec![Vec::new(); p.links.len()],
             read: Vec::new(),
         };
-        if links.is_empty() {
-            return Ok(linked);
-        }
         let stored = self.store.links(id).await?;
         for &l in links {
             let decl = &p.links[l.index()];

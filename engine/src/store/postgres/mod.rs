@@ -511,6 +511,9 @@ fn notification_from_row(row: &PgRow) -> Result<Notification> {
         created_at: row.try_get("created_at")?,
         deliver_at: row.try_get("deliver_at")?,
         delivered_at: row.try_get("delivered_at")?,
+        attempts: i64::from(row.try_get::<i32, _>("attempts")?),
+        last_error: row.try_get("last_error")?,
+        dead_at: row.try_get("dead_at")?,
     }
     .into_notification())
 }
@@ -1187,6 +1190,55 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(notification_from_row).collect()
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Notification>> {
+        // SKIP LOCKED: deliverers on other nodes claiming at once take other rows.
+        let sql = format!(
+            "UPDATE notifications SET claimed_until = $1, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM notifications WHERE {} ORDER BY id LIMIT $3 \
+             FOR UPDATE SKIP LOCKED) RETURNING *",
+            sql::CLAIMABLE_NOTIFICATIONS.replace("{now}", "$2")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(sql::micros(lease_until))
+            .bind(sql::micros(now))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut claimed: Vec<Notification> = rows
+            .iter()
+            .map(notification_from_row)
+            .collect::<Result<_>>()?;
+        claimed.sort_by_key(|n| n.id);
+        Ok(claimed)
+    }
+
+    async fn delivery_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE notifications SET last_error = $2, \
+             claimed_until = COALESCE($3, claimed_until), \
+             dead_at = CASE WHEN $3 IS NULL THEN $4 ELSE dead_at END \
+             WHERE id = $1 AND delivered_at IS NULL",
+        )
+        .bind(id)
+        .bind(error)
+        .bind(retry_at.map(sql::micros))
+        .bind(sql::micros(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn mark_delivered(&self, ids: &[i64], at: DateTime<Utc>) -> Result<u64> {

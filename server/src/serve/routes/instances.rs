@@ -85,7 +85,11 @@ fn located(view: &InstanceView) -> Response {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewInstance {
-    process: String,
+    /// The process to raise a ticket of; or, instead, a catalogue `item`.
+    #[serde(default)]
+    process: Option<String>,
+    #[serde(default)]
+    item: Option<String>,
     #[serde(default)]
     fields: Map<String, Json>,
 }
@@ -94,11 +98,16 @@ pub async fn create<B: Backend>(
     ctx: C<B>,
     JsonBody(body): JsonBody<NewInstance>,
 ) -> ApiResult<Response> {
-    let view = ctx
-        .tenant
-        .engine
-        .create(&body.process, &body.fields, &ctx.actor())
-        .await?;
+    let engine = &ctx.tenant.engine;
+    let view = match (&body.process, &body.item) {
+        (Some(process), None) => engine.create(process, &body.fields, &ctx.actor()).await?,
+        (None, Some(item)) => engine.create_item(item, &body.fields, &ctx.actor()).await?,
+        _ => {
+            return Err(ApiError::invalid(
+                "give either `process` (a published process) or `item` (a catalogue item)",
+            ))
+        }
+    };
     announce::<B>(&ctx, &view);
     Ok(located(&view))
 }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod approvals;
+pub mod catalog;
 pub mod definitions;
 pub mod health;
 pub mod instances;

@@ -457,14 +457,15 @@ fn render<B: Backend>(
                     section.card aria-labelledby="h-links" {
                         h2 #h-links { "Related tickets" }
                         ul {
-                            // A link reads from its source: "this ticket caused by #5", or
-                            // "#7 duplicate of this ticket".
+                            // A link reads as this ticket's process names it ("caused by
+                            // #5", "children #7"); one it does not name reads from its
+                            // source ("#7 spawned this ticket").
                             @for l in &t.links {
-                                @let kind = l.kind.replace('_', " ");
-                                @if l.from == t.view.id() {
-                                    li { (kind) " " a href=(format!("/tickets/{}", l.to.0)) { "#" (l.to.0) } }
+                                @let other = format!("/tickets/{}", l.other.0);
+                                @if let Some(name) = &l.name {
+                                    li { (name.replace('_', " ")) " " a href=(other) { "#" (l.other.0) } }
                                 } @else {
-                                    li { a href=(format!("/tickets/{}", l.from.0)) { "#" (l.from.0) } " " (kind) " this ticket" }
+                                    li { a href=(other) { "#" (l.other.0) } " " (l.kind.replace('_', " ")) " this ticket" }
                                 }
                             }
                         }
