@@ -120,7 +120,7 @@ impl IntoResponse for WebError {
 
 /// Every page, form and asset (taking the API's time limit with the routes they join).
 pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
-    use pages::{account, auth, home, queue, ticket};
+    use pages::{account, auth, home, portal, queue, ticket};
     Router::new()
         .route("/", get(home::home::<B>))
         .route("/sign-in", get(auth::form::<B>).post(auth::sign_in::<B>))
@@ -131,6 +131,12 @@ pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
         )
         .route("/account", get(account::page::<B>))
         .route("/account/password", post(account::password::<B>))
+        .route("/portal", get(portal::catalogue::<B>))
+        .route(
+            "/portal/new/{process}",
+            get(portal::new_form::<B>).post(portal::raise::<B>),
+        )
+        .route(portal::MY_TICKETS, get(portal::mine::<B>))
         .route("/queues", get(queue::list::<B>))
         .route("/queues/{queue}", get(queue::page::<B>))
         .route("/queues/{queue}/rows", get(queue::rows::<B>))

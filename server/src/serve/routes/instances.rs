@@ -94,13 +94,24 @@ pub async fn create<B: Backend>(
     ctx: C<B>,
     JsonBody(body): JsonBody<NewInstance>,
 ) -> ApiResult<Response> {
+    let view = raise::<B>(&ctx, &body.process, &body.fields).await?;
+    Ok(located(&view))
+}
+
+/// Create an instance as the caller (the engine validates the fields) and tell the queues'
+/// listeners. The portal's form calls this too, so its refusals are the API's.
+pub(crate) async fn raise<B: Backend>(
+    ctx: &C<B>,
+    process: &str,
+    fields: &Map<String, Json>,
+) -> ApiResult<InstanceView> {
     let view = ctx
         .tenant
         .engine
-        .create(&body.process, &body.fields, &ctx.actor())
+        .create(process, fields, &ctx.actor())
         .await?;
-    announce::<B>(&ctx, &view);
-    Ok(located(&view))
+    announce::<B>(ctx, &view);
+    Ok(view)
 }
 
 /// The instance, with its version as the `ETag` (to send back in `If-Match`).

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod auth;
 pub mod home;
+pub mod portal;
 pub mod queue;
 pub mod ticket;
 
