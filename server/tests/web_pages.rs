@@ -18,6 +18,8 @@ on_both!(
     the_queue_stream_follows_the_session,
     an_approver_votes_on_the_page,
     a_requester_raises_and_follows_in_the_portal,
+    processes_are_for_those_who_publish,
+    a_broken_edit_shows_its_line_and_publishes_nothing,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -600,4 +602,273 @@ async fn a_requester_raises_and_follows_in_the_portal(db: Db) {
     // Any other `back` is ignored: the ticket page, never another site.
     let r = rita.get("/portal/tickets").await;
     assert!(!r.body.contains("data-action="));
+}
+
+/// The editor's files as its form posts them (`name.N`, `text.N`), read from the page's
+/// hidden name fields, with their texts from `processes/` (what the server published).
+fn editor_files(page: &str) -> Vec<(String, String)> {
+    let disk: Vec<Json> = support::project_files();
+    let mut files = Vec::new();
+    for i in 0.. {
+        let Some(name) = support::web::hidden(page, &format!("name.{i}")) else {
+            break;
+        };
+        let text = disk
+            .iter()
+            .find(|f| name.ends_with(f["name"].as_str().unwrap()))
+            .map(|f| f["text"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{name} is not in processes/"));
+        files.push((name, text));
+    }
+    assert!(!files.is_empty(), "{page}");
+    files
+}
+
+fn form_of<'a>(csrf: &'a str, files: &'a [(String, String)]) -> Vec<(String, &'a str)> {
+    let mut form = vec![("csrf".to_string(), csrf)];
+    for (i, (name, text)) in files.iter().enumerate() {
+        form.push((format!("name.{i}"), name.as_str()));
+        form.push((format!("text.{i}"), text.as_str()));
+    }
+    form
+}
+
+async fn post_files(c: &mut WebClient, path: &str, form: &[(String, &str)]) -> support::web::Page {
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    c.post(path, &form).await
+}
+
+/// The published versions, by process.
+async fn versions(s: &Server) -> Json {
+    let (st, list) = s.get("/v1/definitions", &s.admin).await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    list
+}
+
+/// The definitions, their graphs and the editor are shown only to those who may publish
+/// (`process_manager`, `admin`); everyone else, and another tenant, is refused.
+async fn processes_are_for_those_who_publish(db: Db) {
+    let s = Server::start(&db);
+    for (user, roles) in [
+        ("rita", vec!["requester"]),
+        ("alice", vec!["agent"]),
+        ("pam", vec!["process_manager"]),
+    ] {
+        s.user(&s.admin, user, &roles).await;
+        with_password(&s, &s.admin, user).await;
+    }
+    for user in ["rita", "alice"] {
+        let mut c = WebClient::signed_in(&s.base, "default", user, PASSWORD).await;
+        let token = c.get("/account").await.csrf();
+        for path in ["/processes", "/processes/incident", "/processes/edit"] {
+            let r = c.get(path).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{user} {path}");
+            assert!(r.body.contains("process_manager"), "{}", r.body);
+        }
+        let before = versions(&s).await;
+        for path in ["/processes/edit/publish", "/processes/edit/check"] {
+            let r = c
+                .post(
+                    path,
+                    &[("csrf", &token), ("name.0", "x.itsm"), ("text.0", "")],
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{user} {path}");
+        }
+        assert_eq!(versions(&s).await, before);
+        // Nor is the way there offered.
+        assert!(!c.get("/account").await.body.contains("href=\"/processes\""));
+    }
+    let mut pam = WebClient::signed_in(&s.base, "default", "pam", PASSWORD).await;
+    let list = pam.get("/processes").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.body.contains("href=\"/processes/incident\""),
+        "{}",
+        list.body
+    );
+    let page = pam.get("/processes/incident").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("<svg class=\"process-graph\""),
+        "{}",
+        page.body
+    );
+    // Stages are boxes with their labels; transitions lines with their names.
+    assert!(page.body.contains(">In progress</text>"));
+    assert!(page.body.contains(">accept</text>"));
+    assert!(page.body.contains("marker-end=\"url(#arrow)\""));
+    assert_eq!(
+        pam.get("/processes/incident?version=9").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        pam.get("/processes/nothing").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Another tenant's process manager sees its own definitions, never ours.
+    let (st, acme) = s
+        .post(
+            "/v1/tenants",
+            &s.admin,
+            json!({"name": "acme", "admin": "ann"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{acme}");
+    let ann = acme["secret"].as_str().unwrap().to_string();
+    s.user(&ann, "pat", &["process_manager"]).await;
+    with_password(&s, &ann, "pat").await;
+    let mut pat = WebClient::signed_in(&s.base, "acme", "pat", PASSWORD).await;
+    let page = pat.get("/processes/edit").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let token = page.csrf();
+    let files = editor_files(&page.body);
+    let mut changed = files.clone();
+    changed[0].1.push_str("\n// acme's own\n");
+    let r = post_files(
+        &mut pat,
+        "/processes/edit/publish",
+        &form_of(&token, &changed),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let ours = versions(&s).await;
+    assert!(
+        ours["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["version"] == 1),
+        "{ours}"
+    );
+}
+
+/// A process manager's edit with an unknown stage: Check shows the diagnostic at its line,
+/// Review and Publish refuse and publish nothing, a form without its token changes nothing;
+/// an unchanged project has nothing to publish; the fixed edit publishes new versions.
+async fn a_broken_edit_shows_its_line_and_publishes_nothing(db: Db) {
+    let s = Server::start(&db);
+    s.user(&s.admin, "pam", &["process_manager"]).await;
+    with_password(&s, &s.admin, "pam").await;
+    let mut pam = WebClient::signed_in(&s.base, "default", "pam", PASSWORD).await;
+    let page = pam.get("/processes/edit").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let token = page.csrf();
+    let files = editor_files(&page.body);
+    let before = versions(&s).await;
+
+    // Unchanged (sent with the CRLF line ends browsers send): nothing to publish.
+    let crlf: Vec<(String, String)> = files
+        .iter()
+        .map(|(n, t)| (n.clone(), t.replace('\n', "\r\n")))
+        .collect();
+    let r = post_files(&mut pam, "/processes/edit/review", &form_of(&token, &crlf)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("id=\"no-change\""), "{}", r.body);
+
+    // Broken: `log` leads to a stage that does not exist.
+    let i = files
+        .iter()
+        .position(|(n, _)| n.ends_with("incident.itsm"))
+        .unwrap();
+    let mut broken = files.clone();
+    broken[i].1 = broken[i].1.replace(
+        "transition log: new -> triage",
+        "transition log: new -> triaje",
+    );
+    assert_ne!(broken[i].1, files[i].1);
+    let line = broken[i]
+        .1
+        .lines()
+        .position(|l| l.contains("new -> triaje"))
+        .unwrap()
+        + 1;
+    let column = broken[i]
+        .1
+        .lines()
+        .nth(line - 1)
+        .unwrap()
+        .find("triaje")
+        .unwrap()
+        + 1;
+    let at = format!("line {line}, column {column}</a> <code>unknown-stage</code>");
+    let form = form_of(&token, &broken);
+    let r = post_files(&mut pam, "/processes/edit/check", &form).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains(&at), "{at}: {}", r.body);
+    // Shown under its file, with the line itself.
+    let under = r.body.find(&format!("id=\"diag-{i}\"")).unwrap();
+    assert!(r.body[under..].contains(&at));
+    assert!(r
+        .body
+        .contains(&format!("{line} |   transition log: new -&gt; triaje")));
+    // The same report as a fragment, for the page's script.
+    let r = post_files(&mut pam, "/processes/edit/diagnostics", &form).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.starts_with("<div id=\"diag-summary\""), "{}", r.body);
+    assert!(r.body.contains(&at));
+    for path in ["/processes/edit/review", "/processes/edit/publish"] {
+        let r = post_files(&mut pam, path, &form).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert!(r.body.contains(&at), "{path}: {}", r.body);
+        assert!(
+            r.body.contains("nothing was published") || r.body.contains("Nothing was published")
+        );
+    }
+    assert_eq!(versions(&s).await, before, "nothing published");
+
+    // Fixed (and relabelled): without its token, nothing; with it, the review names the new
+    // versions, and publishing makes them.
+    let mut fixed = files.clone();
+    fixed[i].1 = fixed[i]
+        .1
+        .replace("stage triage \"Triage\"", "stage triage \"Sorting\"");
+    assert_ne!(fixed[i].1, files[i].1);
+    let mut form = form_of(&token, &fixed);
+    let forged: Vec<(String, &str)> = form[1..].to_vec();
+    let r = post_files(&mut pam, "/processes/edit/publish", &forged).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(versions(&s).await, before);
+    let r = post_files(&mut pam, "/processes/edit/review", &form).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("<strong>version 2</strong>"), "{}", r.body);
+    assert!(r.body.contains("1 lines added, 1 removed"));
+    form[0].1 = &token;
+    let r = post_files(&mut pam, "/processes/edit/publish", &form).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let done = pam.get(r.location().unwrap()).await;
+    assert!(done.body.contains("got a new version"), "{}", done.body);
+    let after = versions(&s).await;
+    let incident = after["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["process"] == "incident")
+        .unwrap()
+        .clone();
+    assert_eq!(incident["version"], 2, "{after}");
+    let graph = pam.get("/processes/incident").await;
+    assert!(graph.body.contains(">Sorting</text>"));
+    // The editor opens on what was published.
+    let again = pam.get("/processes/edit").await;
+    assert!(
+        again.body.contains("stage triage &quot;Sorting&quot;")
+            || again.body.contains("stage triage \"Sorting\"")
+    );
+
+    // Format lays a file out as `itsmflow fmt` does.
+    let mut messy = fixed.clone();
+    messy[i].1 = messy[i].1.replace(
+        "stage new \"New\" initial",
+        "stage   new   \"New\"    initial",
+    );
+    let r = post_files(&mut pam, "/processes/edit/format", &form_of(&token, &messy)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Formatted."), "{}", r.body);
+    assert!(
+        r.body.contains("stage new &quot;New&quot; initial")
+            || r.body.contains("stage new \"New\" initial")
+    );
+    assert!(!r.body.contains("stage   new"));
 }

@@ -11,6 +11,7 @@
 
 pub mod assets;
 pub mod csrf;
+pub mod graph_svg;
 pub mod layout;
 pub mod pages;
 pub mod session;
@@ -120,7 +121,7 @@ impl IntoResponse for WebError {
 
 /// Every page, form and asset (taking the API's time limit with the routes they join).
 pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
-    use pages::{account, auth, home, portal, queue, ticket};
+    use pages::{account, auth, editor, home, portal, processes, queue, ticket};
     Router::new()
         .route("/", get(home::home::<B>))
         .route("/sign-in", get(auth::form::<B>).post(auth::sign_in::<B>))
@@ -137,6 +138,17 @@ pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
             get(portal::new_form::<B>).post(portal::raise::<B>),
         )
         .route(portal::MY_TICKETS, get(portal::mine::<B>))
+        .route("/processes", get(processes::list::<B>))
+        .route("/processes/edit", get(editor::page::<B>))
+        .route("/processes/edit/check", post(editor::check_page::<B>))
+        .route(
+            "/processes/edit/diagnostics",
+            post(editor::diagnostics::<B>),
+        )
+        .route("/processes/edit/format", post(editor::format_page::<B>))
+        .route("/processes/edit/review", post(editor::review::<B>))
+        .route("/processes/edit/publish", post(editor::publish::<B>))
+        .route("/processes/{process}", get(processes::page::<B>))
         .route("/queues", get(queue::list::<B>))
         .route("/queues/{queue}", get(queue::page::<B>))
         .route("/queues/{queue}/rows", get(queue::rows::<B>))

@@ -2,8 +2,10 @@
 
 pub mod account;
 pub mod auth;
+pub mod editor;
 pub mod home;
 pub mod portal;
+pub mod processes;
 pub mod queue;
 pub mod ticket;
 

@@ -22,7 +22,7 @@ use serde_json::{Map, Value as Json};
 use super::queue::{stage_label, title, when};
 use super::ticket::{input, label_of, typed};
 use crate::serve::error::ApiError;
-use crate::serve::routes::instances;
+use crate::serve::routes::{definitions, instances};
 use crate::serve::tenants::Backend;
 use crate::web::csrf::{Fields, Posted};
 use crate::web::layout::{self, Section, Viewer};
@@ -71,18 +71,6 @@ impl Entry {
     }
 }
 
-/// The latest version of every published process, in the catalogue's order.
-fn latest(signed: &Signed<impl itsmflow_engine::store::Store>) -> Vec<std::sync::Arc<Definition>> {
-    let mut latest: Vec<std::sync::Arc<Definition>> = Vec::new();
-    for d in signed.ctx.tenant.engine.catalog().definitions() {
-        match latest.last_mut() {
-            Some(last) if last.process == d.process => *last = d,
-            _ => latest.push(d),
-        }
-    }
-    latest
-}
-
 fn process_entry(d: &Definition) -> Entry {
     let p = d.model();
     let asks: Vec<&str> = form_fields(p)
@@ -118,7 +106,7 @@ pub async fn catalogue<B: Backend>(
         .split_whitespace()
         .map(|w| w.to_lowercase())
         .collect();
-    let entries: Vec<Entry> = latest(&signed)
+    let entries: Vec<Entry> = definitions::latest::<B>(&signed.ctx)
         .iter()
         .map(|d| process_entry(d))
         .filter(|e| e.matches(&words))
