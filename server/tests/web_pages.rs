@@ -20,6 +20,7 @@ on_both!(
     a_requester_raises_and_follows_in_the_portal,
     processes_are_for_those_who_publish,
     a_broken_edit_shows_its_line_and_publishes_nothing,
+    administrators_manage_users_tokens_and_tenants,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -871,4 +872,231 @@ async fn a_broken_edit_shows_its_line_and_publishes_nothing(db: Db) {
             || r.body.contains("stage new \"New\" initial")
     );
     assert!(!r.body.contains("stage   new"));
+}
+
+/// The tenant's users as the API lists them.
+async fn users(s: &Server) -> Json {
+    let (st, list) = s.get("/v1/users", &s.admin).await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    list
+}
+
+/// Users, roles, attributes, passwords, tokens and tenants through the admin pages (the API's
+/// own functions): for administrators only, every form refused without its token, refusals in
+/// the API's words, and each tenant's administrators see their own tenant only.
+async fn administrators_manage_users_tokens_and_tenants(db: Db) {
+    let s = Server::start(&db);
+    with_password(&s, &s.admin, "admin").await;
+    for (user, roles) in [
+        ("rita", vec!["requester"]),
+        ("pam", vec!["process_manager"]),
+    ] {
+        s.user(&s.admin, user, &roles).await;
+        with_password(&s, &s.admin, user).await;
+    }
+    // Not administrators: nothing shown, nothing done.
+    for user in ["rita", "pam"] {
+        let mut c = WebClient::signed_in(&s.base, "default", user, PASSWORD).await;
+        let token = c.get("/account").await.csrf();
+        assert!(!c.get("/account").await.body.contains("href=\"/admin\""));
+        for path in [
+            "/admin",
+            "/admin/tokens",
+            "/admin/tenants",
+            "/admin/users/rita",
+        ] {
+            assert_eq!(
+                c.get(path).await.status,
+                StatusCode::FORBIDDEN,
+                "{user} {path}"
+            );
+        }
+        let r = c
+            .post(
+                "/admin/users",
+                &[("csrf", &token), ("name", "mallory"), ("roles", "admin")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let r = c
+            .post(
+                "/admin/users/rita/roles",
+                &[("csrf", &token), ("role", "admin")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+    assert!(!users(&s).await.to_string().contains("mallory"));
+
+    let mut admin = WebClient::signed_in(&s.base, "default", "admin", PASSWORD).await;
+    let page = admin.get("/admin").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("href=\"/admin/users/rita\""),
+        "{}",
+        page.body
+    );
+    let token = page.csrf();
+    let dave = [
+        ("name", "dave"),
+        ("roles", "agent, team_lead"),
+        ("manager", "pam"),
+        ("email", "dave@example.com"),
+        ("password", PASSWORD),
+    ];
+    // Without its token: nothing.
+    let r = admin.post("/admin/users", &dave).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(!users(&s).await.to_string().contains("dave"));
+    // A malformed address: the API's words, nothing created, the form kept.
+    let mut bad = dave.to_vec();
+    bad[3] = ("email", "dave at example");
+    bad.push(("csrf", &token));
+    let r = admin.post("/admin/users", &bad).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("is not an e-mail address"), "{}", r.body);
+    assert!(r.body.contains("value=\"dave\""));
+    assert!(!users(&s).await.to_string().contains("dave"));
+    let mut good = dave.to_vec();
+    good.push(("csrf", &token));
+    let r = admin.post("/admin/users", &good).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), Some("/admin/users/dave?done=created"));
+    let list = users(&s).await;
+    let d = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "dave")
+        .unwrap()
+        .clone();
+    assert_eq!(d["roles"], json!(["agent", "team_lead"]));
+    assert_eq!(d["manager"], "pam");
+    assert_eq!(d["email"], "dave@example.com");
+    // His password works.
+    WebClient::signed_in(&s.base, "default", "dave", PASSWORD).await;
+
+    // Roles, ticked and written; manager and e-mail cleared.
+    let r = admin
+        .post(
+            "/admin/users/dave/roles",
+            &[
+                ("csrf", &token),
+                ("role", "agent"),
+                ("role", "requester"),
+                ("roles", "night_shift"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = admin
+        .post(
+            "/admin/users/dave/attributes",
+            &[("csrf", &token), ("manager", ""), ("email", "")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let list = users(&s).await;
+    let d = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "dave")
+        .unwrap()
+        .clone();
+    assert_eq!(d["roles"], json!(["agent", "night_shift", "requester"]));
+    assert!(d["manager"].is_null() && d["email"].is_null(), "{d}");
+    // Taking `admin` from oneself is refused in the API's words.
+    let r = admin
+        .post(
+            "/admin/users/admin/roles",
+            &[("csrf", &token), ("role", "agent")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r
+        .body
+        .contains("you cannot take the `admin` role from yourself"));
+
+    // A token, shown once; revoked from the tokens page (not without the form's token).
+    let r = admin
+        .post(
+            "/admin/users/dave/tokens",
+            &[("csrf", &token), ("label", "ci"), ("days", "30")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let at = r.body.find("id=\"token-secret\">").unwrap() + "id=\"token-secret\">".len();
+    let secret = r.body[at..].split('<').next().unwrap().to_string();
+    assert!(secret.starts_with("itsm_"), "{secret}");
+    assert_eq!(s.get("/v1/me", &secret).await.0, StatusCode::OK);
+    let (_, tokens) = s.get("/v1/tokens", &s.admin).await;
+    let id = tokens["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["user"] == "dave")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let list = admin.get("/admin/tokens").await;
+    assert!(list.body.contains(&format!("/admin/tokens/{id}/revoke")));
+    let r = admin.post(&format!("/admin/tokens/{id}/revoke"), &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(s.get("/v1/me", &secret).await.0, StatusCode::OK);
+    let r = admin
+        .post(&format!("/admin/tokens/{id}/revoke"), &[("csrf", &token)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(s.get("/v1/me", &secret).await.0, StatusCode::UNAUTHORIZED);
+
+    // A tenant: its administrator's token shown once; it sees its own users only, and may not
+    // make tenants.
+    let r = admin
+        .post("/admin/tenants", &[("name", "acme"), ("admin", "ann")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = admin
+        .post(
+            "/admin/tenants",
+            &[("csrf", &token), ("name", "Acme!"), ("admin", "ann")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("lowercase letters"), "{}", r.body);
+    let r = admin
+        .post(
+            "/admin/tenants",
+            &[("csrf", &token), ("name", "acme"), ("admin", "ann")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(r.body.contains("<li><code>acme</code></li>"), "{}", r.body);
+    let at = r.body.find("id=\"tenant-secret\">").unwrap() + "id=\"tenant-secret\">".len();
+    let ann = r.body[at..].split('<').next().unwrap().to_string();
+    with_password(&s, &ann, "ann").await;
+    let mut ann_web = WebClient::signed_in(&s.base, "acme", "ann", PASSWORD).await;
+    let page = ann_web.get("/admin").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        !page.body.contains("rita") && !page.body.contains("dave"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        ann_web.get("/admin/users/rita").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let tenants = ann_web.get("/admin/tenants").await;
+    assert!(tenants
+        .body
+        .contains("tenants are created by administrators of the default tenant"));
+    let t = tenants.csrf();
+    let r = ann_web
+        .post(
+            "/admin/tenants",
+            &[("csrf", &t), ("name", "other"), ("admin", "x")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
 }

@@ -121,7 +121,7 @@ impl IntoResponse for WebError {
 
 /// Every page, form and asset (taking the API's time limit with the routes they join).
 pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
-    use pages::{account, auth, editor, home, portal, processes, queue, ticket};
+    use pages::{account, admin, auth, editor, home, portal, processes, queue, ticket};
     Router::new()
         .route("/", get(home::home::<B>))
         .route("/sign-in", get(auth::form::<B>).post(auth::sign_in::<B>))
@@ -138,6 +138,25 @@ pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
             get(portal::new_form::<B>).post(portal::raise::<B>),
         )
         .route(portal::MY_TICKETS, get(portal::mine::<B>))
+        .route("/admin", get(admin::users::<B>))
+        .route("/admin/users", post(admin::create_user::<B>))
+        .route("/admin/users/{name}", get(admin::user::<B>))
+        .route("/admin/users/{name}/roles", post(admin::roles::<B>))
+        .route(
+            "/admin/users/{name}/attributes",
+            post(admin::attributes::<B>),
+        )
+        .route(
+            "/admin/users/{name}/password",
+            post(admin::set_password::<B>),
+        )
+        .route("/admin/users/{name}/tokens", post(admin::issue_token::<B>))
+        .route("/admin/tokens", get(admin::tokens::<B>))
+        .route("/admin/tokens/{id}/revoke", post(admin::revoke::<B>))
+        .route(
+            "/admin/tenants",
+            get(admin::tenants::<B>).post(admin::create_tenant::<B>),
+        )
         .route("/processes", get(processes::list::<B>))
         .route("/processes/edit", get(editor::page::<B>))
         .route("/processes/edit/check", post(editor::check_page::<B>))

@@ -1,6 +1,7 @@
 //! The pages, one module per part of the workspace.
 
 pub mod account;
+pub mod admin;
 pub mod auth;
 pub mod editor;
 pub mod home;
