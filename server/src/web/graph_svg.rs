@@ -20,13 +20,12 @@ use maud::{html, Markup, PreEscaped};
 
 /// Sizes in SVG units (pixels at 100%).
 const NODE_H: f64 = 40.0;
-const GAP_X: f64 = 90.0;
+const GAP_X: f64 = 120.0;
 const GAP_Y: f64 = 34.0;
 const MARGIN: f64 = 24.0;
 /// Roughly the width of a character of the labels' font.
 const CHAR_W: f64 = 7.4;
 const LABEL_CHAR_W: f64 = 6.4;
-const BACK_STEP: f64 = 22.0;
 
 /// An edge as drawn.
 struct Drawn {
@@ -44,7 +43,12 @@ struct Layout {
 }
 
 /// Layers and order for `n` stages with edges `edges`, starting from `initial`.
-fn layout(n: usize, initial: usize, edges: &[(usize, usize)]) -> (Layout, Vec<bool>) {
+fn layout(
+    n: usize,
+    initial: usize,
+    finals: &[usize],
+    edges: &[(usize, usize)],
+) -> (Layout, Vec<bool>) {
     let mut out: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
     for (i, &(a, b)) in edges.iter().enumerate() {
         if a < n && b < n {
@@ -128,7 +132,9 @@ fn layout(n: usize, initial: usize, edges: &[(usize, usize)]) -> (Layout, Vec<bo
                     } else {
                         preds.iter().sum::<usize>() as f64 / preds.len() as f64
                     };
-                    (key, s)
+                    // Final stages go below the others of their layer: the way through the
+                    // process reads along the top.
+                    (key + if finals.contains(&s) { 1e6 } else { 0.0 }, s)
                 })
                 .collect();
             keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -206,7 +212,8 @@ pub fn render(project: &Project, process: &Process) -> Markup {
     let edges = edges_of(project, process);
     let pairs: Vec<(usize, usize)> = edges.iter().map(|e| (e.from, e.to)).collect();
     let initial = process.initial.index();
-    let (lay, back) = layout(count, initial, &pairs);
+    let finals: Vec<usize> = (0..count).filter(|&i| process.stages[i].is_final).collect();
+    let (lay, back) = layout(count, initial, &finals, &pairs);
 
     // Each layer as wide as its longest label.
     let widths: Vec<f64> = lay
@@ -238,14 +245,52 @@ pub fn render(project: &Project, process: &Process) -> Markup {
             pos[s] = (x_of_layer[l], y0 + i as f64 * (NODE_H + GAP_Y), widths[l]);
         }
     }
-    let bottom = top + column_h;
-    let backs = back.iter().filter(|b| **b).count() as f64;
-    let height = bottom + MARGIN + backs * BACK_STEP + 18.0;
+    let layer_of: Vec<usize> = {
+        let mut l = vec![0; count];
+        for (i, stages) in lay.order.iter().enumerate() {
+            for &st in stages {
+                l[st] = i;
+            }
+        }
+        l
+    };
+    // The lowest node edge of the layers strictly between two layers: an edge across them
+    // passes below it.
+    let below = |a: usize, b: usize| {
+        let (lo, hi) = (a.min(b), a.max(b));
+        lay.order[lo + 1..hi]
+            .iter()
+            .flatten()
+            .map(|&st| pos[st].1 + NODE_H)
+            .fold(0.0, f64::max)
+    };
+    let cubic = |p: [(f64, f64); 4]| {
+        format!(
+            "M{} {} C{} {} {} {} {} {}",
+            n(p[0].0),
+            n(p[0].1),
+            n(p[1].0),
+            n(p[1].1),
+            n(p[2].0),
+            n(p[2].1),
+            n(p[3].0),
+            n(p[3].1)
+        )
+    };
+    // A cubic's point at its middle, where its label goes.
+    let middle = |p: [(f64, f64); 4]| {
+        (
+            (p[0].0 + 3.0 * p[1].0 + 3.0 * p[2].0 + p[3].0) / 8.0,
+            (p[0].1 + 3.0 * p[1].1 + 3.0 * p[2].1 + p[3].1) / 8.0,
+        )
+    };
 
     let mut paths = String::new();
     let mut labels = String::new();
     let mut parallel: HashMap<(usize, usize), usize> = HashMap::new();
-    let mut back_index = 0.0;
+    let mut lowest = top + column_h;
+    // Labels placed so far: centre and width.
+    let mut placed: Vec<(f64, f64, f64)> = Vec::new();
     for (i, e) in edges.iter().enumerate() {
         let (Some(&(fx, fy, fw)), Some(&(tx, ty, tw))) = (pos.get(e.from), pos.get(e.to)) else {
             continue;
@@ -255,59 +300,80 @@ pub fn render(project: &Project, process: &Process) -> Markup {
             *c += 1;
             (*c - 1) as f64
         };
-        let (d, lx, ly) = if e.from == e.to {
+        let span = layer_of[e.from].abs_diff(layer_of[e.to]);
+        let (d, (lx, ly)) = if e.from == e.to {
+            // A loop above the stage.
             let cx = fx + fw / 2.0 + k * 18.0;
-            let d = format!(
-                "M{} {} C{} {} {} {} {} {}",
-                n(cx - 12.0),
-                n(fy),
-                n(cx - 26.0),
-                n(fy - 34.0),
-                n(cx + 26.0),
-                n(fy - 34.0),
-                n(cx + 12.0),
-                n(fy)
-            );
-            (d, cx, fy - 30.0)
-        } else if back[i] {
-            back_index += 1.0;
-            let dip = bottom + 16.0 + back_index * BACK_STEP;
-            let (sx, sy) = (fx + fw / 2.0 + 10.0, fy + NODE_H);
-            let (ex, ey) = (tx + tw / 2.0 - 10.0, ty + NODE_H);
-            let d = format!(
-                "M{} {} C{} {} {} {} {} {}",
-                n(sx),
-                n(sy),
-                n(sx),
-                n(dip),
-                n(ex),
-                n(dip),
-                n(ex),
-                n(ey)
-            );
-            // The curve's lowest point, where its label goes.
-            let my = (sy + 3.0 * dip + 3.0 * dip + ey) / 8.0;
-            (d, (sx + ex) / 2.0, my + 4.0)
+            let p = [
+                (cx - 12.0, fy),
+                (cx - 26.0, fy - 34.0),
+                (cx + 26.0, fy - 34.0),
+                (cx + 12.0, fy),
+            ];
+            (cubic(p), (cx, fy - 30.0))
         } else {
-            let (sx, sy) = (fx + fw, fy + NODE_H / 2.0 + k * 6.0);
-            let (ex, ey) = (tx, ty + NODE_H / 2.0 + k * 6.0);
-            let bend = (ex - sx) / 2.0;
-            let lift = k * 16.0;
-            let (c1x, c1y, c2x, c2y) = (sx + bend, sy - lift, ex - bend, ey - lift);
-            let d = format!(
-                "M{} {} C{} {} {} {} {} {}",
-                n(sx),
-                n(sy),
-                n(c1x),
-                n(c1y),
-                n(c2x),
-                n(c2y),
-                n(ex),
-                n(ey)
-            );
-            let mx = (sx + 3.0 * c1x + 3.0 * c2x + ex) / 8.0;
-            let my = (sy + 3.0 * c1y + 3.0 * c2y + ey) / 8.0;
-            (d, mx, my - 3.0)
+            // Forward edges leave the right side a little above the middle and enter the left
+            // side; edges back leave the left side a little below and enter the right side,
+            // bowed down, so a way there and a way back stay apart.
+            let (sx, sy, ex, ey, dir) = if back[i] {
+                (
+                    fx,
+                    fy + NODE_H / 2.0 + 7.0,
+                    tx + tw,
+                    ty + NODE_H / 2.0 + 7.0,
+                    -1.0,
+                )
+            } else {
+                (
+                    fx + fw,
+                    fy + NODE_H / 2.0 - 5.0,
+                    tx,
+                    ty + NODE_H / 2.0 - 5.0,
+                    1.0,
+                )
+            };
+            let (sy, ey) = (sy + k * 6.0, ey + k * 6.0);
+            let p = if span > 1 {
+                // Across other layers: below their stages, so it crosses none of them.
+                let clear = below(layer_of[e.from], layer_of[e.to]) + 14.0 + k * 10.0;
+                let depth = ((clear - (sy + ey) / 8.0) / 0.75).max(sy.max(ey));
+                [
+                    (sx, sy),
+                    (sx + dir * 60.0, depth),
+                    (ex - dir * 60.0, depth),
+                    (ex, ey),
+                ]
+            } else if back[i] {
+                let bow = 26.0 + k * 12.0;
+                [
+                    (sx, sy),
+                    (sx - 30.0, sy + bow),
+                    (ex + 30.0, ey + bow),
+                    (ex, ey),
+                ]
+            } else {
+                let bend = (ex - sx) / 2.0;
+                let lift = k * 16.0;
+                [
+                    (sx, sy),
+                    (sx + bend, sy - lift),
+                    (ex - bend, ey - lift),
+                    (ex, ey),
+                ]
+            };
+            let (mx, my) = middle(p);
+            lowest = lowest.max(my + 8.0);
+            (
+                cubic(p),
+                (
+                    mx,
+                    if back[i] || span > 1 {
+                        my + 12.0
+                    } else {
+                        my - 3.0
+                    },
+                ),
+            )
         };
         let class = if e.approval { "edge approval" } else { "edge" };
         let _ = write!(
@@ -316,6 +382,19 @@ pub fn render(project: &Project, process: &Process) -> Markup {
             escape(&e.title)
         );
         let w = e.label.chars().count() as f64 * LABEL_CHAR_W + 6.0;
+        // A label that would cover one already placed moves down until it is clear.
+        let mut ly = ly;
+        for _ in 0..6 {
+            let hit = placed.iter().any(|&(x, y, pw): &(f64, f64, f64)| {
+                (x - lx).abs() < (w + pw) / 2.0 && (y - ly).abs() < 14.0
+            });
+            if !hit {
+                break;
+            }
+            ly += 14.0;
+        }
+        placed.push((lx, ly, w));
+        lowest = lowest.max(ly + 4.0);
         let _ = write!(
             labels,
             "<g class=\"edge-label\"><title>{title}</title><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"14\" rx=\"3\"></rect><text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{label}</text></g>",
@@ -328,6 +407,7 @@ pub fn render(project: &Project, process: &Process) -> Markup {
             label = escape(&e.label),
         );
     }
+    let height = lowest + MARGIN + 12.0;
     let title_id = format!("graph-{}-title", process.name);
     let desc_id = format!("graph-{}-desc", process.name);
     html! {
@@ -366,7 +446,7 @@ pub fn render(project: &Project, process: &Process) -> Markup {
 #[cfg(test)]
 fn layers(n: usize, initial: usize, edges: &[(usize, usize)]) -> Vec<usize> {
     let mut layer = vec![0; n];
-    for (l, stages) in layout(n, initial, edges).0.order.iter().enumerate() {
+    for (l, stages) in layout(n, initial, &[], edges).0.order.iter().enumerate() {
         for &s in stages {
             layer[s] = l;
         }
@@ -391,7 +471,7 @@ mod tests {
 
     #[test]
     fn back_edges_are_found() {
-        let (_, back) = layout(3, 0, &[(0, 1), (1, 2), (2, 0), (1, 1)]);
+        let (_, back) = layout(3, 0, &[], &[(0, 1), (1, 2), (2, 0), (1, 1)]);
         assert_eq!(back, vec![false, false, true, true]);
     }
 }

@@ -124,6 +124,6 @@
     area.focus();
     area.setSelectionRange(Math.min(at + column - 1, end), end);
     var height = parseFloat(getComputedStyle(area).lineHeight) || 18;
-    area.scrollTop = Math.max(0, (line - 4) * height);
+    area.scrollTop = Math.max(0, (line - 1 - Math.floor((area.rows || 20) / 2)) * height);
   });
 })();

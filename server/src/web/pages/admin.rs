@@ -274,13 +274,13 @@ async fn user_page<B: Backend>(
                         input type="hidden" name="csrf" value=(csrf);
                         fieldset {
                             legend { "Roles of " (user.name) }
-                            @for r in &known {
+                            div.roles-grid { @for r in &known {
                                 div.check {
                                     input type="checkbox" id=(format!("role-{r}")) name="role" value=(r)
                                         checked[user.roles.contains(r)];
                                     label for=(format!("role-{r}")) { (r) }
                                 }
-                            }
+                            } }
                         }
                         label for="other-roles" { "Other roles" }
                         input #other-roles type="text" name="roles" value=(others.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" "))

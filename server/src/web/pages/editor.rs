@@ -167,10 +167,25 @@ fn report_parts(files: &Files, report: Option<&Json>) -> (Markup, Vec<Markup>) {
             @if errors == 0 && warnings == 0 {
                 p.notice { "No problems found." }
             } @else {
-                p class=(if errors > 0 { "error" } else { "notice" }) {
-                    (errors) " error" @if errors != 1 { "s" } ", "
-                    (warnings) " warning" @if warnings != 1 { "s" } "."
-                    @if errors > 0 { " A project with errors cannot be published." }
+                div class=(if errors > 0 { "error" } else { "notice" }) {
+                    p {
+                        (errors) " error" @if errors != 1 { "s" } ", "
+                        (warnings) " warning" @if warnings != 1 { "s" } "."
+                        @if errors > 0 { " A project with errors cannot be published." }
+                    }
+                    // Where they are, each a link to its place under its file.
+                    ul.where {
+                        @for d in &all {
+                            @let file = s(d, "file");
+                            @let at = files.iter().position(|(n, _)| *n == file);
+                            li {
+                                @if let Some(i) = at {
+                                    a href=(format!("#diag-{i}")) { (file) ", line " (num(d, "line")) }
+                                } @else { (file) }
+                                ": " (s(d, "message"))
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -211,6 +226,11 @@ fn editor<S: Store>(
     error: Option<&str>,
 ) -> Response {
     let (summary, per_file) = report_parts(files, report);
+    let troubled: Vec<String> = report
+        .and_then(|r| r.get("diagnostics"))
+        .and_then(Json::as_array)
+        .map(|ds| ds.iter().map(|d| s(d, "file")).collect())
+        .unwrap_or_default();
     let body = html! {
         p { a href="/processes" { "← Processes" } }
         h1 { "Edit the project" }
@@ -225,8 +245,11 @@ fn editor<S: Store>(
         form.editor method="post" action="/processes/edit/check" data-check-url="/processes/edit/diagnostics" {
             input type="hidden" name="csrf" value=(signed.session.csrf);
             @for (i, ((name, text), diags)) in files.iter().zip(per_file).enumerate() {
-                section.card.file aria-labelledby=(format!("file-{i}")) {
-                    h2 id=(format!("file-{i}")) { code { (name) } }
+                // Files are folded but for those with problems (or a project of one file);
+                // folded ones are still sent with every form.
+                @let open = files.len() == 1 || troubled.contains(name);
+                details.card.file open[open] {
+                    summary { h2.inline id=(format!("file-{i}")) { code { (name) } } " " span.hint { (text.lines().count()) " lines" } }
                     input type="hidden" name=(format!("name.{i}")) value=(name);
                     label for=(format!("text-{i}")) { "Text of " (name) }
                     textarea.code id=(format!("text-{i}")) name=(format!("text.{i}")) spellcheck="false"

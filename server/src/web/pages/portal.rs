@@ -59,6 +59,8 @@ impl Kind {
 /// One thing a requester can raise.
 struct Entry {
     kind: Kind,
+    /// Its name as the definitions write it (searched too).
+    name: String,
     title: String,
     summary: String,
     href: String,
@@ -66,7 +68,7 @@ struct Entry {
 
 impl Entry {
     fn matches(&self, words: &[String]) -> bool {
-        let text = format!("{} {}", self.title, self.summary).to_lowercase();
+        let text = format!("{} {} {}", self.name, self.title, self.summary).to_lowercase();
         words.iter().all(|w| text.contains(w.as_str()))
     }
 }
@@ -79,11 +81,12 @@ fn process_entry(d: &Definition) -> Entry {
         .collect();
     Entry {
         kind: Kind::Process,
+        name: p.name.clone(),
         title: label_of(&p.name, p.label.as_deref()).to_string(),
         summary: if asks.is_empty() {
-            format!("Raise a {}.", p.name)
+            "Nothing to fill in but what you want to say.".to_string()
         } else {
-            format!("Raise a {}: asks for {}.", p.name, asks.join(", "))
+            format!("Asks for: {}.", asks.join(", ").replace('_', " "))
         },
         href: format!("/portal/new/{}", p.name),
     }
