@@ -667,7 +667,13 @@ async fn processes_are_for_those_who_publish(db: Db) {
             assert!(r.body.contains("process_manager"), "{}", r.body);
         }
         let before = versions(&s).await;
-        for path in ["/processes/edit/publish", "/processes/edit/check"] {
+        for path in [
+            "/processes/edit/publish",
+            "/processes/edit/check",
+            "/processes/edit/review",
+            "/processes/edit/format",
+            "/processes/edit/diagnostics",
+        ] {
             let r = c
                 .post(
                     path,
@@ -828,8 +834,15 @@ async fn a_broken_edit_shows_its_line_and_publishes_nothing(db: Db) {
     assert_ne!(fixed[i].1, files[i].1);
     let mut form = form_of(&token, &fixed);
     let forged: Vec<(String, &str)> = form[1..].to_vec();
-    let r = post_files(&mut pam, "/processes/edit/publish", &forged).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    for path in [
+        "/processes/edit/publish",
+        "/processes/edit/review",
+        "/processes/edit/check",
+        "/processes/edit/diagnostics",
+    ] {
+        let r = post_files(&mut pam, path, &forged).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+    }
     assert_eq!(versions(&s).await, before);
     let r = post_files(&mut pam, "/processes/edit/review", &form).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -857,6 +870,36 @@ async fn a_broken_edit_shows_its_line_and_publishes_nothing(db: Db) {
         again.body.contains("stage triage &quot;Sorting&quot;")
             || again.body.contains("stage triage \"Sorting\"")
     );
+
+    // A file added and one removed: the review names both.
+    let mut more = form_of(&token, &fixed);
+    more.push(("new_file".to_string(), "extra.itsm"));
+    let r = post_files(&mut pam, "/processes/edit/check", &more).await;
+    assert!(r.body.contains("value=\"extra.itsm\""), "{}", r.body);
+    let mut form = form_of(&token, &fixed);
+    form.push(("new_file".to_string(), "extra.itsm"));
+    // The request process is no one else's: its file may go (its versions stay).
+    let gone = fixed
+        .iter()
+        .position(|(n, _)| n.ends_with("request.itsm"))
+        .unwrap();
+    let remove = format!("remove.{gone}");
+    form.push((remove, "on"));
+    let r = post_files(&mut pam, "/processes/edit/review", &form).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains("extra.itsm</code>: new, 0 lines"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains(&format!("{}</code>: removed", fixed[gone].0)),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("No longer in the project"), "{}", r.body);
+    assert_eq!(versions(&s).await, after);
 
     // Format lays a file out as `itsmflow fmt` does.
     let mut messy = fixed.clone();

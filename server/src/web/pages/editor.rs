@@ -39,14 +39,28 @@ type Files = Vec<(String, String)>;
 /// The files of the form, `name.0`/`text.0`, `name.1`/`text.1`, …, in order. Browsers send a
 /// text area's lines ending in CRLF; they are read back as written (LF), so an unedited file
 /// is the same file and publishes no new version.
+///
+/// A file whose `remove.N` box is ticked is left out; a name in `new_file` adds an empty file.
 fn files_of(form: &Fields) -> WebResult<Files> {
     let mut files = Vec::new();
     for i in 0..MAX_FILES {
         let Some(name) = form.get(&format!("name.{i}")) else {
             break;
         };
+        if form.get(&format!("remove.{i}")).is_some() {
+            continue;
+        }
         let text = form.get(&format!("text.{i}")).unwrap_or_default();
         files.push((name.trim().to_string(), text.replace("\r\n", "\n")));
+    }
+    if let Some(new) = form
+        .get("new_file")
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        if !files.iter().any(|(n, _)| n == new) {
+            files.push((new.to_string(), String::new()));
+        }
     }
     if files.is_empty() {
         return Err(WebError::BadForm(
@@ -122,9 +136,9 @@ fn one_diagnostic(d: &Json, text: &str, file_index: usize) -> Markup {
     );
     let gutter = line.to_string();
     html! {
-        li class=(format!("diagnostic {severity}")) data-line=(line) {
+        li class=(format!("diagnostic diag-{severity}")) data-line=(line) {
             div {
-                span class=(format!("sev {severity}")) { (severity) }
+                span class=(format!("sev sev-{severity}")) { (severity) }
                 " "
                 a.goto href=(format!("#text-{file_index}")) data-target=(format!("text-{file_index}"))
                     data-line=(line) data-column=(column) { "line " (line) ", column " (column) }
@@ -247,7 +261,7 @@ fn editor<S: Store>(
             @for (i, ((name, text), diags)) in files.iter().zip(per_file).enumerate() {
                 // Files are folded but for those with problems (or a project of one file);
                 // folded ones are still sent with every form.
-                @let open = files.len() == 1 || troubled.contains(name);
+                @let open = files.len() == 1 || troubled.contains(name) || text.is_empty();
                 details.card.file open[open] {
                     summary { h2.inline id=(format!("file-{i}")) { code { (name) } } " " span.hint { (text.lines().count()) " lines" } }
                     input type="hidden" name=(format!("name.{i}")) value=(name);
@@ -257,7 +271,18 @@ fn editor<S: Store>(
                         rows=(text.lines().count().clamp(8, 30) + 1)
                         aria-describedby=(format!("diag-{i}")) { (text) }
                     (diags)
+                    div.check {
+                        input type="checkbox" id=(format!("remove-{i}")) name=(format!("remove.{i}"));
+                        label for=(format!("remove-{i}")) { "Remove " (name) " from the project" }
+                    }
                 }
+            }
+            section.card aria-labelledby="h-new-file" {
+                h2 #h-new-file { "Add a file" }
+                label for="new_file" { "File name" }
+                input #new_file type="text" name="new_file" placeholder="e.g. access.itsm" autocomplete="off"
+                    aria-describedby="new-file-hint";
+                p.hint #new-file-hint { "A relative path ending in .itsm; it is added empty by the next Check." }
             }
             div.toolbar.sticky {
                 button type="submit" #check { "Check" }
@@ -581,5 +606,16 @@ mod tests {
             ]
         );
         assert!(files_of(&Fields::parse(b"csrf=x").unwrap()).is_err());
+        let form = Fields::parse(
+            b"name.0=a.itsm&text.0=x&remove.0=on&name.1=b.itsm&text.1=y&new_file=c.itsm",
+        )
+        .unwrap();
+        assert_eq!(
+            files_of(&form).unwrap(),
+            vec![
+                ("b.itsm".to_string(), "y".to_string()),
+                ("c.itsm".to_string(), String::new())
+            ]
+        );
     }
 }

@@ -117,7 +117,8 @@ pub async fn page<B: Backend>(
         section.card aria-labelledby="h-graph" {
             h2 #h-graph { "Stages and transitions" }
             p.hint { "Bold: where a ticket starts. Double border: final. Dashed: an approval's outcome. Hover a line for who may take it." }
-            figure.graph { (graph_svg::render(project, p)) }
+            // Focusable, so a wide graph can be scrolled from the keyboard.
+            figure.graph tabindex="0" aria-labelledby="h-graph" { (graph_svg::render(project, p)) }
         }
         div.grid {
             section.card aria-labelledby="h-transitions" {

@@ -493,10 +493,13 @@ fn render<B: Backend>(
         who: &ctx.who,
         csrf,
     };
-    layout::send(
-        status,
-        layout::page(&heading, Some(&viewer), Section::Queues, body),
-    )
+    // Requesters reach their tickets from the portal; agents from their queues.
+    let section = if ctx.who.is_requester_only() {
+        Section::Portal
+    } else {
+        Section::Queues
+    };
+    layout::send(status, layout::page(&heading, Some(&viewer), section, body))
 }
 
 /// `GET /tickets/{id}`.
