@@ -527,6 +527,20 @@ async fn a_requester_raises_and_follows_in_the_portal(db: Db) {
         r.body
     );
     assert!(r.body.contains("Nothing was raised."));
+    // A caller who is nobody here: the engine's words at that field.
+    let mut nobody = missing.clone();
+    nobody[0] = ("caller", "nobody");
+    if let Some(t) = nobody.iter_mut().find(|(k, _)| *k == "title") {
+        t.1 = "From nobody";
+    }
+    let r = rita.post("/portal/new/incident", &nobody).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body
+            .contains("id=\"err-caller\">caller `nobody` is not a user of this tenant"),
+        "{}",
+        r.body
+    );
     // What she typed is kept.
     assert!(r.body.contains(">email</textarea>"), "{}", r.body);
     assert_eq!(instances(&s).await, before, "nothing raised");
@@ -600,9 +614,44 @@ async fn a_requester_raises_and_follows_in_the_portal(db: Db) {
     assert!(history
         .to_string()
         .contains("It drops at five past each hour"));
-    // Any other `back` is ignored: the ticket page, never another site.
     let r = rita.get("/portal/tickets").await;
     assert!(!r.body.contains("data-action="));
+
+    // Resolved: she may confirm (close) or reopen; she confirms, and it is finished.
+    let (st, b) = s
+        .post(
+            &format!("/v1/instances/{id}/actions/resolve"),
+            &alice,
+            json!({"fields": {"resolution": "New VPN profile"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let mine = rita.get("/portal/tickets").await;
+    assert!(mine.body.contains("data-action=\"close\""), "{}", mine.body);
+    assert!(mine.body.contains("data-action=\"reopen\""));
+    let version = support::web::hidden(&mine.body, "version").unwrap();
+    // Any other `back` is ignored: the ticket page, never another site.
+    let r = rita
+        .post(
+            &format!("/tickets/{id}/actions/close"),
+            &[
+                ("csrf", &token),
+                ("version", &version),
+                ("back", "https://elsewhere.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(
+        r.location()
+            .unwrap_or_default()
+            .starts_with(&format!("/tickets/{id}?")),
+        "{:?}",
+        r.location()
+    );
+    let mine = rita.get("/portal/tickets").await;
+    assert!(mine.body.contains("Closed"), "{}", mine.body);
+    assert!(mine.body.contains("Nothing: this ticket is finished."));
 }
 
 /// The editor's files as its form posts them (`name.N`, `text.N`), read from the page's

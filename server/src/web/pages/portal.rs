@@ -442,7 +442,12 @@ pub async fn mine<B: Backend>(
         created_by: Some(who.user.clone()),
         ..Default::default()
     };
-    let limit = signed.ctx.limits.page(Some(i64::from(MAX_TICKETS)))?;
+    // As many as the server lets a page hold, up to the list's own limit.
+    let limit = signed
+        .ctx
+        .limits
+        .page(Some(i64::from(MAX_TICKETS)))
+        .or_else(|_| signed.ctx.limits.page(None))?;
     let tickets = signed
         .ctx
         .tenant
