@@ -91,14 +91,22 @@ async fn published_files<S: Store>(ctx: &Ctx<S>) -> WebResult<Files> {
 }
 
 /// The checker's diagnostics in the API's JSON form (1-based lines and columns, character
-/// columns), or the refusal of a malformed file list.
-fn check(files: &Files) -> Result<(Json, bool), ApiError> {
+/// columns), and the project's processes when it checks without errors; or the refusal of a malformed
+/// file list. Checking is work for the processor, not waiting: it runs on a blocking thread,
+/// so a page checking as its user types holds up no other request.
+async fn check(files: &Files) -> Result<(Json, Option<Vec<String>>), ApiError> {
     let sources = definitions::sources_of(files)?;
-    let checked = itsmflow_engine::check(&sources);
-    Ok((
-        diagnostic::to_json(&sources, &checked.diagnostics),
-        checked.project.is_some(),
-    ))
+    tokio::task::spawn_blocking(move || {
+        let checked = itsmflow_engine::check(&sources);
+        (
+            diagnostic::to_json(&sources, &checked.diagnostics),
+            checked
+                .project
+                .map(|p| p.processes.iter().map(|p| p.name.clone()).collect()),
+        )
+    })
+    .await
+    .map_err(ApiError::internal)
 }
 
 fn count(report: &Json, key: &str) -> u64 {
@@ -321,7 +329,7 @@ fn posted_files<S: Store>(posted: &Posted<S>) -> WebResult<Files> {
 /// `POST /processes/edit/check`.
 pub async fn check_page<B: Backend>(posted: Posted<B::Store>) -> WebResult<Response> {
     let files = posted_files(&posted)?;
-    Ok(match check(&files) {
+    Ok(match check(&files).await {
         Ok((report, _)) => editor(
             &posted.signed,
             StatusCode::OK,
@@ -342,7 +350,7 @@ fn refused<S: Store>(signed: &Signed<S>, files: &Files, e: &ApiError) -> Respons
 /// `POST /processes/edit/diagnostics`: the report alone, as HTML, for the page's script.
 pub async fn diagnostics<B: Backend>(posted: Posted<B::Store>) -> WebResult<Response> {
     let files = posted_files(&posted)?;
-    let (report, _) = check(&files)?;
+    let (report, _) = check(&files).await?;
     let (summary, per_file) = report_parts(&files, Some(&report));
     let fragment = html! { (summary) @for f in per_file { (f) } };
     Ok(layout::send(StatusCode::OK, fragment))
@@ -364,7 +372,7 @@ pub async fn format_page<B: Backend>(posted: Posted<B::Store>) -> WebResult<Resp
         }
         *text = format::format(text, &parsed.file);
     }
-    Ok(match check(&files) {
+    Ok(match check(&files).await {
         Ok((report, _)) => {
             let notice = if unparsed.is_empty() {
                 "Formatted. Nothing is published until you publish.".to_string()
@@ -475,11 +483,11 @@ fn changes<S: Store>(ctx: &Ctx<S>, files: &Files, old: &Files, processes: &[Stri
 pub async fn review<B: Backend>(posted: Posted<B::Store>) -> WebResult<Response> {
     let files = posted_files(&posted)?;
     let signed = &posted.signed;
-    let (report, clean) = match check(&files) {
+    let (report, processes) = match check(&files).await {
         Ok(r) => r,
         Err(e) => return Ok(refused(signed, &files, &e)),
     };
-    if !clean {
+    let Some(processes) = processes else {
         return Ok(editor(
             signed,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -488,12 +496,7 @@ pub async fn review<B: Backend>(posted: Posted<B::Store>) -> WebResult<Response>
             None,
             Some("The project has errors: fix them first. Nothing was published."),
         ));
-    }
-    let sources = definitions::sources_of(&files)?;
-    let processes: Vec<String> = itsmflow_engine::check(&sources)
-        .project
-        .map(|p| p.processes.iter().map(|p| p.name.clone()).collect())
-        .unwrap_or_default();
+    };
     let old = published_files(&signed.ctx).await?;
     let c = changes(&signed.ctx, &files, &old, &processes);
     let any_new = c.processes.iter().any(|(_, _, new)| *new);
