@@ -179,6 +179,12 @@ fn prefill(f: &Field, posted: Option<&Fields>, me: &str, first_person: bool) -> 
     }
     if let Some(d) = &f.default {
         return match values::to_json(f, d) {
+            // A `datetime-local` control takes minutes without a zone (the form is in UTC).
+            Json::String(s) if f.ty == FieldType::DateTime => {
+                chrono::DateTime::parse_from_rfc3339(&s)
+                    .map(|t| t.naive_utc().format("%Y-%m-%dT%H:%M").to_string())
+                    .unwrap_or(s)
+            }
             Json::String(s) => s,
             Json::Null => String::new(),
             other => other.to_string(),
@@ -495,4 +501,48 @@ pub async fn mine<B: Backend>(
             body,
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use itsmflow_engine::model::Value;
+
+    fn field(ty: FieldType, required: bool, default: Option<Value>) -> Field {
+        Field {
+            name: "f".into(),
+            ty,
+            required,
+            default,
+        }
+    }
+
+    #[test]
+    fn forms_are_filled_with_defaults_then_the_user() {
+        let when = field(
+            FieldType::DateTime,
+            false,
+            Some(Value::DateTime(1_777_626_000)),
+        );
+        assert_eq!(prefill(&when, None, "rita", false), "2026-05-01T09:00");
+        let count = field(FieldType::Int, false, Some(Value::Int(3)));
+        assert_eq!(prefill(&count, None, "rita", false), "3");
+        let who = field(FieldType::Person, true, None);
+        assert_eq!(prefill(&who, None, "rita", true), "rita");
+        assert_eq!(prefill(&who, None, "rita", false), "");
+        let posted = Fields::parse(b"f=typed").unwrap();
+        assert_eq!(prefill(&count, Some(&posted), "rita", false), "typed");
+    }
+
+    #[test]
+    fn values_are_typed_as_the_api_takes_them() {
+        assert_eq!(typed(&FieldType::Int, "42"), Json::from(42));
+        assert_eq!(typed(&FieldType::Int, "4x"), Json::from("4x"));
+        assert_eq!(typed(&FieldType::Bool, "true"), Json::Bool(true));
+        assert_eq!(
+            typed(&FieldType::DateTime, "2026-05-01T09:00"),
+            Json::from("2026-05-01T09:00:00+00:00")
+        );
+        assert_eq!(typed(&FieldType::Text, "x"), Json::from("x"));
+    }
 }
