@@ -2,8 +2,11 @@
 //! real server on SQLite and on PostgreSQL: an agent signs in, opens her queue, claims the next
 //! ticket from the keyboard, accepts and resolves it, while a second agent's browser on the
 //! same queue sees the rows change without reloading; a form posted without its CSRF token
-//! changes nothing. Every page visited is saved as a screenshot under
-//! `target/screenshots/<database>/`.
+//! changes nothing; a requester raises a ticket in the portal, sees it in her tickets and
+//! answers the agent's question there (also on a phone-sized screen); a process manager's
+//! broken edit shows the diagnostic at its line as she types and publishes nothing, and the
+//! fixed edit publishes; an administrator's pages. Every page visited is saved as a screenshot
+//! under `target/screenshots/<database>/`.
 
 #[macro_use]
 mod support;
@@ -15,7 +18,10 @@ use serde_json::json;
 use support::browser::{Browser, Driver};
 use support::{Db, Server};
 
-on_both!(agents_work_a_queue_live);
+on_both!(
+    agents_work_a_queue_live,
+    the_portal_the_editor_and_administration
+);
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -30,6 +36,11 @@ fn shots(db: &Db) -> PathBuf {
 }
 
 async fn sign_in(b: &Browser, base: &str, user: &str) {
+    sign_in_to(b, base, user, "/queues").await;
+}
+
+/// Sign in from the start page, and wait for where the user starts (`/queues`, `/portal`).
+async fn sign_in_to(b: &Browser, base: &str, user: &str, lands: &str) {
     b.goto(&format!("{base}/")).await;
     // Not signed in: the start page sends the browser to sign in.
     assert!(b.url().await.contains("/sign-in"), "{}", b.url().await);
@@ -37,9 +48,9 @@ async fn sign_in(b: &Browser, base: &str, user: &str) {
     b.type_into("#password", PASSWORD).await;
     b.click("button[type=submit]").await;
     b.wait_for(
-        "return location.pathname === '/queues'",
+        &format!("return location.pathname === '{lands}'"),
         10,
-        "the queues page after signing in",
+        "the start page after signing in",
     )
     .await;
 }
@@ -238,4 +249,283 @@ async fn agents_work_a_queue_live(db: Db) {
     assert_eq!(after["fields"]["resolution"], "Replaced the fuser");
     alice.close().await;
     bob.close().await;
+}
+
+async fn with_password(s: &Server, user: &str) {
+    let (st, b) = s
+        .call(
+            Method::PUT,
+            &format!("/v1/users/{user}/password"),
+            &s.admin,
+            Some(json!({ "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{b}");
+}
+
+/// A script: the stage shown for ticket `id` in the portal's list.
+fn portal_stage(id: i64, stage: &str) -> String {
+    format!(
+        "var c = document.querySelector('li[data-ticket=\"{id}\"] dd.stage'); return c !== null && c.textContent === '{stage}'"
+    )
+}
+
+/// A script that replaces text in the editor's file ending in `file` and tells the page, as
+/// typing would.
+fn edit(file: &str, from: &str, to: &str) -> String {
+    format!(
+        "var names = Array.from(document.querySelectorAll('input[name^=\"name.\"]'));
+         var at = names.findIndex(n => n.value.endsWith('{file}'));
+         var area = document.getElementById('text-' + at);
+         area.closest('details').open = true;
+         area.value = area.value.replace({from:?}, {to:?});
+         area.dispatchEvent(new Event('input', {{ bubbles: true }}));
+         return at"
+    )
+}
+
+async fn the_portal_the_editor_and_administration(db: Db) {
+    let dir = shots(&db);
+    let s = Server::start(&db);
+    s.user(&s.admin, "rita", &["requester"]).await;
+    s.user(&s.admin, "pam", &["process_manager"]).await;
+    let alice = s.user(&s.admin, "alice", &["agent"]).await;
+    for user in ["rita", "pam", "admin"] {
+        with_password(&s, user).await;
+    }
+    let driver = Driver::start().await;
+    let b = driver.browser().await;
+
+    // Rita raises an incident from the catalogue.
+    sign_in_to(&b, &s.base, "rita", "/portal").await;
+    assert!(b.text("main").await.contains("Service request"));
+    b.screenshot(&dir, "11-portal").await;
+    b.type_into("#q", "incident").await;
+    b.click("form[role=search] button").await;
+    b.wait_for(
+        "return document.querySelectorAll('ul.catalogue li').length === 1",
+        10,
+        "the search's one result",
+    )
+    .await;
+    b.click("ul.catalogue a").await;
+    b.wait_for(
+        "return location.pathname === '/portal/new/incident'",
+        10,
+        "the raise form",
+    )
+    .await;
+    b.type_into("#field-title", "VPN drops every hour").await;
+    // The service is one of the catalogue's, chosen from a list like the other enums.
+    b.eval("document.getElementById('field-service').value = 'vpn'; document.getElementById('field-category').value = 'network'; document.getElementById('field-impact').value = 'medium'; return true").await;
+    b.screenshot(&dir, "12-portal-raise").await;
+    b.click("#raise").await;
+    b.wait_for(
+        "return location.pathname === '/portal/tickets'",
+        10,
+        "her tickets",
+    )
+    .await;
+    let id: i64 = b
+        .eval("return document.querySelector('li[data-ticket]').getAttribute('data-ticket')")
+        .await
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(b
+        .text("p.notice")
+        .await
+        .contains(&format!("#{id} is raised")));
+    // What happens next: she logs it.
+    b.click(&format!("li[data-ticket='{id}'] details summary"))
+        .await;
+    b.screenshot(&dir, "13-portal-tickets").await;
+    b.click(&format!("button[data-ticket='{id}'][data-action=log]"))
+        .await;
+    b.wait_for(&portal_stage(id, "Triage"), 10, "the ticket in triage")
+        .await;
+
+    // The agent asks her something; she answers from her list.
+    for action in ["accept", "ask"] {
+        let (st, v) = s
+            .post(
+                &format!("/v1/instances/{id}/actions/{action}"),
+                &alice,
+                json!({}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{action}: {v}");
+    }
+    b.goto(&format!("{}/portal/tickets", s.base)).await;
+    b.wait_for(&portal_stage(id, "Awaiting caller"), 10, "her turn")
+        .await;
+    b.click(&format!("li[data-ticket='{id}'] details summary"))
+        .await;
+    b.type_into(
+        &format!("#reason-{id}-answer"),
+        "It drops at five past each hour",
+    )
+    .await;
+    b.screenshot(&dir, "14-portal-answering").await;
+    b.click(&format!("button[data-ticket='{id}'][data-action=answer]"))
+        .await;
+    b.wait_for(&portal_stage(id, "In progress"), 10, "the answer taken")
+        .await;
+    let (_, history) = s
+        .get(&format!("/v1/instances/{id}/history"), &s.admin)
+        .await;
+    assert!(history
+        .to_string()
+        .contains("It drops at five past each hour"));
+
+    // On a phone: nothing wider than the screen.
+    b.resize(390, 844).await;
+    b.goto(&format!("{}/portal/tickets", s.base)).await;
+    b.wait_for(&portal_stage(id, "In progress"), 10, "the list on a phone")
+        .await;
+    let wide = "return document.documentElement.scrollWidth <= window.innerWidth";
+    assert_eq!(b.eval(wide).await, json!(true), "no sideways scrolling");
+    b.screenshot(&dir, "15-portal-phone").await;
+    b.goto(&format!("{}/portal/new/request", s.base)).await;
+    assert_eq!(b.eval(wide).await, json!(true), "no sideways scrolling");
+    b.screenshot(&dir, "16-portal-phone-raise").await;
+    b.resize(1280, 900).await;
+    b.click("form[action='/sign-out'] button").await;
+
+    // Pam's processes, a graph, and an edit: broken, then fixed.
+    sign_in_to(&b, &s.base, "pam", "/queues").await;
+    b.click("a[href='/processes']").await;
+    b.wait_for(
+        "return location.pathname === '/processes'",
+        10,
+        "the processes",
+    )
+    .await;
+    b.screenshot(&dir, "17-processes").await;
+    b.click("a[href='/processes/incident']").await;
+    b.wait_for(
+        "return document.querySelector('svg.process-graph') !== null",
+        10,
+        "the graph",
+    )
+    .await;
+    b.screenshot(&dir, "18-process-graph").await;
+    // A process with an approval: its outcomes are dashed lines.
+    b.goto(&format!("{}/processes/change", s.base)).await;
+    assert!(b.count("svg.process-graph path.edge.approval").await > 0);
+    b.screenshot(&dir, "18-process-graph-change").await;
+    b.goto(&format!("{}/processes/edit", s.base)).await;
+    let at = b
+        .eval(&edit(
+            "incident.itsm",
+            "transition log: new -> triage",
+            "transition log: new -> triaje",
+        ))
+        .await;
+    let at = at.as_i64().expect("the incident file");
+    let line = b
+        .eval(&format!(
+            "return document.getElementById('text-{at}').value.split('\\n').findIndex(l => l.includes('-> triaje')) + 1"
+        ))
+        .await;
+    // The diagnostic appears under the file, at its line, while she types.
+    b.wait_for(
+        &format!(
+            "var d = document.querySelector('#diag-{at} li.diagnostic'); return d !== null && d.textContent.includes('line {line},') && d.textContent.includes('unknown-stage')"
+        ),
+        10,
+        "the diagnostic at its line",
+    )
+    .await;
+    b.eval(&format!(
+        "document.querySelector('#diag-{at} a.goto').scrollIntoView({{block: 'center'}}); return true"
+    ))
+    .await;
+    b.click(&format!("#diag-{at} a.goto")).await;
+    assert_eq!(
+        b.eval(&format!("return document.activeElement.id === 'text-{at}'"))
+            .await,
+        json!(true),
+        "the link puts the cursor in the file"
+    );
+    b.eval(&format!(
+        "document.querySelector('#diag-{at}').scrollIntoView({{block: 'end'}}); window.scrollBy(0, 80); return true"
+    ))
+    .await;
+    b.screenshot(&dir, "19-editor-diagnostic").await;
+    b.click("#review").await;
+    b.wait_for(
+        "return document.getElementById('editor-error') !== null",
+        10,
+        "the refusal",
+    )
+    .await;
+    assert!(b
+        .text("#editor-error")
+        .await
+        .contains("Nothing was published"));
+    let (_, defs) = s.get("/v1/definitions/incident", &s.admin).await;
+    assert_eq!(defs["versions"].as_array().map(Vec::len), Some(1), "{defs}");
+    // Fixed, and the triage stage relabelled.
+    b.eval(&edit(
+        "incident.itsm",
+        "transition log: new -> triaje",
+        "transition log: new -> triage",
+    ))
+    .await;
+    b.eval(&edit(
+        "incident.itsm",
+        "stage triage \"Triage\"",
+        "stage triage \"Sorting\"",
+    ))
+    .await;
+    b.click("#review").await;
+    b.wait_for(
+        "return document.getElementById('publish') !== null",
+        10,
+        "the review",
+    )
+    .await;
+    assert!(b.text("#changes").await.contains("version 2"));
+    b.screenshot(&dir, "20-editor-review").await;
+    b.click("#publish").await;
+    b.wait_for(
+        "return document.getElementById('published') !== null",
+        10,
+        "published",
+    )
+    .await;
+    let (_, defs) = s.get("/v1/definitions/incident", &s.admin).await;
+    assert_eq!(defs["versions"].as_array().map(Vec::len), Some(2), "{defs}");
+    b.click("form[action='/sign-out'] button").await;
+
+    // The administrator's pages.
+    sign_in_to(&b, &s.base, "admin", "/queues").await;
+    b.click("a[href='/admin']").await;
+    b.wait_for(
+        "return location.pathname === '/admin'",
+        10,
+        "the admin page",
+    )
+    .await;
+    b.screenshot(&dir, "21-admin-users").await;
+    b.click("a[href='/admin/users/rita']").await;
+    b.wait_for(
+        "return location.pathname === '/admin/users/rita'",
+        10,
+        "rita's page",
+    )
+    .await;
+    b.click("#issue-token").await;
+    b.wait_for(
+        "return document.getElementById('token-secret') !== null",
+        10,
+        "the new token",
+    )
+    .await;
+    b.screenshot(&dir, "22-admin-user").await;
+    b.goto(&format!("{}/admin/tokens", s.base)).await;
+    b.screenshot(&dir, "23-admin-tokens").await;
+    b.close().await;
 }

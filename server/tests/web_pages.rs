@@ -17,6 +17,10 @@ on_both!(
     refusals_are_the_apis,
     the_queue_stream_follows_the_session,
     an_approver_votes_on_the_page,
+    a_requester_raises_and_follows_in_the_portal,
+    processes_are_for_those_who_publish,
+    a_broken_edit_shows_its_line_and_publishes_nothing,
+    administrators_manage_users_tokens_and_tenants,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -81,6 +85,8 @@ async fn other_tenants_and_requesters_see_nothing(db: Db) {
     let mut andy = WebClient::signed_in(&s.base, "acme", "andy", PASSWORD).await;
     let page = andy.get(&format!("/tickets/{id}")).await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
+    let mine = andy.get("/portal/tickets").await;
+    assert!(!mine.body.contains("Printer on fire"), "{}", mine.body);
     assert!(!page.body.contains("Printer on fire"));
     let queue = andy.get("/queues/service_desk").await;
     assert_eq!(queue.status, StatusCode::OK);
@@ -134,8 +140,11 @@ async fn other_tenants_and_requesters_see_nothing(db: Db) {
         StatusCode::FORBIDDEN
     );
     let home = rita.get("/").await;
-    assert_eq!(home.status, StatusCode::OK);
-    assert!(home.body.contains("You have raised no tickets."));
+    assert_eq!(home.location(), Some("/portal"));
+    let mine = rita.get("/portal/tickets").await;
+    assert_eq!(mine.status, StatusCode::OK);
+    assert!(mine.body.contains("You have raised no tickets."));
+    assert!(!mine.body.contains("Printer on fire"));
 
     // The caller who raised it sees it, with only what she may do offered: in triage the
     // actions are the agents', and she works no queue, so she is offered no claim.
@@ -446,4 +455,741 @@ async fn an_approver_votes_on_the_page(db: Db) {
         "{}",
         page.body
     );
+}
+
+/// The number of instances the tenant holds (as the administrator's API lists them).
+async fn instances(s: &Server) -> usize {
+    let (st, list) = s.get("/v1/instances?limit=500", &s.admin).await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    list["items"].as_array().map_or(0, Vec::len)
+}
+
+/// A requester finds the incident form in the catalogue, raises a ticket through it (the
+/// API's create: a missing required field is its message at that field, and nothing is
+/// raised), sees it in her tickets with what happens next, logs it, and answers the agent's
+/// question from the list.
+async fn a_requester_raises_and_follows_in_the_portal(db: Db) {
+    let s = Server::start(&db);
+    s.user(&s.admin, "rita", &["requester"]).await;
+    with_password(&s, &s.admin, "rita").await;
+    let alice = s.user(&s.admin, "alice", &["agent"]).await;
+    let mut rita = WebClient::signed_in(&s.base, "default", "rita", PASSWORD).await;
+
+    // The catalogue, and its search.
+    let all = rita.get("/portal").await;
+    assert_eq!(all.status, StatusCode::OK);
+    assert!(all.body.contains("Incident management"), "{}", all.body);
+    assert!(all.body.contains("Service request"));
+    let found = rita.get("/portal?q=SERVICE+request").await;
+    assert!(found.body.contains("Service request"));
+    assert!(!found.body.contains("Incident management"));
+    let none = rita.get("/portal?q=zebra").await;
+    assert!(none.body.contains("Nothing in the catalogue matches"));
+
+    // The form, from the definition's fields.
+    let form = rita.get("/portal/new/incident").await;
+    assert_eq!(form.status, StatusCode::OK);
+    for needle in [
+        "name=\"title\"",
+        "(required)",
+        "id=\"field-caller\" type=\"text\" name=\"caller\" value=\"rita\"",
+        "<option value=\"medium\" selected>",
+        "<select id=\"field-category\"",
+    ] {
+        assert!(form.body.contains(needle), "{needle}: {}", form.body);
+    }
+    // Filled in later by an agent (a resolve requires it), so not asked now.
+    assert!(!form.body.contains("name=\"resolution\""));
+    let token = form.csrf();
+    let fields = [
+        ("caller", "rita"),
+        ("service", "email"),
+        ("category", "software"),
+        ("impact", "low"),
+        ("urgency", "medium"),
+    ];
+
+    // Without its token: refused, nothing raised.
+    let before = instances(&s).await;
+    let mut forged = fields.to_vec();
+    forged.push(("title", "Forged"));
+    let r = rita.post("/portal/new/incident", &forged).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Without a title: the engine's message at the field, nothing raised.
+    let mut missing = fields.to_vec();
+    missing.push(("csrf", &token));
+    missing.push(("title", "  "));
+    let r = rita.post("/portal/new/incident", &missing).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body
+            .contains("<p class=\"field-error\" id=\"err-title\">title is required</p>"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("Nothing was raised."));
+    // A caller who is nobody here: the engine's words at that field.
+    let mut nobody = missing.clone();
+    nobody[0] = ("caller", "nobody");
+    if let Some(t) = nobody.iter_mut().find(|(k, _)| *k == "title") {
+        t.1 = "From nobody";
+    }
+    let r = rita.post("/portal/new/incident", &nobody).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body
+            .contains("id=\"err-caller\">caller `nobody` is not a user of this tenant"),
+        "{}",
+        r.body
+    );
+    // What she typed is kept.
+    assert!(r.body.contains(">email</textarea>"), "{}", r.body);
+    assert_eq!(instances(&s).await, before, "nothing raised");
+
+    // Raised.
+    let mut good = fields.to_vec();
+    good.push(("csrf", &token));
+    good.push(("title", "VPN drops every hour"));
+    let r = rita.post("/portal/new/incident", &good).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let to = r.location().unwrap_or_default().to_string();
+    assert!(to.starts_with("/portal/tickets?raised="), "{to}");
+    let id: i64 = to.rsplit('=').next().unwrap_or_default().parse().unwrap();
+    let mine = rita.get(&to).await;
+    assert!(mine.body.contains(&format!("Ticket #{id} is raised.")));
+    assert!(mine.body.contains("VPN drops every hour"));
+    assert!(mine.body.contains("data-action=\"log\""), "{}", mine.body);
+    let version = support::web::hidden(&mine.body, "version").unwrap();
+
+    // Log it from the list: back to the list, waiting for the service desk.
+    let r = rita
+        .post(
+            &format!("/tickets/{id}/actions/log"),
+            &[
+                ("csrf", &token),
+                ("version", &version),
+                ("back", "/portal/tickets"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        r.location(),
+        Some(format!("/portal/tickets?done=log&ticket={id}").as_str())
+    );
+    let mine = rita.get("/portal/tickets").await;
+    assert!(mine.body.contains("Triage"), "{}", mine.body);
+    assert!(mine.body.contains("The service desk team works on it."));
+    assert!(!mine.body.contains("data-action="));
+
+    // The agent asks her something: her turn, she answers with a message.
+    for action in ["accept", "ask"] {
+        let (st, b) = s
+            .post(
+                &format!("/v1/instances/{id}/actions/{action}"),
+                &alice,
+                json!({}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{action}: {b}");
+    }
+    let mine = rita.get("/portal/tickets").await;
+    assert!(mine.body.contains("Awaiting caller"), "{}", mine.body);
+    assert!(mine.body.contains("Your turn:"));
+    assert!(mine.body.contains("data-action=\"answer\""));
+    let version = support::web::hidden(&mine.body, "version").unwrap();
+    let r = rita
+        .post(
+            &format!("/tickets/{id}/actions/answer"),
+            &[
+                ("csrf", &token),
+                ("version", &version),
+                ("back", "/portal/tickets"),
+                ("reason", "It drops at five past each hour"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let (inst, history) = state(&s, id).await;
+    assert_eq!(inst["stage"], "working");
+    assert!(history
+        .to_string()
+        .contains("It drops at five past each hour"));
+    let r = rita.get("/portal/tickets").await;
+    assert!(!r.body.contains("data-action="));
+
+    // Resolved: she may confirm (close) or reopen; she confirms, and it is finished.
+    let (st, b) = s
+        .post(
+            &format!("/v1/instances/{id}/actions/resolve"),
+            &alice,
+            json!({"fields": {"resolution": "New VPN profile"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let mine = rita.get("/portal/tickets").await;
+    assert!(mine.body.contains("data-action=\"close\""), "{}", mine.body);
+    assert!(mine.body.contains("data-action=\"reopen\""));
+    let version = support::web::hidden(&mine.body, "version").unwrap();
+    // Any other `back` is ignored: the ticket page, never another site.
+    let r = rita
+        .post(
+            &format!("/tickets/{id}/actions/close"),
+            &[
+                ("csrf", &token),
+                ("version", &version),
+                ("back", "https://elsewhere.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(
+        r.location()
+            .unwrap_or_default()
+            .starts_with(&format!("/tickets/{id}?")),
+        "{:?}",
+        r.location()
+    );
+    let mine = rita.get("/portal/tickets").await;
+    assert!(mine.body.contains("Closed"), "{}", mine.body);
+    assert!(mine.body.contains("Nothing: this ticket is finished."));
+}
+
+/// The editor's files as its form posts them (`name.N`, `text.N`), read from the page's
+/// hidden name fields, with their texts from `processes/` (what the server published).
+fn editor_files(page: &str) -> Vec<(String, String)> {
+    let disk: Vec<Json> = support::project_files();
+    let mut files = Vec::new();
+    for i in 0.. {
+        let Some(name) = support::web::hidden(page, &format!("name.{i}")) else {
+            break;
+        };
+        let text = disk
+            .iter()
+            .find(|f| name.ends_with(f["name"].as_str().unwrap()))
+            .map(|f| f["text"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{name} is not in processes/"));
+        files.push((name, text));
+    }
+    assert!(!files.is_empty(), "{page}");
+    files
+}
+
+fn form_of<'a>(csrf: &'a str, files: &'a [(String, String)]) -> Vec<(String, &'a str)> {
+    let mut form = vec![("csrf".to_string(), csrf)];
+    for (i, (name, text)) in files.iter().enumerate() {
+        form.push((format!("name.{i}"), name.as_str()));
+        form.push((format!("text.{i}"), text.as_str()));
+    }
+    form
+}
+
+async fn post_files(c: &mut WebClient, path: &str, form: &[(String, &str)]) -> support::web::Page {
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    c.post(path, &form).await
+}
+
+/// The published versions, by process.
+async fn versions(s: &Server) -> Json {
+    let (st, list) = s.get("/v1/definitions", &s.admin).await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    list
+}
+
+/// The definitions, their graphs and the editor are shown only to those who may publish
+/// (`process_manager`, `admin`); everyone else, and another tenant, is refused.
+async fn processes_are_for_those_who_publish(db: Db) {
+    let s = Server::start(&db);
+    for (user, roles) in [
+        ("rita", vec!["requester"]),
+        ("alice", vec!["agent"]),
+        ("pam", vec!["process_manager"]),
+    ] {
+        s.user(&s.admin, user, &roles).await;
+        with_password(&s, &s.admin, user).await;
+    }
+    for user in ["rita", "alice"] {
+        let mut c = WebClient::signed_in(&s.base, "default", user, PASSWORD).await;
+        let token = c.get("/account").await.csrf();
+        for path in ["/processes", "/processes/incident", "/processes/edit"] {
+            let r = c.get(path).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{user} {path}");
+            assert!(r.body.contains("process_manager"), "{}", r.body);
+        }
+        let before = versions(&s).await;
+        for path in [
+            "/processes/edit/publish",
+            "/processes/edit/check",
+            "/processes/edit/review",
+            "/processes/edit/format",
+            "/processes/edit/diagnostics",
+        ] {
+            let r = c
+                .post(
+                    path,
+                    &[("csrf", &token), ("name.0", "x.itsm"), ("text.0", "")],
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{user} {path}");
+        }
+        assert_eq!(versions(&s).await, before);
+        // Nor is the way there offered.
+        assert!(!c.get("/account").await.body.contains("href=\"/processes\""));
+    }
+    let mut pam = WebClient::signed_in(&s.base, "default", "pam", PASSWORD).await;
+    let list = pam.get("/processes").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.body.contains("href=\"/processes/incident\""),
+        "{}",
+        list.body
+    );
+    let page = pam.get("/processes/incident").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("<svg class=\"process-graph\""),
+        "{}",
+        page.body
+    );
+    // Stages are boxes with their labels; transitions lines with their names.
+    assert!(page.body.contains(">In progress</text>"));
+    assert!(page.body.contains(">accept</text>"));
+    assert!(page.body.contains("marker-end=\"url(#arrow)\""));
+    assert_eq!(
+        pam.get("/processes/incident?version=9").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        pam.get("/processes/nothing").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Another tenant's process manager sees its own definitions, never ours.
+    let (st, acme) = s
+        .post(
+            "/v1/tenants",
+            &s.admin,
+            json!({"name": "acme", "admin": "ann"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{acme}");
+    let ann = acme["secret"].as_str().unwrap().to_string();
+    s.user(&ann, "pat", &["process_manager"]).await;
+    with_password(&s, &ann, "pat").await;
+    let mut pat = WebClient::signed_in(&s.base, "acme", "pat", PASSWORD).await;
+    let page = pat.get("/processes/edit").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let token = page.csrf();
+    let files = editor_files(&page.body);
+    let mut changed = files.clone();
+    changed[0].1.push_str("\n// acme's own\n");
+    let r = post_files(
+        &mut pat,
+        "/processes/edit/publish",
+        &form_of(&token, &changed),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let ours = versions(&s).await;
+    assert!(
+        ours["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["version"] == 1),
+        "{ours}"
+    );
+}
+
+/// A process manager's edit with an unknown stage: Check shows the diagnostic at its line,
+/// Review and Publish refuse and publish nothing, a form without its token changes nothing;
+/// an unchanged project has nothing to publish; the fixed edit publishes new versions.
+async fn a_broken_edit_shows_its_line_and_publishes_nothing(db: Db) {
+    let s = Server::start(&db);
+    s.user(&s.admin, "pam", &["process_manager"]).await;
+    with_password(&s, &s.admin, "pam").await;
+    let mut pam = WebClient::signed_in(&s.base, "default", "pam", PASSWORD).await;
+    let page = pam.get("/processes/edit").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let token = page.csrf();
+    let files = editor_files(&page.body);
+    let before = versions(&s).await;
+
+    // Unchanged (sent with the CRLF line ends browsers send): nothing to publish.
+    let crlf: Vec<(String, String)> = files
+        .iter()
+        .map(|(n, t)| (n.clone(), t.replace('\n', "\r\n")))
+        .collect();
+    let r = post_files(&mut pam, "/processes/edit/review", &form_of(&token, &crlf)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("id=\"no-change\""), "{}", r.body);
+
+    // Broken: `log` leads to a stage that does not exist.
+    let i = files
+        .iter()
+        .position(|(n, _)| n.ends_with("incident.itsm"))
+        .unwrap();
+    let mut broken = files.clone();
+    broken[i].1 = broken[i].1.replace(
+        "transition log: new -> triage",
+        "transition log: new -> triaje",
+    );
+    assert_ne!(broken[i].1, files[i].1);
+    let line = broken[i]
+        .1
+        .lines()
+        .position(|l| l.contains("new -> triaje"))
+        .unwrap()
+        + 1;
+    let column = broken[i]
+        .1
+        .lines()
+        .nth(line - 1)
+        .unwrap()
+        .find("triaje")
+        .unwrap()
+        + 1;
+    let at = format!("line {line}, column {column}</a> <code>unknown-stage</code>");
+    let form = form_of(&token, &broken);
+    let r = post_files(&mut pam, "/processes/edit/check", &form).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains(&at), "{at}: {}", r.body);
+    // Shown under its file, with the line itself.
+    let under = r.body.find(&format!("id=\"diag-{i}\"")).unwrap();
+    assert!(r.body[under..].contains(&at));
+    assert!(r
+        .body
+        .contains(&format!("{line} |   transition log: new -&gt; triaje")));
+    // The same report as a fragment, for the page's script.
+    let r = post_files(&mut pam, "/processes/edit/diagnostics", &form).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.starts_with("<div id=\"diag-summary\""), "{}", r.body);
+    assert!(r.body.contains(&at));
+    for path in ["/processes/edit/review", "/processes/edit/publish"] {
+        let r = post_files(&mut pam, path, &form).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert!(r.body.contains(&at), "{path}: {}", r.body);
+        assert!(
+            r.body.contains("nothing was published") || r.body.contains("Nothing was published")
+        );
+    }
+    assert_eq!(versions(&s).await, before, "nothing published");
+
+    // Fixed (and relabelled): without its token, nothing; with it, the review names the new
+    // versions, and publishing makes them.
+    let mut fixed = files.clone();
+    fixed[i].1 = fixed[i]
+        .1
+        .replace("stage triage \"Triage\"", "stage triage \"Sorting\"");
+    assert_ne!(fixed[i].1, files[i].1);
+    let mut form = form_of(&token, &fixed);
+    let forged: Vec<(String, &str)> = form[1..].to_vec();
+    for path in [
+        "/processes/edit/publish",
+        "/processes/edit/review",
+        "/processes/edit/check",
+        "/processes/edit/diagnostics",
+    ] {
+        let r = post_files(&mut pam, path, &forged).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    assert_eq!(versions(&s).await, before);
+    let r = post_files(&mut pam, "/processes/edit/review", &form).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("<strong>version 2</strong>"), "{}", r.body);
+    assert!(r.body.contains("1 lines added, 1 removed"));
+    form[0].1 = &token;
+    let r = post_files(&mut pam, "/processes/edit/publish", &form).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let done = pam.get(r.location().unwrap()).await;
+    assert!(done.body.contains("got a new version"), "{}", done.body);
+    let after = versions(&s).await;
+    let incident = after["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["process"] == "incident")
+        .unwrap()
+        .clone();
+    assert_eq!(incident["version"], 2, "{after}");
+    let graph = pam.get("/processes/incident").await;
+    assert!(graph.body.contains(">Sorting</text>"));
+    // The editor opens on what was published.
+    let again = pam.get("/processes/edit").await;
+    assert!(
+        again.body.contains("stage triage &quot;Sorting&quot;")
+            || again.body.contains("stage triage \"Sorting\"")
+    );
+
+    // A file added and one removed: the review names both.
+    let mut more = form_of(&token, &fixed);
+    more.push(("new_file".to_string(), "extra.itsm"));
+    let r = post_files(&mut pam, "/processes/edit/check", &more).await;
+    assert!(r.body.contains("value=\"extra.itsm\""), "{}", r.body);
+    let mut form = form_of(&token, &fixed);
+    form.push(("new_file".to_string(), "extra.itsm"));
+    // The request process is no one else's: its file may go (its versions stay).
+    let gone = fixed
+        .iter()
+        .position(|(n, _)| n.ends_with("request.itsm"))
+        .unwrap();
+    let remove = format!("remove.{gone}");
+    form.push((remove, "on"));
+    let r = post_files(&mut pam, "/processes/edit/review", &form).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains("extra.itsm</code>: new, 0 lines"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains(&format!("{}</code>: removed", fixed[gone].0)),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("No longer in the project"), "{}", r.body);
+    assert_eq!(versions(&s).await, after);
+
+    // Format lays a file out as `itsmflow fmt` does.
+    let mut messy = fixed.clone();
+    messy[i].1 = messy[i].1.replace(
+        "stage new \"New\" initial",
+        "stage   new   \"New\"    initial",
+    );
+    let r = post_files(&mut pam, "/processes/edit/format", &form_of(&token, &messy)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Formatted."), "{}", r.body);
+    assert!(
+        r.body.contains("stage new &quot;New&quot; initial")
+            || r.body.contains("stage new \"New\" initial")
+    );
+    assert!(!r.body.contains("stage   new"));
+}
+
+/// The tenant's users as the API lists them.
+async fn users(s: &Server) -> Json {
+    let (st, list) = s.get("/v1/users", &s.admin).await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    list
+}
+
+/// Users, roles, attributes, passwords, tokens and tenants through the admin pages (the API's
+/// own functions): for administrators only, every form refused without its token, refusals in
+/// the API's words, and each tenant's administrators see their own tenant only.
+async fn administrators_manage_users_tokens_and_tenants(db: Db) {
+    let s = Server::start(&db);
+    with_password(&s, &s.admin, "admin").await;
+    for (user, roles) in [
+        ("rita", vec!["requester"]),
+        ("pam", vec!["process_manager"]),
+    ] {
+        s.user(&s.admin, user, &roles).await;
+        with_password(&s, &s.admin, user).await;
+    }
+    // Not administrators: nothing shown, nothing done.
+    for user in ["rita", "pam"] {
+        let mut c = WebClient::signed_in(&s.base, "default", user, PASSWORD).await;
+        let token = c.get("/account").await.csrf();
+        assert!(!c.get("/account").await.body.contains("href=\"/admin\""));
+        for path in [
+            "/admin",
+            "/admin/tokens",
+            "/admin/tenants",
+            "/admin/users/rita",
+        ] {
+            assert_eq!(
+                c.get(path).await.status,
+                StatusCode::FORBIDDEN,
+                "{user} {path}"
+            );
+        }
+        let r = c
+            .post(
+                "/admin/users",
+                &[("csrf", &token), ("name", "mallory"), ("roles", "admin")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let r = c
+            .post(
+                "/admin/users/rita/roles",
+                &[("csrf", &token), ("role", "admin")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+    assert!(!users(&s).await.to_string().contains("mallory"));
+
+    let mut admin = WebClient::signed_in(&s.base, "default", "admin", PASSWORD).await;
+    let page = admin.get("/admin").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("href=\"/admin/users/rita\""),
+        "{}",
+        page.body
+    );
+    let token = page.csrf();
+    let dave = [
+        ("name", "dave"),
+        ("roles", "agent, team_lead"),
+        ("manager", "pam"),
+        ("email", "dave@example.com"),
+        ("password", PASSWORD),
+    ];
+    // Without its token: nothing.
+    let r = admin.post("/admin/users", &dave).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(!users(&s).await.to_string().contains("dave"));
+    // A malformed address: the API's words, nothing created, the form kept.
+    let mut bad = dave.to_vec();
+    bad[3] = ("email", "dave at example");
+    bad.push(("csrf", &token));
+    let r = admin.post("/admin/users", &bad).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("is not an e-mail address"), "{}", r.body);
+    assert!(r.body.contains("value=\"dave\""));
+    assert!(!users(&s).await.to_string().contains("dave"));
+    let mut good = dave.to_vec();
+    good.push(("csrf", &token));
+    let r = admin.post("/admin/users", &good).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), Some("/admin/users/dave?done=created"));
+    let list = users(&s).await;
+    let d = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "dave")
+        .unwrap()
+        .clone();
+    assert_eq!(d["roles"], json!(["agent", "team_lead"]));
+    assert_eq!(d["manager"], "pam");
+    assert_eq!(d["email"], "dave@example.com");
+    // His password works.
+    WebClient::signed_in(&s.base, "default", "dave", PASSWORD).await;
+
+    // Roles, ticked and written; manager and e-mail cleared.
+    let r = admin
+        .post(
+            "/admin/users/dave/roles",
+            &[
+                ("csrf", &token),
+                ("role", "agent"),
+                ("role", "requester"),
+                ("roles", "night_shift"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = admin
+        .post(
+            "/admin/users/dave/attributes",
+            &[("csrf", &token), ("manager", ""), ("email", "")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let list = users(&s).await;
+    let d = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "dave")
+        .unwrap()
+        .clone();
+    assert_eq!(d["roles"], json!(["agent", "night_shift", "requester"]));
+    assert!(d["manager"].is_null() && d["email"].is_null(), "{d}");
+    // Taking `admin` from oneself is refused in the API's words.
+    let r = admin
+        .post(
+            "/admin/users/admin/roles",
+            &[("csrf", &token), ("role", "agent")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r
+        .body
+        .contains("you cannot take the `admin` role from yourself"));
+
+    // A token, shown once; revoked from the tokens page (not without the form's token).
+    let r = admin
+        .post(
+            "/admin/users/dave/tokens",
+            &[("csrf", &token), ("label", "ci"), ("days", "30")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let at = r.body.find("id=\"token-secret\">").unwrap() + "id=\"token-secret\">".len();
+    let secret = r.body[at..].split('<').next().unwrap().to_string();
+    assert!(secret.starts_with("itsm_"), "{secret}");
+    assert_eq!(s.get("/v1/me", &secret).await.0, StatusCode::OK);
+    let (_, tokens) = s.get("/v1/tokens", &s.admin).await;
+    let id = tokens["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["user"] == "dave")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let list = admin.get("/admin/tokens").await;
+    assert!(list.body.contains(&format!("/admin/tokens/{id}/revoke")));
+    let r = admin.post(&format!("/admin/tokens/{id}/revoke"), &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(s.get("/v1/me", &secret).await.0, StatusCode::OK);
+    let r = admin
+        .post(&format!("/admin/tokens/{id}/revoke"), &[("csrf", &token)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(s.get("/v1/me", &secret).await.0, StatusCode::UNAUTHORIZED);
+
+    // A tenant: its administrator's token shown once; it sees its own users only, and may not
+    // make tenants.
+    let r = admin
+        .post("/admin/tenants", &[("name", "acme"), ("admin", "ann")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = admin
+        .post(
+            "/admin/tenants",
+            &[("csrf", &token), ("name", "Acme!"), ("admin", "ann")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("lowercase letters"), "{}", r.body);
+    let r = admin
+        .post(
+            "/admin/tenants",
+            &[("csrf", &token), ("name", "acme"), ("admin", "ann")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(r.body.contains("<li><code>acme</code></li>"), "{}", r.body);
+    let at = r.body.find("id=\"tenant-secret\">").unwrap() + "id=\"tenant-secret\">".len();
+    let ann = r.body[at..].split('<').next().unwrap().to_string();
+    with_password(&s, &ann, "ann").await;
+    let mut ann_web = WebClient::signed_in(&s.base, "acme", "ann", PASSWORD).await;
+    let page = ann_web.get("/admin").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        !page.body.contains("rita") && !page.body.contains("dave"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        ann_web.get("/admin/users/rita").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let tenants = ann_web.get("/admin/tenants").await;
+    assert!(tenants
+        .body
+        .contains("tenants are created by administrators of the default tenant"));
+    let t = tenants.csrf();
+    let r = ann_web
+        .post(
+            "/admin/tenants",
+            &[("csrf", &t), ("name", "other"), ("admin", "x")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
 }

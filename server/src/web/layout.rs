@@ -11,7 +11,10 @@ use crate::identity::Principal;
 /// Which part of the navigation a page belongs to (marked `aria-current`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Section {
+    Portal,
     Queues,
+    Processes,
+    Admin,
     Account,
     None,
 }
@@ -43,8 +46,15 @@ pub fn page(title: &str, viewer: Option<&Viewer>, section: Section, body: Markup
                     nav aria-label="Main" {
                         a.brand href="/" { "itsmflow" }
                         @if let Some(v) = viewer {
+                            a href="/portal" aria-current=[current(Section::Portal)] { "Portal" }
                             @if !v.who.is_requester_only() {
                                 a href="/queues" aria-current=[current(Section::Queues)] { "Queues" }
+                            }
+                            @if v.who.may_publish() {
+                                a href="/processes" aria-current=[current(Section::Processes)] { "Processes" }
+                            }
+                            @if v.who.is_admin() {
+                                a href="/admin" aria-current=[current(Section::Admin)] { "Admin" }
                             }
                             a href="/account" aria-current=[current(Section::Account)] { "Account" }
                             span.who {

@@ -11,6 +11,7 @@
 
 pub mod assets;
 pub mod csrf;
+pub mod graph_svg;
 pub mod layout;
 pub mod pages;
 pub mod session;
@@ -120,7 +121,7 @@ impl IntoResponse for WebError {
 
 /// Every page, form and asset (taking the API's time limit with the routes they join).
 pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
-    use pages::{account, auth, home, queue, ticket};
+    use pages::{account, admin, auth, editor, home, portal, processes, queue, ticket};
     Router::new()
         .route("/", get(home::home::<B>))
         .route("/sign-in", get(auth::form::<B>).post(auth::sign_in::<B>))
@@ -131,6 +132,42 @@ pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
         )
         .route("/account", get(account::page::<B>))
         .route("/account/password", post(account::password::<B>))
+        .route("/portal", get(portal::catalogue::<B>))
+        .route(
+            "/portal/new/{process}",
+            get(portal::new_form::<B>).post(portal::raise::<B>),
+        )
+        .route(portal::MY_TICKETS, get(portal::mine::<B>))
+        .route("/admin", get(admin::users::<B>))
+        .route("/admin/users", post(admin::create_user::<B>))
+        .route("/admin/users/{name}", get(admin::user::<B>))
+        .route("/admin/users/{name}/roles", post(admin::roles::<B>))
+        .route(
+            "/admin/users/{name}/attributes",
+            post(admin::attributes::<B>),
+        )
+        .route(
+            "/admin/users/{name}/password",
+            post(admin::set_password::<B>),
+        )
+        .route("/admin/users/{name}/tokens", post(admin::issue_token::<B>))
+        .route("/admin/tokens", get(admin::tokens::<B>))
+        .route("/admin/tokens/{id}/revoke", post(admin::revoke::<B>))
+        .route(
+            "/admin/tenants",
+            get(admin::tenants::<B>).post(admin::create_tenant::<B>),
+        )
+        .route("/processes", get(processes::list::<B>))
+        .route("/processes/edit", get(editor::page::<B>))
+        .route("/processes/edit/check", post(editor::check_page::<B>))
+        .route(
+            "/processes/edit/diagnostics",
+            post(editor::diagnostics::<B>),
+        )
+        .route("/processes/edit/format", post(editor::format_page::<B>))
+        .route("/processes/edit/review", post(editor::review::<B>))
+        .route("/processes/edit/publish", post(editor::publish::<B>))
+        .route("/processes/{process}", get(processes::page::<B>))
         .route("/queues", get(queue::list::<B>))
         .route("/queues/{queue}", get(queue::page::<B>))
         .route("/queues/{queue}/rows", get(queue::rows::<B>))

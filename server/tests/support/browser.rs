@@ -228,6 +228,12 @@ impl Browser {
         }
     }
 
+    /// Resize the window (the page's viewport follows it in headless Chromium).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.post("/window/rect", json!({ "width": width, "height": height }))
+            .await;
+    }
+
     /// Save a screenshot of the window as `dir/name.png`.
     pub async fn screenshot(&self, dir: &std::path::Path, name: &str) -> PathBuf {
         let v = self.get("/screenshot").await;

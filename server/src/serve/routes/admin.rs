@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::PathArgs;
 use crate::database::{valid_tenant_name, DEFAULT_TENANT};
-use crate::identity::store::IdentityError;
+use crate::identity::store::{IdentityError, TokenInfo, User};
 use crate::identity::{valid_role_name, valid_user_name, ROLE_ADMIN};
 use crate::serve::app::{json, App, JsonBody};
 use crate::serve::auth::Ctx;
@@ -70,23 +70,27 @@ pub async fn availability<B: Backend>(
 }
 
 pub async fn users<B: Backend>(State(app): S<B>, ctx: C<B>) -> ApiResult<Response> {
+    let users = users_of(&app, &ctx).await?;
+    Ok(json(StatusCode::OK, &json!({ "items": users })))
+}
+
+/// The tenant's users, for an administrator (the API's list and the admin page).
+pub(crate) async fn users_of<B: Backend>(app: &App<B>, ctx: &C<B>) -> ApiResult<Vec<User>> {
     ctx.require_admin()?;
-    let users = app
-        .identities
+    app.identities
         .users(&ctx.who.tenant)
         .await
-        .map_err(identity_error)?;
-    Ok(json(StatusCode::OK, &json!({ "items": users })))
+        .map_err(identity_error)
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
-    name: String,
-    roles: Vec<String>,
+    pub(crate) name: String,
+    pub(crate) roles: Vec<String>,
     /// Their manager: a user of the tenant.
-    manager: Option<String>,
-    email: Option<String>,
+    pub(crate) manager: Option<String>,
+    pub(crate) email: Option<String>,
 }
 
 /// A manager must be another user of the tenant; an e-mail address must look like one.
@@ -131,6 +135,16 @@ pub async fn create_user<B: Backend>(
     ctx: C<B>,
     JsonBody(body): JsonBody<NewUser>,
 ) -> ApiResult<Response> {
+    let user = add_user(&app, &ctx, body).await?;
+    Ok(json(StatusCode::CREATED, &user))
+}
+
+/// Create a user of the caller's tenant (an administrator), with their manager and e-mail.
+pub(crate) async fn add_user<B: Backend>(
+    app: &App<B>,
+    ctx: &C<B>,
+    body: NewUser,
+) -> ApiResult<User> {
     ctx.require_admin()?;
     if !valid_user_name(&body.name) {
         return Err(ApiError::invalid(
@@ -140,7 +154,7 @@ pub async fn create_user<B: Backend>(
     check_roles(&body.roles)?;
     let tenant = &ctx.who.tenant;
     check_attributes(
-        &app,
+        app,
         tenant,
         &body.name,
         body.manager.as_deref(),
@@ -166,7 +180,7 @@ pub async fn create_user<B: Backend>(
         user.email = body.email;
     }
     tracing::info!(created = %user.name, "user created");
-    Ok(json(StatusCode::CREATED, &user))
+    Ok(user)
 }
 
 /// A user's attributes to change: a member absent leaves it as it is, `null` clears it.
@@ -174,9 +188,9 @@ pub async fn create_user<B: Backend>(
 #[serde(deny_unknown_fields)]
 pub struct Attributes {
     #[serde(default, deserialize_with = "present")]
-    manager: Option<Option<String>>,
+    pub(crate) manager: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    email: Option<Option<String>>,
+    pub(crate) email: Option<Option<String>>,
 }
 
 /// A member that is present, as `Some` (of `null` or a value).
@@ -190,12 +204,23 @@ pub async fn set_attributes<B: Backend>(
     PathArgs(name): PathArgs<String>,
     JsonBody(body): JsonBody<Attributes>,
 ) -> ApiResult<Response> {
+    let user = change_attributes(&app, &ctx, &name, body).await?;
+    Ok(json(StatusCode::OK, &user))
+}
+
+/// Change a user's manager and e-mail address (an administrator); returns the user.
+pub(crate) async fn change_attributes<B: Backend>(
+    app: &App<B>,
+    ctx: &C<B>,
+    name: &str,
+    body: Attributes,
+) -> ApiResult<User> {
     ctx.require_admin()?;
     let tenant = &ctx.who.tenant;
     check_attributes(
-        &app,
+        app,
         tenant,
-        &name,
+        name,
         body.manager.clone().flatten().as_deref(),
         body.email.clone().flatten().as_deref(),
     )
@@ -204,7 +229,7 @@ pub async fn set_attributes<B: Backend>(
         .identities
         .set_attributes(
             tenant,
-            &name,
+            name,
             body.manager.as_ref().map(|m| m.as_deref()),
             body.email.as_ref().map(|e| e.as_deref()),
         )
@@ -213,13 +238,11 @@ pub async fn set_attributes<B: Backend>(
     if !found {
         return Err(ApiError::not_found(format!("no user `{name}`")));
     }
-    let user = app
-        .identities
-        .user(tenant, &name)
+    app.identities
+        .user(tenant, name)
         .await
         .map_err(identity_error)?
-        .ok_or_else(|| ApiError::not_found(format!("no user `{name}`")))?;
-    Ok(json(StatusCode::OK, &user))
+        .ok_or_else(|| ApiError::not_found(format!("no user `{name}`")))
 }
 
 #[derive(Deserialize)]
@@ -234,26 +257,37 @@ pub async fn set_roles<B: Backend>(
     PathArgs(name): PathArgs<String>,
     JsonBody(body): JsonBody<Roles>,
 ) -> ApiResult<Response> {
+    change_roles(&app, &ctx, &name, &body.roles).await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "name": name, "roles": body.roles }),
+    ))
+}
+
+/// Replace a user's roles (an administrator, who cannot take `admin` from themself).
+pub(crate) async fn change_roles<B: Backend>(
+    app: &App<B>,
+    ctx: &C<B>,
+    name: &str,
+    roles: &[String],
+) -> ApiResult<()> {
     ctx.require_admin()?;
-    check_roles(&body.roles)?;
-    if name == ctx.who.user && !body.roles.iter().any(|r| r == ROLE_ADMIN) {
+    check_roles(roles)?;
+    if name == ctx.who.user && !roles.iter().any(|r| r == ROLE_ADMIN) {
         return Err(ApiError::invalid(
             "you cannot take the `admin` role from yourself; ask another administrator",
         ));
     }
     let found = app
         .identities
-        .set_roles(&ctx.who.tenant, &name, &body.roles)
+        .set_roles(&ctx.who.tenant, name, roles)
         .await
         .map_err(identity_error)?;
     if !found {
         return Err(ApiError::not_found(format!("no user `{name}`")));
     }
-    app.auth_cache.forget(&ctx.who.tenant, Some(&name), None);
-    Ok(json(
-        StatusCode::OK,
-        &json!({ "name": name, "roles": body.roles }),
-    ))
+    app.auth_cache.forget(&ctx.who.tenant, Some(name), None);
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -355,10 +389,32 @@ pub async fn create_token<B: Backend>(
     PathArgs(name): PathArgs<String>,
     body: Option<JsonBody<NewToken>>,
 ) -> ApiResult<Response> {
-    ctx.require_admin()?;
     let body = body.map(|b| b.0).unwrap_or_default();
+    let (info, secret) = issue_token(
+        &app,
+        &ctx,
+        &name,
+        body.label.as_deref(),
+        body.expires_in_days,
+    )
+    .await?;
+    let mut out = serde_json::to_value(&info).map_err(ApiError::internal)?;
+    out["secret"] = json!(secret);
+    Ok(json(StatusCode::CREATED, &out))
+}
+
+/// A new token for a user of the tenant (an administrator): its record and its secret, which
+/// is shown this once.
+pub(crate) async fn issue_token<B: Backend>(
+    app: &App<B>,
+    ctx: &C<B>,
+    name: &str,
+    label: Option<&str>,
+    expires_in_days: Option<i64>,
+) -> ApiResult<(TokenInfo, String)> {
+    ctx.require_admin()?;
     let now = app.clock.now();
-    let expires_at = match body.expires_in_days {
+    let expires_at = match expires_in_days {
         None => None,
         Some(d) if (1..=3650).contains(&d) => Some(now + TimeDelta::days(d)),
         Some(_) => {
@@ -367,30 +423,24 @@ pub async fn create_token<B: Backend>(
             ))
         }
     };
-    let (info, secret) = app
-        .identities
-        .create_token(
-            &ctx.who.tenant,
-            &name,
-            body.label.as_deref(),
-            expires_at,
-            now,
-        )
+    app.identities
+        .create_token(&ctx.who.tenant, name, label, expires_at, now)
         .await
-        .map_err(identity_error)?;
-    let mut out = serde_json::to_value(&info).map_err(ApiError::internal)?;
-    out["secret"] = json!(secret);
-    Ok(json(StatusCode::CREATED, &out))
+        .map_err(identity_error)
 }
 
 pub async fn tokens<B: Backend>(State(app): S<B>, ctx: C<B>) -> ApiResult<Response> {
+    let tokens = tokens_of(&app, &ctx).await?;
+    Ok(json(StatusCode::OK, &json!({ "items": tokens })))
+}
+
+/// The tenant's tokens (never their secrets), for an administrator.
+pub(crate) async fn tokens_of<B: Backend>(app: &App<B>, ctx: &C<B>) -> ApiResult<Vec<TokenInfo>> {
     ctx.require_admin()?;
-    let tokens = app
-        .identities
+    app.identities
         .tokens(&ctx.who.tenant)
         .await
-        .map_err(identity_error)?;
-    Ok(json(StatusCode::OK, &json!({ "items": tokens })))
+        .map_err(identity_error)
 }
 
 pub async fn revoke_token<B: Backend>(
@@ -398,6 +448,12 @@ pub async fn revoke_token<B: Backend>(
     ctx: C<B>,
     PathArgs(id): PathArgs<i64>,
 ) -> ApiResult<Response> {
+    revoke(&app, &ctx, id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Revoke a token of the tenant (an administrator): it stops working at once on this node.
+pub(crate) async fn revoke<B: Backend>(app: &App<B>, ctx: &C<B>, id: i64) -> ApiResult<()> {
     ctx.require_admin()?;
     let revoked = app
         .identities
@@ -410,7 +466,7 @@ pub async fn revoke_token<B: Backend>(
         )));
     }
     app.auth_cache.forget(&ctx.who.tenant, None, Some(id));
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -428,12 +484,44 @@ pub async fn create_tenant<B: Backend>(
     ctx: C<B>,
     JsonBody(body): JsonBody<NewTenant>,
 ) -> ApiResult<Response> {
+    let created = add_tenant(&app, &ctx, &body.name, &body.admin).await?;
+    Ok(json(StatusCode::CREATED, &created))
+}
+
+/// Tenants are the operators' (administrators of the default tenant).
+fn require_operator<B: Backend>(ctx: &C<B>) -> ApiResult<()> {
     ctx.require_admin()?;
     if ctx.who.tenant != DEFAULT_TENANT {
         return Err(ApiError::forbidden(
             "tenants are created by administrators of the default tenant",
         ));
     }
+    Ok(())
+}
+
+/// Every tenant's name, for those who may create tenants (the admin page lists them; the API
+/// has no list of its own).
+pub(crate) async fn tenant_names<B: Backend>(app: &App<B>, ctx: &C<B>) -> ApiResult<Vec<String>> {
+    require_operator::<B>(ctx)?;
+    app.identities
+        .tenants()
+        .await
+        .map_err(ApiError::unavailable)
+}
+
+/// Create a tenant with its first administrator and publish the standard processes to it;
+/// answers as the API does (with the administrator's token secret, shown once).
+pub(crate) async fn add_tenant<B: Backend>(
+    app: &App<B>,
+    ctx: &C<B>,
+    name: &str,
+    admin: &str,
+) -> ApiResult<serde_json::Value> {
+    require_operator::<B>(ctx)?;
+    let body = NewTenant {
+        name: name.to_string(),
+        admin: admin.to_string(),
+    };
     if !valid_tenant_name(&body.name) {
         return Err(ApiError::invalid(
             "`name` must be 1 to 40 lowercase letters, digits or `_`, starting with a letter",
@@ -464,14 +552,11 @@ pub async fn create_tenant<B: Backend>(
         }
     };
     tracing::info!(tenant = %body.name, "tenant created");
-    Ok(json(
-        StatusCode::CREATED,
-        &json!({
-            "tenant": body.name,
-            "admin": body.admin,
-            "token": info.id,
-            "secret": secret,
-            "published": published,
-        }),
-    ))
+    Ok(json!({
+        "tenant": body.name,
+        "admin": body.admin,
+        "token": info.id,
+        "secret": secret,
+        "published": published,
+    }))
 }

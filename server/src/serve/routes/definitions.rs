@@ -6,7 +6,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use itsmflow_dsl::{diagnostic, Sources};
 use itsmflow_engine::runtime::catalog::Definition;
-use itsmflow_engine::runtime::EngineError;
+use itsmflow_engine::runtime::{EngineError, Published};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -51,6 +51,13 @@ fn summary(d: &Definition) -> Summary {
 
 /// The latest version of every process.
 pub async fn list<B: Backend>(ctx: C<B>) -> ApiResult<Response> {
+    let items: Vec<Summary> = latest::<B>(&ctx).iter().map(|d| summary(d)).collect();
+    Ok(json(StatusCode::OK, &json!({ "items": items })))
+}
+
+/// The latest version of every process, in the catalogue's order (the list above, and the
+/// web pages' catalogue and process list).
+pub(crate) fn latest<B: Backend>(ctx: &C<B>) -> Vec<Arc<Definition>> {
     let mut latest: Vec<Arc<Definition>> = Vec::new();
     for d in ctx.tenant.engine.catalog().definitions() {
         match latest.last_mut() {
@@ -58,46 +65,59 @@ pub async fn list<B: Backend>(ctx: C<B>) -> ApiResult<Response> {
             _ => latest.push(d),
         }
     }
-    let items: Vec<Summary> = latest.iter().map(|d| summary(d)).collect();
-    Ok(json(StatusCode::OK, &json!({ "items": items })))
+    latest
 }
 
 pub async fn publish<B: Backend>(
     ctx: C<B>,
     JsonBody(upload): JsonBody<Upload>,
 ) -> ApiResult<Response> {
-    ctx.require_publisher()?;
-    if upload.files.is_empty() {
+    let files: Vec<(String, String)> = upload.files.into_iter().map(|f| (f.name, f.text)).collect();
+    let published = publish_files::<B>(&ctx, &files).await?;
+    let status = if published.iter().any(|p| p.new) {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json(status, &json!({ "published": published })))
+}
+
+/// A project's files as the engine checks them, refused when a name is not a relative
+/// `.itsm` path or is sent twice.
+pub(crate) fn sources_of(files: &[(String, String)]) -> ApiResult<Sources> {
+    if files.is_empty() {
         return Err(ApiError::invalid(
             "`files` is empty; send the project's .itsm files",
         ));
     }
     let mut sources = Sources::new();
     let mut seen = std::collections::HashSet::new();
-    for f in &upload.files {
-        if !f.name.ends_with(".itsm") || f.name.contains("..") || f.name.starts_with('/') {
+    for (name, text) in files {
+        if !name.ends_with(".itsm") || name.contains("..") || name.starts_with('/') {
             return Err(ApiError::invalid(format!(
-                "file name `{}` must be a relative path ending in .itsm",
-                f.name
+                "file name `{name}` must be a relative path ending in .itsm"
             )));
         }
-        if !seen.insert(f.name.as_str()) {
-            return Err(ApiError::invalid(format!(
-                "file `{}` is sent twice",
-                f.name
-            )));
+        if !seen.insert(name.as_str()) {
+            return Err(ApiError::invalid(format!("file `{name}` is sent twice")));
         }
-        sources.add(f.name.clone(), f.text.clone());
+        sources.add(name.clone(), text.clone());
     }
+    Ok(sources)
+}
+
+/// Publish a project as the caller: the API's publish, and the editor page's. A project with
+/// errors publishes nothing; the refusal carries its diagnostics.
+pub(crate) async fn publish_files<B: Backend>(
+    ctx: &C<B>,
+    files: &[(String, String)],
+) -> ApiResult<Vec<Published>> {
+    ctx.require_publisher()?;
+    let sources = sources_of(files)?;
     match ctx.tenant.engine.publish(&sources).await {
         Ok(published) => {
-            tracing::info!(files = upload.files.len(), "definitions published");
-            let status = if published.iter().any(|p| p.new) {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            Ok(json(status, &json!({ "published": published })))
+            tracing::info!(files = files.len(), "definitions published");
+            Ok(published)
         }
         Err(EngineError::InvalidDefinitions(diagnostics)) => {
             let errors = diagnostics.iter().filter(|d| d.is_error()).count();
@@ -118,27 +138,42 @@ pub async fn versions<B: Backend>(
     ctx: C<B>,
     PathArgs(process): PathArgs<String>,
 ) -> ApiResult<Response> {
-    let items: Vec<Summary> = ctx
-        .tenant
-        .engine
-        .catalog()
-        .definitions()
+    let items: Vec<Summary> = versions_of::<B>(&ctx, &process)?
         .iter()
-        .filter(|d| d.process == process)
         .map(|d| summary(d))
         .collect();
-    if items.is_empty() {
-        return Err(ApiError::not_found(format!(
-            "no process `{process}` is published"
-        )));
-    }
     Ok(json(
         StatusCode::OK,
         &json!({ "process": process, "versions": items }),
     ))
 }
 
-fn find<B: Backend>(ctx: &C<B>, process: &str, version: Option<u32>) -> ApiResult<Arc<Definition>> {
+/// Every version of a process, oldest first; 404 when none is published.
+pub(crate) fn versions_of<B: Backend>(
+    ctx: &C<B>,
+    process: &str,
+) -> ApiResult<Vec<Arc<Definition>>> {
+    let items: Vec<Arc<Definition>> = ctx
+        .tenant
+        .engine
+        .catalog()
+        .definitions()
+        .into_iter()
+        .filter(|d| d.process == process)
+        .collect();
+    if items.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no process `{process}` is published"
+        )));
+    }
+    Ok(items)
+}
+
+pub(crate) fn find<B: Backend>(
+    ctx: &C<B>,
+    process: &str,
+    version: Option<u32>,
+) -> ApiResult<Arc<Definition>> {
     let catalog = ctx.tenant.engine.catalog();
     let found = match version {
         Some(v) => catalog.version(process, v),

@@ -98,18 +98,40 @@ pub async fn create<B: Backend>(
     ctx: C<B>,
     JsonBody(body): JsonBody<NewInstance>,
 ) -> ApiResult<Response> {
-    let engine = &ctx.tenant.engine;
     let view = match (&body.process, &body.item) {
-        (Some(process), None) => engine.create(process, &body.fields, &ctx.actor()).await?,
-        (None, Some(item)) => engine.create_item(item, &body.fields, &ctx.actor()).await?,
+        (Some(process), None) => raise::<B>(&ctx, process, &body.fields).await?,
+        (None, Some(item)) => {
+            let view = ctx
+                .tenant
+                .engine
+                .create_item(item, &body.fields, &ctx.actor())
+                .await?;
+            announce::<B>(&ctx, &view);
+            view
+        }
         _ => {
             return Err(ApiError::invalid(
                 "give either `process` (a published process) or `item` (a catalogue item)",
             ))
         }
     };
-    announce::<B>(&ctx, &view);
     Ok(located(&view))
+}
+
+/// Create an instance as the caller (the engine validates the fields) and tell the queues'
+/// listeners. The portal's form calls this too, so its refusals are the API's.
+pub(crate) async fn raise<B: Backend>(
+    ctx: &C<B>,
+    process: &str,
+    fields: &Map<String, Json>,
+) -> ApiResult<InstanceView> {
+    let view = ctx
+        .tenant
+        .engine
+        .create(process, fields, &ctx.actor())
+        .await?;
+    announce::<B>(ctx, &view);
+    Ok(view)
 }
 
 /// The instance, with its version as the `ETag` (to send back in `If-Match`).

@@ -73,3 +73,58 @@
     }
   });
 })();
+
+// The process editor: the checker's problems while typing (a moment after the last key, the
+// project is posted to the server, which answers the same lists the page shows after Check),
+// and "line N" links that put the cursor on that line of the file.
+(function () {
+  "use strict";
+  var form = document.querySelector("form[data-check-url]");
+  if (!form || !window.fetch || !window.URLSearchParams) return;
+  var url = form.getAttribute("data-check-url");
+  var timer = null;
+  var seq = 0;
+  function check() {
+    var mine = ++seq;
+    fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Accept": "text/html" },
+      body: new URLSearchParams(new FormData(form))
+    })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) {
+        if (mine !== seq) return; // an older answer than one already shown
+        var box = document.createElement("div");
+        box.innerHTML = html;
+        // A copy: replacing moves each node out of `box`, which shrinks its live children.
+        Array.prototype.slice.call(box.children).forEach(function (fresh) {
+          var old = fresh.id && document.getElementById(fresh.id);
+          if (old) old.replaceWith(fresh);
+        });
+        form.setAttribute("data-checked", String(mine));
+      })
+      .catch(function () {});
+  }
+  form.addEventListener("input", function () {
+    clearTimeout(timer);
+    timer = setTimeout(check, 600);
+  });
+  document.addEventListener("click", function (e) {
+    var link = e.target.closest && e.target.closest("a.goto[data-line]");
+    if (!link) return;
+    var area = document.getElementById(link.getAttribute("data-target"));
+    if (!area) return;
+    e.preventDefault();
+    var line = parseInt(link.getAttribute("data-line"), 10) || 1;
+    var column = parseInt(link.getAttribute("data-column"), 10) || 1;
+    var lines = area.value.split("\n");
+    var at = 0;
+    for (var i = 0; i < line - 1 && i < lines.length; i++) at += lines[i].length + 1;
+    var end = at + (lines[line - 1] || "").length;
+    area.focus();
+    area.setSelectionRange(Math.min(at + column - 1, end), end);
+    var height = parseFloat(getComputedStyle(area).lineHeight) || 18;
+    area.scrollTop = Math.max(0, (line - 1 - Math.floor((area.rows || 20) / 2)) * height);
+  });
+})();

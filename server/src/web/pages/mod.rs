@@ -1,8 +1,12 @@
 //! The pages, one module per part of the workspace.
 
 pub mod account;
+pub mod admin;
 pub mod auth;
+pub mod editor;
 pub mod home;
+pub mod portal;
+pub mod processes;
 pub mod queue;
 pub mod ticket;
 

@@ -44,7 +44,7 @@ fn show(v: &Json) -> String {
     }
 }
 
-fn label_of<'a>(name: &'a str, label: Option<&'a str>) -> &'a str {
+pub(crate) fn label_of<'a>(name: &'a str, label: Option<&'a str>) -> &'a str {
     label.unwrap_or(name)
 }
 
@@ -137,7 +137,7 @@ impl WithReason for (String, Option<String>) {
 }
 
 /// The form control for a field an action requires, filled with its current value.
-fn input(action: &str, name: &str, ty: &FieldType, current: Option<Json>) -> Markup {
+pub(crate) fn input(action: &str, name: &str, ty: &FieldType, current: Option<Json>) -> Markup {
     let id = format!("f-{action}-{name}");
     let value = current.as_ref().map(show).unwrap_or_default();
     let value = if value == "—" { String::new() } else { value };
@@ -185,21 +185,31 @@ fn action_fields(p: &Process, action: &str, form: &Fields) -> Map<String, Json> 
         let Some(raw) = form.get(&f.name).map(str::trim).filter(|v| !v.is_empty()) else {
             continue;
         };
-        let value = match f.ty {
-            FieldType::Int => raw
-                .parse::<i64>()
-                .map(Json::from)
-                .unwrap_or_else(|_| Json::from(raw)),
-            FieldType::Bool => match raw {
-                "true" => Json::Bool(true),
-                "false" => Json::Bool(false),
-                other => Json::from(other),
-            },
-            _ => Json::from(raw),
-        };
-        out.insert(f.name.clone(), value);
+        out.insert(f.name.clone(), typed(&f.ty, raw));
     }
     out
+}
+
+/// A form's text as the API takes the field's value. A value that does not parse is passed as
+/// text, so the engine refuses it with its own message. A browser's `datetime-local` value
+/// (`2026-05-01T09:00`, no zone) is read as UTC, as the form's hint says.
+pub(crate) fn typed(ty: &FieldType, raw: &str) -> Json {
+    match ty {
+        FieldType::Int => raw
+            .parse::<i64>()
+            .map(Json::from)
+            .unwrap_or_else(|_| Json::from(raw)),
+        FieldType::Bool => match raw {
+            "true" => Json::Bool(true),
+            "false" => Json::Bool(false),
+            other => Json::from(other),
+        },
+        FieldType::DateTime => match chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M") {
+            Ok(t) => Json::from(t.and_utc().to_rfc3339()),
+            Err(_) => Json::from(raw),
+        },
+        _ => Json::from(raw),
+    }
 }
 
 fn clock_bar(c: &Clock) -> Markup {
@@ -484,10 +494,13 @@ fn render<B: Backend>(
         who: &ctx.who,
         csrf,
     };
-    layout::send(
-        status,
-        layout::page(&heading, Some(&viewer), Section::Queues, body),
-    )
+    // Requesters reach their tickets from the portal; agents from their queues.
+    let section = if ctx.who.is_requester_only() {
+        Section::Portal
+    } else {
+        Section::Queues
+    };
+    layout::send(status, layout::page(&heading, Some(&viewer), section, body))
 }
 
 /// `GET /tickets/{id}`.
@@ -552,10 +565,24 @@ pub async fn act<B: Backend>(
         let expected = fields.get("version").and_then(|v| v.parse::<i64>().ok());
         let view = instances::visible::<B>(&signed.ctx, id).await?;
         let input = action_fields(view.definition().model(), &action, &fields);
-        instances::act::<B>(&signed.ctx, id, &action, &input, expected, None).await?;
+        // The portal's answer box: words that go with the action, kept as its reason.
+        let reason = fields
+            .get("reason")
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_string);
+        instances::act::<B>(&signed.ctx, id, &action, &input, expected, reason).await?;
         Ok(action.clone())
     }
     .await;
+    // The portal's forms come back to the portal's list (only there: no open redirect).
+    if result.is_ok() && fields.get("back") == Some(super::portal::MY_TICKETS) {
+        return Ok(layout::see_other(&format!(
+            "{}?done={}&ticket={id}",
+            super::portal::MY_TICKETS,
+            super::auth::encode(&action)
+        )));
+    }
     after::<B>(&signed, id, result).await
 }
 
