@@ -13,4 +13,4 @@ pub mod runtime;
 pub mod script;
 pub mod store;
 
-pub use check::{check, Checked};
+pub use check::{check, check_published, Checked};

@@ -50,6 +50,44 @@ impl Checked {
     }
 }
 
+/// Errors of checks added after definitions may have been published with what they refuse:
+/// rules typed at check time (rules that could fail at run time), and link kinds a `spawns`
+/// must declare (before, any name was a link kind). A definition published before is still
+/// loaded with them (see [`check_published`]); a new publish is refused.
+const STRICTER_SINCE_PUBLISHED: &[&str] = &[
+    "rule-unknown-method",
+    "rule-unknown-value",
+    "rule-type-mismatch",
+    "rule-maybe-unset",
+    "rule-not-bool",
+    "rule-computes-wrong-type",
+    "rule-assigns-constant",
+    "unknown-link",
+    "spawn-link-mismatch",
+];
+
+thread_local! {
+    /// Set while [`check_published`] runs: the errors in [`STRICTER_SINCE_PUBLISHED`] do not
+    /// keep a process out of the project.
+    static PUBLISHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a diagnostic keeps a process (and so the project) from checking.
+pub(super) fn blocks(d: &Diagnostic) -> bool {
+    d.is_error() && !(PUBLISHED.with(|p| p.get()) && STRICTER_SINCE_PUBLISHED.contains(&d.code))
+}
+
+/// Check a project that was published before (to load it again at start): as [`check`],
+/// except that errors of checks added since ([`STRICTER_SINCE_PUBLISHED`]) are kept as
+/// diagnostics but do not refuse it, so a database written by an earlier version opens and its
+/// tickets run on as they did. A project with any other error is still refused.
+pub fn check_published(sources: &Sources) -> Checked {
+    PUBLISHED.with(|p| p.set(true));
+    let checked = check(sources);
+    PUBLISHED.with(|p| p.set(false));
+    checked
+}
+
 /// Parse and check every file of a project.
 pub fn check(sources: &Sources) -> Checked {
     let mut diagnostics = Vec::new();
@@ -171,7 +209,7 @@ fn check_with(files: &[ast::File], mut ctx: Ctx) -> Checked {
         (a.code, &a.message, a.span.file, a.span.start, a.span.end)
             == (b.code, &b.message, b.span.file, b.span.start, b.span.end)
     });
-    let has_errors = diagnostics.iter().any(Diagnostic::is_error);
+    let has_errors = diagnostics.iter().any(blocks);
     let project = (!has_errors).then_some(Project {
         calendars,
         roles,

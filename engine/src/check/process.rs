@@ -96,7 +96,7 @@ fn only_once(spans: &[Span], keyword: &str, diags: &mut Vec<Diagnostic>) {
 }
 
 fn error_count(diags: &[Diagnostic]) -> usize {
-    diags.iter().filter(|d| d.is_error()).count()
+    diags.iter().filter(|d| super::blocks(d)).count()
 }
 
 pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> {

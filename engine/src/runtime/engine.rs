@@ -158,7 +158,8 @@ impl<S: Store> Engine<S> {
                 StoreError::Corrupt(format!("definition {} has no project source", d.id.0))
             })?;
             if !compiled.contains_key(&d.project_hash) {
-                let checked = check(&source.to_sources());
+                // As published: checks added since do not lock a database out.
+                let checked = crate::check::check_published(&source.to_sources());
                 let project = checked
                     .project
                     .ok_or(EngineError::InvalidDefinitions(checked.diagnostics))?;

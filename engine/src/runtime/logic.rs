@@ -212,11 +212,13 @@ impl Logic {
         if !errors.is_empty() {
             return Err(EngineError::InvalidFields(errors));
         }
-        self.compute(p, &mut fields, t.to)?;
-        // Only a change that wrote a field can have cleared one (fields are copied on write).
+        // Before the rules run: a rule reads required fields as set (the checker types them
+        // so), and an input clearing one is refused for what it is. Only a change that wrote a
+        // field can have cleared one (fields are copied on write).
         if !Arc::ptr_eq(&fields, &inst.fields) {
             refuse_cleared_required(p, &fields)?;
         }
+        self.compute(p, &mut fields, t.to)?;
         let missing: Vec<String> = t
             .requires
             .iter()
@@ -424,8 +426,9 @@ impl Logic {
         if !errors.is_empty() {
             return Err(EngineError::InvalidFields(errors));
         }
-        self.compute(p, &mut fields, inst.stage)?;
+        // Before the rules run, as in `perform_as`.
         refuse_cleared_required(p, &fields)?;
+        self.compute(p, &mut fields, inst.stage)?;
         let mut b = ChangeBuilder::new(inst, req);
         b.fields(p, &inst.fields, &fields);
         let priority = new_priority(p, inst, &fields);
