@@ -215,10 +215,16 @@ impl Logic {
         // Before the rules run: a rule reads required fields as set (the checker types them
         // so), and an input clearing one is refused for what it is. Only a change that wrote a
         // field can have cleared one (fields are copied on write).
-        if !Arc::ptr_eq(&fields, &inst.fields) {
+        let written = !Arc::ptr_eq(&fields, &inst.fields);
+        if written {
             refuse_cleared_required(p, &fields)?;
         }
-        self.compute(p, &mut fields, t.to)?;
+        // The `computes` rules are functions of the fields (and the stage, for those that read
+        // it): with no field written and none reading the stage, they would give what they
+        // gave when the fields were last written, so they are not run again.
+        if written || computes_read_stage(p) {
+            self.compute(p, &mut fields, t.to)?;
+        }
         let missing: Vec<String> = t
             .requires
             .iter()
@@ -564,6 +570,13 @@ fn may_perform(
                 .person(person, inst, task.filter(|t| t.state != TaskState::Done))
                 .is_some_and(|p| *p == *req.actor.name)
         })
+}
+
+/// Whether a `computes` rule reads the stage (so its value may change with a transition alone).
+fn computes_read_stage(p: &Process) -> bool {
+    p.rules
+        .iter()
+        .any(|r| matches!(r.kind, RuleKind::Computes(_)) && r.reads.stage)
 }
 
 /// A change may not leave a required field unset, whether it is an update or an action's
