@@ -824,10 +824,9 @@ impl<S: Store> Engine<S> {
                     self.check_people(def, fields).await?;
                 }
                 self.assign_all(&mut change, target.2.as_ref()).await?;
-                let mut touched = relations::Touched::none();
+                let mut touched = relations::Touched::default();
                 if let Some(t) = transition {
                     if !t.effects.is_empty() {
-                        touched = relations::Touched::starting_at(inst.id);
                         self.cascade(def, &mut change, actor, &mut touched, 1)
                             .await?;
                     }
@@ -1027,7 +1026,7 @@ impl<S: Store> Engine<S> {
                 None => Vec::new(),
             };
             let linked = self.linked(&def, id, &link_reads).await?;
-            let mut touched = relations::Touched::starting_at(id);
+            let mut touched = relations::Touched::default();
             let change = match schedule.first_due(now) {
                 Some(due) => {
                     let req = Request {

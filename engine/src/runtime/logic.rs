@@ -291,9 +291,9 @@ impl Logic {
         let stays = t.to == inst.stage && queue == inst.queue;
         match task.filter(|t| t.state != TaskState::Done) {
             Some(open) if stays => {
-                let service_moved =
-                    p.service_of(&inst.fields) != p.service_of(&change.instance.fields);
-                if open.priority != priority.map(|p| p.0) || service_moved {
+                if open.priority != priority.map(|p| p.0)
+                    || service_moved(p, &inst.fields, &change.instance.fields)
+                {
                     change.update_task = Some(UpdateTask {
                         task: open.id,
                         queue: open.queue.clone(),
@@ -444,11 +444,9 @@ impl Logic {
         let mut change = b.finish(fields, inst.stage, priority, queue);
         if let Some(open) = task.filter(|t| t.state != TaskState::Done) {
             let queue_name = queue.map(|q| def.task_names().queues[q.index()].clone());
-            // Another service may agree another target: the task's due time moves with it.
-            let service_moved = p.service_of(&inst.fields) != p.service_of(&change.instance.fields);
             if queue_name.as_deref() != Some(&*open.queue)
                 || open.priority != priority.map(|p| p.0)
-                || service_moved
+                || service_moved(p, &inst.fields, &change.instance.fields)
             {
                 change.update_task = Some(UpdateTask {
                     task: open.id,
@@ -570,6 +568,12 @@ fn may_perform(
                 .person(person, inst, task.filter(|t| t.state != TaskState::Done))
                 .is_some_and(|p| *p == *req.actor.name)
         })
+}
+
+/// Whether a change moved the ticket to another service: another service may agree another
+/// target, so the task's due time moves with it.
+fn service_moved(p: &Process, before: &Fields, after: &Fields) -> bool {
+    p.service_of(before) != p.service_of(after)
 }
 
 /// Whether a `computes` rule reads the stage (so its value may change with a transition alone).

@@ -229,6 +229,9 @@ impl<S: Store> Engine<S> {
                 return Ok(());
             }
             let source = change.instance.id;
+            if touched.tickets.is_empty() {
+                touched.tickets.push(source);
+            }
             let stored = self.store.links(source).await?;
             let now = self.clock.now();
             for t in performed {
