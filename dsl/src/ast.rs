@@ -92,6 +92,7 @@ pub enum Item {
     Role(Role),
     Service(Service),
     Process(Process),
+    Test(Test),
 }
 
 impl Item {
@@ -102,6 +103,7 @@ impl Item {
             Item::Role(r) => r.span,
             Item::Service(s) => s.span,
             Item::Process(p) => p.span,
+            Item::Test(t) => t.span,
         }
     }
     pub fn name(&self) -> &Ident {
@@ -111,6 +113,7 @@ impl Item {
             Item::Role(r) => &r.name,
             Item::Service(s) => &s.name,
             Item::Process(p) => &p.name,
+            Item::Test(t) => &t.name,
         }
     }
 }
@@ -1052,4 +1055,197 @@ impl PartialEq for RhaiCode {
     fn eq(&self, other: &Self) -> bool {
         self.normalized() == other.normalized()
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process tests
+//
+// `test "name" { ... }`: a scenario run by `itsmflow test` on the in-memory engine, on virtual
+// time. Steps run in order; the first failing step ends the test. Tests are not part of the
+// published model: the checker checks their names against the project and the engine ignores
+// them.
+
+/// `test "P1 goes to the major incident team" { STEP* }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Test {
+    /// The test's name, as written in its string (the span is the string's).
+    pub name: Ident,
+    pub steps: Vec<TestStep>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestStep {
+    pub kind: TestStepKind,
+    pub span: Span,
+}
+
+/// Who acts in a step: `as alice`. Tests name users; `user` steps declare them.
+pub type Actor = Ident;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TestStepKind {
+    /// `at 2026-03-02T09:00Z`: the virtual instant the test starts at. Only as the first step;
+    /// without it a test starts at 2026-01-05T09:00:00Z (a Monday).
+    Start(Spanned<String>),
+    /// `user alice roles agent, team_lead manager carol`: a user of the test's tenant, with
+    /// the roles they hold and their manager (another declared user).
+    User {
+        name: Ident,
+        roles: Vec<Ident>,
+        manager: Option<Ident>,
+    },
+    /// `create incident i as carol { caller: carol, impact: high }`: raise a ticket of a
+    /// process, or of a catalogue item (`create item new_laptop as carol { ... }`). The
+    /// optional handle names it for later steps; the ticket created or acted on last is the
+    /// one a step without `on` means.
+    Create {
+        target: CreateTarget,
+        handle: Option<Ident>,
+        actor: Actor,
+        fields: Vec<SpawnEntry>,
+        refused: Option<Refusal>,
+    },
+    /// `perform resolve on i as alice with { resolution: "restarted" }`.
+    Perform {
+        action: Ident,
+        ticket: Option<Ident>,
+        actor: Actor,
+        fields: Vec<SpawnEntry>,
+        refused: Option<Refusal>,
+    },
+    /// `update on i as alice { impact: high }`: change fields without a transition.
+    Update {
+        ticket: Option<Ident>,
+        actor: Actor,
+        fields: Vec<SpawnEntry>,
+        refused: Option<Refusal>,
+    },
+    /// `vote approve on c as sid`, `vote reject as sid`: on the open approval level.
+    Vote {
+        approve: bool,
+        ticket: Option<Ident>,
+        actor: Actor,
+        refused: Option<Refusal>,
+    },
+    /// `link i caused_by p as alice`: link two tickets by a kind the first one's process
+    /// declares.
+    Link {
+        from: Ident,
+        kind: Ident,
+        to: Ident,
+        actor: Actor,
+        refused: Option<Refusal>,
+    },
+    /// `claim on i as alice`: claim the ticket's open task; `release on i as alice` gives it back.
+    Claim {
+        release: bool,
+        ticket: Option<Ident>,
+        actor: Actor,
+        refused: Option<Refusal>,
+    },
+    /// `wait 30m`, `wait 4h business`, `wait 2d business on office`, `wait until
+    /// 2026-03-03T09:00Z`: move virtual time on, firing every timer that comes due on the way,
+    /// each at its own instant.
+    Wait(Wait),
+    /// `expect stage resolved`, `expect on p not escalated resolve 50%`, ...
+    Expect {
+        ticket: Option<Ident>,
+        negated: bool,
+        expectation: Expectation,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CreateTarget {
+    Process(Ident),
+    /// `item NAME`: a catalogue item.
+    Item(Ident),
+}
+
+/// `refused` after a step: the step must be refused, and when a text follows, the refusal's
+/// message must contain it: `perform close as bob refused "role"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub contains: Option<Spanned<String>>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Wall-clock time.
+    For(Duration),
+    /// Business time on a calendar: the named one, or the business hours of the process of
+    /// the ticket the test acted on last.
+    Business {
+        duration: Duration,
+        calendar: Option<Ident>,
+    },
+    /// Up to an instant, as written.
+    Until(Spanned<String>),
+}
+
+/// What an `expect` step asserts about a ticket (the one named by `on`, else the ticket the
+/// test created or acted on last).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expectation {
+    /// `expect stage resolved`.
+    Stage(Ident),
+    /// `expect priority P1`, `expect priority none`.
+    Priority(Option<Ident>),
+    /// `expect queue service_desk`, `expect queue none`.
+    Queue(Option<Ident>),
+    /// `expect holder alice`: who holds the open task; `expect holder none`.
+    Holder(Option<Ident>),
+    /// `expect field resolution == "restarted"`, `expect field resolution == none`.
+    Field { field: Ident, value: Option<Literal> },
+    /// `expect clock resolve running`, `... elapsed 30m`, `... remaining 3h30m`,
+    /// `... due 2026-03-02T13:00Z`.
+    Clock {
+        clock: Spanned<ClockKind>,
+        check: ClockCheck,
+    },
+    /// `expect escalated resolve 50%`: the escalation step at that threshold has fired.
+    Escalated {
+        clock: Spanned<ClockKind>,
+        threshold: Spanned<Threshold>,
+    },
+    /// `expect breached resolve`.
+    Breached(Spanned<ClockKind>),
+    /// `expect notified role team_lead`, `expect notified carol "is half way"`: a notification
+    /// went to a role's holders or to a user (with a text its message contains).
+    Notified {
+        recipient: Notified,
+        contains: Option<Spanned<String>>,
+    },
+    /// `expect approval pending level 2`, `expect approval approved`, `... rejected`,
+    /// `... expired`, `... none`.
+    Approval {
+        state: Ident,
+        level: Option<Spanned<u32>>,
+    },
+    /// `expect linked caused_by p`: a link of this kind (as the ticket's process names it)
+    /// to the ticket handled `p`.
+    Linked { kind: Ident, other: Ident },
+    /// `expect history log, accept, resolve`: the transitions taken, in order, exactly
+    /// (approval outcomes count as the outcome: `approve`, `reject`, `expire`).
+    History(Vec<Ident>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notified {
+    Role(Ident),
+    User(Ident),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClockCheck {
+    /// `running`, `paused`, `met`, `breached`, `not_started`.
+    State(Ident),
+    /// Business time counted so far.
+    Elapsed(Duration),
+    /// Business time left before the target.
+    Remaining(Duration),
+    /// The instant it breaches, as written (a running clock's).
+    Due(Spanned<String>),
 }

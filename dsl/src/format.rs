@@ -438,7 +438,12 @@ impl<'a> Printer<'a> {
             Item::Role(r) => self.role(r),
             Item::Service(s) => self.service(s),
             Item::Process(p) => self.process(p),
+            Item::Test(t) => self.test(t),
         }
+    }
+
+    fn test(&mut self, _t: &Test) {
+        // Written by the test-language work (issue 20).
     }
 
     fn calendar(&mut self, c: &Calendar) {
