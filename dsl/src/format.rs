@@ -201,6 +201,23 @@ impl<'a> Printer<'a> {
         None
     }
 
+    /// The first `}` in `start..end` outside strings and comments: the closing brace of a
+    /// field list whose last entry ends at `start`.
+    fn close_brace(&self, start: usize, end: usize) -> Option<usize> {
+        let bytes = self.text.as_bytes();
+        let end = end.min(bytes.len());
+        let mut i = start;
+        while i < end {
+            match bytes.get(i) {
+                Some(b'}') => return Some(i),
+                Some(b'"') => i = string_end(bytes, i),
+                Some(b'/') if bytes.get(i + 1) == Some(&b'/') => i = line_end(bytes, i),
+                _ => i += 1,
+            }
+        }
+        None
+    }
+
     /// Whether the source has a blank line between offsets `from` and `to`.
     fn blank_between(&self, from: usize, to: usize) -> bool {
         let Some(gap) = self.text.get(from..to) else {
@@ -442,8 +459,79 @@ impl<'a> Printer<'a> {
         }
     }
 
-    fn test(&mut self, _t: &Test) {
-        // Written by the test-language work (issue 20).
+    /// `test "name" { ... }`: a step per line, its parts in their canonical order.
+    fn test(&mut self, t: &Test) {
+        let header = format!("test {}", quoted(&t.name.name));
+        self.block(t.span, &header, Braces::Always, &t.steps, Self::test_step);
+    }
+
+    /// A step on one line, or, when its field list has comments inside or makes the line too
+    /// long, with a field per line:
+    ///
+    /// ```text
+    /// create incident as carol {
+    ///   title: "Mail is down",
+    ///   impact: high,
+    /// } refused
+    /// ```
+    fn test_step(&mut self, step: &TestStep) {
+        let line = test_step(&step.kind);
+        let start = step.span.start as usize;
+        let end = self.real_end(step.span);
+        if let Some(segs) = self.test_field_segments(step, &line, start, end) {
+            self.segments(&segs);
+            return;
+        }
+        self.leaf_at(start, end, &line);
+    }
+
+    /// The lines of a step whose fields go on lines of their own (see [`Self::test_step`]);
+    /// `None` when it stays on one line.
+    fn test_field_segments(
+        &self,
+        step: &TestStep,
+        line: &str,
+        start: usize,
+        end: usize,
+    ) -> Option<Vec<Seg>> {
+        let (fields, text) = match &step.kind {
+            TestStepKind::Create { fields, .. } | TestStepKind::Update { fields, .. } => {
+                (fields, field_list(fields))
+            }
+            TestStepKind::Perform { fields, .. } => (fields, with_entries(fields)),
+            _ => return None,
+        };
+        let (first, last) = (fields.first()?, fields.last()?);
+        let open = self.open_brace(start, first.span.start as usize)?;
+        let close = self.close_brace(self.real_end(last.span), end)?;
+        let too_long = self.indent * INDENT.len() + line.len() > MAX_WIDTH;
+        if !too_long && !self.comment_inside(open, close) {
+            return None;
+        }
+        let at = line.find(&text)?;
+        let (head, tail) = (&line[..at], &line[at + text.len()..]);
+        let opening = text.split('{').next().unwrap_or_default();
+        let mut segs = vec![Seg {
+            start,
+            end: open + 1,
+            depth: 0,
+            text: format!("{head}{opening}{{"),
+        }];
+        for e in fields {
+            segs.push(Seg {
+                start: e.span.start as usize,
+                end: self.real_end(e.span),
+                depth: 1,
+                text: format!("{}: {},", e.field, literal(&e.value)),
+            });
+        }
+        segs.push(Seg {
+            start: close,
+            end,
+            depth: 0,
+            text: format!("}}{tail}"),
+        });
+        Some(segs)
     }
 
     fn calendar(&mut self, c: &Calendar) {
@@ -1195,6 +1283,195 @@ fn transition_parts(t: &Transition) -> (String, Vec<String>) {
     (header, clauses)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Process tests
+
+/// One step of a test, on one line: `create incident i as carol { impact: high } refused`.
+fn test_step(kind: &TestStepKind) -> String {
+    match kind {
+        TestStepKind::Start(at) => format!("at {}", at.node),
+        TestStepKind::User {
+            name,
+            roles,
+            manager,
+        } => {
+            let mut line = format!("user {name}");
+            if !roles.is_empty() {
+                line.push_str(&format!(" roles {}", names(roles)));
+            }
+            if let Some(m) = manager {
+                line.push_str(&format!(" manager {m}"));
+            }
+            line
+        }
+        TestStepKind::Create {
+            target,
+            handle,
+            actor,
+            fields,
+            refused,
+        } => {
+            let target = match target {
+                CreateTarget::Process(p) => p.to_string(),
+                CreateTarget::Item(i) => format!("item {i}"),
+            };
+            let handle = handle.as_ref().map(|h| format!(" {h}")).unwrap_or_default();
+            format!(
+                "create {target}{handle} as {actor}{}{}",
+                field_list(fields),
+                refusal(refused)
+            )
+        }
+        TestStepKind::Perform {
+            action,
+            ticket,
+            actor,
+            fields,
+            refused,
+        } => format!(
+            "perform {action}{} as {actor}{}{}",
+            on(ticket),
+            with_entries(fields),
+            refusal(refused)
+        ),
+        TestStepKind::Update {
+            ticket,
+            actor,
+            fields,
+            refused,
+        } => format!(
+            "update{} as {actor}{}{}",
+            on(ticket),
+            field_list(fields),
+            refusal(refused)
+        ),
+        TestStepKind::Vote {
+            approve,
+            ticket,
+            actor,
+            refused,
+        } => format!(
+            "vote {}{} as {actor}{}",
+            if *approve { "approve" } else { "reject" },
+            on(ticket),
+            refusal(refused)
+        ),
+        TestStepKind::Link {
+            from,
+            kind,
+            to,
+            actor,
+            refused,
+        } => format!("link {from} {kind} {to} as {actor}{}", refusal(refused)),
+        TestStepKind::Claim {
+            release,
+            ticket,
+            actor,
+            refused,
+        } => format!(
+            "{}{} as {actor}{}",
+            if *release { "release" } else { "claim" },
+            on(ticket),
+            refusal(refused)
+        ),
+        TestStepKind::Wait(Wait::For(d)) => format!("wait {d}"),
+        TestStepKind::Wait(Wait::Business { duration, calendar }) => match calendar {
+            Some(cal) => format!("wait {duration} business on {cal}"),
+            None => format!("wait {duration} business"),
+        },
+        TestStepKind::Wait(Wait::Until(at)) => format!("wait until {}", at.node),
+        TestStepKind::Expect {
+            ticket,
+            negated,
+            expectation: e,
+        } => format!(
+            "expect{}{} {}",
+            on(ticket),
+            if *negated { " not" } else { "" },
+            expectation(e)
+        ),
+    }
+}
+
+/// What an `expect` step asserts, as written after `expect` (and `on`, `not`).
+fn expectation(e: &Expectation) -> String {
+    let or_none = |name: &Option<Ident>| {
+        name.as_ref()
+            .map_or_else(|| "none".to_string(), Ident::to_string)
+    };
+    match e {
+        Expectation::Stage(s) => format!("stage {s}"),
+        Expectation::Priority(p) => format!("priority {}", or_none(p)),
+        Expectation::Queue(q) => format!("queue {}", or_none(q)),
+        Expectation::Holder(h) => format!("holder {}", or_none(h)),
+        Expectation::Field { field, value } => format!(
+            "field {field} == {}",
+            value.as_ref().map_or_else(|| "none".to_string(), literal)
+        ),
+        Expectation::Clock { clock, check } => {
+            let check = match check {
+                ClockCheck::State(s) => s.to_string(),
+                ClockCheck::Elapsed(d) => format!("elapsed {d}"),
+                ClockCheck::Remaining(d) => format!("remaining {d}"),
+                ClockCheck::Due(at) => format!("due {}", at.node),
+            };
+            format!("clock {} {check}", clock.node)
+        }
+        Expectation::Escalated { clock, threshold } => {
+            format!(
+                "escalated {} {}",
+                clock.node,
+                threshold_text(threshold.node)
+            )
+        }
+        Expectation::Breached(clock) => format!("breached {}", clock.node),
+        Expectation::Notified {
+            recipient,
+            contains,
+        } => {
+            let to = match recipient {
+                Notified::Role(r) => format!("role {r}"),
+                Notified::User(u) => u.to_string(),
+            };
+            match contains {
+                Some(text) => format!("notified {to} {}", quoted(&text.node)),
+                None => format!("notified {to}"),
+            }
+        }
+        Expectation::Approval { state, level } => match level {
+            Some(n) => format!("approval {state} level {}", n.node),
+            None => format!("approval {state}"),
+        },
+        Expectation::Linked { kind, other } => format!("linked {kind} {other}"),
+        Expectation::History(actions) => format!("history {}", names(actions)),
+    }
+}
+
+/// ` on NAME`, or nothing.
+fn on(ticket: &Option<Ident>) -> String {
+    ticket
+        .as_ref()
+        .map(|t| format!(" on {t}"))
+        .unwrap_or_default()
+}
+
+/// ` { a: b, c: "x" }`, or nothing: the fields of `create` and `update`.
+fn field_list(fields: &[SpawnEntry]) -> String {
+    with_entries(fields).replacen(" with", "", 1)
+}
+
+/// ` refused`, ` refused "text"`, or nothing.
+fn refusal(refused: &Option<Refusal>) -> String {
+    match refused {
+        Some(Refusal {
+            contains: Some(text),
+            ..
+        }) => format!(" refused {}", quoted(&text.node)),
+        Some(_) => " refused".to_string(),
+        None => String::new(),
+    }
+}
+
 /// ` with { a: b, c: "x" }`, or nothing.
 fn with_entries(with: &[SpawnEntry]) -> String {
     if with.is_empty() {
@@ -1273,11 +1550,19 @@ fn condition(c: &Condition) -> String {
 }
 
 fn escalation_step(step: &EscalationStep) -> String {
-    let threshold = match step.threshold.node {
+    format!(
+        "at {} => {}",
+        threshold_text(step.threshold.node),
+        escalation_actions(&step.actions)
+    )
+}
+
+/// `75%` or `2h`.
+fn threshold_text(threshold: Threshold) -> String {
+    match threshold {
         Threshold::Percent(n) => format!("{n}%"),
         Threshold::After(d) => d.to_string(),
-    };
-    format!("at {threshold} => {}", escalation_actions(&step.actions))
+    }
 }
 
 /// The actions of an escalation or recurring step: `notify role x, raise priority`.

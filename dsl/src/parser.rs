@@ -18,6 +18,8 @@ use crate::diagnostic::Diagnostic;
 #[grammar = "grammar.pest"]
 struct Grammar;
 
+mod process_tests;
+
 /// The result of parsing one file.
 #[derive(Debug)]
 pub struct Parsed {
@@ -136,7 +138,7 @@ fn words(text: &str) -> Vec<String> {
     out
 }
 
-const ITEM_KEYWORDS: [&str; 5] = ["calendar", "queue", "role", "service", "process"];
+const ITEM_KEYWORDS: [&str; 6] = ["calendar", "queue", "role", "service", "process", "test"];
 
 fn starts_with_keyword(rest: &str) -> bool {
     ITEM_KEYWORDS.iter().any(|kw| {
@@ -152,11 +154,16 @@ fn starts_with_keyword(rest: &str) -> bool {
         }
         // `service` is also a common field name, and the `service` field type: it starts an
         // item only when a name follows it (`service: service` in a field list does not).
-        *kw != "service"
-            || after.starts_with([' ', '\t'])
-                && after
-                    .trim_start_matches([' ', '\t'])
-                    .starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        // `test` may be a field or a handle too: it starts an item only before its string.
+        let followed_by = |first: fn(char) -> bool| {
+            after.starts_with([' ', '\t'])
+                && after.trim_start_matches([' ', '\t']).starts_with(first)
+        };
+        match *kw {
+            "service" => followed_by(|c| c.is_ascii_alphabetic() || c == '_'),
+            "test" => followed_by(|c| c == '"'),
+            _ => true,
+        }
     })
 }
 
@@ -225,7 +232,9 @@ fn item_name(chunk: &str) -> Option<String> {
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| !w.is_empty());
     let kw = words.next()?;
-    if !ITEM_KEYWORDS.contains(&kw) {
+    // A test's name is a string, which no reference names: nothing to keep from being
+    // reported as unknown.
+    if !ITEM_KEYWORDS.contains(&kw) || kw == "test" {
         return None;
     }
     words.next().map(str::to_string)
@@ -705,6 +714,49 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::rule_compute | Rule::kw_computes => "`computes`",
         Rule::rhai_block => "`{`",
         Rule::arrow => "`->`",
+        Rule::test | Rule::kw_test => "`test`",
+        Rule::test_at => "`at`",
+        Rule::test_user | Rule::kw_user => "`user`",
+        Rule::user_roles | Rule::kw_roles => "`roles`",
+        Rule::user_manager => "`manager`",
+        Rule::test_create | Rule::kw_create => "`create`",
+        Rule::create_item => "`item`",
+        Rule::test_handle => "a name",
+        Rule::test_as => "`as`",
+        Rule::test_on => "`on`",
+        Rule::refused | Rule::kw_refused => "`refused`",
+        Rule::test_perform => "`perform`",
+        Rule::test_update | Rule::kw_update => "`update`",
+        Rule::test_vote | Rule::kw_vote => "`vote`",
+        Rule::vote_kind => "`approve` or `reject`",
+        Rule::test_link | Rule::kw_link => "`link`",
+        Rule::test_claim => "`claim` or `release`",
+        Rule::kw_claim => "`claim`",
+        Rule::kw_release => "`release`",
+        Rule::test_wait | Rule::kw_wait => "`wait`",
+        Rule::wait_until | Rule::kw_until => "`until`",
+        Rule::wait_business => "`business`",
+        Rule::test_expect | Rule::kw_expect => "`expect`",
+        Rule::exp_stage => "`stage`",
+        Rule::exp_priority => "`priority`",
+        Rule::exp_queue => "`queue`",
+        Rule::exp_holder | Rule::kw_holder => "`holder`",
+        Rule::exp_field | Rule::kw_field => "`field`",
+        Rule::field_eq => "`==`",
+        Rule::exp_clock | Rule::kw_clock => "`clock`",
+        Rule::clock_elapsed | Rule::kw_elapsed => "`elapsed`",
+        Rule::clock_remaining | Rule::kw_remaining => "`remaining`",
+        Rule::clock_due | Rule::kw_due => "`due`",
+        Rule::clock_state => "a clock state such as `running`",
+        Rule::exp_escalated | Rule::kw_escalated => "`escalated`",
+        Rule::exp_breached | Rule::kw_breached => "`breached`",
+        Rule::exp_notified | Rule::kw_notified => "`notified`",
+        Rule::notified_role => "`role`",
+        Rule::exp_approval => "`approval`",
+        Rule::approval_level_no | Rule::kw_level => "`level`",
+        Rule::level_number => "a number",
+        Rule::exp_linked | Rule::kw_linked => "`linked`",
+        Rule::exp_history | Rule::kw_history => "`history`",
         _ => "something else",
     }
 }
@@ -799,6 +851,7 @@ impl Ctx<'_> {
                 Rule::role => items.push(Item::Role(self.role(p))),
                 Rule::service => items.push(Item::Service(self.service(p))),
                 Rule::process => items.push(Item::Process(self.process(p))),
+                Rule::test => items.push(Item::Test(self.test(p))),
                 _ => {}
             }
         }
@@ -1541,9 +1594,18 @@ impl Ctx<'_> {
 
     /// `with { title: title, change_type: normal }`: the entries, in order.
     fn spawn_with(&mut self, pair: P) -> Vec<SpawnEntry> {
+        match pair
+            .into_inner()
+            .find(|q| q.as_rule() == Rule::spawn_fields)
+        {
+            Some(fields) => self.spawn_fields(fields),
+            None => Vec::new(),
+        }
+    }
+
+    /// `{ title: title, change_type: normal }`: the entries, in order.
+    fn spawn_fields(&mut self, pair: P) -> Vec<SpawnEntry> {
         pair.into_inner()
-            .filter(|q| q.as_rule() == Rule::spawn_fields)
-            .flat_map(|q| q.into_inner())
             .filter(|q| q.as_rule() == Rule::spawn_entry)
             .map(|q| {
                 let span = self.span(&q);
@@ -1836,29 +1898,8 @@ impl Ctx<'_> {
         for p in pair.into_inner() {
             let action = match p.as_rule() {
                 Rule::threshold => {
-                    if let Some(t) = p.into_inner().next() {
-                        let tspan = self.span(&t);
-                        let value = match t.as_rule() {
-                            Rule::percent => {
-                                let digits = t.as_str().trim_end_matches('%');
-                                match digits.parse::<u32>() {
-                                    Ok(n) => Threshold::Percent(n),
-                                    Err(_) => {
-                                        self.diagnostics.push(
-                                            Diagnostic::error(
-                                                "number-too-large",
-                                                tspan,
-                                                "this percentage is too large",
-                                            )
-                                            .with_label("too large"),
-                                        );
-                                        Threshold::Percent(0)
-                                    }
-                                }
-                            }
-                            _ => Threshold::After(self.duration(t).node),
-                        };
-                        threshold = Spanned::new(value, tspan);
+                    if let Some(t) = self.threshold(p) {
+                        threshold = t;
                     }
                     continue;
                 }
@@ -1874,6 +1915,33 @@ impl Ctx<'_> {
             actions,
             span,
         }
+    }
+
+    /// `75%` or `2h`, in an escalation step or a test's `expect escalated`.
+    fn threshold(&mut self, pair: P) -> Option<Spanned<Threshold>> {
+        let t = pair.into_inner().next()?;
+        let tspan = self.span(&t);
+        let value = match t.as_rule() {
+            Rule::percent => {
+                let digits = t.as_str().trim_end_matches('%');
+                match digits.parse::<u32>() {
+                    Ok(n) => Threshold::Percent(n),
+                    Err(_) => {
+                        self.diagnostics.push(
+                            Diagnostic::error(
+                                "number-too-large",
+                                tspan,
+                                "this percentage is too large",
+                            )
+                            .with_label("too large"),
+                        );
+                        Threshold::Percent(0)
+                    }
+                }
+            }
+            _ => Threshold::After(self.duration(t).node),
+        };
+        Some(Spanned::new(value, tspan))
     }
 
     /// One action of an escalation step or a recurring step; `None` for anything else.
@@ -3142,6 +3210,164 @@ mod tests {
         let parsed = parse(FileId(0), text);
         assert_eq!(parsed.broken_items, ["s"]);
         assert_eq!(parsed.file.items.len(), 2);
+    }
+
+    /// The steps of the first test of `text`, which must parse without diagnostics.
+    fn test_steps(text: &str) -> Vec<TestStepKind> {
+        let parsed = parse(FileId(0), text);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        match parsed.file.items.first() {
+            Some(Item::Test(t)) => t.steps.iter().map(|s| s.kind.clone()).collect(),
+            other => panic!("not a test: {other:?}"),
+        }
+    }
+
+    fn name(n: &str) -> Ident {
+        Ident {
+            name: n.to_string(),
+            span: Span::default(),
+        }
+    }
+
+    #[test]
+    fn tests_parse_steps_with_handles_and_refusals() {
+        let text = "test \"t\" {\n  at 2026-03-02T09:00Z\n  user bob manager carol roles agent, lead\n  create item laptop r as carol { a: 1 } refused \"x\"\n  perform resolve on r as bob with { b: c }\n  update as bob { a: 2 } refused\n  vote reject on r as sid\n  link r caused_by p as bob\n  release on r as bob\n}\n";
+        let steps = test_steps(text);
+        assert_eq!(steps.len(), 8);
+        assert!(matches!(&steps[0], TestStepKind::Start(at) if at.node == "2026-03-02T09:00Z"));
+        assert_eq!(
+            steps[1],
+            TestStepKind::User {
+                name: name("bob"),
+                roles: vec![name("agent"), name("lead")],
+                manager: Some(name("carol")),
+            }
+        );
+        let TestStepKind::Create {
+            target,
+            handle,
+            refused,
+            fields,
+            ..
+        } = &steps[2]
+        else {
+            panic!("{:?}", steps[2]);
+        };
+        assert_eq!(*target, CreateTarget::Item(name("laptop")));
+        assert_eq!(*handle, Some(name("r")));
+        assert_eq!(fields.len(), 1);
+        let contains = refused.as_ref().and_then(|r| r.contains.as_ref());
+        assert_eq!(contains.map(|c| c.node.as_str()), Some("x"));
+        assert!(
+            matches!(&steps[3], TestStepKind::Perform { action, ticket: Some(t), fields, refused: None, .. }
+            if action.name == "resolve" && t.name == "r" && fields.len() == 1)
+        );
+        assert!(
+            matches!(&steps[4], TestStepKind::Update { ticket: None, refused: Some(r), .. } if r.contains.is_none())
+        );
+        assert!(matches!(
+            &steps[5],
+            TestStepKind::Vote { approve: false, .. }
+        ));
+        assert!(
+            matches!(&steps[6], TestStepKind::Link { from, kind, to, .. }
+            if (from.name.as_str(), kind.name.as_str(), to.name.as_str()) == ("r", "caused_by", "p"))
+        );
+        assert!(matches!(
+            &steps[7],
+            TestStepKind::Claim {
+                release: true,
+                ticket: Some(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn tests_parse_waits_and_expectations() {
+        let text = "test \"t\" {\n  wait 30m wait 4h business wait 2d business on 24x7 wait until 2026-03-03T09:00Z\n  expect on p not escalated resolve 50%\n  expect field f == none\n  expect clock respond due 2026-03-02T10:00Z\n  expect notified role lead \"late\"\n  expect approval pending level 2\n  expect holder none\n}\n";
+        let steps = test_steps(text);
+        assert!(matches!(&steps[0], TestStepKind::Wait(Wait::For(d)) if d.minutes == 30));
+        assert!(matches!(
+            &steps[1],
+            TestStepKind::Wait(Wait::Business { calendar: None, .. })
+        ));
+        assert!(
+            matches!(&steps[2], TestStepKind::Wait(Wait::Business { calendar: Some(c), .. }) if c.name == "24x7")
+        );
+        assert!(matches!(&steps[3], TestStepKind::Wait(Wait::Until(_))));
+        assert!(
+            matches!(&steps[4], TestStepKind::Expect { ticket: Some(_), negated: true,
+            expectation: Expectation::Escalated { threshold, .. } } if threshold.node == Threshold::Percent(50))
+        );
+        assert!(matches!(
+            &steps[5],
+            TestStepKind::Expect {
+                expectation: Expectation::Field { value: None, .. },
+                ..
+            }
+        ));
+        assert!(matches!(
+            &steps[6],
+            TestStepKind::Expect {
+                expectation: Expectation::Clock {
+                    check: ClockCheck::Due(_),
+                    ..
+                },
+                ..
+            }
+        ));
+        assert!(matches!(
+            &steps[7],
+            TestStepKind::Expect {
+                expectation: Expectation::Notified {
+                    recipient: Notified::Role(_),
+                    contains: Some(_)
+                },
+                ..
+            }
+        ));
+        assert!(
+            matches!(&steps[8], TestStepKind::Expect { expectation: Expectation::Approval { level: Some(l), .. }, .. } if l.node == 2)
+        );
+        assert!(matches!(
+            &steps[9],
+            TestStepKind::Expect {
+                expectation: Expectation::Holder(None),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn test_syntax_errors_name_what_was_expected() {
+        for (step, message) in [
+            ("expect field a = 3", "expected `==`, found `=`"),
+            ("expect clock resolve due", "expected a date and time, found `}`"),
+            ("wait 3", "expected `until` or a duration such as `4h`, found `3`"),
+            ("create incident as", "expected a name, found `}`"),
+            (
+                "user a roles b manager c roles d",
+                "expected `at`, `claim`, `create`, `expect`, `link`, `perform`, `release`, `update`, `user`, `vote`, `wait` or `}`, found `roles`",
+            ),
+        ] {
+            let text = format!("test \"t\" {{\n  {step}\n}}\n");
+            assert_eq!(messages_of(&text), [message], "{step}");
+        }
+    }
+
+    /// A broken test costs only itself; `test` starts an item only before its name's string.
+    #[test]
+    fn a_broken_test_hides_no_other_item() {
+        let text = "role a\ntest \"t\" {\n  expect stag x\n}\nrole b\nprocess p {\n  fields {\ntest: text\n  }\n}\n";
+        let parsed = parse(FileId(0), text);
+        assert_eq!(parsed.diagnostics.len(), 1, "{:?}", parsed.diagnostics);
+        assert_eq!(
+            parsed.diagnostics[0].help.as_deref(),
+            Some("did you mean `stage`?")
+        );
+        assert_eq!(parsed.file.items.len(), 3);
+        assert!(parsed.broken_items.is_empty());
     }
 
     #[test]

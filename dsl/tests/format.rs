@@ -622,6 +622,34 @@ service b { }
 "#,
     ),
     (
+        "process tests",
+        r#"// tests
+test "a \"quoted\" name" // after name
+{ // brace
+  at 2026-03-02T09:00Z // start
+  user bob roles agent, lead manager carol // user
+  create incident i as carol { // fields
+    title: "x", // title
+    // between
+    impact: high
+  } refused "required" // after refused
+  create item laptop as carol
+  perform resolve on i as alice with { resolution: "y" } refused
+  update as alice { urgency: low } // u
+  vote reject on c as sid refused "not" // v
+  link i caused_by p as alice
+  claim on i as alice release as alice
+  wait 30m wait 4h business wait 2d business on 24x7 // w
+  wait until 2026-03-03T09:00Z
+  expect on p not escalated resolve 50% // e
+  expect field f == none expect field g == 3 expect clock respond due 2026-03-02T10:00Z
+  expect notified role lead expect notified carol "half way"
+  expect approval pending level 2 expect history log, accept
+  // last
+} // end
+"#,
+    ),
+    (
         "blank lines",
         "\n\n// c1\n\n\n\nrole a\n\n\n\nrole b\nrole c\n\n// c2\nprocess p {\n\n\n  stage a\n\n\n  stage b\n\n  // c3\n\n}\n\n\n",
     ),
@@ -949,6 +977,42 @@ process p {
 }
 "#;
     assert_eq!(check("services", input), expected);
+}
+
+#[test]
+fn process_tests_format_exactly() {
+    let input = r#"test   "P1"{at 2026-03-02T09:00Z user carol user bob manager carol   roles agent,lead
+create incident i as carol{impact:high,urgency :high} refused
+create incident as carol { title: "a very long title that makes the line too long", caller: carol }
+perform resolve as bob with{resolution:"x"}
+wait 90m business on office expect on i not linked caused_by p
+expect priority none expect queue none expect holder   none expect breached respond
+expect clock resolve not_started   expect clock resolve remaining 1h30m
+expect escalated respond 2h
+}
+"#;
+    let expected = r#"test "P1" {
+  at 2026-03-02T09:00Z
+  user carol
+  user bob roles agent, lead manager carol
+  create incident i as carol { impact: high, urgency: high } refused
+  create incident as carol {
+    title: "a very long title that makes the line too long",
+    caller: carol,
+  }
+  perform resolve as bob with { resolution: "x" }
+  wait 90m business on office
+  expect on i not linked caused_by p
+  expect priority none
+  expect queue none
+  expect holder none
+  expect breached respond
+  expect clock resolve not_started
+  expect clock resolve remaining 1h30m
+  expect escalated respond 2h
+}
+"#;
+    assert_eq!(check("process tests", input), expected);
 }
 
 #[test]

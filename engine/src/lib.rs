@@ -12,5 +12,6 @@ pub mod model;
 pub mod runtime;
 pub mod script;
 pub mod store;
+pub mod testing;
 
 pub use check::{check, check_published, Checked};

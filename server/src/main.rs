@@ -4,6 +4,7 @@
 mod database;
 mod files;
 mod identity;
+mod process_tests;
 mod serve;
 mod tokens;
 mod web;
@@ -21,8 +22,8 @@ use itsmflow_dsl::{diagnostic, format, parse, Diagnostic, Sources};
 static ALLOCATOR: itsmflow_engine::allocator::Allocator = itsmflow_engine::allocator::Allocator;
 
 /// Exit codes: 0 clean, 1 problems found, 2 unusable input.
-const EXIT_PROBLEMS: u8 = 1;
-const EXIT_UNUSABLE: u8 = 2;
+pub(crate) const EXIT_PROBLEMS: u8 = 1;
+pub(crate) const EXIT_UNUSABLE: u8 = 2;
 
 #[derive(Parser)]
 #[command(
@@ -79,6 +80,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
     },
+    /// Run process tests (`test` items) on the in-memory engine, on virtual time.
+    Test(process_tests::TestArgs),
     /// Serve the HTTP API (an embedded SQLite file by default).
     Serve(serve::ServeArgs),
     /// Create, list and revoke API tokens (directly in the database).
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
             process,
             format,
         } => graph(&path, process.as_deref(), format),
+        Command::Test(args) => process_tests::run(&args),
         Command::Serve(args) => return run_async(serve::serve(args)),
         Command::Token(args) => return run_async(tokens::run(args)),
     };
@@ -271,7 +275,10 @@ fn graph(
 }
 
 /// Names of the processes declared in the requested files.
-fn processes_in(sources: &Sources, requested: &std::collections::BTreeSet<FileId>) -> Vec<String> {
+pub(crate) fn processes_in(
+    sources: &Sources,
+    requested: &std::collections::BTreeSet<FileId>,
+) -> Vec<String> {
     let mut names = Vec::new();
     for id in requested {
         if let Some(f) = sources.get(*id) {

@@ -16,6 +16,7 @@ pub(crate) mod names;
 mod notices;
 mod people;
 mod process;
+mod process_tests;
 mod queues;
 mod rhai_types;
 mod rules;
@@ -128,7 +129,7 @@ fn check_with(files: &[ast::File], mut ctx: Ctx) -> Checked {
             Item::Service(_) => &mut ctx.services,
             Item::Process(p) if p.tailoring.is_some() => continue,
             Item::Process(_) => &mut ctx.processes,
-            // Tests are checked against the finished project (tests.rs), and their names are
+            // Tests are checked against the finished project (process_tests.rs), and their names are
             // free text: two tests may not share one, which that check reports.
             Item::Test(_) => continue,
         };
@@ -204,6 +205,9 @@ fn check_with(files: &[ast::File], mut ctx: Ctx) -> Checked {
         &mut ctx.diags,
     );
     let services = services::check_services(&service_items, &mut processes, &mut ctx);
+    // Last, against what checked: a test is not part of the project, and a process with
+    // errors of its own is not checked against again.
+    process_tests::check_tests(&items, &processes, &services, &mut ctx);
     ctx.report_unused();
     let mut diagnostics = std::mem::take(&mut ctx.diags);
     diagnostic::sort(&mut diagnostics);

@@ -25,7 +25,7 @@ use super::types::*;
 use super::types::{Change, NewTask};
 use super::view::{self, ApprovalView, EventView, InstanceView, LinkView};
 use crate::check::check;
-use crate::model::Assignment;
+use crate::model::{Assignment, Project};
 use crate::store::{InstanceFilter, NewDefinition, Store, StoreError};
 
 mod effects;
@@ -362,6 +362,16 @@ impl<S: Store> Engine<S> {
         let Some(project) = checked.project else {
             return Err(EngineError::InvalidDefinitions(checked.diagnostics));
         };
+        self.publish_checked(sources, Arc::new(project)).await
+    }
+
+    /// [`Engine::publish`] of a project already checked from `sources` (the test runner checks
+    /// a project once and publishes it to a fresh engine per test).
+    pub async fn publish_checked(
+        &self,
+        sources: &Sources,
+        project: Arc<Project>,
+    ) -> Result<Vec<Published>, EngineError> {
         let source = ProjectSource {
             files: sources
                 .iter()
@@ -402,7 +412,6 @@ impl<S: Store> Engine<S> {
             .store
             .save_definitions(&project_hash, &source, &new, now)
             .await?;
-        let project = Arc::new(project);
         for (d, id) in new.iter().zip(ids) {
             if let Some(def) = Definition::new(
                 id,
