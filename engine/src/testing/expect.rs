@@ -259,7 +259,7 @@ fn clock_check(negated: bool, c: &Clock, check: &ClockCheck) -> Result<(), StepF
                 .ok_or_else(|| StepFailure::new(format!("`{}` is not an instant", at.node)))?;
             same(
                 negated,
-                &format!("when the {name} clock is due"),
+                &format!("the {name} clock's due time"),
                 &expected,
                 &or_none(c.due_at.map(instant).as_deref()),
             )
