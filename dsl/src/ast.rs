@@ -1198,7 +1198,10 @@ pub enum Expectation {
     /// `expect holder alice`: who holds the open task; `expect holder none`.
     Holder(Option<Ident>),
     /// `expect field resolution == "restarted"`, `expect field resolution == none`.
-    Field { field: Ident, value: Option<Literal> },
+    Field {
+        field: Ident,
+        value: Option<Literal>,
+    },
     /// `expect clock resolve running`, `... elapsed 30m`, `... remaining 3h30m`,
     /// `... due 2026-03-02T13:00Z`.
     Clock {

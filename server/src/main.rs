@@ -1,7 +1,8 @@
 //! The `itsmflow` command: check, format and draw process definitions, serve them over HTTP,
-//! and manage access tokens.
+//! manage access tokens, and explain tickets.
 
 mod database;
+mod explain;
 mod files;
 mod identity;
 mod serve;
@@ -83,6 +84,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Create, list and revoke API tokens (directly in the database).
     Token(tokens::TokenArgs),
+    /// Say why a ticket is as it is: priority, queue, clocks, approval and the actions a user
+    /// may take (read from the database; no server needed).
+    Explain(explain::ExplainArgs),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         } => graph(&path, process.as_deref(), format),
         Command::Serve(args) => return run_async(serve::serve(args)),
         Command::Token(args) => return run_async(tokens::run(args)),
+        Command::Explain(args) => return run_async(explain::run(args)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
