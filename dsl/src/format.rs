@@ -883,8 +883,7 @@ impl<'a> Printer<'a> {
 
     fn routing(&mut self, r: &Routing) {
         self.block(r.span, "routing", Braces::Always, &r.rules, |p, rule| {
-            let line = format!("{} => {}", when(&rule.condition), rule.queue);
-            p.leaf(rule.span, &line)
+            p.leaf(rule.span, &route_rule_line(rule))
         });
     }
 
@@ -1479,6 +1478,12 @@ fn with_entries(with: &[SpawnEntry]) -> String {
     }
     let entries = list(with, |e| format!("{}: {}", e.field, literal(&e.value)));
     format!(" with {{ {entries} }}")
+}
+
+/// A routing rule in the canonical layout (`when category == network => network`,
+/// `otherwise => service_desk`): what the checker keeps of it to say which rule chose a queue.
+pub fn route_rule_line(rule: &RouteRule) -> String {
+    format!("{} => {}", when(&rule.condition), rule.queue)
 }
 
 /// A condition in the canonical layout, on one line, with the fewest parentheses: what the

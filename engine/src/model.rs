@@ -271,7 +271,13 @@ pub struct PriorityTable {
 impl PriorityTable {
     /// The priority for the value index `value` gives of each of `fields` (`None` for a field
     /// that has none, which leaves the priority undecided).
-    pub fn lookup(&self, mut value: impl FnMut(FieldId) -> Option<u32>) -> Option<PriorityId> {
+    pub fn lookup(&self, value: impl FnMut(FieldId) -> Option<u32>) -> Option<PriorityId> {
+        self.cells.get(self.cell(value)?).copied()
+    }
+
+    /// The index in `cells` of the combination `value` gives (`None` as for [`Self::lookup`]):
+    /// the cell a ticket's priority comes from, for explaining it.
+    pub fn cell(&self, mut value: impl FnMut(FieldId) -> Option<u32>) -> Option<usize> {
         if self.fields.len() != self.radix.len() {
             return None;
         }
@@ -283,7 +289,7 @@ impl PriorityTable {
             }
             index = index * (*n as usize) + v as usize;
         }
-        self.cells.get(index).copied()
+        (index < self.cells.len()).then_some(index)
     }
 }
 
@@ -585,6 +591,9 @@ pub struct Route {
     /// `None` for `otherwise`.
     pub condition: Option<Condition>,
     pub queue: QueueId,
+    /// The rule as written, in the canonical layout (`when category == network => network`),
+    /// to explain which rule chose a ticket's queue.
+    pub text: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -866,6 +875,16 @@ impl Process {
     /// The target of a ticket with this priority and, for a process with a `service` field,
     /// this value of it (its index): the service's, else the process's own.
     pub fn target(&self, priority: Option<PriorityId>, service: Option<u32>) -> Option<&Target> {
+        self.target_source(priority, service).map(|(t, _)| t)
+    }
+
+    /// As [`Process::target`], and whether the target is the service's (`true`) rather than
+    /// the process's own: explaining a due time names where its target came from.
+    pub fn target_source(
+        &self,
+        priority: Option<PriorityId>,
+        service: Option<u32>,
+    ) -> Option<(&Target, bool)> {
         let priority = priority?;
         let by_service = self.service_targets.as_ref().and_then(|st| {
             st.targets
@@ -873,7 +892,10 @@ impl Process {
                 .get(priority.index())?
                 .as_ref()
         });
-        by_service.or_else(|| self.targets.get(priority.index())?.as_ref())
+        match by_service {
+            Some(t) => Some((t, true)),
+            None => Some((self.targets.get(priority.index())?.as_ref()?, false)),
+        }
     }
 
     /// The value index of the ticket's `service` field, for a process whose services agree

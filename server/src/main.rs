@@ -1,7 +1,8 @@
 //! The `itsmflow` command: check, format and draw process definitions, serve them over HTTP,
-//! and manage access tokens.
+//! manage access tokens, and explain tickets.
 
 mod database;
+mod explain;
 mod files;
 mod identity;
 mod process_tests;
@@ -86,6 +87,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Create, list and revoke API tokens (directly in the database).
     Token(tokens::TokenArgs),
+    /// Say why a ticket is as it is: priority, queue, clocks, approval and the actions a user
+    /// may take (read from the database; no server needed).
+    Explain(explain::ExplainArgs),
 }
 
 fn main() -> ExitCode {
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
         Command::Test(args) => process_tests::run(&args),
         Command::Serve(args) => return run_async(serve::serve(args)),
         Command::Token(args) => return run_async(tokens::run(args)),
+        Command::Explain(args) => return run_async(explain::run(args)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1381,7 +1381,11 @@ fn check_routing(
             .and_then(|c| cond_scope.resolve(c, &mut ctx.diags));
         let queue = ctx.queue(&rule.queue);
         if let (Some(queue), true) = (queue, rule.condition.is_none() || condition.is_some()) {
-            routes.push(Route { condition, queue });
+            routes.push(Route {
+                condition,
+                queue,
+                text: itsmflow_dsl::format::route_rule_line(rule),
+            });
         }
     }
     if !stages

@@ -29,7 +29,7 @@ use super::catalog::Definition;
 use super::timers::TimerState;
 use super::types::Event;
 use crate::calendar::BusinessCalendar;
-use crate::model::{CalendarRef, ClockKind, PriorityId, Stage, Threshold};
+use crate::model::{CalendarRef, ClockKind, PriorityId, Stage, StageId, Threshold};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -89,8 +89,21 @@ pub struct ClockTimeline {
     running: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>,
     paused: bool,
     stopped_at: Option<DateTime<Utc>>,
+    /// Each pause so far: the stage that paused the clock, when it entered it, and when the
+    /// clock ran again (or stopped, or moved on to another pausing stage); the last is open
+    /// while the clock is paused. Only read to explain a clock, never to measure it.
+    pauses: Vec<Pause>,
     /// What has been measured of it on one calendar, kept for the next measure.
     measures: Measures,
+}
+
+/// One pause of a clock: the stage that paused it, from when until when (`None`: still
+/// paused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pause {
+    pub stage: StageId,
+    pub from: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// Business time on one calendar: measuring a long timeline again for every change would cost
@@ -111,6 +124,44 @@ impl ClockTimeline {
     /// leaves its running interval as it is (business time is additive, so one interval
     /// measures as the two would).
     pub fn enter(
+        &mut self,
+        clock: ClockKind,
+        (id, stage): (StageId, &Stage),
+        has_start_stage: bool,
+        at: DateTime<Utc>,
+        first: bool,
+    ) -> bool {
+        let changed = self.enter_stage(clock, stage, has_start_stage, at, first);
+        self.note_pause(clock, id, stage, at);
+        changed
+    }
+
+    /// Keep the pauses in step with the stage entered (after the timeline took it): a pause
+    /// ends when the clock runs again, stops, or another pausing stage holds it; one begins
+    /// when a pausing stage is entered.
+    fn note_pause(&mut self, clock: ClockKind, id: StageId, stage: &Stage, at: DateTime<Utc>) {
+        let open = self.pauses.last_mut().filter(|p| p.until.is_none());
+        let pausing = self.paused && stage.pauses.has(clock);
+        match open {
+            Some(p) if p.stage == id && pausing => return,
+            Some(p) => p.until = Some(at),
+            None => {}
+        }
+        if pausing {
+            self.pauses.push(Pause {
+                stage: id,
+                from: at,
+                until: None,
+            });
+        }
+    }
+
+    /// The pauses so far, in order.
+    pub fn pauses(&self) -> &[Pause] {
+        &self.pauses
+    }
+
+    fn enter_stage(
         &mut self,
         clock: ClockKind,
         stage: &Stage,
@@ -342,6 +393,36 @@ pub fn crossings(
 
 /// The instance's clocks at `now` (those its current priority has a target for).
 pub fn clocks(def: &Definition, events: &[Event], now: DateTime<Utc>) -> Vec<Clock> {
+    explained(def, events, now)
+        .into_iter()
+        .map(|basis| basis.clock)
+        .collect()
+}
+
+/// Why a clock reads as it does: the target that applies and where it comes from (the
+/// ticket's priority, and its service when the service agrees a target of its own), the
+/// calendar it runs on, and its pauses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClockBasis {
+    pub clock: Clock,
+    pub priority: PriorityId,
+    /// The ticket's service (its value index), when the target is the service's.
+    pub service: Option<u32>,
+    pub calendar: CalendarRef,
+    pub pauses: Vec<PauseSpent>,
+}
+
+/// A pause, and the time it held the clock: wall-clock, and business time on the clock's
+/// calendar (what the clock would have run), up to `now` for one still open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PauseSpent {
+    pub pause: Pause,
+    pub seconds: i64,
+    pub business_seconds: i64,
+}
+
+/// The instance's clocks at `now`, each with why it reads so (see [`ClockBasis`]).
+pub fn explained(def: &Definition, events: &[Event], now: DateTime<Utc>) -> Vec<ClockBasis> {
     let mut state = TimerState::of(def, events);
     let priority = state.priority();
     let service = state.service(def);
@@ -351,78 +432,107 @@ pub fn clocks(def: &Definition, events: &[Event], now: DateTime<Utc>) -> Vec<Clo
         let Some(m) = measure(def, clock, t, priority, service) else {
             continue;
         };
-        let Some(started) = m.t.started_at else {
-            out.push(Clock {
-                clock,
-                target: m.duration.to_string(),
-                target_seconds: 0,
-                elapsed_seconds: 0,
-                remaining_seconds: 0,
-                percent: 0.0,
-                state: ClockState::NotStarted,
-                started_at: None,
-                stopped_at: None,
-                due_at: None,
-                escalations: Vec::new(),
-            });
+        // `measure` found a target, so there is a priority and a source of the target.
+        let (Some(level), Some((target, by_service))) =
+            (priority, def.model().target_source(priority, service))
+        else {
             continue;
         };
-        let target_seconds = m.target_seconds;
-        let cal = &m.cal;
-        let elapsed = m.elapsed_at(now);
-        let remaining = target_seconds.saturating_sub(elapsed);
-        let running = m.running();
-        let state = match m.t.stopped_at {
-            // A clock stopped exactly at its target met it; a live one is breached at 100%.
-            Some(_) if elapsed <= target_seconds => ClockState::Met,
-            Some(_) => ClockState::Breached,
-            None if elapsed >= target_seconds => ClockState::Breached,
-            None if running => ClockState::Running,
-            None => ClockState::Paused,
-        };
-        let due_at = if running {
-            u64::try_from(remaining)
-                .ok()
-                .and_then(|r| cal.add_seconds(now, r))
-        } else {
-            None
-        };
-        let escalations = m
-            .steps(def)
-            .map(|(threshold, at_seconds)| {
-                let reached = elapsed >= at_seconds;
-                let due_at = if running && !reached {
-                    u64::try_from(at_seconds - elapsed)
-                        .ok()
-                        .and_then(|r| cal.add_seconds(now, r))
-                } else {
-                    None
-                };
-                EscalationPoint {
-                    threshold: threshold.to_string(),
-                    at_seconds,
-                    reached,
-                    due_at,
-                }
-            })
-            .collect();
-        out.push(Clock {
-            clock,
-            target: m.duration.to_string(),
-            target_seconds,
-            elapsed_seconds: elapsed,
-            remaining_seconds: remaining,
-            percent: if target_seconds > 0 {
-                (elapsed as f64 / target_seconds as f64 * 1000.0).round() / 10.0
-            } else {
-                0.0
-            },
-            state,
-            started_at: Some(started),
-            stopped_at: m.t.stopped_at,
-            due_at,
-            escalations,
+        let pauses =
+            m.t.pauses
+                .iter()
+                .map(|pause| {
+                    let until = pause.until.unwrap_or(now).max(pause.from);
+                    PauseSpent {
+                        pause: *pause,
+                        seconds: (until - pause.from).num_seconds(),
+                        business_seconds: m.cal.elapsed(pause.from, until),
+                    }
+                })
+                .collect();
+        out.push(ClockBasis {
+            clock: reading(def, &m, now),
+            priority: level,
+            service: service.filter(|_| by_service),
+            calendar: target.calendar,
+            pauses,
         });
     }
     out
+}
+
+/// A measured clock as it reads at `now`.
+fn reading(def: &Definition, m: &Measured<'_, '_>, now: DateTime<Utc>) -> Clock {
+    let clock = m.clock;
+    let Some(started) = m.t.started_at else {
+        return Clock {
+            clock,
+            target: m.duration.to_string(),
+            target_seconds: 0,
+            elapsed_seconds: 0,
+            remaining_seconds: 0,
+            percent: 0.0,
+            state: ClockState::NotStarted,
+            started_at: None,
+            stopped_at: None,
+            due_at: None,
+            escalations: Vec::new(),
+        };
+    };
+    let target_seconds = m.target_seconds;
+    let cal = &m.cal;
+    let elapsed = m.elapsed_at(now);
+    let remaining = target_seconds.saturating_sub(elapsed);
+    let running = m.running();
+    let state = match m.t.stopped_at {
+        // A clock stopped exactly at its target met it; a live one is breached at 100%.
+        Some(_) if elapsed <= target_seconds => ClockState::Met,
+        Some(_) => ClockState::Breached,
+        None if elapsed >= target_seconds => ClockState::Breached,
+        None if running => ClockState::Running,
+        None => ClockState::Paused,
+    };
+    let due_at = if running {
+        u64::try_from(remaining)
+            .ok()
+            .and_then(|r| cal.add_seconds(now, r))
+    } else {
+        None
+    };
+    let escalations = m
+        .steps(def)
+        .map(|(threshold, at_seconds)| {
+            let reached = elapsed >= at_seconds;
+            let due_at = if running && !reached {
+                u64::try_from(at_seconds - elapsed)
+                    .ok()
+                    .and_then(|r| cal.add_seconds(now, r))
+            } else {
+                None
+            };
+            EscalationPoint {
+                threshold: threshold.to_string(),
+                at_seconds,
+                reached,
+                due_at,
+            }
+        })
+        .collect();
+    Clock {
+        clock,
+        target: m.duration.to_string(),
+        target_seconds,
+        elapsed_seconds: elapsed,
+        remaining_seconds: remaining,
+        percent: if target_seconds > 0 {
+            (elapsed as f64 / target_seconds as f64 * 1000.0).round() / 10.0
+        } else {
+            0.0
+        },
+        state,
+        started_at: Some(started),
+        stopped_at: m.t.stopped_at,
+        due_at,
+        escalations,
+    }
 }

@@ -1225,6 +1225,54 @@ impl<S: Store> Engine<S> {
             .collect())
     }
 
+    /// Why the instance is as it is, and what `actor` may do with it now (see
+    /// [`super::explain`]). It only reads: each action is checked as performing it would check
+    /// it (the same function decides), with what performing would read first (the managers a
+    /// `by manager of` names, the linked tickets a `when` reads), and nothing is written.
+    pub async fn explain(
+        &self,
+        id: InstanceId,
+        actor: &Actor,
+    ) -> Result<super::explain::Explanation, EngineError> {
+        let (inst, def, task) = self.load(id).await?;
+        let events = self.store.history(id).await?;
+        let p = def.model();
+        let here: Vec<&crate::model::Transition> = p
+            .transitions
+            .iter()
+            .filter(|t| t.from.contains(&inst.stage))
+            .collect();
+        let holders = match here.iter().any(|t| t.people.iter().any(|r| r.depth() > 0)) {
+            true => self.holders(&def, &inst, task.as_ref()).await?,
+            false => Holders::default(),
+        };
+        let mut reads = Vec::new();
+        for l in here.iter().flat_map(|t| effects::links_read_by(t)) {
+            if !reads.contains(&l) {
+                reads.push(l);
+            }
+        }
+        let linked = self.linked(&def, inst.id, &reads).await?;
+        let approval = p
+            .approval_in(inst.stage)
+            .and_then(|_| ApprovalState::of(p, &events));
+        let req = Request {
+            linked: &linked,
+            ..self.request(actor, None, &holders)
+        };
+        let facts = super::explain::Facts {
+            def: &def,
+            inst: &inst,
+            events: &events,
+            approval,
+            actor,
+            now: req.now,
+        };
+        super::explain::explain(&facts, |t| {
+            self.logic.refusals(&def, &inst, task.as_ref(), t, &req)
+        })
+    }
+
     // -- approvals -------------------------------------------------------------------------------
 
     /// The approval of the stage the instance is in (`None` if its stage asks none): the plan

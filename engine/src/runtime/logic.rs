@@ -46,7 +46,52 @@ pub struct Request<'a> {
     pub linked: &'a relations::Linked,
 }
 
-type Fields = Vec<Option<Value>>;
+/// How far [`Logic::admit`] checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Checks {
+    /// Stop at the first refusal (performing).
+    UntilRefused,
+    /// Find every refusal (explaining).
+    All,
+}
+
+/// The refusals found so far, and how far to look.
+struct Verdict {
+    checks: Checks,
+    refusals: Vec<EngineError>,
+}
+
+impl Verdict {
+    /// A refusal: the error when checking stops at the first one, else noted.
+    fn refuse(&mut self, e: EngineError) -> Result<(), EngineError> {
+        match self.checks {
+            Checks::UntilRefused => Err(e),
+            Checks::All => {
+                self.refusals.push(e);
+                Ok(())
+            }
+        }
+    }
+
+    fn admission(self, fields: Arc<Fields>, priority: Option<PriorityId>) -> Admission {
+        Admission {
+            fields,
+            priority,
+            refusals: self.refusals,
+        }
+    }
+}
+
+/// What checking a transition found: the fields and priority performing it would leave (the
+/// input read, computed fields run), and, when every check is made, what refuses it.
+struct Admission {
+    fields: Arc<Fields>,
+    priority: Option<PriorityId>,
+    refusals: Vec<EngineError>,
+}
+
+/// A ticket's field values, indexed by [`FieldId`]; `None` where unset.
+pub type Fields = Vec<Option<Value>>;
 
 impl Logic {
     /// A new instance of the definition's process.
@@ -168,6 +213,141 @@ impl Logic {
         )
     }
 
+    /// Whether `actor` may perform each action open in the instance's stage now, as
+    /// [`Logic::perform`] decides it without input: for each, every reason it would be
+    /// refused (none when it may be performed). Nothing is decided beyond the checks, so
+    /// nothing is written or sent.
+    pub fn refusals(
+        &self,
+        def: &Definition,
+        inst: &Instance,
+        task: Option<&Task>,
+        t: &crate::model::Transition,
+        req: &Request,
+    ) -> Result<Vec<EngineError>, EngineError> {
+        let admission = self.admit(def, inst, task, t, &Map::new(), req, false, Checks::All)?;
+        Ok(admission.refusals)
+    }
+
+    /// The checks of performing `t` with `input`, in the order `perform` makes them: the
+    /// stage, who may, the input, the computed fields, the required fields, the rules that
+    /// guard it and its `when`. The one place these are decided, for performing an action and
+    /// for explaining why one is refused. With [`Checks::UntilRefused`] the first refusal is
+    /// the error; with [`Checks::All`] every refusal is collected (the error is then only a
+    /// failure to decide at all).
+    #[allow(clippy::too_many_arguments)]
+    fn admit(
+        &self,
+        def: &Definition,
+        inst: &Instance,
+        task: Option<&Task>,
+        t: &crate::model::Transition,
+        input: &Map<String, Json>,
+        req: &Request,
+        by_engine: bool,
+        checks: Checks,
+    ) -> Result<Admission, EngineError> {
+        let p = def.model();
+        let action = t.name.as_str();
+        let mut verdict = Verdict {
+            checks,
+            refusals: Vec::new(),
+        };
+        if !t.from.contains(&inst.stage) {
+            verdict.refuse(EngineError::ActionNotAllowed {
+                action: action.to_string(),
+                stage: p.stages[inst.stage.index()].name.clone(),
+                allowed: actions_in(p, inst.stage),
+            })?;
+        }
+        if !by_engine && !may_perform(def, t, inst, task, req) {
+            verdict.refuse(EngineError::Forbidden {
+                action: action.to_string(),
+                roles: t
+                    .roles
+                    .iter()
+                    .map(|r| def.project.role(*r).name.clone())
+                    .collect(),
+                people: t.people.iter().map(|r| r.describe(p)).collect(),
+            })?;
+        }
+        let mut fields = inst.fields.clone();
+        let errors = read_input(p, &mut fields, input);
+        if !errors.is_empty() {
+            // What follows would be decided on fields the request did not mean.
+            verdict.refuse(EngineError::InvalidFields(errors))?;
+            return Ok(verdict.admission(fields, inst.priority));
+        }
+        // Before the rules run: a rule reads required fields as set (the checker types them
+        // so), and an input clearing one is refused for what it is. Only a change that wrote a
+        // field can have cleared one (fields are copied on write).
+        let written = !Arc::ptr_eq(&fields, &inst.fields);
+        if written {
+            if let Err(e) = refuse_cleared_required(p, &fields) {
+                verdict.refuse(e)?;
+                return Ok(verdict.admission(fields, inst.priority));
+            }
+        }
+        // The `computes` rules are functions of the fields (and the stage, for those that read
+        // it): with no field written and none reading the stage, they would give what they
+        // gave when the fields were last written, so they are not run again.
+        if written || computes_read_stage(p) {
+            if let Err(e) = self.compute(p, &mut fields, t.to) {
+                // The later checks read computed fields: they cannot be decided without them.
+                verdict.refuse(e)?;
+                return Ok(verdict.admission(fields, inst.priority));
+            }
+        }
+        let missing: Vec<String> = t
+            .requires
+            .iter()
+            .filter(|f| !is_set(fields[f.index()].as_ref()))
+            .map(|f| p.fields[f.index()].name.clone())
+            .collect();
+        if !missing.is_empty() {
+            verdict.refuse(EngineError::MissingFields {
+                action: action.to_string(),
+                fields: missing,
+            })?;
+        }
+        for rule in &t.guards {
+            let r = &p.rules[rule.index()];
+            let refusal = match self.eval(p, r, &fields, inst.stage, inst.priority) {
+                Err(e) => Some(e),
+                Ok(result) => match result.as_bool() {
+                    Ok(true) => None,
+                    Ok(false) => Some(EngineError::GuardFailed {
+                        rule: r.name.clone(),
+                        action: action.to_string(),
+                    }),
+                    Err(ty) => Some(EngineError::RuleFailed {
+                        rule: r.name.clone(),
+                        message: format!("a guard must give true or false, not {ty}"),
+                    }),
+                },
+            };
+            if let Some(e) = refusal {
+                verdict.refuse(e)?;
+            }
+        }
+        let priority = new_priority(p, inst, &fields);
+        if let Some(when) = &t.when {
+            let facts = relations::Facts {
+                fields: &fields,
+                priority,
+                stage: Some(inst.stage),
+                linked: Some(req.linked),
+            };
+            if !relations::holds(&when.condition, facts) {
+                verdict.refuse(EngineError::ConditionFailed {
+                    action: action.to_string(),
+                    condition: when.text.clone(),
+                })?;
+            }
+        }
+        Ok(verdict.admission(fields, priority))
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn perform_as(
         &self,
@@ -189,88 +369,19 @@ impl Logic {
             });
         };
         let t = &p.transitions[tid.index()];
-        if !t.from.contains(&inst.stage) {
-            return Err(EngineError::ActionNotAllowed {
-                action: action.to_string(),
-                stage: p.stages[inst.stage.index()].name.clone(),
-                allowed: actions_in(p, inst.stage),
-            });
-        }
-        if !by_engine && !may_perform(def, t, inst, task, req) {
-            return Err(EngineError::Forbidden {
-                action: action.to_string(),
-                roles: t
-                    .roles
-                    .iter()
-                    .map(|r| def.project.role(*r).name.clone())
-                    .collect(),
-                people: t.people.iter().map(|r| r.describe(p)).collect(),
-            });
-        }
-        let mut fields = inst.fields.clone();
-        let errors = read_input(p, &mut fields, input);
-        if !errors.is_empty() {
-            return Err(EngineError::InvalidFields(errors));
-        }
-        // Before the rules run: a rule reads required fields as set (the checker types them
-        // so), and an input clearing one is refused for what it is. Only a change that wrote a
-        // field can have cleared one (fields are copied on write).
-        let written = !Arc::ptr_eq(&fields, &inst.fields);
-        if written {
-            refuse_cleared_required(p, &fields)?;
-        }
-        // The `computes` rules are functions of the fields (and the stage, for those that read
-        // it): with no field written and none reading the stage, they would give what they
-        // gave when the fields were last written, so they are not run again.
-        if written || computes_read_stage(p) {
-            self.compute(p, &mut fields, t.to)?;
-        }
-        let missing: Vec<String> = t
-            .requires
-            .iter()
-            .filter(|f| !is_set(fields[f.index()].as_ref()))
-            .map(|f| p.fields[f.index()].name.clone())
-            .collect();
-        if !missing.is_empty() {
-            return Err(EngineError::MissingFields {
-                action: action.to_string(),
-                fields: missing,
-            });
-        }
-        for rule in &t.guards {
-            let r = &p.rules[rule.index()];
-            let result = self.eval(p, r, &fields, inst.stage, inst.priority)?;
-            match result.as_bool() {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Err(EngineError::GuardFailed {
-                        rule: r.name.clone(),
-                        action: action.to_string(),
-                    })
-                }
-                Err(ty) => {
-                    return Err(EngineError::RuleFailed {
-                        rule: r.name.clone(),
-                        message: format!("a guard must give true or false, not {ty}"),
-                    })
-                }
-            }
-        }
-        let priority = new_priority(p, inst, &fields);
-        if let Some(when) = &t.when {
-            let facts = relations::Facts {
-                fields: &fields,
-                priority,
-                stage: Some(inst.stage),
-                linked: Some(req.linked),
-            };
-            if !relations::holds(&when.condition, facts) {
-                return Err(EngineError::ConditionFailed {
-                    action: action.to_string(),
-                    condition: when.text.clone(),
-                });
-            }
-        }
+        // Refused at the first check that fails: `admit` returns it as the error.
+        let Admission {
+            fields, priority, ..
+        } = self.admit(
+            def,
+            inst,
+            task,
+            t,
+            input,
+            req,
+            by_engine,
+            Checks::UntilRefused,
+        )?;
 
         let mut b = ChangeBuilder::new(inst, req);
         b.fields(p, &inst.fields, &fields);
@@ -807,11 +918,17 @@ pub fn actions_in(p: &Process, stage: StageId) -> Vec<String> {
 /// The priority the table gives these fields, if the table's fields are all set.
 pub fn priority_of(p: &Process, fields: &Fields) -> Option<PriorityId> {
     let table = p.priority_table.as_ref()?;
-    table.lookup(|f| match fields.get(f.index())?.as_ref()? {
+    table.lookup(|f| table_value(fields, f))
+}
+
+/// The value index a priority table reads of a field (an enum's value, a bool as 0 or 1);
+/// `None` while it is unset.
+pub(super) fn table_value(fields: &Fields, f: FieldId) -> Option<u32> {
+    match fields.get(f.index())?.as_ref()? {
         Value::Enum(i) => Some(*i),
         Value::Bool(b) => Some(u32::from(*b)),
         _ => None,
-    })
+    }
 }
 
 /// The queue an instance in `stage` belongs to: the stage's, or routing's answer.
@@ -823,14 +940,8 @@ pub fn queue_for(
 ) -> Option<QueueId> {
     match p.stages[stage.index()].queue? {
         StageQueue::Named(q) => Some(q),
-        StageQueue::ByRouting => p
-            .routing
-            .iter()
-            .find(|r| {
-                r.condition
-                    .as_ref()
-                    .is_none_or(|c| holds(c, fields, priority))
-            })
+        StageQueue::ByRouting => super::explain::routing_rule(p, stage, fields, priority)
+            .and_then(|i| p.routing.get(i))
             .map(|r| r.queue),
     }
 }

@@ -8,6 +8,7 @@ pub mod clocks;
 pub mod codec;
 pub mod engine;
 pub mod error;
+pub mod explain;
 pub mod firing;
 pub mod logic;
 pub mod notices;
@@ -25,6 +26,7 @@ pub use catalog::{Catalog, DefinitionId};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{BallotsChanged, Engine, Firing, Published};
 pub use error::{ApprovalRefusal, EngineError};
+pub use explain::Explanation;
 pub use scheduler::{Scheduler, SchedulerConfig, SchedulerHandle, SchedulerStats};
 pub use types::{
     Actor, InstanceId, Notification, NotificationFilter, PendingBallot, Task, TaskId, TaskState,

@@ -310,7 +310,7 @@ impl TimerState {
                 .zip(timing.start_stages)
                 .zip(self.placed.iter_mut())
             {
-                if t.enter(clock, s, has_start_stage, e.at, first) {
+                if t.enter(clock, (stage, s), has_start_stage, e.at, first) {
                     self.cached = None;
                     *placed = None;
                 }

@@ -119,6 +119,7 @@ pub fn router<B: Backend>(app: Arc<App<B>>) -> Router {
         )
         .route("/v1/instances/{id}/history", get(instances::history::<B>))
         .route("/v1/instances/{id}/clocks", get(instances::clocks::<B>))
+        .route("/v1/instances/{id}/explain", get(instances::explain::<B>))
         .route("/v1/instances/{id}/approval", get(approvals::get::<B>))
         .route(
             "/v1/instances/{id}/approval/votes",

@@ -1,4 +1,5 @@
-//! Instances (tickets): create, read, list, act, update, comment, link, history, clocks.
+//! Instances (tickets): create, read, list, act, update, comment, link, history, clocks,
+//! explain.
 //!
 //! Requesters reach only the instances they created; for anyone else such an instance is a
 //! 404, so its existence is not revealed either.
@@ -415,4 +416,16 @@ pub async fn clocks<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiRe
     visible::<B>(&ctx, id).await?;
     let clocks = ctx.tenant.engine.clocks(InstanceId(id)).await?;
     Ok(json(StatusCode::OK, &json!({ "items": clocks })))
+}
+
+/// Why the instance is as it is, and what the caller may do with it now: seen by whoever may
+/// see the instance (a requester, their own ticket), the actions explained for the caller.
+pub async fn explain<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
+    visible::<B>(&ctx, id).await?;
+    let explanation = ctx
+        .tenant
+        .engine
+        .explain(InstanceId(id), &ctx.actor())
+        .await?;
+    Ok(json(StatusCode::OK, &explanation))
 }
