@@ -10,7 +10,8 @@
 //!   adjustable rate of corruption (dropped or stray tokens), so most inputs get past the
 //!   parser and deep into the checker. Shrinking the choice list towards zeros shrinks the
 //!   program towards the smallest, uncorrupted one. They are checked with
-//!   `processes/shared.itsm`, whose calendars, roles and queues they refer to;
+//!   `processes/calendars.itsm`, `roles.itsm` and `queues.itsm`, whose calendars, roles and
+//!   queues they refer to;
 //! * mutations of the real files in `processes/`: deleted, duplicated and truncated byte
 //!   ranges, stray tokens and layout, swapped lines; and, for the formatter, the same files
 //!   with comments and line breaks added between tokens. They are checked with the other,
@@ -1428,7 +1429,8 @@ impl Gen<'_> {
 const FRESH: &[&str] = &["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9"];
 
 impl Gen<'_> {
-    /// One process meant to check without errors against `processes/shared.itsm`: every name
+    /// One process meant to check without errors against the shared declarations
+    /// (`processes/calendars.itsm`, `roles.itsm`, `queues.itsm`): every name
     /// it uses is declared, every value has its field's type.
     fn coherent_process(&mut self) {
         const HEAD: &str = "process change \"Change\" {
@@ -2067,7 +2069,11 @@ fn sample_project_checks_and_formats() {
 fn shared() -> Vec<(String, String)> {
     PROCESSES
         .iter()
-        .filter(|(name, _)| name.ends_with("shared.itsm"))
+        .filter(|(name, _)| {
+            ["calendars.itsm", "roles.itsm", "queues.itsm"]
+                .iter()
+                .any(|shared| name.ends_with(shared))
+        })
         .cloned()
         .collect()
 }

@@ -304,7 +304,7 @@ fn coverage_counts_what_the_engine_did() {
             "refused",
             "buy",
             "finish",
-            "rule 1 => urgent",
+            "when priority == P1 => urgent",
             "in approval: when cost > 100 => any 1 of role approver",
             "in approval: otherwise => none",
             "in approval: on approve",

@@ -8,8 +8,9 @@
 use serde::Serialize;
 
 use super::world::World;
-use crate::model::{Process, Project, StageQueue};
-use crate::runtime::logic::{holds, replay};
+use crate::model::{Process, Project};
+use crate::runtime::explain::{priority_cell, routing_rule};
+use crate::runtime::logic::replay;
 use crate::runtime::types::{Event, EventKind};
 use crate::store::InstanceFilter;
 
@@ -74,14 +75,8 @@ const APPROVAL_OUTCOMES: usize = 5;
 const PRIORITY_CELLS: usize = 6;
 
 impl ProcessCoverage {
-    fn of(p: &Process, project: &Project) -> Self {
-        let routes = p.routing.iter().enumerate().map(|(i, r)| {
-            let queue = &project.queue(r.queue).name;
-            match r.condition {
-                Some(_) => format!("rule {} => {queue}", i + 1),
-                None => format!("otherwise => {queue}"),
-            }
-        });
+    fn of(p: &Process) -> Self {
+        let routes = p.routing.iter().map(|r| r.text.clone());
         let steps = p.escalations.iter().flat_map(|e| {
             e.steps
                 .iter()
@@ -173,11 +168,7 @@ fn cell_name(p: &Process, t: &crate::model::PriorityTable, index: usize) -> Stri
 impl Coverage {
     pub fn new(project: &Project) -> Self {
         Coverage {
-            processes: project
-                .processes
-                .iter()
-                .map(|p| ProcessCoverage::of(p, project))
-                .collect(),
+            processes: project.processes.iter().map(ProcessCoverage::of).collect(),
         }
     }
 
@@ -305,43 +296,11 @@ fn mark_decisions(
         let Some(state) = replay(id, def, &events[..=i]) else {
             continue;
         };
-        if let Some(t) = &p.priority_table {
-            if let Some(cell) = priority_cell(p, t, &state.fields) {
-                cov.categories[PRIORITY_CELLS].mark(cell);
-            }
+        if let Some(cell) = priority_cell(p, &state.fields) {
+            cov.categories[PRIORITY_CELLS].mark(cell);
         }
-        if matches!(
-            p.stages[state.stage.index()].queue,
-            Some(StageQueue::ByRouting)
-        ) {
-            if let Some(rule) = p.routing.iter().position(|r| {
-                r.condition
-                    .as_ref()
-                    .is_none_or(|c| holds(c, &state.fields, state.priority))
-            }) {
-                cov.categories[ROUTING].mark(rule);
-            }
+        if let Some(rule) = routing_rule(p, state.stage, &state.fields, state.priority) {
+            cov.categories[ROUTING].mark(rule);
         }
     }
-}
-
-fn priority_cell(
-    p: &Process,
-    t: &crate::model::PriorityTable,
-    fields: &[Option<crate::model::Value>],
-) -> Option<usize> {
-    let _ = p;
-    let mut index = 0usize;
-    for (f, n) in t.fields.iter().zip(&t.radix) {
-        let v = match fields.get(f.index())?.as_ref()? {
-            crate::model::Value::Enum(i) => *i,
-            crate::model::Value::Bool(b) => u32::from(*b),
-            _ => return None,
-        };
-        if v >= *n {
-            return None;
-        }
-        index = index * (*n as usize) + v as usize;
-    }
-    (index < t.cells.len()).then_some(index)
 }
