@@ -352,3 +352,71 @@ fn a_filter_runs_only_the_tests_it_names() {
         ]
     );
 }
+
+/// What a server's scheduler would do at once, a test does before its next step: an instant
+/// already past fires when the ticket is created. And a priority raised by escalation is the
+/// priority the `computes` rules read from then on.
+#[test]
+fn due_timers_fire_after_each_step_and_raised_priorities_are_computed_on() {
+    let mut sources = Sources::new();
+    sources.add(
+        "job.itsm",
+        r#"
+role agent
+queue desk { members agent }
+
+process job {
+  fields {
+    impact: enum(high, low) required
+    start_at: datetime
+    urgent: bool
+  }
+  priorities P1, P2
+  priority from impact {
+    high => P1
+    low => P2
+  }
+  targets on 24x7 {
+    P1: resolve 4h
+    P2: resolve 4h
+  }
+  stage waiting initial { queue desk }
+  stage running { queue desk }
+  stage done final
+  transition go: waiting -> running at start_at
+  transition finish: running -> done by role agent
+  escalation on resolve {
+    at 100% => raise priority
+  }
+  rule urgency computes urgent {
+    priority == P1
+  }
+}
+
+test "an instant already past is performed at once" {
+  at 2026-03-02T09:00Z
+  user ann
+  create job as ann { impact: low, start_at: 2026-03-02T08:00Z }
+  expect stage running
+  expect history go
+}
+
+test "a raised priority is what computed fields read" {
+  at 2026-03-02T09:00Z
+  user ann
+  create job as ann { impact: low, start_at: 2026-03-03T08:00Z }
+  expect field urgent == false
+  wait 4h
+  expect priority P1
+  expect field urgent == true
+}
+"#,
+    );
+    let report = run(&sources, &Options::default());
+    let failures: Vec<_> = report
+        .tests
+        .iter()
+        .filter_map(|t| t.failure.as_ref().map(|f| (&t.name, f)))
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+}

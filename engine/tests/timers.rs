@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use itsmflow_dsl::Sources;
 use itsmflow_engine::runtime::{
     Actor, Catalog, Clock, Engine, InstanceId, ManualClock, NotificationFilter, Scheduler,
-    SchedulerConfig, Timer,
+    SchedulerConfig, TaskState, Timer,
 };
 use itsmflow_engine::store::memory::MemoryStore;
 use itsmflow_engine::store::postgres::PostgresStore;
@@ -307,6 +307,13 @@ async fn levels_fire_once_in_order<S: Store>(node: &Node<S>, clock: &ManualClock
         "75% of 6h is 4h30m of the same clock"
     );
 
+    // Someone on the desk holds the task when it moves on.
+    let held = e
+        .claim(task.id, &agent(), TimeDelta::hours(8))
+        .await
+        .expect("claim");
+    assert_eq!(held.claimed_by.as_deref(), Some(agent().name.as_ref()));
+
     advance(node, clock, TimeDelta::minutes(30)).await;
     let s = story(e, t.id()).await;
     assert_eq!(of_kind(&s, "escalated"), ["25%", "50%", "75%"]);
@@ -319,6 +326,22 @@ async fn levels_fire_once_in_order<S: Store>(node: &Node<S>, clock: &ManualClock
         .cloned()
         .expect("task");
     assert_eq!(&*task.queue, "expert", "moved to the next tier");
+    // The desk no longer works it: the claim ends and the task waits in the expert queue.
+    assert_eq!(task.state, TaskState::Open, "{task:?}");
+    assert_eq!(task.claimed_by, None);
+    assert_eq!(task.lease_until, None);
+    assert!(
+        e.complete(
+            task.id,
+            held.token,
+            "resolve",
+            &fields(json!({"resolution": "x"})),
+            &agent()
+        )
+        .await
+        .is_err(),
+        "the old claim cannot complete it"
+    );
 
     advance(node, clock, TimeDelta::minutes(90)).await;
     advance(node, clock, TimeDelta::days(5)).await;

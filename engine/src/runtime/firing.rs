@@ -267,6 +267,7 @@ impl Firing<'_> {
                     reason,
                 );
                 self.retask(|t| t.priority = Some(to.0));
+                self.recompute_for_priority(reason);
             }
             Some(_) => self.skip(
                 "raise priority".into(),
@@ -304,6 +305,44 @@ impl Firing<'_> {
     }
 
     /// Change the open task: the one the change opens, or an update of the one it had.
+    /// After a raise: the `computes` rules that read the priority, run again on the raised
+    /// one (a P3 raised to P2 is material from then on). A rule that fails leaves the fields
+    /// as they were and says why in the history.
+    fn recompute_for_priority(&mut self, reason: &str) {
+        let p = self.def.model();
+        if !p
+            .rules
+            .iter()
+            .any(|r| matches!(r.kind, crate::model::RuleKind::Computes(_)) && r.reads.priority)
+        {
+            return;
+        }
+        let inst = self.change.instance.clone();
+        let mut fields = inst.fields.clone();
+        if let Err(e) = self
+            .logic
+            .compute(p, &mut fields, inst.stage, |_| inst.priority)
+        {
+            return self.skip("compute fields".into(), e.to_string(), reason);
+        }
+        if Arc::ptr_eq(&fields, &inst.fields) {
+            return;
+        }
+        let changes: Vec<FieldChange> = (0..p.fields.len())
+            .filter(|&i| inst.fields.get(i) != fields.get(i))
+            .map(|i| FieldChange {
+                field: crate::model::FieldId(i as u32),
+                old: inst.fields.get(i).cloned().flatten(),
+                new: fields.get(i).cloned().flatten(),
+            })
+            .collect();
+        if changes.is_empty() {
+            return;
+        }
+        Arc::make_mut(&mut self.change.instance).fields = fields;
+        self.push(EventKind::FieldsChanged { changes }, reason);
+    }
+
     fn retask(&mut self, f: impl FnOnce(&mut Task)) {
         let Some(task) = self.task.as_mut() else {
             return;

@@ -117,7 +117,7 @@ impl Logic {
         if !errors.is_empty() {
             return Err(EngineError::InvalidFields(errors));
         }
-        self.compute(p, &mut fields, p.initial)?;
+        self.compute(p, &mut fields, p.initial, |f| priority_of(p, f))?;
         let priority = priority_of(p, &fields);
         let stage = p.initial;
         let queue = queue_for(p, stage, &fields, priority);
@@ -292,7 +292,7 @@ impl Logic {
         // it): with no field written and none reading the stage, they would give what they
         // gave when the fields were last written, so they are not run again.
         if written || computes_read_stage(p) {
-            if let Err(e) = self.compute(p, &mut fields, t.to) {
+            if let Err(e) = self.compute(p, &mut fields, t.to, |f| new_priority(p, inst, f)) {
                 // The later checks read computed fields: they cannot be decided without them.
                 verdict.refuse(e)?;
                 return Ok(verdict.admission(fields, inst.priority));
@@ -545,7 +545,7 @@ impl Logic {
         }
         // Before the rules run, as in `perform_as`.
         refuse_cleared_required(p, &fields)?;
-        self.compute(p, &mut fields, inst.stage)?;
+        self.compute(p, &mut fields, inst.stage, |f| new_priority(p, inst, f))?;
         let mut b = ChangeBuilder::new(inst, req);
         b.fields(p, &inst.fields, &fields);
         let priority = new_priority(p, inst, &fields);
@@ -580,17 +580,21 @@ impl Logic {
 
     /// Run the `computes` rules, in order, storing each result in its field.
     /// The fields are copied (if shared) only when a rule gives a field a new value.
-    fn compute(
+    /// `priority` gives the priority the ticket will have with the fields as they are (a
+    /// priority raised by escalation stays until what the table reads changes), so a rule
+    /// reads the priority the ticket really has.
+    pub(super) fn compute(
         &self,
         p: &Process,
         fields: &mut Arc<Fields>,
         stage: StageId,
+        priority: impl Fn(&Fields) -> Option<PriorityId>,
     ) -> Result<(), EngineError> {
         for r in &p.rules {
             let RuleKind::Computes(f) = r.kind else {
                 continue;
             };
-            let value = self.eval(p, r, fields, stage, priority_of(p, fields))?;
+            let value = self.eval(p, r, fields, stage, priority(fields))?;
             let field = &p.fields[f.index()];
             match values::from_dynamic(field, &value) {
                 Some(v) if fields.get(f.index()) == Some(&v) => {}

@@ -391,7 +391,8 @@ pub struct UpdateTask {
     pub priority: Option<u32>,
     pub due_at: Option<DateTime<Utc>>,
     /// When the task moves to another queue: who it is pushed to there (`None`: nobody, it
-    /// waits to be claimed). Ignored when the queue stays the same (the assignment stays).
+    /// waits to be claimed); a claim on it ends there too, since the team it left no longer
+    /// works it. Ignored when the queue stays the same (the assignment and claim stay).
     pub assigned_to: Option<Arc<str>>,
 }
 

@@ -219,9 +219,15 @@ impl Inner {
         let mut touched = None;
         if let Some(update) = change.update_task {
             self.with_task(update.task, |t| {
-                // A task moved to another queue is pushed to whom the engine chose there.
+                // A task moved to another queue is pushed to whom the engine chose there, and
+                // a claim on it ends: the team it left no longer works it.
                 if t.queue != update.queue {
                     t.assigned_to = update.assigned_to;
+                    if t.state == TaskState::Claimed {
+                        t.state = TaskState::Open;
+                    }
+                    t.claimed_by = None;
+                    t.lease_until = None;
                 }
                 t.queue = update.queue;
                 t.priority = update.priority;

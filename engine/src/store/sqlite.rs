@@ -813,7 +813,11 @@ fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
     if let Some(u) = &rows.update_task {
         task = conn
             .prepare_cached(
-                "UPDATE tasks SET assigned_to = CASE WHEN queue = ?1 THEN assigned_to ELSE ?5 END, queue = ?1, priority = ?2, due_at = ?4 \
+                "UPDATE tasks SET assigned_to = CASE WHEN queue = ?1 THEN assigned_to ELSE ?5 END, \
+                 state = CASE WHEN queue = ?1 THEN state ELSE 'open' END, \
+                 claimed_by = CASE WHEN queue = ?1 THEN claimed_by ELSE NULL END, \
+                 lease_until = CASE WHEN queue = ?1 THEN lease_until ELSE NULL END, \
+                 queue = ?1, priority = ?2, due_at = ?4 \
                  WHERE id = ?3 AND state <> 'done' RETURNING *",
             )?
             .query_row(

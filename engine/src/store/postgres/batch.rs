@@ -304,6 +304,9 @@ fn statement(p: &Parts) -> String {
     if p.update {
         sql.push_str(
             "u AS (UPDATE tasks t SET assigned_to = CASE WHEN t.queue = ch.u_queue THEN t.assigned_to ELSE ch.u_to END, \
+                   state = CASE WHEN t.queue = ch.u_queue THEN t.state ELSE 'open' END, \
+                   claimed_by = CASE WHEN t.queue = ch.u_queue THEN t.claimed_by ELSE NULL END, \
+                   lease_until = CASE WHEN t.queue = ch.u_queue THEN t.lease_until ELSE NULL END, \
                    queue = ch.u_queue, priority = ch.u_priority, due_at = ch.u_due \
                    FROM ch JOIN i ON i.id = ch.id WHERE t.id = ch.u_task AND t.state <> 'done' RETURNING t.*), ",
         );

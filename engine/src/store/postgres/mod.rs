@@ -307,15 +307,21 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
     }
     let mut task = None;
     if let Some(u) = &rows.update_task {
-        let row = sqlx::query("UPDATE tasks SET assigned_to = CASE WHEN queue = $1 THEN assigned_to ELSE $5 END, queue = $1, priority = $2, due_at = $4 \
-             WHERE id = $3 AND state <> 'done' RETURNING *")
-            .bind(&*u.queue)
-            .bind(sql::priority_column(u.priority))
-            .bind(u.task.0)
-            .bind(sql::due_column(u.due_at))
-            .bind(u.assigned_to.as_deref())
-            .fetch_optional(&mut *conn)
-            .await?;
+        let row = sqlx::query(
+            "UPDATE tasks SET assigned_to = CASE WHEN queue = $1 THEN assigned_to ELSE $5 END, \
+             state = CASE WHEN queue = $1 THEN state ELSE 'open' END, \
+             claimed_by = CASE WHEN queue = $1 THEN claimed_by ELSE NULL END, \
+             lease_until = CASE WHEN queue = $1 THEN lease_until ELSE NULL END, \
+             queue = $1, priority = $2, due_at = $4 \
+             WHERE id = $3 AND state <> 'done' RETURNING *",
+        )
+        .bind(&*u.queue)
+        .bind(sql::priority_column(u.priority))
+        .bind(u.task.0)
+        .bind(sql::due_column(u.due_at))
+        .bind(u.assigned_to.as_deref())
+        .fetch_optional(&mut *conn)
+        .await?;
         task = row.map(|r| task_from_row(&r)).transpose()?;
     }
     if let Some(t) = &rows.new_task {
