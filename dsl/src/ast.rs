@@ -1228,8 +1228,14 @@ pub enum Expectation {
         level: Option<Spanned<u32>>,
     },
     /// `expect linked caused_by p`: a link of this kind (as the ticket's process names it)
-    /// to the ticket handled `p`.
-    Linked { kind: Ident, other: Ident },
+    /// to the ticket handled `p`. With `as` (`expect linked caused_by as p`), a link of this
+    /// kind to any ticket, which is then named `p` (the latest linked, when several are): how
+    /// a test reaches a ticket a transition spawned.
+    Linked {
+        kind: Ident,
+        other: Ident,
+        names: bool,
+    },
     /// `expect history log, accept, resolve`: the transitions taken, in order, exactly
     /// (approval outcomes count as the outcome: `approve`, `reject`, `expire`).
     History(Vec<Ident>),

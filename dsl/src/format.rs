@@ -1441,7 +1441,16 @@ fn expectation(e: &Expectation) -> String {
             Some(n) => format!("approval {state} level {}", n.node),
             None => format!("approval {state}"),
         },
-        Expectation::Linked { kind, other } => format!("linked {kind} {other}"),
+        Expectation::Linked {
+            kind,
+            other,
+            names: false,
+        } => format!("linked {kind} {other}"),
+        Expectation::Linked {
+            kind,
+            other,
+            names: true,
+        } => format!("linked {kind} as {other}"),
         Expectation::History(actions) => format!("history {}", names(actions)),
     }
 }

@@ -96,7 +96,7 @@ pub fn run(args: &TestArgs) -> Result<u8, files::LoadError> {
         });
     }
     let out = match args.format {
-        TestFormat::Text => text(&runs, args.min_coverage),
+        TestFormat::Text => text(&runs, args.min_coverage, broken),
         TestFormat::Json => json(&runs),
         TestFormat::Junit => junit(&runs),
     };
@@ -128,7 +128,7 @@ fn keep_relevant(c: &mut Coverage, sources: &Sources, requested: &BTreeSet<FileI
 
 // -- text --------------------------------------------------------------------------------------
 
-fn text(runs: &[Run], min: Option<f64>) -> String {
+fn text(runs: &[Run], min: Option<f64>, broken: bool) -> String {
     let mut out = String::new();
     let mut failures = Vec::new();
     for run in runs {
@@ -150,8 +150,17 @@ fn text(runs: &[Run], min: Option<f64>) -> String {
     let failed: usize = runs.iter().map(|r| r.report.failed()).sum();
     let _ = writeln!(
         out,
-        "\ntest result: {}. {passed} passed; {failed} failed",
-        if failed == 0 { "ok" } else { "FAILED" }
+        "\ntest result: {}. {passed} passed; {failed} failed{}",
+        if failed == 0 && !broken {
+            "ok"
+        } else {
+            "FAILED"
+        },
+        if broken {
+            "; a project does not check, so its tests did not run"
+        } else {
+            ""
+        }
     );
     for run in runs {
         if let Some(c) = &run.report.coverage {

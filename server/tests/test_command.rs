@@ -207,3 +207,41 @@ fn the_golden_example_project_passes_its_tests() {
     let out = itsmflow(&["test", &root.display().to_string()]);
     assert_exit(&out, 0);
 }
+
+/// The standard library's tests pass and reach every stage, transition, routing rule,
+/// escalation step, approval rule and outcome of every standard process: what CI requires.
+#[test]
+fn the_standard_library_is_fully_covered_by_its_tests() {
+    let root = workspace().join("processes");
+    let out = itsmflow(&["test", &root.display().to_string(), "--min-coverage", "100"]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("minimum 100%: met"), "{text}");
+}
+
+/// What ships as an example checks, is formatted and passes its tests, as the library does.
+#[test]
+fn processes_and_examples_check_format_and_test_clean() {
+    for dir in ["processes", "examples"] {
+        let path = workspace().join(dir).display().to_string();
+        assert_exit(&itsmflow(&["check", "--deny-warnings", &path]), 0);
+        assert_exit(&itsmflow(&["fmt", "--check", &path]), 0);
+    }
+    let example = workspace().join("examples/password-reset");
+    assert_exit(
+        &itsmflow(&[
+            "test",
+            &example.display().to_string(),
+            "--min-coverage",
+            "100",
+        ]),
+        0,
+    );
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}

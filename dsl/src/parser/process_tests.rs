@@ -329,13 +329,26 @@ impl Ctx<'_> {
                 }
             }
             Rule::exp_linked => {
-                let mut ids = q
-                    .into_inner()
-                    .filter(|r| r.as_rule() == Rule::ident)
-                    .map(|r| self.ident(r));
-                let kind = ids.next().unwrap_or_else(|| self.missing(span));
-                let other = ids.next().unwrap_or_else(|| self.missing(span));
-                Expectation::Linked { kind, other }
+                let mut kind = None;
+                let mut other = None;
+                let mut names = false;
+                for r in q.into_inner() {
+                    let rspan = self.span(&r);
+                    match r.as_rule() {
+                        Rule::ident if kind.is_none() => kind = Some(self.ident(r)),
+                        Rule::ident => other = Some(self.ident(r)),
+                        Rule::linked_as => {
+                            names = true;
+                            other = Some(self.last_ident(r, rspan));
+                        }
+                        _ => {}
+                    }
+                }
+                Expectation::Linked {
+                    kind: kind.unwrap_or_else(|| self.missing(span)),
+                    other: other.unwrap_or_else(|| self.missing(span)),
+                    names,
+                }
             }
             Rule::exp_history => Expectation::History(self.ident_list_child(q)),
             _ => return None,

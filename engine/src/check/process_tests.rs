@@ -151,7 +151,7 @@ impl<'p> Scope<'_, 'p> {
             TestStepKind::Expect {
                 ticket,
                 expectation,
-                ..
+                negated,
             } => {
                 let t = match ticket {
                     Some(handle) => self.handle(handle),
@@ -159,6 +159,14 @@ impl<'p> Scope<'_, 'p> {
                 };
                 if let Some(t) = t {
                     self.expect(t, expectation);
+                    if let ast::Expectation::Linked {
+                        kind,
+                        other,
+                        names: true,
+                    } = expectation
+                    {
+                        self.linked_as(t, kind, other, *negated);
+                    }
                 }
             }
         }
@@ -377,7 +385,11 @@ impl<'p> Scope<'_, 'p> {
                 ..
             } => self.datetime(at),
             E::Approval { state, .. } => self.state_word(state, &APPROVAL_STATES, "an approval"),
-            E::Linked { other, .. } => {
+            E::Linked {
+                other,
+                names: false,
+                ..
+            } => {
                 self.handle(other);
             }
             _ => {}
@@ -409,6 +421,30 @@ impl<'p> Scope<'_, 'p> {
             }
             _ => {}
         }
+    }
+
+    /// `expect linked KIND as NAME`: names the linked ticket, a ticket of the process the kind
+    /// links to. `not` would name nothing.
+    fn linked_as(&mut self, ticket: Ticket<'p>, kind: &Ident, name: &Ident, negated: bool) {
+        if negated {
+            self.push(
+                Diagnostic::error(
+                    "test-negated-name",
+                    name.span,
+                    format!("`not linked ... as {}` names no ticket", name.name),
+                )
+                .with_label("nothing is linked to name")
+                .with_help("drop `as` to expect no link to a named ticket, or drop `not`"),
+            );
+            return;
+        }
+        let target = ticket.and_then(|p| {
+            p.links
+                .iter()
+                .find(|l| l.name == kind.name)
+                .and_then(|l| self.processes.iter().find(|q| q.name == l.process))
+        });
+        self.new_handle(name, target, false);
     }
 
     fn priority(&mut self, p: &Process, priority: &Ident) {

@@ -87,7 +87,7 @@ pub enum ApprovalRefusal {
     },
     #[error("you delegated your vote to `{to}`")]
     Delegated { to: String },
-    #[error("you are not an approver of level {level} (role {})", .roles.join(", "))]
+    #[error("you are not an approver of level {level}, which asks {}", .roles.join(" and "))]
     NotApprover { level: u32, roles: Vec<String> },
     #[error("{why}")]
     BadDelegate { why: String },

@@ -11,7 +11,7 @@ use crate::runtime::types::EventKind;
 use crate::runtime::{InstanceId, InstanceView, NotificationFilter, TaskState};
 
 pub(super) async fn check(
-    world: &World,
+    world: &mut World,
     id: InstanceId,
     negated: bool,
     expectation: &Expectation,
@@ -129,26 +129,42 @@ pub(super) async fn check(
             )
             .await
         }
-        Expectation::Linked { kind, other } => {
+        Expectation::Linked {
+            kind,
+            other,
+            names: true,
+        } => {
+            let links = world.engine.links(id).await?;
+            // The latest linked: links come in the order they were made.
+            let Some(found) = links
+                .iter()
+                .rev()
+                .find(|l| l.name.as_deref() == Some(&kind.name) || l.kind == kind.name)
+            else {
+                return Err(StepFailure {
+                    message: format!("no `{}` link to name `{}`", kind.name, other.name),
+                    expected: Some(format!("a `{}` link", kind.name)),
+                    actual: Some(list_or_none(&link_names(world, &links))),
+                });
+            };
+            if negated {
+                return Err(StepFailure::new("`not linked ... as` names no ticket"));
+            }
+            world.handles.insert(other.name.clone(), found.other);
+            Ok(())
+        }
+        Expectation::Linked {
+            kind,
+            other,
+            names: false,
+        } => {
             let other_id = world.ticket(Some(other))?;
             let links = world.engine.links(id).await?;
             let found = links.iter().any(|l| {
                 l.other == other_id
                     && (l.name.as_deref() == Some(&kind.name) || l.kind == kind.name)
             });
-            let actual = links
-                .iter()
-                .map(|l| {
-                    let name = l.name.as_deref().unwrap_or(&l.kind);
-                    let handle = world
-                        .handles
-                        .iter()
-                        .find(|(_, v)| **v == l.other)
-                        .map(|(k, _)| k.clone())
-                        .unwrap_or_else(|| format!("ticket {}", l.other));
-                    format!("{name} {handle}")
-                })
-                .collect::<Vec<_>>();
+            let actual = link_names(world, &links);
             let what = format!("a `{}` link to `{}`", kind.name, other.name);
             if found == negated {
                 return Err(StepFailure {
@@ -181,6 +197,25 @@ pub(super) async fn check(
             )
         }
     }
+}
+
+/// Links as a test writes them: `caused_by p`, or `caused_by ticket 7` for one it never named.
+fn link_names(world: &World, links: &[crate::runtime::LinkView]) -> Vec<String> {
+    links
+        .iter()
+        .map(|l| {
+            let name = l.name.as_deref().unwrap_or(&l.kind);
+            // The smallest handle, so the text is the same on every run.
+            let handle = world
+                .handles
+                .iter()
+                .filter(|(_, v)| **v == l.other)
+                .map(|(k, _)| k.clone())
+                .min()
+                .unwrap_or_else(|| format!("ticket {}", l.other));
+            format!("{name} {handle}")
+        })
+        .collect()
 }
 
 fn same_threshold(model: crate::model::Threshold, written: Threshold) -> bool {
