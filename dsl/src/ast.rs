@@ -1229,8 +1229,9 @@ pub enum Expectation {
     },
     /// `expect linked caused_by p`: a link of this kind (as the ticket's process names it)
     /// to the ticket handled `p`. With `as` (`expect linked caused_by as p`), a link of this
-    /// kind to any ticket, which is then named `p` (the latest linked, when several are): how
-    /// a test reaches a ticket a transition spawned.
+    /// kind to a ticket not named yet, which is then named `p` (the first linked, when there
+    /// are several, so naming them in turn names each): how a test reaches a ticket a
+    /// transition spawned.
     Linked {
         kind: Ident,
         other: Ident,

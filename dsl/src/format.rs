@@ -1215,9 +1215,13 @@ fn recipient(r: &Recipient) -> String {
 fn transition(t: &Transition) -> String {
     let (mut line, clauses) = transition_parts(t);
     for (clause, text) in t.clauses.iter().zip(clauses) {
+        // Each of these starts a line of its own: a condition, an effect, a spawned ticket
+        // (with its field list) each read as one thing, and a transition may have several.
         if matches!(
             clause.kind,
-            TransitionClauseKind::When(_) | TransitionClauseKind::Perform { .. }
+            TransitionClauseKind::When(_)
+                | TransitionClauseKind::Perform { .. }
+                | TransitionClauseKind::Spawns { .. }
         ) {
             line.push(CLAUSE_BREAK);
         }

@@ -152,7 +152,7 @@ fn edge_label(project: &Project, process: &Process, edge: Edge) -> String {
             if !rules.is_empty() {
                 label.push_str(&format!(" if rule {}", rules.join(", ")));
             }
-            if let Some(spawn) = &t.spawns {
+            for spawn in &t.spawns {
                 label.push_str(&format!(" spawns {} as {}", spawn.process, spawn.link));
             }
             for effect in &t.effects {
@@ -280,7 +280,13 @@ pub fn to_dot(project: &Project, process: &Process) -> String {
     }
     // Spawned processes: a node each, reached from the stage the spawning transition enters.
     for t in &process.transitions {
-        if let Some(spawn) = &t.spawns {
+        // One edge per process spawned, however many of its tickets the transition starts.
+        let mut drawn: Vec<&str> = Vec::new();
+        for spawn in &t.spawns {
+            if drawn.contains(&spawn.process.as_str()) {
+                continue;
+            }
+            drawn.push(&spawn.process);
             let node = quoted(&format!("process:{}", spawn.process));
             out.push_str(&format!(
                 "  {node} [shape=component, style=solid, label={}];\n  {} -> {node} [style=dotted, label={}];\n",
@@ -340,8 +346,11 @@ pub fn to_mermaid(project: &Project, process: &Process) -> String {
         .map(|i| stage_notes(project, process, StageId(i as u32)))
         .collect();
     for t in &process.transitions {
-        if let Some(spawn) = &t.spawns {
-            notes[t.to.index()].push(format!("{} spawns process {}", t.name, spawn.process));
+        for spawn in &t.spawns {
+            let note = format!("{} spawns process {}", t.name, spawn.process);
+            if !notes[t.to.index()].contains(&note) {
+                notes[t.to.index()].push(note);
+            }
         }
     }
     let links = link_lines(process);

@@ -423,8 +423,9 @@ pub struct Transition {
     pub requires: Vec<FieldId>,
     /// Rules that must all hold for it to be performed.
     pub guards: Vec<RuleId>,
-    /// An instance of another process started (and linked) by this transition.
-    pub spawns: Option<Spawn>,
+    /// Instances of other processes started (and linked) by this transition, in order: work
+    /// that fans out, each part a ticket with its own queue, holder and clocks.
+    pub spawns: Vec<Spawn>,
     /// `when CONDITION`: it may be performed only while this holds (it may read linked
     /// tickets).
     pub when: Option<Guard>,

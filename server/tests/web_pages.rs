@@ -956,10 +956,24 @@ async fn a_broken_edit_shows_its_line_and_publishes_nothing(db: Db) {
     form.push(("new_file".to_string(), "extra.itsm"));
     let gone = fixed
         .iter()
-        .position(|(n, _)| n.ends_with("request.itsm"))
+        .position(|(n, _)| n.ends_with("/request.itsm") || n == "request.itsm")
         .unwrap();
-    let remove = format!("remove.{gone}");
-    form.push((remove, "on"));
+    // With it go what needs it: its tests, the work orders it fans out into, and the
+    // catalogue's tests of the items raised on it.
+    let also = [
+        "request.test.itsm",
+        "work_order.itsm",
+        "catalogue.test.itsm",
+    ];
+    let removed: Vec<String> = fixed
+        .iter()
+        .enumerate()
+        .filter(|(i, (n, _))| *i == gone || also.iter().any(|a| n.ends_with(a)))
+        .map(|(i, _)| format!("remove.{i}"))
+        .collect();
+    for remove in &removed {
+        form.push((remove.clone(), "on"));
+    }
     let r = post_files(&mut pam, "/processes/edit/review", &form).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(

@@ -269,6 +269,8 @@ pub(crate) struct PendingSpawn {
     /// the fields `with` sets go.
     pub process: String,
     pub transition: usize,
+    /// Which of the transition's `spawns` it is.
+    pub index: usize,
     /// The spawning transition's name.
     pub parent: String,
     pub child: String,
@@ -284,6 +286,7 @@ pub(crate) struct PendingSpawn {
 /// by `with` or by a parent's field of the same name, with the same type. Fills in the
 /// spawning transitions' [`Spawn::fields`](crate::model::Spawn::fields).
 fn check_spawns(pending: &[PendingSpawn], processes: &mut [Process], diags: &mut Vec<Diagnostic>) {
+    spawns_within_cardinality(pending, processes, diags);
     for spawn in pending {
         let Some(child) = processes.iter().find(|p| p.name == spawn.child) else {
             continue; // the child has errors of its own
@@ -343,9 +346,53 @@ fn check_spawns(pending: &[PendingSpawn], processes: &mut [Process], diags: &mut
             .iter_mut()
             .find(|p| p.name == spawn.process)
             .and_then(|p| p.transitions.get_mut(spawn.transition))
-            .and_then(|t| t.spawns.as_mut())
+            .and_then(|t| t.spawns.get_mut(spawn.index))
         {
             t.fields = fields;
+        }
+    }
+}
+
+/// Several `spawns` of one transition through a link kind that links to one ticket would give
+/// the ticket a second: refused where written.
+fn spawns_within_cardinality(
+    pending: &[PendingSpawn],
+    processes: &[Process],
+    diags: &mut Vec<Diagnostic>,
+) {
+    for (i, spawn) in pending.iter().enumerate() {
+        let Some(p) = processes.iter().find(|p| p.name == spawn.process) else {
+            continue;
+        };
+        let link_of = |s: &PendingSpawn| {
+            p.transitions
+                .get(s.transition)
+                .and_then(|t| t.spawns.get(s.index))
+                .map(|s| s.link.as_str())
+        };
+        let Some(link) = link_of(spawn) else { continue };
+        let one = p
+            .link(link)
+            .is_some_and(|l| p.links[l.index()].cardinality == crate::model::Cardinality::One);
+        let first = pending[..i].iter().find(|s| {
+            s.process == spawn.process
+                && s.transition == spawn.transition
+                && link_of(s) == Some(link)
+        });
+        if let (true, Some(first)) = (one, first) {
+            diags.push(
+                Diagnostic::error(
+                    "spawn-cardinality",
+                    spawn.clause,
+                    format!("`{link}` links to one ticket, and this transition spawns a second"),
+                )
+                .with_label("a second ticket through the same link")
+                .with_secondary(first.clause, "the first")
+                .with_help(format!(
+                    "declare `{link}: many {}` to start several, or spawn one",
+                    spawn.child
+                )),
+            );
         }
     }
 }

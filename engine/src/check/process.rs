@@ -1204,7 +1204,7 @@ fn check_transition(
         at: None,
         requires: Vec::new(),
         guards: Vec::new(),
-        spawns: None,
+        spawns: Vec::new(),
     };
     let mut seen: [Option<Span>; 6] = [None; 6];
     for clause in &t.clauses {
@@ -1213,6 +1213,7 @@ fn check_transition(
             // One way to be automatic: after a delay, or at a time.
             TransitionClauseKind::After(_) | TransitionClauseKind::At(_) => 1,
             TransitionClauseKind::Requires(_) => 2,
+            // Repeatable: each `spawns` starts a ticket (work that fans out).
             TransitionClauseKind::Spawns { .. } => 3,
             TransitionClauseKind::ByPeople(_) => 4,
             TransitionClauseKind::When(_) => 5,
@@ -1240,12 +1241,11 @@ fn check_transition(
                 continue;
             }
         };
-        if let Some(first) = seen[slot] {
+        if let Some(first) = seen[slot].filter(|_| slot != 3) {
             let help = match slot {
                 4 => "list several people in one clause: `by caller, manager of caller`",
                 1 => "a transition is automatic after a delay or at the time in a field, not both",
                 5 => "join the conditions in one `when`: `when a == x and b == y`",
-                3 => "a transition spawns one ticket",
                 _ => "list several roles or fields in one clause: `by role agent, team_lead`",
             };
             let message = match slot {
@@ -1331,6 +1331,7 @@ fn check_transition(
                         clause: clause.span,
                         process: place.0.to_string(),
                         transition: place.1,
+                        index: model.spawns.len(),
                         parent: t.name.name.clone(),
                         child: process.name.clone(),
                         parent_fields: scope
@@ -1348,7 +1349,7 @@ fn check_transition(
                     (scope, place.0, known),
                     &mut ctx.diags,
                 );
-                model.spawns = Some(Spawn {
+                model.spawns.push(Spawn {
                     process: process.name.clone(),
                     link,
                     fields: Vec::new(),

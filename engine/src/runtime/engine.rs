@@ -839,7 +839,7 @@ impl<S: Store> Engine<S> {
                         self.cascade(def, &mut change, actor, &mut touched, 1)
                             .await?;
                     }
-                    if t.spawns.is_some() {
+                    if !t.spawns.is_empty() {
                         self.check_spawn_links(def, &change).await?;
                     }
                 }

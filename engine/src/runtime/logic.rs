@@ -468,7 +468,7 @@ impl Logic {
             Decider::new(def, req, &mut change, None, None).entered();
         }
 
-        if let Some(spawn) = &t.spawns {
+        for spawn in &t.spawns {
             let child_def = catalog
                 .latest(&spawn.process)
                 .ok_or_else(|| EngineError::UnknownProcess(spawn.process.clone()))?;

@@ -135,14 +135,18 @@ pub(super) async fn check(
             names: true,
         } => {
             let links = world.engine.links(id).await?;
-            // The latest linked: links come in the order they were made.
-            let Some(found) = links
-                .iter()
-                .rev()
-                .find(|l| l.name.as_deref() == Some(&kind.name) || l.kind == kind.name)
-            else {
+            // The first linked that has no name yet (links come in the order they were made),
+            // so naming them one after another names each in turn.
+            let named: Vec<InstanceId> = world.handles.values().copied().collect();
+            let Some(found) = links.iter().find(|l| {
+                (l.name.as_deref() == Some(&kind.name) || l.kind == kind.name)
+                    && !named.contains(&l.other)
+            }) else {
                 return Err(StepFailure {
-                    message: format!("no `{}` link to name `{}`", kind.name, other.name),
+                    message: format!(
+                        "no `{}` link to a ticket not named yet, to name `{}`",
+                        kind.name, other.name
+                    ),
                     expected: Some(format!("a `{}` link", kind.name)),
                     actual: Some(list_or_none(&link_names(world, &links))),
                 });

@@ -200,6 +200,35 @@ impl<S: Store> Engine<S> {
         Ok(Some((a, b, stored_kind.to_string())))
     }
 
+    /// The linked tickets a `when` reads, as this action leaves them: the acting ticket and
+    /// those its effects changed already are read in their new state, not as stored (the last
+    /// of three work orders to finish sees its request's `all parts where stage == done` hold,
+    /// itself included).
+    fn see_in_flight(
+        &self,
+        linked: &mut Linked,
+        reader_def: &Definition,
+        change: &Change,
+    ) -> Result<(), EngineError> {
+        let reader = reader_def.model();
+        for (decl, tickets) in reader.links.iter().zip(linked.by_link.iter_mut()) {
+            let Some(seen_as) = reader_def.project.process(&decl.process) else {
+                continue;
+            };
+            for ticket in tickets.iter_mut() {
+                let fresh = std::iter::once(change)
+                    .chain(&change.cascade)
+                    .find(|c| c.instance.id == ticket.id)
+                    .map(|c| &c.instance);
+                if let Some(inst) = fresh {
+                    let def = self.definition(inst.definition)?;
+                    *ticket = relations::view(seen_as, &def, inst);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Perform the `then perform` effects of the transitions `change` records, on the tickets
     /// linked to its instance: their changes go into `change.cascade` (flat, in order), and
     /// `change` records on its own history what was done (`acted_on`) or why not (`skipped`).
@@ -302,7 +331,12 @@ impl<S: Store> Engine<S> {
                             true => self.holders(&other_def, &inst, task.as_ref()).await?,
                             false => Holders::default(),
                         };
-                        let linked = self.linked(&other_def, other, &links_read_by(ot)).await?;
+                        let mut linked = self.linked(&other_def, other, &links_read_by(ot)).await?;
+                        self.see_in_flight(&mut linked, &other_def, change)?;
+                        // What the effect decided (to act or to skip) rests on these reads:
+                        // checked in the commit like the action's own, so two work orders
+                        // finishing at once cannot each see the other open and both skip.
+                        Self::check_reads(change, &linked);
                         let reason = format!("{} {source}: {}", p.name, t.name);
                         let other_req = Request {
                             actor,

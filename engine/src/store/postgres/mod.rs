@@ -277,6 +277,30 @@ async fn instance_version(conn: &mut PgConnection, id: i64) -> Result<Option<i64
     )
 }
 
+/// Lock every instance a change with linked tickets writes or checks, in the order of their
+/// ids, before writing any: two such changes that touch the same tickets (two work orders of
+/// one request, each checking the other) then wait for each other instead of deadlocking.
+async fn lock_in_order(conn: &mut PgConnection, rows: &ChangeRows) -> Result<()> {
+    fn ids(rows: &ChangeRows, out: &mut Vec<i64>) {
+        out.push(rows.instance.id);
+        for c in &rows.cascade {
+            ids(c, out);
+        }
+    }
+    if rows.cascade.is_empty() {
+        return Ok(());
+    }
+    let mut all = Vec::new();
+    ids(rows, &mut all);
+    all.sort_unstable();
+    all.dedup();
+    sqlx::query("SELECT id FROM instances WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(&all)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> {
     let i = &rows.instance;
     let updated = sqlx::query(
@@ -855,6 +879,7 @@ impl Store for PostgresStore {
             return self.committer.commit(rows).await;
         }
         let mut tx = self.pool.begin().await?;
+        lock_in_order(&mut tx, &rows).await?;
         let spawned = commit(&mut tx, rows).await?;
         tx.commit().await?;
         Ok(spawned)
