@@ -579,6 +579,17 @@ pub enum StageAttrKind {
         condition: Option<Condition>,
         actions: Vec<EscalationAction>,
     },
+    /// `checklist { accounts "Accounts created"  laptop "Laptop imaged" }`: items people tick
+    /// off while a ticket is in the stage; a transition may require them all.
+    Checklist(Vec<ChecklistItem>),
+}
+
+/// One item of a stage's checklist: a name (how the API and tests address it) and a label.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChecklistItem {
+    pub name: Ident,
+    pub label: Option<Spanned<String>>,
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -606,6 +617,8 @@ pub enum TransitionClauseKind {
     /// `at FIELD`: automatic when the instant in the field comes.
     At(Ident),
     Requires(Vec<Ident>),
+    /// `requires checklist`: every item of the checklist of the stage it leaves is ticked.
+    RequiresChecklist,
     /// `spawns problem as caused_by with { title: title }`: the process to start, the kind of
     /// link to it, and the fields `with` sets in the new ticket (empty without `with`).
     Spawns {
@@ -1137,6 +1150,15 @@ pub enum TestStepKind {
         actor: Actor,
         refused: Option<Refusal>,
     },
+    /// `check laptop on r as fred`: tick an item of the checklist of the ticket's stage;
+    /// `uncheck laptop as fred` clears it.
+    Check {
+        item: Ident,
+        done: bool,
+        ticket: Option<Ident>,
+        actor: Actor,
+        refused: Option<Refusal>,
+    },
     /// `claim on i as alice`: claim the ticket's open task; `release on i as alice` gives it back.
     Claim {
         release: bool,
@@ -1237,6 +1259,8 @@ pub enum Expectation {
         other: Ident,
         names: bool,
     },
+    /// `expect checked laptop`: the item of the checklist of the ticket's stage is ticked.
+    Checked(Ident),
     /// `expect history log, accept, resolve`: the transitions taken, in order, exactly
     /// (approval outcomes count as the outcome: `approve`, `reject`, `expire`).
     History(Vec<Ident>),

@@ -837,13 +837,34 @@ impl<'a> Printer<'a> {
             });
         }
         self.block(s.span, &header, Braces::Optional, &s.attrs, |p, attr| {
-            if let StageAttrKind::Every { actions, .. } = &attr.kind {
-                let line = stage_attr(attr);
-                if p.action_lines(attr.span, &line, actions) {
-                    return;
+            match &attr.kind {
+                StageAttrKind::Every { actions, .. } => {
+                    let line = stage_attr(attr);
+                    if p.action_lines(attr.span, &line, actions) {
+                        return;
+                    }
                 }
+                StageAttrKind::Checklist(items) => return p.checklist(attr.span, items),
+                _ => {}
             }
             p.leaf(attr.span, &stage_attr(attr))
+        });
+    }
+
+    /// `checklist { ... }`: an item per line, the labels in one column, as the fields' types.
+    fn checklist(&mut self, span: Span, items: &[ChecklistItem]) {
+        let width = items
+            .iter()
+            .filter(|item| item.label.is_some())
+            .map(|item| item.name.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        self.block(span, "checklist", Braces::Always, items, |p, item| {
+            let line = match &item.label {
+                Some(l) => format!("{:<width$} {}", item.name.name, quoted(&l.node)),
+                None => item.name.name.clone(),
+            };
+            p.leaf(item.span, &line)
         });
     }
 
@@ -1164,6 +1185,9 @@ fn stage_attr(attr: &StageAttr) -> String {
         StageAttrKind::Stops(kinds) => format!("stops {}", clocks(kinds)),
         StageAttrKind::Starts(kinds) => format!("starts {}", clocks(kinds)),
         StageAttrKind::Notify(n) => notify(n),
+        StageAttrKind::Checklist(items) => {
+            format!("checklist {{ {} }}", join(items, checklist_item, " "))
+        }
         StageAttrKind::Every {
             period,
             condition: when,
@@ -1180,6 +1204,11 @@ fn stage_attr(attr: &StageAttr) -> String {
             )
         }
     }
+}
+
+/// `laptop "Laptop imaged"`, or `badge` without a label.
+fn checklist_item(item: &ChecklistItem) -> String {
+    format!("{}{}", item.name, label(&item.label))
 }
 
 /// `notify caller and role team_lead "message" during business hours`.
@@ -1263,6 +1292,7 @@ fn transition_parts(t: &Transition) -> (String, Vec<String>) {
                 format!("{or}after {d}")
             }
             TransitionClauseKind::Requires(fields) => format!("requires {}", names(fields)),
+            TransitionClauseKind::RequiresChecklist => "requires checklist".to_string(),
             TransitionClauseKind::Spawns {
                 process,
                 link,
@@ -1377,6 +1407,18 @@ fn test_step(kind: &TestStepKind) -> String {
             on(ticket),
             refusal(refused)
         ),
+        TestStepKind::Check {
+            item,
+            done,
+            ticket,
+            actor,
+            refused,
+        } => format!(
+            "{} {item}{} as {actor}{}",
+            if *done { "check" } else { "uncheck" },
+            on(ticket),
+            refusal(refused)
+        ),
         TestStepKind::Wait(Wait::For(d)) => format!("wait {d}"),
         TestStepKind::Wait(Wait::Business { duration, calendar }) => match calendar {
             Some(cal) => format!("wait {duration} business on {cal}"),
@@ -1456,6 +1498,7 @@ fn expectation(e: &Expectation) -> String {
             names: true,
         } => format!("linked {kind} as {other}"),
         Expectation::History(actions) => format!("history {}", names(actions)),
+        Expectation::Checked(item) => format!("checked {item}"),
     }
 }
 

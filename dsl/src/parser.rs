@@ -351,6 +351,10 @@ fn syntax_error(
         );
     } else if let Some(keyword) = misspelled_keyword(text, at, &names) {
         d = d.with_help(format!("did you mean `{keyword}`?"));
+    } else if let Some(fields) = fields_after_checklist(&chunk[..pos], &text[at..]) {
+        d = d.with_help(format!(
+            "`requires checklist` stands alone: require fields in a clause of their own, `requires checklist requires {fields}`"
+        ));
     } else if comma_after_recipients(&chunk[..pos]) {
         d = d.with_help(
             "a notification's recipients are joined by `and`: `notify caller and role team_lead`",
@@ -370,6 +374,37 @@ fn service_targets_on(before: &str, rest: &str) -> bool {
     before.split_whitespace().last() == Some("targets")
         && rest.starts_with("on")
         && !rest[2..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether a syntax error is a `,` after `requires checklist` (`before` is the text up to it,
+/// `rest` the text from it): fields listed after the checklist. The fields as written (`notes`,
+/// `a, b`), or `FIELD` when none can be read.
+fn fields_after_checklist(before: &str, rest: &str) -> Option<String> {
+    let rest = rest.strip_prefix(',')?;
+    let words: Vec<&str> = before.split_whitespace().rev().take(2).collect();
+    if words != ["checklist", "requires"] {
+        return None;
+    }
+    let mut fields = Vec::new();
+    let mut rest = rest;
+    loop {
+        let trimmed = rest.trim_start();
+        let len = trimmed
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(trimmed.len());
+        if len == 0 {
+            break;
+        }
+        fields.push(&trimmed[..len]);
+        match trimmed[len..].trim_start().strip_prefix(',') {
+            Some(next) => rest = next,
+            None => break,
+        }
+    }
+    Some(match fields.is_empty() {
+        true => "FIELD".to_string(),
+        false => fields.join(", "),
+    })
 }
 
 /// Whether `before` (the text up to a syntax error) ends in `notify` and its recipients, then a
@@ -649,7 +684,7 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::kw_not => "`not`",
         Rule::kw_in => "`in`",
         Rule::kw_after | Rule::after_clause => "`after`",
-        Rule::kw_requires | Rule::requires_clause => "`requires`",
+        Rule::kw_requires | Rule::requires_clause | Rule::requires_checklist => "`requires`",
         Rule::kw_spawns | Rule::spawns_clause => "`spawns`",
         Rule::kw_as => "`as`",
         Rule::spawn_with | Rule::kw_with => "`with`",
@@ -675,6 +710,9 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::escalation | Rule::kw_escalation => "`escalation`",
         Rule::escalation_step | Rule::kw_at | Rule::at_clause => "`at`",
         Rule::stage_every | Rule::kw_every => "`every`",
+        Rule::stage_checklist | Rule::kw_checklist => "`checklist`",
+        Rule::checklist_items => "`{`",
+        Rule::checklist_item | Rule::checklist_name => "a checklist item",
         Rule::threshold => "a percentage or a duration",
         Rule::notify | Rule::kw_notify => "`notify`",
         Rule::recipient => "`role`, `approvers` or a person",
@@ -757,6 +795,10 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::level_number => "a number",
         Rule::exp_linked | Rule::kw_linked => "`linked`",
         Rule::exp_history | Rule::kw_history => "`history`",
+        Rule::test_check => "`check` or `uncheck`",
+        Rule::kw_check => "`check`",
+        Rule::kw_uncheck => "`uncheck`",
+        Rule::exp_checked | Rule::kw_checked => "`checked`",
         _ => "something else",
     }
 }
@@ -1462,6 +1504,10 @@ impl Ctx<'_> {
                     kind: self.every(p),
                     span: aspan,
                 }),
+                Rule::stage_checklist => attrs.push(StageAttr {
+                    kind: StageAttrKind::Checklist(self.checklist(p)),
+                    span: aspan,
+                }),
                 _ => {}
             }
         }
@@ -1525,6 +1571,10 @@ impl Ctx<'_> {
                 }
                 Rule::requires_clause => clauses.push(TransitionClause {
                     kind: TransitionClauseKind::Requires(self.ident_list_child(p)),
+                    span: cspan,
+                }),
+                Rule::requires_checklist => clauses.push(TransitionClause {
+                    kind: TransitionClauseKind::RequiresChecklist,
                     span: cspan,
                 }),
                 Rule::spawns_clause => {
@@ -1965,6 +2015,32 @@ impl Ctx<'_> {
             _ => return None,
         };
         Some(EscalationAction { kind, span: aspan })
+    }
+
+    /// `checklist { accounts "Accounts created"  badge }`: the items, in order.
+    fn checklist(&mut self, pair: P) -> Vec<ChecklistItem> {
+        pair.into_inner()
+            .filter(|q| q.as_rule() == Rule::checklist_items)
+            .flat_map(|q| q.into_inner())
+            .filter(|q| q.as_rule() == Rule::checklist_item)
+            .map(|q| {
+                let span = self.span(&q);
+                let mut name = None;
+                let mut label = None;
+                for r in q.into_inner() {
+                    match r.as_rule() {
+                        Rule::checklist_name => name = Some(self.ident(r)),
+                        Rule::string => label = Some(self.string(r)),
+                        _ => {}
+                    }
+                }
+                ChecklistItem {
+                    name: name.unwrap_or_else(|| self.missing(span)),
+                    label,
+                    span,
+                }
+            })
+            .collect()
     }
 
     /// `every 30m when ... => actions`.
@@ -3346,13 +3422,118 @@ mod tests {
             ("expect clock resolve due", "expected a date and time, found `}`"),
             ("wait 3", "expected `until` or a duration such as `4h`, found `3`"),
             ("create incident as", "expected a name, found `}`"),
+            ("check laptop", "expected `as` or `on`, found `}`"),
+            ("uncheck as fred", "expected `as` or `on`, found `fred`"),
+            ("expect checked", "expected a name, found `}`"),
             (
                 "user a roles b manager c roles d",
-                "expected `at`, `claim`, `create`, `expect`, `link`, `perform`, `release`, `update`, `user`, `vote`, `wait` or `}`, found `roles`",
+                "expected `at`, `check`, `claim`, `create`, `expect`, `link`, `perform`, `release`, `uncheck`, `update`, `user`, `vote`, `wait` or `}`, found `roles`",
             ),
         ] {
             let text = format!("test \"t\" {{\n  {step}\n}}\n");
             assert_eq!(messages_of(&text), [message], "{step}");
+        }
+    }
+
+    #[test]
+    fn checklists_parse_as_stage_attributes_clauses_and_steps() {
+        let text = "process p {\n  stage s initial {\n    queue q\n    checklist {\n      accounts \"Accounts created\" // first\n      badge\n    }\n  }\n  transition go: s -> t requires checklist requires notes, checklist\n}\n";
+        let parsed = parse(FileId(0), text);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let Some(Item::Process(p)) = parsed.file.items.first() else {
+            panic!("no process");
+        };
+        let Some(Member::Stage(stage)) = p.members.first() else {
+            panic!("no stage");
+        };
+        let StageAttrKind::Checklist(items) = &stage.attrs[1].kind else {
+            panic!("not a checklist: {:?}", stage.attrs[1]);
+        };
+        let shown: Vec<(&str, Option<&str>)> = items
+            .iter()
+            .map(|i| (i.name.as_str(), i.label.as_ref().map(|l| l.node.as_str())))
+            .collect();
+        assert_eq!(
+            shown,
+            [("accounts", Some("Accounts created")), ("badge", None)]
+        );
+        assert!(text[stage.attrs[1].span.range()].starts_with("checklist {"));
+        assert!(text[items[0].span.range()].starts_with("accounts \"Accounts created\""));
+        assert_eq!(&text[items[1].name.span.range()], "badge");
+        // `requires checklist` is a clause of its own; a field called `checklist` is still
+        // required after another field.
+        let clauses = transition_clauses(&parsed);
+        assert_eq!(clauses[0], TransitionClauseKind::RequiresChecklist);
+        assert_eq!(
+            clauses[1],
+            TransitionClauseKind::Requires(vec![name("notes"), name("checklist")])
+        );
+        let Some(Member::Transition(t)) = p.members.get(1) else {
+            panic!("no transition");
+        };
+        assert_eq!(&text[t.clauses[0].span.range()], "requires checklist");
+        // Keywords are not reserved: `checklist` is a name elsewhere.
+        assert!(messages_of("process checklist {\n  stage checklist initial\n}\n").is_empty());
+
+        let steps = test_steps("test \"t\" {\n  check laptop as fred\n  uncheck badge on r as fred refused \"no\"\n  expect checked laptop\n  expect on r not checked badge\n}\n");
+        assert_eq!(
+            steps[0],
+            TestStepKind::Check {
+                item: name("laptop"),
+                done: true,
+                ticket: None,
+                actor: name("fred"),
+                refused: None,
+            }
+        );
+        assert!(
+            matches!(&steps[1], TestStepKind::Check { item, done: false, ticket: Some(t), refused: Some(r), .. }
+            if item.name == "badge" && t.name == "r" && r.contains.as_ref().is_some_and(|c| c.node == "no"))
+        );
+        assert_eq!(
+            steps[2],
+            TestStepKind::Expect {
+                ticket: None,
+                negated: false,
+                expectation: Expectation::Checked(name("laptop")),
+            }
+        );
+        assert!(
+            matches!(&steps[3], TestStepKind::Expect { ticket: Some(_), negated: true, expectation: Expectation::Checked(i) } if i.name == "badge")
+        );
+    }
+
+    #[test]
+    fn checklist_syntax_errors_name_what_was_expected() {
+        let in_stage = |body: &str| format!("process p {{\n  stage s {{\n    {body}\n  }}\n}}\n");
+        assert_eq!(
+            messages_of(&in_stage("checklist {}")),
+            ["expected a checklist item, found `}`"]
+        );
+        assert_eq!(
+            messages_of(&in_stage("checklist a \"A\"")),
+            ["expected `{`, found `a`"]
+        );
+        assert_eq!(
+            messages_of(&in_stage("checklist { a \"A\" \"B\" }")),
+            ["expected `}` or a checklist item, found `\"`"]
+        );
+        // Fields after `requires checklist` go in a clause of their own.
+        for (clause, fields) in [
+            ("requires checklist, notes", "notes"),
+            ("requires checklist , a,b by role x", "a, b"),
+            ("requires checklist,", "FIELD"),
+        ] {
+            let text = format!("process p {{\n  transition t: a -> b {clause}\n}}\n");
+            let parsed = parse(FileId(0), &text);
+            assert_eq!(parsed.diagnostics.len(), 1, "{:?}", parsed.diagnostics);
+            let d = &parsed.diagnostics[0];
+            assert!(d.message.ends_with("found `,`"), "{}", d.message);
+            assert_eq!(
+                d.help.as_deref(),
+                Some(format!("`requires checklist` stands alone: require fields in a clause of their own, `requires checklist requires {fields}`").as_str()),
+                "{clause}"
+            );
         }
     }
 

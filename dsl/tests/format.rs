@@ -1201,3 +1201,73 @@ fn byte_order_mark_is_accepted_and_kept() {
     let input = "\u{feff}// top\nrole   a\n";
     assert_eq!(check("bom", input), "\u{feff}// top\nrole a\n");
 }
+
+/// A stage's checklist prints an item per line, the labels in one column (items without a label
+/// take no part in it), comments kept; `requires checklist` is a clause like `requires FIELDS`;
+/// `check`, `uncheck` and `expect checked` print in their canonical order.
+#[test]
+fn checklists_format_exactly() {
+    let input = r#"process request {
+  fields { notes: text }
+  stage preparing "Preparing" initial { queue fulfilment checklist { accounts "Accounts created" laptop   "Laptop imaged"
+      // the badge has no label
+      badge // last
+  } notify creator }
+  stage delivered final
+  stage other { checklist{x} }
+  transition deliver: preparing -> delivered by role fulfiller requires checklist
+    requires notes
+  transition redo: preparing->preparing requires   checklist or after 2d
+}
+test "ticks" {
+  user fred roles fulfiller
+  create request r as fred
+  check   laptop as fred check badge on r as fred refused "no"
+  uncheck laptop on r as fred refused
+  expect checked laptop expect on r not   checked badge
+}
+"#;
+    let expected = r#"process request {
+  fields {
+    notes: text
+  }
+  stage preparing "Preparing" initial {
+    queue fulfilment
+    checklist {
+      accounts "Accounts created"
+      laptop   "Laptop imaged"
+      // the badge has no label
+      badge // last
+    }
+    notify creator
+  }
+  stage delivered final
+  stage other {
+    checklist {
+      x
+    }
+  }
+  transition deliver: preparing -> delivered by role fulfiller requires checklist requires notes
+  transition redo: preparing -> preparing requires checklist after 2d
+}
+test "ticks" {
+  user fred roles fulfiller
+  create request r as fred
+  check laptop as fred
+  check badge on r as fred refused "no"
+  uncheck laptop on r as fred refused
+  expect checked laptop
+  expect on r not checked badge
+}
+"#;
+    assert_eq!(check("checklists", input), expected);
+}
+
+/// A comment after `checklist {` stays on its line; one after the header of a transition puts
+/// each clause, `requires checklist` too, on a line of its own.
+#[test]
+fn checklist_comments_keep_their_places() {
+    let input = "process p {\n  stage s initial {\n    checklist { // to do\n      a \"A\" b\n    }\n  }\n  stage t final\n  transition go: s -> t // go\n    requires checklist // all done\n}\n";
+    let expected = "process p {\n  stage s initial {\n    checklist { // to do\n      a \"A\"\n      b\n    }\n  }\n  stage t final\n  transition go: s -> t // go\n    requires checklist // all done\n}\n";
+    assert_eq!(check("checklist comments", input), expected);
+}

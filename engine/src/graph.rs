@@ -182,6 +182,11 @@ fn stage_notes(project: &Project, process: &Process, stage: StageId) -> Vec<Stri
             notes.push(rule.text.clone());
         }
     }
+    let checklist = &process.stages[stage.index()].checklist;
+    if !checklist.is_empty() {
+        let items: Vec<&str> = checklist.iter().map(|i| i.name.as_str()).collect();
+        notes.push(format!("checklist: {}", items.join(", ")));
+    }
     for every in &process.stages[stage.index()].recurring {
         let actions: Vec<String> = every
             .actions

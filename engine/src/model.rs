@@ -355,6 +355,16 @@ pub struct Stage {
     pub notices: Vec<Notice>,
     /// `every D => ...`: actions repeated while an instance stays in this stage.
     pub recurring: Vec<Recurring>,
+    /// `checklist { ... }`: items ticked off while a ticket is in the stage (again from none
+    /// each time it enters).
+    pub checklist: Vec<ChecklistItem>,
+}
+
+/// An item of a stage's checklist: its name (how the API and tests address it) and label.
+#[derive(Clone, Debug)]
+pub struct ChecklistItem {
+    pub name: String,
+    pub label: Option<String>,
 }
 
 /// `every 30m when priority == P1 => notify role incident_manager "..."`: while an instance
@@ -421,6 +431,8 @@ pub struct Transition {
     /// once if it has passed when the instance enters a `from` stage; never while it is unset).
     pub at: Option<FieldId>,
     pub requires: Vec<FieldId>,
+    /// `requires checklist`: every item of the checklist of the stage it leaves is ticked.
+    pub requires_checklist: bool,
     /// Rules that must all hold for it to be performed.
     pub guards: Vec<RuleId>,
     /// Instances of other processes started (and linked) by this transition, in order: work

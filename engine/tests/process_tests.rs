@@ -420,3 +420,60 @@ test "a raised priority is what computed fields read" {
         .collect();
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// A stage's checklist starts empty each time a ticket enters the stage from another, is kept
+/// by a transition from the stage back to itself, and a transition that requires it waits for
+/// every item.
+#[test]
+fn a_checklist_starts_empty_on_each_entry_and_holds_its_transition_back() {
+    let mut sources = Sources::new();
+    sources.add(
+        "job.itsm",
+        r#"
+role agent
+
+process job {
+  fields {
+    title: text required
+  }
+  stage doing initial {
+    checklist {
+      a "First"
+      b
+    }
+  }
+  stage paused
+  stage done final
+  transition note: doing -> doing by role agent
+  transition pause: doing -> paused by role agent
+  transition resume: paused -> doing by role agent
+  transition finish: doing -> done by role agent requires checklist
+}
+
+test "ticks, a pause, and the finish" {
+  user ann roles agent
+  user bob
+  create job as ann { title: "x" }
+  check a as bob refused "role agent"
+  check a as ann
+  perform note as ann
+  expect checked a
+  perform finish as ann refused "b not ticked"
+  perform pause as ann
+  perform resume as ann
+  expect not checked a
+  check a as ann
+  check b as ann
+  perform finish as ann
+  expect stage done
+}
+"#,
+    );
+    let report = run(&sources, &Options::default());
+    let failures: Vec<_> = report
+        .tests
+        .iter()
+        .filter_map(|t| t.failure.as_ref().map(|f| (&t.name, f)))
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+}

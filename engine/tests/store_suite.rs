@@ -795,6 +795,7 @@ fn accept_fenced_on<S: Store>(
                 reason: None,
                 holders: &NO_HOLDERS,
                 linked: &itsmflow_engine::runtime::relations::NO_LINKS,
+                checklist: &[],
             },
         )
         .expect("decided")
@@ -1031,6 +1032,7 @@ async fn queue_order_by_due_time<S: Store>(h: &Harness<S>) {
         reason: None,
         holders: &NO_HOLDERS,
         linked: &itsmflow_engine::runtime::relations::NO_LINKS,
+        checklist: &[],
     };
     // Created in this order, due in another: none, +3h, +1h, +2h.
     let dues = [None, Some(3), Some(1), Some(2)];

@@ -549,6 +549,7 @@ async fn refused_commits_leave_timers_alone<S: Store>(node: &Node<S>, clock: &Ma
                 reason: None,
                 holders: &itsmflow_engine::runtime::approval::NO_HOLDERS,
                 linked: &itsmflow_engine::runtime::relations::NO_LINKS,
+                checklist: &[],
             },
         )
         .expect("decided on the stale state");

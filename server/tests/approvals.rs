@@ -85,7 +85,9 @@ async fn vote(s: &Server, token: &str, instance: i64, decision: &str) -> (Status
     .await
 }
 
-/// Schedule, implement, complete and close an approved change.
+/// Schedule, implement, complete and close an approved change: the post-implementation review's
+/// checklist is ticked first (closing before is refused, naming what is not ticked; the
+/// implementer may not tick the change manager's review).
 async fn finish(s: &Server, b: &Board, instance: i64) {
     let path = format!("/v1/instances/{instance}/actions");
     let (st, v) = s
@@ -100,6 +102,61 @@ async fn finish(s: &Server, b: &Board, instance: i64) {
         .post(&format!("{path}/complete"), &b.ivan, json!({}))
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, p) = s.post(&format!("{path}/close"), &b.mia, json!({})).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert_eq!(p["type"], "/problems/checklist-incomplete");
+    assert_eq!(p["items"], json!(["objectives", "side_effects", "backout"]));
+    let checklist = format!("/v1/instances/{instance}/checklist");
+    let (st, list) = s.get(&checklist, &b.mia).await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    assert_eq!(list["items"][0]["item"], "objectives");
+    assert_eq!(list["items"][0]["done"], false);
+    let (st, p) = s
+        .post(
+            &format!("{checklist}/objectives"),
+            &b.ivan,
+            json!({"done": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{p}");
+    let (st, p) = s
+        .post(
+            &format!("{checklist}/objectivs"),
+            &b.mia,
+            json!({"done": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{p}");
+    for item in ["objectives", "side_effects", "backout"] {
+        let (st, v) = s
+            .post(
+                &format!("{checklist}/{item}"),
+                &b.mia,
+                json!({"done": true}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{item}: {v}");
+    }
+    // Ticking a ticked item again changes nothing.
+    let (_, before) = s.get(&format!("/v1/instances/{instance}"), &b.mia).await;
+    let (st, again) = s
+        .post(
+            &format!("{checklist}/backout"),
+            &b.mia,
+            json!({"done": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{again}");
+    assert_eq!(again["version"], before["version"]);
+    let (_, list) = s.get(&checklist, &b.mia).await;
+    assert!(
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|i| i["done"] == true),
+        "{list}"
+    );
     let (st, v) = s.post(&format!("{path}/close"), &b.mia, json!({})).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["stage"], "closed");

@@ -199,6 +199,7 @@ fn concrete(path: &str) -> String {
             "{queue}" => "service_desk",
             "{action}" => "log",
             "{name}" => "admin",
+            "{item}" => "objectives",
             // Not the administrator's own token (1): revoking it would end the test.
             "{id}" if path.starts_with("/v1/tokens/") => "999999",
             "{id}" => "1",

@@ -92,6 +92,21 @@ impl Ctx<'_> {
                     refused: parts.refused,
                 }
             }
+            Rule::test_check => {
+                let done = !p.as_str().starts_with("uncheck");
+                let parts = self.step_parts(p, span);
+                TestStepKind::Check {
+                    item: parts
+                        .names
+                        .into_iter()
+                        .next()
+                        .unwrap_or_else(|| self.missing(span)),
+                    done,
+                    ticket: parts.on,
+                    actor: parts.actor,
+                    refused: parts.refused,
+                }
+            }
             Rule::test_wait => TestStepKind::Wait(self.test_wait(p)),
             Rule::test_expect => self.test_expect(p, span),
             _ => return None,
@@ -351,6 +366,7 @@ impl Ctx<'_> {
                 }
             }
             Rule::exp_history => Expectation::History(self.ident_list_child(q)),
+            Rule::exp_checked => Expectation::Checked(self.last_ident(q, span)),
             _ => return None,
         })
     }
@@ -411,7 +427,8 @@ impl Ctx<'_> {
 
 /// What [`Ctx::step_parts`] collects of an acting step.
 struct StepParts {
-    /// The step's bare names, in order (a `perform`'s action, a `link`'s three names).
+    /// The step's bare names, in order (a `perform`'s action, a `link`'s three names, a
+    /// `check`'s item).
     names: Vec<Ident>,
     handle: Option<Ident>,
     on: Option<Ident>,

@@ -701,7 +701,7 @@ process change {
                 },
             ]
         );
-        let spawn = problem.transitions[1].spawns.as_ref().expect("a spawn");
+        let spawn = problem.transitions[1].spawns.first().expect("a spawn");
         assert_eq!(spawn.link, "fixed_by");
         assert!(problem.transitions[1].when.is_none());
 

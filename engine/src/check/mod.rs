@@ -726,7 +726,7 @@ process change {
         assert!(checked.diagnostics.is_empty(), "{:#?}", checked.diagnostics);
         let project = checked.project.expect("a project");
         let problem = &project.processes[0];
-        let spawn = problem.transitions[0].spawns.as_ref().expect("a spawn");
+        let spawn = problem.transitions[0].spawns.first().expect("a spawn");
         assert_eq!(
             (spawn.process.as_str(), spawn.link.as_str()),
             ("change", "fixes")
@@ -752,7 +752,7 @@ process change {
             ]
         );
         // Without `with`, nothing but the copies by name.
-        let plain = problem.transitions[1].spawns.as_ref().expect("a spawn");
+        let plain = problem.transitions[1].spawns.first().expect("a spawn");
         assert_eq!(
             (plain.process.as_str(), plain.link.as_str()),
             ("problem", "spawned")

@@ -247,6 +247,13 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
         .enumerate()
         .map(|(i, t)| check_transition(t, (&p.name.name, i), &notice_scope, &approval_stages, ctx))
         .collect();
+    check_checklists(
+        &s.stages,
+        &scope.stages,
+        &stages,
+        &s.transitions,
+        &mut ctx.diags,
+    );
     let routing = s
         .routing
         .first()
@@ -1101,8 +1108,10 @@ fn check_stages(
             starts: Clocks::default(),
             notices: Vec::new(),
             recurring: Vec::new(),
+            checklist: Vec::new(),
         };
         let mut queue_at: Option<Span> = None;
+        let mut checklist_at: Option<Span> = None;
         let mut clock_mentions: Vec<(ClockVerb, ClockKind, Span)> = Vec::new();
         for attr in &st.attrs {
             match &attr.kind {
@@ -1156,6 +1165,46 @@ fn check_stages(
                 }
                 // Checked with the escalations, once routing is known (`check_recurring`).
                 StageAttrKind::Every { .. } => {}
+                StageAttrKind::Checklist(items) => {
+                    let keyword = head(attr.span, "checklist".len());
+                    if let Some(first) = checklist_at {
+                        ctx.diags.push(
+                            Diagnostic::error(
+                                "duplicate-attribute",
+                                keyword,
+                                "a stage has one checklist",
+                            )
+                            .with_label("second checklist")
+                            .with_secondary(first, "first checklist")
+                            .with_help("list every item in one `checklist { ... }`"),
+                        );
+                        continue;
+                    }
+                    checklist_at = Some(keyword);
+                    if is_final {
+                        ctx.diags.push(
+                            Diagnostic::error(
+                                "checklist-on-final-stage",
+                                keyword,
+                                format!("final stage `{}` has a checklist", st.name),
+                            )
+                            .with_label("nobody works a ticket in a final stage")
+                            .with_help(
+                                "put the checklist on the stage where the work is done, and \
+                                 `requires checklist` on the transition that leaves it",
+                            ),
+                        );
+                    }
+                    let mut names = Names::new("checklist item");
+                    for item in items {
+                        if names.declare(&item.name, &mut ctx.diags).is_some() {
+                            model.checklist.push(ChecklistItem {
+                                name: item.name.name.clone(),
+                                label: item.label.as_ref().map(|l| l.node.clone()),
+                            });
+                        }
+                    }
+                }
             }
         }
         out.push(model);
@@ -1203,10 +1252,11 @@ fn check_transition(
         after: None,
         at: None,
         requires: Vec::new(),
+        requires_checklist: false,
         guards: Vec::new(),
         spawns: Vec::new(),
     };
-    let mut seen: [Option<Span>; 6] = [None; 6];
+    let mut seen: [Option<Span>; 7] = [None; 7];
     for clause in &t.clauses {
         let slot = match &clause.kind {
             TransitionClauseKind::ByRoles(_) => 0,
@@ -1217,6 +1267,7 @@ fn check_transition(
             TransitionClauseKind::Spawns { .. } => 3,
             TransitionClauseKind::ByPeople(_) => 4,
             TransitionClauseKind::When(_) => 5,
+            TransitionClauseKind::RequiresChecklist => 6,
             // Repeatable too: each is an effect, performed in order.
             TransitionClauseKind::Perform { action, link, with } => {
                 ctx.pending_effects.push(links::PendingEffect {
@@ -1246,6 +1297,7 @@ fn check_transition(
                 4 => "list several people in one clause: `by caller, manager of caller`",
                 1 => "a transition is automatic after a delay or at the time in a field, not both",
                 5 => "join the conditions in one `when`: `when a == x and b == y`",
+                6 => "one `requires checklist` asks for every item",
                 _ => "list several roles or fields in one clause: `by role agent, team_lead`",
             };
             let message = match slot {
@@ -1305,9 +1357,18 @@ fn check_transition(
             TransitionClauseKind::Requires(fields) => {
                 model.requires = fields
                     .iter()
-                    .filter_map(|f| scope.fields.resolve(f, &mut ctx.diags).map(FieldId))
+                    .filter_map(|f| {
+                        if f.name == "checklist" && scope.fields.get(&f.name).is_none() {
+                            ctx.diags.push(checklist_in_fields(f, fields));
+                            return None;
+                        }
+                        scope.fields.resolve(f, &mut ctx.diags).map(FieldId)
+                    })
                     .collect()
             }
+            // Whether the stages it leaves have a checklist is checked with the process's
+            // stages (`check_checklists`).
+            TransitionClauseKind::RequiresChecklist => model.requires_checklist = true,
             TransitionClauseKind::Notify(_) | TransitionClauseKind::Perform { .. } => {}
             TransitionClauseKind::When(condition) => {
                 ctx.pending_guards.push(links::PendingGuard {
@@ -1358,6 +1419,145 @@ fn check_transition(
         }
     }
     model
+}
+
+/// `requires notes, checklist` in a process without a field called `checklist`: the stage's
+/// checklist, which is required in a clause of its own.
+fn checklist_in_fields(checklist: &Ident, fields: &[Ident]) -> Diagnostic {
+    let others: Vec<&str> = fields
+        .iter()
+        .map(Ident::as_str)
+        .filter(|f| *f != "checklist")
+        .collect();
+    let help = match others.is_empty() {
+        true => {
+            "to require the stage's checklist, write `requires checklist` on its own".to_string()
+        }
+        false => format!(
+            "`requires checklist` is a clause of its own: `requires {} requires checklist`",
+            others.join(", ")
+        ),
+    };
+    Diagnostic::error("unknown-field", checklist.span, "unknown field `checklist`")
+        .with_label("no field has this name")
+        .with_help(help)
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// A transition that `requires checklist` must leave only stages that have one
+/// (`no-checklist`), and a checklist some transition out of its stage must require, or ticking
+/// it would decide nothing (`unused-checklist`).
+fn check_checklists(
+    stage_items: &[&ast::Stage],
+    stage_names: &Names,
+    stages: &[Stage],
+    transition_items: &[&ast::Transition],
+    diags: &mut Vec<Diagnostic>,
+) {
+    let has_checklist = |name: &str| {
+        stage_names
+            .get(name)
+            .and_then(|id| stages.get(id as usize))
+            .map(|st| !st.checklist.is_empty())
+    };
+    let mut required: HashSet<&str> = HashSet::new();
+    for t in transition_items {
+        let Some(clause) = t
+            .clauses
+            .iter()
+            .find(|c| c.kind == TransitionClauseKind::RequiresChecklist)
+        else {
+            continue;
+        };
+        let mut with = false;
+        let mut without: Vec<&Ident> = Vec::new();
+        for from in &t.from {
+            match has_checklist(&from.name) {
+                Some(true) => {
+                    with = true;
+                    required.insert(from.as_str());
+                }
+                Some(false) if !without.iter().any(|w| w.name == from.name) => without.push(from),
+                // An unknown stage is reported already.
+                _ => {}
+            }
+        }
+        if without.is_empty() {
+            continue;
+        }
+        let named = and_list(&without.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>());
+        let (message, label, help) = match without.as_slice() {
+            [one] => (
+                format!(
+                    "`{}` requires the checklist of stage `{one}`, which has none",
+                    t.name
+                ),
+                format!("stage `{one}` has no checklist"),
+                format!("give stage `{one}` a checklist: `checklist {{ done \"Work done\" }}`"),
+            ),
+            _ => (
+                format!(
+                    "`{}` requires the checklist of stages {named}, which have none",
+                    t.name
+                ),
+                format!("stages {named} have no checklist"),
+                format!(
+                    "give stages {named} a checklist each: `checklist {{ done \"Work done\" }}`"
+                ),
+            ),
+        };
+        let help = match with {
+            true => {
+                format!("{help}; or leave them by another transition, without `requires checklist`")
+            }
+            false => format!("{help}; or remove `requires checklist`"),
+        };
+        let mut d = Diagnostic::error("no-checklist", clause.span, message)
+            .with_label(label)
+            .with_help(help);
+        for stage in &without {
+            if let Some(id) = stage_names.get(&stage.name) {
+                d = d.with_secondary(stage_names.span(id), "a stage without a checklist");
+            }
+        }
+        diags.push(d);
+    }
+    for st in stage_items {
+        let Some(attr) = st
+            .attrs
+            .iter()
+            .find(|a| matches!(a.kind, StageAttrKind::Checklist(_)))
+        else {
+            continue;
+        };
+        // A duplicate stage, and a final one, are reported already.
+        let first = stage_names
+            .get(&st.name.name)
+            .is_some_and(|id| stage_names.span(id).start == st.name.span.start);
+        if !first || st.is(StageKind::Final) || required.contains(st.name.as_str()) {
+            continue;
+        }
+        diags.push(
+            Diagnostic::warning(
+                "unused-checklist",
+                head(attr.span, "checklist".len()),
+                format!("no transition out of stage `{}` requires its checklist", st.name),
+            )
+            .with_label("ticking its items would decide nothing")
+            .with_help(format!(
+                "add `requires checklist` to the transition that leaves `{}` once the work is done, or remove the checklist",
+                st.name
+            )),
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1442,4 +1642,105 @@ fn check_routing(
         );
     }
     routes
+}
+
+#[cfg(test)]
+mod tests {
+    use itsmflow_dsl::Sources;
+
+    fn checked(text: &str) -> crate::Checked {
+        let mut sources = Sources::new();
+        sources.add("p.itsm", text);
+        crate::check(&sources)
+    }
+
+    /// The codes and the text they point at.
+    fn problems(text: &str) -> Vec<(&'static str, String)> {
+        checked(text)
+            .diagnostics
+            .iter()
+            .map(|d| (d.code, text[d.span.range()].to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn checklists_fill_the_model() {
+        let text = r#"process p {
+  stage s initial {
+    checklist {
+      accounts "Accounts created"
+      badge
+    }
+  }
+  stage t final
+  transition go: s -> t requires checklist
+  transition stop: s -> t
+}
+"#;
+        let checked = checked(text);
+        assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
+        let project = checked.project.expect("a project");
+        let p = &project.processes[0];
+        let items: Vec<(&str, Option<&str>)> = p.stages[0]
+            .checklist
+            .iter()
+            .map(|i| (i.name.as_str(), i.label.as_deref()))
+            .collect();
+        assert_eq!(
+            items,
+            [("accounts", Some("Accounts created")), ("badge", None)]
+        );
+        assert!(p.stages[1].checklist.is_empty());
+        let required: Vec<bool> = p.transitions.iter().map(|t| t.requires_checklist).collect();
+        assert_eq!(required, [true, false]);
+    }
+
+    #[test]
+    fn checklists_are_checked_against_their_stages() {
+        let text = r#"process p {
+  fields {
+    notes: text
+  }
+  stage a initial {
+    checklist {
+      x
+      y
+      x
+    }
+  }
+  stage b {
+    checklist {
+      z
+    }
+  }
+  stage c
+  stage d final {
+    checklist {
+      w
+    }
+  }
+  transition one: a -> b requires checklist or after 1d
+  transition two: b, c -> d requires checklist requires checklist
+  transition three: c -> d requires notes, checklist
+  transition four: a -> c
+}
+"#;
+        assert_eq!(
+            problems(text),
+            [
+                ("duplicate-definition", "x".to_string()),
+                ("checklist-on-final-stage", "checklist".to_string()),
+                ("no-checklist", "requires checklist".to_string()),
+                ("duplicate-attribute", "requires checklist".to_string()),
+                ("unknown-field", "checklist".to_string()),
+            ]
+        );
+        // `b` is left by `two`, which requires its checklist; `a` by `one`.
+        let text = text.replace(
+            "transition one: a -> b requires checklist or after 1d",
+            "transition one: a -> b",
+        );
+        let codes: Vec<&str> = problems(&text).into_iter().map(|(c, _)| c).collect();
+        assert!(codes.contains(&"unused-checklist"), "{codes:?}");
+    }
 }

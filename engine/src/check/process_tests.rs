@@ -3,9 +3,9 @@
 //! Tests are not part of the [`Project`](crate::model::Project): `itsmflow test` reads their
 //! syntax trees. What is checked here is what can be known before running them: that every
 //! name a step writes exists (processes, items, transitions, fields and their values, stages,
-//! priorities, queues, roles, calendars, link kinds, escalation steps), that users and ticket
-//! handles are introduced before they are used, and that the words of clock and approval states
-//! are ones the runner knows.
+//! priorities, queues, roles, calendars, link kinds, escalation steps, checklist items), that
+//! users and ticket handles are introduced before they are used, and that the words of clock
+//! and approval states are ones the runner knows.
 //!
 //! Which process a step is about is followed through the steps: each handle keeps the process
 //! it was created in, and a step without `on` means the ticket created or acted on last (an
@@ -133,6 +133,17 @@ impl<'p> Scope<'_, 'p> {
                 self.actor(actor);
                 if let Some(t) = self.acting_on(ticket.as_ref(), step.span) {
                     self.fields(t, fields);
+                }
+            }
+            TestStepKind::Check {
+                item,
+                ticket,
+                actor,
+                ..
+            } => {
+                self.actor(actor);
+                if let Some(t) = self.acting_on(ticket.as_ref(), step.span) {
+                    self.checklist_item(t, item);
                 }
             }
             TestStepKind::Vote { ticket, actor, .. }
@@ -412,6 +423,7 @@ impl<'p> Scope<'_, 'p> {
             E::Linked { kind, .. } => {
                 self.link_kind(p, kind);
             }
+            E::Checked(item) => self.checklist_item(Some(p), item),
             E::History(actions) => {
                 for action in actions {
                     if !APPROVAL_OUTCOMES.contains(&action.name.as_str()) {
@@ -605,6 +617,29 @@ impl<'p> Scope<'_, 'p> {
         let Some(p) = ticket else { return };
         let names = p.transitions.iter().map(|t| t.name.as_str());
         self.name_in(p, action, names, "transition", "test-unknown-transition");
+    }
+
+    /// An item of a checklist of some stage of the ticket's process (which stage the ticket
+    /// will be in is known only when the test runs).
+    fn checklist_item(&mut self, ticket: Ticket<'p>, item: &Ident) {
+        let Some(p) = ticket else { return };
+        let mut names: Vec<&str> = Vec::new();
+        for i in p.stages.iter().flat_map(|s| &s.checklist) {
+            if !names.contains(&i.name.as_str()) {
+                names.push(&i.name);
+            }
+        }
+        if names.contains(&item.name.as_str()) {
+            return;
+        }
+        let no_checklists = names.is_empty();
+        let mut d = unknown("checklist item", item, names.into_iter());
+        d.code = "test-unknown-checklist-item";
+        d.message = format!("`{}` has no checklist item `{}`", p.name, item.name);
+        if no_checklists {
+            d = d.with_help(format!("no stage of `{}` has a checklist", p.name));
+        }
+        self.push(d);
     }
 
     fn link_kind<'q>(&mut self, p: &'q Process, kind: &Ident) -> Option<&'q model::LinkDecl> {

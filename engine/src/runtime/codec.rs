@@ -146,6 +146,16 @@ pub fn event_to_json(def: &Definition, kind: &EventKind) -> (&'static str, Json)
         EventKind::Recurred { index, period } => {
             ("recurred", json!({"index": index, "period": period}))
         }
+        EventKind::Checked { stage, item, done } => (
+            "checked",
+            json!({
+                "stage": stage_name(def, *stage),
+                "item": p.stages.get(stage.index())
+                    .and_then(|s| s.checklist.get(*item as usize))
+                    .map(|i| i.name.as_str()),
+                "done": done,
+            }),
+        ),
         EventKind::ActedOn {
             link,
             other,
@@ -375,6 +385,21 @@ pub fn event_from_json(def: &Definition, kind: &str, data: &Json) -> Result<Even
             kind: str_of(data, "kind")?.to_string(),
             other: InstanceId(data.get("other").and_then(Json::as_i64).ok_or("bad link")?),
         },
+        "checked" => {
+            let stage = stage_id(def, str_of(data, "stage")?)?;
+            let name = str_of(data, "item")?;
+            let item = def
+                .model()
+                .stages
+                .get(stage.index())
+                .and_then(|s| s.checklist.iter().position(|i| i.name == name))
+                .ok_or("unknown checklist item")?;
+            EventKind::Checked {
+                stage,
+                item: item as u32,
+                done: data.get("done").and_then(Json::as_bool).ok_or("bad done")?,
+            }
+        }
         "recurred" => EventKind::Recurred {
             index: u32_of(data, "index")?,
             period: u32_of(data, "period")?,

@@ -352,6 +352,7 @@ impl<S: Store> Engine<S> {
             reason,
             holders,
             linked: &relations::NO_LINKS,
+            checklist: &[],
         }
     }
 
@@ -816,6 +817,18 @@ impl<S: Store> Engine<S> {
                 let transition = p.transition(action).map(|t| &p.transitions[t.index()]);
                 let link_reads = transition.map(effects::links_read_by).unwrap_or_default();
                 let linked = self.linked(def, inst.id, &link_reads).await?;
+                // A transition that requires the stage's checklist done: its state is read
+                // from the history (the history already read, if any).
+                let ticked = match transition.filter(|t| t.requires_checklist) {
+                    Some(_) => {
+                        let events = match &history {
+                            Some(h) => std::borrow::Cow::Borrowed(h),
+                            None => std::borrow::Cow::Owned(self.store.history(inst.id).await?),
+                        };
+                        super::checklist::state(p, inst.stage, &events)
+                    }
+                    None => Vec::new(),
+                };
                 let mut change = self.logic.perform(
                     &self.catalog,
                     def,
@@ -826,6 +839,7 @@ impl<S: Store> Engine<S> {
                     fields,
                     &Request {
                         linked: &linked,
+                        checklist: &ticked,
                         ..self.request(actor, reason, &holders)
                     },
                 )?;
@@ -921,6 +935,115 @@ impl<S: Store> Engine<S> {
                 text: text.to_string(),
             },
             &self.request(actor, None, &NO_HOLDERS),
+        );
+        self.commit(change, def, task, None).await
+    }
+
+    /// The checklist of the instance's stage: each item with its label and whether it is ticked.
+    pub async fn checklist(&self, id: InstanceId) -> Result<Vec<ChecklistEntry>, EngineError> {
+        let (inst, def, _) = self.load(id).await?;
+        let p = def.model();
+        let stage = &p.stages[inst.stage.index()];
+        if stage.checklist.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ticked = super::checklist::state(p, inst.stage, &self.store.history(id).await?);
+        Ok(stage
+            .checklist
+            .iter()
+            .zip(ticked)
+            .map(|(item, done)| ChecklistEntry {
+                item: item.name.clone(),
+                label: item.label.clone(),
+                done,
+            })
+            .collect())
+    }
+
+    /// Tick (`done`) or clear an item of the checklist of the instance's stage. Anyone who may
+    /// perform some transition out of the stage may; an item already so changes nothing (no
+    /// event, no new version), so a repeated request records it once.
+    pub async fn check_item(
+        &self,
+        id: InstanceId,
+        item: &str,
+        done: bool,
+        expected_version: Option<i64>,
+        actor: &Actor,
+    ) -> Result<InstanceView, EngineError> {
+        self.retried(expected_version, || {
+            self.check_item_once(id, item, done, expected_version, actor)
+        })
+        .await
+    }
+
+    async fn check_item_once(
+        &self,
+        id: InstanceId,
+        item: &str,
+        done: bool,
+        expected_version: Option<i64>,
+        actor: &Actor,
+    ) -> Result<InstanceView, EngineError> {
+        let (inst, def, task) = self.load(id).await?;
+        check_version(&inst, expected_version)?;
+        let p = def.model();
+        let stage = &p.stages[inst.stage.index()];
+        let Some(index) = stage.checklist.iter().position(|i| i.name == item) else {
+            return Err(EngineError::UnknownChecklistItem {
+                stage: stage.name.clone(),
+                item: item.to_string(),
+                known: stage.checklist.iter().map(|i| i.name.clone()).collect(),
+            });
+        };
+        let holders = match def.manager_depth() > 0 {
+            true => self.holders(&def, &inst, task.as_ref()).await?,
+            false => Holders::default(),
+        };
+        let req = self.request(actor, None, &holders);
+        let out: Vec<&crate::model::Transition> = p
+            .transitions
+            .iter()
+            .filter(|t| t.from.contains(&inst.stage))
+            .collect();
+        if !out
+            .iter()
+            .any(|t| logic::may_perform(&def, t, &inst, task.as_ref(), &req))
+        {
+            let mut roles: Vec<String> = Vec::new();
+            let mut people: Vec<String> = Vec::new();
+            for t in &out {
+                for r in &t.roles {
+                    let name = &def.project.role(*r).name;
+                    if !roles.contains(name) {
+                        roles.push(name.clone());
+                    }
+                }
+                for who in t.people.iter().map(|r| r.describe(p)) {
+                    if !people.contains(&who) {
+                        people.push(who);
+                    }
+                }
+            }
+            return Err(EngineError::Forbidden {
+                action: format!("check {item}"),
+                roles,
+                people,
+            });
+        }
+        let events = self.store.history(id).await?;
+        let ticked = super::checklist::state(p, inst.stage, &events);
+        if ticked.get(index) == Some(&done) {
+            return Ok(InstanceView::new(def, inst, task));
+        }
+        let change = self.logic.note(
+            &inst,
+            EventKind::Checked {
+                stage: inst.stage,
+                item: index as u32,
+                done,
+            },
+            &req,
         );
         self.commit(change, def, task, None).await
     }
@@ -1035,6 +1158,7 @@ impl<S: Store> Engine<S> {
                 None => Vec::new(),
             };
             let linked = self.linked(&def, id, &link_reads).await?;
+            let ticked = super::checklist::state(def.model(), inst.stage, &events);
             let mut touched = relations::Touched::default();
             let change = match schedule.first_due(now) {
                 Some(due) => {
@@ -1044,6 +1168,7 @@ impl<S: Store> Engine<S> {
                         reason: None,
                         holders: &holders,
                         linked: &linked,
+                        checklist: &ticked,
                     };
                     let mut change = self.logic.fire(
                         &self.catalog,
@@ -1256,8 +1381,10 @@ impl<S: Store> Engine<S> {
         let approval = p
             .approval_in(inst.stage)
             .and_then(|_| ApprovalState::of(p, &events));
+        let ticked = super::checklist::state(p, inst.stage, &events);
         let req = Request {
             linked: &linked,
+            checklist: &ticked,
             ..self.request(actor, None, &holders)
         };
         let facts = super::explain::Facts {

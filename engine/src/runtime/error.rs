@@ -41,6 +41,14 @@ pub enum EngineError {
     NotQueueMember { queue: String, roles: Vec<String> },
     #[error("`{action}` requires {}", .fields.join(", "))]
     MissingFields { action: String, fields: Vec<String> },
+    #[error("`{action}` requires the checklist done: {} not ticked", .items.join(", "))]
+    ChecklistIncomplete { action: String, items: Vec<String> },
+    #[error("the stage `{stage}` has no checklist item `{item}`{}", if .known.is_empty() { String::new() } else { format!(" (items: {})", .known.join(", ")) })]
+    UnknownChecklistItem {
+        stage: String,
+        item: String,
+        known: Vec<String>,
+    },
     #[error("rule `{rule}` does not allow `{action}`")]
     GuardFailed { rule: String, action: String },
     #[error("`{action}` may be performed only when {condition}")]

@@ -290,6 +290,7 @@ impl Firing<'_> {
             reason: Some(reason.to_string()),
             holders: self.req.holders,
             linked: self.req.linked,
+            checklist: self.req.checklist,
         };
         match self.logic.perform_as_engine(
             self.catalog,

@@ -44,6 +44,9 @@ pub struct Request<'a> {
     pub holders: &'a Holders,
     /// The instance's linked tickets its transition's `when` reads (read before deciding).
     pub linked: &'a relations::Linked,
+    /// Which items of the checklist of the instance's stage are ticked (read from its history
+    /// before deciding a transition that `requires checklist`; empty otherwise).
+    pub checklist: &'a [bool],
 }
 
 /// How far [`Logic::admit`] checks.
@@ -296,6 +299,15 @@ impl Logic {
                 // The later checks read computed fields: they cannot be decided without them.
                 verdict.refuse(e)?;
                 return Ok(verdict.admission(fields, inst.priority));
+            }
+        }
+        if t.requires_checklist {
+            let unticked = super::checklist::missing(p, inst.stage, req.checklist);
+            if !unticked.is_empty() {
+                verdict.refuse(EngineError::ChecklistIncomplete {
+                    action: action.to_string(),
+                    items: unticked,
+                })?;
             }
         }
         let missing: Vec<String> = t
@@ -665,7 +677,7 @@ impl Logic {
 /// people, else a holder of one of its roles or one of the people it names (`by caller`: the
 /// user in the `caller` field; `by manager of requester`: that user's manager, read from the
 /// directory before deciding).
-fn may_perform(
+pub(super) fn may_perform(
     def: &Definition,
     t: &crate::model::Transition,
     inst: &Instance,
@@ -1018,6 +1030,7 @@ pub fn replay(
                     EventKind::PriorityChanged { to, .. } => i.priority = *to,
                     EventKind::Routed { to, .. } => i.queue = *to,
                     EventKind::Commented { .. }
+                    | EventKind::Checked { .. }
                     | EventKind::Linked { .. }
                     | EventKind::ActedOn { .. }
                     | EventKind::Recurred { .. }

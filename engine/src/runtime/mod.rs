@@ -2,6 +2,7 @@
 
 pub mod approval;
 pub mod catalog;
+pub mod checklist;
 mod claimed;
 pub mod clock;
 pub mod clocks;

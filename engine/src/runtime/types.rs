@@ -180,6 +180,12 @@ pub enum EventKind {
         index: u32,
         period: u32,
     },
+    /// An item of the checklist of `stage` (the ticket's stage then) was ticked or cleared.
+    Checked {
+        stage: StageId,
+        item: u32,
+        done: bool,
+    },
     /// An action the engine was to take by itself could not be taken.
     Skipped {
         action: String,
@@ -230,6 +236,15 @@ pub enum EventKind {
         from: StageId,
         to: StageId,
     },
+}
+
+/// An item of the checklist of a ticket's stage, as people see it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ChecklistEntry {
+    pub item: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub done: bool,
 }
 
 /// One group of an open approval level, as fixed when it opened.

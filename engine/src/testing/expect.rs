@@ -179,6 +179,29 @@ pub(super) async fn check(
             }
             Ok(())
         }
+        Expectation::Checked(item) => {
+            let items = world.engine.checklist(id).await?;
+            let Some(entry) = items.iter().find(|e| e.item == item.name) else {
+                return Err(StepFailure {
+                    message: format!(
+                        "the checklist of stage `{}` has no item `{}`",
+                        view.stage(),
+                        item.name
+                    ),
+                    expected: Some(format!("an item `{}`", item.name)),
+                    actual: Some(list_or_none(
+                        &items.iter().map(|e| e.item.as_str()).collect::<Vec<_>>(),
+                    )),
+                });
+            };
+            happened_as(
+                negated,
+                &format!("`{}`", item.name),
+                entry.done,
+                "ticked",
+                "not ticked",
+            )
+        }
         Expectation::History(steps) => {
             let events = world.engine.events(id).await?;
             let p = view.definition().model();
@@ -458,6 +481,24 @@ fn same(negated: bool, what: &str, expected: &str, actual: &str) -> Result<(), S
             actual,
         )),
     }
+}
+
+/// Like [`happened`], in the expectation's own words (`ticked` / `not ticked`).
+fn happened_as(
+    negated: bool,
+    what: &str,
+    is: bool,
+    yes: &str,
+    no: &str,
+) -> Result<(), StepFailure> {
+    if is == negated {
+        return Err(StepFailure {
+            message: format!("{what} is {}", if is { yes } else { no }),
+            expected: Some(if negated { no } else { yes }.into()),
+            actual: Some(if is { yes } else { no }.into()),
+        });
+    }
+    Ok(())
 }
 
 fn happened(negated: bool, what: &str, did: bool) -> Result<(), StepFailure> {

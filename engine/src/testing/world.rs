@@ -169,6 +169,21 @@ impl World {
                 }
                 Ok(())
             }
+            TestStepKind::Check {
+                item,
+                done,
+                ticket,
+                actor,
+                refused,
+            } => {
+                let id = self.ticket(ticket.as_ref())?;
+                let actor = self.actor(actor)?;
+                let ticked = self
+                    .engine
+                    .check_item(id, &item.name, *done, None, &actor)
+                    .await;
+                self.acted(id, ticked, refused.as_ref())
+            }
             TestStepKind::Claim {
                 release,
                 ticket,

@@ -19,7 +19,8 @@ use super::auth::AuthCache;
 use super::error::ApiError;
 use super::metrics::Metrics;
 use super::routes::{
-    admin, approvals, catalog, definitions, health, instances, notifications, queues, tasks,
+    admin, approvals, catalog, checklists, definitions, health, instances, notifications, queues,
+    tasks,
 };
 use super::tenants::{Backend, Tenants};
 use crate::identity::store::IdentityStore;
@@ -113,6 +114,11 @@ pub fn router<B: Backend>(app: Arc<App<B>>) -> Router {
             post(instances::perform::<B>),
         )
         .route("/v1/instances/{id}/comments", post(instances::comment::<B>))
+        .route("/v1/instances/{id}/checklist", get(checklists::list::<B>))
+        .route(
+            "/v1/instances/{id}/checklist/{item}",
+            post(checklists::tick::<B>),
+        )
         .route(
             "/v1/instances/{id}/links",
             get(instances::links::<B>).post(instances::link::<B>),
@@ -173,6 +179,10 @@ pub fn router<B: Backend>(app: Arc<App<B>>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            super::request::guard::<B>,
+        ))
         .layer(middleware::from_fn_with_state(app.clone(), record::<B>))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req
@@ -210,6 +220,11 @@ async fn method_not_allowed() -> ApiError {
 /// A request that ran out of time. Whatever it was doing was either committed whole or not
 /// at all (every engine call is one transaction), so the client can read and retry.
 async fn timed_out(_: tower::BoxError) -> ApiError {
+    timeout_error()
+}
+
+/// The refusal of a request that took longer than `--request-timeout`.
+pub fn timeout_error() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "timeout",
@@ -252,15 +267,6 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        use axum::extract::rejection::JsonRejection::*;
-        let too_large = || {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                "Request body too large",
-                "the request body is larger than the server accepts",
-            )
-        };
         if !json_content_type(req.headers()) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -271,20 +277,16 @@ where
         }
         let bytes = match axum::body::Bytes::from_request(req, state).await {
             Ok(bytes) => bytes,
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
-            Err(e) => return Err(ApiError::bad_request(e.body_text())),
-        };
-        let value = match axum::Json::<T>::from_bytes(&bytes) {
-            Ok(axum::Json(v)) => v,
-            Err(rejection) => {
-                return Err(match rejection {
-                    JsonDataError(e) => ApiError::invalid(e.body_text()),
-                    JsonSyntaxError(e) => ApiError::bad_request(e.body_text()),
-                    other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
-                    other => ApiError::bad_request(other.body_text()),
-                })
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(super::request::too_large(None))
+            }
+            Err(_) => {
+                return Err(ApiError::bad_request(
+                    "the request body could not be read to its end",
+                ))
             }
         };
+        let value = super::request::from_json::<T>(&bytes)?;
         if let Some(at) = nul_in_json(&bytes) {
             return Err(ApiError::invalid(format!(
                 "`{at}` contains a NUL character (\\u0000), which text may not hold"

@@ -6,7 +6,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use itsmflow_engine::runtime::{ApprovalRefusal, EngineError};
+use itsmflow_engine::runtime::{ApprovalRefusal, EngineError, Task, TaskState};
 use itsmflow_engine::store::StoreError;
 use serde_json::{json, Map, Value as Json};
 
@@ -83,6 +83,54 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
     }
 
+    pub fn lease_lost(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "lease-lost", "Lease lost", detail)
+    }
+
+    /// Why renewing, releasing or completing task `id` as `caller` under fencing token `token`
+    /// was refused, from the task as it now is (`None`: there is no such task). Says whose the
+    /// claim is, so that an administrator presenting someone else's token is not told that
+    /// their claim expired.
+    pub fn lease_refused(id: i64, token: i64, caller: &str, now: Option<&Task>) -> Self {
+        let Some(task) = now else {
+            return ApiError::not_found(format!("no task {id}"));
+        };
+        let holder = task.claimed_by.as_deref();
+        let detail = match task.state {
+            TaskState::Done => {
+                format!("task {id} is done: there is no claim on it to renew, release or complete")
+            }
+            TaskState::Claimed if holder.is_some_and(|h| h != caller) => {
+                let holder = holder.unwrap_or_default();
+                if task.token == token {
+                    format!(
+                        "token {token} is {holder}'s claim on task {id}, not yours: only the agent \
+                         who claimed a task renews, releases or completes it under its token"
+                    )
+                } else {
+                    format!(
+                        "task {id} is claimed by {holder}, and token {token} is not a claim of \
+                         yours on it (if it was, it ran out and {holder} claimed the task since)"
+                    )
+                }
+            }
+            TaskState::Claimed if task.token != token => format!(
+                "token {token} is not your current claim on task {id}: you claimed it again \
+                 since, under token {}; present that one",
+                task.token
+            ),
+            TaskState::Claimed => format!(
+                "your claim on task {id} under token {token} changed while this request was \
+                 handled; read the task and claim it again"
+            ),
+            _ => format!(
+                "task {id} is not claimed by anyone now: the claim under token {token} was \
+                 released or withdrawn; claim it again"
+            ),
+        };
+        ApiError::lease_lost(detail)
+    }
+
     /// A failure that is ours, not the client's: logged in full, reported without details.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -136,15 +184,10 @@ impl From<StoreError> for ApiError {
                  read it again and retry with its current version"
             ))
             .with("instance_id", json!(id)),
-            StoreError::LeaseLost(task) => Self::new(
-                StatusCode::CONFLICT,
-                "lease-lost",
-                "Lease lost",
-                format!(
-                    "your claim on task {task} is no longer valid (it expired and was claimed \
-                     again, was released, or the task was completed); claim it again"
-                ),
-            ),
+            StoreError::LeaseLost(task) => ApiError::lease_lost(format!(
+                "the claim on task {task} under this token is no longer the caller's (it ran \
+                 out and the task was claimed again, was released, or the task was completed)"
+            )),
             StoreError::Claimed { task, by } => Self::new(
                 StatusCode::CONFLICT,
                 "task-claimed",
@@ -220,6 +263,16 @@ impl From<EngineError> for ApiError {
                 .with("people", json!(people)),
             EngineError::NotQueueMember { roles, .. } => {
                 ApiError::forbidden(detail).with("roles", json!(roles))
+            }
+            EngineError::ChecklistIncomplete { items, .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "checklist-incomplete",
+                "The checklist is not done",
+                detail,
+            )
+            .with("items", json!(items)),
+            EngineError::UnknownChecklistItem { known, .. } => {
+                ApiError::not_found(detail).with("items", json!(known))
             }
             EngineError::MissingFields { fields, .. } => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod fanout;
 pub mod metrics;
+pub mod request;
 pub mod routes;
 pub mod tenants;
 pub mod webhook;

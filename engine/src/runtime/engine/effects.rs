@@ -275,6 +275,7 @@ impl<S: Store> Engine<S> {
                         reason: None,
                         holders: &crate::runtime::approval::NO_HOLDERS,
                         linked: &relations::NO_LINKS,
+                        checklist: &[],
                     };
                     // Why a linked ticket the effect reaches is not changed, on this ticket's
                     // history.
@@ -338,12 +339,21 @@ impl<S: Store> Engine<S> {
                         // finishing at once cannot each see the other open and both skip.
                         Self::check_reads(change, &linked);
                         let reason = format!("{} {source}: {}", p.name, t.name);
+                        let ticked = match ot.requires_checklist {
+                            true => crate::runtime::checklist::state(
+                                om,
+                                inst.stage,
+                                &self.store.history(other).await?,
+                            ),
+                            false => Vec::new(),
+                        };
                         let other_req = Request {
                             actor,
                             now,
                             reason: Some(reason),
                             holders: &holders,
                             linked: &linked,
+                            checklist: &ticked,
                         };
                         let decided = self.logic.perform_effect(
                             &self.catalog,

@@ -93,10 +93,8 @@ pub(crate) fn sources_of(files: &[(String, String)]) -> ApiResult<Sources> {
     let mut sources = Sources::new();
     let mut seen = std::collections::HashSet::new();
     for (name, text) in files {
-        if !name.ends_with(".itsm") || name.contains("..") || name.starts_with('/') {
-            return Err(ApiError::invalid(format!(
-                "file name `{name}` must be a relative path ending in .itsm"
-            )));
+        if let Some(why) = bad_file_name(name) {
+            return Err(ApiError::invalid(format!("file name `{name}` {why}")));
         }
         if !seen.insert(name.as_str()) {
             return Err(ApiError::invalid(format!("file `{name}` is sent twice")));
@@ -104,6 +102,23 @@ pub(crate) fn sources_of(files: &[(String, String)]) -> ApiResult<Sources> {
         sources.add(name.clone(), text.clone());
     }
     Ok(sources)
+}
+
+/// What is wrong with a project file's name, if anything: it must be a path inside the
+/// project directory (relative, no `..` part) ending in `.itsm`.
+fn bad_file_name(name: &str) -> Option<&'static str> {
+    let parts: Vec<&str> = name.split(['/', '\\']).collect();
+    let drive =
+        name.len() >= 2 && name.as_bytes()[1] == b':' && name.as_bytes()[0].is_ascii_alphabetic();
+    if name.starts_with(['/', '\\']) || drive {
+        Some("is absolute; a file's name is its path inside the project directory (`incident.itsm`, `shared/roles.itsm`)")
+    } else if parts.contains(&"..") {
+        Some("may not leave the project directory (`..`); a file's name is its path inside it")
+    } else if !name.ends_with(".itsm") || parts.last().is_some_and(|f| *f == ".itsm") {
+        Some("must end in .itsm, after a name (`incident.itsm`)")
+    } else {
+        None
+    }
 }
 
 /// Publish a project as the caller: the API's publish, and the editor page's. A project with

@@ -160,6 +160,13 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
+fn not_given_out() -> ApiError {
+    ApiError::invalid(
+        "`cursor` is not one this API gave out for these filters; pass back a page's \
+         `next_cursor` with the same `process` and `created_by`, or start again without it",
+    )
+}
+
 /// Newest first, a page at a time.
 pub async fn list<B: Backend>(
     ctx: C<B>,
@@ -170,9 +177,10 @@ pub async fn list<B: Backend>(
         None | Some("") => None,
         // Cursors are instance ids, so never 0 or negative.
         Some(c) => Some(InstanceId(
-            c.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
-                ApiError::invalid("`cursor` is not one this API returned; start again without it")
-            })?,
+            c.parse::<i64>()
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or_else(not_given_out)?,
         )),
     };
     let created_by = if ctx.who.is_requester_only() {
@@ -180,6 +188,22 @@ pub async fn list<B: Backend>(
     } else {
         q.created_by
     };
+    if let Some(InstanceId(at)) = before {
+        // A cursor is the id of the last instance of a page given out under the same filters:
+        // an instance that exists, of the process and creator asked for (which never change;
+        // its stage and queue may have since). Anything else was never given out.
+        let given_out = InstanceFilter {
+            process: q.process.clone(),
+            stage: None,
+            queue: None,
+            created_by: created_by.clone(),
+            before: Some(InstanceId(at.saturating_add(1))),
+        };
+        let found = ctx.tenant.engine.list_instances(&given_out, 1).await?;
+        if found.first().map(|i| i.id().0) != Some(at) {
+            return Err(not_given_out());
+        }
+    }
     let filter = InstanceFilter {
         process: q.process,
         stage: q.stage,

@@ -3,7 +3,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::TimeDelta;
-use itsmflow_engine::runtime::{Task, TaskId};
+use itsmflow_engine::runtime::{EngineError, Task, TaskId};
+use itsmflow_engine::store::StoreError;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
@@ -11,7 +12,7 @@ use super::queues::lease;
 use super::PathArgs;
 use crate::serve::app::{json, JsonBody};
 use crate::serve::auth::Ctx;
-use crate::serve::error::ApiResult;
+use crate::serve::error::{ApiError, ApiResult};
 use crate::serve::events::{publish, QueueEvent, QueueEventKind};
 use crate::serve::tenants::Backend;
 
@@ -86,11 +87,25 @@ pub(crate) async fn keep<B: Backend>(
     lease: TimeDelta,
 ) -> ApiResult<Task> {
     ctx.require_agent()?;
-    Ok(ctx
+    match ctx
         .tenant
         .engine
         .renew(TaskId(id), token, &ctx.actor(), lease)
-        .await?)
+        .await
+    {
+        Ok(task) => Ok(task),
+        Err(e) => Err(refused::<B>(ctx, id, token, e).await),
+    }
+}
+
+/// A refusal of a request made under a fencing token: when the claim is not the caller's
+/// under that token, say whose it is now, from the task as it now is.
+async fn refused<B: Backend>(ctx: &C<B>, id: i64, token: i64, e: EngineError) -> ApiError {
+    if !matches!(e, EngineError::Store(StoreError::LeaseLost(_))) {
+        return e.into();
+    }
+    let now = ctx.tenant.engine.task(TaskId(id)).await.ok();
+    ApiError::lease_refused(id, token, &ctx.who.user, now.as_ref())
 }
 
 #[derive(Deserialize)]
@@ -112,7 +127,9 @@ pub async fn release<B: Backend>(
 pub(crate) async fn give_back<B: Backend>(ctx: &C<B>, id: i64, token: i64) -> ApiResult<()> {
     ctx.require_agent()?;
     let engine = &ctx.tenant.engine;
-    engine.release(TaskId(id), token, &ctx.actor()).await?;
+    if let Err(e) = engine.release(TaskId(id), token, &ctx.actor()).await {
+        return Err(refused::<B>(ctx, id, token, e).await);
+    }
     if let Ok(task) = engine.task(TaskId(id)).await {
         publish(
             &ctx.tenant.events,
@@ -144,7 +161,7 @@ pub async fn complete<B: Backend>(
 ) -> ApiResult<Response> {
     ctx.require_agent()?;
     let engine = &ctx.tenant.engine;
-    let view = engine
+    let view = match engine
         .complete(
             TaskId(id),
             body.token,
@@ -152,7 +169,11 @@ pub async fn complete<B: Backend>(
             &body.fields,
             &ctx.actor(),
         )
-        .await?;
+        .await
+    {
+        Ok(view) => view,
+        Err(e) => return Err(refused::<B>(&ctx, id, body.token, e).await),
+    };
     let now = engine.clock().now();
     match view.task() {
         // Still the same task (the action kept the instance in its stage).
