@@ -109,6 +109,8 @@ async fn no_page_has_a_serious_violation() {
                 "/portal/new/incident".into(),
                 "/portal/new/request".into(),
                 "/portal/new/change".into(),
+                "/portal?q=vpn".into(),
+                "/portal/items/vpn_access".into(),
                 "/portal/tickets".into(),
                 format!("/tickets/{id}"),
                 "/account".into(),
@@ -119,6 +121,7 @@ async fn no_page_has_a_serious_violation() {
             vec![
                 "/queues".to_string(),
                 "/queues/service_desk".into(),
+                "/queues/service_desk?q=printer&standing=on-time&holder=nobody&sort=due".into(),
                 format!("/tickets/{id}"),
             ],
         ),
@@ -160,6 +163,37 @@ async fn no_page_has_a_serious_violation() {
                 )
                 .await;
                 check("rita raise refused".into(), audit(&b, &axe).await);
+                // A catalogue item's refusal, at the item's required field.
+                b.goto(&format!("{}/portal/items/vpn_access", s.base)).await;
+                b.eval("document.querySelector('form.raise').noValidate = true; return true")
+                    .await;
+                b.click("#raise").await;
+                b.wait_for(
+                    "return document.getElementById('raise-error') !== null",
+                    10,
+                    "the item's refusal",
+                )
+                .await;
+                check("rita item refused".into(), audit(&b, &axe).await);
+            }
+            // A saved filter, on the queue and on the queues page.
+            "alice" => {
+                b.goto(&format!("{}/queues/service_desk?q=printer", s.base))
+                    .await;
+                b.type_into("#filter-name", "Printers").await;
+                b.click("#save-filter-button").await;
+                b.wait_for(
+                    "return document.querySelector('li[data-filter]') !== null",
+                    10,
+                    "the saved filter",
+                )
+                .await;
+                check(
+                    "alice queue with a saved filter".into(),
+                    audit(&b, &axe).await,
+                );
+                b.goto(&format!("{}/queues", s.base)).await;
+                check("alice saved filters".into(), audit(&b, &axe).await);
             }
             // A problem at its line; the review of a clean project.
             "pam" => {
@@ -186,6 +220,23 @@ async fn no_page_has_a_serious_violation() {
                 )
                 .await;
                 check("pam review".into(), audit(&b, &axe).await);
+                // The tests' results, one failing.
+                b.goto(&format!("{}/processes/edit", s.base)).await;
+                b.eval(
+                    "var a = Array.from(document.querySelectorAll('textarea.code')).find(t => t.value.includes('expect priority P1')); \
+                     a.value = a.value.replace('expect priority P1', 'expect priority P4'); return true",
+                )
+                .await;
+                b.click("#run-tests").await;
+                b.wait_for(
+                    "return document.getElementById('test-results') !== null",
+                    30,
+                    "the tests' results",
+                )
+                .await;
+                b.eval("document.querySelector('details.passed-tests').open = true; return true")
+                    .await;
+                check("pam tests run".into(), audit(&b, &axe).await);
             }
             _ => {}
         }

@@ -20,7 +20,8 @@ use support::{Db, Server};
 
 on_both!(
     agents_work_a_queue_live,
-    the_portal_the_editor_and_administration
+    the_portal_the_editor_and_administration,
+    catalogue_items_saved_filters_and_process_tests,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -528,4 +529,182 @@ async fn the_portal_the_editor_and_administration(db: Db) {
     b.goto(&format!("{}/admin/tokens", s.base)).await;
     b.screenshot(&dir, "23-admin-tokens").await;
     b.close().await;
+}
+
+/// A requester raises a catalogue item and finds it in her tickets; an agent saves a queue
+/// filter and opens it from her queues; a process manager runs the tests of her edit and sees
+/// the broken expectation at its line with its values.
+async fn catalogue_items_saved_filters_and_process_tests(db: Db) {
+    let dir = shots(&db);
+    let s = Server::start(&db);
+    s.user(&s.admin, "rita", &["requester"]).await;
+    s.user(&s.admin, "pam", &["process_manager"]).await;
+    s.user(&s.admin, "alice", &["agent"]).await;
+    for user in ["rita", "pam", "alice"] {
+        with_password(&s, user).await;
+    }
+    let carol = s.user(&s.admin, "carol", &["requester", "caller"]).await;
+    for title in ["Printer on fire", "Printer jams", "Mouse squeaks"] {
+        let inc = s.incident(&carol, title).await;
+        assert!(inc["id"].as_i64().is_some(), "{inc}");
+    }
+    let driver = Driver::start().await;
+    let b = driver.browser().await;
+
+    // Rita finds VPN access among the services and requests it.
+    sign_in_to(&b, &s.base, "rita", "/portal").await;
+    b.type_into("#q", "vpn").await;
+    b.click("form[role=search] button").await;
+    b.wait_for(
+        "return document.querySelectorAll('li[data-item]').length === 1",
+        10,
+        "the one item found",
+    )
+    .await;
+    b.screenshot(&dir, "24-portal-services").await;
+    b.click("a[href='/portal/items/vpn_access']").await;
+    b.wait_for(
+        "return location.pathname === '/portal/items/vpn_access'",
+        10,
+        "the item's form",
+    )
+    .await;
+    assert_eq!(b.count("[name=item]").await, 0, "the item sets it");
+    b.type_into("#field-justification", "I work from home on Fridays")
+        .await;
+    b.screenshot(&dir, "25-portal-item").await;
+    b.click("#raise").await;
+    b.wait_for(
+        "return location.pathname === '/portal/tickets'",
+        10,
+        "her tickets",
+    )
+    .await;
+    let id: i64 = b
+        .eval("return document.querySelector('li[data-ticket]').getAttribute('data-ticket')")
+        .await
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("a ticket");
+    assert!(b
+        .text("p.notice")
+        .await
+        .contains(&format!("#{id} is raised")));
+    let card = b.text(&format!("li[data-ticket='{id}']")).await;
+    assert!(card.contains("Service request"), "{card}");
+    let (_, inst) = s.get(&format!("/v1/instances/{id}"), &s.admin).await;
+    assert_eq!(inst["fields"]["item"], "share_access", "{inst}");
+    sign_out(&b).await;
+
+    // Alice filters her queue, saves the filter, and opens it again from her queues.
+    sign_in_to(&b, &s.base, "alice", "/queues").await;
+    b.goto(&format!("{}/queues/service_desk", s.base)).await;
+    b.type_into("#f-q", "printer").await;
+    b.eval("document.getElementById('f-sort').value = 'newest'; return true")
+        .await;
+    b.click("#apply-filter").await;
+    b.wait_for(
+        "return location.search.includes('q=printer')",
+        10,
+        "the filtered queue",
+    )
+    .await;
+    let titles = "return Array.from(document.querySelectorAll('tbody tr[data-task] a.ticket')).map(a => a.textContent.replace(/^#\\d+ /, ''))";
+    assert_eq!(
+        b.eval(titles).await,
+        json!(["Printer jams", "Printer on fire"])
+    );
+    b.type_into("#filter-name", "Printers").await;
+    b.click("#save-filter-button").await;
+    b.wait_for(
+        "return document.querySelector('li[data-filter=\"Printers\"]') !== null",
+        10,
+        "the saved filter",
+    )
+    .await;
+    assert!(b.text("p.notice").await.contains("Printers"));
+    b.screenshot(&dir, "26-queue-filtered").await;
+    b.goto(&format!("{}/queues", s.base)).await;
+    b.screenshot(&dir, "27-queues-saved-filters").await;
+    b.click("li[data-filter='Printers'] a").await;
+    b.wait_for(
+        "return location.pathname === '/queues/service_desk' && location.search.includes('q=printer')",
+        10,
+        "the filter opened",
+    )
+    .await;
+    assert_eq!(
+        b.eval(titles).await,
+        json!(["Printer jams", "Printer on fire"])
+    );
+    b.goto(&format!("{}/queues", s.base)).await;
+    b.click("li[data-filter='Printers'] button").await;
+    b.wait_for(
+        "return location.search.includes('deleted=') && document.querySelector('li[data-filter]') === null",
+        10,
+        "the filter deleted",
+    )
+    .await;
+    sign_out(&b).await;
+
+    // Pam breaks an expectation of the incident tests and runs them.
+    sign_in_to(&b, &s.base, "pam", "/queues").await;
+    b.goto(&format!("{}/processes/edit", s.base)).await;
+    let at = b
+        .eval(&edit(
+            "incident.test.itsm",
+            "expect priority P1",
+            "expect priority P4",
+        ))
+        .await
+        .as_i64()
+        .expect("the incident tests");
+    let line = b
+        .eval(&format!(
+            "return document.getElementById('text-{at}').value.split('\\n').findIndex(l => l.includes('expect priority P4')) + 1"
+        ))
+        .await;
+    b.click("#run-tests").await;
+    b.wait_for(
+        "return document.getElementById('test-results') !== null",
+        30,
+        "the tests' results",
+    )
+    .await;
+    assert!(b.text("#test-summary").await.contains(" 1 failed."));
+    let failed = b.text("li.test-failed").await;
+    assert!(
+        failed.contains(&format!("Line {line}, column")),
+        "{line}: {failed}"
+    );
+    assert_eq!(b.text("li.test-failed dd.expected").await, "P4");
+    assert_eq!(b.text("li.test-failed dd.actual").await, "P1");
+    // The edit is kept: the tests ran on the draft.
+    let kept = b
+        .eval(&format!(
+            "return document.getElementById('text-{at}').value.includes('expect priority P4')"
+        ))
+        .await;
+    assert_eq!(kept, json!(true));
+    b.eval(
+        "document.querySelector('li.test-failed').scrollIntoView({block: 'center'}); return true",
+    )
+    .await;
+    b.screenshot(&dir, "28-editor-tests").await;
+    // The step's line is a link that puts the cursor there, in its file.
+    b.click("li.test-failed a.goto").await;
+    assert_eq!(
+        b.eval(&format!("return document.activeElement.id === 'text-{at}'"))
+            .await,
+        json!(true),
+        "the link puts the cursor in the test's file"
+    );
+    b.close().await;
+}
+
+/// Sign out, and wait until it is done (the next page must not see the session).
+async fn sign_out(b: &Browser) {
+    b.click("form[action='/sign-out'] button").await;
+    b.wait_for("return location.pathname === '/sign-in'", 10, "signed out")
+        .await;
 }

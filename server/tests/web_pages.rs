@@ -21,6 +21,9 @@ on_both!(
     processes_are_for_those_who_publish,
     a_broken_edit_shows_its_line_and_publishes_nothing,
     administrators_manage_users_tokens_and_tenants,
+    a_requester_raises_a_catalogue_item,
+    agents_save_their_queue_filters,
+    the_editor_runs_the_drafts_tests,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -1231,4 +1234,414 @@ async fn administrators_manage_users_tokens_and_tenants(db: Db) {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+/// The portal lists the catalogue's services with their items, under the same search; an
+/// item's form asks the process's fields and the item's `requires`, never its presets; the
+/// engine's refusal is shown at its field; the ticket raised is the requester's.
+async fn a_requester_raises_a_catalogue_item(db: Db) {
+    let s = Server::start(&db);
+    s.user(&s.admin, "rita", &["requester"]).await;
+    with_password(&s, &s.admin, "rita").await;
+    let mut rita = WebClient::signed_in(&s.base, "default", "rita", PASSWORD).await;
+
+    let all = rita.get("/portal").await;
+    assert_eq!(all.status, StatusCode::OK);
+    for needle in [
+        "<h2 id=\"h-services\">Services</h2>",
+        "Remote access (VPN)",
+        "Working from home and on the road",
+        "<a href=\"/portal/items/vpn_access\">VPN access</a>",
+        "A VPN account and token for remote work",
+        "<a href=\"/portal/items/laptop\">New laptop</a>",
+    ] {
+        assert!(all.body.contains(needle), "{needle}: {}", all.body);
+    }
+    // Words may name the service and the item; one that names neither finds nothing.
+    let found = rita.get("/portal?q=remote+access+token").await;
+    assert!(
+        found.body.contains("/portal/items/vpn_access"),
+        "{}",
+        found.body
+    );
+    assert!(!found.body.contains("/portal/items/laptop"));
+    // A service's own words keep all its items.
+    let desktop = rita.get("/portal?q=workstations").await;
+    assert!(desktop.body.contains("/portal/items/laptop"));
+    assert!(desktop.body.contains("/portal/items/software"));
+    assert!(!desktop.body.contains("/portal/items/vpn_access"));
+    let none = rita.get("/portal?q=zebra").await;
+    assert!(none.body.contains("Nothing in the catalogue matches"));
+    assert!(!none.body.contains("h-services"));
+
+    // The form: the requester is her; what the item sets (the item, the service) is not
+    // asked; its `requires` is marked required.
+    let form = rita.get("/portal/items/vpn_access").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    for needle in [
+        "Request: VPN access",
+        "id=\"field-requester\" type=\"text\" name=\"requester\" value=\"rita\"",
+        "<label for=\"field-justification\">justification <span class=\"req\">(required)</span>",
+    ] {
+        assert!(form.body.contains(needle), "{needle}: {}", form.body);
+    }
+    assert!(!form.body.contains("name=\"item\""), "{}", form.body);
+    assert!(!form.body.contains("name=\"service\""), "{}", form.body);
+    assert_eq!(
+        rita.get("/portal/items/nothing").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let token = form.csrf();
+    let before = instances(&s).await;
+    // Without its token: refused, nothing raised.
+    let r = rita
+        .post(
+            "/portal/items/vpn_access",
+            &[("requester", "rita"), ("justification", "x")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Without the item's required field: the engine's words at it, nothing raised.
+    let r = rita
+        .post(
+            "/portal/items/vpn_access",
+            &[
+                ("csrf", &token),
+                ("requester", "rita"),
+                ("notes", "from home"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body
+            .contains("id=\"err-justification\">justification is required for `vpn_access`</p>"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("Nothing was raised."));
+    assert!(r.body.contains("from home"), "what she typed is kept");
+    assert_eq!(instances(&s).await, before, "nothing raised");
+
+    // Raised, with the item's presets whatever the form carried.
+    let r = rita
+        .post(
+            "/portal/items/vpn_access",
+            &[
+                ("csrf", &token),
+                ("requester", "rita"),
+                ("justification", "I work from home on Fridays"),
+                ("item", "laptop"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let to = r.location().unwrap_or_default().to_string();
+    let id: i64 = to
+        .rsplit('=')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{to}"));
+    let (st, inst) = s.get(&format!("/v1/instances/{id}"), &s.admin).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(inst["process"], "request", "{inst}");
+    assert_eq!(inst["fields"]["item"], "share_access", "{inst}");
+    assert_eq!(inst["fields"]["service"], "vpn", "{inst}");
+    assert_eq!(
+        inst["fields"]["justification"],
+        "I work from home on Fridays"
+    );
+    assert_eq!(inst["created_by"], "rita", "{inst}");
+    let mine = rita.get(&to).await;
+    assert!(
+        mine.body.contains(&format!("Ticket #{id} is raised.")),
+        "{}",
+        mine.body
+    );
+    assert!(
+        mine.body.contains(&format!("href=\"/tickets/{id}\"")),
+        "{}",
+        mine.body
+    );
+}
+
+/// The names of the filters on the queues page.
+fn saved_names(page: &str) -> Vec<String> {
+    page.split("<li data-filter=\"")
+        .skip(1)
+        .filter_map(|p| p.split('"').next().map(str::to_string))
+        .collect()
+}
+
+/// An agent filters a queue, saves the filter under a name, finds it on the queues page (and
+/// nobody else does), opens it, replaces it, and deletes it; forms without their token change
+/// nothing.
+async fn agents_save_their_queue_filters(db: Db) {
+    let s = Server::start(&db);
+    let (id, carol) = setup(&s).await;
+    s.user(&s.admin, "bob", &["agent"]).await;
+    with_password(&s, &s.admin, "bob").await;
+    let (st, b) = s
+        .post(
+            "/v1/instances",
+            &carol,
+            json!({"process": "incident", "fields": {"title": "Mouse squeaks", "caller": "carol",
+                "service": "desktop", "category": "hardware", "impact": "low", "urgency": "low"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let mouse = b["id"].as_i64().unwrap();
+    s.post(
+        &format!("/v1/instances/{mouse}/actions/log"),
+        &carol,
+        json!({}),
+    )
+    .await;
+    let mut alice = WebClient::signed_in(&s.base, "default", "alice", PASSWORD).await;
+
+    // Filtering: by words, holder and order; a value the form does not offer is refused.
+    let all = alice.get("/queues/service_desk").await;
+    assert_eq!(all.status, StatusCode::OK);
+    assert!(all.body.contains("Printer on fire") && all.body.contains("Mouse squeaks"));
+    let printers = alice.get("/queues/service_desk?q=PRINTER").await;
+    assert!(
+        printers.body.contains("Printer on fire"),
+        "{}",
+        printers.body
+    );
+    assert!(!printers.body.contains("Mouse squeaks"));
+    assert!(printers
+        .body
+        .contains("data-live-rows=\"/queues/service_desk/rows?q=printer\""));
+    let rows = alice.get("/queues/service_desk/rows?q=mouse").await;
+    assert!(rows.body.contains("Mouse squeaks") && !rows.body.contains("Printer on fire"));
+    let mine = alice.get("/queues/service_desk?holder=me").await;
+    assert!(
+        mine.body.contains("Nothing to do in this queue."),
+        "{}",
+        mine.body
+    );
+    let newest = alice.get("/queues/service_desk?sort=newest").await;
+    let (m, p) = (
+        newest.body.find("Mouse squeaks").unwrap(),
+        newest.body.find("Printer on fire").unwrap(),
+    );
+    assert!(m < p, "newest first");
+    let bad = alice.get("/queues/service_desk?standing=late").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.body.contains("unknown clock state `late`"),
+        "{}",
+        bad.body
+    );
+
+    // Saving needs the form's token.
+    let token = all.csrf();
+    let form = [("name", "Printers"), ("q", "printer"), ("sort", "due")];
+    let r = alice.post("/queues/service_desk/filters", &form).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(saved_names(&alice.get("/queues").await.body).is_empty());
+    let mut with_token = form.to_vec();
+    with_token.push(("csrf", &token));
+    let r = alice
+        .post("/queues/service_desk/filters", &with_token)
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        r.location(),
+        Some("/queues/service_desk?q=printer&sort=due&saved=Printers")
+    );
+    let shown = alice.get(r.location().unwrap()).await;
+    assert!(
+        shown.body.contains("Filter saved as “Printers”."),
+        "{}",
+        shown.body
+    );
+    assert!(shown.body.contains(&format!("href=\"/tickets/{id}\"")));
+    assert!(!shown.body.contains("Mouse squeaks"));
+    // A name is needed, and a filter the form cannot make is not saved.
+    let r = alice
+        .post(
+            "/queues/service_desk/filters",
+            &[("csrf", &token), ("name", " ")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = alice
+        .post(
+            "/queues/service_desk/filters",
+            &[("csrf", &token), ("name", "Odd"), ("holder", "them")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // On the queues page, a link to the filtered queue; bob has none.
+    let list = alice.get("/queues").await;
+    assert_eq!(saved_names(&list.body), vec!["Printers"]);
+    assert!(
+        list.body
+            .contains("<a href=\"/queues/service_desk?q=printer&amp;sort=due\">Printers</a>"),
+        "{}",
+        list.body
+    );
+    assert!(
+        list.body.contains("“printer”, by time left"),
+        "{}",
+        list.body
+    );
+    let mut bob = WebClient::signed_in(&s.base, "default", "bob", PASSWORD).await;
+    assert!(saved_names(&bob.get("/queues").await.body).is_empty());
+    // Bob cannot delete alice's filter: he has none of that name.
+    let bob_token = bob.get("/queues").await.csrf();
+    let r = bob
+        .post(
+            "/queues/service_desk/filters/delete",
+            &[("csrf", &bob_token), ("name", "Printers")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Saving the name again replaces it.
+    let r = alice
+        .post(
+            "/queues/service_desk/filters",
+            &[("csrf", &token), ("name", "Printers"), ("q", "mouse")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let list = alice.get("/queues").await;
+    assert_eq!(saved_names(&list.body), vec!["Printers"]);
+    assert!(
+        list.body.contains("href=\"/queues/service_desk?q=mouse\""),
+        "{}",
+        list.body
+    );
+
+    // Deleting: not without the token; then gone.
+    let r = alice
+        .post(
+            "/queues/service_desk/filters/delete",
+            &[("name", "Printers")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        saved_names(&alice.get("/queues").await.body),
+        vec!["Printers"]
+    );
+    let r = alice
+        .post(
+            "/queues/service_desk/filters/delete",
+            &[("csrf", &token), ("name", "Printers")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), Some("/queues?deleted=Printers"));
+    let list = alice.get("/queues?deleted=Printers").await;
+    assert!(list.body.contains("Filter “Printers” deleted."));
+    assert!(saved_names(&list.body).is_empty());
+}
+
+/// **Run tests** runs the tests of the project as posted: all pass on the standard project,
+/// with coverage; a broken expectation shows its line with the expected and actual values; a
+/// project with errors shows its diagnostics and runs nothing. Nothing is published, and the
+/// form is a publisher's, with its token.
+async fn the_editor_runs_the_drafts_tests(db: Db) {
+    let s = Server::start(&db);
+    s.user(&s.admin, "pam", &["process_manager"]).await;
+    with_password(&s, &s.admin, "pam").await;
+    s.user(&s.admin, "alice", &["agent"]).await;
+    with_password(&s, &s.admin, "alice").await;
+    let mut pam = WebClient::signed_in(&s.base, "default", "pam", PASSWORD).await;
+    let page = pam.get("/processes/edit").await;
+    assert!(page.body.contains("id=\"run-tests\""), "{}", page.body);
+    let token = page.csrf();
+    let files = editor_files(&page.body);
+    let before = versions(&s).await;
+
+    let r = post_files(&mut pam, "/processes/edit/tests", &form_of(&token, &files)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains(" passed, 0 failed."), "{}", r.body);
+    assert!(r.body.contains("class=\"test test-passed\""));
+    assert!(r.body.contains("id=\"test-coverage\""));
+    assert!(
+        r.body.contains("<tr data-process=\"incident\">"),
+        "{}",
+        r.body
+    );
+
+    // A broken expectation: its line, expected and actual.
+    let i = files
+        .iter()
+        .position(|(n, _)| n.ends_with("incident.test.itsm"))
+        .unwrap();
+    let mut broken = files.clone();
+    let line = broken[i]
+        .1
+        .lines()
+        .position(|l| l.trim() == "expect priority P1")
+        .unwrap()
+        + 1;
+    broken[i].1 = broken[i]
+        .1
+        .replacen("expect priority P1", "expect priority P4", 1);
+    let r = post_files(&mut pam, "/processes/edit/tests", &form_of(&token, &broken)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains(" passed, 1 failed."), "{}", r.body);
+    let failed = r
+        .body
+        .split("class=\"test test-failed\"")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        failed.contains(&format!("Line {line}, column")),
+        "line {line}: {failed}"
+    );
+    assert!(failed.contains("expect priority P4"), "{failed}");
+    assert!(
+        failed.contains("<dd class=\"expected\"><code>P4</code>"),
+        "{failed}"
+    );
+    assert!(
+        failed.contains("<dd class=\"actual\"><code>P1</code>"),
+        "{failed}"
+    );
+    // What was typed stays in the editor.
+    assert!(r.body.contains("expect priority P4"));
+
+    // A project with errors: its diagnostics, no test.
+    let j = files
+        .iter()
+        .position(|(n, _)| n.ends_with("incident.itsm"))
+        .unwrap();
+    let mut wrong = files.clone();
+    wrong[j].1 = wrong[j].1.replace(
+        "transition log: new -> triage",
+        "transition log: new -> triaje",
+    );
+    let r = post_files(&mut pam, "/processes/edit/tests", &form_of(&token, &wrong)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("No test ran."), "{}", r.body);
+    assert!(r.body.contains("unknown-stage"), "{}", r.body);
+    assert!(!r.body.contains("id=\"test-results\""));
+
+    // Not without the token, and not for an agent.
+    let r = post_files(
+        &mut pam,
+        "/processes/edit/tests",
+        &form_of("forged", &files),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let mut alice = WebClient::signed_in(&s.base, "default", "alice", PASSWORD).await;
+    let alice_token = alice.get("/account").await.csrf();
+    let r = post_files(
+        &mut alice,
+        "/processes/edit/tests",
+        &form_of(&alice_token, &files),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(versions(&s).await, before, "nothing published");
 }

@@ -153,6 +153,17 @@ const LATER_STEPS: &[(i64, &[&str])] = &[
              FOREIGN KEY (tenant, user_name) REFERENCES auth_users (tenant, name))",
         ],
     ),
+    (
+        4,
+        &[
+            // Agents' saved queue filters (the web pages): a name, the queue and the filter's
+            // query string, per user and tenant (see `filters.rs`).
+            "CREATE TABLE auth_saved_filters (tenant TEXT NOT NULL, user_name TEXT NOT NULL, \
+             queue TEXT NOT NULL, name TEXT NOT NULL, query TEXT NOT NULL, \
+             created_at BIGINT NOT NULL, PRIMARY KEY (tenant, user_name, queue, name), \
+             FOREIGN KEY (tenant, user_name) REFERENCES auth_users (tenant, name))",
+        ],
+    ),
 ];
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -849,3 +860,7 @@ impl IdentityStore {
         Ok(())
     }
 }
+
+// After `on_db!`, which it uses.
+mod filters;
+pub use filters::SavedFilter;

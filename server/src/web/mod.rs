@@ -121,7 +121,10 @@ impl IntoResponse for WebError {
 
 /// Every page, form and asset (taking the API's time limit with the routes they join).
 pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
-    use pages::{account, admin, auth, editor, home, portal, processes, queue, ticket};
+    use pages::{
+        account, admin, auth, catalogue, editor, home, portal, process_tests, processes, queue,
+        saved_filters, ticket,
+    };
     Router::new()
         .route("/", get(home::home::<B>))
         .route("/sign-in", get(auth::form::<B>).post(auth::sign_in::<B>))
@@ -138,6 +141,10 @@ pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
             get(portal::new_form::<B>).post(portal::raise::<B>),
         )
         .route(portal::MY_TICKETS, get(portal::mine::<B>))
+        .route(
+            "/portal/items/{item}",
+            get(catalogue::new_form::<B>).post(catalogue::raise::<B>),
+        )
         .route("/admin", get(admin::users::<B>))
         .route("/admin/users", post(admin::create_user::<B>))
         .route("/admin/users/{name}", get(admin::user::<B>))
@@ -167,11 +174,17 @@ pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
         .route("/processes/edit/format", post(editor::format_page::<B>))
         .route("/processes/edit/review", post(editor::review::<B>))
         .route("/processes/edit/publish", post(editor::publish::<B>))
+        .route("/processes/edit/tests", post(process_tests::run::<B>))
         .route("/processes/{process}", get(processes::page::<B>))
         .route("/queues", get(queue::list::<B>))
         .route("/queues/{queue}", get(queue::page::<B>))
         .route("/queues/{queue}/rows", get(queue::rows::<B>))
         .route("/queues/{queue}/claim", post(queue::claim_next::<B>))
+        .route("/queues/{queue}/filters", post(saved_filters::save::<B>))
+        .route(
+            "/queues/{queue}/filters/delete",
+            post(saved_filters::delete::<B>),
+        )
         .route("/tickets/{id}", get(ticket::page::<B>))
         .route("/tickets/{id}/actions/{action}", post(ticket::act::<B>))
         .route("/tickets/{id}/comments", post(ticket::comment::<B>))

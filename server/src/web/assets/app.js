@@ -118,6 +118,9 @@
     e.preventDefault();
     var line = parseInt(link.getAttribute("data-line"), 10) || 1;
     var column = parseInt(link.getAttribute("data-column"), 10) || 1;
+    // A failed test's file may be folded: unfold it to put the cursor there.
+    var folded = area.closest("details");
+    if (folded) folded.open = true;
     var lines = area.value.split("\n");
     var at = 0;
     for (var i = 0; i < line - 1 && i < lines.length; i++) at += lines[i].length + 1;

@@ -34,7 +34,7 @@ const MAX_FILES: usize = 200;
 /// The file a project starts with when none is published yet.
 const FIRST_FILE: &str = "processes.itsm";
 
-type Files = Vec<(String, String)>;
+pub(super) type Files = Vec<(String, String)>;
 
 /// The files of the form, `name.0`/`text.0`, `name.1`/`text.1`, …, in order. Browsers send a
 /// text area's lines ending in CRLF; they are read back as written (LF), so an unedited file
@@ -238,6 +238,16 @@ fn viewer<S: Store>(signed: &Signed<S>) -> Viewer<'_> {
     }
 }
 
+/// What the editor shows besides the files: the last check's report, a notice, an error, and
+/// the results of a test run (`super::process_tests`).
+#[derive(Default)]
+pub(super) struct Extra<'a> {
+    pub report: Option<&'a Json>,
+    pub notice: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub tests: Option<Markup>,
+}
+
 /// The editor with `files`, and the report of the last check, if any.
 fn editor<S: Store>(
     signed: &Signed<S>,
@@ -247,6 +257,31 @@ fn editor<S: Store>(
     notice: Option<&str>,
     error: Option<&str>,
 ) -> Response {
+    editor_with(
+        signed,
+        status,
+        files,
+        Extra {
+            report,
+            notice,
+            error,
+            tests: None,
+        },
+    )
+}
+
+pub(super) fn editor_with<S: Store>(
+    signed: &Signed<S>,
+    status: StatusCode,
+    files: &Files,
+    extra: Extra,
+) -> Response {
+    let Extra {
+        report,
+        notice,
+        error,
+        tests,
+    } = extra;
     let (summary, per_file) = report_parts(files, report);
     let troubled: Vec<String> = report
         .and_then(|r| r.get("diagnostics"))
@@ -259,11 +294,13 @@ fn editor<S: Store>(
         p.hint {
             "The tenant's definitions, as published last. Check shows the checker's problems at "
             "their lines (also while you type); Format lays the files out as "
-            code { "itsmflow fmt" } " does; Review and publish shows what would change first."
+            code { "itsmflow fmt" } " does; Run tests runs the project's tests on the files as "
+            "edited here; Review and publish shows what would change first."
         }
         @if let Some(n) = notice { p.notice role="status" #editor-notice { (n) } }
         @if let Some(e) = error { p.error role="alert" #editor-error { (e) } }
         (summary)
+        @if let Some(t) = tests { (t) }
         form.editor method="post" action="/processes/edit/check" data-check-url="/processes/edit/diagnostics" {
             input type="hidden" name="csrf" value=(signed.session.csrf);
             @for (i, ((name, text), diags)) in files.iter().zip(per_file).enumerate() {
@@ -295,6 +332,7 @@ fn editor<S: Store>(
             div.toolbar.sticky {
                 button type="submit" #check { "Check" }
                 button.secondary type="submit" #format formaction="/processes/edit/format" { "Format" }
+                button.secondary type="submit" #run-tests formaction="/processes/edit/tests" { "Run tests" }
                 button type="submit" #review formaction="/processes/edit/review" { "Review and publish…" }
             }
         }
@@ -321,7 +359,7 @@ pub async fn page<B: Backend>(signed: Signed<B::Store>) -> WebResult<Response> {
 }
 
 /// The posted project, for a publisher only.
-fn posted_files<S: Store>(posted: &Posted<S>) -> WebResult<Files> {
+pub(super) fn posted_files<S: Store>(posted: &Posted<S>) -> WebResult<Files> {
     posted.signed.ctx.require_publisher()?;
     files_of(&posted.fields)
 }
@@ -342,7 +380,7 @@ pub async fn check_page<B: Backend>(posted: Posted<B::Store>) -> WebResult<Respo
     })
 }
 
-fn refused<S: Store>(signed: &Signed<S>, files: &Files, e: &ApiError) -> Response {
+pub(super) fn refused<S: Store>(signed: &Signed<S>, files: &Files, e: &ApiError) -> Response {
     let message = format!("{}: {}", e.title, e.detail);
     editor(signed, e.status, files, None, None, Some(&message))
 }

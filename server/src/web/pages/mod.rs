@@ -3,11 +3,15 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod catalogue;
 pub mod editor;
 pub mod home;
 pub mod portal;
+pub mod process_tests;
 pub mod processes;
 pub mod queue;
+pub mod queue_filter;
+pub mod saved_filters;
 pub mod ticket;
 
 use std::net::{IpAddr, SocketAddr};

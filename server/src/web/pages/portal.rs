@@ -1,4 +1,5 @@
-//! The requesters' portal: the catalogue of what they can raise (with a search), a form for
+//! The requesters' portal: the catalogue of what they can raise (with a search: the services'
+//! items, in `super::catalogue`, and the processes), a form for
 //! raising a ticket generated from the process's fields, and their tickets with what happens
 //! next and the actions they may take now (answering, confirming, cancelling).
 //!
@@ -40,9 +41,8 @@ pub struct CatalogueQuery {
     q: Option<String>,
 }
 
-/// What kind of thing a catalogue entry raises. Processes are all there is today; services
-/// and catalogue items will be kinds of their own, each a section of the same page under the
-/// same search.
+/// What kind of thing a catalogue entry raises: a process directly (the services and their
+/// items, `super::catalogue`, are a section of their own before these, under the same search).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Process,
@@ -92,7 +92,7 @@ fn process_entry(d: &Definition) -> Entry {
     }
 }
 
-fn viewer<'a, S: itsmflow_engine::store::Store>(signed: &'a Signed<S>) -> Viewer<'a> {
+pub(super) fn viewer<'a, S: itsmflow_engine::store::Store>(signed: &'a Signed<S>) -> Viewer<'a> {
     Viewer {
         who: &signed.ctx.who,
         csrf: &signed.session.csrf,
@@ -115,6 +115,8 @@ pub async fn catalogue<B: Backend>(
         .filter(|e| e.matches(&words))
         .collect();
     let kinds = [Kind::Process];
+    let project = signed.ctx.tenant.engine.catalog().latest_project();
+    let (services, services_shown) = super::catalogue::services_section(project.as_deref(), &words);
     let body = html! {
         h1 { "What do you need?" }
         form.search role="search" method="get" action="/portal" {
@@ -125,9 +127,10 @@ pub async fn catalogue<B: Backend>(
             }
         }
         p { a href=(MY_TICKETS) { "Your tickets" } " — follow what you raised, answer questions, confirm." }
-        @if entries.is_empty() {
+        @if entries.is_empty() && services_shown == 0 {
             p.empty role="status" { "Nothing in the catalogue matches “" (search) "”." }
         }
+        (services)
         @for kind in kinds {
             @let of_kind: Vec<&Entry> = entries.iter().filter(|e| e.kind == kind).collect();
             @if !of_kind.is_empty() {
@@ -154,7 +157,7 @@ pub async fn catalogue<B: Backend>(
 /// The fields the raise form asks for: all but those filled later (a transition requires
 /// them: a resolution is written when resolving) or computed by a rule, unless the process
 /// requires them from the start.
-fn form_fields(p: &Process) -> impl Iterator<Item = &Field> {
+pub(super) fn form_fields(p: &Process) -> impl Iterator<Item = &Field> {
     let later: Vec<usize> = p
         .transitions
         .iter()
@@ -173,7 +176,7 @@ fn form_fields(p: &Process) -> impl Iterator<Item = &Field> {
 
 /// A field's value in the form: what was posted, else its default, else (the first required
 /// person field, which says whom the ticket is for) the signed-in user.
-fn prefill(f: &Field, posted: Option<&Fields>, me: &str, first_person: bool) -> String {
+pub(super) fn prefill(f: &Field, posted: Option<&Fields>, me: &str, first_person: bool) -> String {
     if let Some(form) = posted {
         return form.get(&f.name).unwrap_or_default().to_string();
     }
@@ -198,7 +201,7 @@ fn prefill(f: &Field, posted: Option<&Fields>, me: &str, first_person: bool) -> 
 
 /// One field of the raise form: its label (marked when required), its control, and the
 /// engine's message about it, if the last attempt had one.
-fn control(f: &Field, value: &str, error: Option<&str>) -> Markup {
+pub(super) fn control(f: &Field, value: &str, error: Option<&str>) -> Markup {
     let id = format!("field-{}", f.name);
     let err_id = format!("err-{}", f.name);
     let hint_id = format!("hint-{}", f.name);
@@ -353,28 +356,7 @@ pub async fn raise<B: Backend>(
             view.id().0
         ))),
         Err(e) => {
-            // The engine's words about each field go to that field; the rest above the form.
-            let mut errors = HashMap::new();
-            for item in e
-                .extra
-                .get("errors")
-                .and_then(Json::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let (Some(field), Some(message)) = (
-                    item.get("field").and_then(Json::as_str),
-                    item.get("message").and_then(Json::as_str),
-                ) {
-                    errors
-                        .entry(field.to_string())
-                        .and_modify(|m: &mut String| {
-                            m.push_str("; ");
-                            m.push_str(message);
-                        })
-                        .or_insert_with(|| message.to_string());
-                }
-            }
+            let errors = field_errors(&e);
             let problem = format!("{}: {}. Nothing was raised.", e.title, e.detail);
             let body = raise_form(&signed, &d, Some(&fields), &errors, Some(&problem));
             let title = format!("Raise: {}", label_of(&p.name, p.label.as_deref()));
@@ -384,6 +366,33 @@ pub async fn raise<B: Backend>(
             ))
         }
     }
+}
+
+/// The engine's words about each field of a refused raise, by field (several joined), to be
+/// shown at the fields they concern; the rest goes above the form.
+pub(super) fn field_errors(e: &ApiError) -> HashMap<String, String> {
+    let mut errors = HashMap::new();
+    for item in e
+        .extra
+        .get("errors")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let (Some(field), Some(message)) = (
+            item.get("field").and_then(Json::as_str),
+            item.get("message").and_then(Json::as_str),
+        ) {
+            errors
+                .entry(field.to_string())
+                .and_modify(|m: &mut String| {
+                    m.push_str("; ");
+                    m.push_str(message);
+                })
+                .or_insert_with(|| message.to_string());
+        }
+    }
+    errors
 }
 
 #[derive(Deserialize, Default)]

@@ -1,16 +1,22 @@
 //! Agents' queues: the list of the queues they work, and a queue as a live table in the order
 //! to take its tasks (priority, then due time), with claim-next on a button and on `n`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use itsmflow_engine::runtime::clocks::Clock;
-use itsmflow_engine::runtime::{InstanceView, Task, TaskState};
+use futures_util::{StreamExt, TryStreamExt};
+use itsmflow_engine::runtime::clocks::{self, Clock};
+use itsmflow_engine::runtime::{InstanceId, InstanceView, Task, TaskState};
+use itsmflow_engine::store::{InstanceFilter, Store};
 use maud::{html, Markup};
 
+use super::queue_filter::{self, Filter, FilterQuery};
+use super::saved_filters;
+use crate::identity::store::SavedFilter;
 use crate::serve::app::App;
 use crate::serve::auth::Ctx;
 use crate::serve::error::ApiError;
@@ -20,12 +26,12 @@ use crate::web::csrf::Posted;
 use crate::web::layout::{self, Section, Viewer};
 use crate::web::session::Signed;
 use crate::web::standing::{self, Standing};
-use crate::web::WebResult;
+use crate::web::{WebError, WebResult};
 
 type C<B> = Ctx<<B as Backend>::Store>;
 
 /// Rows a queue page shows at most (the first, in the order they are to be taken).
-const MAX_ROWS: u32 = 200;
+const MAX_ROWS: u32 = 500;
 
 /// A task with what its row shows of its ticket.
 pub struct Row {
@@ -40,21 +46,61 @@ impl Row {
     }
 }
 
+/// History reads in flight at once while a queue's clocks are worked out.
+const CLOCK_READS: usize = 16;
+
 /// The queue's open tasks with their tickets and clocks, read through the API's own checks.
+///
+/// The tickets are read in one batch (the instances whose open task is in the queue, with
+/// their tasks), not one read per row; a task whose ticket the batch missed (a queue longer
+/// than `limit`, or a change between the two reads) has its ticket read alone. Each row's
+/// clocks come from its ticket's history, which the store reads per ticket: those reads go
+/// [`CLOCK_READS`] at a time, and the clocks are worked out from the ticket already in hand
+/// (the engine's `clocks` would read the ticket again).
+///
+/// Every ticket of the tenant is visible to an agent (the API's `visible` restricts only
+/// requesters, and `open_tasks` has refused anyone but agents), so the batch needs no
+/// per-ticket check.
 pub async fn rows_of<B: Backend>(ctx: &C<B>, queue: &str, limit: u32) -> WebResult<Vec<Row>> {
     let tasks = queues::open_tasks::<B>(ctx, queue, limit).await?;
-    let mut rows = Vec::with_capacity(tasks.len());
+    let engine = &ctx.tenant.engine;
+    let filter = InstanceFilter {
+        queue: Some(queue.to_string()),
+        ..Default::default()
+    };
+    let mut batch: HashMap<InstanceId, InstanceView> = engine
+        .list_instances(&filter, limit)
+        .await?
+        .into_iter()
+        .map(|v| (v.id(), v))
+        .collect();
+    let mut tickets = Vec::with_capacity(tasks.len());
     for task in tasks {
-        let view = match instances::visible::<B>(ctx, task.instance.0).await {
-            Ok(v) => v,
-            // Gone between the two reads (it cannot be, but a row is not worth a failed page).
-            Err(e) if e.status == StatusCode::NOT_FOUND => continue,
-            Err(e) => return Err(e.into()),
+        let view = match batch.remove(&task.instance) {
+            Some(v) => v,
+            None => match instances::visible::<B>(ctx, task.instance.0).await {
+                Ok(v) => v,
+                // Gone between the reads (it cannot be, but a row is not worth a failed page).
+                Err(e) if e.status == StatusCode::NOT_FOUND => continue,
+                Err(e) => return Err(e.into()),
+            },
         };
-        let clocks = ctx.tenant.engine.clocks(task.instance).await?;
-        rows.push(Row { task, view, clocks });
+        tickets.push((task, view));
     }
-    Ok(rows)
+    let now = engine.clock().now();
+    let store = engine.store();
+    futures_util::stream::iter(tickets)
+        .map(|(task, view)| async move {
+            let history = store
+                .history(task.instance)
+                .await
+                .map_err(|e| WebError::from(ApiError::from(e)))?;
+            let clocks = clocks::clocks(view.definition(), &history, now);
+            Ok(Row { task, view, clocks })
+        })
+        .buffered(CLOCK_READS)
+        .try_collect()
+        .await
 }
 
 /// A short title for a ticket: its `title` field, else its process and number.
@@ -142,13 +188,27 @@ pub fn body(rows: &[Row], now: DateTime<Utc>) -> Markup {
     }
 }
 
+/// What a queue page shows besides its rows: the filter, the user's saved filters, a notice.
+struct Shown<'a> {
+    filter: &'a Filter,
+    saved: &'a [SavedFilter],
+    notice: Option<&'a str>,
+}
+
 fn queue_page(
     signed: &Signed<impl itsmflow_engine::store::Store>,
     queue: &str,
     rows: &[Row],
     now: DateTime<Utc>,
-    notice: Option<&str>,
+    shown: &Shown,
 ) -> Markup {
+    let notice = shown.notice;
+    let query = shown.filter.to_query();
+    let rows_url = if query.is_empty() {
+        format!("/queues/{queue}/rows")
+    } else {
+        format!("/queues/{queue}/rows?{query}")
+    };
     let csrf = &signed.session.csrf;
     let at_risk = rows
         .iter()
@@ -165,16 +225,20 @@ fn queue_page(
                 input type="hidden" name="csrf" value=(csrf);
                 button #claim-next type="submit" aria-keyshortcuts="n" { "Claim next" }
             }
-            span { (rows.len()) " open, " (at_risk) " at risk or breached" }
+            span #row-count {
+                (rows.len()) " open, " (at_risk) " at risk or breached"
+                @if !shown.filter.is_default() { " (filtered: " (shown.filter.describe()) ")" }
+            }
             details #keys {
                 summary { "Keyboard" }
                 p { kbd { "n" } " claim next · " kbd { "j" } " / " kbd { "k" } " next / previous ticket · "
                     kbd { "Enter" } " open it · " kbd { "?" } " show these" }
             }
         }
+        (queue_filter::form(queue, shown.filter))
         p.live #live-status role="status" aria-live="polite" {}
-        table data-live-rows=(format!("/queues/{queue}/rows")) data-live-events=(format!("/queues/{queue}/events")) {
-            caption { "In the order to take them: priority, then due time. Updates live." }
+        table data-live-rows=(rows_url) data-live-events=(format!("/queues/{queue}/events")) {
+            caption { (shown.filter.order_words()) " Updates live." }
             thead {
                 tr {
                     th scope="col" { "Ticket" }
@@ -189,6 +253,10 @@ fn queue_page(
             }
             (body(rows, now))
         }
+        div.filters {
+            (saved_filters::save_form(queue, shown.filter, csrf))
+            (saved_filters::list(shown.saved, Some(queue), csrf))
+        }
     };
     let viewer = Viewer {
         who: &signed.ctx.who,
@@ -202,7 +270,7 @@ fn queue_page(
     )
 }
 
-fn known_queue<B: Backend>(ctx: &C<B>, queue: &str) -> WebResult<()> {
+pub(super) fn known_queue<B: Backend>(ctx: &C<B>, queue: &str) -> WebResult<()> {
     ctx.require_agent()?;
     if ctx.tenant.engine.catalog().queue(queue).is_none() {
         return Err(ApiError::not_found(format!("no queue `{queue}`")).into());
@@ -210,17 +278,37 @@ fn known_queue<B: Backend>(ctx: &C<B>, queue: &str) -> WebResult<()> {
     Ok(())
 }
 
-/// `GET /queues/{queue}`.
+/// The queue's rows as `filter` selects and orders them.
+async fn filtered<B: Backend>(
+    signed: &Signed<B::Store>,
+    queue: &str,
+    filter: &Filter,
+) -> WebResult<(Vec<Row>, DateTime<Utc>)> {
+    let rows = rows_of::<B>(&signed.ctx, queue, MAX_ROWS).await?;
+    let now = signed.ctx.tenant.engine.clock().now();
+    Ok((filter.apply(rows, &signed.ctx.who.user, now), now))
+}
+
+/// `GET /queues/{queue}?q=..&standing=..&holder=..&sort=..`.
 pub async fn page<B: Backend>(
+    State(app): State<Arc<App<B>>>,
     signed: Signed<B::Store>,
     Path(queue): Path<String>,
+    Query(q): Query<FilterQuery>,
 ) -> WebResult<Response> {
     known_queue::<B>(&signed.ctx, &queue)?;
-    let rows = rows_of::<B>(&signed.ctx, &queue, MAX_ROWS).await?;
-    let now = signed.ctx.tenant.engine.clock().now();
+    let filter = Filter::parse(&q)?;
+    let (rows, now) = filtered::<B>(&signed, &queue, &filter).await?;
+    let saved = saved_filters::of(&app, &signed).await?;
+    let notice = q.saved().map(|n| format!("Filter saved as “{n}”."));
+    let shown = Shown {
+        filter: &filter,
+        saved: &saved,
+        notice: notice.as_deref(),
+    };
     Ok(layout::send(
         StatusCode::OK,
-        queue_page(&signed, &queue, &rows, now, None),
+        queue_page(&signed, &queue, &rows, now, &shown),
     ))
 }
 
@@ -228,15 +316,17 @@ pub async fn page<B: Backend>(
 pub async fn rows<B: Backend>(
     signed: Signed<B::Store>,
     Path(queue): Path<String>,
+    Query(q): Query<FilterQuery>,
 ) -> WebResult<Response> {
     known_queue::<B>(&signed.ctx, &queue)?;
-    let rows = rows_of::<B>(&signed.ctx, &queue, MAX_ROWS).await?;
-    let now = signed.ctx.tenant.engine.clock().now();
+    let filter = Filter::parse(&q)?;
+    let (rows, now) = filtered::<B>(&signed, &queue, &filter).await?;
     Ok(layout::send(StatusCode::OK, body(&rows, now)))
 }
 
 /// `POST /queues/{queue}/claim`: take the next task and open its ticket.
 pub async fn claim_next<B: Backend>(
+    State(app): State<Arc<App<B>>>,
     Path(queue): Path<String>,
     posted: Posted<B::Store>,
 ) -> WebResult<Response> {
@@ -249,17 +339,17 @@ pub async fn claim_next<B: Backend>(
             task.instance.0
         ))),
         None => {
-            let rows = rows_of::<B>(&signed.ctx, &queue, MAX_ROWS).await?;
-            let now = signed.ctx.tenant.engine.clock().now();
+            let filter = Filter::default();
+            let (rows, now) = filtered::<B>(&signed, &queue, &filter).await?;
+            let saved = saved_filters::of(&app, &signed).await?;
+            let shown = Shown {
+                filter: &filter,
+                saved: &saved,
+                notice: Some("There is no task to take in this queue now."),
+            };
             Ok(layout::send(
                 StatusCode::OK,
-                queue_page(
-                    &signed,
-                    &queue,
-                    &rows,
-                    now,
-                    Some("There is no task to take in this queue now."),
-                ),
+                queue_page(&signed, &queue, &rows, now, &shown),
             ))
         }
     }
@@ -274,10 +364,21 @@ pub async fn events<B: Backend>(
     Ok(queues::follow::<B>(&app, &signed.ctx, queue)?.into_response())
 }
 
+#[derive(serde::Deserialize, Default)]
+pub struct ListQuery {
+    /// The name of a saved filter just deleted (a notice).
+    deleted: Option<String>,
+}
+
 /// `GET /queues`: the queues the user works (their roles are among the queue's; every queue for
 /// administrators), with their open tasks and how many are at risk or breached.
-pub async fn list<B: Backend>(signed: Signed<B::Store>) -> WebResult<Response> {
+pub async fn list<B: Backend>(
+    State(app): State<Arc<App<B>>>,
+    signed: Signed<B::Store>,
+    Query(q): Query<ListQuery>,
+) -> WebResult<Response> {
     let ctx = &signed.ctx;
+    let saved = saved_filters::of(&app, &signed).await?;
     let all = queues::summaries::<B>(ctx).await?;
     let mine: Vec<_> = all
         .into_iter()
@@ -303,6 +404,7 @@ pub async fn list<B: Backend>(signed: Signed<B::Store>) -> WebResult<Response> {
     }
     let body = html! {
         h1 { "Your queues" }
+        @if let Some(name) = &q.deleted { p.notice role="status" { "Filter “" (name) "” deleted." } }
         @if lines.is_empty() {
             p { "None of your roles works a queue." }
         } @else {
@@ -328,6 +430,7 @@ pub async fn list<B: Backend>(signed: Signed<B::Store>) -> WebResult<Response> {
                 }
             }
         }
+        (saved_filters::list(&saved, None, &signed.session.csrf))
     };
     let viewer = Viewer {
         who: &ctx.who,
