@@ -389,7 +389,7 @@ async fn an_approver_votes_on_the_page(db: Db) {
     let s = Server::start(&db);
     let rita = s.user(&s.admin, "rita", &["requester"]).await;
     let mia = s.user(&s.admin, "mia", &["change_manager"]).await;
-    s.user(&s.admin, "ivan", &["implementer"]).await;
+    let ivan = s.user(&s.admin, "ivan", &["implementer"]).await;
     with_password(&s, &s.admin, "mia").await;
     let (st, v) = s
         .post(
@@ -457,6 +457,62 @@ async fn an_approver_votes_on_the_page(db: Db) {
         page.body.contains("voted approve (level 1)"),
         "{}",
         page.body
+    );
+
+    // Implemented and completed, the change is in its post-implementation review: the page
+    // shows the review's checklist, and the change manager ticks it there.
+    for (action, body) in [
+        (
+            "implement",
+            json!({"fields": {"planned_start": "2026-12-08T20:00:00Z"}}),
+        ),
+        ("complete", json!({})),
+    ] {
+        let (st, v) = s
+            .post(&format!("/v1/instances/{id}/actions/{action}"), &ivan, body)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{action}: {v}");
+    }
+    let page = web.get(&format!("/tickets/{id}")).await;
+    assert!(page.body.contains("id=\"h-checklist\""), "{}", page.body);
+    assert!(page.body.contains("Objectives met, or why not recorded"));
+    assert!(page.body.contains("aria-label=\"not ticked\""));
+    let token = page.csrf();
+    let version = support::web::hidden(&page.body, "version").expect("version");
+    // Without the token: refused, nothing ticked.
+    let r = web
+        .post(
+            &format!("/tickets/{id}/checklist/objectives"),
+            &[("done", "true"), ("version", &version)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = web
+        .post(
+            &format!("/tickets/{id}/checklist/objectives"),
+            &[("csrf", &token), ("done", "true"), ("version", &version)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let (_, list) = s.get(&format!("/v1/instances/{id}/checklist"), &mia).await;
+    assert_eq!(list["items"][0]["done"], true, "{list}");
+    assert_eq!(list["items"][1]["done"], false, "{list}");
+    let page = web.get(&format!("/tickets/{id}")).await;
+    assert!(page.body.contains("aria-label=\"ticked\""), "{}", page.body);
+    assert!(page.body.contains("ticked objectives"), "{}", page.body);
+    // Closing while items are unticked is refused on the page in the API's words.
+    let close_version = support::web::hidden(&page.body, "version").expect("version");
+    let r = web
+        .post(
+            &format!("/tickets/{id}/actions/close"),
+            &[("csrf", &page.csrf()), ("version", &close_version)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body.contains("side_effects, backout not ticked"),
+        "{}",
+        r.body
     );
 }
 

@@ -188,6 +188,7 @@ pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
         .route("/tickets/{id}", get(ticket::page::<B>))
         .route("/tickets/{id}/actions/{action}", post(ticket::act::<B>))
         .route("/tickets/{id}/comments", post(ticket::comment::<B>))
+        .route("/tickets/{id}/checklist/{item}", post(ticket::check::<B>))
         .route("/tickets/{id}/claim", post(ticket::claim::<B>))
         .route("/tickets/{id}/renew", post(ticket::renew::<B>))
         .route("/tickets/{id}/release", post(ticket::release::<B>))

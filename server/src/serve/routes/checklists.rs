@@ -39,13 +39,26 @@ pub async fn tick<B: Backend>(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Tick>,
 ) -> ApiResult<Response> {
-    visible::<B>(&ctx, id).await?;
     let expected = expected_version(&headers, body.version)?;
+    let after = tick_item::<B>(&ctx, id, &item, body.done, expected).await?;
+    Ok(json(StatusCode::OK, &after))
+}
+
+/// Tick or clear an item of an instance the caller may see (the engine decides whether they
+/// may), and tell the queues' listeners: the API's and the ticket page's one way to do it.
+pub(crate) async fn tick_item<B: Backend>(
+    ctx: &C<B>,
+    id: i64,
+    item: &str,
+    done: bool,
+    expected: Option<i64>,
+) -> ApiResult<itsmflow_engine::runtime::InstanceView> {
+    visible::<B>(ctx, id).await?;
     let after = ctx
         .tenant
         .engine
-        .check_item(InstanceId(id), &item, body.done, expected, &ctx.actor())
+        .check_item(InstanceId(id), item, done, expected, &ctx.actor())
         .await?;
-    announce::<B>(&ctx, &after);
-    Ok(json(StatusCode::OK, &after))
+    announce::<B>(ctx, &after);
+    Ok(after)
 }

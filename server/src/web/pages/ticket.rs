@@ -11,6 +11,7 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use itsmflow_engine::model::{FieldType, Process};
 use itsmflow_engine::runtime::clocks::Clock;
+use itsmflow_engine::runtime::types::ChecklistEntry;
 use itsmflow_engine::runtime::{EventView, InstanceView, LinkView, TaskState};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -115,6 +116,19 @@ fn describe(e: &EventView) -> (String, Option<String>) {
             None,
         ),
         "breached" => (format!("{} clock breached", s("clock")), None),
+        "checked" => (
+            format!(
+                "{} {} (checklist of {})",
+                if d.get("done").and_then(Json::as_bool).unwrap_or(false) {
+                    "ticked"
+                } else {
+                    "cleared"
+                },
+                s("item"),
+                s("stage")
+            ),
+            None,
+        ),
         other => (other.replace('_', " "), None),
     }
     .into_with_reason(e.reason.as_deref())
@@ -238,6 +252,7 @@ struct Ticket {
     links: Vec<LinkView>,
     clocks: Vec<Clock>,
     approval: Option<Json>,
+    checklist: Vec<ChecklistEntry>,
 }
 
 /// Everything the page shows, read through the API's own checks (a ticket the user may not
@@ -247,6 +262,7 @@ async fn load<B: Backend>(ctx: &C<B>, id: i64) -> WebResult<Ticket> {
     let history = instances::history_of::<B>(ctx, id).await?;
     let links = instances::links_of::<B>(ctx, id).await?;
     let clocks = ctx.tenant.engine.clocks(view.id()).await?;
+    let checklist = ctx.tenant.engine.checklist(view.id()).await?;
     let approval = approvals::approval_of::<B>(ctx, &view)
         .await?
         .map(|a| serde_json::to_value(a).map_err(ApiError::internal))
@@ -257,7 +273,38 @@ async fn load<B: Backend>(ctx: &C<B>, id: i64) -> WebResult<Ticket> {
         links,
         clocks,
         approval,
+        checklist,
     })
+}
+
+/// The checklist of the ticket's stage: each item ticked or not, with a button to tick or
+/// clear it (the engine refuses those who may not, in the API's words).
+fn checklist_section(t: &Ticket, csrf: &str) -> Markup {
+    let id = t.view.id().0;
+    html! {
+        ul.checklist {
+            @for entry in &t.checklist {
+                li {
+                    form method="post" action=(format!("/tickets/{id}/checklist/{}", entry.item)) {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="version" value=(t.view.version());
+                        input type="hidden" name="done" value=(if entry.done { "false" } else { "true" });
+                        span.item {
+                            @if entry.done { span.done aria-label="ticked" { "✓ " } }
+                            @else { span.todo aria-label="not ticked" { "○ " } }
+                            (label_of(&entry.item, entry.label.as_deref()))
+                        }
+                        " "
+                        button.secondary type="submit"
+                            aria-label=(format!("{} {}", if entry.done { "Clear" } else { "Tick" },
+                                label_of(&entry.item, entry.label.as_deref()))) {
+                            @if entry.done { "Clear" } @else { "Tick" }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The task's queue, holder and lease; claim, renew and release for those who work its queue
@@ -458,6 +505,12 @@ fn render<B: Backend>(
                     h2 #h-task { "Task" }
                     (task_section(t, me, works, csrf, now))
                 }
+                @if !t.checklist.is_empty() {
+                    section.card aria-labelledby="h-checklist" {
+                        h2 #h-checklist { "Checklist" }
+                        (checklist_section(t, csrf))
+                    }
+                }
                 section.card aria-labelledby="h-clocks" {
                     h2 #h-clocks { "Service clocks" }
                     @if t.clocks.is_empty() { p.hint { "This ticket has no service targets." } }
@@ -583,6 +636,22 @@ pub async fn act<B: Backend>(
             super::auth::encode(&action)
         )));
     }
+    after::<B>(&signed, id, result).await
+}
+
+/// `POST /tickets/{id}/checklist/{item}`: tick or clear an item, with the version the page
+/// showed.
+pub async fn check<B: Backend>(
+    Path((id, item)): Path<(i64, String)>,
+    posted: Posted<B::Store>,
+) -> WebResult<Response> {
+    let Posted { signed, fields } = posted;
+    let done = fields.get("done") == Some("true");
+    let expected = fields.get("version").and_then(|v| v.parse::<i64>().ok());
+    let result =
+        crate::serve::routes::checklists::tick_item::<B>(&signed.ctx, id, &item, done, expected)
+            .await
+            .map(|_| format!("{} {item}", if done { "ticked" } else { "cleared" }));
     after::<B>(&signed, id, result).await
 }
 
