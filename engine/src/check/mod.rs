@@ -23,6 +23,9 @@ mod rules;
 mod services;
 mod values;
 
+#[cfg(test)]
+mod test_support;
+
 use std::collections::HashSet;
 
 use itsmflow_dsl::ast::{self, Ident, Item};

@@ -292,26 +292,11 @@ fn placeholder(name: &ast::Ident, scope: &ProcessScope, ctx: &mut Ctx) -> Option
 
 #[cfg(test)]
 mod tests {
-    use itsmflow_dsl::Sources;
-
     use crate::model::{
         EscalationAction, FieldId, Notice, PersonRef, Recipient, RoleId, TemplatePart,
     };
 
-    fn checked(text: &str) -> crate::Checked {
-        let mut sources = Sources::new();
-        sources.add("p.itsm", text);
-        crate::check(&sources)
-    }
-
-    /// The codes and the text they point at.
-    fn problems(text: &str) -> Vec<(&'static str, String)> {
-        checked(text)
-            .diagnostics
-            .iter()
-            .map(|d| (d.code, text[d.span.range()].to_string()))
-            .collect()
-    }
+    use super::super::test_support::{checked, problems};
 
     const NOTICES: &str = r#"role agent
 role team_lead

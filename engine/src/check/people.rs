@@ -142,24 +142,9 @@ fn unknown_person_field(
 
 #[cfg(test)]
 mod tests {
-    use itsmflow_dsl::Sources;
-
     use crate::model::{ApprovalGroup, Approvers, FieldId, PersonRef, Quorum, RoleId};
 
-    fn checked(text: &str) -> crate::Checked {
-        let mut sources = Sources::new();
-        sources.add("p.itsm", text);
-        crate::check(&sources)
-    }
-
-    /// The codes and the text they point at.
-    fn problems(text: &str) -> Vec<(&'static str, String)> {
-        checked(text)
-            .diagnostics
-            .iter()
-            .map(|d| (d.code, text[d.span.range()].to_string()))
-            .collect()
-    }
+    use super::super::test_support::{checked, problems};
 
     const PEOPLE: &str = "role agent
 role sec

@@ -1646,22 +1646,7 @@ fn check_routing(
 
 #[cfg(test)]
 mod tests {
-    use itsmflow_dsl::Sources;
-
-    fn checked(text: &str) -> crate::Checked {
-        let mut sources = Sources::new();
-        sources.add("p.itsm", text);
-        crate::check(&sources)
-    }
-
-    /// The codes and the text they point at.
-    fn problems(text: &str) -> Vec<(&'static str, String)> {
-        checked(text)
-            .diagnostics
-            .iter()
-            .map(|d| (d.code, text[d.span.range()].to_string()))
-            .collect()
-    }
+    use super::super::test_support::{checked, problems};
 
     #[test]
     fn checklists_fill_the_model() {
