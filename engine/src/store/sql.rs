@@ -19,8 +19,16 @@ pub fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-pub fn from_micros(us: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(us).unwrap_or_default()
+/// A stored instant. One out of range was not written by this engine: the database is
+/// damaged, and saying so beats reading it as 1970 (a task due then would sort first forever).
+pub fn from_micros(us: i64) -> Result<DateTime<Utc>> {
+    instant(us).map_err(StoreError::Corrupt)
+}
+
+/// [`from_micros`], with the reason as text (for row readers that report their own errors).
+pub fn instant(us: i64) -> std::result::Result<DateTime<Utc>, String> {
+    DateTime::from_timestamp_micros(us)
+        .ok_or_else(|| format!("a stored instant ({us} microseconds since 1970) is out of range"))
 }
 
 pub fn definition(catalog: &Catalog, id: DefinitionId) -> Result<Arc<Definition>> {
@@ -117,16 +125,16 @@ pub fn ballot_from_columns(
     process: String,
     stage: String,
     opened_at: i64,
-) -> PendingBallot {
-    PendingBallot {
+) -> Result<PendingBallot> {
+    Ok(PendingBallot {
         instance: InstanceId(instance_id),
         process: process.into(),
         stage: stage.into(),
         level: u32::try_from(level).unwrap_or_default(),
         approver: approver.into(),
         on_behalf_of: on_behalf_of.map(Into::into),
-        opened_at: from_micros(opened_at),
-    }
+        opened_at: from_micros(opened_at)?,
+    })
 }
 
 pub fn instance_row(def: &Definition, i: &Instance) -> InstanceRow {
@@ -322,12 +330,14 @@ impl TaskColumns {
             stage: self.stage.into(),
             queue: self.queue.into(),
             priority: (self.priority != i64::from(NO_PRIORITY)).then_some(self.priority as u32),
-            due_at: (self.due_at != NO_DUE).then(|| from_micros(self.due_at)),
-            created_at: from_micros(self.created_at),
+            due_at: (self.due_at != NO_DUE)
+                .then(|| instant(self.due_at))
+                .transpose()?,
+            created_at: instant(self.created_at)?,
             state,
             assigned_to: self.assigned_to.map(Arc::from),
             claimed_by: self.claimed_by.map(Arc::from),
-            lease_until: self.lease_until.map(from_micros),
+            lease_until: self.lease_until.map(instant).transpose()?,
             token: self.token,
         })
     }
@@ -384,8 +394,9 @@ pub struct NotificationColumns {
 }
 
 impl NotificationColumns {
-    pub fn into_notification(self) -> Notification {
-        Notification {
+    /// The notification; an error names an instant out of range.
+    pub fn into_notification(self) -> std::result::Result<Notification, String> {
+        Ok(Notification {
             id: self.id,
             instance: InstanceId(self.instance_id),
             role: self.role,
@@ -396,13 +407,13 @@ impl NotificationColumns {
             clock: self.clock,
             threshold: self.threshold,
             message: self.message,
-            created_at: from_micros(self.created_at),
-            deliver_at: from_micros(self.deliver_at),
-            delivered_at: self.delivered_at.map(from_micros),
+            created_at: instant(self.created_at)?,
+            deliver_at: instant(self.deliver_at)?,
+            delivered_at: self.delivered_at.map(instant).transpose()?,
             attempts: u32::try_from(self.attempts).unwrap_or(0),
             last_error: self.last_error,
-            dead_at: self.dead_at.map(from_micros),
-        }
+            dead_at: self.dead_at.map(instant).transpose()?,
+        })
     }
 }
 

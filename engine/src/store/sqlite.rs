@@ -537,7 +537,7 @@ fn run(conn: &Connection, job: Job) -> Done {
 }
 
 fn notification_from_row(row: &Row) -> rusqlite::Result<Notification> {
-    Ok(sql::NotificationColumns {
+    sql::NotificationColumns {
         id: row.get("id")?,
         instance_id: row.get("instance_id")?,
         role: row.get("role")?,
@@ -552,7 +552,10 @@ fn notification_from_row(row: &Row) -> rusqlite::Result<Notification> {
         last_error: row.get("last_error")?,
         dead_at: row.get("dead_at")?,
     }
-    .into_notification())
+    .into_notification()
+    .map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, e.into())
+    })
 }
 
 /// Replace an instance's wake-up (microseconds; `None`: nothing is due).
@@ -1162,7 +1165,7 @@ impl Store for SqliteStore {
             )?;
             let rows = stmt
                 .query_map(params![user, limit], |r| {
-                    Ok(sql::ballot_from_columns(
+                    Ok((
                         r.get(0)?,
                         r.get(1)?,
                         r.get(2)?,
@@ -1173,7 +1176,21 @@ impl Store for SqliteStore {
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            rows.into_iter()
+                .map(
+                    |(id, approver, on_behalf_of, level, process, stage, opened_at)| {
+                        sql::ballot_from_columns(
+                            id,
+                            approver,
+                            on_behalf_of,
+                            level,
+                            process,
+                            stage,
+                            opened_at,
+                        )
+                    },
+                )
+                .collect()
         })
         .await
     }
@@ -1418,7 +1435,7 @@ impl Store for SqliteStore {
             let at: Option<i64> = conn
                 .prepare_cached("SELECT MIN(fire_at) FROM wakeups")?
                 .query_row([], |r| r.get(0))?;
-            Ok(at.map(sql::from_micros))
+            at.map(sql::from_micros).transpose()
         })
         .await
     }
@@ -1429,7 +1446,7 @@ impl Store for SqliteStore {
                 .prepare_cached("SELECT due_at FROM wakeups WHERE instance_id = ?1")?
                 .query_row(params![instance.0], |r| r.get(0))
                 .optional()?;
-            Ok(at.map(sql::from_micros))
+            at.map(sql::from_micros).transpose()
         })
         .await
     }

@@ -530,7 +530,7 @@ async fn insert_notifications(
 }
 
 fn notification_from_row(row: &PgRow) -> Result<Notification> {
-    Ok(sql::NotificationColumns {
+    sql::NotificationColumns {
         id: row.try_get("id")?,
         instance_id: row.try_get("instance_id")?,
         role: row.try_get("role")?,
@@ -545,7 +545,8 @@ fn notification_from_row(row: &PgRow) -> Result<Notification> {
         last_error: row.try_get("last_error")?,
         dead_at: row.try_get("dead_at")?,
     }
-    .into_notification())
+    .into_notification()
+    .map_err(StoreError::Corrupt)
 }
 
 /// A task from a `SELECT * FROM tasks` (or `RETURNING *`) row.
@@ -896,7 +897,7 @@ impl Store for PostgresStore {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok(sql::ballot_from_columns(
+                sql::ballot_from_columns(
                     r.try_get("instance_id")?,
                     r.try_get("approver")?,
                     r.try_get("on_behalf_of")?,
@@ -904,7 +905,7 @@ impl Store for PostgresStore {
                     r.try_get("process")?,
                     r.try_get("stage")?,
                     r.try_get("opened_at")?,
-                ))
+                )
             })
             .collect()
     }
@@ -1189,7 +1190,7 @@ impl Store for PostgresStore {
         let at: Option<i64> = sqlx::query_scalar("SELECT MIN(fire_at) FROM wakeups")
             .fetch_one(&self.pool)
             .await?;
-        Ok(at.map(sql::from_micros))
+        at.map(sql::from_micros).transpose()
     }
 
     async fn wakeup(&self, instance: InstanceId) -> Result<Option<DateTime<Utc>>> {
@@ -1198,7 +1199,7 @@ impl Store for PostgresStore {
                 .bind(instance.0)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(at.map(sql::from_micros))
+        at.map(sql::from_micros).transpose()
     }
 
     async fn notifications(
