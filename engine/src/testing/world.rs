@@ -347,11 +347,11 @@ impl World {
                 .ok_or_else(|| StepFailure::new(format!("`{}` is not an instant", at.node)))?,
         };
         if to < now {
-            return Err(StepFailure::mismatch(
-                "time cannot go back: the instant",
-                format!("after {}", instant(now)),
-                instant(to),
-            ));
+            return Err(StepFailure {
+                message: "time cannot go back".into(),
+                expected: Some(format!("an instant from {} on", instant(now))),
+                actual: Some(instant(to)),
+            });
         }
         Ok(to)
     }
