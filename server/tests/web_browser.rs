@@ -22,6 +22,7 @@ on_both!(
     agents_work_a_queue_live,
     the_portal_the_editor_and_administration,
     catalogue_items_saved_filters_and_process_tests,
+    a_change_manager_ticks_the_review_checklist,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -703,6 +704,62 @@ async fn catalogue_items_saved_filters_and_process_tests(db: Db) {
 }
 
 /// Sign out, and wait until it is done (the next page must not see the session).
+/// A change in its post-implementation review: the change manager ticks its checklist on the
+/// ticket page, in a real browser.
+async fn a_change_manager_ticks_the_review_checklist(db: Db) {
+    let dir = shots(&db);
+    let s = Server::start(&db);
+    let rita = s.user(&s.admin, "rita", &["requester"]).await;
+    let mia = s.user(&s.admin, "mia", &["change_manager"]).await;
+    let ivan = s.user(&s.admin, "ivan", &["implementer"]).await;
+    with_password(&s, "mia").await;
+    let (st, v) = s
+        .post(
+            "/v1/instances",
+            &rita,
+            json!({"process": "change", "fields": {
+                "title": "Patch the mail relay", "change_type": "normal", "category": "1",
+                "implementer": "ivan", "backout_plan": "restore the snapshot",
+            }}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_i64().expect("id");
+    let steps = [
+        ("actions/submit", &rita, json!({})),
+        ("actions/assess", &mia, json!({})),
+        ("approval/votes", &mia, json!({"decision": "approve"})),
+        (
+            "actions/implement",
+            &ivan,
+            json!({"fields": {"planned_start": "2026-12-08T20:00:00Z"}}),
+        ),
+        ("actions/complete", &ivan, json!({})),
+    ];
+    for (path, token, body) in steps {
+        let (st, v) = s
+            .post(&format!("/v1/instances/{id}/{path}"), token, body)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{path}: {v}");
+    }
+
+    let driver = Driver::start().await;
+    let b = driver.browser().await;
+    sign_in(&b, &s.base, "mia").await;
+    b.goto(&format!("{}/tickets/{id}", s.base)).await;
+    assert!(b.text("#h-checklist").await.contains("Checklist"));
+    b.click("ul.checklist li:first-child button").await;
+    b.wait_for(
+        "return document.querySelectorAll('ul.checklist .done').length === 1",
+        10,
+        "the first item ticked",
+    )
+    .await;
+    b.screenshot(&dir, "29-ticket-checklist").await;
+    let (_, list) = s.get(&format!("/v1/instances/{id}/checklist"), &mia).await;
+    assert_eq!(list["items"][0]["done"], true, "{list}");
+}
+
 async fn sign_out(b: &Browser) {
     b.click("form[action='/sign-out'] button").await;
     b.wait_for("return location.pathname === '/sign-in'", 10, "signed out")
