@@ -18,6 +18,7 @@ use crate::runtime::catalog::{DefinitionId, ProjectSource};
 use crate::runtime::types::*;
 
 pub mod memory;
+pub mod migrations;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -41,7 +42,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("database migration failed: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    Migration(#[from] migrations::MigrationError),
     #[error("stored data cannot be read: {0}")]
     Corrupt(String),
     /// A batch of writes failed to commit; none of it was applied.

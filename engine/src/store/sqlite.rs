@@ -25,6 +25,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::migrations::{MigrationSet, ENGINE_VERSIONS};
 use super::sql::{self, ChangeRows, NewInstanceRows};
 use super::{
     Committed, Created, InstanceAndTask, InstanceFilter, NewDefinition, Result, Store, StoreError,
@@ -33,7 +34,14 @@ use super::{
 use crate::runtime::catalog::{Catalog, DefinitionId, ProjectSource};
 use crate::runtime::types::*;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// The engine's tables on SQLite (see [`super::migrations`]).
+pub fn migrations() -> MigrationSet {
+    MigrationSet::new(
+        "engine",
+        ENGINE_VERSIONS,
+        sqlx::migrate!("./migrations/sqlite"),
+    )
+}
 
 /// Most requests committed together.
 const MAX_BATCH: usize = 256;
@@ -237,7 +245,7 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&migrate).await?;
+        migrations().run(&migrate).await?;
         migrate.close().await;
 
         let writer = Connection::open(&path)?;

@@ -1,12 +1,15 @@
 //! Tenants, users and tokens, in the main database (the SQLite file or PostgreSQL's `public`
 //! schema) beside the default tenant's data, in tables of their own (`auth_*`).
 //!
-//! The schema is small and versioned here rather than by the engine's migrator (which owns
-//! `_sqlx_migrations` in the same database): `auth_migrations` records the steps applied.
+//! The tables are versioned by the engine's migrator, as steps 1001 to 1999 of the database's
+//! one `_sqlx_migrations` (the files in `server/migrations/`; see
+//! [`itsmflow_engine::store::migrations`]).
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, SubsecRound, TimeZone, Utc};
+use itsmflow_engine::store::migrations::{MigrationError, MigrationSet, IDENTITY_VERSIONS};
 use itsmflow_engine::store::postgres::pool_options;
 use serde::Serialize;
+use sqlx::migrate::Migrate;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{PgPool, Row, SqlitePool};
 
@@ -17,8 +20,12 @@ use crate::database::Database;
 pub enum IdentityError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    Migration(#[from] MigrationError),
     #[error("stored roles cannot be read: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error("a stored instant is out of range ({0} microseconds): the database is damaged")]
+    CorruptInstant(i64),
     #[error("no source of randomness: {0}")]
     Random(getrandom::Error),
     #[error("{0} already exists")]
@@ -98,80 +105,30 @@ macro_rules! on_db {
     };
 }
 
-const SQLITE_SCHEMA: &[&str] = &[
-    "CREATE TABLE auth_tenants (name TEXT PRIMARY KEY, created_at BIGINT NOT NULL)",
-    "CREATE TABLE auth_users (tenant TEXT NOT NULL REFERENCES auth_tenants (name), \
-     name TEXT NOT NULL, roles TEXT NOT NULL, created_at BIGINT NOT NULL, PRIMARY KEY (tenant, name))",
-    "CREATE TABLE auth_tokens (id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, \
-     user_name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, label TEXT, created_at BIGINT NOT NULL, \
-     expires_at BIGINT, revoked_at BIGINT, \
-     FOREIGN KEY (tenant, user_name) REFERENCES auth_users (tenant, name))",
-];
+/// The identity tables' steps: versions 1001 to 1999 of the engine's one migrator (see
+/// [`itsmflow_engine::store::migrations`]), in `server/migrations/`.
+fn migrations(db: &IdentityStore) -> MigrationSet {
+    let migrator = match db {
+        IdentityStore::Sqlite(_) => sqlx::migrate!("./migrations/sqlite"),
+        IdentityStore::Postgres(_) => sqlx::migrate!("./migrations/postgres"),
+    };
+    MigrationSet::new("identity", IDENTITY_VERSIONS, migrator)
+}
 
-const POSTGRES_SCHEMA: &[&str] = &[
-    "CREATE TABLE auth_tenants (name TEXT PRIMARY KEY, created_at BIGINT NOT NULL)",
-    "CREATE TABLE auth_users (tenant TEXT NOT NULL REFERENCES auth_tenants (name), \
-     name TEXT NOT NULL, roles TEXT NOT NULL, created_at BIGINT NOT NULL, PRIMARY KEY (tenant, name))",
-    "CREATE TABLE auth_tokens (id BIGSERIAL PRIMARY KEY, tenant TEXT NOT NULL, \
-     user_name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, label TEXT, created_at BIGINT NOT NULL, \
-     expires_at BIGINT, revoked_at BIGINT, \
-     FOREIGN KEY (tenant, user_name) REFERENCES auth_users (tenant, name))",
-];
-
-/// Schema version 1 is the statements above, applied together; each later version is one
-/// step of `LATER_STEPS`, the same on both databases.
-const SCHEMA_VERSION: i64 = 1;
-
-/// Steps after version 1, in order: (version, statements).
-const LATER_STEPS: &[(i64, &[&str])] = &[
-    (
-        2,
-        &[
-            // Optional attributes of users: their manager (a user of the tenant) and e-mail.
-            "ALTER TABLE auth_users ADD COLUMN manager TEXT",
-            "ALTER TABLE auth_users ADD COLUMN email TEXT",
-        ],
-    ),
-    (
-        3,
-        &[
-            // Signing in to the web pages: a user's password as an Argon2id PHC string (none:
-            // they cannot sign in with a password).
-            "ALTER TABLE auth_users ADD COLUMN password_hash TEXT",
-            // Web sessions, by the SHA-256 of the cookie's secret (like tokens: a copy of the
-            // table gives no live session), with the CSRF token of their forms.
-            "CREATE TABLE auth_sessions (id_hash TEXT PRIMARY KEY, tenant TEXT NOT NULL, \
-             user_name TEXT NOT NULL, csrf TEXT NOT NULL, created_at BIGINT NOT NULL, \
-             expires_at BIGINT NOT NULL, \
-             FOREIGN KEY (tenant, user_name) REFERENCES auth_users (tenant, name))",
-            "CREATE INDEX auth_sessions_user ON auth_sessions (tenant, user_name)",
-            "CREATE INDEX auth_sessions_expiry ON auth_sessions (expires_at)",
-            // One-time links to set a password (the first administrator's at first start),
-            // by the SHA-256 of their secret.
-            "CREATE TABLE auth_setup_links (id_hash TEXT PRIMARY KEY, tenant TEXT NOT NULL, \
-             user_name TEXT NOT NULL, expires_at BIGINT NOT NULL, \
-             FOREIGN KEY (tenant, user_name) REFERENCES auth_users (tenant, name))",
-        ],
-    ),
-    (
-        4,
-        &[
-            // Agents' saved queue filters (the web pages): a name, the queue and the filter's
-            // query string, per user and tenant (see `filters.rs`).
-            "CREATE TABLE auth_saved_filters (tenant TEXT NOT NULL, user_name TEXT NOT NULL, \
-             queue TEXT NOT NULL, name TEXT NOT NULL, query TEXT NOT NULL, \
-             created_at BIGINT NOT NULL, PRIMARY KEY (tenant, user_name, queue, name), \
-             FOREIGN KEY (tenant, user_name) REFERENCES auth_users (tenant, name))",
-        ],
-    ),
-];
+/// Before the identity tables moved onto the one migrator they recorded their steps in a
+/// table of their own, `auth_migrations`, as versions 1 to 4: the steps now numbered 1001 to
+/// 1004, with the same statements.
+const LEGACY_OFFSET: i64 = 1000;
 
 fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-fn time(us: i64) -> DateTime<Utc> {
-    Utc.timestamp_micros(us).single().unwrap_or_default()
+/// A stored instant; out of range is damage to the database, never read as 1970.
+fn time(us: i64) -> Result<DateTime<Utc>> {
+    Utc.timestamp_micros(us)
+        .single()
+        .ok_or(IdentityError::CorruptInstant(us))
 }
 
 fn user_from_row<R: Row>(row: &R) -> Result<User>
@@ -187,7 +144,7 @@ where
         roles: serde_json::from_str(&roles)?,
         manager: row.try_get("manager")?,
         email: row.try_get("email")?,
-        created_at: time(row.try_get("created_at")?),
+        created_at: time(row.try_get("created_at")?)?,
     })
 }
 
@@ -204,9 +161,15 @@ where
         tenant: row.try_get("tenant")?,
         user: row.try_get("user_name")?,
         label: row.try_get("label")?,
-        created_at: time(row.try_get("created_at")?),
-        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(time),
-        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(time),
+        created_at: time(row.try_get("created_at")?)?,
+        expires_at: row
+            .try_get::<Option<i64>, _>("expires_at")?
+            .map(time)
+            .transpose()?,
+        revoked_at: row
+            .try_get::<Option<i64>, _>("revoked_at")?
+            .map(time)
+            .transpose()?,
     })
 }
 
@@ -239,39 +202,69 @@ impl IdentityStore {
     }
 
     async fn migrate(&self) -> Result<()> {
+        let set = migrations(self);
+        self.adopt_legacy_steps(&set).await?;
         match self {
-            IdentityStore::Sqlite(pool) => {
-                // BEGIN IMMEDIATE: two processes starting on one file take turns.
-                let mut conn = pool.acquire().await?;
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-                let result = async {
-                    sqlx::query("CREATE TABLE IF NOT EXISTS auth_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
-                        .execute(&mut *conn)
-                        .await?;
-                    let applied: Option<i64> =
-                        sqlx::query_scalar("SELECT MAX(version) FROM auth_migrations")
-                            .fetch_one(&mut *conn)
+            IdentityStore::Sqlite(pool) => set.run(pool).await?,
+            IdentityStore::Postgres(pool) => set.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Move a database that still has `auth_migrations` onto the migrator: record each step
+    /// it applied as the migrator's step (its checksum, so sqlx takes it as applied) and drop
+    /// the old table, in one transaction, once. Two servers starting together take turns;
+    /// the second finds the table gone.
+    async fn adopt_legacy_steps(&self, set: &MigrationSet) -> Result<()> {
+        macro_rules! adopt {
+            ($conn:expr, $exists:expr) => {
+                async {
+                    let exists: i64 = sqlx::query_scalar($exists).fetch_one(&mut *$conn).await?;
+                    if exists > 0 {
+                        let applied: Option<i64> =
+                            sqlx::query_scalar("SELECT MAX(version) FROM auth_migrations")
+                                .fetch_one(&mut *$conn)
+                                .await?;
+                        let applied = applied.unwrap_or(0) + LEGACY_OFFSET;
+                        $conn
+                            .ensure_migrations_table()
+                            .await
+                            .map_err(MigrationError::from)?;
+                        for step in set.migrations().filter(|m| m.version <= applied) {
+                            sqlx::query(
+                                "INSERT INTO _sqlx_migrations \
+                             (version, description, success, checksum, execution_time) \
+                             VALUES ($1, $2, TRUE, $3, 0) ON CONFLICT DO NOTHING",
+                            )
+                            .bind(step.version)
+                            .bind(step.description.as_ref())
+                            .bind(step.checksum.as_ref())
+                            .execute(&mut *$conn)
                             .await?;
-                    let applied = applied.unwrap_or(0);
-                    let steps = std::iter::once((SCHEMA_VERSION, SQLITE_SCHEMA))
-                        .chain(LATER_STEPS.iter().copied())
-                        .filter(|(v, _)| *v > applied);
-                    for (version, statements) in steps {
-                        for statement in statements {
-                            sqlx::query(statement).execute(&mut *conn).await?;
                         }
-                        sqlx::query("INSERT INTO auth_migrations (version, applied_at) VALUES ($1, $2)")
-                            .bind(version)
-                            .bind(micros(Utc::now()))
-                            .execute(&mut *conn)
+                        sqlx::query("DROP TABLE auth_migrations")
+                            .execute(&mut *$conn)
                             .await?;
                     }
-                    Ok::<_, sqlx::Error>(())
+                    Ok::<_, IdentityError>(())
                 }
-                .await;
+                .await
+            };
+        }
+        match self {
+            IdentityStore::Sqlite(pool) => {
+                // BEGIN IMMEDIATE: the write lock first, so two processes on one file take
+                // turns rather than both reading the old table.
+                let mut conn = pool.acquire().await?;
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                let result = adopt!(
+                    conn,
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
+                     AND name = 'auth_migrations'"
+                );
                 let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
                 sqlx::query(end).execute(&mut *conn).await?;
-                result?;
+                result
             }
             IdentityStore::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
@@ -279,33 +272,15 @@ impl IdentityStore {
                 sqlx::query("SELECT pg_advisory_xact_lock(7375606301)")
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("CREATE TABLE IF NOT EXISTS auth_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
-                    .execute(&mut *tx)
-                    .await?;
-                let applied: Option<i64> =
-                    sqlx::query_scalar("SELECT MAX(version) FROM auth_migrations")
-                        .fetch_one(&mut *tx)
-                        .await?;
-                let applied = applied.unwrap_or(0);
-                let steps = std::iter::once((SCHEMA_VERSION, POSTGRES_SCHEMA))
-                    .chain(LATER_STEPS.iter().copied())
-                    .filter(|(v, _)| *v > applied);
-                for (version, statements) in steps {
-                    for statement in statements {
-                        sqlx::query(statement).execute(&mut *tx).await?;
-                    }
-                    sqlx::query(
-                        "INSERT INTO auth_migrations (version, applied_at) VALUES ($1, $2)",
-                    )
-                    .bind(version)
-                    .bind(micros(Utc::now()))
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                adopt!(
+                    tx,
+                    "SELECT COUNT(*) FROM information_schema.tables \
+                     WHERE table_schema = current_schema() AND table_name = 'auth_migrations'"
+                )?;
                 tx.commit().await?;
+                Ok(())
             }
         }
-        Ok(())
     }
 
     /// Create a tenant; false if it existed.
@@ -378,7 +353,7 @@ impl IdentityStore {
                 tenant: tenant.into(),
                 user: admin.into(),
                 label: Some(label.into()),
-                created_at: time(micros(at)),
+                created_at: at.trunc_subsecs(6),
                 expires_at: None,
                 revoked_at: None,
             };
@@ -435,7 +410,7 @@ impl IdentityStore {
             roles: roles.to_vec(),
             manager: None,
             email: None,
-            created_at: time(micros(at)),
+            created_at: at.trunc_subsecs(6),
         })
     }
 
@@ -541,8 +516,8 @@ impl IdentityStore {
             tenant: tenant.into(),
             user: user.into(),
             label: label.map(str::to_string),
-            created_at: time(micros(at)),
-            expires_at: expires_at.map(|t| time(micros(t))),
+            created_at: at.trunc_subsecs(6),
+            expires_at: expires_at.map(|t| t.trunc_subsecs(6)),
             revoked_at: None,
         };
         Ok((info, secret))
@@ -611,7 +586,7 @@ impl IdentityStore {
         if revoked_at.is_some() {
             return Ok(Lookup::Revoked);
         }
-        let expires_at = expires_at.map(time);
+        let expires_at = expires_at.map(time).transpose()?;
         if expires_at.is_some_and(|e| e <= now) {
             return Ok(Lookup::Expired);
         }
@@ -742,7 +717,7 @@ impl IdentityStore {
                 token_id: 0,
             },
             csrf,
-            expires_at: time(expires_at),
+            expires_at: time(expires_at)?,
         }))
     }
 
@@ -864,3 +839,23 @@ impl IdentityStore {
 // After `on_db!`, which it uses.
 mod filters;
 pub use filters::SavedFilter;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Identity's steps must stay in their range of the shared `_sqlx_migrations`, on both
+    /// databases, with the same steps on each (a legacy version maps to one step of each).
+    #[tokio::test]
+    async fn identity_steps_are_numbered_in_their_range() {
+        let sqlite =
+            IdentityStore::Sqlite(SqlitePool::connect_lazy("sqlite::memory:").expect("lazy pool"));
+        let postgres =
+            IdentityStore::Postgres(PgPool::connect_lazy("postgres:///x").expect("lazy pool"));
+        let (a, b) = (migrations(&sqlite), migrations(&postgres));
+        assert!(a.within_range() && b.within_range());
+        let versions = |s: &MigrationSet| s.migrations().map(|m| m.version).collect::<Vec<_>>();
+        assert_eq!(versions(&a), versions(&b));
+        assert_eq!(versions(&a).first(), Some(&(LEGACY_OFFSET + 1)));
+    }
+}

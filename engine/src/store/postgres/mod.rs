@@ -19,6 +19,7 @@ use serde_json::Value as Json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
 
+use super::migrations::{MigrationSet, ENGINE_VERSIONS};
 use super::sql::{self, ChangeRows, NewInstanceRows};
 use super::{
     Committed, Created, InstanceAndTask, InstanceFilter, NewDefinition, Result, Store, StoreError,
@@ -30,7 +31,14 @@ use crate::runtime::types::*;
 mod batch;
 mod gather;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// The engine's tables on PostgreSQL (see [`super::migrations`]).
+pub fn migrations() -> MigrationSet {
+    MigrationSet::new(
+        "engine",
+        ENGINE_VERSIONS,
+        sqlx::migrate!("./migrations/postgres"),
+    )
+}
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -99,7 +107,7 @@ impl PostgresStore {
             .max_connections(max_connections)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        migrations().run(&pool).await?;
         Ok(PostgresStore {
             committer: batch::Committer::start(pool.clone(), gatherers(max_connections)),
             claimer: claims::Claimer::start(

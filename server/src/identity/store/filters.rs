@@ -57,10 +57,10 @@ impl IdentityStore {
                     queue: r.try_get("queue")?,
                     name: r.try_get("name")?,
                     query: r.try_get("query")?,
-                    created_at: time(r.try_get("created_at")?),
+                    created_at: time(r.try_get("created_at")?)?,
                 })
             })
-            .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?
+            .collect::<Result<Vec<_>>>()?
         });
         Ok(rows)
     }
