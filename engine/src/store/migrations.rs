@@ -98,8 +98,6 @@ impl MigrationSet {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn the_engine_steps_stay_below_the_identity_range() {
         for set in [
