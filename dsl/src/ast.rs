@@ -314,6 +314,9 @@ pub enum Member {
     Escalation(Escalation),
     Approval(Approval),
     Rule(Rule),
+    /// An entry of a tailoring (`add stage ...`, `remove route vip`): only in a process that
+    /// `extends` another.
+    Overlay(Overlay),
 }
 
 impl Member {
@@ -330,8 +333,106 @@ impl Member {
             Member::Escalation(m) => m.span,
             Member::Approval(m) => m.span,
             Member::Rule(m) => m.span,
+            Member::Overlay(m) => m.span,
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tailoring
+
+/// One entry of a tailoring: `add stage vendor_wait ...`, `replace target P1: ...`,
+/// `remove route vip`, `require stage resolved`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Overlay {
+    pub verb: Spanned<Verb>,
+    pub entry: OverlayEntry,
+    pub span: Span,
+}
+
+/// What a tailoring does to an entry of the process it extends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    /// A new entry: its name must not exist yet.
+    Add,
+    /// An existing entry, written anew in its place.
+    Replace,
+    /// An existing entry, taken out.
+    Remove,
+    /// A guard: the entry must exist (so a base that drops it is reported, not silently
+    /// followed).
+    Require,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Add => "add",
+            Verb::Replace => "replace",
+            Verb::Remove => "remove",
+            Verb::Require => "require",
+        }
+    }
+}
+
+/// The entry an [`Overlay`] applies to: written out in full after `add` and `replace`, named
+/// after `remove` and `require`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OverlayEntry {
+    Field(Field),
+    Stage(Stage),
+    Transition(Transition),
+    /// `target P1: respond 10m, resolve 2h`: the targets row of one priority.
+    Target(TargetRow),
+    /// `targets on acme_hours`: the calendar the targets run on where a row names none.
+    TargetsCalendar(Ident),
+    /// `priority from impact, urgency { ... }`: the whole priority table.
+    PriorityTable(PriorityTable),
+    /// `priority high => P1, P1, P2` (a row) or `priority high, low => P2` (one cell).
+    PriorityRow(PriorityRow),
+    /// `priorities P1, P2, P3`: the priority levels.
+    Priorities(Priorities),
+    /// `route sap: when ... => acme_sap before vip`, or `route otherwise => q`.
+    Route {
+        rule: RouteRule,
+        place: Option<RoutePlace>,
+    },
+    /// `escalation on resolve at 90% => ...`: the step of that clock at that threshold.
+    Escalation {
+        clock: Spanned<ClockKind>,
+        step: EscalationStep,
+    },
+    Rule(Rule),
+    /// After `remove` or `require`: the entry's kind and name.
+    Named(EntryRef),
+}
+
+/// Where an added route goes: `before vip`, `after vip`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoutePlace {
+    pub before: bool,
+    pub anchor: Ident,
+    pub span: Span,
+}
+
+/// An entry of a process by its stable name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryRef {
+    Field(Ident),
+    Stage(Ident),
+    Transition(Ident),
+    /// A targets row, by its priority.
+    Target(Ident),
+    /// A priority table row (all keys but the last field's) or cell (every key).
+    Priority(Vec<Ident>, Span),
+    /// A route by name; `None` is `otherwise`.
+    Route(Option<Ident>, Span),
+    /// An escalation step by its clock and threshold.
+    Escalation {
+        clock: Spanned<ClockKind>,
+        threshold: Spanned<Threshold>,
+    },
+    Rule(Ident),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -860,6 +961,8 @@ pub struct Routing {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteRule {
+    /// `vip: when ...`: how a tailoring addresses the route (`otherwise` needs none).
+    pub name: Option<Ident>,
     /// `None` for `otherwise`.
     pub condition: Option<Condition>,
     pub queue: Ident,

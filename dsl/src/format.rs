@@ -653,9 +653,9 @@ impl<'a> Printer<'a> {
             Member::Priorities(p) => {
                 self.leaf(p.span, &format!("priorities {}", names(&p.levels)));
             }
-            Member::PriorityTable(t) => self.priority_table(t),
+            Member::PriorityTable(t) => self.priority_table(t, t.span, ""),
             Member::Targets(t) => self.targets(t),
-            Member::Stage(s) => self.stage(s),
+            Member::Stage(s) => self.stage(s, s.span, ""),
             Member::Transition(t) => {
                 let header_end = self.real_end(Span::new(
                     t.span.file,
@@ -666,7 +666,22 @@ impl<'a> Printer<'a> {
                     self.transition_lines(t, header_end);
                     return;
                 }
-                let marked = transition(t);
+                self.transition(t, t.span, "");
+            }
+            Member::Routing(r) => self.routing(r),
+            Member::Escalation(e) => self.escalation(e),
+            Member::Approval(a) => self.approval(a),
+            Member::Rule(r) => self.rule(r, r.span, ""),
+            Member::Overlay(o) => self.overlay(o),
+        }
+    }
+
+    /// A transition on one line (`prefix` first), or with its `when` and `then perform`
+    /// clauses on lines of their own when too long. `span` is the node's, for comments.
+    fn transition(&mut self, t: &Transition, span: Span, prefix: &str) {
+        {
+            {
+                let marked = format!("{prefix}{}", transition(t));
                 // A transition too long for one line puts its `when` and `then perform`
                 // clauses on lines of their own, indented under it.
                 let one_line = marked.replace(CLAUSE_BREAK, "");
@@ -683,12 +698,57 @@ impl<'a> Printer<'a> {
                         text
                     }
                 };
-                self.leaf(t.span, &text)
+                self.leaf(span, &text)
             }
-            Member::Routing(r) => self.routing(r),
-            Member::Escalation(e) => self.escalation(e),
-            Member::Approval(a) => self.approval(a),
-            Member::Rule(r) => self.rule(r),
+        }
+    }
+
+    /// A tailoring's entry: its verb, then the entry as the language writes it (or its name).
+    fn overlay(&mut self, o: &Overlay) {
+        let verb = o.verb.node.as_str();
+        let span = o.span;
+        match &o.entry {
+            OverlayEntry::Field(f) => self.field(f, 0, &format!("{verb} field "), span),
+            OverlayEntry::Stage(st) => self.stage(st, span, &format!("{verb} ")),
+            OverlayEntry::Transition(t) => self.transition(t, span, &format!("{verb} ")),
+            OverlayEntry::Target(row) => {
+                self.leaf(span, &format!("{verb} target {}", target_row(row, 0)))
+            }
+            OverlayEntry::TargetsCalendar(cal) => {
+                self.leaf(span, &format!("{verb} targets on {cal}"))
+            }
+            OverlayEntry::PriorityTable(t) => self.priority_table(t, span, &format!("{verb} ")),
+            OverlayEntry::PriorityRow(row) => self.leaf(
+                span,
+                &format!(
+                    "{verb} priority {} => {}",
+                    names(&row.keys),
+                    names(&row.cells)
+                ),
+            ),
+            OverlayEntry::Priorities(p) => {
+                self.leaf(span, &format!("{verb} priorities {}", names(&p.levels)))
+            }
+            OverlayEntry::Route { rule, place } => {
+                let mut line = format!("{verb} route {}", route_rule_line(rule));
+                if let Some(place) = place {
+                    let side = if place.before { "before" } else { "after" };
+                    line.push_str(&format!(" {side} {}", place.anchor));
+                }
+                self.leaf(span, &line)
+            }
+            OverlayEntry::Escalation { clock, step } => {
+                let line = format!(
+                    "{verb} escalation on {} {}",
+                    clock.node,
+                    escalation_step(step)
+                );
+                if !self.action_lines(span, &line, &step.actions) {
+                    self.leaf(span, &line)
+                }
+            }
+            OverlayEntry::Rule(r) => self.rule(r, span, &format!("{verb} ")),
+            OverlayEntry::Named(entry) => self.leaf(span, &format!("{verb} {}", entry_ref(entry))),
         }
     }
 
@@ -701,7 +761,7 @@ impl<'a> Printer<'a> {
             .max()
             .unwrap_or(0);
         self.block(f.span, "fields", Braces::Always, &f.fields, |p, field| {
-            p.field(field, width)
+            p.field(field, width, "", field.span)
         });
     }
 
@@ -727,7 +787,9 @@ impl<'a> Printer<'a> {
         });
     }
 
-    fn field(&mut self, f: &Field, width: usize) {
+    /// A field (`prefix` first: a tailoring's `add field `), its type in the column `width`
+    /// gives. `span` is the node's, for comments.
+    fn field(&mut self, f: &Field, width: usize, prefix: &str, node: Span) {
         let mut tail = String::new();
         if f.required.is_some() {
             tail.push_str(" required");
@@ -736,7 +798,7 @@ impl<'a> Printer<'a> {
             tail.push_str(" default ");
             tail.push_str(&literal(value));
         }
-        let name = format!("{:<width$}", format!("{}:", f.name));
+        let name = format!("{prefix}{:<width$}", format!("{}:", f.name));
         if let FieldType::Enum(values, span) = &f.ty {
             // Comments between the values: a value per line.
             let type_end = self.real_end(*span);
@@ -751,7 +813,7 @@ impl<'a> Printer<'a> {
                     && self.comment_inside(open, close)
                 {
                     let mut segs = vec![Seg {
-                        start: f.span.start as usize,
+                        start: node.start as usize,
                         end: open + 1,
                         depth: 0,
                         text: format!("{name} enum("),
@@ -766,7 +828,7 @@ impl<'a> Printer<'a> {
                     }
                     segs.push(Seg {
                         start: close,
-                        end: self.real_end(f.span),
+                        end: self.real_end(node),
                         depth: 0,
                         text: format!("){tail}"),
                     });
@@ -776,11 +838,11 @@ impl<'a> Printer<'a> {
             }
         }
         let line = format!("{name} {}{tail}", field_type(&f.ty));
-        self.leaf(f.span, &line);
+        self.leaf(node, &line);
     }
 
     /// `priority from a, b { ... }`, with `=>` and the cells in columns.
-    fn priority_table(&mut self, t: &PriorityTable) {
+    fn priority_table(&mut self, t: &PriorityTable, span: Span, prefix: &str) {
         let keys: Vec<String> = t.rows.iter().map(|r| names(&r.keys)).collect();
         let key_width = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
         let mut cell_widths: Vec<usize> = Vec::new();
@@ -804,9 +866,9 @@ impl<'a> Printer<'a> {
                 )
             })
             .collect();
-        let header = format!("priority from {}", names(&t.fields));
+        let header = format!("{prefix}priority from {}", names(&t.fields));
         let rows: Vec<(&PriorityRow, &String)> = t.rows.iter().zip(&lines).collect();
-        self.block(t.span, &header, Braces::Always, &rows, |p, (row, line)| {
+        self.block(span, &header, Braces::Always, &rows, |p, (row, line)| {
             p.leaf(row.span, line)
         });
     }
@@ -828,15 +890,16 @@ impl<'a> Printer<'a> {
         });
     }
 
-    fn stage(&mut self, s: &Stage) {
-        let mut header = format!("stage {}{}", s.name, label(&s.label));
+    /// A stage (`prefix` first: a tailoring's `add `); `span` is the node's, for comments.
+    fn stage(&mut self, s: &Stage, span: Span, prefix: &str) {
+        let mut header = format!("{prefix}stage {}{}", s.name, label(&s.label));
         for kind in &s.kinds {
             header.push_str(match kind.node {
                 StageKind::Initial => " initial",
                 StageKind::Final => " final",
             });
         }
-        self.block(s.span, &header, Braces::Optional, &s.attrs, |p, attr| {
+        self.block(span, &header, Braces::Optional, &s.attrs, |p, attr| {
             match &attr.kind {
                 StageAttrKind::Every { actions, .. } => {
                     let line = stage_attr(attr);
@@ -959,12 +1022,12 @@ impl<'a> Printer<'a> {
 
     /// `rule name ... {`, the rhai body normalized and indented one level deeper, `}`; an
     /// empty body prints as `{}`.
-    fn rule(&mut self, r: &Rule) {
-        let start = r.span.start as usize;
-        let end = self.real_end(r.span);
+    fn rule(&mut self, r: &Rule, span: Span, prefix: &str) {
+        let start = span.start as usize;
+        let end = self.real_end(span);
         self.flush_comments((r.code.span.start as usize).max(start));
         self.begin_line(start);
-        self.out.push_str(&format!("rule {} ", r.name));
+        self.out.push_str(&format!("{prefix}rule {} ", r.name));
         self.out.push_str(&match &r.target {
             RuleTarget::Guard(transitions) => format!("when transition {}", names(transitions)),
             RuleTarget::Computes(field) => format!("computes {field}"),
@@ -1162,6 +1225,25 @@ fn field_type(ty: &FieldType) -> String {
     match ty {
         FieldType::Named(name) => name.to_string(),
         FieldType::Enum(values, _) => format!("enum({})", names(values)),
+    }
+}
+
+/// An entry of a process by its name, after `remove` or `require`.
+fn entry_ref(entry: &EntryRef) -> String {
+    match entry {
+        EntryRef::Field(n) => format!("field {n}"),
+        EntryRef::Stage(n) => format!("stage {n}"),
+        EntryRef::Transition(n) => format!("transition {n}"),
+        EntryRef::Target(n) => format!("target {n}"),
+        EntryRef::Priority(keys, _) => format!("priority {}", names(keys)),
+        EntryRef::Route(Some(n), _) => format!("route {n}"),
+        EntryRef::Route(None, _) => "route otherwise".to_string(),
+        EntryRef::Escalation { clock, threshold } => format!(
+            "escalation on {} at {}",
+            clock.node,
+            threshold_text(threshold.node)
+        ),
+        EntryRef::Rule(n) => format!("rule {n}"),
     }
 }
 
@@ -1539,7 +1621,10 @@ fn with_entries(with: &[SpawnEntry]) -> String {
 /// A routing rule in the canonical layout (`when category == network => network`,
 /// `otherwise => service_desk`): what the checker keeps of it to say which rule chose a queue.
 pub fn route_rule_line(rule: &RouteRule) -> String {
-    format!("{} => {}", when(&rule.condition), rule.queue)
+    match &rule.name {
+        Some(name) => format!("{name}: {} => {}", when(&rule.condition), rule.queue),
+        None => format!("{} => {}", when(&rule.condition), rule.queue),
+    }
 }
 
 /// A condition in the canonical layout, on one line, with the fewest parentheses: what the

@@ -322,7 +322,13 @@ fn syntax_error(
         .map(|t| format!("`{t}`"))
         .collect();
     for r in positives {
-        for part in describe_rule(*r).split(", ").flat_map(|p| p.split(" or ")) {
+        // A rule described as nothing is not offered (a tailoring's `add` is valid in any
+        // process body, but suggesting it in a plain process would mislead).
+        let described = describe_rule(*r);
+        if described.is_empty() {
+            continue;
+        }
+        for part in described.split(", ").flat_map(|p| p.split(" or ")) {
             names.push(part.to_string());
         }
     }
@@ -706,6 +712,7 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::membership => "`in`",
         Rule::cmp_op => "a comparison such as `==`",
         Rule::kw_when | Rule::route_when | Rule::approval_when => "`when`",
+        Rule::overlay | Rule::overlay_put | Rule::overlay_name => "",
         Rule::kw_otherwise | Rule::route_otherwise | Rule::approval_otherwise => "`otherwise`",
         Rule::escalation | Rule::kw_escalation => "`escalation`",
         Rule::escalation_step | Rule::kw_at | Rule::at_clause => "`at`",
@@ -1221,6 +1228,7 @@ impl Ctx<'_> {
                 Rule::escalation => members.push(Member::Escalation(self.escalation(p))),
                 Rule::approval => members.push(Member::Approval(self.approval(p))),
                 Rule::rule => members.push(Member::Rule(self.rule(p))),
+                Rule::overlay => members.push(Member::Overlay(self.overlay(p))),
                 _ => {}
             }
         }
@@ -1356,27 +1364,25 @@ impl Ctx<'_> {
         for p in pair.into_inner() {
             match p.as_rule() {
                 Rule::ident_list => fields = self.idents(p),
-                Rule::priority_row => {
-                    let rspan = self.span(&p);
-                    let mut keys = Vec::new();
-                    let mut cells = Vec::new();
-                    for q in p.into_inner() {
-                        match q.as_rule() {
-                            Rule::symbol_list => keys = self.idents(q),
-                            Rule::ident_list => cells = self.idents(q),
-                            _ => {}
-                        }
-                    }
-                    rows.push(PriorityRow {
-                        keys,
-                        cells,
-                        span: rspan,
-                    });
-                }
+                Rule::priority_row => rows.push(self.priority_row(p)),
                 _ => {}
             }
         }
         PriorityTable { fields, rows, span }
+    }
+
+    fn priority_row(&mut self, pair: P) -> PriorityRow {
+        let span = self.span(&pair);
+        let mut keys = Vec::new();
+        let mut cells = Vec::new();
+        for q in pair.into_inner() {
+            match q.as_rule() {
+                Rule::symbol_list => keys = self.idents(q),
+                Rule::ident_list => cells = self.idents(q),
+                _ => {}
+            }
+        }
+        PriorityRow { keys, cells, span }
     }
 
     fn clock_kind(&self, pair: P) -> Spanned<ClockKind> {
@@ -1909,22 +1915,180 @@ impl Ctx<'_> {
             if !matches!(p.as_rule(), Rule::route_when | Rule::route_otherwise) {
                 continue;
             }
-            let mut condition = None;
-            let mut queue = None;
-            for q in p.into_inner() {
-                match q.as_rule() {
-                    Rule::condition => condition = Some(self.top_condition(q)),
-                    Rule::ident => queue = Some(self.ident(q)),
-                    _ => {}
-                }
-            }
-            rules.push(RouteRule {
-                condition,
-                queue: queue.unwrap_or_else(|| self.missing(rspan)),
-                span: rspan,
-            });
+            let rule = self.route_rule(p, rspan);
+            rules.push(rule);
         }
         Routing { rules, span }
+    }
+
+    /// `vip: when COND => queue`, `when COND => queue` or `otherwise => queue`: with two
+    /// names, the first names the route.
+    fn route_rule(&mut self, pair: P, span: Span) -> RouteRule {
+        let mut condition = None;
+        let mut idents = Vec::new();
+        for q in pair.into_inner() {
+            match q.as_rule() {
+                Rule::condition => condition = Some(self.top_condition(q)),
+                Rule::ident => idents.push(self.ident(q)),
+                _ => {}
+            }
+        }
+        let queue = idents.pop().unwrap_or_else(|| self.missing(span));
+        RouteRule {
+            name: idents.pop(),
+            condition,
+            queue,
+            span,
+        }
+    }
+
+    /// An entry of a tailoring (`add ...`, `replace ...`, `remove ...`, `require ...`).
+    fn overlay(&mut self, pair: P) -> Overlay {
+        let span = self.span(&pair);
+        let Some(inner) = pair.into_inner().next() else {
+            return self.overlay_stand_in(span);
+        };
+        let mut parts = inner.into_inner();
+        let Some(verb_pair) = parts.next() else {
+            return self.overlay_stand_in(span);
+        };
+        let verb = Spanned::new(
+            match verb_pair.as_rule() {
+                Rule::kw_add => Verb::Add,
+                Rule::kw_replace => Verb::Replace,
+                Rule::kw_remove => Verb::Remove,
+                _ => Verb::Require,
+            },
+            self.span(&verb_pair),
+        );
+        let entry = match parts.next() {
+            Some(p) => self.overlay_entry(p, span),
+            None => OverlayEntry::Named(EntryRef::Stage(self.missing(span))),
+        };
+        Overlay { verb, entry, span }
+    }
+
+    /// What an overlay that failed to parse stands for (the syntax error is reported).
+    fn overlay_stand_in(&self, span: Span) -> Overlay {
+        Overlay {
+            verb: Spanned::new(Verb::Require, span),
+            entry: OverlayEntry::Named(EntryRef::Stage(self.missing(span))),
+            span,
+        }
+    }
+
+    fn overlay_entry(&mut self, p: P, span: Span) -> OverlayEntry {
+        let espan = self.span(&p);
+        match p.as_rule() {
+            Rule::put_field => match p.into_inner().find(|q| q.as_rule() == Rule::field) {
+                Some(f) => OverlayEntry::Field(self.field(f)),
+                None => OverlayEntry::Named(EntryRef::Field(self.missing(espan))),
+            },
+            Rule::stage => OverlayEntry::Stage(self.stage(p)),
+            Rule::transition => OverlayEntry::Transition(self.transition(p)),
+            Rule::put_target => match p.into_inner().find(|q| q.as_rule() == Rule::target_row) {
+                Some(r) => OverlayEntry::Target(self.target_row(r)),
+                None => OverlayEntry::Named(EntryRef::Target(self.missing(espan))),
+            },
+            Rule::put_targets_calendar => {
+                match p.into_inner().find(|q| q.as_rule() == Rule::calendar_ref) {
+                    Some(c) => OverlayEntry::TargetsCalendar(self.ident(c)),
+                    None => OverlayEntry::TargetsCalendar(self.missing(espan)),
+                }
+            }
+            Rule::priority_table => OverlayEntry::PriorityTable(self.priority_table(p)),
+            Rule::put_priority => {
+                match p.into_inner().find(|q| q.as_rule() == Rule::priority_row) {
+                    Some(r) => OverlayEntry::PriorityRow(self.priority_row(r)),
+                    None => OverlayEntry::Named(EntryRef::Priority(Vec::new(), espan)),
+                }
+            }
+            Rule::priorities => OverlayEntry::Priorities(Priorities {
+                levels: self.ident_list_child(p),
+                span: espan,
+            }),
+            Rule::put_route => {
+                let mut rule = None;
+                let mut place = None;
+                for q in p.into_inner() {
+                    let qspan = self.span(&q);
+                    match q.as_rule() {
+                        Rule::named_route => rule = Some(self.route_rule(q, qspan)),
+                        Rule::route_place => {
+                            let before = q.as_str().starts_with("before");
+                            place = Some(RoutePlace {
+                                before,
+                                anchor: self.last_ident(q, qspan),
+                                span: qspan,
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+                let rule = rule.unwrap_or_else(|| RouteRule {
+                    name: None,
+                    condition: None,
+                    queue: self.missing(espan),
+                    span: espan,
+                });
+                OverlayEntry::Route { rule, place }
+            }
+            Rule::put_escalation => {
+                let mut clock = Spanned::new(ClockKind::Resolve, espan);
+                let mut step = None;
+                for q in p.into_inner() {
+                    match q.as_rule() {
+                        Rule::clock_kind => clock = self.clock_kind(q),
+                        Rule::escalation_step => step = Some(self.escalation_step(q)),
+                        _ => {}
+                    }
+                }
+                match step {
+                    Some(step) => OverlayEntry::Escalation { clock, step },
+                    None => OverlayEntry::Named(EntryRef::Stage(self.missing(espan))),
+                }
+            }
+            Rule::rule => OverlayEntry::Rule(self.rule(p)),
+            Rule::name_field => OverlayEntry::Named(EntryRef::Field(self.last_ident(p, espan))),
+            Rule::name_stage => OverlayEntry::Named(EntryRef::Stage(self.last_ident(p, espan))),
+            Rule::name_transition => {
+                OverlayEntry::Named(EntryRef::Transition(self.last_ident(p, espan)))
+            }
+            Rule::name_target => OverlayEntry::Named(EntryRef::Target(self.last_ident(p, espan))),
+            Rule::name_rule => OverlayEntry::Named(EntryRef::Rule(self.last_ident(p, espan))),
+            Rule::name_priority => {
+                let keys = p
+                    .into_inner()
+                    .find(|q| q.as_rule() == Rule::symbol_list)
+                    .map(|q| self.idents(q))
+                    .unwrap_or_default();
+                OverlayEntry::Named(EntryRef::Priority(keys, espan))
+            }
+            Rule::name_route => {
+                let name = p
+                    .into_inner()
+                    .find(|q| q.as_rule() == Rule::ident)
+                    .map(|q| self.ident(q));
+                OverlayEntry::Named(EntryRef::Route(name, espan))
+            }
+            Rule::name_escalation => {
+                let mut clock = Spanned::new(ClockKind::Resolve, espan);
+                let mut threshold = Spanned::new(Threshold::Percent(0), espan);
+                for q in p.into_inner() {
+                    match q.as_rule() {
+                        Rule::clock_kind => clock = self.clock_kind(q),
+                        Rule::threshold => {
+                            if let Some(t) = self.threshold(q) {
+                                threshold = t;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                OverlayEntry::Named(EntryRef::Escalation { clock, threshold })
+            }
+            _ => OverlayEntry::Named(EntryRef::Stage(self.missing(span))),
+        }
     }
 
     fn escalation(&mut self, pair: P) -> Escalation {

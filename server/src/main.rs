@@ -7,6 +7,7 @@ mod files;
 mod identity;
 mod process_tests;
 mod serve;
+mod tailoring;
 mod tokens;
 mod web;
 
@@ -38,7 +39,7 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum ReportFormat {
+pub(crate) enum ReportFormat {
     Text,
     Json,
 }
@@ -62,7 +63,14 @@ enum Command {
         /// Treat warnings as problems (exit 1).
         #[arg(long)]
         deny_warnings: bool,
+        /// Check the project as this client runs it (its tailorings applied). Without it, a
+        /// project that tailors for several clients is checked for each.
+        #[arg(long)]
+        client: Option<String>,
     },
+    /// Print the definitions a client runs: the standard ones with the client's tailorings
+    /// applied, as formatted language.
+    Effective(tailoring::EffectiveArgs),
     /// Rewrite files in the canonical layout (comments are kept).
     Fmt {
         #[arg(required = true)]
@@ -100,7 +108,9 @@ fn main() -> ExitCode {
             paths,
             format,
             deny_warnings,
-        } => check(&paths, format, deny_warnings),
+            client,
+        } => check(&paths, format, deny_warnings, client.as_deref()),
+        Command::Effective(args) => tailoring::effective(&args),
         Command::Fmt { paths, check } => fmt(&paths, check),
         Command::Graph {
             path,
@@ -144,7 +154,7 @@ fn run_async<E: std::fmt::Display>(
     }
 }
 
-fn print_report(sources: &Sources, diagnostics: &[Diagnostic], format: ReportFormat) {
+pub(crate) fn print_report(sources: &Sources, diagnostics: &[Diagnostic], format: ReportFormat) {
     let out = match format {
         ReportFormat::Text => diagnostic::render_text(sources, diagnostics),
         ReportFormat::Json => {
@@ -160,13 +170,13 @@ fn check(
     paths: &[PathBuf],
     format: ReportFormat,
     deny_warnings: bool,
+    client: Option<&str>,
 ) -> Result<u8, files::LoadError> {
     let loaded = files::load(paths)?;
-    let checked = itsmflow_engine::check(&loaded.sources);
+    let diagnostics = tailoring::diagnostics(&loaded.sources, client);
     // A problem concerns the named files if it is in one of them or points into one (a name
     // declared again in a sibling file is the named file's problem too).
-    let shown: Vec<Diagnostic> = checked
-        .diagnostics
+    let shown: Vec<Diagnostic> = diagnostics
         .into_iter()
         .filter(|d| {
             loaded.requested.contains(&d.span.file)

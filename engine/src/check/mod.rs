@@ -21,6 +21,7 @@ mod queues;
 mod rhai_types;
 mod rules;
 mod services;
+pub mod tailor;
 mod values;
 
 #[cfg(test)]
@@ -37,6 +38,7 @@ use crate::model::{
 };
 use names::Names;
 
+pub use tailor::ClientChoice;
 pub use values::parse_datetime;
 
 /// The outcome of checking a project.
@@ -92,8 +94,14 @@ pub fn check_published(sources: &Sources) -> Checked {
     checked
 }
 
-/// Parse and check every file of a project.
+/// Parse and check every file of a project, for the one client its tailorings name (see
+/// [`tailor`]).
 pub fn check(sources: &Sources) -> Checked {
+    check_for(sources, ClientChoice::Auto)
+}
+
+/// Parse and check every file of a project, with `client`'s tailorings applied.
+pub fn check_for(sources: &Sources, client: ClientChoice<'_>) -> Checked {
     let mut diagnostics = Vec::new();
     let mut files = Vec::with_capacity(sources.len());
     let mut broken = HashSet::new();
@@ -105,9 +113,88 @@ pub fn check(sources: &Sources) -> Checked {
         broken_words.extend(parsed.broken_words);
         files.push(parsed.file);
     }
+    let (files, applied) = tailor::effective(&files, client, &mut diagnostics);
     let mut ctx = Ctx::new(broken, diagnostics);
     ctx.broken_words = broken_words;
-    check_with(&files, ctx)
+    let mut checked = check_with(&files, ctx);
+    tailor::point_at_tailorings(&mut checked.diagnostics, &applied);
+    checked
+}
+
+/// The clients a project's tailorings name, in order of name.
+pub fn clients(sources: &Sources) -> Vec<String> {
+    let files: Vec<ast::File> = sources
+        .iter()
+        .map(|(id, file)| parse(id, &file.text).file)
+        .collect();
+    tailor::clients(&files)
+}
+
+/// Check a project for every client it tailors for, and as the standard processes: the
+/// diagnostics of all, each once. What a consultant's repository of several clients runs in
+/// CI; a project to publish is checked for one client ([`check_for`]).
+pub fn check_every_client(sources: &Sources) -> Vec<Diagnostic> {
+    let base = check_for(sources, ClientChoice::Base).diagnostics;
+    let mut all = base.clone();
+    let files: Vec<ast::File> = sources
+        .iter()
+        .map(|(id, file)| parse(id, &file.text).file)
+        .collect();
+    for client in tailor::clients(&files) {
+        let header = tailor::first_header(&files, &client);
+        let checked = check_for(sources, ClientChoice::Named(&client)).diagnostics;
+        for mut d in checked.iter().cloned() {
+            // A declaration is unused only if every variant leaves it unused.
+            if all.iter().any(|seen| same(seen, &d)) || d.code == "unused-declaration" {
+                continue;
+            }
+            // Not a problem of the standard processes: the client's tailoring causes it,
+            // wherever it shows (a process that spawns the tailored one, say).
+            let label = format!("found with client `{client}`'s tailoring");
+            if let Some(header) = header.filter(|_| !base.iter().any(|b| same(b, &d))) {
+                if !d
+                    .secondary
+                    .iter()
+                    .any(|(s, _)| s.file == header.file && s.start == header.start)
+                {
+                    d = d.with_secondary(header, label);
+                }
+            }
+            all.push(d);
+        }
+        // A declaration is unused only if no variant uses it: a client's own calendar is
+        // unused by the standard processes, and used by the client's.
+        all.retain(|d| d.code != "unused-declaration" || checked.iter().any(|c| same(c, d)));
+    }
+    diagnostic::sort(&mut all);
+    all
+}
+
+/// The same problem found in two checks (of two clients, say).
+fn same(a: &Diagnostic, b: &Diagnostic) -> bool {
+    a.code == b.code
+        && a.message == b.message
+        && a.span.file == b.span.file
+        && a.span.start == b.span.start
+        && a.span.end == b.span.end
+}
+
+/// The files of a project as they run for `client`: its tailorings applied, each tailored
+/// process in place of its base. Problems applying them are added to `diagnostics`.
+pub fn effective_files(
+    sources: &Sources,
+    client: ClientChoice<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<ast::File> {
+    let files: Vec<ast::File> = sources
+        .iter()
+        .map(|(id, file)| {
+            let parsed = parse(id, &file.text);
+            diagnostics.extend(parsed.diagnostics);
+            parsed.file
+        })
+        .collect();
+    tailor::effective(&files, client, diagnostics).0
 }
 
 /// Check already parsed files. `broken` names items that failed to parse.
@@ -175,19 +262,8 @@ fn check_with(files: &[ast::File], mut ctx: Ctx) -> Checked {
     let mut processes = Vec::new();
     for item in &items {
         if let Item::Process(p) = item {
-            if let Some(t) = &p.tailoring {
-                ctx.diags.push(
-                    Diagnostic::error(
-                        "unsupported-tailoring",
-                        t.span,
-                        format!(
-                            "tailoring `{}` for client `{}` is not supported yet",
-                            t.base, t.client
-                        ),
-                    )
-                    .with_label("client tailorings are not checked or run by this version")
-                    .with_help("copy the process under a new name until tailoring lands"),
-                );
+            // Tailorings were applied before (see `tailor`); one left is another client's.
+            if p.tailoring.is_some() {
                 continue;
             }
             if ctx.is_redeclared(&ctx.processes, &p.name) {

@@ -115,6 +115,35 @@ pub(super) fn check_process(p: &ast::Process, ctx: &mut Ctx) -> Option<Process> 
             Member::Escalation(x) => s.escalations.push(x),
             Member::Approval(x) => s.approvals.push(x),
             Member::Rule(x) => s.rules.push(x),
+            Member::Overlay(o) => {
+                // Checked as if written without the verb, so the one mistake is not followed
+                // by others (a stage `add`ed here is still a stage of the process).
+                match &o.entry {
+                    ast::OverlayEntry::Stage(x) => s.stages.push(x),
+                    ast::OverlayEntry::Transition(x) => s.transitions.push(x),
+                    ast::OverlayEntry::Rule(x) => s.rules.push(x),
+                    _ => {}
+                }
+                ctx.diags.push(
+                    Diagnostic::error(
+                        "overlay-outside-tailoring",
+                        o.verb.span,
+                        format!(
+                            "`{}` changes the process a tailoring extends; `{}` extends none",
+                            o.verb.node.as_str(),
+                            p.name
+                        ),
+                    )
+                    .with_label("only in a tailoring")
+                    .with_help(format!(
+                    "write the entry without `{}`, or tailor a process: `process {} for client \
+                     NAME extends {} {{ ... }}`",
+                    o.verb.node.as_str(),
+                    p.name,
+                    p.name
+                )),
+                )
+            }
         }
     }
     only_once(

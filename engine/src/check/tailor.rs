@@ -1,0 +1,806 @@
+//! Tailoring: a client's processes as the standard ones with the client's changes applied.
+//!
+//! `process incident for client acme extends incident { ... }` holds entries, each a verb and
+//! an entry of the base addressed by a stable name (see [`ast::OverlayEntry`]). The effective
+//! process is the base with the entries applied in order; the checker then checks the
+//! effective project as any other, so every rule that holds for a process holds for a
+//! tailored one. A problem the tailoring causes in the base (a transition into a stage it
+//! removed) is reported where it is, in the base, with the tailoring's header as a second
+//! label, so the consultant sees both the line that breaks and the change that broke it.
+//!
+//! A project runs for one client: with tailorings for several, one is chosen (`--client`);
+//! the others are left out.
+
+use std::collections::BTreeSet;
+
+use itsmflow_dsl::ast::{
+    self, EntryRef, Ident, Item, Member, Overlay, OverlayEntry, Process, Span, Threshold, Verb,
+};
+use itsmflow_dsl::Diagnostic;
+
+use super::names::did_you_mean;
+
+/// Which client's tailorings a check applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientChoice<'a> {
+    /// The one client the project tailors for, if exactly one; with several, an error.
+    Auto,
+    /// None: the standard processes as they are.
+    Base,
+    Named(&'a str),
+}
+
+/// The clients a project's tailorings name, in order of name.
+pub fn clients(files: &[ast::File]) -> Vec<String> {
+    tailorings(files)
+        .map(|(_, t)| t.client.name.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The header (`for client ... extends ...`) of the client's first tailoring.
+pub fn first_header(files: &[ast::File], client: &str) -> Option<Span> {
+    tailorings(files)
+        .find(|(_, t)| t.client.name == client)
+        .map(|(_, t)| t.span)
+}
+
+fn tailorings(files: &[ast::File]) -> impl Iterator<Item = (&Process, &ast::Tailoring)> {
+    files.iter().flat_map(|f| &f.items).filter_map(|i| match i {
+        Item::Process(p) => p.tailoring.as_ref().map(|t| (p, t)),
+        _ => None,
+    })
+}
+
+/// The tailorings applied to one process, for diagnostics: the span of a tailoring's header
+/// and the effective process's name.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub process: String,
+    pub client: String,
+    pub header: Span,
+    /// The base process's whole span: a problem inside it is one the tailoring may cause.
+    pub base: Span,
+}
+
+/// The project's files with the chosen client's tailorings applied: each tailored process in
+/// place of its base (or beside it, under a new name), tailorings of other clients left out.
+pub fn effective(
+    files: &[ast::File],
+    choice: ClientChoice<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> (Vec<ast::File>, Vec<Applied>) {
+    let client = match choice {
+        ClientChoice::Base => None,
+        ClientChoice::Named(c) => Some(c.to_string()),
+        ClientChoice::Auto => {
+            let all = clients(files);
+            if all.len() > 1 {
+                let second = tailorings(files).find(|(_, t)| t.client.name == all[1]);
+                if let Some((_, t)) = second {
+                    diags.push(
+                        Diagnostic::error(
+                            "several-clients",
+                            t.client.span,
+                            format!(
+                                "this project tailors for clients {}: a project runs for one \
+                                 client at a time",
+                                all.iter()
+                                    .map(|c| format!("`{c}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )
+                        .with_label("a second client")
+                        .with_help(
+                            "check each client with `--client NAME`; publish each client's \
+                             tailoring to its own tenant",
+                        ),
+                    );
+                }
+                None
+            } else {
+                all.into_iter().next()
+            }
+        }
+    };
+
+    let bases: Vec<&Process> = files
+        .iter()
+        .flat_map(|f| &f.items)
+        .filter_map(|i| match i {
+            Item::Process(p) if p.tailoring.is_none() => Some(p),
+            _ => None,
+        })
+        .collect();
+    let mut applied = Vec::new();
+    let mut replaced = BTreeSet::new();
+    let mut tailored: Vec<(usize, Process)> = Vec::new();
+    let mut seen: Vec<&Ident> = Vec::new();
+    for (index, (overlay, t)) in tailorings(files).enumerate() {
+        if Some(t.client.name.as_str()) != client.as_deref() {
+            continue;
+        }
+        if let Some(first) = seen.iter().find(|n| n.name == overlay.name.name) {
+            diags.push(
+                Diagnostic::error(
+                    "duplicate-tailoring",
+                    overlay.name.span,
+                    format!(
+                        "`{}` is tailored twice for client `{}`",
+                        overlay.name, t.client
+                    ),
+                )
+                .with_label("second tailoring")
+                .with_secondary(first.span, "first one here")
+                .with_help("put every change of the process in one tailoring"),
+            );
+            continue;
+        }
+        seen.push(&overlay.name);
+        let Some(base) = bases.iter().find(|b| b.name.name == t.base.name) else {
+            let mut d = Diagnostic::error(
+                "unknown-base",
+                t.base.span,
+                format!("no process `{}` to extend", t.base),
+            )
+            .with_label("not a process of the project");
+            if let Some(close) = did_you_mean(&t.base.name, bases.iter().map(|b| b.name.as_str())) {
+                d = d.with_help(format!("did you mean `{close}`?"));
+            }
+            diags.push(d);
+            continue;
+        };
+        if overlay.name.name == base.name.name {
+            replaced.insert(base.name.name.clone());
+        }
+        applied.push(Applied {
+            process: overlay.name.name.clone(),
+            client: t.client.name.clone(),
+            header: t.span,
+            base: base.span,
+        });
+        tailored.push((index, apply(base, overlay, diags)));
+    }
+
+    // The files again: a base that is tailored under its own name gives way to the tailored
+    // process (in the base's place); tailorings become their effective processes.
+    let mut next = 0;
+    let mut out = Vec::with_capacity(files.len());
+    for file in files {
+        let mut items = Vec::with_capacity(file.items.len());
+        for item in &file.items {
+            match item {
+                Item::Process(p) if p.tailoring.is_some() => {
+                    let this = next;
+                    next += 1;
+                    if let Some((_, effective)) = tailored.iter().find(|(i, _)| *i == this) {
+                        if effective.name.name
+                            != p.tailoring.as_ref().map_or("", |t| t.base.as_str())
+                        {
+                            items.push(Item::Process(effective.clone()));
+                        }
+                    }
+                }
+                Item::Process(p) if replaced.contains(&p.name.name) => {
+                    if let Some((_, effective)) =
+                        tailored.iter().find(|(_, e)| e.name.name == p.name.name)
+                    {
+                        items.push(Item::Process(effective.clone()));
+                    }
+                }
+                other => items.push(other.clone()),
+            }
+        }
+        out.push(ast::File { items });
+    }
+    (out, applied)
+}
+
+/// A diagnostic inside a tailored process's base gets the tailoring's header as a second
+/// label: the change that made the line a problem.
+pub fn point_at_tailorings(diags: &mut [Diagnostic], applied: &[Applied]) {
+    for d in diags.iter_mut() {
+        let Some(a) = applied.iter().find(|a| {
+            a.base.file == d.span.file && a.base.start <= d.span.start && d.span.end <= a.base.end
+        }) else {
+            continue;
+        };
+        let label = format!("in `{}` as tailored for client `{}`", a.process, a.client);
+        *d = d.clone().with_secondary(a.header, label);
+    }
+}
+
+/// The base with the tailoring's entries applied, in order.
+fn apply(base: &Process, overlay: &Process, diags: &mut Vec<Diagnostic>) -> Process {
+    let mut p = base.clone();
+    p.name = overlay.name.clone();
+    if overlay.label.is_some() {
+        p.label = overlay.label.clone();
+    }
+    for member in &overlay.members {
+        match member {
+            Member::Overlay(o) => {
+                if let Err(d) = apply_entry(&mut p, o) {
+                    diags.push(*d);
+                }
+            }
+            other => diags.push(
+                Diagnostic::error(
+                    "tailoring-needs-verb",
+                    other.span(),
+                    "a tailoring changes its base entry by entry: this entry has no verb",
+                )
+                .with_label("write `add`, `replace`, `remove` or `require` before it")
+                .with_help(
+                    "`add stage x ...` adds one, `replace stage x ...` rewrites one, \
+                     `remove stage x` takes one out",
+                ),
+            ),
+        }
+    }
+    p
+}
+
+type Applying = Result<(), Box<Diagnostic>>;
+
+/// Where an entry is in a process: the member's index, and the index inside it for entries
+/// kept in blocks (fields, target rows, priority rows, routes, escalation steps).
+type Place = (usize, Option<usize>);
+
+fn apply_entry(p: &mut Process, o: &Overlay) -> Applying {
+    let verb = o.verb.node;
+    if let OverlayEntry::Route { rule, .. } = &o.entry {
+        // Only `otherwise` goes without a name: any other route is addressed by its name.
+        if rule.name.is_none() && rule.condition.is_some() {
+            return Err(Box::new(
+                Diagnostic::error(
+                    "overlay-unnamed-route",
+                    rule.span,
+                    format!("a route a tailoring {}s needs a name", verb.as_str()),
+                )
+                .with_label("no name")
+                .with_help("write `NAME: when ... => QUEUE`, the name the route is known by"),
+            ));
+        }
+    }
+    let address = Address::of(&o.entry);
+    let found = address.find(p);
+    match (verb, found) {
+        (Verb::Add, Some(at)) => Err(exists(o, &address, span_at(p, at))),
+        (Verb::Replace | Verb::Remove | Verb::Require, None) => Err(missing(o, &address, p)),
+        (Verb::Require, Some(_)) => Ok(()),
+        (Verb::Remove, Some(at)) => remove(p, at, o),
+        (Verb::Replace, Some(at)) => replace(p, at, o),
+        (Verb::Add, None) => add(p, o),
+    }
+}
+
+/// An entry's kind and stable name, as the diagnostics say it.
+#[derive(Clone, Debug, PartialEq)]
+enum Address {
+    Field(String),
+    Stage(String),
+    Transition(String),
+    Target(String),
+    TargetsCalendar,
+    PriorityTable,
+    Priority(Vec<String>),
+    Priorities,
+    Route(Option<String>),
+    Escalation(ast::ClockKind, Threshold),
+    Rule(String),
+}
+
+impl Address {
+    fn of(entry: &OverlayEntry) -> Address {
+        match entry {
+            OverlayEntry::Field(f) => Address::Field(f.name.name.clone()),
+            OverlayEntry::Stage(s) => Address::Stage(s.name.name.clone()),
+            OverlayEntry::Transition(t) => Address::Transition(t.name.name.clone()),
+            OverlayEntry::Target(r) => Address::Target(r.priority.name.clone()),
+            OverlayEntry::TargetsCalendar(_) => Address::TargetsCalendar,
+            OverlayEntry::PriorityTable(_) => Address::PriorityTable,
+            OverlayEntry::PriorityRow(r) => Address::Priority(names(&r.keys)),
+            OverlayEntry::Priorities(_) => Address::Priorities,
+            OverlayEntry::Route { rule, .. } => {
+                Address::Route(rule.name.as_ref().map(|n| n.name.clone()))
+            }
+            OverlayEntry::Escalation { clock, step } => {
+                Address::Escalation(clock.node, step.threshold.node)
+            }
+            OverlayEntry::Rule(r) => Address::Rule(r.name.name.clone()),
+            OverlayEntry::Named(n) => match n {
+                EntryRef::Field(i) => Address::Field(i.name.clone()),
+                EntryRef::Stage(i) => Address::Stage(i.name.clone()),
+                EntryRef::Transition(i) => Address::Transition(i.name.clone()),
+                EntryRef::Target(i) => Address::Target(i.name.clone()),
+                EntryRef::Priority(keys, _) => Address::Priority(names(keys)),
+                EntryRef::Route(name, _) => Address::Route(name.as_ref().map(|n| n.name.clone())),
+                EntryRef::Escalation { clock, threshold } => {
+                    Address::Escalation(clock.node, threshold.node)
+                }
+                EntryRef::Rule(i) => Address::Rule(i.name.clone()),
+            },
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Address::Field(n) => format!("field `{n}`"),
+            Address::Stage(n) => format!("stage `{n}`"),
+            Address::Transition(n) => format!("transition `{n}`"),
+            Address::Target(n) => format!("target `{n}`"),
+            Address::TargetsCalendar => "targets calendar".to_string(),
+            Address::PriorityTable => "priority table".to_string(),
+            Address::Priority(keys) => format!("priority table entry `{}`", keys.join(", ")),
+            Address::Priorities => "priority levels".to_string(),
+            Address::Route(Some(n)) => format!("route `{n}`"),
+            Address::Route(None) => "route `otherwise`".to_string(),
+            Address::Escalation(clock, t) => {
+                format!("escalation step `{clock} at {}`", threshold_text(*t))
+            }
+            Address::Rule(n) => format!("rule `{n}`"),
+        }
+    }
+
+    /// Where the entry is in `p`, if it is.
+    fn find(&self, p: &Process) -> Option<Place> {
+        for (i, m) in p.members.iter().enumerate() {
+            let inner = match (self, m) {
+                (Address::Field(n), Member::Fields(f)) => {
+                    f.fields.iter().position(|x| x.name.name == *n)
+                }
+                (Address::Stage(n), Member::Stage(s)) if s.name.name == *n => {
+                    return Some((i, None))
+                }
+                (Address::Transition(n), Member::Transition(t)) if t.name.name == *n => {
+                    return Some((i, None))
+                }
+                (Address::Target(n), Member::Targets(t)) => {
+                    t.rows.iter().position(|r| r.priority.name == *n)
+                }
+                (Address::TargetsCalendar, Member::Targets(t)) if t.calendar.is_some() => {
+                    return Some((i, None))
+                }
+                (Address::PriorityTable, Member::PriorityTable(_)) => return Some((i, None)),
+                (Address::Priority(keys), Member::PriorityTable(t)) => {
+                    t.rows
+                        .iter()
+                        .position(|r| names(&r.keys) == *keys)
+                        .or_else(|| {
+                            // A cell of a full row: every key but the last names the row.
+                            let (_, row_keys) = keys.split_last()?;
+                            (keys.len() == t.fields.len())
+                                .then(|| t.rows.iter().position(|r| names(&r.keys) == *row_keys))
+                                .flatten()
+                        })
+                }
+                (Address::Priorities, Member::Priorities(_)) => return Some((i, None)),
+                (Address::Route(name), Member::Routing(r)) => {
+                    r.rules.iter().position(|rule| match name {
+                        Some(n) => rule.name.as_ref().is_some_and(|x| x.name == *n),
+                        None => rule.condition.is_none(),
+                    })
+                }
+                (Address::Escalation(clock, t), Member::Escalation(e))
+                    if e.clock.node == *clock =>
+                {
+                    e.steps.iter().position(|s| s.threshold.node == *t)
+                }
+                (Address::Rule(n), Member::Rule(r)) if r.name.name == *n => return Some((i, None)),
+                _ => None,
+            };
+            if let Some(j) = inner {
+                return Some((i, Some(j)));
+            }
+        }
+        None
+    }
+}
+
+fn names(ids: &[Ident]) -> Vec<String> {
+    ids.iter().map(|i| i.name.clone()).collect()
+}
+
+fn threshold_text(t: Threshold) -> String {
+    match t {
+        Threshold::Percent(n) => format!("{n}%"),
+        Threshold::After(d) => d.to_string(),
+    }
+}
+
+/// The span of the entry at `at`, for a second label.
+fn span_at(p: &Process, (i, j): Place) -> Span {
+    let member = &p.members[i];
+    match (member, j) {
+        (Member::Fields(f), Some(j)) => f.fields[j].span,
+        (Member::Targets(t), Some(j)) => t.rows[j].span,
+        (Member::PriorityTable(t), Some(j)) => t.rows[j].span,
+        (Member::Routing(r), Some(j)) => r.rules[j].span,
+        (Member::Escalation(e), Some(j)) => e.steps[j].span,
+        (m, _) => m.span(),
+    }
+}
+
+fn exists(o: &Overlay, address: &Address, base: Span) -> Box<Diagnostic> {
+    let what = address.describe();
+    Box::new(
+        Diagnostic::error(
+            "overlay-exists",
+            o.span,
+            format!("cannot add {what}: the process already has it"),
+        )
+        .with_label("added here")
+        .with_secondary(base, "it is here")
+        .with_help("write `replace` to change it, or give the new one another name"),
+    )
+}
+
+fn missing(o: &Overlay, address: &Address, p: &Process) -> Box<Diagnostic> {
+    let what = address.describe();
+    let verb = o.verb.node.as_str();
+    let (code, message) = match o.verb.node {
+        Verb::Require => (
+            "overlay-required-missing",
+            format!(
+                "the tailoring requires {what}, which `{}` does not have",
+                p.name
+            ),
+        ),
+        _ => (
+            "overlay-missing",
+            format!("cannot {verb} {what}: `{}` has no such entry", p.name),
+        ),
+    };
+    let mut d = Diagnostic::error(code, o.span, message).with_label(format!("{verb} here"));
+    let candidates = entry_names(p, address);
+    let wanted = match address {
+        Address::Field(n)
+        | Address::Stage(n)
+        | Address::Transition(n)
+        | Address::Target(n)
+        | Address::Rule(n)
+        | Address::Route(Some(n)) => Some(n.as_str()),
+        _ => None,
+    };
+    if let Some(close) = wanted.and_then(|w| did_you_mean(w, candidates.iter().map(String::as_str)))
+    {
+        d = d.with_help(format!("did you mean `{close}`?"));
+    } else if o.verb.node == Verb::Replace {
+        d = d.with_help("write `add` for an entry the base does not have");
+    }
+    Box::new(d)
+}
+
+/// The names of the entries of the address's kind, for a did-you-mean.
+fn entry_names(p: &Process, address: &Address) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in &p.members {
+        match (address, m) {
+            (Address::Field(_), Member::Fields(f)) => {
+                out.extend(f.fields.iter().map(|x| x.name.name.clone()))
+            }
+            (Address::Stage(_), Member::Stage(s)) => out.push(s.name.name.clone()),
+            (Address::Transition(_), Member::Transition(t)) => out.push(t.name.name.clone()),
+            (Address::Target(_), Member::Targets(t)) => {
+                out.extend(t.rows.iter().map(|r| r.priority.name.clone()))
+            }
+            (Address::Rule(_), Member::Rule(r)) => out.push(r.name.name.clone()),
+            (Address::Route(_), Member::Routing(r)) => out.extend(
+                r.rules
+                    .iter()
+                    .filter_map(|x| x.name.as_ref().map(|n| n.name.clone())),
+            ),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn remove(p: &mut Process, (i, j): Place, o: &Overlay) -> Applying {
+    match (&mut p.members[i], j) {
+        (Member::Fields(f), Some(j)) => {
+            f.fields.remove(j);
+        }
+        (Member::Targets(t), Some(j)) => {
+            t.rows.remove(j);
+        }
+        (Member::PriorityTable(t), Some(j)) => {
+            if let OverlayEntry::Named(EntryRef::Priority(keys, _)) = &o.entry {
+                if names(&t.rows[j].keys) != names(keys) {
+                    return Err(Box::new(
+                        Diagnostic::error(
+                            "overlay-cell-removed",
+                            o.span,
+                            "a cell of a full priority row cannot be removed",
+                        )
+                        .with_secondary(t.rows[j].span, "the row it is in")
+                        .with_help("replace the cell, or remove the whole row"),
+                    ));
+                }
+            }
+            t.rows.remove(j);
+        }
+        (Member::Routing(r), Some(j)) => {
+            r.rules.remove(j);
+        }
+        (Member::Escalation(e), Some(j)) => {
+            e.steps.remove(j);
+        }
+        _ => {
+            p.members.remove(i);
+        }
+    }
+    Ok(())
+}
+
+fn replace(p: &mut Process, (i, j): Place, o: &Overlay) -> Applying {
+    let fields = p.members.clone();
+    match (&mut p.members[i], j, &o.entry) {
+        (Member::Fields(f), Some(j), OverlayEntry::Field(x)) => f.fields[j] = x.clone(),
+        (Member::Stage(s), _, OverlayEntry::Stage(x)) => *s = x.clone(),
+        (Member::Transition(t), _, OverlayEntry::Transition(x)) => *t = x.clone(),
+        (Member::Targets(t), Some(j), OverlayEntry::Target(x)) => t.rows[j] = x.clone(),
+        (Member::Targets(t), _, OverlayEntry::TargetsCalendar(c)) => t.calendar = Some(c.clone()),
+        (Member::PriorityTable(t), _, OverlayEntry::PriorityTable(x)) => *t = x.clone(),
+        (Member::PriorityTable(t), Some(j), OverlayEntry::PriorityRow(x)) => {
+            if names(&t.rows[j].keys) == names(&x.keys) {
+                t.rows[j] = x.clone();
+            } else {
+                // One cell of a full row: its place is the last key's among the last field's
+                // values, in their declared order.
+                let cell = cell_index(&fields, t, x).ok_or_else(|| {
+                    Box::new(
+                        Diagnostic::error(
+                            "overlay-cell-unknown",
+                            o.span,
+                            "this cell's last key is not a value of the table's last field",
+                        )
+                        .with_secondary(t.rows[j].span, "the row it would be in"),
+                    )
+                })?;
+                match (t.rows[j].cells.get_mut(cell), x.cells.first()) {
+                    (Some(slot), Some(value)) if x.cells.len() == 1 => *slot = value.clone(),
+                    _ => {
+                        return Err(Box::new(
+                            Diagnostic::error(
+                                "overlay-cell-unknown",
+                                o.span,
+                                "a cell is replaced by exactly one priority",
+                            )
+                            .with_secondary(t.rows[j].span, "the row it is in"),
+                        ))
+                    }
+                }
+            }
+        }
+        (Member::Priorities(x), _, OverlayEntry::Priorities(y)) => *x = y.clone(),
+        (Member::Routing(r), Some(j), OverlayEntry::Route { rule, place }) => {
+            if let Some(place) = place {
+                return Err(Box::new(
+                    Diagnostic::error(
+                        "overlay-place-on-replace",
+                        place.span,
+                        "a replaced route keeps its place",
+                    )
+                    .with_help("remove the route and add it where it should go"),
+                ));
+            }
+            r.rules[j] = rule.clone();
+        }
+        (Member::Escalation(e), Some(j), OverlayEntry::Escalation { step, .. }) => {
+            e.steps[j] = step.clone()
+        }
+        (Member::Rule(r), _, OverlayEntry::Rule(x)) => *r = x.clone(),
+        _ => {
+            return Err(Box::new(Diagnostic::error(
+                "overlay-missing",
+                o.span,
+                "nothing of this kind to replace here",
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// The index of a cell `keys` (every field's value) in a full row of `table`: the last key's
+/// position among the last field's declared values.
+fn cell_index(
+    members: &[Member],
+    table: &ast::PriorityTable,
+    cell: &ast::PriorityRow,
+) -> Option<usize> {
+    let last_field = table.fields.last()?;
+    let last_key = cell.keys.last()?;
+    members
+        .iter()
+        .find_map(|m| match m {
+            Member::Fields(f) => f.fields.iter().find(|x| x.name.name == last_field.name),
+            _ => None,
+        })
+        .and_then(|field| match &field.ty {
+            ast::FieldType::Enum(values, _) => values.iter().position(|v| v.name == last_key.name),
+            _ => None,
+        })
+}
+
+fn add(p: &mut Process, o: &Overlay) -> Applying {
+    match &o.entry {
+        OverlayEntry::Field(f) => {
+            match p.members.iter_mut().find_map(|m| match m {
+                Member::Fields(x) => Some(x),
+                _ => None,
+            }) {
+                Some(block) => block.fields.push(f.clone()),
+                None => p.members.insert(
+                    0,
+                    Member::Fields(ast::Fields {
+                        fields: vec![f.clone()],
+                        span: o.span,
+                    }),
+                ),
+            }
+        }
+        OverlayEntry::Stage(s) => insert_after_last(p, Member::Stage(s.clone()), |m| {
+            matches!(m, Member::Stage(_))
+        }),
+        OverlayEntry::Transition(t) => insert_after_last(p, Member::Transition(t.clone()), |m| {
+            matches!(m, Member::Transition(_) | Member::Stage(_))
+        }),
+        OverlayEntry::Rule(r) => p.members.push(Member::Rule(r.clone())),
+        OverlayEntry::Target(row) => match targets_block(p) {
+            Some(t) => t.rows.push(row.clone()),
+            None => p.members.push(Member::Targets(ast::Targets {
+                calendar: None,
+                rows: vec![row.clone()],
+                span: o.span,
+            })),
+        },
+        OverlayEntry::TargetsCalendar(c) => match targets_block(p) {
+            Some(t) => t.calendar = Some(c.clone()),
+            None => p.members.push(Member::Targets(ast::Targets {
+                calendar: Some(c.clone()),
+                rows: Vec::new(),
+                span: o.span,
+            })),
+        },
+        OverlayEntry::PriorityTable(t) => p.members.push(Member::PriorityTable(t.clone())),
+        OverlayEntry::Priorities(x) => p.members.insert(0, Member::Priorities(x.clone())),
+        OverlayEntry::PriorityRow(row) => {
+            match p.members.iter_mut().find_map(|m| match m {
+                Member::PriorityTable(t) => Some(t),
+                _ => None,
+            }) {
+                Some(t) => t.rows.push(row.clone()),
+                None => {
+                    return Err(Box::new(
+                        Diagnostic::error(
+                            "overlay-missing",
+                            o.span,
+                            format!("`{}` has no priority table to add a row to", p.name),
+                        )
+                        .with_help("add a whole table: `add priority from a, b { ... }`"),
+                    ))
+                }
+            }
+        }
+        OverlayEntry::Route { rule, place } => add_route(p, rule, place.as_ref(), o)?,
+        OverlayEntry::Escalation { clock, step } => {
+            let block = p.members.iter_mut().find_map(|m| match m {
+                Member::Escalation(e) if e.clock.node == clock.node => Some(e),
+                _ => None,
+            });
+            match block {
+                Some(e) => {
+                    // In threshold order where the two are comparable, as a reader expects.
+                    let at = e
+                        .steps
+                        .iter()
+                        .position(|s| later(s.threshold.node, step.threshold.node))
+                        .unwrap_or(e.steps.len());
+                    e.steps.insert(at, step.clone());
+                }
+                None => p.members.push(Member::Escalation(ast::Escalation {
+                    clock: clock.clone(),
+                    steps: vec![step.clone()],
+                    span: o.span,
+                })),
+            }
+        }
+        OverlayEntry::Named(_) => {
+            return Err(Box::new(Diagnostic::error(
+                "overlay-missing",
+                o.span,
+                "`add` writes the entry out in full",
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// Whether `a` comes after `b` on the same clock (only thresholds of one kind compare).
+fn later(a: Threshold, b: Threshold) -> bool {
+    match (a, b) {
+        (Threshold::Percent(x), Threshold::Percent(y)) => x > y,
+        (Threshold::After(x), Threshold::After(y)) => x.days_and_seconds() > y.days_and_seconds(),
+        _ => false,
+    }
+}
+
+fn targets_block(p: &mut Process) -> Option<&mut ast::Targets> {
+    p.members.iter_mut().find_map(|m| match m {
+        Member::Targets(t) => Some(t),
+        _ => None,
+    })
+}
+
+/// Put `member` after the last member `like` matches (or at the end), so a reader finds it
+/// among its kind.
+fn insert_after_last(p: &mut Process, member: Member, like: impl Fn(&Member) -> bool) {
+    let at = p
+        .members
+        .iter()
+        .rposition(like)
+        .map(|i| i + 1)
+        .unwrap_or(p.members.len());
+    p.members.insert(at, member);
+}
+
+fn add_route(
+    p: &mut Process,
+    rule: &ast::RouteRule,
+    place: Option<&ast::RoutePlace>,
+    o: &Overlay,
+) -> Applying {
+    let routing = p.members.iter_mut().find_map(|m| match m {
+        Member::Routing(r) => Some(r),
+        _ => None,
+    });
+    let Some(routing) = routing else {
+        p.members.push(Member::Routing(ast::Routing {
+            rules: vec![rule.clone()],
+            span: o.span,
+        }));
+        return Ok(());
+    };
+    let at = match place {
+        Some(place) => {
+            let anchor = routing.rules.iter().position(|r| {
+                r.name.as_ref().is_some_and(|n| n.name == place.anchor.name)
+                    || (place.anchor.name == "otherwise" && r.condition.is_none())
+            });
+            let Some(anchor) = anchor else {
+                let mut d = Diagnostic::error(
+                    "unknown-anchor",
+                    place.anchor.span,
+                    format!("no route `{}` to place this one by", place.anchor),
+                )
+                .with_label("not a route of the process");
+                let known: Vec<&str> = routing
+                    .rules
+                    .iter()
+                    .filter_map(|r| r.name.as_ref().map(|n| n.as_str()))
+                    .collect();
+                if let Some(close) = did_you_mean(&place.anchor.name, known.into_iter()) {
+                    d = d.with_help(format!("did you mean `{close}`?"));
+                }
+                return Err(Box::new(d));
+            };
+            if place.before {
+                anchor
+            } else {
+                anchor + 1
+            }
+        }
+        // Before `otherwise`, which must stay last.
+        None => routing
+            .rules
+            .iter()
+            .position(|r| r.condition.is_none())
+            .unwrap_or(routing.rules.len()),
+    };
+    routing.rules.insert(at, rule.clone());
+    Ok(())
+}
