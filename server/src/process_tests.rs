@@ -40,6 +40,34 @@ pub struct TestArgs {
     /// Only tests whose name contains this text.
     #[arg(long)]
     pub filter: Option<String>,
+    /// The standard definitions a client's tailoring (PATH) extends: checked and run
+    /// together with each PATH, as the client runs them; only PATH's tests run.
+    #[arg(long, value_name = "DIR")]
+    pub base: Vec<PathBuf>,
+}
+
+/// The project of `path`, with the files of `base` beside it (a client's tailoring and the
+/// standard definitions it extends); only `path`'s files are the requested ones.
+fn with_base(path: &PathBuf, base: &[PathBuf]) -> Result<files::Loaded, files::LoadError> {
+    if base.is_empty() {
+        return files::load(std::slice::from_ref(path));
+    }
+    let own = files::load(std::slice::from_ref(path))?;
+    let own_names: std::collections::BTreeSet<&str> = own
+        .requested
+        .iter()
+        .filter_map(|id| own.sources.get(*id).map(|f| f.name.as_str()))
+        .collect();
+    let mut all = base.to_vec();
+    all.push(path.clone());
+    let mut loaded = files::load(&all)?;
+    loaded.requested = loaded
+        .sources
+        .iter()
+        .filter(|(_, f)| own_names.contains(f.name.as_str()))
+        .map(|(id, _)| id)
+        .collect();
+    Ok(loaded)
 }
 
 /// One project's run.
@@ -67,7 +95,7 @@ pub fn run(args: &TestArgs) -> Result<u8, files::LoadError> {
     let mut runs = Vec::new();
     let mut broken = false;
     for path in &args.paths {
-        let loaded = files::load(std::slice::from_ref(path))?;
+        let loaded = with_base(path, &args.base)?;
         let (suite, _warnings) = match Suite::load(&loaded.sources) {
             Ok(s) => s,
             Err(diagnostics) => {

@@ -170,8 +170,18 @@ pub fn effective(
     let mut out = Vec::with_capacity(files.len());
     for file in files {
         let mut items = Vec::with_capacity(file.items.len());
+        // The tests beside another client's tailoring are that client's: they test what its
+        // tailoring changes, so they do not run for the standard processes or another client.
+        let others_tests = file.items.iter().any(|i| match i {
+            Item::Process(p) => p
+                .tailoring
+                .as_ref()
+                .is_some_and(|t| Some(t.client.name.as_str()) != client.as_deref()),
+            _ => false,
+        });
         for item in &file.items {
             match item {
+                Item::Test(_) if others_tests => {}
                 Item::Process(p) if p.tailoring.is_some() => {
                     let this = next;
                     next += 1;

@@ -1,0 +1,220 @@
+//! Tailoring per client (issue 22): a client's tenant runs the standard processes with its
+//! tailoring applied, end to end over the HTTP API on SQLite and PostgreSQL; a tailoring that
+//! breaks the process is refused and replaces nothing. And the command line: `check` for a
+//! client, `effective`, and `test --base`.
+
+#[macro_use]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value as Json};
+use support::{Db, Server};
+
+on_both!(a_client_tenant_runs_its_tailored_incident_process);
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+/// The standard project with Acme's tailoring (examples/acme/acme.itsm) beside it.
+fn acme_files() -> Vec<Json> {
+    let mut files = support::project_files();
+    let path = workspace().join("examples/acme/acme.itsm");
+    files.push(json!({
+        "name": "acme.itsm",
+        "text": std::fs::read_to_string(path).expect("acme.itsm"),
+    }));
+    files
+}
+
+async fn a_client_tenant_runs_its_tailored_incident_process(db: Db) {
+    let s = Server::start(&db);
+    let (st, acme) = s
+        .post(
+            "/v1/tenants",
+            &s.admin,
+            json!({"name": "acme", "admin": "root"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{acme}");
+    let root = acme["secret"].as_str().expect("secret").to_string();
+
+    let (st, published) = s
+        .post("/v1/definitions", &root, json!({ "files": acme_files() }))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{published}");
+    let (_, incident) = s.get("/v1/definitions/incident", &root).await;
+    let versions = incident["versions"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        versions, 2,
+        "the tailored incident is a new version: {incident}"
+    );
+
+    let sam = s.user(&root, "sam", &["agent"]).await;
+    let carol = s.user(&root, "carol", &[]).await;
+    let payroll = |caller: &str| {
+        json!({
+            "process": "incident",
+            "fields": {
+                "title": "Payslips missing",
+                "caller": caller,
+                "service": "payroll",
+                "category": "software",
+                "impact": "medium",
+                "urgency": "medium",
+            }
+        })
+    };
+    let (st, created) = s.post("/v1/instances", &carol, payroll("carol")).await;
+    assert_eq!(st, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_i64().expect("id");
+    // The field the tailoring added, with its default.
+    assert_eq!(created["fields"]["cost_centre"], "general", "{created}");
+
+    let act = |action: &'static str| {
+        let s = &s;
+        let sam = sam.clone();
+        async move {
+            let (st, b) = s
+                .post(
+                    &format!("/v1/instances/{id}/actions/{action}"),
+                    &sam,
+                    json!({}),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{action}: {b}");
+            b
+        }
+    };
+    // The route the tailoring added, before the standard ones.
+    let logged = act("log").await;
+    assert_eq!(logged["queue"], "acme_sap", "{logged}");
+    let (_, tasks) = s.get("/v1/queues/acme_sap/tasks", &sam).await;
+    assert_eq!(tasks["items"][0]["instance"], id, "{tasks}");
+
+    // The stage and transitions it added, and the resolve clock paused there.
+    act("accept").await;
+    let waiting = act("to_vendor").await;
+    assert_eq!(waiting["stage"], "awaiting_vendor", "{waiting}");
+    let (_, view) = s.get(&format!("/v1/instances/{id}/clocks"), &sam).await;
+    let resolve = view["items"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["clock"] == "resolve"))
+        .cloned()
+        .unwrap_or_else(|| panic!("a resolve clock: {view}"));
+    assert_eq!(resolve["state"], "paused", "{resolve}");
+    let back = act("from_vendor").await;
+    assert_eq!(back["stage"], "working");
+
+    // The default tenant runs the standard process: no such route, stage or field.
+    let alice = s.user(&s.admin, "alice", &["agent"]).await;
+    let (st, standard) = s.post("/v1/instances", &alice, payroll("alice")).await;
+    assert_eq!(st, StatusCode::CREATED, "{standard}");
+    assert!(
+        standard["fields"].get("cost_centre").is_none(),
+        "{standard}"
+    );
+
+    // A tailoring that breaks the process is refused, pointing at the change, and the
+    // tenant keeps running the version it had.
+    let mut broken = acme_files();
+    if let Some(last) = broken.last_mut() {
+        let text = last["text"]
+            .as_str()
+            .unwrap_or_default()
+            .replace("require stage resolved", "remove stage resolved");
+        last["text"] = json!(text);
+    }
+    let (st, err) = s
+        .post("/v1/definitions", &root, json!({ "files": broken }))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    let said = err["diagnostics"].to_string();
+    assert!(
+        said.contains("unknown stage `resolved`") && said.contains("tailored for client `acme`"),
+        "{said}"
+    );
+    let (_, after) = s.get("/v1/definitions/incident", &root).await;
+    assert_eq!(after["versions"].as_array().map_or(0, Vec::len), 2);
+}
+
+fn itsmflow(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_itsmflow"))
+        .args(args)
+        .current_dir(workspace())
+        .output()
+        .expect("run itsmflow")
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn effective_prints_what_the_client_runs() {
+    let out = itsmflow(&[
+        "effective",
+        "processes",
+        "examples/acme",
+        "--process",
+        "incident",
+    ]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("targets on acme_hours {"), "{said}");
+    assert!(
+        said.contains("P1: respond 10m, resolve 2h on 24x7"),
+        "{said}"
+    );
+    assert!(
+        said.contains("cost_centre: text default \"general\""),
+        "{said}"
+    );
+    assert!(
+        said.contains("stage awaiting_vendor \"Awaiting vendor\""),
+        "{said}"
+    );
+    // The added route sits where the tailoring placed it: before `network`.
+    let sap = said.find("sap: when service == payroll => acme_sap");
+    let network = said.find("network: when category in (network.*) => network");
+    assert!(
+        sap.is_some() && network.is_some() && sap < network,
+        "{said}"
+    );
+    assert!(
+        !said.contains("extends"),
+        "the effective process is plain: {said}"
+    );
+
+    let out = itsmflow(&[
+        "effective",
+        "processes",
+        "examples/acme",
+        "--client",
+        "globex",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("no tailoring for client `globex`"));
+}
+
+#[test]
+fn check_and_test_a_client_against_the_standard_library() {
+    let out = itsmflow(&["check", "--deny-warnings", "processes", "examples/acme"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = itsmflow(&["fmt", "--check", "examples/acme"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = itsmflow(&["test", "examples/acme", "--base", "processes"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("2 passed; 0 failed"), "{said}");
+}
