@@ -71,6 +71,10 @@ enum Command {
     /// Print the definitions a client runs: the standard ones with the client's tailorings
     /// applied, as formatted language.
     Effective(tailoring::EffectiveArgs),
+    /// Carry a client's tailoring onto a new standard library: each of its entries as still
+    /// applying, conflicting (the library changed the same entry) or obsolete (the library
+    /// now says the same), then the client checked on the new library.
+    Rebase(tailoring::RebaseArgs),
     /// Rewrite files in the canonical layout (comments are kept).
     Fmt {
         #[arg(required = true)]
@@ -111,6 +115,7 @@ fn main() -> ExitCode {
             client,
         } => check(&paths, format, deny_warnings, client.as_deref()),
         Command::Effective(args) => tailoring::effective(&args),
+        Command::Rebase(args) => tailoring::rebase(&args),
         Command::Fmt { paths, check } => fmt(&paths, check),
         Command::Graph {
             path,

@@ -218,3 +218,90 @@ fn check_and_test_a_client_against_the_standard_library() {
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(said.contains("2 passed; 0 failed"), "{said}");
 }
+
+/// A copy of the standard library with the changes a new release might bring.
+fn new_release(edits: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(workspace().join("processes")).expect("processes") {
+        let path = entry.expect("entry").path();
+        let mut text = std::fs::read_to_string(&path).expect("read");
+        if path.file_name().is_some_and(|n| n == "incident.itsm") {
+            for (from, to) in edits {
+                assert!(text.contains(from), "{from}");
+                text = text.replace(from, to);
+            }
+        }
+        std::fs::write(dir.path().join(path.file_name().expect("name")), text).expect("write");
+    }
+    dir
+}
+
+#[test]
+fn rebase_sorts_a_clients_changes_entry_by_entry() {
+    let release = new_release(&[
+        // The same entry the client replaces: a conflict.
+        (
+            "P1: respond 15m, resolve 4h on 24x7",
+            "P1: respond 20m, resolve 4h on 24x7",
+        ),
+        // What the client adds, now in the library as the client wrote it: obsolete.
+        (
+            "    at 75% => move to next tier\n",
+            "    at 75% => move to next tier\n    at 90% => notify role incident_manager \"Acme incident {id} is about to breach\"\n",
+        ),
+    ]);
+    let onto = release.path().display().to_string();
+    let out = itsmflow(&[
+        "rebase",
+        "examples/acme",
+        "--from",
+        "processes",
+        "--onto",
+        &onto,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let doc: Json = serde_json::from_slice(&out.stdout).expect("json");
+    let status = |entry: &str| {
+        doc["entries"]
+            .as_array()
+            .and_then(|e| e.iter().find(|x| x["entry"] == entry))
+            .map(|x| x["status"].clone())
+            .unwrap_or_else(|| panic!("no entry {entry}: {doc}"))
+    };
+    assert_eq!(status("replace target P1"), "conflicting");
+    assert_eq!(status("add escalation on resolve at 90%"), "obsolete");
+    assert_eq!(status("add field cost_centre"), "applying");
+    assert_eq!(status("add route sap"), "applying");
+    assert_eq!(status("require stage resolved"), "applying");
+    let conflict = doc["entries"]
+        .as_array()
+        .and_then(|e| e.iter().find(|x| x["status"] == "conflicting"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(conflict["before"], "P1: respond 15m, resolve 4h on 24x7");
+    assert_eq!(conflict["now"], "P1: respond 20m, resolve 4h on 24x7");
+    assert_eq!(conflict["file"], "examples/acme/acme.itsm");
+    assert_eq!(doc["summary"]["conflicting"], 1);
+    // On the new library the obsolete step is now added twice: the check says so.
+    assert!(doc["check"].to_string().contains("overlay-exists"), "{doc}");
+
+    // A release that leaves the client's entries alone: all applying, exit 0.
+    let quiet = new_release(&[("\"Incident management\"", "\"Incidents\"")]);
+    let onto = quiet.path().display().to_string();
+    let out = itsmflow(&[
+        "rebase",
+        "examples/acme",
+        "--from",
+        "processes",
+        "--onto",
+        &onto,
+    ]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("10 applying, 0 conflicting, 0 obsolete"),
+        "{said}"
+    );
+}

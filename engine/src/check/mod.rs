@@ -18,6 +18,7 @@ mod people;
 mod process;
 mod process_tests;
 mod queues;
+pub mod rebase;
 mod rhai_types;
 mod rules;
 mod services;
@@ -121,13 +122,23 @@ pub fn check_for(sources: &Sources, client: ClientChoice<'_>) -> Checked {
     checked
 }
 
+/// The syntax trees of a project's files, and their syntax errors.
+pub fn parse_files(sources: &Sources) -> (Vec<ast::File>, Vec<Diagnostic>) {
+    let mut diagnostics = Vec::new();
+    let files = sources
+        .iter()
+        .map(|(id, file)| {
+            let parsed = parse(id, &file.text);
+            diagnostics.extend(parsed.diagnostics);
+            parsed.file
+        })
+        .collect();
+    (files, diagnostics)
+}
+
 /// The clients a project's tailorings name, in order of name.
 pub fn clients(sources: &Sources) -> Vec<String> {
-    let files: Vec<ast::File> = sources
-        .iter()
-        .map(|(id, file)| parse(id, &file.text).file)
-        .collect();
-    tailor::clients(&files)
+    tailor::clients(&parse_files(sources).0)
 }
 
 /// Check a project for every client it tailors for, and as the standard processes: the
@@ -136,10 +147,7 @@ pub fn clients(sources: &Sources) -> Vec<String> {
 pub fn check_every_client(sources: &Sources) -> Vec<Diagnostic> {
     let base = check_for(sources, ClientChoice::Base).diagnostics;
     let mut all = base.clone();
-    let files: Vec<ast::File> = sources
-        .iter()
-        .map(|(id, file)| parse(id, &file.text).file)
-        .collect();
+    let files = parse_files(sources).0;
     for client in tailor::clients(&files) {
         let header = tailor::first_header(&files, &client);
         let checked = check_for(sources, ClientChoice::Named(&client)).diagnostics;
@@ -186,14 +194,8 @@ pub fn effective_files(
     client: ClientChoice<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<ast::File> {
-    let files: Vec<ast::File> = sources
-        .iter()
-        .map(|(id, file)| {
-            let parsed = parse(id, &file.text);
-            diagnostics.extend(parsed.diagnostics);
-            parsed.file
-        })
-        .collect();
+    let (files, syntax) = parse_files(sources);
+    diagnostics.extend(syntax);
     tailor::effective(&files, client, diagnostics).0
 }
 

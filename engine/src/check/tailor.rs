@@ -46,7 +46,7 @@ pub fn first_header(files: &[ast::File], client: &str) -> Option<Span> {
         .map(|(_, t)| t.span)
 }
 
-fn tailorings(files: &[ast::File]) -> impl Iterator<Item = (&Process, &ast::Tailoring)> {
+pub(super) fn tailorings(files: &[ast::File]) -> impl Iterator<Item = (&Process, &ast::Tailoring)> {
     files.iter().flat_map(|f| &f.items).filter_map(|i| match i {
         Item::Process(p) => p.tailoring.as_ref().map(|t| (p, t)),
         _ => None,
@@ -257,7 +257,7 @@ type Applying = Result<(), Box<Diagnostic>>;
 
 /// Where an entry is in a process: the member's index, and the index inside it for entries
 /// kept in blocks (fields, target rows, priority rows, routes, escalation steps).
-type Place = (usize, Option<usize>);
+pub(super) type Place = (usize, Option<usize>);
 
 fn apply_entry(p: &mut Process, o: &Overlay) -> Applying {
     let verb = o.verb.node;
@@ -289,7 +289,7 @@ fn apply_entry(p: &mut Process, o: &Overlay) -> Applying {
 
 /// An entry's kind and stable name, as the diagnostics say it.
 #[derive(Clone, Debug, PartialEq)]
-enum Address {
+pub(super) enum Address {
     Field(String),
     Stage(String),
     Transition(String),
@@ -304,7 +304,7 @@ enum Address {
 }
 
 impl Address {
-    fn of(entry: &OverlayEntry) -> Address {
+    pub(super) fn of(entry: &OverlayEntry) -> Address {
         match entry {
             OverlayEntry::Field(f) => Address::Field(f.name.name.clone()),
             OverlayEntry::Stage(s) => Address::Stage(s.name.name.clone()),
@@ -336,7 +336,27 @@ impl Address {
         }
     }
 
-    fn describe(&self) -> String {
+    /// As a tailoring writes the entry's head: `target P1`, `escalation on resolve at 90%`.
+    pub(super) fn describe_plain(&self) -> String {
+        match self {
+            Address::Field(n) => format!("field {n}"),
+            Address::Stage(n) => format!("stage {n}"),
+            Address::Transition(n) => format!("transition {n}"),
+            Address::Target(n) => format!("target {n}"),
+            Address::TargetsCalendar => "targets on".to_string(),
+            Address::PriorityTable => "priority from".to_string(),
+            Address::Priority(keys) => format!("priority {}", keys.join(", ")),
+            Address::Priorities => "priorities".to_string(),
+            Address::Route(Some(n)) => format!("route {n}"),
+            Address::Route(None) => "route otherwise".to_string(),
+            Address::Escalation(clock, t) => {
+                format!("escalation on {clock} at {}", threshold_text(*t))
+            }
+            Address::Rule(n) => format!("rule {n}"),
+        }
+    }
+
+    pub(super) fn describe(&self) -> String {
         match self {
             Address::Field(n) => format!("field `{n}`"),
             Address::Stage(n) => format!("stage `{n}`"),
@@ -356,7 +376,7 @@ impl Address {
     }
 
     /// Where the entry is in `p`, if it is.
-    fn find(&self, p: &Process) -> Option<Place> {
+    pub(super) fn find(&self, p: &Process) -> Option<Place> {
         for (i, m) in p.members.iter().enumerate() {
             let inner = match (self, m) {
                 (Address::Field(n), Member::Fields(f)) => {
@@ -410,7 +430,7 @@ impl Address {
     }
 }
 
-fn names(ids: &[Ident]) -> Vec<String> {
+pub(super) fn names(ids: &[Ident]) -> Vec<String> {
     ids.iter().map(|i| i.name.clone()).collect()
 }
 
@@ -617,7 +637,7 @@ fn replace(p: &mut Process, (i, j): Place, o: &Overlay) -> Applying {
 
 /// The index of a cell `keys` (every field's value) in a full row of `table`: the last key's
 /// position among the last field's declared values.
-fn cell_index(
+pub(super) fn cell_index(
     members: &[Member],
     table: &ast::PriorityTable,
     cell: &ast::PriorityRow,
