@@ -146,7 +146,7 @@ fn judge(process: &str, o: &Overlay, before: &Process, now: &Process) -> EntryRe
 /// a priority cell's value, or the targets' calendar.
 #[derive(Clone, Debug, PartialEq)]
 enum Content {
-    Member(Member),
+    Member(Box<Member>),
     Cell(String),
     Calendar(Option<String>),
 }
@@ -156,15 +156,19 @@ impl Content {
     fn at(p: &Process, (i, j): Place, address: &Address) -> Content {
         let member = &p.members[i];
         match (member, j) {
-            (Member::Fields(f), Some(j)) => Content::Member(Member::Fields(ast::Fields {
-                fields: vec![f.fields[j].clone()],
-                span: f.span,
-            })),
-            (Member::Targets(t), Some(j)) => Content::Member(Member::Targets(ast::Targets {
-                calendar: None,
-                rows: vec![t.rows[j].clone()],
-                span: t.span,
-            })),
+            (Member::Fields(f), Some(j)) => {
+                Content::Member(Box::new(Member::Fields(ast::Fields {
+                    fields: vec![f.fields[j].clone()],
+                    span: f.span,
+                })))
+            }
+            (Member::Targets(t), Some(j)) => {
+                Content::Member(Box::new(Member::Targets(ast::Targets {
+                    calendar: None,
+                    rows: vec![t.rows[j].clone()],
+                    span: t.span,
+                })))
+            }
             (Member::Targets(t), None) => {
                 Content::Calendar(t.calendar.as_ref().map(|c| c.name.clone()))
             }
@@ -187,25 +191,27 @@ impl Content {
                             .unwrap_or_default();
                         Content::Cell(value)
                     }
-                    _ => Content::Member(Member::PriorityTable(ast::PriorityTable {
+                    _ => Content::Member(Box::new(Member::PriorityTable(ast::PriorityTable {
                         fields: Vec::new(),
                         rows: vec![row.clone()],
                         span: t.span,
-                    })),
+                    }))),
                 }
             }
-            (Member::Routing(r), Some(j)) => Content::Member(Member::Routing(ast::Routing {
-                rules: vec![r.rules[j].clone()],
-                span: r.span,
-            })),
+            (Member::Routing(r), Some(j)) => {
+                Content::Member(Box::new(Member::Routing(ast::Routing {
+                    rules: vec![r.rules[j].clone()],
+                    span: r.span,
+                })))
+            }
             (Member::Escalation(e), Some(j)) => {
-                Content::Member(Member::Escalation(ast::Escalation {
+                Content::Member(Box::new(Member::Escalation(ast::Escalation {
                     clock: e.clock.clone(),
                     steps: vec![e.steps[j].clone()],
                     span: e.span,
-                }))
+                })))
             }
-            (m, _) => Content::Member(m.clone()),
+            (m, _) => Content::Member(Box::new(m.clone())),
         }
     }
 
@@ -213,43 +219,47 @@ impl Content {
     fn of(entry: &OverlayEntry) -> Option<Content> {
         let span = Span::default();
         Some(match entry {
-            OverlayEntry::Field(f) => Content::Member(Member::Fields(ast::Fields {
+            OverlayEntry::Field(f) => Content::Member(Box::new(Member::Fields(ast::Fields {
                 fields: vec![f.clone()],
                 span,
-            })),
-            OverlayEntry::Stage(s) => Content::Member(Member::Stage(s.clone())),
-            OverlayEntry::Transition(t) => Content::Member(Member::Transition(t.clone())),
-            OverlayEntry::Target(row) => Content::Member(Member::Targets(ast::Targets {
+            }))),
+            OverlayEntry::Stage(s) => Content::Member(Box::new(Member::Stage(s.clone()))),
+            OverlayEntry::Transition(t) => Content::Member(Box::new(Member::Transition(t.clone()))),
+            OverlayEntry::Target(row) => Content::Member(Box::new(Member::Targets(ast::Targets {
                 calendar: None,
                 rows: vec![row.clone()],
                 span,
-            })),
+            }))),
             OverlayEntry::TargetsCalendar(c) => Content::Calendar(Some(c.name.clone())),
-            OverlayEntry::PriorityTable(t) => Content::Member(Member::PriorityTable(t.clone())),
+            OverlayEntry::PriorityTable(t) => {
+                Content::Member(Box::new(Member::PriorityTable(t.clone())))
+            }
             OverlayEntry::PriorityRow(row) if row.cells.len() == 1 && row.keys.len() > 1 => {
                 // Judged as a cell or as a one-cell row: both forms are compared.
                 Content::Cell(row.cells[0].name.clone())
             }
             OverlayEntry::PriorityRow(row) => {
-                Content::Member(Member::PriorityTable(ast::PriorityTable {
+                Content::Member(Box::new(Member::PriorityTable(ast::PriorityTable {
                     fields: Vec::new(),
                     rows: vec![row.clone()],
                     span,
-                }))
+                })))
             }
-            OverlayEntry::Priorities(p) => Content::Member(Member::Priorities(p.clone())),
-            OverlayEntry::Route { rule, .. } => Content::Member(Member::Routing(ast::Routing {
-                rules: vec![rule.clone()],
-                span,
-            })),
+            OverlayEntry::Priorities(p) => Content::Member(Box::new(Member::Priorities(p.clone()))),
+            OverlayEntry::Route { rule, .. } => {
+                Content::Member(Box::new(Member::Routing(ast::Routing {
+                    rules: vec![rule.clone()],
+                    span,
+                })))
+            }
             OverlayEntry::Escalation { clock, step } => {
-                Content::Member(Member::Escalation(ast::Escalation {
+                Content::Member(Box::new(Member::Escalation(ast::Escalation {
                     clock: clock.clone(),
                     steps: vec![step.clone()],
                     span,
-                }))
+                })))
             }
-            OverlayEntry::Rule(r) => Content::Member(Member::Rule(r.clone())),
+            OverlayEntry::Rule(r) => Content::Member(Box::new(Member::Rule(r.clone()))),
             OverlayEntry::Named(_) => return None,
         })
     }
