@@ -99,10 +99,11 @@ async fn a_database_from_before_the_one_migrator_is_adopted(db: Db) {
     assert!(server.stop().success());
 
     // Then made what an earlier version left: identity's steps 1 and 2 recorded in
-    // `auth_migrations`, none in `_sqlx_migrations`, and the tables of steps 3 and 4 absent.
+    // `auth_migrations`, none in `_sqlx_migrations`, and the tables of later steps absent.
     sql(
         &db,
         &[
+            "DROP TABLE auth_tailorings",
             "DROP TABLE auth_saved_filters",
             "DROP TABLE auth_setup_links",
             "DROP TABLE auth_sessions",
@@ -140,7 +141,7 @@ async fn a_database_from_before_the_one_migrator_is_adopted(db: Db) {
     assert!(server.stop().success());
 
     let mut expected = engine_steps.clone();
-    expected.extend([1001, 1002, 1003, 1004]);
+    expected.extend([1001, 1002, 1003, 1004, 1005]);
     assert_eq!(applied_versions(&db).await, expected);
     assert!(!has_table(&db, "auth_migrations").await);
     assert!(has_table(&db, "auth_saved_filters").await);

@@ -13,7 +13,10 @@ use reqwest::StatusCode;
 use serde_json::{json, Value as Json};
 use support::{Db, Server};
 
-on_both!(a_client_tenant_runs_its_tailored_incident_process);
+on_both!(
+    a_client_tenant_runs_its_tailored_incident_process,
+    a_tenants_tailoring_follows_the_standard_library
+);
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -304,4 +307,165 @@ fn rebase_sorts_a_clients_changes_entry_by_entry() {
         said.contains("10 applying, 0 conflicting, 0 obsolete"),
         "{said}"
     );
+}
+
+/// The standard library in a directory of its own, to be changed as a new release would.
+fn library_copy() -> tempfile::TempDir {
+    new_release(&[])
+}
+
+/// Edit the copy's incident process.
+fn edit_incident(dir: &Path, from: &str, to: &str) {
+    let path = dir.join("incident.itsm");
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(text.contains(from), "{from}");
+    std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+}
+
+fn acme_tailoring() -> Json {
+    let text = std::fs::read_to_string(workspace().join("examples/acme/acme.itsm")).expect("acme");
+    json!({ "files": [{ "name": "acme.itsm", "text": text }] })
+}
+
+/// Where a payroll incident raised in the tenant goes.
+async fn payroll_queue(s: &Server, token: &str, caller: &str) -> Json {
+    let (st, created) = s
+        .post(
+            "/v1/instances",
+            token,
+            json!({
+                "process": "incident",
+                "fields": {
+                    "title": "Payslips missing",
+                    "caller": caller,
+                    "service": "payroll",
+                    "category": "software",
+                    "impact": "medium",
+                    "urgency": "medium",
+                }
+            }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_i64().expect("id");
+    let (st, logged) = s
+        .post(&format!("/v1/instances/{id}/actions/log"), token, json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{logged}");
+    logged["queue"].clone()
+}
+
+async fn incident_versions(s: &Server, token: &str) -> usize {
+    let (_, versions) = s.get("/v1/definitions/incident", token).await;
+    versions["versions"].as_array().map_or(0, Vec::len)
+}
+
+/// A tenant keeps its tailoring as files; each start derives its processes from the standard
+/// library then in force: a release that leaves the tailoring whole reaches the tenant with the
+/// tailoring on top; one that collides with it leaves the tenant on the versions it had, and
+/// says why.
+async fn a_tenants_tailoring_follows_the_standard_library(db: Db) {
+    let library = library_copy();
+    let s = Server::start_on(&db, library.path(), &[]);
+    let (st, acme) = s
+        .post(
+            "/v1/tenants",
+            &s.admin,
+            json!({"name": "acme", "admin": "root"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{acme}");
+    let root = acme["secret"].as_str().expect("secret").to_string();
+    s.user(&root, "carol", &["agent"]).await;
+    let (st, none) = s.get("/v1/tailoring", &root).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{none}");
+
+    let (st, set) = s
+        .call(
+            reqwest::Method::PUT,
+            "/v1/tailoring",
+            &root,
+            Some(acme_tailoring()),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{set}");
+    assert_eq!(incident_versions(&s, &root).await, 2);
+    assert_eq!(payroll_queue(&s, &root, "root").await, "acme_sap");
+
+    // A tailoring that does not check changes nothing.
+    let mut broken = acme_tailoring();
+    let text = broken["files"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .replace("require stage resolved", "remove stage resolved");
+    broken["files"][0]["text"] = json!(text);
+    let (st, refused) = s
+        .call(reqwest::Method::PUT, "/v1/tailoring", &root, Some(broken))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(refused["diagnostics"]
+        .to_string()
+        .contains("unknown stage `resolved`"));
+    let (st, kept) = s.get("/v1/tailoring", &root).await;
+    assert_eq!(st, StatusCode::OK, "{kept}");
+    assert!(kept["files"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("require stage resolved"));
+    assert_eq!(kept["state"]["state"], "applied", "{kept}");
+    assert_eq!(kept["updated_by"], "root");
+    // Only those who publish may see or set it.
+    let carol = s.user(&root, "dave", &["agent"]).await;
+    assert_eq!(
+        s.get("/v1/tailoring", &carol).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert!(s.stop().success());
+
+    // A release that leaves Acme's changes whole: Acme gets it, with its tailoring on top.
+    edit_incident(library.path(), "\"Incident management\"", "\"Incidents\"");
+    let s = Server::start_on(&db, library.path(), &[]);
+    assert_eq!(incident_versions(&s, &root).await, 3);
+    let (_, v3) = s.get("/v1/definitions/incident/versions/3", &root).await;
+    assert_eq!(v3["label"], "Incidents", "{v3}");
+    assert_eq!(payroll_queue(&s, &root, "root").await, "acme_sap");
+    let (_, state) = s.get("/v1/tailoring", &root).await;
+    assert_eq!(state["state"]["state"], "applied", "{state}");
+    assert!(s.stop().success());
+
+    // A release that collides with it: Acme stays on version 3 and is told why; the default
+    // tenant takes the release.
+    edit_incident(
+        library.path(),
+        "  stage resolved \"Resolved\" {",
+        "  stage awaiting_vendor \"Awaiting vendor\"\n  stage resolved \"Resolved\" {",
+    );
+    edit_incident(
+        library.path(),
+        "  transition log: new -> triage",
+        "  transition log: new -> triage\n  transition vendor_wait: working -> awaiting_vendor by role agent\n  transition vendor_back: awaiting_vendor -> working by role agent",
+    );
+    let s = Server::start_on(&db, library.path(), &[]);
+    assert_eq!(
+        incident_versions(&s, &root).await,
+        3,
+        "Acme keeps the version it had"
+    );
+    let (_, state) = s.get("/v1/tailoring", &root).await;
+    assert_eq!(state["state"]["state"], "not_applied", "{state}");
+    assert!(
+        state["state"]["diagnostics"]
+            .to_string()
+            .contains("overlay-exists"),
+        "{state}"
+    );
+
+    // Dropped: Acme runs the standard process as it is now.
+    let (st, dropped) = s
+        .call(reqwest::Method::DELETE, "/v1/tailoring", &root, None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{dropped}");
+    assert_eq!(incident_versions(&s, &root).await, 4);
+    assert_ne!(payroll_queue(&s, &root, "root").await, "acme_sap");
+    assert_eq!(s.get("/v1/tailoring", &root).await.0, StatusCode::NOT_FOUND);
 }

@@ -836,9 +836,11 @@ impl IdentityStore {
     }
 }
 
-// After `on_db!`, which it uses.
+// After `on_db!`, which they use.
 mod filters;
+mod tailorings;
 pub use filters::SavedFilter;
+pub use tailorings::StoredTailoring;
 
 #[cfg(test)]
 mod tests {
@@ -857,5 +859,6 @@ mod tests {
         let versions = |s: &MigrationSet| s.migrations().map(|m| m.version).collect::<Vec<_>>();
         assert_eq!(versions(&a), versions(&b));
         assert_eq!(versions(&a).first(), Some(&(LEGACY_OFFSET + 1)));
+        assert_eq!(versions(&a).last(), Some(&1005));
     }
 }

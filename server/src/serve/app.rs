@@ -20,7 +20,7 @@ use super::error::ApiError;
 use super::metrics::Metrics;
 use super::routes::{
     admin, approvals, catalog, checklists, definitions, health, instances, notifications, queues,
-    tasks,
+    tailoring, tasks,
 };
 use super::tenants::{Backend, Tenants};
 use crate::identity::store::IdentityStore;
@@ -93,6 +93,12 @@ pub fn router<B: Backend>(app: Arc<App<B>>) -> Router {
             get(definitions::list::<B>).post(definitions::publish::<B>),
         )
         .route("/v1/definitions/{process}", get(definitions::versions::<B>))
+        .route(
+            "/v1/tailoring",
+            get(tailoring::get::<B>)
+                .put(tailoring::put::<B>)
+                .delete(tailoring::delete::<B>),
+        )
         .route(
             "/v1/definitions/{process}/versions/{version}",
             get(definitions::version::<B>),

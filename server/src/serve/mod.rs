@@ -21,7 +21,7 @@ use itsmflow_dsl::Sources;
 use itsmflow_engine::runtime::{Clock, SystemClock};
 
 use self::app::{App, Limits};
-use self::tenants::{Backend, PostgresBackend, SqliteBackend, Tenants};
+use self::tenants::{Backend, PostgresBackend, PublishError, SqliteBackend, Tenants};
 use crate::database::{Database, DEFAULT_TENANT};
 use crate::identity::store::IdentityStore;
 use crate::identity::ROLE_ADMIN;
@@ -71,6 +71,8 @@ pub enum ServeError {
     Identities(#[from] crate::identity::store::IdentityError),
     #[error("cannot open the engine: {0}")]
     Engine(#[from] itsmflow_engine::runtime::EngineError),
+    #[error("cannot publish the standard processes: {0}")]
+    Publish(#[from] tenants::PublishError),
     #[error("cannot read the definitions: {0}")]
     Files(#[from] crate::files::LoadError),
     #[error("cannot listen on {addr}: {source}")]
@@ -150,26 +152,43 @@ async fn run<B: Backend>(
         webhook,
         fanout.as_ref().map(|(_, out)| out.clone()),
     );
-    match tenants.publish_standard(DEFAULT_TENANT).await {
-        Ok(published) => {
-            for p in published {
-                tracing::info!(process = %p.process, version = p.version, new = p.new, "published");
+    // Every tenant runs the standard processes (each with its tailoring, if it has one):
+    // a new standard library reaches them all at start.
+    let mut every = identities.tenants().await?;
+    if !every.iter().any(|t| t == DEFAULT_TENANT) {
+        every.insert(0, DEFAULT_TENANT.to_string());
+    }
+    for tenant in &every {
+        match tenants.publish_standard(tenant).await {
+            Ok(published) => {
+                for p in published {
+                    tracing::info!(tenant = %tenant, process = %p.process, version = p.version, new = p.new, "published");
+                }
             }
+            // A definition that does not check never replaces a good one: keep serving what
+            // was published before, and say why loudly.
+            Err(PublishError::Engine(
+                itsmflow_engine::runtime::EngineError::InvalidDefinitions(diagnostics),
+            )) => {
+                let tailoring = identities.tailoring(tenant).await.ok().flatten();
+                let standard = tenants.standard().cloned().unwrap_or_default();
+                let sources = match &tailoring {
+                    Some(t) => tenants::with_tailoring(&standard, &t.files),
+                    None => standard,
+                };
+                eprint!(
+                    "{}",
+                    itsmflow_dsl::diagnostic::render_text(&sources, &diagnostics)
+                );
+                tracing::error!(
+                    tenant = %tenant,
+                    dir = %args.processes.display(),
+                    tailored = tailoring.is_some(),
+                    "the definitions do not check; serving the versions published before"
+                );
+            }
+            Err(e) => return Err(e.into()),
         }
-        // A definition that does not check never replaces a good one: keep serving what was
-        // published before, and say why loudly.
-        Err(itsmflow_engine::runtime::EngineError::InvalidDefinitions(diagnostics)) => {
-            let sources = tenants.standard().cloned().unwrap_or_default();
-            eprint!(
-                "{}",
-                itsmflow_dsl::diagnostic::render_text(&sources, &diagnostics)
-            );
-            tracing::error!(
-                dir = %args.processes.display(),
-                "the definitions do not check; serving the versions published before"
-            );
-        }
-        Err(e) => return Err(e.into()),
     }
     let first_token = bootstrap_admin(&identities, clock.as_ref()).await?;
     let setup_link = first_password_link(&identities, clock.as_ref()).await?;

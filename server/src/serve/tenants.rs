@@ -135,6 +135,43 @@ pub struct Tenants<B: Backend> {
     webhook: Option<Webhook>,
     /// Where queue events go for other nodes, when several share the database.
     fanout: Option<Outbound>,
+    /// What became of each tenant's tailoring when the standard processes were last
+    /// published to it by this node.
+    tailorings: RwLock<HashMap<String, TailoringState>>,
+}
+
+/// Why the standard processes (with a tenant's tailoring) were not published to a tenant.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("the tenant's tailoring cannot be read: {0}")]
+    Identity(#[from] crate::identity::store::IdentityError),
+}
+
+/// What became of a tenant's tailoring the last time the standard processes were published
+/// to it.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TailoringState {
+    /// The tenant runs the standard processes with its tailoring applied.
+    Applied { at: chrono::DateTime<chrono::Utc> },
+    /// The standard processes with the tailoring do not check: the tenant keeps the versions
+    /// it had, and these are the problems.
+    NotApplied {
+        at: chrono::DateTime<chrono::Utc>,
+        diagnostics: serde_json::Value,
+    },
+}
+
+/// The standard files, then the tenant's own under `tailoring/` (so a client's file never
+/// takes the name of a standard one).
+pub fn with_tailoring(standard: &Sources, files: &[(String, String)]) -> Sources {
+    let mut sources = standard.clone();
+    for (name, text) in files {
+        sources.add(format!("tailoring/{name}"), text.clone());
+    }
+    sources
 }
 
 impl<B: Backend> Tenants<B> {
@@ -155,6 +192,7 @@ impl<B: Backend> Tenants<B> {
             standard,
             webhook,
             fanout,
+            tailorings: RwLock::new(HashMap::new()),
         }
     }
 
@@ -207,12 +245,44 @@ impl<B: Backend> Tenants<B> {
         Ok(t)
     }
 
-    /// Publish the standard definitions to a tenant (unchanged processes keep their version).
-    pub async fn publish_standard(&self, tenant: &str) -> Result<Vec<Published>, EngineError> {
-        let Some(sources) = &self.standard else {
+    /// Publish the standard definitions to a tenant, with its tailoring applied if it has
+    /// one (unchanged processes keep their version). When they do not check, nothing is
+    /// replaced: the tenant keeps the versions it had, and the problems are kept as its
+    /// tailoring's state.
+    pub async fn publish_standard(&self, tenant: &str) -> Result<Vec<Published>, PublishError> {
+        let Some(standard) = &self.standard else {
             return Ok(Vec::new());
         };
-        self.get(tenant).await?.engine.publish(sources).await
+        let tailoring = self.identities.tailoring(tenant).await?;
+        let sources = match &tailoring {
+            Some(t) => with_tailoring(standard, &t.files),
+            None => standard.clone(),
+        };
+        let result = self.get(tenant).await?.engine.publish(&sources).await;
+        if tailoring.is_some() {
+            let at = self.clock.now();
+            let state = match &result {
+                Ok(_) => TailoringState::Applied { at },
+                Err(EngineError::InvalidDefinitions(diagnostics)) => TailoringState::NotApplied {
+                    at,
+                    diagnostics: itsmflow_dsl::diagnostic::to_json(&sources, diagnostics),
+                },
+                Err(_) => return Ok(result?),
+            };
+            self.tailorings
+                .write()
+                .await
+                .insert(tenant.to_string(), state);
+        } else {
+            self.tailorings.write().await.remove(tenant);
+        }
+        Ok(result?)
+    }
+
+    /// What became of the tenant's tailoring when the standard processes were last
+    /// published to it by this node (`None`: it has none, or none was published since).
+    pub async fn tailoring_state(&self, tenant: &str) -> Option<TailoringState> {
+        self.tailorings.read().await.get(tenant).cloned()
     }
 
     /// The standard definitions, if the server publishes any.

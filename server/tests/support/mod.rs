@@ -177,6 +177,11 @@ impl Server {
     }
 
     pub fn start_with(db: &Db, extra: &[&str]) -> Self {
+        Self::start_on(db, &processes_dir(), extra)
+    }
+
+    /// Start on another standard library than `processes/` (a new release of it, say).
+    pub fn start_on(db: &Db, processes: &Path, extra: &[&str]) -> Self {
         // Another build of the server may be named (the queue page benchmark compares one
         // from before a change).
         let bin = std::env::var_os("ITSMFLOW_SERVER_BIN")
@@ -186,7 +191,7 @@ impl Server {
             .args(["--listen", "127.0.0.1:0"])
             .args(["--database-url", &db.url()])
             .arg("--processes")
-            .arg(processes_dir())
+            .arg(processes)
             .args(extra)
             .env("ITSMFLOW_LOG", "warn")
             .stdout(Stdio::piped())

@@ -9,6 +9,7 @@ pub mod health;
 pub mod instances;
 pub mod notifications;
 pub mod queues;
+pub mod tailoring;
 pub mod tasks;
 
 use axum::extract::rejection::PathRejection;
