@@ -125,6 +125,8 @@ impl Item {
 pub struct Calendar {
     pub name: Ident,
     pub label: Option<Spanned<String>>,
+    /// `for client acme extends office`: a client's tailoring of a calendar.
+    pub tailoring: Option<Tailoring>,
     pub entries: Vec<CalendarEntry>,
     pub span: Span,
 }
@@ -134,6 +136,14 @@ pub enum CalendarEntry {
     Timezone(Spanned<String>),
     Hours(Hours),
     Holidays(Vec<Holiday>, Span),
+    /// In a calendar's tailoring: `add holidays 05-04`, `remove holidays 04-27`,
+    /// `replace hours mon-fri 07:00-19:00`, `remove hours sat`, `replace timezone "..."`.
+    /// Hours are addressed by their days as written, holidays by their dates.
+    Overlay {
+        verb: Spanned<Verb>,
+        entry: Box<CalendarEntry>,
+        span: Span,
+    },
 }
 
 impl CalendarEntry {
@@ -142,6 +152,7 @@ impl CalendarEntry {
             CalendarEntry::Timezone(t) => t.span,
             CalendarEntry::Hours(h) => h.span,
             CalendarEntry::Holidays(_, s) => *s,
+            CalendarEntry::Overlay { span, .. } => *span,
         }
     }
 }

@@ -535,7 +535,10 @@ impl<'a> Printer<'a> {
     }
 
     fn calendar(&mut self, c: &Calendar) {
-        let header = format!("calendar {}{}", c.name, label(&c.label));
+        let mut header = format!("calendar {}{}", c.name, label(&c.label));
+        if let Some(t) = &c.tailoring {
+            header.push_str(&format!(" for client {} extends {}", t.client, t.base));
+        }
         self.block(
             c.span,
             &header,
@@ -546,12 +549,7 @@ impl<'a> Printer<'a> {
     }
 
     fn calendar_entry(&mut self, entry: &CalendarEntry) {
-        let line = match entry {
-            CalendarEntry::Timezone(tz) => format!("timezone {}", quoted(&tz.node)),
-            CalendarEntry::Hours(h) => hours(h),
-            CalendarEntry::Holidays(days, _) => format!("holidays {}", list(days, holiday)),
-        };
-        self.leaf(entry.span(), &line);
+        self.leaf(entry.span(), &calendar_entry_line(entry));
     }
 
     fn queue(&mut self, q: &Queue) {
@@ -1200,10 +1198,7 @@ fn clocks(kinds: &[Spanned<ClockKind>]) -> String {
 
 /// `hours mon-fri 08:00-12:00, 13:00-17:00` or `hours sat, sun closed`.
 fn hours(h: &Hours) -> String {
-    let days = list(&h.days, |d| match &d.to {
-        Some(to) => format!("{}-{to}", d.from),
-        None => d.from.to_string(),
-    });
+    let days = days(h);
     let times = match &h.times {
         Some(ranges) => list(ranges, |r| {
             format!("{}-{}", clock_time(&r.from), clock_time(&r.to))
@@ -1211,6 +1206,14 @@ fn hours(h: &Hours) -> String {
         None => "closed".to_string(),
     };
     format!("hours {days} {times}")
+}
+
+/// The days of an `hours` entry as written: `mon-fri`, `sat, sun`.
+fn days(h: &Hours) -> String {
+    list(&h.days, |d| match &d.to {
+        Some(to) => format!("{}-{to}", d.from),
+        None => d.from.to_string(),
+    })
 }
 
 fn clock_time(t: &ClockTime) -> String {
@@ -1225,6 +1228,20 @@ fn field_type(ty: &FieldType) -> String {
     match ty {
         FieldType::Named(name) => name.to_string(),
         FieldType::Enum(values, _) => format!("enum({})", names(values)),
+    }
+}
+
+/// A calendar entry on one line; in a tailoring, its verb first (`remove hours sat, sun`).
+fn calendar_entry_line(entry: &CalendarEntry) -> String {
+    match entry {
+        CalendarEntry::Timezone(tz) => format!("timezone {}", quoted(&tz.node)),
+        CalendarEntry::Hours(h) => hours(h),
+        CalendarEntry::Holidays(days, _) => format!("holidays {}", list(days, holiday)),
+        // Hours are removed by their days alone.
+        CalendarEntry::Overlay { verb, entry, .. } => match (verb.node, entry.as_ref()) {
+            (Verb::Remove, CalendarEntry::Hours(h)) => format!("remove hours {}", days(h)),
+            _ => format!("{} {}", verb.node.as_str(), calendar_entry_line(entry)),
+        },
     }
 }
 

@@ -712,7 +712,7 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::membership => "`in`",
         Rule::cmp_op => "a comparison such as `==`",
         Rule::kw_when | Rule::route_when | Rule::approval_when => "`when`",
-        Rule::overlay | Rule::overlay_put | Rule::overlay_name => "",
+        Rule::overlay | Rule::overlay_put | Rule::overlay_name | Rule::calendar_overlay => "",
         Rule::kw_otherwise | Rule::route_otherwise | Rule::approval_otherwise => "`otherwise`",
         Rule::escalation | Rule::kw_escalation => "`escalation`",
         Rule::escalation_step | Rule::kw_at | Rule::at_clause => "`at`",
@@ -913,38 +913,89 @@ impl Ctx<'_> {
         let span = self.span(&pair);
         let mut name = None;
         let mut label = None;
+        let mut tailoring = None;
         let mut entries = Vec::new();
         for p in pair.into_inner() {
             match p.as_rule() {
                 Rule::ident => name = Some(self.ident(p)),
                 Rule::string => label = Some(self.string(p)),
-                Rule::cal_timezone => {
-                    let s = self.span(&p);
-                    let tz = p
-                        .into_inner()
-                        .find(|q| q.as_rule() == Rule::string)
-                        .map(|q| self.string(q))
-                        .unwrap_or_else(|| Spanned::new(String::new(), s));
-                    entries.push(CalendarEntry::Timezone(tz));
+                Rule::tailoring => tailoring = Some(self.tailoring(p)),
+                Rule::calendar_overlay => {
+                    let ospan = self.span(&p);
+                    let mut parts = p.into_inner();
+                    let verb = parts.next().map(|v| {
+                        let node = match v.as_rule() {
+                            Rule::kw_add => Verb::Add,
+                            Rule::kw_replace => Verb::Replace,
+                            _ => Verb::Remove,
+                        };
+                        Spanned::new(node, self.span(&v))
+                    });
+                    if let (Some(verb), Some(entry)) =
+                        (verb, parts.next().and_then(|e| self.calendar_entry(e)))
+                    {
+                        entries.push(CalendarEntry::Overlay {
+                            verb,
+                            entry: Box::new(entry),
+                            span: ospan,
+                        });
+                    }
                 }
-                Rule::cal_hours => entries.push(CalendarEntry::Hours(self.hours(p))),
-                Rule::cal_holidays => {
-                    let s = self.span(&p);
-                    let days = p
-                        .into_inner()
-                        .filter(|q| q.as_rule() == Rule::holiday)
-                        .map(|q| self.holiday(q))
-                        .collect();
-                    entries.push(CalendarEntry::Holidays(days, s));
+                _ => {
+                    if let Some(entry) = self.calendar_entry(p) {
+                        entries.push(entry);
+                    }
                 }
-                _ => {}
             }
         }
         Calendar {
             name: name.unwrap_or_else(|| self.missing(span)),
             label,
+            tailoring,
             entries,
             span,
+        }
+    }
+
+    /// `timezone`, `hours`, `holidays` (and, in a tailoring, `hours DAYS` alone).
+    fn calendar_entry(&mut self, p: P) -> Option<CalendarEntry> {
+        Some(match p.as_rule() {
+            Rule::cal_timezone => {
+                let s = self.span(&p);
+                let tz = p
+                    .into_inner()
+                    .find(|q| q.as_rule() == Rule::string)
+                    .map(|q| self.string(q))
+                    .unwrap_or_else(|| Spanned::new(String::new(), s));
+                CalendarEntry::Timezone(tz)
+            }
+            Rule::cal_hours | Rule::cal_days => CalendarEntry::Hours(self.hours(p)),
+            Rule::cal_holidays => {
+                let s = self.span(&p);
+                let days = p
+                    .into_inner()
+                    .filter(|q| q.as_rule() == Rule::holiday)
+                    .map(|q| self.holiday(q))
+                    .collect();
+                CalendarEntry::Holidays(days, s)
+            }
+            _ => return None,
+        })
+    }
+
+    /// `for client acme extends incident`.
+    fn tailoring(&mut self, p: P) -> Tailoring {
+        let tspan = self.span(&p);
+        let mut ids = p
+            .into_inner()
+            .filter(|q| q.as_rule() == Rule::ident)
+            .map(|q| self.ident(q));
+        let client = ids.next().unwrap_or_else(|| self.missing(tspan));
+        let base = ids.next().unwrap_or_else(|| self.missing(tspan));
+        Tailoring {
+            client,
+            base,
+            span: tspan,
         }
     }
 
@@ -1197,20 +1248,7 @@ impl Ctx<'_> {
             match p.as_rule() {
                 Rule::ident => name = Some(self.ident(p)),
                 Rule::string => label = Some(self.string(p)),
-                Rule::tailoring => {
-                    let tspan = self.span(&p);
-                    let mut ids = p
-                        .into_inner()
-                        .filter(|q| q.as_rule() == Rule::ident)
-                        .map(|q| self.ident(q));
-                    let client = ids.next().unwrap_or_else(|| self.missing(tspan));
-                    let base = ids.next().unwrap_or_else(|| self.missing(tspan));
-                    tailoring = Some(Tailoring {
-                        client,
-                        base,
-                        span: tspan,
-                    });
-                }
+                Rule::tailoring => tailoring = Some(self.tailoring(p)),
                 Rule::fields => members.push(Member::Fields(self.fields(p))),
                 Rule::links => members.push(Member::Links(self.links(p))),
                 Rule::priorities => {

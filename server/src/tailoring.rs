@@ -90,8 +90,12 @@ pub fn effective(args: &EffectiveArgs) -> Result<u8, files::LoadError> {
         }
     }
     // Printed from the tree, whose pieces come from several files: without the source text,
-    // comments and blank lines are not carried over.
-    print!("{}", format::format("", &File { items }));
+    // comments are not carried over. One blank line between items, as a file would have.
+    let printed: Vec<String> = items
+        .into_iter()
+        .map(|item| format::format("", &File { items: vec![item] }))
+        .collect();
+    print!("{}", printed.join("\n"));
     Ok(0)
 }
 

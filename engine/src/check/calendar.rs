@@ -100,6 +100,25 @@ pub fn check_calendar(cal: &ast::Calendar, diags: &mut Vec<Diagnostic>) -> Calen
                     }
                 }
             }
+            CalendarEntry::Overlay { verb, .. } => diags.push(
+                Diagnostic::error(
+                    "overlay-outside-tailoring",
+                    verb.span,
+                    format!(
+                        "`{}` changes the calendar a tailoring extends; `{}` extends none",
+                        verb.node.as_str(),
+                        cal.name
+                    ),
+                )
+                .with_label("only in a tailoring")
+                .with_help(format!(
+                    "write the entry without `{}`, or tailor the calendar: `calendar {} for \
+                     client NAME extends {} {{ ... }}`",
+                    verb.node.as_str(),
+                    cal.name,
+                    cal.name
+                )),
+            ),
             CalendarEntry::Hours(h) => {
                 let before = diags.len();
                 check_hours(h, &mut week, &mut day_set_at, diags);

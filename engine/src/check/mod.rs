@@ -23,6 +23,7 @@ mod rhai_types;
 mod rules;
 mod services;
 pub mod tailor;
+mod tailor_calendar;
 mod values;
 
 #[cfg(test)]
@@ -159,7 +160,8 @@ pub fn check_every_client(sources: &Sources) -> Vec<Diagnostic> {
             // Not a problem of the standard processes: the client's tailoring causes it,
             // wherever it shows (a process that spawns the tailored one, say).
             let label = format!("found with client `{client}`'s tailoring");
-            if let Some(header) = header.filter(|_| !base.iter().any(|b| same(b, &d))) {
+            // (A problem in the client's own files is plainly theirs: no label needed.)
+            if let Some(header) = header.filter(|h| h.file != d.span.file) {
                 if !d
                     .secondary
                     .iter()

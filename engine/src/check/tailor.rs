@@ -19,6 +19,7 @@ use itsmflow_dsl::ast::{
 use itsmflow_dsl::Diagnostic;
 
 use super::names::did_you_mean;
+use super::tailor_calendar::apply_calendar;
 
 /// Which client's tailorings a check applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,8 +33,8 @@ pub enum ClientChoice<'a> {
 
 /// The clients a project's tailorings name, in order of name.
 pub fn clients(files: &[ast::File]) -> Vec<String> {
-    tailorings(files)
-        .map(|(_, t)| t.client.name.clone())
+    all_tailorings(files)
+        .map(|t| t.client.name.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
@@ -41,9 +42,17 @@ pub fn clients(files: &[ast::File]) -> Vec<String> {
 
 /// The header (`for client ... extends ...`) of the client's first tailoring.
 pub fn first_header(files: &[ast::File], client: &str) -> Option<Span> {
-    tailorings(files)
-        .find(|(_, t)| t.client.name == client)
-        .map(|(_, t)| t.span)
+    all_tailorings(files)
+        .find(|t| t.client.name == client)
+        .map(|t| t.span)
+}
+
+/// The headers of every tailoring, of every kind, in order.
+fn all_tailorings(files: &[ast::File]) -> impl Iterator<Item = &ast::Tailoring> {
+    files
+        .iter()
+        .flat_map(|f| &f.items)
+        .filter_map(item_tailoring)
 }
 
 pub(super) fn tailorings(files: &[ast::File]) -> impl Iterator<Item = (&Process, &ast::Tailoring)> {
@@ -77,8 +86,8 @@ pub fn effective(
         ClientChoice::Auto => {
             let all = clients(files);
             if all.len() > 1 {
-                let second = tailorings(files).find(|(_, t)| t.client.name == all[1]);
-                if let Some((_, t)) = second {
+                let second = all_tailorings(files).find(|t| t.client.name == all[1]);
+                if let Some(t) = second {
                     diags.push(
                         Diagnostic::error(
                             "several-clients",
@@ -106,106 +115,193 @@ pub fn effective(
         }
     };
 
-    let bases: Vec<&Process> = files
+    let processes: Vec<&Process> = files
         .iter()
         .flat_map(|f| &f.items)
         .filter_map(|i| match i {
-            Item::Process(p) if p.tailoring.is_none() => Some(p),
+            Item::Process(p) => Some(p),
             _ => None,
         })
         .collect();
-    let mut applied = Vec::new();
-    let mut replaced = BTreeSet::new();
-    let mut tailored: Vec<(usize, Process)> = Vec::new();
-    let mut seen: Vec<&Ident> = Vec::new();
-    for (index, (overlay, t)) in tailorings(files).enumerate() {
-        if Some(t.client.name.as_str()) != client.as_deref() {
-            continue;
-        }
-        if let Some(first) = seen.iter().find(|n| n.name == overlay.name.name) {
-            diags.push(
-                Diagnostic::error(
-                    "duplicate-tailoring",
-                    overlay.name.span,
-                    format!(
-                        "`{}` is tailored twice for client `{}`",
-                        overlay.name, t.client
-                    ),
-                )
-                .with_label("second tailoring")
-                .with_secondary(first.span, "first one here")
-                .with_help("put every change of the process in one tailoring"),
-            );
-            continue;
-        }
-        seen.push(&overlay.name);
-        let Some(base) = bases.iter().find(|b| b.name.name == t.base.name) else {
-            let mut d = Diagnostic::error(
-                "unknown-base",
-                t.base.span,
-                format!("no process `{}` to extend", t.base),
-            )
-            .with_label("not a process of the project");
-            if let Some(close) = did_you_mean(&t.base.name, bases.iter().map(|b| b.name.as_str())) {
-                d = d.with_help(format!("did you mean `{close}`?"));
-            }
-            diags.push(d);
-            continue;
-        };
-        if overlay.name.name == base.name.name {
-            replaced.insert(base.name.name.clone());
-        }
-        applied.push(Applied {
-            process: overlay.name.name.clone(),
-            client: t.client.name.clone(),
-            header: t.span,
-            base: base.span,
-        });
-        tailored.push((index, apply(base, overlay, diags)));
-    }
+    let calendars: Vec<&ast::Calendar> = files
+        .iter()
+        .flat_map(|f| &f.items)
+        .filter_map(|i| match i {
+            Item::Calendar(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let client = client.as_deref();
+    let processes = tailor_items(
+        &processes,
+        |p| (&p.name, p.tailoring.as_ref(), p.span),
+        "process",
+        client,
+        apply,
+        diags,
+    );
+    let calendars = tailor_items(
+        &calendars,
+        |c| (&c.name, c.tailoring.as_ref(), c.span),
+        "calendar",
+        client,
+        apply_calendar,
+        diags,
+    );
 
     // The files again: a base that is tailored under its own name gives way to the tailored
-    // process (in the base's place); tailorings become their effective processes.
-    let mut next = 0;
+    // item (in the base's place); tailorings become their effective items, or nothing when
+    // they are another client's.
+    let (mut next_process, mut next_calendar) = (0, 0);
     let mut out = Vec::with_capacity(files.len());
     for file in files {
         let mut items = Vec::with_capacity(file.items.len());
         // The tests beside another client's tailoring are that client's: they test what its
         // tailoring changes, so they do not run for the standard processes or another client.
-        let others_tests = file.items.iter().any(|i| match i {
-            Item::Process(p) => p
-                .tailoring
-                .as_ref()
-                .is_some_and(|t| Some(t.client.name.as_str()) != client.as_deref()),
-            _ => false,
-        });
+        let others_tests = file
+            .items
+            .iter()
+            .filter_map(item_tailoring)
+            .any(|t| Some(t.client.name.as_str()) != client);
         for item in &file.items {
             match item {
                 Item::Test(_) if others_tests => {}
                 Item::Process(p) if p.tailoring.is_some() => {
-                    let this = next;
-                    next += 1;
-                    if let Some((_, effective)) = tailored.iter().find(|(i, _)| *i == this) {
-                        if effective.name.name
-                            != p.tailoring.as_ref().map_or("", |t| t.base.as_str())
-                        {
-                            items.push(Item::Process(effective.clone()));
-                        }
+                    next_process += 1;
+                    if let Some(e) = processes.at_tailoring(next_process - 1) {
+                        items.push(Item::Process(e.clone()));
                     }
                 }
-                Item::Process(p) if replaced.contains(&p.name.name) => {
-                    if let Some((_, effective)) =
-                        tailored.iter().find(|(_, e)| e.name.name == p.name.name)
-                    {
-                        items.push(Item::Process(effective.clone()));
+                Item::Calendar(c) if c.tailoring.is_some() => {
+                    next_calendar += 1;
+                    if let Some(e) = calendars.at_tailoring(next_calendar - 1) {
+                        items.push(Item::Calendar(e.clone()));
                     }
+                }
+                Item::Process(p) => {
+                    let e = processes.in_place_of(&p.name.name).unwrap_or(p);
+                    items.push(Item::Process(e.clone()));
+                }
+                Item::Calendar(c) => {
+                    let e = calendars.in_place_of(&c.name.name).unwrap_or(c);
+                    items.push(Item::Calendar(e.clone()));
                 }
                 other => items.push(other.clone()),
             }
         }
         out.push(ast::File { items });
     }
+    let mut applied = processes.applied;
+    applied.extend(calendars.applied);
     (out, applied)
+}
+
+/// The tailoring header of an item, if it is a tailoring.
+fn item_tailoring(item: &Item) -> Option<&ast::Tailoring> {
+    match item {
+        Item::Process(p) => p.tailoring.as_ref(),
+        Item::Calendar(c) => c.tailoring.as_ref(),
+        _ => None,
+    }
+}
+
+/// The chosen client's tailorings of one kind of item, applied.
+struct Tailored<T> {
+    /// By the tailoring's index among the tailorings of its kind: the effective item, and
+    /// whether it takes its base's place (same name) or stands beside it.
+    items: Vec<(usize, T, bool)>,
+    applied: Vec<Applied>,
+}
+
+impl<T> Tailored<T> {
+    /// What goes where the `index`th tailoring of the kind is written: a tailored item under
+    /// a name of its own (one under its base's name goes in the base's place instead).
+    fn at_tailoring(&self, index: usize) -> Option<&T> {
+        self.items
+            .iter()
+            .find(|(i, _, in_place)| *i == index && !in_place)
+            .map(|(_, t, _)| t)
+    }
+
+    /// The tailored item that takes the place of the base item `name`.
+    fn in_place_of(&self, name: &str) -> Option<&T> {
+        self.applied
+            .iter()
+            .zip(&self.items)
+            .find(|(a, (_, _, in_place))| *in_place && a.process == name)
+            .map(|(_, (_, t, _))| t)
+    }
+}
+
+/// Apply the chosen client's tailorings among `items` (one kind: processes or calendars).
+/// `parts` gives an item's name, tailoring header and span.
+fn tailor_items<T: Clone>(
+    items: &[&T],
+    parts: impl Fn(&T) -> (&Ident, Option<&ast::Tailoring>, Span),
+    kind: &str,
+    client: Option<&str>,
+    apply: impl Fn(&T, &T, &mut Vec<Diagnostic>) -> T,
+    diags: &mut Vec<Diagnostic>,
+) -> Tailored<T> {
+    let bases: Vec<&T> = items
+        .iter()
+        .copied()
+        .filter(|i| parts(i).1.is_none())
+        .collect();
+    let mut out = Tailored {
+        items: Vec::new(),
+        applied: Vec::new(),
+    };
+    let mut seen: Vec<&Ident> = Vec::new();
+    let tailorings = items
+        .iter()
+        .copied()
+        .filter_map(|i| parts(i).1.map(|t| (i, t)));
+    for (index, (overlay, t)) in tailorings.enumerate() {
+        if Some(t.client.name.as_str()) != client {
+            continue;
+        }
+        let name = parts(overlay).0;
+        if let Some(first) = seen.iter().find(|n| n.name == name.name) {
+            diags.push(
+                Diagnostic::error(
+                    "duplicate-tailoring",
+                    name.span,
+                    format!("`{name}` is tailored twice for client `{}`", t.client),
+                )
+                .with_label("second tailoring")
+                .with_secondary(first.span, "first one here")
+                .with_help(format!("put every change of the {kind} in one tailoring")),
+            );
+            continue;
+        }
+        seen.push(name);
+        let Some(base) = bases.iter().find(|b| parts(b).0.name == t.base.name) else {
+            let mut d = Diagnostic::error(
+                "unknown-base",
+                t.base.span,
+                format!("no {kind} `{}` to extend", t.base),
+            )
+            .with_label(format!("not a {kind} of the project"));
+            if let Some(close) =
+                did_you_mean(&t.base.name, bases.iter().map(|b| parts(b).0.as_str()))
+            {
+                d = d.with_help(format!("did you mean `{close}`?"));
+            }
+            diags.push(d);
+            continue;
+        };
+        let in_place = name.name == t.base.name;
+        out.applied.push(Applied {
+            process: name.name.clone(),
+            client: t.client.name.clone(),
+            header: t.span,
+            base: parts(base).2,
+        });
+        out.items
+            .push((index, apply(base, overlay, diags), in_place));
+    }
+    out
 }
 
 /// A diagnostic inside a tailored process's base gets the tailoring's header as a second
