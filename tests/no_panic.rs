@@ -2182,6 +2182,11 @@ fn deep_input(kind: &str, n: usize) -> String {
             "manager of ".repeat(n),
             "manager of ".repeat(n)
         ),
+        "lists" => format!(
+            "process p {{ fields {{ x: {}text{} }} stage a initial stage b final transition t: a -> b }}",
+            "list(".repeat(n),
+            ")".repeat(n)
+        ),
         _ => String::new(),
     }
 }
@@ -2210,7 +2215,7 @@ fn deeply_nested_input() {
     }
     let exe = std::env::current_exe().expect("test binary");
     let mut failures = Vec::new();
-    for kind in ["parentheses", "not", "rule-braces", "managers"] {
+    for kind in ["parentheses", "not", "rule-braces", "managers", "lists"] {
         let out = std::process::Command::new(&exe)
             .args([
                 "deeply_nested_input",

@@ -504,13 +504,16 @@ pub enum FieldType {
     /// catalogue's services); the checker rejects other names.
     Named(Ident),
     Enum(Vec<Ident>, Span),
+    /// `list(T)`: any number of values of `T`. A `list` of lists parses, and the checker
+    /// refuses it (`nested-list`).
+    List(Box<FieldType>, Span),
 }
 
 impl FieldType {
     pub fn span(&self) -> Span {
         match self {
             FieldType::Named(i) => i.span,
-            FieldType::Enum(_, s) => *s,
+            FieldType::Enum(_, s) | FieldType::List(_, s) => *s,
         }
     }
 }
@@ -576,6 +579,9 @@ pub enum LiteralKind {
     /// `hardware.*` in an `in (...)` list: the value `hardware` and every value under it
     /// (`hardware.laptop`); the text before `.*`.
     Prefix(String),
+    /// `[a, b]`: the value of a `list(T)` field, where a field's whole value is written (a
+    /// default, a `with` entry, a test's values); never in a condition.
+    List(Vec<Literal>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -935,6 +941,18 @@ pub enum Condition {
         values: Vec<Literal>,
         span: Span,
     },
+    /// `affected has email`, `categories has hardware.*`: some element of a list field is the
+    /// value (or under it).
+    Has {
+        subject: Ident,
+        value: Literal,
+        span: Span,
+    },
+    /// `watchers is empty`: a list field has no elements (or is unset).
+    Empty {
+        subject: Ident,
+        span: Span,
+    },
     /// `any caused_by`, `all children where stage == closed`: over the tickets linked through
     /// `link`, each tested with `test` (a condition on the linked ticket; `all` always has one).
     Linked {
@@ -959,6 +977,8 @@ impl Condition {
             | Condition::TooDeep(_, s) => *s,
             Condition::Compare { span, .. }
             | Condition::In { span, .. }
+            | Condition::Has { span, .. }
+            | Condition::Empty { span, .. }
             | Condition::Linked { span, .. } => *span,
         }
     }
@@ -1338,6 +1358,8 @@ pub enum Expectation {
         field: Ident,
         value: Option<Literal>,
     },
+    /// `expect field watchers has ann`: some element of a list field is the value.
+    FieldHas { field: Ident, value: Literal },
     /// `expect clock resolve running`, `... elapsed 30m`, `... remaining 3h30m`,
     /// `... due 2026-03-02T13:00Z`.
     Clock {

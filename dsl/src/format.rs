@@ -1189,6 +1189,7 @@ fn literal(l: &Literal) -> String {
         LiteralKind::Duration(d) => d.to_string(),
         LiteralKind::Integer(n) => n.to_string(),
         LiteralKind::String(s) => quoted(s),
+        LiteralKind::List(elements) => format!("[{}]", list(elements, literal)),
     }
 }
 
@@ -1228,6 +1229,7 @@ fn field_type(ty: &FieldType) -> String {
     match ty {
         FieldType::Named(name) => name.to_string(),
         FieldType::Enum(values, _) => format!("enum({})", names(values)),
+        FieldType::List(element, _) => format!("list({})", field_type(element)),
     }
 }
 
@@ -1552,6 +1554,7 @@ fn expectation(e: &Expectation) -> String {
             "field {field} == {}",
             value.as_ref().map_or_else(|| "none".to_string(), literal)
         ),
+        Expectation::FieldHas { field, value } => format!("field {field} has {}", literal(value)),
         Expectation::Clock { clock, check } => {
             let check = match check {
                 ClockCheck::State(s) => s.to_string(),
@@ -1668,6 +1671,8 @@ fn precedence(c: &Condition) -> u8 {
         Condition::Not(..)
         | Condition::Compare { .. }
         | Condition::In { .. }
+        | Condition::Has { .. }
+        | Condition::Empty { .. }
         | Condition::Linked { .. } => 3,
     }
 }
@@ -1693,6 +1698,8 @@ fn condition(c: &Condition) -> String {
         Condition::In {
             subject, values, ..
         } => format!("{subject} in ({})", list(values, literal)),
+        Condition::Has { subject, value, .. } => format!("{subject} has {}", literal(value)),
+        Condition::Empty { subject, .. } => format!("{subject} is empty"),
         // The test is one operand: a comparison, `not ...`, or parenthesized.
         Condition::Linked {
             quantifier,

@@ -620,6 +620,10 @@ fn describe_found(text: &str, pos: usize) -> String {
     }
 }
 
+/// How many `list(...)`s a field type may nest before the parser stops reading it (one is
+/// all the checker accepts).
+const MAX_LIST_DEPTH: usize = 8;
+
 /// The name of a grammar rule as a user should read it in "expected ...".
 fn describe_rule(r: Rule) -> &'static str {
     match r {
@@ -663,6 +667,12 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::field => "a field",
         Rule::field_type => "a field type",
         Rule::enum_type | Rule::kw_enum => "`enum`",
+        Rule::list_type | Rule::kw_list => "`list`",
+        // Where a list may be written, so may one value: both are "a value".
+        Rule::list_literal => "a value",
+        Rule::has_condition | Rule::kw_has => "`has`",
+        Rule::empty_condition | Rule::kw_is => "`is empty`",
+        Rule::kw_empty => "`empty`",
         Rule::kw_required => "`required`",
         Rule::kw_default | Rule::field_default => "`default`",
         Rule::priorities | Rule::kw_priorities => "`priorities`",
@@ -788,6 +798,7 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::exp_holder | Rule::kw_holder => "`holder`",
         Rule::exp_field | Rule::kw_field => "`field`",
         Rule::field_eq => "`==`",
+        Rule::field_has => "`has`",
         Rule::exp_clock | Rule::kw_clock => "`clock`",
         Rule::clock_elapsed | Rule::kw_elapsed => "`elapsed`",
         Rule::clock_remaining | Rule::kw_remaining => "`remaining`",
@@ -1337,24 +1348,12 @@ impl Ctx<'_> {
         for p in pair.into_inner() {
             match p.as_rule() {
                 Rule::ident => name = Some(self.ident(p)),
-                Rule::field_type => {
-                    let tspan = self.span(&p);
-                    ty = p.into_inner().next().map(|t| match t.as_rule() {
-                        Rule::enum_type => FieldType::Enum(
-                            t.into_inner()
-                                .filter(|v| v.as_rule() == Rule::symbol)
-                                .map(|v| self.ident(v))
-                                .collect(),
-                            tspan,
-                        ),
-                        _ => FieldType::Named(self.ident(t)),
-                    });
-                }
+                Rule::field_type => ty = self.field_type(p),
                 Rule::kw_required => required = Some(self.span(&p)),
                 Rule::field_default => {
                     default = p
                         .into_inner()
-                        .find(|q| q.as_rule() == Rule::literal)
+                        .find(|q| matches!(q.as_rule(), Rule::literal | Rule::list_literal))
                         .map(|q| self.literal(q));
                 }
                 _ => {}
@@ -1369,8 +1368,62 @@ impl Ctx<'_> {
         }
     }
 
+    /// `text`, `enum(a, b)`, `list(T)`.
+    fn field_type(&mut self, pair: P) -> Option<FieldType> {
+        self.nested_field_type(pair, 0)
+    }
+
+    /// A field type inside `depth` `list(...)`s. Any list inside a list is refused by the
+    /// checker (`nested-list`), so a type is not converted deeper than [`MAX_LIST_DEPTH`]: a
+    /// syntax error there keeps every later walk of the tree (checker, formatter, drop) shallow.
+    fn nested_field_type(&mut self, pair: P, depth: usize) -> Option<FieldType> {
+        let tspan = self.span(&pair);
+        if depth > MAX_LIST_DEPTH {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    "syntax",
+                    tspan,
+                    "this type nests `list` too deeply to be read",
+                )
+                .with_label("reading stopped here")
+                .with_help("a list's elements are not lists: write `list(text)`"),
+            );
+            return Some(FieldType::Named(self.missing(tspan)));
+        }
+        let t = pair.into_inner().next()?;
+        Some(match t.as_rule() {
+            Rule::enum_type => FieldType::Enum(
+                t.into_inner()
+                    .filter(|v| v.as_rule() == Rule::symbol)
+                    .map(|v| self.ident(v))
+                    .collect(),
+                tspan,
+            ),
+            Rule::list_type => {
+                let element = t
+                    .into_inner()
+                    .find(|q| q.as_rule() == Rule::field_type)
+                    .and_then(|q| self.nested_field_type(q, depth + 1))
+                    .unwrap_or_else(|| FieldType::Named(self.missing(tspan)));
+                FieldType::List(Box::new(element), tspan)
+            }
+            _ => FieldType::Named(self.ident(t)),
+        })
+    }
+
     fn literal(&mut self, pair: P) -> Literal {
         let span = self.span(&pair);
+        if pair.as_rule() == Rule::list_literal {
+            let elements = pair
+                .into_inner()
+                .filter(|q| q.as_rule() == Rule::literal)
+                .map(|q| self.literal(q))
+                .collect();
+            return Literal {
+                kind: LiteralKind::List(elements),
+                span,
+            };
+        }
         if pair.as_rule() == Rule::prefix_literal {
             let text = pair.as_str().trim_end_matches(".*").to_string();
             return Literal {
@@ -1711,7 +1764,7 @@ impl Ctx<'_> {
                         Rule::spawn_value => {
                             value = r
                                 .into_inner()
-                                .find(|l| l.as_rule() == Rule::literal)
+                                .find(|l| matches!(l.as_rule(), Rule::literal | Rule::list_literal))
                                 .map(|l| self.literal(l));
                         }
                         _ => {}
@@ -1916,6 +1969,35 @@ impl Ctx<'_> {
                 Condition::In {
                     subject: subject.unwrap_or_else(|| self.missing(span)),
                     values,
+                    span,
+                }
+            }
+            Rule::has_condition => {
+                let mut subject = None;
+                let mut value = None;
+                for q in pair.into_inner() {
+                    match q.as_rule() {
+                        Rule::ident => subject = Some(self.ident(q)),
+                        Rule::literal | Rule::prefix_literal => value = Some(self.literal(q)),
+                        _ => {}
+                    }
+                }
+                Condition::Has {
+                    subject: subject.unwrap_or_else(|| self.missing(span)),
+                    value: value.unwrap_or(Literal {
+                        kind: LiteralKind::Symbol(String::new()),
+                        span,
+                    }),
+                    span,
+                }
+            }
+            Rule::empty_condition => {
+                let subject = pair
+                    .into_inner()
+                    .find(|q| q.as_rule() == Rule::ident)
+                    .map(|q| self.ident(q));
+                Condition::Empty {
+                    subject: subject.unwrap_or_else(|| self.missing(span)),
                     span,
                 }
             }
@@ -3239,6 +3321,8 @@ mod tests {
             Condition::Not(inner, _) => format!("not({})", shape(inner)),
             Condition::Compare { subject, op, .. } => format!("{subject} {}", op.node.as_str()),
             Condition::In { subject, .. } => format!("{subject} in"),
+            Condition::Has { subject, .. } => format!("{subject} has"),
+            Condition::Empty { subject, .. } => format!("{subject} is empty"),
             Condition::Linked {
                 quantifier,
                 link,
@@ -3620,7 +3704,7 @@ mod tests {
     #[test]
     fn test_syntax_errors_name_what_was_expected() {
         for (step, message) in [
-            ("expect field a = 3", "expected `==`, found `=`"),
+            ("expect field a = 3", "expected `==` or `has`, found `=`"),
             ("expect clock resolve due", "expected a date and time, found `}`"),
             ("wait 3", "expected `until` or a duration such as `4h`, found `3`"),
             ("create incident as", "expected a name, found `}`"),

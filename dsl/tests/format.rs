@@ -1023,6 +1023,49 @@ fn category_branches_format_exactly() {
 }
 
 #[test]
+fn list_fields_format_exactly() {
+    let input = r#"process p {
+  fields {
+    tags: list( text ) default [ "a","b" ,]
+    kinds: list(enum(hw.laptop,sw)) default[]
+    watchers : list(person)
+    nested: list(list(int))
+  }
+  transition t: a -> b by watchers when not(watchers is empty) and kinds has hw.*
+  routing {
+    when tags has "urgent" or kinds has sw => q
+  }
+}
+test "t" {
+  create p as ann { tags: ["x"], watchers: [ann,"bob"] }
+  update as ann { kinds: [ ] }
+  expect field tags == ["x"]
+  expect not field watchers has ann
+}
+"#;
+    let expected = r#"process p {
+  fields {
+    tags:     list(text) default ["a", "b"]
+    kinds:    list(enum(hw.laptop, sw)) default []
+    watchers: list(person)
+    nested:   list(list(int))
+  }
+  transition t: a -> b by watchers when not watchers is empty and kinds has hw.*
+  routing {
+    when tags has "urgent" or kinds has sw => q
+  }
+}
+test "t" {
+  create p as ann { tags: ["x"], watchers: [ann, "bob"] }
+  update as ann { kinds: [] }
+  expect field tags == ["x"]
+  expect not field watchers has ann
+}
+"#;
+    assert_eq!(check("list fields", input), expected);
+}
+
+#[test]
 fn approval_rule_lines_are_canonical() {
     use itsmflow_dsl::format::approval_rule_line;
     let text = "process p {\n  approval in s {\n    when category == 2 => 3 of role cab,\n      then any 1 of role change_manager // x\n    otherwise => none\n    remind after 1d\n  }\n}\n";

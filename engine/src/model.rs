@@ -192,6 +192,10 @@ pub enum FieldType {
     Duration,
     DateTime,
     Enum(Vec<String>),
+    /// `list(T)`: any number of values of `T` (never itself a list: the checker refuses
+    /// `nested-list`). A `list(service)` is a list of the catalogue's services, an enum; it is
+    /// not the ticket's service, whose targets apply.
+    List(Box<FieldType>),
 }
 
 impl FieldType {
@@ -217,6 +221,20 @@ impl FieldType {
             _ => None,
         }
     }
+
+    /// The type of a list's elements; `None` for a type that is not a list.
+    pub fn element(&self) -> Option<&FieldType> {
+        match self {
+            FieldType::List(element) => Some(element),
+            _ => None,
+        }
+    }
+
+    /// Whether it holds people: a `person` field, or a `list(person)`.
+    pub fn holds_people(&self) -> bool {
+        matches!(self, FieldType::Person)
+            || matches!(self, FieldType::List(element) if **element == FieldType::Person)
+    }
 }
 
 impl fmt::Display for FieldType {
@@ -229,6 +247,7 @@ impl fmt::Display for FieldType {
             FieldType::Duration => f.write_str("duration"),
             FieldType::DateTime => f.write_str("datetime"),
             FieldType::Enum(values) => write!(f, "enum({})", values.join(", ")),
+            FieldType::List(element) => write!(f, "list({element})"),
         }
     }
 }
@@ -247,6 +266,29 @@ pub enum Value {
     Duration(u64, u64),
     /// Seconds since the Unix epoch, UTC.
     DateTime(i64),
+    /// The elements of a `list(T)` field, in order, each a value of `T`. Shared, as text is.
+    List(std::sync::Arc<[Value]>),
+}
+
+impl Value {
+    /// The people a `person` or `list(person)` field's value names: its non-blank user names,
+    /// trimmed, in order, once each.
+    pub fn people(&self) -> Vec<std::sync::Arc<str>> {
+        let mut out: Vec<std::sync::Arc<str>> = Vec::new();
+        let mut add = |v: &Value| {
+            if let Value::Text(name) = v {
+                let name = name.trim();
+                if !name.is_empty() && !out.iter().any(|n| &**n == name) {
+                    out.push(std::sync::Arc::from(name));
+                }
+            }
+        };
+        match self {
+            Value::List(elements) => elements.iter().for_each(&mut add),
+            other => add(other),
+        }
+        out
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -568,6 +610,14 @@ pub enum Condition {
         subject: Subject,
         values: Vec<Operand>,
     },
+    /// `affected has email`, `categories has hardware.*`: some element of the list field is
+    /// one of `values` (one value, or those a prefix picks). Unset has no elements.
+    Has {
+        field: FieldId,
+        values: Vec<Value>,
+    },
+    /// `watchers is empty`: the list field has no elements, or is unset.
+    Empty(FieldId),
     /// `any caused_by where stage in (resolved, closed)`: over the tickets linked through
     /// `link`; `test`, when given, is a condition on each of them, with the subjects and
     /// operands of the linked process (as this project defines it). Only a transition's `when`
@@ -585,7 +635,10 @@ impl Condition {
         match self {
             Condition::Or(parts) | Condition::And(parts) => parts.iter().any(Self::reads_links),
             Condition::Not(inner) => inner.reads_links(),
-            Condition::Compare { .. } | Condition::In { .. } => false,
+            Condition::Compare { .. }
+            | Condition::In { .. }
+            | Condition::Has { .. }
+            | Condition::Empty(_) => false,
             Condition::Linked { .. } => true,
         }
     }

@@ -62,7 +62,7 @@ async fn to_approval(s: &Server, b: &Board, change_type: &str, category: &str) -
                 "title": format!("{change_type} {category}"),
                 "change_type": change_type,
                 "category": category,
-                "implementer": "ivan",
+                "implementers": ["ivan"],
                 "backout_plan": "restore the snapshot",
             }}),
         )

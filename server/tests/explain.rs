@@ -166,7 +166,7 @@ async fn change_approval_explained(db: Db) {
                 "title": "Patch the mail servers",
                 "change_type": "normal",
                 "category": "1",
-                "implementer": "ivan",
+                "implementers": ["ivan"],
                 "backout_plan": "restore the snapshot",
             }}),
         )

@@ -719,7 +719,7 @@ async fn a_change_manager_ticks_the_review_checklist(db: Db) {
             &rita,
             json!({"process": "change", "fields": {
                 "title": "Patch the mail relay", "change_type": "normal", "category": "1",
-                "implementer": "ivan", "backout_plan": "restore the snapshot",
+                "implementers": ["ivan"], "backout_plan": "restore the snapshot",
             }}),
         )
         .await;

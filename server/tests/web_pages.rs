@@ -24,6 +24,7 @@ on_both!(
     a_requester_raises_a_catalogue_item,
     agents_save_their_queue_filters,
     the_editor_runs_the_drafts_tests,
+    lists_are_chosen_and_typed_on_the_forms,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -397,7 +398,7 @@ async fn an_approver_votes_on_the_page(db: Db) {
             &rita,
             json!({"process": "change", "fields": {
                 "title": "Patch the mail relay", "change_type": "normal", "category": "1",
-                "implementer": "ivan", "backout_plan": "restore the snapshot",
+                "implementers": ["ivan"], "backout_plan": "restore the snapshot",
             }}),
         )
         .await;
@@ -1700,4 +1701,81 @@ async fn the_editor_runs_the_drafts_tests(db: Db) {
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     assert_eq!(versions(&s).await, before, "nothing published");
+}
+
+/// A `list(service)` is a multiple select and a `list(person)` a text area of one user per line
+/// on the raise form; a bad element is refused at its field with the engine's words, and the
+/// ticket page shows the lists as they were raised.
+async fn lists_are_chosen_and_typed_on_the_forms(db: Db) {
+    let s = Server::start(&db);
+    s.user(&s.admin, "rita", &["requester"]).await;
+    with_password(&s, &s.admin, "rita").await;
+    s.user(&s.admin, "wes", &[]).await;
+    s.user(&s.admin, "alice", &["agent"]).await;
+    with_password(&s, &s.admin, "alice").await;
+    let mut rita = WebClient::signed_in(&s.base, "default", "rita", PASSWORD).await;
+
+    let form = rita.get("/portal/new/incident").await;
+    assert_eq!(form.status, StatusCode::OK);
+    for needle in [
+        "<label for=\"field-affected_services\">",
+        "<select id=\"field-affected_services\" name=\"affected_services\" multiple",
+        "<option value=\"vpn\">vpn</option>",
+        "<label for=\"field-watchers\">",
+        "<textarea id=\"field-watchers\" name=\"watchers\"",
+        "User names, one per line.",
+    ] {
+        assert!(form.body.contains(needle), "{needle}: {}", form.body);
+    }
+    let token = form.csrf();
+    let mut fields = vec![
+        ("csrf", token.as_str()),
+        ("title", "Mail and VPN down"),
+        ("caller", "rita"),
+        ("service", "email"),
+        ("category", "software"),
+        ("impact", "low"),
+        ("affected_services", "vpn"),
+        ("affected_services", "network"),
+        ("watchers", "wes\r\n\r\n  zed  \r\n"),
+    ];
+    let before = instances(&s).await;
+    let r = rita.post("/portal/new/incident", &fields).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body
+            .contains("id=\"err-watchers\">watchers `zed` is not a user of this tenant"),
+        "{}",
+        r.body
+    );
+    // What she chose and typed is kept, one element per line.
+    assert!(
+        r.body
+            .contains("<option value=\"network\" selected>network</option>"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(">wes\nzed</textarea>"), "{}", r.body);
+    assert_eq!(instances(&s).await, before, "nothing raised");
+
+    if let Some(w) = fields.iter_mut().find(|(k, _)| *k == "watchers") {
+        w.1 = "wes\n";
+    }
+    let r = rita.post("/portal/new/incident", &fields).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let to = r.location().unwrap_or_default().to_string();
+    let id: i64 = to.rsplit('=').next().unwrap_or_default().parse().unwrap();
+    let (_, v) = s.get(&format!("/v1/instances/{id}"), &s.admin).await;
+    assert_eq!(
+        v["fields"]["affected_services"],
+        json!(["vpn", "network"]),
+        "{v}"
+    );
+    assert_eq!(v["fields"]["watchers"], json!(["wes"]), "{v}");
+
+    let mut alice = WebClient::signed_in(&s.base, "default", "alice", PASSWORD).await;
+    let page = alice.get(&format!("/tickets/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("<dd>vpn, network</dd>"), "{}", page.body);
+    assert!(page.body.contains("<dd>wes</dd>"), "{}", page.body);
 }

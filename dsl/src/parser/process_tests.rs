@@ -274,16 +274,24 @@ impl Ctx<'_> {
             Rule::exp_field => {
                 let mut field = None;
                 let mut value = None;
+                let mut has = None;
                 for r in q.into_inner() {
                     match r.as_rule() {
                         Rule::ident => field = Some(self.ident(r)),
-                        Rule::literal => value = Some(self.literal(r)),
+                        Rule::literal | Rule::list_literal => value = Some(self.literal(r)),
+                        Rule::field_has => {
+                            has = r
+                                .into_inner()
+                                .find(|l| l.as_rule() == Rule::literal)
+                                .map(|l| self.literal(l));
+                        }
                         _ => {}
                     }
                 }
-                Expectation::Field {
-                    field: field.unwrap_or_else(|| self.missing(span)),
-                    value,
+                let field = field.unwrap_or_else(|| self.missing(span));
+                match has {
+                    Some(value) => Expectation::FieldHas { field, value },
+                    None => Expectation::Field { field, value },
                 }
             }
             Rule::exp_clock => self.exp_clock(q, span),

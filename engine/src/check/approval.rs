@@ -488,15 +488,19 @@ fn check_excludes(fields: &[Ident], scope: &ProcessScope, ctx: &mut Ctx) -> Vec<
         };
         match scope.field_types.get(id as usize) {
             Some(FieldType::Text | FieldType::Person) => out.push(FieldId(id)),
+            // Everyone in the list is kept from voting (`excludes implementers`).
+            Some(FieldType::List(element)) if **element == FieldType::Person => {
+                out.push(FieldId(id))
+            }
             Some(other) => ctx.diags.push(
                 Diagnostic::error(
                     "approval-excludes-type",
                     field.span,
-                    format!("`{field}` is {other}; `excludes` needs text or person fields"),
+                    format!("`{field}` is {other}; `excludes` needs text, person or list(person) fields"),
                 )
                 .with_label("not a text or person field")
                 .with_help(
-                    "`excludes` names fields that hold a person's user name, such as `requester: person`",
+                    "`excludes` names fields that hold people's user names, such as `requester: person` or `implementers: list(person)`",
                 ),
             ),
             None => {}

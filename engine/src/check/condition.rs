@@ -209,6 +209,9 @@ impl CondScope<'_> {
                 subject, op, value, ..
             } => {
                 let s = self.subject(subject, diags)?;
+                if self.refuse_list(s, subject, op.node.as_str(), op.span, diags) {
+                    return None;
+                }
                 if op.node.is_ordering() && !self.is_ordered(s) {
                     let ty = match s {
                         Subject::Field(f) => self.field_types[f.index()].to_string(),
@@ -239,14 +242,19 @@ impl CondScope<'_> {
             // Reported by the parser (`condition-too-deep`) and not converted.
             ast::Condition::TooDeep(..) => None,
             ast::Condition::In {
-                subject, values, ..
+                subject,
+                values,
+                span,
             } => {
                 let s = self.subject(subject, diags)?;
+                if self.refuse_list(s, subject, "in", *span, diags) {
+                    return None;
+                }
                 let mut out = Vec::with_capacity(values.len());
                 let mut ok = true;
                 for v in values {
                     if let LiteralKind::Prefix(prefix) = &v.kind {
-                        match self.under(s, subject, prefix, v.span, diags) {
+                        match self.under_subject(s, subject, prefix, v.span, diags) {
                             Some(found) => out.extend(found),
                             None => ok = false,
                         }
@@ -262,6 +270,31 @@ impl CondScope<'_> {
                     values: out,
                 })
             }
+            ast::Condition::Has { subject, value, .. } => {
+                let (field, element) = self.list_field(subject, "has", diags)?;
+                let values = match &value.kind {
+                    LiteralKind::Prefix(prefix) => self
+                        .under(element, subject, prefix, value.span, diags)?
+                        .into_iter()
+                        .filter_map(|o| match o {
+                            Operand::Value(v) => Some(v),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => match typed_value(&subject.name, element, value) {
+                        Ok(v) => vec![v],
+                        Err(d) => {
+                            push_value_error(diags, value, *d);
+                            return None;
+                        }
+                    },
+                };
+                Some(Condition::Has { field, values })
+            }
+            ast::Condition::Empty { subject, .. } => {
+                let (field, _) = self.list_field(subject, "is empty", diags)?;
+                Some(Condition::Empty(field))
+            }
             ast::Condition::Linked {
                 quantifier,
                 link,
@@ -273,7 +306,7 @@ impl CondScope<'_> {
 
     /// `hardware.*` in an `in` list: the values of an enum field that are `hardware` or under
     /// it (`hardware.laptop`, `hardware.laptop.battery`), in the field's order.
-    fn under(
+    fn under_subject(
         &self,
         subject: Subject,
         name: &Ident,
@@ -281,25 +314,10 @@ impl CondScope<'_> {
         span: ast::Span,
         diags: &mut Vec<Diagnostic>,
     ) -> Option<Vec<Operand>> {
-        let values = match subject {
-            Subject::Field(f) => match &self.field_types[f.index()] {
-                FieldType::Enum(values) => values,
-                ty => {
-                    diags.push(
-                        Diagnostic::error(
-                            "type-mismatch",
-                            span,
-                            format!(
-                                "`{}` is {ty}: `{prefix}.*` picks values of an enum",
-                                name.name
-                            ),
-                        )
-                        .with_label("not an enum's values")
-                        .with_help("list the values instead"),
-                    );
-                    return None;
-                }
-            },
+        match subject {
+            Subject::Field(f) => {
+                self.under(&self.field_types[f.index()], name, prefix, span, diags)
+            }
             _ => {
                 diags.push(
                     Diagnostic::error(
@@ -311,6 +329,108 @@ impl CondScope<'_> {
                         ),
                     )
                     .with_label("not an enum field"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Whether `subject` is a list field, which a comparison or `in` (`what`) cannot read;
+    /// if it is, it is reported, with what to write instead.
+    fn refuse_list(
+        &self,
+        subject: Subject,
+        name: &Ident,
+        what: &str,
+        span: ast::Span,
+        diags: &mut Vec<Diagnostic>,
+    ) -> bool {
+        let Subject::Field(f) = subject else {
+            return false;
+        };
+        let ty = &self.field_types[f.index()];
+        if ty.element().is_none() {
+            return false;
+        }
+        diags.push(
+            Diagnostic::error(
+                "list-comparison",
+                span,
+                format!("`{name}` is {ty}: a list is not compared with `{what}`"),
+            )
+            .with_label("reads one value, not a list")
+            .with_help(format!(
+                "ask whether an element is a value with `{name} has VALUE` (or `{name} has a.*` for a value and those under it), or whether there is none with `{name} is empty`"
+            )),
+        );
+        true
+    }
+
+    /// The list field `name` that `has` or `is empty` (`what`) reads, and its element type.
+    fn list_field(
+        &self,
+        name: &Ident,
+        what: &str,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<(FieldId, &FieldType)> {
+        let Subject::Field(f) = self.subject(name, diags)? else {
+            diags.push(
+                Diagnostic::error(
+                    "not-a-list",
+                    name.span,
+                    format!("`{name}` is not a list: `{what}` reads a list field"),
+                )
+                .with_label("not a list field")
+                .with_help(format!("compare it with `==`, or `{name} in (a, b)`")),
+            );
+            return None;
+        };
+        let ty = &self.field_types[f.index()];
+        match ty.element() {
+            Some(element) => Some((f, element)),
+            None => {
+                let help = match what {
+                    "has" => format!("`{name}` holds one value: write `{name} == VALUE` or `{name} in (a, b)`, or declare it `list({ty})`"),
+                    _ => format!("`{name}` holds one value: ask `{name} == VALUE`, or declare it `list({ty})`"),
+                };
+                diags.push(
+                    Diagnostic::error(
+                        "not-a-list",
+                        name.span,
+                        format!("`{name}` is {ty}, not a list: `{what}` reads a list field"),
+                    )
+                    .with_label("not a list field")
+                    .with_help(help),
+                );
+                None
+            }
+        }
+    }
+
+    /// `hardware.*` in an `in` list or after `has`: the values of an enum type `ty` that are
+    /// `hardware` or under it (`hardware.laptop`, `hardware.laptop.battery`), in its order.
+    fn under(
+        &self,
+        ty: &FieldType,
+        name: &Ident,
+        prefix: &str,
+        span: ast::Span,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<Vec<Operand>> {
+        let values = match ty {
+            FieldType::Enum(values) => values,
+            ty => {
+                diags.push(
+                    Diagnostic::error(
+                        "type-mismatch",
+                        span,
+                        format!(
+                            "`{}` is {ty}: `{prefix}.*` picks values of an enum",
+                            name.name
+                        ),
+                    )
+                    .with_label("not an enum's values")
+                    .with_help("list the values instead"),
                 );
                 return None;
             }

@@ -199,6 +199,12 @@ impl<'a> Domain<'a> {
             // refuses them, `link-condition-not-here`, before any analysis). Were one met, it
             // would be an unknown like any comparison the analysis cannot enumerate.
             Condition::Linked { .. } => (Test::Atom(atom_var(c, vars)), 1),
+            // A list's elements are not enumerated: `has` and `is empty` are unknowns the
+            // analysis leaves open, each both ways.
+            Condition::Has { values, .. } => {
+                (Test::Atom(atom_var(c, vars)), values.len().max(1) as u64)
+            }
+            Condition::Empty(_) => (Test::Atom(atom_var(c, vars)), 1),
             Condition::In { subject, values } => {
                 let test = if let Some(var) = self.finite_var(*subject, vars) {
                     Test::In {
@@ -255,7 +261,11 @@ impl<'a> Domain<'a> {
                     .or_default()
                     .extend(values.iter().filter_map(int_value));
             }
-            Condition::Compare { .. } | Condition::In { .. } | Condition::Linked { .. } => {}
+            Condition::Compare { .. }
+            | Condition::In { .. }
+            | Condition::Has { .. }
+            | Condition::Empty(_)
+            | Condition::Linked { .. } => {}
         }
     }
 
@@ -434,6 +444,20 @@ impl<'a> Domain<'a> {
                 let vs: Vec<String> = values.iter().map(|v| self.show_operand(v)).collect();
                 format!("{} in ({})", subject(s), vs.join(", "))
             }
+            Condition::Has { field, values } => {
+                let element = self.field_types[field.index()].element();
+                let vs: Vec<String> = values
+                    .iter()
+                    .map(|v| match (v, element) {
+                        (Value::Enum(i), Some(FieldType::Enum(names))) => {
+                            names.get(*i as usize).cloned().unwrap_or_default()
+                        }
+                        _ => self.show_operand(&Operand::Value(v.clone())),
+                    })
+                    .collect();
+                format!("{} has {}", self.fields.name(field.0), vs.join(" or "))
+            }
+            Condition::Empty(field) => format!("{} is empty", self.fields.name(field.0)),
             _ => String::new(),
         }
     }
@@ -447,6 +471,7 @@ impl<'a> Domain<'a> {
             Operand::Value(Value::Duration(d, s)) => format!("{d}d{s}s"),
             Operand::Value(Value::DateTime(t)) => t.to_string(),
             Operand::Value(Value::Enum(i)) => i.to_string(),
+            Operand::Value(Value::List(elements)) => format!("{} values", elements.len()),
             Operand::Stage(s) => s.0.to_string(),
         }
     }

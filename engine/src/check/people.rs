@@ -52,7 +52,10 @@ pub(super) fn resolve(
     let base = match &person.base {
         PersonBase::Creator(_) => Some(PersonRef::Creator),
         PersonBase::Assignee(_) => Some(PersonRef::Assignee),
-        PersonBase::Field(field) => person_field(field, place, scope, ctx).map(PersonRef::Field),
+        PersonBase::Field(field) => {
+            person_field(field, place, person.managers.first().copied(), scope, ctx)
+                .map(PersonRef::Field)
+        }
     };
     if too_deep {
         return None;
@@ -64,10 +67,13 @@ pub(super) fn resolve(
     Some(resolved)
 }
 
-/// A field that holds a person: declared, and of type `person`.
+/// A field that holds a person: declared, and of type `person`, or `list(person)` where any
+/// of several people will do (`by watchers`, `notify watchers`). `manager`: the first
+/// `manager of` written before it, if any.
 fn person_field(
     field: &Ident,
     place: Place,
+    manager: Option<ast::Span>,
     scope: &ProcessScope,
     ctx: &mut Ctx,
 ) -> Option<FieldId> {
@@ -78,6 +84,9 @@ fn person_field(
     };
     match scope.field_types.get(id as usize) {
         Some(FieldType::Person) => Some(FieldId(id)),
+        Some(ty) if ty.holds_people() => {
+            person_list(field, place, manager, ctx).then_some(FieldId(id))
+        }
         Some(other) => {
             ctx.diags.push(
                 Diagnostic::error(
@@ -87,12 +96,53 @@ fn person_field(
                 )
                 .with_label("not a person")
                 .with_secondary(scope.fields.span(id), "declared here")
-                .with_help(format!("declare it `{field}: person`")),
+                .with_help(format!(
+                    "declare it `{field}: person`, or `{field}: list(person)` for several"
+                )),
             );
             None
         }
         None => None,
     }
+}
+
+/// Whether a `list(person)` field may be written where `field` is: not under `manager of`
+/// (whose manager? the directory answers for one person, and "each one's manager" would
+/// silently widen who may act), and not as an approval group (which is one person who must
+/// approve: a list would leave open whether one or all of them must). Either is reported.
+fn person_list(field: &Ident, place: Place, manager: Option<ast::Span>, ctx: &mut Ctx) -> bool {
+    if let Some(span) = manager {
+        ctx.diags.push(
+            Diagnostic::error(
+                "manager-of-list",
+                ast::Span {
+                    end: field.span.end,
+                    ..span
+                },
+                format!("`{field}` is a list of people, which has no one manager"),
+            )
+            .with_label("the manager of several people")
+            .with_help(format!(
+                "name the manager in a `person` field of its own, or write `{field}` to mean any of the people in it"
+            )),
+        );
+        return false;
+    }
+    if place == Place::Approval {
+        ctx.diags.push(
+            Diagnostic::error(
+                "person-list-in-approval",
+                field.span,
+                format!("`{field}` is a list of people; an approval group is one person"),
+            )
+            .with_label("several people, as one approver")
+            .with_help(format!(
+                "approve by a role (`any 1 of role ...`) or a `person` field; a list may keep its people from voting with `excludes {field}`"
+            )),
+        );
+        return false;
+    }
+    true
 }
 
 /// `unknown-field`, with a suggestion among the `person` fields; a role's name gets the hint
@@ -113,7 +163,7 @@ fn unknown_person_field(
         .fields
         .iter()
         .zip(&scope.field_types)
-        .filter(|(_, ty)| **ty == FieldType::Person)
+        .filter(|(_, ty)| ty.holds_people())
         .map(|(name, _)| name)
         .collect();
     if let Some(s) = did_you_mean(&field.name, people.iter().copied()) {
@@ -303,7 +353,10 @@ process p {
             "`agent` is a role: write `by role agent`"
         );
         assert!(help("unknown-field", 2).ends_with("person fields are: caller"));
-        assert_eq!(help("not-a-person-field", 0), "declare it `note: person`");
+        assert_eq!(
+            help("not-a-person-field", 0),
+            "declare it `note: person`, or `note: list(person)` for several"
+        );
         let too_deep = diagnostics
             .iter()
             .find(|d| d.code == "person-too-deep")
@@ -312,6 +365,47 @@ process p {
         let fourth = text.find("manager of caller").unwrap_or(0);
         assert_eq!(too_deep.span.start as usize, fourth);
         assert!(checked(text).project.is_none());
+    }
+
+    /// A `list(person)` field is any of its people in `by` and each of them in `notify`, but
+    /// has no one manager and is no approval group.
+    #[test]
+    fn lists_of_people_name_any_of_them() {
+        let text = "process p {
+  fields {
+    watchers: list(person)
+    tags: list(text)
+  }
+  stage a initial {
+    notify watchers
+  }
+  stage b
+  stage c final
+  transition t1: a -> b by watchers
+  transition t2: b -> c by manager of watchers, tags
+  approval in b {
+    otherwise => watchers
+    on approve => c
+    on reject => a
+  }
+}
+";
+        assert_eq!(
+            problems(text),
+            [
+                ("manager-of-list", "manager of watchers".to_string()),
+                ("not-a-person-field", "tags".to_string()),
+                ("person-list-in-approval", "watchers".to_string()),
+            ]
+        );
+        let fine = text
+            .replace("by manager of watchers, tags", "by watchers")
+            .replace("otherwise => watchers", "otherwise => none");
+        let checked = checked(&fine);
+        assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
+        let project = checked.project.expect("a project");
+        let p = &project.processes[0];
+        assert_eq!(p.transitions[0].people, [PersonRef::Field(FieldId(0))]);
     }
 
     /// A person field compares with strings in conditions, like a text field, and has no order.

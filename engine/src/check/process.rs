@@ -435,51 +435,11 @@ fn check_fields(
             );
             continue;
         }
-        let mut is_service = false;
-        let ty = match &f.ty {
-            ast::FieldType::Named(name) if name.name == "service" => {
-                is_service = true;
-                service_field_type(f, name, scope, services, diags)
-            }
-            ast::FieldType::Named(name) => match FieldType::from_name(&name.name) {
-                Some(t) => t,
-                None => {
-                    let d = Diagnostic::error(
-                        "unknown-type",
-                        name.span,
-                        format!("unknown field type `{}`", name),
-                    )
-                    .with_label("not a type");
-                    let names = FieldType::NAMES.into_iter().chain(["service"]);
-                    diags.push(match did_you_mean(&name.name, names) {
-                        Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                        None => d.with_help("field types are text, person, int, bool, duration, datetime, service and enum(a, b, c)"),
-                    });
-                    continue;
-                }
-            },
-            ast::FieldType::Enum(values, _) => {
-                let mut names = Names::new("enum value");
-                for v in values {
-                    if names.get(&v.name).is_some() {
-                        diags.push(
-                            Diagnostic::error(
-                                "duplicate-definition",
-                                v.span,
-                                format!("enum value `{}` is listed twice", v),
-                            )
-                            .with_label("listed again here")
-                            .with_secondary(
-                                names.span(names.get(&v.name).unwrap_or(0)),
-                                "first listed here",
-                            ),
-                        );
-                        continue;
-                    }
-                    names.declare(v, diags);
-                }
-                FieldType::Enum(names.iter().map(str::to_string).collect())
-            }
+        // Only a field declared `service` is the ticket's service, whose targets apply; a
+        // `list(service)` names services without being it.
+        let is_service = matches!(&f.ty, ast::FieldType::Named(n) if n.name == "service");
+        let Some(ty) = field_type(f, &f.ty, false, scope, services, diags) else {
+            continue;
         };
         let default =
             f.default
@@ -506,6 +466,94 @@ fn check_fields(
     }
 }
 
+/// The type `ty` declares for field `f` (`in_list`: as a list's element); `None`, reported,
+/// if it names no type.
+fn field_type(
+    f: &ast::Field,
+    ty: &ast::FieldType,
+    in_list: bool,
+    scope: &ProcessScope,
+    services: &FieldServices,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<FieldType> {
+    Some(match ty {
+        ast::FieldType::Named(name) if name.name == "service" => match in_list {
+            true => services_type(f, name, services, diags),
+            false => service_field_type(f, name, scope, services, diags),
+        },
+        ast::FieldType::Named(name) => match FieldType::from_name(&name.name) {
+            Some(t) => t,
+            None => {
+                diags.push(unknown_type(name, in_list));
+                return None;
+            }
+        },
+        ast::FieldType::Enum(values, _) => enum_type(values, diags),
+        ast::FieldType::List(_, span) if in_list => {
+            diags.push(
+                Diagnostic::error(
+                    "nested-list",
+                    *span,
+                    format!("`{}` is a list of lists", f.name),
+                )
+                .with_label("a list inside a list")
+                .with_help(
+                    "a list's elements are single values: write `list(T)` with T one of text, person, int, bool, duration, datetime, service or enum(a, b); group values with an enum of dotted values such as `hardware.laptop`",
+                ),
+            );
+            return None;
+        }
+        ast::FieldType::List(element, _) => FieldType::List(Box::new(field_type(
+            f, element, true, scope, services, diags,
+        )?)),
+    })
+}
+
+fn unknown_type(name: &Ident, in_list: bool) -> Diagnostic {
+    let (message, label) = match in_list {
+        true => (
+            format!("unknown element type `{name}` of a list"),
+            "not a type a list can hold",
+        ),
+        false => (format!("unknown field type `{name}`"), "not a type"),
+    };
+    let d = Diagnostic::error("unknown-type", name.span, message).with_label(label);
+    if name.name == "list" {
+        return d.with_help("a list names the type of its elements: `list(text)`, `list(person)`");
+    }
+    let names = FieldType::NAMES.into_iter().chain(["service", "list"]);
+    match did_you_mean(&name.name, names) {
+        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+        None => d.with_help(
+            "field types are text, person, int, bool, duration, datetime, service, enum(a, b, c) and list(T) of any of them",
+        ),
+    }
+}
+
+/// `enum(a, b, c)`: its values, each once.
+fn enum_type(values: &[Ident], diags: &mut Vec<Diagnostic>) -> FieldType {
+    let mut names = Names::new("enum value");
+    for v in values {
+        if names.get(&v.name).is_some() {
+            diags.push(
+                Diagnostic::error(
+                    "duplicate-definition",
+                    v.span,
+                    format!("enum value `{}` is listed twice", v),
+                )
+                .with_label("listed again here")
+                .with_secondary(
+                    names.span(names.get(&v.name).unwrap_or(0)),
+                    "first listed here",
+                ),
+            );
+            continue;
+        }
+        names.declare(v, diags);
+    }
+    FieldType::Enum(names.iter().map(str::to_string).collect())
+}
+
 /// The type of a field declared `service`: an enum of the catalogue's services. A process has
 /// at most one such field (`several-service-fields`), and a project with one declares services
 /// (`no-services`).
@@ -530,6 +578,17 @@ fn service_field_type(
             ),
         );
     }
+    services_type(f, name, services, diags)
+}
+
+/// The catalogue's services as an enum, for a `service` field or a `list(service)`'s elements
+/// (`no-services` when the project declares none).
+fn services_type(
+    f: &ast::Field,
+    name: &Ident,
+    services: &FieldServices,
+    diags: &mut Vec<Diagnostic>,
+) -> FieldType {
     if services.names.len() == 0 && !services.any_broken {
         diags.push(
             Diagnostic::error(

@@ -419,6 +419,11 @@ impl<'p> Scope<'_, 'p> {
                     }
                 }
             }
+            E::FieldHas { field, value } => {
+                if let Some(f) = self.field(p, field) {
+                    self.element(f, field, value);
+                }
+            }
             E::Escalated { clock, threshold } => self.escalation(p, clock, threshold),
             E::Linked { kind, .. } => {
                 self.link_kind(p, kind);
@@ -762,17 +767,60 @@ impl<'p> Scope<'_, 'p> {
     /// A value for a field: of its type, as a `default` is written. A person field takes a
     /// user of the test (a bare name) or a name in quotes.
     fn value(&mut self, field: &model::Field, value: &ast::Literal) {
-        if field.ty == FieldType::Person {
-            if let ast::LiteralKind::Symbol(user) = &value.kind {
-                let ident = Ident {
-                    name: user.clone(),
-                    span: value.span,
-                };
-                self.known_user(&ident);
-                return;
-            }
+        if self.test_user(&field.ty, value) {
+            return;
         }
-        if let Err(d) = typed_value(&field.name, &field.ty, value) {
+        // A `list(person)`'s elements are users of the test as well: `[ann, "bob"]`.
+        if let (Some(FieldType::Person), ast::LiteralKind::List(elements)) =
+            (field.ty.element(), &value.kind)
+        {
+            for (i, e) in elements.iter().enumerate() {
+                if !self.test_user(&FieldType::Person, e) {
+                    self.typed(&format!("{}[{i}]", field.name), &FieldType::Person, e);
+                }
+            }
+            return;
+        }
+        self.typed(&field.name, &field.ty, value);
+    }
+
+    /// `expect field F has V`: `F` is a list and `V` a value of its elements.
+    fn element(&mut self, field: &model::Field, name: &Ident, value: &ast::Literal) {
+        let Some(element) = field.ty.element() else {
+            self.push(
+                Diagnostic::error(
+                    "test-not-a-list",
+                    name.span,
+                    format!("`{name}` is {}, not a list", field.ty),
+                )
+                .with_label("`has` asks for an element of a list field")
+                .with_help(format!(
+                    "expect its one value: `expect field {name} == ...`"
+                )),
+            );
+            return;
+        };
+        if !self.test_user(element, value) {
+            self.typed(&field.name, element, value);
+        }
+    }
+
+    /// Whether `value` is a bare name given for a person: a user of the test (checked).
+    fn test_user(&mut self, ty: &FieldType, value: &ast::Literal) -> bool {
+        let (FieldType::Person, ast::LiteralKind::Symbol(user)) = (ty, &value.kind) else {
+            return false;
+        };
+        let ident = Ident {
+            name: user.clone(),
+            span: value.span,
+        };
+        self.known_user(&ident);
+        true
+    }
+
+    /// `value` typed as `ty` for the field (or element) `name`, as a `default` is.
+    fn typed(&mut self, name: &str, ty: &FieldType, value: &ast::Literal) {
+        if let Err(d) = typed_value(name, ty, value) {
             // A number too large was reported by the parser, which left 0 in its place.
             if d.code == "unknown-value" && too_large_within(&self.ctx.diags, value.span) {
                 return;

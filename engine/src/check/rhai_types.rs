@@ -170,6 +170,8 @@ pub(super) struct Ty {
     pub strs: Option<Rc<Strs>>,
     /// With [`Kinds::INT`]: never negative.
     pub nonneg: bool,
+    /// With [`Kinds::ARRAY`]: the type of its elements, when known (a list field's).
+    pub elem: Option<Rc<Ty>>,
 }
 
 /// String sets joined beyond this size are forgotten (they only serve messages and checks of
@@ -182,6 +184,7 @@ impl Ty {
             k,
             strs: None,
             nonneg: false,
+            elem: None,
         }
     }
     pub const fn any() -> Ty {
@@ -195,6 +198,7 @@ impl Ty {
             k: Kinds::INT,
             strs: None,
             nonneg,
+            elem: None,
         }
     }
     pub fn literal(s: &str) -> Ty {
@@ -205,6 +209,7 @@ impl Ty {
                 of: None,
             })),
             nonneg: false,
+            elem: None,
         }
     }
     /// One of `strs`.
@@ -213,6 +218,7 @@ impl Ty {
             k: Kinds::STR,
             strs: Some(strs),
             nonneg: false,
+            elem: None,
         }
     }
     /// A field of this type as a rule sees it (see `runtime::values::to_dynamic`), `()` too
@@ -227,8 +233,14 @@ impl Ty {
                 Some(v) => Ty::one_of(v),
                 None => Ty::new(Kinds::STR),
             },
+            // An array, never holding `()`: indexing it gives an element.
+            FieldType::List(element) => Ty {
+                elem: Some(Rc::new(Ty::field(element, values, false))),
+                ..Ty::new(Kinds::ARRAY)
+            },
         };
-        if may_be_unset {
+        // An unset list reaches a rule as an empty array, never `()`.
+        if may_be_unset && ty.element().is_none() {
             t.with_unit()
         } else {
             t
@@ -270,10 +282,20 @@ impl Ty {
                 _ => None,
             },
         };
+        let elem = match (self.k.has(Kinds::ARRAY), o.k.has(Kinds::ARRAY)) {
+            (true, false) => self.elem.clone(),
+            (false, true) => o.elem.clone(),
+            (true, true) => match (&self.elem, &o.elem) {
+                (Some(a), Some(b)) if a == b => Some(a.clone()),
+                _ => None,
+            },
+            (false, false) => None,
+        };
         Ty {
             k,
             strs: if k.is_unknown() { None } else { strs },
             nonneg: k.has(Kinds::INT) && !k.is_unknown() && self.nonneg_ints() && o.nonneg_ints(),
+            elem: if k.is_unknown() { None } else { elem },
         }
     }
     fn of_dynamic(d: &Dynamic) -> Ty {
@@ -971,12 +993,17 @@ impl Checker<'_> {
             }
             true
         });
-        // A call's closing parenthesis is no node of its own.
+        // A call's closing parenthesis is no node of its own, nor is an index's bracket.
         let (start, mut end) = span.unwrap_or((0, self.code.len()));
-        if matches!(e, Expr::FnCall(..) | Expr::Dot(..) | Expr::MethodCall(..)) {
+        let close = match e {
+            Expr::FnCall(..) | Expr::Dot(..) | Expr::MethodCall(..) => Some(')'),
+            Expr::Index(..) => Some(']'),
+            _ => None,
+        };
+        if let Some(close) = close {
             let rest = self.code.get(end..).unwrap_or("");
             let trimmed = rest.trim_start();
-            if trimmed.starts_with(')') {
+            if trimmed.starts_with(close) {
                 end += rest.len() - trimmed.len() + 1;
             }
         }
@@ -1702,6 +1729,7 @@ impl Checker<'_> {
             k: out,
             strs: None,
             nonneg,
+            elem: None,
         }
     }
 
@@ -1862,6 +1890,26 @@ impl Checker<'_> {
         for (s, at) in literals {
             if !strs.values.contains(&s) {
                 self.unknown_value(&s, &strs, at, "in");
+            }
+        }
+    }
+
+    /// `affected.contains("emial")` on a list of enum values: a string literal asked for must
+    /// be one of them.
+    fn check_element(&mut self, list: &Ty, item: &Expr) {
+        let Some(strs) = list
+            .elem
+            .as_ref()
+            .filter(|_| list.k == Kinds::ARRAY)
+            .and_then(|e| e.strs.as_ref())
+            .filter(|s| s.of.is_some())
+        else {
+            return;
+        };
+        if let Expr::StringConstant(s, p) = item {
+            if !strs.values.iter().any(|v| v == s.as_str()) {
+                let strs = strs.clone();
+                self.unknown_value(s.as_str(), &strs, self.at(*p), "contains");
             }
         }
     }
@@ -2302,6 +2350,7 @@ impl Checker<'_> {
                     if let Some(be) = base_expr {
                         self.check_in(be, &tys[0]);
                     }
+                    self.check_element(&base, &f.args[0]);
                 }
                 let mut args: Vec<(&Ty, Option<&Expr>)> = vec![(&base, base_expr)];
                 args.extend(tys.iter().zip(f.args.iter()).map(|(t, a)| (t, Some(a))));
@@ -2361,6 +2410,12 @@ impl Checker<'_> {
                             .to_string(),
                     ),
                 );
+            }
+        }
+        // A list field's array indexed by position gives one of its elements (or fails).
+        if let Some(elem) = base.elem.as_ref().filter(|_| base.k == Kinds::ARRAY) {
+            if i.k == Kinds::INT {
+                return (**elem).clone();
             }
         }
         if out.is_never() {
@@ -2666,6 +2721,7 @@ fn kind_for(ty: &FieldType) -> Kinds {
         FieldType::Text | FieldType::Person | FieldType::Enum(_) => Kinds::STR,
         FieldType::Int | FieldType::Duration | FieldType::DateTime => Kinds::INT,
         FieldType::Bool => Kinds::BOOL,
+        FieldType::List(_) => Kinds::ARRAY,
     }
 }
 
@@ -2674,6 +2730,7 @@ fn field_type_hint(ty: &FieldType) -> &'static str {
         FieldType::Duration => " (whole seconds, not negative)",
         FieldType::DateTime => " (seconds since 1970-01-01 UTC)",
         FieldType::Enum(_) => " (one of its values)",
+        FieldType::List(_) => " (of values its elements take)",
         _ => "",
     }
 }

@@ -182,7 +182,8 @@ impl Types {
         let enums = scope
             .field_models
             .iter()
-            .map(|f| match &f.ty {
+            .map(|f| match f.ty.element().unwrap_or(&f.ty) {
+                // A `list(enum(..))`'s elements are its values.
                 FieldType::Enum(values) => Some(Rc::new(Strs {
                     values: values.clone(),
                     of: Some(format!("`{}`", f.name)),
@@ -319,6 +320,7 @@ fn unset_help(f: &crate::model::Field) -> String {
             let fallback = match &f.ty {
                 FieldType::Text | FieldType::Person | FieldType::Enum(_) => "\"\"",
                 FieldType::Bool => "false",
+                FieldType::List(_) => "[]",
                 _ => "0",
             };
             format!(
@@ -342,5 +344,10 @@ fn rhai_literal(ty: &FieldType, v: &crate::model::Value) -> String {
         (Value::Enum(i), _) => i.to_string(),
         (Value::Duration(d, s), _) => d.saturating_mul(86_400).saturating_add(*s).to_string(),
         (Value::DateTime(t), _) => t.to_string(),
+        (Value::List(elements), _) => {
+            let element = ty.element().unwrap_or(ty);
+            let items: Vec<String> = elements.iter().map(|e| rhai_literal(element, e)).collect();
+            format!("[{}]", items.join(", "))
+        }
     }
 }

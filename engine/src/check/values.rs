@@ -17,6 +17,7 @@ pub fn describe(lit: &LiteralKind) -> &'static str {
         LiteralKind::String(_) => "a string",
         LiteralKind::Symbol(_) => "a bare word",
         LiteralKind::Prefix(_) => "a value and those under it",
+        LiteralKind::List(_) => "a list",
     }
 }
 
@@ -79,6 +80,17 @@ pub fn typed_value(field: &str, ty: &FieldType, lit: &Literal) -> Result<Value, 
         )
     };
     match (ty, &lit.kind) {
+        (FieldType::List(element), LiteralKind::List(elements)) => {
+            list_value(field, element, elements)
+        }
+        (FieldType::List(_), _) => Err(mismatch(
+            "a list such as `[a, b]`",
+            format!("a list is written in brackets, even of one value: `{field}: [...]`"),
+        )),
+        (_, LiteralKind::List(_)) => Err(mismatch(
+            "one value",
+            format!("`{field}` holds one value; declare it `list({ty})` to hold several"),
+        )),
         (FieldType::Text | FieldType::Person, LiteralKind::String(s)) => {
             Ok(Value::Text(s.as_str().into()))
         }
@@ -125,6 +137,21 @@ pub fn typed_value(field: &str, ty: &FieldType, lit: &Literal) -> Result<Value, 
             format!("`{field}` is one of: {}", values.join(", ")),
         )),
     }
+}
+
+/// The elements of a list literal, each typed as the list's element: an element is named by
+/// its position, `tags[1]`, as the API names it.
+fn list_value(
+    field: &str,
+    element: &FieldType,
+    elements: &[Literal],
+) -> Result<Value, Box<Diagnostic>> {
+    elements
+        .iter()
+        .enumerate()
+        .map(|(i, e)| typed_value(&format!("{field}[{i}]"), element, e))
+        .collect::<Result<Vec<Value>, _>>()
+        .map(|values| Value::List(values.into()))
 }
 
 fn enum_value(

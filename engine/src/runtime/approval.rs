@@ -223,6 +223,18 @@ impl Holders {
         }
     }
 
+    /// Everyone `p` names on the ticket: the people of a `list(person)` field (in order, once
+    /// each), else the one person [`Self::person`] finds, if any.
+    pub fn people(&self, p: &PersonRef, inst: &Instance, task: Option<&Task>) -> Vec<Arc<str>> {
+        match p {
+            PersonRef::Field(f) => match inst.fields.get(f.index()) {
+                Some(Some(v)) => v.people(),
+                _ => Vec::new(),
+            },
+            _ => self.person(p, inst, task).into_iter().collect(),
+        }
+    }
+
     /// Holders of `role`, sorted by name, once each.
     pub fn of(&self, role: RoleId) -> &[Arc<str>] {
         self.roles
@@ -594,11 +606,15 @@ impl GroupOf {
     }
 }
 
-/// Whether `user` may not vote on the ticket: its creator, or named in an `excludes` field.
+/// Whether `user` may not vote on the ticket: its creator, or named in an `excludes` field
+/// (one of the people in a `list(person)` one).
 pub fn is_excluded(approval: &Approval, inst: &Instance, user: &str) -> bool {
     *inst.created_by == *user
         || approval.excludes.iter().any(|f| {
-            matches!(inst.fields.get(f.index()), Some(Some(Value::Text(name))) if name.trim() == user)
+            inst.fields
+                .get(f.index())
+                .and_then(Option::as_ref)
+                .is_some_and(|v| v.people().iter().any(|name| &**name == user))
         })
 }
 

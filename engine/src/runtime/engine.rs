@@ -279,17 +279,33 @@ impl<S: Store> Engine<S> {
         let mut errors = Vec::new();
         for (name, value) in input {
             let Some(f) = p.field(name) else { continue };
-            if p.fields[f.index()].ty != crate::model::FieldType::Person {
+            let ty = &p.fields[f.index()].ty;
+            if !ty.holds_people() {
                 continue;
             }
-            let Some(user) = value.as_str().map(str::trim).filter(|u| !u.is_empty()) else {
-                continue;
+            // A `list(person)` names each element by its position, as its type errors do.
+            let named: Vec<(Option<usize>, &Json)> = match (ty, value) {
+                (crate::model::FieldType::List(_), Json::Array(elements)) => elements
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (Some(i), e))
+                    .collect(),
+                _ => vec![(None, value)],
             };
-            if !self.directory.exists(user).await? {
-                errors.push(super::values::FieldError::new(
-                    name,
-                    format!("`{user}` is not a user of this tenant"),
-                ));
+            for (index, value) in named {
+                let Some(user) = value.as_str().map(str::trim).filter(|u| !u.is_empty()) else {
+                    continue;
+                };
+                if !self.directory.exists(user).await? {
+                    let error = super::values::FieldError::new(
+                        name,
+                        format!("`{user}` is not a user of this tenant"),
+                    );
+                    errors.push(match index {
+                        Some(i) => error.at(i),
+                        None => error,
+                    });
+                }
             }
         }
         match errors.is_empty() {

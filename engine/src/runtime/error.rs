@@ -19,7 +19,7 @@ pub enum EngineError {
     InstanceNotFound(InstanceId),
     #[error("no task {0}")]
     TaskNotFound(TaskId),
-    #[error("invalid fields: {}", .0.iter().map(|e| format!("`{}` {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    #[error("invalid fields: {}", .0.iter().map(|e| format!("`{}` {}", e.place(), e.message)).collect::<Vec<_>>().join("; "))]
     InvalidFields(Vec<FieldError>),
     #[error("`{action}` is not an action of process `{process}`")]
     UnknownAction { process: String, action: String },

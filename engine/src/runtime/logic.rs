@@ -114,7 +114,11 @@ impl Logic {
                 && !is_set(fields[i].as_ref())
                 && !errors.iter().any(|e| e.field == f.name)
             {
-                errors.push(FieldError::new(&f.name, "is required"));
+                let message = match f.ty.element() {
+                    Some(_) => "is required: a list of at least one element",
+                    None => "is required",
+                };
+                errors.push(FieldError::new(&f.name, message));
             }
         }
         if !errors.is_empty() {
@@ -692,8 +696,9 @@ pub(super) fn may_perform(
         .any(|r| req.actor.has_role(&def.project.role(*r).name))
         || t.people.iter().any(|person| {
             req.holders
-                .person(person, inst, task.filter(|t| t.state != TaskState::Done))
-                .is_some_and(|p| *p == *req.actor.name)
+                .people(person, inst, task.filter(|t| t.state != TaskState::Done))
+                .iter()
+                .any(|p| **p == *req.actor.name)
         })
 }
 
@@ -918,6 +923,8 @@ fn is_set(v: Option<&Value>) -> bool {
     match v {
         None => false,
         Some(Value::Text(s)) => !s.trim().is_empty(),
+        // A `required` list has at least one element.
+        Some(Value::List(elements)) => !elements.is_empty(),
         Some(_) => true,
     }
 }

@@ -83,12 +83,18 @@ pub(super) fn send(
             Recipient::Role(r) => (Some(*r), Vec::new(), String::new()),
             Recipient::Person(p) => {
                 let what = p.describe(def.model());
-                let who = req.holders.person(p, &change.instance, task);
-                (None, who.into_iter().collect(), what)
+                // A `list(person)` field notifies each of its people, once each.
+                let who = req.holders.people(p, &change.instance, task);
+                (None, who, what)
             }
             Recipient::Approvers => (None, approvers.to_vec(), "approvers".to_string()),
         };
         if role.is_none() && people.is_empty() {
+            // An empty list of people is the usual case (an incident nobody watches), not a
+            // notice that could not be sent: nothing to record.
+            if names_a_list(def, to) {
+                continue;
+            }
             append(
                 change,
                 req,
@@ -124,6 +130,18 @@ pub(super) fn send(
     }
 }
 
+/// Whether the recipient is the people of a `list(person)` field.
+fn names_a_list(def: &Definition, to: &Recipient) -> bool {
+    match to {
+        Recipient::Person(crate::model::PersonRef::Field(f)) => def
+            .model()
+            .fields
+            .get(f.index())
+            .is_some_and(|field| field.ty.element().is_some()),
+        _ => false,
+    }
+}
+
 /// Now, or when the process's business hours next begin for a notice held to them.
 fn deliver_at(def: &Definition, now: DateTime<Utc>, business_hours: bool) -> DateTime<Utc> {
     if !business_hours {
@@ -145,10 +163,7 @@ pub fn render(def: &Definition, inst: &Instance, parts: &[TemplatePart]) -> Stri
                 if let (Some(field), Some(Some(v))) =
                     (p.fields.get(f.index()), inst.fields.get(f.index()))
                 {
-                    match values::to_json(field, v) {
-                        serde_json::Value::String(s) => out.push_str(&s),
-                        other => out.push_str(&other.to_string()),
-                    }
+                    out.push_str(&readable(values::to_json(field, v)));
                 }
             }
             TemplatePart::Id => out.push_str(&inst.id.to_string()),
@@ -165,6 +180,20 @@ pub fn render(def: &Definition, inst: &Instance, parts: &[TemplatePart]) -> Stri
         }
     }
     out
+}
+
+/// A field's value in a message: text as it is, a list as its elements joined by commas
+/// (`ann, bob`), anything else as JSON writes it.
+fn readable(json: serde_json::Value) -> String {
+    match json {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .map(readable)
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
 }
 
 /// The engine's own words for what happened.

@@ -61,7 +61,10 @@ pub fn links_read(c: &Condition, out: &mut Vec<LinkId>) {
             }
         }
         Condition::Not(inner) => links_read(inner, out),
-        Condition::Compare { .. } | Condition::In { .. } => {}
+        Condition::Compare { .. }
+        | Condition::In { .. }
+        | Condition::Has { .. }
+        | Condition::Empty(_) => {}
         Condition::Linked { link, .. } => {
             if !out.contains(link) {
                 out.push(*link);
@@ -197,6 +200,14 @@ pub fn view(reader: &Process, def: &Definition, inst: &Instance) -> LinkedTicket
 /// A value of a field typed `from`, as the same field typed `to` (enum values by name).
 fn translate(from: &FieldType, to: &FieldType, value: &Value) -> Option<Value> {
     match (from, to, value) {
+        // Element by element; an element the reader's model has no value for is left out, as
+        // a field the model does not know is.
+        (FieldType::List(old), FieldType::List(new), Value::List(elements)) => Some(Value::List(
+            elements
+                .iter()
+                .filter_map(|e| translate(old, new, e))
+                .collect(),
+        )),
         (FieldType::Enum(old), FieldType::Enum(new), Value::Enum(i)) => {
             let name = old.get(*i as usize)?;
             new.iter()
@@ -268,6 +279,14 @@ pub fn holds(c: &Condition, facts: Facts) -> bool {
         Condition::In { subject, values } => {
             facts.subject(*subject).is_some_and(|v| values.contains(&v))
         }
+        Condition::Has { field, values } => match facts.fields.get(field.index()) {
+            Some(Some(Value::List(elements))) => elements.iter().any(|e| values.contains(e)),
+            _ => false,
+        },
+        Condition::Empty(field) => match facts.fields.get(field.index()) {
+            Some(Some(Value::List(elements))) => elements.is_empty(),
+            _ => true,
+        },
         Condition::Linked {
             quantifier,
             link,

@@ -2,7 +2,8 @@
 //! and rhai values for rules.
 //!
 //! JSON forms: text is a string, int a number, bool a boolean, an enum value its name, a
-//! duration a string such as `"1d4h"`, a datetime an RFC 3339 string (stored in UTC).
+//! duration a string such as `"1d4h"`, a datetime an RFC 3339 string (stored in UTC), a list
+//! an array of its elements' forms.
 
 use chrono::{DateTime, Utc};
 use rhai::Dynamic;
@@ -14,6 +15,9 @@ use crate::model::{Field, FieldType, Value};
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct FieldError {
     pub field: String,
+    /// Which element of a list field, from 0, when the error is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
     pub message: String,
 }
 
@@ -21,7 +25,22 @@ impl FieldError {
     pub fn new(field: &str, message: impl Into<String>) -> Self {
         FieldError {
             field: field.to_string(),
+            index: None,
             message: message.into(),
+        }
+    }
+
+    /// The same error, about element `index` of the list.
+    pub fn at(mut self, index: usize) -> Self {
+        self.index = Some(index);
+        self
+    }
+
+    /// The field, and the element as `tags[1]`: where the error is, in words.
+    pub fn place(&self) -> String {
+        match self.index {
+            Some(i) => format!("{}[{i}]", self.field),
+            None => self.field.clone(),
         }
     }
 }
@@ -39,7 +58,18 @@ fn duration_text(days: u64, secs: u64) -> String {
 
 /// A field's value as JSON.
 pub fn to_json(field: &Field, value: &Value) -> Json {
-    match (value, &field.ty) {
+    json_of(&field.ty, value)
+}
+
+/// A value of type `ty` as JSON.
+fn json_of(ty: &FieldType, value: &Value) -> Json {
+    match (value, ty) {
+        (Value::List(elements), FieldType::List(element)) => {
+            Json::Array(elements.iter().map(|e| json_of(element, e)).collect())
+        }
+        (Value::List(elements), _) => {
+            Json::Array(elements.iter().map(|e| json_of(ty, e)).collect())
+        }
         (Value::Text(s), _) => Json::String(s.to_string()),
         (Value::Int(n), _) => Json::from(*n),
         (Value::Bool(b), _) => Json::Bool(*b),
@@ -57,11 +87,41 @@ pub fn to_json(field: &Field, value: &Value) -> Json {
 
 /// A JSON value for a field, typed and validated; `Ok(None)` for `null` (unset).
 pub fn from_json(field: &Field, json: &Json) -> Result<Option<Value>, FieldError> {
-    let name = field.name.as_str();
+    value_from_json(&field.name, &field.ty, json)
+}
+
+/// The elements of a JSON array for a `list(element)` field named `name`: each one typed and
+/// validated, an error naming its position.
+fn list_from_json(name: &str, element: &FieldType, json: &Json) -> Result<Value, FieldError> {
+    let Json::Array(items) = json else {
+        return Err(FieldError::new(
+            name,
+            format!("expected a list of {element} (a JSON array)"),
+        ));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match value_from_json(name, element, item) {
+            Ok(Some(v)) => out.push(v),
+            Ok(None) => return Err(FieldError::new(name, "an element cannot be null").at(i)),
+            Err(e) => {
+                return Err(FieldError {
+                    index: Some(i),
+                    ..e
+                })
+            }
+        }
+    }
+    Ok(Value::List(out.into()))
+}
+
+/// A JSON value of type `ty` for the field `name`; `Ok(None)` for `null`.
+fn value_from_json(name: &str, ty: &FieldType, json: &Json) -> Result<Option<Value>, FieldError> {
     if json.is_null() {
         return Ok(None);
     }
-    let value = match &field.ty {
+    let value = match ty {
+        FieldType::List(element) => list_from_json(name, element, json)?,
         FieldType::Text => match json {
             Json::String(s) => Value::Text(s.as_str().into()),
             _ => return Err(FieldError::new(name, "expected text (a JSON string)")),
@@ -144,10 +204,26 @@ fn is_duration_text(s: &str) -> bool {
 }
 
 /// A field's value as rhai sees it: enum values as their names, durations as seconds (a day
-/// counting 24 hours), datetimes as Unix seconds; unset is `()`.
+/// counting 24 hours), datetimes as Unix seconds, lists as arrays of their elements; unset is
+/// `()`, but for a list, which is then empty.
 pub fn to_dynamic(field: &Field, value: Option<&Value>) -> Dynamic {
-    match (value, &field.ty) {
+    dynamic_of(&field.ty, value)
+}
+
+fn dynamic_of(ty: &FieldType, value: Option<&Value>) -> Dynamic {
+    match (value, ty) {
+        // An unset list has no elements: a rule asks `watchers.is_empty()`, never `()`.
+        (None, FieldType::List(_)) => Dynamic::from_array(Vec::new()),
         (None, _) => Dynamic::UNIT,
+        (Some(Value::List(elements)), FieldType::List(element)) => Dynamic::from_array(
+            elements
+                .iter()
+                .map(|e| dynamic_of(element, Some(e)))
+                .collect(),
+        ),
+        (Some(Value::List(elements)), _) => {
+            Dynamic::from_array(elements.iter().map(|e| dynamic_of(ty, Some(e))).collect())
+        }
         (Some(Value::Text(s)), _) => Dynamic::from(s.to_string()),
         (Some(Value::Int(n)), _) => Dynamic::from(*n),
         (Some(Value::Bool(b)), _) => Dynamic::from(*b),
@@ -165,10 +241,23 @@ pub fn to_dynamic(field: &Field, value: Option<&Value>) -> Dynamic {
 
 /// A rule's result stored into a field; `None` if it does not fit the field's type.
 pub fn from_dynamic(field: &Field, value: &Dynamic) -> Option<Option<Value>> {
+    dynamic_value(&field.ty, value)
+}
+
+fn dynamic_value(ty: &FieldType, value: &Dynamic) -> Option<Option<Value>> {
     if value.is_unit() {
         return Some(None);
     }
-    let v = match &field.ty {
+    let v = match ty {
+        // Every element must fit; an unset (`()`) element does not.
+        FieldType::List(element) => {
+            let items = value.clone().into_array().ok()?;
+            let mut out = Vec::with_capacity(items.len());
+            for item in &items {
+                out.push(dynamic_value(element, item)??);
+            }
+            Value::List(out.into())
+        }
         FieldType::Text | FieldType::Person => {
             Value::Text(value.clone().into_string().ok()?.into())
         }
@@ -213,6 +302,15 @@ mod tests {
             ),
             (FieldType::Duration, json!("1d4h")),
             (FieldType::DateTime, json!("2026-12-01T09:00:00Z")),
+            (
+                FieldType::List(Box::new(FieldType::Text)),
+                json!(["a", "b"]),
+            ),
+            (FieldType::List(Box::new(FieldType::Int)), json!([])),
+            (
+                FieldType::List(Box::new(FieldType::Enum(vec!["x".into(), "y".into()]))),
+                json!(["y", "x", "y"]),
+            ),
         ];
         for (ty, j) in cases {
             let f = field(ty);
@@ -229,5 +327,30 @@ mod tests {
         assert!(e.message.contains("high"));
         assert!(from_json(&field(FieldType::Duration), &json!("4 hours")).is_err());
         assert!(from_json(&field(FieldType::Int), &json!(1.5)).is_err());
+    }
+
+    #[test]
+    fn a_bad_element_of_a_list_is_named_by_its_position() {
+        let tags = field(FieldType::List(Box::new(FieldType::Enum(vec!["a".into()]))));
+        let e = from_json(&tags, &json!(["a", "b"])).expect_err("b is no value");
+        assert_eq!((e.field.as_str(), e.index), ("f", Some(1)));
+        assert_eq!(e.place(), "f[1]");
+        let e = from_json(&tags, &json!(["a", null])).expect_err("null element");
+        assert_eq!(e.index, Some(1));
+        let e = from_json(&tags, &json!("a")).expect_err("not an array");
+        assert_eq!(e.index, None);
+        assert!(e.message.contains("JSON array"), "{}", e.message);
+    }
+
+    #[test]
+    fn lists_reach_rules_as_arrays_and_come_back() {
+        let people = field(FieldType::List(Box::new(FieldType::Person)));
+        let v = Value::List(vec![Value::Text("ann".into()), Value::Text("bob".into())].into());
+        let d = to_dynamic(&people, Some(&v));
+        assert_eq!(d.clone().into_array().map(|a| a.len()).ok(), Some(2));
+        assert_eq!(from_dynamic(&people, &d), Some(Some(v)));
+        let mixed =
+            Dynamic::from_array(vec![Dynamic::from("ann".to_string()), Dynamic::from(1_i64)]);
+        assert_eq!(from_dynamic(&people, &mixed), None);
     }
 }

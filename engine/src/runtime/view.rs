@@ -218,15 +218,16 @@ pub fn link(def: &Definition, me: InstanceId, l: &Link) -> LinkView {
 
 impl InstanceView {
     /// Whether the instance names `user`: its creator, or the user in one of its `person`
-    /// fields (the caller, the requester).
+    /// fields (the caller, the requester) or among the people of a `list(person)` one.
     pub fn names(&self, user: &str) -> bool {
         if self.created_by() == user {
             return true;
         }
         let p = self.def.model();
         p.fields.iter().zip(self.state.fields.iter()).any(|(f, v)| {
-            f.ty == crate::model::FieldType::Person
-                && matches!(v, Some(crate::model::Value::Text(name)) if name.trim() == user)
+            f.ty.holds_people()
+                && v.as_ref()
+                    .is_some_and(|v| v.people().iter().any(|name| &**name == user))
         })
     }
 

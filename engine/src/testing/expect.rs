@@ -50,6 +50,22 @@ pub(super) async fn check(
                 &json_text(&actual),
             )
         }
+        Expectation::FieldHas { field, value } => {
+            let actual = view.field(&field.name).unwrap_or(Json::Null);
+            let wanted = element_json(&view, &field.name, literal_json(&value.kind));
+            let elements = actual.as_array().map(Vec::as_slice).unwrap_or_default();
+            let found = elements.contains(&wanted);
+            if found == negated {
+                let which = if negated { "no element" } else { "an element" };
+                return Err(StepFailure::new(format!(
+                    "expected {which} of field `{}` to be {}, but it is {}",
+                    field.name,
+                    json_text(&wanted),
+                    json_text(&actual)
+                )));
+            }
+            Ok(())
+        }
         Expectation::Clock { clock, check } => {
             let clocks = world.engine.clocks(id).await?;
             let Some(c) = clocks.iter().find(|c| c.clock == clock.node) else {
@@ -282,6 +298,14 @@ fn holder(world: &World, view: &InstanceView) -> Option<String> {
 }
 
 /// An expected value in the form the ticket shows it (an instant as the engine writes it).
+/// One element of a list field as the API writes it (as [`canonical`] does for a value).
+fn element_json(view: &InstanceView, field: &str, value: Json) -> Json {
+    match canonical(view, field, Json::Array(vec![value.clone()])) {
+        Json::Array(mut items) if items.len() == 1 => items.pop().unwrap_or(value),
+        _ => value,
+    }
+}
+
 fn canonical(view: &InstanceView, field: &str, value: Json) -> Json {
     let p = view.definition().model();
     let Some(f) = p.field(field).map(|id| &p.fields[id.index()]) else {
@@ -532,6 +556,10 @@ fn json_text(v: &Json) -> String {
     match v {
         Json::Null => "none".into(),
         Json::String(s) => format!("\"{s}\""),
+        Json::Array(items) => format!(
+            "[{}]",
+            items.iter().map(json_text).collect::<Vec<_>>().join(", ")
+        ),
         other => other.to_string(),
     }
 }

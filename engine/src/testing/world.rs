@@ -455,6 +455,9 @@ pub fn literal_json(lit: &LiteralKind) -> Json {
         LiteralKind::Symbol(s) if s == "false" => Json::Bool(false),
         LiteralKind::Symbol(s) => Json::String(s.clone()),
         LiteralKind::Duration(d) => Json::String(d.to_string()),
+        LiteralKind::List(elements) => {
+            Json::Array(elements.iter().map(|e| literal_json(&e.kind)).collect())
+        }
         LiteralKind::DateTime(t) => Json::String(
             crate::check::parse_datetime(t)
                 .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))

@@ -241,7 +241,10 @@ impl From<EngineError> for ApiError {
                 Json::Array(
                     errors
                         .iter()
-                        .map(|e| json!({"field": e.field, "message": e.message}))
+                        .map(|e| match e.index {
+                            Some(i) => json!({"field": e.field, "index": i, "message": e.message}),
+                            None => json!({"field": e.field, "message": e.message}),
+                        })
                         .collect(),
                 ),
             ),

@@ -46,6 +46,15 @@ impl Fields {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// Every value of a field, in order: a multiple select sends one per chosen option.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
 }
 
 /// A form posted by a signed-in user whose CSRF token was checked.

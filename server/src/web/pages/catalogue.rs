@@ -18,7 +18,7 @@ use maud::{html, Markup};
 use serde_json::Map;
 
 use super::portal::{control, field_errors, form_fields, prefill, viewer, MY_TICKETS};
-use super::ticket::{label_of, typed};
+use super::ticket::{label_of, posted_value};
 use crate::serve::error::ApiError;
 use crate::serve::routes::instances;
 use crate::serve::tenants::Backend;
@@ -275,8 +275,8 @@ pub async fn raise<B: Backend>(
     let asked = found.fields()?;
     let mut input = Map::new();
     for f in &asked {
-        if let Some(raw) = fields.get(&f.name).map(str::trim).filter(|v| !v.is_empty()) {
-            input.insert(f.name.clone(), typed(&f.ty, raw));
+        if let Some(value) = posted_value(&f.ty, &f.name, &fields) {
+            input.insert(f.name.clone(), value);
         }
     }
     let ctx = &signed.ctx;

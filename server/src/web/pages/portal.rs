@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
 use super::queue::{stage_label, title, when};
-use super::ticket::{input, label_of, typed};
+use super::ticket::{input, label_of, list_items, posted_value};
 use crate::serve::error::ApiError;
 use crate::serve::routes::{definitions, instances};
 use crate::serve::tenants::Backend;
@@ -178,10 +178,24 @@ pub(super) fn form_fields(p: &Process) -> impl Iterator<Item = &Field> {
 /// person field, which says whom the ticket is for) the signed-in user.
 pub(super) fn prefill(f: &Field, posted: Option<&Fields>, me: &str, first_person: bool) -> String {
     if let Some(form) = posted {
+        // A list's elements, one per line, whether posted by a select or a text area.
+        if f.ty.element().is_some() {
+            let lines: Vec<&str> = form
+                .all(&f.name)
+                .into_iter()
+                .flat_map(str::lines)
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            return lines.join("\n");
+        }
         return form.get(&f.name).unwrap_or_default().to_string();
     }
     if let Some(d) = &f.default {
         return match values::to_json(f, d) {
+            Json::Array(_) if f.ty.element().is_some() => {
+                list_items(Some(&values::to_json(f, d))).join("\n")
+            }
             // A `datetime-local` control takes minutes without a zone (the form is in UTC).
             Json::String(s) if f.ty == FieldType::DateTime => {
                 chrono::DateTime::parse_from_rfc3339(&s)
@@ -206,6 +220,13 @@ pub(super) fn control(f: &Field, value: &str, error: Option<&str>) -> Markup {
     let err_id = format!("err-{}", f.name);
     let hint_id = format!("hint-{}", f.name);
     let hint = match &f.ty {
+        FieldType::List(element) if matches!(**element, FieldType::Enum(_)) => {
+            Some("Choose any number.")
+        }
+        FieldType::List(element) if **element == FieldType::Person => {
+            Some("User names, one per line.")
+        }
+        FieldType::List(_) => Some("One per line."),
         FieldType::Person => Some("A user name, e.g. your own."),
         FieldType::Duration => Some("e.g. 4h, 2d, 1d4h"),
         FieldType::DateTime => Some("In UTC."),
@@ -227,6 +248,16 @@ pub(super) fn control(f: &Field, value: &str, error: Option<&str>) -> Markup {
             }
             @if let Some(h) = hint { p.hint id=(hint_id) { (h) } }
             @match &f.ty {
+                FieldType::List(element) => {
+                    @let chosen: Vec<&str> = value.lines().map(str::trim).collect();
+                    @if let FieldType::Enum(options) = &**element {
+                        select id=(id) name=(f.name) multiple required[required] aria-invalid=[invalid] aria-describedby=[described.as_deref()] {
+                            @for o in options { option value=(o) selected[chosen.contains(&o.as_str())] { (o.replace('_', " ")) } }
+                        }
+                    } @else {
+                        textarea id=(id) name=(f.name) required[required] aria-invalid=[invalid] aria-describedby=[described.as_deref()] { (value) }
+                    }
+                }
                 FieldType::Enum(options) => {
                     select id=(id) name=(f.name) required[required] aria-invalid=[invalid] aria-describedby=[described.as_deref()] {
                         @if !required || value.is_empty() { option value="" { "Choose…" } }
@@ -346,8 +377,8 @@ pub async fn raise<B: Backend>(
     let p = d.model();
     let mut input = Map::new();
     for f in form_fields(p) {
-        if let Some(raw) = fields.get(&f.name).map(str::trim).filter(|v| !v.is_empty()) {
-            input.insert(f.name.clone(), typed(&f.ty, raw));
+        if let Some(value) = posted_value(&f.ty, &f.name, &fields) {
+            input.insert(f.name.clone(), value);
         }
     }
     match instances::raise::<B>(&signed.ctx, &process, &input).await {
@@ -514,6 +545,7 @@ pub async fn mine<B: Backend>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::ticket::typed;
     use super::*;
     use itsmflow_engine::model::Value;
 
@@ -553,5 +585,38 @@ mod tests {
             Json::from("2026-05-01T09:00:00+00:00")
         );
         assert_eq!(typed(&FieldType::Text, "x"), Json::from("x"));
+    }
+
+    #[test]
+    fn lists_come_from_selects_and_lines() {
+        use super::super::ticket::posted_value;
+        let ints = FieldType::List(Box::new(FieldType::Int));
+        let kinds = FieldType::List(Box::new(FieldType::Enum(vec!["a".into(), "b".into()])));
+        let form = Fields::parse(b"n=1%0D%0A%0D%0A+2+%0D%0Ax&k=b&k=a&e=+%0D%0A").unwrap();
+        assert_eq!(
+            posted_value(&ints, "n", &form),
+            Some(serde_json::json!([1, 2, "x"]))
+        );
+        assert_eq!(
+            posted_value(&kinds, "k", &form),
+            Some(serde_json::json!(["b", "a"]))
+        );
+        assert_eq!(posted_value(&ints, "e", &form), None, "blank lines only");
+        assert_eq!(posted_value(&ints, "missing", &form), None);
+        // Posted again, one element per line, blank lines gone.
+        let list = field(ints, false, None);
+        let f = Field {
+            name: "n".into(),
+            ..list
+        };
+        assert_eq!(prefill(&f, Some(&form), "rita", false), "1\n2\nx");
+        let tagged = field(
+            FieldType::List(Box::new(FieldType::Text)),
+            false,
+            Some(Value::List(
+                vec![Value::Text("x".into()), Value::Text("y".into())].into(),
+            )),
+        );
+        assert_eq!(prefill(&tagged, None, "rita", false), "x\ny");
     }
 }

@@ -36,12 +36,52 @@ pub struct TicketQuery {
     done: Option<String>,
 }
 
-/// A field's value as text.
+/// A field's value as text: a list as its elements joined by commas (`ann, bob`), an empty
+/// one as "none".
 fn show(v: &Json) -> String {
     match v {
         Json::String(s) => s.clone(),
         Json::Null => "—".into(),
+        Json::Array(items) if items.is_empty() => "none".into(),
+        Json::Array(items) => items.iter().map(show).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
+    }
+}
+
+/// The elements of a list field's value as the form shows them, one each.
+pub(crate) fn list_items(v: Option<&Json>) -> Vec<String> {
+    v.and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .map(|e| match e {
+            Json::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+/// A field's value posted by a form, as the API takes it; `None` when left empty (so the
+/// engine applies its default, or names it as missing). A list comes from a multiple select
+/// (one value per chosen option) or a text area (one element per line); blank lines are left
+/// out.
+pub(crate) fn posted_value(ty: &FieldType, name: &str, form: &Fields) -> Option<Json> {
+    match ty {
+        FieldType::List(element) => {
+            let items: Vec<Json> = form
+                .all(name)
+                .into_iter()
+                .flat_map(str::lines)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| typed(element, v))
+                .collect();
+            (!items.is_empty()).then_some(Json::Array(items))
+        }
+        _ => form
+            .get(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(|raw| typed(ty, raw)),
     }
 }
 
@@ -153,11 +193,26 @@ impl WithReason for (String, Option<String>) {
 /// The form control for a field an action requires, filled with its current value.
 pub(crate) fn input(action: &str, name: &str, ty: &FieldType, current: Option<Json>) -> Markup {
     let id = format!("f-{action}-{name}");
+    let items = list_items(current.as_ref());
     let value = current.as_ref().map(show).unwrap_or_default();
     let value = if value == "—" { String::new() } else { value };
     html! {
         label for=(id) { (name) }
         @match ty {
+            // Enum values (and services) are chosen; other elements are typed one per line.
+            FieldType::List(element) => {
+                @if let FieldType::Enum(values) = &**element {
+                    select id=(id) name=(name) multiple required aria-describedby=(format!("{id}-hint")) {
+                        @for v in values {
+                            option value=(v) selected[items.contains(v)] { (v) }
+                        }
+                    }
+                    span.hint id=(format!("{id}-hint")) { "Choose one or more." }
+                } @else {
+                    textarea id=(id) name=(name) required aria-describedby=(format!("{id}-hint")) { (items.join("\n")) }
+                    span.hint id=(format!("{id}-hint")) { "One per line." }
+                }
+            }
             FieldType::Enum(values) => {
                 select id=(id) name=(name) required {
                     option value="" { "Choose…" }
@@ -196,10 +251,9 @@ fn action_fields(p: &Process, action: &str, form: &Fields) -> Map<String, Json> 
         return out;
     };
     for f in t.requires.iter().filter_map(|f| p.fields.get(f.index())) {
-        let Some(raw) = form.get(&f.name).map(str::trim).filter(|v| !v.is_empty()) else {
-            continue;
-        };
-        out.insert(f.name.clone(), typed(&f.ty, raw));
+        if let Some(value) = posted_value(&f.ty, &f.name, form) {
+            out.insert(f.name.clone(), value);
+        }
     }
     out
 }
