@@ -408,6 +408,16 @@ pub enum OverlayEntry {
         rule: RouteRule,
         place: Option<RoutePlace>,
     },
+    /// `approval in review { ... }`: the whole approval of a stage.
+    Approval(Approval),
+    /// `approval in review emergency: when ... => ...`, `approval in review on reject =>
+    /// rework`, `approval in review excludes requester`: one entry of a stage's approval; a
+    /// rule may be placed `before` or `after` a named one.
+    ApprovalEntry {
+        stage: Ident,
+        entry: ApprovalEntry,
+        place: Option<RoutePlace>,
+    },
     /// `escalation on resolve at 90% => ...`: the step of that clock at that threshold.
     Escalation {
         clock: Spanned<ClockKind>,
@@ -444,6 +454,48 @@ pub enum EntryRef {
         threshold: Spanned<Threshold>,
     },
     Rule(Ident),
+    /// A stage's whole approval: `approval in review`.
+    Approval(Ident),
+    /// One entry of a stage's approval: a rule by name (`None`: `otherwise`), an outcome, the
+    /// excludes or the reminder.
+    ApprovalEntry {
+        stage: Ident,
+        key: ApprovalKey,
+        span: Span,
+    },
+}
+
+/// How an approval's entry is addressed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApprovalKey {
+    Rule(Option<String>),
+    Outcome(OutcomeKind),
+    Excludes,
+    Remind,
+}
+
+impl ApprovalKey {
+    pub fn of(entry: &ApprovalEntry) -> ApprovalKey {
+        match entry {
+            ApprovalEntry::Rule { name, .. } => {
+                ApprovalKey::Rule(name.as_ref().map(|n| n.name.clone()))
+            }
+            ApprovalEntry::Outcome(o) => ApprovalKey::Outcome(o.kind.node),
+            ApprovalEntry::Excludes { .. } => ApprovalKey::Excludes,
+            ApprovalEntry::Remind { .. } => ApprovalKey::Remind,
+        }
+    }
+
+    /// As a tailoring names it: `emergency`, `otherwise`, `on reject`, `excludes`, `remind`.
+    pub fn text(&self) -> String {
+        match self {
+            ApprovalKey::Rule(Some(n)) => n.clone(),
+            ApprovalKey::Rule(None) => "otherwise".to_string(),
+            ApprovalKey::Outcome(k) => format!("on {}", k.as_str()),
+            ApprovalKey::Excludes => "excludes".to_string(),
+            ApprovalKey::Remind => "remind".to_string(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1050,6 +1102,8 @@ pub struct Approval {
 pub enum ApprovalEntry {
     /// `when cond => plan`, or `otherwise => plan` when `condition` is `None`.
     Rule {
+        /// `cab: when ...`: how a tailoring addresses the rule (`otherwise` needs none).
+        name: Option<Ident>,
         condition: Option<Condition>,
         plan: ApprovalPlan,
         span: Span,

@@ -668,7 +668,7 @@ impl<'a> Printer<'a> {
             }
             Member::Routing(r) => self.routing(r),
             Member::Escalation(e) => self.escalation(e),
-            Member::Approval(a) => self.approval(a),
+            Member::Approval(a) => self.approval(a, a.span, ""),
             Member::Rule(r) => self.rule(r, r.span, ""),
             Member::Overlay(o) => self.overlay(o),
         }
@@ -746,6 +746,19 @@ impl<'a> Printer<'a> {
                 }
             }
             OverlayEntry::Rule(r) => self.rule(r, span, &format!("{verb} ")),
+            OverlayEntry::Approval(a) => self.approval(a, span, &format!("{verb} ")),
+            OverlayEntry::ApprovalEntry {
+                stage,
+                entry,
+                place,
+            } => {
+                let mut line = format!("{verb} approval in {stage} {}", approval_entry(entry).1);
+                if let Some(place) = place {
+                    let side = if place.before { "before" } else { "after" };
+                    line.push_str(&format!(" {side} {}", place.anchor));
+                }
+                self.leaf(span, &line)
+            }
             OverlayEntry::Named(entry) => self.leaf(span, &format!("{verb} {}", entry_ref(entry))),
         }
     }
@@ -979,11 +992,14 @@ impl<'a> Printer<'a> {
         });
     }
 
-    fn approval(&mut self, a: &Approval) {
-        let header = format!("approval in {}", a.stage);
-        self.block(a.span, &header, Braces::Always, &a.entries, |p, entry| {
+    fn approval(&mut self, a: &Approval, span: Span, prefix: &str) {
+        let header = format!("{prefix}approval in {}", a.stage);
+        self.block(span, &header, Braces::Always, &a.entries, |p, entry| {
             if let ApprovalEntry::Rule {
-                condition, plan, ..
+                name,
+                condition,
+                plan,
+                ..
             } = entry
             {
                 // A plan of several levels with comments between them: a level per line.
@@ -999,7 +1015,12 @@ impl<'a> Printer<'a> {
                         start: entry.span().start as usize,
                         end: first_end,
                         depth: 0,
-                        text: format!("{} => {},", when(condition), level(&plan.levels[0])),
+                        text: format!(
+                            "{}{} => {},",
+                            name.as_ref().map(|n| format!("{n}: ")).unwrap_or_default(),
+                            when(condition),
+                            level(&plan.levels[0])
+                        ),
                     }];
                     for (i, l) in plan.levels.iter().enumerate().skip(1) {
                         segs.push(Seg {
@@ -1263,6 +1284,10 @@ fn entry_ref(entry: &EntryRef) -> String {
             threshold_text(threshold.node)
         ),
         EntryRef::Rule(n) => format!("rule {n}"),
+        EntryRef::Approval(stage) => format!("approval in {stage}"),
+        EntryRef::ApprovalEntry { stage, key, .. } => {
+            format!("approval in {stage} {}", key.text())
+        }
     }
 }
 
@@ -1758,8 +1783,14 @@ pub fn approval_rule_line(entry: &ApprovalEntry) -> String {
 fn approval_entry(entry: &ApprovalEntry) -> (Span, String) {
     let line = match entry {
         ApprovalEntry::Rule {
-            condition, plan, ..
-        } => format!("{} => {}", when(condition), approval_plan(plan)),
+            name,
+            condition,
+            plan,
+            ..
+        } => {
+            let named = name.as_ref().map(|n| format!("{n}: ")).unwrap_or_default();
+            format!("{named}{} => {}", when(condition), approval_plan(plan))
+        }
         ApprovalEntry::Outcome(o) => {
             let after = o
                 .after

@@ -2169,6 +2169,67 @@ impl Ctx<'_> {
                 }
             }
             Rule::rule => OverlayEntry::Rule(self.rule(p)),
+            Rule::approval => OverlayEntry::Approval(self.approval(p)),
+            Rule::put_approval => {
+                let mut stage = None;
+                let mut entry = None;
+                let mut place = None;
+                for q in p.into_inner() {
+                    let qspan = self.span(&q);
+                    match q.as_rule() {
+                        Rule::ident => stage = Some(self.ident(q)),
+                        Rule::route_place => {
+                            place = Some(RoutePlace {
+                                before: q.as_str().starts_with("before"),
+                                anchor: self.last_ident(q, qspan),
+                                span: qspan,
+                            })
+                        }
+                        _ => entry = entry.or(self.approval_entry(q)),
+                    }
+                }
+                match entry {
+                    Some(entry) => OverlayEntry::ApprovalEntry {
+                        stage: stage.unwrap_or_else(|| self.missing(espan)),
+                        entry,
+                        place,
+                    },
+                    None => OverlayEntry::Named(EntryRef::Approval(self.missing(espan))),
+                }
+            }
+            Rule::name_approval => {
+                let mut stage = None;
+                let mut key = None;
+                for q in p.into_inner() {
+                    match q.as_rule() {
+                        Rule::ident => stage = Some(self.ident(q)),
+                        Rule::approval_key => {
+                            let mut parts = q.into_inner();
+                            key = parts.next().map(|k| match k.as_rule() {
+                                Rule::kw_otherwise => ApprovalKey::Rule(None),
+                                Rule::kw_on => ApprovalKey::Outcome(
+                                    parts
+                                        .next()
+                                        .map_or(OutcomeKind::Reject, |o| outcome_kind(o.as_str())),
+                                ),
+                                Rule::kw_excludes => ApprovalKey::Excludes,
+                                Rule::kw_remind => ApprovalKey::Remind,
+                                _ => ApprovalKey::Rule(Some(k.as_str().to_string())),
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+                let stage = stage.unwrap_or_else(|| self.missing(espan));
+                match key {
+                    Some(key) => OverlayEntry::Named(EntryRef::ApprovalEntry {
+                        stage,
+                        key,
+                        span: espan,
+                    }),
+                    None => OverlayEntry::Named(EntryRef::Approval(stage)),
+                }
+            }
             Rule::name_field => OverlayEntry::Named(EntryRef::Field(self.last_ident(p, espan))),
             Rule::name_stage => OverlayEntry::Named(EntryRef::Stage(self.last_ident(p, espan))),
             Rule::name_transition => {
@@ -2352,67 +2413,9 @@ impl Ctx<'_> {
         let mut stage = None;
         let mut entries = Vec::new();
         for p in pair.into_inner() {
-            let espan = self.span(&p);
             match p.as_rule() {
                 Rule::ident => stage = Some(self.ident(p)),
-                Rule::approval_when | Rule::approval_otherwise => {
-                    let mut condition = None;
-                    let mut plan = ApprovalPlan {
-                        levels: Vec::new(),
-                        span: espan,
-                    };
-                    for q in p.into_inner() {
-                        match q.as_rule() {
-                            Rule::condition => condition = Some(self.top_condition(q)),
-                            Rule::approval_plan => plan = self.approval_plan(q),
-                            _ => {}
-                        }
-                    }
-                    entries.push(ApprovalEntry::Rule {
-                        condition,
-                        plan,
-                        span: espan,
-                    });
-                }
-                Rule::approval_outcome => {
-                    let mut kind = Spanned::new(OutcomeKind::Reject, espan);
-                    let mut after = None;
-                    let mut target = None;
-                    for q in p.into_inner() {
-                        let qspan = self.span(&q);
-                        match q.as_rule() {
-                            Rule::outcome_kind => {
-                                let k = match q.as_str() {
-                                    s if s.starts_with("approve") => OutcomeKind::Approve,
-                                    s if s.starts_with("expire") => OutcomeKind::Expire,
-                                    _ => OutcomeKind::Reject,
-                                };
-                                kind = Spanned::new(k, qspan);
-                            }
-                            Rule::duration => after = Some(self.duration(q)),
-                            Rule::ident => target = Some(self.ident(q)),
-                            _ => {}
-                        }
-                    }
-                    entries.push(ApprovalEntry::Outcome(ApprovalOutcome {
-                        kind,
-                        after,
-                        stage: target.unwrap_or_else(|| self.missing(espan)),
-                        span: espan,
-                    }));
-                }
-                Rule::approval_excludes => entries.push(ApprovalEntry::Excludes {
-                    fields: self.ident_list_child(p),
-                    span: espan,
-                }),
-                Rule::approval_remind => {
-                    let after = match p.into_inner().find(|q| q.as_rule() == Rule::duration) {
-                        Some(d) => self.duration(d),
-                        None => Spanned::new(Duration::default(), espan),
-                    };
-                    entries.push(ApprovalEntry::Remind { after, span: espan });
-                }
-                _ => {}
+                _ => entries.extend(self.approval_entry(p)),
             }
         }
         Approval {
@@ -2420,6 +2423,68 @@ impl Ctx<'_> {
             entries,
             span,
         }
+    }
+
+    /// A rule (`cab: when ... => plan`, `otherwise => plan`), an outcome, the excludes or the
+    /// reminder of an approval.
+    fn approval_entry(&mut self, p: P) -> Option<ApprovalEntry> {
+        let espan = self.span(&p);
+        Some(match p.as_rule() {
+            Rule::approval_when | Rule::approval_otherwise => {
+                let mut name = None;
+                let mut condition = None;
+                let mut plan = ApprovalPlan {
+                    levels: Vec::new(),
+                    span: espan,
+                };
+                for q in p.into_inner() {
+                    match q.as_rule() {
+                        Rule::ident => name = Some(self.ident(q)),
+                        Rule::condition => condition = Some(self.top_condition(q)),
+                        Rule::approval_plan => plan = self.approval_plan(q),
+                        _ => {}
+                    }
+                }
+                ApprovalEntry::Rule {
+                    name,
+                    condition,
+                    plan,
+                    span: espan,
+                }
+            }
+            Rule::approval_outcome => {
+                let mut kind = Spanned::new(OutcomeKind::Reject, espan);
+                let mut after = None;
+                let mut target = None;
+                for q in p.into_inner() {
+                    let qspan = self.span(&q);
+                    match q.as_rule() {
+                        Rule::outcome_kind => kind = Spanned::new(outcome_kind(q.as_str()), qspan),
+                        Rule::duration => after = Some(self.duration(q)),
+                        Rule::ident => target = Some(self.ident(q)),
+                        _ => {}
+                    }
+                }
+                ApprovalEntry::Outcome(ApprovalOutcome {
+                    kind,
+                    after,
+                    stage: target.unwrap_or_else(|| self.missing(espan)),
+                    span: espan,
+                })
+            }
+            Rule::approval_excludes => ApprovalEntry::Excludes {
+                fields: self.ident_list_child(p),
+                span: espan,
+            },
+            Rule::approval_remind => {
+                let after = match p.into_inner().find(|q| q.as_rule() == Rule::duration) {
+                    Some(d) => self.duration(d),
+                    None => Spanned::new(Duration::default(), espan),
+                };
+                ApprovalEntry::Remind { after, span: espan }
+            }
+            _ => return None,
+        })
     }
 
     fn approval_plan(&mut self, pair: P) -> ApprovalPlan {
@@ -2659,6 +2724,15 @@ fn condition_tokens(text: &str) -> String {
 
 /// The AST's `Rule` (a rhai rule), named apart from pest's generated `Rule` enum.
 type Rule_ = crate::ast::Rule;
+
+/// `approve`, `reject` or `expire`, as written.
+fn outcome_kind(text: &str) -> OutcomeKind {
+    match text {
+        s if s.starts_with("approve") => OutcomeKind::Approve,
+        s if s.starts_with("expire") => OutcomeKind::Expire,
+        _ => OutcomeKind::Reject,
+    }
+}
 
 fn unescape(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());

@@ -222,7 +222,7 @@ fn check_and_test_a_client_against_the_standard_library() {
     let out = itsmflow(&["test", "examples/acme", "--base", "processes"]);
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
-    assert!(said.contains("4 passed; 0 failed"), "{said}");
+    assert!(said.contains("6 passed; 0 failed"), "{said}");
 }
 
 /// A copy of the standard library with the changes a new release might bring.
@@ -307,7 +307,7 @@ fn rebase_sorts_a_clients_changes_entry_by_entry() {
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(
-        said.contains("10 applying, 0 conflicting, 0 obsolete"),
+        said.contains("14 applying, 0 conflicting, 0 obsolete"),
         "{said}"
     );
 }

@@ -99,6 +99,7 @@ fn check_approval(
                 condition,
                 plan,
                 span,
+                ..
             } => {
                 let cond = condition
                     .as_ref()

@@ -162,11 +162,9 @@ pub fn check_every_client(sources: &Sources) -> Vec<Diagnostic> {
             let label = format!("found with client `{client}`'s tailoring");
             // (A problem in the client's own files is plainly theirs: no label needed.)
             if let Some(header) = header.filter(|h| h.file != d.span.file) {
-                if !d
-                    .secondary
-                    .iter()
-                    .any(|(s, _)| s.file == header.file && s.start == header.start)
-                {
+                // Unless it points into the client's files already (at the tailoring that
+                // caused it).
+                if !d.secondary.iter().any(|(s, _)| s.file == header.file) {
                     d = d.with_secondary(header, label);
                 }
             }

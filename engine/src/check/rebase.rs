@@ -211,6 +211,13 @@ impl Content {
                     span: e.span,
                 })))
             }
+            (Member::Approval(a), Some(j)) => {
+                Content::Member(Box::new(Member::Approval(ast::Approval {
+                    stage: a.stage.clone(),
+                    entries: vec![a.entries[j].clone()],
+                    span: a.span,
+                })))
+            }
             (m, _) => Content::Member(Box::new(m.clone())),
         }
     }
@@ -260,6 +267,14 @@ impl Content {
                 })))
             }
             OverlayEntry::Rule(r) => Content::Member(Box::new(Member::Rule(r.clone()))),
+            OverlayEntry::Approval(a) => Content::Member(Box::new(Member::Approval(a.clone()))),
+            OverlayEntry::ApprovalEntry { stage, entry, .. } => {
+                Content::Member(Box::new(Member::Approval(ast::Approval {
+                    stage: stage.clone(),
+                    entries: vec![entry.clone()],
+                    span,
+                })))
+            }
             OverlayEntry::Named(_) => return None,
         })
     }
@@ -324,6 +339,7 @@ fn member_text(m: &Member) -> String {
         | Member::Routing(_)
         | Member::Escalation(_)
         | Member::PriorityTable(_)
+        | Member::Approval(_)
             if inner.len() >= 2 =>
         {
             &inner[1..inner.len() - 1]

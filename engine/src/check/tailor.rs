@@ -14,7 +14,8 @@
 use std::collections::BTreeSet;
 
 use itsmflow_dsl::ast::{
-    self, EntryRef, Ident, Item, Member, Overlay, OverlayEntry, Process, Span, Threshold, Verb,
+    self, ApprovalKey, EntryRef, Ident, Item, Member, Overlay, OverlayEntry, Process, Span,
+    Threshold, Verb,
 };
 use itsmflow_dsl::Diagnostic;
 
@@ -156,13 +157,16 @@ pub fn effective(
     let mut out = Vec::with_capacity(files.len());
     for file in files {
         let mut items = Vec::with_capacity(file.items.len());
-        // The tests beside another client's tailoring are that client's: they test what its
-        // tailoring changes, so they do not run for the standard processes or another client.
-        let others_tests = file
+        // Tests belong to the variant of their file: beside a client's tailoring they are that
+        // client's (they test what it changes); elsewhere they are the standard library's
+        // (they test the standard processes, which a client may have changed on purpose).
+        let file_client = file
             .items
             .iter()
             .filter_map(item_tailoring)
-            .any(|t| Some(t.client.name.as_str()) != client);
+            .map(|t| t.client.name.as_str())
+            .next();
+        let others_tests = file_client != client;
         for item in &file.items {
             match item {
                 Item::Test(_) if others_tests => {}
@@ -357,6 +361,30 @@ pub(super) type Place = (usize, Option<usize>);
 
 fn apply_entry(p: &mut Process, o: &Overlay) -> Applying {
     let verb = o.verb.node;
+    if let OverlayEntry::ApprovalEntry {
+        entry:
+            ast::ApprovalEntry::Rule {
+                name: None,
+                condition: Some(_),
+                span,
+                ..
+            },
+        ..
+    } = &o.entry
+    {
+        return Err(Box::new(
+            Diagnostic::error(
+                "overlay-unnamed-rule",
+                *span,
+                format!(
+                    "an approval rule a tailoring {}s needs a name",
+                    verb.as_str()
+                ),
+            )
+            .with_label("no name")
+            .with_help("write `NAME: when ... => PLAN`, the name the rule is known by"),
+        ));
+    }
     if let OverlayEntry::Route { rule, .. } = &o.entry {
         // Only `otherwise` goes without a name: any other route is addressed by its name.
         if rule.name.is_none() && rule.condition.is_some() {
@@ -397,6 +425,10 @@ pub(super) enum Address {
     Route(Option<String>),
     Escalation(ast::ClockKind, Threshold),
     Rule(String),
+    /// A stage's whole approval.
+    Approval(String),
+    /// One entry of a stage's approval.
+    ApprovalEntry(String, ApprovalKey),
 }
 
 impl Address {
@@ -417,6 +449,10 @@ impl Address {
                 Address::Escalation(clock.node, step.threshold.node)
             }
             OverlayEntry::Rule(r) => Address::Rule(r.name.name.clone()),
+            OverlayEntry::Approval(a) => Address::Approval(a.stage.name.clone()),
+            OverlayEntry::ApprovalEntry { stage, entry, .. } => {
+                Address::ApprovalEntry(stage.name.clone(), ApprovalKey::of(entry))
+            }
             OverlayEntry::Named(n) => match n {
                 EntryRef::Field(i) => Address::Field(i.name.clone()),
                 EntryRef::Stage(i) => Address::Stage(i.name.clone()),
@@ -428,6 +464,10 @@ impl Address {
                     Address::Escalation(clock.node, threshold.node)
                 }
                 EntryRef::Rule(i) => Address::Rule(i.name.clone()),
+                EntryRef::Approval(stage) => Address::Approval(stage.name.clone()),
+                EntryRef::ApprovalEntry { stage, key, .. } => {
+                    Address::ApprovalEntry(stage.name.clone(), key.clone())
+                }
             },
         }
     }
@@ -449,6 +489,8 @@ impl Address {
                 format!("escalation on {clock} at {}", threshold_text(*t))
             }
             Address::Rule(n) => format!("rule {n}"),
+            Address::Approval(stage) => format!("approval in {stage}"),
+            Address::ApprovalEntry(stage, key) => format!("approval in {stage} {}", key.text()),
         }
     }
 
@@ -468,6 +510,10 @@ impl Address {
                 format!("escalation step `{clock} at {}`", threshold_text(*t))
             }
             Address::Rule(n) => format!("rule `{n}`"),
+            Address::Approval(stage) => format!("approval in `{stage}`"),
+            Address::ApprovalEntry(stage, key) => {
+                format!("`{}` of the approval in `{stage}`", key.text())
+            }
         }
     }
 
@@ -516,6 +562,12 @@ impl Address {
                     e.steps.iter().position(|s| s.threshold.node == *t)
                 }
                 (Address::Rule(n), Member::Rule(r)) if r.name.name == *n => return Some((i, None)),
+                (Address::Approval(st), Member::Approval(a)) if a.stage.name == *st => {
+                    return Some((i, None))
+                }
+                (Address::ApprovalEntry(st, key), Member::Approval(a)) if a.stage.name == *st => {
+                    a.entries.iter().position(|e| ApprovalKey::of(e) == *key)
+                }
                 _ => None,
             };
             if let Some(j) = inner {
@@ -546,6 +598,7 @@ fn span_at(p: &Process, (i, j): Place) -> Span {
         (Member::PriorityTable(t), Some(j)) => t.rows[j].span,
         (Member::Routing(r), Some(j)) => r.rules[j].span,
         (Member::Escalation(e), Some(j)) => e.steps[j].span,
+        (Member::Approval(a), Some(j)) => a.entries[j].span(),
         (m, _) => m.span(),
     }
 }
@@ -588,7 +641,8 @@ fn missing(o: &Overlay, address: &Address, p: &Process) -> Box<Diagnostic> {
         | Address::Transition(n)
         | Address::Target(n)
         | Address::Rule(n)
-        | Address::Route(Some(n)) => Some(n.as_str()),
+        | Address::Route(Some(n))
+        | Address::ApprovalEntry(_, ApprovalKey::Rule(Some(n))) => Some(n.as_str()),
         _ => None,
     };
     if let Some(close) = wanted.and_then(|w| did_you_mean(w, candidates.iter().map(String::as_str)))
@@ -655,6 +709,9 @@ fn remove(p: &mut Process, (i, j): Place, o: &Overlay) -> Applying {
         (Member::Escalation(e), Some(j)) => {
             e.steps.remove(j);
         }
+        (Member::Approval(a), Some(j)) => {
+            a.entries.remove(j);
+        }
         _ => {
             p.members.remove(i);
         }
@@ -720,6 +777,20 @@ fn replace(p: &mut Process, (i, j): Place, o: &Overlay) -> Applying {
             e.steps[j] = step.clone()
         }
         (Member::Rule(r), _, OverlayEntry::Rule(x)) => *r = x.clone(),
+        (Member::Approval(a), None, OverlayEntry::Approval(x)) => *a = x.clone(),
+        (Member::Approval(a), Some(j), OverlayEntry::ApprovalEntry { entry, place, .. }) => {
+            if let Some(place) = place {
+                return Err(Box::new(
+                    Diagnostic::error(
+                        "overlay-place-on-replace",
+                        place.span,
+                        "a replaced approval rule keeps its place",
+                    )
+                    .with_help("remove the rule and add it where it should go"),
+                ));
+            }
+            a.entries[j] = entry.clone();
+        }
         _ => {
             return Err(Box::new(Diagnostic::error(
                 "overlay-missing",
@@ -776,6 +847,14 @@ fn add(p: &mut Process, o: &Overlay) -> Applying {
             matches!(m, Member::Transition(_) | Member::Stage(_))
         }),
         OverlayEntry::Rule(r) => p.members.push(Member::Rule(r.clone())),
+        OverlayEntry::Approval(a) => insert_after_last(p, Member::Approval(a.clone()), |m| {
+            matches!(m, Member::Approval(_))
+        }),
+        OverlayEntry::ApprovalEntry {
+            stage,
+            entry,
+            place,
+        } => add_approval_entry(p, stage, entry, place.as_ref(), o)?,
         OverlayEntry::Target(row) => match targets_block(p) {
             Some(t) => t.rows.push(row.clone()),
             None => p.members.push(Member::Targets(ast::Targets {
@@ -928,5 +1007,83 @@ fn add_route(
             .unwrap_or(routing.rules.len()),
     };
     routing.rules.insert(at, rule.clone());
+    Ok(())
+}
+
+/// Add one entry to a stage's approval: a named rule where placed (by default before
+/// `otherwise`, which must stay last), any other entry at the end.
+fn add_approval_entry(
+    p: &mut Process,
+    stage: &Ident,
+    entry: &ast::ApprovalEntry,
+    place: Option<&ast::RoutePlace>,
+    o: &Overlay,
+) -> Applying {
+    let name = p.name.name.clone();
+    let Some(approval) = p.members.iter_mut().find_map(|m| match m {
+        Member::Approval(a) if a.stage.name == stage.name => Some(a),
+        _ => None,
+    }) else {
+        return Err(Box::new(
+            Diagnostic::error(
+                "overlay-missing",
+                o.span,
+                format!("`{name}` asks no approval in `{stage}` to add to"),
+            )
+            .with_help(format!(
+                "add a whole approval: `add approval in {stage} {{ ... }}`"
+            )),
+        ));
+    };
+    let is_rule = |e: &ast::ApprovalEntry| matches!(e, ast::ApprovalEntry::Rule { .. });
+    let at = match (place, is_rule(entry)) {
+        (Some(place), _) => {
+            let anchor = approval.entries.iter().position(|e| match e {
+                ast::ApprovalEntry::Rule {
+                    name, condition, ..
+                } => {
+                    name.as_ref().is_some_and(|n| n.name == place.anchor.name)
+                        || (place.anchor.name == "otherwise" && condition.is_none())
+                }
+                _ => false,
+            });
+            let Some(anchor) = anchor else {
+                return Err(Box::new(
+                    Diagnostic::error(
+                        "unknown-anchor",
+                        place.anchor.span,
+                        format!("no approval rule `{}` to place this one by", place.anchor),
+                    )
+                    .with_label(format!("not a rule of the approval in `{stage}`")),
+                ));
+            };
+            if place.before {
+                anchor
+            } else {
+                anchor + 1
+            }
+        }
+        (None, true) => approval
+            .entries
+            .iter()
+            .position(|e| {
+                matches!(
+                    e,
+                    ast::ApprovalEntry::Rule {
+                        condition: None,
+                        ..
+                    }
+                )
+            })
+            .unwrap_or_else(|| {
+                approval
+                    .entries
+                    .iter()
+                    .rposition(is_rule)
+                    .map_or(0, |i| i + 1)
+            }),
+        (None, false) => approval.entries.len(),
+    };
+    approval.entries.insert(at, entry.clone());
     Ok(())
 }
