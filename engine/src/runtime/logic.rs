@@ -422,6 +422,7 @@ impl Logic {
                         queue: open.queue.clone(),
                         priority: priority.map(|p| p.0),
                         due_at: open.due_at,
+                        ola_due_at: open.ola_due_at,
                         assigned_to: None,
                     });
                 }
@@ -576,6 +577,7 @@ impl Logic {
                     queue: queue_name.unwrap_or_else(|| open.queue.clone()),
                     priority: priority.map(|p| p.0),
                     due_at: open.due_at,
+                    ola_due_at: open.ola_due_at,
                     assigned_to: None,
                 });
             }
@@ -975,6 +977,7 @@ pub(super) fn new_task(def: &Definition, inst: &Instance, queue: QueueId) -> New
         queue: names.queues[queue.index()].clone(),
         priority: inst.priority.map(|p| p.0),
         due_at: None,
+        ola_due_at: None,
         assigned_to: None,
     }
 }
@@ -1037,6 +1040,7 @@ pub fn replay(
                     | EventKind::Spawned { .. }
                     | EventKind::Escalated { .. }
                     | EventKind::Breached { .. }
+                    | EventKind::OlaBreached { .. }
                     | EventKind::Elapsed { .. }
                     | EventKind::Notified { .. }
                     | EventKind::Skipped { .. }
