@@ -89,6 +89,8 @@ pub struct File {
 pub enum Item {
     Calendar(Calendar),
     Queue(Queue),
+    /// `tier 2 "Second line" { targets ... }`: what every queue of a tier agrees.
+    Tier(Tier),
     Role(Role),
     Service(Service),
     Process(Process),
@@ -100,6 +102,7 @@ impl Item {
         match self {
             Item::Calendar(c) => c.span,
             Item::Queue(q) => q.span,
+            Item::Tier(t) => t.span,
             Item::Role(r) => r.span,
             Item::Service(s) => s.span,
             Item::Process(p) => p.span,
@@ -110,6 +113,7 @@ impl Item {
         match self {
             Item::Calendar(c) => &c.name,
             Item::Queue(q) => &q.name,
+            Item::Tier(t) => &t.name,
             Item::Role(r) => &r.name,
             Item::Service(s) => &s.name,
             Item::Process(p) => &p.name,
@@ -213,6 +217,23 @@ pub enum QueueAttrKind {
     Members(Vec<Ident>),
     /// Push assignment strategy, e.g. `round_robin`.
     Assign(Ident),
+    /// `targets [on CAL] { P1: resolve 2h ... }`: the queue's operational-level targets (OLA),
+    /// how long a ticket may stay with the group. Rows as in a process's targets.
+    Targets(Targets),
+}
+
+/// `tier 2 "Second line" { targets { ... } }`: the operational-level targets of every queue
+/// of tier 2 that has none of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tier {
+    /// The tier's number as written, also kept as a name (`2`) so the item can be told apart
+    /// from others by name like every other item.
+    pub number: Spanned<i64>,
+    pub name: Ident,
+    pub label: Option<Spanned<String>>,
+    /// Each `targets` block written (the checker allows one).
+    pub targets: Vec<Targets>,
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1420,6 +1441,11 @@ pub enum Expectation {
         clock: Spanned<ClockKind>,
         check: ClockCheck,
     },
+    /// `expect ola remaining 1h`, `expect ola running`: the OLA clock of the ticket's current
+    /// stay in a queue (`expect ola none`: it has none).
+    Ola { check: ClockCheck, span: Span },
+    /// `expect ola breached in network`: a stay in the queue breached its OLA target.
+    OlaBreachedIn(Ident),
     /// `expect escalated resolve 50%`: the escalation step at that threshold has fired.
     Escalated {
         clock: Spanned<ClockKind>,

@@ -452,6 +452,7 @@ impl<'a> Printer<'a> {
         match item {
             Item::Calendar(c) => self.calendar(c),
             Item::Queue(q) => self.queue(q),
+            Item::Tier(t) => self.tier(t),
             Item::Role(r) => self.role(r),
             Item::Service(s) => self.service(s),
             Item::Process(p) => self.process(p),
@@ -565,12 +566,19 @@ impl<'a> Printer<'a> {
 
     fn queue_attr(&mut self, attr: &QueueAttr) {
         let line = match &attr.kind {
+            QueueAttrKind::Targets(t) => return self.targets(t),
             QueueAttrKind::Tier(n) => format!("tier {n}"),
             QueueAttrKind::EscalatesTo(q) => format!("escalates_to {q}"),
             QueueAttrKind::Members(roles) => format!("members {}", names(roles)),
             QueueAttrKind::Assign(strategy) => format!("assign {strategy}"),
         };
         self.leaf(attr.span, &line);
+    }
+
+    /// `tier 2 "Second line" { targets { ... } }`.
+    fn tier(&mut self, t: &Tier) {
+        let header = format!("tier {}{}", t.name, label(&t.label));
+        self.block(t.span, &header, Braces::Always, &t.targets, Self::targets);
     }
 
     fn role(&mut self, r: &Role) {
@@ -1564,6 +1572,16 @@ fn test_step(kind: &TestStepKind) -> String {
     }
 }
 
+/// A clock's check as written after the clock (`running`, `remaining 3h`).
+fn clock_check(check: &ClockCheck) -> String {
+    match check {
+        ClockCheck::State(s) => s.to_string(),
+        ClockCheck::Elapsed(d) => format!("elapsed {d}"),
+        ClockCheck::Remaining(d) => format!("remaining {d}"),
+        ClockCheck::Due(at) => format!("due {}", at.node),
+    }
+}
+
 /// What an `expect` step asserts, as written after `expect` (and `on`, `not`).
 fn expectation(e: &Expectation) -> String {
     let or_none = |name: &Option<Ident>| {
@@ -1581,13 +1599,7 @@ fn expectation(e: &Expectation) -> String {
         ),
         Expectation::FieldHas { field, value } => format!("field {field} has {}", literal(value)),
         Expectation::Clock { clock, check } => {
-            let check = match check {
-                ClockCheck::State(s) => s.to_string(),
-                ClockCheck::Elapsed(d) => format!("elapsed {d}"),
-                ClockCheck::Remaining(d) => format!("remaining {d}"),
-                ClockCheck::Due(at) => format!("due {}", at.node),
-            };
-            format!("clock {} {check}", clock.node)
+            format!("clock {} {}", clock.node, clock_check(check))
         }
         Expectation::Escalated { clock, threshold } => {
             format!(
@@ -1597,6 +1609,8 @@ fn expectation(e: &Expectation) -> String {
             )
         }
         Expectation::Breached(clock) => format!("breached {}", clock.node),
+        Expectation::Ola { check, .. } => format!("ola {}", clock_check(check)),
+        Expectation::OlaBreachedIn(queue) => format!("ola breached in {queue}"),
         Expectation::Notified {
             recipient,
             contains,

@@ -138,7 +138,9 @@ fn words(text: &str) -> Vec<String> {
     out
 }
 
-const ITEM_KEYWORDS: [&str; 6] = ["calendar", "queue", "role", "service", "process", "test"];
+const ITEM_KEYWORDS: [&str; 7] = [
+    "calendar", "queue", "tier", "role", "service", "process", "test",
+];
 
 fn starts_with_keyword(rest: &str) -> bool {
     ITEM_KEYWORDS.iter().any(|kw| {
@@ -162,9 +164,20 @@ fn starts_with_keyword(rest: &str) -> bool {
         match *kw {
             "service" => followed_by(|c| c.is_ascii_alphabetic() || c == '_'),
             "test" => followed_by(|c| c == '"'),
+            // `tier 2` in a queue is the queue's tier; an item is a tier's number and a block.
+            "tier" => followed_by(|c| c.is_ascii_digit()) && tier_item_follows(after),
             _ => true,
         }
     })
+}
+
+/// After `tier`: a number, then a label or a block (`tier 2 {`, `tier 2 "Second line"`), not
+/// another queue setting on the same line.
+fn tier_item_follows(after: &str) -> bool {
+    let rest = after.trim_start_matches([' ', '\t']);
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    let rest = rest.trim_start_matches([' ', '\t']);
+    rest.starts_with(['{', '"'])
 }
 
 /// Byte ranges of the top-level items of a file: a new item starts where a line begins with an
@@ -648,7 +661,10 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::kw_holidays | Rule::cal_holidays => "`holidays`",
         Rule::day_spec | Rule::day_range => "a day such as `mon`",
         Rule::queue | Rule::kw_queue | Rule::stage_queue => "`queue`",
-        Rule::kw_tier | Rule::queue_tier => "`tier`",
+        Rule::kw_tier | Rule::queue_tier | Rule::tier => "`tier`",
+        Rule::tier_number => "a tier number such as `2`",
+        Rule::kw_ola | Rule::exp_ola => "`ola`",
+        Rule::ola_breached_in => "`breached in QUEUE`",
         Rule::kw_escalates_to | Rule::queue_escalates => "`escalates_to`",
         Rule::kw_members | Rule::queue_members => "`members`",
         Rule::kw_assign | Rule::queue_assign => "`assign`",
@@ -908,6 +924,7 @@ impl Ctx<'_> {
             match p.as_rule() {
                 Rule::calendar => items.push(Item::Calendar(self.calendar(p))),
                 Rule::queue => items.push(Item::Queue(self.queue(p))),
+                Rule::tier => items.push(Item::Tier(self.tier(p))),
                 Rule::role => items.push(Item::Role(self.role(p))),
                 Rule::service => items.push(Item::Service(self.service(p))),
                 Rule::process => items.push(Item::Process(self.process(p))),
@@ -1111,6 +1128,7 @@ impl Ctx<'_> {
                 Rule::queue_escalates => QueueAttrKind::EscalatesTo(self.last_ident(p, aspan)),
                 Rule::queue_members => QueueAttrKind::Members(self.ident_list_child(p)),
                 Rule::queue_assign => QueueAttrKind::Assign(self.last_ident(p, aspan)),
+                Rule::targets => QueueAttrKind::Targets(self.targets(p)),
                 _ => continue,
             };
             attrs.push(QueueAttr { kind, span: aspan });
@@ -1119,6 +1137,36 @@ impl Ctx<'_> {
             name: name.unwrap_or_else(|| self.missing(span)),
             label,
             attrs,
+            span,
+        }
+    }
+
+    fn tier(&mut self, pair: P) -> Tier {
+        let span = self.span(&pair);
+        let mut number = None;
+        let mut label = None;
+        let mut targets = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::tier_number => {
+                    let nspan = self.span(&p);
+                    let name = Ident {
+                        name: p.as_str().to_string(),
+                        span: nspan,
+                    };
+                    number = Some((Spanned::new(self.integer(p), nspan), name));
+                }
+                Rule::string => label = Some(self.string(p)),
+                Rule::targets => targets.push(self.targets(p)),
+                _ => {}
+            }
+        }
+        let (number, name) = number.unwrap_or_else(|| (Spanned::new(0, span), self.missing(span)));
+        Tier {
+            number,
+            name,
+            label,
+            targets,
             span,
         }
     }

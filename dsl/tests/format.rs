@@ -1314,3 +1314,39 @@ fn checklist_comments_keep_their_places() {
     let expected = "process p {\n  stage s initial {\n    checklist { // to do\n      a \"A\"\n      b\n    }\n  }\n  stage t final\n  transition go: s -> t // go\n    requires checklist // all done\n}\n";
     assert_eq!(check("checklist comments", input), expected);
 }
+
+#[test]
+fn operational_level_targets_format_exactly() {
+    let input = r#"tier 2 "Second line" { targets on office { P1: resolve 1h on 24x7   default:resolve 4h } }
+queue network "Network team" { tier 2  escalates_to vendor
+  targets { P2: resolve 2h  // agreed with the team
+  P10: resolve 1d } }
+test "ola" {
+  expect ola remaining 1h  expect ola running
+  expect not ola breached in network
+  expect ola due 2026-03-02T12:30Z
+}
+"#;
+    let expected = r#"tier 2 "Second line" {
+  targets on office {
+    P1:      resolve 1h on 24x7
+    default: resolve 4h
+  }
+}
+queue network "Network team" {
+  tier 2
+  escalates_to vendor
+  targets {
+    P2:  resolve 2h // agreed with the team
+    P10: resolve 1d
+  }
+}
+test "ola" {
+  expect ola remaining 1h
+  expect ola running
+  expect not ola breached in network
+  expect ola due 2026-03-02T12:30Z
+}
+"#;
+    assert_eq!(check("ola", input), expected);
+}

@@ -179,6 +179,52 @@ pub struct Queue {
     pub escalates_to: Option<QueueId>,
     pub members: Vec<RoleId>,
     pub assignment: Assignment,
+    /// Its operational-level targets: its own, else its tier's (see [`Ola`]).
+    pub ola: Option<Ola>,
+}
+
+/// Operational-level targets (OLA) of a queue: how long a ticket may stay with the group, per
+/// priority, measured per stay (see `runtime/ola.rs`). Only a resolve target: claims are not
+/// part of a ticket's history, so when a group picked a ticket up cannot be measured from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ola {
+    /// `Some(n)` when the queue has no targets of its own and takes those of `tier n`.
+    pub tier: Option<u32>,
+    /// The block's `targets on CALENDAR`.
+    pub calendar: Option<CalendarRef>,
+    pub rows: Vec<OlaRow>,
+}
+
+/// One row of an OLA: a priority (by name, as every process that uses the queue has its
+/// own priorities) or `default`, its resolve target, and its own calendar if it names one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OlaRow {
+    /// `None` for the `default` row.
+    pub priority: Option<String>,
+    pub resolve: Duration,
+    pub calendar: Option<CalendarRef>,
+}
+
+impl OlaRow {
+    /// The row's name as written: the priority, or `default`.
+    pub fn name(&self) -> &str {
+        self.priority.as_deref().unwrap_or("default")
+    }
+}
+
+impl Ola {
+    /// The row for a priority (by name): its own, else `default` (also for no priority).
+    pub fn row(&self, priority: Option<&str>) -> Option<&OlaRow> {
+        priority
+            .and_then(|p| self.rows.iter().find(|r| r.priority.as_deref() == Some(p)))
+            .or_else(|| self.rows.iter().find(|r| r.priority.is_none()))
+    }
+
+    /// The calendar a row runs on: the row's, else the block's; `None` leaves it to the
+    /// process (the calendar of its own target for the priority, else `24x7`).
+    pub fn calendar_of(&self, row: &OlaRow) -> Option<CalendarRef> {
+        row.calendar.or(self.calendar)
+    }
 }
 
 /// The type of a process field.
@@ -972,6 +1018,57 @@ impl Process {
             Some(Value::Enum(i)) => Some(*i),
             _ => None,
         }
+    }
+
+    /// The queues a ticket of this process can be in: those its stages name, those routing
+    /// chooses, those escalations move to, and the tiers above them where an escalation moves
+    /// to the next tier. (Which queues OLA checks compare the process's targets with.)
+    pub fn queues_used(&self, queues: &[Queue]) -> Vec<QueueId> {
+        let mut used: Vec<QueueId> = Vec::new();
+        let add = |q: QueueId, used: &mut Vec<QueueId>| {
+            if !used.contains(&q) {
+                used.push(q);
+            }
+        };
+        let by_routing = self
+            .stages
+            .iter()
+            .any(|s| s.queue == Some(StageQueue::ByRouting));
+        for s in &self.stages {
+            if let Some(StageQueue::Named(q)) = s.queue {
+                add(q, &mut used);
+            }
+        }
+        if by_routing {
+            for r in &self.routing {
+                add(r.queue, &mut used);
+            }
+        }
+        let actions = self
+            .escalations
+            .iter()
+            .flat_map(|e| &e.steps)
+            .flat_map(|s| &s.actions);
+        let mut next_tier = false;
+        for a in actions {
+            match a {
+                EscalationAction::MoveToQueue(q) => add(*q, &mut used),
+                EscalationAction::MoveToNextTier => next_tier = true,
+                _ => {}
+            }
+        }
+        if next_tier {
+            // Each chain is followed to its end; the checker refuses cycles, and the length
+            // bound keeps a cycle from looping here all the same.
+            let mut i = 0;
+            while i < used.len() && used.len() <= queues.len() {
+                if let Some(next) = queues.get(used[i].index()).and_then(|q| q.escalates_to) {
+                    add(next, &mut used);
+                }
+                i += 1;
+            }
+        }
+        used
     }
 
     /// The approval asked in a stage, if any.

@@ -1048,6 +1048,7 @@ async fn queue_order_by_due_time<S: Store>(h: &Harness<S>) {
             queue: "service_desk".into(),
             priority: new.instance.priority.map(|p| p.0),
             due_at: due.map(|h| start() + TimeDelta::hours(h)),
+            ola_due_at: None,
             assigned_to: None,
         });
         ids.push(e.store().create(new).await.expect("store").0);

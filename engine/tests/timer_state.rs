@@ -2,12 +2,14 @@
 //! same schedule as a derivation from the whole history, however the history is cut into
 //! changes and whenever it is asked in between: random histories over clocks that start, pause,
 //! resume and stop, priorities on calendars in different time zones, escalation steps by share
-//! and by duration, steps and breaches recorded as fired, and automatic transitions.
+//! and by duration, steps and breaches recorded as fired, and automatic transitions; and the
+//! ticket's stays in queues with operational-level targets (OLA, a queue's own and a tier's),
+//! moved between queues, paused, and their breaches recorded.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use itsmflow_engine::model::{ClockKind, PriorityId, StageId, TransitionId};
+use itsmflow_engine::model::{ClockKind, PriorityId, QueueId, StageId, TransitionId};
 use itsmflow_engine::runtime::catalog::{Definition, DefinitionId};
 use itsmflow_engine::runtime::timers::{Schedule, TimerState};
 use itsmflow_engine::runtime::types::{Cause, Event, EventKind};
@@ -29,6 +31,26 @@ calendar late "Late shift, New York" {
 
 role agent
 
+tier 2 {
+  targets {
+    P2: resolve 2h on late
+    default: resolve 5h
+  }
+}
+
+queue desk {
+  members agent
+  targets on office {
+    P1: resolve 1h on 24x7
+    default: resolve 3h
+  }
+}
+
+queue team {
+  tier 2
+  members agent
+}
+
 process flow {
   fields {
     title: text
@@ -45,6 +67,7 @@ process flow {
   stage new "New" initial
   stage work "Work" {
     starts resolve
+    queue desk
   }
   stage wait "Waiting" {
     pauses respond, resolve
@@ -97,6 +120,9 @@ enum Step {
     Breached(bool),
     Elapsed(u32),
     Comment,
+    /// Moved to a queue (0 desk, its own OLA; 1 team, its tier's) or to none.
+    Route(Option<u32>),
+    OlaBreached(u32),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -107,6 +133,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<bool>().prop_map(Step::Breached),
         1 => (0u32..6).prop_map(Step::Elapsed),
         1 => Just(Step::Comment),
+        2 => proptest::option::of(0u32..2).prop_map(Step::Route),
+        1 => (0u32..2).prop_map(Step::OlaBreached),
     ]
 }
 
@@ -174,6 +202,12 @@ fn history(first: u32, priority: Option<u32>, steps: &[(i64, Step)]) -> Vec<Even
             Step::Comment => EventKind::Commented {
                 text: "noted".into(),
             },
+            Step::Route(to) => EventKind::Routed {
+                from: None,
+                to: to.map(QueueId),
+                cause: Cause::Fields,
+            },
+            Step::OlaBreached(q) => EventKind::OlaBreached { queue: QueueId(*q) },
         };
         events.push(event(events.len(), at, kind));
     }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use itsmflow_dsl::Sources;
 use itsmflow_engine::runtime::{
-    Actor, Catalog, Clock, Engine, InstanceId, ManualClock, NotificationFilter, Scheduler,
-    SchedulerConfig, TaskState, Timer,
+    Actor, Catalog, Clock, Engine, InstanceId, ManualClock, Notification, NotificationFilter,
+    Scheduler, SchedulerConfig, TaskState, Timer,
 };
 use itsmflow_engine::store::memory::MemoryStore;
 use itsmflow_engine::store::postgres::PostgresStore;
@@ -1005,6 +1005,12 @@ async fn recurring_steps_after_a_postgres_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_notification_is_delivered_at_the_next_opening() {
+    // The service's (SLA) notifications: the queues' OLA breaches notify too (checked last).
+    fn sla(all: Vec<Notification>) -> Vec<Notification> {
+        all.into_iter()
+            .filter(|n| n.clock.as_deref() != Some("ola"))
+            .collect()
+    }
     // Friday 6 November 2026, 16:00 UTC (17:00 in Amsterdam, as the office closes).
     let friday = Utc
         .with_ymd_and_hms(2026, 11, 6, 16, 0, 0)
@@ -1042,10 +1048,10 @@ async fn a_held_notification_is_delivered_at_the_next_opening() {
 
     // 50% (2h, 19:00 local): the team lead's notification waits for Monday 08:00 local.
     advance(&node, &clock, TimeDelta::hours(2)).await;
-    let all = e
+    let all = sla(e
         .notifications(&NotificationFilter::default(), 10, None)
         .await
-        .expect("outbox");
+        .expect("outbox"));
     assert_eq!(all.len(), 1);
     let monday = Utc
         .with_ymd_and_hms(2026, 11, 9, 7, 0, 0)
@@ -1054,16 +1060,13 @@ async fn a_held_notification_is_delivered_at_the_next_opening() {
     assert_eq!(all[0].role, "team_lead");
     assert_eq!(all[0].deliver_at, monday);
     assert!(
-        e.notifications_to_deliver(10, None)
-            .await
-            .expect("due")
-            .is_empty(),
+        sla(e.notifications_to_deliver(10, None).await.expect("due")).is_empty(),
         "held"
     );
 
     // 100% (4h): the incident manager is told at once; P1 cannot be raised.
     advance(&node, &clock, TimeDelta::hours(2)).await;
-    let due = e.notifications_to_deliver(10, None).await.expect("due");
+    let due = sla(e.notifications_to_deliver(10, None).await.expect("due"));
     assert_eq!(
         due.iter().map(|n| n.role.as_str()).collect::<Vec<_>>(),
         ["incident_manager"]
@@ -1084,13 +1087,9 @@ async fn a_held_notification_is_delivered_at_the_next_opening() {
 
     clock.set(monday - TimeDelta::seconds(1));
     node.scheduler.settled().await;
-    assert!(e
-        .notifications_to_deliver(10, None)
-        .await
-        .expect("due")
-        .is_empty());
+    assert!(sla(e.notifications_to_deliver(10, None).await.expect("due")).is_empty());
     clock.set(monday);
-    let due = e.notifications_to_deliver(10, None).await.expect("due");
+    let due = sla(e.notifications_to_deliver(10, None).await.expect("due"));
     assert_eq!(
         due.iter().map(|n| n.role.as_str()).collect::<Vec<_>>(),
         ["team_lead"]
@@ -1101,19 +1100,39 @@ async fn a_held_notification_is_delivered_at_the_next_opening() {
         ..Default::default()
     };
     assert_eq!(
-        e.notifications(&undelivered, 10, None)
+        sla(e
+            .notifications(&undelivered, 10, None)
             .await
-            .expect("outbox")
-            .len(),
+            .expect("outbox"))
+        .len(),
         1
     );
     assert_eq!(
-        e.notifications(&NotificationFilter::default(), 10, Some(due[0].id))
+        sla(e
+            .notifications(&NotificationFilter::default(), 10, Some(due[0].id))
             .await
-            .expect("page")
-            .len(),
+            .expect("page"))
+        .len(),
         1,
         "paging by id"
+    );
+    // The groups' own (OLA) breaches are told when they fire, never held to business hours:
+    // the major incident team's hour (P1, on the SLA's 24x7) and the vendor's two hours after
+    // the move.
+    let ola: Vec<(String, bool)> = e
+        .notifications(&NotificationFilter::default(), 10, None)
+        .await
+        .expect("outbox")
+        .into_iter()
+        .filter(|n| n.clock.as_deref() == Some("ola"))
+        .map(|n| (n.role, n.deliver_at == n.created_at))
+        .collect();
+    assert_eq!(
+        ola,
+        [
+            ("incident_manager".to_string(), true),
+            ("network_engineer".to_string(), true),
+        ]
     );
     node.stop().await;
 }

@@ -175,6 +175,9 @@ pub fn text(x: &Explanation) -> String {
         "Clocks",
         x.clocks.iter().flat_map(clock_lines).collect(),
     );
+    if let Some(ola) = &x.ola {
+        section(&mut out, "Team target (OLA)", vec![ola_line(ola)]);
+    }
     section(&mut out, "Approval", approval_lines(x.approval.as_ref()));
     let mut actions = vec![format!(
         "as {} ({})",
@@ -296,6 +299,28 @@ fn clock_lines(c: &ClockWhy) -> Vec<String> {
         ));
     }
     lines
+}
+
+fn ola_line(c: &itsmflow_engine::runtime::ola::OlaClock) -> String {
+    let from = match c.tier {
+        Some(n) => format!("row {} of tier {n}'s targets", c.row),
+        None => format!("row {} of the queue's targets", c.row),
+    };
+    let state = serde_json::to_value(c.state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    format!(
+        "queue {}: target {} ({from}) on {}; {state}, {} elapsed, {} remaining{}",
+        c.queue,
+        c.target,
+        c.calendar,
+        duration(c.elapsed_seconds),
+        duration(c.remaining_seconds),
+        c.due_at
+            .map(|d| format!(", due {}", d.to_rfc3339()))
+            .unwrap_or_default()
+    )
 }
 
 fn approval_lines(a: Option<&ApprovalWhy>) -> Vec<String> {

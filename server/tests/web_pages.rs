@@ -25,6 +25,7 @@ on_both!(
     agents_save_their_queue_filters,
     the_editor_runs_the_drafts_tests,
     lists_are_chosen_and_typed_on_the_forms,
+    team_targets_show_on_the_ticket_and_the_queue,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -1778,4 +1779,65 @@ async fn lists_are_chosen_and_typed_on_the_forms(db: Db) {
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("<dd>vpn, network</dd>"), "{}", page.body);
     assert!(page.body.contains("<dd>wes</dd>"), "{}", page.body);
+}
+
+/// A network incident is with the network team, whose tier agrees an OLA: the ticket page
+/// shows the team's clock, the queue page each task's OLA due time, and sorts by it.
+async fn team_targets_show_on_the_ticket_and_the_queue(db: Db) {
+    let s = Server::start(&db);
+    s.user(&s.admin, "nick", &["agent", "network_engineer"])
+        .await;
+    with_password(&s, &s.admin, "nick").await;
+    let carol = s.user(&s.admin, "carol", &["requester", "caller"]).await;
+    let (st, b) = s
+        .post(
+            "/v1/instances",
+            &carol,
+            json!({"process": "incident", "fields": {"title": "Wi-Fi drops", "caller": "carol",
+                "service": "network", "category": "network.wifi", "impact": "high", "urgency": "low"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let id = b["id"].as_i64().unwrap();
+    let (st, b) = s
+        .post(
+            &format!("/v1/instances/{id}/actions/log"),
+            &carol,
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(b["queue"], "network");
+    let due = b["task"]["ola_due_at"]
+        .as_str()
+        .expect("an OLA due time")
+        .to_string();
+
+    let mut nick = WebClient::signed_in(&s.base, "default", "nick", PASSWORD).await;
+    let ticket = nick.get(&format!("/tickets/{id}")).await;
+    assert_eq!(ticket.status, StatusCode::OK);
+    assert!(
+        ticket.body.contains("Team targets (OLA)"),
+        "{}",
+        ticket.body
+    );
+    assert!(ticket.body.contains("OLA network"), "{}", ticket.body);
+    assert!(
+        ticket.body.contains("tier 2 target, row P3"),
+        "{}",
+        ticket.body
+    );
+
+    // The due time as the pages write instants (`2026-03-02 08:00 UTC`).
+    let shown = format!("OLA due {} {} UTC", &due[..10], &due[11..16]);
+    let queue = nick.get("/queues/network").await;
+    assert_eq!(queue.status, StatusCode::OK);
+    assert!(queue.body.contains(&shown), "{shown} in {}", queue.body);
+    let by_ola = nick.get("/queues/network?sort=ola").await;
+    assert_eq!(by_ola.status, StatusCode::OK);
+    assert!(
+        by_ola.body.contains("Earliest OLA due time first"),
+        "{}",
+        by_ola.body
+    );
 }

@@ -295,6 +295,22 @@ impl Ctx<'_> {
                 }
             }
             Rule::exp_clock => self.exp_clock(q, span),
+            Rule::exp_ola => {
+                let breached_in = q
+                    .clone()
+                    .into_inner()
+                    .find(|r| r.as_rule() == Rule::ola_breached_in);
+                match breached_in {
+                    Some(r) => {
+                        let rspan = self.span(&r);
+                        Expectation::OlaBreachedIn(self.last_ident(r, rspan))
+                    }
+                    None => match self.exp_clock(q, span) {
+                        Expectation::Clock { check, .. } => Expectation::Ola { check, span },
+                        other => other,
+                    },
+                }
+            }
             Rule::exp_escalated => {
                 let mut clock = Spanned::new(ClockKind::Resolve, span);
                 let mut threshold = Spanned::new(Threshold::Percent(0), span);

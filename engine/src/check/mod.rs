@@ -14,6 +14,7 @@ mod flow;
 mod links;
 pub(crate) mod names;
 mod notices;
+mod ola;
 mod people;
 mod process;
 mod process_tests;
@@ -217,6 +218,8 @@ fn check_with(files: &[ast::File], mut ctx: Ctx) -> Checked {
         let names = match item {
             Item::Calendar(_) => &mut ctx.calendars,
             Item::Queue(_) => &mut ctx.queues,
+            // Tiers are numbers, not names: `ola::check_tiers` reports one declared twice.
+            Item::Tier(_) => continue,
             Item::Role(_) => &mut ctx.roles,
             Item::Service(_) => &mut ctx.services,
             Item::Process(p) if p.tailoring.is_some() => continue,
@@ -243,6 +246,7 @@ fn check_with(files: &[ast::File], mut ctx: Ctx) -> Checked {
     let mut calendars = Vec::new();
     let mut roles = Vec::new();
     let mut queue_items = Vec::new();
+    let mut tier_items = Vec::new();
     for item in &items {
         match item {
             Item::Calendar(c) if !ctx.is_redeclared(&ctx.calendars, &c.name) => {
@@ -255,10 +259,14 @@ fn check_with(files: &[ast::File], mut ctx: Ctx) -> Checked {
                 })
             }
             Item::Queue(q) if !ctx.is_redeclared(&ctx.queues, &q.name) => queue_items.push(q),
+            Item::Tier(t) => tier_items.push(t),
             _ => {}
         }
     }
-    let queues = queues::check_queues(&queue_items, &mut ctx);
+    let mut queues = queues::check_queues(&queue_items, &mut ctx);
+    let tiers = ola::check_tiers(&tier_items, &mut ctx);
+    let mut ola_spans = std::mem::take(&mut ctx.ola_spans);
+    ola::inherit(&tiers, &mut queues, &mut ola_spans, &mut ctx.diags);
     ctx.queue_models = queues.clone();
 
     let mut processes = Vec::new();
@@ -286,6 +294,7 @@ fn check_with(files: &[ast::File], mut ctx: Ctx) -> Checked {
         &mut ctx.diags,
     );
     let services = services::check_services(&service_items, &mut processes, &mut ctx);
+    ola::check_against_processes(&queues, &ola_spans, &processes, &calendars, &mut ctx.diags);
     // Last, against what checked: a test is not part of the project, and a process with
     // errors of its own is not checked against again.
     process_tests::check_tests(&items, &processes, &services, &mut ctx);
@@ -334,6 +343,8 @@ pub(crate) struct Ctx {
     broken_words: HashSet<String>,
     /// The checked queues, for tier checks in escalations.
     pub queue_models: Vec<crate::model::Queue>,
+    /// Per queue checked so far: where its own OLA rows were written.
+    pub(crate) ola_spans: Vec<Option<ola::OlaSpans>>,
     /// `spawns` clauses, checked once every process is.
     pub pending_spawns: Vec<PendingSpawn>,
     /// What other processes may refer to of each process read, checked or not.
@@ -658,6 +669,7 @@ impl Ctx {
             broken,
             broken_words: HashSet::new(),
             queue_models: Vec::new(),
+            ola_spans: Vec::new(),
             pending_spawns: Vec::new(),
             signatures: Vec::new(),
             pending_guards: Vec::new(),

@@ -25,6 +25,9 @@ use crate::model::{self, FieldType, Process, Service};
 
 /// The words `expect clock C STATE` takes.
 const CLOCK_STATES: [&str; 5] = ["running", "paused", "met", "breached", "not_started"];
+/// The words `expect ola STATE` takes: the current stay's clock, or `none` without one (a
+/// stay that ended is no longer current, so `met` is not among them).
+const OLA_STATES: [&str; 4] = ["running", "paused", "breached", "none"];
 /// The words `expect approval STATE` takes.
 const APPROVAL_STATES: [&str; 5] = ["pending", "approved", "rejected", "expired", "none"];
 /// What `expect history` may name besides transitions: the outcomes of an approval.
@@ -395,6 +398,15 @@ impl<'p> Scope<'_, 'p> {
                 check: ast::ClockCheck::Due(at),
                 ..
             } => self.datetime(at),
+            E::Ola {
+                check: ast::ClockCheck::State(state),
+                ..
+            } => self.state_word(state, &OLA_STATES, "an OLA clock"),
+            E::Ola {
+                check: ast::ClockCheck::Due(at),
+                ..
+            } => self.datetime(at),
+            E::OlaBreachedIn(q) => self.queue(q),
             E::Approval { state, .. } => self.state_word(state, &APPROVAL_STATES, "an approval"),
             E::Linked {
                 other,

@@ -20,14 +20,17 @@ pub fn check_queues(items: &[&ast::Queue], ctx: &mut Ctx) -> Vec<Queue> {
             escalates_to: None,
             members: Vec::new(),
             assignment: Assignment::Pull,
+            ola: None,
         };
-        let mut seen: [Option<Span>; 4] = [None; 4];
+        let mut ola_spans = None;
+        let mut seen: [Option<Span>; 5] = [None; 5];
         for attr in &q.attrs {
             let slot = match &attr.kind {
                 QueueAttrKind::Tier(_) => 0,
                 QueueAttrKind::EscalatesTo(_) => 1,
                 QueueAttrKind::Members(_) => 2,
                 QueueAttrKind::Assign(_) => 3,
+                QueueAttrKind::Targets(_) => 4,
             };
             if let Some(first) = seen[slot] {
                 ctx.diags.push(
@@ -54,6 +57,11 @@ pub fn check_queues(items: &[&ast::Queue], ctx: &mut Ctx) -> Vec<Queue> {
                     ),
                 },
                 QueueAttrKind::EscalatesTo(target) => model.escalates_to = ctx.queue(target),
+                QueueAttrKind::Targets(block) => {
+                    let (ola, spans) = super::ola::check_block(block, ctx);
+                    model.ola = Some(ola);
+                    ola_spans = Some(spans);
+                }
                 QueueAttrKind::Members(roles) => {
                     model.members = roles.iter().filter_map(|r| ctx.role(r)).collect()
                 }
@@ -76,6 +84,7 @@ pub fn check_queues(items: &[&ast::Queue], ctx: &mut Ctx) -> Vec<Queue> {
         }
         queues.push(model);
         spans.push(q.name.span);
+        ctx.ola_spans.push(ola_spans);
     }
     check_chains(&queues, &spans, &mut ctx.diags);
     queues

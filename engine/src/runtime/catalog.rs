@@ -119,7 +119,7 @@ impl Definition {
     ) -> Option<Self> {
         let index = project.processes.iter().position(|p| p.name == process)?;
         let model = &project.processes[index];
-        let timing = Timing::of(model);
+        let timing = Timing::of_in(model, &project);
         let manager_depth = manager_depth(model);
         let task_names = TaskNames::of(model, &project);
         Some(Definition {

@@ -61,6 +61,7 @@ mod tests {
             queue: "network".into(),
             priority: Some(2),
             due_at: None,
+            ola_due_at: None,
             created_at: now,
             state: TaskState::Claimed,
             assigned_to: None,

@@ -176,6 +176,10 @@ pub fn event_to_json(def: &Definition, kind: &EventKind) -> (&'static str, Json)
             json!({"clock": clock.as_str(), "step": step, "threshold": threshold}),
         ),
         EventKind::Breached { clock } => ("breached", json!({"clock": clock.as_str()})),
+        EventKind::OlaBreached { queue } => (
+            "ola_breached",
+            json!({"queue": def.project.queues.get(queue.index()).map(|q| q.name.as_str())}),
+        ),
         EventKind::Elapsed { transition } => (
             "elapsed",
             json!({"transition": p.transitions.get(transition.index()).map(|t| t.name.as_str())}),
@@ -425,6 +429,18 @@ pub fn event_from_json(def: &Definition, kind: &str, data: &Json) -> Result<Even
         "breached" => EventKind::Breached {
             clock: clock_of(data)?,
         },
+        "ola_breached" => {
+            let name = str_of(data, "queue")?;
+            let queue = def
+                .project
+                .queues
+                .iter()
+                .position(|q| q.name == name)
+                .ok_or_else(|| corrupt(format!("unknown queue `{name}`")))?;
+            EventKind::OlaBreached {
+                queue: crate::model::QueueId(queue as u32),
+            }
+        }
         "elapsed" => {
             let name = str_of(data, "transition")?;
             EventKind::Elapsed {

@@ -478,6 +478,7 @@ impl<S: Store> Engine<S> {
         new.wakeup = schedule.wakeup();
         if let Some(t) = new.task.as_mut() {
             t.due_at = schedule.resolve_due;
+            t.ola_due_at = schedule.ola_due;
         }
         Ok(Remembered {
             state: Arc::new(state),
@@ -539,9 +540,11 @@ impl<S: Store> Engine<S> {
         }
         if let Some(t) = change.new_task.as_mut() {
             t.due_at = schedule.resolve_due;
+            t.ola_due_at = schedule.ola_due;
         }
         if let Some(u) = change.update_task.as_mut() {
             u.due_at = schedule.resolve_due;
+            u.ola_due_at = schedule.ola_due;
         }
         Ok(Some(Remembered {
             state: shared,
@@ -1121,6 +1124,17 @@ impl<S: Store> Engine<S> {
         let (inst, def, _) = self.load(id).await?;
         let events = self.store.history(inst.id).await?;
         Ok(super::clocks::clocks(&def, &events, self.clock.now()))
+    }
+
+    /// The instance's OLA clocks now: one per stay in a queue with an OLA target, past stays
+    /// first, the open one last (see [`super::ola`]).
+    pub async fn ola_clocks(
+        &self,
+        id: InstanceId,
+    ) -> Result<Vec<super::ola::OlaClock>, EngineError> {
+        let (inst, def, _) = self.load(id).await?;
+        let events = self.store.history(inst.id).await?;
+        Ok(super::ola::ola_clocks(&def, &events, self.clock.now()))
     }
 
     /// The instance's pending due points, earliest first, from its history (the store keeps

@@ -62,6 +62,10 @@ pub struct Explanation {
     pub priority: PriorityWhy,
     pub queue: QueueWhy,
     pub clocks: Vec<ClockWhy>,
+    /// The OLA clock of the ticket's stay in its current queue, with the target row that
+    /// applies (the priority's or `default`, the queue's own or its tier's); `None` when the
+    /// queue agrees no OLA target for the ticket.
+    pub ola: Option<super::ola::OlaClock>,
     /// The approval of the stage, if it asks one.
     pub approval: Option<ApprovalWhy>,
     pub actions: ActionsWhy,
@@ -302,6 +306,9 @@ pub fn explain(
         priority: priority(def, inst, facts.events),
         queue: queue(def, inst, facts.events),
         clocks: clocks_of(def, facts.events, facts.now),
+        ola: super::ola::ola_clocks(def, facts.events, facts.now)
+            .pop()
+            .filter(|c| c.left_at.is_none()),
         approval: facts.approval.as_ref().map(|a| approval_of(def, a)),
         actions: ActionsWhy {
             user: facts.actor.name.to_string(),

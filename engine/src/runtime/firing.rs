@@ -18,6 +18,8 @@
 //!   An action that cannot be taken (no open task to move, no next tier, already the most
 //!   urgent priority, a transition refused) appends `skipped` with the reason instead.
 //! - A **breach** appends `breached`.
+//! - An **OLA breach** (a stay in a queue past the queue's target, see [`super::ola`]) appends
+//!   `ola_breached` and notifies the queue's member roles (clock `ola` in the outbox).
 //! - An **automatic transition** (`after`) appends `elapsed`, then the transition or `skipped`.
 //! - An approval's **reminder** appends `reminded` and tells the approvers of the open level
 //!   who have not voted; its **expiry** takes `on expire` (see [`super::approval`]).
@@ -30,7 +32,7 @@ use super::logic::{unchanged, Logic, Request};
 use super::notices::{self, About};
 use super::timers::{Due, TimerKind, TimerState};
 use super::types::*;
-use crate::model::{EscalationAction, Notice, PriorityId, QueueId, TransitionId};
+use crate::model::{EscalationAction, Notice, PriorityId, QueueId, Recipient, TransitionId};
 
 impl Logic {
     /// The change one due point makes when it fires (`history`, when given, is the instance's
@@ -92,6 +94,7 @@ impl Logic {
                 EventKind::Breached { clock },
                 &format!("the {clock} target passed"),
             ),
+            TimerKind::OlaBreach { queue } => f.ola_breach(queue),
             TimerKind::After { transition } => {
                 let stage = &def.model().stages[inst.stage.index()].name;
                 let reason = format!("{} in {stage}", due.label);
@@ -174,6 +177,24 @@ impl Firing<'_> {
             kind,
             reason: Some(reason.to_string()),
         });
+    }
+
+    /// The ticket's stay in `queue` passed the queue's OLA target: record it, and tell the
+    /// queue's members (the group whose target it is), as an escalation's `notify` would.
+    fn ola_breach(&mut self, queue: QueueId) {
+        let q = self.def.project.queue(queue);
+        let reason = format!("the OLA target of queue {} passed", q.name);
+        self.push(EventKind::OlaBreached { queue }, &reason);
+        if q.members.is_empty() {
+            return;
+        }
+        let notice = Notice {
+            to: q.members.iter().map(|r| Recipient::Role(*r)).collect(),
+            message: None,
+            business_hours: false,
+        };
+        let name = q.name.clone();
+        self.notify(&notice, About::Ola { queue: &name }, &reason);
     }
 
     fn skip(&mut self, action: String, why: String, reason: &str) {
@@ -360,6 +381,7 @@ impl Firing<'_> {
                     queue: task.queue.clone(),
                     priority: task.priority,
                     due_at: task.due_at,
+                    ola_due_at: task.ola_due_at,
                     assigned_to: None,
                 })
             }
@@ -393,6 +415,7 @@ impl Firing<'_> {
                 queue: new.queue.clone(),
                 priority: new.priority,
                 due_at: new.due_at,
+                ola_due_at: new.ola_due_at,
                 created_at: self.req.now,
                 state: TaskState::Open,
                 assigned_to: new.assigned_to.clone(),

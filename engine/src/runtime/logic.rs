@@ -426,6 +426,7 @@ impl Logic {
                         queue: open.queue.clone(),
                         priority: priority.map(|p| p.0),
                         due_at: open.due_at,
+                        ola_due_at: open.ola_due_at,
                         assigned_to: None,
                     });
                 }
@@ -580,6 +581,7 @@ impl Logic {
                     queue: queue_name.unwrap_or_else(|| open.queue.clone()),
                     priority: priority.map(|p| p.0),
                     due_at: open.due_at,
+                    ola_due_at: open.ola_due_at,
                     assigned_to: None,
                 });
             }
@@ -982,6 +984,7 @@ pub(super) fn new_task(def: &Definition, inst: &Instance, queue: QueueId) -> New
         queue: names.queues[queue.index()].clone(),
         priority: inst.priority.map(|p| p.0),
         due_at: None,
+        ola_due_at: None,
         assigned_to: None,
     }
 }
@@ -1044,6 +1047,7 @@ pub fn replay(
                     | EventKind::Spawned { .. }
                     | EventKind::Escalated { .. }
                     | EventKind::Breached { .. }
+                    | EventKind::OlaBreached { .. }
                     | EventKind::Elapsed { .. }
                     | EventKind::Notified { .. }
                     | EventKind::Skipped { .. }

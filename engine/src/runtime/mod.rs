@@ -13,6 +13,7 @@ pub mod explain;
 pub mod firing;
 pub mod logic;
 pub mod notices;
+pub mod ola;
 pub mod relations;
 mod replicas;
 mod schedule_memo;

@@ -36,6 +36,8 @@ pub enum About<'a> {
     Stage,
     /// A transition was performed.
     Transition(&'a str),
+    /// The ticket's stay in a queue passed the queue's OLA target.
+    Ola { queue: &'a str },
 }
 
 /// Append an event to a change, numbered after its last.
@@ -75,6 +77,7 @@ pub(super) fn send(
             Some(clock.as_str().to_string()),
             Some(threshold.to_string()),
         ),
+        About::Ola { .. } => (Some("ola".to_string()), Some("100%".to_string())),
         _ => (None, None),
     };
     let held = (deliver_at != req.now).then_some(deliver_at);
@@ -218,6 +221,17 @@ fn default_message(def: &Definition, inst: &Instance, about: &About) -> String {
             p.stages[inst.stage.index()].name
         ),
         About::Transition(action) => format!("{} {}: {action}", p.name, inst.id),
+        About::Ola { queue } => {
+            let priority = inst
+                .priority
+                .and_then(|pr| p.priorities.get(pr.index()))
+                .map(|pr| format!(" ({pr})"))
+                .unwrap_or_default();
+            format!(
+                "{} {} passed the OLA target of queue {queue}{priority}",
+                p.name, inst.id
+            )
+        }
         About::Recurring { every } => format!(
             "{} {} is still in {} ({every})",
             p.name,

@@ -26,11 +26,12 @@ use chrono::{DateTime, Utc};
 
 use super::catalog::Definition;
 use super::clocks::{crossings, ClockTimeline, Crossings};
+use super::ola::OlaTimeline;
 use super::types::{Event, EventKind, Timer};
 use crate::calendar::BusinessCalendar;
 use crate::model::{
-    CalendarRef, ClockKind, Duration, FieldId, PriorityId, Process, StageId, Threshold,
-    TransitionId, Value,
+    CalendarRef, ClockKind, Duration, FieldId, PriorityId, Process, Project, QueueId, StageId,
+    Threshold, TransitionId, Value,
 };
 
 /// The clocks, in the order the state keeps them: respond, then resolve.
@@ -54,6 +55,8 @@ pub enum TimerKind {
     At { transition: TransitionId },
     /// A recurring step of the current stage (its index among the stage's `every`).
     Every { index: u32 },
+    /// The ticket's stay in a queue reaches the queue's OLA target (see [`super::ola`]).
+    OlaBreach { queue: QueueId },
 }
 
 impl TimerKind {
@@ -72,6 +75,7 @@ impl TimerKind {
             TimerKind::Expiry => (4, 0, 0),
             TimerKind::At { transition } => (2, 1, transition.0),
             TimerKind::Every { index } => (5, 0, *index),
+            TimerKind::OlaBreach { queue } => (1, 2, queue.0),
         }
     }
 }
@@ -143,6 +147,15 @@ impl Due {
                 0,
             ),
             TimerKind::Every { index } => ("every", self.label.to_string(), index),
+            TimerKind::OlaBreach { queue } => (
+                "ola_breach",
+                def.project
+                    .queues
+                    .get(queue.index())
+                    .map(|q| q.name.clone())
+                    .unwrap_or_default(),
+                0,
+            ),
         };
         Timer {
             kind,
@@ -160,6 +173,9 @@ pub struct Schedule {
     pub due: Vec<Due>,
     /// The resolve clock's target instant while it runs: the due time of the instance's task.
     pub resolve_due: Option<DateTime<Utc>>,
+    /// The OLA target instant of the ticket's stay in its queue while it runs: the task's OLA
+    /// due time.
+    pub ola_due: Option<DateTime<Utc>>,
 }
 
 /// What an instance's timers depend on, folded from its history one event at a time: the
@@ -187,6 +203,8 @@ pub struct TimerState {
     /// the priority changes, so a change that stops or pauses one clock, or a step that fires,
     /// places no other clock's points again.
     placed: [Option<Option<Crossings>>; 2],
+    /// The ticket's stays in queues, for a process some of whose queues have OLA targets.
+    ola: Option<OlaTimeline>,
 }
 
 /// The instance's current stage, the event that entered it, and the automatic transitions
@@ -217,6 +235,14 @@ impl TimerState {
         let p = def.model();
         let timing = def.timing();
         for e in events {
+            if timing.ola
+                && self
+                    .ola
+                    .get_or_insert_with(OlaTimeline::default)
+                    .apply(def, e)
+            {
+                self.cached = None;
+            }
             let (stage, first) = match &e.kind {
                 EventKind::Created {
                     stage,
@@ -349,6 +375,11 @@ impl TimerState {
         def.model().service_of(self.fields.as_deref()?)
     }
 
+    /// The ticket's stays in queues, for a process whose queues have OLA targets.
+    pub fn ola(&self) -> Option<&OlaTimeline> {
+        self.ola.as_ref()
+    }
+
     /// The clocks' timelines, respond then resolve.
     pub(super) fn timelines_mut(&mut self) -> &mut [ClockTimeline; 2] {
         &mut self.clocks
@@ -418,11 +449,35 @@ impl TimerState {
                 });
             }
         }
+        let mut ola_due = None;
+        if let Some(point) = self.ola.as_ref().and_then(|o| o.breach_point(def, service)) {
+            let (queue, cycle, at, running) = point;
+            if running {
+                ola_due = at;
+            }
+            let recorded = self
+                .ola
+                .as_ref()
+                .and_then(|o| o.stays().last())
+                .is_some_and(|s| s.breach_recorded);
+            if let (Some(at), false) = (at, recorded) {
+                due.push(Due {
+                    kind: TimerKind::OlaBreach { queue },
+                    due_at: at,
+                    cycle,
+                    label: Label::Target,
+                });
+            }
+        }
         self.automatic_transitions(def, &mut due);
         self.field_points(def, &mut due);
         self.approval_points(def, &mut due);
         due.sort_by_key(|d| (d.due_at, d.kind.rank()));
-        Schedule { due, resolve_due }
+        Schedule {
+            due,
+            resolve_due,
+            ola_due,
+        }
     }
 
     /// Automatic transitions out of the stage the instance is in, not fired since it entered.
@@ -612,9 +667,25 @@ pub struct Timing {
     field_timed: Vec<bool>,
     /// Whether the timers read the instance's fields (the fold then keeps them).
     pub reads_fields: bool,
+    /// Whether a queue the process can put tickets in has OLA targets (the fold then follows
+    /// the ticket's stays in queues).
+    pub ola: bool,
 }
 
 impl Timing {
+    /// As [`Timing::of`], with what the project's queues add: their OLA targets.
+    pub fn of_in(p: &Process, project: &Project) -> Timing {
+        let mut timing = Timing::of(p);
+        timing.ola = p.queues_used(&project.queues).iter().any(|q| {
+            project
+                .queues
+                .get(q.index())
+                .is_some_and(|q| q.ola.is_some())
+        });
+        timing.timed |= timing.ola;
+        timing
+    }
+
     pub fn of(p: &Process) -> Timing {
         let mut automatic = vec![Vec::new(); p.stages.len()];
         for (i, t) in p.transitions.iter().enumerate() {
@@ -666,6 +737,7 @@ impl Timing {
             at,
             field_timed,
             reads_fields,
+            ola: false,
         }
     }
 
@@ -744,6 +816,7 @@ pub fn affected_by(def: &Definition, events: &[Event]) -> bool {
             | EventKind::PriorityChanged { .. }
             | EventKind::Escalated { .. }
             | EventKind::Breached { .. }
+            | EventKind::OlaBreached { .. }
             | EventKind::Elapsed { .. }
             | EventKind::ApprovalDecided { .. }
             | EventKind::LevelOpened { .. }
@@ -751,6 +824,8 @@ pub fn affected_by(def: &Definition, events: &[Event]) -> bool {
             | EventKind::Recurred { .. } => true,
             EventKind::Transitioned { from, to, .. } => from != to,
             EventKind::FieldsChanged { .. } => def.timing().reads_fields,
+            // A move to another queue ends one stay and begins another.
+            EventKind::Routed { .. } => def.timing().ola,
             _ => false,
         })
 }

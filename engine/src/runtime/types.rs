@@ -162,6 +162,11 @@ pub enum EventKind {
     Breached {
         clock: ClockKind,
     },
+    /// The ticket's stay in `queue` ran past the queue's operational-level target (once per
+    /// stay; see [`super::ola`]).
+    OlaBreached {
+        queue: QueueId,
+    },
     /// The delay of an automatic transition (`after`) passed in the stage it leaves; the
     /// transition follows, or a [`EventKind::Skipped`] says why it could not be performed.
     Elapsed {
@@ -320,7 +325,10 @@ pub struct Task {
     pub queue: Arc<str>,
     /// Position of the instance's priority (0 most urgent); `None` sorts last.
     pub priority: Option<u32>,
+    /// When the ticket's resolve target (SLA) is due, while that clock runs.
     pub due_at: Option<DateTime<Utc>>,
+    /// When the ticket's stay in this queue reaches the queue's OLA target, while it runs.
+    pub ola_due_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub state: TaskState,
     /// Pushed to this agent (round-robin or least-loaded queues).
@@ -369,6 +377,7 @@ pub struct NewTask {
     pub queue: Arc<str>,
     pub priority: Option<u32>,
     pub due_at: Option<DateTime<Utc>>,
+    pub ola_due_at: Option<DateTime<Utc>>,
     pub assigned_to: Option<Arc<str>>,
 }
 
@@ -405,6 +414,7 @@ pub struct UpdateTask {
     pub queue: Arc<str>,
     pub priority: Option<u32>,
     pub due_at: Option<DateTime<Utc>>,
+    pub ola_due_at: Option<DateTime<Utc>>,
     /// When the task moves to another queue: who it is pushed to there (`None`: nobody, it
     /// waits to be claimed); a claim on it ends there too, since the team it left no longer
     /// works it. Ignored when the queue stays the same (the assignment and claim stay).

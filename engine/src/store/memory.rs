@@ -232,6 +232,7 @@ impl Inner {
                 t.queue = update.queue;
                 t.priority = update.priority;
                 t.due_at = update.due_at;
+                t.ola_due_at = update.ola_due_at;
             });
             touched = Some(update.task);
         }
@@ -284,6 +285,7 @@ impl Inner {
             queue: new.queue,
             priority: new.priority,
             due_at: new.due_at,
+            ola_due_at: new.ola_due_at,
             created_at: at,
             state: TaskState::Open,
             assigned_to: new.assigned_to,

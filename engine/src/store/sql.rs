@@ -310,6 +310,8 @@ pub struct TaskColumns {
     pub queue: String,
     pub priority: i64,
     pub due_at: i64,
+    /// `NO_DUE` for none, as `due_at`.
+    pub ola_due_at: i64,
     pub created_at: i64,
     pub state: String,
     pub assigned_to: Option<String>,
@@ -332,6 +334,9 @@ impl TaskColumns {
             priority: (self.priority != i64::from(NO_PRIORITY)).then_some(self.priority as u32),
             due_at: (self.due_at != NO_DUE)
                 .then(|| instant(self.due_at))
+                .transpose()?,
+            ola_due_at: (self.ola_due_at != NO_DUE)
+                .then(|| instant(self.ola_due_at))
                 .transpose()?,
             created_at: instant(self.created_at)?,
             state,
@@ -356,6 +361,7 @@ pub fn task_from_json(t: &Json) -> Result<Task> {
         queue: text("queue").ok_or_else(bad)?,
         priority: int("priority")?,
         due_at: int("due_at")?,
+        ola_due_at: int("ola_due_at")?,
         created_at: int("created_at")?,
         state: text("state").ok_or_else(bad)?,
         assigned_to: text("assigned_to"),

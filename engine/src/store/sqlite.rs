@@ -332,6 +332,7 @@ fn task_from_row(row: &Row) -> rusqlite::Result<Task> {
         queue: row.get("queue")?,
         priority: row.get("priority")?,
         due_at: row.get("due_at")?,
+        ola_due_at: row.get("ola_due_at")?,
         created_at: row.get("created_at")?,
         state: row.get("state")?,
         assigned_to: row.get("assigned_to")?,
@@ -721,8 +722,8 @@ fn insert_events(conn: &Connection, instance: i64, events: &[sql::EventRow]) -> 
 fn insert_task(conn: &Connection, instance: i64, t: &NewTask, at: DateTime<Utc>) -> Result<Task> {
     Ok(conn
         .prepare_cached(
-            "INSERT INTO tasks (instance_id, process, stage, queue, priority, due_at, created_at, state, assigned_to) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open', ?8) RETURNING *",
+            "INSERT INTO tasks (instance_id, process, stage, queue, priority, due_at, created_at, state, assigned_to, ola_due_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open', ?8, ?9) RETURNING *",
         )?
         .query_row(
             params![
@@ -733,7 +734,8 @@ fn insert_task(conn: &Connection, instance: i64, t: &NewTask, at: DateTime<Utc>)
                 sql::priority_column(t.priority),
                 sql::due_column(t.due_at),
                 sql::micros(at),
-                t.assigned_to
+                t.assigned_to,
+                sql::due_column(t.ola_due_at)
             ],
             task_from_row,
         )?)
@@ -828,7 +830,7 @@ fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
                  state = CASE WHEN queue = ?1 THEN state ELSE 'open' END, \
                  claimed_by = CASE WHEN queue = ?1 THEN claimed_by ELSE NULL END, \
                  lease_until = CASE WHEN queue = ?1 THEN lease_until ELSE NULL END, \
-                 queue = ?1, priority = ?2, due_at = ?4 \
+                 queue = ?1, priority = ?2, due_at = ?4, ola_due_at = ?6 \
                  WHERE id = ?3 AND state <> 'done' RETURNING *",
             )?
             .query_row(
@@ -837,7 +839,8 @@ fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
                     sql::priority_column(u.priority),
                     u.task.0,
                     sql::due_column(u.due_at),
-                    u.assigned_to
+                    u.assigned_to,
+                    sql::due_column(u.ola_due_at)
                 ],
                 task_from_row,
             )

@@ -7,6 +7,7 @@ use serde_json::Value as Json;
 use super::world::{instant, literal_json, World};
 use super::StepFailure;
 use crate::runtime::clocks::{Clock, ClockState};
+use crate::runtime::ola::OlaClock;
 use crate::runtime::types::EventKind;
 use crate::runtime::{InstanceId, InstanceView, NotificationFilter, TaskState};
 
@@ -75,6 +76,24 @@ pub(super) async fn check(
                 )));
             };
             clock_check(negated, c, check)
+        }
+        Expectation::Ola { check, .. } => {
+            let clocks = world.engine.ola_clocks(id).await?;
+            let current = clocks.iter().rev().find(|c| c.left_at.is_none());
+            ola_check(negated, current, view.queue(), check)
+        }
+        Expectation::OlaBreachedIn(queue) => {
+            let events = world.engine.events(id).await?;
+            let project = &view.definition().project;
+            let breached = events.iter().any(|e| {
+                matches!(&e.kind, EventKind::OlaBreached { queue: q }
+                    if project.queues.get(q.index()).is_some_and(|q| q.name == queue.name))
+            });
+            happened(
+                negated,
+                &format!("a breach of the OLA of queue `{}`", queue.name),
+                breached,
+            )
         }
         Expectation::Escalated { clock, threshold } => {
             // By value, as the checker compares them: `120m` is the step written `2h`.
@@ -346,6 +365,55 @@ fn clock_check(negated: bool, c: &Clock, check: &ClockCheck) -> Result<(), StepF
             same(
                 negated,
                 &format!("the {name} clock's due time"),
+                &expected,
+                &or_none(c.due_at.map(instant).as_deref()),
+            )
+        }
+    }
+}
+
+/// An `expect ola ...` on the OLA clock of the ticket's current stay (`current`), if it has
+/// one; `expect ola none` asks that it has none.
+fn ola_check(
+    negated: bool,
+    current: Option<&OlaClock>,
+    queue: Option<&str>,
+    check: &ClockCheck,
+) -> Result<(), StepFailure> {
+    let Some(c) = current else {
+        if let ClockCheck::State(word) = check {
+            return same(negated, "the OLA clock", &word.name, "none");
+        }
+        return Err(StepFailure::new(match queue {
+            Some(q) => format!(
+                "the ticket has no OLA clock (queue `{q}` has no OLA target for its priority)"
+            ),
+            None => "the ticket has no OLA clock (it is in no queue)".to_string(),
+        }));
+    };
+    let name = format!("the OLA clock of queue `{}`", c.queue);
+    match check {
+        ClockCheck::State(word) => same(negated, &name, &word.name, state_word(c.state)),
+        ClockCheck::Elapsed(d) => same(
+            negated,
+            &format!("business time {name} has counted"),
+            &exact(d)?,
+            &seconds_text(c.elapsed_seconds),
+        ),
+        ClockCheck::Remaining(d) => same(
+            negated,
+            &format!("business time left on {name}"),
+            &exact(d)?,
+            &seconds_text(c.remaining_seconds),
+        ),
+        ClockCheck::Due(at) => {
+            let expected = crate::check::parse_datetime(&at.node)
+                .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+                .map(instant)
+                .ok_or_else(|| StepFailure::new(format!("`{}` is not an instant", at.node)))?;
+            same(
+                negated,
+                &format!("{name}'s due time"),
                 &expected,
                 &or_none(c.due_at.map(instant).as_deref()),
             )

@@ -131,18 +131,18 @@ pub(super) async fn commit_alone(pool: &PgPool, rows: &ChangeRows) -> Result<Com
 /// A change's answer from its outcome; a refusal says why.
 async fn settle(pool: &PgPool, rows: &ChangeRows, outcome: Outcome) -> Result<Committed> {
     match outcome {
-        Outcome::Written(committed) => Ok(committed),
+        Outcome::Written(committed) => Ok(*committed),
         Outcome::Refused { fenced } => Err(refusal(pool, rows, fenced).await),
     }
 }
 
 enum Outcome {
-    Written(Committed),
+    /// Boxed: a refusal, the other outcome, is a flag, and the committed state (its tasks) is
+    /// large.
+    Written(Box<Committed>),
     /// Nothing of the change was written; `fenced` says whether its task's fence held (`None`:
     /// it closes no task).
-    Refused {
-        fenced: Option<bool>,
-    },
+    Refused { fenced: Option<bool> },
 }
 
 /// What the changes of a batch hold, which decides the parts of its statement.
@@ -239,8 +239,8 @@ fn statement(p: &Parts) -> String {
     }
     if p.update {
         add(
-            &["bigint", "text", "integer", "bigint", "text"],
-            &["u_task", "u_queue", "u_priority", "u_due", "u_to"],
+            &["bigint", "text", "integer", "bigint", "text", "bigint"],
+            &["u_task", "u_queue", "u_priority", "u_due", "u_to", "u_ola"],
         );
     }
     if p.wakeup_set || p.wakeup_cleared {
@@ -249,7 +249,7 @@ fn statement(p: &Parts) -> String {
     if p.new_task {
         add(
             &[
-                "text", "text", "text", "integer", "bigint", "bigint", "text",
+                "text", "text", "text", "integer", "bigint", "bigint", "text", "bigint",
             ],
             &[
                 "n_process",
@@ -259,6 +259,7 @@ fn statement(p: &Parts) -> String {
                 "n_due",
                 "n_created",
                 "n_to",
+                "n_ola",
             ],
         );
     }
@@ -307,7 +308,7 @@ fn statement(p: &Parts) -> String {
                    state = CASE WHEN t.queue = ch.u_queue THEN t.state ELSE 'open' END, \
                    claimed_by = CASE WHEN t.queue = ch.u_queue THEN t.claimed_by ELSE NULL END, \
                    lease_until = CASE WHEN t.queue = ch.u_queue THEN t.lease_until ELSE NULL END, \
-                   queue = ch.u_queue, priority = ch.u_priority, due_at = ch.u_due \
+                   queue = ch.u_queue, priority = ch.u_priority, due_at = ch.u_due, ola_due_at = ch.u_ola \
                    FROM ch JOIN i ON i.id = ch.id WHERE t.id = ch.u_task AND t.state <> 'done' RETURNING t.*), ",
         );
     }
@@ -344,8 +345,8 @@ fn statement(p: &Parts) -> String {
             ""
         };
         sql.push_str(&format!(
-            "n AS (INSERT INTO tasks (instance_id, process, stage, queue, priority, due_at, created_at, state, assigned_to) \
-                   SELECT ch.id, ch.n_process, ch.n_stage, ch.n_queue, ch.n_priority, ch.n_due, ch.n_created, 'open', ch.n_to \
+            "n AS (INSERT INTO tasks (instance_id, process, stage, queue, priority, due_at, created_at, state, assigned_to, ola_due_at) \
+                   SELECT ch.id, ch.n_process, ch.n_stage, ch.n_queue, ch.n_priority, ch.n_due, ch.n_created, 'open', ch.n_to, ch.n_ola \
                    FROM ch JOIN i ON i.id = ch.id WHERE ch.n_queue IS NOT NULL{after_close} RETURNING *), "
         ));
     }
@@ -424,6 +425,7 @@ struct Columns {
     u_priority: Vec<Option<i32>>,
     u_due: Vec<Option<i64>>,
     u_to: Vec<Option<String>>,
+    u_ola: Vec<Option<i64>>,
     wake_at: Vec<Option<i64>>,
     wake_clear: Vec<bool>,
     n_process: Vec<Option<String>>,
@@ -433,6 +435,7 @@ struct Columns {
     n_due: Vec<Option<i64>>,
     n_created: Vec<Option<i64>>,
     n_to: Vec<Option<String>>,
+    n_ola: Vec<Option<i64>>,
     note_instance: Vec<i64>,
     notes: NotificationArrays,
 }
@@ -487,6 +490,7 @@ impl Columns {
             c.u_due.push(u.map(|u| sql::due_column(u.due_at)));
             c.u_to
                 .push(u.and_then(|u| u.assigned_to.as_deref().map(str::to_string)));
+            c.u_ola.push(u.map(|u| sql::due_column(u.ola_due_at)));
             c.wake_at.push(rows.wakeup.flatten());
             c.wake_clear.push(matches!(rows.wakeup, Some(None)));
             let n = rows.new_task.as_ref();
@@ -499,6 +503,7 @@ impl Columns {
             c.n_created.push(n.map(|_| sql::micros(i.updated_at)));
             c.n_to
                 .push(n.and_then(|t| t.assigned_to.as_deref().map(str::to_string)));
+            c.n_ola.push(n.map(|t| sql::due_column(t.ola_due_at)));
             c.note_instance
                 .extend(std::iter::repeat_n(i.id, rows.notifications.len()));
             c.notes.extend(&rows.notifications);
@@ -541,7 +546,8 @@ async fn commit_together(pool: &PgPool, changes: &[&ChangeRows]) -> Result<Vec<O
             .bind(&c.u_queue)
             .bind(&c.u_priority)
             .bind(&c.u_due)
-            .bind(&c.u_to);
+            .bind(&c.u_to)
+            .bind(&c.u_ola);
     }
     if parts.wakeup_set || parts.wakeup_cleared {
         q = q.bind(&c.wake_at).bind(&c.wake_clear);
@@ -554,7 +560,8 @@ async fn commit_together(pool: &PgPool, changes: &[&ChangeRows]) -> Result<Vec<O
             .bind(&c.n_priority)
             .bind(&c.n_due)
             .bind(&c.n_created)
-            .bind(&c.n_to);
+            .bind(&c.n_to)
+            .bind(&c.n_ola);
     }
     if parts.notifications {
         q = q
@@ -595,11 +602,11 @@ fn outcome(parts: &Parts, row: &PgRow) -> Result<Outcome> {
     } else {
         None
     };
-    Ok(Outcome::Written(Committed {
+    Ok(Outcome::Written(Box::new(Committed {
         spawned: Vec::new(),
         task: task.map(|t| sql::task_from_json(&t)).transpose()?,
         cascaded: Vec::new(),
-    }))
+    })))
 }
 
 #[cfg(test)]
@@ -623,9 +630,9 @@ mod tests {
             assert_eq!(parts.key(), key);
             let bound = 15
                 + 5 * usize::from(parts.close)
-                + 5 * usize::from(parts.update)
+                + 6 * usize::from(parts.update)
                 + 2 * usize::from(parts.wakeup_set || parts.wakeup_cleared)
-                + 7 * usize::from(parts.new_task)
+                + 8 * usize::from(parts.new_task)
                 + 6 * usize::from(parts.notifications);
             let sql = parts.statement();
             let mut used: Vec<usize> = sql

@@ -170,8 +170,8 @@ async fn insert_task(
     at: DateTime<Utc>,
 ) -> Result<Task> {
     let row = sqlx::query(
-        "INSERT INTO tasks (instance_id, process, stage, queue, priority, due_at, created_at, state, assigned_to) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8) RETURNING *",
+        "INSERT INTO tasks (instance_id, process, stage, queue, priority, due_at, created_at, state, assigned_to, ola_due_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9) RETURNING *",
     )
     .bind(instance)
     .bind(&*t.process)
@@ -181,6 +181,7 @@ async fn insert_task(
     .bind(sql::due_column(t.due_at))
     .bind(sql::micros(at))
     .bind(t.assigned_to.as_deref())
+    .bind(sql::due_column(t.ola_due_at))
     .fetch_one(&mut *conn)
     .await?;
     task_from_row(&row)
@@ -344,7 +345,7 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
              state = CASE WHEN queue = $1 THEN state ELSE 'open' END, \
              claimed_by = CASE WHEN queue = $1 THEN claimed_by ELSE NULL END, \
              lease_until = CASE WHEN queue = $1 THEN lease_until ELSE NULL END, \
-             queue = $1, priority = $2, due_at = $4 \
+             queue = $1, priority = $2, due_at = $4, ola_due_at = $6 \
              WHERE id = $3 AND state <> 'done' RETURNING *",
         )
         .bind(&*u.queue)
@@ -352,6 +353,7 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
         .bind(u.task.0)
         .bind(sql::due_column(u.due_at))
         .bind(u.assigned_to.as_deref())
+        .bind(sql::due_column(u.ola_due_at))
         .fetch_optional(&mut *conn)
         .await?;
         task = row.map(|r| task_from_row(&r)).transpose()?;
@@ -568,6 +570,7 @@ fn task_from_row(row: &PgRow) -> Result<Task> {
         queue: row.try_get("queue")?,
         priority: i64::from(priority),
         due_at: row.try_get("due_at")?,
+        ola_due_at: row.try_get("ola_due_at")?,
         created_at: row.try_get("created_at")?,
         state: row.try_get("state")?,
         assigned_to: row.try_get("assigned_to")?,

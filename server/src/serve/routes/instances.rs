@@ -138,14 +138,31 @@ pub(crate) async fn raise<B: Backend>(
 /// The instance, with its version as the `ETag` (to send back in `If-Match`).
 pub async fn get<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
     let view = visible::<B>(&ctx, id).await?;
-    let mut response = json(
-        StatusCode::OK,
-        &super::approvals::with_approval::<B>(&ctx, &view).await?,
-    );
+    let mut body = super::approvals::with_approval::<B>(&ctx, &view).await?;
+    // Only a process whose queues agree OLA targets has OLA clocks: the others' tickets are
+    // not read a second time (their history) for nothing.
+    if view.definition().timing().ola {
+        let clocks = ctx.tenant.engine.ola_clocks(view.id()).await?;
+        body["ola"] = ola_json(clocks)?;
+    }
+    let mut response = json(StatusCode::OK, &body);
     if let Ok(tag) = format!("\"{}\"", view.version()).parse() {
         response.headers_mut().insert(header::ETAG, tag);
     }
     Ok(response)
+}
+
+/// A ticket's OLA clocks as the API shows them: the current stay's (the open one, the last),
+/// and how the past ones ended.
+fn ola_json(mut clocks: Vec<itsmflow_engine::runtime::ola::OlaClock>) -> ApiResult<Json> {
+    let current = match clocks.last() {
+        Some(c) if c.left_at.is_none() => clocks.pop(),
+        _ => None,
+    };
+    Ok(json!({
+        "current": serde_json::to_value(current).map_err(ApiError::internal)?,
+        "past": serde_json::to_value(clocks).map_err(ApiError::internal)?,
+    }))
 }
 
 #[derive(Deserialize)]

@@ -152,8 +152,21 @@ fn clock_cell(row: &Row) -> Markup {
             @if let Some(due) = c.due_at {
                 br; span.hint { "due " (when(due)) }
             }
+            (ola_due(row))
         },
-        None => html! { span.hint { "no clock running" } },
+        None => html! {
+            span.hint { "no clock running" }
+            (ola_due(row))
+        },
+    }
+}
+
+/// The team's own (OLA) due time of the task, when its queue agrees one for the ticket.
+fn ola_due(row: &Row) -> Markup {
+    html! {
+        @if let Some(due) = row.task.ola_due_at {
+            br; span.hint.ola { "OLA due " (when(due)) }
+        }
     }
 }
 

@@ -71,6 +71,8 @@ pub enum Sort {
     Due,
     /// Newest tasks first.
     Newest,
+    /// The group's own target first: the earliest OLA due time (a task without one last).
+    Ola,
 }
 
 /// A filter, read and checked.
@@ -122,6 +124,7 @@ impl Filter {
             "" | "priority" => Sort::Priority,
             "due" => Sort::Due,
             "newest" => Sort::Newest,
+            "ola" => Sort::Ola,
             v => return Err(bad("order", v)),
         };
         Ok(Filter {
@@ -157,6 +160,7 @@ impl Filter {
             Sort::Priority => {}
             Sort::Due => parts.push(("sort", "due".into())),
             Sort::Newest => parts.push(("sort", "newest".into())),
+            Sort::Ola => parts.push(("sort", "ola".into())),
         }
         parts
     }
@@ -190,6 +194,7 @@ impl Filter {
                 Sort::Priority => "by priority",
                 Sort::Due => "by time left",
                 Sort::Newest => "newest first",
+                Sort::Ola => "by OLA due time",
             }
             .into(),
         );
@@ -202,6 +207,9 @@ impl Filter {
             Sort::Priority => "In the order to take them: priority, then due time.",
             Sort::Due => "Least business time left first.",
             Sort::Newest => "Newest first.",
+            Sort::Ola => {
+                "Earliest OLA due time first: what the team must finish first by its own targets."
+            }
         }
     }
 
@@ -253,6 +261,13 @@ impl Filter {
         match self.sort {
             Sort::Priority => {}
             Sort::Newest => rows.sort_by_key(|r| std::cmp::Reverse(r.task.created_at)),
+            // The task carries its OLA due time (kept with it by the engine), so no clock is
+            // worked out for this order; a task without one comes last.
+            Sort::Ola => rows.sort_by_key(|r| {
+                r.task
+                    .ola_due_at
+                    .map_or((1, i64::MAX), |d| (0, d.timestamp()))
+            }),
             Sort::Due => rows.sort_by_key(|r| {
                 // Overdue first (most overdue first), then the least time left; no clock last.
                 r.standing()
@@ -279,6 +294,7 @@ pub fn form(queue: &str, f: &Filter) -> Markup {
         Sort::Priority => "priority",
         Sort::Due => "due",
         Sort::Newest => "newest",
+        Sort::Ola => "ola",
     };
     html! {
         form.filter #queue-filter method="get" action=(format!("/queues/{queue}")) aria-label="Filter and sort" {
@@ -309,6 +325,7 @@ pub fn form(queue: &str, f: &Filter) -> Markup {
                     option value="priority" selected[sort == "priority"] { "Priority, then due time" }
                     option value="due" selected[sort == "due"] { "Least time left" }
                     option value="newest" selected[sort == "newest"] { "Newest first" }
+                    option value="ola" selected[sort == "ola"] { "Earliest OLA due" }
                 }
             }
             div { button type="submit" #apply-filter { "Apply" } }

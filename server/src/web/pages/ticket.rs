@@ -10,7 +10,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use itsmflow_engine::model::{FieldType, Process};
-use itsmflow_engine::runtime::clocks::Clock;
+use itsmflow_engine::runtime::clocks::{Clock, ClockState};
+use itsmflow_engine::runtime::ola::OlaClock;
 use itsmflow_engine::runtime::types::ChecklistEntry;
 use itsmflow_engine::runtime::{EventView, InstanceView, LinkView, TaskState};
 use maud::{html, Markup};
@@ -300,11 +301,66 @@ fn clock_bar(c: &Clock) -> Markup {
     }
 }
 
+/// The team's (OLA) clock of one stay in a queue: the current one as a bar like the service
+/// clocks', a past one as a line saying how it ended.
+fn ola_row(c: &OlaClock) -> Markup {
+    let state = match c.state {
+        ClockState::Running => "running",
+        ClockState::Paused => "paused",
+        ClockState::Met => "met",
+        ClockState::Breached => "breached",
+        ClockState::NotStarted => "not started",
+    };
+    let class = match c.state {
+        ClockState::Breached => "breached",
+        ClockState::Met => "on-time",
+        ClockState::Paused => "paused",
+        _ if c.remaining_seconds * 4 < c.target_seconds => "at-risk",
+        _ => "on-time",
+    };
+    let source = match c.tier {
+        Some(n) => format!("tier {n} target, row {}", c.row),
+        None => format!("queue target, row {}", c.row),
+    };
+    let left = if c.remaining_seconds < 0 {
+        format!("{} overdue", standing::duration(c.remaining_seconds))
+    } else {
+        format!("{} left", standing::duration(c.remaining_seconds))
+    };
+    let percent = if c.target_seconds > 0 {
+        (c.elapsed_seconds as f64 / c.target_seconds as f64 * 100.0).clamp(0.0, 100.0)
+    } else {
+        0.0
+    };
+    let id = format!("ola-{}-{}", c.queue, c.entered_at.timestamp());
+    html! {
+        div.clockrow {
+            div #(id) {
+                strong { "OLA " (c.queue) } " "
+                span class=(format!("clock {class}")) { (state) } " "
+                @if c.left_at.is_none() {
+                    span { (left) " of " (c.target) " (" (source) ", on " (c.calendar) ")" }
+                } @else {
+                    span { (standing::duration(c.elapsed_seconds)) " of " (c.target) " (" (source) ")" }
+                }
+            }
+            @if c.left_at.is_none() {
+                progress class=(class) max="100" value=(format!("{percent:.1}")) aria-labelledby=(id) {}
+                @if let Some(due) = c.due_at { div.hint { "OLA due " (when(due)) } }
+            } @else if let Some(left) = c.left_at {
+                div.hint { "in the queue from " (when(c.entered_at)) " to " (when(left)) }
+            }
+        }
+    }
+}
+
 struct Ticket {
     view: InstanceView,
     history: Vec<EventView>,
     links: Vec<LinkView>,
     clocks: Vec<Clock>,
+    /// The ticket's OLA clocks, past stays first (empty for a process without OLA targets).
+    ola: Vec<OlaClock>,
     approval: Option<Json>,
     checklist: Vec<ChecklistEntry>,
 }
@@ -316,6 +372,10 @@ async fn load<B: Backend>(ctx: &C<B>, id: i64) -> WebResult<Ticket> {
     let history = instances::history_of::<B>(ctx, id).await?;
     let links = instances::links_of::<B>(ctx, id).await?;
     let clocks = ctx.tenant.engine.clocks(view.id()).await?;
+    let ola = match view.definition().timing().ola {
+        true => ctx.tenant.engine.ola_clocks(view.id()).await?,
+        false => Vec::new(),
+    };
     let checklist = ctx.tenant.engine.checklist(view.id()).await?;
     let approval = approvals::approval_of::<B>(ctx, &view)
         .await?
@@ -326,6 +386,7 @@ async fn load<B: Backend>(ctx: &C<B>, id: i64) -> WebResult<Ticket> {
         history,
         links,
         clocks,
+        ola,
         approval,
         checklist,
     })
@@ -569,6 +630,12 @@ fn render<B: Backend>(
                     h2 #h-clocks { "Service clocks" }
                     @if t.clocks.is_empty() { p.hint { "This ticket has no service targets." } }
                     @for c in &t.clocks { (clock_bar(c)) }
+                }
+                @if !t.ola.is_empty() {
+                    section.card aria-labelledby="h-ola" {
+                        h2 #h-ola { "Team targets (OLA)" }
+                        @for c in t.ola.iter().rev() { (ola_row(c)) }
+                    }
                 }
                 @if !t.links.is_empty() {
                     section.card aria-labelledby="h-links" {
