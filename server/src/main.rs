@@ -2,6 +2,7 @@
 //! manage access tokens, and explain tickets.
 
 mod database;
+mod diff;
 mod explain;
 mod files;
 mod identity;
@@ -71,6 +72,9 @@ enum Command {
     /// Print the definitions a client runs: the standard ones with the client's tailorings
     /// applied, as formatted language.
     Effective(tailoring::EffectiveArgs),
+    /// Compare two projects as they run, entry by entry (a plan of what changed): exit 0 when
+    /// they are the same, 1 when they differ.
+    Diff(diff::DiffArgs),
     /// Rewrite files in the canonical layout (comments are kept).
     Fmt {
         #[arg(required = true)]
@@ -111,6 +115,7 @@ fn main() -> ExitCode {
             client,
         } => check(&paths, format, deny_warnings, client.as_deref()),
         Command::Effective(args) => tailoring::effective(&args),
+        Command::Diff(args) => return ExitCode::from(diff::run(&args)),
         Command::Fmt { paths, check } => fmt(&paths, check),
         Command::Graph {
             path,
