@@ -7,6 +7,7 @@
 pub mod allocator;
 pub mod calendar;
 pub mod check;
+pub mod diff;
 pub mod graph;
 pub mod model;
 pub mod runtime;

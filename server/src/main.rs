@@ -2,6 +2,7 @@
 //! manage access tokens, and explain tickets.
 
 mod database;
+mod diff;
 mod explain;
 mod files;
 mod identity;
@@ -75,6 +76,9 @@ enum Command {
     /// applying, conflicting (the library changed the same entry) or obsolete (the library
     /// now says the same), then the client checked on the new library.
     Rebase(tailoring::RebaseArgs),
+    /// Compare two projects as they run, entry by entry (a plan of what changed): exit 0 when
+    /// they are the same, 1 when they differ.
+    Diff(diff::DiffArgs),
     /// Rewrite files in the canonical layout (comments are kept).
     Fmt {
         #[arg(required = true)]
@@ -116,6 +120,7 @@ fn main() -> ExitCode {
         } => check(&paths, format, deny_warnings, client.as_deref()),
         Command::Effective(args) => tailoring::effective(&args),
         Command::Rebase(args) => tailoring::rebase(&args),
+        Command::Diff(args) => return ExitCode::from(diff::run(&args)),
         Command::Fmt { paths, check } => fmt(&paths, check),
         Command::Graph {
             path,
