@@ -65,7 +65,14 @@ fn projects() -> Vec<Project> {
         dirs.sort();
         loose.sort();
         for dir in dirs {
-            let files = itsm_files_below(&dir);
+            let mut files = itsm_files_below(&dir);
+            // A client's tailoring (examples/acme) is a project together with the standard
+            // library it extends.
+            if files.iter().any(|f| read(f).contains(" for client ")) {
+                let mut with_base = itsm_files_below(&root().join("processes"));
+                with_base.append(&mut files);
+                files = with_base;
+            }
             if !files.is_empty() {
                 projects.push(Project {
                     name: relative(&dir),

@@ -106,7 +106,10 @@ fn routing_rule_is_the_first_that_holds_and_queue_for_agrees() {
             "queue_for uses the same rule"
         );
     }
-    assert_eq!(p.routing[1].text, "when category in (network.*) => network");
+    assert_eq!(
+        p.routing[1].text,
+        "network: when category in (network.*) => network"
+    );
     assert_eq!(p.routing[3].text, "otherwise => service_desk");
     // A stage that does not queue by routing has no routing rule.
     let new = p.stage("new").expect("new");

@@ -92,7 +92,7 @@ async fn incident_explained(db: Db) {
     assert_eq!(x["queue"]["rule"], 2);
     assert_eq!(
         x["queue"]["condition"],
-        "when category in (network.*) => network"
+        "network: when category in (network.*) => network"
     );
     let resolve = clock(&x, "resolve");
     assert_eq!(resolve["target"], "5d");
@@ -190,7 +190,7 @@ async fn change_approval_explained(db: Db) {
     assert_eq!(approval["rule"], 4, "{approval}");
     assert_eq!(
         approval["plan"],
-        "when category == 1 => any 1 of role change_manager"
+        "minor: when category == 1 => any 1 of role change_manager"
     );
     assert_eq!(approval["open_level"], 1);
     assert_eq!(approval["levels"], 1);
@@ -242,7 +242,7 @@ async fn the_command_line_explains_a_ticket() {
     }
     for fact in [
         "table cell 5 (row medium, column low) gives P4",
-        "routing rule 2 matches: when category in (network.*) => network",
+        "routing rule 2 matches: network: when category in (network.*) => network",
         "resolve: target 5d (of priority P4) on office",
         "as carol (roles requester)",
         "accept -> working: not available: `accept` may be performed only by role agent, network_engineer, incident_manager",

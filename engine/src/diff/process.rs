@@ -552,10 +552,10 @@ fn approvals(old: &Process, new: &Process) -> Vec<Change> {
             .map(|e| {
                 let line = format::approval_rule_line(e);
                 match e {
-                    ApprovalEntry::Rule { name, .. } => {
-                        let key = name.as_ref().map_or("otherwise", |n| n.as_str());
-                        (format!("rule {key}"), line)
-                    }
+                    // A named rule by its name; the unnamed ones (and `otherwise`) choose in
+                    // order, so together they are one part.
+                    ApprovalEntry::Rule { name: Some(n), .. } => (format!("rule {n}"), line),
+                    ApprovalEntry::Rule { .. } => ("rules".to_string(), line),
                     // `on reject rejected -> assessment`: where the outcome leads.
                     ApprovalEntry::Outcome(o) => {
                         let after = o

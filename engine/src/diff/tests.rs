@@ -371,7 +371,7 @@ fn calendars_queues_roles_and_whole_processes() {
     assert_eq!(
         lines(&d)[..5],
         [
-            "~ calendar office: hours mon-fri 08:00-17:00 -> mon-fri 07:00-19:00",
+            "~ calendar office: hours mon-fri 08:00-17:00 -> 07:00-19:00",
             "~ queue network: tier 2 -> 3",
             "+ role lead",
             "- role manager \"Manager\"",

@@ -21,15 +21,16 @@ type C<B> = Ctx<<B as Backend>::Store>;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Upload {
-    /// The project's files; together they replace the tenant's project.
-    files: Vec<UploadFile>,
+    /// The project's files; together they replace the tenant's project (or, for a tenant's
+    /// tailoring, they are the client's files).
+    pub(crate) files: Vec<UploadFile>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UploadFile {
-    name: String,
-    text: String,
+    pub(crate) name: String,
+    pub(crate) text: String,
 }
 
 #[derive(Serialize)]

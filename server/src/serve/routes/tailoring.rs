@@ -11,10 +11,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use itsmflow_dsl::diagnostic;
-use serde::Deserialize;
 use serde_json::json;
 
-use super::definitions::sources_of;
+use super::definitions::{sources_of, Upload};
 use crate::identity::store::{IdentityError, StoredTailoring};
 use crate::serve::app::{json, App, JsonBody};
 use crate::serve::auth::Ctx;
@@ -23,20 +22,6 @@ use crate::serve::tenants::{with_tailoring, Backend, PublishError};
 
 type C<B> = Ctx<<B as Backend>::Store>;
 type S<B> = State<Arc<App<B>>>;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Upload {
-    /// The client's files: its tailorings, and the calendars, queues and roles they add.
-    files: Vec<UploadFile>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UploadFile {
-    name: String,
-    text: String,
-}
 
 fn identity_error(e: IdentityError) -> ApiError {
     match e {
