@@ -267,7 +267,8 @@ impl<B: Backend> Tenants<B> {
                     at,
                     diagnostics: itsmflow_dsl::diagnostic::to_json(&sources, diagnostics),
                 },
-                Err(_) => return Ok(result?),
+                // A storage failure: nothing to say about the tailoring itself.
+                Err(_) => return result.map_err(PublishError::from),
             };
             self.tailorings
                 .write()
