@@ -336,24 +336,29 @@ fn apply(base: &Process, overlay: &Process, diags: &mut Vec<Diagnostic>) -> Proc
                     diags.push(*d);
                 }
             }
-            other => diags.push(
-                Diagnostic::error(
-                    "tailoring-needs-verb",
-                    other.span(),
-                    "a tailoring changes its base entry by entry: this entry has no verb",
-                )
-                .with_label("write `add`, `replace`, `remove` or `require` before it")
-                .with_help(
-                    "`add stage x ...` adds one, `replace stage x ...` rewrites one, \
-                     `remove stage x` takes one out",
-                ),
-            ),
+            other => diags.push(needs_verb(
+                other.span(),
+                "write `add`, `replace`, `remove` or `require` before it",
+                "`add stage x ...` adds one, `replace stage x ...` rewrites one, `remove stage \
+                 x` takes one out",
+            )),
         }
     }
     p
 }
 
 type Applying = Result<(), Box<Diagnostic>>;
+
+/// An entry of a tailoring (of a process or a calendar) written without a verb.
+pub(super) fn needs_verb(span: Span, label: &str, help: &str) -> Diagnostic {
+    Diagnostic::error(
+        "tailoring-needs-verb",
+        span,
+        "a tailoring changes its base entry by entry: this entry has no verb",
+    )
+    .with_label(label.to_string())
+    .with_help(help.to_string())
+}
 
 /// Where an entry is in a process: the member's index, and the index inside it for entries
 /// kept in blocks (fields, target rows, priority rows, routes, escalation steps).

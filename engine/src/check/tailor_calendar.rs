@@ -7,6 +7,7 @@ use itsmflow_dsl::ast::{Calendar, CalendarEntry, Holiday, Hours, Span, Spanned, 
 use itsmflow_dsl::Diagnostic;
 
 use super::names::did_you_mean;
+use super::tailor::needs_verb;
 
 /// The base calendar with the tailoring's entries applied, in order.
 pub(super) fn apply_calendar(
@@ -27,18 +28,12 @@ pub(super) fn apply_calendar(
                     diags.push(*d);
                 }
             }
-            other => diags.push(
-                Diagnostic::error(
-                    "tailoring-needs-verb",
-                    other.span(),
-                    "a tailoring changes its base entry by entry: this entry has no verb",
-                )
-                .with_label("write `add`, `replace` or `remove` before it")
-                .with_help(
-                    "`add holidays 05-04` adds a holiday, `replace hours mon-fri 07:00-19:00` \
-                     rewrites the hours of those days, `remove holidays 04-27` takes one out",
-                ),
-            ),
+            other => diags.push(needs_verb(
+                other.span(),
+                "write `add`, `replace` or `remove` before it",
+                "`add holidays 05-04` adds a holiday, `replace hours mon-fri 07:00-19:00` \
+                 rewrites the hours of those days, `remove holidays 04-27` takes one out",
+            )),
         }
     }
     c

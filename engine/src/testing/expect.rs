@@ -337,23 +337,44 @@ fn canonical(view: &InstanceView, field: &str, value: Json) -> Json {
 }
 
 fn clock_check(negated: bool, c: &Clock, check: &ClockCheck) -> Result<(), StepFailure> {
-    let name = c.clock.as_str();
+    let subject = format!("the {} clock", c.clock.as_str());
+    let measured = Measured {
+        state: c.state,
+        elapsed_seconds: c.elapsed_seconds,
+        remaining_seconds: c.remaining_seconds,
+        due_at: c.due_at,
+    };
+    measured_check(negated, &subject, &measured, check)
+}
+
+/// What a clock (of the ticket, or of its stay in a queue) has measured, as an expectation
+/// reads it.
+struct Measured {
+    state: ClockState,
+    elapsed_seconds: i64,
+    remaining_seconds: i64,
+    due_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// An expectation on a measuring clock, `subject` naming it in the failure ("the resolve
+/// clock", "the OLA clock of queue `network`").
+fn measured_check(
+    negated: bool,
+    subject: &str,
+    c: &Measured,
+    check: &ClockCheck,
+) -> Result<(), StepFailure> {
     match check {
-        ClockCheck::State(word) => same(
-            negated,
-            &format!("the {name} clock"),
-            &word.name,
-            state_word(c.state),
-        ),
+        ClockCheck::State(word) => same(negated, subject, &word.name, state_word(c.state)),
         ClockCheck::Elapsed(d) => same(
             negated,
-            &format!("business time the {name} clock has counted"),
+            &format!("business time {subject} has counted"),
             &exact(d)?,
             &seconds_text(c.elapsed_seconds),
         ),
         ClockCheck::Remaining(d) => same(
             negated,
-            &format!("business time left on the {name} clock"),
+            &format!("business time left on {subject}"),
             &exact(d)?,
             &seconds_text(c.remaining_seconds),
         ),
@@ -364,7 +385,7 @@ fn clock_check(negated: bool, c: &Clock, check: &ClockCheck) -> Result<(), StepF
                 .ok_or_else(|| StepFailure::new(format!("`{}` is not an instant", at.node)))?;
             same(
                 negated,
-                &format!("the {name} clock's due time"),
+                &format!("{subject}'s due time"),
                 &expected,
                 &or_none(c.due_at.map(instant).as_deref()),
             )
@@ -391,34 +412,14 @@ fn ola_check(
             None => "the ticket has no OLA clock (it is in no queue)".to_string(),
         }));
     };
-    let name = format!("the OLA clock of queue `{}`", c.queue);
-    match check {
-        ClockCheck::State(word) => same(negated, &name, &word.name, state_word(c.state)),
-        ClockCheck::Elapsed(d) => same(
-            negated,
-            &format!("business time {name} has counted"),
-            &exact(d)?,
-            &seconds_text(c.elapsed_seconds),
-        ),
-        ClockCheck::Remaining(d) => same(
-            negated,
-            &format!("business time left on {name}"),
-            &exact(d)?,
-            &seconds_text(c.remaining_seconds),
-        ),
-        ClockCheck::Due(at) => {
-            let expected = crate::check::parse_datetime(&at.node)
-                .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-                .map(instant)
-                .ok_or_else(|| StepFailure::new(format!("`{}` is not an instant", at.node)))?;
-            same(
-                negated,
-                &format!("{name}'s due time"),
-                &expected,
-                &or_none(c.due_at.map(instant).as_deref()),
-            )
-        }
-    }
+    let subject = format!("the OLA clock of queue `{}`", c.queue);
+    let measured = Measured {
+        state: c.state,
+        elapsed_seconds: c.elapsed_seconds,
+        remaining_seconds: c.remaining_seconds,
+        due_at: c.due_at,
+    };
+    measured_check(negated, &subject, &measured, check)
 }
 
 /// A duration of business seconds as the engine counts them: days and weeks depend on the

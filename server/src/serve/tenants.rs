@@ -9,7 +9,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use itsmflow_dsl::Sources;
+use itsmflow_dsl::{Diagnostic, Sources};
+use itsmflow_engine::model::Project;
 use itsmflow_engine::runtime::{
     Catalog, Clock, Engine, EngineError, Published, Scheduler, SchedulerHandle,
 };
@@ -138,6 +139,9 @@ pub struct Tenants<B: Backend> {
     /// What became of each tenant's tailoring when the standard processes were last
     /// published to it by this node.
     tailorings: RwLock<HashMap<String, TailoringState>>,
+    /// The standard library, checked once: every tenant without a tailoring publishes this
+    /// same project (at start, all of them), so it is not checked again for each.
+    standard_project: std::sync::OnceLock<Result<Arc<Project>, Vec<Diagnostic>>>,
 }
 
 /// Why the standard processes (with a tenant's tailoring) were not published to a tenant.
@@ -193,6 +197,7 @@ impl<B: Backend> Tenants<B> {
             webhook,
             fanout,
             tailorings: RwLock::new(HashMap::new()),
+            standard_project: std::sync::OnceLock::new(),
         }
     }
 
@@ -258,7 +263,14 @@ impl<B: Backend> Tenants<B> {
             Some(t) => with_tailoring(standard, &t.files),
             None => standard.clone(),
         };
-        let result = self.get(tenant).await?.engine.publish(&sources).await;
+        let engine = &self.get(tenant).await?.engine;
+        let result = match &tailoring {
+            Some(_) => engine.publish(&sources).await,
+            None => match self.standard_project(standard) {
+                Ok(project) => engine.publish_checked(standard, project.clone()).await,
+                Err(diagnostics) => Err(EngineError::InvalidDefinitions(diagnostics.clone())),
+            },
+        };
         if tailoring.is_some() {
             let at = self.clock.now();
             let state = match &result {
@@ -278,6 +290,14 @@ impl<B: Backend> Tenants<B> {
             self.tailorings.write().await.remove(tenant);
         }
         Ok(result?)
+    }
+
+    /// The standard library's checked project (checked on first use).
+    fn standard_project(&self, standard: &Sources) -> &Result<Arc<Project>, Vec<Diagnostic>> {
+        self.standard_project.get_or_init(|| {
+            let checked = itsmflow_engine::check(standard);
+            checked.project.map(Arc::new).ok_or(checked.diagnostics)
+        })
     }
 
     /// What became of the tenant's tailoring when the standard processes were last
