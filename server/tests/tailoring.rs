@@ -115,6 +115,56 @@ async fn a_client_tenant_runs_its_tailored_incident_process(db: Db) {
     let back = act("from_vendor").await;
     assert_eq!(back["stage"], "working");
 
+    // The tailored approval: a minor payroll change needs the change manager, then the
+    // payroll service owner (a second level the standard process does not ask); a rejection
+    // goes back to assessment.
+    let mia = s.user(&root, "mia", &["change_manager"]).await;
+    let owen = s.user(&root, "owen", &["service_owner"]).await;
+    let change = |title: &str| {
+        json!({"process": "change", "fields": {"title": title, "change_type": "normal",
+            "category": "1", "service": "payroll"}})
+    };
+    for (title, decisions) in [
+        (
+            "New payslip layout",
+            vec![(&mia, "approve"), (&owen, "approve")],
+        ),
+        ("Drop the old payslips", vec![(&mia, "reject")]),
+    ] {
+        let (st, c) = s.post("/v1/instances", &carol, change(title)).await;
+        assert_eq!(st, StatusCode::CREATED, "{c}");
+        let path = format!("/v1/instances/{}", c["id"]);
+        let (st, b) = s
+            .post(&format!("{path}/actions/submit"), &carol, json!({}))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        let (st, b) = s
+            .post(
+                &format!("{path}/actions/assess"),
+                &mia,
+                json!({"fields": {"backout_plan": "Restore the old layout"}}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        for (who, decision) in decisions {
+            let (st, b) = s
+                .post(
+                    &format!("{path}/approval/votes"),
+                    who,
+                    json!({"decision": decision}),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{decision}: {b}");
+        }
+        let (_, now) = s.get(&path, &mia).await;
+        let expected = if title.starts_with("New") {
+            "scheduled"
+        } else {
+            "assessment"
+        };
+        assert_eq!(now["stage"], expected, "{title}: {now}");
+    }
+
     // The default tenant runs the standard process: no such route, stage or field.
     let alice = s.user(&s.admin, "alice", &["agent"]).await;
     let (st, standard) = s.post("/v1/instances", &alice, payroll("alice")).await;
