@@ -23,6 +23,7 @@ on_both!(
     the_portal_the_editor_and_administration,
     catalogue_items_saved_filters_and_process_tests,
     a_change_manager_ticks_the_review_checklist,
+    an_agent_sees_the_teams_target_and_list_fields,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -764,4 +765,54 @@ async fn sign_out(b: &Browser) {
     b.click("form[action='/sign-out'] button").await;
     b.wait_for("return location.pathname === '/sign-in'", 10, "signed out")
         .await;
+}
+
+/// A network incident with watchers and affected services, in the network team's queue, whose
+/// tier agrees an OLA: the queue shows when the team's own target is due, the ticket its team
+/// clock beside the service clocks, and the lists as they were raised.
+async fn an_agent_sees_the_teams_target_and_list_fields(db: Db) {
+    let dir = shots(&db);
+    let s = Server::start(&db);
+    s.user(&s.admin, "nick", &["agent", "network_engineer"])
+        .await;
+    with_password(&s, "nick").await;
+    s.user(&s.admin, "wes", &[]).await;
+    let carol = s.user(&s.admin, "carol", &["requester", "caller"]).await;
+    let (st, b) = s
+        .post(
+            "/v1/instances",
+            &carol,
+            json!({"process": "incident", "fields": {"title": "Wi-Fi drops on floor 3",
+                "caller": "carol", "service": "network", "category": "network.wifi",
+                "impact": "high", "urgency": "low", "watchers": ["wes"],
+                "affected_services": ["vpn", "email"]}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let id = b["id"].as_i64().expect("id");
+    let (st, b) = s
+        .post(
+            &format!("/v1/instances/{id}/actions/log"),
+            &carol,
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(b["queue"], "network", "{b}");
+
+    let driver = Driver::start().await;
+    let nick = driver.browser().await;
+    sign_in(&nick, &s.base, "nick").await;
+    nick.goto(&format!("{}/queues/network?sort=ola", s.base))
+        .await;
+    let row = nick.text("tbody tr[data-task]").await;
+    assert!(row.contains("OLA due"), "{row}");
+    nick.screenshot(&dir, "30-queue-ola").await;
+    nick.goto(&format!("{}/tickets/{id}", s.base)).await;
+    let page = nick.text("main").await;
+    assert!(page.contains("OLA network"), "{page}");
+    assert!(page.contains("vpn, email"), "{page}");
+    assert!(page.contains("wes"), "{page}");
+    nick.screenshot(&dir, "31-ticket-ola-lists").await;
+    nick.close().await;
 }
