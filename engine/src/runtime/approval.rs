@@ -468,7 +468,7 @@ impl ApprovalState {
     /// `None` if that stage asks for none.
     pub fn of(p: &Process, events: &[Event]) -> Option<ApprovalState> {
         let mut state = None;
-        for e in events {
+        for e in super::types::current_epoch(events) {
             Self::apply(&mut state, p, e);
         }
         state
@@ -478,6 +478,7 @@ impl ApprovalState {
     pub fn apply(state: &mut Option<ApprovalState>, p: &Process, e: &Event) {
         let entered = match &e.kind {
             EventKind::Created { stage, .. } => Some(*stage),
+            EventKind::Migrated(m) => Some(m.stage),
             EventKind::Transitioned { from, to, .. } if from != to => Some(*to),
             EventKind::ApprovalDecided { to, .. } => Some(*to),
             _ => None,

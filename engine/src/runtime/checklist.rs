@@ -18,7 +18,8 @@ pub fn state(p: &Process, stage: StageId, events: &[Event]) -> Vec<bool> {
         return Vec::new();
     }
     let mut ticked = vec![false; items];
-    for e in events {
+    // Ticks under a version the ticket left are not carried over: its items may differ.
+    for e in super::types::current_epoch(events) {
         match &e.kind {
             EventKind::Created { stage: s, .. } if *s == stage => ticked.fill(false),
             EventKind::Transitioned { from, to, .. }

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use super::catalog::Definition;
 use super::timers::TimerState;
-use super::types::Event;
+use super::types::{CarriedClock, Event};
 use crate::calendar::BusinessCalendar;
 use crate::model::{CalendarRef, ClockKind, PriorityId, Stage, StageId, Threshold};
 
@@ -95,6 +95,10 @@ pub struct ClockTimeline {
     pauses: Vec<Pause>,
     /// What has been measured of it on one calendar, kept for the next measure.
     measures: Measures,
+    /// Business seconds it ran before the ticket moved to the version it runs on, as measured
+    /// there (a migration that keeps the clock's time), and when it moved: a point the clock
+    /// had passed by then is placed at that instant.
+    carried: Option<(i64, DateTime<Utc>)>,
 }
 
 /// One pause of a clock: the stage that paused it, from when until when (`None`: still
@@ -118,6 +122,19 @@ struct Measures {
 }
 
 impl ClockTimeline {
+    /// The timeline of a clock a migration at `at` carries over: started (and stopped) when it
+    /// was, with the time it ran counted as the migration says. The stage the ticket is in
+    /// now is entered next, as after any event.
+    pub fn carried(c: &CarriedClock, at: DateTime<Utc>) -> Self {
+        ClockTimeline {
+            started_at: Some(c.started_at),
+            running: c.running.iter().map(|(a, b)| (*a, Some(*b))).collect(),
+            stopped_at: c.stopped_at,
+            carried: (c.elapsed > 0 || c.running.is_empty()).then_some((c.elapsed, at)),
+            ..ClockTimeline::default()
+        }
+    }
+
     /// The instance enters `stage` at `at` (`first`: it is created there): start, pause, resume
     /// or stop the clock. `has_start_stage`: some stage of the process `starts` the clock.
     /// Returns whether the timeline changed: moving between two stages the clock runs in
@@ -222,9 +239,10 @@ impl ClockTimeline {
                 ..Measures::default()
             };
         }
+        let carried = self.carried.map_or(0, |(secs, _)| secs);
         let closed = self.running.iter().filter_map(|(a, b)| Some((*a, (*b)?)));
         for (start, end) in closed.skip(m.ends.len()) {
-            let before = m.ends.last().copied().unwrap_or(0);
+            let before = m.ends.last().copied().unwrap_or(carried);
             m.ends.push(before.saturating_add(cal.elapsed(start, end)));
         }
     }
@@ -280,7 +298,8 @@ impl Measured<'_, '_> {
 
     /// Business seconds run by the end of the closed intervals.
     fn closed_seconds(&self) -> i64 {
-        self.t.measures.ends.last().copied().unwrap_or(0)
+        let carried = self.t.carried.map_or(0, |(secs, _)| secs);
+        self.t.measures.ends.last().copied().unwrap_or(carried)
     }
 
     /// Business seconds run by `now`.
@@ -322,6 +341,12 @@ impl Measured<'_, '_> {
     /// stopped short of it. The closed intervals are measured already, so a mark costs one
     /// lookup in its interval.
     fn instant_at(&self, mark: i64) -> Option<DateTime<Utc>> {
+        // A point passed before the ticket's migration: at the migration, the first instant
+        // the version it runs on knew of it.
+        let carried = self.t.carried.unwrap_or((0, DateTime::<Utc>::MIN_UTC));
+        if carried.0 > 0 && mark <= carried.0 {
+            return Some(carried.1);
+        }
         let ends = &self.t.measures.ends;
         // The first interval that reaches the mark (a closed one whose measure does, else the
         // open one), and the business time before it.
@@ -330,7 +355,7 @@ impl Measured<'_, '_> {
         if k == ends.len() && end.is_some() {
             return None;
         }
-        let done = k.checked_sub(1).map_or(0, |j| ends[j]);
+        let done = k.checked_sub(1).map_or(carried.0, |j| ends[j]);
         let left = u64::try_from(mark - done).ok()?;
         self.cal.add_seconds(*start, left)
     }
@@ -535,4 +560,85 @@ fn reading(def: &Definition, m: &Measured<'_, '_>, now: DateTime<Utc>) -> Clock 
         due_at,
         escalations,
     }
+}
+
+/// What the instance's clocks carry over a migration at `now` (see
+/// [`super::types::Migration`]), each as `modes` says (respond, then resolve): a clock that
+/// restarts, or has not started, carries nothing.
+pub fn carry(
+    def: &Definition,
+    events: &[Event],
+    now: DateTime<Utc>,
+    modes: [super::types::ClockMode; 2],
+) -> Vec<CarriedClock> {
+    use super::types::{ClockMode, EventKind};
+    let epoch = super::types::current_epoch(events);
+    let mut state = TimerState::of(def, events);
+    let priority = state.priority();
+    let service = state.service(def);
+    let [respond, resolve] = state.timelines_mut();
+    let mut carried = Vec::new();
+    for ((clock, t), mode) in [(ClockKind::Respond, respond), (ClockKind::Resolve, resolve)]
+        .into_iter()
+        .zip(modes)
+    {
+        let Some(started_at) = t.started_at else {
+            continue;
+        };
+        if mode == ClockMode::Restart {
+            continue;
+        }
+        // The steps and breach recorded on it, under this version and any it was migrated
+        // from before.
+        let mut fired = Vec::new();
+        let mut breached = false;
+        for e in epoch {
+            match &e.kind {
+                EventKind::Migrated(m) => {
+                    if let Some(c) = m.clocks.iter().find(|c| c.clock == clock) {
+                        fired.extend(c.fired.iter().cloned());
+                        breached |= c.breached;
+                    }
+                }
+                EventKind::Escalated {
+                    clock: c,
+                    threshold,
+                    ..
+                } if *c == clock => fired.push(threshold.clone()),
+                EventKind::Breached { clock: c } if *c == clock => breached = true,
+                _ => {}
+            }
+        }
+        fired.dedup();
+        let intervals: Vec<(DateTime<Utc>, DateTime<Utc>)> = t
+            .running
+            .iter()
+            .map(|(a, b)| (*a, b.unwrap_or(now).max(*a)))
+            .collect();
+        // Time kept as measured here needs a target to be measured on; without one, the
+        // intervals are carried to be measured under the new version.
+        let measured = match mode {
+            ClockMode::Keep => measure(def, clock, t, priority, service).map(|m| m.elapsed_at(now)),
+            _ => None,
+        };
+        let (mode, elapsed, running) = match measured {
+            Some(elapsed) => (ClockMode::Keep, elapsed, Vec::new()),
+            None => (
+                ClockMode::Recompute,
+                t.carried.map_or(0, |(secs, _)| secs),
+                intervals,
+            ),
+        };
+        carried.push(CarriedClock {
+            clock,
+            mode,
+            started_at,
+            stopped_at: t.stopped_at,
+            elapsed,
+            running,
+            fired,
+            breached,
+        });
+    }
+    carried
 }

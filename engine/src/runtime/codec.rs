@@ -255,7 +255,113 @@ pub fn event_to_json(def: &Definition, kind: &EventKind) -> (&'static str, Json)
                 "to": stage_name(def, *to),
             }),
         ),
+        EventKind::Migrated(m) => ("migrated", migration_to_json(def, m)),
     }
+}
+
+fn migration_to_json(def: &Definition, m: &Migration) -> Json {
+    let clocks: Vec<Json> = m
+        .clocks
+        .iter()
+        .map(|c| {
+            json!({
+                "clock": c.clock.as_str(),
+                "mode": c.mode.as_str(),
+                "started_at": c.started_at,
+                "stopped_at": c.stopped_at,
+                "elapsed_seconds": c.elapsed,
+                "running": c.running.iter().map(|(a, b)| json!([a, b])).collect::<Vec<_>>(),
+                "fired": c.fired,
+                "breached": c.breached,
+            })
+        })
+        .collect();
+    json!({
+        "from_definition": m.from.0,
+        "from_version": m.from_version,
+        "from_stage": &*m.from_stage,
+        "stage": stage_name(def, m.stage),
+        "fields": fields_to_json(def.model(), &m.fields),
+        "priority": priority_name(def, m.priority),
+        "queue": queue_name(def, m.queue),
+        "entered_at": m.entered_at,
+        "clocks": clocks,
+    })
+}
+
+fn instant_of(data: &Json, key: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+    match data.get(key) {
+        Some(d) if !d.is_null() => serde_json::from_value(d.clone())
+            .map(Some)
+            .map_err(|e| format!("bad `{key}`: {e}")),
+        _ => Ok(None),
+    }
+}
+
+/// The version a `migrated` event's data says the ticket left.
+pub fn migrated_from(data: &Json) -> Result<super::catalog::DefinitionId, String> {
+    data.get("from_definition")
+        .and_then(Json::as_i64)
+        .map(super::catalog::DefinitionId)
+        .ok_or_else(|| corrupt("a migration without the version it left"))
+}
+
+fn migration_from_json(def: &Definition, data: &Json) -> Result<Migration, String> {
+    let mut clocks = Vec::new();
+    for c in data
+        .get("clocks")
+        .and_then(Json::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let mut running = Vec::new();
+        for pair in c
+            .get("running")
+            .and_then(Json::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let end = |i: usize| {
+                pair.get(i)
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    .ok_or_else(|| corrupt("a running interval without its ends"))
+            };
+            running.push((end(0)?, end(1)?));
+        }
+        clocks.push(CarriedClock {
+            clock: clock_of(c)?,
+            mode: ClockMode::parse(str_of(c, "mode")?)
+                .ok_or_else(|| corrupt("unknown clock mode"))?,
+            started_at: instant_of(c, "started_at")?
+                .ok_or_else(|| corrupt("a carried clock without its start"))?,
+            stopped_at: instant_of(c, "stopped_at")?,
+            elapsed: c.get("elapsed_seconds").and_then(Json::as_i64).unwrap_or(0),
+            running,
+            fired: c
+                .get("fired")
+                .and_then(Json::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Json::as_str)
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            breached: c.get("breached").and_then(Json::as_bool).unwrap_or(false),
+        });
+    }
+    Ok(Migration {
+        from: migrated_from(data)?,
+        from_version: u32_of(data, "from_version")?,
+        from_stage: str_of(data, "from_stage")?.into(),
+        stage: stage_id(def, str_of(data, "stage")?)?,
+        fields: fields_from_json(def.model(), data.get("fields").unwrap_or(&Json::Null))?,
+        priority: priority_id(def, opt_str(data, "priority"))?,
+        queue: queue_id(def, opt_str(data, "queue"))?,
+        entered_at: instant_of(data, "entered_at")?
+            .ok_or_else(|| corrupt("a migration without its stage's entry"))?,
+        clocks,
+    })
 }
 
 fn u32_of(data: &Json, key: &str) -> Result<u32, String> {
@@ -531,6 +637,7 @@ pub fn event_from_json(def: &Definition, kind: &str, data: &Json) -> Result<Even
             from: stage_id(def, str_of(data, "from")?)?,
             to: stage_id(def, str_of(data, "to")?)?,
         },
+        "migrated" => EventKind::Migrated(Box::new(migration_from_json(def, data)?)),
         other => return Err(corrupt(format!("unknown event kind `{other}`"))),
     })
 }

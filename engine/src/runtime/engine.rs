@@ -29,6 +29,7 @@ use crate::model::{Assignment, Project};
 use crate::store::{InstanceFilter, NewDefinition, Store, StoreError};
 
 mod effects;
+mod migration;
 
 /// What a publish did, per process.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -1116,7 +1117,18 @@ impl<S: Store> Engine<S> {
     pub async fn history(&self, id: InstanceId) -> Result<Vec<EventView>, EngineError> {
         let (inst, def, _) = self.load(id).await?;
         let events = self.store.history(inst.id).await?;
-        Ok(events.iter().map(|e| view::event(&def, e)).collect())
+        // Each event is shown under the version it was decided on: the instance's, back to
+        // its last migration, then the version that migration left, and so on.
+        let mut shown = Vec::with_capacity(events.len());
+        let mut under = def;
+        for e in events.iter().rev() {
+            shown.push(view::event(&under, e));
+            if let EventKind::Migrated(m) = &e.kind {
+                under = self.definition(m.from)?;
+            }
+        }
+        shown.reverse();
+        Ok(shown)
     }
 
     /// The instance's respond and resolve clocks now (see [`super::clocks`]).
@@ -1420,7 +1432,8 @@ impl<S: Store> Engine<S> {
         let facts = super::explain::Facts {
             def: &def,
             inst: &inst,
-            events: &events,
+            // Why it reads as it does under the version it runs on.
+            events: super::types::current_epoch(&events),
             approval,
             actor,
             now: req.now,

@@ -75,6 +75,10 @@ pub enum EngineError {
         instance: InstanceId,
         refusal: ApprovalRefusal,
     },
+    #[error("`{process}` has no version {version}")]
+    UnknownVersion { process: String, version: u32 },
+    #[error("the migration plan cannot be applied: {}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
+    MigrationRefused(Vec<super::migrate::Problem>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

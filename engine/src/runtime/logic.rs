@@ -995,6 +995,29 @@ pub fn replay(
     definition: super::catalog::DefinitionId,
     events: &[Event],
 ) -> Option<Instance> {
+    // A migrated ticket: its state under the version it runs on starts at its migration,
+    // with what it was created as (when and by whom) from its first event.
+    let epoch = current_epoch(events);
+    if let (Some(first), Some(EventKind::Migrated(m))) =
+        (events.first(), epoch.first().map(|e| &e.kind))
+    {
+        let mut inst = Instance {
+            id,
+            definition,
+            stage: m.stage,
+            fields: Arc::new(m.fields.clone()),
+            priority: m.priority,
+            queue: m.queue,
+            version: epoch[0].seq,
+            created_at: first.at,
+            updated_at: epoch[0].at,
+            created_by: first.actor.clone(),
+        };
+        for e in &epoch[1..] {
+            apply_to_state(&mut inst, e)?;
+        }
+        return Some(inst);
+    }
     let mut inst: Option<Instance> = None;
     for e in events {
         match (&mut inst, &e.kind) {
@@ -1022,46 +1045,47 @@ pub fn replay(
                 })
             }
             (None, _) => return None,
-            (Some(i), kind) => {
-                match kind {
-                    EventKind::Created { .. } => return None,
-                    EventKind::Transitioned { to, .. } | EventKind::ApprovalDecided { to, .. } => {
-                        i.stage = *to
-                    }
-                    EventKind::FieldsChanged { changes } => {
-                        for c in changes {
-                            if let Some(slot) =
-                                Arc::make_mut(&mut i.fields).get_mut(c.field.index())
-                            {
-                                *slot = c.new.clone();
-                            }
-                        }
-                    }
-                    EventKind::PriorityChanged { to, .. } => i.priority = *to,
-                    EventKind::Routed { to, .. } => i.queue = *to,
-                    EventKind::Commented { .. }
-                    | EventKind::Checked { .. }
-                    | EventKind::Linked { .. }
-                    | EventKind::ActedOn { .. }
-                    | EventKind::Recurred { .. }
-                    | EventKind::Spawned { .. }
-                    | EventKind::Escalated { .. }
-                    | EventKind::Breached { .. }
-                    | EventKind::OlaBreached { .. }
-                    | EventKind::Elapsed { .. }
-                    | EventKind::Notified { .. }
-                    | EventKind::Skipped { .. }
-                    | EventKind::ApprovalRequested { .. }
-                    | EventKind::LevelOpened { .. }
-                    | EventKind::ApprovalStuck { .. }
-                    | EventKind::Voted { .. }
-                    | EventKind::Delegated { .. }
-                    | EventKind::Reminded { .. } => {}
-                }
-                i.version = e.seq;
-                i.updated_at = e.at;
-            }
+            (Some(i), _) => apply_to_state(i, e)?,
         }
     }
     inst
+}
+
+/// One event after the first, on the state before it; `None` for an event that cannot follow
+/// (a second creation, a migration where the whole history was asked for).
+fn apply_to_state(i: &mut Instance, e: &Event) -> Option<()> {
+    match &e.kind {
+        EventKind::Created { .. } | EventKind::Migrated(_) => return None,
+        EventKind::Transitioned { to, .. } | EventKind::ApprovalDecided { to, .. } => i.stage = *to,
+        EventKind::FieldsChanged { changes } => {
+            for c in changes {
+                if let Some(slot) = Arc::make_mut(&mut i.fields).get_mut(c.field.index()) {
+                    *slot = c.new.clone();
+                }
+            }
+        }
+        EventKind::PriorityChanged { to, .. } => i.priority = *to,
+        EventKind::Routed { to, .. } => i.queue = *to,
+        EventKind::Commented { .. }
+        | EventKind::Checked { .. }
+        | EventKind::Linked { .. }
+        | EventKind::ActedOn { .. }
+        | EventKind::Recurred { .. }
+        | EventKind::Spawned { .. }
+        | EventKind::Escalated { .. }
+        | EventKind::Breached { .. }
+        | EventKind::OlaBreached { .. }
+        | EventKind::Elapsed { .. }
+        | EventKind::Notified { .. }
+        | EventKind::Skipped { .. }
+        | EventKind::ApprovalRequested { .. }
+        | EventKind::LevelOpened { .. }
+        | EventKind::ApprovalStuck { .. }
+        | EventKind::Voted { .. }
+        | EventKind::Delegated { .. }
+        | EventKind::Reminded { .. } => {}
+    }
+    i.version = e.seq;
+    i.updated_at = e.at;
+    Some(())
 }

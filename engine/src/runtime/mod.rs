@@ -12,6 +12,7 @@ pub mod error;
 pub mod explain;
 pub mod firing;
 pub mod logic;
+pub mod migrate;
 pub mod notices;
 pub mod ola;
 pub mod relations;

@@ -65,6 +65,19 @@ impl OlaTimeline {
     /// longer holds).
     pub fn apply(&mut self, def: &Definition, e: &Event) -> bool {
         match &e.kind {
+            EventKind::Migrated(m) => {
+                // The stays under the version left are not measured under the new one: the
+                // stay in the ticket's queue starts again at the migration.
+                *self = OlaTimeline {
+                    priority: m.priority,
+                    ..OlaTimeline::default()
+                };
+                self.enter_stage(def, m.stage, e.at);
+                if let Some(q) = m.queue {
+                    self.open(q, e);
+                }
+                true
+            }
             EventKind::Created {
                 stage,
                 queue,

@@ -226,7 +226,7 @@ impl TimerState {
     /// The state a whole history leaves.
     pub fn of(def: &Definition, events: &[Event]) -> TimerState {
         let mut state = TimerState::default();
-        state.apply(def, events);
+        state.apply(def, super::types::current_epoch(events));
         state
     }
 
@@ -243,7 +243,38 @@ impl TimerState {
             {
                 self.cached = None;
             }
+            let mut entered_at = e.at;
             let (stage, first) = match &e.kind {
+                EventKind::Migrated(m) => {
+                    // Everything starts again under the new version, but for what the
+                    // migration carries over (the OLA stays were reset by their own fold).
+                    let ola = self.ola.take();
+                    *self = TimerState {
+                        ola,
+                        fields: timing.reads_fields.then(|| m.fields.clone()),
+                        priority: m.priority,
+                        ..TimerState::default()
+                    };
+                    for c in &m.clocks {
+                        let index = CLOCKS.iter().position(|k| *k == c.clock).unwrap_or(0);
+                        self.clocks[index] = ClockTimeline::carried(c, e.at);
+                        let steps = p
+                            .escalations
+                            .iter()
+                            .filter(|esc| esc.clock == c.clock)
+                            .flat_map(|esc| &esc.steps);
+                        for (i, step) in steps.enumerate() {
+                            if c.fired.contains(&step.threshold.to_string()) {
+                                self.fired_steps.push((c.clock, i as u32));
+                            }
+                        }
+                        if c.breached {
+                            self.fired_breaches.push(c.clock);
+                        }
+                    }
+                    entered_at = m.entered_at;
+                    (m.stage, true)
+                }
                 EventKind::Created {
                     stage,
                     priority,
@@ -354,7 +385,7 @@ impl TimerState {
             }
             self.stage = Some(StageEntry {
                 stage,
-                at: e.at,
+                at: entered_at,
                 seq: e.seq,
                 elapsed: Vec::new(),
                 level: None,
@@ -813,6 +844,7 @@ pub fn affected_by(def: &Definition, events: &[Event]) -> bool {
     def.timing().timed
         && events.iter().any(|e| match &e.kind {
             EventKind::Created { .. }
+            | EventKind::Migrated(_)
             | EventKind::PriorityChanged { .. }
             | EventKind::Escalated { .. }
             | EventKind::Breached { .. }

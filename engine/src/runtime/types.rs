@@ -241,6 +241,94 @@ pub enum EventKind {
         from: StageId,
         to: StageId,
     },
+    /// The ticket was moved to another version of its process (see [`super::migrate`]).
+    Migrated(Box<Migration>),
+}
+
+/// A ticket's move to another version of its process: its state under the new version, and
+/// what it carries over from the old one.
+///
+/// The history before this event was decided under the version left, and is read under it;
+/// what the engine derives from a history (state, clocks, timers, checklists, approvals, OLA
+/// stays) starts again here, as from a creation, with the clocks seeded from `clocks`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Migration {
+    /// The version left: its id, and its number among its process's versions.
+    pub from: DefinitionId,
+    pub from_version: u32,
+    /// The stage left, by its name in the version left.
+    pub from_stage: Arc<str>,
+    pub stage: StageId,
+    pub fields: Vec<Option<Value>>,
+    pub priority: Option<PriorityId>,
+    pub queue: Option<QueueId>,
+    /// When the ticket entered the stage it was in: the automatic transitions and recurring
+    /// steps of its new stage count from then, not from the migration.
+    pub entered_at: DateTime<Utc>,
+    /// The clocks that keep or recompute their time; a clock not listed starts again.
+    pub clocks: Vec<CarriedClock>,
+}
+
+/// How a migration treats a service clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockMode {
+    /// The business time it ran under the old version counts as it was measured there.
+    #[default]
+    Keep,
+    /// It starts again at the migration, as on a new ticket.
+    Restart,
+    /// The intervals it ran are measured again under the new version's target and calendar.
+    Recompute,
+}
+
+impl ClockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockMode::Keep => "keep",
+            ClockMode::Restart => "restart",
+            ClockMode::Recompute => "recompute",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "keep" => Some(ClockMode::Keep),
+            "restart" => Some(ClockMode::Restart),
+            "recompute" => Some(ClockMode::Recompute),
+            _ => None,
+        }
+    }
+}
+
+/// What a clock carries over a migration ([`ClockMode::Keep`] or [`ClockMode::Recompute`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CarriedClock {
+    pub clock: ClockKind,
+    pub mode: ClockMode,
+    pub started_at: DateTime<Utc>,
+    /// When it stopped, if it had (it stays stopped).
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// Business seconds it ran, as measured under the old version (`keep`; 0 otherwise).
+    pub elapsed: i64,
+    /// The intervals it ran, to measure again (`recompute`; empty otherwise).
+    pub running: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    /// The thresholds of the escalation steps already fired on it (`75%`, `2h`): a step of
+    /// the new version at the same threshold is not fired again.
+    pub fired: Vec<String>,
+    /// Its breach was recorded.
+    pub breached: bool,
+}
+
+/// The events since the ticket last moved to another version: what its state, clocks and
+/// timers are derived from (the whole history, for a ticket never migrated).
+pub fn current_epoch(events: &[Event]) -> &[Event] {
+    match events
+        .iter()
+        .rposition(|e| matches!(e.kind, EventKind::Migrated(_)))
+    {
+        Some(i) => &events[i..],
+        None => events,
+    }
 }
 
 /// An item of the checklist of a ticket's stage, as people see it.

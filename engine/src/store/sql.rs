@@ -94,9 +94,10 @@ pub struct ChangeRows {
 impl ChangeRows {
     /// Whether the change writes more than the common statement of a store writes: links,
     /// spawned instances, approval ballots, notifications for named people, changes to linked
-    /// tickets.
+    /// tickets, a move to another version.
     pub fn is_uncommon(&self) -> bool {
         !self.spawns.is_empty()
+            || self.events.iter().any(|e| e.kind == "migrated")
             || !self.cascade.is_empty()
             || !self.links.is_empty()
             || self.ballots.is_some()
@@ -275,6 +276,45 @@ pub fn list_query(
         placeholder(params.len())
     ));
     (sql, params)
+}
+
+/// An event as a database row gives it, not yet read under a definition.
+pub struct StoredEvent {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub kind: String,
+    pub data: Json,
+    pub reason: Option<String>,
+}
+
+/// An instance's history, each event read under the version it was decided on: the
+/// instance's own version (`def`) back to its last migration, then the version that
+/// migration left, and so on (events are stored with names, which only their version knows).
+pub fn decode_history(
+    catalog: &Catalog,
+    def: Arc<Definition>,
+    instance: i64,
+    rows: Vec<StoredEvent>,
+) -> Result<Vec<Event>> {
+    let mut under = def;
+    let mut events = Vec::with_capacity(rows.len());
+    for r in rows.into_iter().rev() {
+        let left = match r.kind.as_str() {
+            "migrated" => Some(codec::migrated_from(&r.data).map_err(|e| {
+                StoreError::Corrupt(format!("instance {instance} event {}: {e}", r.seq))
+            })?),
+            _ => None,
+        };
+        events.push(decode_event(
+            &under, instance, r.seq, r.at, r.actor, &r.kind, &r.data, r.reason,
+        )?);
+        if let Some(left) = left {
+            under = definition(catalog, left)?;
+        }
+    }
+    events.reverse();
+    Ok(events)
 }
 
 #[allow(clippy::too_many_arguments)]

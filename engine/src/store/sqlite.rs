@@ -795,8 +795,8 @@ fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
     let i = &rows.instance;
     let updated = conn
         .prepare_cached(
-            "UPDATE instances SET stage = ?1, fields = ?2, priority = ?3, queue = ?4, version = ?5, updated_at = ?6 \
-             WHERE id = ?7 AND version = ?8",
+            "UPDATE instances SET stage = ?1, fields = ?2, priority = ?3, queue = ?4, version = ?5, updated_at = ?6, \
+             definition_id = ?9 WHERE id = ?7 AND version = ?8",
         )?
         .execute(params![
             i.stage,
@@ -806,7 +806,8 @@ fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
             i.version,
             ts(i.updated_at),
             i.id,
-            rows.expected_version
+            rows.expected_version,
+            i.definition_id
         ])?;
     if updated == 0 {
         let now: Option<i64> = conn
@@ -1228,11 +1229,13 @@ impl Store for SqliteStore {
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.into_iter()
+            let rows = rows
+                .into_iter()
                 .map(|(seq, at, actor, kind, data, reason)| {
-                    sql::decode_event(&def, id.0, seq, parse_ts(&at)?, actor, &kind, &parse_json(&data, "event data")?, reason)
+                    Ok(sql::StoredEvent { seq, at: parse_ts(&at)?, actor, kind, data: parse_json(&data, "event data")?, reason })
                 })
-                .collect()
+                .collect::<Result<Vec<_>>>()?;
+            sql::decode_history(&catalog, def, id.0, rows)
         })
         .await
     }

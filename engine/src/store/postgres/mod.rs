@@ -313,8 +313,8 @@ async fn lock_in_order(conn: &mut PgConnection, rows: &ChangeRows) -> Result<()>
 async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> {
     let i = &rows.instance;
     let updated = sqlx::query(
-        "UPDATE instances SET stage = $1, fields = $2, priority = $3, queue = $4, version = $5, updated_at = $6 \
-         WHERE id = $7 AND version = $8",
+        "UPDATE instances SET stage = $1, fields = $2, priority = $3, queue = $4, version = $5, updated_at = $6, \
+         definition_id = $9 WHERE id = $7 AND version = $8",
     )
     .bind(&i.stage)
     .bind(&i.fields)
@@ -324,6 +324,7 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
     .bind(i.updated_at)
     .bind(i.id)
     .bind(rows.expected_version)
+    .bind(i.definition_id)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -669,13 +670,18 @@ fn instance_and_task(catalog: &Catalog, row: &PgRow) -> Result<InstanceAndTask> 
 
 /// The history of an instance as [`HISTORY_JSON`] gives it (`None` when it has no events).
 fn history_from_json(
-    def: &Definition,
+    catalog: &Catalog,
+    def: Arc<Definition>,
     instance: InstanceId,
-    history: Option<&Json>,
+    history: Option<Json>,
 ) -> Result<Vec<Event>> {
     let corrupt = |what: String| StoreError::Corrupt(format!("instance {instance} event {what}"));
     let mut events = Vec::new();
-    for e in history.and_then(Json::as_array).into_iter().flatten() {
+    let list = match history {
+        Some(Json::Array(list)) => list,
+        _ => Vec::new(),
+    };
+    for mut e in list {
         let field = |name: &str| {
             e.get(name)
                 .ok_or_else(|| corrupt(format!("without `{name}`")))
@@ -693,18 +699,16 @@ fn history_from_json(
             .map_err(|err| corrupt(format!("{seq} time: {err}")))?
             .with_timezone(&Utc);
         let reason = field("reason")?.as_str().map(str::to_string);
-        events.push(sql::decode_event(
-            def,
-            instance.0,
+        events.push(sql::StoredEvent {
             seq,
             at,
-            text("actor")?,
-            &text("kind")?,
-            field("data")?,
+            actor: text("actor")?,
+            kind: text("kind")?,
+            data: e.get_mut("data").map(Json::take).unwrap_or_default(),
             reason,
-        )?);
+        });
     }
-    Ok(events)
+    sql::decode_history(catalog, def, instance.0, events)
 }
 
 /// An instance's (`i`) events as one JSON array, in order, in `history`.
@@ -835,7 +839,7 @@ impl Store for PostgresStore {
         let found = instance_and_task(&self.catalog, &row)?;
         let def = sql::definition(&self.catalog, found.0.definition)?;
         let history: Option<Json> = row.try_get("history")?;
-        let events = history_from_json(&def, found.0.id, history.as_ref())?;
+        let events = history_from_json(&self.catalog, def, found.0.id, history)?;
         Ok(Some((found, events)))
     }
 
@@ -936,20 +940,16 @@ impl Store for PostgresStore {
         let def = sql::definition(&self.catalog, DefinitionId(first.try_get("definition_id")?))?;
         let mut events = Vec::with_capacity(rows.len());
         for r in rows {
-            let kind: String = r.try_get("kind")?;
-            let data: Json = r.try_get("data")?;
-            events.push(sql::decode_event(
-                &def,
-                id.0,
-                r.try_get("seq")?,
-                r.try_get("at")?,
-                r.try_get("actor")?,
-                &kind,
-                &data,
-                r.try_get("reason")?,
-            )?);
+            events.push(sql::StoredEvent {
+                seq: r.try_get("seq")?,
+                at: r.try_get("at")?,
+                actor: r.try_get("actor")?,
+                kind: r.try_get("kind")?,
+                data: r.try_get("data")?,
+                reason: r.try_get("reason")?,
+            });
         }
-        Ok(events)
+        sql::decode_history(&self.catalog, def, id.0, events)
     }
 
     async fn links(&self, id: InstanceId) -> Result<Vec<Link>> {
