@@ -423,6 +423,142 @@ async fn clock_moves_as_the_plan_says<S: Store>(
     );
 }
 
+/// How many tickets the load scenario moves.
+const MANY: usize = 10_000;
+
+/// 10,000 live tickets (a third each new, triaged, worked) move while four agents keep taking
+/// new ones and putting worked ones on hold and back: every ticket moves exactly once, none is
+/// lost, each ends with one open task where version 2 puts it, its state is its history's
+/// replay, and the 50% step falls due once per ticket, under version 2.
+async fn many_while_agents_work<S: Store>(node: &Node<S>, clock: &ManualClock) {
+    use futures_util::StreamExt;
+    let e = &node.engine;
+    let ids: Vec<InstanceId> = futures_util::stream::iter(0..MANY)
+        .map(|i| async move {
+            let id = create(node, &format!("ticket {i}")).await;
+            match i % 3 {
+                1 => act(node, id, "sort").await,
+                2 => act(node, id, "take").await,
+                _ => {}
+            }
+            id
+        })
+        .buffered(16)
+        .collect()
+        .await;
+    advance(node, clock, TimeDelta::hours(1)).await;
+    e.publish(&sources(V2)).await.expect("publish v2");
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut agents = Vec::new();
+    for a in 0..4 {
+        let (engine, stop) = (e.clone(), stop.clone());
+        // Each agent works its own tickets: the new ones it takes once, the worked ones it
+        // puts on hold and takes back, for as long as the migration runs.
+        let mine: Vec<(InstanceId, usize)> = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 != 1 && (i / 3) % 4 == a)
+            .map(|(i, id)| (*id, i % 3))
+            .collect();
+        agents.push(tokio::spawn(async move {
+            let mut done = 0usize;
+            let mut waiting = vec![false; mine.len()];
+            let mut taken = vec![false; mine.len()];
+            'work: loop {
+                for (k, (id, kind)) in mine.iter().enumerate() {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break 'work;
+                    }
+                    let action = match (kind, taken[k], waiting[k]) {
+                        (0, false, _) => "take",
+                        (_, _, false) => "wait",
+                        (_, _, true) => "resume",
+                    };
+                    engine
+                        .perform(*id, action, &fields(json!({})), None, &agent(), None)
+                        .await
+                        .unwrap_or_else(|e| panic!("{action} on {id}: {e}"));
+                    match action {
+                        "take" => taken[k] = true,
+                        _ => waiting[k] = !waiting[k],
+                    }
+                    done += 1;
+                }
+            }
+            done
+        }));
+    }
+    let plan = plan(
+        &[("triage", "in_progress"), ("working", "in_progress")],
+        &[],
+    );
+    let started = std::time::Instant::now();
+    let report = e.migrate(&plan, &manager(), true).await.expect("migrate");
+    // Shown, not asserted: speed is measured in benchmarks.
+    println!("moved {MANY} tickets in {:?}", started.elapsed());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acted = 0;
+    for a in agents {
+        acted += a.await.expect("agent");
+    }
+    assert!(acted > 0, "the agents worked during the migration");
+    assert_eq!(report.migrated, MANY, "skipped: {:?}", report.skipped);
+    let mut moved: Vec<InstanceId> = report.tickets.iter().map(|t| t.instance).collect();
+    moved.sort();
+    moved.dedup();
+    assert_eq!(moved.len(), MANY, "each ticket once");
+
+    let v2 = e.state(ids[0]).await.expect("state").definition;
+    futures_util::stream::iter(&ids)
+        .for_each_concurrent(16, |id| async move {
+            let state = e.state(*id).await.expect("state");
+            assert_eq!(state.definition, v2, "{id} moved");
+            let history = e.history(*id).await.expect("history");
+            let migrations = history.iter().filter(|h| h.kind == "migrated").count();
+            assert_eq!(migrations, 1, "{id} moved once");
+            assert!(
+                e.verify(*id).await.expect("verify"),
+                "{id}: state is its history"
+            );
+        })
+        .await;
+    let counts: BTreeMap<String, u64> = e
+        .queue_counts()
+        .await
+        .expect("counts")
+        .into_iter()
+        .collect();
+    assert_eq!(
+        counts.values().sum::<u64>(),
+        MANY as u64,
+        "one open task per ticket: {counts:?}"
+    );
+
+    // 2h in, the 50% step falls due on every clock still running, once, under version 2.
+    advance(node, clock, TimeDelta::minutes(70)).await;
+    futures_util::stream::iter(&ids)
+        .for_each_concurrent(16, |id| async move {
+            let history = e.history(*id).await.expect("history");
+            let migrated = history
+                .iter()
+                .find(|h| h.kind == "migrated")
+                .map(|h| h.seq)
+                .expect("migrated");
+            let steps: Vec<_> = history.iter().filter(|h| h.kind == "escalated").collect();
+            let paused = e.state(*id).await.expect("state").stage.index() == 2;
+            match paused {
+                // On hold in `waiting`: its clock has not run 2h yet.
+                true => assert!(steps.len() <= 1, "{id}: {steps:?}"),
+                false => {
+                    assert_eq!(steps.len(), 1, "{id}: {steps:?}");
+                    assert!(steps[0].seq > migrated, "{id}: fired under version 2");
+                }
+            }
+        })
+        .await;
+}
+
 async fn on_memory<F>(scenario: F)
 where
     F: AsyncFnOnce(&Node<MemoryStore>, &ManualClock),
@@ -497,6 +633,40 @@ async fn postgres_moves_tickets_by_the_plan() {
         .expect("postgres");
     let node = Node::open(store, catalog, clock.clone(), &sources(V1)).await;
     moves_tickets_by_the_plan(&node, &clock).await;
+    node.stop().await;
+    place.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_moves_ten_thousand_tickets_while_agents_work() {
+    let place = Place::new("sqlite").await;
+    let Place::Sqlite(path) = place.clone() else {
+        unreachable!()
+    };
+    let clock = Arc::new(ManualClock::new(start()));
+    let catalog = Arc::new(Catalog::default());
+    let store = SqliteStore::open(&path, catalog.clone())
+        .await
+        .expect("sqlite");
+    let node = Node::open(store, catalog, clock.clone(), &sources(V1)).await;
+    many_while_agents_work(&node, &clock).await;
+    node.stop().await;
+    place.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_moves_ten_thousand_tickets_while_agents_work() {
+    let place = Place::new("postgres").await;
+    let Place::Postgres(url) = place.clone() else {
+        unreachable!()
+    };
+    let clock = Arc::new(ManualClock::new(start()));
+    let catalog = Arc::new(Catalog::default());
+    let store = PostgresStore::connect(&url, catalog.clone())
+        .await
+        .expect("postgres");
+    let node = Node::open(store, catalog, clock.clone(), &sources(V1)).await;
+    many_while_agents_work(&node, &clock).await;
     node.stop().await;
     place.remove().await;
 }

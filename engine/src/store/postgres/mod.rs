@@ -286,6 +286,29 @@ async fn instance_version(conn: &mut PgConnection, id: i64) -> Result<Option<i64
     )
 }
 
+/// Lock the task a change closes or updates before its instance, as the group commit does
+/// (its statement locks the batch's tasks, then updates their instances): a change written
+/// alone while a batch acts on the same ticket then waits for the batch instead of holding
+/// the instance the batch needs while it waits for the task the batch holds.
+async fn lock_tasks_first(conn: &mut PgConnection, rows: &ChangeRows) -> Result<()> {
+    let mut tasks: Vec<i64> = rows
+        .close_task
+        .iter()
+        .map(|c| c.task.0)
+        .chain(rows.update_task.iter().map(|u| u.task.0))
+        .collect();
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    tasks.sort_unstable();
+    tasks.dedup();
+    sqlx::query("SELECT id FROM tasks WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(&tasks)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Lock every instance a change with linked tickets writes or checks, in the order of their
 /// ids, before writing any: two such changes that touch the same tickets (two work orders of
 /// one request, each checking the other) then wait for each other instead of deadlocking.
@@ -895,6 +918,7 @@ impl Store for PostgresStore {
             return self.committer.commit(rows).await;
         }
         let mut tx = self.pool.begin().await?;
+        lock_tasks_first(&mut tx, &rows).await?;
         lock_in_order(&mut tx, &rows).await?;
         let spawned = commit(&mut tx, rows).await?;
         tx.commit().await?;
