@@ -6,6 +6,7 @@ mod diff;
 mod explain;
 mod files;
 mod identity;
+mod migrate;
 mod process_tests;
 mod serve;
 mod tailoring;
@@ -106,6 +107,9 @@ enum Command {
     /// Say why a ticket is as it is: priority, queue, clocks, approval and the actions a user
     /// may take (read from the database; no server needed).
     Explain(explain::ExplainArgs),
+    /// Move live tickets from one version of a process to another, as a plan says (a dry run
+    /// unless `--apply`; straight on the database).
+    Migrate(migrate::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -131,6 +135,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => return run_async(serve::serve(args)),
         Command::Token(args) => return run_async(tokens::run(args)),
         Command::Explain(args) => return run_async(explain::run(args)),
+        Command::Migrate(args) => return migrate_command(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -142,6 +147,20 @@ fn main() -> ExitCode {
 }
 
 /// Run an async command to completion; its error is printed and exits 2.
+/// `itsmflow migrate`, whose exit code says whether the plan was refused.
+fn migrate_command(args: migrate::MigrateArgs) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => ExitCode::from(runtime.block_on(migrate::run(args))),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::from(EXIT_UNUSABLE)
+        }
+    }
+}
+
 fn run_async<E: std::fmt::Display>(
     command: impl std::future::Future<Output = Result<(), E>>,
 ) -> ExitCode {

@@ -19,8 +19,8 @@ use super::auth::AuthCache;
 use super::error::ApiError;
 use super::metrics::Metrics;
 use super::routes::{
-    admin, approvals, catalog, checklists, definitions, health, instances, notifications, queues,
-    tailoring, tasks,
+    admin, approvals, catalog, checklists, definitions, health, instances, migrations,
+    notifications, queues, tailoring, tasks,
 };
 use super::tenants::{Backend, Tenants};
 use crate::identity::store::IdentityStore;
@@ -86,7 +86,10 @@ pub fn router<B: Backend>(app: Arc<App<B>>) -> Router {
     // Event streams stay open as long as the client wants, so they skip the time limit.
     let streams = Router::new()
         .route("/v1/queues/{queue}/events", get(queues::events::<B>))
-        .route("/v1/me/approvals/events", get(approvals::events::<B>));
+        .route("/v1/me/approvals/events", get(approvals::events::<B>))
+        // A migration of many tickets takes longer than a request may (see the module).
+        .route("/v1/migrations", post(migrations::apply::<B>))
+        .route("/v1/migrations/preview", post(migrations::preview::<B>));
     let api = Router::new()
         .route(
             "/v1/definitions",

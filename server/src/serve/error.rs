@@ -230,6 +230,16 @@ impl From<EngineError> for ApiError {
                 ApiError::not_found(detail)
             }
             EngineError::UnknownQueue(_) => ApiError::not_found(detail),
+            EngineError::UnknownVersion { process, version } => ApiError::not_found(detail)
+                .with("process", json!(process))
+                .with("version", json!(version)),
+            EngineError::MigrationRefused(problems) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "migration-refused",
+                "Migration plan refused",
+                format!("{detail}; nothing was changed"),
+            )
+            .with("problems", json!(problems)),
             EngineError::InvalidFields(errors) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid-fields",

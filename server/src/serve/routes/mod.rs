@@ -7,6 +7,7 @@ pub mod checklists;
 pub mod definitions;
 pub mod health;
 pub mod instances;
+pub mod migrations;
 pub mod notifications;
 pub mod queues;
 pub mod tailoring;
