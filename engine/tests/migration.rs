@@ -11,7 +11,9 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use itsmflow_dsl::Sources;
 use itsmflow_engine::runtime::migrate::Plan;
-use itsmflow_engine::runtime::{Actor, Catalog, EngineError, InstanceId, ManualClock};
+use itsmflow_engine::runtime::{
+    Actor, Catalog, EngineError, InstanceId, ManualClock, StaticDirectory,
+};
 use itsmflow_engine::store::memory::MemoryStore;
 use itsmflow_engine::store::postgres::PostgresStore;
 use itsmflow_engine::store::sqlite::SqliteStore;
@@ -423,6 +425,145 @@ async fn clock_moves_as_the_plan_says<S: Store>(
     );
 }
 
+/// Version 2 with a review: `in_progress` asks one manager's approval before the ticket is
+/// resolved.
+fn with_review() -> String {
+    V2.replacen("role agent\n", "role agent\nrole manager\n", 1).replace(
+        "  escalation on resolve {",
+        "  approval in in_progress {\n    otherwise => any 1 of role manager\n    on approve => resolved\n    on reject => new\n  }\n\n  escalation on resolve {",
+    )
+}
+
+/// A ticket moved into a stage with an approval is asked for it then: the level opens with
+/// its approvers, a vote decides it, and the ticket goes on under the new version.
+async fn moved_into_an_approval<S: Store>(node: &Node<S>, _clock: &ManualClock) {
+    let e = &node.engine;
+    let id = create(node, "needs review").await;
+    act(node, id, "take").await;
+    e.publish(&sources(&with_review())).await.expect("publish");
+    let report = e
+        .migrate(&plan(&[("working", "in_progress")], &[]), &manager(), true)
+        .await
+        .expect("migrate");
+    assert_eq!(report.migrated, 1);
+    let kinds: Vec<String> = e
+        .history(id)
+        .await
+        .expect("history")
+        .into_iter()
+        .map(|h| h.kind.to_string())
+        .collect();
+    let migrated = kinds
+        .iter()
+        .position(|k| k == "migrated")
+        .expect("migrated");
+    assert_eq!(
+        &kinds[migrated..],
+        ["migrated", "approval_requested", "level_opened"],
+        "{kinds:?}"
+    );
+    let pending = e.pending_ballots("mo", 10).await.expect("ballots");
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].instance, id);
+    e.vote(id, true, None, None, None, &Actor::new("mo", &["manager"]))
+        .await
+        .expect("vote");
+    let shown = serde_json::to_value(e.instance(id).await.expect("view")).expect("json");
+    assert_eq!(shown["stage"], "resolved", "{shown}");
+    assert!(e.verify(id).await.expect("verify"));
+}
+
+/// Every problem of a plan is named, each with its code, and nothing is written.
+async fn every_problem_is_named<S: Store>(node: &Node<S>, _clock: &ManualClock) {
+    let e = &node.engine;
+    let id = create(node, "worked").await;
+    act(node, id, "take").await;
+    let before = e.state(id).await.expect("state");
+    // Version 2 without `note`, and with an owner every ticket must have.
+    let v2 = V2.replace("    note: text\n", "    owner: text required\n");
+    e.publish(&sources(&v2)).await.expect("publish");
+    let refused = |plan: serde_json::Value| async move {
+        let plan: Plan = serde_json::from_value(plan).expect("plan");
+        match e.migrate(&plan, &manager(), true).await {
+            Err(EngineError::MigrationRefused(problems)) => problems,
+            other => panic!("not refused: {other:?}"),
+        }
+    };
+    let problems = refused(json!({
+        "process": "ticket",
+        "from": 1,
+        "stages": {"working": "closed", "nowhere": "new"},
+        "drop_fields": ["title", "nothing"],
+        "set": {"category": "bogus"},
+        "clocks": {"fix": "keep"},
+    }))
+    .await;
+    let named: Vec<(&str, &str)> = problems
+        .iter()
+        .map(|p| (p.code, p.message.as_str()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("unknown-stage", "version 1 has no stage `nowhere`"),
+            (
+                "no-way-out",
+                "stage `working` goes to `closed`, a final stage: live tickets would end without being worked"
+            ),
+            (
+                "field-kept",
+                "field `title` is in `drop_fields` but version 2 keeps it with the same type"
+            ),
+            (
+                "field-dropped",
+                "version 2 has no field `note`; add it to `drop_fields` to drop its values"
+            ),
+            ("unknown-field", "version 1 has no field `nothing` to drop"),
+            (
+                "invalid-value",
+                "`set` of `category`: expected one of: general, network"
+            ),
+            (
+                "field-required",
+                "field `owner` is required in version 2, which tickets of version 1 do not have; give it in `set`"
+            ),
+            ("unknown-clock", "`fix` is not a clock (clocks: respond, resolve)"),
+        ],
+        "{problems:?}"
+    );
+    assert_eq!(e.state(id).await.expect("state"), before, "nothing written");
+    let unknown = e
+        .migrate(
+            &serde_json::from_value(json!({"process": "ticket", "from": 1, "to": 9}))
+                .expect("plan"),
+            &manager(),
+            false,
+        )
+        .await
+        .expect_err("no version 9");
+    assert_eq!(unknown.to_string(), "`ticket` has no version 9");
+
+    // Given what it lacks, the plan goes through.
+    let moved = e
+        .migrate(
+            &serde_json::from_value(json!({
+                "process": "ticket",
+                "from": 1,
+                "stages": {"working": "in_progress"},
+                "drop_fields": ["note"],
+                "set": {"owner": "alice"},
+            }))
+            .expect("plan"),
+            &manager(),
+            true,
+        )
+        .await
+        .expect("migrate");
+    assert_eq!(moved.migrated, 1);
+    let shown = serde_json::to_value(e.instance(id).await.expect("view")).expect("json");
+    assert_eq!(shown["fields"]["owner"], "alice", "{shown}");
+}
+
 /// How many tickets the load scenario moves.
 const MANY: usize = 10_000;
 
@@ -574,6 +715,30 @@ where
     .await;
     scenario(&node, &clock).await;
     node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_ticket_moved_into_an_approval_is_asked_for_it() {
+    let clock = Arc::new(ManualClock::new(start()));
+    let catalog = Arc::new(Catalog::default());
+    let directory = Arc::new(StaticDirectory::new());
+    directory.set("manager", &["mo"]);
+    directory.set("agent", &["alice"]);
+    let node = Node::open_with(
+        MemoryStore::new(catalog.clone()),
+        catalog,
+        clock.clone(),
+        &sources(V1),
+        directory,
+    )
+    .await;
+    moved_into_an_approval(&node, &clock).await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_every_problem_of_a_plan_is_named() {
+    on_memory(every_problem_is_named).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -157,6 +157,11 @@ fn describe(e: &EventView) -> (String, Option<String>) {
             None,
         ),
         "breached" => (format!("{} clock breached", s("clock")), None),
+        // The reason says which versions ("migrated from version 1 to version 2").
+        "migrated" => (
+            format!("moved to {} (was in {})", s("stage"), s("from_stage")),
+            None,
+        ),
         "checked" => (
             format!(
                 "{} {} (checklist of {})",
