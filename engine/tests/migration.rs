@@ -658,6 +658,13 @@ async fn many_while_agents_work<S: Store>(node: &Node<S>, clock: &ManualClock) {
             let history = e.history(*id).await.expect("history");
             let migrations = history.iter().filter(|h| h.kind == "migrated").count();
             assert_eq!(migrations, 1, "{id} moved once");
+            // `keep`: the hour each resolve clock ran under version 1 counts (holds and
+            // resumes took no time on this clock).
+            assert_eq!(
+                resolve_left(node, *id).await,
+                3 * 3600,
+                "{id}: 3h of 4h left"
+            );
             assert!(
                 e.verify(*id).await.expect("verify"),
                 "{id}: state is its history"
