@@ -140,19 +140,19 @@ pub fn check(
             }
             continue;
         };
-        if count > 0 || plan.stages.contains_key(&stage.name) {
-            if let Some(why) = no_way_out(new, target) {
-                problems.push(Problem::new(
-                    "no-way-out",
-                    format!(
-                        "stage `{}` goes to `{}`, {why}",
-                        stage.name,
-                        new.stages[target.index()].name
-                    ),
-                ));
-            }
+        match no_way_out(new, target) {
+            // Unoccupied and not asked for: a ticket reaching it later is left where it is.
+            Some(_) if count == 0 && !plan.stages.contains_key(&stage.name) => {}
+            Some(why) => problems.push(Problem::new(
+                "no-way-out",
+                format!(
+                    "stage `{}` goes to `{}`, {why}",
+                    stage.name,
+                    new.stages[target.index()].name
+                ),
+            )),
+            None => stages[i] = Some(target),
         }
-        stages[i] = Some(target);
     }
 
     let mut fields = vec![None; new.fields.len()];
@@ -312,24 +312,26 @@ pub struct TicketMove {
     pub after: Side,
 }
 
+impl Checked {
+    /// Where a ticket in `stage` of `from` goes; `None` for a stage the plan does not map
+    /// (`check` refuses a plan leaving an occupied stage unmapped, so only a ticket that
+    /// reached such a stage after the check can be in one: it is left as it is).
+    pub fn target(&self, stage: StageId) -> Option<StageId> {
+        self.stages.get(stage.index()).copied().flatten()
+    }
+}
+
 /// The migration event for a ticket of `checked.from` (with its history) at `now`, and how
-/// the ticket reads before and after.
+/// the ticket reads before and after; `None` when its stage is not mapped (see
+/// [`Checked::target`]).
 pub fn move_ticket(
     checked: &Checked,
     inst: &Instance,
     events: &[Event],
     now: DateTime<Utc>,
-) -> (Migration, TicketMove) {
+) -> Option<(Migration, TicketMove)> {
     let (old, new) = (checked.from.model(), checked.to.model());
-    let stage = checked
-        .stages
-        .get(inst.stage.index())
-        .copied()
-        .flatten()
-        // `check` mapped every occupied stage; a ticket that reached an unmapped one since
-        // stays where its name says, else in the initial stage.
-        .or_else(|| new.stage(&old.stages[inst.stage.index()].name))
-        .unwrap_or(new.initial);
+    let stage = checked.target(inst.stage)?;
 
     let mut fields: Vec<Option<Value>> = new.fields.iter().map(|f| f.default.clone()).collect();
     for (i, slot) in fields.iter_mut().enumerate() {
@@ -385,7 +387,7 @@ pub fn move_ticket(
         ),
         after: side(&checked.to, stage, queue, priority, &after_events, now),
     };
-    (migration, moved)
+    Some((migration, moved))
 }
 
 /// When the ticket entered the stage it is in.

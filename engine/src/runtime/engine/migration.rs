@@ -84,7 +84,7 @@ impl<S: Store> Engine<S> {
                     false => {
                         let events = self.store.history(inst.id).await?;
                         let now = self.clock.now();
-                        Some(migrate::move_ticket(checked, &inst, &events, now).1)
+                        migrate::move_ticket(checked, &inst, &events, now).map(|(_, moved)| moved)
                     }
                 };
                 Ok::<_, EngineError>((inst.id, moved))
@@ -149,7 +149,10 @@ impl<S: Store> Engine<S> {
             }
             seen = inst.version;
             let now = self.clock.now();
-            let (migration, moved) = migrate::move_ticket(checked, &inst, &events, now);
+            let Some((migration, moved)) = migrate::move_ticket(checked, &inst, &events, now)
+            else {
+                return Ok(None);
+            };
             let change = self
                 .migration_change(checked, &inst, task.as_ref(), migration, actor, now)
                 .await?;
