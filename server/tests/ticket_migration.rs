@@ -258,6 +258,27 @@ async fn over_http(db: Db) {
         "the history before reads as it was: {history}"
     );
 
+    // The ticket's page says where it moved, and from which version.
+    let (st, b) = s
+        .call(
+            reqwest::Method::PUT,
+            "/v1/users/ann/password",
+            &root,
+            Some(json!({"password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{b}");
+    let mut web =
+        support::web::WebClient::signed_in(&s.base, "ops", "ann", "correct horse battery").await;
+    let page = web.get(&format!("/tickets/{sorted}")).await;
+    assert!(
+        page.body.contains(
+            "moved to in_progress (was in triage) — migrated from version 1 to version 2"
+        ),
+        "{}",
+        page.body
+    );
+
     // The claim on the fresh ticket's task is still Ann's: she completes it under version 2.
     let (st, task) = s.get(&format!("/v1/tasks/{claimed}"), &ann).await;
     assert_eq!(st, StatusCode::OK, "{task}");
