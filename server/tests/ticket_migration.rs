@@ -417,3 +417,179 @@ async fn command_line() {
     drop(s);
     drop(db);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_page_sqlite() {
+    on_the_web_page(Db::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_page_postgres() {
+    on_the_web_page(Db::postgres().await).await;
+}
+
+/// A process manager on the web page: the form starts from the defaults (each stage to its
+/// namesake, unmapped where there is none); a preview leaving a stage unmapped is refused with
+/// the API's problems and changes nothing; a form without its security token is refused; the
+/// mapped preview lists every ticket; moving them moves them.
+async fn on_the_web_page(db: Db) {
+    use support::web::WebClient;
+    let s = Server::start(&db);
+    let (st, ops) = s
+        .post(
+            "/v1/tenants",
+            &s.admin,
+            json!({"name": "ops", "admin": "root"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{ops}");
+    let root = ops["secret"].as_str().expect("secret").to_string();
+    publish(&s, &root, V1).await;
+    let ann = s.user(&root, "ann", &["agent"]).await;
+    s.user(&root, "pat", &["process_manager"]).await;
+    let (st, b) = s
+        .call(
+            reqwest::Method::PUT,
+            "/v1/users/pat/password",
+            &root,
+            Some(json!({"password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{b}");
+    let sorted = raise(&s, &ann, "sorted", &["sort"]).await;
+    let worked = raise(&s, &ann, "worked", &["take"]).await;
+    publish(&s, &root, V2).await;
+
+    let mut pat = WebClient::signed_in(&s.base, "ops", "pat", "correct horse battery").await;
+    let process = pat.get("/processes/ticket").await;
+    assert!(
+        process.body.contains(r#"href="/processes/ticket/migrate""#),
+        "{}",
+        process.body
+    );
+    let form = pat.get("/processes/ticket/migrate").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert!(
+        form.body.contains("Move live tickets of ticket"),
+        "{}",
+        form.body
+    );
+    assert!(
+        form.body
+            .contains(r#"<option value="" selected>(not mapped)</option>"#),
+        "triage and working have no namesake: {}",
+        form.body
+    );
+    assert!(
+        form.body
+            .contains(r#"<option value="new" selected>new</option>"#),
+        "{}",
+        form.body
+    );
+    let csrf = form.csrf();
+    let before = s.get(&format!("/v1/instances/{sorted}"), &ann).await.1;
+
+    let refused = pat
+        .post(
+            "/processes/ticket/migrate",
+            &[("csrf", &csrf), ("from", "1"), ("to", "2"), ("do", "apply")],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("Migration plan refused"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused
+            .body
+            .contains("1 ticket in stage `triage`, which version 2 does not have"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        s.get(&format!("/v1/instances/{sorted}"), &ann).await.1,
+        before
+    );
+
+    let mapped = [
+        ("from", "1"),
+        ("to", "2"),
+        ("stage.new", "new"),
+        ("stage.triage", "in_progress"),
+        ("stage.working", "in_progress"),
+        ("clock.resolve", "keep"),
+    ];
+    let forged = pat
+        .post(
+            "/processes/ticket/migrate",
+            &[&mapped[..], &[("do", "apply")]].concat(),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+    assert_eq!(
+        s.get(&format!("/v1/instances/{sorted}"), &ann).await.1,
+        before
+    );
+
+    let with = |action: &'static str| {
+        let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str()), ("do", action)];
+        form.extend_from_slice(&mapped);
+        form
+    };
+    let preview = pat
+        .post("/processes/ticket/migrate", &with("preview"))
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert!(
+        preview.body.contains("Preview: 2 live tickets would move"),
+        "{}",
+        preview.body
+    );
+    assert!(
+        preview
+            .body
+            .contains(&format!(r#"href="/tickets/{worked}""#)),
+        "{}",
+        preview.body
+    );
+    assert!(
+        preview
+            .body
+            .contains("<strong>in_progress</strong> · experts · P2"),
+        "{}",
+        preview.body
+    );
+    assert_eq!(
+        s.get(&format!("/v1/instances/{sorted}"), &ann).await.1,
+        before
+    );
+
+    let moved = pat.post("/processes/ticket/migrate", &with("apply")).await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    assert!(moved.body.contains("Moved 2 tickets"), "{}", moved.body);
+    for id in [sorted, worked] {
+        let (_, t) = s.get(&format!("/v1/instances/{id}"), &ann).await;
+        assert_eq!(t["stage"], "in_progress", "{t}");
+    }
+
+    // Agents do not get the page.
+    s.call(
+        reqwest::Method::PUT,
+        "/v1/users/ann/password",
+        &root,
+        Some(json!({"password": "correct horse battery"})),
+    )
+    .await;
+    let mut agent = WebClient::signed_in(&s.base, "ops", "ann", "correct horse battery").await;
+    let page = agent.get("/processes/ticket/migrate").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    drop(s);
+    drop(db);
+}

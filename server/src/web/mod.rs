@@ -122,8 +122,8 @@ impl IntoResponse for WebError {
 /// Every page, form and asset (taking the API's time limit with the routes they join).
 pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
     use pages::{
-        account, admin, auth, catalogue, editor, home, portal, process_tests, processes, queue,
-        saved_filters, ticket,
+        account, admin, auth, catalogue, editor, home, migration, portal, process_tests, processes,
+        queue, saved_filters, ticket,
     };
     Router::new()
         .route("/", get(home::home::<B>))
@@ -176,6 +176,10 @@ pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
         .route("/processes/edit/publish", post(editor::publish::<B>))
         .route("/processes/edit/tests", post(process_tests::run::<B>))
         .route("/processes/{process}", get(processes::page::<B>))
+        .route(
+            "/processes/{process}/migrate",
+            get(migration::page::<B>).post(migration::post::<B>),
+        )
         .route("/queues", get(queue::list::<B>))
         .route("/queues/{queue}", get(queue::page::<B>))
         .route("/queues/{queue}/rows", get(queue::rows::<B>))

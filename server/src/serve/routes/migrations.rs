@@ -10,7 +10,7 @@
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use itsmflow_engine::runtime::migrate::Plan;
+use itsmflow_engine::runtime::migrate::{Plan, Report};
 
 use crate::serve::app::{json, JsonBody};
 use crate::serve::auth::Ctx;
@@ -30,6 +30,13 @@ pub async fn apply<B: Backend>(ctx: C<B>, JsonBody(plan): JsonBody<Plan>) -> Api
 }
 
 async fn run<B: Backend>(ctx: C<B>, plan: Plan, apply: bool) -> ApiResult<Response> {
+    let report = migrate::<B>(&ctx, plan, apply).await?;
+    Ok(json(StatusCode::OK, &report))
+}
+
+/// Check `plan` and, with `apply`, move the tickets (what the API's routes and the web page
+/// both do).
+pub async fn migrate<B: Backend>(ctx: &C<B>, plan: Plan, apply: bool) -> ApiResult<Report> {
     ctx.require_publisher()?;
     let engine = ctx.tenant.engine.clone();
     let actor = ctx.actor();
@@ -47,5 +54,5 @@ async fn run<B: Backend>(ctx: C<B>, plan: Plan, apply: bool) -> ApiResult<Respon
             "tickets migrated"
         );
     }
-    Ok(json(StatusCode::OK, &report))
+    Ok(report)
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod editor;
 pub mod home;
+pub mod migration;
 pub mod portal;
 pub mod process_tests;
 pub mod processes;

@@ -160,6 +160,9 @@ pub async fn page<B: Backend>(
                             }
                         }
                     }
+                    @if versions.len() > 1 {
+                        p { a href=(format!("/processes/{process}/migrate")) { "Move live tickets to another version" } }
+                    }
                 }
                 section.card aria-labelledby="h-fields" {
                     h2 #h-fields { "Fields" }
