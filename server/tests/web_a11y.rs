@@ -131,6 +131,7 @@ async fn no_page_has_a_serious_violation() {
                 "/processes".to_string(),
                 "/processes/incident".into(),
                 "/processes/change".into(),
+                "/processes/incident/migrate".into(),
                 "/processes/edit".into(),
             ],
         ),

@@ -501,6 +501,33 @@ async fn the_portal_the_editor_and_administration(db: Db) {
     .await;
     let (_, defs) = s.get("/v1/definitions/incident", &s.admin).await;
     assert_eq!(defs["versions"].as_array().map(Vec::len), Some(2), "{defs}");
+    // The live incidents move to version 2: previewed, then moved.
+    b.goto(&format!("{}/processes/incident", s.base)).await;
+    b.click("a[href='/processes/incident/migrate']").await;
+    b.wait_for(
+        "return document.querySelector('button[value=preview]') !== null",
+        10,
+        "the migration form",
+    )
+    .await;
+    b.click("button[value=preview]").await;
+    b.wait_for(
+        "return document.getElementById('report') !== null",
+        10,
+        "the preview",
+    )
+    .await;
+    assert!(b.text("#h-report").await.contains("would move"));
+    b.eval("document.getElementById('h-clocks').scrollIntoView(); return true")
+        .await;
+    b.screenshot(&dir, "32-migration-preview").await;
+    b.click("button[value=apply]").await;
+    b.wait_for(
+        "return (document.getElementById('h-report') || {textContent: ''}).textContent.startsWith('Moved')",
+        10,
+        "the move",
+    )
+    .await;
     b.click("form[action='/sign-out'] button").await;
 
     // The administrator's pages.

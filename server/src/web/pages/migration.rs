@@ -181,11 +181,15 @@ fn render<S: itsmflow_engine::store::Store>(
             "live ticket of one version to another, each in its own transaction, with the move "
             "recorded in its history. Preview first: it writes nothing."
         }
-        form.inline method="get" action=(format!("/processes/{process}/migrate")) {
-            label for="from" { "From version" }
-            input #from type="number" name="from" min="1" value=(from.version);
-            label for="to" { "to version" }
-            input #to type="number" name="to" min="1" value=(to.version);
+        form.filter method="get" action=(format!("/processes/{process}/migrate")) {
+            div {
+                label for="from" { "From version" }
+                input #from type="number" name="from" min="1" value=(from.version);
+            }
+            div {
+                label for="to" { "To version" }
+                input #to type="number" name="to" min="1" value=(to.version);
+            }
             button type="submit" { "Change versions" }
         }
         form method="post" action=(format!("/processes/{process}/migrate")) {
