@@ -14,9 +14,9 @@ use itsmflow_engine::runtime::{
 };
 use itsmflow_engine::store::{Store, StoreError};
 
-use crate::database::{valid_tenant_name, Database, DEFAULT_TENANT};
+use crate::database::{Database, DEFAULT_TENANT};
 use crate::identity::directory::TenantDirectory;
-use crate::identity::store::{IdentityError, IdentityStore};
+use crate::identity::store::{IdentityError, IdentityStore, OpenForTenant};
 use crate::serve::tenants::{Backend, PostgresBackend, SqliteBackend};
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -53,6 +53,8 @@ pub struct ExplainArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum ExplainError {
     #[error(transparent)]
+    Open(#[from] OpenForTenant),
+    #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -70,22 +72,7 @@ const NOBODY: &str = "nobody";
 
 pub async fn run(args: ExplainArgs) -> Result<(), ExplainError> {
     let db = Database::parse(&args.database);
-    // Opening an SQLite file creates it: a mistyped path would be a new, empty database.
-    if let Database::Sqlite(path) = &db {
-        if !path.exists() {
-            return Err(ExplainError::Invalid(format!(
-                "no database at {} (give --database)",
-                path.display()
-            )));
-        }
-    }
-    let identities = IdentityStore::open(&db).await?;
-    if !valid_tenant_name(&args.tenant) || !identities.tenant_exists(&args.tenant).await? {
-        return Err(ExplainError::Invalid(format!(
-            "no tenant `{}`",
-            args.tenant
-        )));
-    }
+    let identities = IdentityStore::open_for_tenant(&db, &args.tenant).await?;
     let actor = actor(&identities, &args).await?;
     let directory = Arc::new(TenantDirectory {
         identities,

@@ -15,9 +15,9 @@ use itsmflow_engine::runtime::migrate::{ClockSide, Plan, Report, Side};
 use itsmflow_engine::runtime::{Actor, Catalog, Engine, EngineError, SystemClock};
 use itsmflow_engine::store::{Store, StoreError};
 
-use crate::database::{valid_tenant_name, Database, DEFAULT_TENANT};
+use crate::database::{Database, DEFAULT_TENANT};
 use crate::identity::directory::TenantDirectory;
-use crate::identity::store::{IdentityError, IdentityStore};
+use crate::identity::store::{IdentityError, IdentityStore, OpenForTenant};
 use crate::serve::tenants::{Backend, PostgresBackend, SqliteBackend};
 use crate::web::standing::duration;
 use crate::{EXIT_PROBLEMS, EXIT_UNUSABLE};
@@ -56,6 +56,8 @@ pub struct MigrateArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
     #[error(transparent)]
+    Open(#[from] OpenForTenant),
+    #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -90,22 +92,7 @@ async fn migrate(args: &MigrateArgs) -> Result<u8, MigrateError> {
         ))
     })?;
     let db = Database::parse(&args.database);
-    // Opening an SQLite file creates it: a mistyped path would be a new, empty database.
-    if let Database::Sqlite(path) = &db {
-        if !path.exists() {
-            return Err(MigrateError::Invalid(format!(
-                "no database at {} (give --database)",
-                path.display()
-            )));
-        }
-    }
-    let identities = IdentityStore::open(&db).await?;
-    if !valid_tenant_name(&args.tenant) || !identities.tenant_exists(&args.tenant).await? {
-        return Err(MigrateError::Invalid(format!(
-            "no tenant `{}`",
-            args.tenant
-        )));
-    }
+    let identities = IdentityStore::open_for_tenant(&db, &args.tenant).await?;
     let directory = Arc::new(TenantDirectory {
         identities,
         tenant: args.tenant.clone(),

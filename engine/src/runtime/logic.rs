@@ -798,50 +798,25 @@ impl<'a> ChangeBuilder<'a> {
         queue: Option<QueueId>,
     ) -> Change {
         let version = self.inst.version + self.events.len() as i64;
-        Change {
-            instance: Arc::new(Instance {
-                id: self.inst.id,
-                definition: self.inst.definition,
-                stage,
-                fields,
-                priority,
-                queue,
-                version,
-                created_at: self.inst.created_at,
-                updated_at: self.req.now,
-                created_by: self.inst.created_by.clone(),
-            }),
-            expected_version: self.inst.version,
-            events: self.events,
-            close_task: None,
-            update_task: None,
-            new_task: None,
-            links: Vec::new(),
-            spawns: Vec::new(),
-            wakeup: None,
-            notifications: Vec::new(),
-            ballots: None,
-            cascade: Vec::new(),
-        }
+        let state = Instance {
+            id: self.inst.id,
+            definition: self.inst.definition,
+            stage,
+            fields,
+            priority,
+            queue,
+            version,
+            created_at: self.inst.created_at,
+            updated_at: self.req.now,
+            created_by: self.inst.created_by.clone(),
+        };
+        Change::new(Arc::new(state), self.inst.version, self.events)
     }
 }
 
 /// A change that leaves the instance as it is (its timers may still be set on it).
 pub fn unchanged(inst: &Instance) -> Change {
-    Change {
-        instance: Arc::new(inst.clone()),
-        expected_version: inst.version,
-        events: Vec::new(),
-        close_task: None,
-        update_task: None,
-        new_task: None,
-        links: Vec::new(),
-        spawns: Vec::new(),
-        wakeup: None,
-        notifications: Vec::new(),
-        ballots: None,
-        cascade: Vec::new(),
-    }
+    Change::new(Arc::new(inst.clone()), inst.version, Vec::new())
 }
 
 /// The priority after a change of fields: the table's answer when the fields it reads change

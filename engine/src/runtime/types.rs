@@ -574,6 +574,27 @@ pub struct Change {
     pub cascade: Vec<Change>,
 }
 
+impl Change {
+    /// A change to `instance` (its state after), decided on version `expected_version`,
+    /// writing `events` and nothing else yet.
+    pub fn new(instance: Arc<Instance>, expected_version: i64, events: Vec<Event>) -> Self {
+        Change {
+            instance,
+            expected_version,
+            events,
+            close_task: None,
+            update_task: None,
+            new_task: None,
+            links: Vec::new(),
+            spawns: Vec::new(),
+            wakeup: None,
+            notifications: Vec::new(),
+            ballots: None,
+            cascade: Vec::new(),
+        }
+    }
+}
+
 /// How a change leaves an instance's pending ballots.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BallotChange {

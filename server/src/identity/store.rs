@@ -16,6 +16,16 @@ use sqlx::{PgPool, Row, SqlitePool};
 use super::{new_token, token_hash, Principal};
 use crate::database::Database;
 
+/// Why a command could not open a server's database for a tenant.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenForTenant {
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// No such database, or no such tenant in it.
+    #[error("{0}")]
+    Missing(String),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error("database error: {0}")]
@@ -177,6 +187,28 @@ const TOKEN_COLUMNS: &str = "id, tenant, user_name, label, created_at, expires_a
 
 impl IdentityStore {
     /// Open the main database and bring the identity tables up to date.
+    /// For a command run on a server's database (`explain`, `migrate`): the database must
+    /// exist already (opening an SQLite file creates it, so a mistyped path would be a new,
+    /// empty database) and know `tenant`.
+    pub async fn open_for_tenant(
+        db: &Database,
+        tenant: &str,
+    ) -> std::result::Result<Self, OpenForTenant> {
+        if let Database::Sqlite(path) = db {
+            if !path.exists() {
+                return Err(OpenForTenant::Missing(format!(
+                    "no database at {} (give --database)",
+                    path.display()
+                )));
+            }
+        }
+        let identities = Self::open(db).await?;
+        if !crate::database::valid_tenant_name(tenant) || !identities.tenant_exists(tenant).await? {
+            return Err(OpenForTenant::Missing(format!("no tenant `{tenant}`")));
+        }
+        Ok(identities)
+    }
+
     pub async fn open(db: &Database) -> Result<Self> {
         let store = match db {
             Database::Sqlite(path) => {

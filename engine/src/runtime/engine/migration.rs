@@ -203,29 +203,17 @@ impl<S: Store> Engine<S> {
             updated_at: now,
             ..inst.clone()
         };
-        let mut change = Change {
-            instance: Arc::new(state),
-            expected_version: inst.version,
-            events: vec![Event {
-                seq: inst.version + 1,
-                at: now,
-                actor: actor.name.clone(),
-                kind: EventKind::Migrated(Box::new(migration)),
-                reason: Some(format!(
-                    "migrated from version {} to version {}",
-                    from.version, to.version
-                )),
-            }],
-            close_task: None,
-            update_task: None,
-            new_task: None,
-            links: Vec::new(),
-            spawns: Vec::new(),
-            wakeup: None,
-            notifications: Vec::new(),
-            ballots: None,
-            cascade: Vec::new(),
+        let event = Event {
+            seq: inst.version + 1,
+            at: now,
+            actor: actor.name.clone(),
+            kind: EventKind::Migrated(Box::new(migration)),
+            reason: Some(format!(
+                "migrated from version {} to version {}",
+                from.version, to.version
+            )),
         };
+        let mut change = Change::new(Arc::new(state), inst.version, vec![event]);
         if from.model().approval_in(inst.stage).is_some() {
             change.ballots = Some(BallotChange::cleared());
         }
