@@ -106,6 +106,9 @@ enum Command {
     /// Say why a ticket is as it is: priority, queue, clocks, approval and the actions a user
     /// may take (read from the database; no server needed).
     Explain(explain::ExplainArgs),
+    /// Print the HTTP API's OpenAPI 3.1 document, as the server derives it from its code (what
+    /// `server/openapi.json` holds and `/openapi.json` serves).
+    Openapi,
 }
 
 fn main() -> ExitCode {
@@ -131,6 +134,10 @@ fn main() -> ExitCode {
         Command::Serve(args) => return run_async(serve::serve(args)),
         Command::Token(args) => return run_async(tokens::run(args)),
         Command::Explain(args) => return run_async(explain::run(args)),
+        Command::Openapi => {
+            print!("{}", serve::openapi::document());
+            Ok(0)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),
