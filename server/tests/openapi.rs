@@ -448,7 +448,9 @@ fn conforms(spec: &Json, schema: &Json, value: &Json) -> Result<(), String> {
         Json::Array(_) => "array",
         Json::Object(_) => "object",
     };
-    if !types.contains(&kind) && !(kind == "integer" && types.contains(&"number")) {
+    // An integer is a number too.
+    let fits = types.contains(&kind) || (kind == "integer" && types.contains(&"number"));
+    if !fits {
         return Err(format!("{value} is a {kind}, not {types:?}"));
     }
     if let (Json::Object(members), Some(props)) = (value, schema["properties"].as_object()) {

@@ -296,7 +296,7 @@ pub struct VoteRequest {
     /// The instance version the voter saw (or send `If-Match`; both must agree); without it
     /// the vote counts on the approval as it now is, however many votes arrive at once.
     #[serde(default)]
-    #[schema(minimum = 0)]
+    #[schema(minimum = 1)]
     pub version: Option<i64>,
 }
 

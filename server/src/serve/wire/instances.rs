@@ -505,7 +505,7 @@ pub struct ActionRequest {
     /// The instance version the caller last saw; refused with 409 if it has moved on. Same as
     /// `If-Match`; when both are given they must agree (else 400).
     #[serde(default)]
-    #[schema(minimum = 0)]
+    #[schema(minimum = 1)]
     pub version: Option<i64>,
     /// Recorded in the history with the change.
     #[serde(default)]
