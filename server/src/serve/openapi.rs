@@ -17,7 +17,7 @@ use super::wire;
 #[openapi(
     info(
         title = "itsmflow",
-        description = "The HTTP API of `itsmflow serve`. Every request except `/healthz`, `/readyz` and `/openapi.json` carries `Authorization: Bearer <token>`; the token decides the user, their roles and their tenant. Errors are `application/problem+json`; a known path with another method is `405 /problems/method-not-allowed` (with `Allow`), an unknown path `404 /problems/not-found`, a path or query not well percent-encoded (`%` not followed by two hex digits, or not UTF-8 once decoded) `400 /problems/bad-request`, a path and query longer than 8192 bytes `414 /problems/uri-too-long`, a body larger than `--max-body-bytes` `413 /problems/too-large` (with `Connection: close`), and a request taking longer than `--request-timeout` is `503 /problems/timeout`. Request bodies are JSON and unknown members are refused. Each tenant's engine runs a scheduler that fires its timers (escalation steps, breaches, automatic `after` transitions); notifications they write are listed by `GET /v1/notifications` and, with `--webhook-url`, POSTed to a webhook. See docs/api.md for a guide.",
+        description = include_str!("openapi.md"),
         license(name = "See the repository"),
     ),
     servers((url = "http://127.0.0.1:8080", description = "`itsmflow serve` with its defaults")),

@@ -260,7 +260,7 @@ pub async fn mine<B: Backend>(
     summary = "Live changes of the caller's votes (server-sent events)",
     description = "Not subject to the request timeout; ends when the server shuts down.",
     responses(
-        (status = 200, description = "A `text/event-stream`. Events: `ready` (data `{}`, once, when subscribed); `approvals` (data `{\"instance\": N, \"ballots\": [PendingBallot...]}`): the instance's ballots changed (a level opened or closed, a vote, a delegation) and these are the caller's on it now; an empty list means nothing there waits for the caller any more; `lagged` (data `{\"missed\": N}`): reload the list. Changes made through this node only: reload the list on `ready` and `lagged`.", body = String, content_type = "text/event-stream", example = json!("event: ready\ndata: {}\n\nevent: approvals\ndata: {\"ballots\":[],\"instance\":7}\n\n")),
+        (status = 200, description = "A `text/event-stream`. Events: `ready` (data `{}`, once, when subscribed); `approvals` (data `{\"instance\": N, \"ballots\": [PendingBallot...]}`): the instance's ballots changed (a level opened or closed, a vote, a delegation) and these are the caller's on it now; an empty list means nothing there waits for the caller any more; `lagged` (data `{\"missed\": N}`): reload the list. Changes made through this node only: reload the list on `ready` and `lagged`.", body = String, content_type = "text/event-stream", example = json!("event: ready\ndata: {}\n\nevent: approvals\ndata: {\"instance\":7,\"ballots\":[]}\n\n")),
         (status = 401, response = wire::problem::Unauthorized),
         (status = 503, response = wire::problem::Unavailable)
     )

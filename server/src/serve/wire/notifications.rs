@@ -6,7 +6,9 @@ use itsmflow_engine::runtime as engine;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-/// A row of the notifications outbox: written by an escalation step that notifies a role, or by an approval (approvers asked, reminded or handed a delegated vote; process managers told of a level that cannot be met).
+/// A row of the notifications outbox: written by an escalation step that notifies a role, or by an
+/// approval (approvers asked, reminded or handed a delegated vote; process managers told of a level
+/// that cannot be met).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Notification {
     /// Increasing; the cursor of `after`, and what `POST /v1/notifications/delivered` takes.
@@ -23,19 +25,22 @@ pub struct Notification {
     #[schema(examples("incident 12 reached 50% of its resolve target (P1)"))]
     pub message: String,
     pub created_at: DateTime<Utc>,
-    /// When it is to be delivered: `created_at`, or the next business opening for a step `during business hours`.
+    /// When it is to be delivered: `created_at`, or the next business opening for a step `during
+    /// business hours`.
     pub deliver_at: DateTime<Utc>,
     /// When it was marked delivered; null until then.
     #[schema(required = true)]
     pub delivered_at: Option<DateTime<Utc>>,
-    /// The people it is for, when it is for some holders of the role only (the approvers of a level who have not voted, a delegate); empty for every holder of the role.
+    /// The people it is for, when it is for some holders of the role only (the approvers of a level
+    /// who have not voted, a delegate); empty for every holder of the role.
     pub recipients: Vec<String>,
     /// Delivery attempts so far (each claim by a deliverer counts one).
     pub attempts: u32,
     /// Why the last delivery attempt failed, if it did.
     #[schema(required = true)]
     pub last_error: Option<String>,
-    /// When delivery was given up after too many failed attempts (a dead letter, kept for inspection).
+    /// When delivery was given up after too many failed attempts (a dead letter, kept for
+    /// inspection).
     #[schema(required = true)]
     pub dead_at: Option<DateTime<Utc>>,
 }
@@ -51,11 +56,14 @@ pub struct NotificationPage {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveredResult {
-    /// How many of them were not marked delivered before (unknown and already delivered ids are not counted).
+    /// How many of them were not marked delivered before (unknown and already delivered ids are not
+    /// counted).
     pub marked: u64,
 }
 
-/// Not an endpoint: the body `itsmflow serve --webhook-url URL` POSTs to `URL` for each due notification, with the header `x-itsmflow-notification: <id>`. A 2xx answer marks it delivered; anything else is retried with back-off. Delivery is at least once: ignore ids already seen.
+/// Not an endpoint: the body `itsmflow serve --webhook-url URL` POSTs to `URL` for each due
+/// notification, with the header `x-itsmflow-notification: <id>`. A 2xx answer marks it delivered;
+/// anything else is retried with back-off. Delivery is at least once: ignore ids already seen.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookPayload {
     pub tenant: String,

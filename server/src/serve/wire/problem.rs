@@ -5,11 +5,15 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// An error, as `application/problem+json` (RFC 9457). `type` is a stable identifier `/problems/<slug>` that clients can match on; `detail` says what to fix (for 5xx it is generic and the cause is logged with the request's `x-request-id`). Some problem types carry extension members, listed here.
+/// An error, as `application/problem+json` (RFC 9457). `type` is a stable identifier
+/// `/problems/<slug>` that clients can match on; `detail` says what to fix (for 5xx it is generic
+/// and the cause is logged with the request's `x-request-id`). Some problem types carry extension
+/// members, listed here.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
+    #[serde(rename = "type")]
     #[schema(examples("/problems/missing-fields"))]
-    pub r#type: ProblemType,
+    pub kind: ProblemType,
     #[schema(examples("Required fields missing"))]
     pub title: String,
     #[schema(examples(422))]
@@ -126,7 +130,8 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// `invalid-definitions`: every problem found in the uploaded project (as `itsmflow check --format json`).
+/// `invalid-definitions`: every problem found in the uploaded project (as `itsmflow check --format
+/// json`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DiagnosticReport {
     pub errors: u32,
