@@ -280,6 +280,21 @@ async fn every_refusal_is_a_problem_in_the_apis_words() {
         &["`decision` may not be `maybe`", "`approve`", "`reject`"],
     )
     .await;
+    // A choice given as a number is JSON of the wrong kind, not malformed JSON.
+    let resp = json_body(
+        send(&s, Method::POST, "/v1/instances/1/approval/votes", admin),
+        r#"{"decision": 1}"#,
+    )
+    .send()
+    .await
+    .unwrap();
+    problem(
+        resp,
+        S::UNPROCESSABLE_ENTITY,
+        "invalid-request",
+        &["`decision` must be one of the names this member allows, not a number"],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
