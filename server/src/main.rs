@@ -110,6 +110,9 @@ enum Command {
     /// Move live tickets from one version of a process to another, as a plan says (a dry run
     /// unless `--apply`; straight on the database).
     Migrate(migrate::MigrateArgs),
+    /// Print the HTTP API's OpenAPI 3.1 document, as the server derives it from its code (what
+    /// `server/openapi.json` holds and `/openapi.json` serves).
+    Openapi,
 }
 
 fn main() -> ExitCode {
@@ -136,6 +139,10 @@ fn main() -> ExitCode {
         Command::Token(args) => return run_async(tokens::run(args)),
         Command::Explain(args) => return run_async(explain::run(args)),
         Command::Migrate(args) => return migrate_command(args),
+        Command::Openapi => {
+            print!("{}", serve::openapi::document());
+            Ok(0)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

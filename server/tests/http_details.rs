@@ -248,6 +248,53 @@ async fn every_refusal_is_a_problem_in_the_apis_words() {
         let resp = send(&s, Method::GET, path, admin).send().await.unwrap();
         problem(resp, S::BAD_REQUEST, "bad-request", names).await;
     }
+
+    // Members the document declares non-null or of a fixed set are refused in its terms: a
+    // token's `expires_in_days` is left out for no expiry, never `null`; a vote's `decision`
+    // is one of two words.
+    let resp = json_body(
+        send(&s, Method::POST, "/v1/users/admin/tokens", admin),
+        r#"{"expires_in_days": null}"#,
+    )
+    .send()
+    .await
+    .unwrap();
+    problem(
+        resp,
+        S::UNPROCESSABLE_ENTITY,
+        "invalid-request",
+        &["`expires_in_days` must be a whole number, not null"],
+    )
+    .await;
+    let resp = json_body(
+        send(&s, Method::POST, "/v1/instances/1/approval/votes", admin),
+        r#"{"decision": "maybe"}"#,
+    )
+    .send()
+    .await
+    .unwrap();
+    problem(
+        resp,
+        S::UNPROCESSABLE_ENTITY,
+        "invalid-request",
+        &["`decision` may not be `maybe`", "`approve`", "`reject`"],
+    )
+    .await;
+    // A choice given as a number is JSON of the wrong kind, not malformed JSON.
+    let resp = json_body(
+        send(&s, Method::POST, "/v1/instances/1/approval/votes", admin),
+        r#"{"decision": 1}"#,
+    )
+    .send()
+    .await
+    .unwrap();
+    problem(
+        resp,
+        S::UNPROCESSABLE_ENTITY,
+        "invalid-request",
+        &["`decision` must be one of the names this member allows, not a number"],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

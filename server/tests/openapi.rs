@@ -1,6 +1,11 @@
-//! `server/openapi.json` is a sane OpenAPI 3.1 document, and it describes the router as it is:
-//! every operation it lists reaches a handler of a real server, every route of `app.rs` is in
-//! it, and the server serves this very document.
+//! `server/openapi.json` is the OpenAPI 3.1 document the server derives from its code
+//! (`itsmflow openapi`), committed; it is sane, and it describes the router as it is: every
+//! operation it lists reaches a handler of a real server, every route of `app.rs` is in it, and
+//! the server serves this very document.
+//!
+//! After changing the API, regenerate the file with
+//! `ITSMFLOW_UPDATE_OPENAPI=1 cargo test -p itsmflow --test openapi` (or
+//! `cargo run -p itsmflow -- openapi > server/openapi.json`).
 
 mod support;
 
@@ -17,9 +22,53 @@ const METHODS: [&str; 8] = [
 /// The fallback's answer to a path no route matches.
 const FALLBACK_DETAIL: &str = "no such route; see /openapi.json";
 
+const SPEC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+
+/// Set to rewrite `server/openapi.json` from the code instead of comparing it.
+const UPDATE_ENV: &str = "ITSMFLOW_UPDATE_OPENAPI";
+
 fn spec_text() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
-    std::fs::read_to_string(path).expect("read server/openapi.json")
+    std::fs::read_to_string(SPEC_PATH).expect("read server/openapi.json")
+}
+
+/// The document as the code derives it: what `itsmflow openapi` prints.
+fn derived_text() -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_itsmflow"))
+        .arg("openapi")
+        .output()
+        .expect("run itsmflow openapi");
+    assert!(
+        out.status.success(),
+        "itsmflow openapi failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("the document is UTF-8")
+}
+
+#[test]
+fn the_committed_document_is_the_derived_one() {
+    let derived = derived_text();
+    if std::env::var_os(UPDATE_ENV).is_some() {
+        std::fs::write(SPEC_PATH, &derived).expect("write server/openapi.json");
+        return;
+    }
+    let committed = spec_text();
+    if committed != derived {
+        // Name the first place they part, so the failure says what changed.
+        let at = committed
+            .lines()
+            .zip(derived.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| committed.lines().count().min(derived.lines().count()));
+        panic!(
+            "server/openapi.json is not what the code derives (first difference at line {}: \
+             committed {:?}, derived {:?}); regenerate it with {UPDATE_ENV}=1 cargo test -p \
+             itsmflow --test openapi",
+            at + 1,
+            committed.lines().nth(at),
+            derived.lines().nth(at),
+        );
+    }
 }
 
 fn spec() -> Json {
@@ -283,5 +332,229 @@ async fn the_router_serves_every_described_operation() {
             listed,
             "{m} {template}: {status} is not documented ({body})"
         );
+    }
+}
+
+/// The document declares the bounds the server enforces, so a client (or a fuzzer) built from
+/// it knows them: page sizes, versions, a token's lifetime, the `If-Match` header and its
+/// agreement with `version`, and the events of the live streams.
+#[test]
+fn the_document_declares_what_the_server_enforces() {
+    let spec = spec();
+    let mut limits = 0;
+    for (method, path, op) in operations(&spec) {
+        let at = format!("{} {path}", method.to_uppercase());
+        for p in op["parameters"].as_array().into_iter().flatten() {
+            match p["name"].as_str() {
+                // `Limits::page`: 1 to `--max-page` (500 unless set lower).
+                Some("limit") => {
+                    limits += 1;
+                    assert_eq!(p["schema"]["minimum"], 1, "{at}: limit");
+                    assert_eq!(p["schema"]["maximum"], 500, "{at}: limit");
+                }
+                Some("If-Match") => {
+                    let says = p["description"].as_str().unwrap_or_default();
+                    assert!(
+                        says.contains("`version`") && says.contains("400"),
+                        "{at}: If-Match does not say it must agree with `version`: {says}"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(limits >= 4, "only {limits} operations page with `limit`");
+
+    // Versions start at 1 (`expected_version` refuses 0 and less).
+    let schemas = &spec["components"]["schemas"];
+    for name in ["ActionRequest", "VoteRequest", "ChecklistTick"] {
+        assert_eq!(
+            schemas[name]["properties"]["version"]["minimum"], 1,
+            "{name}.version"
+        );
+    }
+    // A token's lifetime: left out for none, else 1 to 3650 days, never null.
+    let days = &schemas["NewTokenRequest"]["properties"]["expires_in_days"];
+    assert_eq!(
+        days["type"], "integer",
+        "expires_in_days is not nullable: {days}"
+    );
+    assert_eq!(
+        (days["minimum"].clone(), days["maximum"].clone()),
+        (json!(1), json!(3650))
+    );
+    // A claim's lease: 1 s to a day.
+    let lease = &schemas["ClaimRequest"]["properties"]["lease_seconds"];
+    assert_eq!(
+        (lease["minimum"].clone(), lease["maximum"].clone()),
+        (json!(1), json!(86400))
+    );
+
+    // Each live stream names its events and the schema of each one's data.
+    for (path, events) in [
+        (
+            "/v1/queues/{queue}/events",
+            &[
+                "ready",
+                "added",
+                "claimed",
+                "released",
+                "removed",
+                "escalated",
+                "lagged",
+            ][..],
+        ),
+        (
+            "/v1/me/approvals/events",
+            &["ready", "approvals", "lagged"][..],
+        ),
+    ] {
+        let ok = &spec["paths"][path]["get"]["responses"]["200"];
+        assert!(ok["content"]["text/event-stream"].is_object(), "{path}");
+        let declared = ok["x-events"].as_object().expect("x-events");
+        let names: BTreeSet<&str> = declared.keys().map(String::as_str).collect();
+        assert_eq!(names, events.iter().copied().collect(), "{path}");
+        for schema in declared.values() {
+            let r = schema["$ref"].as_str().expect("a schema reference");
+            assert!(resolve(&spec, r).is_some(), "{path}: `{r}`");
+        }
+    }
+}
+
+/// Whether `value` has the shape of `schema` (a schema object of the document): its type, the
+/// members it requires and no member it does not describe, its enumerated values; enough to
+/// check a stream's events, whose schemas are plain objects.
+fn conforms(spec: &Json, schema: &Json, value: &Json) -> Result<(), String> {
+    let schema = match schema.get("$ref").and_then(Json::as_str) {
+        Some(r) => resolve(spec, r).ok_or(format!("`{r}` does not resolve"))?,
+        None => schema,
+    };
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(value) {
+            return Err(format!("{value} is not one of {allowed:?}"));
+        }
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Json::String(t) => vec![t.as_str()],
+        Json::Array(ts) => ts.iter().filter_map(Json::as_str).collect(),
+        _ => return Ok(()),
+    };
+    let kind = match value {
+        Json::Null => "null",
+        Json::Bool(_) => "boolean",
+        Json::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Json::Number(_) => "number",
+        Json::String(_) => "string",
+        Json::Array(_) => "array",
+        Json::Object(_) => "object",
+    };
+    // An integer is a number too.
+    let fits = types.contains(&kind) || (kind == "integer" && types.contains(&"number"));
+    if !fits {
+        return Err(format!("{value} is a {kind}, not {types:?}"));
+    }
+    if let (Json::Object(members), Some(props)) = (value, schema["properties"].as_object()) {
+        for required in schema["required"].as_array().into_iter().flatten() {
+            let name = required.as_str().unwrap_or_default();
+            if !members.contains_key(name) {
+                return Err(format!("`{name}` is missing from {value}"));
+            }
+        }
+        for (name, v) in members {
+            let described = props
+                .get(name)
+                .ok_or(format!("`{name}` is not described"))?;
+            conforms(spec, described, v).map_err(|e| format!("`{name}`: {e}"))?;
+        }
+    }
+    if let (Json::Object(members), Some(max)) = (value, schema["maxProperties"].as_u64()) {
+        if members.len() as u64 > max {
+            return Err(format!("{value} has more than {max} members"));
+        }
+    }
+    Ok(())
+}
+
+/// The events a queue's stream really sends are those its `x-events` describe, each `data`
+/// matching its schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_streams_the_events_the_document_describes() {
+    use futures_util::StreamExt;
+    let spec = spec();
+    let declared =
+        spec["paths"]["/v1/queues/{queue}/events"]["get"]["responses"]["200"]["x-events"].clone();
+    let db = Db::sqlite();
+    let s = Server::start(&db);
+    let alice = s.user(&s.admin, "alice", &["agent"]).await;
+    let resp = s
+        .http
+        .get(format!("{}/v1/queues/service_desk/events", s.base))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut stream = resp.bytes_stream();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut next = async |text: &mut String| {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("events arrive")
+            .expect("stream open")
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    };
+    while !text.contains("event: ready") {
+        next(&mut text).await;
+    }
+    // A ticket enters the queue, is claimed, released, claimed again and completed.
+    s.incident(&alice, "Events please").await;
+    let (_, task) = s
+        .post("/v1/queues/service_desk/claim", &alice, json!({}))
+        .await;
+    let task_path = format!("/v1/tasks/{}", task["id"]);
+    s.post(
+        &format!("{task_path}/release"),
+        &alice,
+        json!({"token": task["token"]}),
+    )
+    .await;
+    let (_, task) = s
+        .post("/v1/queues/service_desk/claim", &alice, json!({}))
+        .await;
+    let (st, _) = s
+        .post(
+            &format!("{task_path}/complete"),
+            &alice,
+            json!({"token": task["token"], "action": "cancel"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    while !text.contains("event: removed") {
+        next(&mut text).await;
+    }
+
+    let mut seen = BTreeSet::new();
+    for block in text.split("\n\n").filter(|b| b.contains("event: ")) {
+        let name = block
+            .lines()
+            .find_map(|l| l.strip_prefix("event: "))
+            .expect("an event name");
+        let data = block
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .expect("event data");
+        let schema = declared
+            .get(name)
+            .unwrap_or_else(|| panic!("the stream sends `{name}`, which x-events does not name"));
+        let data: Json = serde_json::from_str(data).expect("event data is JSON");
+        if let Err(e) = conforms(&spec, schema, &data) {
+            panic!("`{name}` event {data} does not match its schema: {e}");
+        }
+        seen.insert(name.to_string());
+    }
+    for name in ["ready", "added", "claimed", "released", "removed"] {
+        assert!(seen.contains(name), "no `{name}` event in {text}");
     }
 }

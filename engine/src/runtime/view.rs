@@ -264,6 +264,16 @@ impl ApprovalView {
         &self.state
     }
 
+    /// The definition version the approval's instance runs on (its roles and plans).
+    pub fn definition(&self) -> &Arc<Definition> {
+        &self.def
+    }
+
+    /// When `on expire` is taken, if the approval has one.
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.expires_at
+    }
+
     /// The open level (0 for the first), if one is open.
     pub fn open_level(&self) -> Option<u32> {
         self.state.open.as_ref().map(|l| l.index)

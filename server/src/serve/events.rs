@@ -16,6 +16,8 @@ use itsmflow_engine::runtime::{Engine, Task};
 use itsmflow_engine::store::Store;
 use serde::Serialize;
 use tokio::sync::broadcast;
+
+use super::wire::queues as wire;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt;
@@ -159,6 +161,15 @@ pub async fn relay_firings<S: Store>(
     }
 }
 
+/// A server-sent event named `name` whose data is `data` as JSON.
+pub fn sse_event(name: &str, data: &impl Serialize) -> Event {
+    let data = serde_json::to_string(data).unwrap_or_else(|e| {
+        tracing::error!(error = %e, event = name, "cannot serialise a server-sent event");
+        "{}".to_string()
+    });
+    Event::default().event(name).data(data)
+}
+
 /// The event stream of one queue. A subscriber that falls behind gets a `lagged` event telling
 /// it to reload the queue, then continues with new events.
 pub fn stream(
@@ -168,19 +179,15 @@ pub fn stream(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let events = BroadcastStream::new(channel.subscribe()).filter_map(move |item| match item {
         Ok(e) if *e.queue == *queue => {
-            let data = serde_json::to_string(&e).unwrap_or_default();
-            let name = serde_json::to_value(e.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            Some(Ok(Event::default().event(name).data(data)))
+            let e = wire::QueueEvent::from(&e);
+            Some(Ok(sse_event(e.kind.name(), &e)))
         }
         Ok(_) => None,
-        Err(BroadcastStreamRecvError::Lagged(missed)) => Some(Ok(Event::default()
-            .event("lagged")
-            .data(format!("{{\"missed\":{missed}}}")))),
+        Err(BroadcastStreamRecvError::Lagged(missed)) => {
+            Some(Ok(sse_event("lagged", &wire::StreamLagged { missed })))
+        }
     });
-    let ready = tokio_stream::once(Ok(Event::default().event("ready").data("{}")));
+    let ready = tokio_stream::once(Ok(sse_event("ready", &wire::StreamReady {})));
     // Streams end when the server stops, so a graceful shutdown does not wait on them.
     let stopping = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;

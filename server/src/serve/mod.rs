@@ -6,10 +6,12 @@ pub mod error;
 pub mod events;
 pub mod fanout;
 pub mod metrics;
+pub mod openapi;
 pub mod request;
 pub mod routes;
 pub mod tenants;
 pub mod webhook;
+pub mod wire;
 
 use std::io::Write;
 use std::net::SocketAddr;

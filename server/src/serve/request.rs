@@ -394,10 +394,44 @@ pub fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiE
                     &at,
                     &without_position(&inner),
                 ))),
-                _ => Err(syntax(&inner)),
+                // serde_json refuses a choice (an enum) given as a number, `true` or `null` as
+                // if the JSON were malformed ("expected value"); the body is JSON, the member
+                // is of the wrong kind.
+                _ => match serde_json::from_slice::<serde_json::Value>(bytes) {
+                    Ok(doc) => Err(ApiError::invalid(match value_at(&doc, &at) {
+                        Some(v) => format!(
+                            "{} must be one of the names this member allows, not {}",
+                            Place::Body.name(&at),
+                            json_kind(v)
+                        ),
+                        None => format!("{} is not of the kind it must be", Place::Body.name(&at)),
+                    })),
+                    Err(_) => Err(syntax(&inner)),
+                },
             }
         }
     }
+}
+
+/// The member of `doc` at `path` as serde_path_to_error writes it (`files[0].name`).
+fn value_at<'a>(doc: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    if path.is_empty() || path == "." {
+        return Some(doc);
+    }
+    let mut here = doc;
+    for part in path.split('.') {
+        let (member, indexes) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !member.is_empty() {
+            here = here.get(member)?;
+        }
+        for index in indexes.split(']').filter_map(|i| i.strip_prefix('[')) {
+            here = here.get(index.parse::<usize>().ok()?)?;
+        }
+    }
+    Some(here)
 }
 
 /// serde_json's message without its " at line L column C".
@@ -419,6 +453,19 @@ pub fn from_query<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, ApiE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_member_is_found_by_its_path() {
+        let doc = serde_json::json!({"files": [{"name": 1}, {"name": "b", "tags": [[true]]}]});
+        assert_eq!(value_at(&doc, "files[0].name"), Some(&serde_json::json!(1)));
+        assert_eq!(
+            value_at(&doc, "files[1].tags[0][0]"),
+            Some(&serde_json::json!(true))
+        );
+        assert_eq!(value_at(&doc, "."), Some(&doc));
+        assert_eq!(value_at(&doc, "files[2]"), None);
+        assert_eq!(value_at(&doc, "nothing"), None);
+    }
 
     #[test]
     fn serde_messages_become_the_apis() {

@@ -15,9 +15,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::wire::notifications as wire;
 use itsmflow_engine::runtime::{Engine, Notification};
 use itsmflow_engine::store::Store;
-use serde_json::json;
 
 /// Look for notifications this often while nothing wakes the deliverer.
 const IDLE_POLL: Duration = Duration::from_secs(2);
@@ -67,7 +67,10 @@ impl Webhook {
     }
 
     async fn send(&self, tenant: &str, n: &Notification) -> Result<(), String> {
-        let body = json!({ "tenant": tenant, "notification": n });
+        let body = wire::WebhookPayload {
+            tenant: tenant.to_string(),
+            notification: n.into(),
+        };
         let resp = self
             .client
             .post(&self.url)

@@ -3,8 +3,6 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::TimeDelta;
-use serde::Deserialize;
-use serde_json::json;
 
 use super::PathArgs;
 use crate::database::{valid_tenant_name, DEFAULT_TENANT};
@@ -14,6 +12,7 @@ use crate::serve::app::{json, App, JsonBody};
 use crate::serve::auth::Ctx;
 use crate::serve::error::{ApiError, ApiResult};
 use crate::serve::tenants::Backend;
+use crate::serve::wire;
 use axum::extract::State;
 use std::sync::Arc;
 
@@ -38,40 +37,76 @@ fn check_roles(roles: &[String]) -> ApiResult<()> {
     Ok(())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    operation_id = "getMe",
+    tag = "identity",
+    summary = "Who the token belongs to",
+    responses(
+        (status = 200, description = "OK", body = wire::identity::Me),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn me<B: Backend>(ctx: C<B>) -> ApiResult<Response> {
-    Ok(json(
-        StatusCode::OK,
-        &json!({
-            "user": ctx.who.user,
-            "tenant": ctx.who.tenant,
-            "roles": ctx.who.roles,
-            "token": ctx.who.token_id,
-        }),
-    ))
+    Ok(json(StatusCode::OK, &wire::identity::Me::from(&ctx.who)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Availability {
-    /// Whether the caller takes pushed work (round-robin and least-loaded queues) now.
-    active: bool,
-}
-
+#[utoipa::path(
+    put,
+    path = "/v1/me/availability",
+    operation_id = "setAvailability",
+    tag = "identity",
+    summary = "Take pushed work, or stop taking it",
+    description = "Needs a role other than `requester`. Going inactive returns one's unclaimed assigned tasks to their queues.",
+    request_body(content = wire::identity::AvailabilityRequest),
+    responses(
+        (status = 200, description = "OK", body = wire::identity::AvailabilityState),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, response = wire::problem::Invalid),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn availability<B: Backend>(
     ctx: C<B>,
-    JsonBody(body): JsonBody<Availability>,
+    JsonBody(body): JsonBody<wire::identity::AvailabilityRequest>,
 ) -> ApiResult<Response> {
     ctx.require_agent()?;
     ctx.tenant
         .engine
         .set_agent(&ctx.actor(), body.active)
         .await?;
-    Ok(json(StatusCode::OK, &json!({ "active": body.active })))
+    Ok(json(
+        StatusCode::OK,
+        &wire::identity::AvailabilityState {
+            active: body.active,
+        },
+    ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/users",
+    operation_id = "listUsers",
+    tag = "identity",
+    summary = "The tenant's users",
+    description = "Needs `admin`; acts within the caller's tenant.",
+    responses(
+        (status = 200, description = "OK", body = wire::identity::UserList),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn users<B: Backend>(State(app): S<B>, ctx: C<B>) -> ApiResult<Response> {
-    let users = users_of(&app, &ctx).await?;
-    Ok(json(StatusCode::OK, &json!({ "items": users })))
+    let items = users_of(&app, &ctx).await?;
+    let items = items.into_iter().map(wire::identity::User::from).collect();
+    Ok(json(StatusCode::OK, &wire::identity::UserList { items }))
 }
 
 /// The tenant's users, for an administrator (the API's list and the admin page).
@@ -81,16 +116,6 @@ pub(crate) async fn users_of<B: Backend>(app: &App<B>, ctx: &C<B>) -> ApiResult<
         .users(&ctx.who.tenant)
         .await
         .map_err(identity_error)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewUser {
-    pub(crate) name: String,
-    pub(crate) roles: Vec<String>,
-    /// Their manager: a user of the tenant.
-    pub(crate) manager: Option<String>,
-    pub(crate) email: Option<String>,
 }
 
 /// A manager must be another user of the tenant; an e-mail address must look like one.
@@ -130,20 +155,40 @@ async fn check_attributes<B: Backend>(
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    operation_id = "createUser",
+    tag = "identity",
+    summary = "Create a user",
+    description = "Needs `admin`; acts within the caller's tenant. A user holding only `requester` (or no role) sees only their own tickets.",
+    request_body(content = wire::identity::NewUserRequest),
+    responses(
+        (status = 201, description = "Created.", body = wire::identity::User),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 409, description = "`conflict`: the user exists.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, response = wire::problem::Invalid),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn create_user<B: Backend>(
     State(app): S<B>,
     ctx: C<B>,
-    JsonBody(body): JsonBody<NewUser>,
+    JsonBody(body): JsonBody<wire::identity::NewUserRequest>,
 ) -> ApiResult<Response> {
     let user = add_user(&app, &ctx, body).await?;
-    Ok(json(StatusCode::CREATED, &user))
+    Ok(json(StatusCode::CREATED, &wire::identity::User::from(user)))
 }
 
 /// Create a user of the caller's tenant (an administrator), with their manager and e-mail.
 pub(crate) async fn add_user<B: Backend>(
     app: &App<B>,
     ctx: &C<B>,
-    body: NewUser,
+    body: wire::identity::NewUserRequest,
 ) -> ApiResult<User> {
     ctx.require_admin()?;
     if !valid_user_name(&body.name) {
@@ -183,29 +228,37 @@ pub(crate) async fn add_user<B: Backend>(
     Ok(user)
 }
 
-/// A user's attributes to change: a member absent leaves it as it is, `null` clears it.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Attributes {
-    #[serde(default, deserialize_with = "present")]
-    pub(crate) manager: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    pub(crate) email: Option<Option<String>>,
-}
-
-/// A member that is present, as `Some` (of `null` or a value).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
-
+#[utoipa::path(
+    patch,
+    path = "/v1/users/{name}",
+    operation_id = "setUserAttributes",
+    tag = "identity",
+    summary = "Set a user's manager and e-mail",
+    description = "Needs `admin`; acts within the caller's tenant. The manager must be another user of the tenant; processes read it where they name `manager of` someone (an approval, who may perform an action).",
+    params(
+        ("name" = String, Path, description = "User name.", example = "alice")
+    ),
+    request_body(content = wire::identity::UserAttributesRequest),
+    responses(
+        (status = 200, description = "The user as they now are.", body = wire::identity::User),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, response = wire::problem::Invalid),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn set_attributes<B: Backend>(
     State(app): S<B>,
     ctx: C<B>,
     PathArgs(name): PathArgs<String>,
-    JsonBody(body): JsonBody<Attributes>,
+    JsonBody(body): JsonBody<wire::identity::UserAttributesRequest>,
 ) -> ApiResult<Response> {
     let user = change_attributes(&app, &ctx, &name, body).await?;
-    Ok(json(StatusCode::OK, &user))
+    Ok(json(StatusCode::OK, &wire::identity::User::from(user)))
 }
 
 /// Change a user's manager and e-mail address (an administrator); returns the user.
@@ -213,7 +266,7 @@ pub(crate) async fn change_attributes<B: Backend>(
     app: &App<B>,
     ctx: &C<B>,
     name: &str,
-    body: Attributes,
+    body: wire::identity::UserAttributesRequest,
 ) -> ApiResult<User> {
     ctx.require_admin()?;
     let tenant = &ctx.who.tenant;
@@ -245,22 +298,42 @@ pub(crate) async fn change_attributes<B: Backend>(
         .ok_or_else(|| ApiError::not_found(format!("no user `{name}`")))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Roles {
-    roles: Vec<String>,
-}
-
+#[utoipa::path(
+    put,
+    path = "/v1/users/{name}/roles",
+    operation_id = "setRoles",
+    tag = "identity",
+    summary = "Replace a user's roles",
+    description = "Needs `admin`; acts within the caller's tenant. Takes effect at once on this node, within 5 s on others.",
+    params(
+        ("name" = String, Path, description = "User name.", example = "alice")
+    ),
+    request_body(content = wire::identity::RolesRequest),
+    responses(
+        (status = 200, description = "OK", body = wire::identity::UserRoles),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, description = "`invalid-request`: a bad role name, or taking `admin` from oneself.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn set_roles<B: Backend>(
     State(app): S<B>,
     ctx: C<B>,
     PathArgs(name): PathArgs<String>,
-    JsonBody(body): JsonBody<Roles>,
+    JsonBody(body): JsonBody<wire::identity::RolesRequest>,
 ) -> ApiResult<Response> {
     change_roles(&app, &ctx, &name, &body.roles).await?;
     Ok(json(
         StatusCode::OK,
-        &json!({ "name": name, "roles": body.roles }),
+        &wire::identity::UserRoles {
+            name,
+            roles: body.roles,
+        },
     ))
 }
 
@@ -288,15 +361,6 @@ pub(crate) async fn change_roles<B: Backend>(
     }
     app.auth_cache.forget(&ctx.who.tenant, Some(name), None);
     Ok(())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewPassword {
-    password: String,
-    /// The current password: needed when users set their own (not when an administrator sets
-    /// another user's).
-    old_password: Option<String>,
 }
 
 /// Set a user's password: an administrator for any user of the tenant, anyone for themself
@@ -357,11 +421,34 @@ pub(crate) async fn change_password<B: Backend>(
     Ok(())
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/users/{name}/password",
+    operation_id = "setPassword",
+    tag = "identity",
+    summary = "Set a user's password (for signing in to the web pages)",
+    description = "An administrator sets any user's password in their tenant; any user sets their own, giving `old_password` when they have one. Stored as an Argon2id hash. Every web session of the user ends (their bearer tokens are not affected).",
+    params(
+        ("name" = String, Path, description = "User name.", example = "alice")
+    ),
+    request_body(content = wire::identity::PasswordRequest),
+    responses(
+        (status = 204, description = "Done; no body."),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, description = "`forbidden`: another user's password without `admin`, or `old_password` is wrong.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, description = "`invalid-request`: the password is shorter than 10 characters, longer than 1024 bytes or holds a NUL, or `old_password` is missing.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn set_password<B: Backend>(
     State(app): S<B>,
     ctx: C<B>,
     PathArgs(name): PathArgs<String>,
-    JsonBody(body): JsonBody<NewPassword>,
+    JsonBody(body): JsonBody<wire::identity::PasswordRequest>,
 ) -> ApiResult<Response> {
     change_password(
         &app,
@@ -375,19 +462,34 @@ pub async fn set_password<B: Backend>(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct NewToken {
-    label: Option<String>,
-    /// Days until the token expires; no expiry if absent.
-    expires_in_days: Option<i64>,
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/users/{name}/tokens",
+    operation_id = "createToken",
+    tag = "identity",
+    summary = "Issue a token for a user",
+    description = "Needs `admin`; acts within the caller's tenant. The body is optional.",
+    params(
+        ("name" = String, Path, description = "User name.", example = "alice")
+    ),
+    request_body(content = wire::identity::NewTokenRequest, description = "Optional: a request without a body takes the defaults."),
+    responses(
+        (status = 201, description = "Created; `secret` is shown only here.", body = wire::identity::NewTokenResult),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, response = wire::problem::Invalid),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn create_token<B: Backend>(
     State(app): S<B>,
     ctx: C<B>,
     PathArgs(name): PathArgs<String>,
-    body: Option<JsonBody<NewToken>>,
+    body: Option<JsonBody<wire::identity::NewTokenRequest>>,
 ) -> ApiResult<Response> {
     let body = body.map(|b| b.0).unwrap_or_default();
     let (info, secret) = issue_token(
@@ -398,9 +500,13 @@ pub async fn create_token<B: Backend>(
         body.expires_in_days,
     )
     .await?;
-    let mut out = serde_json::to_value(&info).map_err(ApiError::internal)?;
-    out["secret"] = json!(secret);
-    Ok(json(StatusCode::CREATED, &out))
+    Ok(json(
+        StatusCode::CREATED,
+        &wire::identity::NewTokenResult {
+            token: info.into(),
+            secret,
+        },
+    ))
 }
 
 /// A new token for a user of the tenant (an administrator): its record and its secret, which
@@ -416,11 +522,14 @@ pub(crate) async fn issue_token<B: Backend>(
     let now = app.clock.now();
     let expires_at = match expires_in_days {
         None => None,
-        Some(d) if (1..=3650).contains(&d) => Some(now + TimeDelta::days(d)),
+        Some(d) if (1..=wire::identity::MAX_TOKEN_DAYS).contains(&d) => {
+            Some(now + TimeDelta::days(d))
+        }
         Some(_) => {
-            return Err(ApiError::invalid(
-                "`expires_in_days` must be between 1 and 3650",
-            ))
+            return Err(ApiError::invalid(format!(
+                "`expires_in_days` must be between 1 and {}",
+                wire::identity::MAX_TOKEN_DAYS
+            )))
         }
     };
     app.identities
@@ -429,9 +538,24 @@ pub(crate) async fn issue_token<B: Backend>(
         .map_err(identity_error)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    operation_id = "listTokens",
+    tag = "identity",
+    summary = "The tenant's tokens (never their secrets)",
+    description = "Needs `admin`; acts within the caller's tenant.",
+    responses(
+        (status = 200, description = "OK", body = wire::identity::TokenList),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn tokens<B: Backend>(State(app): S<B>, ctx: C<B>) -> ApiResult<Response> {
-    let tokens = tokens_of(&app, &ctx).await?;
-    Ok(json(StatusCode::OK, &json!({ "items": tokens })))
+    let items = tokens_of(&app, &ctx).await?;
+    let items = items.into_iter().map(wire::identity::Token::from).collect();
+    Ok(json(StatusCode::OK, &wire::identity::TokenList { items }))
 }
 
 /// The tenant's tokens (never their secrets), for an administrator.
@@ -443,6 +567,25 @@ pub(crate) async fn tokens_of<B: Backend>(app: &App<B>, ctx: &C<B>) -> ApiResult
         .map_err(identity_error)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{id}",
+    operation_id = "revokeToken",
+    tag = "identity",
+    summary = "Revoke a token",
+    description = "Needs `admin`; acts within the caller's tenant. Refused at once on this node, within 5 s on others.",
+    params(
+        ("id" = i64, Path, description = "Token id.")
+    ),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 404, description = "`not-found`: no such token in the tenant, or it is already revoked.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn revoke_token<B: Backend>(
     State(app): S<B>,
     ctx: C<B>,
@@ -469,20 +612,32 @@ pub(crate) async fn revoke<B: Backend>(app: &App<B>, ctx: &C<B>, id: i64) -> Api
     Ok(())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewTenant {
-    name: String,
-    /// The new tenant's first administrator.
-    admin: String,
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/tenants",
+    operation_id = "createTenant",
+    tag = "identity",
+    summary = "Create a tenant with its first administrator",
+    description = "Needs `admin` in the `default` tenant. The tenant's data lives apart: its own SQLite file or PostgreSQL schema.",
+    request_body(content = wire::identity::NewTenantRequest),
+    responses(
+        (status = 201, description = "Created, with the standard processes published and a token for its administrator (`secret`, shown only here).", body = wire::identity::TenantCreated),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, description = "`forbidden`: only administrators of the `default` tenant create tenants.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: the tenant exists.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, response = wire::problem::Invalid),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// Create a tenant with its first administrator, and publish the standard processes to it.
 /// Only administrators of the default tenant (the operators) may.
 pub async fn create_tenant<B: Backend>(
     State(app): S<B>,
     ctx: C<B>,
-    JsonBody(body): JsonBody<NewTenant>,
+    JsonBody(body): JsonBody<wire::identity::NewTenantRequest>,
 ) -> ApiResult<Response> {
     let created = add_tenant(&app, &ctx, &body.name, &body.admin).await?;
     Ok(json(StatusCode::CREATED, &created))
@@ -516,9 +671,9 @@ pub(crate) async fn add_tenant<B: Backend>(
     ctx: &C<B>,
     name: &str,
     admin: &str,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<wire::identity::TenantCreated> {
     require_operator::<B>(ctx)?;
-    let body = NewTenant {
+    let body = wire::identity::NewTenantRequest {
         name: name.to_string(),
         admin: admin.to_string(),
     };
@@ -545,18 +700,18 @@ pub(crate) async fn add_tenant<B: Backend>(
     // The tenant and its administrator exist now, and the secret must reach the caller even
     // if publishing fails: the administrator can publish definitions later.
     let published = match app.tenants.publish_standard(&body.name).await {
-        Ok(p) => json!(p),
+        Ok(p) => p.iter().map(wire::definitions::Published::from).collect(),
         Err(e) => {
             tracing::error!(tenant = %body.name, error = %e, "standard definitions not published");
-            json!([])
+            Vec::new()
         }
     };
     tracing::info!(tenant = %body.name, "tenant created");
-    Ok(json!({
-        "tenant": body.name,
-        "admin": body.admin,
-        "token": info.id,
-        "secret": secret,
-        "published": published,
-    }))
+    Ok(wire::identity::TenantCreated {
+        tenant: body.name,
+        admin: body.admin,
+        token: info.id,
+        secret,
+        published,
+    })
 }

@@ -3,8 +3,6 @@
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use itsmflow_engine::runtime::InstanceId;
-use serde::Deserialize;
-use serde_json::json;
 
 use super::instances::{announce, expected_version, visible};
 use super::PathArgs;
@@ -12,36 +10,77 @@ use crate::serve::app::{json, JsonBody};
 use crate::serve::auth::Ctx;
 use crate::serve::error::ApiResult;
 use crate::serve::tenants::Backend;
+use crate::serve::wire;
 
 type C<B> = Ctx<<B as Backend>::Store>;
 
+#[utoipa::path(
+    get,
+    path = "/v1/instances/{id}/checklist",
+    operation_id = "getChecklist",
+    tag = "instances",
+    summary = "The checklist of the instance's stage",
+    description = "Each item of the checklist of the stage the instance is in, with whether it is ticked (it starts with none ticked each time the instance enters the stage). Empty when the stage has no checklist. Requesters reach only instances they created; any other is a 404.",
+    params(
+        ("id" = i64, Path, description = "Instance id.")
+    ),
+    responses(
+        (status = 200, description = "The items.", body = wire::checklists::Checklist),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// The items of the checklist of the instance's stage, each with whether it is ticked (none
 /// when the stage has no checklist).
 pub async fn list<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
     visible::<B>(&ctx, id).await?;
     let items = ctx.tenant.engine.checklist(InstanceId(id)).await?;
-    Ok(json(StatusCode::OK, &json!({ "items": items })))
+    let items = items
+        .iter()
+        .map(wire::checklists::ChecklistItem::from)
+        .collect();
+    Ok(json(StatusCode::OK, &wire::checklists::Checklist { items }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Tick {
-    /// `true` ticks the item, `false` clears it.
-    done: bool,
-    #[serde(default)]
-    version: Option<i64>,
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/instances/{id}/checklist/{item}",
+    operation_id = "tickChecklistItem",
+    tag = "instances",
+    summary = "Tick or clear an item of the checklist",
+    description = "Anyone who may perform some transition out of the stage may tick or clear its items; an item already so changes nothing (no new version). Each change is in the history as `checked`. A transition that `requires checklist` is refused with `422 /problems/checklist-incomplete` until every item is ticked. An item the stage's checklist does not have is a 404 listing its items.",
+    params(
+        ("id" = i64, Path, description = "Instance id."),
+        ("item" = String, Path, min_length = 1, description = "The item's name, as the definition writes it.")
+    ),
+    request_body(content = wire::checklists::ChecklistTick),
+    responses(
+        (status = 200, description = "Ticked or cleared; the instance with its version.", body = wire::instances::Instance),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 409, response = wire::problem::Conflict),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, response = wire::problem::Invalid),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// Tick or clear an item; the instance as it is after.
 pub async fn tick<B: Backend>(
     ctx: C<B>,
     PathArgs((id, item)): PathArgs<(i64, String)>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<Tick>,
+    JsonBody(body): JsonBody<wire::checklists::ChecklistTick>,
 ) -> ApiResult<Response> {
     let expected = expected_version(&headers, body.version)?;
     let after = tick_item::<B>(&ctx, id, &item, body.done, expected).await?;
-    Ok(json(StatusCode::OK, &after))
+    Ok(json(
+        StatusCode::OK,
+        &wire::instances::Instance::from(&after),
+    ))
 }
 
 /// Tick or clear an item of an instance the caller may see (the engine decides whether they

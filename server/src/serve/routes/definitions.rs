@@ -7,53 +7,38 @@ use axum::response::{IntoResponse, Response};
 use itsmflow_dsl::{diagnostic, Sources};
 use itsmflow_engine::runtime::catalog::Definition;
 use itsmflow_engine::runtime::{EngineError, Published};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::{PathArgs, QueryArgs};
 use crate::serve::app::{json, JsonBody};
 use crate::serve::auth::Ctx;
 use crate::serve::error::{ApiError, ApiResult};
 use crate::serve::tenants::Backend;
+use crate::serve::wire;
 
 type C<B> = Ctx<<B as Backend>::Store>;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Upload {
-    /// The project's files; together they replace the tenant's project (or, for a tenant's
-    /// tailoring, they are the client's files).
-    pub(crate) files: Vec<UploadFile>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UploadFile {
-    pub(crate) name: String,
-    pub(crate) text: String,
-}
-
-#[derive(Serialize)]
-struct Summary {
-    process: String,
-    version: u32,
-    hash: String,
-    published_at: chrono::DateTime<chrono::Utc>,
-}
-
-fn summary(d: &Definition) -> Summary {
-    Summary {
-        process: d.process.clone(),
-        version: d.version,
-        hash: d.hash.clone(),
-        published_at: d.published_at,
-    }
-}
-
+#[utoipa::path(
+    get,
+    path = "/v1/definitions",
+    operation_id = "listDefinitions",
+    tag = "definitions",
+    summary = "The latest version of every process",
+    responses(
+        (status = 200, description = "OK", body = wire::definitions::DefinitionList),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// The latest version of every process.
 pub async fn list<B: Backend>(ctx: C<B>) -> ApiResult<Response> {
-    let items: Vec<Summary> = latest::<B>(&ctx).iter().map(|d| summary(d)).collect();
-    Ok(json(StatusCode::OK, &json!({ "items": items })))
+    let items = latest::<B>(&ctx)
+        .iter()
+        .map(|d| wire::definitions::DefinitionSummary::from(&**d))
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &wire::definitions::DefinitionList { items },
+    ))
 }
 
 /// The latest version of every process, in the catalogue's order (the list above, and the
@@ -69,9 +54,29 @@ pub(crate) fn latest<B: Backend>(ctx: &C<B>) -> Vec<Arc<Definition>> {
     latest
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/definitions",
+    operation_id = "publishDefinitions",
+    tag = "definitions",
+    summary = "Publish the tenant's project",
+    description = "The files together replace the tenant's project. Changed processes get a new version; instances keep the version they started on. Needs `admin` or `process_manager`.",
+    request_body(content = wire::definitions::UploadRequest),
+    responses(
+        (status = 200, description = "Nothing changed: every process kept its version.", body = wire::definitions::PublishResult),
+        (status = 201, description = "Published; at least one process got a new version.", body = wire::definitions::PublishResult),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, description = "`invalid-definitions` (the project does not check; nothing was published; `diagnostics` lists every problem) or `invalid-request` (no files, a bad or repeated file name, a missing member).", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn publish<B: Backend>(
     ctx: C<B>,
-    JsonBody(upload): JsonBody<Upload>,
+    JsonBody(upload): JsonBody<wire::definitions::UploadRequest>,
 ) -> ApiResult<Response> {
     let files: Vec<(String, String)> = upload.files.into_iter().map(|f| (f.name, f.text)).collect();
     let published = publish_files::<B>(&ctx, &files).await?;
@@ -80,7 +85,10 @@ pub async fn publish<B: Backend>(
     } else {
         StatusCode::OK
     };
-    Ok(json(status, &json!({ "published": published })))
+    Ok(json(
+        status,
+        &wire::definitions::PublishResult::of(&published),
+    ))
 }
 
 /// A project's files as the engine checks them, refused when a name is not a relative
@@ -149,18 +157,34 @@ pub(crate) async fn publish_files<B: Backend>(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/definitions/{process}",
+    operation_id = "listDefinitionVersions",
+    tag = "definitions",
+    summary = "Every version of a process",
+    params(
+        ("process" = String, Path, description = "Process name.", example = "incident")
+    ),
+    responses(
+        (status = 200, description = "OK", body = wire::definitions::DefinitionVersions),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// Every version of a process.
 pub async fn versions<B: Backend>(
     ctx: C<B>,
     PathArgs(process): PathArgs<String>,
 ) -> ApiResult<Response> {
-    let items: Vec<Summary> = versions_of::<B>(&ctx, &process)?
+    let versions = versions_of::<B>(&ctx, &process)?
         .iter()
-        .map(|d| summary(d))
+        .map(|d| wire::definitions::DefinitionSummary::from(&**d))
         .collect();
     Ok(json(
         StatusCode::OK,
-        &json!({ "process": process, "versions": items }),
+        &wire::definitions::DefinitionVersions { process, versions },
     ))
 }
 
@@ -201,74 +225,79 @@ pub(crate) fn find<B: Backend>(
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/definitions/{process}/versions/{version}",
+    operation_id = "getDefinitionVersion",
+    tag = "definitions",
+    summary = "One version of a process: fields, priorities, stages, actions",
+    params(
+        ("process" = String, Path, description = "Process name.", example = "incident"),
+        ("version" = i32, Path, minimum = 0, description = "Definition version.")
+    ),
+    responses(
+        (status = 200, description = "OK", body = wire::definitions::DefinitionVersion),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// One version: its model in brief and the source of the project it was published with.
 pub async fn version<B: Backend>(
     ctx: C<B>,
     PathArgs((process, version)): PathArgs<(String, u32)>,
 ) -> ApiResult<Response> {
     let d = find::<B>(&ctx, &process, Some(version))?;
-    let p = d.model();
-    let fields: Vec<_> = p
-        .fields
-        .iter()
-        .map(|f| json!({"name": f.name, "type": f.ty.to_string(), "required": f.required}))
-        .collect();
-    let stages: Vec<_> = p
-        .stages
-        .iter()
-        .map(|s| json!({"name": s.name, "label": s.label, "initial": s.initial, "final": s.is_final}))
-        .collect();
-    let actions: Vec<_> = p
-        .transitions
-        .iter()
-        .map(|t| {
-            json!({
-                "name": t.name,
-                "label": t.label,
-                "from": t.from.iter().map(|s| &p.stages[s.index()].name).collect::<Vec<_>>(),
-                "to": p.stages[t.to.index()].name,
-                "roles": t.roles.iter().map(|r| &d.project.role(*r).name).collect::<Vec<_>>(),
-                "requires": t.requires.iter().map(|f| &p.fields[f.index()].name).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let mut body = serde_json::to_value(summary(&d)).map_err(ApiError::internal)?;
-    body["label"] = json!(p.label);
-    body["fields"] = json!(fields);
-    body["priorities"] = json!(p.priorities);
-    body["stages"] = json!(stages);
-    body["actions"] = json!(actions);
-    Ok(json(StatusCode::OK, &body))
+    Ok(json(
+        StatusCode::OK,
+        &wire::definitions::DefinitionVersion::from(&*d),
+    ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GraphQuery {
-    format: Option<String>,
-    version: Option<u32>,
-}
-
+#[utoipa::path(
+    get,
+    path = "/v1/definitions/{process}/graph",
+    operation_id = "getDefinitionGraph",
+    tag = "definitions",
+    summary = "The process as a Graphviz or Mermaid graph",
+    params(
+        ("process" = String, Path, description = "Process name.", example = "incident"),
+        wire::definitions::GraphQuery
+    ),
+    responses(
+        (status = 200, description = "The graph: Graphviz DOT (`text/vnd.graphviz`) or Mermaid (`text/plain`).", content((String = "text/vnd.graphviz"), (String = "text/plain"))),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 422, description = "`invalid-request`: an unknown `format`.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// The process as a Graphviz or Mermaid graph.
 pub async fn graph<B: Backend>(
     ctx: C<B>,
     PathArgs(process): PathArgs<String>,
-    QueryArgs(q): QueryArgs<GraphQuery>,
+    QueryArgs(q): QueryArgs<wire::definitions::GraphQuery>,
 ) -> ApiResult<Response> {
     let d = find::<B>(&ctx, &process, q.version)?;
-    let (text, content_type) = match q.format.as_deref().unwrap_or("dot") {
-        "dot" => (
+    let format = match q.format.as_deref() {
+        None => wire::definitions::GraphFormat::default(),
+        Some(name) => wire::definitions::GraphFormat::named(name).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "unknown graph format `{name}`; use `dot` or `mermaid`"
+            ))
+        })?,
+    };
+    let (text, content_type) = match format {
+        wire::definitions::GraphFormat::Dot => (
             itsmflow_engine::graph::to_dot(&d.project, d.model()),
             "text/vnd.graphviz; charset=utf-8",
         ),
-        "mermaid" => (
+        wire::definitions::GraphFormat::Mermaid => (
             itsmflow_engine::graph::to_mermaid(&d.project, d.model()),
             "text/plain; charset=utf-8",
         ),
-        other => {
-            return Err(ApiError::invalid(format!(
-                "unknown graph format `{other}`; use `dot` or `mermaid`"
-            )))
-        }
     };
     Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
 }

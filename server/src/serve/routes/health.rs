@@ -5,7 +5,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::database::DEFAULT_TENANT;
 use crate::serve::app::{json, App};
@@ -13,13 +12,37 @@ use crate::serve::auth::Ctx;
 use crate::serve::error::{ApiError, ApiResult};
 use crate::serve::metrics::Gauge;
 use crate::serve::tenants::Backend;
+use crate::serve::wire;
 use itsmflow_engine::store::Store;
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    summary = "Liveness: the process is up",
+    security(()),
+    responses(
+        (status = 200, description = "OK", body = wire::health::Status)
+    )
+)]
 /// The process is up.
 pub async fn healthz() -> Response {
-    json(StatusCode::OK, &json!({ "status": "ok" }))
+    json(StatusCode::OK, &wire::health::Health::Ok.body())
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    summary = "Readiness: the databases answer",
+    security(()),
+    responses(
+        (status = 200, description = "Ready (`{\"status\": \"ready\"}`).", body = wire::health::Status),
+        (status = 503, description = "Not ready (`{\"status\": \"unavailable\"}`).", body = wire::health::Status)
+    )
+)]
 /// The server can serve: its databases answer.
 pub async fn readyz<B: Backend>(State(app): State<Arc<App<B>>>) -> Response {
     let identities = app.identities.ping().await;
@@ -33,17 +56,31 @@ pub async fn readyz<B: Backend>(State(app): State<Arc<App<B>>>) -> Response {
         Err(e) => Err(e.to_string()),
     };
     match (identities, store) {
-        (Ok(()), Ok(())) => json(StatusCode::OK, &json!({ "status": "ready" })),
+        (Ok(()), Ok(())) => json(StatusCode::OK, &wire::health::Health::Ready.body()),
         (i, s) => {
             tracing::warn!(identities = ?i.err(), store = ?s.err(), "not ready");
             json(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &json!({ "status": "unavailable" }),
+                &wire::health::Health::Unavailable.body(),
             )
         }
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    description = "They span every tenant, so only administrators of the `default` tenant may read them.",
+    responses(
+        (status = 200, description = "The text exposition format: `itsmflow_http_requests_total`, `itsmflow_http_request_duration_seconds`, `itsmflow_queue_tasks`.", body = String, content_type = "text/plain"),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, description = "`forbidden`: metrics are for administrators of the `default` tenant.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// Prometheus metrics. They span every tenant, so only administrators of the default tenant
 /// (the operators) may read them.
 pub async fn metrics<B: Backend>(
@@ -106,11 +143,24 @@ pub async fn metrics<B: Backend>(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    summary = "This API description",
+    security(()),
+    responses(
+        (status = 200, description = "This document.", body = Object)
+    )
+)]
 /// The OpenAPI description of this API.
 pub async fn openapi() -> Response {
+    static DOCUMENT: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(crate::serve::openapi::document);
     (
         [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../../../openapi.json"),
+        DOCUMENT.as_str(),
     )
         .into_response()
 }

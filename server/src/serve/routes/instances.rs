@@ -8,8 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use itsmflow_engine::runtime::{EventView, InstanceId, InstanceView, LinkView};
 use itsmflow_engine::store::InstanceFilter;
-use serde::Deserialize;
-use serde_json::{json, Map, Value as Json};
+use serde_json::{Map, Value as Json};
 
 use super::{PathArgs, QueryArgs};
 use crate::serve::app::{json, JsonBody};
@@ -17,6 +16,7 @@ use crate::serve::auth::Ctx;
 use crate::serve::error::{ApiError, ApiResult};
 use crate::serve::events::{publish, QueueEvent, QueueEventKind};
 use crate::serve::tenants::Backend;
+use crate::serve::wire;
 
 type C<B> = Ctx<<B as Backend>::Store>;
 
@@ -76,28 +76,35 @@ pub(crate) fn announce<B: Backend>(ctx: &C<B>, after: &InstanceView) {
 }
 
 fn located(view: &InstanceView) -> Response {
-    let mut response = json(StatusCode::CREATED, view);
+    let mut response = json(StatusCode::CREATED, &wire::instances::Instance::from(view));
     if let Ok(v) = format!("/v1/instances/{}", view.id()).parse() {
         response.headers_mut().insert(header::LOCATION, v);
     }
     response
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewInstance {
-    /// The process to raise a ticket of; or, instead, a catalogue `item`.
-    #[serde(default)]
-    process: Option<String>,
-    #[serde(default)]
-    item: Option<String>,
-    #[serde(default)]
-    fields: Map<String, Json>,
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/instances",
+    operation_id = "createInstance",
+    tag = "instances",
+    summary = "Create an instance (raise a ticket)",
+    description = "Creates an instance of the latest version of the process (or of a catalogue item's process, with its presets), in its initial stage.",
+    request_body(content = wire::instances::NewInstanceRequest),
+    responses(
+        (status = 201, description = "Created.", body = wire::instances::Instance, headers(("Location" = String, description = "`/v1/instances/{id}`"))),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 404, description = "`not-found`: no such process is published (`process` names it), or no such catalogue item (`item` names it).", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, description = "`invalid-fields` (`errors` lists each field), `rule-failed`, or `invalid-request`.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn create<B: Backend>(
     ctx: C<B>,
-    JsonBody(body): JsonBody<NewInstance>,
+    JsonBody(body): JsonBody<wire::instances::NewInstanceRequest>,
 ) -> ApiResult<Response> {
     let view = match (&body.process, &body.item) {
         (Some(process), None) => raise::<B>(&ctx, process, &body.fields).await?,
@@ -135,6 +142,24 @@ pub(crate) async fn raise<B: Backend>(
     Ok(view)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/instances/{id}",
+    operation_id = "getInstance",
+    tag = "instances",
+    summary = "Read an instance",
+    description = "Requesters reach only instances they created; any other is a 404. The `ETag` header carries the version, to send back in `If-Match`.",
+    params(
+        ("id" = i64, Path, description = "Instance id.")
+    ),
+    responses(
+        (status = 200, description = "OK", body = wire::instances::Instance, headers(("ETag" = String, description = "The instance's `version`, quoted: `\"N\"`."))),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// The instance, with its version as the `ETag` (to send back in `If-Match`).
 pub async fn get<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
     let view = visible::<B>(&ctx, id).await?;
@@ -143,38 +168,13 @@ pub async fn get<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResul
     // not read a second time (their history) for nothing.
     if view.definition().timing().ola {
         let clocks = ctx.tenant.engine.ola_clocks(view.id()).await?;
-        body["ola"] = ola_json(clocks)?;
+        body.ola = Some(clocks.into());
     }
     let mut response = json(StatusCode::OK, &body);
     if let Ok(tag) = format!("\"{}\"", view.version()).parse() {
         response.headers_mut().insert(header::ETAG, tag);
     }
     Ok(response)
-}
-
-/// A ticket's OLA clocks as the API shows them: the current stay's (the open one, the last),
-/// and how the past ones ended.
-fn ola_json(mut clocks: Vec<itsmflow_engine::runtime::ola::OlaClock>) -> ApiResult<Json> {
-    let current = match clocks.last() {
-        Some(c) if c.left_at.is_none() => clocks.pop(),
-        _ => None,
-    };
-    Ok(json!({
-        "current": serde_json::to_value(current).map_err(ApiError::internal)?,
-        "past": serde_json::to_value(clocks).map_err(ApiError::internal)?,
-    }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    process: Option<String>,
-    stage: Option<String>,
-    queue: Option<String>,
-    created_by: Option<String>,
-    limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
 }
 
 fn not_given_out() -> ApiError {
@@ -184,10 +184,28 @@ fn not_given_out() -> ApiError {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/instances",
+    operation_id = "listInstances",
+    tag = "instances",
+    summary = "List instances, newest first, a page at a time",
+    description = "Filters combine with AND. Requesters see only the instances they created (`created_by` is ignored for them).",
+    params(
+        wire::instances::InstanceQuery
+    ),
+    responses(
+        (status = 200, description = "OK", body = wire::instances::InstancePage),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 422, description = "`invalid-request`: `limit` out of range, or a `cursor` this API did not give out for these filters (not the id of an instance of the `process` and `created_by` asked for).", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// Newest first, a page at a time.
 pub async fn list<B: Backend>(
     ctx: C<B>,
-    QueryArgs(q): QueryArgs<ListQuery>,
+    QueryArgs(q): QueryArgs<wire::instances::InstanceQuery>,
 ) -> ApiResult<Response> {
     let limit = ctx.limits.page(q.limit)?;
     let before = match q.cursor.as_deref() {
@@ -234,20 +252,11 @@ pub async fn list<B: Backend>(
     } else {
         None
     };
+    let items = items.iter().map(wire::instances::Instance::from).collect();
     Ok(json(
         StatusCode::OK,
-        &json!({ "items": items, "next_cursor": next_cursor }),
+        &wire::instances::InstancePage { items, next_cursor },
     ))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Act {
-    #[serde(default)]
-    fields: Map<String, Json>,
-    /// The version the caller last saw; the change is refused (409) if it has moved on.
-    version: Option<i64>,
-    reason: Option<String>,
 }
 
 /// The expected version: from the body, or an `If-Match: "N"` header.
@@ -284,11 +293,37 @@ pub(crate) fn expected_version(headers: &HeaderMap, body: Option<i64>) -> ApiRes
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/instances/{id}/actions/{action}",
+    operation_id = "performAction",
+    tag = "instances",
+    summary = "Perform an action on an instance",
+    description = "The body is optional (no body is the same as `{}`). Refused if another agent holds a live claim on the instance's task. Requesters reach only instances they created; any other is a 404.",
+    params(
+        ("id" = i64, Path, description = "Instance id."),
+        ("action" = String, Path, description = "Action (transition) name.", example = "accept"),
+        ("If-Match" = Option<String>, Header, description = "The instance version the caller last saw, as `GET /v1/instances/{id}` gives it in its `ETag`: `\"7\"` (the weak `W/\"7\"` and a bare `7` work too); refused with 409 if the instance has moved on. `*` matches any version, as if none were given. Anything else (including a list) is a 400. If the body also has `version`, both must agree (else 400).", example = "\"7\"")
+    ),
+    request_body(content = wire::instances::ActionRequest, description = "Optional: a request without a body takes the defaults."),
+    responses(
+        (status = 200, description = "The instance after the action.", body = wire::instances::Instance),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, description = "`forbidden`: the action is for other roles (`roles` lists them).", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not-found` (no such instance) or `unknown-action` (the process has no such action).", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict` (the instance changed since `version`/`If-Match`), `action-not-allowed` (not possible in this stage; `allowed` lists what is), `rule-refused` (a rule does not allow it; `rule` names it) or `task-claimed` (another agent holds the instance's task).", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, description = "`missing-fields` (`fields` lists what the action requires), `invalid-fields`, `rule-failed` or `invalid-request`.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn perform<B: Backend>(
     ctx: C<B>,
     PathArgs((id, action)): PathArgs<(i64, String)>,
     headers: HeaderMap,
-    body: Option<JsonBody<Act>>,
+    body: Option<JsonBody<wire::instances::ActionRequest>>,
 ) -> ApiResult<Response> {
     let body = body.map(|b| b.0).unwrap_or_default();
     let expected = expected_version(&headers, body.version)?;
@@ -329,11 +364,36 @@ pub(crate) async fn act<B: Backend>(
     Ok(after)
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/instances/{id}",
+    operation_id = "updateInstance",
+    tag = "instances",
+    summary = "Change fields outside a transition",
+    description = "Needs an agent: a role other than `requester` (a requester only gets 403, even on instances they created), but no particular process role. Priority and routing follow the new values; clearing a required field is refused.",
+    params(
+        ("id" = i64, Path, description = "Instance id."),
+        ("If-Match" = Option<String>, Header, description = "The instance version the caller last saw, as `GET /v1/instances/{id}` gives it in its `ETag`: `\"7\"` (the weak `W/\"7\"` and a bare `7` work too); refused with 409 if the instance has moved on. `*` matches any version, as if none were given. Anything else (including a list) is a 400. If the body also has `version`, both must agree (else 400).", example = "\"7\"")
+    ),
+    request_body(content = wire::instances::ActionRequest),
+    responses(
+        (status = 200, description = "The instance after the change (unchanged if the values were already set).", body = wire::instances::Instance),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, description = "`forbidden`: the caller is a requester only.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 409, description = "`conflict`: the instance changed since `version`/`If-Match`.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, description = "`invalid-fields` (incl. clearing a required field), `rule-failed` or `invalid-request`.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn update<B: Backend>(
     ctx: C<B>,
     PathArgs(id): PathArgs<i64>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<Act>,
+    JsonBody(body): JsonBody<wire::instances::ActionRequest>,
 ) -> ApiResult<Response> {
     // Fields outside a transition are the agents' to change; requesters act through actions.
     ctx.require_agent()?;
@@ -350,25 +410,44 @@ pub async fn update<B: Backend>(
         )
         .await?;
     announce::<B>(&ctx, &after);
-    Ok(json(StatusCode::OK, &after))
+    Ok(json(
+        StatusCode::OK,
+        &wire::instances::Instance::from(&after),
+    ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Comment {
-    text: String,
-}
-
-/// Comments longer than this are refused: a log file belongs in an attachment.
-const MAX_COMMENT: usize = 64 * 1024;
-
+#[utoipa::path(
+    post,
+    path = "/v1/instances/{id}/comments",
+    operation_id = "commentInstance",
+    tag = "instances",
+    summary = "Add a comment to the history",
+    description = "Requesters reach only instances they created; any other is a 404.",
+    params(
+        ("id" = i64, Path, description = "Instance id.")
+    ),
+    request_body(content = wire::instances::CommentRequest),
+    responses(
+        (status = 201, description = "Commented; the instance with its new version.", body = wire::instances::Instance),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, response = wire::problem::Invalid),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn comment<B: Backend>(
     ctx: C<B>,
     PathArgs(id): PathArgs<i64>,
-    JsonBody(body): JsonBody<Comment>,
+    JsonBody(body): JsonBody<wire::instances::CommentRequest>,
 ) -> ApiResult<Response> {
     let view = add_comment::<B>(&ctx, id, &body.text).await?;
-    Ok(json(StatusCode::CREATED, &view))
+    Ok(json(
+        StatusCode::CREATED,
+        &wire::instances::Instance::from(&view),
+    ))
 }
 
 /// Comment on an instance the caller may see.
@@ -380,7 +459,7 @@ pub(crate) async fn add_comment<B: Backend>(
     if text.trim().is_empty() {
         return Err(ApiError::invalid("`text` is empty"));
     }
-    if text.len() > MAX_COMMENT {
+    if text.len() > wire::instances::MAX_COMMENT {
         return Err(ApiError::invalid("`text` is longer than 64 KiB"));
     }
     visible::<B>(ctx, id).await?;
@@ -391,17 +470,33 @@ pub(crate) async fn add_comment<B: Backend>(
         .await?)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewLink {
-    to: i64,
-    kind: String,
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/instances/{id}/links",
+    operation_id = "linkInstance",
+    tag = "instances",
+    summary = "Link the instance to another",
+    description = "Both instances must be visible to the caller. Requesters reach only instances they created; any other is a 404.",
+    params(
+        ("id" = i64, Path, description = "Instance id.")
+    ),
+    request_body(content = wire::instances::LinkRequest),
+    responses(
+        (status = 200, description = "The link exists already: nothing changed; the instance as it is.", body = wire::instances::Instance),
+        (status = 201, description = "Linked; the instance with its new version.", body = wire::instances::Instance),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, response = wire::problem::Invalid),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn link<B: Backend>(
     ctx: C<B>,
     PathArgs(id): PathArgs<i64>,
-    JsonBody(body): JsonBody<NewLink>,
+    JsonBody(body): JsonBody<wire::instances::LinkRequest>,
 ) -> ApiResult<Response> {
     if !crate::identity::valid_role_name(&body.kind) {
         return Err(ApiError::invalid(
@@ -428,12 +523,31 @@ pub async fn link<B: Backend>(
     } else {
         StatusCode::OK
     };
-    Ok(json(status, &view))
+    Ok(json(status, &wire::instances::Instance::from(&view)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/instances/{id}/links",
+    operation_id = "listLinks",
+    tag = "instances",
+    summary = "The instance's links",
+    description = "Requesters reach only instances they created; any other is a 404.",
+    params(
+        ("id" = i64, Path, description = "Instance id.")
+    ),
+    responses(
+        (status = 200, description = "OK", body = wire::instances::LinkList),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn links<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
-    let links = links_of::<B>(&ctx, id).await?;
-    Ok(json(StatusCode::OK, &json!({ "items": links })))
+    let items = links_of::<B>(&ctx, id).await?;
+    let items = items.iter().map(wire::instances::Link::from).collect();
+    Ok(json(StatusCode::OK, &wire::instances::LinkList { items }))
 }
 
 /// The links of an instance the caller may see.
@@ -442,9 +556,32 @@ pub(crate) async fn links_of<B: Backend>(ctx: &C<B>, id: i64) -> ApiResult<Vec<L
     Ok(ctx.tenant.engine.links(InstanceId(id)).await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/instances/{id}/history",
+    operation_id = "getHistory",
+    tag = "instances",
+    summary = "The instance's history, oldest first",
+    description = "Requesters reach only instances they created; any other is a 404.",
+    params(
+        ("id" = i64, Path, description = "Instance id.")
+    ),
+    responses(
+        (status = 200, description = "OK", body = wire::instances::History),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn history<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
     let events = history_of::<B>(&ctx, id).await?;
-    Ok(json(StatusCode::OK, &json!({ "items": events })))
+    let items = events
+        .iter()
+        .map(wire::instances::Event::try_from)
+        .collect::<Result<_, _>>()
+        .map_err(ApiError::internal)?;
+    Ok(json(StatusCode::OK, &wire::instances::History { items }))
 }
 
 /// The history of an instance the caller may see.
@@ -453,12 +590,49 @@ pub(crate) async fn history_of<B: Backend>(ctx: &C<B>, id: i64) -> ApiResult<Vec
     Ok(ctx.tenant.engine.history(InstanceId(id)).await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/instances/{id}/clocks",
+    operation_id = "getClocks",
+    tag = "instances",
+    summary = "The instance's service clocks now",
+    description = "Those its current priority has a target for. Requesters reach only instances they created; any other is a 404.",
+    params(
+        ("id" = i64, Path, description = "Instance id.")
+    ),
+    responses(
+        (status = 200, description = "OK", body = wire::instances::ClockList),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn clocks<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
     visible::<B>(&ctx, id).await?;
     let clocks = ctx.tenant.engine.clocks(InstanceId(id)).await?;
-    Ok(json(StatusCode::OK, &json!({ "items": clocks })))
+    let items = clocks.iter().map(wire::instances::Clock::from).collect();
+    Ok(json(StatusCode::OK, &wire::instances::ClockList { items }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/instances/{id}/explain",
+    operation_id = "explainInstance",
+    tag = "instances",
+    summary = "Why the instance is as it is",
+    description = "Which priority table cell gave its priority, which routing rule (or stage) its queue, the target, calendar, elapsed and remaining business time and pauses of each clock, the approval rule and open level, and every action out of the current stage with whether the caller may perform it now and every reason why not (as performing it would refuse it). Reads only. Requesters reach only instances they may see; any other is a 404.",
+    params(
+        ("id" = i64, Path, description = "Instance id.")
+    ),
+    responses(
+        (status = 200, description = "OK", body = wire::explain::Explanation),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// Why the instance is as it is, and what the caller may do with it now: seen by whoever may
 /// see the instance (a requester, their own ticket), the actions explained for the caller.
 pub async fn explain<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
@@ -468,5 +642,8 @@ pub async fn explain<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiR
         .engine
         .explain(InstanceId(id), &ctx.actor())
         .await?;
-    Ok(json(StatusCode::OK, &explanation))
+    Ok(json(
+        StatusCode::OK,
+        &wire::explain::Explanation::from(&explanation),
+    ))
 }

@@ -3,11 +3,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::TimeDelta;
-use itsmflow_engine::model::Assignment;
 use itsmflow_engine::runtime::catalog::QueueInfo;
 use itsmflow_engine::runtime::Task;
-use serde::Deserialize;
-use serde_json::json;
 
 use super::{PathArgs, QueryArgs};
 use crate::serve::app::{json, JsonBody};
@@ -15,16 +12,9 @@ use crate::serve::auth::Ctx;
 use crate::serve::error::{ApiError, ApiResult};
 use crate::serve::events::{self, publish, QueueEvent, QueueEventKind};
 use crate::serve::tenants::Backend;
+use crate::serve::wire;
 
 type C<B> = Ctx<<B as Backend>::Store>;
-
-fn assignment_name(a: Assignment) -> &'static str {
-    match a {
-        Assignment::Pull => "pull",
-        Assignment::RoundRobin => "round_robin",
-        Assignment::LeastLoaded => "least_loaded",
-    }
-}
 
 /// Every queue the tenant's definitions declare, with who works it and its number of tasks
 /// not done: what `GET /v1/queues` lists and the web's queues page shows.
@@ -52,38 +42,61 @@ pub(crate) async fn summaries<B: Backend>(
         .collect())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/queues",
+    operation_id = "listQueues",
+    tag = "queues",
+    summary = "Every queue with its number of tasks not done",
+    description = "Needs a role other than `requester`.",
+    responses(
+        (status = 200, description = "OK", body = wire::queues::QueueList),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// Every queue with the number of tasks not done in it.
 pub async fn list<B: Backend>(ctx: C<B>) -> ApiResult<Response> {
     let items: Vec<_> = summaries::<B>(&ctx)
         .await?
         .into_iter()
-        .map(|(name, info, tasks)| {
-            json!({
-                "name": name,
-                "roles": info.roles,
-                "assignment": assignment_name(info.assignment),
-                "tasks": tasks,
-            })
-        })
+        .map(|(name, info, tasks)| wire::queues::Queue::new(name, &info, tasks))
         .collect();
-    Ok(json(StatusCode::OK, &json!({ "items": items })))
+    Ok(json(StatusCode::OK, &wire::queues::QueueList { items }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TasksQuery {
-    limit: Option<i64>,
-}
-
+#[utoipa::path(
+    get,
+    path = "/v1/queues/{queue}/tasks",
+    operation_id = "listQueueTasks",
+    tag = "queues",
+    summary = "The queue's tasks not done, in the order to take them",
+    description = "Needs a role other than `requester`. Only the first page (`limit`) is returned; there is no cursor.",
+    params(
+        ("queue" = String, Path, description = "Queue name.", example = "service_desk"),
+        wire::tasks::QueueTasksQuery
+    ),
+    responses(
+        (status = 200, description = "OK", body = wire::tasks::TaskList),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 422, description = "`invalid-request`: `limit` out of range.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// The queue's tasks not done, in the order agents should take them.
 pub async fn tasks<B: Backend>(
     ctx: C<B>,
     PathArgs(queue): PathArgs<String>,
-    QueryArgs(q): QueryArgs<TasksQuery>,
+    QueryArgs(q): QueryArgs<wire::tasks::QueueTasksQuery>,
 ) -> ApiResult<Response> {
     let limit = ctx.limits.page(q.limit)?;
     let items = open_tasks::<B>(&ctx, &queue, limit).await?;
-    Ok(json(StatusCode::OK, &json!({ "items": items })))
+    let items = items.iter().map(wire::tasks::Task::from).collect();
+    Ok(json(StatusCode::OK, &wire::tasks::TaskList { items }))
 }
 
 /// A queue's tasks not done, in the order agents should take them (priority, then due time).
@@ -96,15 +109,8 @@ pub(crate) async fn open_tasks<B: Backend>(
     Ok(ctx.tenant.engine.queue_tasks(queue, limit).await?)
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Lease {
-    /// How long the claim lasts unless renewed; default 5 minutes.
-    lease_seconds: Option<i64>,
-}
-
 const DEFAULT_LEASE: i64 = 300;
-const MAX_LEASE: i64 = 24 * 3600;
+const MAX_LEASE: i64 = wire::tasks::MAX_LEASE_SECONDS;
 
 pub fn lease(seconds: Option<i64>) -> ApiResult<TimeDelta> {
     let s = seconds.unwrap_or(DEFAULT_LEASE);
@@ -116,15 +122,43 @@ pub fn lease(seconds: Option<i64>) -> ApiResult<TimeDelta> {
     Ok(TimeDelta::seconds(s))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/queues/{queue}/claim",
+    operation_id = "claimNext",
+    tag = "queues",
+    summary = "Claim the first task of the queue",
+    description = "Needs a role other than `requester`. The body is optional.",
+    params(
+        ("queue" = String, Path, description = "Queue name.", example = "service_desk")
+    ),
+    request_body(content = wire::tasks::ClaimRequest, description = "Optional: a request without a body takes the defaults."),
+    responses(
+        (status = 200, description = "Claimed: the task, with its `token` and `lease_until`.", body = wire::tasks::Task),
+        (status = 204, description = "Nothing claimable right now: the queue has no open task the caller may take. On PostgreSQL, tasks other agents are claiming at this moment are skipped (SKIP LOCKED), so a 204 can come while their claims are in flight and tasks remain; retry after a short pause rather than assume the queue is empty."),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, description = "`forbidden`: a requester, or not a member of the queue's roles (`roles` lists them).", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, description = "`invalid-request`: `lease_seconds` out of range.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// Claim the first task of the queue: 200 with the task, or 204 if there is none to take.
 pub async fn claim_next<B: Backend>(
     ctx: C<B>,
     PathArgs(queue): PathArgs<String>,
-    body: Option<JsonBody<Lease>>,
+    body: Option<JsonBody<wire::tasks::ClaimRequest>>,
 ) -> ApiResult<Response> {
-    let lease = lease(body.unwrap_or(JsonBody(Lease::default())).0.lease_seconds)?;
+    let lease = lease(
+        body.unwrap_or(JsonBody(wire::tasks::ClaimRequest::default()))
+            .0
+            .lease_seconds,
+    )?;
     match take_next::<B>(&ctx, &queue, lease).await? {
-        Some(task) => Ok(json(StatusCode::OK, &task)),
+        Some(task) => Ok(json(StatusCode::OK, &wire::tasks::Task::from(task))),
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }
@@ -154,6 +188,24 @@ pub(crate) async fn take_next<B: Backend>(
     Ok(task)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/queues/{queue}/events",
+    operation_id = "queueEvents",
+    tag = "queues",
+    summary = "Live events of one queue (server-sent events)",
+    description = "Needs a role other than `requester`. Not subject to the request timeout; ends when the server shuts down.",
+    params(
+        ("queue" = String, Path, description = "Queue name.", example = "service_desk")
+    ),
+    responses(
+        (status = 200, description = "A `text/event-stream` that stays open until the client disconnects or the server shuts down (the stream then ends). Events: `ready` (data `{}`, once, when subscribed); `added`, `claimed`, `released`, `removed` (data: a QueueEvent); `escalated` (data: a QueueEvent): a timer fired on the task's instance (an escalation step, a breach, an automatic transition) and the task is now in this queue, perhaps moved here or re-prioritised; a task the firing took out of a queue is announced there as `removed`; `lagged` (data `{\"missed\": N}`: the client fell behind and missed N events; reload the queue). A comment line is sent every 15 s to keep the connection open. Events reach clients on every node: nodes sharing a PostgreSQL database pass them to each other (NOTIFY/LISTEN), so a client hears about changes made through any node and timers fired by any node's scheduler. Best effort: reload the queue on `ready` and `lagged`.", body = String, content_type = "text/event-stream", example = json!("event: ready\ndata: {}\n\nevent: added\ndata: {\"type\":\"added\",\"queue\":\"service_desk\",\"task\":1,\"instance\":1,\"priority\":2,\"claimed_by\":null,\"at\":\"2026-03-02T09:00:00Z\"}\n\n")),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// Server-sent events for one queue: `added`, `claimed`, `released`, `removed`, `escalated`.
 pub async fn events<B: Backend>(
     axum::extract::State(app): axum::extract::State<std::sync::Arc<crate::serve::app::App<B>>>,

@@ -11,14 +11,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use itsmflow_dsl::diagnostic;
-use serde_json::json;
 
-use super::definitions::{sources_of, Upload};
+use super::definitions::sources_of;
 use crate::identity::store::{IdentityError, StoredTailoring};
 use crate::serve::app::{json, App, JsonBody};
 use crate::serve::auth::Ctx;
 use crate::serve::error::{ApiError, ApiResult};
 use crate::serve::tenants::{with_tailoring, Backend, PublishError};
+use crate::serve::wire;
 
 type C<B> = Ctx<<B as Backend>::Store>;
 type S<B> = State<Arc<App<B>>>;
@@ -30,6 +30,21 @@ fn identity_error(e: IdentityError) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tailoring",
+    operation_id = "getTailoring",
+    tag = "definitions",
+    summary = "The tenant's tailoring of the standard processes",
+    description = "The client's files applied over the standard library the server publishes, who set them when, and whether the tenant runs them: `state` is `applied`, or `not_applied` with the checker's `diagnostics` when the standard library in force and the tailoring do not check together (the tenant then keeps the versions it had). Needs `admin` or `process_manager`.",
+    responses(
+        (status = 200, description = "OK", body = wire::tailoring::Tailoring),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// The tenant's tailoring: its files, who set them when, and whether the tenant runs them.
 pub async fn get<B: Backend>(State(app): S<B>, ctx: C<B>) -> ApiResult<Response> {
     ctx.require_publisher()?;
@@ -45,28 +60,38 @@ pub async fn get<B: Backend>(State(app): S<B>, ctx: C<B>) -> ApiResult<Response>
         ));
     };
     let state = app.tenants.tailoring_state(tenant).await;
-    let files: Vec<_> = stored
-        .files
-        .iter()
-        .map(|(name, text)| json!({ "name": name, "text": text }))
-        .collect();
     Ok(json(
         StatusCode::OK,
-        &json!({
-            "files": files,
-            "updated_at": stored.updated_at,
-            "updated_by": stored.updated_by,
-            "state": state,
-        }),
+        &wire::tailoring::Tailoring::new(stored, state.as_ref()),
     ))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/tailoring",
+    operation_id = "setTailoring",
+    tag = "definitions",
+    summary = "Set the tenant's tailoring",
+    description = "Checks the standard processes with these files first; when they do not check, nothing changes (422). Otherwise keeps the files and publishes. Every later start derives the tenant's processes from the standard library then in force and the same files. Needs `admin` or `process_manager`.",
+    request_body(content = wire::definitions::UploadRequest),
+    responses(
+        (status = 200, description = "Set; the processes the tailoring changes are published (a new version each where they changed).", body = wire::definitions::PublishResult),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 409, response = wire::problem::Conflict),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, description = "`invalid-definitions` (the standard processes with this tailoring do not check; nothing changed; `diagnostics` lists every problem) or `invalid-request` (no files, a bad or repeated file name).", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// Set the tenant's tailoring: checked over the standard library first; refused (422, with
 /// the checker's report) when the result does not check, and then nothing changes.
 pub async fn put<B: Backend>(
     State(app): S<B>,
     ctx: C<B>,
-    JsonBody(upload): JsonBody<Upload>,
+    JsonBody(upload): JsonBody<wire::definitions::UploadRequest>,
 ) -> ApiResult<Response> {
     ctx.require_publisher()?;
     let Some(standard) = app.tenants.standard() else {
@@ -108,9 +133,27 @@ pub async fn put<B: Backend>(
         .map_err(identity_error)?;
     let published = republish(&app, &tenant).await?;
     tracing::info!(tenant = %tenant, files = stored.files.len(), "tailoring set");
-    Ok(json(StatusCode::OK, &json!({ "published": published })))
+    Ok(json(
+        StatusCode::OK,
+        &wire::definitions::PublishResult::of(&published),
+    ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/tailoring",
+    operation_id = "deleteTailoring",
+    tag = "definitions",
+    summary = "Drop the tenant's tailoring",
+    description = "The tenant runs the standard processes as they are again (a new version of each process the tailoring changed). Needs `admin` or `process_manager`.",
+    responses(
+        (status = 200, description = "Dropped and published.", body = wire::definitions::PublishResult),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// Drop the tenant's tailoring: it runs the standard processes as they are again (a new
 /// version of each process the tailoring changed).
 pub async fn delete<B: Backend>(State(app): S<B>, ctx: C<B>) -> ApiResult<Response> {
@@ -126,7 +169,10 @@ pub async fn delete<B: Backend>(State(app): S<B>, ctx: C<B>) -> ApiResult<Respon
     }
     let published = republish(&app, &tenant).await?;
     tracing::info!(tenant = %tenant, "tailoring dropped");
-    Ok(json(StatusCode::OK, &json!({ "published": published })))
+    Ok(json(
+        StatusCode::OK,
+        &wire::definitions::PublishResult::of(&published),
+    ))
 }
 
 async fn republish<B: Backend>(

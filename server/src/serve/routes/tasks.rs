@@ -5,8 +5,6 @@ use axum::response::{IntoResponse, Response};
 use chrono::TimeDelta;
 use itsmflow_engine::runtime::{EngineError, Task, TaskId};
 use itsmflow_engine::store::StoreError;
-use serde::Deserialize;
-use serde_json::{Map, Value as Json};
 
 use super::queues::lease;
 use super::PathArgs;
@@ -15,31 +13,71 @@ use crate::serve::auth::Ctx;
 use crate::serve::error::{ApiError, ApiResult};
 use crate::serve::events::{publish, QueueEvent, QueueEventKind};
 use crate::serve::tenants::Backend;
+use crate::serve::wire;
 
 type C<B> = Ctx<<B as Backend>::Store>;
 
+#[utoipa::path(
+    get,
+    path = "/v1/tasks/{id}",
+    operation_id = "getTask",
+    tag = "tasks",
+    summary = "Read a task",
+    description = "Needs a role other than `requester`.",
+    params(
+        ("id" = i64, Path, description = "Task id.")
+    ),
+    responses(
+        (status = 200, description = "OK", body = wire::tasks::Task),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn get<B: Backend>(ctx: C<B>, PathArgs(id): PathArgs<i64>) -> ApiResult<Response> {
     ctx.require_agent()?;
-    Ok(json(
-        StatusCode::OK,
-        &ctx.tenant.engine.task(TaskId(id)).await?,
-    ))
+    let task = ctx.tenant.engine.task(TaskId(id)).await?;
+    Ok(json(StatusCode::OK, &wire::tasks::Task::from(task)))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Claim {
-    lease_seconds: Option<i64>,
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/tasks/{id}/claim",
+    operation_id = "claimTask",
+    tag = "tasks",
+    summary = "Claim a task",
+    description = "Needs a role other than `requester`. The body is optional. Claiming again a task one holds renews the claim with a new token.",
+    params(
+        ("id" = i64, Path, description = "Task id.")
+    ),
+    request_body(content = wire::tasks::ClaimRequest, description = "Optional: a request without a body takes the defaults."),
+    responses(
+        (status = 200, description = "Claimed: the task, with its new `token` and `lease_until`.", body = wire::tasks::Task),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, description = "`forbidden`: a requester, or not a member of the queue's roles.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 409, description = "`task-claimed` (someone else holds a live lease) or `task-done`.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, description = "`invalid-request`: `lease_seconds` out of range.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn claim<B: Backend>(
     ctx: C<B>,
     PathArgs(id): PathArgs<i64>,
-    body: Option<JsonBody<Claim>>,
+    body: Option<JsonBody<wire::tasks::ClaimRequest>>,
 ) -> ApiResult<Response> {
-    let lease = lease(body.unwrap_or(JsonBody(Claim::default())).0.lease_seconds)?;
+    let lease = lease(
+        body.unwrap_or(JsonBody(wire::tasks::ClaimRequest::default()))
+            .0
+            .lease_seconds,
+    )?;
     let task = take::<B>(&ctx, id, lease).await?;
-    Ok(json(StatusCode::OK, &task))
+    Ok(json(StatusCode::OK, &wire::tasks::Task::from(task)))
 }
 
 /// Claim a task for the caller and tell its queue's listeners.
@@ -61,22 +99,38 @@ pub(crate) async fn take<B: Backend>(ctx: &C<B>, id: i64, lease: TimeDelta) -> A
     Ok(task)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Renew {
-    /// The fencing token the claim returned.
-    token: i64,
-    lease_seconds: Option<i64>,
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/tasks/{id}/renew",
+    operation_id = "renewTask",
+    tag = "tasks",
+    summary = "Extend a claim",
+    description = "Needs a role other than `requester`.",
+    params(
+        ("id" = i64, Path, description = "Task id.")
+    ),
+    request_body(content = wire::tasks::RenewRequest),
+    responses(
+        (status = 200, description = "OK", body = wire::tasks::Task),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 409, description = "`lease-lost`: the claim is no longer the caller's with this token.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, response = wire::problem::Invalid),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn renew<B: Backend>(
     ctx: C<B>,
     PathArgs(id): PathArgs<i64>,
-    JsonBody(body): JsonBody<Renew>,
+    JsonBody(body): JsonBody<wire::tasks::RenewRequest>,
 ) -> ApiResult<Response> {
     let lease = lease(body.lease_seconds)?;
     let task = keep::<B>(&ctx, id, body.token, lease).await?;
-    Ok(json(StatusCode::OK, &task))
+    Ok(json(StatusCode::OK, &wire::tasks::Task::from(task)))
 }
 
 /// Renew the caller's lease on a task.
@@ -108,16 +162,34 @@ async fn refused<B: Backend>(ctx: &C<B>, id: i64, token: i64, e: EngineError) ->
     ApiError::lease_refused(id, token, &ctx.who.user, now.as_ref())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Release {
-    token: i64,
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/tasks/{id}/release",
+    operation_id = "releaseTask",
+    tag = "tasks",
+    summary = "Give a claimed task back to its queue",
+    description = "Needs a role other than `requester`.",
+    params(
+        ("id" = i64, Path, description = "Task id.")
+    ),
+    request_body(content = wire::tasks::ReleaseRequest),
+    responses(
+        (status = 204, description = "Done; no body."),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, response = wire::problem::Forbidden),
+        (status = 404, response = wire::problem::NotFound),
+        (status = 409, description = "`lease-lost`: the claim is no longer the caller's with this token.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, response = wire::problem::Invalid),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 pub async fn release<B: Backend>(
     ctx: C<B>,
     PathArgs(id): PathArgs<i64>,
-    JsonBody(body): JsonBody<Release>,
+    JsonBody(body): JsonBody<wire::tasks::ReleaseRequest>,
 ) -> ApiResult<Response> {
     give_back::<B>(&ctx, id, body.token).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -143,21 +215,35 @@ pub(crate) async fn give_back<B: Backend>(ctx: &C<B>, id: i64, token: i64) -> Ap
     Ok(())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Complete {
-    token: i64,
-    /// The action performed on the task's instance, e.g. `resolve`.
-    action: String,
-    #[serde(default)]
-    fields: Map<String, Json>,
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/tasks/{id}/complete",
+    operation_id = "completeTask",
+    tag = "tasks",
+    summary = "Complete a claimed task by performing an action on its instance",
+    description = "Needs a role other than `requester`. Nothing changes if the action is refused; the claim stays.",
+    params(
+        ("id" = i64, Path, description = "Task id.")
+    ),
+    request_body(content = wire::tasks::CompleteRequest),
+    responses(
+        (status = 200, description = "The instance after the action; its `task` is the next one, if any.", body = wire::instances::Instance),
+        (status = 400, response = wire::problem::BadRequest),
+        (status = 401, response = wire::problem::Unauthorized),
+        (status = 403, description = "`forbidden`: the action is for other roles (`roles` lists them).", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not-found` (no such instance) or `unknown-action` (the process has no such action).", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`lease-lost` (the claim is no longer the caller's with this token), `action-not-allowed` or `rule-refused`.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 413, response = wire::problem::TooLarge),
+        (status = 415, response = wire::problem::UnsupportedMediaType),
+        (status = 422, description = "`missing-fields` (`fields` lists what the action requires), `invalid-fields`, `rule-failed` or `invalid-request`.", body = wire::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, response = wire::problem::Unavailable)
+    )
+)]
 /// Perform an action on the task's instance under the claim; the task is done with it.
 pub async fn complete<B: Backend>(
     ctx: C<B>,
     PathArgs(id): PathArgs<i64>,
-    JsonBody(body): JsonBody<Complete>,
+    JsonBody(body): JsonBody<wire::tasks::CompleteRequest>,
 ) -> ApiResult<Response> {
     ctx.require_agent()?;
     let engine = &ctx.tenant.engine;

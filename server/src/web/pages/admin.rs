@@ -10,15 +10,15 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
 use serde::Deserialize;
-use serde_json::Value as Json;
 
 use super::auth::encode;
 use crate::identity::store::{TokenInfo, User};
 use crate::identity::{password, ROLE_ADMIN, ROLE_PROCESS_MANAGER, ROLE_REQUESTER};
 use crate::serve::app::App;
 use crate::serve::error::ApiError;
-use crate::serve::routes::admin::{self as api, Attributes, NewUser};
+use crate::serve::routes::admin as api;
 use crate::serve::tenants::Backend;
+use crate::serve::wire::identity::{NewUserRequest, TenantCreated, UserAttributesRequest};
 use crate::web::csrf::{Fields, Posted};
 use crate::web::layout::{self, Section, Viewer};
 use crate::web::session::Signed;
@@ -195,7 +195,7 @@ pub async fn create_user<B: Backend>(
     let Posted { signed, fields } = posted;
     let name = fields.get("name").unwrap_or_default().trim().to_string();
     let result = async {
-        let body = NewUser {
+        let body = NewUserRequest {
             name: name.clone(),
             roles: roles_of(fields.get("roles").unwrap_or_default()),
             manager: optional(&fields, "manager"),
@@ -415,7 +415,7 @@ pub async fn attributes<B: Backend>(
     posted: Posted<B::Store>,
 ) -> WebResult<Response> {
     let Posted { signed, fields } = posted;
-    let body = Attributes {
+    let body = UserAttributesRequest {
         manager: Some(optional(&fields, "manager")),
         email: Some(optional(&fields, "email")),
     };
@@ -558,7 +558,7 @@ async fn tenants_page<B: Backend>(
     app: &App<B>,
     signed: &Signed<B::Store>,
     status: StatusCode,
-    created: Option<&Json>,
+    created: Option<&TenantCreated>,
     error: Option<&str>,
 ) -> WebResult<Response> {
     // Only the default tenant's administrators may see and create tenants; another tenant's
@@ -570,9 +570,9 @@ async fn tenants_page<B: Backend>(
         @if let Some(e) = error { p.error role="alert" #admin-error { (e) } }
         @if let Some(c) = created {
             div.notice role="status" {
-                p { "Tenant " strong { (c.get("tenant").and_then(Json::as_str).unwrap_or_default()) } " is created, with the standard processes. "
-                    "Its administrator " (c.get("admin").and_then(Json::as_str).unwrap_or_default()) "'s token, shown this once:" }
-                p { code #tenant-secret { (c.get("secret").and_then(Json::as_str).unwrap_or_default()) } }
+                p { "Tenant " strong { (c.tenant) } " is created, with the standard processes. "
+                    "Its administrator " (c.admin) "'s token, shown this once:" }
+                p { code #tenant-secret { (c.secret) } }
             }
         }
         section.card aria-labelledby="h-tenants" {
