@@ -20,11 +20,14 @@ mod process;
 mod process_tests;
 mod queues;
 pub mod rebase;
+mod rebase_queue;
 mod rhai_types;
 mod rules;
 mod services;
 pub mod tailor;
 mod tailor_calendar;
+mod tailor_queue;
+mod tailor_rename;
 mod values;
 
 #[cfg(test)]
