@@ -27,7 +27,7 @@ mod services;
 pub mod tailor;
 mod tailor_calendar;
 mod tailor_queue;
-mod tailor_rename;
+pub mod tailor_rename;
 mod values;
 
 #[cfg(test)]
@@ -139,6 +139,11 @@ pub fn parse_files(sources: &Sources) -> (Vec<ast::File>, Vec<Diagnostic>) {
         })
         .collect();
     (files, diagnostics)
+}
+
+/// The queues a project's chosen client renames (`rename to NAME` in a queue's tailoring).
+pub fn queue_renames(sources: &Sources, client: ClientChoice<'_>) -> Vec<tailor_rename::Rename> {
+    tailor::queue_renames(&parse_files(sources).0, client)
 }
 
 /// The clients a project's tailorings name, in order of name.

@@ -83,41 +83,7 @@ pub fn effective(
     choice: ClientChoice<'_>,
     diags: &mut Vec<Diagnostic>,
 ) -> (Vec<ast::File>, Vec<Applied>) {
-    let client = match choice {
-        ClientChoice::Base => None,
-        ClientChoice::Named(c) => Some(c.to_string()),
-        ClientChoice::Auto => {
-            let all = clients(files);
-            if all.len() > 1 {
-                let second = all_tailorings(files).find(|t| t.client.name == all[1]);
-                if let Some(t) = second {
-                    diags.push(
-                        Diagnostic::error(
-                            "several-clients",
-                            t.client.span,
-                            format!(
-                                "this project tailors for clients {}: a project runs for one \
-                                 client at a time",
-                                all.iter()
-                                    .map(|c| format!("`{c}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        )
-                        .with_label("a second client")
-                        .with_help(
-                            "check each client with `--client NAME`; publish each client's \
-                             tailoring to its own tenant",
-                        ),
-                    );
-                }
-                None
-            } else {
-                all.into_iter().next()
-            }
-        }
-    };
-
+    let client = chosen_client(files, choice, diags);
     // A queue's new name is known before anything is applied: the standard processes a
     // client's tailorings extend already use it.
     let renames = match client.as_deref() {
@@ -249,6 +215,59 @@ pub fn effective(
     applied.extend(calendars.applied);
     applied.extend(queues.applied);
     (out, applied)
+}
+
+/// The client whose tailorings apply: the one named, or the project's only one (with
+/// several, none, and an error).
+fn chosen_client(
+    files: &[ast::File],
+    choice: ClientChoice<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    match choice {
+        ClientChoice::Base => None,
+        ClientChoice::Named(c) => Some(c.to_string()),
+        ClientChoice::Auto => {
+            let all = clients(files);
+            if all.len() > 1 {
+                let second = all_tailorings(files).find(|t| t.client.name == all[1]);
+                if let Some(t) = second {
+                    diags.push(
+                        Diagnostic::error(
+                            "several-clients",
+                            t.client.span,
+                            format!(
+                                "this project tailors for clients {}: a project runs for one \
+                                 client at a time",
+                                all.iter()
+                                    .map(|c| format!("`{c}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )
+                        .with_label("a second client")
+                        .with_help(
+                            "check each client with `--client NAME`; publish each client's \
+                             tailoring to its own tenant",
+                        ),
+                    );
+                }
+                None
+            } else {
+                all.into_iter().next()
+            }
+        }
+    }
+}
+
+/// The queues the chosen client's tailorings rename, each checked (problems are the
+/// checker's to report: see [`effective`]).
+pub fn queue_renames(files: &[ast::File], choice: ClientChoice<'_>) -> Vec<tailor_rename::Rename> {
+    let mut ignored = Vec::new();
+    match chosen_client(files, choice, &mut ignored) {
+        Some(c) => tailor_rename::renames(files, &c, &mut ignored),
+        None => Vec::new(),
+    }
 }
 
 /// The tailoring header of an item, if it is a tailoring.

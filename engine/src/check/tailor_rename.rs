@@ -133,7 +133,7 @@ pub(super) fn renames(
 
 /// Every reference to a renamed queue in `file`, rewritten to its new name. Queue declarations
 /// keep their names: the tailored queue takes the new one when it is applied.
-pub(super) fn rewrite(file: &mut ast::File, renames: &[Rename]) {
+pub fn rewrite(file: &mut ast::File, renames: &[Rename]) {
     let follow = |id: &mut Ident| {
         if let Some(r) = renames.iter().find(|r| r.from == id.name) {
             id.name = r.to.name.clone();
