@@ -119,11 +119,13 @@ pub fn check_for(sources: &Sources, client: ClientChoice<'_>) -> Checked {
         broken_words.extend(parsed.broken_words);
         files.push(parsed.file);
     }
+    let renames = tailor::queue_renames(&files, client);
     let (files, applied) = tailor::effective(&files, client, &mut diagnostics);
     let mut ctx = Ctx::new(broken, diagnostics);
     ctx.broken_words = broken_words;
     let mut checked = check_with(&files, ctx);
     tailor::point_at_tailorings(&mut checked.diagnostics, &applied);
+    tailor_rename::explain_old_names(&mut checked.diagnostics, &renames);
     checked
 }
 

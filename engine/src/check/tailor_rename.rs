@@ -17,6 +17,8 @@ use itsmflow_dsl::Diagnostic;
 /// One queue's new name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rename {
+    /// The client whose tailoring renames the queue.
+    pub client: String,
     pub from: String,
     /// The new name, where the client wrote it.
     pub to: Ident,
@@ -123,6 +125,7 @@ pub(super) fn renames(
             }
             taken.push(to);
             out.push(Rename {
+                client: client.to_string(),
                 from: t.base.name.clone(),
                 to: to.clone(),
             });
@@ -203,5 +206,26 @@ fn moves(actions: &mut [EscalationAction], follow: &impl Fn(&mut Ident)) {
         if let EscalationActionKind::MoveToQueue(q) = &mut action.kind {
             follow(q);
         }
+    }
+}
+
+/// An unknown queue that is a renamed queue's old name (in the client's own files, which use
+/// the new one) says so.
+pub(super) fn explain_old_names(diags: &mut [Diagnostic], renames: &[Rename]) {
+    for d in diags.iter_mut() {
+        if d.code != "unknown-queue" && d.code != "test-unknown-queue" {
+            continue;
+        }
+        let Some(r) = renames
+            .iter()
+            .find(|r| d.message == format!("unknown queue `{}`", r.from))
+        else {
+            continue;
+        };
+        *d = d.clone().with_help(format!(
+            "client `{}`'s tailoring renames `{}` to `{}`: the client's files use the new \
+             name",
+            r.client, r.from, r.to
+        ));
     }
 }
