@@ -284,11 +284,14 @@ fn add_members(q: &mut Queue, roles: &[Ident], span: Span) -> Applying {
     for role in roles {
         if is_member(q, &role.name) {
             let at = setting(q, Setting::Members).map_or(span, |i| q.attrs[i].span);
-            return Err(exists(
+            let d = exists(
                 role.span,
                 &QueueAddress::Members(vec![role.name.clone()]),
                 at,
-            ));
+            );
+            return Err(Box::new(d.with_help(
+                "the role works the queue already: leave it out of `add members`",
+            )));
         }
     }
     match setting(q, Setting::Members) {
