@@ -165,13 +165,12 @@ pub fn rewrite(file: &mut ast::File, renames: &[Rename]) {
             }
             Item::Test(t) => {
                 for step in &mut t.steps {
-                    if let TestStepKind::Expect { expectation, .. } = &mut step.kind {
-                        match expectation {
-                            Expectation::Queue(Some(q)) | Expectation::OlaBreachedIn(q) => {
-                                follow(q)
-                            }
-                            _ => {}
-                        }
+                    if let TestStepKind::Expect {
+                        expectation: Expectation::Queue(Some(q)) | Expectation::OlaBreachedIn(q),
+                        ..
+                    } = &mut step.kind
+                    {
+                        follow(q);
                     }
                 }
             }
