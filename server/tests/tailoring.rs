@@ -381,7 +381,7 @@ fn rebase_sorts_a_clients_changes_entry_by_entry() {
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(
-        said.contains("16 applying, 0 conflicting, 0 obsolete"),
+        said.contains("18 applying, 0 conflicting, 0 obsolete"),
         "{said}"
     );
 }
@@ -433,6 +433,51 @@ fn rebase_judges_a_clients_queue_entries() {
     assert_eq!(entry("add field cost_centre")["kind"], "process");
     // On the new library, the rename is onto a queue that exists: the check says so.
     assert!(doc["check"].to_string().contains("rename-exists"), "{doc}");
+}
+
+/// A release whose office calendar drops King's Day and closes on 4 May under another
+/// label: Acme's removal is obsolete, its holiday of that date conflicts.
+#[test]
+fn rebase_judges_a_clients_calendar_entries() {
+    let release = library_copy();
+    let path = release.path().join("calendars.itsm");
+    let library = std::fs::read_to_string(&path).expect("read");
+    let from = "easter+1 \"Easter Monday\", 04-27 \"King's Day\"";
+    assert!(library.contains(from), "{library}");
+    let library = library.replacen(
+        from,
+        "easter+1 \"Easter Monday\"\n  holidays 05-04 \"May Day\"",
+        1,
+    );
+    std::fs::write(&path, library).expect("write");
+    let onto = release.path().display().to_string();
+    let out = itsmflow(&[
+        "rebase",
+        "examples/acme",
+        "--from",
+        "processes",
+        "--onto",
+        &onto,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let doc: Json = serde_json::from_slice(&out.stdout).expect("json");
+    let entry = |head: &str| {
+        doc["entries"]
+            .as_array()
+            .and_then(|e| e.iter().find(|x| x["entry"] == head))
+            .cloned()
+            .unwrap_or_else(|| panic!("no entry {head}: {doc}"))
+    };
+    let removed = entry("remove holidays 04-27");
+    assert_eq!(removed["kind"], "calendar");
+    assert_eq!(removed["name"], "office");
+    assert_eq!(removed["status"], "obsolete");
+    let added = entry("add holidays 05-04");
+    assert_eq!(added["status"], "conflicting");
+    assert_eq!(added["before"], Json::Null);
+    assert_eq!(added["now"], "holidays 05-04 \"May Day\"");
 }
 
 #[test]

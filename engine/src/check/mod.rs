@@ -20,6 +20,7 @@ mod process;
 mod process_tests;
 mod queues;
 pub mod rebase;
+mod rebase_calendar;
 mod rebase_queue;
 mod rhai_types;
 mod rules;

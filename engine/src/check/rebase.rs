@@ -13,8 +13,8 @@
 use itsmflow_dsl::ast::{self, Member, Overlay, OverlayEntry, Process, Span, Verb};
 use itsmflow_dsl::format;
 
-use super::rebase_queue;
 use super::tailor::{self, Address, Place};
+use super::{rebase_calendar, rebase_queue};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -37,7 +37,7 @@ impl Status {
 /// One entry of a client's tailoring, judged.
 #[derive(Clone, Debug)]
 pub struct EntryReport {
-    /// What kind of item is tailored: `process` or `queue`.
+    /// What kind of item is tailored: `process`, `calendar` or `queue`.
     pub kind: &'static str,
     /// The tailored item's name, as the client's tailoring names it.
     pub item: String,
@@ -54,7 +54,7 @@ pub struct EntryReport {
 }
 
 /// Judge every entry of `client`'s tailorings (in `client_files`) against the base before
-/// (`old`) and now (`new`): its processes' tailorings, then its queues'. A tailoring whose
+/// (`old`) and now (`new`): its processes' tailorings, then its calendars' and queues'. A tailoring whose
 /// base is gone from either side is reported as one conflicting entry.
 pub fn rebase(
     old: &[ast::File],
@@ -78,6 +78,12 @@ pub fn rebase(
             }
         }
     }
+    out.extend(rebase_calendar::rebase_calendars(
+        old,
+        new,
+        client_files,
+        client,
+    ));
     out.extend(rebase_queue::rebase_queues(old, new, client_files, client));
     out
 }
