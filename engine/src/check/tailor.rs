@@ -8,6 +8,10 @@
 //! removed) is reported where it is, in the base, with the tailoring's header as a second
 //! label, so the consultant sees both the line that breaks and the change that broke it.
 //!
+//! Calendars and queues are tailored the same way ([`super::tailor_calendar`],
+//! [`super::tailor_queue`]); a queue's `rename` is known first, and the standard files'
+//! references follow it before anything is applied ([`super::tailor_rename`]).
+//!
 //! A project runs for one client: with tailorings for several, one is chosen (`--client`);
 //! the others are left out.
 
