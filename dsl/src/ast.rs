@@ -206,6 +206,8 @@ pub struct Holiday {
 pub struct Queue {
     pub name: Ident,
     pub label: Option<Spanned<String>>,
+    /// `for client acme extends service_desk`: a client's tailoring of a queue.
+    pub tailoring: Option<Tailoring>,
     pub attrs: Vec<QueueAttr>,
     pub span: Span,
 }
@@ -220,6 +222,70 @@ pub enum QueueAttrKind {
     /// `targets [on CAL] { P1: resolve 2h ... }`: the queue's operational-level targets (OLA),
     /// how long a ticket may stay with the group. Rows as in a process's targets.
     Targets(Targets),
+    /// In a queue's tailoring: `replace tier 3`, `add members lead`, `remove target P4`, ...
+    Overlay(QueueOverlay),
+    /// In a queue's tailoring: `rename to helpdesk`, the queue's new name, which every
+    /// reference to it in the standard files follows.
+    Rename(Ident),
+}
+
+/// One entry of a queue's tailoring: a verb and a setting of the queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueOverlay {
+    pub verb: Spanned<Verb>,
+    pub entry: QueueEntry,
+}
+
+/// What a queue's tailoring changes: after `add` and `replace`, written in full; after
+/// `remove` and `require`, named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueueEntry {
+    /// A setting as a queue writes it: `tier 2`, `escalates_to q`, `assign least_loaded`,
+    /// `targets [on CAL] { ... }` (the whole block); `members a, b` is the whole list after
+    /// `replace`, and those roles after `add`.
+    Setting(Box<QueueAttrKind>),
+    /// `target P1: resolve 1h`: the OLA row of one priority.
+    Target(TargetRow),
+    /// `targets on acme_hours`: the calendar of the OLA targets.
+    TargetsCalendar(Ident),
+    /// After `remove` and `require`.
+    Named(QueueEntryRef),
+}
+
+/// A setting of a queue by its stable name: its keyword, a member by its role, a target row
+/// by its priority.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueueEntryRef {
+    Tier,
+    EscalatesTo,
+    Assign,
+    /// The OLA targets block as a whole.
+    Targets,
+    /// Those roles among the members.
+    Members(Vec<Ident>),
+    /// The OLA row of one priority.
+    Target(Ident),
+}
+
+impl QueueEntryRef {
+    /// As a tailoring writes it after `remove`: `tier`, `members lead`, `target P1`.
+    pub fn text(&self) -> String {
+        match self {
+            QueueEntryRef::Tier => "tier".to_string(),
+            QueueEntryRef::EscalatesTo => "escalates_to".to_string(),
+            QueueEntryRef::Assign => "assign".to_string(),
+            QueueEntryRef::Targets => "targets".to_string(),
+            QueueEntryRef::Members(roles) => format!(
+                "members {}",
+                roles
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            QueueEntryRef::Target(p) => format!("target {p}"),
+        }
+    }
 }
 
 /// `tier 2 "Second line" { targets { ... } }`: the operational-level targets of every queue

@@ -554,7 +554,10 @@ impl<'a> Printer<'a> {
     }
 
     fn queue(&mut self, q: &Queue) {
-        let header = format!("queue {}{}", q.name, label(&q.label));
+        let mut header = format!("queue {}{}", q.name, label(&q.label));
+        if let Some(t) = &q.tailoring {
+            header.push_str(&format!(" for client {} extends {}", t.client, t.base));
+        }
         self.block(
             q.span,
             &header,
@@ -565,14 +568,29 @@ impl<'a> Printer<'a> {
     }
 
     fn queue_attr(&mut self, attr: &QueueAttr) {
-        let line = match &attr.kind {
-            QueueAttrKind::Targets(t) => return self.targets(t),
+        self.queue_setting(&attr.kind, attr.span, "");
+    }
+
+    /// A queue's setting (`prefix` first: a tailoring's `add `); `span` is the node's.
+    fn queue_setting(&mut self, kind: &QueueAttrKind, span: Span, prefix: &str) {
+        let line = match kind {
+            QueueAttrKind::Targets(t) => return self.targets_block(t, prefix),
             QueueAttrKind::Tier(n) => format!("tier {n}"),
             QueueAttrKind::EscalatesTo(q) => format!("escalates_to {q}"),
             QueueAttrKind::Members(roles) => format!("members {}", names(roles)),
             QueueAttrKind::Assign(strategy) => format!("assign {strategy}"),
+            QueueAttrKind::Rename(to) => format!("rename to {to}"),
+            QueueAttrKind::Overlay(o) => {
+                let verb = format!("{} ", o.verb.node.as_str());
+                match &o.entry {
+                    QueueEntry::Setting(kind) => return self.queue_setting(kind, span, &verb),
+                    QueueEntry::Target(row) => format!("{verb}target {}", target_row(row, 0)),
+                    QueueEntry::TargetsCalendar(cal) => format!("{verb}targets on {cal}"),
+                    QueueEntry::Named(entry) => format!("{verb}{}", entry.text()),
+                }
+            }
         };
-        self.leaf(attr.span, &line);
+        self.leaf(span, &format!("{prefix}{line}"));
     }
 
     /// `tier 2 "Second line" { targets { ... } }`.
@@ -894,9 +912,14 @@ impl<'a> Printer<'a> {
 
     /// `targets on office { ... }`, with the clocks in one column.
     fn targets(&mut self, t: &Targets) {
+        self.targets_block(t, "")
+    }
+
+    /// A targets block, `prefix` first (a tailoring's `replace `).
+    fn targets_block(&mut self, t: &Targets, prefix: &str) {
         let header = match &t.calendar {
-            Some(cal) => format!("targets on {cal}"),
-            None => "targets".to_string(),
+            Some(cal) => format!("{prefix}targets on {cal}"),
+            None => format!("{prefix}targets"),
         };
         let width = t
             .rows
@@ -1297,6 +1320,11 @@ fn entry_ref(entry: &EntryRef) -> String {
             format!("approval in {stage} {}", key.text())
         }
     }
+}
+
+/// A targets row on one line, unpadded: `P1: respond 15m, resolve 4h on 24x7`.
+pub fn target_row_line(row: &TargetRow) -> String {
+    target_row(row, 0)
 }
 
 /// `P1: respond 15m, resolve 4h on 24x7`, the `P1:` padded to `width`.

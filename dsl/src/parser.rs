@@ -738,7 +738,13 @@ fn describe_rule(r: Rule) -> &'static str {
         Rule::membership => "`in`",
         Rule::cmp_op => "a comparison such as `==`",
         Rule::kw_when | Rule::route_when | Rule::approval_when => "`when`",
-        Rule::overlay | Rule::overlay_put | Rule::overlay_name | Rule::calendar_overlay => "",
+        Rule::overlay
+        | Rule::overlay_put
+        | Rule::overlay_name
+        | Rule::calendar_overlay
+        | Rule::queue_overlay => "",
+        Rule::queue_named => "a setting of the queue such as `tier`",
+        Rule::queue_rename | Rule::kw_rename => "`rename`",
         Rule::kw_otherwise | Rule::route_otherwise | Rule::approval_otherwise => "`otherwise`",
         Rule::escalation | Rule::kw_escalation => "`escalation`",
         Rule::escalation_step | Rule::kw_at | Rule::at_clause => "`at`",
@@ -1105,6 +1111,7 @@ impl Ctx<'_> {
         let span = self.span(&pair);
         let mut name = None;
         let mut label = None;
+        let mut tailoring = None;
         let mut attrs = Vec::new();
         for p in pair.into_inner() {
             let aspan = self.span(&p);
@@ -1117,28 +1124,99 @@ impl Ctx<'_> {
                     label = Some(self.string(p));
                     continue;
                 }
-                Rule::queue_tier => {
-                    let n = p
-                        .into_inner()
-                        .find(|q| q.as_rule() == Rule::integer)
-                        .map(|q| self.integer(q))
-                        .unwrap_or(0);
-                    QueueAttrKind::Tier(n)
+                Rule::tailoring => {
+                    tailoring = Some(self.tailoring(p));
+                    continue;
                 }
-                Rule::queue_escalates => QueueAttrKind::EscalatesTo(self.last_ident(p, aspan)),
-                Rule::queue_members => QueueAttrKind::Members(self.ident_list_child(p)),
-                Rule::queue_assign => QueueAttrKind::Assign(self.last_ident(p, aspan)),
-                Rule::targets => QueueAttrKind::Targets(self.targets(p)),
-                _ => continue,
+                Rule::queue_overlay => match self.queue_overlay(p, aspan) {
+                    Some(o) => QueueAttrKind::Overlay(o),
+                    None => continue,
+                },
+                Rule::queue_rename => QueueAttrKind::Rename(self.last_ident(p, aspan)),
+                _ => match self.queue_setting(p) {
+                    Some(kind) => kind,
+                    None => continue,
+                },
             };
             attrs.push(QueueAttr { kind, span: aspan });
         }
         Queue {
             name: name.unwrap_or_else(|| self.missing(span)),
             label,
+            tailoring,
             attrs,
             span,
         }
+    }
+
+    /// `tier 2`, `escalates_to q`, `members a, b`, `assign x`, `targets ... { ... }`.
+    fn queue_setting(&mut self, p: P) -> Option<QueueAttrKind> {
+        let aspan = self.span(&p);
+        Some(match p.as_rule() {
+            Rule::queue_tier => {
+                let n = p
+                    .into_inner()
+                    .find(|q| q.as_rule() == Rule::integer)
+                    .map(|q| self.integer(q))
+                    .unwrap_or(0);
+                QueueAttrKind::Tier(n)
+            }
+            Rule::queue_escalates => QueueAttrKind::EscalatesTo(self.last_ident(p, aspan)),
+            Rule::queue_members => QueueAttrKind::Members(self.ident_list_child(p)),
+            Rule::queue_assign => QueueAttrKind::Assign(self.last_ident(p, aspan)),
+            Rule::targets => QueueAttrKind::Targets(self.targets(p)),
+            _ => return None,
+        })
+    }
+
+    /// An entry of a queue's tailoring: `replace tier 3`, `add members lead`, `remove target
+    /// P4`, `require escalates_to`.
+    fn queue_overlay(&mut self, pair: P, span: Span) -> Option<QueueOverlay> {
+        let mut parts = pair.into_inner();
+        let verb_pair = parts.next()?;
+        let verb = Spanned::new(
+            match verb_pair.as_rule() {
+                Rule::kw_add => Verb::Add,
+                Rule::kw_replace => Verb::Replace,
+                Rule::kw_remove => Verb::Remove,
+                _ => Verb::Require,
+            },
+            self.span(&verb_pair),
+        );
+        let p = parts.next()?;
+        let entry = match p.as_rule() {
+            Rule::put_target => {
+                let row = p.into_inner().find(|q| q.as_rule() == Rule::target_row)?;
+                QueueEntry::Target(self.target_row(row))
+            }
+            Rule::put_targets_calendar => {
+                match p.into_inner().find(|q| q.as_rule() == Rule::calendar_ref) {
+                    Some(c) => QueueEntry::TargetsCalendar(self.ident(c)),
+                    None => QueueEntry::TargetsCalendar(self.missing(span)),
+                }
+            }
+            Rule::queue_named => {
+                let mut inner = p.into_inner();
+                let keyword = inner.next()?;
+                QueueEntry::Named(match keyword.as_rule() {
+                    Rule::kw_tier => QueueEntryRef::Tier,
+                    Rule::kw_escalates_to => QueueEntryRef::EscalatesTo,
+                    Rule::kw_assign => QueueEntryRef::Assign,
+                    Rule::kw_targets => QueueEntryRef::Targets,
+                    Rule::kw_members => {
+                        QueueEntryRef::Members(inner.next().map(|l| self.idents(l))?)
+                    }
+                    _ => QueueEntryRef::Target(
+                        inner
+                            .next()
+                            .map(|q| self.ident(q))
+                            .unwrap_or_else(|| self.missing(span)),
+                    ),
+                })
+            }
+            _ => QueueEntry::Setting(Box::new(self.queue_setting(p)?)),
+        };
+        Some(QueueOverlay { verb, entry })
     }
 
     fn tier(&mut self, pair: P) -> Tier {

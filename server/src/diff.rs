@@ -101,7 +101,9 @@ fn compare(args: &DiffArgs) -> Result<Output, DiffError> {
             return Err(DiffError::UnknownProcess(name.clone()));
         }
     }
-    let mut found = diff::diff(&old_files, &new_files);
+    // A queue the new side's client renames is shown renamed, not removed and added.
+    let renames = check::queue_renames(&new.sources, choice);
+    let mut found = diff::diff_renamed(&old_files, &new_files, &renames);
     if let Some(name) = &args.process {
         found = found.only_process(name);
     }

@@ -171,7 +171,8 @@ pub fn rebase(args: &RebaseArgs) -> Result<u8, files::LoadError> {
                 .map(|e| {
                     let (file, line) = place(&client_loaded.sources, e.span);
                     serde_json::json!({
-                        "process": e.process,
+                        "kind": e.kind,
+                        "name": e.item,
                         "entry": e.entry,
                         "status": e.status,
                         "reason": e.reason,
@@ -222,11 +223,11 @@ fn summary_json(report: &[EntryReport]) -> serde_json::Value {
 
 fn rebase_text(client: &str, report: &[EntryReport], sources: &itsmflow_dsl::Sources) -> String {
     let mut out = format!("client {client}\n");
-    let mut process = "";
+    let mut item = ("", "");
     for e in report {
-        if e.process != process {
-            process = &e.process;
-            out.push_str(&format!("  process {process}\n"));
+        if (e.kind, e.item.as_str()) != item {
+            item = (e.kind, &e.item);
+            out.push_str(&format!("  {} {}\n", e.kind, e.item));
         }
         let (file, line) = place(sources, e.span);
         out.push_str(&format!(

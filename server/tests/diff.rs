@@ -60,8 +60,9 @@ process incident
     escalates_to vendor
     members agent
   }
+~ queue helpdesk: name service_desk -> helpdesk; label "Service desk" -> "Acme helpdesk"; members agent -> agent, team_lead
 
-9 added, 1 removed, 4 changed, 0 moved
+9 added, 1 removed, 5 changed, 0 moved
 "#;
 
 #[test]
@@ -86,7 +87,7 @@ fn the_same_changes_as_json() {
     let json: Json = serde_json::from_str(&stdout(&out)).expect("one JSON document");
     assert_eq!(
         json["summary"],
-        serde_json::json!({"added": 9, "removed": 1, "changed": 4, "moved": 0})
+        serde_json::json!({"added": 9, "removed": 1, "changed": 5, "moved": 0})
     );
     let processes = json["processes"].as_array().expect("processes");
     assert_eq!(processes.len(), 2, "{json}");
@@ -150,7 +151,19 @@ fn the_same_changes_as_json() {
             ("calendar".into(), "acme_hours".into(), "added".into()),
             ("calendar".into(), "office".into(), "changed".into()),
             ("queue".into(), "acme_sap".into(), "added".into()),
+            ("queue".into(), "helpdesk".into(), "changed".into()),
         ]
+    );
+    // The renamed service desk is one change, its name among the details: the routes and
+    // services that name it follow the rename and are no change of their own.
+    let helpdesk = json["items"]
+        .as_array()
+        .and_then(|i| i.iter().find(|c| c["name"] == "helpdesk"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        helpdesk["details"][0],
+        serde_json::json!({"aspect": "name", "old": "service_desk", "new": "helpdesk"})
     );
 }
 

@@ -101,6 +101,30 @@ async fn a_client_tenant_runs_its_tailored_incident_process(db: Db) {
     let (_, tasks) = s.get("/v1/queues/acme_sap/tasks", &sam).await;
     assert_eq!(tasks["items"][0]["instance"], id, "{tasks}");
 
+    // The standard service desk under Acme's name: the standard route that names the desk
+    // follows the rename, and the task is in the renamed queue.
+    let printer = json!({
+        "process": "incident",
+        "fields": {
+            "title": "A printer jams",
+            "caller": "carol",
+            "service": "desktop",
+            "category": "hardware.printer",
+            "impact": "medium",
+            "urgency": "medium",
+        }
+    });
+    let (st, jam) = s.post("/v1/instances", &carol, printer).await;
+    assert_eq!(st, StatusCode::CREATED, "{jam}");
+    let jam = jam["id"].as_i64().expect("id");
+    let (st, logged) = s
+        .post(&format!("/v1/instances/{jam}/actions/log"), &sam, json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{logged}");
+    assert_eq!(logged["queue"], "helpdesk", "{logged}");
+    let (_, tasks) = s.get("/v1/queues/helpdesk/tasks", &sam).await;
+    assert_eq!(tasks["items"][0]["instance"], jam, "{tasks}");
+
     // The stage and transitions it added, and the resolve clock paused there.
     act("accept").await;
     let waiting = act("to_vendor").await;
@@ -272,7 +296,7 @@ fn check_and_test_a_client_against_the_standard_library() {
     let out = itsmflow(&["test", "examples/acme", "--base", "processes"]);
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
-    assert!(said.contains("6 passed; 0 failed"), "{said}");
+    assert!(said.contains("7 passed; 0 failed"), "{said}");
 }
 
 /// A copy of the standard library with the changes a new release might bring.
@@ -357,8 +381,118 @@ fn rebase_sorts_a_clients_changes_entry_by_entry() {
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(
-        said.contains("14 applying, 0 conflicting, 0 obsolete"),
+        said.contains("18 applying, 0 conflicting, 0 obsolete"),
         "{said}"
+    );
+}
+
+/// A release that gives the service desk Acme's team leads and declares a queue of the name
+/// Acme renames its desk to: the one entry is obsolete, the rename conflicts.
+#[test]
+fn rebase_judges_a_clients_queue_entries() {
+    let release = library_copy();
+    let path = release.path().join("queues.itsm");
+    let library = std::fs::read_to_string(&path).expect("read");
+    let desk = "queue service_desk \"Service desk\" {\n  tier 1\n  escalates_to second_line\n  members agent\n}\n";
+    assert!(library.contains(desk), "{library}");
+    let library = library.replacen(
+        desk,
+        &format!(
+            "{}\nqueue helpdesk \"Walk-in helpdesk\" {{\n  tier 1\n  members agent\n}}\n",
+            desk.replace("members agent", "members agent, team_lead")
+        ),
+        1,
+    );
+    std::fs::write(&path, library).expect("write");
+    let onto = release.path().display().to_string();
+    let out = itsmflow(&[
+        "rebase",
+        "examples/acme",
+        "--from",
+        "processes",
+        "--onto",
+        &onto,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let doc: Json = serde_json::from_slice(&out.stdout).expect("json");
+    let entry = |head: &str| {
+        doc["entries"]
+            .as_array()
+            .and_then(|e| e.iter().find(|x| x["entry"] == head))
+            .cloned()
+            .unwrap_or_else(|| panic!("no entry {head}: {doc}"))
+    };
+    let members = entry("add members team_lead");
+    assert_eq!(members["kind"], "queue");
+    assert_eq!(members["name"], "service_desk");
+    assert_eq!(members["status"], "obsolete");
+    let rename = entry("rename to helpdesk");
+    assert_eq!(rename["status"], "conflicting");
+    assert_eq!(entry("add field cost_centre")["kind"], "process");
+    // On the new library, the rename is onto a queue that exists: the check says so.
+    assert!(doc["check"].to_string().contains("rename-exists"), "{doc}");
+}
+
+/// A release whose office calendar drops King's Day and closes on 4 May under another
+/// label: Acme's removal is obsolete, its holiday of that date conflicts.
+#[test]
+fn rebase_judges_a_clients_calendar_entries() {
+    let release = library_copy();
+    let path = release.path().join("calendars.itsm");
+    let library = std::fs::read_to_string(&path).expect("read");
+    let from = "easter+1 \"Easter Monday\", 04-27 \"King's Day\"";
+    assert!(library.contains(from), "{library}");
+    let library = library.replacen(
+        from,
+        "easter+1 \"Easter Monday\"\n  holidays 05-04 \"May Day\"",
+        1,
+    );
+    std::fs::write(&path, library).expect("write");
+    let onto = release.path().display().to_string();
+    let out = itsmflow(&[
+        "rebase",
+        "examples/acme",
+        "--from",
+        "processes",
+        "--onto",
+        &onto,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let doc: Json = serde_json::from_slice(&out.stdout).expect("json");
+    let entry = |head: &str| {
+        doc["entries"]
+            .as_array()
+            .and_then(|e| e.iter().find(|x| x["entry"] == head))
+            .cloned()
+            .unwrap_or_else(|| panic!("no entry {head}: {doc}"))
+    };
+    let removed = entry("remove holidays 04-27");
+    assert_eq!(removed["kind"], "calendar");
+    assert_eq!(removed["name"], "office");
+    assert_eq!(removed["status"], "obsolete");
+    let added = entry("add holidays 05-04");
+    assert_eq!(added["status"], "conflicting");
+    assert_eq!(added["before"], Json::Null);
+    assert_eq!(added["now"], "holidays 05-04 \"May Day\"");
+}
+
+#[test]
+fn effective_prints_the_renamed_queue_and_what_follows_it() {
+    let out = itsmflow(&["effective", "processes", "examples/acme"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("queue helpdesk \"Acme helpdesk\" {\n  tier 1\n  escalates_to second_line\n  members agent, team_lead\n}"),
+        "{said}"
+    );
+    assert!(said.contains("otherwise => helpdesk"), "{said}");
+    assert!(
+        !said.contains("service_desk"),
+        "every reference follows: {said}"
     );
 }
 

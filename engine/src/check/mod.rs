@@ -20,11 +20,15 @@ mod process;
 mod process_tests;
 mod queues;
 pub mod rebase;
+mod rebase_calendar;
+mod rebase_queue;
 mod rhai_types;
 mod rules;
 mod services;
 pub mod tailor;
 mod tailor_calendar;
+mod tailor_queue;
+pub mod tailor_rename;
 mod values;
 
 #[cfg(test)]
@@ -116,11 +120,13 @@ pub fn check_for(sources: &Sources, client: ClientChoice<'_>) -> Checked {
         broken_words.extend(parsed.broken_words);
         files.push(parsed.file);
     }
+    let renames = tailor::queue_renames(&files, client);
     let (files, applied) = tailor::effective(&files, client, &mut diagnostics);
     let mut ctx = Ctx::new(broken, diagnostics);
     ctx.broken_words = broken_words;
     let mut checked = check_with(&files, ctx);
     tailor::point_at_tailorings(&mut checked.diagnostics, &applied);
+    tailor_rename::explain_old_names(&mut checked.diagnostics, &renames);
     checked
 }
 
@@ -136,6 +142,11 @@ pub fn parse_files(sources: &Sources) -> (Vec<ast::File>, Vec<Diagnostic>) {
         })
         .collect();
     (files, diagnostics)
+}
+
+/// The queues a project's chosen client renames (`rename to NAME` in a queue's tailoring).
+pub fn queue_renames(sources: &Sources, client: ClientChoice<'_>) -> Vec<tailor_rename::Rename> {
+    tailor::queue_renames(&parse_files(sources).0, client)
 }
 
 /// The clients a project's tailorings name, in order of name.

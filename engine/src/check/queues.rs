@@ -31,6 +31,10 @@ pub fn check_queues(items: &[&ast::Queue], ctx: &mut Ctx) -> Vec<Queue> {
                 QueueAttrKind::Members(_) => 2,
                 QueueAttrKind::Assign(_) => 3,
                 QueueAttrKind::Targets(_) => 4,
+                QueueAttrKind::Overlay(_) | QueueAttrKind::Rename(_) => {
+                    ctx.diags.push(outside_tailoring(q, attr));
+                    continue;
+                }
             };
             if let Some(first) = seen[slot] {
                 ctx.diags.push(
@@ -80,6 +84,8 @@ pub fn check_queues(items: &[&ast::Queue], ctx: &mut Ctx) -> Vec<Queue> {
                         });
                     }
                 },
+                // Reported above.
+                QueueAttrKind::Overlay(_) | QueueAttrKind::Rename(_) => {}
             }
         }
         queues.push(model);
@@ -260,4 +266,26 @@ pub(super) fn check_queue_actors(u: &QueueUse, ctx: &mut Ctx) {
             )));
         }
     }
+}
+
+/// A tailoring's entry (`replace tier 2`, `rename to x`) in a queue that extends none.
+fn outside_tailoring(q: &ast::Queue, attr: &ast::QueueAttr) -> Diagnostic {
+    let what = match &attr.kind {
+        QueueAttrKind::Overlay(o) => format!("`{}`", o.verb.node.as_str()),
+        _ => "`rename`".to_string(),
+    };
+    Diagnostic::error(
+        "overlay-outside-tailoring",
+        attr.span,
+        format!(
+            "{what} changes the queue a tailoring extends; `{}` extends none",
+            q.name
+        ),
+    )
+    .with_label("only in a tailoring")
+    .with_help(format!(
+        "write the setting without a verb, or tailor the queue: `queue {} for client NAME \
+         extends {} {{ ... }}`",
+        q.name, q.name
+    ))
 }

@@ -14,6 +14,7 @@ use itsmflow_dsl::ast::{self, Member, Overlay, OverlayEntry, Process, Span, Verb
 use itsmflow_dsl::format;
 
 use super::tailor::{self, Address, Place};
+use super::{rebase_calendar, rebase_queue};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,8 +37,10 @@ impl Status {
 /// One entry of a client's tailoring, judged.
 #[derive(Clone, Debug)]
 pub struct EntryReport {
-    /// The tailored process.
-    pub process: String,
+    /// What kind of item is tailored: `process`, `calendar` or `queue`.
+    pub kind: &'static str,
+    /// The tailored item's name, as the client's tailoring names it.
+    pub item: String,
     /// The entry as the client wrote its head: `replace target P1`.
     pub entry: String,
     pub status: Status,
@@ -51,8 +54,8 @@ pub struct EntryReport {
 }
 
 /// Judge every entry of `client`'s tailorings (in `client_files`) against the base before
-/// (`old`) and now (`new`). A tailoring whose base process is gone from either side is
-/// reported as one conflicting entry.
+/// (`old`) and now (`new`): its processes' tailorings, then its calendars' and queues'. A tailoring whose
+/// base is gone from either side is reported as one conflicting entry.
 pub fn rebase(
     old: &[ast::File],
     new: &[ast::File],
@@ -66,19 +69,7 @@ pub fn rebase(
         }
         let (before, now) = (base(old, &t.base.name), base(new, &t.base.name));
         let (Some(before), Some(now)) = (before, now) else {
-            out.push(EntryReport {
-                process: overlay.name.name.clone(),
-                entry: format!("extends {}", t.base),
-                status: Status::Conflicting,
-                reason: Some(format!(
-                    "the standard library {} no process `{}`",
-                    if before.is_none() { "had" } else { "now has" },
-                    t.base
-                )),
-                before: None,
-                now: None,
-                span: t.span,
-            });
+            out.push(base_gone("process", &overlay.name, t, before.is_none()));
             continue;
         };
         for member in &overlay.members {
@@ -87,7 +78,74 @@ pub fn rebase(
             }
         }
     }
+    out.extend(rebase_calendar::rebase_calendars(
+        old,
+        new,
+        client_files,
+        client,
+    ));
+    out.extend(rebase_queue::rebase_queues(old, new, client_files, client));
     out
+}
+
+/// A tailoring whose base the standard library had not (`before_missing`) or has no longer.
+pub(super) fn base_gone(
+    kind: &'static str,
+    name: &ast::Ident,
+    t: &ast::Tailoring,
+    before_missing: bool,
+) -> EntryReport {
+    EntryReport {
+        kind,
+        item: name.name.clone(),
+        entry: format!("extends {}", t.base),
+        status: Status::Conflicting,
+        reason: Some(format!(
+            "the standard library {} no {kind} `{}`",
+            if before_missing { "had" } else { "now has" },
+            t.base
+        )),
+        before: None,
+        now: None,
+        span: t.span,
+    }
+}
+
+/// The judgement of an entry from its verb and the base's entry before and now (`None`: the
+/// base had none), compared with what the client's entry says (`None`: it only names one).
+pub(super) fn status<T: PartialEq>(
+    verb: Verb,
+    old: Option<&T>,
+    new: Option<&T>,
+    mine: Option<&T>,
+) -> (Status, Option<String>) {
+    use Status::*;
+    let changed = old != new;
+    match (verb, new) {
+        (Verb::Require, Some(_)) => (Applying, None),
+        (Verb::Require, None) => (Conflicting, Some("the base no longer has it".to_string())),
+        (Verb::Add, None) => (Applying, None),
+        (Verb::Add, Some(n)) if Some(n) == mine => {
+            (Obsolete, Some("the base now has the same".to_string()))
+        }
+        (Verb::Add, Some(_)) => (
+            Conflicting,
+            Some("the base now has its own of that name".to_string()),
+        ),
+        (Verb::Replace, None) => (Conflicting, Some("the base no longer has it".to_string())),
+        (Verb::Replace, Some(n)) if Some(n) == mine => {
+            (Obsolete, Some("the base now says the same".to_string()))
+        }
+        (Verb::Remove, None) => (Obsolete, Some("the base removed it too".to_string())),
+        (Verb::Replace | Verb::Remove, Some(_)) if changed => (
+            Conflicting,
+            Some(match old {
+                None => "the base added it since".to_string(),
+                Some(_) => "the base changed it".to_string(),
+            }),
+        ),
+        (Verb::Replace | Verb::Remove, Some(_)) => (Applying, None),
+    }
 }
 
 fn base<'a>(files: &'a [ast::File], name: &str) -> Option<&'a Process> {
@@ -104,35 +162,10 @@ fn judge(process: &str, o: &Overlay, before: &Process, now: &Process) -> EntryRe
         .map(|at| Content::at(before, at, &address));
     let new = address.find(now).map(|at| Content::at(now, at, &address));
     let mine = Content::of(&o.entry);
-    let changed = old != new;
-    use Status::*;
-    let (status, reason) = match (o.verb.node, &new) {
-        (Verb::Require, Some(_)) => (Applying, None),
-        (Verb::Require, None) => (Conflicting, Some("the base no longer has it".to_string())),
-        (Verb::Add, None) => (Applying, None),
-        (Verb::Add, Some(n)) if Some(n) == mine.as_ref() => {
-            (Obsolete, Some("the base now has the same".to_string()))
-        }
-        (Verb::Add, Some(_)) => (
-            Conflicting,
-            Some("the base now has its own of that name".to_string()),
-        ),
-        (Verb::Replace, None) => (Conflicting, Some("the base no longer has it".to_string())),
-        (Verb::Replace, Some(n)) if Some(n) == mine.as_ref() => {
-            (Obsolete, Some("the base now says the same".to_string()))
-        }
-        (Verb::Remove, None) => (Obsolete, Some("the base removed it too".to_string())),
-        (Verb::Replace | Verb::Remove, Some(_)) if changed => (
-            Conflicting,
-            Some(match old {
-                None => "the base added it since".to_string(),
-                Some(_) => "the base changed it".to_string(),
-            }),
-        ),
-        (Verb::Replace | Verb::Remove, Some(_)) => (Applying, None),
-    };
+    let (status, reason) = status(o.verb.node, old.as_ref(), new.as_ref(), mine.as_ref());
     EntryReport {
-        process: process.to_string(),
+        kind: "process",
+        item: process.to_string(),
         entry: format!("{} {}", o.verb.node.as_str(), address.describe_plain()),
         status,
         reason,

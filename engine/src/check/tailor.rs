@@ -8,6 +8,10 @@
 //! removed) is reported where it is, in the base, with the tailoring's header as a second
 //! label, so the consultant sees both the line that breaks and the change that broke it.
 //!
+//! Calendars and queues are tailored the same way ([`super::tailor_calendar`],
+//! [`super::tailor_queue`]); a queue's `rename` is known first, and the standard files'
+//! references follow it before anything is applied ([`super::tailor_rename`]).
+//!
 //! A project runs for one client: with tailorings for several, one is chosen (`--client`);
 //! the others are left out.
 
@@ -21,6 +25,8 @@ use itsmflow_dsl::Diagnostic;
 
 use super::names::did_you_mean;
 use super::tailor_calendar::apply_calendar;
+use super::tailor_queue::apply_queue;
+use super::tailor_rename;
 
 /// Which client's tailorings a check applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,7 +87,148 @@ pub fn effective(
     choice: ClientChoice<'_>,
     diags: &mut Vec<Diagnostic>,
 ) -> (Vec<ast::File>, Vec<Applied>) {
-    let client = match choice {
+    let client = chosen_client(files, choice, diags);
+    // A queue's new name is known before anything is applied: the standard processes a
+    // client's tailorings extend already use it.
+    let renames = match client.as_deref() {
+        Some(c) => tailor_rename::renames(files, c, diags),
+        None => Vec::new(),
+    };
+    let rewritten: Vec<ast::File>;
+    let files: &[ast::File] = if renames.is_empty() {
+        files
+    } else {
+        rewritten = files
+            .iter()
+            .map(|f| {
+                let mut f = f.clone();
+                if file_client(&f) != client.as_deref() {
+                    tailor_rename::rewrite(&mut f, &renames);
+                }
+                f
+            })
+            .collect();
+        &rewritten
+    };
+
+    let processes: Vec<&Process> = files
+        .iter()
+        .flat_map(|f| &f.items)
+        .filter_map(|i| match i {
+            Item::Process(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let calendars: Vec<&ast::Calendar> = files
+        .iter()
+        .flat_map(|f| &f.items)
+        .filter_map(|i| match i {
+            Item::Calendar(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let queues: Vec<&ast::Queue> = files
+        .iter()
+        .flat_map(|f| &f.items)
+        .filter_map(|i| match i {
+            Item::Queue(q) => Some(q),
+            _ => None,
+        })
+        .collect();
+    let client = client.as_deref();
+    let mut queues = tailor_items(
+        &queues,
+        |q| (&q.name, q.tailoring.as_ref(), q.span),
+        "queue",
+        client,
+        apply_queue,
+        diags,
+    );
+    for (_, q, in_place) in &mut queues.items {
+        if let Some(r) = renames.iter().find(|r| *in_place && r.from == q.name.name) {
+            q.name = r.to.clone();
+        }
+    }
+    let processes = tailor_items(
+        &processes,
+        |p| (&p.name, p.tailoring.as_ref(), p.span),
+        "process",
+        client,
+        apply,
+        diags,
+    );
+    let calendars = tailor_items(
+        &calendars,
+        |c| (&c.name, c.tailoring.as_ref(), c.span),
+        "calendar",
+        client,
+        apply_calendar,
+        diags,
+    );
+
+    // The files again: a base that is tailored under its own name gives way to the tailored
+    // item (in the base's place); tailorings become their effective items, or nothing when
+    // they are another client's.
+    let (mut next_process, mut next_calendar, mut next_queue) = (0, 0, 0);
+    let mut out = Vec::with_capacity(files.len());
+    for file in files {
+        let mut items = Vec::with_capacity(file.items.len());
+        // Tests belong to the variant of their file: beside a client's tailoring they are that
+        // client's (they test what it changes); elsewhere they are the standard library's
+        // (they test the standard processes, which a client may have changed on purpose).
+        let others_tests = file_client(file) != client;
+        for item in &file.items {
+            match item {
+                Item::Test(_) if others_tests => {}
+                Item::Process(p) if p.tailoring.is_some() => {
+                    next_process += 1;
+                    if let Some(e) = processes.at_tailoring(next_process - 1) {
+                        items.push(Item::Process(e.clone()));
+                    }
+                }
+                Item::Calendar(c) if c.tailoring.is_some() => {
+                    next_calendar += 1;
+                    if let Some(e) = calendars.at_tailoring(next_calendar - 1) {
+                        items.push(Item::Calendar(e.clone()));
+                    }
+                }
+                Item::Queue(q) if q.tailoring.is_some() => {
+                    next_queue += 1;
+                    if let Some(e) = queues.at_tailoring(next_queue - 1) {
+                        items.push(Item::Queue(e.clone()));
+                    }
+                }
+                Item::Queue(q) => {
+                    let e = queues.in_place_of(&q.name.name).unwrap_or(q);
+                    items.push(Item::Queue(e.clone()));
+                }
+                Item::Process(p) => {
+                    let e = processes.in_place_of(&p.name.name).unwrap_or(p);
+                    items.push(Item::Process(e.clone()));
+                }
+                Item::Calendar(c) => {
+                    let e = calendars.in_place_of(&c.name.name).unwrap_or(c);
+                    items.push(Item::Calendar(e.clone()));
+                }
+                other => items.push(other.clone()),
+            }
+        }
+        out.push(ast::File { items });
+    }
+    let mut applied = processes.applied;
+    applied.extend(calendars.applied);
+    applied.extend(queues.applied);
+    (out, applied)
+}
+
+/// The client whose tailorings apply: the one named, or the project's only one (with
+/// several, none, and an error).
+fn chosen_client(
+    files: &[ast::File],
+    choice: ClientChoice<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    match choice {
         ClientChoice::Base => None,
         ClientChoice::Named(c) => Some(c.to_string()),
         ClientChoice::Auto => {
@@ -114,90 +261,17 @@ pub fn effective(
                 all.into_iter().next()
             }
         }
-    };
-
-    let processes: Vec<&Process> = files
-        .iter()
-        .flat_map(|f| &f.items)
-        .filter_map(|i| match i {
-            Item::Process(p) => Some(p),
-            _ => None,
-        })
-        .collect();
-    let calendars: Vec<&ast::Calendar> = files
-        .iter()
-        .flat_map(|f| &f.items)
-        .filter_map(|i| match i {
-            Item::Calendar(c) => Some(c),
-            _ => None,
-        })
-        .collect();
-    let client = client.as_deref();
-    let processes = tailor_items(
-        &processes,
-        |p| (&p.name, p.tailoring.as_ref(), p.span),
-        "process",
-        client,
-        apply,
-        diags,
-    );
-    let calendars = tailor_items(
-        &calendars,
-        |c| (&c.name, c.tailoring.as_ref(), c.span),
-        "calendar",
-        client,
-        apply_calendar,
-        diags,
-    );
-
-    // The files again: a base that is tailored under its own name gives way to the tailored
-    // item (in the base's place); tailorings become their effective items, or nothing when
-    // they are another client's.
-    let (mut next_process, mut next_calendar) = (0, 0);
-    let mut out = Vec::with_capacity(files.len());
-    for file in files {
-        let mut items = Vec::with_capacity(file.items.len());
-        // Tests belong to the variant of their file: beside a client's tailoring they are that
-        // client's (they test what it changes); elsewhere they are the standard library's
-        // (they test the standard processes, which a client may have changed on purpose).
-        let file_client = file
-            .items
-            .iter()
-            .filter_map(item_tailoring)
-            .map(|t| t.client.name.as_str())
-            .next();
-        let others_tests = file_client != client;
-        for item in &file.items {
-            match item {
-                Item::Test(_) if others_tests => {}
-                Item::Process(p) if p.tailoring.is_some() => {
-                    next_process += 1;
-                    if let Some(e) = processes.at_tailoring(next_process - 1) {
-                        items.push(Item::Process(e.clone()));
-                    }
-                }
-                Item::Calendar(c) if c.tailoring.is_some() => {
-                    next_calendar += 1;
-                    if let Some(e) = calendars.at_tailoring(next_calendar - 1) {
-                        items.push(Item::Calendar(e.clone()));
-                    }
-                }
-                Item::Process(p) => {
-                    let e = processes.in_place_of(&p.name.name).unwrap_or(p);
-                    items.push(Item::Process(e.clone()));
-                }
-                Item::Calendar(c) => {
-                    let e = calendars.in_place_of(&c.name.name).unwrap_or(c);
-                    items.push(Item::Calendar(e.clone()));
-                }
-                other => items.push(other.clone()),
-            }
-        }
-        out.push(ast::File { items });
     }
-    let mut applied = processes.applied;
-    applied.extend(calendars.applied);
-    (out, applied)
+}
+
+/// The queues the chosen client's tailorings rename, each checked (problems are the
+/// checker's to report: see [`effective`]).
+pub fn queue_renames(files: &[ast::File], choice: ClientChoice<'_>) -> Vec<tailor_rename::Rename> {
+    let mut ignored = Vec::new();
+    match chosen_client(files, choice, &mut ignored) {
+        Some(c) => tailor_rename::renames(files, &c, &mut ignored),
+        None => Vec::new(),
+    }
 }
 
 /// The tailoring header of an item, if it is a tailoring.
@@ -205,8 +279,19 @@ fn item_tailoring(item: &Item) -> Option<&ast::Tailoring> {
     match item {
         Item::Process(p) => p.tailoring.as_ref(),
         Item::Calendar(c) => c.tailoring.as_ref(),
+        Item::Queue(q) => q.tailoring.as_ref(),
         _ => None,
     }
+}
+
+/// The client whose tailorings a file holds, if any: the file is that client's. (Tests in it
+/// are the client's; references in it use the client's names for its queues.)
+fn file_client(file: &ast::File) -> Option<&str> {
+    file.items
+        .iter()
+        .filter_map(item_tailoring)
+        .map(|t| t.client.name.as_str())
+        .next()
 }
 
 /// The chosen client's tailorings of one kind of item, applied.

@@ -87,7 +87,7 @@ fn timezone(c: &mut Calendar, verb: &Spanned<Verb>, tz: &Spanned<String>, span: 
 }
 
 /// The days of an `hours` entry as written, its address.
-fn days(h: &Hours) -> String {
+pub(super) fn days(h: &Hours) -> String {
     h.days
         .iter()
         .map(|d| match &d.to {

@@ -23,6 +23,8 @@ mod tests;
 use itsmflow_dsl::ast;
 use serde::Serialize;
 
+use crate::check::tailor_rename::{rewrite, Rename};
+
 /// What kind of entry a change is to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -164,6 +166,80 @@ pub fn diff(old: &[ast::File], new: &[ast::File]) -> Diff {
         }
     }
     Diff::new(processes, items::compare(&old_items, &new_items))
+}
+
+/// Compare two projects' files where the new side renames queues (a client's tailoring
+/// `rename`s a standard queue): the old side is read with the new names, so a stage or route
+/// that follows the rename is no change, and each renamed queue is one change, `name OLD ->
+/// NEW` among its details, not a queue removed and another added. A rename the old side has
+/// already made is none.
+pub fn diff_renamed(old: &[ast::File], new: &[ast::File], renames: &[Rename]) -> Diff {
+    let has = |files: &[ast::File], name: &str| {
+        files
+            .iter()
+            .flat_map(|f| &f.items)
+            .any(|i| matches!(i, ast::Item::Queue(q) if q.name.name == name))
+    };
+    let renames: Vec<Rename> = renames
+        .iter()
+        .filter(|r| has(old, &r.from) && !has(old, &r.to.name))
+        .filter(|r| has(new, &r.to.name) && !has(new, &r.from))
+        .cloned()
+        .collect();
+    if renames.is_empty() {
+        return diff(old, new);
+    }
+    let mut renamed = old.to_vec();
+    for file in &mut renamed {
+        rewrite(file, &renames);
+        for item in &mut file.items {
+            if let ast::Item::Queue(q) = item {
+                if let Some(r) = renames.iter().find(|r| r.from == q.name.name) {
+                    q.name.name = r.to.name.clone();
+                }
+            }
+        }
+    }
+    let found = diff(&renamed, new);
+    let mut items = found.items;
+    for r in &renames {
+        let name = Detail {
+            aspect: "name".to_string(),
+            old: Some(r.from.clone()),
+            new: Some(r.to.name.clone()),
+        };
+        if let Some(c) = items
+            .iter_mut()
+            .find(|c| c.kind == Kind::Queue && c.name == r.to.name)
+        {
+            c.details.insert(0, name);
+            continue;
+        }
+        // The same queue under its new name: the rename is the one change.
+        let text = |files: &[ast::File], name: &str| {
+            files.iter().flat_map(|f| &f.items).find_map(|i| match i {
+                ast::Item::Queue(q) if q.name.name == name => Some(show::item(i.clone())),
+                _ => None,
+            })
+        };
+        let at = items
+            .iter()
+            .position(|c| !matches!(c.kind, Kind::Calendar | Kind::Queue))
+            .unwrap_or(items.len());
+        items.insert(
+            at,
+            Change {
+                kind: Kind::Queue,
+                name: r.to.name.clone(),
+                change: ChangeKind::Changed,
+                old: text(old, &r.from),
+                new: text(new, &r.to.name),
+                details: vec![name],
+                place: None,
+            },
+        );
+    }
+    Diff::new(found.processes, items)
 }
 
 impl Diff {
