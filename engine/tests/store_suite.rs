@@ -2080,6 +2080,61 @@ async fn postgres_writes_concurrent_changes_together() {
     h.finish().await;
 }
 
+/// Instances created at the same time are written by one statement (group commit), each with
+/// an id of its own, its first event and its task, just as when created alone. (One thread: the
+/// creations are all waiting when the creator runs, so they go together.)
+#[tokio::test]
+async fn postgres_creates_concurrent_instances_together() {
+    let h = postgres().await;
+    let e = &h.engine;
+    let alone = e
+        .create("incident", &network_incident(), &caller())
+        .await
+        .expect("create alone");
+    let created = std::sync::Mutex::new(Vec::new());
+    let creations: Vec<Op<'_>> = (0..24)
+        .map(|n| {
+            let created = &created;
+            Box::pin(async move {
+                let mut fields = network_incident();
+                fields.insert("title".into(), json!(format!("outage {n}")));
+                let inc = e
+                    .create("incident", &fields, &caller())
+                    .await
+                    .expect("create");
+                created.lock().expect("results").push((n, inc));
+            }) as Op<'_>
+        })
+        .collect();
+    futures_join_all(creations).await;
+    let created = created.into_inner().expect("results");
+    let mut ids: Vec<InstanceId> = created.iter().map(|(_, inc)| inc.id()).collect();
+    ids.push(alone.id());
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 25, "every instance has an id of its own");
+    for (n, inc) in &created {
+        let stored = e.instance(inc.id()).await.expect("stored");
+        assert_eq!(stored.field("title"), Some(json!(format!("outage {n}"))));
+        assert_eq!(stored.stage(), alone.stage());
+        assert_eq!(stored.version(), alone.version());
+        assert_eq!(
+            inc.task().map(|t| (t.id, &t.queue, t.instance)),
+            stored.task().map(|t| (t.id, &t.queue, t.instance)),
+            "the task answered is the one stored, for its own instance"
+        );
+        assert_eq!(inc.task().is_some(), alone.task().is_some());
+        assert_eq!(
+            e.events(inc.id()).await.expect("events").len(),
+            e.events(alone.id()).await.expect("events").len()
+        );
+        assert!(e.verify(inc.id()).await.expect("verify"));
+    }
+    let together = e.store().instances_created_together();
+    assert!(together >= 12, "{together} instances were created together");
+    h.finish().await;
+}
+
 /// Many changes to one instance at once (which group commit keeps out of each other's
 /// statements): each is written or refused as a conflict, the ones written make consecutive
 /// versions, and the state is still the replay of its history.

@@ -38,6 +38,11 @@
 //! own database is created beside it. `--url` and `--token` (an administrator's) measure a
 //! server already running instead; agent users named `loadgen-<pid>-<n>` are added to it.
 //!
+//! To compare two builds on a shared machine, run them back to back, both databases in each run
+//! (PostgreSQL's lifecycles/s over SQLite's in the same run is the ratio to compare), and
+//! `loadgen-cpu.sh` beside this file, which gives the CPU time a lifecycle costs the server and
+//! its PostgreSQL backends: that moves far less with the machine's other load than latency.
+//!
 //! Ctrl-C stops the agents after their current lifecycle, reports what was measured and
 //! cleans up; a second Ctrl-C exits at once. The exit status is 1 if any request failed.
 

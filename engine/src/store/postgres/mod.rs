@@ -2,8 +2,9 @@
 //!
 //! Each method is one transaction on a pooled connection; changes committed at the same time
 //! are written together, one statement and transaction for all (group commit, [`batch`]),
-//! each still checked and applied on its own; claims asked for at the same time are served
-//! together likewise ([`claims`]). Instances are updated under an optimistic version check (a
+//! each still checked and applied on its own; instances created at the same time are written
+//! together likewise ([`creations`]), and so are claims asked for at the same time
+//! ([`claims`]). Instances are updated under an optimistic version check (a
 //! stale version changes nothing and reports a conflict). Claims pick the next open tasks with
 //! `FOR UPDATE SKIP LOCKED` in the same statement that leases them, so concurrent claimers on
 //! any node never wait on each other and never get the same task.
@@ -29,6 +30,7 @@ use crate::runtime::catalog::{Catalog, Definition, DefinitionId, ProjectSource};
 use crate::runtime::types::*;
 
 mod batch;
+mod creations;
 mod gather;
 
 /// The engine's tables on PostgreSQL (see [`super::migrations`]).
@@ -44,6 +46,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Writes the changes committed at the same time together (see [`batch`]).
     committer: batch::Committer,
+    /// Writes the instances created at the same time together (see [`creations`]).
+    creator: creations::Creator,
     /// Serves the claims asked for at the same time together (see [`claims`]).
     claimer: claims::Claimer,
     catalog: Arc<Catalog>,
@@ -66,8 +70,8 @@ const SWEEP_INTERVAL_MICROS: i64 = 1_000_000;
 /// proxy or a failover meanwhile, and checking it first keeps that from failing a request.
 const CHECK_CONNECTIONS_IDLE_FOR: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// How many tasks write changes ([`batch`]), and how many serve claims ([`claims`]), for a
-/// pool of `connections`: one per 16 connections. Each keeps one connection busy; more of them
+/// How many tasks write changes ([`batch`]), how many create instances ([`creations`]), and
+/// how many serve claims ([`claims`]), for a pool of `connections`: one per 16 connections. Each keeps one connection busy; more of them
 /// make smaller batches side by side. On a 2-core machine with 16 connections, a second one
 /// cost more in fixed costs per change than it gained (claim + complete: 0.53-0.61x the bare
 /// loop with two committers, 0.55-0.64x with one; with two claimers too, 0.59-0.70x).
@@ -110,6 +114,7 @@ impl PostgresStore {
         migrations().run(&pool).await?;
         Ok(PostgresStore {
             committer: batch::Committer::start(pool.clone(), gatherers(max_connections)),
+            creator: creations::Creator::start(pool.clone(), gatherers(max_connections)),
             claimer: claims::Claimer::start(
                 pool.clone(),
                 catalog.clone(),
@@ -129,6 +134,12 @@ impl PostgresStore {
     /// the store was opened: the work group commit saved (see [`batch`]).
     pub fn changes_written_together(&self) -> u64 {
         self.committer.changes_written_together()
+    }
+
+    /// How many instances were created by one statement together with others since the store
+    /// was opened (see [`creations`]).
+    pub fn instances_created_together(&self) -> u64 {
+        self.creator.created_together()
     }
 
     /// How many claims were served by one statement together with others since the store was
@@ -814,6 +825,9 @@ impl Store for PostgresStore {
 
     async fn create(&self, new: NewInstance) -> Result<Created> {
         let rows = sql::new_instance_rows(&self.catalog, new)?;
+        if rows.parent.is_none() {
+            return self.creator.create(rows).await;
+        }
         let mut tx = self.pool.begin().await?;
         let created = create(&mut tx, rows).await?;
         tx.commit().await?;
