@@ -176,10 +176,7 @@ pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
         .route("/processes/edit/publish", post(editor::publish::<B>))
         .route("/processes/edit/tests", post(process_tests::run::<B>))
         .route("/processes/{process}", get(processes::page::<B>))
-        .route(
-            "/processes/{process}/migrate",
-            get(migration::page::<B>).post(migration::post::<B>),
-        )
+        .route("/processes/{process}/migrate", get(migration::page::<B>))
         .route("/queues", get(queue::list::<B>))
         .route("/queues/{queue}", get(queue::page::<B>))
         .route("/queues/{queue}/rows", get(queue::rows::<B>))
@@ -201,10 +198,16 @@ pub fn pages<B: Backend>() -> Router<Arc<App<B>>> {
         .layer(middleware::from_fn(harden))
 }
 
-/// The pages' live streams (no time limit: they stay open).
+/// The pages without the time limit: the live streams (they stay open), and moving live
+/// tickets (it runs as long as the tickets take).
 pub fn streams<B: Backend>() -> Router<Arc<App<B>>> {
     Router::new()
         .route("/queues/{queue}/events", get(pages::queue::events::<B>))
+        // A migration of many tickets takes longer than a page may (as its API route does).
+        .route(
+            "/processes/{process}/migrate",
+            axum::routing::post(pages::migration::post::<B>),
+        )
         .layer(middleware::from_fn(harden))
 }
 
