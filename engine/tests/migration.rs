@@ -709,6 +709,46 @@ async fn many_while_agents_work<S: Store>(node: &Node<S>, clock: &ManualClock) {
         .await;
 }
 
+/// A scenario on a real SQLite file, removed afterwards.
+async fn on_sqlite<F>(scenario: F)
+where
+    F: AsyncFnOnce(&Node<SqliteStore>, &ManualClock),
+{
+    let place = Place::new("sqlite").await;
+    let Place::Sqlite(path) = place.clone() else {
+        unreachable!()
+    };
+    let clock = Arc::new(ManualClock::new(start()));
+    let catalog = Arc::new(Catalog::default());
+    let store = SqliteStore::open(&path, catalog.clone())
+        .await
+        .expect("sqlite");
+    let node = Node::open(store, catalog, clock.clone(), &sources(V1)).await;
+    scenario(&node, &clock).await;
+    node.stop().await;
+    place.remove().await;
+}
+
+/// A scenario on a fresh PostgreSQL database, dropped afterwards.
+async fn on_postgres<F>(scenario: F)
+where
+    F: AsyncFnOnce(&Node<PostgresStore>, &ManualClock),
+{
+    let place = Place::new("postgres").await;
+    let Place::Postgres(url) = place.clone() else {
+        unreachable!()
+    };
+    let clock = Arc::new(ManualClock::new(start()));
+    let catalog = Arc::new(Catalog::default());
+    let store = PostgresStore::connect(&url, catalog.clone())
+        .await
+        .expect("postgres");
+    let node = Node::open(store, catalog, clock.clone(), &sources(V1)).await;
+    scenario(&node, &clock).await;
+    node.stop().await;
+    place.remove().await;
+}
+
 async fn on_memory<F>(scenario: F)
 where
     F: AsyncFnOnce(&Node<MemoryStore>, &ManualClock),
@@ -779,68 +819,20 @@ async fn memory_a_restarted_clock_starts_at_the_migration() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_moves_tickets_by_the_plan() {
-    let place = Place::new("sqlite").await;
-    let Place::Sqlite(path) = place.clone() else {
-        unreachable!()
-    };
-    let clock = Arc::new(ManualClock::new(start()));
-    let catalog = Arc::new(Catalog::default());
-    let store = SqliteStore::open(&path, catalog.clone())
-        .await
-        .expect("sqlite");
-    let node = Node::open(store, catalog, clock.clone(), &sources(V1)).await;
-    moves_tickets_by_the_plan(&node, &clock).await;
-    node.stop().await;
-    place.remove().await;
+    on_sqlite(moves_tickets_by_the_plan).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_moves_tickets_by_the_plan() {
-    let place = Place::new("postgres").await;
-    let Place::Postgres(url) = place.clone() else {
-        unreachable!()
-    };
-    let clock = Arc::new(ManualClock::new(start()));
-    let catalog = Arc::new(Catalog::default());
-    let store = PostgresStore::connect(&url, catalog.clone())
-        .await
-        .expect("postgres");
-    let node = Node::open(store, catalog, clock.clone(), &sources(V1)).await;
-    moves_tickets_by_the_plan(&node, &clock).await;
-    node.stop().await;
-    place.remove().await;
+    on_postgres(moves_tickets_by_the_plan).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_moves_ten_thousand_tickets_while_agents_work() {
-    let place = Place::new("sqlite").await;
-    let Place::Sqlite(path) = place.clone() else {
-        unreachable!()
-    };
-    let clock = Arc::new(ManualClock::new(start()));
-    let catalog = Arc::new(Catalog::default());
-    let store = SqliteStore::open(&path, catalog.clone())
-        .await
-        .expect("sqlite");
-    let node = Node::open(store, catalog, clock.clone(), &sources(V1)).await;
-    many_while_agents_work(&node, &clock).await;
-    node.stop().await;
-    place.remove().await;
+    on_sqlite(many_while_agents_work).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_moves_ten_thousand_tickets_while_agents_work() {
-    let place = Place::new("postgres").await;
-    let Place::Postgres(url) = place.clone() else {
-        unreachable!()
-    };
-    let clock = Arc::new(ManualClock::new(start()));
-    let catalog = Arc::new(Catalog::default());
-    let store = PostgresStore::connect(&url, catalog.clone())
-        .await
-        .expect("postgres");
-    let node = Node::open(store, catalog, clock.clone(), &sources(V1)).await;
-    many_while_agents_work(&node, &clock).await;
-    node.stop().await;
-    place.remove().await;
+    on_postgres(many_while_agents_work).await;
 }

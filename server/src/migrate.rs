@@ -19,7 +19,7 @@ use crate::database::{Database, DEFAULT_TENANT};
 use crate::identity::directory::TenantDirectory;
 use crate::identity::store::{IdentityError, IdentityStore, OpenForTenant};
 use crate::serve::tenants::{Backend, PostgresBackend, SqliteBackend};
-use crate::web::standing::duration;
+use crate::web::standing::left;
 use crate::{EXIT_PROBLEMS, EXIT_UNUSABLE};
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -213,9 +213,5 @@ fn side(s: &Side) -> String {
 }
 
 fn clock(c: &ClockSide) -> String {
-    let left = match c.remaining_seconds < 0 {
-        true => format!("{} overdue", duration(c.remaining_seconds)),
-        false => format!("{} left", duration(c.remaining_seconds)),
-    };
-    format!("{} {left}", c.clock.as_str())
+    format!("{} {}", c.clock.as_str(), left(c.remaining_seconds))
 }

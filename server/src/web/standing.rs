@@ -101,10 +101,15 @@ pub fn duration(seconds: i64) -> String {
 
 /// `3h 20m left`, `15m overdue`.
 pub fn remaining(c: &Clock) -> String {
-    if c.remaining_seconds < 0 {
-        format!("{} overdue", duration(c.remaining_seconds))
+    left(c.remaining_seconds)
+}
+
+/// Business seconds left to a target, as [`remaining`] says them (negative: overdue).
+pub fn left(remaining_seconds: i64) -> String {
+    if remaining_seconds < 0 {
+        format!("{} overdue", duration(remaining_seconds))
     } else {
-        format!("{} left", duration(c.remaining_seconds))
+        format!("{} left", duration(remaining_seconds))
     }
 }
 

@@ -25,7 +25,7 @@ use crate::serve::tenants::Backend;
 use crate::web::csrf::{Fields, Posted};
 use crate::web::layout::{self, Section, Viewer};
 use crate::web::session::Signed;
-use crate::web::standing::duration;
+use crate::web::standing::left;
 use crate::web::WebResult;
 
 #[derive(Deserialize, Default)]
@@ -350,8 +350,7 @@ fn side(s: &Side) -> Markup {
         @if let Some(p) = &s.priority { " · " (p) }
         @for c in &s.clocks {
             " · " (c.clock.as_str()) " "
-            @if c.remaining_seconds < 0 { (duration(c.remaining_seconds)) " overdue" }
-            @else { (duration(c.remaining_seconds)) " left" }
+            (left(c.remaining_seconds))
         }
     }
 }
