@@ -233,3 +233,177 @@ async fn every_notification_delivered_exactly_once_by_two_nodes() {
         per_id.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
     );
 }
+
+const ELSEWHERE: &str = include_str!("elsewhere.itsm");
+
+/// A queue's event stream through one node, read as text.
+struct Heard {
+    stream: futures_util::stream::BoxStream<'static, reqwest::Result<String>>,
+    text: String,
+}
+
+impl Heard {
+    async fn listen(node: &Server, queue: &str, token: &str) -> Heard {
+        use futures_util::StreamExt;
+        let resp = node
+            .http
+            .get(format!("{}/v1/queues/{queue}/events", node.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let text = resp
+            .bytes_stream()
+            .map(|chunk| chunk.map(|b| String::from_utf8_lossy(&b).into_owned()));
+        let mut heard = Heard {
+            stream: Box::pin(text),
+            text: String::new(),
+        };
+        while !heard.text.contains("event: ready") {
+            let chunk = heard.stream.next().await.expect("open").expect("chunk");
+            heard.text.push_str(&chunk);
+        }
+        heard
+    }
+
+    /// Wait until an event of `kind` about `instance` is heard.
+    async fn until(&mut self, kind: &str, instance: i64) {
+        use futures_util::StreamExt;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let seen = self.text.split("\n\n").any(|event| {
+                event.contains(&format!("event: {kind}\n"))
+                    && event.contains(&format!("\"instance\":{instance},"))
+            });
+            if seen {
+                return;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("no `{kind}` of {instance} heard: {}", self.text))
+                .expect("stream open")
+                .expect("chunk");
+            self.text.push_str(&chunk);
+        }
+    }
+}
+
+/// Changes made by something other than a request to a task's own queue are heard through
+/// the other node too: a spawned ticket's task added, an effect closing a linked ticket's
+/// task, an agent going off shift returning their pushed task, a timer escalating a task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_made_elsewhere_are_heard_on_the_other_node() {
+    let db = Db::postgres().await;
+    let a = Server::start(&db);
+    let b = Server::start(&db);
+    let (st, ops) = a
+        .post(
+            "/v1/tenants",
+            &a.admin,
+            json!({"name": "ops", "admin": "root"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{ops}");
+    let root = ops["secret"].as_str().unwrap().to_string();
+    let (st, published) = a
+        .post(
+            "/v1/definitions",
+            &root,
+            json!({"files": [{"name": "elsewhere.itsm", "text": ELSEWHERE}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{published}");
+    let ann = a.user(&root, "ann", &["agent"]).await;
+    let mut desk = Heard::listen(&b, "desk", &ann).await;
+    let mut pushed = Heard::listen(&b, "pushed", &ann).await;
+    let mut experts = Heard::listen(&b, "experts", &ann).await;
+    let raise = |impact: &'static str| {
+        let (a, ann) = (&a, &ann);
+        async move {
+            let (st, v) = a
+                .post(
+                    "/v1/instances",
+                    ann,
+                    json!({"process": "ticket", "fields": {"title": "Heard elsewhere", "impact": impact}}),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{v}");
+            v["id"].as_i64().expect("id")
+        }
+    };
+    let act = |id: i64, action: &'static str| {
+        let (a, ann) = (&a, &ann);
+        async move {
+            let (st, v) = a
+                .post(
+                    &format!("/v1/instances/{id}/actions/{action}"),
+                    ann,
+                    json!({}),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{action}: {v}");
+            v
+        }
+    };
+
+    // The node raising tickets may open its LISTEN a moment after it starts serving: the
+    // first ticket is raised until one is heard.
+    let mut first = raise("low").await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let heard = tokio::time::timeout(
+            std::time::Duration::from_millis(500),
+            desk.until("added", first),
+        )
+        .await;
+        if heard.is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no event crossed nodes"
+        );
+        first = raise("low").await;
+    }
+
+    // Pushed to ann, then returned to the queue when she goes off shift.
+    let (st, v) = a
+        .call(
+            reqwest::Method::PUT,
+            "/v1/me/availability",
+            &ann,
+            Some(json!({"active": true})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let handed = act(first, "hand").await;
+    assert_eq!(handed["task"]["assigned_to"], "ann", "{handed}");
+    pushed.until("added", first).await;
+    let (st, v) = a
+        .call(
+            reqwest::Method::PUT,
+            "/v1/me/availability",
+            &ann,
+            Some(json!({"active": false})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    pushed.until("released", first).await;
+
+    // A spawned job's task enters its queue; finishing the ticket finishes the job.
+    let parent = raise("low").await;
+    act(parent, "split").await;
+    let (_, links) = a.get(&format!("/v1/instances/{parent}/links"), &ann).await;
+    let job = links["items"][0]["other"]
+        .as_i64()
+        .expect("the spawned job");
+    desk.until("added", job).await;
+    act(parent, "finish").await;
+    desk.until("removed", job).await;
+
+    // A P1's escalation step moves it to the experts, fired by either node's scheduler.
+    let urgent = raise("high").await;
+    experts.until("escalated", urgent).await;
+    desk.until("removed", urgent).await;
+}

@@ -20,13 +20,14 @@ use super::logic::{self, Logic, Request};
 use super::relations;
 use super::schedule_memo::{ApprovalMemo, Remembered, ScheduleMemo};
 use super::scheduler::Wakeup;
+use super::task_events::{Origin, TaskEvent, TaskEventKind, Watch};
 use super::timers::{Schedule, TimerState};
 use super::types::*;
 use super::types::{Change, NewTask};
 use super::view::{self, ApprovalView, EventView, InstanceView, LinkView};
 use crate::check::check;
 use crate::model::{Assignment, Project};
-use crate::store::{InstanceFilter, NewDefinition, Store, StoreError};
+use crate::store::{Committed, InstanceFilter, NewDefinition, Store, StoreError};
 
 mod effects;
 mod migration;
@@ -48,6 +49,8 @@ pub struct Engine<S> {
     roster: Roster,
     wakeup: Arc<Wakeup>,
     firings: tokio::sync::broadcast::Sender<Firing>,
+    /// What each committed change did to tasks, for queue listeners.
+    tasks: tokio::sync::broadcast::Sender<TaskEvent>,
     /// The timer state recent commits left, so the next change need not derive it again.
     schedules: ScheduleMemo,
     /// Instances read with this engine's claims, for the completions that follow.
@@ -71,13 +74,11 @@ pub struct BallotsChanged {
     pub change: BallotChange,
 }
 
-/// A timer this engine fired (an escalation step, a breach, an automatic transition): the
-/// instance, and its task as it was before. Listeners (the server's live queue views) read
-/// the instance to see what moved.
+/// A timer this engine fired (an escalation step, a breach, an automatic transition) on an
+/// instance. What it did to tasks is told as task events ([`Engine::task_events`]).
 #[derive(Clone, Debug)]
 pub struct Firing {
     pub instance: InstanceId,
-    pub task_before: Option<Task>,
     /// Clocks this firing found past their target.
     pub breaches: u32,
 }
@@ -102,6 +103,10 @@ fn opens_level(change: &Change) -> bool {
 
 /// Listeners that fall this far behind miss firings (and are told how many).
 const FIRINGS_BUFFER: usize = 1024;
+
+/// Listeners that fall this far behind miss task events (and are told how many). Larger than
+/// for firings: every action sends one or two, and a server relays them from one task.
+const TASK_EVENTS_BUFFER: usize = 8192;
 
 /// A firing that lost a race (another node changed the instance) is decided again on the new
 /// state this many times before it is left to the next round.
@@ -181,6 +186,7 @@ impl<S: Store> Engine<S> {
             roster: Roster::default(),
             wakeup: Arc::new(Wakeup::default()),
             firings: tokio::sync::broadcast::channel(FIRINGS_BUFFER).0,
+            tasks: tokio::sync::broadcast::channel(TASK_EVENTS_BUFFER).0,
             schedules: ScheduleMemo::default(),
             claimed: ClaimedInstances::default(),
             approvals: ApprovalMemo::default(),
@@ -340,6 +346,31 @@ impl<S: Store> Engine<S> {
     }
 
     /// The engine's time.
+    /// What every change committed through this engine does to tasks, from then on: tasks
+    /// added to queues, claimed, released, removed, escalated by timers.
+    pub fn task_events(&self) -> tokio::sync::broadcast::Receiver<TaskEvent> {
+        self.tasks.subscribe()
+    }
+
+    /// Whether anyone listens for task events (if not, nothing is kept to tell them).
+    fn watched(&self) -> bool {
+        self.tasks.receiver_count() > 0
+    }
+
+    fn tell(&self, events: impl IntoIterator<Item = TaskEvent>) {
+        for event in events {
+            // Nobody listening is fine.
+            let _ = self.tasks.send(event);
+        }
+    }
+
+    /// Tell what a committed change did to tasks, as remembered before it was written.
+    fn tell_committed(&self, watch: Option<Watch>, committed: &Committed, origin: Origin) {
+        if let Some(watch) = watch {
+            self.tell(watch.events(committed, origin, self.clock.now()));
+        }
+    }
+
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }
@@ -588,7 +619,11 @@ impl<S: Store> Engine<S> {
                 .iter()
                 .map(|c| (c.instance.id, self.ballot_news(c)))
                 .collect();
+            let watch = self
+                .watched()
+                .then(|| Watch::of(&mut change, task_before.clone()));
             let committed = self.store.commit(change).await?;
+            self.tell_committed(watch, &committed, Origin::Request);
             self.wakeups_committed(wakeups);
             self.outbox_committed(notifies);
             self.ballots_committed(id, ballots);
@@ -627,6 +662,13 @@ impl<S: Store> Engine<S> {
         let remembered = self.schedule_new(&mut new)?;
         let mut inst = new.instance.clone();
         let (id, task) = self.store.create(new).await?;
+        if let Some(t) = task.as_ref().filter(|_| self.watched()) {
+            self.tell([TaskEvent::new(
+                TaskEventKind::Added,
+                t.clone(),
+                self.clock.now(),
+            )]);
+        }
         self.wakeups_committed(remembered.wakeup);
         self.schedules.put(id, inst.version, remembered);
         inst.id = id;
@@ -881,12 +923,9 @@ impl<S: Store> Engine<S> {
                 let (_, def, task) = target;
                 // The change moves into the commit here, and its place ends with this block,
                 // so the future does not keep room for it beside the commit's.
-                (self.commit(change, def, task, history), touched)
+                self.commit(change, def, task, history)
             };
-            let (commit, touched) = commit;
-            let view = commit.await?;
-            self.announce(touched);
-            Ok(view)
+            commit.await
         }
     }
 
@@ -1202,7 +1241,7 @@ impl<S: Store> Engine<S> {
             let linked = self.linked(&def, id, &link_reads).await?;
             let ticked = super::checklist::state(def.model(), inst.stage, &events);
             let mut touched = relations::Touched::default();
-            let change = match schedule.first_due(now) {
+            let mut change = match schedule.first_due(now) {
                 Some(due) => {
                     let req = Request {
                         actor: &system,
@@ -1262,8 +1301,10 @@ impl<S: Store> Engine<S> {
                 let ballots = self.ballot_news(&change);
                 let notifies = !change.notifications.is_empty()
                     || change.cascade.iter().any(|c| !c.notifications.is_empty());
+                let watch = self.watched().then(|| Watch::of(&mut change, task.clone()));
                 match self.store.commit(change).await {
-                    Ok(_) => {
+                    Ok(committed) => {
+                        self.tell_committed(watch, &committed, Origin::Timer);
                         fired += 1;
                         self.outbox_committed(notifies);
                         self.ballots_committed(id, ballots);
@@ -1274,10 +1315,8 @@ impl<S: Store> Engine<S> {
                         // Nobody listening is fine.
                         let _ = self.firings.send(Firing {
                             instance: id,
-                            task_before: task.clone(),
                             breaches,
                         });
-                        self.announce(std::mem::take(&mut touched));
                         if !more {
                             return Ok(fired);
                         }
@@ -1687,7 +1726,13 @@ impl<S: Store> Engine<S> {
             .set_agent(&agent.name, &agent.roles, active, self.clock.now())
             .await;
         self.roster.forget();
-        Ok(result?)
+        let now = self.clock.now();
+        self.tell(
+            result?
+                .into_iter()
+                .map(|t| TaskEvent::new(TaskEventKind::Released, t, now)),
+        );
+        Ok(())
     }
 
     /// For a queue with push assignment, pick the agent a new task goes to: the next active
@@ -1794,20 +1839,24 @@ impl<S: Store> Engine<S> {
     ) -> Result<Option<Task>, EngineError> {
         self.check_member(queue, actor)?;
         let now = self.clock.now();
-        if !self.store.reads_are_round_trips() {
-            return Ok(self
-                .store
+        let task = if !self.store.reads_are_round_trips() {
+            self.store
                 .claim_next(queue, &actor.name, now, now + lease)
-                .await?);
+                .await?
+        } else {
+            let claimed = self
+                .store
+                .claim_next_with_instance(queue, &actor.name, now, now + lease)
+                .await?;
+            claimed.map(|(task, instance)| {
+                self.claimed.put(task.clone(), instance);
+                task
+            })
+        };
+        if let Some(t) = task.as_ref().filter(|_| self.watched()) {
+            self.tell([TaskEvent::new(TaskEventKind::Claimed, t.clone(), now)]);
         }
-        let claimed = self
-            .store
-            .claim_next_with_instance(queue, &actor.name, now, now + lease)
-            .await?;
-        Ok(claimed.map(|(task, instance)| {
-            self.claimed.put(task.clone(), instance);
-            task
-        }))
+        Ok(task)
     }
 
     pub async fn claim(
@@ -1819,10 +1868,14 @@ impl<S: Store> Engine<S> {
         let t = self.task(task).await?;
         self.check_member(&t.queue, actor)?;
         let now = self.clock.now();
-        Ok(self
+        let claimed = self
             .store
             .claim(task, &actor.name, now, now + lease)
-            .await?)
+            .await?;
+        if self.watched() {
+            self.tell([TaskEvent::new(TaskEventKind::Claimed, claimed.clone(), now)]);
+        }
+        Ok(claimed)
     }
 
     pub async fn renew(
@@ -1845,7 +1898,15 @@ impl<S: Store> Engine<S> {
         token: i64,
         actor: &Actor,
     ) -> Result<(), EngineError> {
-        Ok(self.store.release(task, token, &actor.name).await?)
+        self.store.release(task, token, &actor.name).await?;
+        if self.watched() {
+            // The store answers a release with nothing; the task is read back to tell its
+            // queue (anything done to it since is told by whoever did it).
+            if let Some(t) = self.store.task(task).await? {
+                self.tell([TaskEvent::new(TaskEventKind::Released, t, self.clock.now())]);
+            }
+        }
+        Ok(())
     }
 
     /// Complete a claimed task by performing an action on its instance. Refused if the claim

@@ -19,6 +19,7 @@ pub mod relations;
 mod replicas;
 mod schedule_memo;
 pub mod scheduler;
+pub mod task_events;
 pub mod timers;
 pub mod types;
 pub mod values;
@@ -31,6 +32,7 @@ pub use engine::{BallotsChanged, Engine, Firing, Published};
 pub use error::{ApprovalRefusal, EngineError};
 pub use explain::Explanation;
 pub use scheduler::{Scheduler, SchedulerConfig, SchedulerHandle, SchedulerStats};
+pub use task_events::{TaskEvent, TaskEventKind};
 pub use types::{
     Actor, InstanceId, Notification, NotificationFilter, PendingBallot, Task, TaskId, TaskState,
     Timer,

@@ -307,12 +307,11 @@ pub fn holds(c: &Condition, facts: Facts) -> bool {
 }
 
 /// What one action's effects have done so far: the tickets they changed (each at most once
-/// per action, the acting ticket first, added when effects first run) and each one's open task
-/// before, to announce. Empty, and so free, for the actions that have no effects.
+/// per action, the acting ticket first, added when effects first run). Empty, and so free, for
+/// the actions that have no effects.
 #[derive(Debug, Default)]
 pub struct Touched {
     pub tickets: Vec<InstanceId>,
-    pub tasks_before: Vec<(InstanceId, Option<super::types::Task>)>,
 }
 
 /// How many steps a cascade of effects may take (an effect's transition may have effects of its

@@ -572,6 +572,10 @@ pub struct Change {
     /// Changes to other instances (linked tickets a transition acts on) written in the same
     /// transaction, each under its own version check: all of them or none. Never nested.
     pub cascade: Vec<Change>,
+    /// For a change in [`Change::cascade`]: its instance's open task as the change was decided
+    /// on, so the engine can tell queue listeners what the change took away or moved. Not
+    /// written.
+    pub task_before: Option<Task>,
 }
 
 impl Change {
@@ -591,6 +595,7 @@ impl Change {
             notifications: Vec::new(),
             ballots: None,
             cascade: Vec::new(),
+            task_before: None,
         }
     }
 }

@@ -244,7 +244,8 @@ impl Inner {
         }
         let mut spawned = Vec::with_capacity(change.spawns.len());
         for s in change.spawns {
-            spawned.push(self.insert_instance(s));
+            let child = self.insert_instance(s);
+            spawned.push((child, self.open_task(child)));
         }
         if let Some(wakeup) = change.wakeup {
             self.set_wakeup(id, wakeup);
@@ -733,11 +734,12 @@ impl Store for MemoryStore {
         roles: &[String],
         active: bool,
         _at: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<Vec<Task>> {
         let mut inner = self.lock();
         inner
             .agents
             .insert(name.to_string(), (roles.to_vec(), active));
+        let mut returned = Vec::new();
         if !active {
             let ids: Vec<TaskId> = inner
                 .not_done()
@@ -746,9 +748,10 @@ impl Store for MemoryStore {
                 .collect();
             for id in ids {
                 inner.with_task(id, |t| t.assigned_to = None);
+                returned.extend(inner.tasks.get(id.0).cloned());
             }
         }
-        Ok(())
+        Ok(returned)
     }
 
     async fn active_agents(&self) -> Result<Vec<(String, Vec<String>)>> {

@@ -108,8 +108,8 @@ pub type Created = (InstanceId, Option<Task>);
 /// What a commit did that its caller cannot know in advance.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Committed {
-    /// Ids of the instances the change spawned, in order.
-    pub spawned: Vec<InstanceId>,
+    /// The instances the change spawned, in order, each with its first task.
+    pub spawned: Vec<Created>,
     /// The instance's open task after the change, when the change created or updated one.
     pub task: Option<Task>,
     /// What each of the change's [`Change::cascade`] did, in order.
@@ -321,14 +321,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Register an agent (or update their roles), and say whether they take pushed work now.
-    /// An agent who stops gets their assigned, unclaimed tasks returned to their queues.
+    /// An agent who stops gets their assigned, unclaimed tasks returned to their queues: those
+    /// tasks, as they are now, are returned.
     fn set_agent(
         &self,
         name: &str,
         roles: &[String],
         active: bool,
         at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<Vec<Task>>> + Send;
 
     /// Active agents and their roles, by name.
     fn active_agents(&self) -> impl Future<Output = Result<Vec<(String, Vec<String>)>>> + Send;

@@ -144,7 +144,7 @@ enum Job {
         roles: String,
         active: bool,
         at: DateTime<Utc>,
-        reply: Reply<()>,
+        reply: Reply<Vec<Task>>,
     },
     ClaimWakeups {
         now: i64,
@@ -180,6 +180,7 @@ enum Done {
     MaybeTask(Reply<Option<Task>>, Result<Option<Task>>),
     Task(Reply<Task>, Result<Task>),
     Unit(Reply<()>, Result<()>),
+    Tasks(Reply<Vec<Task>>, Result<Vec<Task>>),
     Instances(Reply<Vec<InstanceId>>, Result<Vec<InstanceId>>),
     Count(Reply<u64>, Result<u64>),
     Notifications(Reply<Vec<Notification>>, Result<Vec<Notification>>),
@@ -194,6 +195,7 @@ impl Done {
             Done::MaybeTask(_, r) => r.is_err(),
             Done::Task(_, r) => r.is_err(),
             Done::Unit(_, r) => r.is_err(),
+            Done::Tasks(_, r) => r.is_err(),
             Done::Instances(_, r) => r.is_err(),
             Done::Count(_, r) => r.is_err(),
             Done::Notifications(_, r) => r.is_err(),
@@ -216,6 +218,7 @@ impl Done {
             Done::MaybeTask(tx, r) => drop(tx.send(pick(r, failed))),
             Done::Task(tx, r) => drop(tx.send(pick(r, failed))),
             Done::Unit(tx, r) => drop(tx.send(pick(r, failed))),
+            Done::Tasks(tx, r) => drop(tx.send(pick(r, failed))),
             Done::Instances(tx, r) => drop(tx.send(pick(r, failed))),
             Done::Count(tx, r) => drop(tx.send(pick(r, failed))),
             Done::Notifications(tx, r) => drop(tx.send(pick(r, failed))),
@@ -521,7 +524,7 @@ fn run(conn: &Connection, job: Job) -> Done {
             active,
             at,
             reply,
-        } => Done::Unit(reply, set_agent(conn, &name, &roles, active, at)),
+        } => Done::Tasks(reply, set_agent(conn, &name, &roles, active, at)),
         Job::ClaimWakeups {
             now,
             limit,
@@ -863,7 +866,7 @@ fn commit(conn: &Connection, rows: ChangeRows) -> Result<Committed> {
     }
     let mut spawned = Vec::with_capacity(rows.spawns.len());
     for s in rows.spawns {
-        spawned.push(create(conn, s)?.0);
+        spawned.push(create(conn, s)?);
     }
     // In the same transaction: a version check failing here undoes the whole change.
     let cascaded = rows
@@ -1022,19 +1025,23 @@ fn set_agent(
     roles: &str,
     active: bool,
     at: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Vec<Task>> {
     conn.prepare_cached(
         "INSERT INTO agents (name, roles, active, updated_at) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (name) DO UPDATE SET roles = excluded.roles, active = excluded.active, updated_at = excluded.updated_at",
     )?
     .execute(params![name, roles, active, ts(at)])?;
-    if !active {
-        conn.prepare_cached(
-            "UPDATE tasks SET assigned_to = NULL WHERE assigned_to = ?1 AND state = 'open'",
-        )?
-        .execute(params![name])?;
+    if active {
+        return Ok(Vec::new());
     }
-    Ok(())
+    let returned = conn
+        .prepare_cached(
+            "UPDATE tasks SET assigned_to = NULL WHERE assigned_to = ?1 AND state = 'open' \
+             RETURNING *",
+        )?
+        .query_map(params![name], task_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(returned)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1362,7 +1369,7 @@ impl Store for SqliteStore {
         roles: &[String],
         active: bool,
         at: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<Vec<Task>> {
         let roles = serde_json::to_string(roles).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let name = name.to_string();
         self.write(|reply| Job::SetAgent {

@@ -1,8 +1,10 @@
 //! Live queue events for agents' queue views, sent as server-sent events.
 //!
-//! Every change this server makes to a task is published on its tenant's channel; a client
-//! subscribes to one queue. Nodes sharing a PostgreSQL database pass their events to each
-//! other ([`super::fanout`]), so a client hears what any node did.
+//! The engine tells what every change it commits does to tasks, whoever made the change (a
+//! request, a timer, an effect on a linked ticket, an agent going off shift, a migration);
+//! [`relay`] publishes that on the tenant's channel, and a client subscribes to one queue.
+//! Nodes sharing a PostgreSQL database pass their events to each other ([`super::fanout`]),
+//! so a client hears what any node did.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -12,8 +14,7 @@ use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use std::sync::Arc;
 
-use itsmflow_engine::runtime::{Engine, Task};
-use itsmflow_engine::store::Store;
+use itsmflow_engine::runtime::{Firing, Task, TaskEvent, TaskEventKind};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -48,6 +49,24 @@ pub struct QueueEvent {
     pub at: DateTime<Utc>,
 }
 
+impl From<TaskEventKind> for QueueEventKind {
+    fn from(kind: TaskEventKind) -> Self {
+        match kind {
+            TaskEventKind::Added => QueueEventKind::Added,
+            TaskEventKind::Claimed => QueueEventKind::Claimed,
+            TaskEventKind::Released => QueueEventKind::Released,
+            TaskEventKind::Removed => QueueEventKind::Removed,
+            TaskEventKind::Escalated => QueueEventKind::Escalated,
+        }
+    }
+}
+
+impl From<&TaskEvent> for QueueEvent {
+    fn from(e: &TaskEvent) -> Self {
+        QueueEvent::of(e.kind.into(), &e.task, e.at)
+    }
+}
+
 impl QueueEvent {
     pub fn of(kind: QueueEventKind, task: &Task, at: DateTime<Utc>) -> Self {
         QueueEvent {
@@ -62,12 +81,20 @@ impl QueueEvent {
     }
 }
 
+/// What a subscriber on this node hears: an event, or that events were lost before reaching
+/// this node's channel (the relay fell behind the engine), so it reloads.
+#[derive(Clone, Debug)]
+pub enum Heard {
+    Event(QueueEvent),
+    Missed(u64),
+}
+
 /// A tenant's queue events: subscribers on this node, and, when several nodes share a
 /// PostgreSQL database, the other nodes (see [`super::fanout`]).
 #[derive(Clone)]
 pub struct EventBus {
     tenant: String,
-    local: broadcast::Sender<QueueEvent>,
+    local: broadcast::Sender<Heard>,
     remote: Option<super::fanout::Outbound>,
 }
 
@@ -88,75 +115,59 @@ impl EventBus {
         self.remote.is_some() || self.local.receiver_count() > 0
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<QueueEvent> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Heard> {
         self.local.subscribe()
     }
 
     /// An event another node published: for this node's subscribers only.
     pub fn deliver_from_elsewhere(&self, event: QueueEvent) {
-        let _ = self.local.send(event);
+        let _ = self.local.send(Heard::Event(event));
     }
 
-    fn send(&self, event: QueueEvent) {
+    /// Publish to whoever listens, here and on other nodes.
+    fn publish(&self, event: QueueEvent) {
         if let Some(remote) = &self.remote {
             remote.send(&self.tenant, &event);
         }
         // Nobody listening is fine.
-        let _ = self.local.send(event);
+        let _ = self.local.send(Heard::Event(event));
     }
 }
 
-/// Publish to whoever listens, here and on other nodes.
-pub fn publish(bus: &EventBus, event: QueueEvent) {
-    bus.send(event);
+/// Publish what the engine tells of tasks, until the engine is gone. `told` is taken before
+/// the engine serves anything, so no change goes untold.
+pub async fn relay(mut told: broadcast::Receiver<TaskEvent>, bus: EventBus) {
+    loop {
+        match told.recv().await {
+            Ok(event) if bus.has_listeners() => bus.publish(QueueEvent::from(&event)),
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "queue events fell behind; listeners are told to reload"
+                );
+                let _ = bus.local.send(Heard::Missed(missed));
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
 }
 
-/// Tell queue listeners what the scheduler's firings did to tasks: the task the instance has
-/// now is `escalated` (in its queue, perhaps a new one), and a task it no longer has is
-/// `removed` from its queue.
-pub async fn relay_firings<S: Store>(
-    engine: Arc<Engine<S>>,
-    channel: EventBus,
+/// Count the clocks the scheduler's firings found breached, for the metrics.
+pub async fn count_breaches(
+    mut firings: broadcast::Receiver<Firing>,
     breaches: Arc<std::sync::atomic::AtomicU64>,
 ) {
-    let mut firings = engine.firings();
     loop {
-        let firing = match firings.recv().await {
-            Ok(f) => f,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        breaches.fetch_add(
-            u64::from(firing.breaches),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        if !channel.has_listeners() {
-            continue;
-        }
-        let now = engine.clock().now();
-        let after = match engine.instance(firing.instance).await {
-            Ok(view) => view.task().cloned(),
-            Err(e) => {
-                tracing::warn!(instance = %firing.instance, error = %e, "cannot read a fired instance");
-                continue;
-            }
-        };
-        if let Some(before) = &firing.task_before {
-            if after
-                .as_ref()
-                .is_none_or(|a| a.id != before.id || a.queue != before.queue)
-            {
-                publish(
-                    &channel,
-                    QueueEvent::of(QueueEventKind::Removed, before, now),
+        match firings.recv().await {
+            Ok(firing) => {
+                breaches.fetch_add(
+                    u64::from(firing.breaches),
+                    std::sync::atomic::Ordering::Relaxed,
                 );
             }
-        }
-        if let Some(task) = &after {
-            publish(
-                &channel,
-                QueueEvent::of(QueueEventKind::Escalated, task, now),
-            );
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }
@@ -177,15 +188,14 @@ pub fn stream(
     queue: String,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let lagged = |missed| Some(Ok(sse_event("lagged", &wire::StreamLagged { missed })));
     let events = BroadcastStream::new(channel.subscribe()).filter_map(move |item| match item {
-        Ok(e) if *e.queue == *queue => {
+        Ok(Heard::Event(e)) if *e.queue == *queue => {
             let e = wire::QueueEvent::from(&e);
             Some(Ok(sse_event(e.kind.name(), &e)))
         }
-        Ok(_) => None,
-        Err(BroadcastStreamRecvError::Lagged(missed)) => {
-            Some(Ok(sse_event("lagged", &wire::StreamLagged { missed })))
-        }
+        Ok(Heard::Event(_)) => None,
+        Ok(Heard::Missed(missed)) | Err(BroadcastStreamRecvError::Lagged(missed)) => lagged(missed),
     });
     let ready = tokio_stream::once(Ok(sse_event("ready", &wire::StreamReady {})));
     // Streams end when the server stops, so a graceful shutdown does not wait on them.

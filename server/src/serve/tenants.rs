@@ -224,11 +224,10 @@ impl<B: Backend> Tenants<B> {
         );
         let events = EventBus::new(tenant, self.fanout.clone());
         let breaches = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let mut helpers = vec![tokio::spawn(events::relay_firings(
-            engine.clone(),
-            events.clone(),
-            breaches.clone(),
-        ))];
+        let mut helpers = vec![
+            tokio::spawn(events::relay(engine.task_events(), events.clone())),
+            tokio::spawn(events::count_breaches(engine.firings(), breaches.clone())),
+        ];
         if let Some(webhook) = &self.webhook {
             helpers.push(tokio::spawn(
                 webhook.clone().deliver(tenant.to_string(), engine.clone()),

@@ -135,19 +135,6 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
-    /// Tell listeners of the tickets an action's effects changed (as a firing is told: the
-    /// server's live queue views read each to see what moved).
-    pub(super) fn announce(&self, touched: Touched) {
-        for (instance, task_before) in touched.tasks_before {
-            // Nobody listening is fine.
-            let _ = self.firings.send(crate::runtime::Firing {
-                instance,
-                task_before,
-                breaches: 0,
-            });
-        }
-    }
-
     /// Whether `from` (of `def`) may be linked to `to` as `kind` (a kind its process declares,
     /// or the undeclared kind of spawns): `Ok(Some(stored))` with the link to store, `Ok(None)`
     /// when it exists already.
@@ -372,11 +359,11 @@ impl<S: Store> Engine<S> {
                             }
                         };
                         touched.tickets.push(other);
-                        touched.tasks_before.push((other, task.clone()));
                         self.assign_all(&mut other_change, task.as_ref()).await?;
                         self.cascade(&other_def, &mut other_change, actor, touched, depth + 1)
                             .await?;
                         self.schedule(&other_def, None, &mut other_change).await?;
+                        other_change.task_before = task;
                         let nested = std::mem::take(&mut other_change.cascade);
                         change.cascade.push(other_change);
                         change.cascade.extend(nested);

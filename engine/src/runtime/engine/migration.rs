@@ -13,6 +13,7 @@ use crate::runtime::catalog::Definition;
 use crate::runtime::error::EngineError;
 use crate::runtime::logic;
 use crate::runtime::migrate::{self, Checked, Plan, Report, TicketMove};
+use crate::runtime::task_events::{Origin, Watch};
 use crate::runtime::timers::TimerState;
 use crate::runtime::types::*;
 use crate::store::{InstanceFilter, Store, StoreError};
@@ -153,14 +154,16 @@ impl<S: Store> Engine<S> {
             else {
                 return Ok(None);
             };
-            let change = self
+            let mut change = self
                 .migration_change(checked, &inst, task.as_ref(), migration, actor, now)
                 .await?;
+            let watch = self.watched().then(|| Watch::of(&mut change, task.clone()));
             let wakeups: Vec<_> = change.wakeup.flatten().into_iter().collect();
             let ballots = self.ballot_news(&change);
             let notifies = !change.notifications.is_empty();
             match self.store.commit(change).await {
-                Ok(_) => {
+                Ok(committed) => {
+                    self.tell_committed(watch, &committed, Origin::Request);
                     // What was remembered of the ticket's timers was under the old version.
                     let _ = self.schedules.take(id, inst.version);
                     self.wakeups_committed(wakeups);

@@ -409,7 +409,7 @@ async fn commit(conn: &mut PgConnection, rows: ChangeRows) -> Result<Committed> 
     }
     let mut spawned = Vec::with_capacity(rows.spawns.len());
     for s in rows.spawns {
-        spawned.push(create(conn, s).await?.0);
+        spawned.push(create(conn, s).await?);
     }
     // In the same transaction: a version check failing here undoes the whole change.
     let mut cascaded = Vec::with_capacity(rows.cascade.len());
@@ -1145,7 +1145,7 @@ impl Store for PostgresStore {
         roles: &[String],
         active: bool,
         at: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<Vec<Task>> {
         let roles = serde_json::to_value(roles).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -1158,16 +1158,21 @@ impl Store for PostgresStore {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        if !active {
-            sqlx::query(
-                "UPDATE tasks SET assigned_to = NULL WHERE assigned_to = $1 AND state = 'open'",
+        let returned = match active {
+            true => Vec::new(),
+            false => sqlx::query(
+                "UPDATE tasks SET assigned_to = NULL WHERE assigned_to = $1 AND state = 'open' \
+                 RETURNING *",
             )
             .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        }
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(task_from_row)
+            .collect::<Result<Vec<_>>>()?,
+        };
         tx.commit().await?;
-        Ok(())
+        Ok(returned)
     }
 
     async fn active_agents(&self) -> Result<Vec<(String, Vec<String>)>> {

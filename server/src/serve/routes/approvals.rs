@@ -17,7 +17,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt;
 
-use super::instances::{announce, expected_version, visible};
+use super::instances::{expected_version, visible};
 use super::{PathArgs, QueryArgs};
 use crate::serve::app::{json, App, JsonBody};
 use crate::serve::auth::Ctx;
@@ -148,7 +148,6 @@ pub(crate) async fn cast_vote<B: Backend>(
             &ctx.actor(),
         )
         .await?;
-    announce::<B>(ctx, &after);
     Ok(after)
 }
 

@@ -4,7 +4,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use itsmflow_engine::runtime::InstanceId;
 
-use super::instances::{announce, expected_version, visible};
+use super::instances::{expected_version, visible};
 use super::PathArgs;
 use crate::serve::app::{json, JsonBody};
 use crate::serve::auth::Ctx;
@@ -98,6 +98,5 @@ pub(crate) async fn tick_item<B: Backend>(
         .engine
         .check_item(InstanceId(id), item, done, expected, &ctx.actor())
         .await?;
-    announce::<B>(ctx, &after);
     Ok(after)
 }

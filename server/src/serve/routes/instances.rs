@@ -14,7 +14,6 @@ use super::{PathArgs, QueryArgs};
 use crate::serve::app::{json, JsonBody};
 use crate::serve::auth::Ctx;
 use crate::serve::error::{ApiError, ApiResult};
-use crate::serve::events::{publish, QueueEvent, QueueEventKind};
 use crate::serve::tenants::Backend;
 use crate::serve::wire;
 
@@ -41,38 +40,6 @@ async fn asked_to_vote<B: Backend>(ctx: &C<B>, view: &InstanceView) -> ApiResult
     }
     let approval = ctx.tenant.engine.approval(view.id()).await?;
     Ok(approval.is_some_and(|a| a.waiting_for().contains(&ctx.who.user.as_str())))
-}
-
-/// Tell queue listeners how the instance's task changed (the engine hands back the task as it
-/// was before the action, so nothing is read again).
-pub(crate) fn announce<B: Backend>(ctx: &C<B>, after: &InstanceView) {
-    if !ctx.tenant.events.has_listeners() {
-        return;
-    }
-    let now = ctx.tenant.engine.clock().now();
-    let old = after.previous_task();
-    let new = after.task();
-    match (old, new) {
-        (Some(o), Some(n)) if o.id == n.id && o.queue == n.queue && o.priority == n.priority => {}
-        (Some(o), Some(n)) if o.id == n.id && o.queue == n.queue => publish(
-            &ctx.tenant.events,
-            QueueEvent::of(QueueEventKind::Added, n, now),
-        ),
-        _ => {
-            if let Some(o) = old {
-                publish(
-                    &ctx.tenant.events,
-                    QueueEvent::of(QueueEventKind::Removed, o, now),
-                );
-            }
-            if let Some(n) = new {
-                publish(
-                    &ctx.tenant.events,
-                    QueueEvent::of(QueueEventKind::Added, n, now),
-                );
-            }
-        }
-    }
 }
 
 fn located(view: &InstanceView) -> Response {
@@ -114,7 +81,6 @@ pub async fn create<B: Backend>(
                 .engine
                 .create_item(item, &body.fields, &ctx.actor())
                 .await?;
-            announce::<B>(&ctx, &view);
             view
         }
         _ => {
@@ -138,7 +104,6 @@ pub(crate) async fn raise<B: Backend>(
         .engine
         .create(process, fields, &ctx.actor())
         .await?;
-    announce::<B>(ctx, &view);
     Ok(view)
 }
 
@@ -360,7 +325,6 @@ pub(crate) async fn act<B: Backend>(
             reason,
         )
         .await?;
-    announce::<B>(ctx, &after);
     Ok(after)
 }
 
@@ -409,7 +373,6 @@ pub async fn update<B: Backend>(
             body.reason,
         )
         .await?;
-    announce::<B>(&ctx, &after);
     Ok(json(
         StatusCode::OK,
         &wire::instances::Instance::from(&after),

@@ -10,7 +10,7 @@ use super::{PathArgs, QueryArgs};
 use crate::serve::app::{json, JsonBody};
 use crate::serve::auth::Ctx;
 use crate::serve::error::{ApiError, ApiResult};
-use crate::serve::events::{self, publish, QueueEvent, QueueEventKind};
+use crate::serve::events;
 use crate::serve::tenants::Backend;
 use crate::serve::wire;
 
@@ -163,29 +163,18 @@ pub async fn claim_next<B: Backend>(
     }
 }
 
-/// Claim the queue's first task for the caller and tell the queue's listeners.
+/// Claim the queue's first task for the caller (the engine tells the queue's listeners).
 pub(crate) async fn take_next<B: Backend>(
     ctx: &C<B>,
     queue: &str,
     lease: TimeDelta,
 ) -> ApiResult<Option<Task>> {
     ctx.require_agent()?;
-    let task = ctx
+    Ok(ctx
         .tenant
         .engine
         .claim_next(queue, &ctx.actor(), lease)
-        .await?;
-    if let Some(task) = &task {
-        publish(
-            &ctx.tenant.events,
-            QueueEvent::of(
-                QueueEventKind::Claimed,
-                task,
-                ctx.tenant.engine.clock().now(),
-            ),
-        );
-    }
-    Ok(task)
+        .await?)
 }
 
 #[utoipa::path(
@@ -199,7 +188,7 @@ pub(crate) async fn take_next<B: Backend>(
         ("queue" = String, Path, description = "Queue name.", example = "service_desk")
     ),
     responses(
-        (status = 200, description = "A `text/event-stream` that stays open until the client disconnects or the server shuts down (the stream then ends). Events: `ready` (data `{}`, once, when subscribed); `added`, `claimed`, `released`, `removed` (data: a QueueEvent); `escalated` (data: a QueueEvent): a timer fired on the task's instance (an escalation step, a breach, an automatic transition) and the task is now in this queue, perhaps moved here or re-prioritised; a task the firing took out of a queue is announced there as `removed`; `lagged` (data `{\"missed\": N}`: the client fell behind and missed N events; reload the queue). A comment line is sent every 15 s to keep the connection open. Events reach clients on every node: nodes sharing a PostgreSQL database pass them to each other (NOTIFY/LISTEN), so a client hears about changes made through any node and timers fired by any node's scheduler. Best effort: reload the queue on `ready` and `lagged`.", body = String, content_type = "text/event-stream", example = json!("event: ready\ndata: {}\n\nevent: added\ndata: {\"type\":\"added\",\"queue\":\"service_desk\",\"task\":1,\"instance\":1,\"priority\":2,\"claimed_by\":null,\"at\":\"2026-03-02T09:00:00Z\"}\n\n")),
+        (status = 200, description = "A `text/event-stream` that stays open until the client disconnects or the server shuts down (the stream then ends). Events: `ready` (data `{}`, once, when subscribed); `added`, `claimed`, `released`, `removed` (data: a QueueEvent), told by the engine from every change it commits, whoever made it (a request, a timer, an effect on a linked ticket, a spawn, an agent going off shift, a migration); `escalated` (data: a QueueEvent): a timer fired on the task's instance (an escalation step, a breach, an automatic transition) and the task is now in this queue, perhaps moved here or re-prioritised; a task the firing took out of a queue is announced there as `removed`; `lagged` (data `{\"missed\": N}`: the client fell behind and missed N events; reload the queue). A comment line is sent every 15 s to keep the connection open. Events reach clients on every node: nodes sharing a PostgreSQL database pass them to each other (NOTIFY/LISTEN), so a client hears about changes made through any node and timers fired by any node's scheduler. Best effort: reload the queue on `ready` and `lagged`.", body = String, content_type = "text/event-stream", example = json!("event: ready\ndata: {}\n\nevent: added\ndata: {\"type\":\"added\",\"queue\":\"service_desk\",\"task\":1,\"instance\":1,\"priority\":2,\"claimed_by\":null,\"at\":\"2026-03-02T09:00:00Z\"}\n\n")),
         (status = 401, response = wire::problem::Unauthorized),
         (status = 403, response = wire::problem::Forbidden),
         (status = 404, response = wire::problem::NotFound),

@@ -11,7 +11,6 @@ use super::PathArgs;
 use crate::serve::app::{json, JsonBody};
 use crate::serve::auth::Ctx;
 use crate::serve::error::{ApiError, ApiResult};
-use crate::serve::events::{publish, QueueEvent, QueueEventKind};
 use crate::serve::tenants::Backend;
 use crate::serve::wire;
 
@@ -80,23 +79,14 @@ pub async fn claim<B: Backend>(
     Ok(json(StatusCode::OK, &wire::tasks::Task::from(task)))
 }
 
-/// Claim a task for the caller and tell its queue's listeners.
+/// Claim a task for the caller (the engine tells its queue's listeners).
 pub(crate) async fn take<B: Backend>(ctx: &C<B>, id: i64, lease: TimeDelta) -> ApiResult<Task> {
     ctx.require_agent()?;
-    let task = ctx
+    Ok(ctx
         .tenant
         .engine
         .claim(TaskId(id), &ctx.actor(), lease)
-        .await?;
-    publish(
-        &ctx.tenant.events,
-        QueueEvent::of(
-            QueueEventKind::Claimed,
-            &task,
-            ctx.tenant.engine.clock().now(),
-        ),
-    );
-    Ok(task)
+        .await?)
 }
 
 #[utoipa::path(
@@ -195,22 +185,12 @@ pub async fn release<B: Backend>(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Release the caller's claim on a task and tell its queue's listeners.
+/// Release the caller's claim on a task (the engine tells its queue's listeners).
 pub(crate) async fn give_back<B: Backend>(ctx: &C<B>, id: i64, token: i64) -> ApiResult<()> {
     ctx.require_agent()?;
     let engine = &ctx.tenant.engine;
     if let Err(e) = engine.release(TaskId(id), token, &ctx.actor()).await {
         return Err(refused::<B>(ctx, id, token, e).await);
-    }
-    if let Ok(task) = engine.task(TaskId(id)).await {
-        publish(
-            &ctx.tenant.events,
-            QueueEvent::of(
-                QueueEventKind::Released,
-                &task,
-                ctx.tenant.engine.clock().now(),
-            ),
-        );
     }
     Ok(())
 }
@@ -260,26 +240,6 @@ pub async fn complete<B: Backend>(
         Ok(view) => view,
         Err(e) => return Err(refused::<B>(&ctx, id, body.token, e).await),
     };
-    let now = engine.clock().now();
-    match view.task() {
-        // Still the same task (the action kept the instance in its stage).
-        Some(t) if t.id.0 == id => {}
-        next => {
-            // The completed task left its queue (the engine hands back how it was).
-            if let Some(done) = view.previous_task() {
-                publish(
-                    &ctx.tenant.events,
-                    QueueEvent::of(QueueEventKind::Removed, done, now),
-                );
-            }
-            if let Some(n) = next {
-                publish(
-                    &ctx.tenant.events,
-                    QueueEvent::of(QueueEventKind::Added, n, now),
-                );
-            }
-        }
-    }
     // Completing a task that sends the ticket for approval shows the approval.
     Ok(json(
         StatusCode::OK,

@@ -20,7 +20,6 @@ use serde_json::Map;
 use super::portal::{control, field_errors, form_fields, prefill, viewer, MY_TICKETS};
 use super::ticket::{label_of, posted_value};
 use crate::serve::error::ApiError;
-use crate::serve::routes::instances;
 use crate::serve::tenants::Backend;
 use crate::web::csrf::{Fields, Posted};
 use crate::web::layout::{self, Section};
@@ -287,13 +286,10 @@ pub async fn raise<B: Backend>(
         .await
         .map_err(ApiError::from);
     match created {
-        Ok(view) => {
-            instances::announce::<B>(ctx, &view);
-            Ok(layout::see_other(&format!(
-                "{MY_TICKETS}?raised={}",
-                view.id().0
-            )))
-        }
+        Ok(view) => Ok(layout::see_other(&format!(
+            "{MY_TICKETS}?raised={}",
+            view.id().0
+        ))),
         Err(e) => {
             let errors = field_errors(&e);
             let problem = format!("{}: {}. Nothing was raised.", e.title, e.detail);
