@@ -74,10 +74,7 @@ pub async fn run(args: ExplainArgs) -> Result<(), ExplainError> {
     let db = Database::parse(&args.database);
     let identities = IdentityStore::open_for_tenant(&db, &args.tenant).await?;
     let actor = actor(&identities, &args).await?;
-    let directory = Arc::new(TenantDirectory {
-        identities,
-        tenant: args.tenant.clone(),
-    });
+    let directory = Arc::new(TenantDirectory::new(identities, &args.tenant));
     let catalog = Arc::new(Catalog::default());
     let explanation = match &db {
         Database::Sqlite(main) => {

@@ -93,10 +93,7 @@ async fn migrate(args: &MigrateArgs) -> Result<u8, MigrateError> {
     })?;
     let db = Database::parse(&args.database);
     let identities = IdentityStore::open_for_tenant(&db, &args.tenant).await?;
-    let directory = Arc::new(TenantDirectory {
-        identities,
-        tenant: args.tenant.clone(),
-    });
+    let directory = Arc::new(TenantDirectory::new(identities, &args.tenant));
     let actor = Actor::new(args.user.as_str(), &[]);
     let catalog = Arc::new(Catalog::default());
     let outcome = match &db {

@@ -407,3 +407,58 @@ async fn changes_made_elsewhere_are_heard_on_the_other_node() {
     experts.until("escalated", urgent).await;
     desk.until("removed", urgent).await;
 }
+
+/// A node sends its queue events to the database only while another node is there to hear
+/// them: alone, it sends none; once a node says it is here, it answers and sends them. The
+/// other node here is the test itself, listening on the channel as nodes do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_alone_sends_no_events_to_the_database() {
+    use sqlx::postgres::PgListener;
+    const CHANNEL: &str = "itsmflow_queue_events";
+    /// The next message on the channel, if one comes within a second.
+    async fn next(listener: &mut PgListener) -> Option<serde_json::Value> {
+        let wait = std::time::Duration::from_secs(1);
+        let note = tokio::time::timeout(wait, listener.recv()).await.ok()?;
+        Some(serde_json::from_str(note.expect("notification").payload()).expect("json"))
+    }
+    let db = Db::postgres().await;
+    let a = Server::start(&db);
+    let alice = a.user(&a.admin, "alice", &["agent"]).await;
+    let mut listener = PgListener::connect(&db.url()).await.expect("connect");
+    listener.listen(CHANNEL).await.expect("listen");
+    // Alone (its own hello came before the test listened; its heartbeats say only "here").
+    a.incident(&alice, "Nobody hears this").await;
+    while let Some(m) = next(&mut listener).await {
+        assert!(
+            m.get("event").is_none(),
+            "an event sent with nobody to hear it: {m}"
+        );
+    }
+    // Another node says it is here: the node answers, and sends its events from then on.
+    let pool = sqlx::PgPool::connect(&db.url()).await.expect("connect");
+    let hello = json!({"node": "test-node", "here": {"answer": false}}).to_string();
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(&hello)
+        .execute(&pool)
+        .await
+        .expect("notify");
+    let mut answered = false;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !answered {
+        assert!(tokio::time::Instant::now() < deadline, "no answer");
+        if let Some(m) = next(&mut listener).await {
+            answered = m["node"] != "test-node" && m["here"]["answer"] == true;
+        }
+    }
+    let inc = a.incident(&alice, "Heard by the other node").await;
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "no event sent");
+        if let Some(m) = next(&mut listener).await {
+            if m["event"]["instance"] == inc["id"] {
+                assert_eq!(m["event"]["type"], "added", "{m}");
+                break;
+            }
+        }
+    }
+}

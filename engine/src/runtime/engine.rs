@@ -345,7 +345,6 @@ impl<S: Store> Engine<S> {
         self.firings.subscribe()
     }
 
-    /// The engine's time.
     /// What every change committed through this engine does to tasks, from then on: tasks
     /// added to queues, claimed, released, removed, escalated by timers.
     pub fn task_events(&self) -> tokio::sync::broadcast::Receiver<TaskEvent> {
@@ -371,6 +370,7 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// The engine's time.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }

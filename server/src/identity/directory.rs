@@ -9,8 +9,29 @@ use itsmflow_engine::store::StoreError;
 use super::store::{IdentityError, IdentityStore};
 
 pub struct TenantDirectory {
-    pub identities: IdentityStore,
-    pub tenant: String,
+    identities: IdentityStore,
+    tenant: String,
+    /// Users found to exist. Users are never removed (their roles, attributes and tokens
+    /// change, not their existence), so a name once found needs no second read: raising a
+    /// ticket with a person field then costs no query.
+    known: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Names kept at most; when full the set starts over (a name not found only costs a read).
+const KNOWN_USERS: usize = 65_536;
+
+impl TenantDirectory {
+    pub fn new(identities: IdentityStore, tenant: &str) -> Self {
+        TenantDirectory {
+            identities,
+            tenant: tenant.to_string(),
+            known: Default::default(),
+        }
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 fn engine_error(e: IdentityError) -> EngineError {
@@ -58,12 +79,23 @@ impl Directory for TenantDirectory {
 
     fn exists<'a>(&'a self, user: &'a str) -> Answer<'a, bool> {
         Box::pin(async move {
-            Ok(self
+            if self.known().contains(user) {
+                return Ok(true);
+            }
+            let found = self
                 .identities
                 .user(&self.tenant, user)
                 .await
                 .map_err(engine_error)?
-                .is_some())
+                .is_some();
+            if found {
+                let mut known = self.known();
+                if known.len() >= KNOWN_USERS {
+                    known.clear();
+                }
+                known.insert(user.to_string());
+            }
+            Ok(found)
         })
     }
 }

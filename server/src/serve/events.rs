@@ -110,9 +110,9 @@ impl EventBus {
         }
     }
 
-    /// Whether anyone may be listening (always, when other nodes may be).
+    /// Whether anyone may be listening: here, or on another node.
     pub fn has_listeners(&self) -> bool {
-        self.remote.is_some() || self.local.receiver_count() > 0
+        self.local.receiver_count() > 0 || self.remote.as_ref().is_some_and(|r| r.has_peers())
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Heard> {

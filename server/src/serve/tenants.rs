@@ -213,10 +213,7 @@ impl<B: Backend> Tenants<B> {
         }
         let catalog = Arc::new(Catalog::default());
         let store = self.backend.open(tenant, catalog.clone()).await?;
-        let directory = Arc::new(TenantDirectory {
-            identities: self.identities.clone(),
-            tenant: tenant.to_string(),
-        });
+        let directory = Arc::new(TenantDirectory::new(self.identities.clone(), tenant));
         let engine = Arc::new(
             Engine::open(store, catalog, self.clock.clone())
                 .await?
