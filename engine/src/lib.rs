@@ -10,6 +10,7 @@ pub mod check;
 pub mod diff;
 pub mod graph;
 pub mod model;
+pub mod record;
 pub mod runtime;
 pub mod script;
 pub mod store;

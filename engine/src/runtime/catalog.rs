@@ -7,71 +7,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
 use super::replicas::{Replica, Replicas};
 use super::timers::Timing;
 use crate::model::{Process, Project};
+pub use crate::record::definition::{
+    process_hash, DefinitionId, Definitions, ProcessVersion, ProjectSource,
+};
 
-/// Identifies one published version of one process.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub struct DefinitionId(pub i64);
-
-/// The source files of one publish, as they were checked.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ProjectSource {
-    /// `(file name, text)`, in the order they were checked.
-    pub files: Vec<(String, String)>,
-}
-
-impl ProjectSource {
-    pub fn to_sources(&self) -> itsmflow_dsl::Sources {
-        let mut sources = itsmflow_dsl::Sources::new();
-        for (name, text) in &self.files {
-            sources.add(name.clone(), text.clone());
-        }
-        sources
-    }
-
-    /// A content hash of the whole project.
-    pub fn hash(&self) -> String {
-        let mut h = Sha256::new();
-        for (name, text) in &self.files {
-            h.update((name.len() as u64).to_le_bytes());
-            h.update(name.as_bytes());
-            h.update((text.len() as u64).to_le_bytes());
-            h.update(text.as_bytes());
-        }
-        hex(&h.finalize())
-    }
-}
-
-/// The content hash of one process within a project: a process gets a new version when
-/// anything it could depend on changes (the project is the unit of meaning).
-pub fn process_hash(project_hash: &str, process: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(project_hash.as_bytes());
-    h.update(b"\0");
-    h.update(process.as_bytes());
-    hex(&h.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// One version of one process, compiled.
+/// One version of one process, compiled: the published version (its fields read through
+/// `Deref`, so the runtime reads `def.project` as it did before the record was split out) and
+/// what the runtime works out of it once.
 #[derive(Debug)]
 pub struct Definition {
-    pub id: DefinitionId,
-    pub process: String,
-    pub version: u32,
-    pub hash: String,
-    pub published_at: DateTime<Utc>,
-    pub project: Arc<Project>,
-    index: usize,
+    /// Behind an `Arc` of its own so that [`Definitions::published`] hands it to a store
+    /// without copying; each replica has its own (see [`Definition::replica`]).
+    published: Arc<ProcessVersion>,
     /// What the timer fold asks of the process at every event, worked out once.
     timing: Timing,
     /// How many `manager of` steps the process's deepest reference to a person takes (0: it
@@ -79,6 +30,14 @@ pub struct Definition {
     manager_depth: usize,
     /// The names a task carries, shared by every task of this version instead of copied.
     task_names: TaskNames,
+}
+
+impl std::ops::Deref for Definition {
+    type Target = ProcessVersion;
+
+    fn deref(&self) -> &ProcessVersion {
+        &self.published
+    }
 }
 
 /// The process's name and its stages' and the project's queues' names, by index.
@@ -117,27 +76,22 @@ impl Definition {
         project: Arc<Project>,
         process: &str,
     ) -> Option<Self> {
-        let index = project.processes.iter().position(|p| p.name == process)?;
-        let model = &project.processes[index];
-        let timing = Timing::of_in(model, &project);
+        let published = ProcessVersion::new(id, version, hash, published_at, project, process)?;
+        let model = published.model();
+        let timing = Timing::of_in(model, &published.project);
         let manager_depth = manager_depth(model);
-        let task_names = TaskNames::of(model, &project);
+        let task_names = TaskNames::of(model, &published.project);
         Some(Definition {
-            id,
-            process: process.to_string(),
-            version,
-            hash,
-            published_at,
-            project,
-            index,
+            published: Arc::new(published),
             timing,
             manager_depth,
             task_names,
         })
     }
 
-    pub fn model(&self) -> &Process {
-        &self.project.processes[self.index]
+    /// The published version, as a store reads it.
+    pub fn published(&self) -> &Arc<ProcessVersion> {
+        &self.published
     }
 
     pub fn timing(&self) -> &Timing {
@@ -154,15 +108,13 @@ impl Definition {
         &self.task_names
     }
 
-    /// A copy for a shard of replicas: the same version, with names of its own.
+    /// A copy for a shard of replicas: the same version, with names (and a record) of its own.
     pub(super) fn replica(&self) -> Definition {
         Definition {
-            process: self.process.clone(),
-            hash: self.hash.clone(),
-            project: self.project.clone(),
+            published: Arc::new(ProcessVersion::clone(&self.published)),
             timing: self.timing.clone(),
+            manager_depth: self.manager_depth,
             task_names: TaskNames::of(self.model(), &self.project),
-            ..*self
         }
     }
 }
@@ -355,5 +307,11 @@ impl Catalog {
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
+    }
+}
+
+impl Definitions for Catalog {
+    fn published(&self, id: DefinitionId) -> Option<Arc<ProcessVersion>> {
+        self.get(id).map(|def| def.published.clone())
     }
 }

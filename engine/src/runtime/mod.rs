@@ -6,7 +6,6 @@ pub mod checklist;
 mod claimed;
 pub mod clock;
 pub mod clocks;
-pub mod codec;
 pub mod engine;
 pub mod error;
 pub mod explain;
@@ -21,9 +20,10 @@ mod schedule_memo;
 pub mod scheduler;
 pub mod task_events;
 pub mod timers;
-pub mod types;
-pub mod values;
 pub mod view;
+
+// The records the runtime shares with the store, at the paths they had when they lived here.
+pub use crate::record::{codec, types, values};
 
 pub use approval::{Directory, NoDirectory, StaticDirectory};
 pub use catalog::{Catalog, DefinitionId};

@@ -12,9 +12,9 @@ use super::{
     sql, Committed, Created, InstanceAndTask, InstanceFilter, NewDefinition, Result, Store,
     StoreError, StoredDefinition, StoredDefinitions,
 };
-use crate::runtime::catalog::{Catalog, Definition, DefinitionId, ProjectSource};
-use crate::runtime::codec;
-use crate::runtime::types::*;
+use crate::record::codec;
+use crate::record::types::*;
+use crate::record::{DefinitionId, Definitions, ProcessVersion, ProjectSource};
 
 /// Events a new instance's history has room for: an incident from creation to closure
 /// (routing, priority and stage changes included) takes about this many.
@@ -110,15 +110,15 @@ struct Inner {
 
 pub struct MemoryStore {
     inner: Mutex<Inner>,
-    /// The engine's catalog: instances hold stage and queue ids, and listing filters on their
-    /// names.
-    catalog: Arc<Catalog>,
+    /// The published definitions (the engine's catalog): instances hold stage and queue ids, and
+    /// listing filters on their names.
+    catalog: Arc<dyn Definitions>,
 }
 
 impl MemoryStore {
     /// An empty store; `catalog` must be the one the engine is opened with, as for the
     /// databases.
-    pub fn new(catalog: Arc<Catalog>) -> Self {
+    pub fn new(catalog: Arc<dyn Definitions>) -> Self {
         MemoryStore {
             inner: Mutex::default(),
             catalog,
@@ -456,7 +456,7 @@ impl MemoryStore {
         &self,
         filter: &InstanceFilter,
         inst: &Instance,
-        definitions: &mut HashMap<DefinitionId, Arc<Definition>>,
+        definitions: &mut HashMap<DefinitionId, Arc<ProcessVersion>>,
     ) -> Result<bool> {
         if filter
             .created_by
@@ -471,7 +471,7 @@ impl MemoryStore {
         let def = match definitions.entry(inst.definition) {
             std::collections::hash_map::Entry::Occupied(d) => d.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(sql::definition(&self.catalog, inst.definition)?)
+                v.insert(sql::definition(&*self.catalog, inst.definition)?)
             }
         };
         Ok(filter.process.as_deref().is_none_or(|p| p == def.process)

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::runtime::catalog::{DefinitionId, ProjectSource};
-use crate::runtime::types::*;
+use crate::record::types::*;
+use crate::record::{DefinitionId, ProjectSource};
 
 pub mod memory;
 pub mod migrations;

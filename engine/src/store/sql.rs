@@ -1,5 +1,5 @@
 //! What the SQL stores share: rows in their stored form (names and JSON, from
-//! [`crate::runtime::codec`]), and what a task row's columns mean.
+//! [`crate::record::codec`]), and what a task row's columns mean.
 
 use std::sync::Arc;
 
@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 
 use super::{InstanceFilter, Result, StoreError};
-use crate::runtime::catalog::{Catalog, Definition, DefinitionId};
-use crate::runtime::codec;
-use crate::runtime::types::*;
+use crate::record::codec;
+use crate::record::types::*;
+use crate::record::{DefinitionId, Definitions, ProcessVersion};
 
 /// Stored in place of "no priority" / "no due time", so that they sort last.
 pub const NO_PRIORITY: i32 = i32::MAX;
@@ -31,9 +31,11 @@ pub fn instant(us: i64) -> std::result::Result<DateTime<Utc>, String> {
         .ok_or_else(|| format!("a stored instant ({us} microseconds since 1970) is out of range"))
 }
 
-pub fn definition(catalog: &Catalog, id: DefinitionId) -> Result<Arc<Definition>> {
+/// The published version an instance row names. Rows are written only for published versions,
+/// so one that is not there is damage.
+pub fn definition(catalog: &dyn Definitions, id: DefinitionId) -> Result<Arc<ProcessVersion>> {
     catalog
-        .get(id)
+        .published(id)
         .ok_or_else(|| StoreError::Corrupt(format!("no published definition {}", id.0)))
 }
 
@@ -138,7 +140,7 @@ pub fn ballot_from_columns(
     })
 }
 
-pub fn instance_row(def: &Definition, i: &Instance) -> InstanceRow {
+pub fn instance_row(def: &ProcessVersion, i: &Instance) -> InstanceRow {
     InstanceRow {
         id: i.id.0,
         definition_id: def.id.0,
@@ -154,7 +156,7 @@ pub fn instance_row(def: &Definition, i: &Instance) -> InstanceRow {
     }
 }
 
-pub fn event_rows(def: &Definition, events: &[Event]) -> Vec<EventRow> {
+pub fn event_rows(def: &ProcessVersion, events: &[Event]) -> Vec<EventRow> {
     events
         .iter()
         .map(|e| {
@@ -171,7 +173,7 @@ pub fn event_rows(def: &Definition, events: &[Event]) -> Vec<EventRow> {
         .collect()
 }
 
-pub fn new_instance_rows(catalog: &Catalog, n: NewInstance) -> Result<NewInstanceRows> {
+pub fn new_instance_rows(catalog: &dyn Definitions, n: NewInstance) -> Result<NewInstanceRows> {
     let def = definition(catalog, n.instance.definition)?;
     Ok(NewInstanceRows {
         instance: instance_row(&def, &n.instance),
@@ -182,7 +184,7 @@ pub fn new_instance_rows(catalog: &Catalog, n: NewInstance) -> Result<NewInstanc
     })
 }
 
-pub fn change_rows(catalog: &Catalog, c: Change) -> Result<ChangeRows> {
+pub fn change_rows(catalog: &dyn Definitions, c: Change) -> Result<ChangeRows> {
     let def = definition(catalog, c.instance.definition)?;
     Ok(ChangeRows {
         instance: instance_row(&def, &c.instance),
@@ -209,7 +211,7 @@ pub fn change_rows(catalog: &Catalog, c: Change) -> Result<ChangeRows> {
 }
 
 /// Decode an instance row with the definition it is pinned to.
-pub fn decode_instance(catalog: &Catalog, row: InstanceRow) -> Result<Instance> {
+pub fn decode_instance(catalog: &dyn Definitions, row: InstanceRow) -> Result<Instance> {
     let def = definition(catalog, DefinitionId(row.definition_id))?;
     let corrupt = |e: String| StoreError::Corrupt(format!("instance {}: {e}", row.id));
     Ok(Instance {
@@ -292,8 +294,8 @@ pub struct StoredEvent {
 /// instance's own version (`def`) back to its last migration, then the version that
 /// migration left, and so on (events are stored with names, which only their version knows).
 pub fn decode_history(
-    catalog: &Catalog,
-    def: Arc<Definition>,
+    catalog: &dyn Definitions,
+    def: Arc<ProcessVersion>,
     instance: i64,
     rows: Vec<StoredEvent>,
 ) -> Result<Vec<Event>> {
@@ -319,7 +321,7 @@ pub fn decode_history(
 
 #[allow(clippy::too_many_arguments)]
 pub fn decode_event(
-    def: &Definition,
+    def: &ProcessVersion,
     instance: i64,
     seq: i64,
     at: DateTime<Utc>,

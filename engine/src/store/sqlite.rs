@@ -31,8 +31,8 @@ use super::{
     Committed, Created, InstanceAndTask, InstanceFilter, NewDefinition, Result, Store, StoreError,
     StoredDefinition, StoredDefinitions,
 };
-use crate::runtime::catalog::{Catalog, DefinitionId, ProjectSource};
-use crate::runtime::types::*;
+use crate::record::types::*;
+use crate::record::{DefinitionId, Definitions, ProjectSource};
 
 /// The engine's tables on SQLite (see [`super::migrations`]).
 pub fn migrations() -> MigrationSet {
@@ -61,7 +61,8 @@ pub enum Durability {
 pub struct SqliteStore {
     readers: Arc<ReaderPool>,
     writer: mpsc::Sender<Job>,
-    catalog: Arc<Catalog>,
+    /// The published definitions (the engine's catalog), to turn stored names into ids and back.
+    catalog: Arc<dyn Definitions>,
 }
 
 /// Read-only connections, handed out to blocking tasks. At most `READERS` reads run at once
@@ -228,13 +229,13 @@ impl Done {
 
 impl SqliteStore {
     /// Open (creating if needed) the database file and bring its schema up to date.
-    pub async fn open(path: impl AsRef<Path>, catalog: Arc<Catalog>) -> Result<Self> {
+    pub async fn open(path: impl AsRef<Path>, catalog: Arc<dyn Definitions>) -> Result<Self> {
         Self::open_with(path, catalog, Durability::Full).await
     }
 
     pub async fn open_with(
         path: impl AsRef<Path>,
-        catalog: Arc<Catalog>,
+        catalog: Arc<dyn Definitions>,
         durability: Durability,
     ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
@@ -386,7 +387,7 @@ fn open_task_of(conn: &Connection, instance: i64) -> Result<Option<Task>> {
 }
 
 fn decode_instance_row(
-    catalog: &Catalog,
+    catalog: &dyn Definitions,
     (mut row, fields): (sql::InstanceRow, String),
 ) -> Result<Instance> {
     row.fields = parse_json(&fields, "instance fields")?;
@@ -1101,7 +1102,7 @@ impl Store for SqliteStore {
     }
 
     async fn create(&self, new: NewInstance) -> Result<Created> {
-        let rows = sql::new_instance_rows(&self.catalog, new)?;
+        let rows = sql::new_instance_rows(&*self.catalog, new)?;
         self.write(|reply| Job::Create(Box::new(rows), reply)).await
     }
 
@@ -1112,7 +1113,7 @@ impl Store for SqliteStore {
                 .prepare_cached("SELECT * FROM instances WHERE id = ?1")?
                 .query_row(params![id.0], instance_row)
                 .optional()?;
-            row.map(|r| decode_instance_row(&catalog, r)).transpose()
+            row.map(|r| decode_instance_row(&*catalog, r)).transpose()
         })
         .await
     }
@@ -1130,7 +1131,7 @@ impl Store for SqliteStore {
                     .optional()?;
                 let Some(row) = row else { return Ok(None) };
                 let task = open_task_of(conn, id.0)?;
-                Ok(Some((Arc::new(decode_instance_row(&catalog, row)?), task)))
+                Ok(Some((Arc::new(decode_instance_row(&*catalog, row)?), task)))
             })
         })
         .await
@@ -1162,7 +1163,7 @@ impl Store for SqliteStore {
                 rows.into_iter()
                     .map(|row| {
                         let task = open_task_of(conn, row.0.id)?;
-                        Ok((Arc::new(decode_instance_row(&catalog, row)?), task))
+                        Ok((Arc::new(decode_instance_row(&*catalog, row)?), task))
                     })
                     .collect()
             })
@@ -1171,7 +1172,7 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, change: Change) -> Result<Committed> {
-        let rows = sql::change_rows(&self.catalog, change)?;
+        let rows = sql::change_rows(&*self.catalog, change)?;
         self.write(|reply| Job::Commit(Box::new(rows), reply)).await
     }
 
@@ -1222,7 +1223,7 @@ impl Store for SqliteStore {
                 .query_row(params![id.0], |r| r.get(0))
                 .optional()?;
             let Some(def_id) = def_id else { return Ok(Vec::new()) };
-            let def = sql::definition(&catalog, DefinitionId(def_id))?;
+            let def = sql::definition(&*catalog, DefinitionId(def_id))?;
             let mut stmt = conn.prepare_cached("SELECT seq, at, actor, kind, data, reason FROM events WHERE instance_id = ?1 ORDER BY seq")?;
             let rows = stmt
                 .query_map(params![id.0], |r| {
@@ -1242,7 +1243,7 @@ impl Store for SqliteStore {
                     Ok(sql::StoredEvent { seq, at: parse_ts(&at)?, actor, kind, data: parse_json(&data, "event data")?, reason })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            sql::decode_history(&catalog, def, id.0, rows)
+            sql::decode_history(&*catalog, def, id.0, rows)
         })
         .await
     }

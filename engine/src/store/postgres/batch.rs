@@ -25,7 +25,7 @@ use sqlx::{PgPool, Row};
 
 use super::gather::{Gathering, Waiting};
 use super::{nothing_written, refusal, NotificationArrays};
-use crate::runtime::types::*;
+use crate::record::types::*;
 use crate::store::sql::{self, ChangeRows};
 use crate::store::{Committed, Result, StoreError};
 

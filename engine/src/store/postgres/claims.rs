@@ -19,8 +19,8 @@ use sqlx::{PgPool, Row};
 
 use super::gather::{Gathering, Waiting};
 use super::task_from_row;
-use crate::runtime::catalog::Catalog;
-use crate::runtime::types::*;
+use crate::record::types::*;
+use crate::record::Definitions;
 use crate::store::sql;
 use crate::store::{Result, StoreError};
 
@@ -47,7 +47,7 @@ pub(super) struct Claimer {
 
 impl Claimer {
     /// Start `tasks` claimer tasks on the current runtime, claiming through `pool`.
-    pub(super) fn start(pool: PgPool, catalog: Arc<Catalog>, tasks: usize) -> Self {
+    pub(super) fn start(pool: PgPool, catalog: Arc<dyn Definitions>, tasks: usize) -> Self {
         let together = Arc::new(AtomicU64::new(0));
         let counter = together.clone();
         let gathering = Gathering::start(tasks, MOST_PER_BATCH, move |waiting| {
@@ -85,7 +85,7 @@ impl Claimer {
 /// Serve the requests taken together, queue by queue, each queue's in the order they arrived.
 async fn serve_queues(
     pool: PgPool,
-    catalog: Arc<Catalog>,
+    catalog: Arc<dyn Definitions>,
     mut waiting: Vec<Waiting<Ask, Claimed>>,
     together: Arc<AtomicU64>,
 ) {
@@ -94,14 +94,14 @@ async fn serve_queues(
         let (same, rest): (Vec<_>, Vec<_>) =
             waiting.into_iter().partition(|w| w.request.queue == queue);
         waiting = rest;
-        serve(&pool, &catalog, &queue, same, &together).await;
+        serve(&pool, &*catalog, &queue, same, &together).await;
     }
 }
 
 /// Serve the requests for one queue and answer each.
 async fn serve(
     pool: &PgPool,
-    catalog: &Catalog,
+    catalog: &dyn Definitions,
     queue: &str,
     requests: Vec<Waiting<Ask, Claimed>>,
     together: &AtomicU64,
@@ -134,7 +134,7 @@ async fn serve(
 
 async fn serve_each(
     pool: &PgPool,
-    catalog: &Catalog,
+    catalog: &dyn Definitions,
     queue: &str,
     requests: Vec<Waiting<Ask, Claimed>>,
 ) {
@@ -171,7 +171,7 @@ macro_rules! instance_columns {
 /// One agent's claim, alone.
 pub(super) async fn claim_one(
     pool: &PgPool,
-    catalog: &Catalog,
+    catalog: &dyn Definitions,
     queue: &str,
     agent: &str,
     lease_until: i64,
@@ -193,7 +193,7 @@ pub(super) async fn claim_one(
 
 /// A claimed task (its columns as they are) and its instance (its columns prefixed `i_`), from
 /// one row: no JSON to build on the server nor to parse here.
-fn claimed_from_row(catalog: &Catalog, row: &PgRow) -> Result<(Task, Arc<Instance>)> {
+fn claimed_from_row(catalog: &dyn Definitions, row: &PgRow) -> Result<(Task, Arc<Instance>)> {
     let instance = sql::InstanceRow {
         id: row.try_get("instance_id")?,
         definition_id: row.try_get("i_definition_id")?,
@@ -249,7 +249,7 @@ ORDER BY req.n"
 /// Serve the requests with one statement; what each got, in order.
 async fn claim_together(
     pool: &PgPool,
-    catalog: &Catalog,
+    catalog: &dyn Definitions,
     queue: &str,
     requests: &[Waiting<Ask, Claimed>],
 ) -> Result<Vec<Served>> {

@@ -24,7 +24,7 @@ use sqlx::{PgPool, Row};
 
 use super::gather::{Gathering, Waiting};
 use super::nothing_written;
-use crate::runtime::types::InstanceId;
+use crate::record::types::InstanceId;
 use crate::store::sql::{self, NewInstanceRows};
 use crate::store::{Created, Result, StoreError};
 

@@ -26,8 +26,8 @@ use super::{
     Committed, Created, InstanceAndTask, InstanceFilter, NewDefinition, Result, Store, StoreError,
     StoredDefinition, StoredDefinitions, TaskAndInstance,
 };
-use crate::runtime::catalog::{Catalog, Definition, DefinitionId, ProjectSource};
-use crate::runtime::types::*;
+use crate::record::types::*;
+use crate::record::{DefinitionId, Definitions, ProcessVersion, ProjectSource};
 
 mod batch;
 mod creations;
@@ -50,7 +50,8 @@ pub struct PostgresStore {
     creator: creations::Creator,
     /// Serves the claims asked for at the same time together (see [`claims`]).
     claimer: claims::Claimer,
-    catalog: Arc<Catalog>,
+    /// The published definitions (the engine's catalog), to turn stored names into ids and back.
+    catalog: Arc<dyn Definitions>,
     /// When (in the callers' time, microseconds) expired leases were last returned to their
     /// queues by this node.
     last_sweep: std::sync::atomic::AtomicI64,
@@ -97,13 +98,13 @@ pub fn pool_options() -> PgPoolOptions {
 impl PostgresStore {
     /// Connect and bring the schema up to date (migrations take an advisory lock, so nodes
     /// starting together do not race).
-    pub async fn connect(url: &str, catalog: Arc<Catalog>) -> Result<Self> {
+    pub async fn connect(url: &str, catalog: Arc<dyn Definitions>) -> Result<Self> {
         Self::connect_with(url, catalog, 16).await
     }
 
     pub async fn connect_with(
         url: &str,
-        catalog: Arc<Catalog>,
+        catalog: Arc<dyn Definitions>,
         max_connections: u32,
     ) -> Result<Self> {
         let options: PgConnectOptions = url.parse()?;
@@ -695,7 +696,7 @@ fn instance_row(r: &PgRow) -> Result<sql::InstanceRow> {
 }
 
 /// An instance and its open task, from a row of `i.*` and the task as JSON in `task`.
-fn instance_and_task(catalog: &Catalog, row: &PgRow) -> Result<InstanceAndTask> {
+fn instance_and_task(catalog: &dyn Definitions, row: &PgRow) -> Result<InstanceAndTask> {
     let inst = sql::decode_instance(catalog, instance_row(row)?)?;
     let task: Option<Json> = row.try_get("task")?;
     let task = task.map(|t| sql::task_from_json(&t)).transpose()?;
@@ -704,8 +705,8 @@ fn instance_and_task(catalog: &Catalog, row: &PgRow) -> Result<InstanceAndTask> 
 
 /// The history of an instance as [`HISTORY_JSON`] gives it (`None` when it has no events).
 fn history_from_json(
-    catalog: &Catalog,
-    def: Arc<Definition>,
+    catalog: &dyn Definitions,
+    def: Arc<ProcessVersion>,
     instance: InstanceId,
     history: Option<Json>,
 ) -> Result<Vec<Event>> {
@@ -824,7 +825,7 @@ impl Store for PostgresStore {
     }
 
     async fn create(&self, new: NewInstance) -> Result<Created> {
-        let rows = sql::new_instance_rows(&self.catalog, new)?;
+        let rows = sql::new_instance_rows(&*self.catalog, new)?;
         if rows.parent.is_none() {
             return self.creator.create(rows).await;
         }
@@ -841,7 +842,7 @@ impl Store for PostgresStore {
             .await?;
         match row {
             Some(r) => Ok(Some(sql::decode_instance(
-                &self.catalog,
+                &*self.catalog,
                 instance_row(&r)?,
             )?)),
             None => Ok(None),
@@ -857,7 +858,7 @@ impl Store for PostgresStore {
             .bind(id.0)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| instance_and_task(&self.catalog, &r))
+        row.map(|r| instance_and_task(&*self.catalog, &r))
             .transpose()
     }
 
@@ -873,10 +874,10 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let found = instance_and_task(&self.catalog, &row)?;
-        let def = sql::definition(&self.catalog, found.0.definition)?;
+        let found = instance_and_task(&*self.catalog, &row)?;
+        let def = sql::definition(&*self.catalog, found.0.definition)?;
         let history: Option<Json> = row.try_get("history")?;
-        let events = history_from_json(&self.catalog, def, found.0.id, history)?;
+        let events = history_from_json(&*self.catalog, def, found.0.id, history)?;
         Ok(Some((found, events)))
     }
 
@@ -902,7 +903,7 @@ impl Store for PostgresStore {
         }
         let rows = q.fetch_all(&self.pool).await?;
         rows.iter()
-            .map(|r| instance_and_task(&self.catalog, r))
+            .map(|r| instance_and_task(&*self.catalog, r))
             .collect()
     }
 
@@ -916,7 +917,7 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let inst = sql::decode_instance(&self.catalog, instance_row(&row)?)?;
+        let inst = sql::decode_instance(&*self.catalog, instance_row(&row)?)?;
         let the_task: Json = row.try_get("the_task")?;
         let open: Option<Json> = row.try_get("task")?;
         Ok(Some((
@@ -927,7 +928,7 @@ impl Store for PostgresStore {
     }
 
     async fn commit(&self, change: Change) -> Result<Committed> {
-        let rows = sql::change_rows(&self.catalog, change)?;
+        let rows = sql::change_rows(&*self.catalog, change)?;
         if !rows.is_uncommon() {
             return self.committer.commit(rows).await;
         }
@@ -975,7 +976,8 @@ impl Store for PostgresStore {
         let Some(first) = rows.first() else {
             return Ok(Vec::new());
         };
-        let def = sql::definition(&self.catalog, DefinitionId(first.try_get("definition_id")?))?;
+        let definition = DefinitionId(first.try_get("definition_id")?);
+        let def = sql::definition(&*self.catalog, definition)?;
         let mut events = Vec::with_capacity(rows.len());
         for r in rows {
             events.push(sql::StoredEvent {
@@ -987,7 +989,7 @@ impl Store for PostgresStore {
                 reason: r.try_get("reason")?,
             });
         }
-        sql::decode_history(&self.catalog, def, id.0, events)
+        sql::decode_history(&*self.catalog, def, id.0, events)
     }
 
     async fn links(&self, id: InstanceId) -> Result<Vec<Link>> {

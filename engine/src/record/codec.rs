@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value as Json};
 
-use super::catalog::Definition;
+use super::definition::{DefinitionId, ProcessVersion};
 use super::types::*;
 use super::values;
 use crate::model::{
@@ -15,7 +15,7 @@ fn corrupt(what: impl Into<String>) -> String {
     what.into()
 }
 
-pub fn stage_name(def: &Definition, s: StageId) -> &str {
+pub fn stage_name(def: &ProcessVersion, s: StageId) -> &str {
     def.model()
         .stages
         .get(s.index())
@@ -23,21 +23,21 @@ pub fn stage_name(def: &Definition, s: StageId) -> &str {
         .unwrap_or("")
 }
 
-pub fn priority_name(def: &Definition, p: Option<PriorityId>) -> Option<&str> {
+pub fn priority_name(def: &ProcessVersion, p: Option<PriorityId>) -> Option<&str> {
     p.and_then(|p| def.model().priorities.get(p.index()).map(String::as_str))
 }
 
-pub fn queue_name(def: &Definition, q: Option<QueueId>) -> Option<&str> {
+pub fn queue_name(def: &ProcessVersion, q: Option<QueueId>) -> Option<&str> {
     q.and_then(|q| def.project.queues.get(q.index()).map(|q| q.name.as_str()))
 }
 
-pub fn stage_id(def: &Definition, name: &str) -> Result<StageId, String> {
+pub fn stage_id(def: &ProcessVersion, name: &str) -> Result<StageId, String> {
     def.model()
         .stage(name)
         .ok_or_else(|| corrupt(format!("unknown stage `{name}`")))
 }
 
-pub fn priority_id(def: &Definition, name: Option<&str>) -> Result<Option<PriorityId>, String> {
+pub fn priority_id(def: &ProcessVersion, name: Option<&str>) -> Result<Option<PriorityId>, String> {
     match name {
         None => Ok(None),
         Some(n) => def
@@ -50,7 +50,7 @@ pub fn priority_id(def: &Definition, name: Option<&str>) -> Result<Option<Priori
     }
 }
 
-pub fn queue_id(def: &Definition, name: Option<&str>) -> Result<Option<QueueId>, String> {
+pub fn queue_id(def: &ProcessVersion, name: Option<&str>) -> Result<Option<QueueId>, String> {
     match name {
         None => Ok(None),
         Some(n) => def
@@ -96,7 +96,7 @@ fn field_value(p: &Process, f: FieldId, v: &Option<Value>) -> Json {
 }
 
 /// An event's kind name and data.
-pub fn event_to_json(def: &Definition, kind: &EventKind) -> (&'static str, Json) {
+pub fn event_to_json(def: &ProcessVersion, kind: &EventKind) -> (&'static str, Json) {
     let p = def.model();
     match kind {
         EventKind::Created {
@@ -259,7 +259,7 @@ pub fn event_to_json(def: &Definition, kind: &EventKind) -> (&'static str, Json)
     }
 }
 
-fn migration_to_json(def: &Definition, m: &Migration) -> Json {
+fn migration_to_json(def: &ProcessVersion, m: &Migration) -> Json {
     let clocks: Vec<Json> = m
         .clocks
         .iter()
@@ -299,14 +299,14 @@ fn instant_of(data: &Json, key: &str) -> Result<Option<chrono::DateTime<chrono::
 }
 
 /// The version a `migrated` event's data says the ticket left.
-pub fn migrated_from(data: &Json) -> Result<super::catalog::DefinitionId, String> {
+pub fn migrated_from(data: &Json) -> Result<DefinitionId, String> {
     data.get("from_definition")
         .and_then(Json::as_i64)
-        .map(super::catalog::DefinitionId)
+        .map(DefinitionId)
         .ok_or_else(|| corrupt("a migration without the version it left"))
 }
 
-fn migration_from_json(def: &Definition, data: &Json) -> Result<Migration, String> {
+fn migration_from_json(def: &ProcessVersion, data: &Json) -> Result<Migration, String> {
     let mut clocks = Vec::new();
     for c in data
         .get("clocks")
@@ -384,7 +384,7 @@ fn names_of(data: &Json, key: &str) -> Result<Vec<std::sync::Arc<str>>, String> 
         .collect()
 }
 
-pub fn role_name(def: &Definition, r: RoleId) -> &str {
+pub fn role_name(def: &ProcessVersion, r: RoleId) -> &str {
     def.project
         .roles
         .get(r.index())
@@ -392,7 +392,7 @@ pub fn role_name(def: &Definition, r: RoleId) -> &str {
         .unwrap_or("")
 }
 
-fn role_id(def: &Definition, name: &str) -> Result<RoleId, String> {
+fn role_id(def: &ProcessVersion, name: &str) -> Result<RoleId, String> {
     def.project
         .roles
         .iter()
@@ -424,7 +424,7 @@ fn cause_of(data: &Json) -> Result<Cause, String> {
         .map_err(|e| e.to_string())
 }
 
-pub fn event_from_json(def: &Definition, kind: &str, data: &Json) -> Result<EventKind, String> {
+pub fn event_from_json(def: &ProcessVersion, kind: &str, data: &Json) -> Result<EventKind, String> {
     let p = def.model();
     Ok(match kind {
         "created" => EventKind::Created {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::catalog::DefinitionId;
+use super::definition::DefinitionId;
 use crate::model::{
     ClockKind, FieldId, OutcomeKind, PriorityId, QueueId, RoleId, StageId, TransitionId, Value,
 };
@@ -163,7 +163,7 @@ pub enum EventKind {
         clock: ClockKind,
     },
     /// The ticket's stay in `queue` ran past the queue's operational-level target (once per
-    /// stay; see [`super::ola`]).
+    /// stay; see [`crate::runtime::ola`]).
     OlaBreached {
         queue: QueueId,
     },
@@ -241,7 +241,7 @@ pub enum EventKind {
         from: StageId,
         to: StageId,
     },
-    /// The ticket was moved to another version of its process (see [`super::migrate`]).
+    /// The ticket was moved to another version of its process (see [`crate::runtime::migrate`]).
     Migrated(Box<Migration>),
 }
 
@@ -518,7 +518,7 @@ pub struct NewInstance {
     pub task: Option<NewTask>,
     /// For spawned instances: the link to the parent, as stored.
     pub parent: Option<ParentLink>,
-    /// When it first has something due (see [`super::timers`]), if ever.
+    /// When it first has something due (see [`crate::runtime::timers`]), if ever.
     pub wakeup: Option<DateTime<Utc>>,
 }
 
@@ -664,7 +664,7 @@ impl BallotChange {
 /// A due point of an instance: what falls due (`kind` `escalation`, `breach` or `after`;
 /// `what` the clock or the transition; `step` the escalation step, else 0), in which cycle
 /// (the clock's start, or the history entry that entered the stage, as microseconds or a
-/// sequence number), and when. Derived from the history ([`super::timers::Schedule`]); the
+/// sequence number), and when. Derived from the history ([`crate::runtime::timers::Schedule`]); the
 /// store keeps only each instance's earliest, as the time to look at it again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Timer {
