@@ -6,6 +6,7 @@ mod support;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use itsmflow_engine::record::Definitions;
 use itsmflow_engine::runtime::catalog::{Catalog, Definition, DefinitionId};
 
 fn at() -> DateTime<Utc> {
@@ -125,4 +126,27 @@ fn two_catalogs_on_one_thread_stay_apart() {
         assert!(first.latest("change").is_none());
         assert!(second.latest("incident").is_none());
     }
+}
+
+#[test]
+fn a_store_finds_each_published_version_by_id() {
+    let catalog = Catalog::default();
+    catalog.insert(definition(1, 1, "incident", "network_engineer"));
+    catalog.insert(definition(2, 2, "incident", "agent"));
+    // As a store holds it: the lookup, not the catalog.
+    let definitions: Arc<dyn Definitions> = Arc::new(catalog);
+    for (id, version) in [(1, 1), (2, 2)] {
+        let found = definitions
+            .published(DefinitionId(id))
+            .expect("a published version");
+        assert_eq!(
+            (found.id, found.version, found.process.as_str()),
+            (DefinitionId(id), version, "incident")
+        );
+        assert_eq!(found.model().name, "incident");
+    }
+    assert!(
+        definitions.published(DefinitionId(3)).is_none(),
+        "no version was published with id 3"
+    );
 }

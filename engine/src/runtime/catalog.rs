@@ -89,11 +89,6 @@ impl Definition {
         })
     }
 
-    /// The published version, as a store reads it.
-    pub fn published(&self) -> &Arc<ProcessVersion> {
-        &self.published
-    }
-
     pub fn timing(&self) -> &Timing {
         &self.timing
     }
