@@ -1,6 +1,6 @@
-//! The runtime's data: instances, their history, tasks, links, and the changes that move
-//! them. Ids inside an instance (stage, field, priority, transition) are those of the
-//! definition version the instance is pinned to.
+//! The records the runtime and the store share: instances, their history, tasks, links, and
+//! the changes that move them. Ids inside an instance (stage, field, priority, transition) are
+//! those of the definition version the instance is pinned to.
 
 use std::sync::Arc;
 
