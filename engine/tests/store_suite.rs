@@ -2135,6 +2135,62 @@ async fn postgres_creates_concurrent_instances_together() {
     h.finish().await;
 }
 
+/// Instances read at the same time are read by one statement, each request answered with
+/// its own instance and open task, and a missing instance with nothing, just as when read
+/// alone. (One thread: the reads are all waiting when the reader runs, so they go together.)
+#[tokio::test]
+async fn postgres_reads_concurrent_instances_together() {
+    let h = postgres().await;
+    let e = &h.engine;
+    let mut raised = Vec::new();
+    for n in 0..12 {
+        let mut fields = network_incident();
+        fields.insert("title".into(), json!(format!("outage {n}")));
+        raised.push(
+            e.create("incident", &fields, &caller())
+                .await
+                .expect("create"),
+        );
+    }
+    let missing = InstanceId(raised.iter().map(|i| i.id().0).max().unwrap_or(0) + 1000);
+    let read = std::sync::Mutex::new(Vec::new());
+    let reads: Vec<Op<'_>> = raised
+        .iter()
+        .map(|inc| inc.id())
+        .chain([missing])
+        .map(|id| {
+            let read = &read;
+            Box::pin(async move {
+                let found = e.instance(id).await;
+                read.lock().expect("results").push((id, found));
+            }) as Op<'_>
+        })
+        .collect();
+    futures_join_all(reads).await;
+    for (id, found) in read.into_inner().expect("results") {
+        if id == missing {
+            assert!(
+                matches!(found, Err(EngineError::InstanceNotFound(i)) if i == id),
+                "{:?}",
+                found.map(|v| v.id())
+            );
+            continue;
+        }
+        let found = found.expect("read");
+        let raised = raised.iter().find(|i| i.id() == id).expect("raised");
+        assert_eq!(found.id(), id);
+        assert_eq!(found.field("title"), raised.field("title"));
+        assert_eq!(
+            found.task().map(|t| (t.id, t.instance)),
+            raised.task().map(|t| (t.id, t.instance)),
+            "each read gets its own instance's task"
+        );
+    }
+    let together = e.store().instances_read_together();
+    assert!(together >= 6, "{together} instances were read together");
+    h.finish().await;
+}
+
 /// Many changes to one instance at once (which group commit keeps out of each other's
 /// statements): each is written or refused as a conflict, the ones written make consecutive
 /// versions, and the state is still the replay of its history.

@@ -45,8 +45,9 @@ pub enum StoreError {
     Migration(#[from] migrations::MigrationError),
     #[error("stored data cannot be read: {0}")]
     Corrupt(String),
-    /// A batch of writes failed to commit; none of it was applied.
-    #[error("the database did not accept the write: {0}")]
+    /// The database did not serve the request: a batch of writes failed to commit (none of
+    /// it was applied), or a read failed.
+    #[error("the database did not serve the request (nothing was written): {0}")]
     Unavailable(String),
     /// The connection failed after the write was sent: it may or may not have been applied.
     #[error("the connection to the database failed during the write, which may have been applied (read before trying again): {0}")]

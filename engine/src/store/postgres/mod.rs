@@ -32,6 +32,7 @@ use crate::record::{DefinitionId, Definitions, ProcessVersion, ProjectSource};
 mod batch;
 mod creations;
 mod gather;
+mod reads;
 
 /// The engine's tables on PostgreSQL (see [`super::migrations`]).
 pub fn migrations() -> MigrationSet {
@@ -50,6 +51,8 @@ pub struct PostgresStore {
     creator: creations::Creator,
     /// Serves the claims asked for at the same time together (see [`claims`]).
     claimer: claims::Claimer,
+    /// Serves the instances asked for at the same time together (see [`reads`]).
+    reader: reads::Reader,
     /// The published definitions (the engine's catalog), to turn stored names into ids and back.
     catalog: Arc<dyn Definitions>,
     /// When (in the callers' time, microseconds) expired leases were last returned to their
@@ -121,6 +124,12 @@ impl PostgresStore {
                 catalog.clone(),
                 gatherers(max_connections),
             ),
+            reader: reads::Reader::start(
+                pool.clone(),
+                catalog.clone(),
+                // Reads are most of what a busy node sends alone: two may be on their way.
+                gatherers(max_connections).max(2),
+            ),
             pool,
             catalog,
             last_sweep: std::sync::atomic::AtomicI64::new(i64::MIN),
@@ -147,6 +156,12 @@ impl PostgresStore {
     /// opened (see [`claims`]).
     pub fn claims_made_together(&self) -> u64 {
         self.claimer.claims_made_together()
+    }
+
+    /// How many instances were read by one statement together with others since the store was
+    /// opened (see [`reads`]).
+    pub fn instances_read_together(&self) -> u64 {
+        self.reader.read_together()
     }
 }
 
@@ -853,13 +868,9 @@ impl Store for PostgresStore {
         &self,
         id: InstanceId,
     ) -> Result<Option<(std::sync::Arc<Instance>, Option<Task>)>> {
-        // One round trip: the instance and its open task (if any) as JSON beside it.
-        let row = sqlx::query(&format!("{INSTANCES_WITH_TASK} WHERE i.id = $1"))
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| instance_and_task(&*self.catalog, &r))
-            .transpose()
+        // One round trip, shared with the reads asked for meanwhile: the instance and its open
+        // task (if any) as JSON beside it.
+        self.reader.instance_with_task(id).await
     }
 
     async fn instance_with_task_and_history(
