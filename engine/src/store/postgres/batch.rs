@@ -276,10 +276,15 @@ fn statement(p: &Parts) -> String {
         // on the locked rows: with the fence in the locking scan's condition, its state test
         // can match the predicate of a partial index of tasks, which the planner may then read
         // whole while that index is small, and a pooled connection keeps the plan as it grows
-        // (see migration 0006).
+        // (see migration 0006). Each is looked up on its own (a lateral join on the primary
+        // key), in id order: as a semi-join, the planner hashes a scan of the whole table
+        // while its statistics still say it is small (a fresh database under load), and a
+        // pooled connection keeps that plan as the table grows.
         sql.push_str(
-            "l AS (SELECT id, state, token, claimed_by, lease_until FROM tasks \
-                   WHERE id IN (SELECT close_task FROM ch) ORDER BY id FOR UPDATE), \
+            "l AS (SELECT t.id, t.state, t.token, t.claimed_by, t.lease_until \
+                   FROM (SELECT DISTINCT close_task FROM ch WHERE close_task IS NOT NULL ORDER BY close_task) AS w \
+                   CROSS JOIN LATERAL (SELECT id, state, token, claimed_by, lease_until FROM tasks \
+                                       WHERE tasks.id = w.close_task FOR UPDATE) AS t), \
              f AS (SELECT ch.id AS instance_id, l.id AS task FROM ch JOIN l ON l.id = ch.close_task \
                    WHERE CASE WHEN ch.by_token \
                          THEN l.state = 'claimed' AND l.token = ch.token AND l.claimed_by = ch.who \
