@@ -28,23 +28,7 @@ async fn escalation(db: Db) {
     let (hook, received) = receiver().await;
     let s = Server::start_with(&db, &["--webhook-url", &hook]);
     // A tenant of its own, with the one-minute project.
-    let (st, ops) = s
-        .post(
-            "/v1/tenants",
-            &s.admin,
-            json!({"name": "ops", "admin": "root"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{ops}");
-    let root = ops["secret"].as_str().unwrap().to_string();
-    let (st, published) = s
-        .post(
-            "/v1/definitions",
-            &root,
-            json!({"files": [{"name": "ops.itsm", "text": PROJECT}]}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{published}");
+    let root = s.ops_tenant("ops.itsm", PROJECT).await;
     let ann = s.user(&root, "ann", &["agent", "team_lead"]).await;
 
     // Listen to the next tier before anything happens.

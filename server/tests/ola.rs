@@ -63,23 +63,7 @@ async fn postgres() {
 
 async fn ola(db: Db) {
     let s = Server::start(&db);
-    let (st, ops) = s
-        .post(
-            "/v1/tenants",
-            &s.admin,
-            json!({"name": "ops", "admin": "root"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{ops}");
-    let root = ops["secret"].as_str().unwrap().to_string();
-    let (st, published) = s
-        .post(
-            "/v1/definitions",
-            &root,
-            json!({"files": [{"name": "ops.itsm", "text": PROJECT}]}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{published}");
+    let root = s.ops_tenant("ops.itsm", PROJECT).await;
     let ann = s.user(&root, "ann", &["agent"]).await;
 
     // A P1 ticket runs on the `default` row (1h); a P2 ticket on its own (3s).

@@ -330,26 +330,8 @@ fn rebase_sorts_a_clients_changes_entry_by_entry() {
             "    at 75% => move to next tier\n    at 90% => notify role incident_manager \"Acme incident {id} is about to breach\"\n",
         ),
     ]);
-    let onto = release.path().display().to_string();
-    let out = itsmflow(&[
-        "rebase",
-        "examples/acme",
-        "--from",
-        "processes",
-        "--onto",
-        &onto,
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let doc: Json = serde_json::from_slice(&out.stdout).expect("json");
-    let status = |entry: &str| {
-        doc["entries"]
-            .as_array()
-            .and_then(|e| e.iter().find(|x| x["entry"] == entry))
-            .map(|x| x["status"].clone())
-            .unwrap_or_else(|| panic!("no entry {entry}: {doc}"))
-    };
+    let doc = rebase_refused(&release);
+    let status = |head: &str| rebase_entry(&doc, head)["status"].clone();
     assert_eq!(status("replace target P1"), "conflicting");
     assert_eq!(status("add escalation on resolve at 90%"), "obsolete");
     assert_eq!(status("add field cost_centre"), "applying");
@@ -404,26 +386,8 @@ fn rebase_judges_a_clients_queue_entries() {
         1,
     );
     std::fs::write(&path, library).expect("write");
-    let onto = release.path().display().to_string();
-    let out = itsmflow(&[
-        "rebase",
-        "examples/acme",
-        "--from",
-        "processes",
-        "--onto",
-        &onto,
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let doc: Json = serde_json::from_slice(&out.stdout).expect("json");
-    let entry = |head: &str| {
-        doc["entries"]
-            .as_array()
-            .and_then(|e| e.iter().find(|x| x["entry"] == head))
-            .cloned()
-            .unwrap_or_else(|| panic!("no entry {head}: {doc}"))
-    };
+    let doc = rebase_refused(&release);
+    let entry = |head: &str| rebase_entry(&doc, head);
     let members = entry("add members team_lead");
     assert_eq!(members["kind"], "queue");
     assert_eq!(members["name"], "service_desk");
@@ -450,26 +414,8 @@ fn rebase_judges_a_clients_calendar_entries() {
         1,
     );
     std::fs::write(&path, library).expect("write");
-    let onto = release.path().display().to_string();
-    let out = itsmflow(&[
-        "rebase",
-        "examples/acme",
-        "--from",
-        "processes",
-        "--onto",
-        &onto,
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let doc: Json = serde_json::from_slice(&out.stdout).expect("json");
-    let entry = |head: &str| {
-        doc["entries"]
-            .as_array()
-            .and_then(|e| e.iter().find(|x| x["entry"] == head))
-            .cloned()
-            .unwrap_or_else(|| panic!("no entry {head}: {doc}"))
-    };
+    let doc = rebase_refused(&release);
+    let entry = |head: &str| rebase_entry(&doc, head);
     let removed = entry("remove holidays 04-27");
     assert_eq!(removed["kind"], "calendar");
     assert_eq!(removed["name"], "office");
@@ -494,6 +440,33 @@ fn effective_prints_the_renamed_queue_and_what_follows_it() {
         !said.contains("service_desk"),
         "every reference follows: {said}"
     );
+}
+
+/// `rebase examples/acme --from processes --onto RELEASE --format json`, which must find
+/// something to report (exit 1): its JSON report.
+fn rebase_refused(release: &tempfile::TempDir) -> Json {
+    let onto = release.path().display().to_string();
+    let out = itsmflow(&[
+        "rebase",
+        "examples/acme",
+        "--from",
+        "processes",
+        "--onto",
+        &onto,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// The entry of a rebase report whose head is `head`.
+fn rebase_entry(doc: &Json, head: &str) -> Json {
+    doc["entries"]
+        .as_array()
+        .and_then(|e| e.iter().find(|x| x["entry"] == head))
+        .cloned()
+        .unwrap_or_else(|| panic!("no entry {head}: {doc}"))
 }
 
 /// The standard library in a directory of its own, to be changed as a new release would.

@@ -113,17 +113,6 @@ async fn postgres() {
     over_http(Db::postgres().await).await;
 }
 
-async fn publish(s: &Server, token: &str, text: &str) {
-    let (st, b) = s
-        .post(
-            "/v1/definitions",
-            token,
-            json!({"files": [{"name": "ops.itsm", "text": text}]}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{b}");
-}
-
 async fn raise(s: &Server, token: &str, title: &str, then: &[&str]) -> i64 {
     let (st, b) = s
         .post(
@@ -149,16 +138,7 @@ async fn raise(s: &Server, token: &str, title: &str, then: &[&str]) -> i64 {
 
 async fn over_http(db: Db) {
     let s = Server::start(&db);
-    let (st, ops) = s
-        .post(
-            "/v1/tenants",
-            &s.admin,
-            json!({"name": "ops", "admin": "root"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{ops}");
-    let root = ops["secret"].as_str().expect("secret").to_string();
-    publish(&s, &root, V1).await;
+    let root = s.ops_tenant("ops.itsm", V1).await;
     let ann = s.user(&root, "ann", &["agent"]).await;
     let pat = s.user(&root, "pat", &["process_manager"]).await;
 
@@ -170,7 +150,7 @@ async fn over_http(db: Db) {
     assert_eq!(st, StatusCode::OK, "{claim}");
     let claimed = claim["id"].as_i64().expect("task");
     assert_eq!(claim["instance"], fresh, "{claim}");
-    publish(&s, &root, V2).await;
+    s.publish(&root, "ops.itsm", V2).await;
 
     let unmapped = json!({"process": "ticket", "from": 1});
     let (st, refused) = s.post("/v1/migrations", &ann, unmapped.clone()).await;
@@ -330,19 +310,10 @@ fn itsmflow(args: &[&str]) -> std::process::Output {
 async fn command_line() {
     let db = Db::sqlite();
     let s = Server::start(&db);
-    let (st, ops) = s
-        .post(
-            "/v1/tenants",
-            &s.admin,
-            json!({"name": "ops", "admin": "root"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{ops}");
-    let root = ops["secret"].as_str().expect("secret").to_string();
-    publish(&s, &root, V1).await;
+    let root = s.ops_tenant("ops.itsm", V1).await;
     let ann = s.user(&root, "ann", &["agent"]).await;
     let id = raise(&s, &ann, "worked", &["take"]).await;
-    publish(&s, &root, V2).await;
+    s.publish(&root, "ops.itsm", V2).await;
     s.stop();
 
     let dir = tempfile::tempdir().expect("dir");
@@ -436,16 +407,7 @@ async fn web_page_postgres() {
 async fn on_the_web_page(db: Db) {
     use support::web::WebClient;
     let s = Server::start(&db);
-    let (st, ops) = s
-        .post(
-            "/v1/tenants",
-            &s.admin,
-            json!({"name": "ops", "admin": "root"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{ops}");
-    let root = ops["secret"].as_str().expect("secret").to_string();
-    publish(&s, &root, V1).await;
+    let root = s.ops_tenant("ops.itsm", V1).await;
     let ann = s.user(&root, "ann", &["agent"]).await;
     s.user(&root, "pat", &["process_manager"]).await;
     let (st, b) = s
@@ -459,7 +421,7 @@ async fn on_the_web_page(db: Db) {
     assert_eq!(st, StatusCode::NO_CONTENT, "{b}");
     let sorted = raise(&s, &ann, "sorted", &["sort"]).await;
     let worked = raise(&s, &ann, "worked", &["take"]).await;
-    publish(&s, &root, V2).await;
+    s.publish(&root, "ops.itsm", V2).await;
 
     let mut pat = WebClient::signed_in(&s.base, "ops", "pat", "correct horse battery").await;
     let process = pat.get("/processes/ticket").await;

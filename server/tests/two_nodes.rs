@@ -297,23 +297,7 @@ async fn changes_made_elsewhere_are_heard_on_the_other_node() {
     let db = Db::postgres().await;
     let a = Server::start(&db);
     let b = Server::start(&db);
-    let (st, ops) = a
-        .post(
-            "/v1/tenants",
-            &a.admin,
-            json!({"name": "ops", "admin": "root"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{ops}");
-    let root = ops["secret"].as_str().unwrap().to_string();
-    let (st, published) = a
-        .post(
-            "/v1/definitions",
-            &root,
-            json!({"files": [{"name": "elsewhere.itsm", "text": ELSEWHERE}]}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{published}");
+    let root = a.ops_tenant("elsewhere.itsm", ELSEWHERE).await;
     let ann = a.user(&root, "ann", &["agent"]).await;
     let mut desk = Heard::listen(&b, "desk", &ann).await;
     let mut pushed = Heard::listen(&b, "pushed", &ann).await;

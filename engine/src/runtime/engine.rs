@@ -1898,13 +1898,13 @@ impl<S: Store> Engine<S> {
         token: i64,
         actor: &Actor,
     ) -> Result<(), EngineError> {
-        self.store.release(task, token, &actor.name).await?;
+        let released = self.store.release(task, token, &actor.name).await?;
         if self.watched() {
-            // The store answers a release with nothing; the task is read back to tell its
-            // queue (anything done to it since is told by whoever did it).
-            if let Some(t) = self.store.task(task).await? {
-                self.tell([TaskEvent::new(TaskEventKind::Released, t, self.clock.now())]);
-            }
+            self.tell([TaskEvent::new(
+                TaskEventKind::Released,
+                released,
+                self.clock.now(),
+            )]);
         }
         Ok(())
     }

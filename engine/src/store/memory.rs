@@ -714,7 +714,7 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn release(&self, id: TaskId, token: i64, agent: &str) -> Result<()> {
+    async fn release(&self, id: TaskId, token: i64, agent: &str) -> Result<Task> {
         let mut inner = self.lock();
         let task = inner.tasks.get(id.0);
         if !task.is_some_and(|t| t.leased_to(token, agent)) {
@@ -725,7 +725,7 @@ impl Store for MemoryStore {
             t.claimed_by = None;
             t.lease_until = None;
         });
-        Ok(())
+        inner.tasks.get(id.0).cloned().ok_or(StoreError::NoTask(id))
     }
 
     async fn set_agent(

@@ -313,13 +313,13 @@ pub trait Store: Send + Sync + 'static {
         lease_until: DateTime<Utc>,
     ) -> impl Future<Output = Result<Task>> + Send;
 
-    /// Give a claimed task back to its queue.
+    /// Give a claimed task back to its queue; returns it as it now is.
     fn release(
         &self,
         task: TaskId,
         token: i64,
         agent: &str,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<Task>> + Send;
 
     /// Register an agent (or update their roles), and say whether they take pushed work now.
     /// An agent who stops gets their assigned, unclaimed tasks returned to their queues: those

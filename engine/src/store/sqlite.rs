@@ -138,7 +138,7 @@ enum Job {
         task: TaskId,
         token: i64,
         agent: String,
-        reply: Reply<()>,
+        reply: Reply<Task>,
     },
     SetAgent {
         name: String,
@@ -518,7 +518,7 @@ fn run(conn: &Connection, job: Job) -> Done {
             token,
             agent,
             reply,
-        } => Done::Unit(reply, release(conn, task, token, &agent)),
+        } => Done::Task(reply, release(conn, task, token, &agent)),
         Job::SetAgent {
             name,
             roles,
@@ -1003,20 +1003,20 @@ fn renew(
     }
 }
 
-fn release(conn: &Connection, task: TaskId, token: i64, agent: &str) -> Result<()> {
-    let n = conn
+fn release(conn: &Connection, task: TaskId, token: i64, agent: &str) -> Result<Task> {
+    let released = conn
         .prepare_cached(
             "UPDATE tasks SET state = 'open', claimed_by = NULL, lease_until = NULL \
-             WHERE id = ?1 AND state = 'claimed' AND token = ?2 AND claimed_by = ?3",
+             WHERE id = ?1 AND state = 'claimed' AND token = ?2 AND claimed_by = ?3 RETURNING *",
         )?
-        .execute(params![task.0, token, agent])?;
-    if n == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::lease_refused(
+        .query_row(params![task.0, token, agent], task_from_row)
+        .optional()?;
+    match released {
+        Some(t) => Ok(t),
+        None => Err(StoreError::lease_refused(
             task,
             task_by_id(conn, task)?.as_ref(),
-        ))
+        )),
     }
 }
 
@@ -1353,7 +1353,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn release(&self, task: TaskId, token: i64, agent: &str) -> Result<()> {
+    async fn release(&self, task: TaskId, token: i64, agent: &str) -> Result<Task> {
         let agent = agent.to_string();
         self.write(|reply| Job::Release {
             task,

@@ -296,6 +296,34 @@ impl Server {
         self.call(Method::POST, path, token, Some(body)).await
     }
 
+    /// Create the tenant `ops` (with its administrator `root`) and publish `text` as its
+    /// project, file `name`; returns root's token.
+    pub async fn ops_tenant(&self, name: &str, text: &str) -> String {
+        let (s, ops) = self
+            .post(
+                "/v1/tenants",
+                &self.admin,
+                json!({"name": "ops", "admin": "root"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{ops}");
+        let root = ops["secret"].as_str().expect("secret").to_string();
+        self.publish(&root, name, text).await;
+        root
+    }
+
+    /// Publish `text` as the caller's tenant's project, file `name`.
+    pub async fn publish(&self, token: &str, name: &str, text: &str) {
+        let (s, b) = self
+            .post(
+                "/v1/definitions",
+                token,
+                json!({"files": [{"name": name, "text": text}]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+
     /// Create a user with roles and return a token for them.
     pub async fn user(&self, admin: &str, name: &str, roles: &[&str]) -> String {
         let (s, b) = self

@@ -1130,25 +1130,23 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn release(&self, task: TaskId, token: i64, agent: &str) -> Result<()> {
+    async fn release(&self, task: TaskId, token: i64, agent: &str) -> Result<Task> {
         let mut conn = self.pool.acquire().await?;
-        let n = sqlx::query(
+        let released = sqlx::query(
             "UPDATE tasks SET state = 'open', claimed_by = NULL, lease_until = NULL \
-             WHERE id = $1 AND state = 'claimed' AND token = $2 AND claimed_by = $3",
+             WHERE id = $1 AND state = 'claimed' AND token = $2 AND claimed_by = $3 RETURNING *",
         )
         .bind(task.0)
         .bind(token)
         .bind(agent)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::lease_refused(
+        .fetch_optional(&mut *conn)
+        .await?;
+        match released {
+            Some(row) => task_from_row(&row),
+            None => Err(StoreError::lease_refused(
                 task,
                 task_by_id(&mut conn, task).await?.as_ref(),
-            ))
+            )),
         }
     }
 
